@@ -1,0 +1,1 @@
+"""Baselines the two seed papers compare against."""

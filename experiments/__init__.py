@@ -1,0 +1,1 @@
+"""Runnable studies, the ``semcom`` CLI, configs and plots."""

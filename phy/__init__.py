@@ -1,0 +1,31 @@
+"""The channel core: one channel model for analog semantic and digital separation links.
+
+Conventions (shared by every module of the package)
+---------------------------------------------------
+* Complex baseband, ``torch.complex64`` by default (``complex128`` selectable through
+  ``precision="double"``). Shapes are ``[..., n]``: batch dimensions first, channel uses last.
+* SNR is Es/N0 per complex channel use. After power normalisation the mean symbol energy is
+  ``Es = P`` (default ``P = 1``), so ``N0 = P / 10**(snr_db / 10)``.
+* Noise is circularly-symmetric complex Gaussian ``CN(0, N0)``: ``N0 / 2`` per real dimension.
+* Analog features are power-normalised **per example** (each example's block of symbols has mean
+  ``|x|^2 = P``). The batch-wide variant exists only under the explicit name
+  :func:`phy.conventions.normalize_power_batchwide`.
+* Channel uses are counted in complex symbols per example; the bandwidth compression ratio
+  (BCR) is ``n_ch / (C*H*W)`` with complex channel uses unless ``convention="real"`` is asked for.
+* Randomness comes from an explicit, seedable ``torch.Generator`` held by each channel: the same
+  seed gives bit-identical outputs.
+"""
+
+__version__ = "0.1.0"
+
+from .conventions import (  # noqa: F401
+    bandwidth_compression_ratio,
+    db_to_lin,
+    ebno_db_to_esno_db,
+    esno_db_to_ebno_db,
+    lin_to_db,
+    no_to_snr_db,
+    normalize_power,
+    normalize_power_batchwide,
+    snr_db_to_no,
+)

@@ -1,0 +1,418 @@
+"""Channel models behind one protocol, shared by analog and digital links.
+
+A channel takes complex symbols ``x`` of shape ``[..., n]`` (batch dimensions first, channel uses
+last) and a noise power ``no`` (N0, broadcastable to ``x``) and returns a :class:`ChannelOutput`
+holding the received symbols ``y``, the channel coefficients ``h`` the receiver may know (``None``
+means ``h = 1``, as for AWGN) and the noise power. The physics is ``y = h * x + n`` with
+``n ~ CN(0, N0)``: ``N0/2`` per real dimension.
+
+Every channel owns an explicit, seedable random stream (one ``torch.Generator`` per device), so
+a seed gives bit-identical outputs and one channel object shared by every link gives every scheme
+the same fading statistics and SNR definition.
+
+Example
+-------
+>>> import torch
+>>> from phy.channels import Rayleigh
+>>> ch = Rayleigh(seed=1)
+>>> x = torch.ones(2, 4, dtype=torch.complex64)
+>>> out = ch(x, no=0.1)
+>>> out.y.shape, out.h.shape
+(torch.Size([2, 4]), torch.Size([2, 4]))
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Tuple, Type, Union
+
+import torch
+from torch import nn
+
+from .conventions import check_complex, check_finite, check_no
+
+__all__ = [
+    "ChannelOutput",
+    "Channel",
+    "AWGN",
+    "FlatFading",
+    "Rayleigh",
+    "Rician",
+    "SionnaTDL",
+    "CallableChannel",
+    "CHANNELS",
+    "register_channel",
+    "make_channel",
+    "complex_normal",
+]
+
+_REAL = {torch.complex64: torch.float32, torch.complex128: torch.float64}
+
+
+@dataclass
+class ChannelOutput:
+    """What a channel hands to the receiver.
+
+    Attributes
+    ----------
+    y : Tensor, ``[..., n]``, complex
+        Received symbols.
+    h : Tensor or None, ``[..., n]``, complex
+        Channel coefficients (the perfect CSI); ``None`` means ``h = 1`` (AWGN).
+    no : Tensor, broadcastable to ``y``, real
+        Noise power N0 of ``n ~ CN(0, N0)``.
+    """
+
+    y: torch.Tensor
+    h: Optional[torch.Tensor]
+    no: torch.Tensor
+
+
+def complex_normal(shape, generator: torch.Generator, dtype=torch.complex64, device=None, variance=1.0):
+    """Draw ``CN(0, variance)`` samples with one fused real draw (``variance/2`` per real dimension)."""
+    real = _REAL[dtype]
+    z = torch.randn(*shape, 2, generator=generator, dtype=real, device=device)
+    z.mul_(math.sqrt(variance / 2.0))
+    return torch.view_as_complex(z)
+
+
+class Channel(nn.Module):
+    """Base class of every channel: validation, the random stream and the noise.
+
+    Subclasses implement :meth:`fading` (return ``h`` or ``None``); the additive noise and all
+    input checks are done here once.
+
+    Parameters
+    ----------
+    seed : int, optional
+        Seed of the channel's random stream. ``None`` draws a random seed (non-reproducible).
+    device : str or torch.device, optional
+        Only used as the default device for generated tensors; inputs decide the device.
+    """
+
+    name = "channel"
+
+    def __init__(self, seed: Optional[int] = None, device: Optional[Union[str, torch.device]] = None):
+        super().__init__()
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+            raise TypeError(f"seed must be an int or None, got {type(seed).__name__}: {seed!r}")
+        self._seed = int(seed) if seed is not None else int(torch.randint(0, 2**62, (1,)).item())
+        self._generators: Dict[str, torch.Generator] = {}
+        self.device = torch.device(device) if device is not None else None
+
+    # -- random stream -------------------------------------------------------------------
+    @property
+    def seed(self) -> int:
+        return self._seed
+
+    def reset(self, seed: Optional[int] = None) -> None:
+        """Restart the random stream (from ``seed`` if given, else from the channel's own seed)."""
+        if seed is not None:
+            self._seed = int(seed)
+        self._generators.clear()
+
+    def generator(self, device: Union[str, torch.device]) -> torch.Generator:
+        """The channel's ``torch.Generator`` on ``device`` (created on first use)."""
+        key = str(torch.device(device))
+        gen = self._generators.get(key)
+        if gen is None:
+            gen = torch.Generator(device=torch.device(device))
+            gen.manual_seed(self._seed)
+            self._generators[key] = gen
+        return gen
+
+    # -- physics -------------------------------------------------------------------------
+    def fading(self, x: torch.Tensor, generator: torch.Generator) -> Optional[torch.Tensor]:
+        """Channel coefficients ``h`` for symbols ``x`` (``[..., n]``); ``None`` means ``h = 1``."""
+        return None
+
+    def _check_inputs(self, x, no) -> torch.Tensor:
+        check_complex(x, "x")
+        check_finite(x, "x")
+        check_no(no, "no")
+        no_t = torch.as_tensor(no, dtype=_REAL[x.dtype], device=x.device)
+        if not torch.isfinite(no_t).all():
+            raise ValueError("no (noise power N0) must be finite; use a large finite value for 'no signal'")
+        try:
+            shape = torch.broadcast_shapes(x.shape, no_t.shape)
+        except RuntimeError:
+            shape = None
+        if shape != x.shape:
+            raise ValueError(
+                f"no (noise power) of shape {tuple(no_t.shape)} must broadcast to x of shape {tuple(x.shape)} "
+                "(use [..., 1] for one N0 per example)"
+            )
+        return no_t
+
+    def forward(self, x: torch.Tensor, no) -> ChannelOutput:
+        """Apply ``y = h * x + n``.
+
+        Parameters
+        ----------
+        x : Tensor, ``[..., n]``, complex64 or complex128
+        no : float or Tensor broadcastable to ``x``
+            Noise power N0 (>= 0). With unit-energy symbols, ``no = 10**(-snr_db/10)``.
+
+        Returns
+        -------
+        ChannelOutput
+        """
+        no_t = self._check_inputs(x, no)
+        gen = self.generator(x.device)
+        h = self.fading(x, gen)
+        noise = complex_normal(x.shape, gen, dtype=x.dtype, device=x.device)
+        noise.mul_(torch.sqrt(no_t))
+        if h is None:
+            y = noise.add_(x)
+        else:
+            y = noise.addcmul_(h, x)
+        return ChannelOutput(y=y, h=h, no=no_t)
+
+    def extra_repr(self) -> str:
+        return f"seed={self._seed}"
+
+
+class AWGN(Channel):
+    """Additive white Gaussian noise: ``y = x + n``, ``n ~ CN(0, N0)``; ``h`` is ``None`` (= 1)."""
+
+    name = "awgn"
+
+
+class FlatFading(Channel):
+    """Flat fading with a Rician factor: ``h = sqrt(K/(K+1)) e^{j phi} + sqrt(1/(K+1)) CN(0,1)``.
+
+    ``E|h|^2 = 1`` for every ``K``. ``K = 0`` is Rayleigh fading.
+
+    Parameters
+    ----------
+    k_factor : float
+        Rician K factor (linear, >= 0).
+    block_length : int
+        Coherence length ``L`` in symbols: ``h`` is constant over ``L`` consecutive channel uses
+        of one example. ``L = 1`` is i.i.d. per-symbol fading. ``n`` must be a multiple of ``L``.
+    los_phase : float
+        Phase ``phi`` [rad] of the line-of-sight component.
+    """
+
+    name = "flat_fading"
+
+    def __init__(self, k_factor: float = 0.0, block_length: int = 1, los_phase: float = 0.0,
+                 seed: Optional[int] = None, device=None):
+        super().__init__(seed=seed, device=device)
+        if isinstance(k_factor, bool) or not isinstance(k_factor, numbers.Real) or not k_factor >= 0 \
+                or not math.isfinite(k_factor):
+            raise ValueError(f"k_factor must be a finite number >= 0, got {k_factor!r}")
+        if isinstance(block_length, bool) or not isinstance(block_length, numbers.Integral) or block_length < 1:
+            raise ValueError(f"block_length must be a positive int, got {block_length!r}")
+        self.k_factor = float(k_factor)
+        self.block_length = int(block_length)
+        self.los_phase = float(los_phase)
+
+    def fading(self, x, generator):
+        n = x.shape[-1]
+        L = self.block_length
+        if n % L:
+            raise ValueError(
+                f"block_length={L} must divide the number of channel uses; x has n={n} symbols (last dim)"
+            )
+        k = self.k_factor
+        h = complex_normal((*x.shape[:-1], n // L), generator, dtype=x.dtype, device=x.device,
+                           variance=1.0 / (k + 1.0))
+        if k > 0:
+            los = math.sqrt(k / (k + 1.0))
+            h = h + complex(los * math.cos(self.los_phase), los * math.sin(self.los_phase))
+        if L > 1:
+            h = h.unsqueeze(-1).expand(*h.shape, L).reshape(x.shape)
+        return h
+
+    def extra_repr(self) -> str:
+        return f"k_factor={self.k_factor}, block_length={self.block_length}, seed={self._seed}"
+
+
+class Rayleigh(FlatFading):
+    """Rayleigh fading ``y = h x + n``, ``h ~ CN(0, 1)``: i.i.d. per symbol (``block_length=1``,
+    the VLF-MSC paper's eq. (1)) or constant over blocks of ``block_length`` symbols."""
+
+    name = "rayleigh"
+
+    def __init__(self, block_length: int = 1, seed: Optional[int] = None, device=None):
+        super().__init__(k_factor=0.0, block_length=block_length, seed=seed, device=device)
+
+
+class Rician(FlatFading):
+    """Rician fading with factor ``k_factor`` (see :class:`FlatFading`)."""
+
+    name = "rician"
+
+    def __init__(self, k_factor: float = 3.0, block_length: int = 1, los_phase: float = 0.0,
+                 seed: Optional[int] = None, device=None):
+        super().__init__(k_factor=k_factor, block_length=block_length, los_phase=los_phase,
+                         seed=seed, device=device)
+
+
+@contextlib.contextmanager
+def _sionna_rng(generator: torch.Generator):
+    """Route Sionna's global torch RNG for ``generator.device`` through ``generator``."""
+    from sionna.phy import config
+
+    key = str(generator.device)
+    rngs = config._torch_rngs  # Sionna 2.x keeps one generator per device name here
+    old = rngs.get(key)
+    rngs[key] = generator
+    try:
+        yield
+    finally:
+        if old is None:
+            rngs.pop(key, None)
+        else:
+            rngs[key] = old
+
+
+class SionnaTDL(Channel):
+    """3GPP TR 38.901 TDL channel (Sionna's ``TDL`` model) seen through an OFDM grid.
+
+    The ``n`` symbols of each example fill ``n / fft_size`` OFDM symbols of ``fft_size``
+    subcarriers (cyclic prefix longer than the delay spread, so no ISI); each symbol sees the
+    frequency response of its subcarrier at its OFDM symbol time: ``y = h x + n`` with ``h``
+    correlated across subcarriers (delay spread) and over time (Doppler). ``E|h|^2 = 1``
+    (``normalize=True`` in Sionna's ``cir_to_ofdm_channel``), so the SNR convention is unchanged.
+
+    Parameters
+    ----------
+    model : str
+        TDL profile ``"A"``..``"E"`` (Sionna names).
+    delay_spread : float
+        RMS delay spread [s].
+    carrier_frequency : float
+        [Hz].
+    fft_size : int
+        Subcarriers per OFDM symbol; must divide ``n``.
+    subcarrier_spacing : float
+        [Hz]; OFDM symbols are ``1 / subcarrier_spacing`` apart.
+    max_speed : float
+        Terminal speed [m/s] (Doppler).
+    """
+
+    name = "tdl"
+
+    def __init__(self, model: str = "A", delay_spread: float = 300e-9, carrier_frequency: float = 3.5e9,
+                 fft_size: int = 64, subcarrier_spacing: float = 30e3, max_speed: float = 0.0,
+                 seed: Optional[int] = None, device=None):
+        super().__init__(seed=seed, device=device)
+        if isinstance(fft_size, bool) or not isinstance(fft_size, numbers.Integral) or fft_size < 1:
+            raise ValueError(f"fft_size must be a positive int, got {fft_size!r}")
+        self.model = model
+        self.delay_spread = float(delay_spread)
+        self.carrier_frequency = float(carrier_frequency)
+        self.fft_size = int(fft_size)
+        self.subcarrier_spacing = float(subcarrier_spacing)
+        self.max_speed = float(max_speed)
+        self._tdl: Dict[Tuple[str, str], object] = {}
+
+    def _model(self, device, precision):
+        key = (str(device), precision)
+        if key not in self._tdl:
+            from sionna.phy.channel.tr38901 import TDL
+
+            self._tdl[key] = TDL(self.model, delay_spread=self.delay_spread,
+                                 carrier_frequency=self.carrier_frequency, min_speed=0.0,
+                                 max_speed=self.max_speed, precision=precision, device=str(device))
+        return self._tdl[key]
+
+    def fading(self, x, generator):
+        from sionna.phy.channel import cir_to_ofdm_channel, subcarrier_frequencies
+
+        n = x.shape[-1]
+        if n % self.fft_size:
+            raise ValueError(
+                f"fft_size={self.fft_size} must divide the number of channel uses; x has n={n} symbols"
+            )
+        precision = "double" if x.dtype == torch.complex128 else "single"
+        batch = math.prod(x.shape[:-1]) if x.dim() > 1 else 1
+        num_ofdm = n // self.fft_size
+        tdl = self._model(x.device, precision)
+        with _sionna_rng(generator):
+            a, tau = tdl(batch, num_ofdm, self.subcarrier_spacing)
+        freqs = subcarrier_frequencies(self.fft_size, self.subcarrier_spacing, precision=precision,
+                                       device=str(x.device))
+        h = cir_to_ofdm_channel(freqs, a, tau, normalize=True)  # [B,1,1,1,1,T,F]
+        return h.reshape(x.shape).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return (f"model={self.model!r}, delay_spread={self.delay_spread}, fft_size={self.fft_size}, "
+                f"max_speed={self.max_speed}, seed={self._seed}")
+
+
+class CallableChannel(Channel):
+    """Turn a user callable into a :class:`Channel`.
+
+    ``fn(x, no, generator)`` (or ``fn(x, no)``) must return ``y`` or ``(y, h)`` with ``y`` complex
+    of ``x``'s shape and ``h`` broadcastable to it (or ``None``). The noise is the callable's job.
+    """
+
+    name = "callable"
+
+    def __init__(self, fn: Callable, name: str = "callable", pass_generator: bool = False,
+                 seed: Optional[int] = None, device=None):
+        super().__init__(seed=seed, device=device)
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+        self.fn = fn
+        self.name = name
+        self.pass_generator = pass_generator
+
+    def forward(self, x, no) -> ChannelOutput:
+        no_t = self._check_inputs(x, no)
+        args = (x, no_t, self.generator(x.device)) if self.pass_generator else (x, no_t)
+        out = self.fn(*args)
+        y, h = (out if isinstance(out, tuple) else (out, None))
+        if not isinstance(y, torch.Tensor) or not y.is_complex() or y.shape != x.shape:
+            raise ValueError(
+                f"channel callable {self.name!r} must return complex y of shape {tuple(x.shape)}, got "
+                f"{type(y).__name__} {getattr(y, 'dtype', '')} {tuple(getattr(y, 'shape', ()))}"
+            )
+        if h is not None:
+            if not isinstance(h, torch.Tensor) or torch.broadcast_shapes(h.shape, x.shape) != x.shape:
+                raise ValueError(f"channel callable {self.name!r} returned h that does not broadcast to "
+                                 f"{tuple(x.shape)}: {tuple(getattr(h, 'shape', ()))}")
+            h = h.to(device=x.device, dtype=x.dtype)
+        return ChannelOutput(y=y.to(device=x.device, dtype=x.dtype), h=h, no=no_t)
+
+
+CHANNELS: Dict[str, Type[Channel]] = {}
+
+
+def register_channel(name: str):
+    """Class decorator: make ``make_channel(name, ...)`` build this class."""
+
+    def deco(cls):
+        CHANNELS[name] = cls
+        return cls
+
+    return deco
+
+
+for _cls in (AWGN, Rayleigh, Rician, SionnaTDL):
+    register_channel(_cls.name)(_cls)
+
+
+def make_channel(name: Union[str, Channel], **kwargs) -> Channel:
+    """Build a registered channel by name (``awgn``, ``rayleigh``, ``rician``, ``tdl``).
+
+    A :class:`Channel` instance is returned unchanged.
+
+    Example
+    -------
+    >>> make_channel("rayleigh", block_length=4, seed=0).block_length
+    4
+    """
+    if isinstance(name, Channel):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"channel must be a name or a Channel, got {type(name).__name__}")
+    key = name.lower()
+    if key not in CHANNELS:
+        raise ValueError(f"unknown channel {name!r}; expected one of {sorted(CHANNELS)}")
+    return CHANNELS[key](**kwargs)

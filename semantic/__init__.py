@@ -1,0 +1,1 @@
+"""Models that produce or consume semantic features (VLF-MSC and SemCLIP parts, metrics)."""
