@@ -1,0 +1,49 @@
+"""CLIP-FT: the CLIP image token sent as raw analog features (the SemCLIP paper's upper bound).
+
+The ``N``-dim token is paired into ``L = N/2`` complex symbols, power-normalised per example and
+sent over the shared channel (:class:`phy.links.AnalogLink`); the receiver runs the frozen zero-shot
+classifier on the received token. Noiseless, it is exactly plain CLIP zero-shot: the upper bound.
+
+Example
+-------
+>>> import torch
+>>> from phy.channels import AWGN
+>>> ft = CLIPFT(AWGN(seed=0))
+>>> out = ft(torch.randn(4, 768), snr_db=0.0)
+>>> out.x_hat.shape, out.channel_uses
+(torch.Size([4, 768]), 384)
+"""
+from __future__ import annotations
+
+from typing import Union
+
+import torch
+from torch import nn
+
+from phy.channels import Channel
+from phy.links import AnalogLink, LinkOutput
+
+__all__ = ["CLIPFT"]
+
+
+class CLIPFT(nn.Module):
+    """Analog transmission of CLIP tokens ``[B, N]`` (``N/2`` complex channel uses each).
+
+    Parameters
+    ----------
+    channel : Channel or str
+    equalizer : ``"mmse"`` (default; the MSE-optimal linear receiver for a feature) or ``"zf"``
+    """
+
+    def __init__(self, channel: Union[Channel, str], equalizer: str = "mmse"):
+        super().__init__()
+        self.link = AnalogLink(channel, equalizer=equalizer)
+
+    def channel_uses(self, token_dim: int) -> int:
+        return self.link.channel_uses((token_dim,))
+
+    def forward(self, tokens: torch.Tensor, snr_db) -> LinkOutput:
+        """``tokens`` ``[B, N]`` -> :class:`LinkOutput` with the received tokens (``inf`` dB: noiseless)."""
+        if tokens.dim() != 2:
+            raise ValueError(f"tokens must be [batch, N], got shape {tuple(tokens.shape)}")
+        return self.link(tokens, snr_db=snr_db)

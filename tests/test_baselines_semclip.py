@@ -1,0 +1,125 @@
+"""SemCLIP baselines: each runs end to end and spends exactly its channel-use budget."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from baselines.bt_ir import BTIR, PillowCodec, pil_to_tensor, tensor_to_pil
+from baselines.clip_ft import CLIPFT
+from baselines.djscc import ImageJSCCCodec, train_image_jscc
+from baselines.djscc_ft import DJSCCFT, predict_global_labels, train_djscc_ft
+from phy.capacity import awgn_capacity
+from phy.channels import AWGN, Rayleigh
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """Real images: scikit-learn's handwritten digits (8x8, 10 classes), upsampled to 16x16 RGB."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.tensor(d.images, dtype=torch.float32) / 16.0
+    x = torch.nn.functional.interpolate(x[:, None], size=16, mode="nearest").repeat(1, 3, 1, 1)
+    return x, torch.tensor(d.target)
+
+
+def _count_symbols_sent(channel, fn):
+    """Independent count: wrap the channel's forward and record the symbols it actually carried."""
+    seen = []
+    orig = channel.forward
+
+    def spy(x, no):
+        seen.append(x.shape[-1])
+        return orig(x, no)
+
+    channel.forward = spy
+    try:
+        out = fn()
+    finally:
+        channel.forward = orig
+    return out, seen
+
+
+def test_clip_ft_budget_and_noiseless_identity():
+    ch = AWGN(seed=0)
+    ft = CLIPFT(ch)
+    tok = torch.randn(5, 64)
+    out, seen = _count_symbols_sent(ch, lambda: ft(tok, snr_db=0.0))
+    assert seen == [32] and out.channel_uses == 32 == ft.channel_uses(64)
+    assert torch.allclose(ft(tok, snr_db=float("inf")).x_hat, tok, atol=1e-5)
+
+
+def test_image_jscc_budget_power_and_training(digits):
+    x, _ = digits
+    ch = AWGN(seed=1)
+    codec = ImageJSCCCodec.build(image_size=16, channel_uses=24, hidden=16, num_down=2, latent_channels=4)
+    out, seen = _count_symbols_sent(ch, lambda: codec(x[:8], ch, snr_db=5.0))
+    assert seen == [24] and out.channel_uses == 24
+    assert out.x_hat.shape == x[:8].shape
+    p = out.info["symbols"].abs().pow(2).mean(-1)
+    assert torch.allclose(p, torch.ones_like(p), atol=1e-5)
+    with torch.no_grad():
+        before = torch.nn.functional.mse_loss(codec(x[:64], ch, 10.0).x_hat, x[:64]).item()
+    train_image_jscc(codec, x[:256], ch, (0.0, 20.0), steps=60, batch_size=32, lr=3e-3)
+    with torch.no_grad():
+        after = torch.nn.functional.mse_loss(codec.eval()(x[:64], ch, 10.0).x_hat, x[:64]).item()
+    assert after < 0.7 * before
+
+
+def test_image_jscc_bad_input():
+    with pytest.raises(ValueError, match="image_size"):
+        ImageJSCCCodec.build(image_size=18, channel_uses=8, num_down=2)
+    codec = ImageJSCCCodec.build(image_size=16, channel_uses=8, hidden=8, num_down=2)
+    with pytest.raises(ValueError, match="images must be"):
+        codec(torch.rand(2, 3, 32, 32), AWGN(seed=0), 0.0)
+
+
+def test_djscc_ft_learns_seen_classes_and_cannot_name_unseen(digits):
+    x, y = digits
+    seen_cls, unseen_cls = [0, 1, 2, 3, 4], [5, 6, 7, 8, 9]
+    m_seen = torch.isin(y, torch.tensor(seen_cls))
+    model = DJSCCFT(image_size=16, num_classes=5, class_ids=seen_cls, feature_dim=32, channel_uses=8, hidden=16,
+                    num_down=2, jscc_hidden=64)
+    ch = Rayleigh(seed=2)
+    xs, ys = x[m_seen], y[m_seen]
+    out, seen = _count_symbols_sent(ch, lambda: model.codec(torch.randn(3, 32), ch, 0.0))
+    assert seen == [8] and out.channel_uses == 8 == model.channel_uses
+    train_djscc_ft(model, xs[:600], ys[:600], ch, (10.0, 20.0), steps=150, batch_size=64, lr=3e-3)
+    model.eval()
+    with torch.no_grad():
+        pred_seen = predict_global_labels(model, model(xs[600:], ch, 20.0), k=1)[:, 0]
+        pred_unseen = predict_global_labels(model, model(x[~m_seen], ch, 20.0), k=1)[:, 0]
+    acc_seen = (pred_seen == ys[600:]).float().mean().item()
+    assert acc_seen > 0.5  # chance is 0.2
+    assert (pred_unseen == y[~m_seen]).float().mean().item() == 0.0  # its head has no unseen class
+    with pytest.raises(ValueError, match="class_ids"):
+        train_djscc_ft(model, x[~m_seen][:4], y[~m_seen][:4], ch, (0, 1), steps=1)
+
+
+def test_bt_ir_fits_budget_and_degrades_to_nothing():
+    from sklearn.datasets import load_sample_image
+
+    img = pil_to_tensor(tensor_to_pil(torch.zeros(3, 1, 1)))  # trivial round trip of the helpers
+    assert img.shape == (3, 1, 1)
+    china = torch.from_numpy(load_sample_image("china.jpg")[:128, :128].astype(np.float32) / 255).permute(2, 0, 1)
+    for L, snr in [(8192, 10.0), (4096, 5.0)]:
+        bt = BTIR(PillowCodec("jpeg"), channel_uses=L)
+        res = bt.transmit(china[None], snr_db=snr)
+        budget = math.floor(L * awgn_capacity(snr))
+        assert res.budget_bits == budget and res.channel_uses == L
+        if res.delivered[0]:
+            assert res.payload_bits[0] <= budget
+            assert res.images[0].shape == china.shape
+            # a larger budget never gives a worse reconstruction than a smaller one
+    big = BTIR(PillowCodec("jpeg"), channel_uses=8192).transmit(china[None], 10.0)
+    small = BTIR(PillowCodec("jpeg"), channel_uses=3072).transmit(china[None], 10.0)
+    assert big.delivered[0] and small.delivered[0]
+    mse_big = (big.images[0] - china).pow(2).mean()
+    mse_small = (small.images[0] - china).pow(2).mean()
+    assert big.quality[0] > small.quality[0] and mse_big < mse_small
+    tiny = BTIR(PillowCodec("jpeg"), channel_uses=64).transmit(china[None], 0.0)
+    assert not tiny.delivered[0] and tiny.images[0] is None and tiny.payload_bits[0] is None
+    assert "nothing delivered" in tiny.notes[0]
+    with pytest.raises(ValueError, match="fmt"):
+        PillowCodec("png")
