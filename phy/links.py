@@ -91,6 +91,8 @@ def real_to_complex(x: torch.Tensor) -> Tuple[torch.Tensor, int]:
     if pad:
         x = torch.nn.functional.pad(x, (0, 1))
     x = x.contiguous()
+    if x.storage_offset() % 2:  # view_as_complex needs an even offset (e.g. a view like buf[1:])
+        x = x.clone()
     return torch.view_as_complex(x.reshape(*x.shape[:-1], x.shape[-1] // 2, 2)), pad
 
 
@@ -205,3 +207,405 @@ class AnalogLink(Link):
         f_hat = self.decode(x_hat, scale, pad, features.shape, features.dtype)
         return LinkOutput(x_hat=f_hat, channel_uses=x.shape[-1], no=out.no,
                           info={"scale": scale, "no_eff": no_eff, "symbols": x})
+
+
+# ============================================================================================
+# Digital separation links (bits -> code -> QAM -> channel -> LLR -> decode -> bits)
+# ============================================================================================
+from .capacity import CAPACITY_MODES, IdealCode, instantaneous_capacity  # noqa: E402
+from .codes import Code, make_code  # noqa: E402
+from .modulation import QAM, bits_per_symbol, uncoded_ber  # noqa: E402
+
+__all__ += ["DigitalLink", "BSCEquivalentLink", "IdealCodeLink"]
+
+
+def _check_bits(bits, name: str = "bits") -> torch.Tensor:
+    if not isinstance(bits, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of 0/1 values, got {type(bits).__name__}")
+    if bits.is_complex():
+        raise TypeError(f"{name} must be real 0/1 values, got dtype {bits.dtype}")
+    if bits.numel() and not ((bits == 0) | (bits == 1)).all():
+        raise ValueError(f"{name} must contain only 0 and 1")
+    return bits
+
+
+def _no_from(snr_db, no, batch_shape, dtype, device) -> torch.Tensor:
+    if (snr_db is None) == (no is None):
+        raise ValueError("give exactly one of snr_db (Es/N0 in dB) or no (noise power N0)")
+    if snr_db is not None:
+        return snr_to_no_tensor(snr_db, batch_shape, 1.0, dtype, device)
+    return torch.as_tensor(no, dtype=dtype, device=device)
+
+
+def _symbol_multiple(channel) -> int:
+    """Symbols per example must be a multiple of this for the channel (block fading, OFDM)."""
+    for attr in ("block_length", "fft_size"):
+        v = getattr(channel, attr, None)
+        if isinstance(v, numbers.Integral) and v > 1:
+            return int(v)
+    return 1
+
+
+class DigitalLink(Link):
+    """Separate source/channel coding: information bits through a code, QAM and the shared channel.
+
+    ::
+
+        bits [*batch, num_blocks*k] --reshape--> [*batch, num_blocks, k] --code.encode-->
+          [*batch, num_blocks*n] --(interleave)--> zero-pad to a multiple of
+          bits_per_symbol * symbol_multiple --QAM map (unit Es)--> channel --ZF-->
+          soft demap (per-symbol N0/|h|^2) --drop pad, de-interleave--> LLR --code.decode--> bits
+
+    Parameters
+    ----------
+    channel : Channel or str
+        The shared channel object.
+    code : Code or str
+        A :class:`phy.codes.Code` or a name (``"none"``, ``"hamming74"``, ``"ldpc5g"``) built with
+        ``code_kwargs`` (``"ldpc5g"`` needs ``k`` and ``n``).
+    modulation : str
+        ``"qpsk"``, ``"16qam"``, ``"64qam"``, ``"256qam"``.
+    interleave : bool
+        Apply a fixed pseudo-random bit permutation (seed ``interleaver_seed``) across all coded
+        bits of an example (spreads the bits of one symbol / one fade over many codewords).
+    equalizer : ``"zf"``
+        Zero forcing (for one antenna the unbiased MMSE estimate is the ZF one; the biased MMSE
+        estimate would distort the QAM demapping, so it is not offered).
+    demapping : ``"app"`` (exact LLRs) or ``"maxlog"``
+        ``"maxlog"`` hard decisions equal nearest-point decisions exactly.
+    csi : ``"perfect"``, ``"ls"`` or ``"noisy"`` (see :mod:`phy.equalization`; mismatched
+        demapping with ``N0/|h_est|^2``).
+    symbol_multiple : int, optional
+        Pad the symbols of each example to a multiple of this. Default: the channel's
+        ``block_length`` (:class:`~phy.channels.FlatFading`) or ``fft_size``
+        (:class:`~phy.channels.SionnaTDL`), else 1. Padding symbols carry zero bits and are counted
+        in ``channel_uses``.
+
+    Output (:class:`LinkOutput`)
+    ----------------------------
+    ``x_hat`` : decoded bits, same shape and dtype as ``bits``.
+    ``channel_uses`` : complex channel uses per example (:meth:`channel_uses`).
+    ``info`` : ``"llr"`` ``[*batch, num_blocks, n]`` de-interleaved code-bit LLRs (positive = 1),
+    ``"coded_bits"`` ``[*batch, num_blocks, n]``, ``"symbols"`` ``[*batch, channel_uses]``,
+    ``"no_eff"`` (per-symbol noise after ZF), ``"num_blocks"``, ``"pad_bits"`` (zero bits added
+    before mapping), ``"block_errors"`` bool ``[*batch, num_blocks]`` (decoded block differs).
+
+    Example
+    -------
+    >>> import torch
+    >>> from phy.channels import AWGN
+    >>> link = DigitalLink(AWGN(seed=0), code="hamming74", modulation="16qam")
+    >>> bits = torch.randint(0, 2, (2, 40)).float()          # 10 Hamming blocks
+    >>> out = link(bits, snr_db=30.0)
+    >>> out.channel_uses, bool((out.x_hat == bits).all())     # 70 code bits -> 18 symbols
+    (18, True)
+    """
+
+    def __init__(self, channel: Union[Channel, str], code: Union[Code, str] = "none", modulation: str = "qpsk",
+                 interleave: bool = False, equalizer: str = "zf", demapping: str = "app",
+                 csi: str = "perfect", code_kwargs: Optional[Dict[str, Any]] = None,
+                 interleaver_seed: int = 1234, symbol_multiple: Optional[int] = None,
+                 pilot_snr_db: Optional[float] = None, num_pilots: int = 1):
+        super().__init__(channel)
+        self.code = make_code(code, **(code_kwargs or {}))
+        self.qam = QAM(modulation, demapping=demapping)
+        self.modulation = self.qam.modulation
+        if equalizer != "zf":
+            raise ValueError(f"DigitalLink supports equalizer='zf' only (unbiased, what the QAM demapper "
+                             f"needs), got {equalizer!r}")
+        self.equalizer = Equalizer("zf", csi=csi, num_pilots=num_pilots, pilot_snr_db=pilot_snr_db)
+        if not isinstance(interleave, bool):
+            raise TypeError(f"interleave must be bool, got {type(interleave).__name__}")
+        self.interleave = interleave
+        self.interleaver_seed = int(interleaver_seed)
+        if symbol_multiple is None:
+            symbol_multiple = _symbol_multiple(self.channel)
+        if isinstance(symbol_multiple, bool) or not isinstance(symbol_multiple, numbers.Integral) \
+                or symbol_multiple < 1:
+            raise ValueError(f"symbol_multiple must be a positive int, got {symbol_multiple!r}")
+        self.symbol_multiple = int(symbol_multiple)
+        self._perms: Dict[Tuple[int, str], Tuple[torch.Tensor, torch.Tensor]] = {}
+
+    # -- rates and the ledger ---------------------------------------------------------------
+    @property
+    def k(self) -> int:
+        return self.code.k
+
+    @property
+    def n(self) -> int:
+        return self.code.n
+
+    @property
+    def rate(self) -> float:
+        """Code rate ``k / n``."""
+        return self.code.rate
+
+    @property
+    def bits_per_symbol(self) -> int:
+        return self.qam.bits_per_symbol
+
+    @property
+    def spectral_efficiency(self) -> float:
+        """Information bits per channel use without padding: ``rate * bits_per_symbol``."""
+        return self.rate * self.bits_per_symbol
+
+    def num_blocks(self, num_bits: int) -> int:
+        """Codewords per example for ``num_bits`` information bits (must be a multiple of ``k``)."""
+        if isinstance(num_bits, bool) or not isinstance(num_bits, numbers.Integral) or num_bits < 1:
+            raise ValueError(f"num_bits must be a positive int, got {num_bits!r}")
+        if num_bits % self.k:
+            raise ValueError(f"num_bits={num_bits} is not a multiple of the code's k={self.k}; pad the "
+                             f"payload explicitly (DigitalLink.pad_payload) before sending")
+        return num_bits // self.k
+
+    def pad_bits(self, num_bits: int) -> int:
+        """Zero bits appended after coding so that the symbols fill whole QAM symbols / blocks."""
+        coded = self.num_blocks(num_bits) * self.n
+        unit = self.bits_per_symbol * self.symbol_multiple
+        return (-coded) % unit
+
+    def channel_uses(self, num_bits: int = None) -> int:
+        """Complex channel uses per example for a payload of ``num_bits`` information bits:
+        ``ceil(num_blocks * n / (m * L)) * L`` with ``m`` bits/symbol and ``L = symbol_multiple``."""
+        if num_bits is None:
+            raise ValueError("num_bits (information bits per example) is required")
+        coded = self.num_blocks(num_bits) * self.n
+        return (coded + self.pad_bits(num_bits)) // self.bits_per_symbol
+
+    def effective_rate(self, num_bits: int) -> float:
+        """Information bits per channel use including padding: ``num_bits / channel_uses``."""
+        return num_bits / self.channel_uses(num_bits)
+
+    def snr_db_from_ebno_db(self, ebno_db):
+        """Es/N0 [dB] = Eb/N0 [dB] + 10 log10(bits_per_symbol * rate) (padding not counted)."""
+        check_snr(ebno_db, "ebno_db")
+        return ebno_db + 10.0 * math.log10(self.spectral_efficiency)
+
+    def ebno_db_from_snr_db(self, snr_db):
+        """Eb/N0 [dB] = Es/N0 [dB] - 10 log10(bits_per_symbol * rate)."""
+        check_snr(snr_db)
+        return snr_db - 10.0 * math.log10(self.spectral_efficiency)
+
+    def pad_payload(self, bits: torch.Tensor) -> Tuple[torch.Tensor, int]:
+        """Explicitly append zeros to ``bits [..., L]`` up to a multiple of ``k``; returns
+        (padded bits, number of zeros added). Drop them after decoding with ``x_hat[..., :L]``."""
+        _check_bits(bits)
+        pad = (-bits.shape[-1]) % self.k
+        return (torch.nn.functional.pad(bits, (0, pad)) if pad else bits), pad
+
+    # -- interleaver ------------------------------------------------------------------------
+    def _permutation(self, length: int, device) -> Tuple[torch.Tensor, torch.Tensor]:
+        key = (length, str(device))
+        if key not in self._perms:
+            g = torch.Generator().manual_seed(self.interleaver_seed)
+            perm = torch.randperm(length, generator=g)
+            self._perms[key] = (perm.to(device), torch.argsort(perm).to(device))
+        return self._perms[key]
+
+    # -- transmission -----------------------------------------------------------------------
+    def forward(self, bits: torch.Tensor, snr_db=None, no=None, batch_dims: int = 1) -> LinkOutput:
+        """Send information bits ``[*batch, num_blocks * k]`` (0/1, float or int) at Es/N0
+        ``snr_db`` (number, or tensor broadcastable to the batch shape) or noise power ``no``.
+
+        Returns a :class:`LinkOutput` whose ``x_hat`` are the decoded bits (shape and dtype of
+        ``bits``).
+        """
+        _check_bits(bits)
+        AnalogLink._check_batch_dims(batch_dims)
+        if bits.dim() != batch_dims + 1:
+            raise ValueError(f"bits must have shape [*batch, num_bits] with {batch_dims} batch dim(s), got "
+                             f"shape {tuple(bits.shape)}")
+        batch_shape = tuple(bits.shape[:batch_dims])
+        L = bits.shape[-1]
+        nb = self.num_blocks(L)
+        pad = self.pad_bits(L)
+        dev = bits.device
+        fdt = bits.dtype if bits.is_floating_point() else torch.float32
+        cdt = torch.complex128 if fdt == torch.float64 else torch.complex64
+        rdt = torch.float64 if fdt == torch.float64 else torch.float32
+
+        u = bits.to(rdt).reshape(*batch_shape, nb, self.k)
+        c = self.code.encode(u)  # [*batch, nb, n]
+        cflat = c.reshape(*batch_shape, nb * self.n)
+        if self.interleave:
+            perm, inv = self._permutation(nb * self.n, dev)
+            cflat = cflat[..., perm]
+        if pad:
+            cflat = torch.nn.functional.pad(cflat, (0, pad))
+        x = self.qam.modulate(cflat, dtype=cdt)  # [*batch, ns]
+
+        no_t = _no_from(snr_db, no, batch_shape, rdt, dev)
+        out = self.channel(x, no_t)
+        x_eq, no_eff = self.equalizer(out, self.channel.generator(dev))
+        no_sym = torch.as_tensor(no_eff, dtype=rdt, device=dev).expand(x.shape)
+        llr = self.qam.demodulate(x_eq, no_sym)
+        llr = torch.nan_to_num(llr, nan=0.0, posinf=1e4, neginf=-1e4).clamp(-1e4, 1e4)
+        if pad:
+            llr = llr[..., : nb * self.n]
+        if self.interleave:
+            llr = llr[..., inv]
+        llr = llr.reshape(*batch_shape, nb, self.n)
+        u_hat = self.code.decode(llr)  # [*batch, nb, k]
+        block_errors = (u_hat != u).any(-1)
+        x_hat = u_hat.reshape(bits.shape).to(bits.dtype)
+        return LinkOutput(x_hat=x_hat, channel_uses=x.shape[-1], no=out.no,
+                          info={"llr": llr, "coded_bits": c, "symbols": x, "no_eff": no_eff,
+                                "num_blocks": nb, "pad_bits": pad, "block_errors": block_errors})
+
+    def extra_repr(self) -> str:
+        return (f"code={self.code.name}(k={self.k}, n={self.n}), modulation={self.modulation!r}, "
+                f"interleave={self.interleave}, symbol_multiple={self.symbol_multiple}")
+
+
+class BSCEquivalentLink(Link):
+    """Uncoded QAM replaced by its binary symmetric channel: independent bit flips with the
+    closed-form uncoded BER of the modulation (:func:`phy.modulation.uncoded_ber`; exact Gray-QAM
+    BER for AWGN, its exact average over ``|h|^2 ~ Exp(1)`` for Rayleigh).
+
+    This is the shortcut some papers (e.g. Img2Img-SC) use instead of simulating the modem. It
+    ignores the correlation of errors within a symbol and within a fading block. Channel uses are
+    counted as for an uncoded :class:`DigitalLink`: ``ceil(num_bits / bits_per_symbol)``.
+
+    Parameters
+    ----------
+    modulation : str
+    channel_kind : ``"awgn"`` or ``"rayleigh"`` (``None``: taken from ``channel.name``)
+    channel : Channel, optional
+        Only its random stream is used (pass the experiment's shared channel); default: a new
+        channel of ``channel_kind`` seeded with ``seed``.
+
+    Example
+    -------
+    >>> import torch
+    >>> link = BSCEquivalentLink("qpsk", "awgn", seed=0)
+    >>> out = link(torch.zeros(2, 10), snr_db=100.0)
+    >>> out.channel_uses, int(out.x_hat.sum())
+    (5, 0)
+    """
+
+    KINDS = ("awgn", "rayleigh")
+
+    def __init__(self, modulation: str = "qpsk", channel_kind: Optional[str] = None,
+                 channel: Optional[Channel] = None, seed: Optional[int] = None):
+        if channel_kind is None:
+            channel_kind = getattr(channel, "name", None) if channel is not None else "awgn"
+        if channel_kind not in self.KINDS:
+            raise ValueError(f"channel_kind must be one of {self.KINDS} (closed-form BER available), "
+                             f"got {channel_kind!r}")
+        super().__init__(channel if channel is not None else make_channel(channel_kind, seed=seed))
+        self.channel_kind = channel_kind
+        self.modulation = QAM(modulation).modulation
+        self.bits_per_symbol = bits_per_symbol(modulation)
+
+    def channel_uses(self, num_bits: int = None) -> int:
+        if isinstance(num_bits, bool) or not isinstance(num_bits, numbers.Integral) or num_bits < 1:
+            raise ValueError(f"num_bits must be a positive int, got {num_bits!r}")
+        return math.ceil(num_bits / self.bits_per_symbol)
+
+    def bit_error_rate(self, snr_db):
+        """Closed-form flip probability at Es/N0 ``snr_db``."""
+        return uncoded_ber(snr_db, self.modulation, self.channel_kind)
+
+    def forward(self, bits: torch.Tensor, snr_db=None, no=None, batch_dims: int = 1) -> LinkOutput:
+        """Flip each bit of ``bits [*batch, L]`` independently with the closed-form BER."""
+        _check_bits(bits)
+        AnalogLink._check_batch_dims(batch_dims)
+        if bits.dim() != batch_dims + 1:
+            raise ValueError(f"bits must have shape [*batch, num_bits] with {batch_dims} batch dim(s), got "
+                             f"shape {tuple(bits.shape)}")
+        batch_shape = tuple(bits.shape[:batch_dims])
+        no_t = _no_from(snr_db, no, batch_shape, torch.float64, bits.device)
+        no_t = no_t.expand(*batch_shape, 1)
+        snr_db_t = -10.0 * torch.log10(no_t.clamp_min(1e-300))
+        p = torch.as_tensor(self.bit_error_rate(snr_db_t.cpu().numpy()), dtype=torch.float64,
+                            device=bits.device)
+        gen = self.channel.generator(bits.device)
+        r = torch.rand(bits.shape, generator=gen, dtype=torch.float64, device=bits.device)
+        flips = r < p
+        x_hat = torch.where(flips, 1 - bits, bits)
+        return LinkOutput(x_hat=x_hat, channel_uses=self.channel_uses(bits.shape[-1]), no=no_t,
+                          info={"ber": p, "flips": flips})
+
+    def extra_repr(self) -> str:
+        return f"modulation={self.modulation!r}, channel_kind={self.channel_kind!r}"
+
+
+class IdealCodeLink(Link):
+    """Capacity-achieving digital link (:class:`phy.capacity.IdealCode`) with ``n`` channel uses.
+
+    Each example's payload is delivered error-free when it fits the capacity, otherwise the
+    example is in outage: ``info["outage"]`` (bool ``[*batch]``) is ``True`` and the receiver gets
+    nothing, represented by ``outage_fill``: ``"random"`` fair coin flips from the channel's stream
+    (default, so a BER averages to 1/2 on lost blocks) or ``"zeros"``.
+
+    With ``capacity="instantaneous"`` (default) the shared channel is run on ``n`` unit-energy
+    symbols to draw the realised ``h`` and the payload must satisfy
+    ``B <= sum_i log2(1 + |h_i|^2 snr)`` (AWGN: ``n log2(1 + snr)``; block fading: outage events).
+    The fixed-rate modes ``"awgn"``, ``"rayleigh_ergodic"``, ``"rayleigh_outage"`` use
+    ``floor(n C(snr))`` without drawing ``h``.
+
+    Example
+    -------
+    >>> import torch
+    >>> from phy.channels import AWGN
+    >>> link = IdealCodeLink(AWGN(seed=0), num_channel_uses=10)
+    >>> bits = torch.ones(2, 30)
+    >>> out = link(bits, snr_db=torch.tensor([0.0, 10.0]))    # 10 bits fit at 0 dB, 34 at 10 dB
+    >>> out.info["outage"].tolist(), out.channel_uses
+    ([True, False], 10)
+    """
+
+    def __init__(self, channel: Union[Channel, str], num_channel_uses: int, capacity: str = "instantaneous",
+                 outage: float = 0.01, outage_fill: str = "random"):
+        super().__init__(channel)
+        if capacity not in CAPACITY_MODES:
+            raise ValueError(f"capacity must be one of {CAPACITY_MODES}, got {capacity!r}")
+        if outage_fill not in ("random", "zeros"):
+            raise ValueError(f"outage_fill must be 'random' or 'zeros', got {outage_fill!r}")
+        self.ideal = IdealCode(num_channel_uses, capacity=capacity, outage=outage)
+        self.outage_fill = outage_fill
+
+    @property
+    def num_channel_uses(self) -> int:
+        return self.ideal.n
+
+    def channel_uses(self, num_bits: int = None) -> int:
+        """``n`` channel uses per example, whatever the payload."""
+        return self.ideal.n
+
+    def forward(self, bits: torch.Tensor, snr_db=None, no=None, batch_dims: int = 1) -> LinkOutput:
+        _check_bits(bits)
+        AnalogLink._check_batch_dims(batch_dims)
+        if bits.dim() != batch_dims + 1:
+            raise ValueError(f"bits must have shape [*batch, num_bits] with {batch_dims} batch dim(s), got "
+                             f"shape {tuple(bits.shape)}")
+        batch_shape = tuple(bits.shape[:batch_dims])
+        dev = bits.device
+        no_t = _no_from(snr_db, no, batch_shape, torch.float64, dev).expand(*batch_shape, 1)
+        snr_db_t = -10.0 * torch.log10(no_t.clamp_min(1e-300))[..., 0]  # [*batch]
+        n = self.ideal.n
+        h = None
+        if self.ideal.capacity == "instantaneous":
+            x = torch.ones(*batch_shape, n, dtype=torch.complex64, device=dev)
+            out = self.channel(x, no_t.float())
+            h = out.h
+            if h is None:
+                h = torch.ones_like(x)
+            h = h.expand(x.shape)
+            outage = self.ideal.is_outage(bits.shape[-1], snr_db_t, h)
+            cap = instantaneous_capacity(h, snr_db_t, n)
+        else:
+            outage = self.ideal.is_outage(bits.shape[-1], snr_db_t.cpu())
+            cap = torch.as_tensor(self.ideal.max_payload(snr_db_t.cpu().numpy()))
+        outage = outage.to(dev).expand(batch_shape)
+        if self.outage_fill == "random":
+            fill = torch.randint(0, 2, bits.shape, generator=self.channel.generator(dev), device=dev)
+        else:
+            fill = torch.zeros(bits.shape, device=dev)
+        x_hat = torch.where(outage.unsqueeze(-1), fill.to(bits.dtype), bits)
+        return LinkOutput(x_hat=x_hat, channel_uses=n, no=no_t,
+                          info={"outage": outage, "capacity_bits": cap, "h": h})
+
+    def extra_repr(self) -> str:
+        return f"n={self.ideal.n}, capacity={self.ideal.capacity!r}, outage_fill={self.outage_fill!r}"
+

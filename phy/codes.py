@@ -1,0 +1,358 @@
+"""Channel codes behind one small interface: uncoded, Hamming(7,4) and 5G NR LDPC (Sionna).
+
+Interface (:class:`Code`)
+-------------------------
+``k`` information bits, ``n`` code bits, ``rate = k / n``;
+``encode(bits [..., k]) -> [..., n]`` and ``decode(llr [..., n]) -> bits [..., k]``.
+Bits are 0/1 tensors (float or int); decoded bits are returned as 0/1 in the LLR's real dtype.
+
+**LLR sign convention** (Sionna's): ``LLR = ln P(c = 1 | y) / P(c = 0 | y)``; a *positive* LLR
+favours ``1`` and the hard decision is ``c_hat = 1`` iff ``LLR > 0`` (``LLR == 0`` decides 0).
+:class:`phy.modulation.QAM` produces LLRs with this sign.
+
+Codes
+-----
+* :class:`Uncoded` (``"none"``): ``n = k``; decode = hard decisions.
+* :class:`Hamming74` (``"hamming74"``): Sionna's example (7,4) Hamming parity-check matrix
+  (``load_parity_check_examples(0)``) encoded by Sionna's ``LinearEncoder``. Its systematic generator
+  does *not* put the information bits first; the positions are found by encoding unit vectors
+  (:attr:`Hamming74.info_positions`). ``decoder="syndrome"`` (default): hard decisions, syndrome
+  table, corrects every single error; ``decoder="ml"``: exact soft maximum likelihood over the 16
+  codewords (maximises ``sum_i c_i LLR_i``).
+* :class:`LDPC5G` (``"ldpc5g"``): Sionna's ``LDPC5GEncoder`` / ``LDPC5GDecoder`` (belief
+  propagation, ``num_iter`` iterations, rate matching to any ``n`` allowed by 38.212).
+
+Example
+-------
+>>> import torch
+>>> code = make_code("hamming74")
+>>> u = torch.tensor([[1., 0., 1., 1.]])
+>>> c = code.encode(u)
+>>> llr = 10.0 * (2 * c - 1)          # perfect LLRs, positive = 1
+>>> llr[0, 2] *= -1                    # one channel error
+>>> bool((code.decode(llr) == u).all())
+True
+"""
+from __future__ import annotations
+
+import itertools
+import numbers
+from typing import Dict, Optional, Tuple, Type
+
+import numpy as np
+import torch
+from torch import nn
+
+from .modulation import sionna_device
+
+__all__ = ["Code", "Uncoded", "Hamming74", "LDPC5G", "CODES", "make_code", "hard_decisions",
+           "LDPC5G_MAX_K", "LDPC5G_MAX_N"]
+
+LDPC5G_MAX_K = 8448
+LDPC5G_MIN_K = 12
+LDPC5G_MAX_N = 316 * 384
+LDPC5G_MIN_RATE = 1 / 5
+LDPC5G_MAX_RATE = 0.95
+
+
+def hard_decisions(llr: torch.Tensor) -> torch.Tensor:
+    """``1`` where ``llr > 0`` else ``0``, in ``llr``'s dtype."""
+    return (llr > 0).to(llr.dtype)
+
+
+def _check_int(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _float_dtype(t: torch.Tensor) -> torch.dtype:
+    return t.dtype if t.is_floating_point() else torch.float32
+
+
+class Code(nn.Module):
+    """Base class: ``k``, ``n``, ``rate``, shape checks, ``encode`` / ``decode``.
+
+    Subclasses implement ``_encode(bits [B, k] float) -> [B, n]`` and
+    ``_decode(llr [B, n] float) -> [B, k]``; the base handles arbitrary leading dimensions.
+    """
+
+    name = "code"
+
+    def __init__(self, k: int, n: int):
+        super().__init__()
+        self.k = _check_int(k, "k")
+        self.n = _check_int(n, "n")
+        if self.k > self.n:
+            raise ValueError(f"k (information bits) must be <= n (code bits), got k={self.k} > n={self.n}")
+
+    @property
+    def rate(self) -> float:
+        """Code rate ``k / n``."""
+        return self.k / self.n
+
+    def encode(self, bits: torch.Tensor) -> torch.Tensor:
+        """Information bits ``[..., k]`` (0/1) -> codewords ``[..., n]`` (0/1, float dtype)."""
+        if not isinstance(bits, torch.Tensor):
+            raise TypeError(f"bits must be a torch.Tensor, got {type(bits).__name__}")
+        if bits.dim() == 0 or bits.shape[-1] != self.k:
+            raise ValueError(f"bits must have last dimension k={self.k} for {self.name}, got shape "
+                             f"{tuple(bits.shape)}")
+        dt = _float_dtype(bits)
+        flat = bits.reshape(-1, self.k).to(dt)
+        if flat.shape[0] == 0:
+            return flat.new_zeros(*bits.shape[:-1], self.n)
+        return self._encode(flat).to(dt).reshape(*bits.shape[:-1], self.n)
+
+    def decode(self, llr: torch.Tensor) -> torch.Tensor:
+        """Channel LLRs ``[..., n]`` (positive favours 1) -> information bits ``[..., k]`` (0/1)."""
+        if not isinstance(llr, torch.Tensor) or not llr.is_floating_point():
+            raise TypeError(f"llr must be a real floating-point torch.Tensor, got "
+                            f"{getattr(llr, 'dtype', type(llr).__name__)}")
+        if llr.dim() == 0 or llr.shape[-1] != self.n:
+            raise ValueError(f"llr must have last dimension n={self.n} for {self.name}, got shape "
+                             f"{tuple(llr.shape)}")
+        flat = llr.reshape(-1, self.n)
+        if flat.shape[0] == 0:
+            return flat.new_zeros(*llr.shape[:-1], self.k)
+        return self._decode(flat).to(llr.dtype).reshape(*llr.shape[:-1], self.k)
+
+    def _encode(self, bits):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _decode(self, llr):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"k={self.k}, n={self.n}"
+
+
+class Uncoded(Code):
+    """No coding: ``n = k``; decoding is the hard decision ``LLR > 0``.
+
+    ``k`` only sets the block size (default 1: any number of bits is a whole number of blocks).
+    """
+
+    name = "none"
+
+    def __init__(self, k: int = 1):
+        super().__init__(k, k)
+
+    def _encode(self, bits):
+        return bits.clone()
+
+    def _decode(self, llr):
+        return hard_decisions(llr)
+
+
+class Hamming74(Code):
+    """(7,4) Hamming code from Sionna's example parity-check matrix.
+
+    Parameters
+    ----------
+    decoder : ``"syndrome"`` (default) or ``"ml"``
+        ``"syndrome"``: hard decisions then syndrome-table correction of one error (a pattern with
+        two errors is always mis-corrected). ``"ml"``: exact soft-decision maximum likelihood
+        (``argmax_c sum_i c_i LLR_i`` over all 16 codewords).
+
+    Attributes
+    ----------
+    pcm : ndarray ``[3, 7]``  parity-check matrix
+    gm : ndarray ``[4, 7]``   generator matrix used by Sionna's ``LinearEncoder``
+    info_positions : tuple of 4 ints
+        Codeword position of information bit ``i`` (``c[info_positions[i]] == u[i]``).
+    """
+
+    name = "hamming74"
+    DECODERS = ("syndrome", "ml")
+
+    def __init__(self, decoder: str = "syndrome"):
+        super().__init__(4, 7)
+        if decoder not in self.DECODERS:
+            raise ValueError(f"decoder must be one of {self.DECODERS}, got {decoder!r}")
+        self.decoder = decoder
+        from sionna.phy.fec.coding import load_parity_check_examples
+        from sionna.phy.fec.linear import LinearEncoder
+
+        pcm, k, n, _ = load_parity_check_examples(0)
+        if (k, n) != (4, 7):  # pragma: no cover - guards a Sionna change
+            raise RuntimeError(f"Sionna's example code 0 is no longer the (7,4) Hamming code: ({n},{k})")
+        self.pcm = np.asarray(pcm, dtype=np.int64)
+        self._encoders: Dict[Tuple[str, str], LinearEncoder] = {}
+        self._make_encoder = lambda dev, prec: LinearEncoder(self.pcm, is_pcm=True, precision=prec,
+                                                             device=dev)
+        enc = self._encoder("cpu", torch.float32)
+        self.gm = enc.gm.cpu().numpy().astype(np.int64)
+        # Information positions: encode unit vectors; bit i appears alone at a systematic column.
+        eye = torch.eye(4)
+        cw = enc(eye).cpu().numpy().astype(np.int64)  # [4, 7], row i = codeword of e_i
+        positions = []
+        for i in range(4):
+            cols = [j for j in range(7) if cw[i, j] == 1 and cw[:, j].sum() == 1]
+            if not cols:  # pragma: no cover
+                raise RuntimeError("Hamming(7,4) generator is not systematic")
+            positions.append(cols[0])
+        self.info_positions = tuple(positions)
+        # Syndrome table: syndrome (as int, row 0 = MSB) -> error position (-1 for zero syndrome).
+        table = np.full(8, -1, dtype=np.int64)
+        for j in range(7):
+            s = int("".join(str(int(b)) for b in self.pcm[:, j]), 2)
+            table[s] = j
+        self._table = table
+        msgs = np.array(list(itertools.product([0, 1], repeat=4)), dtype=np.int64)
+        self._messages = msgs
+        self._codebook = (msgs @ self.gm) % 2  # [16, 7]
+
+    def _encoder(self, device, dtype):
+        key = (sionna_device(device), "double" if dtype == torch.float64 else "single")
+        if key not in self._encoders:
+            self._encoders[key] = self._make_encoder(*key)
+        return self._encoders[key]
+
+    def _encode(self, bits):
+        return self._encoder(bits.device, bits.dtype)(bits)
+
+    def _decode(self, llr):
+        dev, dt = llr.device, llr.dtype
+        pos = torch.as_tensor(self.info_positions, device=dev)
+        if self.decoder == "ml":
+            cb = torch.as_tensor(self._codebook, dtype=dt, device=dev)
+            best = (llr @ cb.T).argmax(-1)
+            return cb[best][:, pos]
+        c = (llr > 0).to(torch.int64)
+        H = torch.as_tensor(self.pcm, device=dev)
+        syn = (c @ H.T) % 2  # [B, 3]
+        syn_int = syn[:, 0] * 4 + syn[:, 1] * 2 + syn[:, 2]
+        err_pos = torch.as_tensor(self._table, device=dev)[syn_int]  # [B]
+        flip = torch.nn.functional.one_hot(err_pos.clamp(min=0), 7) * (err_pos >= 0).unsqueeze(-1)
+        c = c ^ flip
+        return c[:, pos].to(dt)
+
+    def extra_repr(self) -> str:
+        return f"k=4, n=7, decoder={self.decoder!r}, info_positions={self.info_positions}"
+
+
+def _check_ldpc_params(k, n, num_iter):
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise ValueError(f"k must be an int, got {k!r}")
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise ValueError(f"n must be an int, got {n!r}")
+    k, n = int(k), int(n)
+    if k > n:
+        raise ValueError(f"k (information bits) must be <= n (codeword length), got k={k} > n={n}")
+    if not LDPC5G_MIN_K <= k <= LDPC5G_MAX_K:
+        raise ValueError(f"k={k} is not a valid 5G NR LDPC information length: expected "
+                         f"{LDPC5G_MIN_K} <= k <= {LDPC5G_MAX_K}")
+    if n > LDPC5G_MAX_N:
+        raise ValueError(f"n={n} is not a valid 5G NR LDPC codeword length: expected n <= {LDPC5G_MAX_N}")
+    rate = k / n
+    if not LDPC5G_MIN_RATE <= rate <= LDPC5G_MAX_RATE:
+        raise ValueError(f"k={k}, n={n} give rate {rate:.4f}, outside the 5G NR LDPC range "
+                         f"[{LDPC5G_MIN_RATE}, {LDPC5G_MAX_RATE}] (n must be between "
+                         f"{int(np.ceil(k / LDPC5G_MAX_RATE))} and {int(k / LDPC5G_MIN_RATE)} for k={k})")
+    if isinstance(num_iter, bool) or not isinstance(num_iter, numbers.Integral) or num_iter < 1:
+        raise ValueError(f"num_iter must be a positive int, got {num_iter!r}")
+    return k, n, int(num_iter)
+
+
+class LDPC5G(Code):
+    """5G NR LDPC code (3GPP TS 38.212) with rate matching, Sionna's encoder and BP decoder.
+
+    Parameters
+    ----------
+    k : int
+        Information bits, ``12 <= k <= 8448``.
+    n : int
+        Codeword length after rate matching, ``k/0.95 <= n <= 5k`` and ``n <= 121344``.
+    num_iter : int
+        Belief-propagation iterations (default 20).
+    cn_update : str
+        Sionna check-node rule (``"boxplus-phi"`` default, ``"minsum"``, ...) for ``decoder="bp"``.
+    decoder : ``"bp"`` (default) or ``"layered"``
+        ``"bp"``: Sionna's flooding ``LDPC5GDecoder``. ``"layered"``: the layered min-sum
+        :class:`phy.ldpc_fast.LDPC5GFastDecoder` on the same Sionna encoder (faster).
+    decoder_kwargs : dict, optional
+        Extra arguments for the layered decoder (``cn_update="nms"``, ``scale``, ``backend`` ...).
+
+    Example
+    -------
+    >>> import torch
+    >>> code = LDPC5G(64, 128)
+    >>> u = torch.randint(0, 2, (3, 64)).float()
+    >>> bool((code.decode(20.0 * (2 * code.encode(u) - 1)) == u).all())
+    True
+    """
+
+    name = "ldpc5g"
+
+    DECODERS = ("bp", "layered")
+
+    def __init__(self, k: int, n: int, num_iter: int = 20, cn_update: str = "boxplus-phi",
+                 decoder: str = "bp", decoder_kwargs: Optional[dict] = None):
+        k, n, num_iter = _check_ldpc_params(k, n, num_iter)
+        super().__init__(k, n)
+        if decoder not in self.DECODERS:
+            raise ValueError(f"decoder must be one of {self.DECODERS}, got {decoder!r}")
+        self.num_iter = num_iter
+        self.cn_update = cn_update
+        self.decoder = decoder
+        self.decoder_kwargs = dict(decoder_kwargs or {})
+        self._blocks: Dict[Tuple[str, str], tuple] = {}
+        self._get("cpu", torch.float32)  # fail early (Sionna's own checks) at construction
+
+    def _get(self, device, dtype):
+        from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
+
+        key = (sionna_device(device), "double" if dtype == torch.float64 else "single")
+        if key not in self._blocks:
+            try:
+                enc = LDPC5GEncoder(self.k, self.n, precision=key[1], device=key[0])
+            except (AssertionError, ValueError) as e:
+                raise ValueError(f"invalid 5G NR LDPC parameters k={self.k}, n={self.n}: {e}") from e
+            if self.decoder == "layered":
+                from .ldpc_fast import LDPC5GFastDecoder
+
+                dec = LDPC5GFastDecoder(enc, num_iter=self.num_iter, hard_out=True, return_infobits=True,
+                                        **self.decoder_kwargs)
+            else:
+                dec = LDPC5GDecoder(enc, cn_update=self.cn_update, num_iter=self.num_iter, hard_out=True,
+                                    return_infobits=True, precision=key[1], device=key[0])
+            self._blocks[key] = (enc, dec)
+        return self._blocks[key]
+
+    def _encode(self, bits):
+        enc, _ = self._get(bits.device, bits.dtype)
+        return enc(bits)
+
+    def _decode(self, llr):
+        _, dec = self._get(llr.device, llr.dtype)
+        return dec(llr)
+
+    def extra_repr(self) -> str:
+        return f"k={self.k}, n={self.n}, num_iter={self.num_iter}, decoder={self.decoder!r}"
+
+
+CODES: Dict[str, Type[Code]] = {"none": Uncoded, "hamming74": Hamming74, "ldpc5g": LDPC5G}
+
+
+def make_code(name, **kwargs) -> Code:
+    """Build a code by name: ``"none"`` (``k=``), ``"hamming74"`` (``decoder=``), ``"ldpc5g"``
+    (``k=, n=, num_iter=``). A :class:`Code` instance is returned unchanged.
+
+    >>> make_code("ldpc5g", k=100, n=200).rate
+    0.5
+    """
+    if isinstance(name, Code):
+        if kwargs:
+            raise ValueError("keyword arguments are only accepted with a code name, not a Code instance")
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"code must be a name or a phy.codes.Code, got {type(name).__name__}: {name!r}")
+    key = name.lower()
+    if key in ("uncoded", "identity"):
+        key = "none"
+    if key not in CODES:
+        raise ValueError(f"unknown code {name!r}; expected one of {sorted(CODES)}")
+    if key == "ldpc5g" and not {"k", "n"} <= set(kwargs):
+        raise ValueError(f"code 'ldpc5g' needs k= and n=, got {sorted(kwargs)}")
+    return CODES[key](**kwargs)
