@@ -1,0 +1,343 @@
+"""``semcom ber``: BER/BLER Monte Carlo of the digital chain (code + QAM + channel + APP demapping).
+
+Example
+-------
+``semcom ber --modulation 16qam --code none,hamming74,ldpc5g --k 512 --n 1024 --channel awgn,rayleigh
+--snr-db 0:12:2 --snr-type ebno --target-errors 200 --max-bits 1e7 --seed 0 --device cpu --out runs/ber``
+
+Writes, in ``--out``:
+
+* ``ber.csv``: one row per (scheme, channel, SNR point) with the columns of
+  :data:`phy.montecarlo.BER_COLUMNS` (``scheme, channel, snr_db, snr_type, esno_db, ebno_db, ber,
+  bler, bit_errors, bits, block_errors, blocks``, 95 % Clopper-Pearson bounds ``ber_ci_low ...``,
+  ``seed`` and ``status``). Rows are written as they finish; rerunning the same command resumes and
+  skips finished points (the CSV is then byte-identical to an uninterrupted run). Points after an
+  error-free point are not simulated and have ``ber = NaN`` with ``status = "skipped: ..."``.
+* ``ber.png`` (and ``bler.png``): error rate vs SNR, log scale, one curve per scheme (per
+  scheme/channel when several channels), closed-form uncoded BER overlaid for AWGN and Rayleigh.
+* ``manifest.json``: arguments, seed, package versions, host, elapsed time.
+
+SNR points: ``--snr-db start:stop:step`` with an **inclusive** stop (``0:12:2`` is 0, 2, ..., 12;
+``step`` defaults to 1), or a comma list (``0,3,7.5``), or a mix (``0:4:2,10``). Write negative
+starts with ``=``: ``--snr-db=-4:8:2``. ``--snr-type ebno`` (default) reads them as Eb/N0, converted
+per scheme with ``Es/N0 = Eb/N0 + 10 log10(bits_per_symbol * R)``, where ``R = k / (coded bits sent
+per block)`` (the code rate; zero padding to whole QAM symbols, if any, counts as sent);
+``--snr-type esno`` reads them as Es/N0 per complex channel use (the package's SNR convention).
+
+One block is ``--k`` information bits for every scheme (the LDPC code's ``k``; ``hamming74`` uses
+``k/4`` codewords, ``none`` sends the ``k`` bits as they are), so BLERs are comparable.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from typing import Dict, List, Optional, Sequence
+
+__all__ = ["add_arguments", "main", "parse_snr_list", "parse_name_list", "build_trial", "DEFAULT_BATCH_BITS"]
+
+DEFAULT_BATCH_BITS = 1 << 16  # information bits per batch when --batch-size is not given
+_RESULT_SETTINGS = ("modulation", "k", "n", "num_iter", "ldpc_decoder", "hamming_decoder", "demapping",
+                    "target_errors", "target_block_errors", "max_bits", "batch_size", "seed", "device",
+                    "early_stop")
+
+
+# --------------------------------------------------------------------------------------------
+# Argument parsing helpers
+# --------------------------------------------------------------------------------------------
+def _float(text: str, what: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise ValueError(f"{what}: {text!r} is not a number") from None
+    if not math.isfinite(v):
+        raise ValueError(f"{what}: {text!r} must be finite")
+    return v
+
+
+def parse_snr_list(text: str) -> List[float]:
+    """``"0:12:2"`` (inclusive stop), ``"0,3,7.5"`` or a mix ``"0:4:2,10"`` -> list of floats.
+
+    Raises ``ValueError`` for an empty list, a zero step, a step pointing away from ``stop`` or
+    duplicate points.
+
+    >>> parse_snr_list("0:12:4"), parse_snr_list("-1,2.5"), parse_snr_list("0:1:0.25,3")
+    ([0.0, 4.0, 8.0, 12.0], [-1.0, 2.5], [0.0, 0.25, 0.5, 0.75, 1.0, 3.0])
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"snr-db must be a string such as '0:12:2' or '0,2,4', got {type(text).__name__}")
+    out: List[float] = []
+    for item in (p.strip() for p in text.split(",")):
+        if not item:
+            continue
+        if ":" in item:
+            parts = item.split(":")
+            if len(parts) not in (2, 3):
+                raise ValueError(f"--snr-db range {item!r} must be start:stop or start:stop:step")
+            start = _float(parts[0], "--snr-db start")
+            stop = _float(parts[1], "--snr-db stop")
+            step = _float(parts[2], "--snr-db step") if len(parts) == 3 else 1.0
+            if step == 0:
+                raise ValueError(f"--snr-db range {item!r} has step 0")
+            if (stop - start) * step < 0:
+                raise ValueError(f"--snr-db range {item!r}: step {step} never reaches stop {stop} from {start}")
+            count = int(math.floor((stop - start) / step + 1e-9)) + 1
+            if count > 10_000:
+                raise ValueError(f"--snr-db range {item!r} has {count} points; at most 10000")
+            out.extend(round(start + i * step, 10) + 0.0 for i in range(count))
+        else:
+            out.append(_float(item, "--snr-db value") + 0.0)
+    if not out:
+        raise ValueError(f"--snr-db gave no SNR points: {text!r}")
+    dup = sorted({v for v in out if out.count(v) > 1})
+    if dup:
+        raise ValueError(f"--snr-db has duplicate points {dup}")
+    return out
+
+
+def parse_name_list(text: str, allowed: Sequence[str], what: str, aliases: Optional[Dict[str, str]] = None
+                    ) -> List[str]:
+    """Comma list of names, lower-cased, checked against ``allowed`` (no duplicates, non-empty)."""
+    aliases = aliases or {}
+    names = [aliases.get(p.strip().lower(), p.strip().lower()) for p in text.split(",") if p.strip()]
+    if not names:
+        raise ValueError(f"--{what} gave no names: {text!r}; expected one or more of {sorted(allowed)}")
+    bad = [n for n in names if n not in allowed]
+    if bad:
+        raise ValueError(f"unknown --{what} {bad[0]!r}; expected one of {sorted(allowed)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"--{what} lists a name twice: {text!r}")
+    return names
+
+
+def _snr_arg(text: str) -> List[float]:
+    try:
+        return parse_snr_list(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _positive_number(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number such as 1e7, got {text!r}") from None
+    if not (v > 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(float(text)) if text.strip().lower().count("e") else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return v
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--modulation", default="16qam",
+                        help="qpsk, 16qam, 64qam or 256qam (Gray QAM, Sionna's Mapper/Demapper; default 16qam)")
+    parser.add_argument("--code", default="none,hamming74,ldpc5g",
+                        help="comma list of none, hamming74, ldpc5g (default: all three)")
+    parser.add_argument("--k", type=_positive_int, default=512,
+                        help="information bits per block, the 5G LDPC k (default 512)")
+    parser.add_argument("--n", type=_positive_int, default=1024, help="5G LDPC codeword length n (default 1024)")
+    parser.add_argument("--num-iter", type=_positive_int, default=20,
+                        help="LDPC decoding iterations (default 20)")
+    parser.add_argument("--ldpc-decoder", default="bp", choices=("bp", "layered"),
+                        help="bp: Sionna's flooding sum-product LDPC5GDecoder (default); layered: the "
+                             "faster layered min-sum decoder of phy.ldpc_fast")
+    parser.add_argument("--hamming-decoder", default="syndrome", choices=("syndrome", "ml"),
+                        help="Hamming(7,4) decoding: hard-decision syndrome (default) or soft ML")
+    parser.add_argument("--demapping", default="app", choices=("app", "maxlog"),
+                        help="soft demapping method (default app)")
+    parser.add_argument("--channel", default="awgn",
+                        help="comma list of channels: awgn, rayleigh, rician, ... (default awgn)")
+    parser.add_argument("--snr-db", type=_snr_arg, default=parse_snr_list("0:12:2"), metavar="SNRS",
+                        help="start:stop:step with INCLUSIVE stop (default 0:12:2), or a comma list; "
+                             "negative start: --snr-db=-4:8:2")
+    parser.add_argument("--snr-type", default="ebno", choices=("ebno", "esno"),
+                        help="ebno: the SNRs are Eb/N0 (default); esno: Es/N0 per complex channel use")
+    parser.add_argument("--target-errors", type=_positive_int, default=200,
+                        help="bit errors per SNR point before moving on (default 200)")
+    parser.add_argument("--target-block-errors", type=_positive_int, default=None,
+                        help="also stop a point after this many block errors (default: off)")
+    parser.add_argument("--max-bits", type=_positive_number, default=1e7,
+                        help="information-bit budget per SNR point (default 1e7)")
+    parser.add_argument("--batch-size", type=_positive_int, default=None,
+                        help=f"blocks per batch (default: about {DEFAULT_BATCH_BITS} bits per batch)")
+    parser.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--no-early-stop", dest="early_stop", action="store_false",
+                        help="simulate every SNR point even after an error-free point")
+    parser.add_argument("--progress", dest="progress", action="store_true", default=None,
+                        help="force the progress bar (default: only on a terminal)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument("--out", required=True, help="output directory (created; reruns resume)")
+
+
+# --------------------------------------------------------------------------------------------
+# The chain
+# --------------------------------------------------------------------------------------------
+def build_trial(code: str, modulation: str, channel, *, k: int, n: int, num_iter: int = 20,
+                demapping: str = "app", device: str = "cpu", ldpc_decoder: str = "bp",
+                hamming_decoder: str = "syndrome"):
+    """A :class:`phy.montecarlo.LinkTrial` for one scheme on the shared ``channel`` object.
+
+    Returns ``(trial, coderate, bits_per_symbol)`` where ``coderate = k / (coded bits per block)``.
+    """
+    import torch
+
+    from phy.codes import make_code
+    from phy.links import DigitalLink
+    from phy.modulation import bits_per_symbol
+    from phy.montecarlo import LinkTrial
+
+    bps = bits_per_symbol(modulation)
+    if code == "ldpc5g":
+        c = make_code("ldpc5g", k=k, n=n, num_iter=num_iter, decoder=ldpc_decoder)
+    elif code == "none":
+        c = make_code("none", k=k)
+    elif code == "hamming74":
+        c = make_code("hamming74", decoder=hamming_decoder)
+    else:
+        c = make_code(code)
+    link = DigitalLink(channel, code=c, modulation=modulation, demapping=demapping)
+    # energy per information bit counts every transmitted symbol (padding included, if any)
+    coded_bits = link.channel_uses(k) * bps
+    trial = LinkTrial(link, k=k, device=torch.device(device), coderate=k / coded_bits, bits_per_symbol=bps)
+    return trial, k / coded_bits, bps
+
+
+def _validate(args) -> Dict[str, object]:
+    from phy.channels import CHANNELS
+    from phy.codes import CODES
+    from phy.modulation import MODULATIONS, bits_per_symbol
+
+    mod = args.modulation.lower().replace("-", "").replace("_", "")
+    if mod not in MODULATIONS:
+        raise ValueError(f"unknown --modulation {args.modulation!r}; expected one of {sorted(MODULATIONS)}")
+    codes = parse_name_list(args.code, list(CODES), "code", aliases={"uncoded": "none"})
+    channels = parse_name_list(args.channel, list(CHANNELS), "channel")
+    if args.k > args.n:
+        raise ValueError(f"--k must be <= --n, got k={args.k} > n={args.n}")
+    if "hamming74" in codes and args.k % 4:
+        raise ValueError(f"--k={args.k} must be a multiple of 4 for hamming74 (4 information bits per codeword)")
+    snrs = args.snr_db if isinstance(args.snr_db, list) else parse_snr_list(str(args.snr_db))
+    if not snrs:
+        raise ValueError("--snr-db gave no SNR points")
+    if not (args.max_bits > 0 and math.isfinite(args.max_bits)):
+        raise ValueError(f"--max-bits must be a positive number, got {args.max_bits}")
+    batch = args.batch_size or max(1, min(4096, -(-DEFAULT_BATCH_BITS // args.k)))
+    return {"modulation": mod, "codes": codes, "channels": channels, "snrs": snrs, "batch_size": batch,
+            "bits_per_symbol": bits_per_symbol(mod)}
+
+
+def _check_resume(out_dir: str, settings: Dict[str, object]) -> None:
+    import json
+
+    path = os.path.join(out_dir, "manifest.json")
+    if not (os.path.exists(path) and os.path.exists(os.path.join(out_dir, "ber.csv"))):
+        return
+    try:
+        with open(path, encoding="utf-8") as fh:
+            old = (json.load(fh) or {}).get("result_settings") or {}
+    except (OSError, ValueError):
+        return
+    diff = {key: (old.get(key), settings[key]) for key in settings if key in old and old[key] != settings[key]}
+    if diff:
+        desc = ", ".join(f"{key}: {a!r} -> {b!r}" for key, (a, b) in diff.items())
+        raise ValueError(f"{out_dir} holds results of a run with other settings ({desc}); resuming would mix "
+                         "them. Use another --out or delete the old results")
+
+
+def _with_defaults(args):
+    """Fill options missing from a hand-built Namespace with the parser's defaults (``--out`` excepted)."""
+    p = argparse.ArgumentParser(add_help=False)
+    add_arguments(p)
+    for action in p._actions:
+        if action.dest != "out" and not hasattr(args, action.dest):
+            setattr(args, action.dest, action.default)
+    return args
+
+
+def main(args) -> int:
+    args = _with_defaults(args)
+    try:
+        cfg = _validate(args)
+        import torch
+
+        from phy.channels import make_channel
+        from phy.montecarlo import BER_COLUMNS, BER_KEY_COLUMNS, ResumableCSV
+
+        try:
+            device = torch.device(args.device)
+        except RuntimeError as e:
+            raise ValueError(f"--device {args.device!r} is not a torch device: {e}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"--device {args.device!r}: CUDA is not available on this machine")
+        settings = {key: (cfg[key] if key in cfg else getattr(args, key)) for key in _RESULT_SETTINGS}
+        settings["device"] = str(device)
+        os.makedirs(args.out, exist_ok=True)
+        _check_resume(args.out, settings)
+        # one channel object per channel name, shared by every scheme (reseeded per point)
+        channels = {name: make_channel(name, seed=args.seed) for name in cfg["channels"]}
+        trials = {}
+        for code in cfg["codes"]:
+            for name, ch in channels.items():
+                trials[(code, name)] = build_trial(code, cfg["modulation"], ch, k=args.k, n=args.n,
+                                                   num_iter=args.num_iter, demapping=args.demapping,
+                                                   device=str(device), ldpc_decoder=args.ldpc_decoder,
+                                                   hamming_decoder=args.hamming_decoder)
+        table = ResumableCSV(os.path.join(args.out, "ber.csv"), BER_COLUMNS, BER_KEY_COLUMNS)
+    except ValueError as e:
+        print(f"semcom ber: error: {e}", file=sys.stderr)
+        return 2
+
+    from experiments.results import RunManifest
+    from phy.montecarlo import simulate_ber
+
+    resumed = len(table)
+    results = []
+    with RunManifest(args.out, args=args, seed=args.seed, command="semcom ber",
+                     extra={"result_settings": settings, "ci": "95% Clopper-Pearson",
+                            "snr_convention": "Es/N0 per complex channel use; Eb/N0 = Es/N0 - "
+                                              "10 log10(bits_per_symbol * coderate)"}) as manifest:
+        rates = {}
+        for (code, name), (trial, coderate, bps) in trials.items():
+            rates[code] = coderate
+            results += simulate_ber(trial, cfg["snrs"], snr_type=args.snr_type, coderate=coderate,
+                                    bits_per_symbol=bps, batch_size=cfg["batch_size"],
+                                    target_errors=args.target_errors,
+                                    target_block_errors=args.target_block_errors, max_bits=args.max_bits,
+                                    seed=args.seed, scheme=code, channel=name, early_stop=args.early_stop,
+                                    csv_file=table, progress=args.progress)
+        manifest.update(rows_resumed=resumed, rows=len(table), coderates=rates,
+                        plots=_plots(args.out, results, cfg, args.snr_type))
+    print(f"wrote {os.path.join(args.out, 'ber.csv')} ({len(results)} points), ber.png, manifest.json")
+    return 0
+
+
+def _plots(out_dir: str, results, cfg, snr_type: str) -> List[str]:
+    import numpy as np
+
+    from experiments.plots import plot_error_rate
+    from phy.modulation import uncoded_ber
+
+    snrs = np.array(sorted(cfg["snrs"]), dtype=float)
+    fine = np.linspace(snrs.min(), snrs.max(), max(50, 10 * len(snrs))) if len(snrs) > 1 else snrs
+    # uncoded: coderate 1, so Es/N0 = Eb/N0 + 10 log10(bits_per_symbol)
+    esno = fine + (10 * math.log10(cfg["bits_per_symbol"]) if snr_type == "ebno" else 0.0)
+    forms = {}
+    for kind, label in (("awgn", "AWGN"), ("rayleigh", "Rayleigh")):
+        if kind in cfg["channels"]:
+            forms[f"theory: uncoded {cfg['modulation']} {label}"] = (fine, uncoded_ber(esno, cfg["modulation"], kind))
+    written = [plot_error_rate(results, os.path.join(out_dir, "ber.png"), metric="ber", snr_type=snr_type,
+                               closed_forms=forms, title=f"{cfg['modulation']} BER")]
+    written.append(plot_error_rate(results, os.path.join(out_dir, "bler.png"), metric="bler", snr_type=snr_type,
+                                   title=f"{cfg['modulation']} BLER"))
+    return [os.path.basename(p) for p in written]

@@ -1,0 +1,708 @@
+"""Monte Carlo BER/BLER engine with error-count stopping, SNR early stop and resumable CSV output.
+
+The engine runs a *trial* over a list of SNR points. A trial is anything that follows the small
+:class:`BitTrial` protocol::
+
+    trial.k                              # information bits per block (int)
+    trial(batch_size, esno_db)           # -> (bits, bits_hat), both [batch_size, k] (or [..., k])
+    trial.reset(seed)                    # optional: restart every random stream from ``seed``
+
+:class:`FunctionTrial` turns a plain function into a trial and :class:`LinkTrial` wraps a link
+(``link(bits, snr_db=esno_db).x_hat`` -> hard bit estimates), e.g. ``phy.links.DigitalLink``.
+The trial always receives Es/N0 per complex channel use (the package's SNR convention); the
+engine converts Eb/N0 inputs with ``Es/N0 = Eb/N0 + 10 log10(bits_per_symbol * coderate)``.
+
+Per SNR point the engine draws batches until ``target_errors`` bit errors (or
+``target_block_errors`` block errors) are counted or the ``max_bits`` information-bit budget is
+spent. Each point gets its own seed, derived deterministically from ``(seed, scheme, channel,
+snr_type, snr_db)`` by :func:`point_seed`, and ``trial.reset`` is called with it before the point
+starts, so a point's result does not depend on which points ran before it: an interrupted run
+that is resumed gives exactly the rows of an uninterrupted one.
+
+Confidence intervals are exact two-sided 95 % **Clopper-Pearson** intervals for a binomial
+proportion (:func:`clopper_pearson`). For BLER the blocks are independent, so the interval is
+exact; for BER of a coded scheme the bit errors inside a block are correlated, so the BER interval
+is optimistic (too narrow) and should be read as indicative.
+
+Early stop over SNR: once a point ends with zero bit errors after the full bit budget, every
+later point of that (scheme, channel) sweep with a higher SNR is *not simulated*; it is reported
+with ``ber = bler = NaN``, zero counts and ``status = "skipped: no errors at previous point"``
+(never as a BER of 0, unlike Sionna's ``sim_ber``). A point that was simulated and saw no errors
+has ``ber = 0`` and ``status = "no_errors"``; its CI upper bound (about ``3.7 / bits``) is the
+meaningful number.
+
+Results are appended point by point to a :class:`ResumableCSV` (write + flush + fsync per row,
+header written atomically); already finished keys are skipped on the next run. This is the only
+CSV-resume implementation in the package; :mod:`experiments.results` re-exports it.
+
+Points run one after the other with a scalar ``esno_db``. A batched SNR sweep (one batch holding
+several SNR points, e.g. ``snr_db`` of shape ``[S, 1]`` that the links already accept) would fit
+behind the same trial interface (a trial method taking a vector of SNRs and returning per-point
+counts); it is not implemented yet.
+
+Example
+-------
+>>> import torch
+>>> def trial(batch_size, esno_db):  # a toy binary symmetric channel with p = 0.1
+...     g = torch.Generator().manual_seed(int(esno_db))
+...     b = torch.randint(0, 2, (batch_size, 8), generator=g)
+...     flip = (torch.rand(batch_size, 8, generator=g) < 0.1).long()
+...     return b, b ^ flip
+>>> res = simulate_ber(FunctionTrial(trial, k=8), [0.0], target_errors=50, max_bits=10_000,
+...                    batch_size=100, progress=False)
+>>> res[0].status, 0.05 < res[0].ber < 0.15
+('target_errors', True)
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+import numbers
+import os
+import sys
+from dataclasses import asdict, dataclass, fields
+from typing import (Any, Callable, Dict, Iterable, List, Mapping, Optional, Protocol, Sequence, Set,
+                    Tuple, Union, runtime_checkable)
+
+import torch
+
+from .conventions import check_snr, ebno_db_to_esno_db, esno_db_to_ebno_db
+
+__all__ = [
+    "BitTrial",
+    "FunctionTrial",
+    "LinkTrial",
+    "PointResult",
+    "BER_COLUMNS",
+    "BER_KEY_COLUMNS",
+    "STATUS_TARGET",
+    "STATUS_BUDGET",
+    "STATUS_NO_ERRORS",
+    "STATUS_SKIPPED",
+    "simulate_ber",
+    "point_seed",
+    "clopper_pearson",
+    "format_value",
+    "ResumableCSV",
+]
+
+STATUS_TARGET = "target_errors"
+STATUS_BUDGET = "max_bits"
+STATUS_NO_ERRORS = "no_errors"
+STATUS_SKIPPED = "skipped: no errors at previous point"
+
+SNR_TYPES = ("esno", "ebno")
+
+
+# --------------------------------------------------------------------------------------------
+# Small pure helpers
+# --------------------------------------------------------------------------------------------
+def format_value(value: Any) -> str:
+    """Canonical text of a CSV cell: shortest round-trip ``repr`` for floats (``nan``, ``inf``),
+    ``str`` for ints and strings, ``""`` for ``None``. Used for cells *and* for key matching."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        return repr(float(value))
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return format_value(value.item())
+    return str(value)
+
+
+def point_seed(seed: int, *parts: Any) -> int:
+    """A 63-bit seed derived from ``seed`` and ``parts`` (hash of their canonical text).
+
+    Example
+    -------
+    >>> point_seed(0, "ldpc5g", "awgn", "ebno", 2.0) == point_seed(0, "ldpc5g", "awgn", "ebno", 2)
+    True
+    """
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}: {seed!r}")
+    text = "|".join([str(int(seed))] + [
+        format_value(float(p)) if isinstance(p, numbers.Real) and not isinstance(p, bool) else format_value(p)
+        for p in parts
+    ])
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def clopper_pearson(errors: int, trials: int, confidence: float = 0.95) -> Tuple[float, float]:
+    """Exact (Clopper-Pearson) two-sided confidence interval of a binomial proportion.
+
+    Returns ``(nan, nan)`` for ``trials == 0``.
+
+    Example
+    -------
+    >>> lo, hi = clopper_pearson(0, 1000)
+    >>> lo, round(hi, 5)
+    (0.0, 0.00368)
+    """
+    from scipy.special import betaincinv
+
+    if trials <= 0:
+        return math.nan, math.nan
+    if not 0 <= errors <= trials:
+        raise ValueError(f"errors must be in [0, trials={trials}], got {errors}")
+    alpha = 1.0 - confidence
+    lo = 0.0 if errors == 0 else float(betaincinv(errors, trials - errors + 1, alpha / 2))
+    hi = 1.0 if errors == trials else float(betaincinv(errors + 1, trials - errors, 1 - alpha / 2))
+    return lo, hi
+
+
+# --------------------------------------------------------------------------------------------
+# Trials
+# --------------------------------------------------------------------------------------------
+@runtime_checkable
+class BitTrial(Protocol):
+    """What the engine needs: ``k`` and ``__call__(batch_size, esno_db) -> (bits, bits_hat)``.
+
+    ``reset(seed)`` (optional) restarts every random stream the trial uses; the engine calls it
+    with the point's seed before each SNR point. ``coderate`` and ``bits_per_symbol`` (optional)
+    let the engine convert Eb/N0 <-> Es/N0 when they are not given to :func:`simulate_ber`.
+    """
+
+    k: int
+
+    def __call__(self, batch_size: int, esno_db: float) -> Tuple[torch.Tensor, torch.Tensor]:
+        ...
+
+
+class FunctionTrial:
+    """Wrap ``fn(batch_size, esno_db) -> (bits, bits_hat)`` as a :class:`BitTrial`.
+
+    Parameters
+    ----------
+    fn : callable
+    k : int
+        Information bits per block (last dimension of ``bits``).
+    reset : callable, optional
+        ``reset(seed)`` restarting ``fn``'s random streams.
+    coderate, bits_per_symbol : float, optional
+        For Eb/N0 conversion.
+    """
+
+    def __init__(self, fn: Callable[[int, float], Tuple[torch.Tensor, torch.Tensor]], k: int,
+                 reset: Optional[Callable[[int], None]] = None, coderate: Optional[float] = None,
+                 bits_per_symbol: Optional[float] = None):
+        if not callable(fn):
+            raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+        _check_pos_int(k, "k")
+        if reset is not None and not callable(reset):
+            raise TypeError(f"reset must be callable or None, got {type(reset).__name__}")
+        self.fn = fn
+        self.k = int(k)
+        self._reset = reset
+        self.coderate = coderate
+        self.bits_per_symbol = bits_per_symbol
+
+    def reset(self, seed: int) -> None:
+        if self._reset is not None:
+            self._reset(seed)
+
+    def __call__(self, batch_size: int, esno_db: float):
+        return self.fn(batch_size, esno_db)
+
+
+class LinkTrial:
+    """Random information bits through a bit-in/bit-out link.
+
+    ``link(bits [batch, k] float, snr_db=esno_db)`` must return a ``phy.links.LinkOutput`` whose
+    ``x_hat`` holds hard bit estimates of ``bits``' shape (or a tensor directly). The source bits
+    come from the trial's own ``torch.Generator``; :meth:`reset` reseeds it and the link's channel
+    (``link.channel.reset``) from sub-seeds of the point seed, so every scheme sees the same
+    channel realisation statistics and a point is reproducible on its own.
+
+    Parameters
+    ----------
+    link : nn.Module
+        E.g. ``phy.links.DigitalLink``.
+    k : int, optional
+        Information bits per block; read from ``link.k`` when omitted.
+    device : str or torch.device
+        Device of the source bits (the link must run there).
+    dtype : torch.dtype
+        Dtype of the source bits (default float32, Sionna's convention).
+    coderate, bits_per_symbol : float, optional
+        Read from ``link.coderate`` / ``link.bits_per_symbol`` (or ``link.num_bits_per_symbol``)
+        when omitted.
+    """
+
+    def __init__(self, link, k: Optional[int] = None, device: Union[str, torch.device] = "cpu",
+                 dtype: torch.dtype = torch.float32, coderate: Optional[float] = None,
+                 bits_per_symbol: Optional[float] = None):
+        if not callable(link):
+            raise TypeError(f"link must be callable (an nn.Module), got {type(link).__name__}")
+        k = k if k is not None else getattr(link, "k", None)
+        if k is None:
+            raise ValueError("k (information bits per block) is required: the link has no attribute 'k'")
+        _check_pos_int(k, "k")
+        self.link = link
+        self.k = int(k)
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.coderate = coderate if coderate is not None else getattr(link, "coderate", None)
+        if bits_per_symbol is None:
+            bits_per_symbol = getattr(link, "bits_per_symbol", getattr(link, "num_bits_per_symbol", None))
+        self.bits_per_symbol = bits_per_symbol
+        self._gen = torch.Generator(device=self.device)
+        self._gen.manual_seed(0)
+
+    def reset(self, seed: int) -> None:
+        self._gen = torch.Generator(device=self.device)
+        self._gen.manual_seed(point_seed(seed, "source"))
+        channel = getattr(self.link, "channel", None)
+        if channel is not None and hasattr(channel, "reset"):
+            channel.reset(point_seed(seed, "channel"))
+        link_reset = getattr(self.link, "reset", None)
+        if callable(link_reset):
+            link_reset(point_seed(seed, "link"))
+
+    def __call__(self, batch_size: int, esno_db: float):
+        bits = torch.randint(0, 2, (batch_size, self.k), generator=self._gen, device=self.device,
+                             dtype=self.dtype)
+        out = self.link(bits, snr_db=esno_db)
+        bits_hat = getattr(out, "x_hat", out)
+        return bits, bits_hat
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+@dataclass(eq=False)
+class PointResult:
+    """One SNR point of one (scheme, channel) sweep; also one CSV row (see :data:`BER_COLUMNS`).
+
+    ``ber``/``bler`` and the CI bounds are NaN for skipped points. CIs are 95 % Clopper-Pearson.
+    """
+
+    scheme: str
+    channel: str
+    snr_db: float
+    snr_type: str
+    esno_db: float
+    ebno_db: float
+    ber: float
+    bler: float
+    bit_errors: int
+    bits: int
+    block_errors: int
+    blocks: int
+    ber_ci_low: float
+    ber_ci_high: float
+    bler_ci_low: float
+    bler_ci_high: float
+    seed: int
+    status: str
+
+    def to_row(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    def __eq__(self, other) -> bool:
+        """Equal when every CSV cell is equal (so NaN == NaN, as in the file)."""
+        if not isinstance(other, PointResult):
+            return NotImplemented
+        return all(format_value(getattr(self, f.name)) == format_value(getattr(other, f.name))
+                   for f in fields(self))
+
+    __hash__ = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, str]) -> "PointResult":
+        """Parse a CSV row (strings) back into a result."""
+        kw = {}
+        for f in fields(cls):
+            if f.name not in row:
+                raise ValueError(f"CSV row lacks column {f.name!r}: {dict(row)}")
+            v = row[f.name]
+            if f.type in ("int", int):
+                kw[f.name] = int(v)
+            elif f.type in ("float", float):
+                kw[f.name] = float(v) if v != "" else math.nan
+            else:
+                kw[f.name] = v
+        return cls(**kw)
+
+    @property
+    def finished(self) -> bool:
+        return self.status != STATUS_SKIPPED
+
+
+BER_COLUMNS: Tuple[str, ...] = tuple(f.name for f in fields(PointResult))
+BER_KEY_COLUMNS: Tuple[str, ...] = ("scheme", "channel", "snr_type", "snr_db")
+
+
+# --------------------------------------------------------------------------------------------
+# Resumable CSV
+# --------------------------------------------------------------------------------------------
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path or ".", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class ResumableCSV:
+    """Append-only CSV of result rows, resumable after an interruption.
+
+    * The header is written atomically (temporary file + ``fsync`` + ``os.replace``).
+    * Each :meth:`append` writes one full line, flushes and ``fsync``s, so a crash loses at most
+      the row being written; a torn last line (no trailing newline) is cut off when the file is
+      opened again.
+    * :meth:`finished_keys` gives the key tuples already present (cells compared as
+      :func:`format_value` text), so a rerun can skip them.
+    * Opening an existing file whose header differs from ``columns`` raises ``ValueError``
+      (never silently mixes layouts).
+
+    Parameters
+    ----------
+    path : str or PathLike
+    columns : sequence of str
+        All columns, in file order.
+    key_columns : sequence of str
+        The subset of ``columns`` that identifies a row (e.g. scheme, channel, snr).
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> t = ResumableCSV(os.path.join(d, "r.csv"), ["snr", "ber"], ["snr"])
+    >>> t.append({"snr": 0.0, "ber": 0.1})
+    >>> ResumableCSV(os.path.join(d, "r.csv"), ["snr", "ber"], ["snr"]).finished_keys()
+    {('0.0',)}
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], columns: Sequence[str], key_columns: Sequence[str]):
+        columns = tuple(columns)
+        key_columns = tuple(key_columns)
+        if not columns or len(set(columns)) != len(columns):
+            raise ValueError(f"columns must be non-empty and unique, got {columns}")
+        missing = [c for c in key_columns if c not in columns]
+        if missing or not key_columns:
+            raise ValueError(f"key_columns must be a non-empty subset of columns {columns}, got {key_columns}")
+        self.path = os.fspath(path)
+        self.columns = columns
+        self.key_columns = key_columns
+        self._rows: List[Dict[str, str]] = []
+        self._open()
+
+    # -- opening -------------------------------------------------------------------------
+    def _open(self) -> None:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        if os.path.exists(self.path) and os.path.getsize(self.path) > 0:
+            self._repair_torn_tail()
+            with open(self.path, "r", newline="", encoding="utf-8") as fh:
+                reader = csv.reader(fh)
+                header = next(reader, None)
+                if header is None:
+                    rows = []
+                else:
+                    if tuple(header) != self.columns:
+                        raise ValueError(
+                            f"{self.path} has columns {header}, expected {list(self.columns)}; "
+                            "write to a new file or delete the old one"
+                        )
+                    rows = [dict(zip(header, r)) for r in reader if r]
+            if header is not None:
+                bad = [r for r in rows if len(r) != len(self.columns)]
+                if bad:
+                    raise ValueError(f"{self.path} has {len(bad)} malformed row(s), e.g. {bad[0]}")
+                self._rows = rows
+                return
+        # new (or empty) file: atomic header
+        tmp = f"{self.path}.tmp.{os.getpid()}"
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            fh.write(self._line(self.columns))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        _fsync_dir(directory)
+        self._rows = []
+
+    def _repair_torn_tail(self) -> None:
+        with open(self.path, "rb+") as fh:
+            data = fh.read()
+            if data.endswith(b"\n"):
+                return
+            cut = data.rfind(b"\n") + 1  # 0 when even the header is torn
+            fh.truncate(cut)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    @staticmethod
+    def _line(cells: Iterable[str]) -> str:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(list(cells))
+        return buf.getvalue()
+
+    # -- reading -------------------------------------------------------------------------
+    def rows(self) -> List[Dict[str, str]]:
+        """All rows so far, as dicts of strings (file order)."""
+        return [dict(r) for r in self._rows]
+
+    def key_of(self, row: Mapping[str, Any]) -> Tuple[str, ...]:
+        """The canonical key tuple of a row (values or already formatted strings)."""
+        try:
+            return tuple(format_value(row[c]) for c in self.key_columns)
+        except KeyError as exc:
+            raise ValueError(f"row lacks key column {exc.args[0]!r}; key columns are {self.key_columns}") from None
+
+    def finished_keys(self) -> Set[Tuple[str, ...]]:
+        return {self.key_of(r) for r in self._rows}
+
+    def get(self, key: Sequence[Any]) -> Optional[Dict[str, str]]:
+        """The row with ``key`` (values are formatted with :func:`format_value`), or ``None``."""
+        k = tuple(format_value(v) for v in key)
+        for r in self._rows:
+            if self.key_of(r) == k:
+                return dict(r)
+        return None
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    # -- writing -------------------------------------------------------------------------
+    def append(self, row: Mapping[str, Any]) -> None:
+        """Append one row (a mapping with exactly :attr:`columns`), flush and fsync."""
+        extra = set(row) - set(self.columns)
+        missing = [c for c in self.columns if c not in row]
+        if extra or missing:
+            raise ValueError(f"row must have exactly the columns {list(self.columns)}; "
+                             f"missing {missing}, unexpected {sorted(extra)}")
+        cells = [format_value(row[c]) for c in self.columns]
+        with open(self.path, "a", newline="", encoding="utf-8") as fh:
+            fh.write(self._line(cells))
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._rows.append(dict(zip(self.columns, cells)))
+
+
+# --------------------------------------------------------------------------------------------
+# Engine
+# --------------------------------------------------------------------------------------------
+def _check_pos_int(v, name):
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0:
+        raise ValueError(f"{name} must be a positive int, got {v!r}")
+
+
+def _check_pos_number(v, name):
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (v > 0) or not math.isfinite(v):
+        raise ValueError(f"{name} must be a positive finite number, got {v!r}")
+
+
+def _use_progress(progress: Optional[bool]) -> bool:
+    if progress is not None:
+        return bool(progress)
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _count_errors(bits: torch.Tensor, bits_hat: torch.Tensor) -> Tuple[int, int, int, int]:
+    """(bit_errors, bits, block_errors, blocks) of one batch; one device sync."""
+    if not isinstance(bits, torch.Tensor) or not isinstance(bits_hat, torch.Tensor):
+        raise TypeError(f"a trial must return two tensors (bits, bits_hat), got "
+                        f"{type(bits).__name__}, {type(bits_hat).__name__}")
+    if bits.shape != bits_hat.shape:
+        raise ValueError(f"bits_hat shape {tuple(bits_hat.shape)} must equal bits shape {tuple(bits.shape)}")
+    if bits.dim() < 1 or bits.shape[-1] == 0:
+        raise ValueError(f"bits must be [..., k] with k > 0, got shape {tuple(bits.shape)}")
+    err = bits_hat.to(bits.dtype) != bits
+    counts = torch.stack([err.sum(), err.any(dim=-1).sum()]).tolist()
+    n_bits = err.numel()
+    return int(counts[0]), n_bits, int(counts[1]), n_bits // bits.shape[-1]
+
+
+def _resolve_rate(trial, coderate, bits_per_symbol):
+    coderate = coderate if coderate is not None else getattr(trial, "coderate", None)
+    bps = bits_per_symbol if bits_per_symbol is not None else getattr(trial, "bits_per_symbol", None)
+    return coderate, bps
+
+
+def simulate_ber(
+    trial: BitTrial,
+    snr_dbs: Union[Sequence[float], torch.Tensor],
+    *,
+    snr_type: str = "esno",
+    coderate: Optional[float] = None,
+    bits_per_symbol: Optional[float] = None,
+    batch_size: int = 1000,
+    target_errors: Optional[int] = 200,
+    target_block_errors: Optional[int] = None,
+    max_bits: Union[int, float] = 10**7,
+    seed: int = 0,
+    scheme: str = "scheme",
+    channel: str = "channel",
+    early_stop: bool = True,
+    csv_file: Union[None, str, os.PathLike, ResumableCSV] = None,
+    progress: Optional[bool] = None,
+    callback: Optional[Callable[[PointResult], None]] = None,
+) -> List[PointResult]:
+    """Monte Carlo BER/BLER of ``trial`` over ``snr_dbs``.
+
+    Parameters
+    ----------
+    trial : BitTrial
+        ``trial(batch_size, esno_db) -> (bits, bits_hat)`` (hard decisions, same shape
+        ``[batch_size, k]``), attribute ``k``; optional ``reset(seed)``, ``coderate``,
+        ``bits_per_symbol``.
+    snr_dbs : sequence of float
+        SNR points in dB, of type ``snr_type``. Sweeps are normally ascending; early stop skips
+        only points with a *higher* SNR than an error-free point.
+    snr_type : ``"esno"`` (Es/N0 per complex channel use, default) or ``"ebno"``
+        Eb/N0 needs ``coderate`` and ``bits_per_symbol`` (here or on the trial); with them both
+        ``esno_db`` and ``ebno_db`` are reported, without them ``ebno_db`` is NaN.
+    batch_size : int
+        Blocks per batch (the last batch of a point is shortened to respect ``max_bits``).
+    target_errors, target_block_errors : int or None
+        A point stops once either count is reached (``None`` disables that criterion).
+    max_bits : int or float
+        Information-bit budget per point (``1e7`` accepted).
+    seed : int
+        Master seed; the point seed is ``point_seed(seed, scheme, channel, snr_type, snr_db)``.
+    scheme, channel : str
+        Labels written to the rows (and part of the key and of the seed).
+    early_stop : bool
+        Skip higher-SNR points after a point with zero errors at the full budget.
+    csv_file : path or ResumableCSV, optional
+        Rows are appended point by point; points already in the file are not recomputed (their
+        stored rows are returned).
+    progress : bool or None
+        tqdm progress bar; ``None``: only when stderr is a terminal.
+    callback : callable, optional
+        ``callback(result)`` after each point is written (e.g. logging).
+
+    Returns
+    -------
+    list of PointResult, one per SNR point, in ``snr_dbs`` order.
+    """
+    if not callable(trial):
+        raise TypeError(f"trial must be callable (a BitTrial), got {type(trial).__name__}")
+    k = getattr(trial, "k", None)
+    _check_pos_int(k, "trial.k")
+    if snr_type not in SNR_TYPES:
+        raise ValueError(f"snr_type must be one of {SNR_TYPES}, got {snr_type!r}")
+    if isinstance(snr_dbs, torch.Tensor):
+        snr_dbs = snr_dbs.detach().cpu().reshape(-1).tolist()
+    if isinstance(snr_dbs, (str, bytes)) or not isinstance(snr_dbs, Iterable):
+        raise TypeError(f"snr_dbs must be a sequence of numbers, got {type(snr_dbs).__name__}")
+    snr_list = [float(check_snr(s, "snr_dbs")) if not isinstance(s, torch.Tensor) else float(s)
+                for s in snr_dbs]
+    if not snr_list:
+        raise ValueError("snr_dbs must contain at least one SNR point, got an empty list")
+    if any(not math.isfinite(s) for s in snr_list):
+        raise ValueError(f"snr_dbs must be finite, got {snr_list}")
+    _check_pos_int(batch_size, "batch_size")
+    if target_errors is not None:
+        _check_pos_int(target_errors, "target_errors")
+    if target_block_errors is not None:
+        _check_pos_int(target_block_errors, "target_block_errors")
+    _check_pos_number(max_bits, "max_bits")
+    max_bits = int(math.ceil(max_bits))
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}: {seed!r}")
+    if not isinstance(scheme, str) or not isinstance(channel, str) or not scheme or not channel:
+        raise TypeError(f"scheme and channel must be non-empty strings, got {scheme!r}, {channel!r}")
+
+    coderate, bps = _resolve_rate(trial, coderate, bits_per_symbol)
+    have_rate = coderate is not None and bps is not None
+    if snr_type == "ebno" and not have_rate:
+        raise ValueError("snr_type='ebno' needs coderate and bits_per_symbol (arguments or trial attributes)")
+
+    table = None
+    if csv_file is not None:
+        table = csv_file if isinstance(csv_file, ResumableCSV) else \
+            ResumableCSV(csv_file, BER_COLUMNS, BER_KEY_COLUMNS)
+
+    use_bar = _use_progress(progress)
+    bar = None
+    if use_bar:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(snr_list), desc=f"{scheme}/{channel}", unit="pt", leave=False)
+
+    results: List[PointResult] = []
+    zero_error_snr: Optional[float] = None
+    try:
+        for snr in snr_list:
+            if snr_type == "esno":
+                esno = snr
+                ebno = esno_db_to_ebno_db(snr, bps, coderate) if have_rate else math.nan
+            else:
+                ebno = snr
+                esno = ebno_db_to_esno_db(snr, bps, coderate)
+            pseed = point_seed(seed, scheme, channel, snr_type, snr)
+            key = (scheme, channel, snr_type, snr)
+
+            stored = table.get(key) if table is not None else None
+            if stored is not None:
+                res = PointResult.from_row(stored)
+            elif early_stop and zero_error_snr is not None and snr > zero_error_snr:
+                res = PointResult(scheme, channel, snr, snr_type, esno, ebno, math.nan, math.nan, 0, 0, 0, 0,
+                                  math.nan, math.nan, math.nan, math.nan, pseed, STATUS_SKIPPED)
+            else:
+                res = _run_point(trial, k, esno, batch_size, target_errors, target_block_errors, max_bits,
+                                 pseed, bar)
+                res.scheme, res.channel, res.snr_db, res.snr_type = scheme, channel, snr, snr_type
+                res.esno_db, res.ebno_db = esno, ebno
+
+            if stored is None and table is not None:
+                table.append(res.to_row())
+            if res.status == STATUS_NO_ERRORS and (zero_error_snr is None or snr < zero_error_snr):
+                zero_error_snr = snr
+            results.append(res)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"{snr:g} dB: BER {res.ber:.3g} ({res.status})")
+            if callback is not None:
+                callback(res)
+    finally:
+        if bar is not None:
+            bar.close()
+    return results
+
+
+def _run_point(trial, k, esno, batch_size, target_errors, target_block_errors, max_bits, pseed, bar
+               ) -> PointResult:
+    reset = getattr(trial, "reset", None)
+    if callable(reset):
+        reset(pseed)
+    bit_err = n_bits = blk_err = n_blk = 0
+    status = STATUS_BUDGET
+    while True:
+        remaining_blocks = max(1, -(-(max_bits - n_bits) // k))
+        bs = min(batch_size, remaining_blocks)
+        with torch.no_grad():
+            bits, bits_hat = trial(bs, esno)
+        e, nb, be, nblk = _count_errors(bits, bits_hat)
+        bit_err += e
+        n_bits += nb
+        blk_err += be
+        n_blk += nblk
+        if target_errors is not None and bit_err >= target_errors:
+            status = STATUS_TARGET
+            break
+        if target_block_errors is not None and blk_err >= target_block_errors:
+            status = STATUS_TARGET
+            break
+        if n_bits >= max_bits:
+            status = STATUS_NO_ERRORS if bit_err == 0 else STATUS_BUDGET
+            break
+    ber_lo, ber_hi = clopper_pearson(bit_err, n_bits)
+    bler_lo, bler_hi = clopper_pearson(blk_err, n_blk)
+    return PointResult("", "", math.nan, "", esno, math.nan, bit_err / n_bits, blk_err / n_blk, bit_err,
+                       n_bits, blk_err, n_blk, ber_lo, ber_hi, bler_lo, bler_hi, pseed, status)

@@ -1,0 +1,320 @@
+"""Monte Carlo engine: theory agreement, stopping rules, early stop, resume and reproducibility."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import erfc
+
+from phy.channels import AWGN, Rayleigh
+from phy.conventions import snr_db_to_no
+from phy.equalization import equalize
+from phy.modulation import QAM
+from phy.montecarlo import (BER_COLUMNS, STATUS_BUDGET, STATUS_NO_ERRORS, STATUS_SKIPPED, STATUS_TARGET,
+                            FunctionTrial, LinkTrial, PointResult, ResumableCSV, clopper_pearson,
+                            point_seed, simulate_ber)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Small batches gain nothing from intra-op threads, and on a loaded 2-core machine two threads
+    make Sionna's BP decoder 10-100x slower (spin-waiting); restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# ------------------------------------------------------------------------------------------
+# independent closed forms (textbook 16-QAM Gray, written here, not imported from phy)
+# ------------------------------------------------------------------------------------------
+def _q(x):
+    return 0.5 * erfc(np.asarray(x, dtype=float) / math.sqrt(2.0))
+
+
+def qam16_awgn(esno_db):
+    x = np.sqrt(10 ** (esno_db / 10) / 5.0)
+    return float((3 * _q(x) + 2 * _q(3 * x) - _q(5 * x)) / 4)
+
+
+def qam16_rayleigh(esno_db):
+    # E_g[Q(c sqrt(g))], g ~ Exp(mean snr/5) -> (1 - sqrt(a / (2 + a))) / 2 with a = c^2 snr / 5
+    snr = 10 ** (esno_db / 10)
+
+    def eq(c):
+        a = c * c * snr / 5.0
+        return 0.5 * (1 - math.sqrt(a / (2 + a)))
+
+    return (3 * eq(1) + 2 * eq(3) - eq(5)) / 4
+
+
+class UncodedQAMTrial:
+    """16-QAM over a phy channel, ZF + nearest-point decisions (what the closed forms assume)."""
+
+    def __init__(self, channel, k=400):
+        self.channel = channel
+        self.qam = QAM("16qam")
+        self.k = k
+        self.coderate = 1.0
+        self.bits_per_symbol = 4
+        self.gen = torch.Generator()
+
+    def reset(self, seed):
+        self.gen.manual_seed(point_seed(seed, "src"))
+        self.channel.reset(point_seed(seed, "ch"))
+
+    def __call__(self, batch_size, esno_db):
+        b = torch.randint(0, 2, (batch_size, self.k), generator=self.gen).float()
+        x = self.qam.modulate(b)
+        out = self.channel(x, snr_db_to_no(esno_db))
+        y, _ = equalize(out.y, out.h, out.no, "zf")
+        return b, self.qam.hard_decision(y)
+
+
+@pytest.mark.parametrize("channel,theory", [(AWGN, qam16_awgn), (Rayleigh, qam16_rayleigh)])
+def test_uncoded_16qam_matches_closed_form(channel, theory):
+    snrs = [0.0, 4.0, 8.0, 12.0]
+    res = simulate_ber(UncodedQAMTrial(channel(seed=3)), snrs, target_errors=1500, max_bits=2_000_000,
+                       batch_size=500, seed=11, scheme="none", channel=channel.name, progress=False)
+    assert [r.snr_db for r in res] == snrs
+    for r in res:
+        th = theory(r.esno_db)
+        assert r.status == STATUS_TARGET and r.bit_errors >= 1500
+        # 99.9 % exact interval (4 points x 2 channels; bits of a symbol are mildly correlated)
+        lo, hi = clopper_pearson(r.bit_errors, r.bits, 0.999)
+        assert lo <= th <= hi, (r.snr_db, r.ber, th, lo, hi)
+        assert r.ber_ci_low <= r.ber <= r.ber_ci_high
+        assert r.ebno_db == pytest.approx(r.esno_db - 10 * math.log10(4))
+    # the test can fail: 1 dB off is far outside the interval at 8 dB
+    r8 = res[2]
+    lo, hi = clopper_pearson(r8.bit_errors, r8.bits, 0.999)
+    assert not lo <= theory(9.0) <= hi
+
+
+def test_ebno_input_converts_with_rate_and_bits_per_symbol():
+    trial = UncodedQAMTrial(AWGN(seed=0), k=200)
+    res = simulate_ber(trial, [4.0], snr_type="ebno", target_errors=800, max_bits=400_000, batch_size=500,
+                       progress=False)
+    r = res[0]
+    assert r.snr_type == "ebno" and r.ebno_db == 4.0
+    assert r.esno_db == pytest.approx(4.0 + 10 * math.log10(4))
+    lo, hi = clopper_pearson(r.bit_errors, r.bits, 0.999)
+    assert lo <= qam16_awgn(r.esno_db) <= hi
+    with pytest.raises(ValueError, match="coderate and bits_per_symbol"):
+        simulate_ber(FunctionTrial(lambda b, s: (None, None), k=4), [0.0], snr_type="ebno", progress=False)
+
+
+# ------------------------------------------------------------------------------------------
+# A cheap binary symmetric channel trial: p(snr) = 0.2 * 10**(-snr/10), exactly 0 from `zero_at`
+# ------------------------------------------------------------------------------------------
+class BSCTrial:
+    def __init__(self, k=16, zero_at=math.inf):
+        self.k = k
+        self.zero_at = zero_at
+        self.gen = torch.Generator()
+        self.calls = {}
+        self.resets = []
+
+    def p(self, snr):
+        return 0.0 if snr >= self.zero_at else 0.2 * 10 ** (-snr / 10)
+
+    def reset(self, seed):
+        self.resets.append(seed)
+        self.gen.manual_seed(seed)
+
+    def __call__(self, batch_size, esno_db):
+        self.calls[esno_db] = self.calls.get(esno_db, 0) + 1
+        b = torch.randint(0, 2, (batch_size, self.k), generator=self.gen)
+        flip = (torch.rand(batch_size, self.k, generator=self.gen) < self.p(esno_db)).long()
+        return b, b ^ flip
+
+
+def test_stopping_rules_counts_and_ci():
+    t = BSCTrial(k=10)
+    res = simulate_ber(t, [0.0, 10.0], target_errors=100, max_bits=5_000, batch_size=50, progress=False)
+    a, b = res
+    # 0 dB: p = 0.2 -> 100 errors long before 5000 bits; batches of 50 blocks of 10 bits
+    assert a.status == STATUS_TARGET and a.bit_errors >= 100 and a.bits % 500 == 0 and a.bits < 5_000
+    assert a.blocks * 10 == a.bits and a.ber == a.bit_errors / a.bits and a.bler == a.block_errors / a.blocks
+    assert 0.15 < a.ber < 0.25
+    # 10 dB: p = 0.02 -> ~100 expected errors in 5000 bits; either reached or budget used exactly
+    assert b.status in (STATUS_TARGET, STATUS_BUDGET)
+    if b.status == STATUS_BUDGET:
+        assert b.bits == 5_000 and b.bit_errors < 100
+    lo, hi = clopper_pearson(a.bit_errors, a.bits)
+    assert (a.ber_ci_low, a.ber_ci_high) == (lo, hi)
+    # block-error target
+    res = simulate_ber(BSCTrial(k=10), [0.0], target_errors=None, target_block_errors=7, max_bits=1e6,
+                       batch_size=1, progress=False)
+    assert res[0].block_errors == 7 and res[0].status == STATUS_TARGET
+
+
+def test_last_batch_respects_budget():
+    t = BSCTrial(k=10)
+    res = simulate_ber(t, [0.0], target_errors=None, max_bits=1234, batch_size=100, progress=False)
+    # ceil(1234 / 10) = 124 blocks: one batch of 100 then one of 24
+    assert res[0].blocks == 124 and res[0].bits == 1240 and t.calls[0.0] == 2
+
+
+def test_clopper_pearson_against_beta_quantiles():
+    from scipy.stats import beta
+
+    lo, hi = clopper_pearson(7, 50)
+    assert lo == pytest.approx(beta.ppf(0.025, 7, 44)) and hi == pytest.approx(beta.ppf(0.975, 8, 43))
+    assert clopper_pearson(0, 1000)[0] == 0.0 and clopper_pearson(1000, 1000)[1] == 1.0
+    assert clopper_pearson(0, 1000)[1] == pytest.approx(1 - 0.025 ** (1 / 1000))
+    assert all(math.isnan(v) for v in clopper_pearson(0, 0))
+
+
+def test_early_stop_skips_with_nan_and_reason_never_zero(tmp_path):
+    path = tmp_path / "ber.csv"
+    t = BSCTrial(k=8, zero_at=6.0)
+    snrs = [0.0, 3.0, 6.0, 9.0, 12.0]
+    res = simulate_ber(t, snrs, target_errors=50, max_bits=4_000, batch_size=100, csv_file=path,
+                       scheme="s", channel="bsc", progress=False)
+    assert [r.status for r in res[:2]] == [STATUS_TARGET, STATUS_TARGET]
+    assert res[2].status == STATUS_NO_ERRORS and res[2].ber == 0.0 and res[2].bits >= 4_000
+    assert res[2].ber_ci_high > 0
+    for r in res[3:]:
+        assert r.status == STATUS_SKIPPED and "no errors at previous point" in r.status
+        assert math.isnan(r.ber) and math.isnan(r.bler) and r.bits == 0
+    assert 9.0 not in t.calls and 12.0 not in t.calls
+    rows = ResumableCSV(path, BER_COLUMNS, ("scheme", "channel", "snr_type", "snr_db")).rows()
+    assert len(rows) == 5
+    assert [r["ber"] for r in rows[3:]] == ["nan", "nan"]
+    assert all(r["status"] == STATUS_SKIPPED for r in rows[3:])
+    # without early stop the points are simulated (and see no errors)
+    t2 = BSCTrial(k=8, zero_at=6.0)
+    res2 = simulate_ber(t2, snrs, target_errors=50, max_bits=800, batch_size=100, early_stop=False,
+                        progress=False)
+    assert [r.status for r in res2[2:]] == [STATUS_NO_ERRORS] * 3 and 12.0 in t2.calls
+
+
+def test_unsorted_sweep_only_skips_higher_snr():
+    t = BSCTrial(k=8, zero_at=6.0)
+    res = simulate_ber(t, [6.0, 0.0, 9.0], target_errors=20, max_bits=800, batch_size=100, progress=False)
+    assert [r.status for r in res] == [STATUS_NO_ERRORS, STATUS_TARGET, STATUS_SKIPPED]
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_skips_finished_points_and_csv_is_byte_identical(tmp_path):
+    snrs = [0.0, 2.0, 4.0, 6.0]
+    kw = dict(target_errors=40, max_bits=20_000, batch_size=64, seed=5, scheme="bsc16", channel="bsc",
+              progress=False)
+    full = tmp_path / "full.csv"
+    t_full = BSCTrial()
+    ref = simulate_ber(t_full, snrs, csv_file=full, **kw)
+
+    part = tmp_path / "part.csv"
+    done = []
+
+    def stop_after_two(res):
+        done.append(res.snr_db)
+        if len(done) == 2:
+            raise Interrupt
+
+    t1 = BSCTrial()
+    with pytest.raises(Interrupt):
+        simulate_ber(t1, snrs, csv_file=part, callback=stop_after_two, **kw)
+    assert set(t1.calls) == {0.0, 2.0}
+    # a torn half-written row (crash during a write) is cut off on reopen
+    with open(part, "a") as fh:
+        fh.write("bsc16,bsc,4.0,esno,4.0,nan,0.01")
+    t2 = BSCTrial()
+    res = simulate_ber(t2, snrs, csv_file=part, **kw)
+    assert set(t2.calls) == {4.0, 6.0}, "finished points must not be recomputed"
+    assert len(t2.resets) == 2
+    assert part.read_bytes() == full.read_bytes()
+    assert res == ref
+    # a third run computes nothing
+    t3 = BSCTrial()
+    assert simulate_ber(t3, snrs, csv_file=part, **kw) == ref and t3.calls == {}
+
+
+def test_same_seed_same_rows_different_seed_different_rows(tmp_path):
+    kw = dict(target_errors=30, max_bits=10_000, batch_size=32, scheme="a", channel="bsc", progress=False)
+    a = simulate_ber(BSCTrial(), [0.0, 3.0], seed=1, csv_file=tmp_path / "a.csv", **kw)
+    b = simulate_ber(BSCTrial(), [0.0, 3.0], seed=1, csv_file=tmp_path / "b.csv", **kw)
+    c = simulate_ber(BSCTrial(), [0.0, 3.0], seed=2, **kw)
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    assert a == b and a != c
+    # per-point seeds: a point alone gives the same row as inside a sweep
+    alone = simulate_ber(BSCTrial(), [3.0], seed=1, **kw)
+    assert alone[0] == a[1]
+    assert a[1].seed == point_seed(1, "a", "bsc", "esno", 3.0)
+
+
+def test_link_trial_resets_source_and_channel():
+    class EchoLink(torch.nn.Module):
+        """Bits -> BPSK over the channel -> sign; k = 32, rate 1, 1 bit/symbol."""
+        k = 32
+        coderate = 1.0
+        bits_per_symbol = 1
+
+        def __init__(self, channel):
+            super().__init__()
+            self.channel = channel
+
+        def forward(self, bits, snr_db):
+            x = (1 - 2 * bits).to(torch.complex64)
+            y = self.channel(x, snr_db_to_no(snr_db)).y
+            return type("Out", (), {"x_hat": (y.real < 0).float()})()
+
+    ch = AWGN(seed=0)
+    trial = LinkTrial(EchoLink(ch))
+    assert trial.k == 32 and trial.coderate == 1.0 and trial.bits_per_symbol == 1
+    r1 = simulate_ber(trial, [0.0, 2.0], snr_type="ebno", target_errors=200, max_bits=1e5, batch_size=100,
+                      progress=False)
+    r2 = simulate_ber(trial, [2.0], snr_type="ebno", target_errors=200, max_bits=1e5, batch_size=100,
+                      progress=False)
+    assert r1[1] == r2[0]
+    # BPSK at Es/N0 = Eb/N0 = 0 dB (complex noise, real decision): Q(sqrt(2 Es/N0))
+    lo, hi = clopper_pearson(r1[0].bit_errors, r1[0].bits, 0.999)
+    assert lo <= float(_q(math.sqrt(2.0))) <= hi
+
+
+def test_bad_inputs():
+    t = BSCTrial()
+    with pytest.raises(ValueError, match="empty"):
+        simulate_ber(t, [], progress=False)
+    with pytest.raises(ValueError, match="max_bits"):
+        simulate_ber(t, [0.0], max_bits=0, progress=False)
+    with pytest.raises(ValueError, match="max_bits"):
+        simulate_ber(t, [0.0], max_bits=-5, progress=False)
+    with pytest.raises(ValueError, match="batch_size"):
+        simulate_ber(t, [0.0], batch_size=0, progress=False)
+    with pytest.raises(ValueError, match="target_errors"):
+        simulate_ber(t, [0.0], target_errors=0, progress=False)
+    with pytest.raises(ValueError, match="snr_type"):
+        simulate_ber(t, [0.0], snr_type="sinr", progress=False)
+    with pytest.raises(ValueError, match="finite"):
+        simulate_ber(t, [float("inf")], progress=False)
+    with pytest.raises(TypeError):
+        simulate_ber(t, "0:10:2", progress=False)
+    with pytest.raises(ValueError, match="bits_hat shape"):
+        simulate_ber(FunctionTrial(lambda b, s: (torch.zeros(b, 4), torch.zeros(b, 3)), k=4), [0.0],
+                     progress=False)
+    with pytest.raises(ValueError, match="k"):
+        FunctionTrial(lambda b, s: None, k=0)
+
+
+def test_point_result_row_roundtrip():
+    r = PointResult("ldpc5g", "awgn", 2.0, "ebno", 5.0103, 2.0, 0.01, float("nan"), 3, 300, 1, 10,
+                    0.0, 0.03, float("nan"), float("nan"), 7, STATUS_TARGET)
+    from phy.montecarlo import format_value
+
+    back = PointResult.from_row({k: format_value(v) for k, v in r.to_row().items()})
+    assert back.to_row().keys() == r.to_row().keys()
+    assert back.ber == r.ber and math.isnan(back.bler) and back.bits == 300 and back.status == r.status
+    assert tuple(r.to_row()) == BER_COLUMNS
+
+
+def test_progress_bar_only_when_asked_or_on_a_tty(capsys):
+    simulate_ber(BSCTrial(), [0.0], target_errors=10, max_bits=1000, batch_size=10, scheme="bar", channel="bsc",
+                 progress=True)
+    assert "bar/bsc" in capsys.readouterr().err
+    simulate_ber(BSCTrial(), [0.0], target_errors=10, max_bits=1000, batch_size=10, scheme="bar", channel="bsc")
+    assert "bar/bsc" not in capsys.readouterr().err  # pytest's captured stderr is not a terminal
