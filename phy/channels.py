@@ -374,7 +374,11 @@ class CallableChannel(Channel):
                 f"{type(y).__name__} {getattr(y, 'dtype', '')} {tuple(getattr(y, 'shape', ()))}"
             )
         if h is not None:
-            if not isinstance(h, torch.Tensor) or torch.broadcast_shapes(h.shape, x.shape) != x.shape:
+            try:  # broadcast_shapes raises RuntimeError on incompatible shapes
+                ok = isinstance(h, torch.Tensor) and torch.broadcast_shapes(h.shape, x.shape) == x.shape
+            except RuntimeError:
+                ok = False
+            if not ok:
                 raise ValueError(f"channel callable {self.name!r} returned h that does not broadcast to "
                                  f"{tuple(x.shape)}: {tuple(getattr(h, 'shape', ()))}")
             h = h.to(device=x.device, dtype=x.dtype)

@@ -195,10 +195,11 @@ def normalize_power(x: torch.Tensor, power: float = 1.0, eps: float = 1e-12) -> 
     if not isinstance(power, numbers.Real) or not power > 0:
         raise ValueError(f"power must be a positive number, got {power!r}")
     ms = x.real.square().mean(-1, keepdim=True) + x.imag.square().mean(-1, keepdim=True)
-    scale = torch.sqrt(ms / power)
-    safe = torch.where(scale > eps, scale, torch.ones_like(scale))
-    x_norm = torch.where(scale > eps, x / safe, torch.zeros_like(x))
-    return x_norm, torch.where(scale > eps, scale, torch.zeros_like(scale))
+    # mask *before* the sqrt: sqrt'(0) = inf would give NaN gradients to an all-zero example
+    keep = ms > power * eps * eps
+    scale = torch.sqrt(torch.where(keep, ms, torch.ones_like(ms)) / power)
+    x_norm = torch.where(keep, x / scale, torch.zeros_like(x))
+    return x_norm, torch.where(keep, scale, torch.zeros_like(scale))
 
 
 def normalize_power_batchwide(x: torch.Tensor, power: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -28,11 +28,11 @@ import torch
 from torch import nn
 
 from .channels import Channel, make_channel
-from .conventions import (bandwidth_compression_ratio, check_finite, check_real, check_snr,
+from .conventions import (bandwidth_compression_ratio, check_finite, check_no, check_real, check_snr,
                           normalize_power, normalize_power_batchwide, snr_db_to_no)
 from .equalization import Equalizer
 
-__all__ = ["LinkOutput", "Link", "AnalogLink", "real_to_complex", "complex_to_real", "snr_to_no_tensor"]
+__all__ = ["LinkOutput", "Link", "AnalogLink", "real_to_complex", "complex_to_real", "snr_to_no_tensor", "noise_power"]
 
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128,
             torch.float16: torch.complex64, torch.bfloat16: torch.complex64}
@@ -76,6 +76,31 @@ def snr_to_no_tensor(snr_db, batch_shape: Sequence[int], power: float, dtype, de
         raise ValueError(f"snr_db of shape {tuple(snr.shape)} must broadcast to the batch shape "
                          f"{tuple(batch_shape)}")
     return snr_db_to_no(snr, power).expand(tuple(batch_shape)).unsqueeze(-1)
+
+
+def noise_power(snr_db, no, batch_shape: Sequence[int], power: float, dtype, device) -> torch.Tensor:
+    """N0 ``[*batch_shape, 1]`` from exactly one of ``snr_db`` (Es/N0 in dB) or ``no`` (noise power).
+
+    Either may be a number or a tensor broadcastable to ``batch_shape`` (one value per example;
+    ``[*batch_shape, 1]`` is accepted too). A per-symbol ``no`` is not a link-level quantity and
+    is refused rather than broadcast along the symbols.
+    """
+    if (snr_db is None) == (no is None):
+        raise ValueError("give exactly one of snr_db (Es/N0 in dB) or no (noise power N0)")
+    if snr_db is not None:
+        return snr_to_no_tensor(snr_db, batch_shape, power, dtype, device)
+    check_no(no)
+    no_t = torch.as_tensor(no, dtype=dtype, device=device)
+    if no_t.dim() == len(batch_shape) + 1 and no_t.shape[-1] == 1:
+        no_t = no_t[..., 0]
+    try:
+        shape = torch.broadcast_shapes(no_t.shape, tuple(batch_shape))
+    except RuntimeError:
+        shape = None
+    if shape != tuple(batch_shape):
+        raise ValueError(f"no of shape {tuple(no_t.shape)} must broadcast to the batch shape {tuple(batch_shape)} "
+                         "(one noise power per example)")
+    return no_t.expand(tuple(batch_shape)).unsqueeze(-1)
 
 
 def real_to_complex(x: torch.Tensor) -> Tuple[torch.Tensor, int]:
@@ -196,12 +221,7 @@ class AnalogLink(Link):
         if (snr_db is None) == (no is None):
             raise ValueError("give exactly one of snr_db (Es/N0 in dB) or no (noise power N0)")
         x, scale, pad = self.encode(features, batch_dims)
-        batch_shape = features.shape[:batch_dims]
-        rdt = x.real.dtype
-        if snr_db is not None:
-            no_t = snr_to_no_tensor(snr_db, batch_shape, self.power, rdt, x.device)
-        else:
-            no_t = no
+        no_t = noise_power(snr_db, no, features.shape[:batch_dims], self.power, x.real.dtype, x.device)
         out = self.channel(x, no_t)
         x_hat, no_eff = self.equalizer(out, self.channel.generator(x.device))
         f_hat = self.decode(x_hat, scale, pad, features.shape, features.dtype)
@@ -219,22 +239,20 @@ from .modulation import QAM, bits_per_symbol, uncoded_ber  # noqa: E402
 __all__ += ["DigitalLink", "BSCEquivalentLink", "IdealCodeLink"]
 
 
-def _check_bits(bits, name: str = "bits") -> torch.Tensor:
+def _check_bits(bits, batch_dims: Optional[int] = None, name: str = "bits") -> torch.Tensor:
+    """0/1 tensor; with ``batch_dims``, also of shape ``[*batch, num_bits]``."""
     if not isinstance(bits, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of 0/1 values, got {type(bits).__name__}")
     if bits.is_complex():
         raise TypeError(f"{name} must be real 0/1 values, got dtype {bits.dtype}")
     if bits.numel() and not ((bits == 0) | (bits == 1)).all():
         raise ValueError(f"{name} must contain only 0 and 1")
+    if batch_dims is not None:
+        AnalogLink._check_batch_dims(batch_dims)
+        if bits.dim() != batch_dims + 1:
+            raise ValueError(f"{name} must have shape [*batch, num_bits] with {batch_dims} batch dim(s), got "
+                             f"shape {tuple(bits.shape)}")
     return bits
-
-
-def _no_from(snr_db, no, batch_shape, dtype, device) -> torch.Tensor:
-    if (snr_db is None) == (no is None):
-        raise ValueError("give exactly one of snr_db (Es/N0 in dB) or no (noise power N0)")
-    if snr_db is not None:
-        return snr_to_no_tensor(snr_db, batch_shape, 1.0, dtype, device)
-    return torch.as_tensor(no, dtype=dtype, device=device)
 
 
 def _symbol_multiple(channel) -> int:
@@ -410,11 +428,7 @@ class DigitalLink(Link):
         Returns a :class:`LinkOutput` whose ``x_hat`` are the decoded bits (shape and dtype of
         ``bits``).
         """
-        _check_bits(bits)
-        AnalogLink._check_batch_dims(batch_dims)
-        if bits.dim() != batch_dims + 1:
-            raise ValueError(f"bits must have shape [*batch, num_bits] with {batch_dims} batch dim(s), got "
-                             f"shape {tuple(bits.shape)}")
+        _check_bits(bits, batch_dims)
         batch_shape = tuple(bits.shape[:batch_dims])
         L = bits.shape[-1]
         nb = self.num_blocks(L)
@@ -434,7 +448,7 @@ class DigitalLink(Link):
             cflat = torch.nn.functional.pad(cflat, (0, pad))
         x = self.qam.modulate(cflat, dtype=cdt)  # [*batch, ns]
 
-        no_t = _no_from(snr_db, no, batch_shape, rdt, dev)
+        no_t = noise_power(snr_db, no, batch_shape, 1.0, rdt, dev)
         out = self.channel(x, no_t)
         x_eq, no_eff = self.equalizer(out, self.channel.generator(dev))
         no_sym = torch.as_tensor(no_eff, dtype=rdt, device=dev).expand(x.shape)
@@ -508,14 +522,9 @@ class BSCEquivalentLink(Link):
 
     def forward(self, bits: torch.Tensor, snr_db=None, no=None, batch_dims: int = 1) -> LinkOutput:
         """Flip each bit of ``bits [*batch, L]`` independently with the closed-form BER."""
-        _check_bits(bits)
-        AnalogLink._check_batch_dims(batch_dims)
-        if bits.dim() != batch_dims + 1:
-            raise ValueError(f"bits must have shape [*batch, num_bits] with {batch_dims} batch dim(s), got "
-                             f"shape {tuple(bits.shape)}")
+        _check_bits(bits, batch_dims)
         batch_shape = tuple(bits.shape[:batch_dims])
-        no_t = _no_from(snr_db, no, batch_shape, torch.float64, bits.device)
-        no_t = no_t.expand(*batch_shape, 1)
+        no_t = noise_power(snr_db, no, batch_shape, 1.0, torch.float64, bits.device)
         snr_db_t = -10.0 * torch.log10(no_t.clamp_min(1e-300))
         p = torch.as_tensor(self.bit_error_rate(snr_db_t.cpu().numpy()), dtype=torch.float64,
                             device=bits.device)
@@ -574,14 +583,10 @@ class IdealCodeLink(Link):
         return self.ideal.n
 
     def forward(self, bits: torch.Tensor, snr_db=None, no=None, batch_dims: int = 1) -> LinkOutput:
-        _check_bits(bits)
-        AnalogLink._check_batch_dims(batch_dims)
-        if bits.dim() != batch_dims + 1:
-            raise ValueError(f"bits must have shape [*batch, num_bits] with {batch_dims} batch dim(s), got "
-                             f"shape {tuple(bits.shape)}")
+        _check_bits(bits, batch_dims)
         batch_shape = tuple(bits.shape[:batch_dims])
         dev = bits.device
-        no_t = _no_from(snr_db, no, batch_shape, torch.float64, dev).expand(*batch_shape, 1)
+        no_t = noise_power(snr_db, no, batch_shape, 1.0, torch.float64, dev)
         snr_db_t = -10.0 * torch.log10(no_t.clamp_min(1e-300))[..., 0]  # [*batch]
         n = self.ideal.n
         h = None

@@ -1,0 +1,141 @@
+"""phy.equalization: ZF/MMSE against their error formulas, CSI estimation, input checks."""
+import math
+
+import pytest
+import torch
+
+from phy.channels import AWGN, ChannelOutput, Rayleigh, Rician
+from phy.equalization import Equalizer, equalize, estimate_csi
+
+N = 400_000
+
+
+def qpsk(n, power=1.0, seed=0, dtype=torch.complex64):
+    g = torch.Generator().manual_seed(seed)
+    bits = torch.randint(0, 2, (n, 2), generator=g).to(torch.float64)
+    z = torch.complex(1 - 2 * bits[:, 0], 1 - 2 * bits[:, 1]) * math.sqrt(power / 2)
+    return z.to(dtype)
+
+
+@pytest.mark.parametrize("channel", [AWGN(seed=0), Rayleigh(seed=0), Rician(k_factor=2.0, seed=0),
+                                     Rayleigh(block_length=4, seed=0)])
+def test_zf_recovers_x_without_noise(channel):
+    x = qpsk(4096).reshape(4, 1024)
+    out = channel(x, no=0.0)
+    x_hat, no_eff = Equalizer("zf")(out)
+    torch.testing.assert_close(x_hat, x, rtol=1e-5, atol=1e-5)
+    assert torch.count_nonzero(torch.as_tensor(no_eff)) == 0
+    # MMSE is ZF when N0 = 0
+    x_mmse, mse = Equalizer("mmse")(out)
+    torch.testing.assert_close(x_mmse, x, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("no", [0.05, 0.5])
+def test_zf_noise_is_n0_over_h2(no):
+    x = qpsk(N).reshape(4, -1)
+    out = Rayleigh(seed=1)(x, no)
+    x_hat, no_eff = equalize(out.y, out.h, out.no, "zf")
+    h2 = out.h.abs().pow(2)
+    torch.testing.assert_close(no_eff, no / h2)
+    # E|x_hat - x|^2 |h|^2 / N0 = 1 (E[1/|h|^2] itself is infinite for Rayleigh)
+    ratio = ((x_hat - x).abs().pow(2) / no_eff).mean().item()
+    assert abs(ratio - 1) < 5 * math.sqrt(1 / N)
+    # the ZF error is unbiased: E[x_hat - x | x] = 0
+    assert abs(((x_hat - x) * out.h.abs() / math.sqrt(no)).mean().item()) < 5 / math.sqrt(N)
+
+
+@pytest.mark.parametrize("power", [1.0, 2.0])
+@pytest.mark.parametrize("no", [0.1, 1.0])
+def test_mmse_mse_matches_formula_rayleigh(power, no):
+    x = qpsk(N, power=power).reshape(4, -1)
+    out = Rayleigh(seed=2)(x, no)
+    x_hat, mse = Equalizer("mmse", power=power)(out)
+    h2 = out.h.abs().pow(2)
+    torch.testing.assert_close(mse, power * no / (power * h2 + no))
+    err = (x_hat - x).abs().pow(2)
+    # with |x|^2 = P the conditional MSE is exactly P N0 / (P|h|^2 + N0); its average over h
+    # is compared with the measured error (relative std of the estimate < 1 / sqrt(N))
+    assert err.mean().item() == pytest.approx(mse.mean().item(), rel=5 * math.sqrt(2 / N) + 0.005)
+    # closed-form average over |h|^2 ~ Exp(1): N0 e^a E1(a), a = N0 / P
+    from scipy.special import exp1
+
+    a = no / power
+    assert err.mean().item() == pytest.approx(no * math.exp(a) * exp1(a), rel=0.02)
+    # MMSE beats ZF in mean-square error
+    x_zf, _ = equalize(out.y, out.h, out.no, "zf")
+    assert err.mean() < (x_zf - x).abs().pow(2).mean()
+
+
+def test_mmse_awgn_formula():
+    power, no = 1.0, 0.25
+    x = qpsk(N).reshape(2, -1)
+    out = AWGN(seed=3)(x, no)
+    x_hat, mse = equalize(out.y, out.h, out.no, "mmse", power)
+    torch.testing.assert_close(x_hat, out.y * power / (power + no))
+    assert float(mse) == pytest.approx(power * no / (power + no))
+    assert (x_hat - x).abs().pow(2).mean().item() == pytest.approx(power * no / (power + no), rel=0.01)
+
+
+def test_csi_estimation_error_statistics():
+    g = torch.Generator().manual_seed(4)
+    h = Rayleigh(seed=4)(torch.ones(4, 100_000, dtype=torch.complex64), 0.0).h
+    no = torch.full((4, 1), 0.2)
+    for pilots in (1, 4):
+        e = estimate_csi(h, no, "ls", g, num_pilots=pilots) - h
+        assert e.abs().pow(2).mean().item() == pytest.approx(0.2 / pilots, rel=0.02)
+    e = estimate_csi(h, no, "noisy", g, pilot_snr_db=10.0) - h
+    assert e.abs().pow(2).mean().item() == pytest.approx(0.1, rel=0.02)
+    assert estimate_csi(h, no, "perfect", g) is h
+    assert estimate_csi(None, no, "ls", g) is None  # AWGN: nothing to estimate
+
+
+def test_imperfect_csi_increases_error_as_expected():
+    x = qpsk(N).reshape(4, -1)
+    ch = Rayleigh(seed=5)
+    out = ch(x, 0.05)
+    gen = ch.generator("cpu")
+    errs = {}
+    for key, eq in {
+        "perfect": Equalizer("mmse"),
+        "ls8": Equalizer("mmse", csi="ls", num_pilots=8),
+        "ls1": Equalizer("mmse", csi="ls", num_pilots=1),
+        "noisy0": Equalizer("mmse", csi="noisy", pilot_snr_db=0.0),
+    }.items():
+        x_hat, _ = eq(out, gen)
+        errs[key] = (x_hat - x).abs().pow(2).mean().item()
+    assert errs["perfect"] < errs["ls8"] < errs["ls1"] < errs["noisy0"]
+    # ZF with a noisy estimate: x_hat = (h x + n) / (h + e); the error is lower-bounded by
+    # the mismatch |e x|^2 / |h + e|^2, which grows as the pilot SNR falls
+    zf_hi, _ = Equalizer("zf", csi="noisy", pilot_snr_db=30.0)(out, gen)
+    zf_lo, _ = Equalizer("zf", csi="noisy", pilot_snr_db=10.0)(out, gen)
+    med = lambda a: (a - x).abs().pow(2).median().item()  # noqa: E731 (median: ZF errors are heavy-tailed)
+    assert med(zf_hi) < med(zf_lo)
+    with pytest.raises(ValueError, match="needs the channel's generator"):
+        Equalizer("zf", csi="ls")(out)
+
+
+def test_equalizer_bad_arguments():
+    with pytest.raises(ValueError, match=r"equalizer must be one of \('zf', 'mmse'\), got 'lmmse'"):
+        Equalizer("lmmse")
+    with pytest.raises(ValueError, match="csi must be one of"):
+        Equalizer("zf", csi="blind")
+    with pytest.raises(ValueError, match="num_pilots must be a positive int"):
+        Equalizer("zf", csi="ls", num_pilots=0)
+    with pytest.raises(ValueError, match="csi='noisy' needs pilot_snr_db"):
+        Equalizer("zf", csi="noisy")
+    y = torch.ones(2, 8, dtype=torch.complex64)
+    with pytest.raises(ValueError, match="equalizer must be one of"):
+        equalize(y, None, torch.tensor(0.1), "ml")
+    with pytest.raises(TypeError, match="y must be complex"):
+        equalize(torch.ones(2, 8), None, torch.tensor(0.1))
+    with pytest.raises(ValueError, match=r"h of shape \(2, 4\) must broadcast to y of shape \(2, 8\)"):
+        equalize(y, torch.ones(2, 4, dtype=torch.complex64), torch.tensor(0.1))
+    with pytest.raises(TypeError, match="h \\(channel coefficients\\) must be complex"):
+        equalize(y, torch.ones(2, 8), torch.tensor(0.1))
+    with pytest.raises(ValueError, match=r"no of shape \(3, 1\) must broadcast to y"):
+        equalize(y, None, torch.full((3, 1), 0.1))
+    with pytest.raises(ValueError, match=r"no \(noise power N0\) must be >= 0"):
+        equalize(y, None, torch.tensor(-0.1))
+    out = ChannelOutput(y=y, h=torch.ones(2, 3, dtype=torch.complex64), no=torch.tensor(0.1))
+    with pytest.raises(ValueError, match=r"h of shape \(2, 3\)"):
+        Equalizer("mmse")(out)
