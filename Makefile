@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine: `make run` (main job) and `make test` (test suite).
-# Each creates the virtual environment if it is missing. Every pip call goes through
+# Each creates the virtual environment if it is missing; `make test` adds the test, tf and ray extras. Every pip call goes through
 # constraints.txt so no resolver can replace the CPU torch wheel with a CUDA build.
 PYTHON ?= python3
 VENV ?= .venv
@@ -15,7 +15,7 @@ $(VENV)/.installed-base: setup.cfg constraints.txt
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed-base
-	$(PIP) -e ".[test,tf]"
+	$(PIP) -e ".[test,tf,ray]"
 	touch $@
 
 venv: $(VENV)/.installed-base

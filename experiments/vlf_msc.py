@@ -1,0 +1,249 @@
+"""``semcom vlf-msc``: VLF-MSC captions and images per SNR, from a folder of images.
+
+Example
+-------
+``semcom vlf-msc --images data/val --captions data/val/captions.csv --channel rayleigh --snr-db=-5:10:2.5
+--blip2-checkpoint Salesforce/blip2-opt-6.7b --sd-checkpoint stable-diffusion-v1-5/stable-diffusion-v1-5
+--image-decoder runs/imgdec/checkpoint-0010000 --out runs/vlf_msc``
+
+Writes, in ``--out``:
+
+* ``captions.csv``: one row per (image, SNR): ``image, snr_db, name, channel, caption, reference,
+  label, image_file, n_ch`` (``image_file`` relative to ``--out``). Rows are written as they finish; a
+  rerun resumes and skips finished (image, SNR) pairs.
+* ``images/snr_<snr>dB/<name>.png``: the generated images (``--no-images`` to skip the diffusion).
+* ``grid.png``: a qualitative grid, one row per input image (first ``--grid-rows``), first column the
+  input, then one column per SNR; each cell is the generated image with its caption underneath.
+* ``manifest.json``: arguments, the channel-use ledger (``n_ch``, BCR for the 256x256 input),
+  versions, timing.
+
+SNR points: ``--snr-db start:stop:step`` (inclusive stop) or a comma list (the parser of
+:mod:`experiments.ber`); write negative starts as ``--snr-db=-5:10:2.5``. SNR is Es/N0 per complex
+channel use. The BLIP-2 encoder runs once per image for all SNR points; VLFs are cached on disk in
+``--vlf-cache`` (default ``OUT/vlf_cache``), keyed by checkpoint and the image file's SHA-1.
+
+Missing weights fail at once with a message naming the checkpoint and how to provide it; pass local
+folders with ``--blip2-checkpoint``/``--sd-checkpoint``/``--image-decoder``/``--text-projection``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+__all__ = ["add_arguments", "main", "build_config", "write_grid", "snr_dirname"]
+
+_COLUMNS_KEYS = ("image", "snr_db")
+_COLUMNS_VALUES = ("name", "channel", "caption", "reference", "label", "image_file", "n_ch")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("data")
+    g.add_argument("--images", required=True, help="folder of input images")
+    g.add_argument("--captions", default=None,
+                   help="CSV with columns image[,caption][,label] (see semantic.images); optional")
+    g.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    g.add_argument("--input-size", type=int, default=256, help="input resize/centre-crop side (default 256)")
+    g = parser.add_argument_group("channel")
+    g.add_argument("--channel", default="awgn", choices=("awgn", "rayleigh", "rician"),
+                   help="channel model (default awgn); Rayleigh is per-symbol with ZF equalisation")
+    g.add_argument("--snr-db", default="-5:10:2.5",
+                   help="Es/N0 points in dB: start:stop:step (inclusive) or a comma list (default -5:10:2.5)")
+    g.add_argument("--equalizer", default="zf", choices=("zf", "mmse"))
+    g.add_argument("--seed", type=int, default=0, help="channel and diffusion seed (default 0)")
+    g = parser.add_argument_group("models")
+    g.add_argument("--blip2-checkpoint", "--checkpoint", dest="blip2_checkpoint",
+                   default="Salesforce/blip2-opt-6.7b",
+                   help="BLIP-2 hub id or folder (default Salesforce/blip2-opt-6.7b; or Salesforce/blip2-opt-2.7b)")
+    g.add_argument("--sd-checkpoint", default="stable-diffusion-v1-5/stable-diffusion-v1-5",
+                   help="Stable Diffusion 1.5 hub id or folder")
+    g.add_argument("--image-decoder", default=None,
+                   help="trained image-decoder folder (projection/ [+ unet/]) from `semcom train-image-decoder`")
+    g.add_argument("--text-projection", default=None, help="fine-tuned W_proj folder (default: BLIP-2's)")
+    g.add_argument("--text-mode", default="pooled", choices=("pooled", "blip2"),
+                   help="pooled: one soft prompt (paper); blip2: all N projected queries")
+    g.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    g.add_argument("--dtype", default="auto", help="auto (fp16 on CUDA, fp32 on CPU) | float32 | float16 | bfloat16")
+    g.add_argument("--device-map", default=None, help="transformers device_map for BLIP-2 (needs accelerate)")
+    g.add_argument("--allow-download", action="store_true", help="download missing checkpoints (online machines)")
+    g = parser.add_argument_group("decoding")
+    g.add_argument("--steps", type=int, default=50, help="DDIM steps (default 50)")
+    g.add_argument("--guidance-scale", type=float, default=1.0, help="classifier-free guidance (default 1 = off)")
+    g.add_argument("--image-size", type=int, default=256, help="generated image side (default 256)")
+    g.add_argument("--max-new-tokens", type=int, default=30)
+    g.add_argument("--num-beams", type=int, default=1, help="1 = greedy (default)")
+    g.add_argument("--no-text", action="store_true", help="skip the text decoder")
+    g.add_argument("--no-images", action="store_true", help="skip the image decoder")
+    g = parser.add_argument_group("output")
+    g.add_argument("--out", required=True, help="output folder")
+    g.add_argument("--batch-size", type=int, default=4)
+    g.add_argument("--vlf-cache", default=None, help="VLF cache folder (default OUT/vlf_cache; 'none' to disable)")
+    g.add_argument("--grid-rows", type=int, default=6, help="input images shown in grid.png (default 6)")
+
+
+def build_config(args: argparse.Namespace):
+    """``VLFMSCConfig`` from parsed arguments."""
+    from semantic.vlf_msc import VLFMSCConfig
+
+    cache = args.vlf_cache if args.vlf_cache is not None else os.path.join(args.out, "vlf_cache")
+    if isinstance(cache, str) and cache.lower() == "none":
+        cache = None
+    return VLFMSCConfig(
+        blip2_checkpoint=args.blip2_checkpoint, sd_checkpoint=args.sd_checkpoint,
+        image_decoder=args.image_decoder, text_projection=args.text_projection, text_mode=args.text_mode,
+        channel=args.channel, equalizer=args.equalizer, channel_seed=args.seed, device=args.device,
+        dtype=args.dtype, device_map=args.device_map, decode_text=not args.no_text,
+        decode_images=not args.no_images, num_inference_steps=args.steps, guidance_scale=args.guidance_scale,
+        image_size=args.image_size, seed=args.seed, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams,
+        vlf_cache_dir=cache, allow_download=True if args.allow_download else None)
+
+
+def snr_dirname(snr_db: float) -> str:
+    """``snr_-5.0dB``, ``snr_2.5dB``: folder name of one SNR point."""
+    return f"snr_{float(snr_db):g}dB"
+
+
+def _fmt_snr(snr: float) -> str:
+    from experiments.results import format_value
+
+    return format_value(float(snr))
+
+
+def write_grid(rows: Sequence[dict], snrs: Sequence[float], out_dir: str, path: str, max_rows: int = 6,
+               input_size: int = 256) -> Optional[str]:
+    """The qualitative grid PNG: rows = inputs, columns = input + SNR points, cells = image + caption.
+
+    ``rows`` are ``captions.csv`` rows (dicts of strings); generated images are read from
+    ``image_file`` (relative to ``out_dir``); a missing image leaves the cell with its caption only.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from semantic.images import load_image
+
+    by_key: Dict[tuple, dict] = {}
+    order: List[str] = []
+    for r in rows:
+        by_key[(r["image"], r["snr_db"])] = r
+        if r["image"] not in order:
+            order.append(r["image"])
+    order = order[:max_rows]
+    if not order:
+        return None
+    ncol = len(snrs) + 1
+    fig, axes = plt.subplots(len(order), ncol, figsize=(2.3 * ncol, 2.9 * len(order)), squeeze=False)
+    for i, img in enumerate(order):
+        ax = axes[i][0]
+        try:
+            ax.imshow(load_image(img, input_size).permute(1, 2, 0).numpy())
+        except (OSError, FileNotFoundError):
+            pass
+        ref = next((by_key[k].get("reference") for k in by_key if k[0] == img), "") or ""
+        ax.set_title("input" if i == 0 else "", fontsize=8)
+        ax.set_xlabel("\n".join(textwrap.wrap(ref, 28)[:3]), fontsize=6)
+        for j, snr in enumerate(snrs, start=1):
+            ax = axes[i][j]
+            r = by_key.get((img, _fmt_snr(snr)))
+            if i == 0:
+                ax.set_title(f"{snr:g} dB", fontsize=8)
+            if r is None:
+                continue
+            f = r.get("image_file")
+            if f and os.path.isfile(os.path.join(out_dir, f)):
+                with Image.open(os.path.join(out_dir, f)) as im:
+                    ax.imshow(im.convert("RGB"))
+            ax.set_xlabel("\n".join(textwrap.wrap(r.get("caption") or "", 28)[:3]), fontsize=6)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(args: argparse.Namespace) -> int:
+    import semantic  # noqa: F401  (torchvision shim first)
+    import torch
+
+    from experiments.ber import parse_snr_list
+    from experiments.results import RunManifest, open_table
+    from semantic.images import ImageCaptionDataset, collate_images, file_sha1
+    from semantic.checkpoints import CheckpointNotFoundError
+    from semantic.vlf_msc import VLFMSC
+
+    try:
+        snrs = parse_snr_list(args.snr_db)
+    except ValueError as exc:
+        print(f"semcom vlf-msc: {exc}", file=sys.stderr)
+        return 2
+    if args.batch_size <= 0:
+        print("semcom vlf-msc: --batch-size must be positive", file=sys.stderr)
+        return 2
+    try:
+        ds = ImageCaptionDataset(args.images, args.captions, size=args.input_size, limit=args.limit, unique=True)
+        cfg = build_config(args)
+        system = VLFMSC.from_config(cfg)
+    except (CheckpointNotFoundError, FileNotFoundError, ValueError) as exc:
+        print(f"semcom vlf-msc: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ledger = system.ledger((3, args.input_size, args.input_size))
+    print(f"VLF-MSC: {len(ds)} images x {len(snrs)} SNR points over {args.channel}; VLF {ledger['vlf_shape']}, "
+          f"n_ch = {ledger['n_ch']} complex uses, BCR = {ledger['bcr']:.4f} (complex convention)")
+    table = open_table(out / "captions.csv", _COLUMNS_KEYS, _COLUMNS_VALUES)
+    done = table.finished_keys()
+    with RunManifest(out, args=vars(args), seed=args.seed, command="semcom vlf-msc",
+                     extra={"ledger": ledger, "snr_db": snrs}) as manifest:
+        batches = [list(range(i, min(i + args.batch_size, len(ds)))) for i in range(0, len(ds), args.batch_size)]
+        vlfs: Dict[int, torch.Tensor] = {}
+        written = 0
+        for si, snr in enumerate(snrs):
+            sdir = out / "images" / snr_dirname(snr)
+            for bi, idx in enumerate(batches):
+                items = [ds.items[i] for i in idx]
+                if all((it["path"], _fmt_snr(snr)) in done for it in items):
+                    continue
+                if bi not in vlfs:  # encode once per batch, whatever the SNR (and cached on disk)
+                    batch = collate_images([ds[i] for i in idx])
+                    vlfs[bi] = system.encode(batch["image"], keys=[file_sha1(p) for p in batch["path"]])
+                # one channel realisation per (SNR, batch): a resumed run reproduces the same rows
+                received = system.transmit(vlfs[bi], snr_db=snr, seed=args.seed + 100_003 * si + bi)
+                caps = system.decode_text(received) if system.text_decoder is not None else [""] * len(idx)
+                imgs = None
+                if system.image_decoder is not None:
+                    imgs = system.decode_image(received, seed=args.seed + bi)
+                    sdir.mkdir(parents=True, exist_ok=True)
+                for k, (i, it) in enumerate(zip(idx, items)):
+                    if (it["path"], _fmt_snr(snr)) in done:  # finished before an interruption
+                        continue
+                    name = ds.name(i)
+                    rel = ""
+                    if imgs is not None:
+                        from PIL import Image
+
+                        rel = os.path.join("images", snr_dirname(snr), f"{name}.png")
+                        arr = (imgs[k].permute(1, 2, 0).cpu().numpy() * 255).round().astype("uint8")
+                        Image.fromarray(arr).save(out / rel)
+                    table.append({"image": it["path"], "snr_db": snr, "name": name, "channel": args.channel,
+                                  "caption": caps[k], "reference": it["caption"] or "", "label": it["label"] or "",
+                                  "image_file": rel, "n_ch": ledger["n_ch"]})
+                    written += 1
+            print(f"  {snr:g} dB done")
+        grid = write_grid(table.rows(), snrs, str(out), str(out / "grid.png"), args.grid_rows, args.input_size)
+        manifest.update(rows_written=written, rows_resumed=len(done), grid=grid)
+    print(f"wrote {out / 'captions.csv'} ({written} new rows)" + (f" and {grid}" if grid else ""))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    p = argparse.ArgumentParser(prog="semcom vlf-msc")
+    add_arguments(p)
+    sys.exit(main(p.parse_args()))

@@ -1,0 +1,281 @@
+"""Find model weights: a local folder, a Hugging Face hub id in the local cache, or (opt-in) the hub.
+
+Every pretrained model of the package (BLIP-2, OPT, Stable Diffusion, CLIP/open_clip, trained
+projections) is located through :func:`resolve_checkpoint` (a folder) or :func:`resolve_file` (one
+file of a hub repository), so a missing checkpoint always fails the same way, at once and with one
+message that names the checkpoint and says how to provide it::
+
+    semantic.checkpoints.CheckpointNotFoundError: checkpoint 'Salesforce/blip2-opt-6.7b' (BLIP-2) was
+    not found: it is not a local folder and is not in the Hugging Face cache (/root/.cache/huggingface/hub),
+    and downloads are off. Provide it in one of these ways: ...
+
+Resolution order for ``name_or_path``:
+
+1. an existing local folder (or file) -> used as is;
+2. a hub id (``owner/name``) -> the snapshot in the Hugging Face cache (``HF_HOME``/``HF_HUB_CACHE``,
+   or ``cache_dir``), looked up with ``local_files_only=True`` (no network traffic);
+3. only when downloads are allowed (``allow_download=True``, or the environment variable
+   ``SEMCOM_ALLOW_DOWNLOAD=1``) and the hub is not switched off (``HF_HUB_OFFLINE=1``): a download into
+   that cache. Downloads are off by default, so an offline machine never waits on a network timeout.
+
+Example
+-------
+>>> import tempfile
+>>> from semantic.checkpoints import resolve_checkpoint
+>>> d = tempfile.mkdtemp()
+>>> resolve_checkpoint(d) == __import__("pathlib").Path(d)
+True
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Optional, Sequence, Union
+
+__all__ = [
+    "CheckpointNotFoundError",
+    "resolve_checkpoint",
+    "resolve_file",
+    "downloads_allowed",
+    "hub_cache_dir",
+    "is_hub_id",
+    "missing_checkpoint_message",
+    "resolve_device",
+    "resolve_dtype",
+]
+
+PathLike = Union[str, os.PathLike]
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class CheckpointNotFoundError(FileNotFoundError):
+    """Raised when a checkpoint is neither a local folder, nor cached, nor downloadable.
+
+    Attributes
+    ----------
+    checkpoint : str
+        The hub id or path that was asked for.
+    """
+
+    def __init__(self, message: str, checkpoint: str):
+        super().__init__(message)
+        self.checkpoint = checkpoint
+
+
+def hub_cache_dir(cache_dir: Optional[PathLike] = None) -> Path:
+    """The Hugging Face hub cache in use (``cache_dir``, else ``HF_HUB_CACHE`` / ``HF_HOME/hub``)."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]) / "hub"
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def _hub_offline() -> bool:
+    return any(os.environ.get(k, "").lower() in _TRUE for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def downloads_allowed(allow_download: Optional[bool] = None) -> bool:
+    """Whether a missing checkpoint may be downloaded.
+
+    ``allow_download`` wins when given; otherwise ``SEMCOM_ALLOW_DOWNLOAD=1`` enables downloads. The
+    hub being switched off (``HF_HUB_OFFLINE=1``/``TRANSFORMERS_OFFLINE=1``) always disables them.
+    """
+    if _hub_offline():
+        return False
+    if allow_download is not None:
+        return bool(allow_download)
+    return os.environ.get("SEMCOM_ALLOW_DOWNLOAD", "").lower() in _TRUE
+
+
+def is_hub_id(name: str) -> bool:
+    """``owner/name`` with no path syntax (``./``, ``~``, absolute, drive, more than one ``/``)."""
+    if not name or name.startswith((".", "/", "~", "\\")) or os.path.isabs(name):
+        return False
+    parts = name.split("/")
+    return len(parts) == 2 and all(p and p not in (".", "..") for p in parts) and "\\" not in name
+
+
+def missing_checkpoint_message(name: str, what: Optional[str] = None, cache_dir: Optional[PathLike] = None,
+                               option: str = "--checkpoint", filename: Optional[str] = None,
+                               reason: Optional[str] = None) -> str:
+    """The one error text for a missing checkpoint (see the module docstring)."""
+    label = f"checkpoint {name!r}" + (f" ({what})" if what else "")
+    cache = hub_cache_dir(cache_dir)
+    if is_hub_id(name):
+        where = f"it is not a local folder and is not in the Hugging Face cache ({cache})"
+        if filename:
+            where = f"its file {filename!r} is not in the Hugging Face cache ({cache}) and it is not a local path"
+        why = reason or ("and the hub is switched off (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE)" if _hub_offline()
+                         else "and downloads are off")
+        include = f" --include {filename}" if filename else ""
+        return (
+            f"{label} was not found: {where}, {why}. Provide it in one of these ways: "
+            f"(1) on a machine with internet access run `huggingface-cli download {name}{include}` "
+            f"(or `hf download {name}`) and copy the cache to this machine, pointing HF_HOME (or HF_HUB_CACHE) "
+            f"at it; (2) download it into a folder (`huggingface-cli download {name} --local-dir DIR`) and pass "
+            f"{option} DIR; (3) on a connected machine pass allow_download=True (or set SEMCOM_ALLOW_DOWNLOAD=1)."
+        )
+    return (
+        f"{label} was not found: {str(Path(name).expanduser())!r} does not exist"
+        + (f" ({reason})" if reason else "")
+        + f". Pass {option} with an existing checkpoint folder, or a hub id such as 'owner/name' that is in "
+          f"the Hugging Face cache ({cache}; set HF_HOME to use another cache)."
+    )
+
+
+def _check_required(path: Path, required: Sequence[str], name: str, what, option) -> None:
+    missing = [r for r in required if not (path / r).exists()]
+    if missing:
+        raise CheckpointNotFoundError(
+            missing_checkpoint_message(name, what, option=option,
+                                       reason=f"the folder {str(path)!r} lacks {', '.join(missing)}"),
+            name)
+
+
+def resolve_checkpoint(name_or_path: PathLike, *, what: Optional[str] = None,
+                       required_files: Iterable[str] = (), allow_download: Optional[bool] = None,
+                       revision: Optional[str] = None, cache_dir: Optional[PathLike] = None,
+                       allow_patterns: Optional[Sequence[str]] = None, option: str = "--checkpoint") -> Path:
+    """Return the local folder of a checkpoint given a folder or a hub id.
+
+    Parameters
+    ----------
+    name_or_path : str or PathLike
+        A local folder, or a hub id such as ``"Salesforce/blip2-opt-6.7b"``.
+    what : str, optional
+        A human name used in the error message (``"BLIP-2"``, ``"Stable Diffusion 1.5"``).
+    required_files : iterable of str
+        Relative paths that must exist in the folder (e.g. ``("unet/config.json",)``).
+    allow_download : bool, optional
+        Download a missing hub checkpoint (see :func:`downloads_allowed`). Default: off.
+    revision, cache_dir, allow_patterns :
+        Passed to ``huggingface_hub.snapshot_download``.
+    option : str
+        The command-line option that provides this checkpoint, named in the error message.
+
+    Raises
+    ------
+    CheckpointNotFoundError
+        At once, when the checkpoint is nowhere on disk and may not be downloaded.
+    TypeError
+        If ``name_or_path`` is not a string or path.
+    """
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(f"name_or_path must be a str or path (hub id or folder), got "
+                        f"{type(name_or_path).__name__}: {name_or_path!r}")
+    name = os.fspath(name_or_path)
+    required = tuple(required_files)
+    local = Path(name).expanduser()
+    if local.exists():
+        _check_required(local, required, name, what, option)
+        return local
+    if not is_hub_id(name):
+        raise CheckpointNotFoundError(missing_checkpoint_message(name, what, cache_dir, option), name)
+
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    # the cache is read from the environment at call time (huggingface_hub reads it once, at import)
+    kw = dict(revision=revision, cache_dir=os.fspath(hub_cache_dir(cache_dir)),
+              allow_patterns=list(allow_patterns) if allow_patterns else None)
+    try:
+        path = Path(snapshot_download(name, local_files_only=True, **kw))
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
+        path = None
+    if path is None or not path.exists():
+        if not downloads_allowed(allow_download):
+            raise CheckpointNotFoundError(missing_checkpoint_message(name, what, cache_dir, option), name)
+        try:
+            path = Path(snapshot_download(name, **kw))
+        except Exception as exc:  # network / auth / missing repo: one message, with the cause chained
+            raise CheckpointNotFoundError(
+                missing_checkpoint_message(name, what, cache_dir, option,
+                                           reason=f"and the download failed ({type(exc).__name__}: {exc})"),
+                name) from exc
+    _check_required(path, required, name, what, option)
+    return path
+
+
+def resolve_file(name_or_path: PathLike, filename: str, *, what: Optional[str] = None,
+                 allow_download: Optional[bool] = None, revision: Optional[str] = None,
+                 cache_dir: Optional[PathLike] = None, option: str = "--checkpoint") -> Path:
+    """Return the local path of one file of a checkpoint (e.g. open_clip's ``open_clip_model.safetensors``).
+
+    ``name_or_path`` may be a file (returned as is), a folder holding ``filename``, or a hub id whose
+    ``filename`` is in the cache (or downloadable when allowed). Raises
+    :class:`CheckpointNotFoundError` otherwise.
+    """
+    if not isinstance(filename, str) or not filename:
+        raise TypeError(f"filename must be a non-empty str, got {filename!r}")
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(f"name_or_path must be a str or path, got {type(name_or_path).__name__}")
+    name = os.fspath(name_or_path)
+    local = Path(name).expanduser()
+    if local.is_file():
+        return local
+    if local.is_dir():
+        _check_required(local, (filename,), name, what, option)
+        return local / filename
+    if not is_hub_id(name):
+        raise CheckpointNotFoundError(missing_checkpoint_message(name, what, cache_dir, option), name)
+
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    kw = dict(revision=revision, cache_dir=os.fspath(hub_cache_dir(cache_dir)))
+    try:
+        return Path(hf_hub_download(name, filename, local_files_only=True, **kw))
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
+        pass
+    if not downloads_allowed(allow_download):
+        raise CheckpointNotFoundError(
+            missing_checkpoint_message(name, what, cache_dir, option, filename=filename), name)
+    try:
+        return Path(hf_hub_download(name, filename, **kw))
+    except Exception as exc:
+        raise CheckpointNotFoundError(
+            missing_checkpoint_message(name, what, cache_dir, option, filename=filename,
+                                       reason=f"and the download failed ({type(exc).__name__}: {exc})"),
+            name) from exc
+
+
+# ------------------------------------------------------------------------------------------------
+# Device and dtype arguments shared by the model loaders
+# ------------------------------------------------------------------------------------------------
+_DTYPES = {"float32": "float32", "fp32": "float32", "float": "float32", "float16": "float16",
+           "fp16": "float16", "half": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16",
+           "float64": "float64", "fp64": "float64"}
+
+
+def resolve_device(device=None):
+    """``torch.device`` from ``None`` (CUDA if available, else CPU), a string or a device."""
+    import torch
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device, (str, torch.device)):
+        return torch.device(device)
+    raise TypeError(f"device must be None, a str or a torch.device, got {type(device).__name__}: {device!r}")
+
+
+def resolve_dtype(dtype=None, device=None):
+    """``torch.dtype`` from ``None``/``"auto"`` (float16 on CUDA, float32 elsewhere), a name or a dtype.
+
+    Accepted names: float32/fp32, float16/fp16/half, bfloat16/bf16, float64.
+    """
+    import torch
+
+    if dtype is None or (isinstance(dtype, str) and dtype.lower() == "auto"):
+        return torch.float16 if resolve_device(device).type == "cuda" else torch.float32
+    if isinstance(dtype, torch.dtype):
+        if not dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")
+        return dtype
+    if isinstance(dtype, str) and dtype.lower() in _DTYPES:
+        return getattr(torch, _DTYPES[dtype.lower()])
+    raise ValueError(f"dtype must be 'auto', one of {sorted(_DTYPES)} or a torch.dtype, got {dtype!r}")

@@ -1,0 +1,282 @@
+"""VLF-MSC text receiver: an OPT language model conditioned on the received VLF.
+
+::
+
+    received VLF [B, N, d] --mean over N (paper mode)--> [B, 1, d] --W_proj (d -> H)--> soft prompt [B, 1, H]
+        --prepend to the embeddings of "</s>" (+ optional prompt)--> OPT --greedy/beam--> caption
+
+* ``mode="pooled"`` (the paper): one soft prompt, the VLF averaged over its ``N`` queries.
+* ``mode="blip2"`` (BLIP-2 native): all ``N`` projected query tokens, as BLIP-2 itself does.
+
+``W_proj`` (:class:`SoftPromptProjection`, a ``ModelMixin``/``ConfigMixin`` saved as ``config.json`` +
+safetensors) starts from BLIP-2's trained ``language_projection``; :func:`finetune_projection_step`
+fine-tunes it on image-caption pairs with channel noise (OPT stays frozen).
+
+Example
+-------
+>>> from semantic.vlf import load_blip2                                           # doctest: +SKIP
+>>> model, proc = load_blip2("Salesforce/blip2-opt-2.7b")                        # doctest: +SKIP
+>>> dec = OPTTextDecoder.from_blip2(model, proc.tokenizer, mode="pooled")        # doctest: +SKIP
+>>> dec.generate(received_vlf)                                                   # doctest: +SKIP
+['a dog running on the beach', ...]
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterable, List, Optional, Sequence, Union
+
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+from .checkpoints import resolve_checkpoint
+
+__all__ = ["TEXT_MODES", "SoftPromptProjection", "OPTTextDecoder", "finetune_projection_step",
+           "finetune_projection"]
+
+TEXT_MODES = ("pooled", "blip2")
+
+
+def _check_vlf(vlf, name: str = "received") -> torch.Tensor:
+    if not isinstance(vlf, torch.Tensor) or vlf.dim() != 3 or not vlf.is_floating_point():
+        raise ValueError(f"{name} must be a float tensor [batch, N, d], got "
+                         f"{getattr(vlf, 'dtype', type(vlf).__name__)} {tuple(getattr(vlf, 'shape', ()))}")
+    return vlf
+
+
+class SoftPromptProjection(ModelMixin, ConfigMixin):
+    """``W_proj``: VLF ``[B, N, d]`` -> soft prompt ``[B, 1, H]`` (pooled) or ``[B, N, H]`` (blip2).
+
+    Args:
+        vlf_dim (`int`, *optional*, defaults to 768): ``d``.
+        hidden_size (`int`, *optional*, defaults to 4096): the LLM width ``H`` (OPT-6.7b: 4096, 2.7b: 2560).
+        mode (`str`, *optional*, defaults to ``"pooled"``): ``"pooled"`` or ``"blip2"``.
+
+    Example
+    -------
+    >>> p = SoftPromptProjection(vlf_dim=8, hidden_size=6)
+    >>> p(torch.randn(2, 4, 8)).shape
+    torch.Size([2, 1, 6])
+    """
+
+    @register_to_config
+    def __init__(self, vlf_dim: int = 768, hidden_size: int = 4096, mode: str = "pooled"):
+        super().__init__()
+        if mode not in TEXT_MODES:
+            raise ValueError(f"mode must be one of {TEXT_MODES}, got {mode!r}")
+        self.linear = nn.Linear(vlf_dim, hidden_size)
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, mode: str = "pooled") -> "SoftPromptProjection":
+        """A copy of a trained ``nn.Linear`` (BLIP-2's ``language_projection``), kept in float32."""
+        proj = cls(vlf_dim=linear.in_features, hidden_size=linear.out_features, mode=mode)
+        with torch.no_grad():
+            proj.linear.weight.copy_(linear.weight.float())
+            proj.linear.bias.copy_(linear.bias.float())
+        return proj.to(linear.weight.device)
+
+    def forward(self, vlf: torch.Tensor) -> torch.Tensor:
+        _check_vlf(vlf, "vlf")
+        if vlf.shape[-1] != self.config.vlf_dim:
+            raise ValueError(f"vlf has width d={vlf.shape[-1]} but the projection expects {self.config.vlf_dim}")
+        if self.config.mode == "pooled":
+            vlf = vlf.mean(dim=1, keepdim=True)
+        return self.linear(vlf.to(self.linear.weight.dtype))
+
+
+class OPTTextDecoder(nn.Module):
+    """OPT conditioned on a received VLF through a soft prompt.
+
+    Parameters
+    ----------
+    language_model : OPTForCausalLM (frozen)
+    tokenizer : the OPT tokenizer (``GPT2Tokenizer`` with ``</s>`` as BOS/EOS)
+    projection : SoftPromptProjection
+    prompt : str
+        Text after the soft prompt (default ``""``: the tokenizer's BOS only, as BLIP-2 captioning).
+    max_new_tokens, num_beams : generation defaults (greedy when ``num_beams == 1``).
+    """
+
+    def __init__(self, language_model: nn.Module, tokenizer, projection: SoftPromptProjection,
+                 prompt: str = "", max_new_tokens: int = 30, num_beams: int = 1):
+        super().__init__()
+        hidden = language_model.get_input_embeddings().embedding_dim
+        if projection.config.hidden_size != hidden:
+            raise ValueError(f"projection outputs width {projection.config.hidden_size} but the language model "
+                             f"expects {hidden}")
+        self.language_model = language_model.requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.projection = projection
+        self.prompt = prompt
+        self.max_new_tokens = int(max_new_tokens)
+        self.num_beams = int(num_beams)
+
+    # -- construction ----------------------------------------------------------------------------
+    @classmethod
+    def from_blip2(cls, model, tokenizer, mode: str = "pooled",
+                   projection: Union[None, str, os.PathLike, SoftPromptProjection] = None,
+                   **kwargs) -> "OPTTextDecoder":
+        """Share a loaded BLIP-2's OPT; ``W_proj`` from ``projection`` (a folder or module) or, by
+        default, a float32 copy of BLIP-2's ``language_projection``."""
+        if mode not in TEXT_MODES:
+            raise ValueError(f"mode must be one of {TEXT_MODES}, got {mode!r}")
+        if projection is None:
+            proj = SoftPromptProjection.from_linear(model.language_projection, mode=mode)
+        elif isinstance(projection, SoftPromptProjection):
+            proj = projection
+        else:
+            path = resolve_checkpoint(projection, what="text soft-prompt projection W_proj",
+                                      required_files=("config.json",), option="--text-projection")
+            proj = SoftPromptProjection.from_pretrained(path).to(model.language_projection.weight.device)
+            if proj.config.mode != mode:
+                raise ValueError(f"the projection in {projection!s} was trained for mode "
+                                 f"{proj.config.mode!r}, not {mode!r}")
+        tok = getattr(tokenizer, "tokenizer", tokenizer)  # accept a Blip2Processor too
+        return cls(model.language_model, tok, proj, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, checkpoint="Salesforce/blip2-opt-6.7b", mode: str = "pooled", projection=None,
+                        device=None, dtype=None, device_map=None, allow_download=None,
+                        **kwargs) -> "OPTTextDecoder":
+        """Load a BLIP-2 checkpoint (see :func:`semantic.vlf.load_blip2`) and take its OPT + projection."""
+        from .vlf import load_blip2
+
+        model, processor = load_blip2(checkpoint, device=device, dtype=dtype, device_map=device_map,
+                                      allow_download=allow_download)
+        return cls.from_blip2(model, processor.tokenizer, mode=mode, projection=projection, **kwargs)
+
+    @property
+    def mode(self) -> str:
+        return self.projection.config.mode
+
+    @property
+    def device(self) -> torch.device:
+        return self.projection.linear.weight.device
+
+    # -- inputs ----------------------------------------------------------------------------------
+    def _embed(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.language_model.get_input_embeddings()(ids)
+
+    def soft_prompt(self, received: torch.Tensor) -> torch.Tensor:
+        """Received VLF ``[B, N, d]`` -> soft prompt ``[B, P, H]`` in the LM dtype (P = 1 or N)."""
+        _check_vlf(received)
+        lm_dtype = self.language_model.get_input_embeddings().weight.dtype
+        return self.projection(received.to(self.device)).to(lm_dtype)
+
+    def _prompt_ids(self, batch: int) -> torch.Tensor:
+        ids = self.tokenizer(self.prompt, add_special_tokens=True, return_tensors="pt")["input_ids"]
+        bos = self.tokenizer.bos_token_id
+        if bos is not None and (ids.shape[1] == 0 or ids[0, 0].item() != bos):
+            ids = torch.cat([torch.tensor([[bos]]), ids], dim=1)
+        return ids.expand(batch, -1).to(self.device)
+
+    def build_inputs(self, received: torch.Tensor):
+        """``(inputs_embeds [B, P + T, H], attention_mask [B, P + T])``: soft prompt, then BOS/prompt."""
+        sp = self.soft_prompt(received)
+        ids = self._prompt_ids(sp.shape[0])
+        embeds = torch.cat([sp, self._embed(ids)], dim=1)
+        mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+        return embeds, mask
+
+    # -- generation ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, received: torch.Tensor, max_new_tokens: Optional[int] = None,
+                 num_beams: Optional[int] = None, **generate_kwargs) -> List[str]:
+        """Captions for a received VLF ``[B, N, d]`` (greedy, or beam search with ``num_beams > 1``)."""
+        embeds, mask = self.build_inputs(received)
+        tok = self.tokenizer
+        out = self.language_model.generate(
+            inputs_embeds=embeds, attention_mask=mask,
+            max_new_tokens=int(max_new_tokens or self.max_new_tokens),
+            num_beams=int(num_beams or self.num_beams), do_sample=False,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+            **generate_kwargs)
+        return [t.strip() for t in tok.batch_decode(out, skip_special_tokens=True)]
+
+    # -- training --------------------------------------------------------------------------------
+    def caption_loss(self, received: torch.Tensor, captions: Sequence[str]) -> torch.Tensor:
+        """Language-model loss of ``captions`` given the received VLF (labels on caption + EOS only)."""
+        _check_vlf(received)
+        if isinstance(captions, str) or len(captions) != received.shape[0]:
+            raise ValueError(f"captions must be a list of {received.shape[0]} strings (one per VLF), got "
+                             f"{captions!r}")
+        tok = self.tokenizer
+        embeds, mask = self.build_inputs(received)
+        n_prefix = embeds.shape[1]
+        rows = [tok(c.strip(), add_special_tokens=False)["input_ids"] + [tok.eos_token_id] for c in captions]
+        width = max(len(r) for r in rows)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows], dtype=torch.long, device=self.device)
+        cmask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], dtype=torch.long,
+                             device=self.device)
+        all_embeds = torch.cat([embeds, self._embed(ids)], dim=1)
+        all_mask = torch.cat([mask, cmask], dim=1)
+        labels = torch.cat([torch.full((ids.shape[0], n_prefix), -100, dtype=torch.long, device=self.device),
+                            ids.masked_fill(cmask == 0, -100)], dim=1)
+        out = self.language_model(inputs_embeds=all_embeds, attention_mask=all_mask, labels=labels)
+        return out.loss
+
+    def save_projection(self, path: Union[str, os.PathLike]) -> None:
+        """Save ``W_proj`` as ``config.json`` + ``diffusion_pytorch_model.safetensors`` in ``path``."""
+        self.projection.save_pretrained(path)
+
+
+def finetune_projection_step(decoder: OPTTextDecoder, optimizer: torch.optim.Optimizer, vlf: torch.Tensor,
+                             captions: Sequence[str], link=None, snr_db=None) -> float:
+    """One optimisation step of ``W_proj`` on (VLF, caption) pairs, the VLF sent through ``link`` first.
+
+    Parameters
+    ----------
+    decoder : OPTTextDecoder
+    optimizer : an optimizer over ``decoder.projection.parameters()``
+    vlf : ``[B, N, d]`` clean VLFs
+    captions : B reference captions
+    link : phy.links.AnalogLink, optional
+        When given (with ``snr_db``: a number, or a ``[B]`` tensor of per-example SNRs), the VLF is
+        sent through it, so W_proj learns to read noisy VLFs.
+
+    Returns
+    -------
+    float : the loss before the step.
+    """
+    if (link is None) != (snr_db is None):
+        raise ValueError("give both link and snr_db (channel noise) or neither")
+    decoder.projection.train()
+    if link is not None:
+        with torch.no_grad():
+            vlf = link(vlf, snr_db=snr_db).x_hat
+    optimizer.zero_grad(set_to_none=True)
+    loss = decoder.caption_loss(vlf, captions)
+    loss.backward()
+    optimizer.step()
+    decoder.projection.eval()
+    return float(loss.detach())
+
+
+def finetune_projection(decoder: OPTTextDecoder, batches: Iterable, steps: int, lr: float = 1e-4,
+                        link=None, snr_range_db=None, seed: int = 0) -> List[float]:
+    """A short loop of :func:`finetune_projection_step` over ``batches`` of ``(vlf, captions)``.
+
+    ``snr_range_db=(lo, hi)`` draws one SNR per example uniformly in that range (needs ``link``).
+    Returns the per-step losses.
+    """
+    if snr_range_db is not None and link is None:
+        raise ValueError("snr_range_db needs a link")
+    opt = torch.optim.AdamW(decoder.projection.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    losses: List[float] = []
+    it = iter(batches)
+    for _ in range(int(steps)):
+        try:
+            vlf, caps = next(it)
+        except StopIteration:
+            it = iter(batches)
+            vlf, caps = next(it)
+        snr = None
+        if snr_range_db is not None:
+            lo, hi = snr_range_db
+            snr = (lo + (hi - lo) * torch.rand(vlf.shape[0], generator=gen)).to(vlf.device)
+        losses.append(finetune_projection_step(decoder, opt, vlf, caps, link, snr))
+    return losses
