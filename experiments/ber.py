@@ -178,6 +178,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="force the progress bar (default: only on a terminal)")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     parser.add_argument("--out", required=True, help="output directory (created; reruns resume)")
+    from experiments.executors import add_executor_arguments
+
+    add_executor_arguments(parser)  # --executor local|ray, --num-cpus, --address
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,6 +297,10 @@ def main(args) -> int:
                                                    device=str(device), ldpc_decoder=args.ldpc_decoder,
                                                    hamming_decoder=args.hamming_decoder)
         table = ResumableCSV(os.path.join(args.out, "ber.csv"), BER_COLUMNS, BER_KEY_COLUMNS)
+        if args.num_cpus is not None and args.num_cpus < 1:
+            raise ValueError(f"--num-cpus must be a positive integer, got {args.num_cpus}")
+        if args.executor == "local" and (args.address is not None or args.num_cpus is not None):
+            raise ValueError("--num-cpus and --address apply to --executor ray only")
     except ValueError as e:
         print(f"semcom ber: error: {e}", file=sys.stderr)
         return 2
@@ -308,7 +315,22 @@ def main(args) -> int:
                             "snr_convention": "Es/N0 per complex channel use; Eb/N0 = Es/N0 - "
                                               "10 log10(bits_per_symbol * coderate)"}) as manifest:
         rates = {}
-        for (code, name), (trial, coderate, bps) in trials.items():
+        if args.executor != "local":  # one task per (scheme, channel, SNR) point; same rows as below
+            from experiments.executors import executor_from_args, run_ber_sweeps
+
+            point_cfg = dict(modulation=cfg["modulation"], k=args.k, n=args.n, num_iter=args.num_iter,
+                             demapping=args.demapping, device=str(device), ldpc_decoder=args.ldpc_decoder,
+                             hamming_decoder=args.hamming_decoder, seed=args.seed, snr_type=args.snr_type,
+                             batch_size=cfg["batch_size"], target_errors=args.target_errors,
+                             target_block_errors=args.target_block_errors, max_bits=args.max_bits)
+            sweeps = [(dict(point_cfg, code=code, channel=name), cfg["snrs"]) for (code, name) in trials]
+            with executor_from_args(args) as executor:
+                results = run_ber_sweeps(executor, sweeps, table, early_stop=args.early_stop,
+                                         rates={key: (cr, bps) for key, (_, cr, bps) in trials.items()},
+                                         progress=args.progress)
+                manifest.update(executor=executor.describe())
+            rates = {code: cr for (code, _), (_, cr, _) in trials.items()}
+        for (code, name), (trial, coderate, bps) in (trials.items() if args.executor == "local" else ()):
             rates[code] = coderate
             results += simulate_ber(trial, cfg["snrs"], snr_type=args.snr_type, coderate=coderate,
                                     bits_per_symbol=bps, batch_size=cfg["batch_size"],

@@ -1,0 +1,275 @@
+"""Helpers for data-parallel training under ``torchrun`` (or ``accelerate launch``), inert in one process.
+
+``torchrun`` starts one process per GPU and sets ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``,
+``MASTER_ADDR`` and ``MASTER_PORT``; ``accelerate launch`` (multi-GPU, no DeepSpeed/FSDP) sets the
+same variables, so these helpers serve both. Without them (a plain ``python ...`` run) every
+helper is a no-op: world size 1, rank 0, no process group, the module is not wrapped, every index
+belongs to this process and every rank-0-only action runs. Single-process behaviour is unchanged.
+
+Typical training loop::
+
+    from semantic.distributed import (init_distributed, wrap_ddp, rank_slice, is_main_process,
+                                      all_reduce_mean, barrier, cleanup)
+
+    info = init_distributed()               # process group when WORLD_SIZE > 1; picks cuda:LOCAL_RANK
+    model = wrap_ddp(model.to(info.device), info)
+    for step in range(start, steps):
+        idx = global_batch_indices(step)    # the SAME global batch on every rank (seeded from step)
+        loss = loss_fn(model(x[rank_slice(idx, info)]))   # each rank takes its share
+        loss.backward()                     # DDP averages the gradients over ranks
+        opt.step(); opt.zero_grad()
+        if is_main_process(info) and step % every == 0:
+            save_checkpoint(...)            # rank 0 writes; others wait at the barrier
+        barrier(info)
+    cleanup(info)
+
+Launch (4 GPUs on one node)::
+
+    torchrun --standalone --nproc_per_node 4 my_train.py ...
+    accelerate launch --multi_gpu --num_processes 4 my_train.py ...
+
+Notes
+-----
+* A loss that is a mean over independent examples (MSE, cross-entropy, the diffusion noise loss)
+  gives, with equal per-rank shares and DDP's gradient averaging, the gradient of the global batch.
+  A *contrastive* loss over the batch (SemCLIP's eq. 4) does not decompose: the ranks must
+  all-gather the received features (with gradients) before computing it; see
+  :func:`all_gather_with_grad`.
+* Seeded per-step generators keep every rank's global batch identical; channel noise should then be
+  drawn from a generator seeded with ``(seed, step, rank)`` so ranks see independent noise.
+
+Example
+-------
+>>> info = init_distributed()          # plain python: no process group
+>>> info.world_size, info.rank, info.is_main
+(1, 0, True)
+>>> rank_slice(list(range(6)), info)
+slice(0, 6, None)
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
+
+import torch
+from torch import nn
+
+__all__ = [
+    "DistInfo",
+    "env_world_size",
+    "init_distributed",
+    "wrap_ddp",
+    "unwrap",
+    "rank_slice",
+    "shard_range",
+    "distributed_sampler",
+    "is_main_process",
+    "barrier",
+    "main_process_first",
+    "run_on_main",
+    "all_reduce_mean",
+    "all_gather_with_grad",
+    "cleanup",
+]
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process stands: ``rank`` of ``world_size``, ``local_rank`` on its node, its device,
+    and whether a process group was initialised (``distributed``)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+    distributed: bool = False
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def _env_int(name: str, default: int) -> int:
+    text = os.environ.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be an integer, got {text!r}") from None
+
+
+def env_world_size() -> int:
+    """``WORLD_SIZE`` from the environment (1 when unset)."""
+    return _env_int("WORLD_SIZE", 1)
+
+
+def init_distributed(device: Union[None, str, torch.device] = None, backend: Optional[str] = None,
+                     timeout_s: float = 1800.0, force: bool = False) -> DistInfo:
+    """Initialise the default process group when ``WORLD_SIZE > 1`` (or ``force``); else do nothing.
+
+    Parameters
+    ----------
+    device : str or torch.device, optional
+        Default: ``cuda:LOCAL_RANK`` when CUDA is available, else ``cpu``. A ``"cuda"`` device
+        without an index gets ``LOCAL_RANK``.
+    backend : str, optional
+        ``nccl`` for CUDA devices, ``gloo`` otherwise (default).
+    timeout_s : float
+        Collective timeout.
+    force : bool
+        Initialise a process group even for ``WORLD_SIZE = 1`` (tests; needs ``MASTER_ADDR``/``MASTER_PORT``).
+
+    Returns
+    -------
+    DistInfo
+    """
+    import torch.distributed as dist
+
+    world = env_world_size()
+    rank = _env_int("RANK", 0)
+    local_rank = _env_int("LOCAL_RANK", 0)
+    if world < 1 or not 0 <= rank < world or local_rank < 0:
+        raise ValueError(f"inconsistent launcher environment: WORLD_SIZE={world}, RANK={rank}, LOCAL_RANK={local_rank}")
+    if device is None:
+        device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    use_group = world > 1 or force
+    if use_group and not dist.is_available():
+        raise RuntimeError("torch.distributed is not available in this PyTorch build; run a single process")
+    if use_group and not dist.is_initialized():
+        for var in ("MASTER_ADDR", "MASTER_PORT"):
+            if not os.environ.get(var):
+                raise ValueError(f"WORLD_SIZE={world} but {var} is not set: launch with torchrun or accelerate")
+        backend = backend or ("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(backend=backend, rank=rank, world_size=world,
+                                timeout=datetime.timedelta(seconds=timeout_s))
+    return DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=device,
+                    distributed=use_group and dist.is_initialized())
+
+
+def wrap_ddp(module: nn.Module, info: DistInfo, **ddp_kwargs: Any) -> nn.Module:
+    """``DistributedDataParallel(module)`` in a process group, else ``module`` itself.
+
+    The module must already be on ``info.device``. Modules without trainable parameters are
+    returned as they are.
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be an nn.Module, got {type(module).__name__}")
+    if not info.distributed or not any(p.requires_grad for p in module.parameters()):
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    if info.device.type == "cuda":
+        ddp_kwargs.setdefault("device_ids", [info.device.index])
+    return DistributedDataParallel(module, **ddp_kwargs)
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The module inside a DDP wrapper (for ``save_pretrained`` / ``state_dict`` without ``module.``)."""
+    return getattr(module, "module", module) if type(module).__name__ == "DistributedDataParallel" else module
+
+
+def shard_range(n: int, info: DistInfo) -> range:
+    """This rank's contiguous share of ``range(n)`` (sizes differ by at most one)."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    lo = n * info.rank // info.world_size
+    hi = n * (info.rank + 1) // info.world_size
+    return range(lo, hi)
+
+
+def rank_slice(batch: Union[int, Sequence, torch.Tensor], info: DistInfo) -> slice:
+    """Slice selecting this rank's contiguous share of a global batch (its length or the batch).
+
+    With ``world_size = 1`` it is ``slice(0, n)``: the whole batch.
+    """
+    n = batch if isinstance(batch, int) else len(batch)
+    r = shard_range(n, info)
+    return slice(r.start, r.stop)
+
+
+def distributed_sampler(dataset, info: DistInfo, shuffle: bool = True, seed: int = 0, drop_last: bool = False):
+    """A ``DistributedSampler`` in a process group; ``None`` otherwise (keep the DataLoader's own
+    ``shuffle``/``generator``). Call ``sampler.set_epoch(epoch)`` each epoch when not ``None``."""
+    if not info.distributed:
+        return None
+    from torch.utils.data.distributed import DistributedSampler
+
+    return DistributedSampler(dataset, num_replicas=info.world_size, rank=info.rank, shuffle=shuffle, seed=seed,
+                              drop_last=drop_last)
+
+
+def is_main_process(info: Optional[DistInfo] = None) -> bool:
+    """Rank 0 (or no process group)."""
+    if info is not None:
+        return info.is_main
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def barrier(info: DistInfo) -> None:
+    """Wait for every rank (no-op without a process group)."""
+    if info.distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+@contextlib.contextmanager
+def main_process_first(info: DistInfo) -> Iterator[None]:
+    """Rank 0 runs the block first (e.g. a download or a feature cache), the others after it."""
+    if not info.is_main:
+        barrier(info)
+    yield
+    if info.is_main:
+        barrier(info)
+
+
+def run_on_main(info: DistInfo, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` on rank 0 only (checkpoints, logs), then a barrier; ``None`` elsewhere."""
+    out = fn(*args, **kwargs) if info.is_main else None
+    barrier(info)
+    return out
+
+
+def all_reduce_mean(value: Union[float, torch.Tensor], info: DistInfo) -> torch.Tensor:
+    """Mean of ``value`` over ranks (a detached copy; the value itself without a process group)."""
+    t = torch.as_tensor(value, dtype=torch.float64 if not isinstance(value, torch.Tensor) else None).detach().clone()
+    if not info.distributed:
+        return t
+    import torch.distributed as dist
+
+    t = t.to(info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t / info.world_size
+
+
+def all_gather_with_grad(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Concatenate ``x`` ``[b, ...]`` of every rank along dim 0, keeping the gradient to this rank's
+    part (equal ``b`` on every rank). For batch-level losses such as the contrastive JSCC loss."""
+    if not info.distributed:
+        return x
+    import torch.distributed as dist
+
+    parts = [torch.zeros_like(x) for _ in range(info.world_size)]
+    dist.all_gather(parts, x.detach().contiguous())
+    parts[info.rank] = x
+    return torch.cat(parts, dim=0)
+
+
+def cleanup(info: DistInfo) -> None:
+    """Destroy the process group this run created (no-op otherwise)."""
+    if info.distributed:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
