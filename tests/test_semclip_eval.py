@@ -1,0 +1,286 @@
+"""`semcom semclip-eval`: every study runs end to end on a tiny open_clip and real (digits) images."""
+import csv
+import math
+
+import semantic  # noqa: F401  (torchvision shim before open_clip)
+import numpy as np
+import pytest
+import torch
+
+import experiments.semclip_eval as se
+from experiments.cli import main
+from test_tapl import save_tiny_clip
+
+DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+L_SNR, LS = 8, (4, 8)  # channel uses of the SNR study and of the bandwidth study
+SNRS = "-5,5"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def write_digit_folder(root, per_class=5, size=32):
+    """scikit-learn's handwritten digits (real 8x8 scans), upsampled to ``size`` and saved as PNG class folders."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    for c, name in enumerate(DIGITS):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for j, i in enumerate(np.flatnonzero(d.target == c)[:per_class]):
+            arr = (d.images[i] / 16.0 * 255).astype(np.uint8)
+            img = Image.fromarray(arr, mode="L").resize((size, size), Image.BILINEAR).convert("RGB")
+            img.save(folder / f"{j}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    base = tmp_path_factory.mktemp("semclip_eval")
+    return save_tiny_clip(base / "clip"), write_digit_folder(base / "digits")
+
+
+def _args(clip, data, out, *extra):
+    return ["semclip-eval", "--data", str(data), "--out", str(out), "--clip-model", f"local-dir:{clip}",
+            "--device", "cpu", "--no-progress", f"--snr-db={SNRS}", "--table-snrs=-5,5",
+            "--snr-channel-uses", str(L_SNR), "--channel-uses", ",".join(map(str, LS)), "--train-steps", "2",
+            "--train-batch-size", "8", "--hidden-dim", "16", "--djscc-hidden", "8", "--batch-size", "16",
+            "--tapl-classes-per-step", "3", "--complexity-images", "6", *extra]
+
+
+def _read(path):
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+class SymbolCounter:
+    """Independent count: every channel the experiment makes is wrapped and what its forward carried is
+    recorded per evaluation point (system, SNR, data set)."""
+
+    def __init__(self, monkeypatch):
+        self.points = []  # (data set, system, snr, claimed channel uses, symbol widths carried)
+        self._widths = None
+        orig_channel, orig_eval = se.Context.channel, se.evaluate_point
+
+        def channel(ctx, offset=0):
+            ch = orig_channel(ctx, offset)
+            fwd = ch.forward
+
+            def spy(x, no):
+                if self._widths is not None:
+                    self._widths.append(int(x.shape[-1]))
+                return fwd(x, no)
+
+            ch.forward = spy
+            return ch
+
+        def evaluate(ctx, system, es, snr, L):
+            # build (and train) the models first so only the evaluation's transmissions are counted
+            if system.startswith("semclip"):
+                ctx.jscc(L, use_af=system != "semclip-noaf")
+                if system == "semclip":
+                    ctx.tapl(L)
+            elif system == "djscc-ir":
+                ctx.djscc_ir(L)
+            elif system == "djscc-ft":
+                ctx.djscc_ft(L)
+            self._widths = []
+            r = orig_eval(ctx, system, es, snr, L)
+            self.points.append((es.name, system, snr, r["channel_uses"], self._widths))
+            self._widths = None
+            return r
+
+        monkeypatch.setattr(se.Context, "channel", channel)
+        monkeypatch.setattr(se, "evaluate_point", evaluate)
+
+
+def test_parsers_and_chance():
+    assert se.parse_int_list("48,96,192,384") == [48, 96, 192, 384]
+    with pytest.raises(ValueError, match="channel-uses"):
+        se.parse_int_list("4,4")
+    with pytest.raises(ValueError, match="NAME=PATH"):
+        se.parse_datasets("pets")
+    assert se.parse_datasets("a=/x, b=/y") == [("a", "/x"), ("b", "/y")]
+    c = se.chance_metrics(torch.tensor([0, 0, 0, 1]), 2)
+    assert c["top1"] == 0.5 and c["top5"] == 1.0 and c["retrieval_top1"] == pytest.approx((0.75 + 0.25) / 2)
+
+
+def test_every_study_end_to_end_budgets_and_resume(setup, tmp_path, monkeypatch):
+    clip, data = setup
+    out = tmp_path / "run"
+    counter = SymbolCounter(monkeypatch)
+    missing = tmp_path / "no_such_dataset"
+    assert main(_args(clip, data, out, "--datasets", f"oxford_pets={missing},digits={data}",
+                      "--cross-snrs", "0")) == 0
+
+    # ---- accuracy vs SNR: every (system, SNR) row, with the budget each system actually spends
+    rows = _read(out / "accuracy_vs_snr.csv")
+    assert list(rows[0]) == ["system", "channel", "snr_db", "channel_uses", "bandwidth_ratio", "top1", "top5",
+                             "retrieval_top1", "note"]
+    assert sorted((r["system"], float(r["snr_db"])) for r in rows) == sorted(
+        (s, snr) for s in se.SYSTEMS for snr in (-5.0, 5.0))
+    N = 32  # tiny CLIP token
+    for r in rows:
+        L = N // 2 if r["system"] == "clip-ft" else L_SNR
+        assert int(r["channel_uses"]) == L
+        assert float(r["bandwidth_ratio"]) == pytest.approx(L / (3 * 32 * 32))
+        for m in ("top1", "top5"):
+            assert 0.0 <= float(r[m]) <= 1.0
+    by = {(r["system"], float(r["snr_db"])): r for r in rows}
+    # DJSCC-FT's head has only seen classes: it can never name an unseen one
+    assert float(by["djscc-ft", 5.0]["top1"]) == 0.0 and float(by["djscc-ft", 5.0]["top5"]) == 0.0
+    assert "seen classes only" in by["djscc-ft", 5.0]["note"]
+    assert math.isnan(float(by["djscc-ft", 5.0]["retrieval_top1"]))
+    # BT-IR: L_SNR uses carry floor(8 log2(1 + snr)) bits, far below any JPEG: nothing delivered -> chance
+    G = 2  # unseen classes (20 % of 10)
+    for snr in (-5.0, 5.0):
+        r = by["bt-ir", snr]
+        assert float(r["top1"]) == pytest.approx(1 / G) and float(r["top5"]) == pytest.approx(1.0)
+        assert "10/10 images not delivered (chance)" in r["note"]
+        budget = math.floor(L_SNR * math.log2(1 + 10 ** (snr / 10)))
+        assert f"budget {budget} bits" in r["note"]
+    # every evaluation point: the symbols its channel carried (independent count) are exactly its budget
+    bw = _read(out / "accuracy_vs_bandwidth.csv")
+    cross_rows = _read(out / "cross_dataset.csv")
+    assert len(counter.points) == len(rows) + len(bw) + len(cross_rows) - 1  # minus the absent data set's row
+    for name, system, snr, used, widths in counter.points:
+        if system == "bt-ir":  # ideal capacity-achieving code: no channel symbols simulated
+            assert widths == []
+        else:
+            assert widths and set(widths) == {used}, (name, system, snr, widths)
+    for r in rows + bw:
+        claimed = [u for n, s, snr, u, _ in counter.points
+                   if n == "unseen" and s == r["system"] and snr == float(r["snr_db"]) and u == int(r["channel_uses"])]
+        assert claimed, r
+
+    # ---- figures and table I
+    for name in ("fig3_top1_vs_snr.png", "fig3_retrieval_vs_snr.png", "fig4_top1_vs_bandwidth.png"):
+        assert (out / name).stat().st_size > 1000
+    t1 = _read(out / "table_i.csv")
+    assert [r["system"] for r in t1] == [se.SYSTEM_LABELS[s] for s in se.SYSTEMS]
+    assert float(t1[0]["top1@5dB"]) == pytest.approx(100 * float(by["semclip", 5.0]["top1"]), abs=0.01)
+
+    # ---- accuracy vs bandwidth: one row per (system, L), ratio from the actual channel uses
+    keys = sorted((r["system"], int(r["channel_uses"])) for r in bw)
+    expect = sorted([(s, L) for s in ("semclip", "djscc-ft", "djscc-ir", "bt-ir") for L in LS] + [("clip-ft", N // 2)])
+    assert keys == expect
+    for r in bw:
+        assert float(r["snr_db"]) == 0.0
+        assert float(r["bandwidth_ratio"]) == pytest.approx(int(r["channel_uses"]) / (3 * 32 * 32))
+
+    # ---- cross-dataset: the absent set is noted, the present one evaluated on all its classes
+    cross = _read(out / "cross_dataset.csv")
+    absent = [r for r in cross if r["dataset"] == "oxford_pets"]
+    assert len(absent) == 1 and "not found" in absent[0]["note"]
+    assert sorted(r["system"] for r in cross if r["dataset"] == "digits") == sorted(se.SYSTEMS)
+    assert (out / "table_ii.md").is_file()
+
+    # ---- complexity: every module, positive parameter counts where the module has weights
+    comp = _read(out / "complexity.csv")
+    modules = [r["module"] for r in comp]
+    for m in ("CLIP image encoder", "SemCLIP JSCC encoder", "SemCLIP JSCC decoder", "TAPL meta-net + context",
+              "TAPL + CLIP text encoder", "DJSCC-IR encoder", "DJSCC-IR decoder", "DJSCC-FT (CNN + JSCC + head)",
+              "BT-IR codec (jpeg)"):
+        assert m in modules
+    import open_clip
+
+    tiny = open_clip.CLIP(**__import__("test_tapl").TINY_CLIP_CFG)
+    comp_by = {r["module"]: r for r in comp}
+    assert int(comp_by["CLIP image encoder"]["params"]) == sum(p.numel() for p in tiny.visual.parameters())
+    assert all(float(r["time_s"]) > 0 and int(r["images"]) == 6 for r in comp)
+
+    # ---- a rerun recomputes nothing: no evaluation, no training, identical files
+    snapshot = {p.name: p.read_bytes() for p in out.glob("*.csv")}
+    calls = []
+    monkeypatch.setattr(se, "evaluate_point", lambda *a, **k: calls.append(a) or {})
+    import semantic.semclip as ss
+
+    monkeypatch.setattr(ss, "train_jscc", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(ss, "train_tapl", lambda *a, **k: pytest.fail("retrained"))
+    assert main(_args(clip, data, out, "--datasets", f"oxford_pets={missing},digits={data}",
+                      "--cross-snrs", "0", "--studies", "snr,bandwidth,cross")) == 0
+    assert calls == []
+    for name, content in snapshot.items():
+        if name != "complexity.csv":
+            assert (out / name).read_bytes() == content, name
+
+    # ---- trained checkpoints passed back in ({L} template) are loaded, not retrained, and give the same rows
+    monkeypatch.undo()
+    monkeypatch.setattr(ss, "train_jscc", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(ss, "train_tapl", lambda *a, **k: pytest.fail("retrained"))
+    out2 = tmp_path / "loaded"
+    models = out / "models"
+    assert main(_args(clip, data, out2, "--studies", "snr", "--systems", "semclip,semclip-notapl,semclip-noaf",
+                      "--semclip-jscc", str(models / "semclip-jscc-L{L}"),
+                      "--semclip-noaf-jscc", str(models / "semclip-noaf-jscc-L{L}"),
+                      "--tapl", str(models / "semclip-tapl-L{L}"))) == 0
+    again = {(r["system"], float(r["snr_db"])): r for r in _read(out2 / "accuracy_vs_snr.csv")}
+    assert len(again) == 6
+    for k, r in again.items():
+        for m in ("top1", "top5", "retrieval_top1"):
+            assert float(r[m]) == pytest.approx(float(by[k][m])), (k, m)
+
+
+def test_btir_delivers_with_a_large_budget(setup, tmp_path):
+    clip, data = setup
+    out = tmp_path / "bt"
+    assert main(_args(clip, data, out, "--studies", "bandwidth", "--bandwidth-systems", "bt-ir",
+                      "--channel-uses", "8,20000")) == 0
+    rows = {int(r["channel_uses"]): r for r in _read(out / "accuracy_vs_bandwidth.csv")}
+    assert set(rows) == {8, 20000}
+    assert "10/10 images not delivered (chance)" in rows[8]["note"]
+    big = rows[20000]
+    assert "0/10 images not delivered" in big["note"]
+    payload = int(big["note"].split("max payload ")[1].split(" bits")[0])
+    assert 0 < payload <= math.floor(20000 * math.log2(2.0))  # fits the capacity budget at 0 dB
+
+
+def test_clip_ft_at_high_snr_is_plain_clip_zero_shot(setup, tmp_path):
+    """Independent computation: open_clip's own encode_image / encode_text on the unseen-class images."""
+    import torch.nn.functional as F
+    from PIL import Image
+
+    from semantic.clip_tokens import load_open_clip
+    from semantic.datasets import split_classes
+
+    clip, data = setup
+    out = tmp_path / "ft"
+    assert main(_args(clip, data, out, "--studies", "snr", "--systems", "clip-ft", "--snr-db=60")) == 0
+    (row,) = _read(out / "accuracy_vs_snr.csv")
+    model, preprocess, tokenizer = load_open_clip(f"local-dir:{clip}")
+    _, unseen = split_classes(10, 0.2, 0)
+    imgs, labels = [], []
+    for j, c in enumerate(unseen):
+        for f in sorted((data / DIGITS[c]).iterdir()):
+            imgs.append(preprocess(Image.open(f).convert("RGB")))
+            labels.append(j)
+    with torch.no_grad():
+        img = F.normalize(model.encode_image(torch.stack(imgs)), dim=-1)
+        txt = F.normalize(model.encode_text(tokenizer([f"a photo of a {DIGITS[c]}." for c in unseen])), dim=-1)
+    pred = (img @ txt.T).argmax(1)
+    assert float(row["top1"]) == pytest.approx(float((pred == torch.tensor(labels)).float().mean()))
+    assert int(row["channel_uses"]) == 16
+
+
+def test_default_clip_fails_clearly_offline(setup, tmp_path, monkeypatch):
+    from semantic.clip_tokens import CLIPWeightsUnavailableError
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty_hf"))
+    monkeypatch.delenv("SEMCOM_ALLOW_DOWNLOAD", raising=False)
+    _, data = setup
+    with pytest.raises(CLIPWeightsUnavailableError, match="ViT-L-14-336"):
+        main(["semclip-eval", "--data", str(data), "--out", str(tmp_path / "o"), "--device", "cpu"])
+
+
+def test_bad_arguments(setup, tmp_path):
+    clip, data = setup
+    with pytest.raises(ValueError, match="--systems"):
+        main(_args(clip, data, tmp_path / "x", "--systems", "semclip,nope"))
+    with pytest.raises(ValueError, match="--studies"):
+        main(_args(clip, data, tmp_path / "x", "--studies", "speed"))
