@@ -27,6 +27,7 @@ SUBCOMMANDS = {
     "run": ("experiments.run", "the main job: BER curves + matched-bandwidth comparison"),
     "vlf-msc": ("experiments.vlf_msc", "VLF-MSC: captions and images per SNR"),
     "train-image-decoder": ("experiments.train_image_decoder", "VLF-MSC: train the VLF -> SD image decoder"),
+    "train-text-projection": ("experiments.train_text_projection", "VLF-MSC: fine-tune the text soft prompt W_proj"),
     "vlf-msc-eval": ("experiments.vlf_msc_eval", "VLF-MSC vs its baselines, metrics vs SNR"),
     "semclip": ("experiments.semclip", "SemCLIP: extract | train-jscc | train-tapl | eval"),
     "semclip-eval": ("experiments.semclip_eval", "SemCLIP vs its baselines (accuracy vs SNR/bandwidth)"),

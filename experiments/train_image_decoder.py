@@ -16,10 +16,25 @@ Writes ``OUT/checkpoint-<step>/`` every ``--save-every`` optimizer steps and at 
 ``unet/`` unless ``--freeze-unet``, optimizer state, ``trainer_state.json``); ``OUT/train_log.csv``
 (step, loss); ``OUT/manifest.json``. Rerunning the same command resumes from the newest checkpoint.
 Use a checkpoint folder as ``semcom vlf-msc --image-decoder OUT/checkpoint-<step>``.
+
+Several GPUs (data parallel, one process per GPU)::
+
+    torchrun --standalone --nproc_per_node 4 -m experiments.cli train-image-decoder ... --out runs/imgdec
+    torchrun --standalone --nproc_per_node 4 "$(which semcom)" train-image-decoder ...   # same thing
+
+Each process uses ``cuda:LOCAL_RANK`` (``--device cpu`` or no CUDA: CPU with the gloo backend), takes
+its share of every epoch through a ``DistributedSampler`` and ``--batch-size`` images per micro-batch
+(global batch = ``nproc x batch-size x grad-accum``); the trainable modules are wrapped in
+``DistributedDataParallel``, so the ranks keep identical weights. Channel noise, train SNRs, DDPM
+timesteps and latent noise come from per-rank seeds (``--seed`` + rank offset; rank 0 = one process).
+Rank 0 alone writes checkpoints, ``train_log.csv`` (loss averaged over ranks) and the manifest; the
+others wait at barriers. Several nodes need ``OUT`` on a shared file system. A plain ``semcom
+train-image-decoder`` run is the single-process case and behaves exactly as before.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import shutil
 import sys
@@ -91,14 +106,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     import semantic  # noqa: F401
-    import torch
-
-    from experiments.results import RunManifest, open_table
-    from semantic.checkpoints import CheckpointNotFoundError
-    from semantic.image_decoder import ImageDecoderTrainConfig, ImageDecoderTrainer, VLFImageDecoder
-    from semantic.images import ImageCaptionDataset, collate_images, file_sha1
-    from semantic.vlf import VLFEncoder, load_blip2
-    from semantic.vlf_msc import VLFMSC, VLFMSCConfig
+    from semantic.distributed import cleanup, init_distributed
+    from semantic.image_decoder import ImageDecoderTrainConfig
 
     try:
         t_lo, t_hi = parse_range(args.t_range, "t-range", int)
@@ -116,8 +125,33 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     try:
+        info = init_distributed(device=args.device)
+    except ValueError as exc:
+        print(f"semcom train-image-decoder: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _train(args, info, tcfg, snr_range, out)
+    finally:
+        cleanup(info)
+
+
+def _train(args, info, tcfg, snr_range, out: Path) -> int:
+    import torch
+
+    from experiments.results import RunManifest, open_table
+    from semantic.checkpoints import CheckpointNotFoundError
+    from semantic.distributed import all_reduce_mean, barrier, distributed_sampler
+    from semantic.image_decoder import ImageDecoderTrainer, VLFImageDecoder, rank_seed
+    from semantic.images import ImageCaptionDataset, collate_images, file_sha1
+    from semantic.vlf import VLFEncoder, load_blip2
+    from semantic.vlf_msc import VLFMSC, VLFMSCConfig
+
+    main_rank = info.is_main
+    say = print if main_rank else (lambda *a, **k: None)
+    seed = rank_seed(args.seed, info.rank)  # args.seed itself on rank 0 / in one process
+    try:
         ds = ImageCaptionDataset(args.images, args.captions, size=args.image_size, limit=args.limit)
-        model, processor = load_blip2(args.blip2_checkpoint, device=args.device, dtype=args.encoder_dtype,
+        model, processor = load_blip2(args.blip2_checkpoint, device=info.device, dtype=args.encoder_dtype,
                                       allow_download=True if args.allow_download else None)
         model.language_model = None  # the transmitter only
         encoder = VLFEncoder.from_blip2(model, processor, checkpoint=str(args.blip2_checkpoint))
@@ -130,30 +164,46 @@ def main(args: argparse.Namespace) -> int:
         return 2
     cache = args.vlf_cache if args.vlf_cache is not None else str(out / "vlf_cache")
     system = VLFMSC(encoder, image_decoder=decoder, channel=args.channel,
-                    config=VLFMSCConfig(decode_text=False, channel=args.channel, channel_seed=args.seed,
+                    config=VLFMSCConfig(decode_text=False, channel=args.channel, channel_seed=seed,
                                         vlf_cache_dir=None if cache.lower() == "none" else cache))
     resume_from = latest_checkpoint(out)
     if resume_from is not None:
-        trainer = ImageDecoderTrainer.resume(decoder, resume_from)
-        print(f"resuming from {resume_from} (step {trainer.global_step})")
+        trainer = ImageDecoderTrainer.resume(decoder, resume_from, dist_info=info)
+        say(f"resuming from {resume_from} (step {trainer.global_step})")
     else:
-        trainer = ImageDecoderTrainer(decoder, tcfg)
-    log = open_table(out / "train_log.csv", ["step"], ["loss"])
-    gen = torch.Generator().manual_seed(args.seed + trainer.global_step)
+        trainer = ImageDecoderTrainer(decoder, tcfg, dist_info=info)
+    barrier(info)  # every rank has read the checkpoint before rank 0 writes new ones
+    log = open_table(out / "train_log.csv", ["step"], ["loss"]) if main_rank else None
+    gen = torch.Generator().manual_seed(seed + trainer.global_step)
+    # one process: shuffled by ``gen`` as before; several: each rank's share of a seeded permutation
+    sampler = distributed_sampler(ds, info, shuffle=True, seed=args.seed)
+    per_rank = len(sampler) if sampler is not None else len(ds)
 
-    def save() -> Path:
-        path = trainer.save(out / f"checkpoint-{trainer.global_step:07d}")
-        ckpts = sorted(p for p in out.glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name))
-        for old in ckpts[:-max(1, args.keep)]:
-            shutil.rmtree(old, ignore_errors=True)
+    def save() -> Optional[Path]:
+        path = None
+        if main_rank:
+            path = trainer.save(out / f"checkpoint-{trainer.global_step:07d}")
+            ckpts = sorted(p for p in out.glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name))
+            for old in ckpts[:-max(1, args.keep)]:
+                shutil.rmtree(old, ignore_errors=True)
+        barrier(info)
         return path
 
-    with RunManifest(out, args=vars(args), seed=args.seed, command="semcom train-image-decoder",
-                     extra={"ledger": system.ledger((3, args.image_size, args.image_size))}) as manifest:
+    manifest_cm = (RunManifest(out, args=vars(args), seed=args.seed, command="semcom train-image-decoder",
+                               extra={"ledger": system.ledger((3, args.image_size, args.image_size)),
+                                      "world_size": info.world_size})
+                   if main_rank else contextlib.nullcontext())
+    with manifest_cm as manifest:
         losses: List[float] = []
+        epoch = trainer.global_step  # distinct per (re)start, as ``gen``'s seed
         while trainer.global_step < args.steps:
-            loader = torch.utils.data.DataLoader(ds, batch_size=args.batch_size, shuffle=True, generator=gen,
-                                                 collate_fn=collate_images, drop_last=len(ds) > args.batch_size)
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            epoch += 1
+            loader = torch.utils.data.DataLoader(
+                ds, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
+                generator=gen if sampler is None else None, collate_fn=collate_images,
+                drop_last=per_rank > args.batch_size)
             for batch in loader:
                 vlf = system.encode(batch["image"], keys=[file_sha1(p) for p in batch["path"]])
                 if snr_range is not None:
@@ -163,19 +213,20 @@ def main(args: argparse.Namespace) -> int:
                 before = trainer.global_step
                 losses.append(trainer.step(batch["image"], vlf, labels=labels))
                 if trainer.global_step > before:
-                    loss = sum(losses) / len(losses)
+                    loss = float(all_reduce_mean(sum(losses) / len(losses), info))  # mean over ranks
                     losses = []
-                    if trainer.global_step not in {int(k[0]) for k in log.finished_keys()}:
+                    if log is not None and trainer.global_step not in {int(k[0]) for k in log.finished_keys()}:
                         log.append({"step": trainer.global_step, "loss": loss})
                     if trainer.global_step % 10 == 0:
-                        print(f"step {trainer.global_step}: loss {loss:.4f}")
+                        say(f"step {trainer.global_step}: loss {loss:.4f}")
                     if trainer.global_step % args.save_every == 0:
                         save()
                 if trainer.global_step >= args.steps:
                     break
         final = save()
-        manifest.update(final_checkpoint=str(final), steps=trainer.global_step)
-    print(f"saved {final}")
+        if manifest is not None:
+            manifest.update(final_checkpoint=str(final), steps=trainer.global_step)
+    say(f"saved {final}")
     return 0
 
 

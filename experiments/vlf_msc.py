@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="Stable Diffusion 1.5 hub id or folder")
     g.add_argument("--image-decoder", default=None,
                    help="trained image-decoder folder (projection/ [+ unet/]) from `semcom train-image-decoder`")
-    g.add_argument("--text-projection", default=None, help="fine-tuned W_proj folder (default: BLIP-2's)")
+    g.add_argument("--text-projection", default=None, help="fine-tuned W_proj folder from `semcom train-text-projection` (default: BLIP-2's)")
     g.add_argument("--text-mode", default="pooled", choices=("pooled", "blip2"),
                    help="pooled: one soft prompt (paper); blip2: all N projected queries")
     g.add_argument("--device", default=None, help="torch device (default: cuda if available)")

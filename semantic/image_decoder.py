@@ -10,7 +10,10 @@
 Training (BLIP-Diffusion style, :class:`ImageDecoderTrainer`): the simplified latent-diffusion
 objective ``|| eps - eps_theta(z_t, t, c) ||^2`` with DDPM timesteps drawn from a configurable range
 (the paper uses ``t in [0, 100]``), gradient accumulation, mixed precision and resumable
-checkpoints (``config.json`` + safetensors folders, a step counter and the optimizer state).
+checkpoints (``config.json`` + safetensors folders, a step counter and the optimizer state). Under
+``torchrun`` the trainer runs data-parallel (DDP, ``dist_info=`` from
+:func:`semantic.distributed.init_distributed`); the command line is
+``torchrun --standalone --nproc_per_node N -m experiments.cli train-image-decoder ...``.
 
 Checkpoint folders
 ------------------
@@ -45,6 +48,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from .checkpoints import resolve_checkpoint, resolve_device, resolve_dtype
+from .distributed import DistInfo, unwrap, wrap_ddp
 
 __all__ = [
     "DEFAULT_SD",
@@ -55,6 +59,9 @@ __all__ = [
     "ImageDecoderTrainer",
     "save_optimizer_state",
     "load_optimizer_state",
+    "RANK_SEED_STRIDE",
+    "rank_seed",
+    "ddp_ignore_frozen",
 ]
 
 DEFAULT_SD = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -449,6 +456,47 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, path: PathLike) -> No
 
 
 # ------------------------------------------------------------------------------------------------
+# Data-parallel helpers
+# ------------------------------------------------------------------------------------------------
+RANK_SEED_STRIDE = 1_000_003
+"""Seed offset between ranks: rank ``r`` draws its noise from ``seed + r * RANK_SEED_STRIDE``."""
+
+
+def rank_seed(seed: int, rank: int = 0) -> int:
+    """The seed of rank ``rank`` (``seed`` itself on rank 0, so one process is unchanged)."""
+    return int(seed) + int(rank) * RANK_SEED_STRIDE
+
+
+def ddp_ignore_frozen(module: nn.Module) -> None:
+    """Tell DDP not to broadcast the frozen parameters and the buffers of ``module`` at wrap time.
+
+    The frozen parts (VAE, CLIP text encoder, OPT) are loaded from the same checkpoint on every rank,
+    so broadcasting them would only cost time and memory; the trainable parameters are still
+    broadcast from rank 0 and their gradients averaged.
+    """
+    from torch.nn.parallel import DistributedDataParallel
+
+    ignore = [n for n, p in module.named_parameters() if not p.requires_grad]
+    ignore += [n for n, _ in module.named_buffers()]
+    setter = getattr(DistributedDataParallel, "_set_params_and_buffers_to_ignore_for_model", None)
+    if setter is not None and ignore:
+        setter(module, ignore)
+
+
+class _DiffusionLossModule(nn.Module):
+    """``forward(...) = decoder.diffusion_loss(...)``: the unit that DDP wraps, so that the forward
+    runs through the wrapper (DDP's gradient averaging needs that) while the decoder keeps its
+    plain attributes (``decoder.projection.config`` etc.)."""
+
+    def __init__(self, decoder: "VLFImageDecoder"):
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, images, vlf, noise_scheduler, **kwargs) -> torch.Tensor:
+        return self.decoder.diffusion_loss(images, vlf, noise_scheduler, **kwargs)
+
+
+# ------------------------------------------------------------------------------------------------
 # Trainer
 # ------------------------------------------------------------------------------------------------
 @dataclass
@@ -488,15 +536,25 @@ class ImageDecoderTrainer:
 
     Checkpoint folder: ``projection/``, [``unet/``], [``text_encoder/``] (config.json + safetensors),
     ``optimizer.safetensors`` + ``optimizer.json``, ``trainer_state.json`` (step, config, scaler).
+
+    Data parallel (``torchrun``): pass ``dist_info`` from :func:`semantic.distributed.init_distributed`.
+    With a process group the trainable modules (projection, and the U-Net / text encoder when trained)
+    are wrapped in ``DistributedDataParallel`` (through a small module whose forward is the diffusion
+    loss, so the decoder keeps its plain attributes); gradients are averaged over ranks on the last
+    micro-batch of each optimizer step (``no_sync()`` on the others). Each rank draws its timesteps,
+    latent noise and condition dropout from ``rank_seed(config.seed, rank)``. Without a process group
+    (``dist_info=None`` or world size 1) nothing is wrapped and the behaviour is the single-process one.
+    :meth:`save` writes files: call it on rank 0 only (then ``barrier``).
     """
 
     def __init__(self, decoder: VLFImageDecoder, config: Optional[ImageDecoderTrainConfig] = None,
-                 noise_scheduler=None):
+                 noise_scheduler=None, dist_info: Optional[DistInfo] = None):
         from diffusers import DDPMScheduler
 
         self.decoder = decoder
         self.config = config or ImageDecoderTrainConfig()
         cfg = self.config
+        self.dist_info = dist_info if dist_info is not None else DistInfo(device=decoder.device)
         if noise_scheduler is None:
             noise_scheduler = DDPMScheduler.from_config(decoder.scheduler.config)
         self.noise_scheduler = noise_scheduler
@@ -518,7 +576,11 @@ class ImageDecoderTrainer:
         self.optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
         self.scaler = torch.amp.GradScaler("cuda") if (cfg.mixed_precision == "fp16" and dev.type == "cuda") \
             else None
-        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.generator = torch.Generator().manual_seed(rank_seed(cfg.seed, self.dist_info.rank))
+        loss_module = _DiffusionLossModule(decoder)
+        if self.dist_info.distributed:
+            ddp_ignore_frozen(loss_module)
+        self.model = wrap_ddp(loss_module, self.dist_info)  # the module itself without a process group
         self.global_step = 0
         self.micro_step = 0
         self.last_loss: Optional[float] = None
@@ -540,12 +602,15 @@ class ImageDecoderTrainer:
         """One micro-batch; returns its loss. An optimizer step every ``grad_accum`` calls."""
         cfg = self.config
         self._set_train(True)
-        with self._autocast():
-            loss = self.decoder.diffusion_loss(images, vlf, self.noise_scheduler, labels=labels,
-                                               timesteps=timesteps, noise=noise, t_range=(cfg.t_min, cfg.t_max),
-                                               generator=self.generator, cond_drop_prob=cfg.cond_drop_prob)
-        scaled = loss / cfg.grad_accum
-        (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+        syncs = (self.micro_step + 1) % cfg.grad_accum == 0  # last micro-batch: DDP averages the gradients
+        no_sync = getattr(self.model, "no_sync", None)
+        with (contextlib.nullcontext() if syncs or no_sync is None else no_sync()):
+            with self._autocast():
+                loss = self.model(images, vlf, self.noise_scheduler, labels=labels, timesteps=timesteps,
+                                  noise=noise, t_range=(cfg.t_min, cfg.t_max), generator=self.generator,
+                                  cond_drop_prob=cfg.cond_drop_prob)
+            scaled = loss / cfg.grad_accum
+            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
         self.micro_step += 1
         if self.micro_step % cfg.grad_accum == 0:
             if self.scaler is not None:
@@ -572,7 +637,8 @@ class ImageDecoderTrainer:
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
         cfg = self.config
-        self.decoder.save_trained(tmp, unet=cfg.train_unet, text_encoder=cfg.train_text_encoder)
+        decoder = unwrap(self.model).decoder  # the plain modules, without DDP's ``module.`` prefix
+        decoder.save_trained(tmp, unet=cfg.train_unet, text_encoder=cfg.train_text_encoder)
         save_optimizer_state(self.optimizer, tmp)
         state = {"global_step": self.global_step, "micro_step": self.micro_step, "config": asdict(cfg),
                  "last_loss": self.last_loss,
@@ -591,8 +657,13 @@ class ImageDecoderTrainer:
         return path
 
     @classmethod
-    def resume(cls, decoder: VLFImageDecoder, path: PathLike, noise_scheduler=None) -> "ImageDecoderTrainer":
-        """Load the trained weights of ``path`` into ``decoder`` and restore step counter + optimizer."""
+    def resume(cls, decoder: VLFImageDecoder, path: PathLike, noise_scheduler=None,
+               dist_info: Optional[DistInfo] = None) -> "ImageDecoderTrainer":
+        """Load the trained weights of ``path`` into ``decoder`` and restore step counter + optimizer.
+
+        Every rank loads the same folder. The saved random-generator state is rank 0's; ranks > 0
+        restart theirs from ``rank_seed(seed, rank) + global_step`` (independent of rank 0's).
+        """
         path = Path(path)
         state = json.loads((path / "trainer_state.json").read_text())
         cfg = ImageDecoderTrainConfig(**state["config"])
@@ -601,14 +672,16 @@ class ImageDecoderTrainer:
             _load_module_weights(decoder.unet, path / "unet")
         if cfg.train_text_encoder:
             _load_module_weights(decoder.text_encoder, path / "text_encoder")
-        tr = cls(decoder, cfg, noise_scheduler)
+        tr = cls(decoder, cfg, noise_scheduler, dist_info=dist_info)
         load_optimizer_state(tr.optimizer, path)
         tr.global_step = int(state["global_step"])
         tr.micro_step = int(state["micro_step"])
         tr.last_loss = state.get("last_loss")
         if tr.scaler is not None and state.get("scaler"):
             tr.scaler.load_state_dict(state["scaler"])
-        if state.get("generator_state") is not None:
+        if tr.dist_info.rank > 0:
+            tr.generator.manual_seed(rank_seed(cfg.seed, tr.dist_info.rank) + tr.global_step)
+        elif state.get("generator_state") is not None:
             tr.generator.set_state(torch.tensor(state["generator_state"], dtype=torch.uint8))
         return tr
 

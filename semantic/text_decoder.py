@@ -10,7 +10,9 @@
 
 ``W_proj`` (:class:`SoftPromptProjection`, a ``ModelMixin``/``ConfigMixin`` saved as ``config.json`` +
 safetensors) starts from BLIP-2's trained ``language_projection``; :func:`finetune_projection_step`
-fine-tunes it on image-caption pairs with channel noise (OPT stays frozen).
+fine-tunes it on image-caption pairs with channel noise (OPT stays frozen);
+:class:`TextProjectionTrainer` is the resumable (and ``torchrun`` data-parallel) version used by
+``semcom train-text-projection``.
 
 Example
 -------
@@ -22,8 +24,13 @@ Example
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
-from typing import Iterable, List, Optional, Sequence, Union
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -31,9 +38,10 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from .checkpoints import resolve_checkpoint
+from .distributed import DistInfo, unwrap, wrap_ddp
 
 __all__ = ["TEXT_MODES", "SoftPromptProjection", "OPTTextDecoder", "finetune_projection_step",
-           "finetune_projection"]
+           "finetune_projection", "TextProjectionTrainConfig", "TextProjectionTrainer"]
 
 TEXT_MODES = ("pooled", "blip2")
 
@@ -280,3 +288,186 @@ def finetune_projection(decoder: OPTTextDecoder, batches: Iterable, steps: int, 
             snr = (lo + (hi - lo) * torch.rand(vlf.shape[0], generator=gen)).to(vlf.device)
         losses.append(finetune_projection_step(decoder, opt, vlf, caps, link, snr))
     return losses
+
+
+# ------------------------------------------------------------------------------------------------
+# Resumable W_proj trainer (semcom train-text-projection)
+# ------------------------------------------------------------------------------------------------
+@dataclass
+class TextProjectionTrainConfig:
+    """Recipe of the W_proj fine-tuning (OPT frozen).
+
+    ``snr_range_db=(lo, hi)``: each VLF goes through the link at an SNR drawn uniformly in
+    ``[lo, hi]`` dB (Es/N0), one per example; ``None``: clean VLFs.
+    """
+
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    snr_range_db: Optional[Tuple[float, float]] = (-5.0, 10.0)
+    grad_accum: int = 1
+    max_grad_norm: Optional[float] = 1.0
+    seed: int = 0
+
+    def __post_init__(self):
+        if not (isinstance(self.grad_accum, int) and self.grad_accum >= 1):
+            raise ValueError(f"grad_accum must be an int >= 1, got {self.grad_accum!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.snr_range_db is not None:
+            if len(self.snr_range_db) != 2 or float(self.snr_range_db[0]) > float(self.snr_range_db[1]):
+                raise ValueError(f"snr_range_db must be (lo, hi) with lo <= hi, got {self.snr_range_db!r}")
+            self.snr_range_db = (float(self.snr_range_db[0]), float(self.snr_range_db[1]))
+
+
+class _CaptionLossModule(nn.Module):
+    """``forward(vlf, captions) = decoder.caption_loss(vlf, captions)``: the unit DDP wraps."""
+
+    def __init__(self, decoder: OPTTextDecoder):
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, vlf: torch.Tensor, captions: Sequence[str]) -> torch.Tensor:
+        return self.decoder.caption_loss(vlf, captions)
+
+
+class TextProjectionTrainer:
+    """Fine-tune ``W_proj`` of an :class:`OPTTextDecoder` on (VLF, caption) pairs, resumably.
+
+    ``trainer.step(vlf, captions)`` does one micro-batch (the VLF sent through ``link`` at SNRs
+    drawn from ``config.snr_range_db`` first); every ``grad_accum`` micro-batches it applies an
+    AdamW step and increments ``global_step``. ``save(dir)`` writes a checkpoint folder that is also
+    a valid ``--text-projection`` folder: ``config.json`` + safetensors of W_proj,
+    ``optimizer.safetensors`` + ``optimizer.json``, ``trainer_state.json``.
+    ``TextProjectionTrainer.resume(decoder, dir, link)`` continues from it.
+
+    Under ``torchrun`` pass ``dist_info`` (:func:`semantic.distributed.init_distributed`): W_proj is
+    wrapped in ``DistributedDataParallel`` (gradients averaged over ranks, ``no_sync()`` on
+    accumulation micro-batches) and each rank draws its SNRs from ``seed + rank * RANK_SEED_STRIDE``.
+
+    Example
+    -------
+    >>> tr = TextProjectionTrainer(decoder, TextProjectionTrainConfig(snr_range_db=(0, 10)), link)  # doctest: +SKIP
+    >>> tr.step(vlf, ["a dog on the beach", ...])                                                  # doctest: +SKIP
+    >>> tr.save("runs/wproj/checkpoint-0000100")                                                   # doctest: +SKIP
+    """
+
+    def __init__(self, decoder: OPTTextDecoder, config: Optional[TextProjectionTrainConfig] = None, link=None,
+                 dist_info: Optional[DistInfo] = None):
+        from .image_decoder import ddp_ignore_frozen, rank_seed
+
+        self.decoder = decoder
+        self.config = config or TextProjectionTrainConfig()
+        cfg = self.config
+        if cfg.snr_range_db is not None and link is None:
+            raise ValueError("config.snr_range_db needs a link (phy.links.AnalogLink) to add channel noise")
+        self.link = link
+        self.dist_info = dist_info if dist_info is not None else DistInfo(device=decoder.device)
+        if next(decoder.projection.parameters()).dtype != torch.float32:
+            raise ValueError("W_proj must be float32 to be trained")
+        decoder.projection.requires_grad_(True)
+        self.params = list(decoder.projection.parameters())
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.generator = torch.Generator().manual_seed(rank_seed(cfg.seed, self.dist_info.rank))
+        module = _CaptionLossModule(decoder)
+        if self.dist_info.distributed:
+            ddp_ignore_frozen(module)  # the frozen OPT is identical on every rank
+        self.model = wrap_ddp(module, self.dist_info)
+        self.global_step = 0
+        self.micro_step = 0
+        self.last_loss: Optional[float] = None
+
+    def draw_snr(self, batch: int) -> Optional[torch.Tensor]:
+        """``[batch]`` SNRs in dB uniform in ``config.snr_range_db`` (``None`` without a range)."""
+        if self.config.snr_range_db is None:
+            return None
+        lo, hi = self.config.snr_range_db
+        return lo + (hi - lo) * torch.rand(batch, generator=self.generator, dtype=torch.float64).float()
+
+    def step(self, vlf: torch.Tensor, captions: Sequence[str], snr_db=None) -> float:
+        """One micro-batch of clean VLFs ``[B, N, d]`` and ``B`` captions; returns its loss.
+
+        ``snr_db`` (number or ``[B]``) overrides the drawn SNRs; the noise itself comes from the link's
+        channel stream.
+        """
+        _check_vlf(vlf, "vlf")
+        cfg = self.config
+        if snr_db is None:
+            snr_db = self.draw_snr(vlf.shape[0])
+        if snr_db is not None:
+            if self.link is None:
+                raise ValueError("snr_db given but the trainer has no link")
+            with torch.no_grad():
+                snr = snr_db.to(vlf.device) if isinstance(snr_db, torch.Tensor) else snr_db
+                vlf = self.link(vlf.float(), snr_db=snr).x_hat
+        self.decoder.projection.train()
+        syncs = (self.micro_step + 1) % cfg.grad_accum == 0
+        no_sync = getattr(self.model, "no_sync", None)
+        with (contextlib.nullcontext() if syncs or no_sync is None else no_sync()):
+            loss = self.model(vlf, list(captions))
+            (loss / cfg.grad_accum).backward()
+        self.micro_step += 1
+        if syncs:
+            if cfg.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.global_step += 1
+        self.decoder.projection.eval()
+        self.last_loss = float(loss.detach())
+        return self.last_loss
+
+    def save(self, path: Union[str, os.PathLike]) -> Path:
+        """Write a resumable checkpoint folder atomically (``path.tmp`` then renamed); rank 0 only."""
+        from .image_decoder import save_optimizer_state
+
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        unwrap(self.model).decoder.projection.save_pretrained(tmp)
+        save_optimizer_state(self.optimizer, tmp)
+        state = {"global_step": self.global_step, "micro_step": self.micro_step, "config": asdict(self.config),
+                 "last_loss": self.last_loss, "generator_state": self.generator.get_state().tolist()}
+        (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
+        if path.exists():
+            old = path.with_name(path.name + ".old")
+            if old.exists():
+                shutil.rmtree(old)
+            path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(path)
+        return path
+
+    @classmethod
+    def resume(cls, decoder: OPTTextDecoder, path: Union[str, os.PathLike], link=None,
+               dist_info: Optional[DistInfo] = None) -> "TextProjectionTrainer":
+        """Load W_proj, optimizer state and step counter of ``path`` into a new trainer.
+
+        The saved generator state is rank 0's; ranks > 0 restart theirs from their rank seed
+        + ``global_step``.
+        """
+        from .image_decoder import load_optimizer_state, rank_seed
+
+        path = Path(path)
+        state = json.loads((path / "trainer_state.json").read_text())
+        cfg = TextProjectionTrainConfig(**state["config"])
+        saved = json.loads((path / "config.json").read_text())
+        if saved.get("mode", decoder.mode) != decoder.mode:
+            raise ValueError(f"the checkpoint {str(path)!r} was trained for text mode {saved.get('mode')!r}, "
+                             f"not {decoder.mode!r}")
+        # (the folder also holds optimizer.safetensors: load W_proj through its own loader)
+        saved_proj = SoftPromptProjection.from_pretrained(path)
+        decoder.projection.load_state_dict(saved_proj.state_dict())
+        tr = cls(decoder, cfg, link, dist_info=dist_info)
+        load_optimizer_state(tr.optimizer, path)
+        tr.global_step = int(state["global_step"])
+        tr.micro_step = int(state["micro_step"])
+        tr.last_loss = state.get("last_loss")
+        if tr.dist_info.rank > 0:
+            tr.generator.manual_seed(rank_seed(cfg.seed, tr.dist_info.rank) + tr.global_step)
+        elif state.get("generator_state") is not None:
+            tr.generator.set_state(torch.tensor(state["generator_state"], dtype=torch.uint8))
+        return tr

@@ -210,7 +210,7 @@ class VLFMSC(nn.Module):
             from safetensors.torch import save_file
 
             f.parent.mkdir(parents=True, exist_ok=True)
-            tmp = f.with_suffix(".tmp")
+            tmp = f.with_name(f"{f.name}.{os.getpid()}.tmp")  # one per process (torchrun ranks)
             save_file({"vlf": v}, str(tmp), metadata={"key": key, "checkpoint": str(self.encoder.checkpoint)})
             os.replace(tmp, f)
 

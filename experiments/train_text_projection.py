@@ -1,0 +1,208 @@
+"""``semcom train-text-projection``: fine-tune VLF-MSC's text soft-prompt projection ``W_proj``.
+
+Example
+-------
+``semcom train-text-projection --images data/openimages/train --captions data/openimages/train.csv
+--blip2-checkpoint Salesforce/blip2-opt-6.7b --text-mode pooled --train-snr-db=-5:10 --steps 2000
+--batch-size 16 --lr 1e-4 --out runs/wproj``
+
+Recipe: the frozen BLIP-2 transmitter gives the VLF ``[N, d]`` of each image (cached on disk in
+``--vlf-cache``, default ``OUT/vlf_cache``); each VLF goes through the analog link (``--channel``) at an
+SNR drawn uniformly in ``--train-snr-db lo:hi`` (Es/N0 per complex channel use, one SNR per example;
+``none`` = clean VLFs); the loss is OPT's language-model loss of the reference caption (the CSV's
+``caption`` column) given the soft prompt ``W_proj(received VLF)``. Only ``W_proj`` is trained; it
+starts from BLIP-2's ``language_projection`` (or ``--init-projection DIR``).
+
+Writes ``OUT/checkpoint-<step>/`` every ``--save-every`` optimizer steps and at the end: ``config.json`` +
+safetensors of ``W_proj`` (so the folder is directly a ``semcom vlf-msc --text-projection`` folder),
+the optimizer state and ``trainer_state.json``; ``OUT/train_log.csv`` (step, loss) and
+``OUT/manifest.json``. Rerunning the same command resumes from the newest checkpoint (``--steps`` is
+the total number of optimizer steps).
+
+Several GPUs (one process per GPU; see :mod:`experiments.train_image_decoder` for the details)::
+
+    torchrun --standalone --nproc_per_node 4 -m experiments.cli train-text-projection ... --out runs/wproj
+
+Each rank takes its share of every epoch (``DistributedSampler``), W_proj is wrapped in
+``DistributedDataParallel`` and the train SNRs and channel noise come from per-rank seeds; rank 0 writes
+the checkpoints, the log (loss averaged over ranks) and the manifest.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from experiments.train_image_decoder import latest_checkpoint, parse_range
+
+__all__ = ["add_arguments", "main"]
+
+PROG = "semcom train-text-projection"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("data")
+    g.add_argument("--images", required=True, help="folder of training images")
+    g.add_argument("--captions", required=True, help="CSV with image,caption[,label] columns")
+    g.add_argument("--limit", type=int, default=None)
+    g.add_argument("--input-size", type=int, default=256, help="image resize/centre-crop side (default 256)")
+    g = parser.add_argument_group("models")
+    g.add_argument("--blip2-checkpoint", "--checkpoint", dest="blip2_checkpoint", default="Salesforce/blip2-opt-6.7b")
+    g.add_argument("--text-mode", default="pooled", choices=("pooled", "blip2"),
+                   help="pooled: one soft prompt (paper); blip2: all N projected queries")
+    g.add_argument("--init-projection", default=None, help="start from a W_proj folder (default: BLIP-2's)")
+    g.add_argument("--device", default=None, help="default: cuda:LOCAL_RANK if available, else cpu")
+    g.add_argument("--dtype", default="auto", help="BLIP-2 dtype (auto: fp16 on CUDA); W_proj stays float32")
+    g.add_argument("--allow-download", action="store_true")
+    g = parser.add_argument_group("training")
+    g.add_argument("--steps", type=int, default=1000, help="optimizer steps in total (default 1000)")
+    g.add_argument("--batch-size", type=int, default=8)
+    g.add_argument("--grad-accum", type=int, default=1)
+    g.add_argument("--lr", type=float, default=1e-4)
+    g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--train-snr-db", default="-5:10",
+                   help="lo:hi Es/N0 range in dB, one uniform draw per example (default -5:10); 'none' = clean")
+    g.add_argument("--channel", default="awgn", choices=("awgn", "rayleigh", "rician"))
+    g.add_argument("--equalizer", default="zf", choices=("zf", "mmse"))
+    g.add_argument("--seed", type=int, default=0)
+    g = parser.add_argument_group("output")
+    g.add_argument("--out", required=True)
+    g.add_argument("--save-every", type=int, default=500)
+    g.add_argument("--keep", type=int, default=2, help="checkpoints kept (default 2)")
+    g.add_argument("--vlf-cache", default=None, help="VLF cache folder (default OUT/vlf_cache; 'none' = off)")
+
+
+def main(args: argparse.Namespace) -> int:
+    import semantic  # noqa: F401
+    from semantic.distributed import cleanup, init_distributed
+    from semantic.text_decoder import TextProjectionTrainConfig
+
+    try:
+        snr_range = None if str(args.train_snr_db).lower() == "none" else parse_range(args.train_snr_db,
+                                                                                      "train-snr-db")
+        tcfg = TextProjectionTrainConfig(lr=args.lr, weight_decay=args.weight_decay, snr_range_db=snr_range,
+                                         grad_accum=args.grad_accum, seed=args.seed)
+    except ValueError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    if args.steps <= 0 or args.batch_size <= 0 or args.save_every <= 0:
+        print(f"{PROG}: --steps, --batch-size and --save-every must be positive", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        info = init_distributed(device=args.device)
+    except ValueError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _train(args, info, tcfg, out)
+    finally:
+        cleanup(info)
+
+
+def _train(args, info, tcfg, out: Path) -> int:
+    import torch
+
+    from experiments.results import RunManifest, open_table
+    from semantic.checkpoints import CheckpointNotFoundError
+    from semantic.distributed import all_reduce_mean, barrier, distributed_sampler
+    from semantic.image_decoder import rank_seed
+    from semantic.images import ImageCaptionDataset, collate_images, file_sha1
+    from semantic.text_decoder import OPTTextDecoder, TextProjectionTrainer
+    from semantic.vlf import VLFEncoder, load_blip2
+    from semantic.vlf_msc import VLFMSC, VLFMSCConfig
+
+    main_rank = info.is_main
+    say = print if main_rank else (lambda *a, **k: None)
+    seed = rank_seed(args.seed, info.rank)  # args.seed itself on rank 0 / in one process
+    try:
+        ds = ImageCaptionDataset(args.images, args.captions, size=args.input_size, limit=args.limit)
+        missing = [ds.name(i) for i in range(len(ds)) if not ds.items[i]["caption"]]
+        if missing:
+            raise ValueError(f"{len(missing)} image(s) have no caption in {args.captions!r} (first: "
+                             f"{missing[0]!r}); W_proj is trained on reference captions")
+        model, processor = load_blip2(args.blip2_checkpoint, device=info.device, dtype=args.dtype,
+                                      allow_download=True if args.allow_download else None)
+        encoder = VLFEncoder.from_blip2(model, processor, checkpoint=str(args.blip2_checkpoint))
+        decoder = OPTTextDecoder.from_blip2(model, processor.tokenizer, mode=args.text_mode,
+                                            projection=args.init_projection)
+    except (CheckpointNotFoundError, FileNotFoundError, ValueError) as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    cache = args.vlf_cache if args.vlf_cache is not None else str(out / "vlf_cache")
+    system = VLFMSC(encoder, text_decoder=decoder, channel=args.channel,
+                    config=VLFMSCConfig(decode_images=False, channel=args.channel, channel_seed=seed,
+                                        equalizer=args.equalizer,
+                                        vlf_cache_dir=None if cache.lower() == "none" else cache))
+    resume_from = latest_checkpoint(out)
+    try:
+        if resume_from is not None:
+            trainer = TextProjectionTrainer.resume(decoder, resume_from, system.link, dist_info=info)
+            say(f"resuming from {resume_from} (step {trainer.global_step})")
+        else:
+            trainer = TextProjectionTrainer(decoder, tcfg, system.link, dist_info=info)
+    except ValueError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    barrier(info)  # every rank has read the checkpoint before rank 0 writes new ones
+    log = open_table(out / "train_log.csv", ["step"], ["loss"]) if main_rank else None
+    gen = torch.Generator().manual_seed(seed + trainer.global_step)
+    sampler = distributed_sampler(ds, info, shuffle=True, seed=args.seed)
+    per_rank = len(sampler) if sampler is not None else len(ds)
+
+    def save() -> Optional[Path]:
+        path = None
+        if main_rank:
+            path = trainer.save(out / f"checkpoint-{trainer.global_step:07d}")
+            ckpts = sorted(p for p in out.glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name))
+            for old in ckpts[:-max(1, args.keep)]:
+                shutil.rmtree(old, ignore_errors=True)
+        barrier(info)
+        return path
+
+    manifest_cm = (RunManifest(out, args=vars(args), seed=args.seed, command=PROG,
+                               extra={"ledger": system.ledger((3, args.input_size, args.input_size)),
+                                      "world_size": info.world_size, "text_mode": args.text_mode})
+                   if main_rank else contextlib.nullcontext())
+    with manifest_cm as manifest:
+        losses: List[float] = []
+        epoch = trainer.global_step
+        while trainer.global_step < args.steps:
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            epoch += 1
+            loader = torch.utils.data.DataLoader(
+                ds, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
+                generator=gen if sampler is None else None, collate_fn=collate_images,
+                drop_last=per_rank > args.batch_size)
+            for batch in loader:
+                vlf = system.encode(batch["image"], keys=[file_sha1(p) for p in batch["path"]])
+                before = trainer.global_step
+                losses.append(trainer.step(vlf, batch["caption"]))
+                if trainer.global_step > before:
+                    loss = float(all_reduce_mean(sum(losses) / len(losses), info))  # mean over ranks
+                    losses = []
+                    if log is not None and trainer.global_step not in {int(k[0]) for k in log.finished_keys()}:
+                        log.append({"step": trainer.global_step, "loss": loss})
+                    if trainer.global_step % 10 == 0:
+                        say(f"step {trainer.global_step}: loss {loss:.4f}")
+                    if trainer.global_step % args.save_every == 0:
+                        save()
+                if trainer.global_step >= args.steps:
+                    break
+        final = save()
+        if manifest is not None:
+            manifest.update(final_checkpoint=str(final), steps=trainer.global_step)
+    say(f"saved {final}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    p = argparse.ArgumentParser(prog=PROG)
+    add_arguments(p)
+    sys.exit(main(p.parse_args()))

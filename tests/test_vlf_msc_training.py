@@ -1,0 +1,287 @@
+"""VLF-MSC training under torchrun (DDP) and the W_proj fine-tuning command, with the tiny models.
+
+* A gloo process group of one: the DDP-wrapped image-decoder trainer takes exactly the steps of the
+  plain trainer and saves the same folders.
+* ``torchrun --nproc_per_node 2`` (gloo, CPU) on ``semcom train-image-decoder``: both ranks end with
+  identical weights although they train on different images with different noise, and rank 0
+  alone wrote the checkpoint and the log (slow).
+* ``semcom train-text-projection``: checkpoint, log, resume; the trainer's resume equals an
+  uninterrupted run.
+"""
+import csv
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import semantic  # noqa: F401
+from tiny_models import (TINY_NUM_QUERIES, TINY_VLF_DIM, tiny_blip2_dir, tiny_image_dir,  # noqa: F401
+                         tiny_sd_dir)
+
+from semantic import distributed as D
+from semantic.image_decoder import (ImageDecoderTrainConfig, ImageDecoderTrainer, VLFImageDecoder,
+                                    VLFToCLIPProjection, rank_seed)
+from semantic.text_decoder import (OPTTextDecoder, SoftPromptProjection, TextProjectionTrainConfig,
+                                   TextProjectionTrainer)
+from semantic.vlf import load_blip2
+
+N, Dm = TINY_NUM_QUERIES, TINY_VLF_DIM
+SIZE = 16
+LAUNCH_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def plain_env(monkeypatch):
+    for v in LAUNCH_VARS:
+        monkeypatch.delenv(v, raising=False)
+    return monkeypatch
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _fresh_decoder(sd_dir, seed=0):
+    torch.manual_seed(seed)  # the same fresh projection for every call
+    return VLFImageDecoder.from_pretrained(sd_dir, vlf_dim=Dm, num_queries=N, device="cpu", dtype="float32",
+                                           height=SIZE, width=SIZE)
+
+
+# ------------------------------------------------------------------------------------------------
+# Image decoder trainer in a process group
+# ------------------------------------------------------------------------------------------------
+def test_rank_seed_offsets():
+    assert rank_seed(7, 0) == 7 and rank_seed(7, 1) != rank_seed(7, 0) != rank_seed(8, 0)
+    assert len({rank_seed(0, r) for r in range(8)} | {rank_seed(1, r) for r in range(8)}) == 16
+
+
+def test_image_trainer_ddp_group_of_one_matches_plain(tiny_sd_dir, plain_env, tmp_path):
+    """World size 1 with a real gloo group: the trainer wraps in DDP, uses no_sync on the first
+    micro-batch, and gives the plain trainer's weights; saved folders have no ``module.`` prefix."""
+    g = torch.Generator().manual_seed(3)
+    images = torch.rand(2, 3, SIZE, SIZE, generator=g)
+    vlf = torch.randn(2, N, Dm, generator=g)
+    t = torch.tensor([5, 60])
+    noise = torch.randn(2, 4, SIZE // 2, SIZE // 2, generator=g)
+    cfg = ImageDecoderTrainConfig(lr=1e-3, projection_lr=1e-2, grad_accum=2)
+
+    plain = ImageDecoderTrainer(_fresh_decoder(tiny_sd_dir), cfg)
+    assert type(plain.model).__name__ == "_DiffusionLossModule"  # not wrapped without a group
+
+    plain_env.setenv("MASTER_ADDR", "127.0.0.1")
+    plain_env.setenv("MASTER_PORT", str(_free_port()))
+    plain_env.setenv("WORLD_SIZE", "1")
+    plain_env.setenv("RANK", "0")
+    info = D.init_distributed(device="cpu", force=True)
+    try:
+        dec = _fresh_decoder(tiny_sd_dir)
+        ddp = ImageDecoderTrainer(dec, cfg, dist_info=info)
+        assert type(ddp.model).__name__ == "DistributedDataParallel" and D.unwrap(ddp.model).decoder is dec
+        torch.testing.assert_close(dec.projection.linear.weight, plain.decoder.projection.linear.weight)
+        for tr in (plain, ddp):
+            for _ in range(4):
+                tr.step(images, vlf, timesteps=t, noise=noise)
+        assert ddp.global_step == plain.global_step == 2
+        torch.testing.assert_close(dec.projection.linear.weight, plain.decoder.projection.linear.weight)
+        for a, b in zip(dec.unet.parameters(), plain.decoder.unet.parameters()):
+            torch.testing.assert_close(a, b)
+        ck = ddp.save(tmp_path / "checkpoint-0000002")
+        loaded = VLFToCLIPProjection.from_pretrained(ck / "projection")
+        torch.testing.assert_close(loaded.linear.weight, dec.projection.linear.weight)
+        # resume inside the group continues the step counter and the optimizer
+        tr2 = ImageDecoderTrainer.resume(_fresh_decoder(tiny_sd_dir, seed=5), ck, dist_info=info)
+        assert tr2.global_step == 2 and type(tr2.model).__name__ == "DistributedDataParallel"
+        for tr in (plain, tr2):
+            tr.step(images, vlf, timesteps=t, noise=noise)
+            tr.step(images, vlf, timesteps=t, noise=noise)
+        torch.testing.assert_close(tr2.decoder.projection.linear.weight, plain.decoder.projection.linear.weight)
+    finally:
+        D.cleanup(info)
+
+
+_TORCHRUN_SCRIPT = r'''
+import json, os, sys
+import semantic
+import torch
+import semantic.image_decoder as M
+
+records = []
+_step = M.ImageDecoderTrainer.step
+
+
+def step(self, *args, **kwargs):
+    loss = _step(self, *args, **kwargs)
+    unet = torch.cat([p.detach().flatten() for p in self.decoder.unet.parameters()])
+    records.append({"loss": loss, "global_step": self.global_step, "model": type(self.model).__name__,
+                    "w": self.decoder.projection.linear.weight.detach().flatten().tolist(),
+                    "unet": unet[::101].tolist(), "images": args[0].flatten()[:8].tolist()})
+    return loss
+
+
+M.ImageDecoderTrainer.step = step
+from experiments.cli import main
+
+rc = main(sys.argv[2:])
+with open(os.path.join(sys.argv[1], "rank%s.json" % os.environ["RANK"]), "w") as fh:
+    json.dump({"rc": rc, "world": os.environ["WORLD_SIZE"], "records": records}, fh)
+'''
+
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_train_image_decoder(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, tmp_path):
+    """``torchrun --nproc_per_node 2 ... train-image-decoder`` on CPU/gloo, 2 optimizer steps of 2
+    micro-batches each (the first under ``no_sync``): the ranks see different images, yet hold the
+    same projection and U-Net weights after every optimizer step; rank 0 wrote the checkpoint."""
+    script = tmp_path / "ddp_train.py"
+    script.write_text(_TORCHRUN_SCRIPT)
+    out = tmp_path / "train"
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCH_VARS}
+    env["OMP_NUM_THREADS"] = "1"
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+           str(tmp_path), "train-image-decoder", "--images", str(tiny_image_dir), "--captions",
+           str(tiny_image_dir / "captions.csv"), "--blip2-checkpoint", str(tiny_blip2_dir), "--sd-checkpoint",
+           str(tiny_sd_dir), "--out", str(out), "--steps", "2", "--batch-size", "1", "--grad-accum", "2",
+           "--image-size", str(SIZE), "--device", "cpu", "--save-every", "1", "--train-snr-db", "0:10",
+           "--lr", "1e-3", "--projection-lr", "1e-2"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    res = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["rc"] for r in res] == [0, 0] and [r["world"] for r in res] == ["2", "2"]
+    r0, r1 = res[0]["records"], res[1]["records"]
+    assert len(r0) == len(r1) == 4
+    assert [x["global_step"] for x in r0] == [x["global_step"] for x in r1] == [0, 1, 1, 2]
+    assert {x["model"] for x in r0 + r1} == {"DistributedDataParallel"}
+    # the ranks train on different shares of the data (DistributedSampler) with different noise
+    assert any(a["images"] != b["images"] for a, b in zip(r0, r1))
+    assert any(a["loss"] != b["loss"] for a, b in zip(r0, r1))
+    # ... and stay synchronised after each optimizer step (micro-batches 2 and 4)
+    for i in (1, 3):
+        torch.testing.assert_close(torch.tensor(r0[i]["w"]), torch.tensor(r1[i]["w"]), rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(torch.tensor(r0[i]["unet"]), torch.tensor(r1[i]["unet"]), rtol=1e-6, atol=1e-7)
+    assert torch.tensor(r0[3]["w"]).sub(torch.tensor(r0[0]["w"])).abs().max() > 0  # training moved them
+    # rank 0 wrote the checkpoint (the ranks' common weights) and the log, once
+    ck = out / "checkpoint-0000002"
+    saved = VLFToCLIPProjection.from_pretrained(ck / "projection")
+    torch.testing.assert_close(saved.linear.weight.flatten(), torch.tensor(r1[3]["w"]), rtol=1e-6, atol=1e-7)
+    assert json.loads((ck / "trainer_state.json").read_text())["global_step"] == 2
+    rows = list(csv.DictReader(open(out / "train_log.csv")))
+    assert [r["step"] for r in rows] == ["1", "2"] and all(math.isfinite(float(r["loss"])) for r in rows)
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["status"] == "finished" and man["world_size"] == 2
+    assert not list(out.glob("*.tmp")) and not list(out.glob("*.old"))
+
+
+# ------------------------------------------------------------------------------------------------
+# W_proj fine-tuning
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def text_decoder_parts(tiny_blip2_dir):
+    model, processor = load_blip2(str(tiny_blip2_dir), device="cpu", dtype="float32")
+    return model, processor
+
+
+def _text_decoder(parts):
+    model, processor = parts
+    return OPTTextDecoder.from_blip2(model, processor.tokenizer, mode="pooled")
+
+
+def test_text_projection_trainer_resume_equals_uninterrupted(text_decoder_parts, tmp_path):
+    g = torch.Generator().manual_seed(2)
+    vlf = torch.randn(2, N, Dm, generator=g)
+    caps = ["a red car", "two dogs"]
+    cfg = TextProjectionTrainConfig(lr=1e-2, snr_range_db=None, grad_accum=1)
+    dec = _text_decoder(text_decoder_parts)
+    init = dec.projection.linear.weight.detach().clone()
+    tr = TextProjectionTrainer(dec, cfg)
+    losses = [tr.step(vlf, caps) for _ in range(3)]
+    assert tr.global_step == 3 and losses[-1] < losses[0]
+    ck = tr.save(tmp_path / "checkpoint-0000003")
+    assert (ck / "config.json").is_file() and list(ck.glob("*.safetensors"))
+    dec2 = _text_decoder(text_decoder_parts)  # fresh copy of BLIP-2's projection
+    torch.testing.assert_close(dec2.projection.linear.weight, init)
+    tr2 = TextProjectionTrainer.resume(dec2, ck)
+    assert tr2.global_step == 3 and tr2.config.snr_range_db is None
+    torch.testing.assert_close(dec2.projection.linear.weight, dec.projection.linear.weight)
+    tr.step(vlf, caps)
+    tr2.step(vlf, caps)
+    assert tr2.global_step == 4
+    torch.testing.assert_close(dec2.projection.linear.weight, dec.projection.linear.weight)
+    # a checkpoint is a valid --text-projection folder
+    p = SoftPromptProjection.from_pretrained(ck)
+    assert p.config.mode == "pooled" and p.linear.weight.shape == dec.projection.linear.weight.shape
+    with pytest.raises(ValueError, match="needs a link"):
+        TextProjectionTrainer(dec, TextProjectionTrainConfig(snr_range_db=(0, 10)))
+    with pytest.raises(ValueError, match="lo <= hi"):
+        TextProjectionTrainConfig(snr_range_db=(10, 0))
+
+
+def test_text_projection_trainer_draws_snrs_in_range(text_decoder_parts):
+    from phy.links import AnalogLink
+
+    calls = []
+
+    class Spy(AnalogLink):
+        def forward(self, x, snr_db):
+            calls.append(snr_db.clone())
+            return super().forward(x, snr_db=snr_db)
+
+    dec = _text_decoder(text_decoder_parts)
+    tr = TextProjectionTrainer(dec, TextProjectionTrainConfig(snr_range_db=(2.0, 4.0)), Spy("awgn"))
+    tr.step(torch.randn(3, N, Dm), ["a", "b", "c"])
+    tr.step(torch.randn(3, N, Dm), ["a", "b", "c"])
+    snr = torch.cat(calls)
+    assert snr.shape == (6,) and snr.min() >= 2.0 and snr.max() <= 4.0 and len(set(snr.tolist())) == 6
+
+
+def test_cli_train_text_projection_and_resume(tiny_blip2_dir, tiny_image_dir, tmp_path):
+    from experiments.cli import main
+
+    out = tmp_path / "wproj"
+    argv = ["train-text-projection", "--images", str(tiny_image_dir), "--captions",
+            str(tiny_image_dir / "captions.csv"), "--blip2-checkpoint", str(tiny_blip2_dir), "--out", str(out),
+            "--batch-size", "2", "--device", "cpu", "--save-every", "1", "--train-snr-db", "0:10",
+            "--input-size", "32", "--lr", "1e-2", "--keep", "2"]
+    assert main(argv + ["--steps", "2"]) == 0
+    ck = out / "checkpoint-0000002"
+    state = json.loads((ck / "trainer_state.json").read_text())
+    assert state["global_step"] == 2 and state["config"]["snr_range_db"] == [0.0, 10.0]
+    rows = list(csv.DictReader(open(out / "train_log.csv")))
+    assert [r["step"] for r in rows] == ["1", "2"] and all(math.isfinite(float(r["loss"])) for r in rows)
+    model, _ = load_blip2(str(tiny_blip2_dir), device="cpu", dtype="float32")
+    trained = SoftPromptProjection.from_pretrained(ck)
+    assert (trained.linear.weight - model.language_projection.weight).abs().max() > 0  # W_proj moved
+    # resume: continues the step count, appends to the log, keeps the 2 newest checkpoints
+    assert main(argv + ["--steps", "3"]) == 0
+    rows = list(csv.DictReader(open(out / "train_log.csv")))
+    assert [r["step"] for r in rows] == ["1", "2", "3"]
+    assert json.loads((out / "checkpoint-0000003" / "trainer_state.json").read_text())["global_step"] == 3
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-0000002", "checkpoint-0000003"]
+    assert json.loads((out / "manifest.json").read_text())["status"] == "finished"
+    # the checkpoint feeds the text receiver (--text-projection)
+    model, processor = load_blip2(str(tiny_blip2_dir), device="cpu", dtype="float32")
+    dec = OPTTextDecoder.from_blip2(model, processor.tokenizer, projection=str(out / "checkpoint-0000003"),
+                                    max_new_tokens=2)
+    assert len(dec.generate(torch.randn(1, N, Dm))) == 1
+    # bad input: a CSV without captions, a bad SNR range
+    (tmp_path / "nocap.csv").write_text("image,label\nimg0.png,x\n")
+    bad = ["train-text-projection", "--images", str(tiny_image_dir), "--captions", str(tmp_path / "nocap.csv"),
+           "--blip2-checkpoint", str(tiny_blip2_dir), "--out", str(tmp_path / "bad"), "--device", "cpu"]
+    assert main(bad) == 2
+    assert main(argv[:-2] + ["--train-snr-db", "10:0"]) == 2
