@@ -1,0 +1,380 @@
+"""Analog vs digital comparison: channel-use ledger, NMSE law, retrieval, quantiser error, resume, CLI."""
+import math
+import os
+
+import pytest
+import torch
+
+import semantic  # noqa: F401  (CPU shim first)
+from experiments.compare import (COLUMNS, CompareConfig, _Context, execute, feature_metrics, make_scheme,
+                                 run_comparison)
+from experiments.sources import load_source
+from phy.channels import make_channel
+
+N_ITEMS = 256
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    """First 256 pydoc sentences with their MiniLM features (cached on disk)."""
+    return load_source("pydoc-minilm", max_items=N_ITEMS)
+
+
+def _ctx(source, budget, matched=True, bits=None, channel="awgn"):
+    ctx = _Context(source, budget, matched, "zf", torch.device("cpu"), bits, 8, 0.5, 0.1, None)
+    ctx.channel = make_channel(channel, seed=0)
+    return ctx
+
+
+def _rows(source, **kw):
+    return {(r["scheme"], r["channel"], r["snr_db"]): r
+            for r in run_comparison(source, CompareConfig(**kw), progress=False)}
+
+
+# --------------------------------------------------------------------------------------------
+# Metrics
+# --------------------------------------------------------------------------------------------
+def test_feature_metrics_limits():
+    f = torch.randn(50, 16)
+    m = feature_metrics(f, f, f)
+    assert m == {"nmse": 0.0, "cosine": pytest.approx(1.0), "retrieval_top1": 1.0}
+    # a constant estimate (e.g. the source mean after an outage) retrieves exactly one item: chance
+    const = f.mean(0).expand_as(f)
+    assert feature_metrics(f, const, f)["retrieval_top1"] == 1 / 50
+    assert feature_metrics(f, -f, f)["cosine"] == pytest.approx(-1.0)
+    assert feature_metrics(f, 2 * f, f)["nmse"] == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        feature_metrics(f, f[:, :3], f)
+
+
+# --------------------------------------------------------------------------------------------
+# Channel-use ledger: independent counts
+# --------------------------------------------------------------------------------------------
+def _ceil(a, b):
+    return -(-a // b)
+
+
+def _expected_uses(name, d, budget):
+    """Independent count of complex channel uses per example (matched mode) and (bits, dims)."""
+    if name.startswith("analog"):
+        dims = min(d, 2 * budget)
+        return _ceil(dims, 2), None, dims
+    if name == "quant-ideal":
+        return None
+    _, code, mod = name.split("-")
+    m = {"qpsk": 2, "16qam": 4}[mod]
+    if code == "hamming74":
+        cap = 4 * (budget * m // 7)
+    elif code == "none":
+        cap = budget * m
+    else:
+        cap = int(budget * m * 0.5)
+    b = max(1, min(8, cap // d))
+    dims = min(d, cap // b)
+    while dims > 0:
+        k = b * dims
+        if code == "hamming74":
+            uses = _ceil(7 * _ceil(k, 4), m)
+        elif code == "none":
+            uses = _ceil(k, m)
+        else:
+            k = max(k, 12)
+            n = m * math.ceil(k / (0.5 * m))
+            uses = n // m
+        if uses <= budget:
+            return uses, b, dims
+        dims -= 1
+    return 0, b, 0
+
+
+def _text_uses(chars, m=4):
+    return _ceil(7 * _ceil(7 * chars, 4), m)
+
+
+@pytest.mark.parametrize("budget", [192, 100, 37])
+def test_matched_channel_uses_equal_independent_count(minilm, budget):
+    d = minilm.dim
+    ctx = _ctx(minilm, budget)
+    names = ["analog", "quant-hamming74-qpsk", "quant-hamming74-16qam", "quant-ldpc5g-qpsk",
+             "quant-ldpc5g-16qam", "quant-none-qpsk"]
+    for name in names:
+        plan = make_scheme(name).plan(ctx, 0.0, ctx.channel)
+        uses, b, dims = _expected_uses(name, d, budget)
+        assert plan.channel_uses == uses, name
+        assert plan.channel_uses <= budget
+        assert plan.dims_sent == dims and (b is None or plan.bits_per_element == b), name
+        assert plan.fits == (dims == d)
+    # text: longest prefix whose ASCII + Hamming(7,4) + 16-QAM frame fits
+    text = make_scheme("ascii-hamming74-16qam")
+    plan = text.plan(ctx, 0.0, ctx.channel)
+    cmax = max(c for c in range(0, 400) if _text_uses(c) <= budget)
+    sent = [min(len(s), cmax) for s in minilm.items]
+    assert plan.extra["max_chars"] == cmax
+    assert plan.channel_uses == max(_text_uses(c) for c in sent) <= budget
+    assert plan.channel_uses_mean == pytest.approx(sum(_text_uses(c) for c in sent) / len(sent))
+    # ideal code: the whole budget
+    assert make_scheme("quant-ideal").plan(ctx, 10.0, ctx.channel).channel_uses == budget
+
+
+def test_d384_budget192_examples_from_the_spec(minilm):
+    ctx = _ctx(minilm, 192)
+    p = make_scheme("quant-ldpc5g-16qam").plan(ctx, 0.0, ctx.channel)
+    assert (p.bits_per_element, p.dims_sent, p.info_bits, p.channel_uses) == (1, 384, 384, 192)
+    p = make_scheme("quant-hamming74-16qam").plan(ctx, 0.0, ctx.channel)
+    assert (p.bits_per_element, p.dims_sent, p.channel_uses) == (1, 384, 7 * 96 // 4)  # 96 blocks -> 168 uses
+    p = make_scheme("ascii-hamming74-16qam").plan(ctx, 0.0, ctx.channel)
+    assert p.extra["max_chars"] == 62 and p.channel_uses == 191
+
+
+def test_unmatched_reports_full_size(minilm):
+    d = minilm.dim
+    ctx = _ctx(minilm, 192, matched=False, bits=4)
+    assert make_scheme("analog").plan(ctx, 0.0, ctx.channel).channel_uses == d // 2
+    p = make_scheme("quant-hamming74-qpsk").plan(ctx, 0.0, ctx.channel)
+    assert p.channel_uses == _ceil(7 * _ceil(4 * d, 4), 2) and p.dims_sent == d
+    p = make_scheme("ascii-hamming74-16qam").plan(ctx, 0.0, ctx.channel)
+    assert p.channel_uses == max(_text_uses(len(s)) for s in minilm.items) > 192
+    assert p.fits
+
+
+def test_links_spend_what_the_plan_says(minilm):
+    """run_comparison checks each link's own ledger against the plan; the CSV reports it."""
+    src = minilm.subset(16)
+    rows = _rows(src, schemes=["analog-zf", "quant-hamming74-qpsk", "quant-ldpc5g-16qam", "quant-ideal"],
+                 channels=["awgn", "rayleigh"], snr_db=[5.0], budget=150)
+    for (name, ch, snr), r in rows.items():
+        exp = 150 if name == "quant-ideal" else _expected_uses(name, src.dim, 150)[0]
+        assert r["channel_uses"] == exp <= 150, (name, ch)
+        assert r["budget"] == 150 and r["matched"] is True
+
+
+# --------------------------------------------------------------------------------------------
+# Analog: NMSE law, retrieval vs SNR
+# --------------------------------------------------------------------------------------------
+def test_analog_nmse_follows_the_n0_law(minilm):
+    from scipy.special import exp1
+
+    snrs = [0.0, 10.0, 20.0, 40.0]
+    rows = _rows(minilm, schemes=["analog-zf", "analog-mmse"], channels=["awgn", "rayleigh"], snr_db=snrs)
+    for s in snrs:
+        no = 10 ** (-s / 10)
+        # per-example normalisation to unit symbol energy: ZF error per real = N0/2 * ||f||^2/(d/2)
+        assert rows[("analog-zf", "awgn", s)]["nmse"] == pytest.approx(no, rel=0.03)
+        assert rows[("analog-mmse", "awgn", s)]["nmse"] == pytest.approx(no / (1 + no), rel=0.03)
+        # MMSE over Rayleigh: E[N0 / (|h|^2 + N0)] = N0 e^N0 E1(N0)
+        assert rows[("analog-mmse", "rayleigh", s)]["nmse"] == pytest.approx(no * math.exp(no) * exp1(no),
+                                                                            rel=0.05)
+    assert rows[("analog-zf", "awgn", 40.0)]["nmse"] < 2e-4
+
+
+def test_analog_nmse_odd_dimension():
+    src = load_source("gaussian", n_items=4000, dim=7)
+    rows = _rows(src, schemes=["analog-zf"], channels=["awgn"], snr_db=[3.0])
+    no = 10 ** (-0.3)
+    # 7 reals -> 4 complex uses (one zero pad that takes its share of the power)
+    assert rows[("analog-zf", "awgn", 3.0)]["nmse"] == pytest.approx(no * 7 / 8, rel=0.03)
+    assert rows[("analog-zf", "awgn", 3.0)]["channel_uses"] == 4
+
+
+def test_analog_retrieval_vs_snr_matches_an_independent_simulation(minilm):
+    snrs = [-30.0, -20.0, -15.0, -10.0, 0.0, 30.0]
+    rows = _rows(minilm, schemes=["analog-zf"], channels=["awgn"], snr_db=snrs)
+    f = minilm.features.double()
+    g = torch.Generator().manual_seed(1234)
+    n = f.shape[0]
+    r = [rows[("analog-zf", "awgn", s)]["retrieval_top1"] for s in snrs]
+    for s, got in zip(snrs, r):
+        no = 10 ** (-s / 10)
+        sigma = (no * f.square().sum(1, keepdim=True) / f.shape[1]).sqrt()  # per-real noise std
+        ref = feature_metrics(f, f + sigma * torch.randn(f.shape, generator=g, dtype=torch.float64), f)
+        p = (got + ref["retrieval_top1"]) / 2
+        tol = 4 * math.sqrt(2 * p * (1 - p) / n) + 2 / n
+        assert abs(got - ref["retrieval_top1"]) <= tol, (s, got, ref)
+    assert r[-1] >= 0.99
+    chance = 1 / n
+    assert rows[("analog-zf", "awgn", -30.0)]["chance"] == pytest.approx(chance)
+    assert r[0] < 0.05 < 0.9 < r[3]  # toward chance at -30 dB, high at -10 dB
+    for lo, hi in zip(r, r[1:]):  # non-decreasing in SNR within Monte Carlo noise
+        assert hi >= lo - 3 * math.sqrt(max(lo * (1 - lo), 1 / n) / n)
+
+
+# --------------------------------------------------------------------------------------------
+# Digital chain at high SNR = the quantiser alone
+# --------------------------------------------------------------------------------------------
+def test_digital_chain_reproduces_quantizer_error_at_high_snr(minilm):
+    from phy.quantization import UniformQuantizer
+
+    names = ["quant-ldpc5g-16qam", "quant-hamming74-qpsk", "quant-ideal", "quant-none-16qam"]
+    rows = _rows(minilm, schemes=names, channels=["awgn"], snr_db=[40.0])
+    f = minilm.features
+    mean = f.mean(0)
+    for name in names:
+        r = rows[(name, "awgn", 40.0)]
+        b, dims = r["bits_per_element"], r["dims_sent"]
+        q = UniformQuantizer(b, clip=(r["quant_lo"], r["quant_hi"]))
+        f_hat = mean.expand_as(f).clone()
+        f_hat[:, :dims] = q(f[:, :dims])
+        ref = feature_metrics(f, f_hat, f)
+        assert r["ber"] == 0.0, name
+        assert r["nmse"] == pytest.approx(ref["nmse"], rel=1e-5), name
+        assert r["cosine"] == pytest.approx(ref["cosine"], rel=1e-5), name
+        assert r["retrieval_top1"] == ref["retrieval_top1"], name
+    # 40 dB AWGN: capacity floor(192 log2(1 + 1e4)) = 2551 bits -> 6 bits per element, all 384 sent
+    ideal = rows[("quant-ideal", "awgn", 40.0)]
+    assert ideal["bits_per_element"] == 2551 // 384 and ideal["dims_sent"] == 384 and ideal["outage_rate"] == 0
+
+
+def test_ideal_code_capacity_and_outage(minilm):
+    rows = _rows(minilm, schemes=["quant-ideal"], channels=["awgn", "rayleigh"], snr_db=[0.0, 5.0])
+    aw = rows[("quant-ideal", "awgn", 0.0)]
+    assert aw["info_bits"] == 192 and aw["dims_sent"] == 192 and aw["outage_rate"] == 0.0  # C = 1 bit/use
+    aw5 = rows[("quant-ideal", "awgn", 5.0)]
+    assert aw5["info_bits"] <= math.floor(192 * math.log2(1 + 10 ** 0.5))
+    for s in (0.0, 5.0):
+        ray = rows[("quant-ideal", "rayleigh", s)]
+        # payload designed for 10 % outage over i.i.d. Rayleigh uses (below the ergodic capacity)
+        from phy.capacity import rayleigh_ergodic_capacity
+
+        assert ray["info_bits"] < 192 * rayleigh_ergodic_capacity(s)
+        assert abs(ray["outage_rate"] - 0.1) < 0.07
+
+
+# --------------------------------------------------------------------------------------------
+# Text scheme
+# --------------------------------------------------------------------------------------------
+def test_text_scheme_error_free_at_high_snr(minilm):
+    import sacrebleu
+
+    src = minilm.subset(12)
+    rows = _rows(src, schemes=["ascii-hamming74-16qam"], channels=["awgn"], snr_db=[40.0])
+    r = rows[("ascii-hamming74-16qam", "awgn", 40.0)]
+    cut = [s[:62] for s in src.items]
+    emb = src.encoder(cut)
+    cos = torch.nn.functional.cosine_similarity(emb, src.features).mean().item()
+    assert r["ber"] == 0.0
+    assert r["semantic_similarity"] == pytest.approx(cos, abs=1e-4) and r["cosine"] == r["semantic_similarity"]
+    assert r["bleu"] == pytest.approx(sacrebleu.corpus_bleu(cut, [src.items]).score, abs=1e-6)
+    assert r["chars_sent"] == pytest.approx(sum(len(c) for c in cut) / 12)
+    assert r["n_examples"] == 12
+
+
+def test_text_scheme_skipped_for_sources_without_text():
+    src = load_source("gaussian", n_items=16, dim=8)
+    rows = run_comparison(src, CompareConfig(schemes=["analog", "ascii-hamming74-16qam"], snr_db=[0.0]),
+                          progress=False)
+    assert [r["scheme"] for r in rows] == ["analog"]
+
+
+# --------------------------------------------------------------------------------------------
+# Reproducibility, resume, CLI, bad inputs
+# --------------------------------------------------------------------------------------------
+def test_same_seed_same_csv_and_resume(tmp_path):
+    src = load_source("gaussian", n_items=64, dim=32)
+    kw = dict(schemes=["analog-zf", "quant-hamming74-qpsk", "quant-ideal"], channels=["awgn", "rayleigh"],
+              seed=5)
+    execute(src, CompareConfig(snr_db=[0.0, 10.0], **kw), str(tmp_path / "a"), progress=False)
+    execute(src, CompareConfig(snr_db=[0.0, 10.0], **kw), str(tmp_path / "b"), progress=False)
+    a = (tmp_path / "a" / "compare.csv").read_bytes()
+    assert a == (tmp_path / "b" / "compare.csv").read_bytes()
+    # "interrupted" run: one SNR point first, then the full list resumes and skips it
+    execute(src, CompareConfig(snr_db=[10.0], **kw), str(tmp_path / "c"), progress=False)
+    rows, _ = execute(src, CompareConfig(snr_db=[0.0, 10.0], **kw), str(tmp_path / "c"), progress=False)
+    assert len(rows) == 12
+    c = (tmp_path / "c" / "compare.csv").read_bytes()
+    assert sorted(a.splitlines()) == sorted(c.splitlines())
+    # other settings in the same directory are refused
+    with pytest.raises(ValueError, match="other settings"):
+        execute(src, CompareConfig(snr_db=[0.0], budget=7, **kw), str(tmp_path / "c"), progress=False)
+    # another seed gives other noise
+    other = run_comparison(src, CompareConfig(snr_db=[0.0], **dict(kw, seed=6)), progress=False)[0]
+    first = next(r for r in csv_rows(tmp_path / "a") if r["scheme"] == other["scheme"]
+                 and r["channel"] == other["channel"] and r["snr_db"] == "0.0")
+    assert other["nmse"] != float(first["nmse"])
+
+
+def csv_rows(path):
+    from experiments.results import read_rows
+
+    return read_rows(os.path.join(path, "compare.csv"))
+
+
+def test_cli_writes_csv_plots_manifest(tmp_path):
+    from experiments.cli import main
+
+    out = tmp_path / "cmp"
+    rc = main(["compare", "--source", "gaussian", "--max-items", "40", "--channel", "awgn,rayleigh",
+               "--equalizer", "zf", "--snr-db=-10,10", "--schemes", "analog,quant-ldpc5g-16qam", "--out", str(out),
+               "--no-progress"])
+    assert rc == 0
+    rows = csv_rows(out)
+    assert len(rows) == 8
+    for col in ("scheme", "channel", "snr_db", "channel_uses", "nmse", "cosine", "retrieval_top1", "fits", "note",
+                "bits_per_element", "truncated_dims"):
+        assert col in rows[0]
+    assert list(rows[0]) == COLUMNS
+    for f in ("retrieval_awgn.png", "cosine_awgn.png", "retrieval_rayleigh.png", "cosine_rayleigh.png",
+              "manifest.json"):
+        assert (out / f).stat().st_size > 0, f
+    import json
+
+    man = json.load(open(out / "manifest.json"))
+    assert man["status"] == "finished" and man["result_settings"]["budget"] == 32
+    # --no-match: full-size uses, matched false
+    rc = main(["compare", "--source", "gaussian", "--max-items", "40", "--snr-db", "10", "--no-match", "--bits", "2",
+               "--schemes", "quant-hamming74-qpsk", "--out", str(tmp_path / "nm"), "--no-progress"])
+    assert rc == 0
+    r = csv_rows(tmp_path / "nm")[0]
+    assert r["matched"] == "false" and int(r["channel_uses"]) == _ceil(7 * _ceil(2 * 64, 4), 2)
+
+
+def test_bad_inputs(tmp_path, capsys):
+    from experiments.cli import main
+
+    src = load_source("gaussian", n_items=8, dim=4)
+    for bad in (dict(budget=0), dict(budget=-3), dict(budget=2.5), dict(equalizer="lms"), dict(channels=["mars"]),
+                dict(schemes=["analog", "analog"]), dict(ldpc_rate=0.99), dict(snr_db=[]),
+                dict(snr_db=[float("nan")])):
+        with pytest.raises(ValueError):
+            CompareConfig(**bad).validate(src.dim)
+    with pytest.raises(ValueError, match="unknown scheme"):
+        make_scheme("quant-turbo")
+    with pytest.raises(ValueError, match="unknown code"):
+        make_scheme("quant-turbo-qpsk")
+    with pytest.raises(ValueError, match="modulation"):
+        make_scheme("quant-ldpc5g-8psk")
+    assert main(["compare", "--source", "no-such-source", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown source 'no-such-source'" in capsys.readouterr().err
+    assert main(["compare", "--source", str(tmp_path / "missing.npy"), "--out", str(tmp_path / "x")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["compare", "--budget", "0", "--out", str(tmp_path / "x")])
+    with pytest.raises(SystemExit):
+        main(["compare", "--budget", "many", "--out", str(tmp_path / "x")])
+    assert main(["compare", "--source", "gaussian", "--schemes", "analog,warp", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_one_channel_object_per_kind_shared_by_every_scheme(monkeypatch):
+    import phy.channels
+
+    made = []
+    real = phy.channels.make_channel
+
+    def spy(name, **kw):
+        ch = real(name, **kw)
+        calls = []
+        orig = ch.forward
+        ch.forward = lambda x, no: (calls.append(x.shape[-1]), orig(x, no))[1]
+        made.append((name, ch, calls))
+        return ch
+
+    monkeypatch.setattr(phy.channels, "make_channel", spy)
+    src = load_source("gaussian", n_items=16, dim=16)
+    run_comparison(src, CompareConfig(schemes=["analog-zf", "quant-hamming74-qpsk", "quant-ldpc5g-16qam",
+                                               "quant-ideal"], channels=["awgn", "rayleigh"], snr_db=[0.0, 9.0]),
+                   progress=False)
+    assert [m[0] for m in made] == ["awgn", "rayleigh"]
+    for _, _, calls in made:
+        # per SNR: analog 8 uses, Hamming QPSK 7 (8 bits -> 2 blocks -> 14 code bits), LDPC 16-QAM 8,
+        # ideal: its design draw of 8 uses + the transmission (8 uses)
+        assert calls == [8, 8, 7, 7, 8, 8, 8, 8, 8, 8]
+        assert _expected_uses("quant-hamming74-qpsk", 16, 8)[0] == 7

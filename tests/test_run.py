@@ -1,0 +1,75 @@
+"""``semcom run``: the quick version writes every output file; reruns resume; bad arguments fail cleanly."""
+import json
+
+import pytest
+
+import semantic  # noqa: F401  (CPU shim first)
+from experiments.cli import main
+from experiments.results import read_rows
+from experiments.run import QUICK, RUN_SCHEMES
+
+EXPECTED = ["manifest.json", "summary.txt", "ber/ber.csv", "ber/ber.png", "ber/bler.png", "ber/manifest.json",
+            "compare/compare.csv", "compare/manifest.json"] + [
+    f"compare/{m}_{ch}.png" for m in ("retrieval", "cosine", "bleu") for ch in ("awgn", "rayleigh")]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "results"
+    assert main(["run", "--quick", "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_quick_run_writes_every_output(quick_run):
+    for name in EXPECTED:
+        assert (quick_run / name).is_file() and (quick_run / name).stat().st_size > 0, name
+    man = json.load(open(quick_run / "manifest.json"))
+    assert man["status"] == "finished" and man["quick"] is True and man["wall_time_s"] > 0
+    assert set(EXPECTED) - {"manifest.json"} <= set(man["files"])
+    # BER step: 3 codes x 2 channels x the quick SNR points, from the `semcom ber` machinery
+    ber = read_rows(quick_run / "ber" / "ber.csv")
+    n_snr = len(QUICK["ber_snr_db"].split(","))
+    assert {(r["scheme"], r["channel"]) for r in ber} == {(c, ch) for c in ("none", "hamming74", "ldpc5g")
+                                                         for ch in ("awgn", "rayleigh")}
+    assert len(ber) == 6 * n_snr
+    # comparison: every scheme x channel x SNR, matched to the analog budget (ceil(384/2))
+    rows = read_rows(quick_run / "compare" / "compare.csv")
+    keys = {(r["scheme"], r["channel"], float(r["snr_db"])) for r in rows}
+    assert keys == {(s, ch, snr) for s in RUN_SCHEMES for ch in ("awgn", "rayleigh") for snr in QUICK["compare_snr_db"]}
+    for r in rows:
+        assert int(r["channel_uses"]) <= int(r["budget"]) == 192
+        assert int(r["n_items"]) == QUICK["max_items"]
+        assert 0.0 <= float(r["retrieval_top1"]) <= 1.0
+    text = [r for r in rows if r["scheme"].startswith("ascii")]
+    assert all(int(r["n_examples"]) == QUICK["text_max_items"] and r["bleu"] != "" for r in text)
+    analog = {float(r["snr_db"]): float(r["retrieval_top1"]) for r in rows
+              if r["scheme"] == "analog-mmse" and r["channel"] == "awgn"}
+    assert analog[10.0] >= 0.9
+
+
+def test_quick_run_resumes_without_changes(quick_run):
+    before = (quick_run / "compare" / "compare.csv").read_bytes()
+    ber_before = (quick_run / "ber" / "ber.csv").read_bytes()
+    assert main(["run", "--quick", "--out", str(quick_run), "--no-progress"]) == 0
+    assert (quick_run / "compare" / "compare.csv").read_bytes() == before
+    assert (quick_run / "ber" / "ber.csv").read_bytes() == ber_before
+    man = json.load(open(quick_run / "compare" / "manifest.json"))
+    assert man["rows_resumed"] == man["rows"] == len(RUN_SCHEMES) * 2 * len(QUICK["compare_snr_db"])
+
+
+def test_bad_arguments(tmp_path, capsys):
+    assert main(["run", "--quick", "--max-items", "1", "--out", str(tmp_path / "r")]) == 2
+    assert "--max-items" in capsys.readouterr().err
+    assert main(["run", "--quick", "--skip-ber", "--source", "nope", "--out", str(tmp_path / "r")]) == 2
+    assert "unknown source 'nope'" in capsys.readouterr().err
+
+
+def test_rerun_with_other_settings_is_refused(quick_run, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(quick_run, copy)
+    before = (copy / "compare" / "compare.csv").read_bytes()
+    assert main(["run", "--quick", "--skip-ber", "--text-max-items", "4", "--out", str(copy), "--no-progress"]) == 2
+    assert "other settings" in capsys.readouterr().err
+    assert (copy / "compare" / "compare.csv").read_bytes() == before
