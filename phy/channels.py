@@ -162,12 +162,16 @@ class Channel(nn.Module):
         no_t = self._check_inputs(x, no)
         gen = self.generator(x.device)
         h = self.fading(x, gen)
-        noise = complex_normal(x.shape, gen, dtype=x.dtype, device=x.device)
-        noise.mul_(torch.sqrt(no_t))
-        if h is None:
-            y = noise.add_(x)
+        # The same draw as complex_normal (one fused real draw, same stream), scaled by sqrt(N0/2)
+        # in one pass; AWGN adds x in the same pass (addcmul into the noise buffer).
+        z = torch.randn(*x.shape, 2, generator=gen, dtype=_REAL[x.dtype], device=x.device)
+        std = torch.sqrt(no_t * 0.5).unsqueeze(-1)
+        if h is None and not (torch.is_grad_enabled() and (x.requires_grad or std.requires_grad)):
+            y = torch.view_as_complex(torch.addcmul(torch.view_as_real(x.resolve_conj()), z, std, out=z))
+        elif h is None:  # differentiable path (out= does not support autograd)
+            y = torch.view_as_complex(z.mul_(std)).add_(x)
         else:
-            y = noise.addcmul_(h, x)
+            y = torch.view_as_complex(z.mul_(std)).addcmul_(h, x)
         return ChannelOutput(y=y, h=h, no=no_t)
 
     def extra_repr(self) -> str:

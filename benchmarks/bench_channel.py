@@ -1,0 +1,125 @@
+"""Channel application throughput against the machine's memory-copy roofline.
+
+Measured, in complex symbols/s, on CPU (and CUDA when available):
+
+* ``copy roofline``: ``torch.clone`` of a complex64 tensor of the same size. Bytes moved:
+  8 B read + 8 B written = **16 B per symbol**; its symbols/s is the roofline (any channel must
+  at least read ``x`` and write ``y``).
+* ``randn only``: drawing the ``2`` float32 normals per symbol of the noise into a preallocated
+  buffer (``Tensor.normal_`` with the channel's generator): the RNG ceiling of an AWGN channel.
+* ``awgn``: :class:`phy.channels.AWGN` ``(x, no)`` with one ``N0`` per example ``[B, 1]``.
+* ``rayleigh+zf`` / ``rayleigh+mmse``: :class:`phy.channels.Rayleigh` (i.i.d. per symbol) followed
+  by :func:`phy.equalization.equalize` (perfect CSI).
+
+Each row: median [min..max] over the repeats, and the ratio of medians to the copy roofline.
+Writes ``benchmarks/results/bench_channel.json``.
+
+Run: ``python benchmarks/bench_channel.py`` (``--symbols 4194304 --repeats 7 --threads 2``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from phy.channels import AWGN, Rayleigh  # noqa: E402
+from phy.equalization import equalize  # noqa: E402
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(fn, repeats, device):
+    fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def run_device(device, batch, n, repeats):
+    x = (torch.randn(batch, n, 2, device=device) * 0.7071).view(torch.complex64).squeeze(-1).contiguous()
+    no = torch.full((batch, 1), 0.1, device=device)
+    sym = batch * n
+    awgn, ray = AWGN(seed=0), Rayleigh(seed=0)
+    buf = torch.empty(batch, n, 2, device=device)
+    gen = awgn.generator(device)
+
+    cases = {
+        "copy roofline": lambda: x.clone(),
+        "randn only": lambda: buf.normal_(generator=gen),
+        "awgn": lambda: awgn(x, no),
+        "rayleigh+zf": lambda: equalize(*_yhno(ray(x, no)), "zf"),
+        "rayleigh+mmse": lambda: equalize(*_yhno(ray(x, no)), "mmse"),
+    }
+    rows = {}
+    for name, fn in cases.items():
+        t = measure(fn, repeats, device)
+        rates = [sym / s for s in t]
+        rows[name] = {"median": statistics.median(rates), "min": min(rates), "max": max(rates), "times_s": t}
+    roof = rows["copy roofline"]["median"]
+    for r in rows.values():
+        r["ratio_to_roofline"] = r["median"] / roof
+    rows["copy roofline"]["bytes_per_symbol"] = 16
+    rows["copy roofline"]["GB_per_s"] = roof * 16 / 1e9
+    return rows
+
+
+def _yhno(out):
+    return out.y, out.h, out.no
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--symbols", type=int, default=1 << 22, help="complex symbols per call (default 4M)")
+    ap.add_argument("--n", type=int, default=4096, help="symbols per example (batch = symbols / n)")
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--devices", type=str, default="cpu,cuda")
+    ap.add_argument("--out", type=str, default=str(Path(__file__).parent / "results" / "bench_channel.json"))
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    batch = max(1, args.symbols // args.n)
+    res = {"benchmark": "bench_channel", "symbols": batch * args.n, "batch": batch, "n": args.n,
+           "repeats": args.repeats, "threads": torch.get_num_threads(), "loadavg": os.getloadavg(),
+           "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
+           "note": "roofline = torch.clone of complex64: 16 bytes moved per symbol (8 read + 8 written)",
+           "devices": {}}
+    for dev in [d.strip() for d in args.devices.split(",") if d.strip()]:
+        if dev.startswith("cuda") and not torch.cuda.is_available():
+            print(f"{dev}: not available, skipped")
+            continue
+        device = torch.device(dev)
+        rows = run_device(device, batch, args.n, args.repeats)
+        res["devices"][dev] = rows
+        print(f"\n{dev}: {batch * args.n} complex64 symbols, threads {torch.get_num_threads()}, "
+              f"copy {rows['copy roofline']['GB_per_s']:.2f} GB/s (16 B/symbol)")
+        print(f"{'':16s} {'Msym/s':>9s} {'[min .. max]':>20s} {'/roofline':>10s}")
+        for name, r in rows.items():
+            print(f"{name:16s} {r['median'] / 1e6:9.1f} [{r['min'] / 1e6:8.1f} .. {r['max'] / 1e6:8.1f}] "
+                  f"{r['ratio_to_roofline']:10.2f}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=2))
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,551 @@
+"""Fast layered min-sum decoding of Sionna's 5G NR LDPC codes.
+
+Sionna's :class:`~sionna.phy.fec.ldpc.LDPC5GDecoder` is a generic flooding belief-propagation
+decoder: every iteration gathers and scatters all edge messages through index tensors and
+evaluates ``phi(x) = -log(tanh(x/2))`` twice per edge. This module decodes the *same* codes
+(same parity-check matrix, lifting size ``Z``, puncturing, shortening/filler and output
+interleaver, all read from the :class:`~sionna.phy.fec.ldpc.LDPC5GEncoder` object) with a
+**layered** schedule and a **min-sum** check-node rule that exploits the quasi-cyclic structure:
+
+* one layer = one row of the base graph = ``Z`` check nodes that touch disjoint variables, so
+  the ``Z`` rows of a layer are updated together; a nonzero block ``(r, c)`` with shift ``s``
+  connects row ``r*Z + i`` to variable ``c*Z + (i + s) mod Z`` (a cyclic shift of a ``[Z]`` block);
+* check-node rule: offset min-sum (``cn_update="oms"``, default, outgoing magnitude
+  ``max(min - offset, 0)``) or normalised min-sum (``"nms"``, ``scale * min``);
+* a layered schedule converges in about half the iterations of flooding, so at equal
+  ``num_iter`` it matches or beats Sionna's flooding boxplus-phi decoder (see
+  ``tests/test_ldpc_fast.py`` and ``benchmarks/bench_ldpc.py`` for measured BLER and speed).
+
+Two interchangeable backends compute exactly the same algorithm:
+
+``"numba"``  (CPU) a compiled kernel, vectorised over the batch (codewords are the SIMD lanes)
+             and parallel over chunks of the batch with ``torch.get_num_threads()`` threads.
+             Needs the optional ``numba`` package (compiled on first use, cached on disk).
+``"torch"``  (any device, the GPU path) the same layered schedule as ~12 tensor ops per layer on
+             ``[deg, Z, batch]`` blocks (batch last, so gathers move contiguous rows).
+
+``backend="auto"`` uses numba for CPU tensors when it is installed and torch otherwise.
+
+Conventions (identical to Sionna's decoder)
+-------------------------------------------
+* Input: channel *logits* ``log p(b=1)/p(b=0)`` of the ``n`` transmitted bits, ``[..., n]``
+  (the output of Sionna's ``Demapper``). Internally the decoder works with
+  ``LLR = log p(0)/p(1) = -logit``.
+* The first ``2Z`` systematic bits are punctured (LLR 0), the ``k_ldpc - k`` filler bits are
+  known zeros, bits beyond the transmitted part of the mother code are punctured, and
+  degree-1 punctured parity bits are pruned from the graph together with their check nodes
+  (as ``LDPC5GDecoder(prune_pcm=True)`` does; the result is mathematically identical).
+* Channel logits are clipped to ``[-llr_max, llr_max]`` (Sionna's default ``llr_max=20``).
+* Hard decision: bit ``1`` where the posterior LLR ``<= 0`` (Sionna's rule).
+* Output: the ``k`` information bits (``return_infobits=True``) or the ``n`` codeword bits in
+  transmission order, as float 0/1 (``hard_out=True``) or posterior logits (not clipped).
+* Internally float32 on every backend (float64 inputs are decoded in float32 and returned as
+  float64); no gradients (decoding runs under ``torch.no_grad``).
+
+Example
+-------
+>>> import torch
+>>> from sionna.phy.fec.ldpc import LDPC5GEncoder
+>>> enc = LDPC5GEncoder(k=100, n=200)
+>>> dec = LDPC5GFastDecoder(enc, num_iter=10)
+>>> u = torch.randint(0, 2, (4, 100)).float()
+>>> llr = 10.0 * (2.0 * enc(u) - 1.0)          # noiseless logits log p(1)/p(0)
+>>> bool(torch.equal(dec(llr), u))
+True
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "QCStructure",
+    "qc_structure",
+    "LDPC5GFastDecoder",
+    "numba_available",
+    "CN_UPDATES",
+    "BACKENDS",
+]
+
+CN_UPDATES = ("nms", "oms")
+BACKENDS = ("auto", "numba", "torch")
+
+#: Internal LLR of a filler (known-zero) bit: large enough never to be the minimum of a check.
+_FILLER_LLR = 1.0e4
+
+try:  # numba is optional: the torch backend computes the same thing without it
+    import numba as _numba
+
+    _HAVE_NUMBA = True
+except Exception:  # pragma: no cover - depends on the environment
+    _numba = None
+    _HAVE_NUMBA = False
+
+
+def numba_available() -> bool:
+    """Whether the compiled CPU backend can be used."""
+    return _HAVE_NUMBA
+
+
+# ------------------------------------------------------------------------------------------
+# Code structure taken from Sionna's encoder
+# ------------------------------------------------------------------------------------------
+@dataclass
+class QCStructure:
+    """Quasi-cyclic structure of a (rate-matched) 5G LDPC code, as used by the decoder.
+
+    Attributes
+    ----------
+    z : int
+        Lifting size ``Z``.
+    base : np.ndarray, ``[rows, cols]``, int
+        Base matrix of the kept (pruned) graph: shift ``0..Z-1`` or ``-1`` for an all-zero block.
+    k, n, k_ldpc, n_ldpc : int
+        Info bits, transmitted bits, info bits incl. filler, mother code length.
+    tx_end : int
+        End (exclusive) of the transmitted parity part in the mother codeword.
+    num_vns : int
+        Variable nodes kept (``cols * Z``).
+    var_idx : np.ndarray, ``[num_edges]``, int64
+        Variable node of each edge; edges are ordered layer by layer, and inside a layer block
+        by block (``[deg, Z]``), so edge ``off[l] + j*Z + i`` is row ``i`` of block ``j`` of layer ``l``.
+    layer_off : np.ndarray, ``[rows + 1]``, int64
+        Edge offset of each layer.
+    layer_deg : np.ndarray, ``[rows]``, int64
+        Number of nonzero blocks (check-node degree) of each layer.
+    """
+
+    z: int
+    base: np.ndarray
+    k: int
+    n: int
+    k_ldpc: int
+    n_ldpc: int
+    tx_end: int
+    num_vns: int
+    var_idx: np.ndarray
+    layer_off: np.ndarray
+    layer_deg: np.ndarray
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.var_idx.shape[0])
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.base.shape[0])
+
+
+def _base_from_pcm(pcm, z: int) -> np.ndarray:
+    """Recover the base matrix (shifts) from a lifted parity-check matrix and check it."""
+    import scipy.sparse as sp
+
+    pcm = sp.csr_matrix(pcm)
+    m, n = pcm.shape
+    if m % z or n % z:
+        raise ValueError(f"parity-check matrix shape {pcm.shape} is not a multiple of Z={z}")
+    rb, cb = m // z, n // z
+    base = -np.ones((rb, cb), dtype=np.int64)
+    for r in range(rb):
+        cols = pcm.indices[pcm.indptr[r * z]:pcm.indptr[r * z + 1]]
+        for col in cols:
+            base[r, col // z] = col % z
+    # Rebuild the lifted matrix from (base, Z) and compare: proves the QC reading is exact.
+    rr, cc = np.nonzero(base >= 0)
+    i = np.arange(z)
+    rows = (rr[:, None] * z + i[None, :]).ravel()
+    colsl = (cc[:, None] * z + (i[None, :] + base[rr, cc][:, None]) % z).ravel()
+    lifted = sp.csr_matrix((np.ones(rows.size), (rows, colsl)), shape=pcm.shape)
+    if (lifted != (pcm != 0).astype(np.float64)).nnz:
+        raise ValueError("parity-check matrix is not quasi-cyclic with lifting size Z="
+                         f"{z}; the fast decoder supports Sionna's 5G NR codes only")
+    return base
+
+
+def qc_structure(encoder) -> QCStructure:
+    """Read the decoding graph of a Sionna :class:`LDPC5GEncoder` (``pcm``, ``z``, ``k``, ``n``...).
+
+    The base matrix is recovered from ``encoder.pcm`` (and verified block by block), the
+    punctured degree-1 parity columns past the transmitted part are pruned with their rows.
+    """
+    try:
+        from sionna.phy.fec.ldpc import LDPC5GEncoder
+    except Exception as exc:  # pragma: no cover - sionna is a hard dependency
+        raise ImportError("phy.ldpc_fast needs sionna (sionna-no-rt)") from exc
+    if not isinstance(encoder, LDPC5GEncoder):
+        raise TypeError(f"encoder must be a sionna LDPC5GEncoder, got {type(encoder).__name__}")
+    z, k, n = int(encoder.z), int(encoder.k), int(encoder.n)
+    k_ldpc, n_ldpc = int(encoder.k_ldpc), int(encoder.n_ldpc)
+    base = _base_from_pcm(encoder.pcm, z)
+    rb, cb = base.shape
+    tx_end = k_ldpc + n - (k - 2 * z)  # rate matching: [2Z, k) then [k_ldpc, tx_end)
+    if tx_end > n_ldpc:
+        raise ValueError(f"n={n} needs repetition (tx_end={tx_end} > n_ldpc={n_ldpc}); not supported")
+
+    # Prune trailing degree-1 columns that carry no transmitted bit, with their check rows.
+    deg = (base >= 0).sum(axis=0)
+    first_deg1 = cb
+    for c in range(cb - 1, -1, -1):
+        if deg[c] == 1:
+            first_deg1 = c
+        else:
+            break
+    keep_cols = max(first_deg1, -(-tx_end // z))
+    drop = cb - keep_cols
+    keep_rows = rb - drop
+    if drop:
+        dropped_rows = {int(np.nonzero(base[:, c] >= 0)[0][0]) for c in range(keep_cols, cb)}
+        if dropped_rows != set(range(keep_rows, rb)):
+            raise ValueError("unexpected base graph: pruned columns do not map to the last rows")
+    base = base[:keep_rows, :keep_cols].copy()
+
+    var_idx, off, degs = [], [0], []
+    i = np.arange(z)
+    for r in range(keep_rows):
+        cols = np.nonzero(base[r] >= 0)[0]
+        for c in cols:
+            var_idx.append(c * z + (i + base[r, c]) % z)
+        degs.append(len(cols))
+        off.append(off[-1] + len(cols) * z)
+    return QCStructure(z=z, base=base, k=k, n=n, k_ldpc=k_ldpc, n_ldpc=n_ldpc, tx_end=tx_end,
+                       num_vns=keep_cols * z, var_idx=np.concatenate(var_idx).astype(np.int64),
+                       layer_off=np.asarray(off, dtype=np.int64), layer_deg=np.asarray(degs, dtype=np.int64))
+
+
+# ------------------------------------------------------------------------------------------
+# numba kernel (CPU)
+# ------------------------------------------------------------------------------------------
+_NB_KERNEL = None
+
+
+def _numba_kernel():
+    """Compile (once, cached on disk) and return the numba layered min-sum kernel."""
+    global _NB_KERNEL
+    if _NB_KERNEL is not None:
+        return _NB_KERNEL
+    if not _HAVE_NUMBA:
+        raise RuntimeError("backend='numba' needs the optional package numba "
+                           "(pip install numba); use backend='torch'")
+    njit, prange = _numba.njit, _numba.prange
+
+    @njit(parallel=True, cache=True, fastmath=False, nogil=True)
+    def _kernel(llr, var_idx, layer_off, layer_deg, z, max_deg, num_iter, use_offset, scale, offset,
+                width, out):  # pragma: no cover - compiled; exercised through the tests
+        bsz, nv = llr.shape
+        ne = var_idx.shape[0]
+        nl = layer_deg.shape[0]
+        nchunks = (bsz + width - 1) // width
+        for ch in prange(nchunks):
+            b0 = ch * width
+            wb = min(width, bsz - b0)
+            lv = np.zeros((nv, width), dtype=np.float32)       # posterior LLRs, batch innermost
+            rm = np.zeros((ne, width), dtype=np.float32)       # check-to-variable messages
+            tm = np.empty((max_deg, width), dtype=np.float32)  # variable-to-check of one row
+            m1 = np.empty(width, dtype=np.float32)
+            m2 = np.empty(width, dtype=np.float32)
+            im = np.empty(width, dtype=np.float32)
+            sg = np.empty(width, dtype=np.float32)
+            for v in range(nv):
+                for w in range(wb):
+                    lv[v, w] = llr[b0 + w, v]
+            for _it in range(num_iter):
+                for lay in range(nl):
+                    d = layer_deg[lay]
+                    e0 = layer_off[lay]
+                    for i in range(z):
+                        for w in range(width):
+                            m1[w] = np.float32(np.inf)
+                            m2[w] = np.float32(np.inf)
+                            im[w] = np.float32(-1.0)
+                            sg[w] = np.float32(1.0)
+                        for j in range(d):
+                            e = e0 + j * z + i
+                            v = var_idx[e]
+                            fj = np.float32(j)
+                            for w in range(width):
+                                t = lv[v, w] - rm[e, w]
+                                tm[j, w] = t
+                                a = abs(t)
+                                s = np.float32(-1.0) if t < 0 else np.float32(1.0)
+                                sg[w] = sg[w] * s
+                                lt = a < m1[w]
+                                m2[w] = m1[w] if lt else min(m2[w], a)
+                                im[w] = fj if lt else im[w]
+                                m1[w] = a if lt else m1[w]
+                        for w in range(width):
+                            if use_offset:
+                                m1[w] = max(m1[w] - offset, np.float32(0.0))
+                                m2[w] = max(m2[w] - offset, np.float32(0.0))
+                            else:
+                                m1[w] = m1[w] * scale
+                                m2[w] = m2[w] * scale
+                        for j in range(d):
+                            e = e0 + j * z + i
+                            v = var_idx[e]
+                            fj = np.float32(j)
+                            for w in range(width):
+                                t = tm[j, w]
+                                mag = m2[w] if im[w] == fj else m1[w]
+                                s = np.float32(-1.0) if t < 0 else np.float32(1.0)
+                                r = sg[w] * s * mag
+                                rm[e, w] = r
+                                lv[v, w] = t + r
+            for w in range(wb):
+                for v in range(nv):
+                    out[b0 + w, v] = lv[v, w]
+
+    _NB_KERNEL = _kernel
+    return _kernel
+
+
+# ------------------------------------------------------------------------------------------
+# torch backend (any device)
+# ------------------------------------------------------------------------------------------
+def _layered_minsum_torch(llr: torch.Tensor, layers, num_iter: int, use_offset: bool, scale: float,
+                          offset: float) -> torch.Tensor:
+    """Layered min-sum on ``llr`` ``[num_vns, batch]`` (internal LLRs, batch last); returns posteriors."""
+    L = llr.clone()
+    bsz = llr.shape[1]
+    R = [torch.zeros(d, z, bsz, dtype=llr.dtype, device=llr.device) for (_idx, d, z, _j) in layers]
+    for _ in range(num_iter):
+        for li, (idx, d, z, jcol) in enumerate(layers):
+            T = L.index_select(0, idx).view(d, z, bsz).sub_(R[li])
+            A = T.abs()
+            m1, im = A.min(dim=0, keepdim=True)
+            A.scatter_(0, im, float("inf"))
+            m2 = A.amin(dim=0, keepdim=True)
+            neg = T < 0
+            par = neg.sum(dim=0, keepdim=True, dtype=torch.int32) & 1
+            if use_offset:
+                m1 = (m1 - offset).clamp_(min=0.0)
+                m2 = (m2 - offset).clamp_(min=0.0)
+            else:
+                m1 = m1 * scale
+                m2 = m2 * scale
+            mag = torch.where(jcol == im, m2, m1)
+            flip = neg ^ par.bool()
+            Rn = torch.where(flip, -mag, mag)
+            R[li] = Rn
+            L.index_copy_(0, idx, (T + Rn).view(d * z, bsz))
+    return L
+
+
+# ------------------------------------------------------------------------------------------
+# The decoder block
+# ------------------------------------------------------------------------------------------
+def _check_pos_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+class LDPC5GFastDecoder(nn.Module):
+    """Layered min-sum decoder for a Sionna :class:`LDPC5GEncoder` (drop-in for ``LDPC5GDecoder``).
+
+    Parameters
+    ----------
+    encoder : sionna.phy.fec.ldpc.LDPC5GEncoder
+        The encoder whose code (``pcm``, ``z``, rate matching, interleaver) is decoded.
+    num_iter : int
+        Layered iterations (each visits every layer once). Default 20, like Sionna.
+    cn_update : ``"oms"`` (default) or ``"nms"``
+        Offset min-sum (magnitude ``max(min - offset, 0)``) or normalised min-sum (``scale * min``).
+    scale : float
+        NMS scaling factor in ``(0, 1]`` (default 0.75).
+    offset : float
+        OMS offset ``>= 0`` in LLR units (default 0.4: best of 0.3..0.6 and of NMS 0.7..0.8 for
+        the (512,1024) and (400,600) codes with 16-QAM/AWGN, 4000-6000 blocks per point;
+        Sionna's ``offset-minsum`` uses 0.5).
+    hard_out : bool
+        Return hard-decided bits (float 0/1) instead of posterior logits ``log p(1)/p(0)``.
+    return_infobits : bool
+        Return the ``k`` info bits (default) or the ``n`` codeword bits in transmission order.
+    llr_max : float or None
+        Clip the channel logits to ``[-llr_max, llr_max]`` (Sionna's default 20); ``None``: no clip.
+    backend : ``"auto"`` (default), ``"numba"`` or ``"torch"``
+        ``auto`` = numba for CPU inputs when installed, torch otherwise (GPU inputs always torch).
+    chunk : int
+        numba backend: at most this many codewords per SIMD block (default 128; smaller blocks
+        are used when the batch is too small to give every thread a block).
+
+    Input
+    -----
+    llr_ch : Tensor, ``[..., n]``, float32/float64
+        Channel logits ``log p(1)/p(0)`` (Sionna's demapper output).
+
+    Output
+    ------
+    Tensor, ``[..., k]`` (or ``[..., n]``), dtype of ``llr_ch``, on its device.
+
+    Example
+    -------
+    >>> import torch
+    >>> from sionna.phy.fec.ldpc import LDPC5GEncoder
+    >>> enc = LDPC5GEncoder(k=512, n=1024)
+    >>> dec = LDPC5GFastDecoder(enc, num_iter=20)
+    >>> dec(torch.full((2, 1024), -20.0)).sum().item()   # all-zero codeword
+    0.0
+    """
+
+    def __init__(self, encoder, num_iter: int = 20, cn_update: str = "oms", scale: float = 0.75,
+                 offset: float = 0.4, hard_out: bool = True, return_infobits: bool = True,
+                 llr_max: Optional[float] = 20.0, backend: str = "auto", chunk: int = 128):
+        super().__init__()
+        self.structure = qc_structure(encoder)
+        self.encoder = encoder
+        self.num_iter = _check_pos_int(num_iter, "num_iter")
+        if cn_update not in CN_UPDATES:
+            raise ValueError(f"cn_update must be one of {CN_UPDATES}, got {cn_update!r}")
+        if isinstance(scale, bool) or not isinstance(scale, numbers.Real) or not 0.0 < scale <= 1.0:
+            raise ValueError(f"scale must be a number in (0, 1], got {scale!r}")
+        if isinstance(offset, bool) or not isinstance(offset, numbers.Real) or not 0.0 <= offset < math.inf:
+            raise ValueError(f"offset must be a finite number >= 0, got {offset!r}")
+        if llr_max is not None and (isinstance(llr_max, bool) or not isinstance(llr_max, numbers.Real)
+                                    or not 0.0 < llr_max < math.inf):
+            raise ValueError(f"llr_max must be a positive finite number or None, got {llr_max!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "numba" and not _HAVE_NUMBA:
+            raise RuntimeError("backend='numba' needs the optional package numba; use backend='torch' or 'auto'")
+        for name, val in (("hard_out", hard_out), ("return_infobits", return_infobits)):
+            if not isinstance(val, bool):
+                raise TypeError(f"{name} must be bool, got {type(val).__name__}")
+        self.cn_update, self.scale, self.offset = cn_update, float(scale), float(offset)
+        self.hard_out, self.return_infobits = hard_out, return_infobits
+        self.llr_max = None if llr_max is None else float(llr_max)
+        self.backend = backend
+        self.chunk = _check_pos_int(chunk, "chunk")
+        st = self.structure
+        self._max_deg = int(st.layer_deg.max())
+        nbps = encoder.num_bits_per_symbol
+        self._out_int_inv = None if nbps is None else np.asarray(encoder.out_int_inv.cpu(), dtype=np.int64)
+        self._out_int = None if nbps is None else np.asarray(encoder.out_int.cpu(), dtype=np.int64)
+        self._torch_layers = {}
+
+    # -- properties ----------------------------------------------------------------------
+    @property
+    def k(self) -> int:
+        return self.structure.k
+
+    @property
+    def n(self) -> int:
+        return self.structure.n
+
+    @property
+    def num_edges(self) -> int:
+        return self.structure.num_edges
+
+    def resolve_backend(self, device: Union[str, torch.device]) -> str:
+        """The backend used for inputs on ``device``."""
+        dev = torch.device(device)
+        if self.backend == "auto":
+            return "numba" if (_HAVE_NUMBA and dev.type == "cpu") else "torch"
+        if self.backend == "numba" and dev.type != "cpu":
+            raise ValueError(f"backend='numba' runs on CPU only; got llr_ch on {dev}")
+        return self.backend
+
+    # -- helpers -------------------------------------------------------------------------
+    def _layers_on(self, device):
+        key = str(device)
+        if key not in self._torch_layers:
+            st = self.structure
+            layers = []
+            for l in range(st.num_layers):
+                d = int(st.layer_deg[l])
+                idx = torch.as_tensor(st.var_idx[st.layer_off[l]:st.layer_off[l + 1]], device=device)
+                jcol = torch.arange(d, device=device).view(d, 1, 1)
+                layers.append((idx, d, st.z, jcol))
+            self._torch_layers[key] = layers
+        return self._torch_layers[key]
+
+    def mother_llr(self, llr_ch: torch.Tensor) -> torch.Tensor:
+        """Map transmitted logits ``[B, n]`` to internal LLRs ``[B, num_vns]`` of the kept mother code.
+
+        Punctured positions get 0, filler (known-zero) bits a large positive LLR.
+        """
+        st = self.structure
+        z, k, k_ldpc = st.z, st.k, st.k_ldpc
+        if self._out_int_inv is not None:
+            llr_ch = llr_ch[:, torch.as_tensor(self._out_int_inv, device=llr_ch.device)]
+        if self.llr_max is not None:
+            llr_ch = llr_ch.clamp(-self.llr_max, self.llr_max)
+        bsz = llr_ch.shape[0]
+        full = torch.zeros(bsz, st.num_vns, dtype=torch.float32, device=llr_ch.device)
+        nsys = k - 2 * z
+        full[:, 2 * z:k] = -llr_ch[:, :nsys]
+        full[:, k:k_ldpc] = _FILLER_LLR
+        full[:, k_ldpc:st.tx_end] = -llr_ch[:, nsys:]
+        return full
+
+    def _check_input(self, llr_ch):
+        if not isinstance(llr_ch, torch.Tensor):
+            raise TypeError(f"llr_ch must be a torch.Tensor, got {type(llr_ch).__name__}")
+        if not llr_ch.is_floating_point():
+            raise TypeError(f"llr_ch must be a real floating tensor (logits), got dtype {llr_ch.dtype}")
+        if llr_ch.dim() < 1 or llr_ch.shape[-1] != self.n:
+            raise ValueError(f"llr_ch must have last dimension n={self.n}, got shape {tuple(llr_ch.shape)}")
+        if torch.isnan(llr_ch).any():
+            raise ValueError("llr_ch must not contain NaN")
+        if self.llr_max is None and torch.isinf(llr_ch).any():
+            raise ValueError("llr_ch contains +-inf and llr_max=None (no clipping); give finite logits "
+                             "or set llr_max")
+
+    # -- forward -------------------------------------------------------------------------
+    @torch.no_grad()
+    def forward(self, llr_ch: torch.Tensor, num_iter: Optional[int] = None) -> torch.Tensor:
+        """Decode channel logits ``[..., n]`` -> bits (or logits) ``[..., k]`` / ``[..., n]``."""
+        self._check_input(llr_ch)
+        iters = self.num_iter if num_iter is None else _check_pos_int(num_iter, "num_iter")
+        st = self.structure
+        lead = llr_ch.shape[:-1]
+        flat = llr_ch.reshape(-1, self.n)
+        backend = self.resolve_backend(flat.device)
+        full = self.mother_llr(flat)
+        use_offset = self.cn_update == "oms"
+        if full.shape[0] == 0:
+            post = full
+        elif backend == "numba":
+            kern = _numba_kernel()
+            src = full.numpy()
+            out = np.empty_like(src)
+            # numba uses torch's thread count; its OpenMP layer may reset the process-wide OpenMP
+            # thread count (which torch reads), so torch's setting is restored afterwards.
+            threads = torch.get_num_threads()
+            nthr = max(1, min(threads, _numba.config.NUMBA_NUM_THREADS))
+            _numba.set_num_threads(nthr)
+            # codewords per SIMD block: at most `chunk`, but small enough to give every thread work
+            per_thread = -(-src.shape[0] // nthr)
+            width = int(min(self.chunk, max(8, -(-per_thread // 8) * 8)))
+            try:
+                kern(src, st.var_idx, st.layer_off, st.layer_deg, st.z, self._max_deg, iters, use_offset,
+                     np.float32(self.scale), np.float32(self.offset), width, out)
+            finally:
+                if torch.get_num_threads() != threads:
+                    torch.set_num_threads(threads)
+            post = torch.from_numpy(out)
+        else:
+            post = _layered_minsum_torch(full.t().contiguous(), self._layers_on(full.device), iters,
+                                         use_offset, self.scale, self.offset).t()
+        if self.return_infobits:
+            x = post[:, :st.k]
+        else:
+            x = torch.cat([post[:, 2 * st.z:st.k], post[:, st.k_ldpc:st.tx_end]], dim=1)
+            if self._out_int is not None:
+                x = x[:, torch.as_tensor(self._out_int, device=x.device)]
+        if self.hard_out:
+            x = (x <= 0).to(llr_ch.dtype)
+        else:
+            x = (-x).to(llr_ch.dtype)
+        return x.reshape(*lead, x.shape[-1]).to(llr_ch.device)
+
+    def extra_repr(self) -> str:
+        return (f"k={self.k}, n={self.n}, z={self.structure.z}, layers={self.structure.num_layers}, "
+                f"edges={self.num_edges}, num_iter={self.num_iter}, cn_update={self.cn_update!r}, "
+                f"backend={self.backend!r}")
