@@ -8,7 +8,10 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One intra-op thread for the whole suite: the tests use small batches and tiny models, where extra
+# threads only add synchronisation, and on a busy 2-core machine two threads make Sionna's BP decoder
+# and tiny convolutions 10-100x slower (spin-waiting). Benchmarks set their own thread counts.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

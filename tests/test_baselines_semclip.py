@@ -77,7 +77,7 @@ def test_image_jscc_bad_input():
 
 def test_djscc_ft_learns_seen_classes_and_cannot_name_unseen(digits):
     x, y = digits
-    seen_cls, unseen_cls = [0, 1, 2, 3, 4], [5, 6, 7, 8, 9]
+    seen_cls = [0, 1, 2, 3, 4]  # classes 5..9 are never shown to the model
     m_seen = torch.isin(y, torch.tensor(seen_cls))
     model = DJSCCFT(image_size=16, num_classes=5, class_ids=seen_cls, feature_dim=32, channel_uses=8, hidden=16,
                     num_down=2, jscc_hidden=64)

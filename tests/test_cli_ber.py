@@ -9,15 +9,6 @@ import torch
 from experiments.ber import parse_snr_list
 from experiments.cli import main
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small batches gain nothing from intra-op threads, and on a loaded 2-core machine two threads
-    make Sionna's BP decoder 10-100x slower (spin-waiting); restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 REQUIRED = ["scheme", "channel", "snr_db", "snr_type", "esno_db", "ebno_db", "ber", "bler", "bit_errors", "bits",
             "block_errors", "blocks", "ber_ci_low", "ber_ci_high", "bler_ci_low", "bler_ci_high", "status"]

@@ -9,14 +9,6 @@ from baselines.deepsc import (DeepSC, DeepSCConfig, END_ID, PAD_ID, SPECIAL_TOKE
 from phy.channels import AWGN, Rayleigh
 from semantic.metrics import bleu
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread (two threads thrash on a loaded 2-core machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 TINY = DeepSCConfig(max_len=16, d_model=64, num_heads=4, num_layers=2, d_ff=128, dropout=0.0,
                     symbols_per_token=4, channel_hidden=64, decoder_hidden=128)

@@ -30,8 +30,6 @@ ARGS = ["ber", "--modulation", "16qam", "--code", "none,ldpc5g", "--k", "64", "-
 @pytest.fixture(scope="module", autouse=True)
 def ray_session():
     """One local Ray instance (2 CPUs) for the module; workers run one thread each."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
     started = not ray.is_initialized()
     if started:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
@@ -42,7 +40,6 @@ def ray_session():
     yield
     if started:
         ray.shutdown()
-    torch.set_num_threads(n)
 
 
 def _rows(path):

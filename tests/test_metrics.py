@@ -10,14 +10,6 @@ from semantic import metrics as M
 from semantic.sentences import minilm_model_dir
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run fastest on one thread (two threads thrash on a loaded 2-core machine)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 # ----------------------------------------------------------------------------- statistics
 def test_summarize_mean_and_t_interval():

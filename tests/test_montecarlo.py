@@ -15,15 +15,6 @@ from phy.montecarlo import (BER_COLUMNS, STATUS_BUDGET, STATUS_NO_ERRORS, STATUS
                             point_seed, simulate_ber)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small batches gain nothing from intra-op threads, and on a loaded 2-core machine two threads
-    make Sionna's BP decoder 10-100x slower (spin-waiting); restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 # ------------------------------------------------------------------------------------------
 # independent closed forms (textbook 16-QAM Gray, written here, not imported from phy)

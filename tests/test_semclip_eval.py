@@ -16,13 +16,6 @@ L_SNR, LS = 8, (4, 8)  # channel uses of the SNR study and of the bandwidth stud
 SNRS = "-5,5"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 def write_digit_folder(root, per_class=5, size=32):
     """scikit-learn's handwritten digits (real 8x8 scans), upsampled to ``size`` and saved as PNG class folders."""

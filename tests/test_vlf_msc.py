@@ -29,14 +29,6 @@ STEPS = 2  # DDIM steps in tests
 SIZE = 16  # generated image side (the tiny VAE halves it: 8x8 latents)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny convolutions are dominated by thread synchronisation: 1 thread is ~10x faster on a busy CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def system(tiny_blip2_dir, tiny_sd_dir):
