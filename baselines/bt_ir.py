@@ -27,7 +27,6 @@ Example
 from __future__ import annotations
 
 import io
-import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Tuple, Union

@@ -59,7 +59,6 @@ import numbers
 import os
 import re
 import unicodedata
-import warnings
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path

@@ -26,9 +26,8 @@ Example
 """
 from __future__ import annotations
 
-import math
 import numbers
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import torch
 import torch.nn.functional as F

@@ -670,7 +670,6 @@ def evaluate_point(ctx: Context, system: str, es: EvalSet, snr_db: float, L: int
 def _btir_metrics(logits, delivered, labels, G: int, budget: int, bits: List[int], codec: str) -> Dict:
     """BT-IR metrics: delivered images classified by CLIP, the others a uniform guess (expected value);
     in retrieval the undelivered images rank below every delivered one."""
-    import torch
 
     from semantic.semclip import classification_topk, text_to_image_retrieval
 

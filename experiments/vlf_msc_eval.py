@@ -436,7 +436,7 @@ def main(args: argparse.Namespace) -> int:
     import semantic  # noqa: F401  (torchvision shim first)
 
     from experiments.ber import parse_name_list, parse_snr_list
-    from experiments.results import RunManifest, format_value, open_table
+    from experiments.results import RunManifest, format_value
     from semantic.images import ImageCaptionDataset
 
     prog = "semcom vlf-msc-eval"

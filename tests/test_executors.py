@@ -20,6 +20,7 @@ import torch  # noqa: E402
 
 from experiments import executors as ex  # noqa: E402
 from experiments.cli import main  # noqa: E402
+from tiny_models import write_digit_folder  # noqa: E402
 from phy.montecarlo import BER_COLUMNS, BER_KEY_COLUMNS, ResumableCSV, simulate_ber  # noqa: E402
 
 ARGS = ["ber", "--modulation", "16qam", "--code", "none,ldpc5g", "--k", "64", "--n", "128",
@@ -183,14 +184,7 @@ def test_cli_rejects_ray_options_with_local_executor(tmp_path, capsys):
 
 
 def _write_images(root, n_per_class=5):
-    from PIL import Image
-
-    g = torch.Generator().manual_seed(0)
-    for c in ("cat", "dog"):
-        os.makedirs(root / c, exist_ok=True)
-        for i in range(n_per_class):
-            px = (torch.rand(8, 8, 3, generator=g) * 255).to(torch.uint8).numpy()
-            Image.fromarray(px).save(root / c / f"{i}.png")
+    write_digit_folder(root, ["cat", "dog"], per_class=n_per_class, size=8)
 
 
 def test_feature_extraction_on_ray_equals_in_process(tmp_path):

@@ -10,6 +10,7 @@ import torch
 import experiments.semclip_eval as se
 from experiments.cli import main
 from test_tapl import save_tiny_clip
+from tiny_models import write_digit_folder
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 L_SNR, LS = 8, (4, 8)  # channel uses of the SNR study and of the bandwidth study
@@ -17,26 +18,10 @@ SNRS = "-5,5"
 
 
 
-def write_digit_folder(root, per_class=5, size=32):
-    """scikit-learn's handwritten digits (real 8x8 scans), upsampled to ``size`` and saved as PNG class folders."""
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    for c, name in enumerate(DIGITS):
-        folder = root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for j, i in enumerate(np.flatnonzero(d.target == c)[:per_class]):
-            arr = (d.images[i] / 16.0 * 255).astype(np.uint8)
-            img = Image.fromarray(arr, mode="L").resize((size, size), Image.BILINEAR).convert("RGB")
-            img.save(folder / f"{j}.png")
-    return root
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     base = tmp_path_factory.mktemp("semclip_eval")
-    return save_tiny_clip(base / "clip"), write_digit_folder(base / "digits")
+    return save_tiny_clip(base / "clip"), write_digit_folder(base / "digits", DIGITS)
 
 
 def _args(clip, data, out, *extra):

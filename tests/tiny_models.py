@@ -185,23 +185,48 @@ def save_tiny_sd(path: PathLike, seed: int = 0) -> Path:
 # ------------------------------------------------------------------------------------------------
 # Images
 # ------------------------------------------------------------------------------------------------
-def write_tiny_images(path: PathLike, n: int = 3, size: int = 40, captions: Sequence[str] = None,
-                      labels: Sequence[str] = None, seed: int = 0) -> Path:
-    """Write ``n`` random RGB PNGs (``img0.png``...) and a ``captions.csv`` (image,caption,label)."""
+def real_image(i: int, size: int):
+    """A real photograph: the ``i``-th crop of scikit-learn's two sample photos, resized to ``size``."""
     from PIL import Image
+    from sklearn.datasets import load_sample_images
 
+    photos = load_sample_images().images  # china.jpg, flower.jpg (427 x 640 RGB)
+    photo = photos[i % len(photos)]
+    step = i // len(photos)
+    y0, x0 = (37 * step) % (photo.shape[0] - 200), (53 * step) % (photo.shape[1] - 200)
+    return Image.fromarray(photo[y0:y0 + 200, x0:x0 + 200]).resize((size, size), Image.BILINEAR)
+
+
+def write_tiny_images(path: PathLike, n: int = 3, size: int = 40, captions: Sequence[str] = None,
+                      labels: Sequence[str] = None) -> Path:
+    """Write ``n`` real RGB photos (``img0.png``...; :func:`real_image`) and a ``captions.csv`` (image,caption,label)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
     captions = list(captions) if captions is not None else [f"a photo of thing {i}" for i in range(n)]
     labels = list(labels) if labels is not None else [f"thing {i}" for i in range(n)]
     rows: List[str] = ["image,caption,label"]
     for i in range(n):
-        arr = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
-        Image.fromarray(arr).save(path / f"img{i}.png")
+        real_image(i, size).save(path / f"img{i}.png")
         rows.append(f"img{i}.png,{captions[i]},{labels[i]}")
     (path / "captions.csv").write_text("\n".join(rows) + "\n")
     return path
+
+
+def write_digit_folder(root: PathLike, classes: Sequence[str], per_class: int = 5, size: int = 32) -> Path:
+    """An ImageNet-style folder of real images: class ``j`` holds scikit-learn's handwritten digit ``j % 10``
+    (8x8 scans), upsampled to ``size`` and saved as RGB PNGs."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    root = Path(root)
+    d = load_digits()
+    for c, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for j, i in enumerate(np.flatnonzero(d.target == c % 10)[:per_class]):
+            arr = (d.images[i] / 16.0 * 255).astype(np.uint8)
+            Image.fromarray(arr, mode="L").resize((size, size), Image.BILINEAR).convert("RGB").save(folder / f"{j}.png")
+    return root
 
 
 # ------------------------------------------------------------------------------------------------

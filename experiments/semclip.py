@@ -1,0 +1,287 @@
+"""``semcom semclip extract|train-jscc|train-tapl|eval``: the SemCLIP pipeline from the command line.
+
+1. ``extract``: run the frozen CLIP image encoder once over an image folder and store the tokens
+   (safetensors shards + labels + paths); rerunning reuses the cache.
+2. ``train-jscc``: stage 1, the SNR-adaptive JSCC on the tokens of the *seen* classes (contrastive loss).
+3. ``train-tapl``: stage 2, TAPL on the seen classes through the frozen JSCC.
+4. ``eval``: zero-shot classification on the *unseen* classes and text-to-image retrieval per SNR;
+   writes ``zeroshot.csv`` (``system,channel,snr_db,channel_uses,bandwidth_ratio,top1,top5,retrieval_top1``,
+   resumable: finished rows are skipped) and ``manifest.json``.
+
+The seen/unseen split is a seeded class split (``--unseen-fraction 0.2``: 800/200 on ImageNet).
+The bandwidth ratio is ``L / (C*H*W)`` with ``L`` complex channel uses and the CLIP input image size
+(``3 x 336 x 336`` for ViT-L-14-336), via :func:`phy.conventions.bandwidth_compression_ratio`.
+
+Example
+-------
+::
+
+    semcom semclip extract --data ~/imagenet/train --dataset imagenet --out runs/feats-train
+    semcom semclip train-jscc --features runs/feats-train --out runs/jscc --channel-uses 384
+    semcom semclip train-tapl --features runs/feats-train --jscc runs/jscc --out runs/tapl
+    semcom semclip eval --features runs/feats-val --jscc runs/jscc --tapl runs/tapl \\
+        --snr-db -10 -5 0 5 10 --out runs/eval
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+__all__ = ["add_arguments", "main"]
+
+
+def _common(p: argparse.ArgumentParser, features: bool = True) -> None:
+    if features:
+        p.add_argument("--features", required=True, help="feature cache folder written by `extract`")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _clip_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--clip-model", default="ViT-L-14-336",
+                   help="open_clip model name, or local-dir:/path (open_clip_config.json + weights)")
+    p.add_argument("--pretrained", default="openai", help="open_clip pretrained tag or a checkpoint file")
+
+
+def _split_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--unseen-fraction", type=float, default=0.2, help="fraction of classes held out as unseen")
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--all-classes", action="store_true", help="no seen/unseen split (use every class)")
+
+
+def _channel_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--channel", default="awgn", choices=["awgn", "rayleigh"])
+    p.add_argument("--equalizer", default="mmse", choices=["mmse", "zf"], help="on fading channels")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    p = sub.add_parser("extract", help="extract CLIP image tokens once (cached shards)")
+    p.add_argument("--data", required=True, help="dataset root folder")
+    p.add_argument("--dataset", default="folder", choices=["folder", "imagenet", "oxford_pets", "food101",
+                                                           "caltech101"])
+    p.add_argument("--split", default=None, help="dataset split (e.g. train/test for food101, oxford_pets)")
+    p.add_argument("--out", required=True, help="feature cache folder")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--shard-size", type=int, default=8192)
+    p.add_argument("--num-workers", type=int, default=4)
+    _clip_args(p)
+    _common(p, features=False)
+    from experiments.executors import add_executor_arguments
+
+    add_executor_arguments(p)  # --executor ray: one Ray task per shard (GPU tasks when --device is cuda)
+
+    p = sub.add_parser("train-jscc", help="stage 1: SNR-adaptive JSCC (contrastive loss)")
+    p.add_argument("--out", required=True, help="checkpoint folder (resumable)")
+    p.add_argument("--channel-uses", type=int, default=None, help="L complex channel uses (default N/2)")
+    p.add_argument("--snr-min", type=float, default=-10.0, help="training SNR range low end [dB]")
+    p.add_argument("--snr-max", type=float, default=10.0, help="training SNR range high end [dB]")
+    p.add_argument("--snr-db", type=float, default=None, help="train at this one SNR (sets min = max)")
+    p.add_argument("--steps", type=int, default=20000)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--hidden-dim", type=int, default=1024)
+    p.add_argument("--temperature", type=float, default=0.07)
+    p.add_argument("--no-af", action="store_true", help="no attention-feature modules (ablation)")
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    _channel_args(p)
+    _split_args(p)
+    _common(p)
+
+    p = sub.add_parser("train-tapl", help="stage 2: TAPL with the JSCC frozen")
+    p.add_argument("--jscc", default=None, help="JSCC folder from train-jscc (omit: ideal link)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, default=5000)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--n-ctx", type=int, default=4)
+    p.add_argument("--ctx-init", default="a photo of a")
+    p.add_argument("--classes-per-step", type=int, default=100, help="0 = all seen classes")
+    p.add_argument("--snr-min", type=float, default=None)
+    p.add_argument("--snr-max", type=float, default=None)
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    _clip_args(p)
+    _channel_args(p)
+    _split_args(p)
+    _common(p)
+
+    p = sub.add_parser("eval", help="zero-shot accuracy / retrieval on unseen classes -> zeroshot.csv")
+    p.add_argument("--jscc", default=None, help="JSCC folder (omit: ideal link, the CLIP upper bound)")
+    p.add_argument("--tapl", default=None, help="TAPL folder (omit: plain 'a photo of a {class}.' classifier)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--snr-db", type=float, nargs="+", default=[-10.0, -5.0, 0.0, 5.0, 10.0])
+    p.add_argument("--channel-uses", type=int, default=None, help="check against the JSCC checkpoint's L")
+    p.add_argument("--system", default=None, help="row label (default: semclip / semclip-noaf / clip-zeroshot)")
+    p.add_argument("--batch-size", type=int, default=64)
+    _clip_args(p)
+    _channel_args(p)
+    _split_args(p)
+    _common(p)
+
+
+def _device(name):
+    from semantic.checkpoints import resolve_device
+
+    return resolve_device(name)
+
+
+def _load_split(args, which: str):
+    from semantic.clip_tokens import load_features
+    from semantic.datasets import split_classes
+
+    fs = load_features(args.features)
+    if args.all_classes:
+        return fs
+    seen, unseen = split_classes(len(fs.class_names), args.unseen_fraction, args.split_seed)
+    return fs.subset_classes(seen if which == "seen" else unseen)
+
+
+def _extract(args) -> int:
+    from semantic.clip_tokens import CLIPImageEncoder, extract_features, load_open_clip
+    from semantic.datasets import make_dataset
+
+    device = _device(args.device)
+    if getattr(args, "executor", "local") not in (None, "local"):  # one task per shard; same shards
+        from experiments.executors import (RayExecutor, clip_dataset, clip_image_encoder,
+                                           extract_features_parallel)
+
+        spec = (args.clip_model, args.pretrained, str(device))
+        with RayExecutor(num_cpus=args.num_cpus, address=args.address,
+                         num_gpus_per_task=1 if str(device).startswith("cuda") else 0) as executor:
+            fs = extract_features_parallel(executor, (clip_image_encoder, spec),
+                                           (clip_dataset, (args.dataset, args.data, args.split) + spec[:2]),
+                                           args.out, f"{args.clip_model}|{args.pretrained}",
+                                           batch_size=args.batch_size, shard_size=args.shard_size,
+                                           num_workers=args.num_workers)
+        print(f"{len(fs)} tokens of dim {fs.token_dim} ({len(fs.class_names)} classes) in {args.out}")
+        return 0
+    model, preprocess, _ = load_open_clip(args.clip_model, args.pretrained, device=device)
+    enc = CLIPImageEncoder(model, key=f"{args.clip_model}|{args.pretrained}")
+    ds = make_dataset(args.dataset, args.data, transform=preprocess, split=args.split)
+    fs = extract_features(enc, ds, args.out, batch_size=args.batch_size, shard_size=args.shard_size,
+                          num_workers=args.num_workers, progress=False if args.no_progress else None)
+    print(f"{len(fs)} tokens of dim {fs.token_dim} ({len(fs.class_names)} classes) in {args.out}")
+    return 0
+
+
+def _train_jscc(args) -> int:
+    from semantic.semclip import SemCLIPConfig, train_jscc
+
+    fs = _load_split(args, "seen")
+    lo, hi = (args.snr_db, args.snr_db) if args.snr_db is not None else (args.snr_min, args.snr_max)
+    N = fs.token_dim
+    cfg = SemCLIPConfig(token_dim=N, channel_uses=args.channel_uses or N // 2, hidden_dim=args.hidden_dim,
+                        use_af=not args.no_af, channel=args.channel, equalizer=args.equalizer,
+                        snr_train_range=(lo, hi), temperature=args.temperature, jscc_batch_size=args.batch_size,
+                        jscc_lr=args.lr, jscc_steps=args.steps, checkpoint_every=args.checkpoint_every,
+                        unseen_fraction=args.unseen_fraction, split_seed=args.split_seed, seed=args.seed)
+    codec, hist = train_jscc(fs.features, cfg, out_dir=args.out, device=_device(args.device),
+                             progress=False if args.no_progress else None)
+    print(f"JSCC trained on {len(fs)} tokens ({len(fs.class_names)} classes), L={codec.channel_uses}, "
+          f"final loss {hist[-1]:.4f} -> {args.out}")
+    return 0
+
+
+def _jscc_config(path):
+    from semantic.semclip import SemCLIPConfig
+
+    p = Path(path) / "semclip_config.json"
+    return SemCLIPConfig.load(p) if p.is_file() else None
+
+
+def _train_tapl(args) -> int:
+    import dataclasses
+
+    from semantic.clip_tokens import load_open_clip
+    from semantic.jscc import JSCCCodec
+    from semantic.semclip import SemCLIPConfig, train_tapl
+
+    device = _device(args.device)
+    fs = _load_split(args, "seen")
+    codec = JSCCCodec.from_pretrained(args.jscc, equalizer=args.equalizer) if args.jscc else None
+    base = _jscc_config(args.jscc) if args.jscc else None
+    base = base or SemCLIPConfig(token_dim=fs.token_dim, channel_uses=max(1, fs.token_dim // 2))
+    lo = args.snr_min if args.snr_min is not None else base.snr_train_range[0]
+    hi = args.snr_max if args.snr_max is not None else base.snr_train_range[1]
+    cfg = dataclasses.replace(base, clip_model=args.clip_model, pretrained=args.pretrained, channel=args.channel,
+                              equalizer=args.equalizer, snr_train_range=(lo, hi), n_ctx=args.n_ctx,
+                              ctx_init=args.ctx_init, tapl_batch_size=args.batch_size, tapl_lr=args.lr,
+                              tapl_steps=args.steps, tapl_classes_per_step=args.classes_per_step or None,
+                              checkpoint_every=args.checkpoint_every, unseen_fraction=args.unseen_fraction,
+                              split_seed=args.split_seed, seed=args.seed)
+    model, _, tokenizer = load_open_clip(args.clip_model, args.pretrained, device=device)
+    tapl, hist = train_tapl(fs.features, fs.labels, fs.class_names, codec, model, tokenizer, cfg, out_dir=args.out,
+                            device=device, progress=False if args.no_progress else None)
+    print(f"TAPL trained on {len(fs.class_names)} seen classes, final loss {hist[-1]:.4f} -> {args.out}")
+    return 0
+
+
+def _eval(args) -> int:
+    from experiments.results import RunManifest, open_table
+    from phy.channels import make_channel
+    from phy.conventions import bandwidth_compression_ratio
+    from semantic.clip_tokens import load_open_clip
+    from semantic.jscc import JSCCCodec
+    from semantic.semclip import SemCLIP, SemCLIPConfig, evaluate_zeroshot
+    from semantic.tapl import TAPL
+
+    device = _device(args.device)
+    fs = _load_split(args, "unseen")
+    codec = JSCCCodec.from_pretrained(args.jscc, equalizer=args.equalizer) if args.jscc else None
+    if codec is not None and args.channel_uses is not None and args.channel_uses != codec.channel_uses:
+        raise ValueError(f"--channel-uses {args.channel_uses} does not match the JSCC checkpoint "
+                         f"{args.jscc!r} (L = {codec.channel_uses})")
+    tapl = TAPL.from_pretrained(str(Path(args.tapl) / "tapl"), low_cpu_mem_usage=False) if args.tapl else None
+    cfg = (_jscc_config(args.jscc) if args.jscc else None) or SemCLIPConfig(token_dim=fs.token_dim)
+    if args.tapl and _jscc_config(args.tapl) is not None:
+        t = _jscc_config(args.tapl)
+        cfg.ctx_init, cfg.n_ctx = t.ctx_init, t.n_ctx
+    model, _, tokenizer = load_open_clip(args.clip_model, args.pretrained, device=device)
+    system = SemCLIP.from_clip(cfg, model, tokenizer, codec=codec, tapl=tapl)
+    image_shape = fs.meta.get("image_shape") or list((3,) + tuple([getattr(model.visual, "image_size", 224)] * 2))
+    if codec is None:
+        default_name = "clip-zeroshot" if tapl is None else "tapl-ideal"
+    else:
+        default_name = ("semclip" if cfg.use_af else "semclip-noaf") + ("" if tapl is not None else "-notapl")
+    name = args.system or default_name
+    if codec is None:
+        L = math.ceil(fs.token_dim / 2)  # the token sent uncoded, two reals per channel use
+        snrs = [math.inf]
+    else:
+        L = codec.channel_uses
+        snrs = list(args.snr_db)
+    ratio = bandwidth_compression_ratio(L, tuple(image_shape))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = open_table(out / "zeroshot.csv", keys=["system", "channel", "snr_db", "channel_uses"],
+                       values=["bandwidth_ratio", "top1", "top5", "retrieval_top1"])
+    channel_name = args.channel if codec is not None else "ideal"
+    done = table.finished_keys()
+    from phy.montecarlo import format_value
+
+    with RunManifest(out, args=args, seed=args.seed, command="semcom semclip eval",
+                     extra={"n_images": len(fs), "n_classes": len(fs.class_names),
+                            "image_shape": image_shape}) as man:
+        for snr in snrs:
+            key = tuple(format_value(v) for v in (name, channel_name, snr, L))
+            if key in done:
+                continue
+            channel = make_channel(args.channel, seed=args.seed) if codec is not None else None
+            r = evaluate_zeroshot(system, fs.features, fs.labels, fs.class_names, channel, snr, device=device,
+                                  batch_size=args.batch_size)
+            table.append({"system": name, "channel": channel_name, "snr_db": snr, "channel_uses": L,
+                          "bandwidth_ratio": ratio, "top1": r["top1"], "top5": r["top5"],
+                          "retrieval_top1": r["retrieval_top1"]})
+            print(f"{name} {channel_name} snr={snr} dB L={L}: top1={r['top1']:.4f} top5={r['top5']:.4f} "
+                  f"retrieval top1={r['retrieval_top1']:.4f} top5={r['retrieval_top5']:.4f}", flush=True)
+        man.update(rows=len(snrs))
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    import semantic  # noqa: F401  (torchvision shim before open_clip)
+
+    return {"extract": _extract, "train-jscc": _train_jscc, "train-tapl": _train_tapl, "eval": _eval}[args.action](args)

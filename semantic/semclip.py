@@ -1,0 +1,520 @@
+"""SemCLIP: zero-shot semantic communication of CLIP image tokens over the shared channel core.
+
+Pipeline (transmitter -> channel -> receiver)::
+
+    image --CLIP image encoder (frozen, extracted once: semantic.clip_tokens)--> token t [N]
+      --JSCC encoder (SNR-adaptive, semantic.jscc)--> L complex symbols, mean |x|^2 = 1
+      --phy channel (AWGN / Rayleigh + MMSE or ZF)--> JSCC decoder --> t_hat [N]
+      --TAPL (semantic.tapl) + frozen CLIP text encoder--> class scores over *unseen* classes;
+        text queries rank the received t_hat for text-to-image retrieval.
+
+Training: stage 1 trains the JSCC with the contrastive loss (eq. 4) at SNRs drawn uniformly from
+``snr_train_range`` per example; stage 2 freezes it and trains TAPL on the *seen* classes with the
+image-text loss (eq. 5). Evaluation uses the unseen classes of a seeded split. The SNR given to the
+JSCC (encoder and decoder) is the channel's known Es/N0.
+
+Both training loops are resumable: ``<out>/checkpoint/`` holds the model folders plus
+``train_state.pt`` (optimizer, AMP scaler, step, loss history) every ``checkpoint_every`` steps;
+a rerun with the same ``out`` continues from there. The final model is written to ``<out>/``.
+
+Example
+-------
+>>> import torch
+>>> from phy.channels import AWGN
+>>> from semantic.semclip import SemCLIPConfig, train_jscc
+>>> cfg = SemCLIPConfig(token_dim=16, channel_uses=4, hidden_dim=32, jscc_steps=3, jscc_batch_size=8)
+>>> codec, hist = train_jscc(torch.randn(20, 16), cfg, out_dir=None, progress=False)
+>>> len(hist)
+3
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn.functional as F
+
+from phy.channels import Channel, make_channel
+from phy.conventions import bandwidth_compression_ratio
+
+from .jscc import JSCCCodec, contrastive_jscc_loss, sample_snr_db
+from .tapl import TAPL, CLIPTextTower, TaskPerformer, tapl_loss, zeroshot_classifier
+
+__all__ = [
+    "SemCLIPConfig",
+    "SemCLIP",
+    "train_jscc",
+    "train_tapl",
+    "transmit_tokens",
+    "classification_topk",
+    "text_to_image_retrieval",
+    "feature_retrieval_topk",
+    "evaluate_zeroshot",
+]
+
+
+@dataclass
+class SemCLIPConfig:
+    """Every setting of a SemCLIP system (saved as ``semclip_config.json`` next to checkpoints).
+
+    Attributes
+    ----------
+    clip_model, pretrained : open_clip model name (or ``local-dir:``) and tag/file.
+    token_dim : ``N`` (768 for ViT-L-14-336).
+    channel_uses : ``L`` complex channel uses per image (default 384 = N/2).
+    hidden_dim, num_hidden, use_af, linear_skip : JSCC architecture (``use_af=False``: the ablation;
+        ``linear_skip``: a linear shortcut from input to output of the encoder and of the decoder).
+    channel : channel name for :func:`phy.channels.make_channel` (``awgn``, ``rayleigh``...).
+    equalizer : ``mmse`` or ``zf`` (used on fading channels).
+    snr_train_range : (low, high) dB, SNR drawn uniformly per example in training.
+    temperature : of the contrastive JSCC loss.
+    jscc_* / tapl_* : batch size, learning rate, steps.
+    n_ctx, ctx_init : TAPL context length and initialisation text.
+    tapl_classes_per_step : classes scored per TAPL step (the batch's labels plus random others;
+        ``None`` = all seen classes). Needed because the text encoder runs on B x G prompts.
+    text_chunk : prompts per text-encoder pass.
+    checkpoint_every : steps between resumable checkpoints.
+    unseen_fraction, split_seed : the seen/unseen class split.
+    seed : training seed (batches, SNRs, channel).
+    """
+
+    clip_model: str = "ViT-L-14-336"
+    pretrained: Optional[str] = "openai"
+    token_dim: int = 768
+    channel_uses: int = 384
+    hidden_dim: int = 1024
+    num_hidden: int = 2
+    use_af: bool = True
+    linear_skip: bool = True
+    channel: str = "awgn"
+    equalizer: str = "mmse"
+    snr_train_range: Tuple[float, float] = (-10.0, 10.0)
+    temperature: float = 0.07
+    jscc_batch_size: int = 256
+    jscc_lr: float = 1e-3
+    jscc_steps: int = 20000
+    n_ctx: int = 4
+    ctx_init: str = "a photo of a"
+    tapl_batch_size: int = 32
+    tapl_lr: float = 2e-3
+    tapl_steps: int = 5000
+    tapl_classes_per_step: Optional[int] = 100
+    text_chunk: int = 2048
+    checkpoint_every: int = 500
+    unseen_fraction: float = 0.2
+    split_seed: int = 0
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("token_dim", "channel_uses", "hidden_dim", "num_hidden", "jscc_batch_size", "jscc_steps",
+                     "n_ctx", "tapl_batch_size", "tapl_steps", "text_chunk", "checkpoint_every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0 or (v == 0 and not name.endswith("steps")):
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        lo, hi = (float(v) for v in self.snr_train_range)
+        if hi < lo:
+            raise ValueError(f"snr_train_range must be (low, high), got {self.snr_train_range!r}")
+        self.snr_train_range = (lo, hi)
+        if self.equalizer not in ("mmse", "zf"):
+            raise ValueError(f"equalizer must be 'mmse' or 'zf', got {self.equalizer!r}")
+        if not 0 < self.temperature:
+            raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SemCLIPConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown SemCLIPConfig keys: {sorted(unknown)}")
+        d = dict(d)
+        if "snr_train_range" in d:
+            d["snr_train_range"] = tuple(d["snr_train_range"])
+        return cls(**d)
+
+    def save(self, path: Union[str, Path]) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: Union[str, Path]) -> "SemCLIPConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------------
+def _progress(total: int, initial: int, desc: str, enabled: Optional[bool]):
+    from tqdm.auto import tqdm
+
+    disable = not sys.stderr.isatty() if enabled is None else not enabled
+    return tqdm(total=total, initial=initial, desc=desc, disable=disable)
+
+
+def _step_generator(seed: int, step: int, device) -> torch.Generator:
+    """A generator for one training step: batches and SNRs depend only on (seed, step), so a resumed
+    run draws exactly what an uninterrupted one would."""
+    g = torch.Generator(device=device)
+    g.manual_seed((int(seed) * 1_000_003 + int(step)) % (2**62))
+    return g
+
+
+def _save_checkpoint(out_dir: Path, save_models: Callable[[Path], None], state: dict) -> None:
+    """Write ``<out>/checkpoint`` atomically (build in ``checkpoint.tmp``, then swap)."""
+    tmp, final, old = out_dir / "checkpoint.tmp", out_dir / "checkpoint", out_dir / "checkpoint.old"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_models(tmp)
+    torch.save(state, tmp / "train_state.pt")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _find_checkpoint(out_dir: Path) -> Optional[Path]:
+    for name in ("checkpoint", "checkpoint.old"):
+        p = out_dir / name
+        if (p / "train_state.pt").is_file():
+            return p
+    return None
+
+
+def _channel(channel: Union[Channel, str, None], cfg: SemCLIPConfig, seed: int) -> Channel:
+    if channel is None:
+        return make_channel(cfg.channel, seed=seed)
+    if isinstance(channel, str):
+        return make_channel(channel, seed=seed)
+    if not isinstance(channel, Channel):
+        raise TypeError(f"channel must be a phy.channels.Channel or a name, got {type(channel).__name__}")
+    return channel
+
+
+# ------------------------------------------------------------------------------------------------
+# stage 1: JSCC
+# ------------------------------------------------------------------------------------------------
+def train_jscc(features: torch.Tensor, cfg: SemCLIPConfig, out_dir: Optional[Union[str, Path]] = None,
+               channel: Union[Channel, str, None] = None, device: Union[str, torch.device] = "cpu",
+               steps: Optional[int] = None, progress: Optional[bool] = None,
+               codec: Optional[JSCCCodec] = None, stop_at: Optional[int] = None) -> Tuple[JSCCCodec, List[float]]:
+    """Train the SNR-adaptive JSCC with the contrastive loss (eq. 4) on tokens ``features`` ``[n, N]``.
+
+    Parameters
+    ----------
+    features : Tensor ``[n, N]`` float (raw tokens; the codec L2-normalises them)
+    cfg : :class:`SemCLIPConfig`
+    out_dir : path, optional
+        Checkpoints (resumable) and the final codec; ``None`` keeps everything in memory.
+    channel : Channel or name, optional (default ``cfg.channel`` seeded with ``cfg.seed``)
+    device : str or torch.device
+    steps : int, optional (default ``cfg.jscc_steps``): total steps, including resumed ones.
+    progress : bool, optional (default: a progress bar when stderr is a TTY)
+    codec : JSCCCodec, optional (a fresh one from ``cfg`` by default)
+    stop_at : int, optional
+        Checkpoint and return after this step (a time-limited job); a rerun resumes. The final
+        model folder is only written when all ``steps`` are done.
+
+    Returns
+    -------
+    codec (on ``device``, eval mode), loss history (one float per step, resumed ones included)
+    """
+    if not isinstance(features, torch.Tensor) or features.dim() != 2 or features.shape[1] != cfg.token_dim:
+        raise ValueError(f"features must be a [n, {cfg.token_dim}] tensor (cfg.token_dim), got "
+                         f"{tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__}")
+    if features.shape[0] < 2:
+        raise ValueError("the contrastive loss needs at least 2 examples")
+    device = torch.device(device)
+    steps = cfg.jscc_steps if steps is None else int(steps)
+    if codec is None:
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the global stream
+            torch.manual_seed(cfg.seed)
+            codec = JSCCCodec.build(cfg.token_dim, cfg.channel_uses, cfg.hidden_dim, cfg.num_hidden, cfg.use_af,
+                                    cfg.equalizer, cfg.linear_skip)
+    codec.to(device).train()
+    ch = _channel(channel, cfg, cfg.seed)
+    opt = torch.optim.AdamW(codec.parameters(), lr=cfg.jscc_lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, max(steps, 1)) / max(steps, 1))) * 0.95 + 0.05)
+    use_amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    start, history = 0, []
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        ck = _find_checkpoint(out)
+        if ck is not None:
+            loaded = JSCCCodec.from_pretrained(ck)
+            codec.load_state_dict(loaded.state_dict())
+            state = torch.load(ck / "train_state.pt", map_location=device, weights_only=False)
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            scaler.load_state_dict(state["scaler"])
+            start, history = int(state["step"]), list(state["history"])
+            ch.generator(device).set_state(state["channel_rng"].cpu())
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.save(out / "semclip_config.json")
+    feats = features.float().to(device)
+    n, B = feats.shape[0], min(cfg.jscc_batch_size, feats.shape[0])
+    bar = _progress(steps, start, "train-jscc", progress)
+    for step in range(start, steps):
+        g = _step_generator(cfg.seed, step, device)
+        idx = torch.randperm(n, generator=g, device=device)[:B]
+        snr = sample_snr_db(B, cfg.snr_train_range, generator=g, device=device)
+        with torch.autocast(device_type=device.type, enabled=use_amp):
+            t_hat = codec(feats[idx], ch, snr).x_hat
+        loss = contrastive_jscc_loss(feats[idx], t_hat.float(), cfg.temperature)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+        history.append(float(loss.detach()))
+        bar.update(1)
+        bar.set_postfix(loss=f"{history[-1]:.3f}")
+        last = step + 1 == steps or (stop_at is not None and step + 1 >= stop_at)
+        if out is not None and ((step + 1) % cfg.checkpoint_every == 0 or last):
+            _save_checkpoint(out, codec.save_pretrained,
+                             {"step": step + 1, "history": history, "optimizer": opt.state_dict(),
+                              "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
+                              "channel_rng": ch.generator(device).get_state()})
+        if last:
+            break
+    bar.close()
+    if out is not None and len(history) >= steps:
+        codec.save_pretrained(out)
+        (out / "train_history.json").write_text(json.dumps(history))
+    return codec.eval(), history
+
+
+# ------------------------------------------------------------------------------------------------
+# transmission and metrics
+# ------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def transmit_tokens(tokens: torch.Tensor, codec: Optional[JSCCCodec], channel: Optional[Channel], snr_db,
+                    batch_size: int = 1024, device: Union[str, torch.device] = "cpu") -> torch.Tensor:
+    """Received tokens ``[n, N]`` for ``tokens`` ``[n, N]`` at ``snr_db`` (``codec=None``: ideal link)."""
+    if codec is None:
+        return tokens.float()
+    device = torch.device(device)
+    codec.to(device).eval()
+    outs = []
+    for lo in range(0, tokens.shape[0], batch_size):
+        t = tokens[lo:lo + batch_size].float().to(device)
+        with torch.autocast(device_type=device.type, enabled=device.type == "cuda"):
+            outs.append(codec(t, channel, snr_db).x_hat.float().cpu())
+    return torch.cat(outs)
+
+
+def classification_topk(logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)) -> Dict[int, float]:
+    """Top-k accuracies of ``logits`` ``[n, G]`` for ``labels`` ``[n]`` (k capped at G)."""
+    out = {}
+    for k in ks:
+        kk = min(int(k), logits.shape[1])
+        top = logits.topk(kk, dim=1).indices
+        out[int(k)] = float((top == labels[:, None].to(top.device)).any(dim=1).float().mean())
+    return out
+
+
+def text_to_image_retrieval(scores: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)
+                            ) -> Dict[int, float]:
+    """Text-to-image retrieval: each class text query ranks the images by ``scores[:, g]``.
+
+    ``scores`` ``[n_images, G]`` (image-text similarities); a query ``g`` is a hit at ``k`` when one of
+    its ``k`` best-ranked images has label ``g``. Averaged over the classes present in ``labels``.
+    """
+    present = torch.unique(labels)
+    out = {}
+    for k in ks:
+        kk = min(int(k), scores.shape[0])
+        top = scores[:, present].topk(kk, dim=0).indices  # [k, Q]
+        hit = (labels[top] == present[None, :]).any(dim=0).float()
+        out[int(k)] = float(hit.mean())
+    return out
+
+
+def feature_retrieval_topk(received: torch.Tensor, database: torch.Tensor, targets: Optional[torch.Tensor] = None,
+                           ks: Sequence[int] = (1, 5), chunk: int = 4096) -> Dict[int, float]:
+    """Fraction of received features whose own item is among the ``k`` nearest database items (cosine).
+
+    ``received`` ``[q, D]``, ``database`` ``[n, D]``, ``targets`` ``[q]`` index of each query's item in the
+    database (default ``arange(q)``).
+    """
+    if targets is None:
+        targets = torch.arange(received.shape[0])
+    db = F.normalize(database.float(), dim=-1)
+    hits = {int(k): 0 for k in ks}
+    for lo in range(0, received.shape[0], chunk):
+        sim = F.normalize(received[lo:lo + chunk].float(), dim=-1) @ db.T
+        top = sim.topk(max(hits), dim=1).indices
+        tgt = targets[lo:lo + chunk, None].to(top.device)
+        for k in hits:
+            hits[k] += int((top[:, :k] == tgt).any(dim=1).sum())
+    return {k: v / received.shape[0] for k, v in hits.items()}
+
+
+# ------------------------------------------------------------------------------------------------
+# the system object
+# ------------------------------------------------------------------------------------------------
+class SemCLIP(torch.nn.Module):
+    """A SemCLIP receiver/transmitter pair around the frozen CLIP text tower.
+
+    Parameters
+    ----------
+    cfg : :class:`SemCLIPConfig`
+    codec : :class:`JSCCCodec` or None (None = ideal link, the CLIP-FT upper bound)
+    tower : :class:`CLIPTextTower`
+    tokenizer : open_clip tokenizer
+    tapl : :class:`TAPL` or None (None = plain zero-shot classifier ``"a photo of a {class}."``)
+    logit_scale : float
+    """
+
+    def __init__(self, cfg: SemCLIPConfig, codec: Optional[JSCCCodec], tower: CLIPTextTower, tokenizer: Callable,
+                 tapl: Optional[TAPL] = None, logit_scale: float = 100.0):
+        super().__init__()
+        self.cfg, self.codec, self.tower, self.tokenizer, self.tapl = cfg, codec, tower, tokenizer, tapl
+        self.logit_scale = float(logit_scale)
+        self.performer = (TaskPerformer(tapl, tower, tokenizer, logit_scale, cfg.ctx_init, cfg.text_chunk)
+                          if tapl is not None else None)
+
+    @classmethod
+    def from_clip(cls, cfg: SemCLIPConfig, clip_model, tokenizer, codec=None, tapl=None) -> "SemCLIP":
+        return cls(cfg, codec, CLIPTextTower(clip_model), tokenizer, tapl, float(clip_model.logit_scale.exp()))
+
+    def channel_uses(self) -> int:
+        return self.codec.channel_uses if self.codec is not None else math.ceil(self.cfg.token_dim / 2)
+
+    def bandwidth_ratio(self, image_shape: Sequence[int]) -> float:
+        """``L / (C*H*W)`` (complex channel uses per real source value)."""
+        return bandwidth_compression_ratio(self.channel_uses(), tuple(image_shape))
+
+    def transmit(self, tokens: torch.Tensor, channel: Optional[Channel], snr_db, device="cpu") -> torch.Tensor:
+        return transmit_tokens(tokens, self.codec, channel, snr_db, device=device)
+
+    @torch.no_grad()
+    def scores(self, received: torch.Tensor, class_names: Sequence[str], batch_size: int = 64,
+               device="cpu") -> torch.Tensor:
+        """Class logits ``[n, G]`` for received tokens ``[n, N]`` (TAPL if present, else the plain classifier)."""
+        device = torch.device(device)
+        self.tower.to(device)
+        if self.performer is None:
+            w = zeroshot_classifier(self.tower, self.tokenizer, class_names, chunk=self.cfg.text_chunk)
+            return self.logit_scale * F.normalize(received.float().to(device), dim=-1) @ w.T
+        self.performer.to(device).eval()
+        out = []
+        for lo in range(0, received.shape[0], batch_size):
+            with torch.autocast(device_type=device.type, enabled=device.type == "cuda"):
+                out.append(self.performer(received[lo:lo + batch_size].to(device), class_names).float().cpu())
+        return torch.cat(out)
+
+
+def evaluate_zeroshot(system: SemCLIP, tokens: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str],
+                      channel: Optional[Channel], snr_db: float, device="cpu", batch_size: int = 64
+                      ) -> Dict[str, float]:
+    """Zero-shot top-1/top-5 accuracy and text-to-image retrieval top-1/top-5 of received tokens."""
+    received = system.transmit(tokens, channel, snr_db, device=device)
+    logits = system.scores(received, class_names, batch_size=batch_size, device=device).cpu()
+    acc = classification_topk(logits, labels, (1, 5))
+    ret = text_to_image_retrieval(logits, labels, (1, 5))
+    return {"top1": acc[1], "top5": acc[5], "retrieval_top1": ret[1], "retrieval_top5": ret[5]}
+
+
+# ------------------------------------------------------------------------------------------------
+# stage 2: TAPL
+# ------------------------------------------------------------------------------------------------
+def train_tapl(tokens: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str], codec: Optional[JSCCCodec],
+               clip_model, tokenizer, cfg: SemCLIPConfig, out_dir: Optional[Union[str, Path]] = None,
+               channel: Union[Channel, str, None] = None, device: Union[str, torch.device] = "cpu",
+               steps: Optional[int] = None, progress: Optional[bool] = None,
+               stop_at: Optional[int] = None) -> Tuple[TAPL, List[float]]:
+    """Train TAPL on the *seen* classes through the frozen JSCC (stage 2, eq. 5).
+
+    Each step: a batch of tokens, SNRs drawn from ``cfg.snr_train_range``, received tokens from the
+    frozen codec (``codec=None``: ideal link), logits over ``cfg.tapl_classes_per_step`` classes
+    (all the batch's labels plus random others), cross entropy. Resumable like :func:`train_jscc`.
+    """
+    if tokens.dim() != 2 or labels.shape != (tokens.shape[0],):
+        raise ValueError(f"tokens must be [n, N] and labels [n], got {tuple(tokens.shape)} and {tuple(labels.shape)}")
+    device = torch.device(device)
+    steps = cfg.tapl_steps if steps is None else int(steps)
+    tower = CLIPTextTower(clip_model).to(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        tapl = TAPL(token_dim=tokens.shape[1], ctx_dim=tower.width, n_ctx=cfg.n_ctx)
+    tapl.init_context(tower, tokenizer, cfg.ctx_init)
+    ch = _channel(channel, cfg, cfg.seed + 1)
+    out = Path(out_dir) if out_dir is not None else None
+    opt = torch.optim.AdamW(tapl.parameters(), lr=cfg.tapl_lr, weight_decay=0.0)
+    use_amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    start, history = 0, []
+    if out is not None:
+        ck = _find_checkpoint(out)
+        if ck is not None:
+            tapl = TAPL.from_pretrained(str(ck / "tapl"), low_cpu_mem_usage=False)
+            state = torch.load(ck / "train_state.pt", map_location=device, weights_only=False)
+            tapl.to(device)
+            opt = torch.optim.AdamW(tapl.parameters(), lr=cfg.tapl_lr, weight_decay=0.0)
+            opt.load_state_dict(state["optimizer"])
+            scaler.load_state_dict(state["scaler"])
+            start, history = int(state["step"]), list(state["history"])
+            ch.generator(device).set_state(state["channel_rng"].cpu())
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.save(out / "semclip_config.json")
+    tapl.to(device).train()
+    performer = TaskPerformer(tapl, tower, tokenizer, float(clip_model.logit_scale.exp()), cfg.ctx_init,
+                              cfg.text_chunk)
+    if codec is not None:
+        codec.to(device).eval().requires_grad_(False)
+    feats, labs = tokens.float().to(device), labels.long().to(device)
+    n, B, G = feats.shape[0], min(cfg.tapl_batch_size, feats.shape[0]), len(class_names)
+    K = G if cfg.tapl_classes_per_step is None else min(G, cfg.tapl_classes_per_step)
+    names = list(class_names)
+    bar = _progress(steps, start, "train-tapl", progress)
+    for step in range(start, steps):
+        g = _step_generator(cfg.seed + 7, step, device)
+        idx = torch.randperm(n, generator=g, device=device)[:B]
+        snr = sample_snr_db(B, cfg.snr_train_range, generator=g, device=device)
+        with torch.no_grad(), torch.autocast(device_type=device.type, enabled=use_amp):
+            received = codec(feats[idx], ch, snr).x_hat.float() if codec is not None else feats[idx]
+        y = labs[idx]
+        if K < G:  # the batch's classes + random others, relabelled into the subset
+            pos = torch.unique(y)
+            score = torch.rand(G, generator=g, device=device)
+            score[pos] = 2.0
+            cls = score.topk(max(K, pos.numel())).indices.sort().values
+            remap = torch.full((G,), -1, dtype=torch.long, device=device)
+            remap[cls] = torch.arange(cls.numel(), device=device)
+            y = remap[y]
+            sub = [names[i] for i in cls.tolist()]
+        else:
+            sub = names
+        with torch.autocast(device_type=device.type, enabled=use_amp):
+            logits = performer(received, sub)
+        loss = tapl_loss(logits.float(), y)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        history.append(float(loss.detach()))
+        bar.update(1)
+        bar.set_postfix(loss=f"{history[-1]:.3f}")
+        last = step + 1 == steps or (stop_at is not None and step + 1 >= stop_at)
+        if out is not None and ((step + 1) % cfg.checkpoint_every == 0 or last):
+            _save_checkpoint(out, lambda p: tapl.save_pretrained(str(p / "tapl")),
+                             {"step": step + 1, "history": history, "optimizer": opt.state_dict(),
+                              "scaler": scaler.state_dict(), "channel_rng": ch.generator(device).get_state()})
+        if last:
+            break
+    bar.close()
+    if out is not None and len(history) >= steps:
+        tapl.save_pretrained(str(out / "tapl"))
+        (out / "train_history.json").write_text(json.dumps(history))
+    return tapl.eval(), history
