@@ -487,15 +487,13 @@ class Context:
 
     def _save_atomic(self, model, folder: Path, history) -> None:
         import json
-        import os
-        import shutil
 
-        tmp = folder.with_name(folder.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
+        from semantic.checkpoints import commit_dir, staging_dir
+
+        tmp = staging_dir(folder)
         model.save_pretrained(str(tmp))
         (tmp / "train_history.json").write_text(json.dumps(history))
-        shutil.rmtree(folder, ignore_errors=True)
-        os.replace(tmp, folder)
+        commit_dir(tmp, folder)
 
     def djscc_ir(self, L: int, train: bool = True):
         """DJSCC-IR image codec with ``L`` channel uses at the CLIP input resolution."""

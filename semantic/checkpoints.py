@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
 
 __all__ = [
+    "staging_dir",
+    "commit_dir",
     "CheckpointNotFoundError",
     "resolve_checkpoint",
     "resolve_file",
@@ -250,6 +252,39 @@ def resolve_file(name_or_path: PathLike, filename: str, *, what: Optional[str] =
 _DTYPES = {"float32": "float32", "fp32": "float32", "float": "float32", "float16": "float16",
            "fp16": "float16", "half": "float16", "bfloat16": "bfloat16", "bf16": "bfloat16",
            "float64": "float64", "fp64": "float64"}
+
+
+def staging_dir(path: PathLike) -> Path:
+    """A fresh, empty ``<path>.tmp`` folder to write a checkpoint into before :func:`commit_dir`."""
+    import shutil
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def commit_dir(tmp: PathLike, path: PathLike) -> Path:
+    """Move a finished checkpoint folder ``tmp`` to ``path``, replacing an older one.
+
+    The old folder is first renamed aside, so at every moment either the old or the new checkpoint
+    is complete on disk: an interrupted save never leaves a half-written ``path``.
+    """
+    import shutil
+
+    tmp, path = Path(tmp), Path(path)
+    if path.exists():
+        old = path.with_name(path.name + ".old")
+        if old.exists():
+            shutil.rmtree(old)
+        path.rename(old)
+        tmp.rename(path)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(path)
+    return path
 
 
 def resolve_device(device=None):

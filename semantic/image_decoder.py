@@ -36,7 +36,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
@@ -47,7 +46,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from .checkpoints import resolve_checkpoint, resolve_device, resolve_dtype
+from .checkpoints import commit_dir, resolve_checkpoint, resolve_device, resolve_dtype, staging_dir
 from .distributed import DistInfo, unwrap, wrap_ddp
 
 __all__ = [
@@ -632,10 +631,7 @@ class ImageDecoderTrainer:
     def save(self, path: PathLike) -> Path:
         """Write a resumable checkpoint folder atomically (to ``path.tmp``, then renamed)."""
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
+        tmp = staging_dir(path)
         cfg = self.config
         decoder = unwrap(self.model).decoder  # the plain modules, without DDP's ``module.`` prefix
         decoder.save_trained(tmp, unet=cfg.train_unet, text_encoder=cfg.train_text_encoder)
@@ -645,16 +641,7 @@ class ImageDecoderTrainer:
                  "scaler": self.scaler.state_dict() if self.scaler is not None else None,
                  "generator_state": self.generator.get_state().tolist()}
         (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
-        if path.exists():
-            old = path.with_name(path.name + ".old")
-            if old.exists():
-                shutil.rmtree(old)
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(path)
-        return path
+        return commit_dir(tmp, path)
 
     @classmethod
     def resume(cls, decoder: VLFImageDecoder, path: PathLike, noise_scheduler=None,

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Tuple, Union
@@ -37,7 +36,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from .checkpoints import resolve_checkpoint
+from .checkpoints import commit_dir, resolve_checkpoint, staging_dir
 from .distributed import DistInfo, unwrap, wrap_ddp
 
 __all__ = ["TEXT_MODES", "SoftPromptProjection", "OPTTextDecoder", "finetune_projection_step",
@@ -421,25 +420,13 @@ class TextProjectionTrainer:
         from .image_decoder import save_optimizer_state
 
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
+        tmp = staging_dir(path)
         unwrap(self.model).decoder.projection.save_pretrained(tmp)
         save_optimizer_state(self.optimizer, tmp)
         state = {"global_step": self.global_step, "micro_step": self.micro_step, "config": asdict(self.config),
                  "last_loss": self.last_loss, "generator_state": self.generator.get_state().tolist()}
         (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
-        if path.exists():
-            old = path.with_name(path.name + ".old")
-            if old.exists():
-                shutil.rmtree(old)
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(path)
-        return path
+        return commit_dir(tmp, path)
 
     @classmethod
     def resume(cls, decoder: OPTTextDecoder, path: Union[str, os.PathLike], link=None,
