@@ -200,6 +200,11 @@ def main(args: argparse.Namespace) -> int:
           f"n_ch = {ledger['n_ch']} complex uses, BCR = {ledger['bcr']:.4f} (complex convention)")
     table = open_table(out / "captions.csv", _COLUMNS_KEYS, _COLUMNS_VALUES)
     done = table.finished_keys()
+    other = sorted({r["channel"] for r in table.rows()} - {args.channel})
+    if other:  # rows are keyed by (image, SNR): never count another channel's rows as finished
+        print(f"semcom vlf-msc: {str(out)!r} holds results for channel(s) {other}, not {args.channel!r}; "
+              "use a new --out or delete it", file=sys.stderr)
+        return 2
     with RunManifest(out, args=vars(args), seed=args.seed, command="semcom vlf-msc",
                      extra={"ledger": ledger, "snr_db": snrs}) as manifest:
         batches = [list(range(i, min(i + args.batch_size, len(ds)))) for i in range(0, len(ds), args.batch_size)]

@@ -321,7 +321,7 @@ class BERTScore:
         self.device = str(torch.device(device))
         self.idf = bool(idf)
         self._scorer = bert_score.BERTScorer(model_type=load_from, num_layers=self.num_layers, device=self.device,
-                                             batch_size=self.batch_size)
+                                             batch_size=self.batch_size, idf=self.idf)
         self.details = {"model": model_type, "num_layers": self.num_layers, "source": source, "idf": self.idf,
                          "standard": model_type == DEFAULT_BERTSCORE_MODEL and self.num_layers == DEFAULT_BERTSCORE_LAYER}
 

@@ -99,6 +99,22 @@ def test_bertscore_empty_strings(minilm_scorer):
     assert r.details["n_empty"] == 2
 
 
+def test_bertscore_idf_weights_are_used():
+    # idf=True must reach bert-score: same F1 as bert-score's own scorer with idf on the references
+    import bert_score
+
+    cands = ["a cat sits on the mat .", "the dog runs in the park .", "a red car ."]
+    refs = ["the cat is on the mat .", "a dog is running in a park .", "the blue car is parked ."]
+    ours = M.BERTScore(minilm_model_dir(), num_layers=6, batch_size=8, idf=True)(cands, refs)["f1"]
+    ref_scorer = bert_score.BERTScorer(model_type=str(minilm_model_dir()), num_layers=6, batch_size=8,
+                                       idf=True, idf_sents=refs)
+    _, _, f_idf = ref_scorer.score(cands, refs)
+    plain = M.BERTScore(minilm_model_dir(), num_layers=6, batch_size=8)(cands, refs)["f1"]
+    assert ours.details["idf"] is True
+    assert ours.values == pytest.approx(f_idf.tolist(), abs=1e-5)
+    assert max(abs(a - b) for a, b in zip(ours.values, plain.values)) > 1e-4
+
+
 def test_bertscore_local_dir_needs_num_layers():
     with pytest.raises(ValueError, match="num_layers"):
         M.BERTScore(minilm_model_dir())

@@ -548,4 +548,9 @@ def test_cli_train_then_vlf_msc(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, tmp
     # same SNR, different images -> different files; rerun resumes without new rows
     assert main(argv) == 0
     assert len(list(csv.DictReader(open(out / "captions.csv")))) == 9
+    # another channel into the same folder: refused, not silently "resumed" from the rayleigh rows
+    other = argv.copy()
+    other[other.index("--channel") + 1] = "awgn"
+    assert main(other) == 2
+    assert {r["channel"] for r in csv.DictReader(open(out / "captions.csv"))} == {"rayleigh"}
     assert main(argv[:-2] + ["--snr-db", "bogus"]) == 2
