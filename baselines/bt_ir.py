@@ -204,6 +204,9 @@ class BTIR:
             raise ValueError(f"images must be [batch, 3, H, W], got {tuple(images.shape)}")
         if isinstance(snr_db, torch.Tensor):
             snr_db = float(snr_db)
+        if snr_db == float("inf"):  # floor(L * C) is unbounded: no finite bit budget to fit
+            raise ValueError("snr_db must be finite for BT-IR (the capacity budget floor(L*C) is unbounded at "
+                             "+inf dB), got inf")
         budget = self.ideal.max_payload(snr_db)
         out, delivered, bits, quality, notes = [], [], [], [], []
         for img in images:

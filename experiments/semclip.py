@@ -173,7 +173,8 @@ def _train_jscc(args) -> int:
     fs = _load_split(args, "seen")
     lo, hi = (args.snr_db, args.snr_db) if args.snr_db is not None else (args.snr_min, args.snr_max)
     N = fs.token_dim
-    cfg = SemCLIPConfig(token_dim=N, channel_uses=args.channel_uses or N // 2, hidden_dim=args.hidden_dim,
+    L = N // 2 if args.channel_uses is None else args.channel_uses  # --channel-uses 0 is refused, not replaced
+    cfg = SemCLIPConfig(token_dim=N, channel_uses=L, hidden_dim=args.hidden_dim,
                         use_af=not args.no_af, channel=args.channel, equalizer=args.equalizer,
                         snr_train_range=(lo, hi), temperature=args.temperature, jscc_batch_size=args.batch_size,
                         jscc_lr=args.lr, jscc_steps=args.steps, checkpoint_every=args.checkpoint_every,

@@ -511,8 +511,11 @@ class Context:
             if codec.channel_uses != L:
                 raise ValueError(f"--djscc-ir {folder} has L={codec.channel_uses}, expected {L} (use {{L}})")
         else:
-            codec = ImageJSCCCodec.build(image_size=self.image_shape[1], channel_uses=L, hidden=self.args.djscc_hidden,
-                                         num_down=self._num_down(), equalizer=self.args.equalizer)
+            with torch.random.fork_rng(devices=[]):  # seeded init (--seed), global stream untouched
+                torch.manual_seed(self.args.seed)
+                codec = ImageJSCCCodec.build(image_size=self.image_shape[1], channel_uses=L,
+                                             hidden=self.args.djscc_hidden, num_down=self._num_down(),
+                                             equalizer=self.args.equalizer)
             if not train:
                 return codec
             imgs, _ = self.train_images()
@@ -542,9 +545,11 @@ class Context:
                 raise ValueError(f"--djscc-ft {folder} has L={model.channel_uses}, expected {L} (use {{L}})")
         else:
             seen, _ = self.split()
-            model = DJSCCFT(image_size=self.image_shape[1], num_classes=len(seen), class_ids=list(seen),
-                            feature_dim=self.token_dim, channel_uses=L, hidden=self.args.djscc_hidden,
-                            num_down=self._num_down(), jscc_hidden=self.args.hidden_dim)
+            with torch.random.fork_rng(devices=[]):  # seeded init (--seed), global stream untouched
+                torch.manual_seed(self.args.seed)
+                model = DJSCCFT(image_size=self.image_shape[1], num_classes=len(seen), class_ids=list(seen),
+                                feature_dim=self.token_dim, channel_uses=L, hidden=self.args.djscc_hidden,
+                                num_down=self._num_down(), jscc_hidden=self.args.hidden_dim)
             if not train:
                 return model
             imgs, labels = self.train_images()
@@ -982,6 +987,8 @@ def run(args: argparse.Namespace) -> Dict[str, int]:
         v = getattr(args, name)
         if not isinstance(v, int) or v < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive int, got {v!r}")
+    if args.snr_channel_uses is not None and args.snr_channel_uses < 1:  # 0 must not silently mean "N/2"
+        raise ValueError(f"--snr-channel-uses must be a positive int, got {args.snr_channel_uses!r}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ctx = Context(args)

@@ -35,7 +35,8 @@ Layouts
 
     ROOT/101_ObjectCategories/<class>/image_XXXX.jpg     (or ROOT/<class>/... directly)
 
-  The ``BACKGROUND_Google`` clutter class is dropped; ``Faces_easy`` is named "face",
+  The ``BACKGROUND_Google`` clutter class is dropped, and so is ``Faces`` when ``Faces_easy`` is
+  present (both would be the class "face"); ``Faces_easy`` is named "face",
   ``Motorbikes`` "motorbike", ``airplanes`` "airplane" (their usual prompt names).
 
 Example
@@ -223,6 +224,8 @@ def caltech101(root, transform: Optional[Callable] = None, split: Optional[str] 
     if (base / "101_ObjectCategories").is_dir():
         base = base / "101_ObjectCategories"
     dirs = sorted(d.name for d in base.iterdir() if d.is_dir() and d.name != "BACKGROUND_Google")
+    if "Faces" in dirs and "Faces_easy" in dirs:  # both would be the class "face": keep Faces_easy (as CoOp)
+        dirs.remove("Faces")
     if not dirs:
         raise FileNotFoundError(f"no Caltech-101 class folders under {str(base)!r}")
     names = [clean_class_name(_CALTECH_RENAME.get(d, d)) for d in dirs]

@@ -206,7 +206,8 @@ class JSCCCodec(nn.Module):
               num_hidden: int = 2, use_af: bool = True, equalizer: str = "mmse",
               linear_skip: bool = True) -> "JSCCCodec":
         """New codec; ``channel_uses`` defaults to ``token_dim // 2``."""
-        kw = dict(token_dim=token_dim, channel_uses=channel_uses or max(1, token_dim // 2), hidden_dim=hidden_dim,
+        L = channel_uses if channel_uses is not None else max(1, token_dim // 2)  # 0 is refused, not replaced
+        kw = dict(token_dim=token_dim, channel_uses=L, hidden_dim=hidden_dim,
                   num_hidden=num_hidden, use_af=use_af, linear_skip=linear_skip)
         return cls(JSCCEncoder(**kw), JSCCDecoder(**kw), equalizer)
 

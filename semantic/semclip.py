@@ -118,6 +118,9 @@ class SemCLIPConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0 or (v == 0 and not name.endswith("steps")):
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
+        k = self.tapl_classes_per_step
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise ValueError(f"tapl_classes_per_step must be a positive int or None (all classes), got {k!r}")
         lo, hi = (float(v) for v in self.snr_train_range)
         if hi < lo:
             raise ValueError(f"snr_train_range must be (low, high), got {self.snr_train_range!r}")

@@ -123,3 +123,5 @@ def test_bt_ir_fits_budget_and_degrades_to_nothing():
     assert "nothing delivered" in tiny.notes[0]
     with pytest.raises(ValueError, match="fmt"):
         PillowCodec("png")
+    with pytest.raises(ValueError, match="finite"):  # not a garbage negative budget ("nothing delivered")
+        BTIR(PillowCodec("jpeg"), channel_uses=64).transmit(china[None], float("inf"))

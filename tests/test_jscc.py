@@ -89,6 +89,8 @@ def test_bad_inputs_raise():
         sample_snr_db(3, (5.0, -5.0))
     with pytest.raises(ValueError, match="token_dim"):
         JSCCEncoder(token_dim=0)
+    with pytest.raises(ValueError, match="channel_uses"):  # 0 is an error, not "use the default N/2"
+        JSCCCodec.build(token_dim=16, channel_uses=0, hidden_dim=32)
 
 
 def test_training_lowers_loss_and_resumes_exactly(tmp_path):

@@ -136,6 +136,12 @@ def test_dataset_layouts(tmp_path):
         img.save(cal / c / "image_0001.jpg")
     ds = caltech101(tmp_path / "cal")
     assert ds.class_names == ["face", "accordion"] and len(ds) == 2
+    # the real archive has both Faces and Faces_easy: one class "face" only (no duplicate prompt)
+    (cal / "Faces").mkdir()
+    img.save(cal / "Faces" / "image_0001.jpg")
+    ds = caltech101(tmp_path / "cal")
+    assert ds.class_names == ["face", "accordion"] and len(ds) == 2
+    assert ds.paths[0].endswith("Faces_easy/image_0001.jpg")
     # ImageNet-style folder with a classnames.txt
     inet = tmp_path / "inet"
     for d in ("n01440764", "n01443537"):
@@ -200,6 +206,9 @@ def test_config_round_trip_and_validation(tmp_path):
         SemCLIPConfig(snr_train_range=(5, -5))
     with pytest.raises(ValueError, match="unknown"):
         SemCLIPConfig.from_dict({"bogus": 1})
+    for bad in (0, -3, 2.5):  # None means "all seen classes"; anything else must be a positive int
+        with pytest.raises(ValueError, match="tapl_classes_per_step"):
+            SemCLIPConfig(tapl_classes_per_step=bad)
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -214,6 +223,9 @@ def test_cli_extract_train_eval(tiny_dir, image_root, tmp_path):
     assert main(["semclip", "train-jscc", "--features", feats, "--out", jscc, "--channel-uses", "8",
                  "--hidden-dim", "16", "--steps", "4", "--batch-size", "4", "--device", "cpu", "--no-progress"]
                 + split) == 0
+    with pytest.raises(ValueError, match="channel_uses"):  # --channel-uses 0 is refused, not read as "default"
+        main(["semclip", "train-jscc", "--features", feats, "--out", str(tmp_path / "jscc0"), "--channel-uses", "0",
+              "--steps", "1", "--device", "cpu", "--no-progress"] + split)
     assert main(["semclip", "train-tapl", "--features", feats, "--jscc", jscc, "--out", tapl, "--steps", "2",
                  "--batch-size", "4", "--classes-per-step", "2"] + clip + split) == 0
     for extra in ([], ["--jscc", jscc, "--tapl", tapl, "--snr-db", "-5", "5"],

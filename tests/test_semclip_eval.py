@@ -262,3 +262,26 @@ def test_bad_arguments(setup, tmp_path):
         main(_args(clip, data, tmp_path / "x", "--systems", "semclip,nope"))
     with pytest.raises(ValueError, match="--studies"):
         main(_args(clip, data, tmp_path / "x", "--studies", "speed"))
+    with pytest.raises(ValueError, match="--snr-channel-uses"):
+        main(_args(clip, data, tmp_path / "x", "--snr-channel-uses", "0"))
+
+
+def test_untrained_image_baselines_are_seeded(setup, tmp_path):
+    """DJSCC-IR / DJSCC-FT start from weights fixed by --seed, whatever the global RNG state."""
+    import argparse
+
+    from experiments import semclip_eval as SE
+
+    clip, data = setup
+    parser = argparse.ArgumentParser()
+    SE.add_arguments(parser)
+    args = parser.parse_args(_args(clip, data, tmp_path / "seeded")[1:])
+    states = []
+    for junk in (1, 2):
+        torch.manual_seed(junk)
+        ctx = SE.Context(args)
+        states.append([m.state_dict() for m in (ctx.djscc_ir(L_SNR, train=False), ctx.djscc_ft(L_SNR, train=False))])
+    for a, b in zip(*states):
+        assert a.keys() == b.keys()
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
