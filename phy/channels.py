@@ -110,6 +110,8 @@ class Channel(nn.Module):
     def reset(self, seed: Optional[int] = None) -> None:
         """Restart the random stream (from ``seed`` if given, else from the channel's own seed)."""
         if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+                raise TypeError(f"seed must be an int or None, got {type(seed).__name__}: {seed!r}")
             self._seed = int(seed)
         self._generators.clear()
 
@@ -210,6 +212,8 @@ class FlatFading(Channel):
             raise ValueError(f"k_factor must be a finite number >= 0, got {k_factor!r}")
         if isinstance(block_length, bool) or not isinstance(block_length, numbers.Integral) or block_length < 1:
             raise ValueError(f"block_length must be a positive int, got {block_length!r}")
+        if isinstance(los_phase, bool) or not isinstance(los_phase, numbers.Real) or not math.isfinite(los_phase):
+            raise ValueError(f"los_phase must be a finite number (radians), got {los_phase!r}")
         self.k_factor = float(k_factor)
         self.block_length = int(block_length)
         self.los_phase = float(los_phase)

@@ -217,6 +217,8 @@ def normalize_power_batchwide(x: torch.Tensor, power: float = 1.0) -> Tuple[torc
     if not isinstance(power, numbers.Real) or not power > 0:
         raise ValueError(f"power must be a positive number, got {power!r}")
     scale = torch.sqrt((x.real.square().mean() + x.imag.square().mean()) / power)
+    if not scale > 0:  # an all-zero batch stays zero (x / 0 would be NaN), as in normalize_power
+        return torch.zeros_like(x), torch.zeros_like(scale).reshape([1] * x.dim())
     return x / scale, scale.reshape([1] * x.dim())
 
 
@@ -240,8 +242,9 @@ def bandwidth_compression_ratio(
     >>> bandwidth_compression_ratio(32 * 768 // 2, (3, 256, 256), convention="real")
     0.125
     """
-    if not isinstance(channel_uses, numbers.Real) or channel_uses < 0:
-        raise ValueError(f"channel_uses must be a non-negative number, got {channel_uses!r}")
+    if isinstance(channel_uses, bool) or not isinstance(channel_uses, numbers.Real) or not channel_uses >= 0 \
+            or not math.isfinite(channel_uses):
+        raise ValueError(f"channel_uses must be a finite non-negative number, got {channel_uses!r}")
     dims = (source_shape,) if isinstance(source_shape, numbers.Integral) else tuple(source_shape)
     if len(dims) == 0 or any((not isinstance(d, numbers.Integral)) or d <= 0 for d in dims):
         raise ValueError(f"source_shape must be positive integers such as (C, H, W), got {source_shape!r}")

@@ -141,6 +141,8 @@ class Equalizer(nn.Module):
             raise ValueError(f"num_pilots must be a positive int, got {num_pilots!r}")
         if csi == "noisy" and (pilot_snr_db is None or not isinstance(pilot_snr_db, numbers.Real)):
             raise ValueError(f"csi='noisy' needs pilot_snr_db as a number, got {pilot_snr_db!r}")
+        if isinstance(power, bool) or not isinstance(power, numbers.Real) or not 0 < power < float("inf"):
+            raise ValueError(f"power (prior symbol energy P) must be a positive finite number, got {power!r}")
         self.method, self.csi, self.num_pilots, self.pilot_snr_db, self.power = (
             method, csi, int(num_pilots), pilot_snr_db, float(power))
 

@@ -190,7 +190,11 @@ class AnalogLink(Link):
         """Complex channel uses per example for features of ``feature_shape`` (excluding batch)."""
         if feature_shape is None:
             raise ValueError("feature_shape is required, e.g. (32, 768)")
-        dims = (feature_shape,) if isinstance(feature_shape, numbers.Integral) else tuple(feature_shape)
+        dims = (feature_shape,) if isinstance(feature_shape, numbers.Integral) else feature_shape
+        if isinstance(dims, (str, bytes)) or not isinstance(dims, Sequence) or len(dims) == 0 or any(
+                isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1 for d in dims):
+            raise ValueError(f"feature_shape must be a positive int or a non-empty sequence of positive ints "
+                             f"(the shape without batch dims, e.g. (32, 768)), got {feature_shape!r}")
         return math.ceil(math.prod(int(d) for d in dims) / 2)
 
     def encode(self, features: torch.Tensor, batch_dims: int = 1):

@@ -149,6 +149,10 @@ class QAM(nn.Module):
         if bits.dim() == 0 or bits.shape[-1] % self.bits_per_symbol:
             raise ValueError(f"bits must have a last dimension that is a multiple of bits_per_symbol="
                              f"{self.bits_per_symbol} ({self.modulation}), got shape {tuple(bits.shape)}")
+        if bits.is_complex() or (bits.numel() and not ((bits == 0) | (bits == 1)).all()):
+            # Sionna's mapper would silently send a wrong point (0.5 or NaN -> 0, 2 -> another
+            # label, -1 -> the last point)
+            raise ValueError(f"bits must contain only 0 and 1 (real), got dtype {bits.dtype}")
         mapper, _ = self._get(bits.device, dtype)
         return mapper(bits).to(dtype)
 

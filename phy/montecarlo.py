@@ -651,6 +651,10 @@ def simulate_ber(
             stored = table.get(key) if table is not None else None
             if stored is not None:
                 res = PointResult.from_row(stored)
+                if res.seed != pseed:  # same key, other master seed: never return another run's row
+                    raise ValueError(
+                        f"{table.path} already holds {key} with point seed {res.seed}, but seed={seed} gives "
+                        f"{pseed}; resume with the seed that wrote the file, or write to a new file")
             elif early_stop and zero_error_snr is not None and snr > zero_error_snr:
                 res = PointResult(scheme, channel, snr, snr_type, esno, ebno, math.nan, math.nan, 0, 0, 0, 0,
                                   math.nan, math.nan, math.nan, math.nan, pseed, STATUS_SKIPPED)

@@ -381,3 +381,19 @@ def test_cli_channel_check_rejects_bad_symbols(capsys):
     with pytest.raises(SystemExit):
         main(["channel", "--symbols", "lots"])
     assert "--symbols must be a number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [1.7, True, "3"])
+def test_reset_rejects_non_int_seed(bad):
+    # the constructor refuses these; reset must not silently truncate 1.7 -> 1 or take True as 1
+    ch = AWGN(seed=0)
+    with pytest.raises(TypeError, match="seed"):
+        ch.reset(bad)
+    assert ch.seed == 0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "1.0", True])
+def test_rician_rejects_bad_los_phase(bad):
+    # a NaN phase used to give NaN channel coefficients and NaN received symbols silently
+    with pytest.raises(ValueError, match="los_phase"):
+        Rician(k_factor=2.0, los_phase=bad, seed=0)

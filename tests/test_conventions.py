@@ -153,3 +153,19 @@ def test_normalize_power_gradient_finite_for_zero_example():
     (xn.abs().pow(2).sum() + s.sum()).backward()
     assert torch.isfinite(torch.view_as_real(x.grad)).all()
     assert torch.count_nonzero(x.grad[2]) == 0
+
+
+def test_normalize_power_batchwide_all_zero_stays_zero_not_nan():
+    # an all-zero batch has no power to normalise: it must stay zero (as normalize_power does),
+    # not become 0/0 = NaN
+    x = torch.zeros(2, 4, dtype=torch.complex64)
+    xn, s = normalize_power_batchwide(x)
+    assert torch.isfinite(torch.view_as_real(xn)).all() and (xn == 0).all()
+    assert s.shape == (1, 1) and float(s) == 0.0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), True])
+def test_bandwidth_compression_ratio_rejects_nan_inf_bool_channel_uses(bad):
+    # NaN used to pass the `< 0` check and give a NaN ratio silently (inf -> inf, True -> 1)
+    with pytest.raises(ValueError, match="channel_uses"):
+        bandwidth_compression_ratio(bad, (3, 32, 32))

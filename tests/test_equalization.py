@@ -139,3 +139,10 @@ def test_equalizer_bad_arguments():
     out = ChannelOutput(y=y, h=torch.ones(2, 3, dtype=torch.complex64), no=torch.tensor(0.1))
     with pytest.raises(ValueError, match=r"h of shape \(2, 3\)"):
         Equalizer("mmse")(out)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf"), True])
+def test_equalizer_rejects_bad_power(bad):
+    # power=NaN used to give NaN MMSE estimates silently, power<=0 a meaningless prior
+    with pytest.raises(ValueError, match="power"):
+        Equalizer("mmse", power=bad)

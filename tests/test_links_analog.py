@@ -295,3 +295,11 @@ def test_analog_link_per_example_noise_power():
     assert torch.allclose(out.x_hat[:2], f[:2], atol=1e-6)
     assert (out.x_hat[2:] - f[2:]).abs().max() > 1e-2
     assert out.no.shape == (4, 1)
+
+
+@pytest.mark.parametrize("bad", [(-3, 4), (0, 8), (), (2.5, 4), 0, -5, "ab", (True, 4)])
+def test_channel_uses_rejects_bad_feature_shape(bad):
+    # previously (-3, 4) gave -6 channel uses and (0, 8) gave 0, silently
+    link = AnalogLink(AWGN(seed=0))
+    with pytest.raises(ValueError, match="feature_shape"):
+        link.channel_uses(bad)

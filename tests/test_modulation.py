@@ -161,3 +161,12 @@ def test_rayleigh_ber_vs_numerical_integration(name):
     assert uncoded_ber(10.0, name, "rayleigh") == qam_ber_rayleigh(10.0, name)
     with pytest.raises(ValueError, match="channel_kind"):
         uncoded_ber(10.0, name, "rician")
+
+
+@pytest.mark.parametrize("bad", [[0.5, 0.0, 0.0, 0.0], [float("nan"), 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 2.0],
+                                 [0.0, 0.0, 0.0, -1.0]])
+def test_modulate_rejects_non_binary_bits(bad):
+    # these used to map silently to a wrong 16-QAM point (0.5/NaN read as 0, 2 -> another label,
+    # -1 -> the last constellation point)
+    with pytest.raises(ValueError, match="0 and 1"):
+        QAM("16qam").modulate(torch.tensor(bad))

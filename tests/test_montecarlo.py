@@ -309,3 +309,16 @@ def test_progress_bar_only_when_asked_or_on_a_tty(capsys):
     assert "bar/bsc" in capsys.readouterr().err
     simulate_ber(BSCTrial(), [0.0], target_errors=10, max_bits=1000, batch_size=10, scheme="bar", channel="bsc")
     assert "bar/bsc" not in capsys.readouterr().err  # pytest's captured stderr is not a terminal
+
+
+def test_resume_with_other_seed_refuses_stored_rows(tmp_path):
+    # the CSV key has no seed: resuming a file written with seed=1 under seed=2 used to return the
+    # seed-1 rows silently as if they were the seed-2 results
+    kw = dict(target_errors=30, max_bits=10_000, batch_size=32, scheme="a", channel="bsc", progress=False)
+    path = tmp_path / "r.csv"
+    simulate_ber(BSCTrial(), [0.0, 3.0], seed=1, csv_file=path, **kw)
+    before = path.read_bytes()
+    t = BSCTrial()
+    with pytest.raises(ValueError, match="seed"):
+        simulate_ber(t, [0.0, 3.0], seed=2, csv_file=path, **kw)
+    assert path.read_bytes() == before and t.calls == {}
