@@ -221,7 +221,7 @@ class Hamming74(Code):
             return cb[best][:, pos]
         c = (llr > 0).to(torch.int64)
         H = torch.as_tensor(self.pcm, device=dev)
-        syn = (c @ H.T) % 2  # [B, 3]
+        syn = (c.unsqueeze(-2) * H).sum(-1) % 2  # [B, 3]; no integer matmul (unsupported on CUDA)
         syn_int = syn[:, 0] * 4 + syn[:, 1] * 2 + syn[:, 2]
         err_pos = torch.as_tensor(self._table, device=dev)[syn_int]  # [B]
         flip = torch.nn.functional.one_hot(err_pos.clamp(min=0), 7) * (err_pos >= 0).unsqueeze(-1)

@@ -363,6 +363,11 @@ class DigitalLink(Link):
         return self.code.rate
 
     @property
+    def coderate(self) -> float:
+        """Alias of :attr:`rate` (the name :class:`phy.montecarlo.LinkTrial` and Sionna use)."""
+        return self.code.rate
+
+    @property
     def bits_per_symbol(self) -> int:
         return self.qam.bits_per_symbol
 

@@ -167,3 +167,14 @@ def test_ideal_code_link_block_fading_outage_probability():
     assert torch.equal(out.x_hat[~outage], bits[~outage])
     err = (out.x_hat[outage] != bits[outage]).double().mean().item()
     assert abs(err - 0.5) < 0.05  # the receiver gets nothing: coin flips
+
+
+def test_link_trial_reads_the_digital_link_rate():
+    """The Monte Carlo engine takes code rate and bits/symbol from the link itself (Eb/N0 sweeps)."""
+    from phy.channels import AWGN
+    from phy.links import DigitalLink
+    from phy.montecarlo import LinkTrial
+
+    link = DigitalLink(AWGN(seed=0), code="hamming74", modulation="16qam")
+    trial = LinkTrial(link)
+    assert trial.coderate == pytest.approx(4 / 7) and trial.bits_per_symbol == 4
