@@ -113,13 +113,19 @@ def measure(channel, snr_db: float, symbols: int, seed: int = 0, device="cpu", r
 
 
 def main(args: argparse.Namespace) -> int:
-    channel = _build_channel(args)
-    row = 1024
-    if args.channel == "tdl":
-        row = 14 * args.fft_size  # a slot of 14 OFDM symbols per example
-    elif args.block_length > 1:
-        row = args.block_length * max(1, 1024 // args.block_length)
-    stats = measure(channel, args.snr_db, args.symbols, seed=args.seed, device=args.device, row=row)
+    import sys
+
+    try:
+        channel = _build_channel(args)
+        row = 1024
+        if args.channel == "tdl":
+            row = 14 * args.fft_size  # a slot of 14 OFDM symbols per example
+        elif args.block_length > 1:
+            row = args.block_length * max(1, 1024 // args.block_length)
+        stats = measure(channel, args.snr_db, args.symbols, seed=args.seed, device=args.device, row=row)
+    except (ValueError, TypeError, RuntimeError) as e:  # bad --snr-db, --block-length, --device, ...
+        print(f"semcom channel: error: {e}", file=sys.stderr)
+        return 2
     no = stats["no"]
     print(f"channel: {channel!r}".replace("\n", " "))
     print(f"symbols sent: {stats['symbols']} (unit-energy QPSK, Es = 1)")

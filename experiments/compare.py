@@ -248,12 +248,15 @@ class _Context:
         return self._codes[key]
 
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
-        """Re-encode received texts with the source's encoder (cached per distinct text)."""
-        todo = sorted({t for t in texts if t not in self._emb_cache})
-        if todo:
-            emb = self.source.encoder(todo).float()
-            for t, e in zip(todo, emb):
-                self._emb_cache[t] = e
+        """Re-encode received texts with the source's encoder (once per distinct text of this call).
+
+        The batch is the sorted distinct texts of this call only, never texts cached by earlier
+        points: a batched encoder's output depends (~1e-7) on the batch it runs in, so a cache
+        shared across points would make a resumed run's rows differ from an uninterrupted run's.
+        """
+        todo = sorted(set(texts))
+        emb = self.source.encoder(todo).float()
+        self._emb_cache = dict(zip(todo, emb))
         return torch.stack([self._emb_cache[t] for t in texts]).to(self.device)
 
 
@@ -549,6 +552,9 @@ class TextScheme(Scheme):
         items = self._items(ctx)
         sent_chars = plan.extra["sent_chars"]
         texts = [s[:c] for s, c in zip(items, sent_chars)]
+        if max(sent_chars) == 0:  # the budget carries no character: nothing sent, fallback estimate
+            n = len(items)
+            return Received(ctx.fallback.expand(n, ctx.dim).clone(), torch.arange(n), texts=[""] * n)
         codec, link = self._codec_link(ctx, channel)
         bits, lengths = codec.encode_batch(texts)
         bits = bits.to(ctx.device)
@@ -944,6 +950,12 @@ def main(args) -> int:
         source = load_source(args.source, max_items=args.max_items, key=args.key, items_path=args.items,
                              **({"cache_dir": args.cache_dir} if args.source == "pydoc-minilm" else {}))
         config.validate(source.dim)
+        try:
+            device = torch.device(config.device)
+        except RuntimeError as e:
+            raise ValueError(f"--device {config.device!r} is not a torch device: {e}") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"--device {config.device!r}: CUDA is not available on this machine")
     except (ValueError, TypeError, FileNotFoundError, KeyError) as e:
         print(f"semcom compare: error: {e}", file=sys.stderr)
         return 2

@@ -267,9 +267,17 @@ def load_feature_file(path: Union[str, os.PathLike], key: Optional[str] = None,
     elif suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        raw = _pick(load_file(str(p)), str(p), key)
+        try:
+            tensors = load_file(str(p))
+        except Exception as e:  # SafetensorError: not a ValueError
+            raise ValueError(f"{p}: cannot read the .safetensors file ({type(e).__name__}: {e})") from None
+        raw = _pick(tensors, str(p), key)
     else:
-        obj = torch.load(str(p), map_location="cpu", weights_only=True)
+        try:
+            obj = torch.load(str(p), map_location="cpu", weights_only=True)
+        except Exception as e:  # pickle.UnpicklingError, RuntimeError (not a zip), ...
+            raise ValueError(f"{p}: cannot read the {suffix} file with torch.load(weights_only=True) "
+                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
         if isinstance(obj, dict):
             raw = _pick(obj, str(p), key)
             items = obj.get("items", obj.get("sentences"))

@@ -143,3 +143,16 @@ def test_layered_ldpc_decoder_option_and_namespace_defaults(tmp_path):
     assert int(rows[0]["bits"]) >= 640
     m = json.load(open(tmp_path / "manifest.json"))
     assert m["result_settings"]["ldpc_decoder"] == "layered" and m["result_settings"]["num_iter"] == 20
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--channel", "rayleigh", "--block-length", "0"], "block_length"),
+    (["--snr-db", "nan"], "snr_db"),
+    (["--channel", "tdl", "--fft-size", "0"], "fft_size"),
+])
+def test_channel_bad_input_exits_2_with_message(bad, message, capsys):
+    """``semcom channel``: invalid values give exit status 2 and a one-line error, not a traceback."""
+    rc = main(["channel", "--symbols", "64"] + bad)
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "semcom channel: error:" in err and message in err

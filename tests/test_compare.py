@@ -378,3 +378,56 @@ def test_one_channel_object_per_kind_shared_by_every_scheme(monkeypatch):
         # ideal: its design draw of 8 uses + the transmission (8 uses)
         assert calls == [8, 8, 7, 7, 8, 8, 8, 8, 8, 8]
         assert _expected_uses("quant-hamming74-qpsk", 16, 8)[0] == 7
+
+
+def test_bad_device_exits_2_with_message(tmp_path, capsys):
+    from experiments.cli import main
+
+    rc = main(["compare", "--source", "gaussian", "--schemes", "analog", "--snr-db", "0", "--device", "nodevice",
+               "--no-progress", "--out", str(tmp_path / "d")])
+    assert rc == 2
+    assert "--device 'nodevice'" in capsys.readouterr().err
+    assert not (tmp_path / "d" / "compare.csv").exists()
+
+
+def test_text_scheme_resume_gives_the_same_csv_with_a_batch_dependent_encoder(tmp_path):
+    """A batched encoder's output depends slightly on its batch (MiniLM: ~1e-7); a resumed run must
+    still write the rows an uninterrupted run writes (no embedding cache shared across points)."""
+    from experiments.sources import FeatureSource
+
+    def encoder(texts):
+        rows = []
+        for t in texts:
+            g = torch.Generator().manual_seed(sum(ord(c) * (i + 1) for i, c in enumerate(t)) % (2 ** 31))
+            rows.append(torch.randn(12, generator=g))
+        return torch.stack(rows) + 1e-3 * len(texts)  # depends on the batch, like a real batched model
+
+    items = ["a" * n + "b" * (n % 3) for n in range(1, 17)]
+    src = FeatureSource("toy-text", encoder(items), items, encoder)
+    kw = dict(schemes=["ascii-none-16qam"], channels=["awgn"], budget=64, seed=3)
+    execute(src, CompareConfig(snr_db=[40.0, 12.0], **kw), str(tmp_path / "a"), progress=False)
+    rows = csv_rows(tmp_path / "a")
+    low = next(r for r in rows if r["snr_db"] == "12.0")
+    assert 0.0 < float(low["ber"]) < 0.2  # some sentences garbled, others intact
+    execute(src, CompareConfig(snr_db=[40.0], **kw), str(tmp_path / "b"), progress=False)
+    execute(src, CompareConfig(snr_db=[40.0, 12.0], **kw), str(tmp_path / "b"), progress=False)
+    assert (tmp_path / "a" / "compare.csv").read_bytes() == (tmp_path / "b" / "compare.csv").read_bytes()
+
+
+def test_text_scheme_with_a_budget_below_one_character_falls_back_instead_of_crashing():
+    """Budget 2 uses < the 4 uses of one ASCII character (7 bits -> 2 Hamming codewords -> 14 bits
+    -> 4 16-QAM symbols): nothing is sent, the receiver uses the source mean, like the other schemes."""
+    from experiments.sources import FeatureSource
+
+    def enc(texts):
+        return torch.stack([torch.full((4,), float(len(t))) + torch.arange(4.0) for t in texts])
+
+    items = ["ab", "cde", "fghi"]
+    src = FeatureSource("toy-text", enc(items), items, enc)
+    (row,) = run_comparison(src, CompareConfig(schemes=["ascii-hamming74-16qam"], snr_db=[10.0], budget=2),
+                            progress=False)
+    assert row["channel_uses"] == 0 and row["fits"] is False and row["chars_sent"] == 0.0
+    f = src.features
+    mean = f.mean(0, keepdim=True).expand_as(f)
+    assert row["nmse"] == pytest.approx(float((f - mean).square().sum() / f.square().sum()))
+    assert row["bleu"] == 0.0

@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import torch
 
 import semantic  # noqa: F401  (CPU shim first)
 from experiments.cli import main
@@ -73,3 +74,11 @@ def test_rerun_with_other_settings_is_refused(quick_run, tmp_path, capsys):
     assert main(["run", "--quick", "--skip-ber", "--text-max-items", "4", "--out", str(copy), "--no-progress"]) == 2
     assert "other settings" in capsys.readouterr().err
     assert (copy / "compare" / "compare.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize("device", ["nodevice"] + ([] if torch.cuda.is_available() else ["cuda"]))
+def test_bad_device_exits_2_before_writing(tmp_path, capsys, device):
+    assert main(["run", "--quick", "--skip-ber", "--device", device, "--out", str(tmp_path / "r"),
+                 "--no-progress"]) == 2
+    assert f"--device {device!r}" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

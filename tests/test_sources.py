@@ -115,3 +115,15 @@ def test_pydoc_minilm_source_matches_its_encoder():
     assert torch.nn.functional.cosine_similarity(again, src.features[:3]).min() > 0.999
     d = src.describe()
     assert d["n_items"] == 8 and d["dim"] == 384 and len(d["feature_hash"]) == 16
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_corrupt_feature_file_is_a_clear_value_error(tmp_path, suffix, capsys):
+    from experiments.cli import main
+
+    path = tmp_path / f"bad{suffix}"
+    path.write_bytes(b"not a tensor file")
+    with pytest.raises(ValueError, match="bad"):
+        load_source(str(path))
+    assert main(["compare", "--source", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert "semcom compare: error:" in capsys.readouterr().err
