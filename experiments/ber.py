@@ -35,7 +35,7 @@ import os
 import sys
 from typing import Dict, List, Optional, Sequence
 
-__all__ = ["add_arguments", "main", "parse_snr_list", "parse_name_list", "build_trial", "DEFAULT_BATCH_BITS"]
+__all__ = ["add_arguments", "main", "parse_snr_list", "snr_list_arg", "parse_device", "parse_name_list", "build_trial", "DEFAULT_BATCH_BITS"]
 
 DEFAULT_BATCH_BITS = 1 << 16  # information bits per batch when --batch-size is not given
 _RESULT_SETTINGS = ("modulation", "k", "n", "num_iter", "ldpc_decoder", "hamming_decoder", "demapping",
@@ -111,11 +111,25 @@ def parse_name_list(text: str, allowed: Sequence[str], what: str, aliases: Optio
     return names
 
 
-def _snr_arg(text: str) -> List[float]:
+def snr_list_arg(text: str) -> List[float]:
+    """argparse ``type=`` for an SNR list (:func:`parse_snr_list`), errors as argparse errors."""
     try:
         return parse_snr_list(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def parse_device(name: str, option: str = "--device"):
+    """``torch.device`` for a CLI device name; ``ValueError`` for a bad name or CUDA on a machine without it."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(f"{option} {name!r} is not a torch device: {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{option} {name!r}: CUDA is not available on this machine")
+    return device
 
 
 def _positive_number(text: str) -> float:
@@ -157,7 +171,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="soft demapping method (default app)")
     parser.add_argument("--channel", default="awgn",
                         help="comma list of channels: awgn, rayleigh, rician, ... (default awgn)")
-    parser.add_argument("--snr-db", type=_snr_arg, default=parse_snr_list("0:12:2"), metavar="SNRS",
+    parser.add_argument("--snr-db", type=snr_list_arg, default=parse_snr_list("0:12:2"), metavar="SNRS",
                         help="start:stop:step with INCLUSIVE stop (default 0:12:2), or a comma list; "
                              "negative start: --snr-db=-4:8:2")
     parser.add_argument("--snr-type", default="ebno", choices=("ebno", "esno"),
@@ -272,17 +286,10 @@ def main(args) -> int:
     args = _with_defaults(args)
     try:
         cfg = _validate(args)
-        import torch
-
         from phy.channels import make_channel
         from phy.montecarlo import BER_COLUMNS, BER_KEY_COLUMNS, ResumableCSV
 
-        try:
-            device = torch.device(args.device)
-        except RuntimeError as e:
-            raise ValueError(f"--device {args.device!r} is not a torch device: {e}") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"--device {args.device!r}: CUDA is not available on this machine")
+        device = parse_device(args.device)
         settings = {key: (cfg[key] if key in cfg else getattr(args, key)) for key in _RESULT_SETTINGS}
         settings["device"] = str(device)
         os.makedirs(args.out, exist_ok=True)

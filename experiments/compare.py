@@ -85,6 +85,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from experiments.ber import parse_device, snr_list_arg
+
 __all__ = [
     "KEY_COLUMNS", "VALUE_COLUMNS", "COLUMNS", "SNR_AXIS_LABEL", "DEFAULT_SCHEMES",
     "Plan", "Received", "Scheme", "AnalogScheme", "QuantizedDigitalScheme", "IdealQuantizedScheme",
@@ -826,15 +828,6 @@ def _positive_int(text: str) -> int:
     return v
 
 
-def _snr_arg(text: str) -> List[float]:
-    from experiments.ber import parse_snr_list
-
-    try:
-        return parse_snr_list(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", default="pydoc-minilm",
                         help="registered source (pydoc-minilm, gaussian) or a .npy/.pt/.safetensors feature file "
@@ -846,7 +839,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--equalizer", default="mmse", choices=("zf", "mmse"),
                         help="equaliser of the 'analog' scheme (digital links always use ZF + APP demapping); "
                              "default mmse")
-    parser.add_argument("--snr-db", type=_snr_arg, default=None, metavar="SNRS",
+    parser.add_argument("--snr-db", type=snr_list_arg, default=None, metavar="SNRS",
                         help="Es/N0 per complex channel use [dB]: start:stop:step (inclusive) or a comma list; "
                              "default -20:15:5 (write --snr-db=-20:15:5)")
     parser.add_argument("--budget", type=_positive_int, default=None,
@@ -950,12 +943,7 @@ def main(args) -> int:
         source = load_source(args.source, max_items=args.max_items, key=args.key, items_path=args.items,
                              **({"cache_dir": args.cache_dir} if args.source == "pydoc-minilm" else {}))
         config.validate(source.dim)
-        try:
-            device = torch.device(config.device)
-        except RuntimeError as e:
-            raise ValueError(f"--device {config.device!r} is not a torch device: {e}") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"--device {config.device!r}: CUDA is not available on this machine")
+        parse_device(config.device)
     except (ValueError, TypeError, FileNotFoundError, KeyError) as e:
         print(f"semcom compare: error: {e}", file=sys.stderr)
         return 2

@@ -122,14 +122,9 @@ def main(args) -> int:
             raise ValueError(f"--max-items must be >= 2, got {args.max_items}")
         if args.text_max_items is not None and args.text_max_items < 1:
             raise ValueError(f"--text-max-items must be >= 1, got {args.text_max_items}")
-        import torch
+        from experiments.ber import parse_device
 
-        try:
-            device = torch.device(args.device)
-        except RuntimeError as e:
-            raise ValueError(f"--device {args.device!r} is not a torch device: {e}") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"--device {args.device!r}: CUDA is not available on this machine")
+        parse_device(args.device)
         source = None
         if not args.skip_compare:
             max_items = args.max_items if args.max_items is not None else settings["max_items"]
