@@ -19,7 +19,6 @@ Run: ``python benchmarks/bench_channel.py`` (``--symbols 4194304 --repeats 7 --t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -33,6 +32,7 @@ import torch  # noqa: E402
 
 from phy.channels import AWGN, Rayleigh  # noqa: E402
 from phy.equalization import equalize  # noqa: E402
+from experiments.results import write_json_atomic  # noqa: E402
 
 
 def _sync(device):
@@ -115,8 +115,7 @@ def main(argv=None):
             print(f"{name:16s} {r['median'] / 1e6:9.1f} [{r['min'] / 1e6:8.1f} .. {r['max'] / 1e6:8.1f}] "
                   f"{r['ratio_to_roofline']:10.2f}")
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2))
+    write_json_atomic(out, res)
     print(f"\nwrote {out}")
     return 0
 

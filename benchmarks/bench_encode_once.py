@@ -24,7 +24,6 @@ Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_encode_once.py --out benchmarks
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -40,6 +39,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import semantic  # noqa: E402,F401  (torchvision shim first)
 import torch  # noqa: E402
 
+from experiments.results import write_json_atomic  # noqa: E402
 from semantic.vlf_msc import VLFMSC, VLFMSCConfig  # noqa: E402
 
 
@@ -145,10 +145,7 @@ def main(argv=None) -> int:
           f" goal <= 1.1) -> {'PASS' if res['passes'] else 'FAIL'}")
     print(f"encoder calls per sweep: {[r['encoder_calls_in_sweep'] for r in res['per_repeat']]}; "
           f"speed-up vs re-encoding: {res['speedup_vs_naive_reencode']:.2f}x")
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as fh:
-        json.dump(res, fh, indent=2)
-        fh.write("\n")
+    write_json_atomic(args.out, res)
     print(f"wrote {args.out}")
     return 0 if res["passes"] else 1
 

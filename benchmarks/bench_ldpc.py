@@ -18,7 +18,6 @@ Run: ``python benchmarks/bench_ldpc.py`` (``--help`` for sizes; ``--threads 1`` 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
@@ -36,6 +35,7 @@ from phy.codes import LDPC5G  # noqa: E402
 from phy.ldpc_fast import LDPC5GFastDecoder, numba_available  # noqa: E402
 from phy.links import DigitalLink  # noqa: E402
 from phy.modulation import QAM  # noqa: E402
+from experiments.results import write_json_atomic  # noqa: E402
 
 
 def summary(times, work):
@@ -93,7 +93,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=None, help="torch and numba threads (default: torch's)")
     ap.add_argument("--snr-db", type=float, default=6.5, help="Es/N0 of the throughput LLRs")
     ap.add_argument("--bler-snrs", type=str, default="5.75,6.25,6.75", help="Es/N0 points ('' to skip)")
-    ap.add_argument("--bler-blocks", type=int, default=2000)
+    ap.add_argument("--bler-blocks", type=int, default=2000, help="blocks per BLER point (0 skips the BLER table)")
     ap.add_argument("--skip-torch-backend", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=str, default=str(Path(__file__).parent / "results" / "bench_ldpc.json"))
@@ -146,7 +146,9 @@ def main(argv=None):
 
     # 3. BLER, paired -------------------------------------------------------------------
     bler = []
-    snrs = [float(s) for s in args.bler_snrs.split(",") if s.strip()]
+    if args.bler_blocks < 0:
+        raise SystemExit(f"--bler-blocks must be >= 0, got {args.bler_blocks}")
+    snrs = [float(s) for s in args.bler_snrs.split(",") if s.strip()] if args.bler_blocks else []
     if snrs:
         fast = LDPC5GFastDecoder(enc, num_iter=args.num_iter)
         sion = decoders["sionna boxplus-phi"]
@@ -181,8 +183,7 @@ def main(argv=None):
         "decoder_only_info_bits_per_s": dec_rows, "chain_info_bits_per_s": chain_rows, "bler": bler,
     }
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2))
+    write_json_atomic(out, res)
     print(f"\nwrote {out}")
     return 0
 

@@ -28,7 +28,6 @@ Run: ``OMP_NUM_THREADS=2 python benchmarks/bench_semclip_minilm.py --out benchma
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -41,6 +40,7 @@ import torch  # noqa: E402
 from phy.channels import make_channel  # noqa: E402
 from phy.links import AnalogLink  # noqa: E402
 from semantic.semclip import SemCLIPConfig, feature_retrieval_topk, train_jscc, transmit_tokens  # noqa: E402
+from experiments.results import write_json_atomic  # noqa: E402
 
 
 def pca_basis(x: torch.Tensor, k: int):
@@ -145,8 +145,7 @@ def main(argv=None) -> int:
             print(f"{snr:6.1f}  " + "  ".join(f"{row[s]['top1']:7.3f}/{row[s]['top5']:.3f}" for s in schemes))
     report["elapsed_s"] = time.time() - t0
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    write_json_atomic(out, report)
     print(f"\nwrote {out} ({report['elapsed_s']:.0f} s)")
     return 0
 

@@ -18,7 +18,6 @@ Run: ``python benchmarks/bench_snr_batch.py`` (``--help``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -33,6 +32,7 @@ import torch  # noqa: E402
 from phy.channels import AWGN, Rayleigh  # noqa: E402
 from phy.codes import LDPC5G  # noqa: E402
 from phy.links import AnalogLink, DigitalLink  # noqa: E402
+from experiments.results import write_json_atomic  # noqa: E402
 
 
 def compare(link, x, snrs, repeats):
@@ -110,8 +110,7 @@ def main(argv=None):
            "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
            "rows": rows}
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2))
+    write_json_atomic(out, res)
     print(f"\nwrote {out}")
     return 0
 
