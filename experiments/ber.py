@@ -35,7 +35,7 @@ import os
 import sys
 from typing import Dict, List, Optional, Sequence
 
-__all__ = ["add_arguments", "main", "parse_snr_list", "snr_list_arg", "parse_device", "parse_name_list", "build_trial", "DEFAULT_BATCH_BITS"]
+__all__ = ["add_arguments", "main", "parse_snr_list", "snr_list_arg", "positive_int_arg", "parse_device", "parse_name_list", "build_trial", "DEFAULT_BATCH_BITS"]
 
 DEFAULT_BATCH_BITS = 1 << 16  # information bits per batch when --batch-size is not given
 _RESULT_SETTINGS = ("modulation", "k", "n", "num_iter", "ldpc_decoder", "hamming_decoder", "demapping",
@@ -142,14 +142,19 @@ def _positive_number(text: str) -> float:
     return v
 
 
-def _positive_int(text: str) -> int:
+def positive_int_arg(text: str, allow_exponent: bool = False) -> int:
+    """argparse ``type=`` for a positive integer (``allow_exponent``: also ``1e6``-style numbers)."""
     try:
-        v = int(float(text)) if text.strip().lower().count("e") else int(text)
+        v = int(float(text)) if allow_exponent and text.strip().lower().count("e") else int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if v <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
     return v
+
+
+def _positive_int(text: str) -> int:
+    return positive_int_arg(text, allow_exponent=True)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -85,7 +85,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from experiments.ber import parse_device, snr_list_arg
+from experiments.ber import parse_device, positive_int_arg, snr_list_arg
 
 __all__ = [
     "KEY_COLUMNS", "VALUE_COLUMNS", "COLUMNS", "SNR_AXIS_LABEL", "DEFAULT_SCHEMES",
@@ -818,23 +818,13 @@ def plot_comparison(rows: Sequence[Dict[str, Any]], out_dir: str, prefix: str = 
 # --------------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------------
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return v
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", default="pydoc-minilm",
                         help="registered source (pydoc-minilm, gaussian) or a .npy/.pt/.safetensors feature file "
                              "(default pydoc-minilm)")
     parser.add_argument("--key", default=None, help="tensor name inside a .pt/.safetensors file (default 'features')")
     parser.add_argument("--items", default=None, help="text file with one item (sentence) per feature row")
-    parser.add_argument("--max-items", type=_positive_int, default=None, help="use the first N items only")
+    parser.add_argument("--max-items", type=positive_int_arg, default=None, help="use the first N items only")
     parser.add_argument("--channel", default="awgn", help="comma list: awgn, rayleigh, rician, ... (default awgn)")
     parser.add_argument("--equalizer", default="mmse", choices=("zf", "mmse"),
                         help="equaliser of the 'analog' scheme (digital links always use ZF + APP demapping); "
@@ -842,23 +832,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--snr-db", type=snr_list_arg, default=None, metavar="SNRS",
                         help="Es/N0 per complex channel use [dB]: start:stop:step (inclusive) or a comma list; "
                              "default -20:15:5 (write --snr-db=-20:15:5)")
-    parser.add_argument("--budget", type=_positive_int, default=None,
+    parser.add_argument("--budget", type=positive_int_arg, default=None,
                         help="complex channel uses per example (default: the analog scheme's ceil(d/2))")
     parser.add_argument("--no-match", dest="matched", action="store_false",
                         help="send every scheme at its natural size (--bits per element, full text)")
     parser.add_argument("--schemes", default=",".join(DEFAULT_SCHEMES),
                         help="comma list (default: %(default)s)")
-    parser.add_argument("--bits", type=_positive_int, default=None,
+    parser.add_argument("--bits", type=positive_int_arg, default=None,
                         help="fixed quantiser bits per element (default: the most that fit the budget; 4 with "
                              "--no-match)")
-    parser.add_argument("--max-bits-per-element", type=_positive_int, default=8)
+    parser.add_argument("--max-bits-per-element", type=positive_int_arg, default=8)
     parser.add_argument("--ldpc-rate", type=float, default=0.5, help="nominal 5G LDPC code rate (default 0.5)")
     parser.add_argument("--ldpc-decoder", default="layered", choices=("layered", "bp"),
                         help="5G LDPC decoder: layered normalised min-sum (fast, default) or Sionna's flooding BP")
-    parser.add_argument("--ldpc-iter", type=_positive_int, default=20, help="LDPC decoder iterations (default 20)")
+    parser.add_argument("--ldpc-iter", type=positive_int_arg, default=20, help="LDPC decoder iterations (default 20)")
     parser.add_argument("--ideal-outage", type=float, default=0.1,
                         help="design outage probability of the ideal code on fading channels (default 0.1)")
-    parser.add_argument("--text-max-items", type=_positive_int, default=None,
+    parser.add_argument("--text-max-items", type=positive_int_arg, default=None,
                         help="send only the first N sentences through the text scheme (MiniLM re-encoding is "
                              "the slow part); retrieval is still among all items")
     parser.add_argument("--seed", type=int, default=0)

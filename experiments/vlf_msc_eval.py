@@ -70,6 +70,8 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from experiments.ber import positive_int_arg
+
 __all__ = ["SYSTEMS", "MODALITY", "METRICS", "METRIC_COLUMNS", "ITEM_COLUMNS", "add_arguments", "main",
            "metrics_table", "write_figures", "write_grids"]
 
@@ -91,24 +93,14 @@ _AXIS = {"bleu1": "BLEU-1 (0-1)", "bleu4": "BLEU-4 (0-1)", "bertscore_f1": "BERT
          "lpips": "LPIPS (AlexNet; lower is better)", "clip_score": "CLIP score (100 x cosine)"}
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {v}")
-    return v
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("data")
     g.add_argument("--images", required=True, help="folder of input images")
     g.add_argument("--captions", required=True,
                    help="CSV with columns image,caption[,label]: the ground-truth captions (text metric references, "
                         "CLIP-score captions)")
-    g.add_argument("--max-images", type=_positive_int, default=None, help="use only the first N images")
-    g.add_argument("--image-size", type=_positive_int, default=256,
+    g.add_argument("--max-images", type=positive_int_arg, default=None, help="use only the first N images")
+    g.add_argument("--image-size", type=positive_int_arg, default=256,
                    help="input resize/centre-crop side and generated image side in pixels (default 256)")
     g = parser.add_argument_group("channel")
     g.add_argument("--channel", default="awgn", choices=("awgn", "rayleigh"),
@@ -130,19 +122,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--baseline-caption", default="blip2", choices=("blip2", "vlf-msc"),
                    help="caption given to the baselines: BLIP-2's native captioning of the noiseless VLF (default) "
                         "or VLF-MSC's text decoder on the noiseless VLF")
-    g.add_argument("--steps", type=_positive_int, default=50, help="VLF-MSC DDIM steps (default 50)")
+    g.add_argument("--steps", type=positive_int_arg, default=50, help="VLF-MSC DDIM steps (default 50)")
     g.add_argument("--guidance-scale", type=float, default=1.0, help="VLF-MSC classifier-free guidance (default 1)")
-    g.add_argument("--max-new-tokens", type=_positive_int, default=30)
-    g.add_argument("--num-beams", type=_positive_int, default=1)
+    g.add_argument("--max-new-tokens", type=positive_int_arg, default=30)
+    g.add_argument("--num-beams", type=positive_int_arg, default=1)
     g = parser.add_argument_group("baselines")
     g.add_argument("--deepsc-checkpoint", default=None, help="trained DeepSC folder (save_pretrained layout)")
     g.add_argument("--deepsc-equalizer", default="mmse", choices=("mmse", "zf"))
     g.add_argument("--ascii-code", default="hamming74", help="code of the ASCII baseline (default hamming74)")
     g.add_argument("--ascii-modulation", default="16qam", help="modulation of the ASCII baseline (default 16qam)")
-    g.add_argument("--img2img-steps", type=_positive_int, default=50, help="Img2Img-SC DDIM steps (default 50)")
+    g.add_argument("--img2img-steps", type=positive_int_arg, default=50, help="Img2Img-SC DDIM steps (default 50)")
     g.add_argument("--img2img-strength", type=float, default=0.6, help="Img2Img-SC strength (default 0.6)")
     g.add_argument("--img2img-guidance", type=float, default=9.0, help="Img2Img-SC guidance scale (default 9)")
-    g.add_argument("--img2img-bits", type=_positive_int, default=8, help="latent quantiser bits (default 8)")
+    g.add_argument("--img2img-bits", type=positive_int_arg, default=8, help="latent quantiser bits (default 8)")
     g.add_argument("--img2img-code", default="none", help="code of bit-true Img2Img-SC (default none)")
     g.add_argument("--img2img-modulation", default="16qam", help="Img2Img-SC modulation (default 16qam)")
     g = parser.add_argument_group("metric models")
@@ -164,11 +156,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dtype", default="auto", help="auto (fp16 on CUDA) | float32 | float16 | bfloat16")
     g.add_argument("--device-map", default=None, help="transformers device_map for BLIP-2")
     g.add_argument("--allow-download", action="store_true", help="download missing checkpoints (online machines)")
-    g.add_argument("--batch-size", type=_positive_int, default=4)
+    g.add_argument("--batch-size", type=positive_int_arg, default=4)
     g = parser.add_argument_group("output")
     g.add_argument("--out", required=True, help="output folder")
     g.add_argument("--vlf-cache", default=None, help="VLF cache folder (default OUT/vlf_cache; 'none' to disable)")
-    g.add_argument("--grid-rows", type=_positive_int, default=6, help="input images in the grids (default 6)")
+    g.add_argument("--grid-rows", type=positive_int_arg, default=6, help="input images in the grids (default 6)")
     g.add_argument("--raw-text", action="store_true", help="score text without DeepSC's normalisation")
 
 

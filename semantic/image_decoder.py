@@ -48,6 +48,7 @@ from torch import nn
 
 from .checkpoints import commit_dir, resolve_checkpoint, resolve_device, resolve_dtype, staging_dir
 from .distributed import DistInfo, unwrap, wrap_ddp
+from .vlf import check_vlf
 
 __all__ = [
     "DEFAULT_SD",
@@ -65,13 +66,6 @@ __all__ = [
 
 DEFAULT_SD = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 PathLike = Union[str, os.PathLike]
-
-
-def _check_vlf(vlf, name: str = "received") -> torch.Tensor:
-    if not isinstance(vlf, torch.Tensor) or vlf.dim() != 3 or not vlf.is_floating_point():
-        raise ValueError(f"{name} must be a float tensor [batch, N, d], got "
-                         f"{getattr(vlf, 'dtype', type(vlf).__name__)} {tuple(getattr(vlf, 'shape', ()))}")
-    return vlf
 
 
 class VLFToCLIPProjection(ModelMixin, ConfigMixin):
@@ -100,7 +94,7 @@ class VLFToCLIPProjection(ModelMixin, ConfigMixin):
         nn.init.zeros_(self.linear.bias)
 
     def forward(self, vlf: torch.Tensor) -> torch.Tensor:
-        _check_vlf(vlf, "vlf")
+        check_vlf(vlf, "vlf")
         if tuple(vlf.shape[1:]) != (self.config.num_queries, self.config.vlf_dim):
             raise ValueError(f"vlf must have shape [batch, {self.config.num_queries}, {self.config.vlf_dim}], "
                              f"got {tuple(vlf.shape)}")
@@ -265,7 +259,7 @@ class VLFImageDecoder(nn.Module):
 
     def condition_embeddings(self, received: torch.Tensor, labels=None) -> torch.Tensor:
         """Input embeddings ``[B, L, D]``: BOS, label tokens, projected VLF tokens, EOS, padding."""
-        _check_vlf(received)
+        check_vlf(received)
         b = received.shape[0]
         proj = self.projection(received.to(self.device))  # [B, N, D] float32
         emb = self.text_encoder.get_input_embeddings()
@@ -309,7 +303,7 @@ class VLFImageDecoder(nn.Module):
         (default 0), so the same VLF and seed give the same image and only the VLF changes between
         SNR points.
         """
-        _check_vlf(received)
+        check_vlf(received)
         steps = int(num_inference_steps or self.num_inference_steps)
         gs = float(self.guidance_scale if guidance_scale is None else guidance_scale)
         h, w = int(height or self.height), int(width or self.width)
@@ -370,7 +364,7 @@ class VLFImageDecoder(nn.Module):
         cond_drop_prob : probability of replacing an example's condition by the empty sequence
             (enables classifier-free guidance at sampling).
         """
-        _check_vlf(vlf, "vlf")
+        check_vlf(vlf, "vlf")
         if images.shape[0] != vlf.shape[0]:
             raise ValueError(f"images ({images.shape[0]}) and vlf ({vlf.shape[0]}) batch sizes differ")
         with torch.no_grad():

@@ -38,18 +38,12 @@ from torch import nn
 
 from .checkpoints import commit_dir, resolve_checkpoint, staging_dir
 from .distributed import DistInfo, unwrap, wrap_ddp
+from .vlf import check_vlf
 
 __all__ = ["TEXT_MODES", "SoftPromptProjection", "OPTTextDecoder", "finetune_projection_step",
            "finetune_projection", "TextProjectionTrainConfig", "TextProjectionTrainer"]
 
 TEXT_MODES = ("pooled", "blip2")
-
-
-def _check_vlf(vlf, name: str = "received") -> torch.Tensor:
-    if not isinstance(vlf, torch.Tensor) or vlf.dim() != 3 or not vlf.is_floating_point():
-        raise ValueError(f"{name} must be a float tensor [batch, N, d], got "
-                         f"{getattr(vlf, 'dtype', type(vlf).__name__)} {tuple(getattr(vlf, 'shape', ()))}")
-    return vlf
 
 
 class SoftPromptProjection(ModelMixin, ConfigMixin):
@@ -84,7 +78,7 @@ class SoftPromptProjection(ModelMixin, ConfigMixin):
         return proj.to(linear.weight.device)
 
     def forward(self, vlf: torch.Tensor) -> torch.Tensor:
-        _check_vlf(vlf, "vlf")
+        check_vlf(vlf, "vlf")
         if vlf.shape[-1] != self.config.vlf_dim:
             raise ValueError(f"vlf has width d={vlf.shape[-1]} but the projection expects {self.config.vlf_dim}")
         if self.config.mode == "pooled":
@@ -167,7 +161,7 @@ class OPTTextDecoder(nn.Module):
 
     def soft_prompt(self, received: torch.Tensor) -> torch.Tensor:
         """Received VLF ``[B, N, d]`` -> soft prompt ``[B, P, H]`` in the LM dtype (P = 1 or N)."""
-        _check_vlf(received)
+        check_vlf(received)
         lm_dtype = self.language_model.get_input_embeddings().weight.dtype
         return self.projection(received.to(self.device)).to(lm_dtype)
 
@@ -205,7 +199,7 @@ class OPTTextDecoder(nn.Module):
     # -- training --------------------------------------------------------------------------------
     def caption_loss(self, received: torch.Tensor, captions: Sequence[str]) -> torch.Tensor:
         """Language-model loss of ``captions`` given the received VLF (labels on caption + EOS only)."""
-        _check_vlf(received)
+        check_vlf(received)
         if isinstance(captions, str) or len(captions) != received.shape[0]:
             raise ValueError(f"captions must be a list of {received.shape[0]} strings (one per VLF), got "
                              f"{captions!r}")
@@ -388,7 +382,7 @@ class TextProjectionTrainer:
         ``snr_db`` (number or ``[B]``) overrides the drawn SNRs; the noise itself comes from the link's
         channel stream.
         """
-        _check_vlf(vlf, "vlf")
+        check_vlf(vlf, "vlf")
         cfg = self.config
         if snr_db is None:
             snr_db = self.draw_snr(vlf.shape[0])

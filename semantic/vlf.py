@@ -31,12 +31,20 @@ from phy.conventions import bandwidth_compression_ratio
 
 from .checkpoints import resolve_checkpoint, resolve_device, resolve_dtype
 
-__all__ = ["DEFAULT_BLIP2", "BLIP2_CHECKPOINTS", "load_blip2", "VLFEncoder", "images_to_list"]
+__all__ = ["DEFAULT_BLIP2", "BLIP2_CHECKPOINTS", "load_blip2", "VLFEncoder", "images_to_list", "check_vlf"]
 
 DEFAULT_BLIP2 = "Salesforce/blip2-opt-6.7b"
 BLIP2_CHECKPOINTS = ("Salesforce/blip2-opt-6.7b", "Salesforce/blip2-opt-2.7b")
 
 ImagesLike = Union[torch.Tensor, Sequence[Any]]
+
+
+def check_vlf(vlf, name: str = "received") -> torch.Tensor:
+    """A (received) VLF must be a float tensor ``[batch, N, d]``; ``ValueError`` naming ``name`` otherwise."""
+    if not isinstance(vlf, torch.Tensor) or vlf.dim() != 3 or not vlf.is_floating_point():
+        raise ValueError(f"{name} must be a float tensor [batch, N, d], got "
+                         f"{getattr(vlf, 'dtype', type(vlf).__name__)} {tuple(getattr(vlf, 'shape', ()))}")
+    return vlf
 
 
 def load_blip2(checkpoint: Union[str, os.PathLike] = DEFAULT_BLIP2, *, device=None, dtype=None,
