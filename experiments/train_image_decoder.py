@@ -69,6 +69,77 @@ def latest_checkpoint(out: Path) -> Optional[Path]:
     return best[1] if best else None
 
 
+def run_training_loop(trainer, system, ds, args, info, out: Path, seed: int, step, command: str,
+                      manifest_extra: dict) -> Optional[Path]:
+    """The loop shared by the VLF-MSC trainers (``train-image-decoder``, ``train-text-projection``).
+
+    Epochs over ``ds`` (a seeded shuffle in one process, a :func:`distributed_sampler` share per rank
+    under ``torchrun``), the VLF of each batch from ``system.encode`` (cached), ``step(batch, vlf, gen)``
+    for one micro-batch, and after each optimiser step: the loss averaged over ranks appended to
+    ``train_log.csv``, a checkpoint every ``args.save_every`` steps keeping the newest ``args.keep``
+    (rank 0 only, every rank waiting), a run manifest. Stops at ``args.steps``; returns the final
+    checkpoint folder (``None`` on ranks other than 0).
+    """
+    import torch
+
+    from experiments.results import RunManifest, open_table
+    from semantic.distributed import all_reduce_mean, barrier, distributed_sampler
+    from semantic.images import collate_images, file_sha1
+
+    main_rank = info.is_main
+    say = print if main_rank else (lambda *a, **k: None)
+    log = open_table(out / "train_log.csv", ["step"], ["loss"]) if main_rank else None
+    logged = {int(k[0]) for k in log.finished_keys()} if log is not None else set()
+    gen = torch.Generator().manual_seed(seed + trainer.global_step)
+    # one process: shuffled by ``gen``; several: each rank's share of a seeded permutation
+    sampler = distributed_sampler(ds, info, shuffle=True, seed=args.seed)
+    per_rank = len(sampler) if sampler is not None else len(ds)
+
+    def save() -> Optional[Path]:
+        path = None
+        if main_rank:
+            path = trainer.save(out / f"checkpoint-{trainer.global_step:07d}")
+            ckpts = sorted(p for p in out.glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name))
+            for old in ckpts[:-max(1, args.keep)]:
+                shutil.rmtree(old, ignore_errors=True)
+        barrier(info)
+        return path
+
+    manifest_cm = (RunManifest(out, args=vars(args), seed=args.seed, command=command, extra=manifest_extra)
+                   if main_rank else contextlib.nullcontext())
+    with manifest_cm as manifest:
+        losses: List[float] = []
+        epoch = trainer.global_step  # distinct per (re)start, as ``gen``'s seed
+        while trainer.global_step < args.steps:
+            if sampler is not None:
+                sampler.set_epoch(epoch)
+            epoch += 1
+            loader = torch.utils.data.DataLoader(
+                ds, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
+                generator=gen if sampler is None else None, collate_fn=collate_images,
+                drop_last=per_rank > args.batch_size)
+            for batch in loader:
+                vlf = system.encode(batch["image"], keys=[file_sha1(p) for p in batch["path"]])
+                before = trainer.global_step
+                losses.append(step(batch, vlf, gen))
+                if trainer.global_step > before:
+                    loss = float(all_reduce_mean(sum(losses) / len(losses), info))  # mean over ranks
+                    losses = []
+                    if log is not None and trainer.global_step not in logged:
+                        log.append({"step": trainer.global_step, "loss": loss})
+                        logged.add(trainer.global_step)
+                    if trainer.global_step % 10 == 0:
+                        say(f"step {trainer.global_step}: loss {loss:.4f}")
+                    if trainer.global_step % args.save_every == 0:
+                        save()
+                if trainer.global_step >= args.steps:
+                    break
+        final = save()
+        if manifest is not None:
+            manifest.update(final_checkpoint=str(final), steps=trainer.global_step)
+    return final
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("data")
     g.add_argument("--images", required=True, help="folder of training images")
@@ -138,11 +209,10 @@ def main(args: argparse.Namespace) -> int:
 def _train(args, info, tcfg, snr_range, out: Path) -> int:
     import torch
 
-    from experiments.results import RunManifest, open_table
     from semantic.checkpoints import CheckpointNotFoundError
-    from semantic.distributed import all_reduce_mean, barrier, distributed_sampler
+    from semantic.distributed import barrier
     from semantic.image_decoder import ImageDecoderTrainer, VLFImageDecoder, rank_seed
-    from semantic.images import ImageCaptionDataset, collate_images, file_sha1
+    from semantic.images import ImageCaptionDataset
     from semantic.vlf import VLFEncoder, load_blip2
     from semantic.vlf_msc import VLFMSC, VLFMSCConfig
 
@@ -173,59 +243,17 @@ def _train(args, info, tcfg, snr_range, out: Path) -> int:
     else:
         trainer = ImageDecoderTrainer(decoder, tcfg, dist_info=info)
     barrier(info)  # every rank has read the checkpoint before rank 0 writes new ones
-    log = open_table(out / "train_log.csv", ["step"], ["loss"]) if main_rank else None
-    gen = torch.Generator().manual_seed(seed + trainer.global_step)
-    # one process: shuffled by ``gen`` as before; several: each rank's share of a seeded permutation
-    sampler = distributed_sampler(ds, info, shuffle=True, seed=args.seed)
-    per_rank = len(sampler) if sampler is not None else len(ds)
+    ledger = system.ledger((3, args.image_size, args.image_size))
 
-    def save() -> Optional[Path]:
-        path = None
-        if main_rank:
-            path = trainer.save(out / f"checkpoint-{trainer.global_step:07d}")
-            ckpts = sorted(p for p in out.glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name))
-            for old in ckpts[:-max(1, args.keep)]:
-                shutil.rmtree(old, ignore_errors=True)
-        barrier(info)
-        return path
+    def step(batch, vlf, gen) -> float:
+        if snr_range is not None:
+            snr = snr_range[0] + (snr_range[1] - snr_range[0]) * torch.rand(vlf.shape[0], generator=gen)
+            vlf = system.transmit(vlf, snr_db=snr.to(vlf.device))
+        labels = None if args.no_labels else batch["label"]
+        return trainer.step(batch["image"], vlf, labels=labels)
 
-    manifest_cm = (RunManifest(out, args=vars(args), seed=args.seed, command="semcom train-image-decoder",
-                               extra={"ledger": system.ledger((3, args.image_size, args.image_size)),
-                                      "world_size": info.world_size})
-                   if main_rank else contextlib.nullcontext())
-    with manifest_cm as manifest:
-        losses: List[float] = []
-        epoch = trainer.global_step  # distinct per (re)start, as ``gen``'s seed
-        while trainer.global_step < args.steps:
-            if sampler is not None:
-                sampler.set_epoch(epoch)
-            epoch += 1
-            loader = torch.utils.data.DataLoader(
-                ds, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
-                generator=gen if sampler is None else None, collate_fn=collate_images,
-                drop_last=per_rank > args.batch_size)
-            for batch in loader:
-                vlf = system.encode(batch["image"], keys=[file_sha1(p) for p in batch["path"]])
-                if snr_range is not None:
-                    snr = snr_range[0] + (snr_range[1] - snr_range[0]) * torch.rand(vlf.shape[0], generator=gen)
-                    vlf = system.transmit(vlf, snr_db=snr.to(vlf.device))
-                labels = None if args.no_labels else batch["label"]
-                before = trainer.global_step
-                losses.append(trainer.step(batch["image"], vlf, labels=labels))
-                if trainer.global_step > before:
-                    loss = float(all_reduce_mean(sum(losses) / len(losses), info))  # mean over ranks
-                    losses = []
-                    if log is not None and trainer.global_step not in {int(k[0]) for k in log.finished_keys()}:
-                        log.append({"step": trainer.global_step, "loss": loss})
-                    if trainer.global_step % 10 == 0:
-                        say(f"step {trainer.global_step}: loss {loss:.4f}")
-                    if trainer.global_step % args.save_every == 0:
-                        save()
-                if trainer.global_step >= args.steps:
-                    break
-        final = save()
-        if manifest is not None:
-            manifest.update(final_checkpoint=str(final), steps=trainer.global_step)
+    final = run_training_loop(trainer, system, ds, args, info, out, seed, step, "semcom train-image-decoder",
+                              {"ledger": ledger, "world_size": info.world_size})
     say(f"saved {final}")
     return 0
 

@@ -30,14 +30,10 @@ the checkpoints, the log (loss averaged over ranks) and the manifest.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import re
-import shutil
 import sys
 from pathlib import Path
-from typing import List, Optional
 
-from experiments.train_image_decoder import latest_checkpoint, parse_range
+from experiments.train_image_decoder import latest_checkpoint, parse_range, run_training_loop
 
 __all__ = ["add_arguments", "main"]
 
@@ -106,13 +102,11 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _train(args, info, tcfg, out: Path) -> int:
-    import torch
 
-    from experiments.results import RunManifest, open_table
     from semantic.checkpoints import CheckpointNotFoundError
-    from semantic.distributed import all_reduce_mean, barrier, distributed_sampler
+    from semantic.distributed import barrier
     from semantic.image_decoder import rank_seed
-    from semantic.images import ImageCaptionDataset, collate_images, file_sha1
+    from semantic.images import ImageCaptionDataset
     from semantic.text_decoder import OPTTextDecoder, TextProjectionTrainer
     from semantic.vlf import VLFEncoder, load_blip2
     from semantic.vlf_msc import VLFMSC, VLFMSCConfig
@@ -150,54 +144,10 @@ def _train(args, info, tcfg, out: Path) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     barrier(info)  # every rank has read the checkpoint before rank 0 writes new ones
-    log = open_table(out / "train_log.csv", ["step"], ["loss"]) if main_rank else None
-    gen = torch.Generator().manual_seed(seed + trainer.global_step)
-    sampler = distributed_sampler(ds, info, shuffle=True, seed=args.seed)
-    per_rank = len(sampler) if sampler is not None else len(ds)
-
-    def save() -> Optional[Path]:
-        path = None
-        if main_rank:
-            path = trainer.save(out / f"checkpoint-{trainer.global_step:07d}")
-            ckpts = sorted(p for p in out.glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name))
-            for old in ckpts[:-max(1, args.keep)]:
-                shutil.rmtree(old, ignore_errors=True)
-        barrier(info)
-        return path
-
-    manifest_cm = (RunManifest(out, args=vars(args), seed=args.seed, command=PROG,
-                               extra={"ledger": system.ledger((3, args.input_size, args.input_size)),
-                                      "world_size": info.world_size, "text_mode": args.text_mode})
-                   if main_rank else contextlib.nullcontext())
-    with manifest_cm as manifest:
-        losses: List[float] = []
-        epoch = trainer.global_step
-        while trainer.global_step < args.steps:
-            if sampler is not None:
-                sampler.set_epoch(epoch)
-            epoch += 1
-            loader = torch.utils.data.DataLoader(
-                ds, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
-                generator=gen if sampler is None else None, collate_fn=collate_images,
-                drop_last=per_rank > args.batch_size)
-            for batch in loader:
-                vlf = system.encode(batch["image"], keys=[file_sha1(p) for p in batch["path"]])
-                before = trainer.global_step
-                losses.append(trainer.step(vlf, batch["caption"]))
-                if trainer.global_step > before:
-                    loss = float(all_reduce_mean(sum(losses) / len(losses), info))  # mean over ranks
-                    losses = []
-                    if log is not None and trainer.global_step not in {int(k[0]) for k in log.finished_keys()}:
-                        log.append({"step": trainer.global_step, "loss": loss})
-                    if trainer.global_step % 10 == 0:
-                        say(f"step {trainer.global_step}: loss {loss:.4f}")
-                    if trainer.global_step % args.save_every == 0:
-                        save()
-                if trainer.global_step >= args.steps:
-                    break
-        final = save()
-        if manifest is not None:
-            manifest.update(final_checkpoint=str(final), steps=trainer.global_step)
+    final = run_training_loop(
+        trainer, system, ds, args, info, out, seed, lambda batch, vlf, gen: trainer.step(vlf, batch["caption"]),
+        PROG, {"ledger": system.ledger((3, args.input_size, args.input_size)), "world_size": info.world_size,
+               "text_mode": args.text_mode})
     say(f"saved {final}")
     return 0
 
