@@ -5,14 +5,17 @@ Measured, in complex symbols/s, on CPU (and CUDA when available):
 * ``copy roofline``: ``torch.clone`` of a complex64 tensor of the same size. Bytes moved:
   8 B read + 8 B written = **16 B per symbol**; its symbols/s is the roofline (any channel must
   at least read ``x`` and write ``y``).
-* ``randn only``: drawing the ``2`` float32 normals per symbol of the noise into a preallocated
-  buffer (``Tensor.normal_`` with the channel's generator): the RNG ceiling of an AWGN channel.
+* ``randn only``: ``Tensor.normal_`` of the ``2`` float32 normals per symbol into a preallocated
+  buffer: the ceiling of any channel built on ``torch.randn``.
 * ``awgn``: :class:`phy.channels.AWGN` ``(x, no)`` with one ``N0`` per example ``[B, 1]``.
-* ``rayleigh+zf`` / ``rayleigh+mmse``: :class:`phy.channels.Rayleigh` (i.i.d. per symbol) followed
-  by :func:`phy.equalization.equalize` (perfect CSI).
+* ``rayleigh``: :class:`phy.channels.Rayleigh` (i.i.d. per symbol) returning ``y`` and ``h``.
+* ``rayleigh+zf`` / ``rayleigh+mmse``: the channel followed by perfect-CSI equalisation, i.e. what a
+  link does: ``Rayleigh.forward_equalized`` (one fused pass with the numba backend) and, for the
+  torch backend, ``equalize(*Rayleigh(x, no))``.
 
-Each row: median [min..max] over the repeats, and the ratio of medians to the copy roofline.
-Writes ``benchmarks/results/bench_channel.json``.
+Each channel row runs with ``backend="torch"`` and (CPU) ``backend="numba"`` (the default on CPU:
+:mod:`phy.channel_kernels`). Each row: median [min..max] over the repeats, and the ratio of medians
+to the copy roofline, all measured in one run. Writes ``benchmarks/results/bench_channel.json``.
 
 Run: ``python benchmarks/bench_channel.py`` (``--symbols 4194304 --repeats 7 --threads 2``).
 """
@@ -30,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from phy import channel_kernels  # noqa: E402
 from phy.channels import AWGN, Rayleigh  # noqa: E402
 from phy.equalization import equalize  # noqa: E402
 from experiments.results import write_json_atomic  # noqa: E402
@@ -40,15 +44,18 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def measure(fn, repeats, device):
-    fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+def measure(cases, repeats, device):
+    """Times of every case, round-robin over the repeats (machine load hits all cases alike)."""
+    for fn in cases.values():
         fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
+    _sync(device)
+    times = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, fn in cases.items():
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            times[name].append(time.perf_counter() - t0)
     return times
 
 
@@ -56,20 +63,22 @@ def run_device(device, batch, n, repeats):
     x = (torch.randn(batch, n, 2, device=device) * 0.7071).view(torch.complex64).squeeze(-1).contiguous()
     no = torch.full((batch, 1), 0.1, device=device)
     sym = batch * n
-    awgn, ray = AWGN(seed=0), Rayleigh(seed=0)
     buf = torch.empty(batch, n, 2, device=device)
-    gen = awgn.generator(device)
+    gen = AWGN(seed=0).generator(device)
+    backends = ["torch"] + (["numba"] if device.type == "cpu" and channel_kernels.available() else [])
 
-    cases = {
-        "copy roofline": lambda: x.clone(),
-        "randn only": lambda: buf.normal_(generator=gen),
-        "awgn": lambda: awgn(x, no),
-        "rayleigh+zf": lambda: equalize(*_yhno(ray(x, no)), "zf"),
-        "rayleigh+mmse": lambda: equalize(*_yhno(ray(x, no)), "mmse"),
-    }
+    cases = {"copy roofline": lambda: x.clone(), "randn only": lambda: buf.normal_(generator=gen)}
+    for be in backends:
+        awgn, ray = AWGN(seed=0, backend=be), Rayleigh(seed=0, backend=be)
+        cases[f"awgn [{be}]"] = lambda awgn=awgn: awgn(x, no)
+        cases[f"rayleigh (y, h) [{be}]"] = lambda ray=ray: ray(x, no)
+        for eq in ("zf", "mmse"):
+            if be == "torch":
+                cases[f"rayleigh+{eq} [torch]"] = lambda ray=ray, eq=eq: equalize(*_yhno(ray(x, no)), eq)
+            else:
+                cases[f"rayleigh+{eq} [{be}, fused]"] = lambda ray=ray, eq=eq: ray.forward_equalized(x, no, eq)
     rows = {}
-    for name, fn in cases.items():
-        t = measure(fn, repeats, device)
+    for name, t in measure(cases, repeats, device).items():
         rates = [sym / s for s in t]
         rows[name] = {"median": statistics.median(rates), "min": min(rates), "max": max(rates), "times_s": t}
     roof = rows["copy roofline"]["median"]
@@ -110,9 +119,9 @@ def main(argv=None):
         res["devices"][dev] = rows
         print(f"\n{dev}: {batch * args.n} complex64 symbols, threads {torch.get_num_threads()}, "
               f"copy {rows['copy roofline']['GB_per_s']:.2f} GB/s (16 B/symbol)")
-        print(f"{'':16s} {'Msym/s':>9s} {'[min .. max]':>20s} {'/roofline':>10s}")
+        print(f"{'':28s} {'Msym/s':>9s} {'[min .. max]':>20s} {'/roofline':>10s}")
         for name, r in rows.items():
-            print(f"{name:16s} {r['median'] / 1e6:9.1f} [{r['min'] / 1e6:8.1f} .. {r['max'] / 1e6:8.1f}] "
+            print(f"{name:28s} {r['median'] / 1e6:9.1f} [{r['min'] / 1e6:8.1f} .. {r['max'] / 1e6:8.1f}] "
                   f"{r['ratio_to_roofline']:10.2f}")
     out = Path(args.out)
     write_json_atomic(out, res)

@@ -11,8 +11,9 @@ Writes, in ``--out``:
   :data:`phy.montecarlo.BER_COLUMNS` (``scheme, channel, snr_db, snr_type, esno_db, ebno_db, ber,
   bler, bit_errors, bits, block_errors, blocks``, 95 % Clopper-Pearson bounds ``ber_ci_low ...``,
   ``seed`` and ``status``). Rows are written as they finish; rerunning the same command resumes and
-  skips finished points (the CSV is then byte-identical to an uninterrupted run). Points after an
-  error-free point are not simulated and have ``ber = NaN`` with ``status = "skipped: ..."``.
+  skips finished points (with ``--snr-batch 1`` the CSV is then byte-identical to an uninterrupted
+  run). Points after an error-free point are not simulated and have ``ber = NaN`` with
+  ``status = "skipped: ..."``.
 * ``ber.png`` (and ``bler.png``): error rate vs SNR, log scale, one curve per scheme (per
   scheme/channel when several channels), closed-form uncoded BER overlaid for AWGN and Rayleigh.
 * ``manifest.json``: arguments, seed, package versions, host, elapsed time.
@@ -23,6 +24,15 @@ starts with ``=``: ``--snr-db=-4:8:2``. ``--snr-type ebno`` (default) reads them
 per scheme with ``Es/N0 = Eb/N0 + 10 log10(bits_per_symbol * R)``, where ``R = k / (coded bits sent
 per block)`` (the code rate; zero padding to whole QAM symbols, if any, counts as sent);
 ``--snr-type esno`` reads them as Es/N0 per complex channel use (the package's SNR convention).
+
+``--snr-batch S`` runs up to ``S`` consecutive SNR points of a sweep as one batched pass (SNR as a
+tensor dimension: one link call on ``[S, batch, k]`` bits per iteration instead of ``S``); every
+point keeps its own stopping rule and its row is written as soon as it finishes. Memory grows about
+``S``-fold. The rows are statistically equivalent to, not bit-identical with, ``--snr-batch 1``; a
+point interrupted inside its group is recomputed on resume (see :mod:`phy.montecarlo`). The value
+is not a result setting: a run may be resumed with another ``--snr-batch``. Local executor only.
+It saves per-call overhead, so it pays off for small batches (or an accelerator); on a CPU with
+large batches it can be slower (``benchmarks/bench_mc_snr_batch.py`` measures both).
 
 One block is ``--k`` information bits for every scheme (the LDPC code's ``k``; ``hamming74`` uses
 ``k/4`` codewords, ``none`` sends the ``k`` bits as they are), so BLERs are comparable.
@@ -189,6 +199,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="information-bit budget per SNR point (default 1e7)")
     parser.add_argument("--batch-size", type=_positive_int, default=None,
                         help=f"blocks per batch (default: about {DEFAULT_BATCH_BITS} bits per batch)")
+    parser.add_argument("--snr-batch", type=_positive_int, default=1, metavar="S",
+                        help="run up to S consecutive SNR points as one batched pass (SNR as a tensor "
+                             "dimension; about S times the memory); each point keeps its own stopping "
+                             "rule. Statistically equivalent to, not bit-identical with, 1 (default: 1, "
+                             "points one by one; --executor local only)")
     parser.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--no-early-stop", dest="early_stop", action="store_false",
@@ -291,6 +306,11 @@ def main(args) -> int:
     args = _with_defaults(args)
     try:
         cfg = _validate(args)
+        if isinstance(args.snr_batch, bool) or not isinstance(args.snr_batch, int) or args.snr_batch < 1:
+            raise ValueError(f"--snr-batch must be a positive integer, got {args.snr_batch!r}")
+        if args.executor != "local" and args.snr_batch > 1:
+            raise ValueError(f"--snr-batch {args.snr_batch} applies to --executor local only (the ray "
+                             "executor runs one task per SNR point)")
         from phy.channels import make_channel
         from phy.montecarlo import BER_COLUMNS, BER_KEY_COLUMNS, ResumableCSV
 
@@ -349,7 +369,7 @@ def main(args) -> int:
                                     target_errors=args.target_errors,
                                     target_block_errors=args.target_block_errors, max_bits=args.max_bits,
                                     seed=args.seed, scheme=code, channel=name, early_stop=args.early_stop,
-                                    csv_file=table, progress=args.progress)
+                                    csv_file=table, progress=args.progress, snr_batch=args.snr_batch)
         manifest.update(rows_resumed=resumed, rows=len(table), coderates=rates,
                         plots=_plots(args.out, results, cfg, args.snr_type))
     print(f"wrote {os.path.join(args.out, 'ber.csv')} ({len(results)} points), ber.png, manifest.json")

@@ -21,6 +21,20 @@ Example
     semcom semclip train-tapl --features runs/feats-train --jscc runs/jscc --out runs/tapl
     semcom semclip eval --features runs/feats-val --jscc runs/jscc --tapl runs/tapl \\
         --snr-db -10 -5 0 5 10 --out runs/eval
+
+``train-jscc`` on several GPUs (data parallel, one process per GPU)::
+
+    torchrun --standalone --nproc_per_node 4 -m experiments.cli semclip train-jscc \\
+        --features runs/feats-train --out runs/jscc --channel-uses 384 --batch-size 256
+    torchrun --standalone --nproc_per_node 4 "$(which semcom)" semclip train-jscc ...   # same thing
+
+Each process uses ``cuda:LOCAL_RANK`` (``--device cpu`` or no CUDA: CPU with the gloo backend) and
+takes ``1/nproc`` of every global batch (``--batch-size`` is the global batch, a multiple of
+``nproc``); the received tokens are all-gathered so the contrastive loss is the one over the global
+batch, and the channel noise is that of the single-process run, so the result does not depend on
+``nproc`` beyond float rounding (see :func:`semantic.semclip.train_jscc`). Rank 0 alone prints and
+writes the checkpoints and the final folder; rerunning the same command (any ``nproc``) resumes.
+A plain ``semcom semclip train-jscc`` run is the single-process case and behaves as before.
 """
 from __future__ import annotations
 
@@ -81,7 +95,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--snr-max", type=float, default=10.0, help="training SNR range high end [dB]")
     p.add_argument("--snr-db", type=float, default=None, help="train at this one SNR (sets min = max)")
     p.add_argument("--steps", type=int, default=20000)
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=256,
+                   help="global batch of the contrastive loss (under torchrun: split over the processes)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--hidden-dim", type=int, default=1024)
     p.add_argument("--temperature", type=float, default=0.07)
@@ -168,6 +183,7 @@ def _extract(args) -> int:
 
 
 def _train_jscc(args) -> int:
+    from semantic.distributed import cleanup, env_world_size, init_distributed
     from semantic.semclip import SemCLIPConfig, train_jscc
 
     fs = _load_split(args, "seen")
@@ -179,10 +195,20 @@ def _train_jscc(args) -> int:
                         snr_train_range=(lo, hi), temperature=args.temperature, jscc_batch_size=args.batch_size,
                         jscc_lr=args.lr, jscc_steps=args.steps, checkpoint_every=args.checkpoint_every,
                         unseen_fraction=args.unseen_fraction, split_seed=args.split_seed, seed=args.seed)
-    codec, hist = train_jscc(fs.features, cfg, out_dir=args.out, device=_device(args.device),
-                             progress=False if args.no_progress else None)
-    print(f"JSCC trained on {len(fs)} tokens ({len(fs.class_names)} classes), L={codec.channel_uses}, "
-          f"final loss {hist[-1]:.4f} -> {args.out}")
+    if env_world_size() > 1:  # under torchrun: one process per GPU (cuda:LOCAL_RANK), or gloo on CPU
+        info = init_distributed(device=args.device)
+        device = info.device
+    else:
+        info, device = None, _device(args.device)
+    try:
+        codec, hist = train_jscc(fs.features, cfg, out_dir=args.out, device=device,
+                                 progress=False if args.no_progress else None, dist_info=info)
+    finally:
+        if info is not None:
+            cleanup(info)
+    if info is None or info.is_main:
+        print(f"JSCC trained on {len(fs)} tokens ({len(fs.class_names)} classes), L={codec.channel_uses}, "
+              f"final loss {hist[-1]:.4f} -> {args.out}" + (f" ({info.world_size} processes)" if info else ""))
     return 0
 
 

@@ -13,7 +13,9 @@ Conventions (shared by every module of the package)
 * Channel uses are counted in complex symbols per example; the bandwidth compression ratio
   (BCR) is ``n_ch / (C*H*W)`` with complex channel uses unless ``convention="real"`` is asked for.
 * Randomness comes from an explicit, seedable ``torch.Generator`` held by each channel: the same
-  seed gives bit-identical outputs.
+  seed gives bit-identical outputs (on CPU the compiled channel kernels of
+  :mod:`phy.channel_kernels` draw from a counter-based stream keyed by that generator, so the
+  output does not depend on the thread count either).
 """
 
 __version__ = "0.1.0"

@@ -10,6 +10,12 @@ Every channel owns an explicit, seedable random stream (one ``torch.Generator`` 
 a seed gives bit-identical outputs and one channel object shared by every link gives every scheme
 the same fading statistics and SNR definition.
 
+Backends: on CPU with complex64 symbols the noise, the i.i.d. flat fading and (through
+:meth:`Channel.forward_equalized`, which the links call) the perfect-CSI equaliser run as one
+compiled pass over memory (:mod:`phy.channel_kernels`, numba, a counter-based generator keyed from
+the channel's ``torch.Generator``); elsewhere (GPU, complex128, per-symbol ``N0``) torch ops with
+``torch.randn``. ``backend="torch"`` forces the torch path, e.g. to compare the two.
+
 Example
 -------
 >>> import torch
@@ -31,6 +37,7 @@ from typing import Callable, Dict, Optional, Tuple, Type, Union
 import torch
 from torch import nn
 
+from . import channel_kernels as _ck
 from .conventions import check_complex, check_finite, check_no
 
 __all__ = [
@@ -46,7 +53,12 @@ __all__ = [
     "register_channel",
     "make_channel",
     "complex_normal",
+    "BACKENDS",
 ]
+
+#: ``auto``: the compiled one-pass kernels (:mod:`phy.channel_kernels`) for complex64 CPU tensors when
+#: numba is installed, torch otherwise; ``torch``: always torch; ``numba``: always the kernels (CPU).
+BACKENDS = ("auto", "torch", "numba")
 
 _REAL = {torch.complex64: torch.float32, torch.complex128: torch.float64}
 
@@ -90,14 +102,28 @@ class Channel(nn.Module):
         Seed of the channel's random stream. ``None`` draws a random seed (non-reproducible).
     device : str or torch.device, optional
         Only used as the default device for generated tensors; inputs decide the device.
+    backend : ``"auto"`` (default), ``"torch"`` or ``"numba"``
+        Where the noise (and the i.i.d. flat fading, and with :meth:`forward_equalized` the
+        equaliser) is computed: ``numba`` = one fused pass over memory with a counter-based
+        generator (:mod:`phy.channel_kernels`; complex64 CPU tensors with a scalar or per-example
+        ``N0``); ``torch`` = ``torch.randn`` with the channel's generator; ``auto`` = numba where it
+        applies, torch elsewhere (GPU, complex128, per-symbol ``N0``, a differentiable ``N0``). The
+        two backends draw the same distributions but different random numbers for one seed.
     """
 
     name = "channel"
 
-    def __init__(self, seed: Optional[int] = None, device: Optional[Union[str, torch.device]] = None):
+    def __init__(self, seed: Optional[int] = None, device: Optional[Union[str, torch.device]] = None,
+                 backend: str = "auto"):
         super().__init__()
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
             raise TypeError(f"seed must be an int or None, got {type(seed).__name__}: {seed!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "numba" and not _ck.available():
+            raise RuntimeError("backend='numba' needs the optional package numba (pip install numba); "
+                               "use backend='auto' or 'torch'")
+        self.backend = backend
         self._seed = int(seed) if seed is not None else int(torch.randint(0, 2**62, (1,)).item())
         self._generators: Dict[str, torch.Generator] = {}
         self.device = torch.device(device) if device is not None else None
@@ -130,9 +156,16 @@ class Channel(nn.Module):
         """Channel coefficients ``h`` for symbols ``x`` (``[..., n]``); ``None`` means ``h = 1``."""
         return None
 
-    def _check_inputs(self, x, no) -> torch.Tensor:
+    def kernel_fading(self) -> Union[None, str, Tuple[float, complex]]:
+        """How the compiled kernels draw ``h``: ``None`` (no fading, ``h = 1``), ``(scale, los)`` for
+        i.i.d. per-symbol ``h = scale * CN(0, 1) + los`` drawn inside the kernel, or ``"fading"``
+        (call :meth:`fading` and apply it). Subclasses with their own ``fading`` return ``"fading"``."""
+        return None if type(self).fading is Channel.fading else "fading"
+
+    def _check_inputs(self, x, no, finite: bool = True) -> torch.Tensor:
         check_complex(x, "x")
-        check_finite(x, "x")
+        if finite:
+            check_finite(x, "x")
         check_no(no, "no")
         no_t = torch.as_tensor(no, dtype=_REAL[x.dtype], device=x.device)
         if not torch.isfinite(no_t).all():
@@ -148,6 +181,18 @@ class Channel(nn.Module):
             )
         return no_t
 
+    def _kernel_rows(self, x: torch.Tensor, no_t: torch.Tensor):
+        """``N0`` rows for the compiled kernels, or ``None`` when the torch path must run."""
+        if self.backend == "torch" or not _ck.available():
+            return None
+        ok = x.device.type == "cpu" and x.dtype == torch.complex64 and not no_t.requires_grad
+        rows = _ck.noise_rows(no_t, x.shape) if ok else None
+        if rows is None and self.backend == "numba":
+            raise ValueError(
+                f"backend='numba' needs complex64 CPU symbols and a scalar or per-example ([..., 1]) N0 without "
+                f"gradient; got x {x.dtype} on {x.device}, no of shape {tuple(no_t.shape)}; use backend='auto'")
+        return rows
+
     def forward(self, x: torch.Tensor, no) -> ChannelOutput:
         """Apply ``y = h * x + n``.
 
@@ -161,7 +206,11 @@ class Channel(nn.Module):
         -------
         ChannelOutput
         """
-        no_t = self._check_inputs(x, no)
+        no_t = self._check_inputs(x, no, finite=False)
+        rows = self._kernel_rows(x, no_t)
+        if rows is not None:
+            return self._forward_kernel(x, no_t, rows)
+        check_finite(x, "x")
         gen = self.generator(x.device)
         h = self.fading(x, gen)
         # The same draw as complex_normal (one fused real draw, same stream), scaled by sqrt(N0/2)
@@ -175,6 +224,79 @@ class Channel(nn.Module):
         else:
             y = torch.view_as_complex(z.mul_(std)).addcmul_(h, x)
         return ChannelOutput(y=y, h=h, no=no_t)
+
+    def _forward_kernel(self, x: torch.Tensor, no_t: torch.Tensor, rows) -> ChannelOutput:
+        """The compiled path: one key from the channel's generator, then one pass over ``x``.
+
+        Differentiable inputs get the same random numbers, drawn by the kernels, and the physics
+        in torch ops (so autograd sees ``y = h x + n``)."""
+        gen = self.generator(x.device)
+        key = _ck.draw_key(gen)
+        spec = self.kernel_fading()
+        differentiable = torch.is_grad_enabled() and x.requires_grad
+        if spec == "fading":
+            check_finite(x, "x")
+            h = self.fading(x, gen)
+            noise = _ck.complex_normal(x.shape, _ck.split_key(key, 0), self._std_rows(rows, x))
+            y = noise + h * x if differentiable or (h is not None and h.requires_grad) else noise.addcmul_(h, x)
+            return ChannelOutput(y=y, h=h, no=no_t)
+        if differentiable:
+            check_finite(x, "x")
+            noise = _ck.complex_normal(x.shape, _ck.split_key(key, 0), self._std_rows(rows, x))
+            if spec is None:
+                return ChannelOutput(y=x + noise, h=None, no=no_t)
+            scale, los = spec
+            h = _ck.complex_normal(x.shape, _ck.split_key(key, 1), scale) + los
+            return ChannelOutput(y=h * x + noise, h=h, no=no_t)
+        if spec is None:
+            y, finite = _ck.awgn(x, rows[0].reshape(self._row_shape(rows, x)), key)
+            h = None
+        else:
+            y, h, finite = _ck.flat_fading(x, rows[0].reshape(self._row_shape(rows, x)), key, *spec)
+        if not finite:
+            check_finite(x, "x")  # raises with the count of bad values
+        return ChannelOutput(y=y, h=h, no=no_t)
+
+    @staticmethod
+    def _row_shape(rows, x):
+        return (*x.shape[:-1], 1) if rows[0].numel() > 1 else ()
+
+    def _std_rows(self, rows, x):
+        return torch.sqrt(rows[0]).reshape(self._row_shape(rows, x))  # n = sqrt(N0) CN(0, 1)
+
+    def forward_equalized(self, x: torch.Tensor, no, method: str = "zf", power: float = 1.0
+                          ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The channel followed by perfect-CSI equalisation (:func:`phy.equalization.equalize`).
+
+        With the numba backend and i.i.d. per-symbol fading this is one fused pass (``h`` is never
+        written to memory); the values equal ``equalize(*self(x, no))`` for the same seed up to
+        float rounding.
+
+        Returns
+        -------
+        x_hat : Tensor ``[..., n]`` complex
+        no_eff : Tensor broadcastable to ``x`` (ZF noise variance / MMSE error variance)
+        no : Tensor, the ``N0`` used (as :attr:`ChannelOutput.no`)
+        """
+        from .equalization import EQUALIZERS, equalize
+
+        if method not in EQUALIZERS:
+            raise ValueError(f"equalizer must be one of {EQUALIZERS}, got {method!r}")
+        check_complex(x, "x")
+        spec = self.kernel_fading()
+        if isinstance(spec, tuple) and not (torch.is_grad_enabled() and x.requires_grad):
+            no_t = self._check_inputs(x, no, finite=False)
+            rows = self._kernel_rows(x, no_t)
+            if rows is not None:
+                key = _ck.draw_key(self.generator(x.device))
+                x_hat, no_eff, finite = _ck.flat_fading_equalized(
+                    x, rows[0].reshape(self._row_shape(rows, x)), key, method, power, *spec)
+                if not finite:
+                    check_finite(x, "x")
+                return x_hat, no_eff, no_t
+        out = self(x, no)
+        x_hat, no_eff = equalize(out.y, out.h, out.no, method, power)
+        return x_hat, no_eff, out.no
 
     def extra_repr(self) -> str:
         return f"seed={self._seed}"
@@ -205,8 +327,8 @@ class FlatFading(Channel):
     name = "flat_fading"
 
     def __init__(self, k_factor: float = 0.0, block_length: int = 1, los_phase: float = 0.0,
-                 seed: Optional[int] = None, device=None):
-        super().__init__(seed=seed, device=device)
+                 seed: Optional[int] = None, device=None, backend: str = "auto"):
+        super().__init__(seed=seed, device=device, backend=backend)
         if isinstance(k_factor, bool) or not isinstance(k_factor, numbers.Real) or not k_factor >= 0 \
                 or not math.isfinite(k_factor):
             raise ValueError(f"k_factor must be a finite number >= 0, got {k_factor!r}")
@@ -217,6 +339,13 @@ class FlatFading(Channel):
         self.k_factor = float(k_factor)
         self.block_length = int(block_length)
         self.los_phase = float(los_phase)
+
+    def kernel_fading(self):
+        if self.block_length > 1 or type(self).fading is not FlatFading.fading:
+            return "fading"
+        k = self.k_factor
+        los = math.sqrt(k / (k + 1.0)) * complex(math.cos(self.los_phase), math.sin(self.los_phase)) if k > 0 else 0j
+        return math.sqrt(1.0 / (k + 1.0)), los
 
     def fading(self, x, generator):
         n = x.shape[-1]
@@ -245,8 +374,8 @@ class Rayleigh(FlatFading):
 
     name = "rayleigh"
 
-    def __init__(self, block_length: int = 1, seed: Optional[int] = None, device=None):
-        super().__init__(k_factor=0.0, block_length=block_length, seed=seed, device=device)
+    def __init__(self, block_length: int = 1, seed: Optional[int] = None, device=None, backend: str = "auto"):
+        super().__init__(k_factor=0.0, block_length=block_length, seed=seed, device=device, backend=backend)
 
 
 class Rician(FlatFading):
@@ -255,9 +384,9 @@ class Rician(FlatFading):
     name = "rician"
 
     def __init__(self, k_factor: float = 3.0, block_length: int = 1, los_phase: float = 0.0,
-                 seed: Optional[int] = None, device=None):
+                 seed: Optional[int] = None, device=None, backend: str = "auto"):
         super().__init__(k_factor=k_factor, block_length=block_length, los_phase=los_phase,
-                         seed=seed, device=device)
+                         seed=seed, device=device, backend=backend)
 
 
 @contextlib.contextmanager
@@ -307,8 +436,8 @@ class SionnaTDL(Channel):
 
     def __init__(self, model: str = "A", delay_spread: float = 300e-9, carrier_frequency: float = 3.5e9,
                  fft_size: int = 64, subcarrier_spacing: float = 30e3, max_speed: float = 0.0,
-                 seed: Optional[int] = None, device=None):
-        super().__init__(seed=seed, device=device)
+                 seed: Optional[int] = None, device=None, backend: str = "auto"):
+        super().__init__(seed=seed, device=device, backend=backend)
         if isinstance(fft_size, bool) or not isinstance(fft_size, numbers.Integral) or fft_size < 1:
             raise ValueError(f"fft_size must be a positive int, got {fft_size!r}")
         self.model = model

@@ -156,5 +156,18 @@ class Equalizer(nn.Module):
             h = estimate_csi(h, out.no, self.csi, generator, self.num_pilots, self.pilot_snr_db)
         return equalize(out.y, h, out.no, self.method, self.power)
 
+    def transmit(self, channel, x: torch.Tensor, no) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Send ``x`` ``[..., n]`` through ``channel`` and equalise: ``(x_hat, no_eff, no)``.
+
+        With perfect CSI this is ``channel.forward_equalized`` (one fused pass where the channel
+        has one, see :meth:`phy.channels.Channel.forward_equalized`); otherwise the channel, the CSI
+        estimate (errors drawn from the channel's generator) and :meth:`forward`.
+        """
+        if self.csi == "perfect" and hasattr(channel, "forward_equalized"):
+            return channel.forward_equalized(x, no, self.method, self.power)
+        out = channel(x, no)
+        x_hat, no_eff = self(out, channel.generator(x.device))
+        return x_hat, no_eff, out.no
+
     def extra_repr(self) -> str:
         return f"method={self.method!r}, csi={self.csi!r}"

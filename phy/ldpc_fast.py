@@ -64,6 +64,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .threads import numba_threads
+
 __all__ = [
     "QCStructure",
     "qc_structure",
@@ -514,20 +516,12 @@ class LDPC5GFastDecoder(nn.Module):
             kern = _numba_kernel()
             src = full.numpy()
             out = np.empty_like(src)
-            # numba uses torch's thread count; its OpenMP layer may reset the process-wide OpenMP
-            # thread count (which torch reads), so torch's setting is restored afterwards.
-            threads = torch.get_num_threads()
-            nthr = max(1, min(threads, _numba.config.NUMBA_NUM_THREADS))
-            _numba.set_num_threads(nthr)
-            # codewords per SIMD block: at most `chunk`, but small enough to give every thread work
-            per_thread = -(-src.shape[0] // nthr)
-            width = int(min(self.chunk, max(8, -(-per_thread // 8) * 8)))
-            try:
+            with numba_threads() as nthr:  # torch's thread count (and torch's setting kept)
+                # codewords per SIMD block: at most `chunk`, but small enough to give every thread work
+                per_thread = -(-src.shape[0] // nthr)
+                width = int(min(self.chunk, max(8, -(-per_thread // 8) * 8)))
                 kern(src, st.var_idx, st.layer_off, st.layer_deg, st.z, self._max_deg, iters, use_offset,
                      np.float32(self.scale), np.float32(self.offset), width, out)
-            finally:
-                if torch.get_num_threads() != threads:
-                    torch.set_num_threads(threads)
             post = torch.from_numpy(out)
         else:
             post = _layered_minsum_torch(full.t().contiguous(), self._layers_on(full.device), iters,

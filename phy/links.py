@@ -226,10 +226,9 @@ class AnalogLink(Link):
             raise ValueError("give exactly one of snr_db (Es/N0 in dB) or no (noise power N0)")
         x, scale, pad = self.encode(features, batch_dims)
         no_t = noise_power(snr_db, no, features.shape[:batch_dims], self.power, x.real.dtype, x.device)
-        out = self.channel(x, no_t)
-        x_hat, no_eff = self.equalizer(out, self.channel.generator(x.device))
+        x_hat, no_eff, no_used = self.equalizer.transmit(self.channel, x, no_t)
         f_hat = self.decode(x_hat, scale, pad, features.shape, features.dtype)
-        return LinkOutput(x_hat=f_hat, channel_uses=x.shape[-1], no=out.no,
+        return LinkOutput(x_hat=f_hat, channel_uses=x.shape[-1], no=no_used,
                           info={"scale": scale, "no_eff": no_eff, "symbols": x})
 
 
@@ -458,8 +457,7 @@ class DigitalLink(Link):
         x = self.qam.modulate(cflat, dtype=cdt)  # [*batch, ns]
 
         no_t = noise_power(snr_db, no, batch_shape, 1.0, rdt, dev)
-        out = self.channel(x, no_t)
-        x_eq, no_eff = self.equalizer(out, self.channel.generator(dev))
+        x_eq, no_eff, no_used = self.equalizer.transmit(self.channel, x, no_t)
         no_sym = torch.as_tensor(no_eff, dtype=rdt, device=dev).expand(x.shape)
         llr = self.qam.demodulate(x_eq, no_sym)
         llr = torch.nan_to_num(llr, nan=0.0, posinf=1e4, neginf=-1e4).clamp(-1e4, 1e4)
@@ -471,7 +469,7 @@ class DigitalLink(Link):
         u_hat = self.code.decode(llr)  # [*batch, nb, k]
         block_errors = (u_hat != u).any(-1)
         x_hat = u_hat.reshape(bits.shape).to(bits.dtype)
-        return LinkOutput(x_hat=x_hat, channel_uses=x.shape[-1], no=out.no,
+        return LinkOutput(x_hat=x_hat, channel_uses=x.shape[-1], no=no_used,
                           info={"llr": llr, "coded_bits": c, "symbols": x, "no_eff": no_eff,
                                 "num_blocks": nb, "pad_bits": pad, "block_errors": block_errors})
 

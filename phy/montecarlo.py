@@ -6,6 +6,8 @@ The engine runs a *trial* over a list of SNR points. A trial is anything that fo
     trial.k                              # information bits per block (int)
     trial(batch_size, esno_db)           # -> (bits, bits_hat), both [batch_size, k] (or [..., k])
     trial.reset(seed)                    # optional: restart every random stream from ``seed``
+    trial.batched(batch_size, esno_dbs)  # optional (``snr_batch > 1``): S SNR points in one pass,
+                                         # -> (bits, bits_hat), both [S, batch_size, k]
 
 :class:`FunctionTrial` turns a plain function into a trial and :class:`LinkTrial` wraps a link
 (``link(bits, snr_db=esno_db).x_hat`` -> hard bit estimates), e.g. ``phy.links.DigitalLink``.
@@ -35,10 +37,30 @@ Results are appended point by point to a :class:`ResumableCSV` (write + flush + 
 header written atomically); already finished keys are skipped on the next run. This is the only
 CSV-resume implementation in the package; :mod:`experiments.results` re-exports it.
 
-Points run one after the other with a scalar ``esno_db``. A batched SNR sweep (one batch holding
-several SNR points, e.g. ``snr_db`` of shape ``[S, 1]`` that the links already accept) would fit
-behind the same trial interface (a trial method taking a vector of SNRs and returning per-point
-counts); it is not implemented yet.
+Batched SNR points (``snr_batch > 1``): the points still to compute (not stored in the CSV, not
+skipped) are taken in groups of up to ``snr_batch`` consecutive points, and each iteration calls
+``trial.batched(batch_size, esno_dbs)`` once for all still-active points of the group (the links
+take ``bits [S, B, k]`` with ``snr_db`` of shape ``[S, 1]`` and ``batch_dims=2``; memory grows
+with ``snr_batch * batch_size``). Every point keeps its own counters and stopping rule
+(``target_errors``, ``target_block_errors``, ``max_bits`` with the last batch shortened, exactly
+as when points run one by one); it leaves the group when its rule fires and its row is written at
+once. Early stop inside a group: when a point ends with ``no_errors``, every group point after it
+in ``snr_dbs`` with a higher SNR is reported as skipped (the same row as in a sequential run; a
+point that had already finished keeps its row). Since all points of a group draw the same number
+of bits per iteration, such points reach the budget in the same iteration, so that work is spent
+and discarded -- the price of batching. Points are written as they finish, so the CSV row order
+can differ from ``snr_dbs``; the returned list is in ``snr_dbs`` order. A group of one point runs
+exactly like a sequential point.
+
+The random streams of a group are reset (``trial.reset``) from ``point_seed(seed, scheme,
+channel, snr_type, "snr_group", *group_snrs)``, so a batched run is reproducible (same seed and
+same points to compute -> same rows). Batched draws are **statistically equivalent to, but not
+bit-identical with**, sequential ones (the S points share one random stream). The ``seed`` column
+still holds the point seed :func:`point_seed`, which the resume check compares (resuming with
+another master seed is refused). A point interrupted in the middle of its group was never written
+and is recomputed on resume, possibly in a different group, hence with different random numbers:
+only the finished rows are kept as they were, so a resumed batched CSV is statistically, not
+byte-for-byte, equal to an uninterrupted one.
 
 Example
 -------
@@ -52,6 +74,15 @@ Example
 ...                    batch_size=100, progress=False)
 >>> res[0].status, 0.05 < res[0].ber < 0.15
 ('target_errors', True)
+>>> def batched(batch_size, esno_dbs):  # the same channel, S = len(esno_dbs) points in one call
+...     g = torch.Generator().manual_seed(len(esno_dbs))
+...     b = torch.randint(0, 2, (len(esno_dbs), batch_size, 8), generator=g)
+...     flip = (torch.rand(b.shape, generator=g) < 0.1).long()
+...     return b, b ^ flip
+>>> res = simulate_ber(FunctionTrial(trial, k=8, batched_fn=batched), [0.0, 1.0], target_errors=50,
+...                    max_bits=10_000, batch_size=100, progress=False, snr_batch=2)
+>>> [r.status for r in res]
+['target_errors', 'target_errors']
 """
 from __future__ import annotations
 
@@ -164,8 +195,14 @@ class BitTrial(Protocol):
     """What the engine needs: ``k`` and ``__call__(batch_size, esno_db) -> (bits, bits_hat)``.
 
     ``reset(seed)`` (optional) restarts every random stream the trial uses; the engine calls it
-    with the point's seed before each SNR point. ``coderate`` and ``bits_per_symbol`` (optional)
-    let the engine convert Eb/N0 <-> Es/N0 when they are not given to :func:`simulate_ber`.
+    with the point's seed before each SNR point (with the group's seed before each group of
+    batched points). ``coderate`` and ``bits_per_symbol`` (optional) let the engine convert
+    Eb/N0 <-> Es/N0 when they are not given to :func:`simulate_ber`.
+
+    ``batched(batch_size, esno_dbs) -> (bits, bits_hat)`` (optional, needed for
+    ``simulate_ber(..., snr_batch > 1)``) runs ``S = len(esno_dbs)`` SNR points in one pass;
+    both outputs have shape ``[S, batch_size, k]`` (or ``[S, batch_size, ..., k]``), slice ``s``
+    at Es/N0 ``esno_dbs[s]``.
     """
 
     k: int
@@ -186,21 +223,30 @@ class FunctionTrial:
         ``reset(seed)`` restarting ``fn``'s random streams.
     coderate, bits_per_symbol : float, optional
         For Eb/N0 conversion.
+    batched_fn : callable, optional
+        ``batched_fn(batch_size, esno_dbs) -> (bits, bits_hat)``, both ``[S, batch_size, k]``
+        with ``S = len(esno_dbs)``; becomes the trial's ``batched`` method (the attribute exists
+        only when it is given), needed for ``simulate_ber(..., snr_batch > 1)``.
     """
 
     def __init__(self, fn: Callable[[int, float], Tuple[torch.Tensor, torch.Tensor]], k: int,
                  reset: Optional[Callable[[int], None]] = None, coderate: Optional[float] = None,
-                 bits_per_symbol: Optional[float] = None):
+                 bits_per_symbol: Optional[float] = None,
+                 batched_fn: Optional[Callable[[int, Sequence[float]], Tuple[torch.Tensor, torch.Tensor]]] = None):
         if not callable(fn):
             raise TypeError(f"fn must be callable, got {type(fn).__name__}")
         _check_pos_int(k, "k")
         if reset is not None and not callable(reset):
             raise TypeError(f"reset must be callable or None, got {type(reset).__name__}")
+        if batched_fn is not None and not callable(batched_fn):
+            raise TypeError(f"batched_fn must be callable or None, got {type(batched_fn).__name__}")
         self.fn = fn
         self.k = int(k)
         self._reset = reset
         self.coderate = coderate
         self.bits_per_symbol = bits_per_symbol
+        if batched_fn is not None:
+            self.batched = batched_fn
 
     def reset(self, seed: int) -> None:
         if self._reset is not None:
@@ -218,6 +264,10 @@ class LinkTrial:
     come from the trial's own ``torch.Generator``; :meth:`reset` reseeds it and the link's channel
     (``link.channel.reset``) from sub-seeds of the point seed, so every scheme sees the same
     channel realisation statistics and a point is reproducible on its own.
+
+    :meth:`batched` sends ``bits [S, batch_size, k]`` in one call
+    ``link(bits, snr_db=esno[S, 1], batch_dims=2)`` (for ``simulate_ber(..., snr_batch=S)``); the
+    link must accept ``batch_dims`` and a tensor ``snr_db``, as every ``phy.links`` link does.
 
     Parameters
     ----------
@@ -268,6 +318,16 @@ class LinkTrial:
         bits = torch.randint(0, 2, (batch_size, self.k), generator=self._gen, device=self.device,
                              dtype=self.dtype)
         out = self.link(bits, snr_db=esno_db)
+        bits_hat = getattr(out, "x_hat", out)
+        return bits, bits_hat
+
+    def batched(self, batch_size: int, esno_dbs: Sequence[float]):
+        """``S = len(esno_dbs)`` SNR points in one pass: ``(bits, bits_hat)``, both ``[S, batch_size, k]``."""
+        S = len(esno_dbs)
+        bits = torch.randint(0, 2, (S, batch_size, self.k), generator=self._gen, device=self.device,
+                             dtype=self.dtype)
+        snr = torch.tensor([float(e) for e in esno_dbs], dtype=torch.float64, device=self.device).reshape(S, 1)
+        out = self.link(bits, snr_db=snr, batch_dims=2)
         bits_hat = getattr(out, "x_hat", out)
         return bits, bits_hat
 
@@ -512,8 +572,7 @@ def _use_progress(progress: Optional[bool]) -> bool:
         return False
 
 
-def _count_errors(bits: torch.Tensor, bits_hat: torch.Tensor) -> Tuple[int, int, int, int]:
-    """(bit_errors, bits, block_errors, blocks) of one batch; one device sync."""
+def _check_pair(bits, bits_hat) -> None:
     if not isinstance(bits, torch.Tensor) or not isinstance(bits_hat, torch.Tensor):
         raise TypeError(f"a trial must return two tensors (bits, bits_hat), got "
                         f"{type(bits).__name__}, {type(bits_hat).__name__}")
@@ -521,10 +580,51 @@ def _count_errors(bits: torch.Tensor, bits_hat: torch.Tensor) -> Tuple[int, int,
         raise ValueError(f"bits_hat shape {tuple(bits_hat.shape)} must equal bits shape {tuple(bits.shape)}")
     if bits.dim() < 1 or bits.shape[-1] == 0:
         raise ValueError(f"bits must be [..., k] with k > 0, got shape {tuple(bits.shape)}")
+
+
+def _count_errors(bits: torch.Tensor, bits_hat: torch.Tensor) -> Tuple[int, int, int, int]:
+    """(bit_errors, bits, block_errors, blocks) of one batch; one device sync."""
+    _check_pair(bits, bits_hat)
     err = bits_hat.to(bits.dtype) != bits
     counts = torch.stack([err.sum(), err.any(dim=-1).sum()]).tolist()
     n_bits = err.numel()
     return int(counts[0]), n_bits, int(counts[1]), n_bits // bits.shape[-1]
+
+
+def _count_errors_batched(bits: torch.Tensor, bits_hat: torch.Tensor, num_points: int
+                          ) -> List[Tuple[int, int, int, int]]:
+    """Per SNR slice ``s`` of ``[S, batch, ..., k]`` outputs: (bit_errors, bits, block_errors,
+    blocks); one device sync for all slices."""
+    _check_pair(bits, bits_hat)
+    if bits.dim() < 2 or bits.shape[0] != num_points or bits.numel() == 0:
+        raise ValueError(f"a batched trial must return bits of shape [S={num_points}, batch_size, ..., k] "
+                         f"(non-empty), got shape {tuple(bits.shape)}")
+    k = bits.shape[-1]
+    err = (bits_hat.to(bits.dtype) != bits).reshape(num_points, -1, k)
+    counts = torch.stack([err.sum(dim=(1, 2)), err.any(dim=-1).sum(dim=1)]).tolist()
+    n_bits = err.shape[1] * k
+    return [(int(counts[0][s]), n_bits, int(counts[1][s]), err.shape[1]) for s in range(num_points)]
+
+
+def _stop_status(bit_err: int, n_bits: int, blk_err: int, target_errors: Optional[int],
+                 target_block_errors: Optional[int], max_bits: int) -> Optional[str]:
+    """The status a point ends with after these counts, or ``None`` while it must go on."""
+    if target_errors is not None and bit_err >= target_errors:
+        return STATUS_TARGET
+    if target_block_errors is not None and blk_err >= target_block_errors:
+        return STATUS_TARGET
+    if n_bits >= max_bits:
+        return STATUS_NO_ERRORS if bit_err == 0 else STATUS_BUDGET
+    return None
+
+
+def _counts_result(bit_err: int, n_bits: int, blk_err: int, n_blk: int, esno: float, pseed: int,
+                   status: str) -> PointResult:
+    """An unlabelled result (scheme, channel, snr are filled in by :func:`simulate_ber`)."""
+    ber_lo, ber_hi = clopper_pearson(bit_err, n_bits)
+    bler_lo, bler_hi = clopper_pearson(blk_err, n_blk)
+    return PointResult("", "", math.nan, "", esno, math.nan, bit_err / n_bits, blk_err / n_blk, bit_err,
+                       n_bits, blk_err, n_blk, ber_lo, ber_hi, bler_lo, bler_hi, pseed, status)
 
 
 def _resolve_rate(trial, coderate, bits_per_symbol):
@@ -551,6 +651,7 @@ def simulate_ber(
     csv_file: Union[None, str, os.PathLike, ResumableCSV] = None,
     progress: Optional[bool] = None,
     callback: Optional[Callable[[PointResult], None]] = None,
+    snr_batch: int = 1,
 ) -> List[PointResult]:
     """Monte Carlo BER/BLER of ``trial`` over ``snr_dbs``.
 
@@ -559,10 +660,10 @@ def simulate_ber(
     trial : BitTrial
         ``trial(batch_size, esno_db) -> (bits, bits_hat)`` (hard decisions, same shape
         ``[batch_size, k]``), attribute ``k``; optional ``reset(seed)``, ``coderate``,
-        ``bits_per_symbol``.
+        ``bits_per_symbol``, and ``batched(batch_size, esno_dbs)`` (needed for ``snr_batch > 1``).
     snr_dbs : sequence of float
         SNR points in dB, of type ``snr_type``. Sweeps are normally ascending; early stop skips
-        only points with a *higher* SNR than an error-free point.
+        only points with a *higher* SNR than an earlier error-free point.
     snr_type : ``"esno"`` (Es/N0 per complex channel use, default) or ``"ebno"``
         Eb/N0 needs ``coderate`` and ``bits_per_symbol`` (here or on the trial); with them both
         ``esno_db`` and ``ebno_db`` are reported, without them ``ebno_db`` is NaN.
@@ -584,7 +685,13 @@ def simulate_ber(
     progress : bool or None
         tqdm progress bar; ``None``: only when stderr is a terminal.
     callback : callable, optional
-        ``callback(result)`` after each point is written (e.g. logging).
+        ``callback(result)`` after each point is written (e.g. logging); with ``snr_batch > 1``
+        in the order the points finish.
+    snr_batch : int
+        ``1`` (default): points run one after the other. ``S > 1``: up to ``S`` consecutive points
+        still to compute run together, one ``trial.batched`` call per iteration for all active
+        points (see the module docstring: statistically equivalent to, not bit-identical with,
+        the sequential run). A trial without ``batched`` raises ``ValueError``.
 
     Returns
     -------
@@ -617,6 +724,11 @@ def simulate_ber(
         raise TypeError(f"seed must be an int, got {type(seed).__name__}: {seed!r}")
     if not isinstance(scheme, str) or not isinstance(channel, str) or not scheme or not channel:
         raise TypeError(f"scheme and channel must be non-empty strings, got {scheme!r}, {channel!r}")
+    _check_pos_int(snr_batch, "snr_batch")
+    if snr_batch > 1 and not callable(getattr(trial, "batched", None)):
+        raise ValueError(f"snr_batch={snr_batch} needs a trial with a batched(batch_size, esno_dbs) method "
+                         f"(LinkTrial has one; FunctionTrial takes batched_fn=...), got "
+                         f"{type(trial).__name__} without it; use snr_batch=1")
 
     coderate, bps = _resolve_rate(trial, coderate, bits_per_symbol)
     have_rate = coderate is not None and bps is not None
@@ -628,52 +740,87 @@ def simulate_ber(
         table = csv_file if isinstance(csv_file, ResumableCSV) else \
             ResumableCSV(csv_file, BER_COLUMNS, BER_KEY_COLUMNS)
 
+    # per point: Es/N0, Eb/N0, point seed and the stored row (checked before anything runs)
+    n = len(snr_list)
+    esnos, ebnos, pseeds, stored = [], [], [], []
+    for snr in snr_list:
+        if snr_type == "esno":
+            esnos.append(snr)
+            ebnos.append(esno_db_to_ebno_db(snr, bps, coderate) if have_rate else math.nan)
+        else:
+            ebnos.append(snr)
+            esnos.append(ebno_db_to_esno_db(snr, bps, coderate))
+        pseed = point_seed(seed, scheme, channel, snr_type, snr)
+        pseeds.append(pseed)
+        key = (scheme, channel, snr_type, snr)
+        row = table.get(key) if table is not None else None
+        res = PointResult.from_row(row) if row is not None else None
+        if res is not None and res.seed != pseed:  # same key, other master seed: never return another run's row
+            raise ValueError(
+                f"{table.path} already holds {key} with point seed {res.seed}, but seed={seed} gives "
+                f"{pseed}; resume with the seed that wrote the file, or write to a new file")
+        stored.append(res)
+
     use_bar = _use_progress(progress)
     bar = None
     if use_bar:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(snr_list), desc=f"{scheme}/{channel}", unit="pt", leave=False)
+        bar = tqdm(total=n, desc=f"{scheme}/{channel}", unit="pt", leave=False)
 
-    results: List[PointResult] = []
-    zero_error_snr: Optional[float] = None
+    results: List[Optional[PointResult]] = [None] * n
+
+    def is_skipped(i: int) -> bool:
+        """The sequential early-stop rule: an earlier point with a lower SNR ended error-free."""
+        return early_stop and any(results[q] is not None and results[q].status == STATUS_NO_ERRORS
+                                  and snr_list[q] < snr_list[i] for q in range(i))
+
+    def labelled(i: int, res: PointResult) -> PointResult:
+        res.scheme, res.channel, res.snr_db, res.snr_type = scheme, channel, snr_list[i], snr_type
+        res.esno_db, res.ebno_db = esnos[i], ebnos[i]
+        return res
+
+    def skipped_row(i: int) -> PointResult:
+        return PointResult(scheme, channel, snr_list[i], snr_type, esnos[i], ebnos[i], math.nan, math.nan, 0, 0,
+                           0, 0, math.nan, math.nan, math.nan, math.nan, pseeds[i], STATUS_SKIPPED)
+
+    def finish(i: int, res: PointResult, write: bool) -> None:
+        if write and table is not None:
+            table.append(res.to_row())
+        results[i] = res
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix_str(f"{snr_list[i]:g} dB: BER {res.ber:.3g} ({res.status})")
+        if callback is not None:
+            callback(res)
+
+    def resolve_known(i: int) -> bool:
+        """Finish point ``i`` if it is stored or skipped; ``False`` if it must be simulated."""
+        if stored[i] is not None:
+            finish(i, stored[i], write=False)
+        elif is_skipped(i):
+            finish(i, skipped_row(i), write=True)
+        else:
+            return False
+        return True
+
+    stop = dict(target_errors=target_errors, target_block_errors=target_block_errors, max_bits=max_bits)
     try:
-        for snr in snr_list:
-            if snr_type == "esno":
-                esno = snr
-                ebno = esno_db_to_ebno_db(snr, bps, coderate) if have_rate else math.nan
-            else:
-                ebno = snr
-                esno = ebno_db_to_esno_db(snr, bps, coderate)
-            pseed = point_seed(seed, scheme, channel, snr_type, snr)
-            key = (scheme, channel, snr_type, snr)
-
-            stored = table.get(key) if table is not None else None
-            if stored is not None:
-                res = PointResult.from_row(stored)
-                if res.seed != pseed:  # same key, other master seed: never return another run's row
-                    raise ValueError(
-                        f"{table.path} already holds {key} with point seed {res.seed}, but seed={seed} gives "
-                        f"{pseed}; resume with the seed that wrote the file, or write to a new file")
-            elif early_stop and zero_error_snr is not None and snr > zero_error_snr:
-                res = PointResult(scheme, channel, snr, snr_type, esno, ebno, math.nan, math.nan, 0, 0, 0, 0,
-                                  math.nan, math.nan, math.nan, math.nan, pseed, STATUS_SKIPPED)
-            else:
-                res = _run_point(trial, k, esno, batch_size, target_errors, target_block_errors, max_bits,
-                                 pseed, bar)
-                res.scheme, res.channel, res.snr_db, res.snr_type = scheme, channel, snr, snr_type
-                res.esno_db, res.ebno_db = esno, ebno
-
-            if stored is None and table is not None:
-                table.append(res.to_row())
-            if res.status == STATUS_NO_ERRORS and (zero_error_snr is None or snr < zero_error_snr):
-                zero_error_snr = snr
-            results.append(res)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix_str(f"{snr:g} dB: BER {res.ber:.3g} ({res.status})")
-            if callback is not None:
-                callback(res)
+        i = 0
+        while i < n:
+            group: List[int] = []
+            while i < n and len(group) < snr_batch:
+                if not resolve_known(i):
+                    group.append(i)
+                i += 1
+            if len(group) == 1:  # one point: exactly the sequential run
+                j = group[0]
+                finish(j, labelled(j, _run_point(trial, k, esnos[j], batch_size, target_errors,
+                                                 target_block_errors, max_bits, pseeds[j], bar)), write=True)
+            elif group:
+                gseed = point_seed(seed, scheme, channel, snr_type, "snr_group", *[snr_list[j] for j in group])
+                _run_group(trial, k, group, esnos, pseeds, gseed, batch_size, stop, is_skipped,
+                           lambda j, res: finish(j, labelled(j, res) if res is not None else skipped_row(j), True))
     finally:
         if bar is not None:
             bar.close()
@@ -686,7 +833,6 @@ def _run_point(trial, k, esno, batch_size, target_errors, target_block_errors, m
     if callable(reset):
         reset(pseed)
     bit_err = n_bits = blk_err = n_blk = 0
-    status = STATUS_BUDGET
     while True:
         remaining_blocks = max(1, -(-(max_bits - n_bits) // k))
         bs = min(batch_size, remaining_blocks)
@@ -697,16 +843,48 @@ def _run_point(trial, k, esno, batch_size, target_errors, target_block_errors, m
         n_bits += nb
         blk_err += be
         n_blk += nblk
-        if target_errors is not None and bit_err >= target_errors:
-            status = STATUS_TARGET
-            break
-        if target_block_errors is not None and blk_err >= target_block_errors:
-            status = STATUS_TARGET
-            break
-        if n_bits >= max_bits:
-            status = STATUS_NO_ERRORS if bit_err == 0 else STATUS_BUDGET
-            break
-    ber_lo, ber_hi = clopper_pearson(bit_err, n_bits)
-    bler_lo, bler_hi = clopper_pearson(blk_err, n_blk)
-    return PointResult("", "", math.nan, "", esno, math.nan, bit_err / n_bits, blk_err / n_blk, bit_err,
-                       n_bits, blk_err, n_blk, ber_lo, ber_hi, bler_lo, bler_hi, pseed, status)
+        status = _stop_status(bit_err, n_bits, blk_err, target_errors, target_block_errors, max_bits)
+        if status is not None:
+            return _counts_result(bit_err, n_bits, blk_err, n_blk, esno, pseed, status)
+
+
+def _run_group(trial, k: int, group: List[int], esnos: List[float], pseeds: List[int], gseed: int,
+               batch_size: int, stop: Dict[str, Any], is_skipped: Callable[[int], bool],
+               finish: Callable[[int, Optional[PointResult]], None]) -> None:
+    """Run the points ``group`` (indices into ``esnos``, list order) with one ``trial.batched``
+    call per iteration over the still-active ones.
+
+    After each iteration the active and just-finished points are visited in list order: a point
+    that ``is_skipped`` (an earlier point ended error-free at a lower SNR, possibly in this same
+    visit) is dropped and finished as skipped (``finish(i, None)``), a point whose own stopping
+    rule fired is finished with its counts (``finish(i, result)``), the others go on.
+    """
+    reset = getattr(trial, "reset", None)
+    if callable(reset):
+        reset(gseed)
+    counts = {i: [0, 0, 0, 0] for i in group}  # bit errors, bits, block errors, blocks
+    active = list(group)
+    max_bits = stop["max_bits"]
+    while active:
+        # every active point has drawn the same number of bits so far; shorten the last batch alike
+        remaining_blocks = min(max(1, -(-(max_bits - counts[i][1]) // k)) for i in active)
+        bs = min(batch_size, remaining_blocks)
+        with torch.no_grad():
+            bits, bits_hat = trial.batched(bs, [esnos[i] for i in active])
+        finished: Dict[int, str] = {}
+        for i, c in zip(active, _count_errors_batched(bits, bits_hat, len(active))):
+            acc = counts[i]
+            for m in range(4):
+                acc[m] += c[m]
+            status = _stop_status(acc[0], acc[1], acc[2], stop["target_errors"], stop["target_block_errors"],
+                                  max_bits)
+            if status is not None:
+                finished[i] = status
+        for i in list(active):  # list order; active is kept in list order
+            if is_skipped(i):
+                active.remove(i)
+                finish(i, None)
+            elif i in finished:
+                active.remove(i)
+                be, nb, blk, nblk = counts[i]
+                finish(i, _counts_result(be, nb, blk, nblk, esnos[i], pseeds[i], finished[i]))

@@ -33,10 +33,13 @@ Notes
 * A loss that is a mean over independent examples (MSE, cross-entropy, the diffusion noise loss)
   gives, with equal per-rank shares and DDP's gradient averaging, the gradient of the global batch.
   A *contrastive* loss over the batch (SemCLIP's eq. 4) does not decompose: the ranks must
-  all-gather the received features (with gradients) before computing it; see
-  :func:`all_gather_with_grad`.
-* Seeded per-step generators keep every rank's global batch identical; channel noise should then be
-  drawn from a generator seeded with ``(seed, step, rank)`` so ranks see independent noise.
+  all-gather the received features (with gradients) before computing it, and scale the loss by the
+  world size; see :func:`all_gather_with_grad` and :func:`semantic.semclip.train_jscc`.
+* Seeded per-step generators keep every rank's global batch identical. Channel noise must then differ
+  between the ranks' examples: either draw it from a generator seeded with ``(seed, step, rank)``
+  (the VLF-MSC trainers: ``rank_seed``), or draw the noise of the whole global batch from the same
+  seeded stream on every rank and keep the rank's rows (SemCLIP's ``train_jscc``: the run then equals
+  the single-process one, and rank 0's checkpointed RNG state is every rank's).
 
 Example
 -------
@@ -255,7 +258,15 @@ def all_reduce_mean(value: Union[float, torch.Tensor], info: DistInfo) -> torch.
 
 def all_gather_with_grad(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
     """Concatenate ``x`` ``[b, ...]`` of every rank along dim 0, keeping the gradient to this rank's
-    part (equal ``b`` on every rank). For batch-level losses such as the contrastive JSCC loss."""
+    part (equal ``b`` on every rank). For batch-level losses such as the contrastive JSCC loss.
+
+    The other ranks' parts are constants here, so when every rank computes the same loss ``L`` of the
+    gathered batch, rank ``r``'s backward gives only the part of ``dL/dtheta`` that flows through its
+    own rows; the parts sum to ``dL/dtheta``, and DDP *averages* over ranks, which leaves
+    ``dL/dtheta / world_size``. Backpropagate ``world_size * L`` to get the full-batch gradient (as
+    :func:`semantic.semclip.train_jscc` does); a plain optimizer step on ``L`` itself would use a
+    gradient ``world_size`` times too small (Adam hides most of that, but not all).
+    """
     if not info.distributed:
         return x
     import torch.distributed as dist

@@ -17,6 +17,11 @@ Both training loops are resumable: ``<out>/checkpoint/`` holds the model folders
 ``train_state.pt`` (optimizer, AMP scaler, step, loss history) every ``checkpoint_every`` steps;
 a rerun with the same ``out`` continues from there. The final model is written to ``<out>/``.
 
+:func:`train_jscc` also runs data parallel under ``torchrun`` (pass ``dist_info`` from
+:func:`semantic.distributed.init_distributed`; the CLI does it: ``torchrun --standalone
+--nproc_per_node 4 -m experiments.cli semclip train-jscc ...``) and then follows the single-process
+run on the same global batch step for step (see its docstring).
+
 Example
 -------
 >>> import torch
@@ -41,9 +46,10 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 
-from phy.channels import Channel, make_channel
+from phy.channels import Channel, ChannelOutput, make_channel
 from phy.conventions import bandwidth_compression_ratio
 
+from .distributed import DistInfo, all_gather_with_grad, barrier, rank_slice, unwrap, wrap_ddp
 from .jscc import JSCCCodec, contrastive_jscc_loss, sample_snr_db
 from .tapl import TAPL, CLIPTextTower, TaskPerformer, tapl_loss, zeroshot_classifier
 
@@ -202,14 +208,91 @@ def _channel(channel: Union[Channel, str, None], cfg: SemCLIPConfig, seed: int) 
     return channel
 
 
+class _GlobalBatchRows(Channel):
+    """``channel`` acting on this rank's ``rows`` of a global batch of ``global_batch`` examples.
+
+    Each call places the rank's symbols ``x`` ``[b, L]`` (and a per-example ``N0`` ``[b, 1]``) at
+    ``rows`` of a zero ``[global_batch, L]`` batch (``N0 = 1`` elsewhere), sends the whole batch through
+    ``channel`` and keeps ``rows`` of ``y`` (and of ``h``). The
+    channel thus draws the fading and noise of the *global* batch, exactly as a single process does
+    for it; since every rank's copy of ``channel`` has the same seed, every rank draws the same
+    realisations and keeps its own rows. Consequences: the ranks' examples get independent noise,
+    the data-parallel run equals the single-process one, and the channel streams of all ranks stay
+    in step (so rank 0's checkpointed RNG state resumes every rank). Valid for channels that act on
+    each example (row) separately, as every :mod:`phy.channels` model does. The cost is drawing
+    ``global_batch x L`` noise values per rank and step.
+
+    ``generator`` is the wrapped channel's; the JSCC's equaliser (perfect CSI) draws nothing from it.
+    """
+
+    name = "global-batch-rows"
+
+    def __init__(self, channel: Channel, global_batch: int, rows: slice):
+        super().__init__(seed=channel.seed)
+        if not 0 <= rows.start <= rows.stop <= global_batch:
+            raise ValueError(f"rows must lie in [0, {global_batch}], got {rows}")
+        self.channel, self.global_batch, self.rows = channel, int(global_batch), rows
+
+    def generator(self, device: Union[str, torch.device]) -> torch.Generator:
+        return self.channel.generator(device)
+
+    def forward(self, x: torch.Tensor, no) -> ChannelOutput:
+        no_t = self._check_inputs(x, no)
+        lo, hi = self.rows.start, self.rows.stop
+        if x.dim() < 1 or x.shape[0] != hi - lo:
+            raise ValueError(f"x must hold this rank's {hi - lo} examples (rows {lo}:{hi}), got shape {tuple(x.shape)}")
+
+        def pad(t: torch.Tensor, fill: float) -> torch.Tensor:
+            before = t.new_full((lo, *t.shape[1:]), fill)
+            after = t.new_full((self.global_batch - hi, *t.shape[1:]), fill)
+            return torch.cat([before, t, after])
+
+        # N0 keeps its own shape (per example [b, 1] -> [B, 1]; a scalar stays one), so the wrapped
+        # channel sees the arguments of the single-process call and takes the same code path
+        per_row = no_t.dim() == x.dim() and no_t.shape[0] == hi - lo
+        out = self.channel(pad(x, 0.0), pad(no_t, 1.0) if per_row else no_t)
+        h = out.h
+        if h is not None and h.dim() == x.dim() and h.shape[0] == self.global_batch:
+            h = h[lo:hi]
+        return ChannelOutput(y=out.y[lo:hi], h=h, no=no_t)
+
+    def extra_repr(self) -> str:
+        return f"global_batch={self.global_batch}, rows={self.rows.start}:{self.rows.stop}"
+
+
 # ------------------------------------------------------------------------------------------------
 # stage 1: JSCC
 # ------------------------------------------------------------------------------------------------
 def train_jscc(features: torch.Tensor, cfg: SemCLIPConfig, out_dir: Optional[Union[str, Path]] = None,
-               channel: Union[Channel, str, None] = None, device: Union[str, torch.device] = "cpu",
+               channel: Union[Channel, str, None] = None, device: Union[str, torch.device, None] = None,
                steps: Optional[int] = None, progress: Optional[bool] = None,
-               codec: Optional[JSCCCodec] = None, stop_at: Optional[int] = None) -> Tuple[JSCCCodec, List[float]]:
+               codec: Optional[JSCCCodec] = None, stop_at: Optional[int] = None,
+               dist_info: Optional[DistInfo] = None) -> Tuple[JSCCCodec, List[float]]:
     """Train the SNR-adaptive JSCC with the contrastive loss (eq. 4) on tokens ``features`` ``[n, N]``.
+
+    Each step draws a global batch of ``B = min(cfg.jscc_batch_size, n)`` tokens and ``B`` SNRs from a
+    generator seeded with ``(cfg.seed, step)`` (a resumed run draws what an uninterrupted one would).
+
+    Data parallel (``torchrun``; pass ``dist_info`` from :func:`semantic.distributed.init_distributed`)::
+
+        torchrun --standalone --nproc_per_node 4 -m experiments.cli semclip train-jscc \\
+            --features runs/feats-train --out runs/jscc --batch-size 256
+
+    Every rank holds all of ``features`` and draws the same global batch; rank ``r`` encodes, sends and
+    decodes its contiguous share (:func:`semantic.distributed.rank_slice`; ``B`` must be a multiple of
+    the world size) through the channel wrapped so that it draws the noise and fading of the whole
+    global batch from its seeded stream and keeps the rank's rows: the realisations are those of the
+    single-process run, and all ranks' channel streams stay identical. The received tokens are
+    all-gathered (:func:`semantic.distributed.all_gather_with_grad`: gradient to the rank's own rows
+    only) and each rank computes eq. 4 over the full ``B x B`` similarity matrix. Rank ``r``'s
+    backward then holds only its rows' part of the full-batch gradient; these parts sum to it, and
+    DDP *averages* over ranks, so the loss is multiplied by the world size before ``backward``: the
+    averaged gradient is the single-process gradient of the global batch (float rounding aside) and
+    the run follows the single-process one step for step. The reported loss is eq. 4 itself (the
+    same on every rank). Rank 0 alone writes checkpoints, the config and the final folder (the others
+    wait at barriers); every rank reads the checkpoint on resume. As the draws do not depend on the
+    number of processes, a checkpoint resumes under any world size that divides ``B`` (one process
+    included). ``out_dir`` must be shared by the ranks (one node, or a shared file system).
 
     Parameters
     ----------
@@ -218,24 +301,41 @@ def train_jscc(features: torch.Tensor, cfg: SemCLIPConfig, out_dir: Optional[Uni
     out_dir : path, optional
         Checkpoints (resumable) and the final codec; ``None`` keeps everything in memory.
     channel : Channel or name, optional (default ``cfg.channel`` seeded with ``cfg.seed``)
-    device : str or torch.device
+        Under ``torchrun`` every rank must pass an identically seeded channel.
+    device : str or torch.device, optional
+        Default ``dist_info.device`` when ``dist_info`` is given, else ``"cpu"``.
     steps : int, optional (default ``cfg.jscc_steps``): total steps, including resumed ones.
     progress : bool, optional (default: a progress bar when stderr is a TTY)
     codec : JSCCCodec, optional (a fresh one from ``cfg`` by default)
     stop_at : int, optional
         Checkpoint and return after this step (a time-limited job); a rerun resumes. The final
         model folder is only written when all ``steps`` are done.
+    dist_info : :class:`semantic.distributed.DistInfo`, optional
+        This process's place in a ``torchrun`` job. ``None`` (or no process group): one process.
 
     Returns
     -------
-    codec (on ``device``, eval mode), loss history (one float per step, resumed ones included)
+    codec (on ``device``, eval mode; the plain module, not the DDP wrapper), loss history (one float per
+    step, resumed ones included; identical on every rank)
     """
     if not isinstance(features, torch.Tensor) or features.dim() != 2 or features.shape[1] != cfg.token_dim:
         raise ValueError(f"features must be a [n, {cfg.token_dim}] tensor (cfg.token_dim), got "
                          f"{tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__}")
     if features.shape[0] < 2:
         raise ValueError("the contrastive loss needs at least 2 examples")
+    if dist_info is not None and not isinstance(dist_info, DistInfo):
+        raise TypeError(f"dist_info must be a semantic.distributed.DistInfo or None, got {type(dist_info).__name__}")
+    info = dist_info if dist_info is not None else DistInfo()
+    world = info.world_size if info.distributed else 1
+    if device is None:
+        device = info.device if dist_info is not None else "cpu"
     device = torch.device(device)
+    if info.distributed and device != info.device:
+        raise ValueError(f"device must be this rank's device {info.device} (dist_info.device), got {device}")
+    B = min(cfg.jscc_batch_size, features.shape[0])
+    if B % world:
+        raise ValueError(f"the global batch (min(jscc_batch_size, n) = {B}) must be a multiple of the world size "
+                         f"{world}: every rank takes an equal share")
     steps = cfg.jscc_steps if steps is None else int(steps)
     if codec is None:
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the global stream
@@ -262,20 +362,29 @@ def train_jscc(features: torch.Tensor, cfg: SemCLIPConfig, out_dir: Optional[Uni
             scaler.load_state_dict(state["scaler"])
             start, history = int(state["step"]), list(state["history"])
             ch.generator(device).set_state(state["channel_rng"].cpu())
-        out.mkdir(parents=True, exist_ok=True)
-        cfg.save(out / "semclip_config.json")
+        barrier(info)  # every rank has read the checkpoint before rank 0 writes a new one
+        if info.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            cfg.save(out / "semclip_config.json")
     feats = features.float().to(device)
-    n, B = feats.shape[0], min(cfg.jscc_batch_size, feats.shape[0])
-    bar = _progress(steps, start, "train-jscc", progress)
+    n = feats.shape[0]
+    rows = rank_slice(B, info) if world > 1 else slice(0, B)  # this rank's share of the global batch
+    link = _GlobalBatchRows(ch, B, rows) if world > 1 else ch
+    model = wrap_ddp(codec, info) if world > 1 else codec
+    bar = _progress(steps, start, "train-jscc", progress if info.is_main else False)
     for step in range(start, steps):
         g = _step_generator(cfg.seed, step, device)
-        idx = torch.randperm(n, generator=g, device=device)[:B]
+        idx = torch.randperm(n, generator=g, device=device)[:B]  # the same global batch on every rank
         snr = sample_snr_db(B, cfg.snr_train_range, generator=g, device=device)
+        sent = feats[idx]
         with torch.autocast(device_type=device.type, enabled=use_amp):
-            t_hat = codec(feats[idx], ch, snr).x_hat
-        loss = contrastive_jscc_loss(feats[idx], t_hat.float(), cfg.temperature)
+            t_hat = model(sent[rows], link, snr[rows]).x_hat
+        received = all_gather_with_grad(t_hat.float(), info) if world > 1 else t_hat.float()
+        loss = contrastive_jscc_loss(sent, received, cfg.temperature)
         opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        # world > 1: rank r's backward holds its rows' share of the full-batch gradient and DDP
+        # averages the shares, so the loss is scaled by the world size (see the docstring)
+        scaler.scale(loss * world if world > 1 else loss).backward()
         scaler.step(opt)
         scaler.update()
         sched.step()
@@ -284,17 +393,21 @@ def train_jscc(features: torch.Tensor, cfg: SemCLIPConfig, out_dir: Optional[Uni
         bar.set_postfix(loss=f"{history[-1]:.3f}")
         last = step + 1 == steps or (stop_at is not None and step + 1 >= stop_at)
         if out is not None and ((step + 1) % cfg.checkpoint_every == 0 or last):
-            _save_checkpoint(out, codec.save_pretrained,
-                             {"step": step + 1, "history": history, "optimizer": opt.state_dict(),
-                              "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
-                              "channel_rng": ch.generator(device).get_state()})
+            if info.is_main:
+                _save_checkpoint(out, codec.save_pretrained,
+                                 {"step": step + 1, "history": history, "optimizer": opt.state_dict(),
+                                  "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
+                                  "channel_rng": ch.generator(device).get_state()})
+            barrier(info)
         if last:
             break
     bar.close()
     if out is not None and len(history) >= steps:
-        codec.save_pretrained(out)
-        (out / "train_history.json").write_text(json.dumps(history))
-    return codec.eval(), history
+        if info.is_main:
+            codec.save_pretrained(out)
+            (out / "train_history.json").write_text(json.dumps(history))
+        barrier(info)
+    return unwrap(model).eval(), history
 
 
 # ------------------------------------------------------------------------------------------------

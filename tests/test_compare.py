@@ -161,9 +161,13 @@ def test_analog_nmse_follows_the_n0_law(minilm):
         # per-example normalisation to unit symbol energy: ZF error per real = N0/2 * ||f||^2/(d/2)
         assert rows[("analog-zf", "awgn", s)]["nmse"] == pytest.approx(no, rel=0.03)
         assert rows[("analog-mmse", "awgn", s)]["nmse"] == pytest.approx(no / (1 + no), rel=0.03)
-        # MMSE over Rayleigh: E[N0 / (|h|^2 + N0)] = N0 e^N0 E1(N0)
-        assert rows[("analog-mmse", "rayleigh", s)]["nmse"] == pytest.approx(no * math.exp(no) * exp1(no),
-                                                                            rel=0.05)
+        # MMSE over Rayleigh: E[N0 / (|h|^2 + N0)] = N0 e^N0 E1(N0). At high SNR this mean is
+        # dominated by rare deep fades: its Monte Carlo std over M symbols is sqrt(Var / M) with
+        # E[(N0 / (|h|^2 + N0))^2] = N0 - N0^2 e^N0 E1(N0) (about 5 % of the mean at 40 dB here).
+        row = rows[("analog-mmse", "rayleigh", s)]
+        mean = no * math.exp(no) * exp1(no)
+        std = math.sqrt((no - no * mean - mean ** 2) / (N_ITEMS * row["channel_uses"]))
+        assert row["nmse"] == pytest.approx(mean, rel=max(0.05, 5 * std / mean))
     assert rows[("analog-zf", "awgn", 40.0)]["nmse"] < 2e-4
 
 
@@ -361,9 +365,21 @@ def test_one_channel_object_per_kind_shared_by_every_scheme(monkeypatch):
 
     def spy(name, **kw):
         ch = real(name, **kw)
-        calls = []
-        orig = ch.forward
-        ch.forward = lambda x, no: (calls.append(x.shape[-1]), orig(x, no))[1]
+        calls, depth = [], [0]
+
+        def counted(method):  # count each transmission once (forward_equalized may call forward)
+            def wrapper(x, *args, **kw):
+                if depth[0] == 0:
+                    calls.append(x.shape[-1])
+                depth[0] += 1
+                try:
+                    return method(x, *args, **kw)
+                finally:
+                    depth[0] -= 1
+            return wrapper
+
+        ch.forward = counted(ch.forward)
+        ch.forward_equalized = counted(ch.forward_equalized)
         made.append((name, ch, calls))
         return ch
 

@@ -24,7 +24,7 @@ from tiny_models import write_digit_folder  # noqa: E402
 from phy.montecarlo import BER_COLUMNS, BER_KEY_COLUMNS, ResumableCSV, simulate_ber  # noqa: E402
 
 ARGS = ["ber", "--modulation", "16qam", "--code", "none,ldpc5g", "--k", "64", "--n", "128",
-        "--channel", "awgn", "--snr-db", "0,4,12,16", "--target-errors", "30", "--max-bits", "2000",
+        "--channel", "awgn", "--snr-db", "0,4,16,20", "--target-errors", "30", "--max-bits", "2000",
         "--seed", "3", "--device", "cpu", "--no-progress"]
 
 
@@ -61,11 +61,12 @@ def local_run(tmp_path_factory):
 
 def test_ray_ber_rows_equal_local_rows(local_run, tmp_path):
     local = _rows(local_run / "ber.csv")
-    # the budget makes the sweep exercise early stop: uncoded 16-QAM at 12 dB Eb/N0 has BER ~1e-5
-    # (no error in 2000 bits), so 16 dB is skipped; 0 and 4 dB have errors
+    # the budget makes the sweep exercise early stop: uncoded 16-QAM at 16 dB Eb/N0 has BER
+    # 3/4 Q(sqrt(0.8 Eb/N0)) ~ 6e-9 (no error in 2000 bits), so 20 dB is skipped; 0 and 4 dB
+    # (BER ~ 0.1 and ~ 0.03) reach the 30 target errors
     status = {(r["scheme"], r["snr_db"]): r["status"] for r in local}
-    assert status[("none", "0.0")] == "target_errors" and status[("none", "12.0")] == "no_errors"
-    assert status[("none", "16.0")].startswith("skipped")
+    assert status[("none", "0.0")] == "target_errors" and status[("none", "16.0")] == "no_errors"
+    assert status[("none", "20.0")].startswith("skipped")
     assert main(ARGS + ["--executor", "ray", "--num-cpus", "2", "--out", str(tmp_path)]) == 0
     rows = _rows(tmp_path / "ber.csv")
     assert len(rows) == len(local) == 8

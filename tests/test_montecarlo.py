@@ -322,3 +322,238 @@ def test_resume_with_other_seed_refuses_stored_rows(tmp_path):
     with pytest.raises(ValueError, match="seed"):
         simulate_ber(t, [0.0, 3.0], seed=2, csv_file=path, **kw)
     assert path.read_bytes() == before and t.calls == {}
+
+
+# ------------------------------------------------------------------------------------------
+# Batched SNR points (snr_batch > 1)
+# ------------------------------------------------------------------------------------------
+class BatchedBSCTrial(BSCTrial):
+    """:class:`BSCTrial` with a batched method: slice ``s`` flips bits with ``p(esno_dbs[s])``."""
+
+    def __init__(self, k=16, zero_at=math.inf):
+        super().__init__(k, zero_at)
+        self.batched_calls = []  # (batch_size, tuple of SNRs) per call
+
+    def batched(self, batch_size, esno_dbs):
+        self.batched_calls.append((batch_size, tuple(esno_dbs)))
+        S = len(esno_dbs)
+        b = torch.randint(0, 2, (S, batch_size, self.k), generator=self.gen)
+        p = torch.tensor([self.p(s) for s in esno_dbs], dtype=torch.float64).reshape(S, 1, 1)
+        flip = (torch.rand(S, batch_size, self.k, generator=self.gen, dtype=torch.float64) < p).long()
+        return b, b ^ flip
+
+
+class CountingLinkTrial(LinkTrial):
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.single_calls = 0
+        self.batched_sizes = []
+
+    def __call__(self, batch_size, esno_db):
+        self.single_calls += 1
+        return super().__call__(batch_size, esno_db)
+
+    def batched(self, batch_size, esno_dbs):
+        self.batched_sizes.append(len(esno_dbs))
+        return super().batched(batch_size, esno_dbs)
+
+
+def qpsk_awgn(esno_db):
+    # Gray QPSK, Es/N0 per complex symbol: each bit sees BPSK with Eb = Es/2 -> Q(sqrt(Es/N0))
+    return float(_q(math.sqrt(10 ** (esno_db / 10))))
+
+
+def _same_rate(a, b, z=4.5):
+    """Two binomial estimates agree within z standard errors of their difference."""
+    p = (a.bit_errors + b.bit_errors) / (a.bits + b.bits)
+    se = math.sqrt(p * (1 - p) * (1 / a.bits + 1 / b.bits))
+    return abs(a.ber - b.ber) <= z * se
+
+
+@pytest.mark.parametrize("modulation,theory,snrs", [
+    ("qpsk", qpsk_awgn, [0.0, 3.0, 6.0, 8.0]),
+    ("16qam", qam16_awgn, [4.0, 7.0, 10.0, 13.0]),
+])
+def test_batched_sweep_matches_sequential_and_theory(modulation, theory, snrs):
+    from phy.links import DigitalLink
+
+    def make():
+        # maxlog hard decisions are the nearest-point decisions the closed forms assume
+        link = DigitalLink(AWGN(seed=2), code="none", modulation=modulation, demapping="maxlog",
+                           code_kwargs={"k": 256})
+        return CountingLinkTrial(link)
+
+    kw = dict(target_errors=1500, max_bits=3_000_000, batch_size=200, seed=7, scheme="none", channel="awgn",
+              progress=False)
+    seq_trial, bat_trial = make(), make()
+    seq = simulate_ber(seq_trial, snrs, **kw)
+    bat = simulate_ber(bat_trial, snrs, snr_batch=4, **kw)
+    # the batched run really ran batched: one link call per iteration for all active points
+    assert bat_trial.single_calls == 0 and bat_trial.batched_sizes[0] == 4
+    assert seq_trial.batched_sizes == [] and seq_trial.single_calls > 0
+    assert [r.snr_db for r in bat] == snrs
+    for s, b in zip(seq, bat):
+        assert b.status == STATUS_TARGET and b.bit_errors >= 1500 and b.bits % (200 * 256) == 0
+        assert b.seed == s.seed == point_seed(7, "none", "awgn", "esno", b.snr_db)
+        assert b.esno_db == s.esno_db and b.blocks * 256 == b.bits
+        th = theory(b.esno_db)
+        for r in (s, b):
+            lo, hi = clopper_pearson(r.bit_errors, r.bits, 0.999)
+            assert lo <= th <= hi, (modulation, r.snr_db, r.ber, th, lo, hi)
+        assert _same_rate(s, b), (s.ber, b.ber)
+    # not the same random numbers as the sequential run (statistically equivalent only)
+    assert any(s.bit_errors != b.bit_errors for s, b in zip(seq, bat))
+    # the check can fail: the closed form 1 dB off is outside the batched interval
+    lo, hi = clopper_pearson(bat[2].bit_errors, bat[2].bits, 0.999)
+    assert not lo <= theory(bat[2].esno_db + 1.0) <= hi
+
+
+def test_batched_per_point_stopping_and_counts():
+    t = BatchedBSCTrial(k=10)
+    order = []
+    # 0 dB: p = 0.2 (100 errors after ~500 bits); 13 dB: p ~ 0.01 (~50 expected in the 5000-bit budget)
+    res = simulate_ber(t, [0.0, 13.0], target_errors=100, max_bits=5_000, batch_size=50, progress=False,
+                       snr_batch=2, callback=lambda r: order.append(r.snr_db))
+    a, b = res
+    assert order == [0.0, 13.0], "the low-SNR point must finish (and be reported) first"
+    assert a.status == STATUS_TARGET and a.bit_errors >= 100 and a.bits % 500 == 0 and a.bits < 5_000
+    assert b.status == STATUS_BUDGET and b.bits == 5_000 and 0 < b.bit_errors < 100
+    for r in res:  # counts and intervals of each slice, not of the whole batch
+        assert r.blocks * 10 == r.bits and r.ber == r.bit_errors / r.bits and r.bler == r.block_errors / r.blocks
+        assert (r.ber_ci_low, r.ber_ci_high) == clopper_pearson(r.bit_errors, r.bits)
+        assert (r.bler_ci_low, r.bler_ci_high) == clopper_pearson(r.block_errors, r.blocks)
+    assert 0.15 < a.ber < 0.25 and 0.002 < b.ber < 0.02
+    # the group shrinks once the 0 dB point leaves: S=2 calls, then S=1 calls for the rest of 13 dB
+    sizes = [len(s) for _, s in t.batched_calls]
+    n2 = a.blocks // 50  # 500 bits per call; the 13 dB point needs 10 calls for its 5000 bits
+    assert sizes == [2] * n2 + [1] * (10 - n2)
+    assert all(s == (0.0, 13.0) for _, s in t.batched_calls[:n2]) and all(s == (13.0,) for _, s in t.batched_calls[n2:])
+    # block-error target per point
+    res = simulate_ber(BatchedBSCTrial(k=10), [0.0, 1.0], target_errors=None, target_block_errors=7, max_bits=1e6,
+                       batch_size=1, progress=False, snr_batch=2)
+    assert [r.block_errors for r in res] == [7, 7] and all(r.status == STATUS_TARGET for r in res)
+
+
+def test_batched_last_batch_respects_budget():
+    t = BatchedBSCTrial(k=10)
+    res = simulate_ber(t, [0.0, 20.0, 40.0], target_errors=None, max_bits=1234, batch_size=100, progress=False,
+                       snr_batch=3)
+    # ceil(1234 / 10) = 124 blocks per point: one batched call of 100 blocks then one of 24
+    assert [(bs, len(s)) for bs, s in t.batched_calls] == [(100, 3), (24, 3)]
+    assert all(r.blocks == 124 and r.bits == 1240 for r in res)
+    assert t.calls == {}  # never called point by point
+
+
+def test_batched_group_of_one_point_is_the_sequential_point():
+    kw = dict(target_errors=30, max_bits=10_000, batch_size=32, seed=4, scheme="a", channel="bsc", progress=False)
+    t = BatchedBSCTrial()
+    one = simulate_ber(t, [3.0], snr_batch=4, **kw)
+    assert t.batched_calls == [] and one == simulate_ber(BSCTrial(), [3.0], **kw)
+
+
+def test_batched_early_stop_inside_a_group_and_across_groups(tmp_path):
+    snrs = [0.0, 3.0, 6.0, 9.0, 12.0]
+    kw = dict(target_errors=50, max_bits=4_000, batch_size=100, scheme="s", channel="bsc", progress=False)
+    seq = simulate_ber(BSCTrial(k=8, zero_at=6.0), snrs, **kw)
+    # one group of 5: 6 dB ends error-free, so 9 and 12 dB (same group, higher SNR) are skipped
+    path = tmp_path / "ber.csv"
+    t = BatchedBSCTrial(k=8, zero_at=6.0)
+    res = simulate_ber(t, snrs, snr_batch=5, csv_file=path, **kw)
+    assert [r.status for r in res] == [STATUS_TARGET, STATUS_TARGET, STATUS_NO_ERRORS, STATUS_SKIPPED,
+                                       STATUS_SKIPPED]
+    assert [r.status for r in res] == [r.status for r in seq]
+    assert res[2].ber == 0.0 and res[2].bits >= 4_000 and res[2].ber_ci_high > 0
+    assert res[3:] == seq[3:]  # the skipped rows are the sequential ones (NaN, zero counts, reason)
+    for r in res[3:]:
+        assert math.isnan(r.ber) and math.isnan(r.bler) and r.bits == 0 and r.bit_errors == 0
+    rows = ResumableCSV(path, BER_COLUMNS, ("scheme", "channel", "snr_type", "snr_db")).rows()
+    assert len(rows) == 5 and sorted(float(r["snr_db"]) for r in rows) == snrs
+    assert {r["snr_db"]: r["status"] for r in rows}["12.0"] == STATUS_SKIPPED
+    # groups of 2: [0, 3], [6, 9] (9 skipped in its group), then 12 is skipped without being simulated
+    t2 = BatchedBSCTrial(k=8, zero_at=6.0)
+    res2 = simulate_ber(t2, snrs, snr_batch=2, **kw)
+    assert [r.status for r in res2] == [r.status for r in seq]
+    assert {s for _, snr in t2.batched_calls for s in snr} == {0.0, 3.0, 6.0, 9.0}
+    # without early stop every point is simulated
+    res3 = simulate_ber(BatchedBSCTrial(k=8, zero_at=6.0), snrs, snr_batch=5, early_stop=False,
+                        **dict(kw, max_bits=800))
+    assert [r.status for r in res3[2:]] == [STATUS_NO_ERRORS] * 3
+    # unsorted sweep: only later points with a higher SNR are skipped, as in the sequential run
+    t4 = BatchedBSCTrial(k=8, zero_at=6.0)
+    res4 = simulate_ber(t4, [6.0, 0.0, 9.0], target_errors=20, max_bits=800, batch_size=100, progress=False,
+                        snr_batch=3)
+    assert [r.status for r in res4] == [STATUS_NO_ERRORS, STATUS_TARGET, STATUS_SKIPPED]
+
+
+def test_batched_resume_keeps_finished_rows_and_completes(tmp_path):
+    snrs = [0.0, 2.0, 4.0, 6.0]
+    kw = dict(target_errors=40, max_bits=20_000, batch_size=64, seed=5, scheme="bsc16", channel="bsc",
+              progress=False, snr_batch=4)
+    full = simulate_ber(BatchedBSCTrial(), snrs, csv_file=tmp_path / "full.csv", **kw)
+
+    part = tmp_path / "part.csv"
+    done = []
+
+    def stop_after_first(res):
+        done.append(res)
+        raise Interrupt
+
+    with pytest.raises(Interrupt):
+        simulate_ber(BatchedBSCTrial(), snrs, csv_file=part, callback=stop_after_first, **kw)
+    first = done[0]
+    assert first.status == STATUS_TARGET and first.snr_db == 0.0  # highest error rate finishes first
+    before = part.read_text().splitlines()
+    assert len(before) == 2  # header + the one finished row; the interrupted points were not written
+    assert first == full[0]  # same group, same seed: the same row as the uninterrupted run
+
+    t = BatchedBSCTrial()
+    res = simulate_ber(t, snrs, csv_file=part, **kw)
+    assert 0.0 not in {s for _, g in t.batched_calls for s in g}, "a finished point must not be recomputed"
+    assert t.batched_calls[0][1] == (2.0, 4.0, 6.0)  # the rest runs as one new group
+    after = part.read_text().splitlines()
+    assert after[:2] == before and len(after) == 5
+    assert sorted(float(r["snr_db"]) for r in ResumableCSV(part, BER_COLUMNS, ("scheme", "channel", "snr_type",
+                                                                               "snr_db")).rows()) == snrs
+    assert [r.snr_db for r in res] == snrs and res[0] == first
+    for r, f in zip(res, full):  # recomputed points: other draws, same statistics
+        assert r.status == STATUS_TARGET and r.seed == f.seed and _same_rate(r, f)
+    # a third run computes nothing; another master seed is refused
+    t3 = BatchedBSCTrial()
+    assert simulate_ber(t3, snrs, csv_file=part, **kw) == res and t3.batched_calls == [] and t3.calls == {}
+    with pytest.raises(ValueError, match="seed"):
+        simulate_ber(BatchedBSCTrial(), snrs, csv_file=part, **dict(kw, seed=6))
+
+
+def test_batched_same_seed_same_rows(tmp_path):
+    kw = dict(target_errors=30, max_bits=10_000, batch_size=32, scheme="a", channel="bsc", progress=False,
+              snr_batch=3)
+    snrs = [0.0, 3.0, 6.0]
+    t = BatchedBSCTrial()  # one trial object: the group reset must make the second run repeat the first
+    a = simulate_ber(t, snrs, seed=1, csv_file=tmp_path / "a.csv", **kw)
+    b = simulate_ber(t, snrs, seed=1, csv_file=tmp_path / "b.csv", **kw)
+    c = simulate_ber(BatchedBSCTrial(), snrs, seed=2, **kw)
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    assert a == b
+    # another master seed draws other numbers (not only another seed column)
+    assert [(r.bit_errors, r.bits) for r in a] != [(r.bit_errors, r.bits) for r in c]
+    assert [r.seed for r in a] == [point_seed(1, "a", "bsc", "esno", s) for s in snrs]
+
+
+def test_batched_function_trial_and_bad_inputs():
+    t = BatchedBSCTrial(k=8)
+    ft = FunctionTrial(t, k=8, reset=t.reset, batched_fn=t.batched)
+    res = simulate_ber(ft, [0.0, 3.0], target_errors=20, max_bits=2_000, batch_size=50, progress=False, snr_batch=2)
+    assert all(r.status == STATUS_TARGET for r in res) and len(t.batched_calls) > 0
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="snr_batch"):
+            simulate_ber(BatchedBSCTrial(), [0.0], progress=False, snr_batch=bad)
+    # a trial without a batched method cannot run batched
+    with pytest.raises(ValueError, match="batched"):
+        simulate_ber(BSCTrial(), [0.0, 1.0], progress=False, snr_batch=2)
+    assert not hasattr(FunctionTrial(t, k=8), "batched")
+    with pytest.raises(TypeError, match="batched_fn"):
+        FunctionTrial(t, k=8, batched_fn=3)
+    # a batched trial must return one slice per SNR point
+    wrong = FunctionTrial(t, k=8, batched_fn=lambda bs, snrs: (torch.zeros(1, bs, 8), torch.zeros(1, bs, 8)))
+    with pytest.raises(ValueError, match=r"S=2"):
+        simulate_ber(wrong, [0.0, 1.0], progress=False, snr_batch=2)

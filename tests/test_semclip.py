@@ -248,3 +248,178 @@ def test_cli_extract_train_eval(tiny_dir, image_root, tmp_path):
     with pytest.raises(ValueError, match="channel-uses"):
         main(["semclip", "eval", "--features", feats, "--out", out, "--jscc", jscc, "--channel-uses", "9"]
              + clip + split)
+
+
+# ---------------------------------------------------------------------------------------------- torchrun
+_DDP_JSCC_SCRIPT = r'''
+import json, sys
+import torch
+from semantic import distributed as D
+from semantic import semclip as S
+from torch.optim.optimizer import register_optimizer_step_pre_hook
+from experiments.cli import main
+
+out, feats_dir = sys.argv[1], sys.argv[2]
+info = D.init_distributed(device="cpu")
+grads, saves = [], []
+register_optimizer_step_pre_hook(
+    lambda opt, a, k: grads.append([p.grad.clone() for g in opt.param_groups for p in g["params"]]))
+save_pretrained = S.JSCCCodec.save_pretrained
+S.JSCCCodec.save_pretrained = lambda self, path: (saves.append(str(path)), save_pretrained(self, path))[1]
+feats = torch.load(sys.argv[3])
+cfg = S.SemCLIPConfig(**json.loads(sys.argv[4]))
+codec, hist = S.train_jscc(feats, cfg, dist_info=info, progress=False)                     # AWGN, in memory
+rcfg = S.SemCLIPConfig(**dict(json.loads(sys.argv[4]), channel="rayleigh"))
+S.train_jscc(feats, rcfg, out_dir=out + "/run", dist_info=info, progress=False, stop_at=2)  # interrupted
+final_present = (__import__("pathlib").Path(out) / "run" / "encoder").exists()
+rcodec, rhist = S.train_jscc(feats, rcfg, out_dir=out + "/run", dist_info=info, progress=False)  # resumed
+torch.save({"world": info.world_size, "params": codec.state_dict(), "hist": hist, "grads": grads,
+            "rparams": rcodec.state_dict(), "rhist": rhist, "saves": saves, "final_after_stop": final_present},
+           f"{out}/rank{info.rank}.pt")
+# the CLI as torchrun starts it (it finds the process group initialised and destroys it at the end)
+sys.exit(main(["semclip", "train-jscc", "--features", feats_dir, "--out", out + "/cli", "--channel-uses", "6",
+               "--hidden-dim", "32", "--steps", "3", "--batch-size", "8", "--checkpoint-every", "2",
+               "--all-classes", "--device", "cpu", "--no-progress"]))
+'''
+
+
+class _VectorSet(torch.utils.data.Dataset):
+    """Items ``(vector, label, index)`` with ``paths``/``class_names``: a feature cache without CLIP."""
+
+    def __init__(self, x, labels, class_names):
+        self.x, self.labels, self.class_names = x, labels, class_names
+        self.paths = [f"v{i}" for i in range(len(x))]
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], int(self.labels[i]), i
+
+
+@pytest.mark.slow  # two torchrun processes: 14-22 s here, mostly imports (like the other torchrun tests)
+def test_train_jscc_under_torchrun_equals_the_single_process_run(tmp_path):
+    """``torchrun --nproc_per_node 2`` (gloo, CPU): ``train_jscc`` with each rank taking half of every
+    global batch gives, step by step, the single-process run's gradients (so the all-gathered
+    contrastive loss is rescaled correctly: DDP averages, the ranks' shares sum), losses and weights,
+    on AWGN and Rayleigh channels at -5..5 dB (the noise of the global batch is drawn identically).
+    Resume works under DDP, rank 0 alone writes, and ``semcom semclip train-jscc`` runs under torchrun."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    import semantic.semclip as S
+    from experiments.cli import main
+
+    g = torch.Generator().manual_seed(3)
+    feats = torch.randn(40, 16, generator=g)
+    torch.save(feats, tmp_path / "feats.pt")
+    extract_features(lambda x: x, _VectorSet(feats, torch.arange(40) % 4, ["a", "b", "c", "d"]),
+                     tmp_path / "cache", encoder_key="identity", batch_size=16, progress=False)
+    kw = dict(token_dim=16, channel_uses=6, hidden_dim=32, jscc_batch_size=8, jscc_steps=4, checkpoint_every=2,
+              snr_train_range=(-5.0, 5.0), temperature=0.1, jscc_lr=5e-3)
+    script = tmp_path / "ddp_jscc.py"
+    script.write_text(_DDP_JSCC_SCRIPT)
+    launch = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    env = {k: v for k, v in os.environ.items() if k not in launch}
+    env["OMP_NUM_THREADS"] = "1"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+           str(tmp_path), str(tmp_path / "cache"), str(tmp_path / "feats.pt"), json.dumps(kw)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("JSCC trained on 40 tokens") == 1 and "(2 processes)" in proc.stdout  # rank 0 prints
+
+    # the single-process reference, gradients recorded before every optimizer step
+    grads = []
+    hook = register_optimizer_step_pre_hook(
+        lambda opt, a, k: grads.append([p.grad.clone() for g in opt.param_groups for p in g["params"]]))
+    try:
+        ref, ref_hist = S.train_jscc(feats, SemCLIPConfig(**kw), progress=False)
+    finally:
+        hook.remove()
+    rref, rref_hist = S.train_jscc(feats, SemCLIPConfig(**dict(kw, channel="rayleigh")), progress=False)
+    assert len(grads) == 4
+
+    def close(a, b):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+    for r in (0, 1):
+        res = torch.load(tmp_path / f"rank{r}.pt", weights_only=False)
+        assert res["world"] == 2
+        assert len(res["grads"]) == 8  # 4 steps in memory, 2 + 2 interrupted and resumed
+        for step in range(4):
+            for a, b in zip(res["grads"][step], grads[step]):
+                close(a, b)
+        close(torch.tensor(res["hist"]), torch.tensor(ref_hist))
+        for a, b in zip(res["params"].values(), ref.state_dict().values()):
+            close(a, b)
+        # Rayleigh, interrupted at step 2 and resumed under DDP == uninterrupted single process
+        assert not res["final_after_stop"]
+        close(torch.tensor(res["rhist"]), torch.tensor(rref_hist))
+        for a, b in zip(res["rparams"].values(), rref.state_dict().values()):
+            close(a, b)
+    saves = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False)["saves"] for r in (0, 1)]
+    assert saves[1] == []  # rank 1 never writes
+    assert [os.path.basename(p) for p in saves[0]] == ["checkpoint.tmp", "checkpoint.tmp", "run"]
+    run = tmp_path / "run"
+    assert json.loads((run / "train_history.json").read_text()) == pytest.approx(rref_hist, rel=1e-5)
+    assert torch.load(run / "checkpoint" / "train_state.pt", weights_only=False)["step"] == 4
+    # the CLI under torchrun == the CLI in one process
+    assert main(["semclip", "train-jscc", "--features", str(tmp_path / "cache"), "--out", str(tmp_path / "cli1"),
+                 "--channel-uses", "6", "--hidden-dim", "32", "--steps", "3", "--batch-size", "8",
+                 "--checkpoint-every", "2", "--all-classes", "--device", "cpu", "--no-progress"]) == 0
+    a, b = JSCCCodec.from_pretrained(tmp_path / "cli"), JSCCCodec.from_pretrained(tmp_path / "cli1")
+    for x, y in zip(a.state_dict().values(), b.state_dict().values()):
+        close(x, y)
+
+
+def test_train_jscc_distributed_argument_checks():
+    from semantic.distributed import DistInfo
+    from semantic.semclip import train_jscc
+
+    cfg = SemCLIPConfig(token_dim=16, channel_uses=6, hidden_dim=32, jscc_batch_size=7, jscc_steps=1)
+    with pytest.raises(TypeError, match="dist_info"):
+        train_jscc(torch.randn(20, 16), cfg, dist_info="rank0", progress=False)
+    # a two-rank job (no real group needed: the checks come first)
+    two = DistInfo(rank=0, world_size=2, distributed=True)
+    with pytest.raises(ValueError, match="multiple of the world size 2"):
+        train_jscc(torch.randn(20, 16), cfg, dist_info=two, progress=False)
+    with pytest.raises(ValueError, match="dist_info.device"):
+        train_jscc(torch.randn(20, 16), cfg, dist_info=two, device="meta", progress=False)
+
+
+@pytest.mark.parametrize("name", ["awgn", "rayleigh"])
+def test_global_batch_rows_channel_gives_each_rank_its_rows_of_the_single_process_draw(name):
+    """The channel wrapper of data-parallel ``train_jscc``: each rank's rows of ``y`` and ``h`` are the
+    rows of one call on the whole batch with the same seed, the stream ends in the same state, and the
+    gradient reaches the rank's symbols only through its rows."""
+    from phy.channels import make_channel
+    from semantic.distributed import DistInfo, rank_slice
+    from semantic.semclip import _GlobalBatchRows
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(6, 4, dtype=torch.complex64, generator=g)
+    no = (torch.rand(6, generator=g) + 0.1).unsqueeze(-1)  # per example [B, 1], as JSCCCodec passes it
+    full_ch = make_channel(name, seed=11)
+    full = full_ch(x, no)
+    for rank in range(3):
+        rows = rank_slice(6, DistInfo(rank=rank, world_size=3))
+        ch = make_channel(name, seed=11)
+        xr = x[rows].clone().requires_grad_(True)
+        out = _GlobalBatchRows(ch, 6, rows)(xr, no[rows])
+        torch.testing.assert_close(out.y.detach(), full.y[rows])
+        assert (out.h is None) == (full.h is None)
+        if out.h is not None:
+            torch.testing.assert_close(out.h, full.h[rows])
+        torch.testing.assert_close(out.no, no[rows])
+        assert torch.equal(ch.generator("cpu").get_state(), full_ch.generator("cpu").get_state())
+        out.y.real.sum().backward()  # y = h x + n: torch's gradient of Re(sum y) w.r.t. x is conj(h)
+        expected = torch.ones_like(xr) if full.h is None else full.h[rows].conj()
+        torch.testing.assert_close(xr.grad, expected)
+    with pytest.raises(ValueError, match="rows 2:4"):
+        _GlobalBatchRows(make_channel(name, seed=1), 6, slice(2, 4))(x[:3], no[:3])

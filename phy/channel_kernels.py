@@ -1,0 +1,446 @@
+"""Compiled CPU kernels of the channel: noise, fading and equalisation in one pass over memory.
+
+The torch path of :class:`phy.channels.Channel` draws the noise into a buffer, scales it and adds
+it to ``x``: three passes over memory plus the RNG, about a third of the copy roofline on a
+2-core CPU (``benchmarks/bench_channel.py``). These numba kernels read ``x`` once and write ``y``
+once, drawing the random numbers in registers; with perfect CSI the Rayleigh channel and the ZF/MMSE
+equaliser are fused too, so ``h`` never goes to memory.
+
+Random numbers
+--------------
+A counter-based generator: complex normal number ``i`` of a stream with key ``k`` is a function of
+``(k, i)`` only, so the output does not depend on the thread count or on how the work is split.
+
+* Word: the SplitMix64 output function of ``k + (i + 1) * 0x9E3779B97F4A7C15`` (Steele, Lea, Flood,
+  "Fast splittable pseudorandom number generators", OOPSLA 2014); 64 bits per complex sample.
+* Box-Muller: radius from the high 40 bits, ``u = (2a + 1) / 2**41`` in ``(0, 1)`` and
+  ``r = sqrt(-ln u)`` (so ``|z|^2 ~ Exp(1)``, ``E|z|^2 = 1``); angle from the low 24 bits (2 bits of
+  quadrant + 22 bits inside it). ``ln`` uses an exact integer range reduction and an ``atanh``
+  series, ``sin``/``cos`` Taylor polynomials on ``[-pi/4, pi/4]``: both accurate to float32
+  rounding (checked against a float64 reference in ``tests/test_channel_kernels.py``).
+* Tails: the largest radius is ``sqrt(41 ln 2) = 5.33``, i.e. 7.5 standard deviations per real
+  dimension (a probability of ``2**-41`` is cut), far below any simulated error rate; no sample is
+  exactly zero, so a drawn fading coefficient is never ``0``.
+* Keys: :func:`draw_key` takes 64 bits from the channel's seeded ``torch.Generator`` per call, so
+  a channel seed still fixes every output; noise and fading use two keys derived from that draw.
+
+Layout
+------
+Complex tensors are passed as interleaved float32 (``torch.view_as_real``, flattened). ``N0`` (or
+the noise standard deviation) is one value per *row* of ``row_len`` consecutive symbols: a scalar is
+one row of all symbols, the links' ``[..., 1]`` layout is one row per example. Threads: as many as
+``torch.get_num_threads()`` (numba's own pool).
+
+Example
+-------
+>>> import torch
+>>> from phy import channel_kernels as ck
+>>> x = torch.zeros(2, 4096, dtype=torch.complex64)
+>>> y, finite = ck.awgn(x, torch.tensor([[1.0], [0.01]]), key=123)
+>>> finite, round(float(y[0].abs().square().mean()), 1), round(float(y[1].abs().square().mean()), 2)
+(True, 1.0, 0.01)
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Tuple
+
+import torch
+
+from .threads import numba_threads
+
+__all__ = ["available", "draw_key", "split_key", "noise_rows", "complex_normal", "awgn", "flat_fading",
+           "flat_fading_equalized", "BLOCK"]
+
+try:  # numba is optional here: the channels fall back to torch without it
+    import numba as _nb
+    import numpy as np
+    from llvmlite import ir as _ir
+    from numba import njit, prange
+    from numba.core import types as _types
+    from numba.extending import intrinsic
+
+    _HAVE_NUMBA = True
+except ImportError:  # pragma: no cover - exercised only where numba is missing
+    _HAVE_NUMBA = False
+
+#: Symbols per parallel work item (128 KiB of complex64 input).
+BLOCK = 16384
+_MASK64 = (1 << 64) - 1
+
+
+def available() -> bool:
+    """Whether the compiled kernels can run (numba importable)."""
+    return _HAVE_NUMBA
+
+
+# --------------------------------------------------------------------------------------------
+# Keys (pure Python, 64-bit)
+# --------------------------------------------------------------------------------------------
+def _splitmix(z: int) -> int:
+    z = (z + 0x9E3779B97F4A7C15) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def draw_key(generator: torch.Generator) -> int:
+    """64 random bits from ``generator`` (one small draw; advances its stream)."""
+    lo, hi = torch.randint(0, 1 << 32, (2,), generator=generator, dtype=torch.int64,
+                           device=generator.device).tolist()
+    return (hi << 32) | lo
+
+
+def split_key(key: int, index: int) -> int:
+    """Key of sub-stream ``index`` of ``key`` (noise ``0``, fading ``1``), well mixed."""
+    return _splitmix((key ^ _splitmix(index)) & _MASK64)
+
+
+def noise_rows(no: torch.Tensor, shape: torch.Size) -> Optional[Tuple[torch.Tensor, int]]:
+    """``N0`` as ``(rows [R] float32, row_len)`` for symbols of ``shape``, or ``None`` when ``no``
+    varies along the last (symbol) dimension (the kernels then do not apply)."""
+    n = shape[-1] if len(shape) else 1
+    total = math.prod(shape)
+    if no.numel() == 1:
+        return no.reshape(1).to(torch.float32), max(total, 1)
+    lead = (1,) * (len(shape) - no.dim()) + tuple(no.shape)
+    if lead[-1] != 1 or n == 0:
+        return None
+    rows = no.reshape(lead).expand(*shape[:-1], 1).reshape(-1)
+    return rows.to(torch.float32).contiguous(), n
+
+
+# --------------------------------------------------------------------------------------------
+# numba kernels
+# --------------------------------------------------------------------------------------------
+if _HAVE_NUMBA:
+    # Floating-point licence: reassociation (vectorised sums), contraction (FMA), fast reciprocals
+    # and approximate functions, but NOT no-NaN/no-Inf: the kernels detect non-finite inputs.
+    _FM = {"nsz", "arcp", "contract", "afn", "reassoc"}
+    _JIT = dict(fastmath=_FM, error_model="numpy", cache=True)
+
+    @intrinsic
+    def _u32_as_f32(typingctx, v):
+        if not (isinstance(v, _types.Integer) and v.bitwidth == 32):
+            return None
+
+        def codegen(context, builder, sig, args):
+            return builder.bitcast(args[0], _ir.FloatType())
+
+        return _types.float32(v), codegen
+
+    @intrinsic
+    def _f32_as_u32(typingctx, v):
+        if v != _types.float32:
+            return None
+
+        def codegen(context, builder, sig, args):
+            return builder.bitcast(args[0], _ir.IntType(32))
+
+        return _types.uint32(v), codegen
+
+    _GAMMA = np.uint64(0x9E3779B97F4A7C15)
+    _M1 = np.uint64(0xBF58476D1CE4E5B9)
+    _M2 = np.uint64(0x94D049BB133111EB)
+    _LN2 = np.float32(math.log(2.0))
+    _ANG = np.float32(2.0 ** -22 * math.pi / 2.0)
+    _QPI = np.float32(math.pi / 4.0)
+    _ZERO = np.float32(0.0)
+    _ONE = np.float32(1.0)
+    _TWO = np.float32(2.0)
+
+    @njit(inline="always", **_JIT)
+    def _cn(key, i):  # pragma: no cover - compiled
+        """CN(0, 1) sample ``i`` of stream ``key`` -> (re, im) float32."""
+        z = key + (i + np.uint64(1)) * _GAMMA
+        z = (z ^ (z >> np.uint64(30))) * _M1
+        z = (z ^ (z >> np.uint64(27))) * _M2
+        z = z ^ (z >> np.uint64(31))
+        # radius: u = w / 2**41 with w = 2a + 1 odd in [1, 2**41); ln u = (E - 41) ln2 + ln(w / 2**E)
+        w = np.int64(((z >> np.uint64(24)) << np.uint64(1)) | np.uint64(1))
+        bits = _f32_as_u32(np.float32(w))
+        ex = np.int64(bits >> np.uint32(23)) - 127
+        mant = _u32_as_f32(np.uint32((bits & np.uint32(0x7FFFFF)) | np.uint32(0x3F800000)))
+        ex = ex + 1 if mant > np.float32(1.4142135) else ex  # fold to w / 2**E in [0.707, 1.414]
+        d = np.float32(w - (np.int64(1) << ex)) * _u32_as_f32(np.uint32((127 - ex) << 23))  # exact m - 1
+        s = d / (_TWO + d)
+        s2 = s * s
+        ln_m = _TWO * s * (_ONE + s2 * (np.float32(1 / 3) + s2 * (np.float32(1 / 5) + s2 * (
+            np.float32(1 / 7) + s2 * np.float32(1 / 9)))))
+        r = math.sqrt(np.float32(41 - ex) * _LN2 - ln_m)
+        # angle: quadrant q (2 bits) and phi in (-pi/4, pi/4) (22 bits)
+        t = np.uint32(z & np.uint64(0xFFFFFF))
+        q = t >> np.uint32(22)
+        ph = np.float32(np.int32(t & np.uint32(0x3FFFFF))) * _ANG + (np.float32(0.5) * _ANG - _QPI)
+        p2 = ph * ph
+        sn = ph * (_ONE + p2 * (np.float32(-1 / 6) + p2 * (np.float32(1 / 120) + p2 * (
+            np.float32(-1 / 5040) + p2 * np.float32(1 / 362880)))))
+        cs = _ONE + p2 * (np.float32(-0.5) + p2 * (np.float32(1 / 24) + p2 * (np.float32(-1 / 720) + p2 * (
+            np.float32(1 / 40320) + p2 * np.float32(-1 / 3628800)))))
+        odd = (q & np.uint32(1)) != 0  # rotate by q * pi/2: (c, s) (-s, c) (-c, -s) (s, -c)
+        re = sn if odd else cs
+        im = cs if odd else sn
+        sr = _ONE - _TWO * np.float32(np.int32((q ^ (q >> np.uint32(1))) & np.uint32(1)))
+        si = _ONE - _TWO * np.float32(np.int32(q >> np.uint32(1)))
+        return r * sr * re, r * si * im
+
+    # ---- segments: one row (one N0) of symbols [i0, i1); views keep indices provably in bounds
+    @njit(**_JIT)
+    def _seg_noise(out, s, key, i0, i1):  # pragma: no cover - compiled
+        o = out[2 * i0:2 * i1]
+        c0 = np.uint64(i0)
+        for j in range(i1 - i0):
+            nr, ni = _cn(key, c0 + np.uint64(j))
+            o[2 * j] = s * nr
+            o[2 * j + 1] = s * ni
+
+    @njit(**_JIT)
+    def _seg_awgn(x, y, s, key, i0, i1):  # pragma: no cover - compiled
+        xs = x[2 * i0:2 * i1]
+        ys = y[2 * i0:2 * i1]
+        c0 = np.uint64(i0)
+        bad = _ZERO
+        for j in range(i1 - i0):
+            nr, ni = _cn(key, c0 + np.uint64(j))
+            xr = xs[2 * j]
+            xi = xs[2 * j + 1]
+            bad += xr * _ZERO + xi * _ZERO  # NaN iff some input is NaN/Inf
+            ys[2 * j] = xr + s * nr
+            ys[2 * j + 1] = xi + s * ni
+        return bad
+
+    @njit(**_JIT)
+    def _seg_flat(x, y, h, s, kh, kn, a, cr, ci, i0, i1):  # pragma: no cover - compiled
+        xs = x[2 * i0:2 * i1]
+        ys = y[2 * i0:2 * i1]
+        hs = h[2 * i0:2 * i1]
+        c0 = np.uint64(i0)
+        bad = _ZERO
+        for j in range(i1 - i0):
+            c = c0 + np.uint64(j)
+            gr, gi = _cn(kh, c)
+            nr, ni = _cn(kn, c)
+            hr = a * gr + cr
+            hi = a * gi + ci
+            xr = xs[2 * j]
+            xi = xs[2 * j + 1]
+            bad += xr * _ZERO + xi * _ZERO
+            ys[2 * j] = hr * xr - hi * xi + s * nr
+            ys[2 * j + 1] = hr * xi + hi * xr + s * ni
+            hs[2 * j] = hr
+            hs[2 * j + 1] = hi
+        return bad
+
+    @njit(**_JIT)
+    def _seg_flat_eq(x, xh, ne, no, kh, kn, a, cr, ci, mmse, p, i0, i1):  # pragma: no cover - compiled
+        xs = x[2 * i0:2 * i1]
+        xo = xh[2 * i0:2 * i1]
+        eo = ne[i0:i1]
+        c0 = np.uint64(i0)
+        s = math.sqrt(no)  # n = sqrt(N0) * CN(0, 1)
+        bad = _ZERO
+        if mmse:  # x_hat = P conj(h) y / (P |h|^2 + N0), error variance P N0 / (P |h|^2 + N0)
+            for j in range(i1 - i0):
+                c = c0 + np.uint64(j)
+                gr, gi = _cn(kh, c)
+                nr, ni = _cn(kn, c)
+                hr = a * gr + cr
+                hi = a * gi + ci
+                xr = xs[2 * j]
+                xi = xs[2 * j + 1]
+                bad += xr * _ZERO + xi * _ZERO
+                yr = hr * xr - hi * xi + s * nr
+                yi = hr * xi + hi * xr + s * ni
+                g = p / (p * (hr * hr + hi * hi) + no)
+                xo[2 * j] = (hr * yr + hi * yi) * g
+                xo[2 * j + 1] = (hr * yi - hi * yr) * g
+                eo[j] = no * g
+        else:  # ZF: x_hat = y / h = x + n / h, noise variance N0 / |h|^2
+            for j in range(i1 - i0):
+                c = c0 + np.uint64(j)
+                gr, gi = _cn(kh, c)
+                nr, ni = _cn(kn, c)
+                hr = a * gr + cr
+                hi = a * gi + ci
+                xr = xs[2 * j]
+                xi = xs[2 * j + 1]
+                bad += xr * _ZERO + xi * _ZERO
+                inv = _ONE / (hr * hr + hi * hi)
+                tr = s * nr
+                ti = s * ni
+                xo[2 * j] = xr + (tr * hr + ti * hi) * inv
+                xo[2 * j + 1] = xi + (ti * hr - tr * hi) * inv
+                eo[j] = no * inv
+        return bad
+
+    # ---- drivers: parallel over blocks of BLOCK symbols; each block walks the rows it overlaps
+    @njit(parallel=True, **_JIT)
+    def _k_noise(out, std, row_len, key, block):  # pragma: no cover - compiled
+        n = out.size // 2
+        for b in prange((n + block - 1) // block):
+            i = b * block
+            stop = min(i + block, n)
+            while i < stop:
+                r = i // row_len
+                e = min(stop, (r + 1) * row_len)
+                _seg_noise(out, std[r], key, i, e)
+                i = e
+
+    @njit(parallel=True, **_JIT)
+    def _k_awgn(x, y, std, row_len, key, block):  # pragma: no cover - compiled
+        n = y.size // 2
+        nblk = (n + block - 1) // block
+        bad = np.zeros(nblk, np.float32)
+        for b in prange(nblk):
+            i = b * block
+            stop = min(i + block, n)
+            acc = _ZERO
+            while i < stop:
+                r = i // row_len
+                e = min(stop, (r + 1) * row_len)
+                acc += _seg_awgn(x, y, std[r], key, i, e)
+                i = e
+            bad[b] = acc
+        return bad.sum()
+
+    @njit(parallel=True, **_JIT)
+    def _k_flat(x, y, h, std, row_len, kh, kn, a, cr, ci, block):  # pragma: no cover - compiled
+        n = y.size // 2
+        nblk = (n + block - 1) // block
+        bad = np.zeros(nblk, np.float32)
+        for b in prange(nblk):
+            i = b * block
+            stop = min(i + block, n)
+            acc = _ZERO
+            while i < stop:
+                r = i // row_len
+                e = min(stop, (r + 1) * row_len)
+                acc += _seg_flat(x, y, h, std[r], kh, kn, a, cr, ci, i, e)
+                i = e
+            bad[b] = acc
+        return bad.sum()
+
+    @njit(parallel=True, **_JIT)
+    def _k_flat_eq(x, xh, ne, no, row_len, kh, kn, a, cr, ci, mmse, p, block):  # pragma: no cover
+        n = xh.size // 2
+        nblk = (n + block - 1) // block
+        bad = np.zeros(nblk, np.float32)
+        for b in prange(nblk):
+            i = b * block
+            stop = min(i + block, n)
+            acc = _ZERO
+            while i < stop:
+                r = i // row_len
+                e = min(stop, (r + 1) * row_len)
+                acc += _seg_flat_eq(x, xh, ne, no[r], kh, kn, a, cr, ci, mmse, p, i, e)
+                i = e
+            bad[b] = acc
+        return bad.sum()
+
+
+# --------------------------------------------------------------------------------------------
+# torch-facing wrappers
+# --------------------------------------------------------------------------------------------
+def _require():
+    if not _HAVE_NUMBA:
+        raise RuntimeError("the compiled channel kernels need the optional package numba (pip install numba); "
+                           "use backend='torch'")
+
+
+def _flat(t: torch.Tensor):
+    """Interleaved float32 numpy view of a contiguous complex64 CPU tensor (no copy)."""
+    return torch.view_as_real(t).reshape(-1).numpy()
+
+
+def _check_x(x: torch.Tensor) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor) or x.dtype != torch.complex64 or x.device.type != "cpu":
+        raise TypeError(f"x must be a complex64 CPU tensor, got {getattr(x, 'dtype', type(x).__name__)} on "
+                        f"{getattr(x, 'device', '-')}")
+    return x.resolve_conj().contiguous()
+
+
+def _rows(no, x: torch.Tensor, name: str) -> Tuple[torch.Tensor, int]:
+    no_t = torch.as_tensor(no, dtype=torch.float32)
+    rows = noise_rows(no_t, x.shape)
+    if rows is None:
+        raise ValueError(f"{name} of shape {tuple(no_t.shape)} must be a scalar or one value per example "
+                         f"([..., 1]) for symbols of shape {tuple(x.shape)}")
+    return rows[0].cpu().contiguous(), rows[1]
+
+
+def complex_normal(shape, key: int, scale=1.0) -> torch.Tensor:
+    """``scale * CN(0, 1)`` samples of stream ``key`` (complex64 CPU tensor of ``shape``).
+
+    ``scale`` is a number or one value per row (``[..., 1]``), like ``N0`` for :func:`awgn`."""
+    _require()
+    out = torch.empty(shape, dtype=torch.complex64)
+    std, row_len = _rows(scale, out, "scale")
+    with numba_threads():
+        _k_noise(_flat(out), std.numpy(), row_len, np.uint64(key), BLOCK)
+    return out
+
+
+def awgn(x: torch.Tensor, no, key: int) -> Tuple[torch.Tensor, bool]:
+    """``y = x + n``, ``n ~ CN(0, N0)`` in one pass.
+
+    Parameters
+    ----------
+    x : Tensor ``[..., n]`` complex64 (CPU)
+    no : float or Tensor ``[..., 1]`` (one ``N0`` per example) or scalar
+    key : int (64-bit stream key)
+
+    Returns
+    -------
+    y : Tensor ``[..., n]`` complex64
+    finite : bool, whether every element of ``x`` was finite
+    """
+    _require()
+    x = _check_x(x)
+    rows, row_len = _rows(no, x, "no")
+    y = torch.empty_like(x)
+    std = torch.sqrt(rows)  # n = sqrt(N0) * CN(0, 1)
+    with numba_threads():
+        bad = _k_awgn(_flat(x), _flat(y), std.numpy(), row_len, np.uint64(split_key(key, 0)), BLOCK)
+    return y, math.isfinite(bad)
+
+
+def _fading_keys(key: int):
+    return np.uint64(split_key(key, 1)), np.uint64(split_key(key, 0))
+
+
+def flat_fading(x: torch.Tensor, no, key: int, scale: float = 1.0, los: complex = 0j
+                ) -> Tuple[torch.Tensor, torch.Tensor, bool]:
+    """``y = h x + n`` with per-symbol ``h = scale * CN(0, 1) + los`` and ``n ~ CN(0, N0)``.
+
+    Returns ``(y, h, finite)``; ``h`` is the same draw as :func:`flat_fading_equalized` makes with the
+    same key, and the noise is the same as :func:`awgn`'s with that key."""
+    _require()
+    x = _check_x(x)
+    rows, row_len = _rows(no, x, "no")
+    y, h = torch.empty_like(x), torch.empty_like(x)
+    kh, kn = _fading_keys(key)
+    with numba_threads():
+        bad = _k_flat(_flat(x), _flat(y), _flat(h), torch.sqrt(rows).numpy(), row_len, kh, kn,
+                      np.float32(scale), np.float32(los.real), np.float32(los.imag), BLOCK)
+    return y, h, math.isfinite(bad)
+
+
+def flat_fading_equalized(x: torch.Tensor, no, key: int, method: str = "zf", power: float = 1.0,
+                          scale: float = 1.0, los: complex = 0j) -> Tuple[torch.Tensor, torch.Tensor, bool]:
+    """:func:`flat_fading` followed by ZF or MMSE equalisation with perfect CSI, in one pass.
+
+    Returns ``(x_hat, no_eff, finite)`` with ``no_eff`` ``[..., n]`` float32: ``N0 / |h|^2`` (ZF) or
+    ``P N0 / (P |h|^2 + N0)`` (MMSE), as :func:`phy.equalization.equalize` computes from ``(y, h)``."""
+    _require()
+    if method not in ("zf", "mmse"):
+        raise ValueError(f"method must be 'zf' or 'mmse', got {method!r}")
+    x = _check_x(x)
+    rows, row_len = _rows(no, x, "no")
+    x_hat = torch.empty_like(x)
+    no_eff = torch.empty(x.shape, dtype=torch.float32)
+    kh, kn = _fading_keys(key)
+    with numba_threads():
+        bad = _k_flat_eq(_flat(x), _flat(x_hat), no_eff.reshape(-1).numpy(), rows.numpy(), row_len, kh, kn,
+                         np.float32(scale), np.float32(los.real), np.float32(los.imag), method == "mmse",
+                         np.float32(power), BLOCK)
+    return x_hat, no_eff, math.isfinite(bad)
