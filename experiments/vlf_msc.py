@@ -10,7 +10,10 @@ Writes, in ``--out``:
 
 * ``captions.csv``: one row per (image, SNR): ``image, snr_db, name, channel, caption, reference,
   label, image_file, n_ch`` (``image_file`` relative to ``--out``). Rows are written as they finish; a
-  rerun resumes and skips finished (image, SNR) pairs.
+  rerun resumes and skips finished (image, SNR) pairs. Each image gets its own channel seed (from
+  ``--seed``, the channel, the SNR value and the image file's SHA-1) and its own diffusion latents
+  (from ``--seed`` and the SHA-1), so a row does not depend on ``--batch-size`` or on the SNR list:
+  a resumed run with other values still reproduces the rows of an uninterrupted one.
 * ``images/snr_<snr>dB/<name>.png``: the generated images (``--no-images`` to skip the diffusion).
 * ``grid.png``: a qualitative grid, one row per input image (first ``--grid-rows``), first column the
   input, then one column per SNR; each cell is the generated image with its caption underneath.
@@ -34,10 +37,33 @@ import textwrap
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-__all__ = ["add_arguments", "main", "build_config", "write_grid", "snr_dirname"]
+__all__ = ["add_arguments", "main", "build_config", "write_grid", "snr_dirname", "transmit_per_item", "item_latents"]
 
 _COLUMNS_KEYS = ("image", "snr_db")
 _COLUMNS_VALUES = ("name", "channel", "caption", "reference", "label", "image_file", "n_ch")
+
+
+def transmit_per_item(system, vlf, snr_db: float, seeds: Sequence[int]):
+    """Received VLFs ``[B, N, d]``: example ``i`` sent with the channel restarted from ``seeds[i]``.
+
+    Per-example seeds make a row independent of how the examples are batched."""
+    import torch
+
+    if len(seeds) != vlf.shape[0]:
+        raise ValueError(f"seeds must give one seed per example: {vlf.shape[0]} examples, {len(seeds)} seeds")
+    return torch.cat([system.transmit(vlf[i:i + 1], snr_db=snr_db, seed=int(s)) for i, s in enumerate(seeds)])
+
+
+def item_latents(decoder, seeds: Sequence[int], height: Optional[int] = None, width: Optional[int] = None):
+    """Initial diffusion latents ``[B, C, h, w]`` for ``decoder.generate``: example ``i`` from a generator
+    seeded with ``seeds[i]`` (so an image depends on its own seed only, not on its batch)."""
+    import torch
+
+    h, w = int(height or decoder.height), int(width or decoder.width)
+    shape = (decoder.unet.config.in_channels, h // decoder.vae_scale_factor, w // decoder.vae_scale_factor)
+    dev = decoder.device
+    return torch.stack([torch.randn(shape, generator=torch.Generator(device=dev).manual_seed(int(s)), device=dev,
+                                    dtype=torch.float32) for s in seeds])
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -176,6 +202,7 @@ def main(args: argparse.Namespace) -> int:
     from experiments.results import RunManifest, open_table
     from semantic.images import ImageCaptionDataset, collate_images, file_sha1
     from semantic.checkpoints import CheckpointNotFoundError
+    from phy.montecarlo import point_seed
     from semantic.vlf_msc import VLFMSC
 
     try:
@@ -209,8 +236,9 @@ def main(args: argparse.Namespace) -> int:
                      extra={"ledger": ledger, "snr_db": snrs}) as manifest:
         batches = [list(range(i, min(i + args.batch_size, len(ds)))) for i in range(0, len(ds), args.batch_size)]
         vlfs: Dict[int, torch.Tensor] = {}
+        keys: Dict[int, List[str]] = {}
         written = 0
-        for si, snr in enumerate(snrs):
+        for snr in snrs:
             sdir = out / "images" / snr_dirname(snr)
             for bi, idx in enumerate(batches):
                 items = [ds.items[i] for i in idx]
@@ -218,13 +246,17 @@ def main(args: argparse.Namespace) -> int:
                     continue
                 if bi not in vlfs:  # encode once per batch, whatever the SNR (and cached on disk)
                     batch = collate_images([ds[i] for i in idx])
-                    vlfs[bi] = system.encode(batch["image"], keys=[file_sha1(p) for p in batch["path"]])
-                # one channel realisation per (SNR, batch): a resumed run reproduces the same rows
-                received = system.transmit(vlfs[bi], snr_db=snr, seed=args.seed + 100_003 * si + bi)
+                    keys[bi] = [file_sha1(p) for p in batch["path"]]
+                    vlfs[bi] = system.encode(batch["image"], keys=keys[bi])
+                # noise and diffusion latents per image: a row depends on (seed, image, SNR) only, not on
+                # the batch size or the SNR list, so a resumed run reproduces the rows of an uninterrupted one
+                received = transmit_per_item(system, vlfs[bi], snr, [
+                    point_seed(args.seed, "vlf-msc", "channel", args.channel, snr, key) for key in keys[bi]])
                 caps = system.decode_text(received) if system.text_decoder is not None else [""] * len(idx)
                 imgs = None
                 if system.image_decoder is not None:
-                    imgs = system.decode_image(received, seed=args.seed + bi)
+                    imgs = system.decode_image(received, latents=item_latents(
+                        system.image_decoder, [point_seed(args.seed, "vlf-msc", "diffusion", key) for key in keys[bi]]))
                     sdir.mkdir(parents=True, exist_ok=True)
                 for k, (i, it) in enumerate(zip(idx, items)):
                     if (it["path"], _fmt_snr(snr)) in done:  # finished before an interruption

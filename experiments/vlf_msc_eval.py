@@ -28,7 +28,8 @@ BLIP-2's own ``language_projection``); ``--baseline-caption vlf-msc`` uses VLF-M
 The captions are cached in ``OUT/baseline_captions.csv``. Every image is encoded by BLIP-2 once
 (:meth:`semantic.vlf_msc.VLFMSC.encode`, cached on disk in ``--vlf-cache``) for all SNR points.
 One channel object (``--channel``, seeded with ``--seed``) is shared by all systems; each
-(system, SNR, batch) restarts its stream with a fixed seed, so a resumed run reproduces the same rows.
+(system, SNR value, batch) restarts its stream with a fixed seed, so a resumed run reproduces the same rows
+(``--batch-size`` is one of the recorded settings: a resume with another batch size is refused).
 
 Metrics
 -------
@@ -377,7 +378,7 @@ def _baseline_captioner(system, args):
                           max_new_tokens=td.max_new_tokens, num_beams=td.num_beams)
 
 
-_SETTINGS = ("images", "captions", "max_images", "image_size", "seed", "blip2_checkpoint", "sd_checkpoint",
+_SETTINGS = ("images", "captions", "max_images", "image_size", "seed", "batch_size", "blip2_checkpoint", "sd_checkpoint",
              "image_decoder", "text_projection", "text_mode", "baseline_caption", "steps", "guidance_scale",
              "max_new_tokens", "num_beams", "deepsc_checkpoint", "deepsc_equalizer", "ascii_code", "ascii_modulation",
              "img2img_steps", "img2img_strength", "img2img_guidance", "img2img_bits", "img2img_code",
@@ -498,6 +499,7 @@ def _run(args, ds, snrs, systems, todo, batches, refs, out: Path, table, items, 
     from experiments.results import format_value, open_table
     from experiments.vlf_msc import snr_dirname
     from phy.channels import make_channel
+    from phy.montecarlo import point_seed
     from semantic.checkpoints import resolve_device
     from semantic.images import collate_images, file_sha1
     from semantic.vlf_msc import VLFMSC
@@ -578,15 +580,15 @@ def _run(args, ds, snrs, systems, todo, batches, refs, out: Path, table, items, 
 
     # -- one (SNR, system) point at a time -----------------------------------------------------------
     written = 0
-    for si, snr, s in todo:
-        sysidx = SYSTEMS.index(s)
+    for _si, snr, s in todo:
         snr_key = format_value(float(snr))
         outs_caps: List[Optional[str]] = [None] * len(paths)
         sent_caps: List[str] = [""] * len(paths)
         out_imgs: Dict[int, torch.Tensor] = {}
         uses: List[int] = [0] * len(paths)
         for bi, idx in enumerate(batches):
-            cseed = args.seed + 100_003 * si + 1_009 * sysidx + bi  # fixed per (SNR, system, batch)
+            # fixed per (system, channel, SNR value, batch); the batch size is a recorded setting
+            cseed = point_seed(args.seed, s, args.channel, float(snr), bi)
             if s == "vlf-msc":
                 received = system.transmit(vlfs[bi], snr_db=snr, seed=cseed)
                 caps = system.decode_text(received)

@@ -554,3 +554,20 @@ def test_cli_train_then_vlf_msc(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, tmp
     assert main(other) == 2
     assert {r["channel"] for r in csv.DictReader(open(out / "captions.csv"))} == {"rayleigh"}
     assert main(argv[:-2] + ["--snr-db", "bogus"]) == 2
+
+    # a row depends on (seed, image, SNR) only: another batch size and SNR list give the same 5 dB rows
+    def five_db(folder):
+        rows = {r["image"]: r for r in csv.DictReader(open(folder / "captions.csv")) if r["snr_db"] == "5.0"}
+        return {k: (r["caption"], (folder / r["image_file"]).read_bytes()) for k, r in rows.items()}
+
+    def rerun(folder, *extra):
+        a = argv.copy()
+        a[a.index("--out") + 1] = str(folder)
+        a[a.index("--batch-size") + 1] = "3"
+        a[a.index("--snr-db=-5:5:5")] = "--snr-db=5"
+        assert main(a + list(extra)) == 0
+        return five_db(folder)
+
+    assert rerun(tmp_path / "rebatched") == five_db(out)
+    other_seed = rerun(tmp_path / "seed1", "--seed", "1")
+    assert all(other_seed[k][1] != v[1] for k, v in five_db(out).items())  # the check is not vacuous
