@@ -5,7 +5,7 @@
 2. ``train-jscc``: stage 1, the SNR-adaptive JSCC on the tokens of the *seen* classes (contrastive loss).
 3. ``train-tapl``: stage 2, TAPL on the seen classes through the frozen JSCC.
 4. ``eval``: zero-shot classification on the *unseen* classes and text-to-image retrieval per SNR;
-   writes ``zeroshot.csv`` (``system,channel,snr_db,channel_uses,bandwidth_ratio,top1,top5,retrieval_top1``,
+   writes ``zeroshot.csv`` (``system,channel,snr_db,channel_uses,bandwidth_ratio,top1,top5,retrieval_top1,retrieval_top5``,
    resumable: finished rows are skipped) and ``manifest.json``.
 
 The seen/unseen split is a seeded class split (``--unseen-fraction 0.2``: 800/200 on ImageNet).
@@ -284,7 +284,7 @@ def _eval(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     table = open_table(out / "zeroshot.csv", keys=["system", "channel", "snr_db", "channel_uses"],
-                       values=["bandwidth_ratio", "top1", "top5", "retrieval_top1"])
+                       values=["bandwidth_ratio", "top1", "top5", "retrieval_top1", "retrieval_top5"])
     channel_name = args.channel if codec is not None else "ideal"
     done = table.finished_keys()
     from phy.montecarlo import format_value
@@ -301,7 +301,7 @@ def _eval(args) -> int:
                                   batch_size=args.batch_size)
             table.append({"system": name, "channel": channel_name, "snr_db": snr, "channel_uses": L,
                           "bandwidth_ratio": ratio, "top1": r["top1"], "top5": r["top5"],
-                          "retrieval_top1": r["retrieval_top1"]})
+                          "retrieval_top1": r["retrieval_top1"], "retrieval_top5": r["retrieval_top5"]})
             print(f"{name} {channel_name} snr={snr} dB L={L}: top1={r['top1']:.4f} top5={r['top5']:.4f} "
                   f"retrieval top1={r['retrieval_top1']:.4f} top5={r['retrieval_top5']:.4f}", flush=True)
         man.update(rows=len(snrs))

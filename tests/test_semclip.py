@@ -234,7 +234,10 @@ def test_cli_extract_train_eval(tiny_dir, image_root, tmp_path):
     with open(tmp_path / "eval" / "zeroshot.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert list(rows[0]) == ["system", "channel", "snr_db", "channel_uses", "bandwidth_ratio", "top1", "top5",
-                             "retrieval_top1"]
+                             "retrieval_top1", "retrieval_top5"]
+    for r in rows:  # top-5 can only be at least as good as top-1
+        assert float(r["retrieval_top1"]) <= float(r["retrieval_top5"]) <= 1.0
+        assert float(r["top1"]) <= float(r["top5"]) <= 1.0
     assert [(r["system"], r["channel"], r["snr_db"]) for r in rows] == [
         ("clip-zeroshot", "ideal", "inf"), ("semclip", "awgn", "-5.0"), ("semclip", "awgn", "5.0"),
         ("semclip-notapl", "rayleigh", "0.0")]

@@ -278,3 +278,153 @@ def test_cli_train_text_projection_and_resume(tiny_blip2_dir, tiny_image_dir, tm
            "--blip2-checkpoint", str(tiny_blip2_dir), "--out", str(tmp_path / "bad"), "--device", "cpu"]
     assert main(bad) == 2
     assert main(argv[:-2] + ["--train-snr-db", "10:0"]) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# Resume: an interrupted + resumed run is the uninterrupted run; defining settings must match
+# ------------------------------------------------------------------------------------------------
+def _log_losses(out):
+    rows = list(csv.DictReader(open(out / "train_log.csv")))
+    return [int(r["step"]) for r in rows], torch.tensor([float(r["loss"]) for r in rows], dtype=torch.float64)
+
+
+def _folder_tensors(folder):
+    """Every safetensors tensor under ``folder`` (weights of each module + optimizer state), by relative name."""
+    from safetensors.torch import load_file
+
+    out = {}
+    for f in sorted(folder.rglob("*.safetensors")):
+        for k, v in load_file(str(f)).items():
+            out[f"{f.relative_to(folder)}:{k}"] = v
+    return out
+
+
+def _assert_same_checkpoint(a, b):
+    ta, tb = _folder_tensors(a), _folder_tensors(b)
+    assert sorted(ta) == sorted(tb) and ta
+    for k in ta:
+        torch.testing.assert_close(ta[k], tb[k], rtol=1e-6, atol=1e-8, msg=lambda m, k=k: f"{k}: {m}")
+
+
+def _image_argv(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, out):
+    # batch 1 x grad-accum 2 over 3 images: optimizer step 2 ends in the middle of epoch 1, so the
+    # resume has to continue inside an epoch; every random stream of a step is exercised (shuffle,
+    # train SNRs, Rayleigh fading + noise, DDPM timesteps, latent noise, condition dropout)
+    return ["train-image-decoder", "--images", str(tiny_image_dir), "--captions", str(tiny_image_dir / "captions.csv"),
+            "--blip2-checkpoint", str(tiny_blip2_dir), "--sd-checkpoint", str(tiny_sd_dir), "--out", str(out),
+            "--image-size", str(SIZE), "--device", "cpu", "--batch-size", "1", "--grad-accum", "2",
+            "--train-snr-db", "0:10", "--channel", "rayleigh", "--cond-drop-prob", "0.3", "--lr", "1e-3",
+            "--projection-lr", "1e-2", "--seed", "3"]
+
+
+def test_cli_train_image_decoder_resume_equals_uninterrupted(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, tmp_path,
+                                                             capsys):
+    from experiments.cli import main
+
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert main(_image_argv(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, full) + ["--steps", "4"]) == 0
+    cut_argv = _image_argv(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, cut)
+    assert main(cut_argv + ["--steps", "2", "--save-every", "1"]) == 0  # "interrupted" after step 2
+    capsys.readouterr()
+    # a changed setting that defines the run is refused, naming the setting and both values, and
+    # leaves the folder as it was
+    for opt, given, saved_txt, given_txt in (("--lr", "1e-4", "0.001", "0.0001"),
+                                              ("--t-range", "0:50", "100", "50"),
+                                              ("--channel", "awgn", "rayleigh", "awgn")):
+        argv = cut_argv.copy()
+        argv[argv.index(opt) + 1] = given
+        assert main(argv + ["--steps", "4"]) == 2
+        err = capsys.readouterr().err
+        assert opt in err and saved_txt in err and given_txt in err and "checkpoint-0000002" in err, err
+        assert sorted(p.name for p in cut.glob("checkpoint-*")) == ["checkpoint-0000001", "checkpoint-0000002"]
+        assert _log_losses(cut)[0] == [1, 2]
+    # more --steps extends the run; --save-every / --keep may change (and are applied)
+    assert main(cut_argv + ["--steps", "4", "--save-every", "4", "--keep", "3"]) == 0
+    assert sorted(p.name for p in cut.glob("checkpoint-*")) == [
+        "checkpoint-0000001", "checkpoint-0000002", "checkpoint-0000004"]
+    steps_full, loss_full = _log_losses(full)
+    steps_cut, loss_cut = _log_losses(cut)
+    assert steps_full == steps_cut == [1, 2, 3, 4]
+    torch.testing.assert_close(loss_cut, loss_full, rtol=1e-6, atol=1e-9)
+    assert len(set(loss_full.tolist())) == 4
+    _assert_same_checkpoint(cut / "checkpoint-0000004", full / "checkpoint-0000004")
+    for name in ("projection", "unet"):  # training moved the weights, so the comparison is not vacuous
+        a = _folder_tensors(full / "checkpoint-0000004" / name)
+        b = _folder_tensors(cut / "checkpoint-0000001" / name)
+        assert any((a[k] - b[k]).abs().max() > 0 for k in a)
+    state = json.loads((cut / "checkpoint-0000004" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+
+
+def _text_argv(tiny_blip2_dir, tiny_image_dir, out):
+    # batch 1 over 3 images: step 2 stops in the middle of epoch 0
+    return ["train-text-projection", "--images", str(tiny_image_dir), "--captions", str(tiny_image_dir / "captions.csv"),
+            "--blip2-checkpoint", str(tiny_blip2_dir), "--out", str(out), "--batch-size", "1", "--device", "cpu",
+            "--train-snr-db", "0:10", "--channel", "rayleigh", "--input-size", "32", "--lr", "1e-2", "--seed", "5"]
+
+
+def test_cli_train_text_projection_resume_equals_uninterrupted(tiny_blip2_dir, tiny_image_dir, tmp_path):
+    from experiments.cli import main
+
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert main(_text_argv(tiny_blip2_dir, tiny_image_dir, full) + ["--steps", "5", "--save-every", "1"]) == 0
+    cut_argv = _text_argv(tiny_blip2_dir, tiny_image_dir, cut)
+    assert main(cut_argv + ["--steps", "2", "--save-every", "1"]) == 0
+    assert main(cut_argv + ["--steps", "5", "--save-every", "2", "--keep", "4"]) == 0
+    assert sorted(p.name for p in cut.glob("checkpoint-*")) == [
+        "checkpoint-0000001", "checkpoint-0000002", "checkpoint-0000004", "checkpoint-0000005"]
+    steps_full, loss_full = _log_losses(full)
+    steps_cut, loss_cut = _log_losses(cut)
+    assert steps_full == steps_cut == [1, 2, 3, 4, 5]
+    torch.testing.assert_close(loss_cut, loss_full, rtol=1e-6, atol=1e-9)
+    _assert_same_checkpoint(cut / "checkpoint-0000005", full / "checkpoint-0000005")
+    a = _folder_tensors(full / "checkpoint-0000005")
+    b = _folder_tensors(cut / "checkpoint-0000001")
+    assert any((a[k] - b[k]).abs().max() > 0 for k in a if "optimizer" not in k)
+
+
+@pytest.mark.parametrize("opt,given,saved_txt,given_txt", [
+    ("--lr", "1e-3", "0.01", "0.001"),
+    ("--batch-size", "2", "1", "2"),
+    ("--channel", "awgn", "rayleigh", "awgn"),
+    ("--train-snr-db", "0:5", "10.0", "5.0"),
+    ("--seed", "6", "5", "6"),
+    ("--text-mode", "blip2", "pooled", "blip2"),
+])
+def test_cli_train_text_projection_refuses_changed_settings(tiny_blip2_dir, tiny_image_dir, tmp_path, capsys,
+                                                            opt, given, saved_txt, given_txt):
+    from experiments.cli import main
+
+    out = tmp_path / "wproj"
+    argv = _text_argv(tiny_blip2_dir, tiny_image_dir, out)
+    assert main(argv + ["--steps", "1"]) == 0
+    capsys.readouterr()
+    changed = argv + [opt, given] if opt not in argv else argv.copy()
+    if opt in argv:
+        changed[changed.index(opt) + 1] = given
+    assert main(changed + ["--steps", "2"]) == 2
+    err = capsys.readouterr().err
+    assert opt in err and saved_txt in err and given_txt in err and "checkpoint-0000001" in err, err
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-0000001"]
+    assert _log_losses(out)[0] == [1]
+    # the same command with a changed --device spelling / --save-every / --steps resumes
+    assert main(argv + ["--steps", "2", "--save-every", "7", "--device", "cpu:0"]) == 0
+    assert _log_losses(out)[0] == [1, 2]
+
+
+def test_trainer_resume_refuses_other_config(text_decoder_parts, tiny_sd_dir, tmp_path):
+    dec = _text_decoder(text_decoder_parts)
+    cfg = TextProjectionTrainConfig(lr=1e-2, snr_range_db=None)
+    tr = TextProjectionTrainer(dec, cfg)
+    tr.step(torch.randn(2, N, Dm), ["a", "b"])
+    ck = tr.save(tmp_path / "t" / "checkpoint-0000001")
+    with pytest.raises(ValueError, match=r"lr.*0\.01.*0\.001"):
+        TextProjectionTrainer.resume(_text_decoder(text_decoder_parts), ck,
+                                     config=TextProjectionTrainConfig(lr=1e-3, snr_range_db=None))
+    assert TextProjectionTrainer.resume(_text_decoder(text_decoder_parts), ck, config=cfg).global_step == 1
+    icfg = ImageDecoderTrainConfig(lr=1e-3, projection_lr=1e-2, t_max=50)
+    itr = ImageDecoderTrainer(_fresh_decoder(tiny_sd_dir), icfg)
+    ick = itr.save(tmp_path / "i" / "checkpoint-0000000")
+    with pytest.raises(ValueError, match=r"t_max.*50.*100"):
+        ImageDecoderTrainer.resume(_fresh_decoder(tiny_sd_dir), ick,
+                                   config=ImageDecoderTrainConfig(lr=1e-3, projection_lr=1e-2))
