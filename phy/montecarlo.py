@@ -535,6 +535,27 @@ class ResumableCSV:
         return len(self._rows)
 
     # -- writing -------------------------------------------------------------------------
+    def discard(self, key: Sequence[Any]) -> bool:
+        """Remove the row with ``key`` (atomic rewrite: temp file, fsync, rename); ``False`` if absent.
+
+        Used to recompute a row that no longer holds (a point skipped by early stop, resumed with
+        early stop off); every other row is kept byte for byte."""
+        k = tuple(format_value(v) for v in key)
+        keep = [r for r in self._rows if self.key_of(r) != k]
+        if len(keep) == len(self._rows):
+            return False
+        tmp = f"{self.path}.tmp.{os.getpid()}"
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            fh.write(self._line(self.columns))
+            for r in keep:
+                fh.write(self._line(r[c] for c in self.columns))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+        self._rows = keep
+        return True
+
     def append(self, row: Mapping[str, Any]) -> None:
         """Append one row (a mapping with exactly :attr:`columns`), flush and fsync."""
         extra = set(row) - set(self.columns)
@@ -678,7 +699,9 @@ def simulate_ber(
     scheme, channel : str
         Labels written to the rows (and part of the key and of the seed).
     early_stop : bool
-        Skip higher-SNR points after a point with zero errors at the full budget.
+        Skip higher-SNR points after a point with zero errors at the full budget. With
+        ``early_stop=False``, stored ``skipped`` rows (from an earlier early-stopping run into the
+        same CSV) are removed and simulated.
     csv_file : path or ResumableCSV, optional
         Rows are appended point by point; points already in the file are not recomputed (their
         stored rows are returned).
@@ -755,6 +778,9 @@ def simulate_ber(
         key = (scheme, channel, snr_type, snr)
         row = table.get(key) if table is not None else None
         res = PointResult.from_row(row) if row is not None else None
+        if res is not None and res.status == STATUS_SKIPPED and not early_stop and res.seed == pseed:
+            table.discard(key)  # skipped by an early-stopping run: with early stop off it is simulated now
+            res = None
         if res is not None and res.seed != pseed:  # same key, other master seed: never return another run's row
             raise ValueError(
                 f"{table.path} already holds {key} with point seed {res.seed}, but seed={seed} gives "

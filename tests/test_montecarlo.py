@@ -179,6 +179,17 @@ def test_early_stop_skips_with_nan_and_reason_never_zero(tmp_path):
     res2 = simulate_ber(t2, snrs, target_errors=50, max_bits=800, batch_size=100, early_stop=False,
                         progress=False)
     assert [r.status for r in res2[2:]] == [STATUS_NO_ERRORS] * 3 and 12.0 in t2.calls
+    # resuming the early-stopped CSV with early stop off simulates the skipped points, keeps the rest
+    before = path.read_text().splitlines()
+    t3 = BSCTrial(k=8, zero_at=6.0)
+    res3 = simulate_ber(t3, snrs, target_errors=50, max_bits=4_000, batch_size=100, csv_file=path,
+                        scheme="s", channel="bsc", progress=False, early_stop=False)
+    assert set(t3.calls) == {9.0, 12.0}
+    assert [r.status for r in res3[3:]] == [STATUS_NO_ERRORS] * 2 and res3[:3] == res[:3]
+    after = path.read_text().splitlines()
+    assert after[:4] == before[:4] and len(after) == 6 and "skipped" not in path.read_text()
+    assert ResumableCSV(path, BER_COLUMNS, ("scheme", "channel", "snr_type", "snr_db")).discard(
+        ("s", "bsc", "esno", 99.0)) is False
 
 
 def test_unsorted_sweep_only_skips_higher_snr():
