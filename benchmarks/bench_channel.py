@@ -22,8 +22,6 @@ Run: ``python benchmarks/bench_channel.py`` (``--symbols 4194304 --repeats 7 --t
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import time
@@ -36,7 +34,7 @@ import torch  # noqa: E402
 from phy import channel_kernels  # noqa: E402
 from phy.channels import AWGN, Rayleigh  # noqa: E402
 from phy.equalization import equalize  # noqa: E402
-from experiments.results import write_json_atomic  # noqa: E402
+from experiments.results import write_benchmark  # noqa: E402
 
 
 def _sync(device):
@@ -106,8 +104,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     batch = max(1, args.symbols // args.n)
     res = {"benchmark": "bench_channel", "symbols": batch * args.n, "batch": batch, "n": args.n,
-           "repeats": args.repeats, "threads": torch.get_num_threads(), "loadavg": os.getloadavg(),
-           "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
+           "repeats": args.repeats, "threads": torch.get_num_threads(),
            "note": "roofline = torch.clone of complex64: 16 bytes moved per symbol (8 read + 8 written)",
            "devices": {}}
     for dev in [d.strip() for d in args.devices.split(",") if d.strip()]:
@@ -123,9 +120,7 @@ def main(argv=None):
         for name, r in rows.items():
             print(f"{name:28s} {r['median'] / 1e6:9.1f} [{r['min'] / 1e6:8.1f} .. {r['max'] / 1e6:8.1f}] "
                   f"{r['ratio_to_roofline']:10.2f}")
-    out = Path(args.out)
-    write_json_atomic(out, res)
-    print(f"\nwrote {out}")
+    write_benchmark(args.out, res)
     return 0
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -35,7 +34,7 @@ from phy.codes import LDPC5G  # noqa: E402
 from phy.ldpc_fast import LDPC5GFastDecoder, numba_available  # noqa: E402
 from phy.links import DigitalLink  # noqa: E402
 from phy.modulation import QAM  # noqa: E402
-from experiments.results import write_json_atomic  # noqa: E402
+from experiments.results import write_benchmark  # noqa: E402
 
 
 def summary(times, work):
@@ -177,14 +176,10 @@ def main(argv=None):
     res = {
         "benchmark": "bench_ldpc", "k": k, "n": n, "num_iter": args.num_iter, "batch": B,
         "repeats": args.repeats, "modulation": "16qam", "channel": "awgn", "snr_db": args.snr_db,
-        "threads": threads, "numba": numba_available(), "loadavg": os.getloadavg(),
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                    "torch": torch.__version__},
+        "threads": threads, "numba": numba_available(),
         "decoder_only_info_bits_per_s": dec_rows, "chain_info_bits_per_s": chain_rows, "bler": bler,
     }
-    out = Path(args.out)
-    write_json_atomic(out, res)
-    print(f"\nwrote {out}")
+    write_benchmark(args.out, res)
     return 0
 
 

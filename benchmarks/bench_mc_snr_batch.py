@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -36,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from experiments.ber import build_trial  # noqa: E402
-from experiments.results import write_json_atomic  # noqa: E402
+from experiments.results import write_benchmark  # noqa: E402
 from phy.channels import AWGN  # noqa: E402
 from phy.montecarlo import simulate_ber  # noqa: E402
 
@@ -134,12 +133,8 @@ def main(argv=None):
         print(f"{name:28s} {r['bits_per_point']:10d} {sq['median']:9.4f} [{sq['min']:9.4f}..{sq['max']:9.4f}]    "
               f"{ba['median']:9.4f} [{ba['min']:9.4f}..{ba['max']:9.4f}]    {r['speedup']:8.2f}")
     res = {"benchmark": "bench_mc_snr_batch", "num_snr_points": len(SNRS), "snrs_esno_db": SNRS, "k": K, "n": N,
-           "repeats": args.repeats, "threads": threads, "loadavg": os.getloadavg(),
-           "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
-           "rows": rows}
-    out = Path(args.out)
-    write_json_atomic(out, res)
-    print(f"\nwrote {out}")
+           "repeats": args.repeats, "threads": threads, "rows": rows}
+    write_benchmark(args.out, res)
     return 0
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -32,7 +31,7 @@ import torch  # noqa: E402
 from phy.channels import AWGN, Rayleigh  # noqa: E402
 from phy.codes import LDPC5G  # noqa: E402
 from phy.links import AnalogLink, DigitalLink  # noqa: E402
-from experiments.results import write_json_atomic  # noqa: E402
+from experiments.results import write_benchmark  # noqa: E402
 
 
 def compare(link, x, snrs, repeats):
@@ -106,12 +105,8 @@ def main(argv=None):
               f"{ba['median']:9.4f} [{ba['min']:9.4f}..{ba['max']:9.4f}]   {r['speedup']:8.2f}")
     res = {"benchmark": "bench_snr_batch", "num_snr_points": 9, "analog_snrs_db": analog_snrs,
            "digital_snrs_db": digital_snrs, "repeats": args.repeats, "threads": torch.get_num_threads(),
-           "loadavg": os.getloadavg(),
-           "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
            "rows": rows}
-    out = Path(args.out)
-    write_json_atomic(out, res)
-    print(f"\nwrote {out}")
+    write_benchmark(args.out, res)
     return 0
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "host_info",
     "jsonable",
     "write_json_atomic",
+    "write_benchmark",
     "write_manifest",
     "RunManifest",
     "DEFAULT_PACKAGES",
@@ -138,6 +139,23 @@ def write_json_atomic(path: Union[str, os.PathLike], obj: Any) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def write_benchmark(path: Union[str, os.PathLike], result: Mapping[str, Any]) -> str:
+    """Write a benchmark's ``result`` as JSON (atomically) with the machine it ran on, and say so.
+
+    Adds ``machine`` (:func:`host_info` plus the torch version) and ``loadavg`` (1/5/15-minute load
+    averages at the end of the run, to judge how quiet the machine was) unless ``result`` has them.
+    Returns the path written.
+    """
+    import torch
+
+    full = dict(result)
+    full.setdefault("machine", {**host_info(), "torch": torch.__version__})
+    full.setdefault("loadavg", list(os.getloadavg()) if hasattr(os, "getloadavg") else None)
+    write_json_atomic(path, full)
+    print(f"\nwrote {os.fspath(path)}")
+    return os.fspath(path)
 
 
 def write_manifest(out_dir: Union[str, os.PathLike], *, args: Any = None, seed: Optional[int] = None,

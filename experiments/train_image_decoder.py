@@ -29,19 +29,52 @@ its share of every epoch through a ``DistributedSampler`` and ``--batch-size`` i
 timesteps and latent noise come from per-rank seeds (``--seed`` + rank offset; rank 0 = one process).
 Rank 0 alone writes checkpoints, ``train_log.csv`` (loss averaged over ranks) and the manifest; the
 others wait at barriers. Several nodes need ``OUT`` on a shared file system. A plain ``semcom
-train-image-decoder`` run is the single-process case and behaves exactly as before.
+train-image-decoder`` run is the single-process case.
+
+Resuming
+--------
+Rerunning the command on the same ``--out`` continues from the newest complete checkpoint, and an
+interrupted + resumed run takes exactly the steps of an uninterrupted one (same losses, same
+weights): the checkpoint holds the data position (epoch, micro-batch in it) and, for every rank,
+the generators used per step (train SNRs, the channel's fading/noise stream, DDPM timesteps,
+latent noise, condition dropout). The epoch order is a seeded permutation of ``(--seed, epoch)``;
+a fresh projection is initialised from ``--seed``.
+
+The checkpoint also records the settings that *define* the run; a resume with another value of
+any of them is refused (exit code 2, a message naming each setting with the checkpoint's and the
+given value), rather than silently training on with the checkpoint's:
+
+* must match: ``--blip2-checkpoint``, ``--sd-checkpoint``, ``--init-decoder``, ``--encoder-dtype``,
+  ``--image-size``, ``--no-labels``, ``--limit``, ``--batch-size``, ``--grad-accum``, ``--lr``,
+  ``--projection-lr``, ``--t-range``, ``--mixed-precision``, ``--freeze-unet``,
+  ``--train-text-encoder``, ``--cond-drop-prob``, ``--train-snr-db``, ``--channel``, ``--seed``, the
+  number of processes (``torchrun --nproc_per_node`` x nodes) and the number of training images;
+* may change, and are applied: ``--steps`` (the total; a larger value extends the run),
+  ``--save-every``, ``--keep``, ``--device``, ``--allow-download``, ``--vlf-cache``, and the
+  ``--images`` / ``--captions`` paths (the data may move; its size is checked). After a change of
+  device type (CPU <-> CUDA) the channel's noise stream cannot be carried over: it restarts from
+  ``seed + step`` (a note says so), so that resume is not bit-identical to an uninterrupted run.
+
+Checkpoints written before these records existed are resumed with the trainer config checked and
+the random streams restarted from ``seed + step`` (a note says so).
 """
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
+import json
 import re
 import shutil
 import sys
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-__all__ = ["add_arguments", "main", "latest_checkpoint", "parse_range"]
+__all__ = ["add_arguments", "main", "latest_checkpoint", "parse_range", "run_training_loop",
+           "ResumeMismatchError", "check_resume_settings", "saved_run_settings", "run_settings"]
+
+PROCESSES = "number of processes (WORLD_SIZE)"
+IMAGES = "number of training images"
 
 
 def parse_range(text: str, what: str, cast=float) -> Tuple:
@@ -69,18 +102,102 @@ def latest_checkpoint(out: Path) -> Optional[Path]:
     return best[1] if best else None
 
 
+class ResumeMismatchError(ValueError):
+    """A setting that defines a training run differs from the checkpoint it would resume."""
+
+
+def _canon(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+def check_resume_settings(checkpoint: Path, saved: Mapping[str, Any], given: Mapping[str, Any]) -> None:
+    """Refuse to resume ``checkpoint`` when a defining setting differs from the one it was trained with.
+
+    Parameters
+    ----------
+    checkpoint : the checkpoint folder (named in the message).
+    saved : the settings recorded in the checkpoint (``{"--lr": 1e-5, ...}``); a setting it does not
+        record (an older checkpoint) is not checked.
+    given : the settings of this invocation, same keys.
+
+    Raises
+    ------
+    ResumeMismatchError
+        Naming every differing setting with the checkpoint's value and the given one.
+
+    Example
+    -------
+    >>> check_resume_settings(Path("ck"), {"--lr": 0.01, "--seed": 0}, {"--lr": 0.01, "--seed": 0})
+    >>> check_resume_settings(Path("ck"), {"--lr": 0.01}, {"--lr": 0.001})
+    Traceback (most recent call last):
+    ...
+    experiments.train_image_decoder.ResumeMismatchError: cannot resume from ck: --lr is 0.01 in the checkpoint but 0.001 was given. Settings that define the run must match the checkpoint's; rerun with the checkpoint's values, or train into another --out folder
+    """
+    diffs = [f"{name} is {json.dumps(_canon(saved[name]))} in the checkpoint but {json.dumps(_canon(value))} was given"
+             for name, value in given.items() if name in saved and _canon(saved[name]) != _canon(value)]
+    if diffs:
+        raise ResumeMismatchError(
+            f"cannot resume from {checkpoint}: {'; '.join(diffs)}. Settings that define the run must match the "
+            f"checkpoint's; rerun with the checkpoint's values, or train into another --out folder")
+
+
+def saved_run_settings(checkpoint: Path) -> Dict[str, Any]:
+    """The defining settings recorded in ``checkpoint/trainer_state.json`` (``{}`` if none)."""
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    return dict((state.get("extra") or {}).get("run") or {})
+
+
+def run_settings(args: argparse.Namespace, options: Mapping[str, Any], world_size: int,
+                 num_images: int) -> Dict[str, Any]:
+    """``{"--option": value}`` of the defining ``options`` (``{"--lr": args.lr, ...}``), plus the
+    number of processes and of training images; JSON values (tuples become lists)."""
+    out = {k: _canon(v) for k, v in options.items()}
+    out[PROCESSES] = int(world_size)
+    out[IMAGES] = int(num_images)
+    return out
+
+
+def _rng_text(gen) -> str:
+    return base64.b64encode(gen.get_state().numpy().tobytes()).decode("ascii")
+
+
+def _rng_state(text: str):
+    import torch
+
+    return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
+
+
+def _gather(obj: Any, info) -> List[Any]:
+    """``[obj of rank 0, obj of rank 1, ...]`` on every rank (``[obj]`` without a process group)."""
+    if not info.distributed:
+        return [obj]
+    import torch.distributed as dist
+
+    out: List[Any] = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def run_training_loop(trainer, system, ds, args, info, out: Path, seed: int, step, command: str,
                       manifest_extra: dict) -> Optional[Path]:
     """The loop shared by the VLF-MSC trainers (``train-image-decoder``, ``train-text-projection``).
 
-    Epochs over ``ds`` (a seeded shuffle in one process, a :func:`distributed_sampler` share per rank
-    under ``torchrun``), the VLF of each batch from ``system.encode`` (cached), ``step(batch, vlf, gen)``
-    for one micro-batch, and after each optimiser step: the loss averaged over ranks appended to
-    ``train_log.csv``, a checkpoint every ``args.save_every`` steps keeping the newest ``args.keep``
-    (rank 0 only, every rank waiting), a run manifest. Stops at ``args.steps``; returns the final
-    checkpoint folder (``None`` on ranks other than 0).
+    Epochs over ``ds`` (each rank's share of the ``(args.seed, epoch)`` permutation of a
+    ``DistributedSampler``; one process takes all of it), the VLF of each batch from
+    ``system.encode`` (cached), ``step(batch, vlf, gen)`` for one micro-batch (``gen``: this rank's
+    per-step generator, seeded with ``seed``), and after each optimiser step: the loss averaged
+    over ranks appended to ``train_log.csv``, a checkpoint every ``args.save_every`` steps keeping
+    the newest ``args.keep`` (rank 0 only, every rank waiting), a run manifest. Stops at
+    ``args.steps``; returns the final checkpoint folder (``None`` on ranks other than 0).
+
+    Each checkpoint stores in ``trainer.extra_state["loop"]`` the data position (epoch and
+    micro-batches of it done) and every rank's generator states (``gen``, ``trainer.generator``
+    and the channel stream of ``system.link``); a resumed trainer with that record continues
+    exactly where the uninterrupted run would be.
     """
     import torch
+    from torch.utils.data import DataLoader
+    from torch.utils.data.distributed import DistributedSampler
 
     from experiments.results import RunManifest, open_table
     from semantic.distributed import all_reduce_mean, barrier, distributed_sampler
@@ -90,14 +207,47 @@ def run_training_loop(trainer, system, ds, args, info, out: Path, seed: int, ste
     say = print if main_rank else (lambda *a, **k: None)
     log = open_table(out / "train_log.csv", ["step"], ["loss"]) if main_rank else None
     logged = {int(k[0]) for k in log.finished_keys()} if log is not None else set()
-    gen = torch.Generator().manual_seed(seed + trainer.global_step)
-    # one process: shuffled by ``gen``; several: each rank's share of a seeded permutation
+    gen = torch.Generator().manual_seed(seed)
+    channel, ch_dev = system.link.channel, torch.device(system.encoder.device)
+    # the epoch's order depends on (args.seed, epoch) only, so a resume can rebuild it
     sampler = distributed_sampler(ds, info, shuffle=True, seed=args.seed)
-    per_rank = len(sampler) if sampler is not None else len(ds)
+    if sampler is None:
+        sampler = DistributedSampler(ds, num_replicas=1, rank=0, shuffle=True, seed=args.seed)
+    per_rank = len(sampler)
+    if per_rank == 0:
+        raise ValueError("the training set is empty")
+    drop_last = per_rank > args.batch_size
+    per_epoch = per_rank // args.batch_size if drop_last else 1  # micro-batches per epoch and rank
+    epoch, done = 0, 0  # position: micro-batches of ``epoch`` already taken
+
+    saved = trainer.extra_state.get("loop")
+    if saved is not None and len(saved.get("rng", ())) == info.world_size:
+        epoch, done = int(saved["epoch"]), int(saved["batch"])
+        mine = saved["rng"][info.rank]
+        gen.set_state(_rng_state(mine["step"]))
+        trainer.generator.set_state(_rng_state(mine["trainer"]))
+        if torch.device(mine["channel_device"]).type == ch_dev.type:
+            channel.generator(ch_dev).set_state(_rng_state(mine["channel"]))
+        else:
+            channel.reset(seed + trainer.global_step)
+            say(f"note: the checkpoint's channel stream is for {mine['channel_device']}, not {ch_dev}: it restarts "
+                f"from seed {seed + trainer.global_step}")
+    elif trainer.global_step > 0:  # a checkpoint without the record (older version)
+        gen.manual_seed(seed + trainer.global_step)
+        channel.reset(seed + trainer.global_step)
+        epoch = trainer.global_step
+        say("note: the checkpoint has no data position / random-stream record: the epoch order and the random "
+            f"streams restart from seed + {trainer.global_step}")
 
     def save() -> Optional[Path]:
+        mine = {"step": _rng_text(gen), "trainer": _rng_text(trainer.generator),
+                "channel": _rng_text(channel.generator(ch_dev)), "channel_device": str(ch_dev)}
+        states = _gather(mine, info)  # every rank takes part
         path = None
         if main_rank:
+            at = (epoch + 1, 0) if done >= per_epoch else (epoch, done)
+            trainer.extra_state["loop"] = {"epoch": at[0], "batch": at[1], "batch_size": args.batch_size,
+                                           "world_size": info.world_size, "rng": states}
             path = trainer.save(out / f"checkpoint-{trainer.global_step:07d}")
             ckpts = sorted(p for p in out.glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name))
             for old in ckpts[:-max(1, args.keep)]:
@@ -105,23 +255,25 @@ def run_training_loop(trainer, system, ds, args, info, out: Path, seed: int, ste
         barrier(info)
         return path
 
+    if trainer.global_step >= args.steps:
+        say(f"already at step {trainer.global_step} >= --steps {args.steps}: nothing to train")
     manifest_cm = (RunManifest(out, args=vars(args), seed=args.seed, command=command, extra=manifest_extra)
                    if main_rank else contextlib.nullcontext())
     with manifest_cm as manifest:
         losses: List[float] = []
-        epoch = trainer.global_step  # distinct per (re)start, as ``gen``'s seed
         while trainer.global_step < args.steps:
-            if sampler is not None:
-                sampler.set_epoch(epoch)
-            epoch += 1
-            loader = torch.utils.data.DataLoader(
-                ds, batch_size=args.batch_size, shuffle=sampler is None, sampler=sampler,
-                generator=gen if sampler is None else None, collate_fn=collate_images,
-                drop_last=per_rank > args.batch_size)
+            if done >= per_epoch:
+                epoch, done = epoch + 1, 0
+            sampler.set_epoch(epoch)
+            order = list(sampler)[done * args.batch_size:]
+            # a generator of its own: the loader's base-seed draw leaves the global stream alone
+            loader = DataLoader(ds, batch_size=args.batch_size, sampler=order, collate_fn=collate_images,
+                                drop_last=drop_last, generator=torch.Generator())
             for batch in loader:
                 vlf = system.encode(batch["image"], keys=[file_sha1(p) for p in batch["path"]])
                 before = trainer.global_step
                 losses.append(step(batch, vlf, gen))
+                done += 1
                 if trainer.global_step > before:
                     loss = float(all_reduce_mean(sum(losses) / len(losses), info))  # mean over ranks
                     losses = []
@@ -134,6 +286,8 @@ def run_training_loop(trainer, system, ds, args, info, out: Path, seed: int, ste
                         save()
                 if trainer.global_step >= args.steps:
                     break
+            else:
+                done = per_epoch
         final = save()
         if manifest is not None:
             manifest.update(final_checkpoint=str(final), steps=trainer.global_step)
@@ -206,6 +360,19 @@ def main(args: argparse.Namespace) -> int:
         cleanup(info)
 
 
+def _defining_options(args: argparse.Namespace, tcfg, snr_range) -> Dict[str, Any]:
+    """The options of ``train-image-decoder`` that define the run (see the module docstring)."""
+    return {"--blip2-checkpoint": str(args.blip2_checkpoint), "--sd-checkpoint": str(args.sd_checkpoint),
+            "--init-decoder": args.init_decoder, "--encoder-dtype": args.encoder_dtype,
+            "--image-size": args.image_size, "--no-labels": bool(args.no_labels), "--limit": args.limit,
+            "--batch-size": args.batch_size, "--grad-accum": args.grad_accum, "--lr": args.lr,
+            "--projection-lr": args.projection_lr, "--t-range": [tcfg.t_min, tcfg.t_max],
+            "--mixed-precision": args.mixed_precision, "--freeze-unet": bool(args.freeze_unet),
+            "--train-text-encoder": bool(args.train_text_encoder), "--cond-drop-prob": args.cond_drop_prob,
+            "--train-snr-db": list(snr_range) if snr_range is not None else None, "--channel": args.channel,
+            "--seed": args.seed}
+
+
 def _train(args, info, tcfg, snr_range, out: Path) -> int:
     import torch
 
@@ -219,16 +386,22 @@ def _train(args, info, tcfg, snr_range, out: Path) -> int:
     main_rank = info.is_main
     say = print if main_rank else (lambda *a, **k: None)
     seed = rank_seed(args.seed, info.rank)  # args.seed itself on rank 0 / in one process
+    resume_from = latest_checkpoint(out)
     try:
         ds = ImageCaptionDataset(args.images, args.captions, size=args.image_size, limit=args.limit)
+        given = run_settings(args, _defining_options(args, tcfg, snr_range), info.world_size, len(ds))
+        if resume_from is not None:  # before the models load: a refused resume fails fast
+            check_resume_settings(resume_from, saved_run_settings(resume_from), given)
         model, processor = load_blip2(args.blip2_checkpoint, device=info.device, dtype=args.encoder_dtype,
                                       allow_download=True if args.allow_download else None)
         model.language_model = None  # the transmitter only
         encoder = VLFEncoder.from_blip2(model, processor, checkpoint=str(args.blip2_checkpoint))
-        decoder = VLFImageDecoder.from_pretrained(
-            args.sd_checkpoint, args.init_decoder, vlf_dim=encoder.dim, num_queries=encoder.num_queries,
-            device=encoder.device, dtype="float32", allow_download=True if args.allow_download else None,
-            height=args.image_size, width=args.image_size)
+        with torch.random.fork_rng(devices=[]):  # a fresh projection drawn from --seed, global stream untouched
+            torch.default_generator.manual_seed(args.seed)
+            decoder = VLFImageDecoder.from_pretrained(
+                args.sd_checkpoint, args.init_decoder, vlf_dim=encoder.dim, num_queries=encoder.num_queries,
+                device=encoder.device, dtype="float32", allow_download=True if args.allow_download else None,
+                height=args.image_size, width=args.image_size)
     except (CheckpointNotFoundError, FileNotFoundError, ValueError) as exc:
         print(f"semcom train-image-decoder: {exc}", file=sys.stderr)
         return 2
@@ -236,12 +409,16 @@ def _train(args, info, tcfg, snr_range, out: Path) -> int:
     system = VLFMSC(encoder, image_decoder=decoder, channel=args.channel,
                     config=VLFMSCConfig(decode_text=False, channel=args.channel, channel_seed=seed,
                                         vlf_cache_dir=None if cache.lower() == "none" else cache))
-    resume_from = latest_checkpoint(out)
-    if resume_from is not None:
-        trainer = ImageDecoderTrainer.resume(decoder, resume_from, dist_info=info)
-        say(f"resuming from {resume_from} (step {trainer.global_step})")
-    else:
-        trainer = ImageDecoderTrainer(decoder, tcfg, dist_info=info)
+    try:
+        if resume_from is not None:
+            trainer = ImageDecoderTrainer.resume(decoder, resume_from, dist_info=info, config=tcfg)
+            say(f"resuming from {resume_from} (step {trainer.global_step})")
+        else:
+            trainer = ImageDecoderTrainer(decoder, tcfg, dist_info=info)
+    except ValueError as exc:
+        print(f"semcom train-image-decoder: {exc}", file=sys.stderr)
+        return 2
+    trainer.extra_state["run"] = given
     barrier(info)  # every rank has read the checkpoint before rank 0 writes new ones
     ledger = system.ledger((3, args.image_size, args.image_size))
 

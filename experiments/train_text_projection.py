@@ -26,14 +26,32 @@ Several GPUs (one process per GPU; see :mod:`experiments.train_image_decoder` fo
 Each rank takes its share of every epoch (``DistributedSampler``), W_proj is wrapped in
 ``DistributedDataParallel`` and the train SNRs and channel noise come from per-rank seeds; rank 0 writes
 the checkpoints, the log (loss averaged over ranks) and the manifest.
+
+Resuming
+--------
+As for ``train-image-decoder`` (:func:`experiments.train_image_decoder.run_training_loop`): a
+resumed run continues at the checkpoint's data position with every rank's train-SNR and channel
+streams restored, so it takes exactly the steps of an uninterrupted run. The settings that define
+the run must match the checkpoint's; another value is refused (exit code 2, the message names the
+setting, the checkpoint's value and the given one):
+
+* must match: ``--blip2-checkpoint``, ``--text-mode``, ``--init-projection``, ``--dtype``,
+  ``--input-size``, ``--limit``, ``--batch-size``, ``--grad-accum``, ``--lr``, ``--weight-decay``,
+  ``--train-snr-db``, ``--channel``, ``--equalizer``, ``--seed``, the number of processes and the
+  number of training images;
+* may change, and are applied: ``--steps`` (the total; a larger value extends the run),
+  ``--save-every``, ``--keep``, ``--device`` (a change of device type restarts the channel stream,
+  with a note), ``--allow-download``, ``--vlf-cache`` and the ``--images`` / ``--captions`` paths.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
+from typing import Any, Dict
 
-from experiments.train_image_decoder import latest_checkpoint, parse_range, run_training_loop
+from experiments.train_image_decoder import (check_resume_settings, latest_checkpoint, parse_range,
+                                             run_settings, run_training_loop, saved_run_settings)
 
 __all__ = ["add_arguments", "main"]
 
@@ -101,6 +119,16 @@ def main(args: argparse.Namespace) -> int:
         cleanup(info)
 
 
+def _defining_options(args: argparse.Namespace, tcfg) -> Dict[str, Any]:
+    """The options of ``train-text-projection`` that define the run (see the module docstring)."""
+    return {"--blip2-checkpoint": str(args.blip2_checkpoint), "--text-mode": args.text_mode,
+            "--init-projection": args.init_projection, "--dtype": args.dtype, "--input-size": args.input_size,
+            "--limit": args.limit, "--batch-size": args.batch_size, "--grad-accum": args.grad_accum,
+            "--lr": args.lr, "--weight-decay": args.weight_decay,
+            "--train-snr-db": list(tcfg.snr_range_db) if tcfg.snr_range_db is not None else None,
+            "--channel": args.channel, "--equalizer": args.equalizer, "--seed": args.seed}
+
+
 def _train(args, info, tcfg, out: Path) -> int:
 
     from semantic.checkpoints import CheckpointNotFoundError
@@ -114,12 +142,16 @@ def _train(args, info, tcfg, out: Path) -> int:
     main_rank = info.is_main
     say = print if main_rank else (lambda *a, **k: None)
     seed = rank_seed(args.seed, info.rank)  # args.seed itself on rank 0 / in one process
+    resume_from = latest_checkpoint(out)
     try:
         ds = ImageCaptionDataset(args.images, args.captions, size=args.input_size, limit=args.limit)
         missing = [ds.name(i) for i in range(len(ds)) if not ds.items[i]["caption"]]
         if missing:
             raise ValueError(f"{len(missing)} image(s) have no caption in {args.captions!r} (first: "
                              f"{missing[0]!r}); W_proj is trained on reference captions")
+        given = run_settings(args, _defining_options(args, tcfg), info.world_size, len(ds))
+        if resume_from is not None:  # before the models load: a refused resume fails fast
+            check_resume_settings(resume_from, saved_run_settings(resume_from), given)
         model, processor = load_blip2(args.blip2_checkpoint, device=info.device, dtype=args.dtype,
                                       allow_download=True if args.allow_download else None)
         encoder = VLFEncoder.from_blip2(model, processor, checkpoint=str(args.blip2_checkpoint))
@@ -133,16 +165,16 @@ def _train(args, info, tcfg, out: Path) -> int:
                     config=VLFMSCConfig(decode_images=False, channel=args.channel, channel_seed=seed,
                                         equalizer=args.equalizer,
                                         vlf_cache_dir=None if cache.lower() == "none" else cache))
-    resume_from = latest_checkpoint(out)
     try:
         if resume_from is not None:
-            trainer = TextProjectionTrainer.resume(decoder, resume_from, system.link, dist_info=info)
+            trainer = TextProjectionTrainer.resume(decoder, resume_from, system.link, dist_info=info, config=tcfg)
             say(f"resuming from {resume_from} (step {trainer.global_step})")
         else:
             trainer = TextProjectionTrainer(decoder, tcfg, system.link, dist_info=info)
     except ValueError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
+    trainer.extra_state["run"] = given
     barrier(info)  # every rank has read the checkpoint before rank 0 writes new ones
     final = run_training_loop(
         trainer, system, ds, args, info, out, seed, lambda batch, vlf, gen: trainer.step(vlf, batch["caption"]),

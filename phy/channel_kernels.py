@@ -53,7 +53,6 @@ __all__ = ["available", "draw_key", "split_key", "noise_rows", "complex_normal",
            "flat_fading_equalized", "BLOCK"]
 
 try:  # numba is optional here: the channels fall back to torch without it
-    import numba as _nb
     import numpy as np
     from llvmlite import ir as _ir
     from numba import njit, prange
@@ -184,6 +183,13 @@ if _HAVE_NUMBA:
         si = _ONE - _TWO * np.float32(np.int32(q >> np.uint32(1)))
         return r * sr * re, r * si * im
 
+    @njit(inline="always", **_JIT)
+    def _hn(kh, kn, c, a, cr, ci):  # pragma: no cover - compiled
+        """Fading ``h = a * CN(0, 1) + (cr + j ci)`` and unit noise ``CN(0, 1)`` of symbol ``c``."""
+        gr, gi = _cn(kh, c)
+        nr, ni = _cn(kn, c)
+        return a * gr + cr, a * gi + ci, nr, ni
+
     # ---- segments: one row (one N0) of symbols [i0, i1); views keep indices provably in bounds
     @njit(**_JIT)
     def _seg_noise(out, s, key, i0, i1):  # pragma: no cover - compiled
@@ -217,11 +223,7 @@ if _HAVE_NUMBA:
         c0 = np.uint64(i0)
         bad = _ZERO
         for j in range(i1 - i0):
-            c = c0 + np.uint64(j)
-            gr, gi = _cn(kh, c)
-            nr, ni = _cn(kn, c)
-            hr = a * gr + cr
-            hi = a * gi + ci
+            hr, hi, nr, ni = _hn(kh, kn, c0 + np.uint64(j), a, cr, ci)
             xr = xs[2 * j]
             xi = xs[2 * j + 1]
             bad += xr * _ZERO + xi * _ZERO
@@ -241,11 +243,7 @@ if _HAVE_NUMBA:
         bad = _ZERO
         if mmse:  # x_hat = P conj(h) y / (P |h|^2 + N0), error variance P N0 / (P |h|^2 + N0)
             for j in range(i1 - i0):
-                c = c0 + np.uint64(j)
-                gr, gi = _cn(kh, c)
-                nr, ni = _cn(kn, c)
-                hr = a * gr + cr
-                hi = a * gi + ci
+                hr, hi, nr, ni = _hn(kh, kn, c0 + np.uint64(j), a, cr, ci)
                 xr = xs[2 * j]
                 xi = xs[2 * j + 1]
                 bad += xr * _ZERO + xi * _ZERO
@@ -257,11 +255,7 @@ if _HAVE_NUMBA:
                 eo[j] = no * g
         else:  # ZF: x_hat = y / h = x + n / h, noise variance N0 / |h|^2
             for j in range(i1 - i0):
-                c = c0 + np.uint64(j)
-                gr, gi = _cn(kh, c)
-                nr, ni = _cn(kn, c)
-                hr = a * gr + cr
-                hi = a * gi + ci
+                hr, hi, nr, ni = _hn(kh, kn, c0 + np.uint64(j), a, cr, ci)
                 xr = xs[2 * j]
                 xi = xs[2 * j + 1]
                 bad += xr * _ZERO + xi * _ZERO
@@ -273,22 +267,12 @@ if _HAVE_NUMBA:
                 eo[j] = no * inv
         return bad
 
-    # ---- drivers: parallel over blocks of BLOCK symbols; each block walks the rows it overlaps
+    # ---- one driver: parallel over blocks of BLOCK symbols; each block walks the rows (one N0 each)
+    # it overlaps and runs the segment of ``mode`` (a branch outside the vectorised loops). One
+    # signature for every mode (unused arrays are empty), so one compilation serves all.
     @njit(parallel=True, **_JIT)
-    def _k_noise(out, std, row_len, key, block):  # pragma: no cover - compiled
+    def _k_run(mode, x, out, h, ne, rows, row_len, kh, kn, a, cr, ci, mmse, p, block):  # pragma: no cover
         n = out.size // 2
-        for b in prange((n + block - 1) // block):
-            i = b * block
-            stop = min(i + block, n)
-            while i < stop:
-                r = i // row_len
-                e = min(stop, (r + 1) * row_len)
-                _seg_noise(out, std[r], key, i, e)
-                i = e
-
-    @njit(parallel=True, **_JIT)
-    def _k_awgn(x, y, std, row_len, key, block):  # pragma: no cover - compiled
-        n = y.size // 2
         nblk = (n + block - 1) // block
         bad = np.zeros(nblk, np.float32)
         for b in prange(nblk):
@@ -298,44 +282,34 @@ if _HAVE_NUMBA:
             while i < stop:
                 r = i // row_len
                 e = min(stop, (r + 1) * row_len)
-                acc += _seg_awgn(x, y, std[r], key, i, e)
+                v = rows[r]
+                if mode == 0:
+                    _seg_noise(out, v, kn, i, e)
+                elif mode == 1:
+                    acc += _seg_awgn(x, out, v, kn, i, e)
+                elif mode == 2:
+                    acc += _seg_flat(x, out, h, v, kh, kn, a, cr, ci, i, e)
+                else:
+                    acc += _seg_flat_eq(x, out, ne, v, kh, kn, a, cr, ci, mmse, p, i, e)
                 i = e
             bad[b] = acc
         return bad.sum()
 
-    @njit(parallel=True, **_JIT)
-    def _k_flat(x, y, h, std, row_len, kh, kn, a, cr, ci, block):  # pragma: no cover - compiled
-        n = y.size // 2
-        nblk = (n + block - 1) // block
-        bad = np.zeros(nblk, np.float32)
-        for b in prange(nblk):
-            i = b * block
-            stop = min(i + block, n)
-            acc = _ZERO
-            while i < stop:
-                r = i // row_len
-                e = min(stop, (r + 1) * row_len)
-                acc += _seg_flat(x, y, h, std[r], kh, kn, a, cr, ci, i, e)
-                i = e
-            bad[b] = acc
-        return bad.sum()
 
-    @njit(parallel=True, **_JIT)
-    def _k_flat_eq(x, xh, ne, no, row_len, kh, kn, a, cr, ci, mmse, p, block):  # pragma: no cover
-        n = xh.size // 2
-        nblk = (n + block - 1) // block
-        bad = np.zeros(nblk, np.float32)
-        for b in prange(nblk):
-            i = b * block
-            stop = min(i + block, n)
-            acc = _ZERO
-            while i < stop:
-                r = i // row_len
-                e = min(stop, (r + 1) * row_len)
-                acc += _seg_flat_eq(x, xh, ne, no[r], kh, kn, a, cr, ci, mmse, p, i, e)
-                i = e
-            bad[b] = acc
-        return bad.sum()
+_NOISE, _AWGN, _FLAT, _FLAT_EQ = 0, 1, 2, 3
+
+
+def _run(mode: int, out: torch.Tensor, rows: torch.Tensor, row_len: int, *, x=None, h=None, ne=None,
+         kh: int = 0, kn: int = 0, scale: float = 1.0, los: complex = 0j, mmse: bool = False,
+         power: float = 1.0) -> bool:
+    """Run the driver in ``mode`` with torch's thread count; ``True`` when every input was finite."""
+    empty = np.empty(0, np.float32)
+    with numba_threads():
+        bad = _k_run(mode, _flat(x) if x is not None else empty, _flat(out), _flat(h) if h is not None else empty,
+                     ne.reshape(-1).numpy() if ne is not None else empty, rows.numpy(), row_len, np.uint64(kh),
+                     np.uint64(kn), np.float32(scale), np.float32(los.real), np.float32(los.imag), bool(mmse),
+                     np.float32(power), BLOCK)
+    return math.isfinite(bad)
 
 
 # --------------------------------------------------------------------------------------------
@@ -375,8 +349,7 @@ def complex_normal(shape, key: int, scale=1.0) -> torch.Tensor:
     _require()
     out = torch.empty(shape, dtype=torch.complex64)
     std, row_len = _rows(scale, out, "scale")
-    with numba_threads():
-        _k_noise(_flat(out), std.numpy(), row_len, np.uint64(key), BLOCK)
+    _run(_NOISE, out, std, row_len, kn=key)
     return out
 
 
@@ -398,14 +371,8 @@ def awgn(x: torch.Tensor, no, key: int) -> Tuple[torch.Tensor, bool]:
     x = _check_x(x)
     rows, row_len = _rows(no, x, "no")
     y = torch.empty_like(x)
-    std = torch.sqrt(rows)  # n = sqrt(N0) * CN(0, 1)
-    with numba_threads():
-        bad = _k_awgn(_flat(x), _flat(y), std.numpy(), row_len, np.uint64(split_key(key, 0)), BLOCK)
-    return y, math.isfinite(bad)
-
-
-def _fading_keys(key: int):
-    return np.uint64(split_key(key, 1)), np.uint64(split_key(key, 0))
+    finite = _run(_AWGN, y, torch.sqrt(rows), row_len, x=x, kn=split_key(key, 0))  # n = sqrt(N0) CN(0, 1)
+    return y, finite
 
 
 def flat_fading(x: torch.Tensor, no, key: int, scale: float = 1.0, los: complex = 0j
@@ -418,11 +385,9 @@ def flat_fading(x: torch.Tensor, no, key: int, scale: float = 1.0, los: complex 
     x = _check_x(x)
     rows, row_len = _rows(no, x, "no")
     y, h = torch.empty_like(x), torch.empty_like(x)
-    kh, kn = _fading_keys(key)
-    with numba_threads():
-        bad = _k_flat(_flat(x), _flat(y), _flat(h), torch.sqrt(rows).numpy(), row_len, kh, kn,
-                      np.float32(scale), np.float32(los.real), np.float32(los.imag), BLOCK)
-    return y, h, math.isfinite(bad)
+    finite = _run(_FLAT, y, torch.sqrt(rows), row_len, x=x, h=h, kh=split_key(key, 1), kn=split_key(key, 0),
+                  scale=scale, los=los)
+    return y, h, finite
 
 
 def flat_fading_equalized(x: torch.Tensor, no, key: int, method: str = "zf", power: float = 1.0,
@@ -438,9 +403,6 @@ def flat_fading_equalized(x: torch.Tensor, no, key: int, method: str = "zf", pow
     rows, row_len = _rows(no, x, "no")
     x_hat = torch.empty_like(x)
     no_eff = torch.empty(x.shape, dtype=torch.float32)
-    kh, kn = _fading_keys(key)
-    with numba_threads():
-        bad = _k_flat_eq(_flat(x), _flat(x_hat), no_eff.reshape(-1).numpy(), rows.numpy(), row_len, kh, kn,
-                         np.float32(scale), np.float32(los.real), np.float32(los.imag), method == "mmse",
-                         np.float32(power), BLOCK)
-    return x_hat, no_eff, math.isfinite(bad)
+    finite = _run(_FLAT_EQ, x_hat, rows, row_len, x=x, ne=no_eff, kh=split_key(key, 1), kn=split_key(key, 0),
+                  scale=scale, los=los, mmse=method == "mmse", power=power)
+    return x_hat, no_eff, finite

@@ -62,6 +62,7 @@ __all__ = [
     "RANK_SEED_STRIDE",
     "rank_seed",
     "ddp_ignore_frozen",
+    "check_same_config",
 ]
 
 DEFAULT_SD = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -528,7 +529,9 @@ class ImageDecoderTrainer:
     resumable checkpoint folder; ``ImageDecoderTrainer.resume(decoder, dir)`` continues from it.
 
     Checkpoint folder: ``projection/``, [``unet/``], [``text_encoder/``] (config.json + safetensors),
-    ``optimizer.safetensors`` + ``optimizer.json``, ``trainer_state.json`` (step, config, scaler).
+    ``optimizer.safetensors`` + ``optimizer.json``, ``trainer_state.json`` (step, config, scaler,
+    generator state, and ``trainer.extra_state``: a JSON dict the caller may fill, e.g. the command
+    line's run settings and data position).
 
     Data parallel (``torchrun``): pass ``dist_info`` from :func:`semantic.distributed.init_distributed`.
     With a process group the trainable modules (projection, and the U-Net / text encoder when trained)
@@ -577,6 +580,7 @@ class ImageDecoderTrainer:
         self.global_step = 0
         self.micro_step = 0
         self.last_loss: Optional[float] = None
+        self.extra_state: Dict[str, object] = {}  # caller's JSON state, saved and restored with the checkpoint
 
     def _autocast(self):
         if self.autocast_dtype is None:
@@ -633,20 +637,29 @@ class ImageDecoderTrainer:
         state = {"global_step": self.global_step, "micro_step": self.micro_step, "config": asdict(cfg),
                  "last_loss": self.last_loss,
                  "scaler": self.scaler.state_dict() if self.scaler is not None else None,
-                 "generator_state": self.generator.get_state().tolist()}
+                 "generator_state": self.generator.get_state().tolist(), "extra": self.extra_state}
         (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
         return commit_dir(tmp, path)
 
     @classmethod
     def resume(cls, decoder: VLFImageDecoder, path: PathLike, noise_scheduler=None,
-               dist_info: Optional[DistInfo] = None) -> "ImageDecoderTrainer":
+               dist_info: Optional[DistInfo] = None,
+               config: Optional[ImageDecoderTrainConfig] = None) -> "ImageDecoderTrainer":
         """Load the trained weights of ``path`` into ``decoder`` and restore step counter + optimizer.
+
+        The training config is the checkpoint's; ``config``, when given, must equal it (a
+        ``ValueError`` names each differing field, with the checkpoint's and the given value).
+        ``trainer.extra_state`` comes back as it was saved.
 
         Every rank loads the same folder. The saved random-generator state is rank 0's; ranks > 0
         restart theirs from ``rank_seed(seed, rank) + global_step`` (independent of rank 0's).
+        ``semcom train-image-decoder`` saves every rank's generators in ``extra_state`` and
+        restores them exactly (:func:`experiments.train_image_decoder.run_training_loop`).
         """
         path = Path(path)
         state = json.loads((path / "trainer_state.json").read_text())
+        if config is not None:
+            check_same_config(state["config"], asdict(config), path)
         cfg = ImageDecoderTrainConfig(**state["config"])
         _load_module_weights(decoder.projection, path / "projection")
         if cfg.train_unet:
@@ -658,6 +671,7 @@ class ImageDecoderTrainer:
         tr.global_step = int(state["global_step"])
         tr.micro_step = int(state["micro_step"])
         tr.last_loss = state.get("last_loss")
+        tr.extra_state = dict(state.get("extra") or {})
         if tr.scaler is not None and state.get("scaler"):
             tr.scaler.load_state_dict(state["scaler"])
         if tr.dist_info.rank > 0:
@@ -665,6 +679,30 @@ class ImageDecoderTrainer:
         elif state.get("generator_state") is not None:
             tr.generator.set_state(torch.tensor(state["generator_state"], dtype=torch.uint8))
         return tr
+
+
+def check_same_config(saved: dict, given: dict, path: PathLike) -> None:
+    """Raise ``ValueError`` naming every field whose value differs between a checkpoint's training
+    config (``saved``, from ``trainer_state.json``) and the config a resume was asked for (``given``).
+
+    Values are compared after a JSON round trip (tuples and lists are equal).
+
+    Example
+    -------
+    >>> check_same_config({"lr": 0.01, "seed": 0}, {"lr": 0.01, "seed": 0}, "ck")
+    >>> check_same_config({"lr": 0.01}, {"lr": 0.001}, "ck")
+    Traceback (most recent call last):
+    ...
+    ValueError: the checkpoint 'ck' was trained with another config (lr: checkpoint 0.01, given 0.001); resume with the checkpoint's config or start a new run
+    """
+    def canon(v):
+        return json.loads(json.dumps(v))
+
+    diffs = [f"{k}: checkpoint {json.dumps(canon(saved.get(k)))}, given {json.dumps(canon(v))}"
+             for k, v in given.items() if canon(saved.get(k)) != canon(v)]
+    if diffs:
+        raise ValueError(f"the checkpoint {str(path)!r} was trained with another config ({'; '.join(diffs)}); "
+                         f"resume with the checkpoint's config or start a new run")
 
 
 def _load_module_weights(module: nn.Module, folder: Path) -> None:

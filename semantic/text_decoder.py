@@ -29,7 +29,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -330,7 +330,8 @@ class TextProjectionTrainer:
     drawn from ``config.snr_range_db`` first); every ``grad_accum`` micro-batches it applies an
     AdamW step and increments ``global_step``. ``save(dir)`` writes a checkpoint folder that is also
     a valid ``--text-projection`` folder: ``config.json`` + safetensors of W_proj,
-    ``optimizer.safetensors`` + ``optimizer.json``, ``trainer_state.json``.
+    ``optimizer.safetensors`` + ``optimizer.json``, ``trainer_state.json`` (step, config, generator
+    state, and ``trainer.extra_state``: a JSON dict the caller may fill).
     ``TextProjectionTrainer.resume(decoder, dir, link)`` continues from it.
 
     Under ``torchrun`` pass ``dist_info`` (:func:`semantic.distributed.init_distributed`): W_proj is
@@ -368,6 +369,7 @@ class TextProjectionTrainer:
         self.global_step = 0
         self.micro_step = 0
         self.last_loss: Optional[float] = None
+        self.extra_state: Dict[str, Any] = {}  # caller's JSON state, saved and restored with the checkpoint
 
     def draw_snr(self, batch: int) -> Optional[torch.Tensor]:
         """``[batch]`` SNRs in dB uniform in ``config.snr_range_db`` (``None`` without a range)."""
@@ -418,22 +420,32 @@ class TextProjectionTrainer:
         unwrap(self.model).decoder.projection.save_pretrained(tmp)
         save_optimizer_state(self.optimizer, tmp)
         state = {"global_step": self.global_step, "micro_step": self.micro_step, "config": asdict(self.config),
-                 "last_loss": self.last_loss, "generator_state": self.generator.get_state().tolist()}
+                 "last_loss": self.last_loss, "generator_state": self.generator.get_state().tolist(),
+                 "extra": self.extra_state}
         (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
         return commit_dir(tmp, path)
 
     @classmethod
     def resume(cls, decoder: OPTTextDecoder, path: Union[str, os.PathLike], link=None,
-               dist_info: Optional[DistInfo] = None) -> "TextProjectionTrainer":
+               dist_info: Optional[DistInfo] = None,
+               config: Optional[TextProjectionTrainConfig] = None) -> "TextProjectionTrainer":
         """Load W_proj, optimizer state and step counter of ``path`` into a new trainer.
 
+        The training config is the checkpoint's; ``config``, when given, must equal it (a
+        ``ValueError`` names each differing field, with the checkpoint's and the given value).
+        ``trainer.extra_state`` comes back as it was saved.
+
         The saved generator state is rank 0's; ranks > 0 restart theirs from their rank seed
-        + ``global_step``.
+        + ``global_step``. The link's channel stream is not part of the trainer: ``semcom
+        train-text-projection`` saves it, and every rank's generators, in ``extra_state`` and
+        restores them (:func:`experiments.train_image_decoder.run_training_loop`).
         """
-        from .image_decoder import load_optimizer_state, rank_seed
+        from .image_decoder import check_same_config, load_optimizer_state, rank_seed
 
         path = Path(path)
         state = json.loads((path / "trainer_state.json").read_text())
+        if config is not None:
+            check_same_config(state["config"], asdict(config), path)
         cfg = TextProjectionTrainConfig(**state["config"])
         saved = json.loads((path / "config.json").read_text())
         if saved.get("mode", decoder.mode) != decoder.mode:
@@ -447,6 +459,7 @@ class TextProjectionTrainer:
         tr.global_step = int(state["global_step"])
         tr.micro_step = int(state["micro_step"])
         tr.last_loss = state.get("last_loss")
+        tr.extra_state = dict(state.get("extra") or {})
         if tr.dist_info.rank > 0:
             tr.generator.manual_seed(rank_seed(cfg.seed, tr.dist_info.rank) + tr.global_step)
         elif state.get("generator_state") is not None:

@@ -182,3 +182,19 @@ def test_metric_figure(tmp_path):
         metric_figure({"a": ([0, 1], [1, 2, 3])})
     with pytest.raises(ValueError):
         snr_axis_label("sinr")
+
+
+def test_write_benchmark_adds_machine_and_keeps_results(tmp_path, capsys):
+    import json
+
+    from experiments.results import write_benchmark
+
+    path = write_benchmark(tmp_path / "b" / "r.json", {"benchmark": "x", "rows": {"a": 1.5}})
+    data = json.loads(open(path).read())
+    assert data["benchmark"] == "x" and data["rows"] == {"a": 1.5}
+    assert data["machine"]["cpu_count"] == os.cpu_count() and "torch" in data["machine"]
+    assert len(data["loadavg"]) == 3
+    assert f"wrote {path}" in capsys.readouterr().out
+    # a result that states its own machine keeps it
+    path = write_benchmark(tmp_path / "r2.json", {"machine": {"gpu": "none"}})
+    assert json.loads(open(path).read())["machine"] == {"gpu": "none"}
