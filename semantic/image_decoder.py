@@ -690,10 +690,10 @@ def check_same_config(saved: dict, given: dict, path: PathLike) -> None:
     Example
     -------
     >>> check_same_config({"lr": 0.01, "seed": 0}, {"lr": 0.01, "seed": 0}, "ck")
-    >>> check_same_config({"lr": 0.01}, {"lr": 0.001}, "ck")
+    >>> check_same_config({"lr": 0.01}, {"lr": 0.001}, "ck")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: the checkpoint 'ck' was trained with another config (lr: checkpoint 0.01, given 0.001); resume with the checkpoint's config or start a new run
+    ValueError: the checkpoint 'ck' was trained with another config (lr: checkpoint 0.01, given 0.001); ...
     """
     def canon(v):
         return json.loads(json.dumps(v))

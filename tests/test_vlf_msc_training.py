@@ -7,6 +7,11 @@
   alone wrote the checkpoint and the log (slow).
 * ``semcom train-text-projection``: checkpoint, log, resume; the trainer's resume equals an
   uninterrupted run.
+* Resume of both commands (one process, and the image decoder under ``torchrun``): a run stopped
+  after ``k`` steps and resumed with a larger ``--steps`` gives the uninterrupted run's loss history
+  and final checkpoint (weights and optimizer state); a resume with another value of a setting that
+  defines the run exits with 2 and a message naming the setting with both values; ``--steps``,
+  ``--save-every``, ``--keep``, ``--device`` may change.
 """
 import csv
 import json
@@ -402,8 +407,9 @@ def test_cli_train_image_decoder_resume_equals_uninterrupted(tiny_blip2_dir, tin
 
 def _text_argv(tiny_blip2_dir, tiny_image_dir, out):
     # batch 1 over 3 images: step 2 stops in the middle of epoch 0
-    return ["train-text-projection", "--images", str(tiny_image_dir), "--captions", str(tiny_image_dir / "captions.csv"),
-            "--blip2-checkpoint", str(tiny_blip2_dir), "--out", str(out), "--batch-size", "1", "--device", "cpu",
+    return ["train-text-projection", "--images", str(tiny_image_dir), "--captions",
+            str(tiny_image_dir / "captions.csv"), "--blip2-checkpoint", str(tiny_blip2_dir), "--out", str(out),
+            "--batch-size", "1", "--device", "cpu",
             "--train-snr-db", "0:10", "--channel", "rayleigh", "--input-size", "32", "--lr", "1e-2", "--seed", "5"]
 
 
