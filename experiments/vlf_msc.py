@@ -138,6 +138,12 @@ def _fmt_snr(snr: float) -> str:
     return format_value(float(snr))
 
 
+def _label(text: str) -> str:
+    """A caption as a grid label: wrapped to 3 lines of 28 characters, ``$`` escaped (a received
+    caption is arbitrary text, never matplotlib math)."""
+    return "\n".join(textwrap.wrap(text, 28)[:3]).replace("$", r"\$")
+
+
 def write_grid(rows: Sequence[dict], snrs: Sequence[float], out_dir: str, path: str, max_rows: int = 6,
                input_size: int = 256) -> Optional[str]:
     """The qualitative grid PNG: rows = inputs, columns = input + SNR points, cells = image + caption.
@@ -172,7 +178,7 @@ def write_grid(rows: Sequence[dict], snrs: Sequence[float], out_dir: str, path: 
             pass
         ref = next((by_key[k].get("reference") for k in by_key if k[0] == img), "") or ""
         ax.set_title("input" if i == 0 else "", fontsize=8)
-        ax.set_xlabel("\n".join(textwrap.wrap(ref, 28)[:3]), fontsize=6)
+        ax.set_xlabel(_label(ref), fontsize=6)
         for j, snr in enumerate(snrs, start=1):
             ax = axes[i][j]
             r = by_key.get((img, _fmt_snr(snr)))
@@ -184,7 +190,7 @@ def write_grid(rows: Sequence[dict], snrs: Sequence[float], out_dir: str, path: 
             if f and os.path.isfile(os.path.join(out_dir, f)):
                 with Image.open(os.path.join(out_dir, f)) as im:
                     ax.imshow(im.convert("RGB"))
-            ax.set_xlabel("\n".join(textwrap.wrap(r.get("caption") or "", 28)[:3]), fontsize=6)
+            ax.set_xlabel(_label(r.get("caption") or ""), fontsize=6)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])

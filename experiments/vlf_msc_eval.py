@@ -19,8 +19,18 @@ system             modality    what is sent
                                needs ``--deepsc-checkpoint``)
 ``img2img-sc``     image       SD latent (b-bit quantised) + BLIP-2 caption through the bit-true
                                digital chain (uncoded 16-QAM by default), SD img2img at the receiver
-``img2img-sc-bsc`` image       the same with the original code's BSC-equivalent bit flips
+``img2img-sc-bsc`` image       the same with i.i.d. bit flips instead of the modem; which flips is
+                               ``--img2img-bsc-mode``: ``bsc`` (default; b-bit latent, 7-bit ASCII,
+                               closed-form uncoded BER at Es/N0 = SNR) or ``public-code`` (the public
+                               Img2Img-SC code's channel: posterior-sampled latent as float64 bits,
+                               8-bit characters, its 16-QAM Pb with the SNR taken as Eb/N0, outlier
+                               repair; AWGN and 16-QAM only; channel uses = ceil(bits / 4), which the
+                               public code does not count). See :mod:`baselines.img2img_sc`
 =================  ==========  ===================================================================
+
+With ``--img2img-bsc-mode public-code`` the ``img2img-sc-bsc`` points are plotted on this run's Es/N0
+axis although their SNR value was used as Eb/N0 (the public code's convention): at the same axis
+value that channel is 10 log10(4) = 6.02 dB more favourable than uncoded 16-QAM at that Es/N0.
 
 The "BLIP-2 caption" given to the baselines is produced once per image from the *noiseless* VLF:
 ``--baseline-caption blip2`` (default) decodes it the BLIP-2 way (all ``N`` query tokens through
@@ -80,7 +90,7 @@ SYSTEMS = ("vlf-msc", "ascii-hamming", "deepsc", "img2img-sc", "img2img-sc-bsc")
 MODALITY = {"vlf-msc": "text+image", "ascii-hamming": "text", "deepsc": "text", "img2img-sc": "image",
             "img2img-sc-bsc": "image"}
 LABELS = {"vlf-msc": "VLF-MSC", "ascii-hamming": "ASCII + Hamming(7,4) + 16-QAM", "deepsc": "DeepSC",
-          "img2img-sc": "Img2Img-SC (bit-true)", "img2img-sc-bsc": "Img2Img-SC (BSC-equivalent)"}
+          "img2img-sc": "Img2Img-SC (bit-true)", "img2img-sc-bsc": "Img2Img-SC (BSC shortcut)"}
 TEXT_METRICS = ("bleu1", "bleu4", "bertscore_f1")
 IMAGE_METRICS = ("lpips", "clip_score")
 METRICS = TEXT_METRICS + IMAGE_METRICS
@@ -138,6 +148,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--img2img-bits", type=positive_int_arg, default=8, help="latent quantiser bits (default 8)")
     g.add_argument("--img2img-code", default="none", help="code of bit-true Img2Img-SC (default none)")
     g.add_argument("--img2img-modulation", default="16qam", help="Img2Img-SC modulation (default 16qam)")
+    g.add_argument("--img2img-bsc-mode", default="bsc", choices=("bsc", "public-code"),
+                   help="channel of the img2img-sc-bsc system: 'bsc' (default: quantised latent, closed-form "
+                        "uncoded BER at Es/N0) or 'public-code' (the public Img2Img-SC code's channel: float64 "
+                        "latent bits, 8-bit ASCII, SNR taken as Eb/N0, outlier repair; AWGN and 16qam only)")
     g = parser.add_argument_group("metric models")
     g.add_argument("--bertscore-model", default="roberta-large",
                    help="BERTScore model: hub id in the local cache (default roberta-large) or a local folder")
@@ -382,8 +396,10 @@ _SETTINGS = ("images", "captions", "max_images", "image_size", "seed", "batch_si
              "image_decoder", "text_projection", "text_mode", "baseline_caption", "steps", "guidance_scale",
              "max_new_tokens", "num_beams", "deepsc_checkpoint", "deepsc_equalizer", "ascii_code", "ascii_modulation",
              "img2img_steps", "img2img_strength", "img2img_guidance", "img2img_bits", "img2img_code",
-             "img2img_modulation", "bertscore_model", "bertscore_layers", "lpips_backbone", "allow_random_lpips",
-             "clip_model", "clip_pretrained", "clip_model_config", "raw_text")
+             "img2img_modulation", "img2img_bsc_mode", "bertscore_model", "bertscore_layers", "lpips_backbone",
+             "allow_random_lpips", "clip_model", "clip_pretrained", "clip_model_config", "raw_text")
+# settings added later: the value a folder written before them was run with
+_SETTINGS_BEFORE = {"img2img_bsc_mode": "bsc"}
 
 
 def _check_settings(out: Path, args) -> Optional[str]:
@@ -402,6 +418,7 @@ def _check_settings(out: Path, args) -> Optional[str]:
         except ValueError:
             old = None
         if isinstance(old, dict):
+            old = {**_SETTINGS_BEFORE, **old}
             diff = sorted(k for k in _SETTINGS if k in old and old[k] != now[k])
             if diff:
                 return (f"{str(out)!r} holds results made with other settings ({', '.join(diff)}: "
@@ -446,6 +463,12 @@ def main(args: argparse.Namespace) -> int:
         return 2
     if not 0.0 < args.img2img_strength <= 1.0:
         print(f"{prog}: --img2img-strength must be in (0, 1], got {args.img2img_strength}", file=sys.stderr)
+        return 2
+    if "img2img-sc-bsc" in systems and args.img2img_bsc_mode == "public-code" and (
+            args.channel != "awgn" or args.img2img_modulation.lower().replace("-", "").replace("_", "") != "16qam"):
+        print(f"{prog}: --img2img-bsc-mode public-code is the public code's AWGN 16-QAM formula; it needs "
+              f"--channel awgn and --img2img-modulation 16qam, got {args.channel!r} and "
+              f"{args.img2img_modulation!r}", file=sys.stderr)
         return 2
     ds = ImageCaptionDataset(args.images, args.captions, size=args.image_size, limit=args.max_images, unique=True)
     missing = [it["path"] for it in ds.items if not it["caption"]]
@@ -566,7 +589,7 @@ def _run(args, ds, snrs, systems, todo, batches, refs, out: Path, table, items, 
                       scheduler=dec.scheduler) if shared else
                  load_sd_components(args.sd_checkpoint, device=args.device, dtype=args.dtype,
                                     allow_download=True if args.allow_download else None))
-        for s, mode in (("img2img-sc", "bit-true"), ("img2img-sc-bsc", "bsc")):
+        for s, mode in (("img2img-sc", "bit-true"), ("img2img-sc-bsc", args.img2img_bsc_mode)):
             if s in need:
                 cfg = Img2ImgSCConfig(sd_checkpoint=args.sd_checkpoint, mode=mode, latent_bits=args.img2img_bits,
                                       modulation=args.img2img_modulation,
@@ -575,7 +598,7 @@ def _run(args, ds, snrs, systems, todo, batches, refs, out: Path, table, items, 
                                       num_inference_steps=args.img2img_steps, image_size=args.image_size,
                                       seed=args.seed)
                 img2img[s] = Img2ImgSC(**parts, channel=channel, config=cfg)
-        lat_cache: Dict[int, torch.Tensor] = {}
+        lat_cache: Dict[Tuple[int, bool], torch.Tensor] = {}  # (batch, posterior sampled)
     truncated = 0
 
     # -- one (SNR, system) point at a time -----------------------------------------------------------
@@ -617,10 +640,11 @@ def _run(args, ds, snrs, systems, todo, batches, refs, out: Path, table, items, 
                     outs_caps[i], sent_caps[i], uses[i] = rx[k], sent[k], u[k]
             else:
                 sc = img2img[s]
-                if bi not in lat_cache:
-                    lat_cache[bi] = sc.encode_latents(inputs[bi])
+                key = (bi, sc.sample_latent)
+                if key not in lat_cache:
+                    lat_cache[key] = sc.encode_latents(inputs[bi], seed=args.seed + bi)
                 sent = [base_caps[i] for i in idx]
-                o = sc(inputs[bi], sent, float(snr), channel_seed=cseed, seed=args.seed + bi, latents=lat_cache[bi])
+                o = sc(inputs[bi], sent, float(snr), channel_seed=cseed, seed=args.seed + bi, latents=lat_cache[key])
                 for k, i in enumerate(idx):
                     outs_caps[i], sent_caps[i], out_imgs[i], uses[i] = o.captions[k], sent[k], o.images[k], \
                         o.channel_uses[k]

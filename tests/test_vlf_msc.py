@@ -571,3 +571,13 @@ def test_cli_train_then_vlf_msc(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, tmp
     assert rerun(tmp_path / "rebatched") == five_db(out)
     other_seed = rerun(tmp_path / "seed1", "--seed", "1")
     assert all(other_seed[k][1] != v[1] for k, v in five_db(out).items())  # the check is not vacuous
+
+
+def test_grid_draws_captions_with_dollar_signs_as_text(tmp_path):
+    """A received caption is arbitrary text: '$...$' must not be parsed as matplotlib math."""
+    from experiments.vlf_msc import write_grid
+
+    rows = [{"image": "a.png", "snr_db": "5.0", "caption": r"costs $\frac{ and $5", "reference": r"$\bad{",
+             "image_file": ""}]
+    path = write_grid(rows, [5.0], str(tmp_path), str(tmp_path / "grid.png"), 1, 32)
+    assert path and (tmp_path / "grid.png").stat().st_size > 0

@@ -157,3 +157,45 @@ def test_eval_rejects_bad_arguments(tiny_image_dir, tmp_path):
     assert main(base + ["--snr-db", "bogus"]) == 2
     assert main(base + ["--systems", "vlf-msc,nope"]) == 2
     assert main(base + ["--systems", "deepsc"]) == 2  # DeepSC needs --deepsc-checkpoint
+    # the public code's channel is its AWGN 16-QAM formula
+    assert main(base + ["--img2img-bsc-mode", "public-code", "--channel", "rayleigh"]) == 2
+    assert main(base + ["--img2img-bsc-mode", "public-code", "--img2img-modulation", "qpsk"]) == 2
+    with pytest.raises(SystemExit):
+        main(base + ["--img2img-bsc-mode", "public"])
+
+
+@pytest.mark.filterwarnings("ignore:LPIPS. no AlexNet weights")
+@pytest.mark.filterwarnings("ignore:VLF-MSC. no trained image decoder")
+def test_eval_img2img_public_code_mode(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, models, tmp_path):
+    """--img2img-bsc-mode public-code: the img2img-sc-bsc rows use the public code's channel (float64 latent
+    bits, 8-bit characters, counted as uncoded 16-QAM); the mode is a recorded setting."""
+    from experiments.cli import main
+
+    out = tmp_path / "eval"
+    out.mkdir()
+    caps = {f"img{i}": f"a photo of thing {i} on a table" for i in range(3)}
+    (out / "baseline_captions.csv").write_text("image,mode,name,caption\n" + "".join(
+        f"{tiny_image_dir / (k + '.png')},blip2,{k},{v}\n" for k, v in caps.items()))
+    argv = [a if a != "0,10" else "10" for a in _argv(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, models, out)]
+    argv += ["--systems", "img2img-sc,img2img-sc-bsc", "--img2img-bsc-mode", "public-code"]
+    assert main(argv) == 0
+    rows = _rows(out / "metrics.csv")
+    assert {r["system"] for r in rows} == {"img2img-sc", "img2img-sc-bsc"}
+    items = _rows(out / "items.csv")
+    values = 4 * (SIZE // 2) ** 2
+    for i in items:
+        cap = caps[i["name"]]
+        assert i["sent_caption"] == cap and i["image_file"]
+        if i["system"] == "img2img-sc-bsc":  # 64 bits per value, 8 per character, 4 bits per 16-QAM symbol
+            assert int(i["channel_uses"]) == values * 64 // 4 + math.ceil(8 * len(cap) / 4)
+            assert len(i["caption"]) == len(cap)
+        else:
+            assert int(i["channel_uses"]) == values * 8 // 4 + math.ceil(7 * len(cap) / 4)
+    assert json.loads((out / "settings.json").read_text())["img2img_bsc_mode"] == "public-code"
+    # another mode in the same folder is refused; a folder recorded before the option existed counts as 'bsc'
+    assert main([a if a != "public-code" else "bsc" for a in argv]) == 2
+    settings = json.loads((out / "settings.json").read_text())
+    del settings["img2img_bsc_mode"]
+    (out / "settings.json").write_text(json.dumps(settings))
+    assert main(argv) == 2
+    assert main([a if a != "public-code" else "bsc" for a in argv]) == 0
