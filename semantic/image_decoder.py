@@ -63,6 +63,7 @@ __all__ = [
     "rank_seed",
     "ddp_ignore_frozen",
     "check_same_config",
+    "restore_trainer_state",
 ]
 
 DEFAULT_SD = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -667,18 +668,28 @@ class ImageDecoderTrainer:
         if cfg.train_text_encoder:
             _load_module_weights(decoder.text_encoder, path / "text_encoder")
         tr = cls(decoder, cfg, noise_scheduler, dist_info=dist_info)
-        load_optimizer_state(tr.optimizer, path)
-        tr.global_step = int(state["global_step"])
-        tr.micro_step = int(state["micro_step"])
-        tr.last_loss = state.get("last_loss")
-        tr.extra_state = dict(state.get("extra") or {})
         if tr.scaler is not None and state.get("scaler"):
             tr.scaler.load_state_dict(state["scaler"])
-        if tr.dist_info.rank > 0:
-            tr.generator.manual_seed(rank_seed(cfg.seed, tr.dist_info.rank) + tr.global_step)
-        elif state.get("generator_state") is not None:
-            tr.generator.set_state(torch.tensor(state["generator_state"], dtype=torch.uint8))
-        return tr
+        return restore_trainer_state(tr, state, path, cfg.seed)
+
+
+def restore_trainer_state(trainer, state: dict, path: PathLike, seed: int):
+    """Put a checkpoint's step counters, optimizer and per-step generator back into ``trainer``.
+
+    Shared by the image-decoder and text-projection trainers: ``state`` is the checkpoint's
+    ``trainer_state.json``; rank 0 restores its saved generator state, ranks above 0 (whose states
+    the CLIs restore from the per-rank record) are reseeded from ``(seed, rank, step)``.
+    """
+    load_optimizer_state(trainer.optimizer, path)
+    trainer.global_step = int(state["global_step"])
+    trainer.micro_step = int(state["micro_step"])
+    trainer.last_loss = state.get("last_loss")
+    trainer.extra_state = dict(state.get("extra") or {})
+    if trainer.dist_info.rank > 0:
+        trainer.generator.manual_seed(rank_seed(seed, trainer.dist_info.rank) + trainer.global_step)
+    elif state.get("generator_state") is not None:
+        trainer.generator.set_state(torch.tensor(state["generator_state"], dtype=torch.uint8))
+    return trainer
 
 
 def check_same_config(saved: dict, given: dict, path: PathLike) -> None:

@@ -440,7 +440,7 @@ class TextProjectionTrainer:
         train-text-projection`` saves it, and every rank's generators, in ``extra_state`` and
         restores them (:func:`experiments.train_image_decoder.run_training_loop`).
         """
-        from .image_decoder import check_same_config, load_optimizer_state, rank_seed
+        from .image_decoder import check_same_config, restore_trainer_state
 
         path = Path(path)
         state = json.loads((path / "trainer_state.json").read_text())
@@ -455,13 +455,4 @@ class TextProjectionTrainer:
         saved_proj = SoftPromptProjection.from_pretrained(path)
         decoder.projection.load_state_dict(saved_proj.state_dict())
         tr = cls(decoder, cfg, link, dist_info=dist_info)
-        load_optimizer_state(tr.optimizer, path)
-        tr.global_step = int(state["global_step"])
-        tr.micro_step = int(state["micro_step"])
-        tr.last_loss = state.get("last_loss")
-        tr.extra_state = dict(state.get("extra") or {})
-        if tr.dist_info.rank > 0:
-            tr.generator.manual_seed(rank_seed(cfg.seed, tr.dist_info.rank) + tr.global_step)
-        elif state.get("generator_state") is not None:
-            tr.generator.set_state(torch.tensor(state["generator_state"], dtype=torch.uint8))
-        return tr
+        return restore_trainer_state(tr, state, path, cfg.seed)
