@@ -145,12 +145,14 @@ if _HAVE_NUMBA:
     _ANG = np.float32(2.0 ** -22 * math.pi / 2.0)
     _QPI = np.float32(math.pi / 4.0)
     _ZERO = np.float32(0.0)
+    _HALF = np.float32(0.5)
     _ONE = np.float32(1.0)
     _TWO = np.float32(2.0)
 
     @njit(inline="always", **_JIT)
-    def _cn(key, i):  # pragma: no cover - compiled
-        """CN(0, 1) sample ``i`` of stream ``key`` -> (re, im) float32."""
+    def _polar(key, i):  # pragma: no cover - compiled
+        """Sample ``i`` of stream ``key`` in polar form: ``(E, t)`` with ``E = |z|^2 ~ Exp(1)`` and
+        the 24-bit phase index ``t`` (phase ``2 pi (t + 1/2) / 2**24 - pi/4``, see :func:`_unit`)."""
         z = key + (i + np.uint64(1)) * _GAMMA
         z = (z ^ (z >> np.uint64(30))) * _M1
         z = (z ^ (z >> np.uint64(27))) * _M2
@@ -166,11 +168,14 @@ if _HAVE_NUMBA:
         s2 = s * s
         ln_m = _TWO * s * (_ONE + s2 * (np.float32(1 / 3) + s2 * (np.float32(1 / 5) + s2 * (
             np.float32(1 / 7) + s2 * np.float32(1 / 9)))))
-        r = math.sqrt(np.float32(41 - ex) * _LN2 - ln_m)
-        # angle: quadrant q (2 bits) and phi in (-pi/4, pi/4) (22 bits)
-        t = np.uint32(z & np.uint64(0xFFFFFF))
+        return np.float32(41 - ex) * _LN2 - ln_m, np.uint32(z & np.uint64(0xFFFFFF))
+
+    @njit(inline="always", **_JIT)
+    def _unit(t, half):  # pragma: no cover - compiled
+        """``(cos, sin)`` of ``2 pi (t + half) / 2**24 - pi/4`` for a 24-bit ``t``: quadrant ``q`` (2 bits)
+        and ``phi`` in ``[-pi/4, pi/4)`` (22 bits), Taylor polynomials, then a rotation by ``q pi/2``."""
         q = t >> np.uint32(22)
-        ph = np.float32(np.int32(t & np.uint32(0x3FFFFF))) * _ANG + (np.float32(0.5) * _ANG - _QPI)
+        ph = np.float32(np.int32(t & np.uint32(0x3FFFFF))) * _ANG + (half * _ANG - _QPI)
         p2 = ph * ph
         sn = ph * (_ONE + p2 * (np.float32(-1 / 6) + p2 * (np.float32(1 / 120) + p2 * (
             np.float32(-1 / 5040) + p2 * np.float32(1 / 362880)))))
@@ -181,7 +186,26 @@ if _HAVE_NUMBA:
         im = cs if odd else sn
         sr = _ONE - _TWO * np.float32(np.int32((q ^ (q >> np.uint32(1))) & np.uint32(1)))
         si = _ONE - _TWO * np.float32(np.int32(q >> np.uint32(1)))
-        return r * sr * re, r * si * im
+        return sr * re, si * im
+
+    @njit(inline="always", **_JIT)
+    def _cn(key, i):  # pragma: no cover - compiled
+        """CN(0, 1) sample ``i`` of stream ``key`` -> (re, im) float32."""
+        e, t = _polar(key, i)
+        r = math.sqrt(e)
+        c, s = _unit(t, _HALF)
+        return r * c, r * s
+
+    @njit(inline="always", **_JIT)
+    def _quotient(kn, kh, c):  # pragma: no cover - compiled
+        """For ``n = CN(kn, c)`` and ``g = CN(kh, c)`` (the samples :func:`_cn` gives): ``(|g|^2, |n|^2,
+        cos, sin)`` of the phase of ``n conj(g)``, i.e. ``2 pi (t_n - t_g) / 2**24`` -- exact, with one
+        polynomial evaluation instead of two (the pure-Rayleigh equalisers need only this)."""
+        en, tn = _polar(kn, c)
+        eg, tg = _polar(kh, c)
+        td = np.uint32((tn - tg + np.uint32(1 << 21)) & np.uint32(0xFFFFFF))  # + pi/4 cancels _unit's - pi/4
+        co, si = _unit(td, _ZERO)
+        return eg, en, co, si
 
     @njit(inline="always", **_JIT)
     def _hn(kh, kn, c, a, cr, ci):  # pragma: no cover - compiled
@@ -241,7 +265,35 @@ if _HAVE_NUMBA:
         c0 = np.uint64(i0)
         s = math.sqrt(no)  # n = sqrt(N0) * CN(0, 1)
         bad = _ZERO
-        if mmse:  # x_hat = P conj(h) y / (P |h|^2 + N0), error variance P N0 / (P |h|^2 + N0)
+        a2 = a * a
+        if cr == _ZERO and ci == _ZERO:
+            # Rayleigh (no line of sight), h = a g: with g = r_g e^{j t_g}, n = r_n e^{j t_n} the equalisers
+            # need only |g|^2, |n|^2 and the phase of n conj(g) (:func:`_quotient`): the same values as
+            # equalising (y, h) from :func:`_seg_flat`, up to float rounding, at half the trigonometry
+            if mmse:  # x_hat = P g (a^2 |g|^2 x + s a |g| |n| e^{j phi}),  g = 1 / (P a^2 |g|^2 + N0)
+                for j in range(i1 - i0):
+                    eg, en, co, si = _quotient(kn, kh, c0 + np.uint64(j))
+                    xr = xs[2 * j]
+                    xi = xs[2 * j + 1]
+                    bad += xr * _ZERO + xi * _ZERO
+                    h2 = a2 * eg
+                    g = p / (p * h2 + no)
+                    m = s * a * math.sqrt(eg * en)
+                    xo[2 * j] = (h2 * xr + m * co) * g
+                    xo[2 * j + 1] = (h2 * xi + m * si) * g
+                    eo[j] = no * g
+            else:  # ZF: x_hat = x + n / h = x + s sqrt(|n|^2 / (a^2 |g|^2)) e^{j phi}, variance N0 / |h|^2
+                for j in range(i1 - i0):
+                    eg, en, co, si = _quotient(kn, kh, c0 + np.uint64(j))
+                    xr = xs[2 * j]
+                    xi = xs[2 * j + 1]
+                    bad += xr * _ZERO + xi * _ZERO
+                    inv = _ONE / (a2 * eg)
+                    m = s * math.sqrt(en * inv)
+                    xo[2 * j] = xr + m * co
+                    xo[2 * j + 1] = xi + m * si
+                    eo[j] = no * inv
+        elif mmse:  # x_hat = P conj(h) y / (P |h|^2 + N0), error variance P N0 / (P |h|^2 + N0)
             for j in range(i1 - i0):
                 hr, hi, nr, ni = _hn(kh, kn, c0 + np.uint64(j), a, cr, ci)
                 xr = xs[2 * j]
