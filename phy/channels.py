@@ -238,7 +238,10 @@ class Channel(nn.Module):
             check_finite(x, "x")
             h = self.fading(x, gen)
             noise = _ck.complex_normal(x.shape, _ck.split_key(key, 0), self._std_rows(rows, x))
-            y = noise + h * x if differentiable or (h is not None and h.requires_grad) else noise.addcmul_(h, x)
+            if h is None:  # a subclass's fading may return h = 1
+                y = noise + x if differentiable else noise.add_(x)
+            else:
+                y = noise + h * x if differentiable or h.requires_grad else noise.addcmul_(h, x)
             return ChannelOutput(y=y, h=h, no=no_t)
         if differentiable:
             check_finite(x, "x")

@@ -233,3 +233,15 @@ def test_kernels_keep_torch_thread_count():
             assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(old)
+
+
+def test_subclass_fading_may_return_none_on_the_kernel_path():
+    class Sometimes(Rayleigh):
+        def fading(self, x, generator):
+            return None if x.shape[-1] == 8 else super().fading(x, generator)
+
+    x = torch.randn(2, 8, dtype=torch.complex64)
+    out = Sometimes(seed=0)(x, 1e-8)
+    assert out.h is None and torch.allclose(out.y, x, atol=1e-3)
+    out = Sometimes(seed=0)(torch.randn(2, 6, dtype=torch.complex64), 0.1)
+    assert out.h is not None and out.h.shape == (2, 6)
