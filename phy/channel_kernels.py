@@ -43,6 +43,7 @@ Example
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Optional, Tuple
 
 import torch
@@ -90,9 +91,15 @@ def draw_key(generator: torch.Generator) -> int:
     return (hi << 32) | lo
 
 
+def _check_key(key) -> int:
+    if isinstance(key, bool) or not isinstance(key, numbers.Integral) or not 0 <= key <= _MASK64:
+        raise ValueError(f"key must be an int in [0, 2**64), got {key!r}")
+    return int(key)
+
+
 def split_key(key: int, index: int) -> int:
     """Key of sub-stream ``index`` of ``key`` (noise ``0``, fading ``1``), well mixed."""
-    return _splitmix((key ^ _splitmix(index)) & _MASK64)
+    return _splitmix((_check_key(key) ^ _splitmix(index)) & _MASK64)
 
 
 def noise_rows(no: torch.Tensor, shape: torch.Size) -> Optional[Tuple[torch.Tensor, int]]:
@@ -399,6 +406,7 @@ def complex_normal(shape, key: int, scale=1.0) -> torch.Tensor:
 
     ``scale`` is a number or one value per row (``[..., 1]``), like ``N0`` for :func:`awgn`."""
     _require()
+    key = _check_key(key)
     out = torch.empty(shape, dtype=torch.complex64)
     std, row_len = _rows(scale, out, "scale")
     _run(_NOISE, out, std, row_len, kn=key)

@@ -146,6 +146,11 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="backend='numba' needs complex64 CPU symbols"):
         AWGN(seed=0, backend="numba")(x.to(torch.complex128), 0.1)
     assert ck.noise_rows(torch.full((2, 8), 0.1), x.shape) is None
+    for key in (-1, 2**64, 1.5, True):
+        with pytest.raises(ValueError, match=r"key must be an int in \[0, 2\*\*64\)"):
+            ck.complex_normal((4,), key)
+        with pytest.raises(ValueError, match="key must be an int"):
+            ck.awgn(x, 0.1, key)
 
 
 def test_channel_uses_kernel_on_cpu_and_torch_elsewhere():
