@@ -274,24 +274,6 @@ def _validate(args) -> Dict[str, object]:
             "bits_per_symbol": bits_per_symbol(mod)}
 
 
-def _check_resume(out_dir: str, settings: Dict[str, object]) -> None:
-    import json
-
-    path = os.path.join(out_dir, "manifest.json")
-    if not (os.path.exists(path) and os.path.exists(os.path.join(out_dir, "ber.csv"))):
-        return
-    try:
-        with open(path, encoding="utf-8") as fh:
-            old = (json.load(fh) or {}).get("result_settings") or {}
-    except (OSError, ValueError):
-        return
-    diff = {key: (old.get(key), settings[key]) for key in settings if key in old and old[key] != settings[key]}
-    if diff:
-        desc = ", ".join(f"{key}: {a!r} -> {b!r}" for key, (a, b) in diff.items())
-        raise ValueError(f"{out_dir} holds results of a run with other settings ({desc}); resuming would mix "
-                         "them. Use another --out or delete the old results")
-
-
 def _with_defaults(args):
     """Fill options missing from a hand-built Namespace with the parser's defaults (``--out`` excepted)."""
     p = argparse.ArgumentParser(add_help=False)
@@ -311,6 +293,11 @@ def main(args) -> int:
         if args.executor != "local" and args.snr_batch > 1:
             raise ValueError(f"--snr-batch {args.snr_batch} applies to --executor local only (the ray "
                              "executor runs one task per SNR point)")
+        if args.num_cpus is not None and args.num_cpus < 1:
+            raise ValueError(f"--num-cpus must be a positive integer, got {args.num_cpus}")
+        if args.executor == "local" and (args.address is not None or args.num_cpus is not None):
+            raise ValueError("--num-cpus and --address apply to --executor ray only")
+        from experiments.results import check_result_settings
         from phy.channels import make_channel
         from phy.montecarlo import BER_COLUMNS, BER_KEY_COLUMNS, ResumableCSV
 
@@ -318,7 +305,7 @@ def main(args) -> int:
         settings = {key: (cfg[key] if key in cfg else getattr(args, key)) for key in _RESULT_SETTINGS}
         settings["device"] = str(device)
         os.makedirs(args.out, exist_ok=True)
-        _check_resume(args.out, settings)
+        check_result_settings(args.out, settings, "ber.csv")
         # one channel object per channel name, shared by every scheme (reseeded per point)
         channels = {name: make_channel(name, seed=args.seed) for name in cfg["channels"]}
         trials = {}
@@ -329,10 +316,6 @@ def main(args) -> int:
                                                    device=str(device), ldpc_decoder=args.ldpc_decoder,
                                                    hamming_decoder=args.hamming_decoder)
         table = ResumableCSV(os.path.join(args.out, "ber.csv"), BER_COLUMNS, BER_KEY_COLUMNS)
-        if args.num_cpus is not None and args.num_cpus < 1:
-            raise ValueError(f"--num-cpus must be a positive integer, got {args.num_cpus}")
-        if args.executor == "local" and (args.address is not None or args.num_cpus is not None):
-            raise ValueError("--num-cpus and --address apply to --executor ray only")
     except ValueError as e:
         print(f"semcom ber: error: {e}", file=sys.stderr)
         return 2

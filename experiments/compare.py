@@ -875,25 +875,11 @@ def config_from_args(args) -> CompareConfig:
 
 def check_resume(out_dir: str, settings: Dict[str, Any], csv_name: str = "compare.csv",
                  manifest_name: str = "manifest.json") -> None:
-    """Raise if ``out_dir`` holds a CSV written with other settings (resuming would mix them)."""
-    import json
+    """Raise if ``out_dir`` holds a CSV written with other settings (resuming would mix them); see
+    :func:`experiments.results.check_result_settings`."""
+    from experiments.results import check_result_settings
 
-    path = os.path.join(out_dir, manifest_name)
-    if not (os.path.exists(path) and os.path.exists(os.path.join(out_dir, csv_name))):
-        return
-    try:
-        with open(path, encoding="utf-8") as fh:
-            old = (json.load(fh) or {}).get("result_settings") or {}
-    except (OSError, ValueError):
-        return
-    from experiments.results import jsonable
-
-    new = jsonable(settings)
-    diff = {k: (old.get(k), new[k]) for k in new if k in old and old[k] != new[k]}
-    if diff:
-        desc = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
-        raise ValueError(f"{out_dir} holds results of a run with other settings ({desc}); use another --out "
-                         "or delete the old results")
+    check_result_settings(out_dir, settings, csv_name, manifest_name)
 
 
 def execute(source, config: CompareConfig, out_dir: str, *, args=None, progress: bool = True,

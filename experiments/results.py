@@ -48,6 +48,7 @@ __all__ = [
     "jsonable",
     "write_json_atomic",
     "write_benchmark",
+    "check_result_settings",
     "write_manifest",
     "RunManifest",
     "DEFAULT_PACKAGES",
@@ -156,6 +157,31 @@ def write_benchmark(path: Union[str, os.PathLike], result: Mapping[str, Any]) ->
     write_json_atomic(path, full)
     print(f"\nwrote {os.fspath(path)}")
     return os.fspath(path)
+
+
+def check_result_settings(out_dir: Union[str, os.PathLike], settings: Mapping[str, Any], csv_name: str,
+                          manifest_name: str = "manifest.json") -> None:
+    """Raise ``ValueError`` if ``out_dir`` holds ``csv_name`` from a run whose manifest recorded other
+    ``result_settings`` (resuming into it would mix two runs' rows); names each differing setting.
+
+    Settings missing from the old manifest are not compared; without a manifest or a CSV there is
+    nothing to resume and nothing is checked.
+    """
+    out_dir = os.fspath(out_dir)
+    path = os.path.join(out_dir, manifest_name)
+    if not (os.path.exists(path) and os.path.exists(os.path.join(out_dir, csv_name))):
+        return
+    try:
+        with open(path, encoding="utf-8") as fh:
+            old = (json.load(fh) or {}).get("result_settings") or {}
+    except (OSError, ValueError):
+        return
+    new = jsonable(settings)
+    diff = {k: (old.get(k), new[k]) for k in new if k in old and old[k] != new[k]}
+    if diff:
+        desc = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
+        raise ValueError(f"{out_dir} holds results of a run with other settings ({desc}); resuming would mix "
+                         "them. Use another --out or delete the old results")
 
 
 def write_manifest(out_dir: Union[str, os.PathLike], *, args: Any = None, seed: Optional[int] = None,

@@ -118,6 +118,8 @@ def test_parse_snr_list():
     (["--snr-batch", "0"], "snr-batch"),
     (["--snr-batch", "x"], "snr-batch"),
     (["--snr-batch", "2", "--executor", "ray"], "--snr-batch 2 applies to --executor local only"),
+    (["--num-cpus", "2"], "--num-cpus and --address apply to --executor ray only"),
+    (["--executor", "ray", "--num-cpus", "0"], "--num-cpus must be a positive integer"),
 ])
 def test_bad_input_exits_2_with_clear_message(bad, message, tmp_path, capsys):
     argv = ["ber", "--code", "none", "--k", "64", "--n", "128"] + bad + ["--out", str(tmp_path / "o")]
