@@ -166,6 +166,11 @@ def image_folder(root, transform: Optional[Callable] = None, split: Optional[str
         names = list(IMAGENET_CLASSNAMES)
     else:
         names = [clean_class_name(d) for d in dirs]
+    return _class_folders(base, dirs, names, transform)
+
+
+def _class_folders(base: Path, dirs: Sequence[str], names: List[str], transform) -> ImageListDataset:
+    """The images of ``base/<dirs[i]>/`` (sorted) with label ``i``."""
     paths, labels = [], []
     for label, d in enumerate(dirs):
         for p in sorted((base / d).iterdir()):
@@ -229,13 +234,7 @@ def caltech101(root, transform: Optional[Callable] = None, split: Optional[str] 
     if not dirs:
         raise FileNotFoundError(f"no Caltech-101 class folders under {str(base)!r}")
     names = [clean_class_name(_CALTECH_RENAME.get(d, d)) for d in dirs]
-    paths, labels = [], []
-    for label, d in enumerate(dirs):
-        for p in sorted((base / d).iterdir()):
-            if _is_image(p):
-                paths.append(str(p))
-                labels.append(label)
-    return ImageListDataset(paths, labels, names, transform)
+    return _class_folders(base, dirs, names, transform)
 
 
 DATASETS = {"folder": image_folder, "imagenet": image_folder, "oxford_pets": oxford_pets, "food101": food101,
