@@ -1,10 +1,13 @@
 """Shared fixtures: every test is seeded; tiny models are built in fixtures."""
 import os
 import random
+import socket
 
 import numpy as np
 import pytest
 import torch
+
+from launchers import LAUNCH_VARS
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -20,3 +23,24 @@ def _seed_everything():
     np.random.seed(0)
     torch.manual_seed(0)
     yield
+
+
+
+@pytest.fixture
+def plain_env(monkeypatch):
+    """A plain ``python`` process: no launcher variables."""
+    for v in LAUNCH_VARS:
+        monkeypatch.delenv(v, raising=False)
+    return monkeypatch
+
+
+@pytest.fixture
+def group_of_one_env(plain_env):
+    """The launcher variables of a one-process group on a free local port (gloo)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for name, value in (("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", str(port)), ("WORLD_SIZE", "1"),
+                        ("RANK", "0")):
+        plain_env.setenv(name, value)
+    return plain_env

@@ -1,20 +1,14 @@
 """semantic.distributed: inert in one process; a real (gloo) process group of size 1 behaves the same."""
-import socket
 
 import pytest
 import torch
 from torch import nn
 
 from semantic import distributed as D
+from launchers import run_torchrun
 
-LAUNCH_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
-@pytest.fixture
-def plain_env(monkeypatch):
-    for v in LAUNCH_VARS:
-        monkeypatch.delenv(v, raising=False)
-    return monkeypatch
 
 
 def _model():
@@ -70,19 +64,11 @@ def test_bad_launcher_environment(plain_env):
         D.wrap_ddp("model", D.DistInfo())
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def test_gloo_group_of_one_matches_plain_training(plain_env):
+def test_gloo_group_of_one_matches_plain_training(group_of_one_env):
     """A real process group (gloo, world size 1): DDP gradients equal the plain module's, the
     collectives return the local values and the sampler covers the data set once."""
-    plain_env.setenv("MASTER_ADDR", "127.0.0.1")
-    plain_env.setenv("MASTER_PORT", str(_free_port()))
-    plain_env.setenv("WORLD_SIZE", "1")
-    plain_env.setenv("RANK", "0")
     info = D.init_distributed(device="cpu", force=True)
     try:
         assert info.distributed and torch.distributed.is_initialized()
@@ -135,19 +121,10 @@ def test_two_process_ddp_under_torchrun_equals_full_batch_gradient(tmp_path):
     """``torchrun --nproc_per_node 2`` (gloo): each rank takes half of the global batch, DDP averages
     the gradients, and the result equals the single-process gradient of the whole batch."""
     import json
-    import os
-    import subprocess
-    import sys
 
     script = tmp_path / "ddp_step.py"
     script.write_text(_DDP_SCRIPT)
-    env = {k: v for k, v in os.environ.items() if k not in LAUNCH_VARS}
-    env["OMP_NUM_THREADS"] = "1"
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
-           str(tmp_path)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    proc = run_torchrun(script, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = [json.load(open(tmp_path / f"rank{r}.json")) for r in (0, 1)]
     assert [r["world"] for r in res] == [2, 2] and [r["share"] for r in res] == [[0, 3], [3, 6]]

@@ -19,6 +19,7 @@ from semantic.semclip import (SemCLIP, SemCLIPConfig, classification_topk, evalu
                               text_to_image_retrieval)
 from test_tapl import TINY_CLIP_CFG, save_tiny_clip
 from tiny_models import write_digit_folder
+from launchers import run_torchrun
 
 FOLDER_CLASSES = ["golden_retriever", "tabby_cat", "sports_car", "airliner", "daisy"]
 
@@ -309,8 +310,6 @@ def test_train_jscc_under_torchrun_equals_the_single_process_run(tmp_path):
     Resume works under DDP, rank 0 alone writes, and ``semcom semclip train-jscc`` runs under torchrun."""
     import json
     import os
-    import subprocess
-    import sys
 
     from torch.optim.optimizer import register_optimizer_step_pre_hook
 
@@ -326,14 +325,7 @@ def test_train_jscc_under_torchrun_equals_the_single_process_run(tmp_path):
               snr_train_range=(-5.0, 5.0), temperature=0.1, jscc_lr=5e-3)
     script = tmp_path / "ddp_jscc.py"
     script.write_text(_DDP_JSCC_SCRIPT)
-    launch = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
-    env = {k: v for k, v in os.environ.items() if k not in launch}
-    env["OMP_NUM_THREADS"] = "1"
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
-           str(tmp_path), str(tmp_path / "cache"), str(tmp_path / "feats.pt"), json.dumps(kw)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    proc = run_torchrun(script, tmp_path, tmp_path / "cache", tmp_path / "feats.pt", json.dumps(kw))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("JSCC trained on 40 tokens") == 1 and "(2 processes)" in proc.stdout  # rank 0 prints
 

@@ -16,15 +16,12 @@
 import csv
 import json
 import math
-import os
-import socket
-import subprocess
-import sys
 
 import pytest
 import torch
 
 import semantic  # noqa: F401
+from launchers import run_torchrun
 from tiny_models import (TINY_NUM_QUERIES, TINY_VLF_DIM, tiny_blip2_dir, tiny_image_dir,  # noqa: F401
                          tiny_sd_dir)
 
@@ -37,22 +34,11 @@ from semantic.vlf import load_blip2
 
 N, Dm = TINY_NUM_QUERIES, TINY_VLF_DIM
 SIZE = 16
-LAUNCH_VARS = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 
-@pytest.fixture
-def plain_env(monkeypatch):
-    for v in LAUNCH_VARS:
-        monkeypatch.delenv(v, raising=False)
-    return monkeypatch
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _fresh_decoder(sd_dir, seed=0):
@@ -69,7 +55,7 @@ def test_rank_seed_offsets():
     assert len({rank_seed(0, r) for r in range(8)} | {rank_seed(1, r) for r in range(8)}) == 16
 
 
-def test_image_trainer_ddp_group_of_one_matches_plain(tiny_sd_dir, plain_env, tmp_path):
+def test_image_trainer_ddp_group_of_one_matches_plain(tiny_sd_dir, group_of_one_env, tmp_path):
     """World size 1 with a real gloo group: the trainer wraps in DDP, uses no_sync on the first
     micro-batch, and gives the plain trainer's weights; saved folders have no ``module.`` prefix."""
     g = torch.Generator().manual_seed(3)
@@ -82,10 +68,6 @@ def test_image_trainer_ddp_group_of_one_matches_plain(tiny_sd_dir, plain_env, tm
     plain = ImageDecoderTrainer(_fresh_decoder(tiny_sd_dir), cfg)
     assert type(plain.model).__name__ == "_DiffusionLossModule"  # not wrapped without a group
 
-    plain_env.setenv("MASTER_ADDR", "127.0.0.1")
-    plain_env.setenv("MASTER_PORT", str(_free_port()))
-    plain_env.setenv("WORLD_SIZE", "1")
-    plain_env.setenv("RANK", "0")
     info = D.init_distributed(device="cpu", force=True)
     try:
         dec = _fresh_decoder(tiny_sd_dir)
@@ -146,16 +128,12 @@ def _torchrun_image_decoder(tmp_path, out, tiny_blip2_dir, tiny_sd_dir, tiny_ima
     per-rank records of every micro-batch land in ``tmp_path/rank<r>.json``."""
     script = tmp_path / "ddp_train.py"
     script.write_text(_TORCHRUN_SCRIPT)
-    env = {k: v for k, v in os.environ.items() if k not in LAUNCH_VARS}
-    env["OMP_NUM_THREADS"] = "1"
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
-           str(tmp_path), "train-image-decoder", "--images", str(tiny_image_dir), "--captions",
-           str(tiny_image_dir / "captions.csv"), "--blip2-checkpoint", str(tiny_blip2_dir), "--sd-checkpoint",
-           str(tiny_sd_dir), "--out", str(out), "--steps", str(steps), "--batch-size", "1", "--grad-accum", "2",
-           "--image-size", str(SIZE), "--device", "cpu", "--save-every", "1", "--train-snr-db", "0:10",
-           "--channel", "rayleigh", "--lr", "1e-3", "--projection-lr", "1e-2"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
+    proc = run_torchrun(script, tmp_path, "train-image-decoder", "--images", tiny_image_dir, "--captions",
+                        tiny_image_dir / "captions.csv", "--blip2-checkpoint", tiny_blip2_dir, "--sd-checkpoint",
+                        tiny_sd_dir, "--out", out, "--steps", steps, "--batch-size", "1", "--grad-accum", "2",
+                        "--image-size", SIZE, "--device", "cpu", "--save-every", "1", "--train-snr-db", "0:10",
+                        "--channel", "rayleigh", "--lr", "1e-3", "--projection-lr", "1e-2", timeout=600,
+                        cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
 
