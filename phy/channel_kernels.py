@@ -18,6 +18,12 @@ A counter-based generator: complex normal number ``i`` of a stream with key ``k`
   quadrant + 22 bits inside it). ``ln`` uses an exact integer range reduction and an ``atanh``
   series, ``sin``/``cos`` Taylor polynomials on ``[-pi/4, pi/4]``: both accurate to float32
   rounding (checked against a float64 reference in ``tests/test_channel_kernels.py``).
+* Lanes: after the 64-bit hash everything is 32-bit integer or float32 arithmetic, written as LLVM
+  IR (:func:`_radius_bits`, :func:`_angle`, :func:`_rotate`): numba widens small integers to 64
+  bits, which halves the SIMD width. The range reduction takes the 32-bit window of ``u`` from its
+  leading one (``ctlz``), keeping full relative precision of ``-ln u`` near ``u = 1`` (small
+  ``|h|^2``, deep fades) and near ``0`` (the tail). Consecutive samples' counter words differ by the
+  constant ``gamma``, so the loops step them by addition.
 * Tails: the largest radius is ``sqrt(41 ln 2) = 5.33``, i.e. 7.5 standard deviations per real
   dimension (a probability of ``2**-41`` is cut), far below any simulated error rate; no sample is
   exactly zero, so a drawn fading coefficient is never ``0``.
@@ -109,6 +115,8 @@ def noise_rows(no: torch.Tensor, shape: torch.Size) -> Optional[Tuple[torch.Tens
     total = math.prod(shape)
     if no.numel() == 1:
         return no.reshape(1).to(torch.float32), max(total, 1)
+    if no.shape == (*shape[:-1], 1) and n:  # the links' layout: one value per example, as it is
+        return no.reshape(-1).to(torch.float32).contiguous(), n
     lead = (1,) * (len(shape) - no.dim()) + tuple(no.shape)
     if lead[-1] != 1 or n == 0:
         return None
@@ -156,78 +164,173 @@ if _HAVE_NUMBA:
     _ONE = np.float32(1.0)
     _TWO = np.float32(2.0)
 
+    @intrinsic
+    def _radius_bits(typingctx, z):
+        """A 64-bit word ``z`` -> ``(k, d, t)``: ``u = (2 (z >> 24) + 1) / 2**41 = (1 + d) 2**-k`` with
+        ``d`` in ``[-0.293, 0.414)`` exact to float32 rounding, and the low 24 bits ``t``. All in 32-bit lanes:
+        the top 32 bits of the 41-bit odd ``w`` from its leading one (``ctlz``), an integer fold to
+        ``[0.707, 1.414)``; so ``-ln u = k ln2 - ln(1 + d)`` keeps full relative precision at both ends."""
+        if z != _types.uint64:
+            return None
+
+        def codegen(context, builder, sig, args):
+            i32, f32 = _ir.IntType(32), _ir.FloatType()
+
+            def c(v):
+                return _ir.Constant(i32, v)
+
+            word = args[0]
+            hi = builder.trunc(builder.lshr(word, _ir.Constant(_ir.IntType(64), 32)), i32)
+            lo = builder.trunc(word, i32)
+            low = builder.or_(builder.and_(lo, c(0xFF000000)), c(0x00800000))  # the 9 low bits of w, on top
+            nz = builder.icmp_unsigned("!=", hi, c(0))
+            src = builder.select(nz, hi, low)
+            lz = builder.ctlz(src, _ir.Constant(_ir.IntType(1), 0))
+            tail = builder.lshr(builder.lshr(low, c(1)), builder.sub(c(31), lz))
+            window = builder.or_(builder.shl(src, lz), builder.select(nz, tail, c(0)))  # in [2**31, 2**32)
+            fold = builder.icmp_unsigned("<", window, c(0xB504F334))  # window / 2**32 < 1 / sqrt(2)
+            di = builder.select(fold, builder.xor(window, c(0x80000000)), window)  # 2m - 1 or m - 1 (int)
+            scale = builder.select(fold, _ir.Constant(f32, 2.0 ** -31), _ir.Constant(f32, 2.0 ** -32))
+            # with lz = 0 the window drops w's 9 low bits: add them back (d is small, and -ln u ~ -d, only
+            # there); elsewhere the dropped bits are below 2**-31 of u next to -ln u >= ln 2
+            low9 = builder.select(builder.icmp_unsigned("==", lz, c(0)), builder.lshr(low, c(23)), c(0))
+            exact = builder.fadd(builder.sitofp(di, f32), builder.fmul(builder.uitofp(low9, f32),
+                                                                       _ir.Constant(f32, 2.0 ** -9)))
+            d = builder.fmul(exact, scale)
+            k = builder.add(builder.add(lz, builder.select(nz, c(0), c(32))), builder.zext(fold, i32))
+            kf = builder.uitofp(k, f32)
+            t = builder.and_(lo, c(0xFFFFFF))
+            return context.make_tuple(builder, sig.return_type, (kf, d, t))
+
+        return _types.Tuple((_types.float32, _types.float32, _types.uint32))(z), codegen
+
     @njit(inline="always", **_JIT)
-    def _polar(key, i):  # pragma: no cover - compiled
-        """Sample ``i`` of stream ``key`` in polar form: ``(E, t)`` with ``E = |z|^2 ~ Exp(1)`` and
-        the 24-bit phase index ``t`` (phase ``2 pi (t + 1/2) / 2**24 - pi/4``, see :func:`_unit`)."""
-        z = key + (i + np.uint64(1)) * _GAMMA
-        z = (z ^ (z >> np.uint64(30))) * _M1
+    def _word(key, i):  # pragma: no cover - compiled
+        """SplitMix64 counter word of sample ``i`` of stream ``key``; consecutive samples differ by
+        ``gamma``, so the loops step it by addition (a vector induction, no multiply)."""
+        return key + (i + np.uint64(1)) * _GAMMA
+
+    @njit(inline="always", **_JIT)
+    def _polar(w):  # pragma: no cover - compiled
+        """Sample ``i`` of stream ``key`` in polar form, from its counter word ``w = key + (i + 1) gamma``
+        (:func:`_word`): ``(E, t)`` with ``E = |z|^2 ~ Exp(1)`` and the 24-bit phase index ``t`` (phase
+        ``2 pi (t + 1/2) / 2**24 - pi/4``, see :func:`_unit`)."""
+        z = (w ^ (w >> np.uint64(30))) * _M1
         z = (z ^ (z >> np.uint64(27))) * _M2
-        z = z ^ (z >> np.uint64(31))
-        # radius: u = w / 2**41 with w = 2a + 1 odd in [1, 2**41); ln u = (E - 41) ln2 + ln(w / 2**E)
-        w = np.int64(((z >> np.uint64(24)) << np.uint64(1)) | np.uint64(1))
-        bits = _f32_as_u32(np.float32(w))
-        ex = np.int64(bits >> np.uint32(23)) - 127
-        mant = _u32_as_f32(np.uint32((bits & np.uint32(0x7FFFFF)) | np.uint32(0x3F800000)))
-        ex = ex + 1 if mant > np.float32(1.4142135) else ex  # fold to w / 2**E in [0.707, 1.414]
-        d = np.float32(w - (np.int64(1) << ex)) * _u32_as_f32(np.uint32((127 - ex) << 23))  # exact m - 1
-        s = d / (_TWO + d)
+        return _exp1(z ^ (z >> np.uint64(31)))
+
+    @njit(inline="always", **_JIT)
+    def _exp1(z):  # pragma: no cover - compiled
+        """A random 64-bit word ``z`` -> ``(E, t)``: ``E = -ln u``, ``u = (2 (z >> 24) + 1) / 2**41``
+        (so ``E ~ Exp(1)``), and the low 24 bits ``t``."""
+        k, d, t = _radius_bits(z)
+        s = d / (_TWO + d)  # ln(1 + d) = 2 atanh(s), |s| <= 0.172
         s2 = s * s
         ln_m = _TWO * s * (_ONE + s2 * (np.float32(1 / 3) + s2 * (np.float32(1 / 5) + s2 * (
             np.float32(1 / 7) + s2 * np.float32(1 / 9)))))
-        return np.float32(41 - ex) * _LN2 - ln_m, np.uint32(z & np.uint64(0xFFFFFF))
+        return k * _LN2 - ln_m, t
+
+    @intrinsic
+    def _angle(typingctx, t, half):
+        """24-bit phase index ``t`` -> ``(phi, q)``: ``phi = 2 pi (t22 + half) / 2**24 - pi/4`` in
+        ``[-pi/4, pi/4)`` from the low 22 bits and the quadrant ``q = t >> 22`` (32-bit lanes)."""
+        if t != _types.uint32 or half != _types.float32:
+            return None
+
+        def codegen(context, builder, sig, args):
+            i32, f32 = _ir.IntType(32), _ir.FloatType()
+            tt, hh = args
+            idx = builder.sitofp(builder.and_(tt, _ir.Constant(i32, 0x3FFFFF)), f32)
+            ang = _ir.Constant(f32, float(_ANG))
+            off = builder.fsub(builder.fmul(hh, ang), _ir.Constant(f32, float(_QPI)))
+            ph = builder.fadd(builder.fmul(idx, ang), off)
+            q = builder.lshr(tt, _ir.Constant(i32, 22))
+            return context.make_tuple(builder, sig.return_type, (ph, q))
+
+        return _types.Tuple((_types.float32, _types.uint32))(t, half), codegen
+
+    @intrinsic
+    def _rotate(typingctx, q, c, s):
+        """``(c, s)`` rotated by ``q pi / 2``: ``(c, s) (-s, c) (-c, -s) (s, -c)`` for ``q = 0..3``
+        (a swap and two sign flips on the float bits)."""
+        if q != _types.uint32 or c != _types.float32 or s != _types.float32:
+            return None
+
+        def codegen(context, builder, sig, args):
+            i32, f32 = _ir.IntType(32), _ir.FloatType()
+            qq, cc, ss = args
+            one = _ir.Constant(i32, 1)
+            odd = builder.trunc(qq, _ir.IntType(1))
+            re = builder.bitcast(builder.select(odd, ss, cc), i32)
+            im = builder.bitcast(builder.select(odd, cc, ss), i32)
+            flip_re = builder.shl(builder.and_(builder.xor(qq, builder.lshr(qq, one)), one), _ir.Constant(i32, 31))
+            flip_im = builder.shl(builder.lshr(qq, one), _ir.Constant(i32, 31))
+            re = builder.bitcast(builder.xor(re, flip_re), f32)
+            im = builder.bitcast(builder.xor(im, flip_im), f32)
+            return context.make_tuple(builder, sig.return_type, (re, im))
+
+        return _types.Tuple((_types.float32, _types.float32))(q, c, s), codegen
+
+    @intrinsic
+    def _phase_diff(typingctx, a, b):
+        """``(a - b + 2**21) mod 2**24`` of two 24-bit phase indices (32-bit lanes)."""
+        if a != _types.uint32 or b != _types.uint32:
+            return None
+
+        def codegen(context, builder, sig, args):
+            i32 = _ir.IntType(32)
+            d = builder.add(builder.sub(args[0], args[1]), _ir.Constant(i32, 1 << 21))
+            return builder.and_(d, _ir.Constant(i32, 0xFFFFFF))
+
+        return _types.uint32(a, b), codegen
 
     @njit(inline="always", **_JIT)
     def _unit(t, half):  # pragma: no cover - compiled
         """``(cos, sin)`` of ``2 pi (t + half) / 2**24 - pi/4`` for a 24-bit ``t``: quadrant ``q`` (2 bits)
         and ``phi`` in ``[-pi/4, pi/4)`` (22 bits), Taylor polynomials, then a rotation by ``q pi/2``."""
-        q = t >> np.uint32(22)
-        ph = np.float32(np.int32(t & np.uint32(0x3FFFFF))) * _ANG + (half * _ANG - _QPI)
+        ph, q = _angle(t, half)
         p2 = ph * ph
         sn = ph * (_ONE + p2 * (np.float32(-1 / 6) + p2 * (np.float32(1 / 120) + p2 * (
             np.float32(-1 / 5040) + p2 * np.float32(1 / 362880)))))
         cs = _ONE + p2 * (np.float32(-0.5) + p2 * (np.float32(1 / 24) + p2 * (np.float32(-1 / 720) + p2 * (
             np.float32(1 / 40320) + p2 * np.float32(-1 / 3628800)))))
-        odd = (q & np.uint32(1)) != 0  # rotate by q * pi/2: (c, s) (-s, c) (-c, -s) (s, -c)
-        re = sn if odd else cs
-        im = cs if odd else sn
-        sr = _ONE - _TWO * np.float32(np.int32((q ^ (q >> np.uint32(1))) & np.uint32(1)))
-        si = _ONE - _TWO * np.float32(np.int32(q >> np.uint32(1)))
-        return sr * re, si * im
+        return _rotate(q, cs, sn)
 
     @njit(inline="always", **_JIT)
-    def _cn(key, i):  # pragma: no cover - compiled
-        """CN(0, 1) sample ``i`` of stream ``key`` -> (re, im) float32."""
-        e, t = _polar(key, i)
+    def _cn(w):  # pragma: no cover - compiled
+        """CN(0, 1) sample of counter word ``w`` (:func:`_word`) -> (re, im) float32."""
+        e, t = _polar(w)
         r = math.sqrt(e)
         c, s = _unit(t, _HALF)
         return r * c, r * s
 
     @njit(inline="always", **_JIT)
-    def _quotient(kn, kh, c):  # pragma: no cover - compiled
-        """For ``n = CN(kn, c)`` and ``g = CN(kh, c)`` (the samples :func:`_cn` gives): ``(|g|^2, |n|^2,
+    def _quotient(wn, wh):  # pragma: no cover - compiled
+        """For ``n = CN(wn)`` and ``g = CN(wh)`` (the samples :func:`_cn` gives): ``(|g|^2, |n|^2,
         cos, sin)`` of the phase of ``n conj(g)``, i.e. ``2 pi (t_n - t_g) / 2**24`` -- exact, with one
         polynomial evaluation instead of two (the pure-Rayleigh equalisers need only this)."""
-        en, tn = _polar(kn, c)
-        eg, tg = _polar(kh, c)
-        td = np.uint32((tn - tg + np.uint32(1 << 21)) & np.uint32(0xFFFFFF))  # + pi/4 cancels _unit's - pi/4
+        en, tn = _polar(wn)
+        eg, tg = _polar(wh)
+        td = _phase_diff(tn, tg)  # (tn - tg + 2**21) mod 2**24: the + pi/4 cancels _unit's - pi/4
         co, si = _unit(td, _ZERO)
         return eg, en, co, si
 
     @njit(inline="always", **_JIT)
-    def _hn(kh, kn, c, a, cr, ci):  # pragma: no cover - compiled
-        """Fading ``h = a * CN(0, 1) + (cr + j ci)`` and unit noise ``CN(0, 1)`` of symbol ``c``."""
-        gr, gi = _cn(kh, c)
-        nr, ni = _cn(kn, c)
+    def _hn(wh, wn, a, cr, ci):  # pragma: no cover - compiled
+        """Fading ``h = a * CN(0, 1) + (cr + j ci)`` and unit noise ``CN(0, 1)`` of one symbol (its
+        counter words in the fading and noise streams)."""
+        gr, gi = _cn(wh)
+        nr, ni = _cn(wn)
         return a * gr + cr, a * gi + ci, nr, ni
 
     # ---- segments: one row (one N0) of symbols [i0, i1); views keep indices provably in bounds
     @njit(**_JIT)
     def _seg_noise(out, s, key, i0, i1):  # pragma: no cover - compiled
         o = out[2 * i0:2 * i1]
-        c0 = np.uint64(i0)
+        wn = _word(key, np.uint64(i0))
         for j in range(i1 - i0):
-            nr, ni = _cn(key, c0 + np.uint64(j))
+            nr, ni = _cn(wn)
+            wn += _GAMMA
             o[2 * j] = s * nr
             o[2 * j + 1] = s * ni
 
@@ -235,10 +338,11 @@ if _HAVE_NUMBA:
     def _seg_awgn(x, y, s, key, i0, i1):  # pragma: no cover - compiled
         xs = x[2 * i0:2 * i1]
         ys = y[2 * i0:2 * i1]
-        c0 = np.uint64(i0)
+        wn = _word(key, np.uint64(i0))
         bad = _ZERO
         for j in range(i1 - i0):
-            nr, ni = _cn(key, c0 + np.uint64(j))
+            nr, ni = _cn(wn)
+            wn += _GAMMA
             xr = xs[2 * j]
             xi = xs[2 * j + 1]
             bad += xr * _ZERO + xi * _ZERO  # NaN iff some input is NaN/Inf
@@ -251,10 +355,13 @@ if _HAVE_NUMBA:
         xs = x[2 * i0:2 * i1]
         ys = y[2 * i0:2 * i1]
         hs = h[2 * i0:2 * i1]
-        c0 = np.uint64(i0)
+        wn = _word(kn, np.uint64(i0))
+        wh = _word(kh, np.uint64(i0))
         bad = _ZERO
         for j in range(i1 - i0):
-            hr, hi, nr, ni = _hn(kh, kn, c0 + np.uint64(j), a, cr, ci)
+            hr, hi, nr, ni = _hn(wh, wn, a, cr, ci)
+            wh += _GAMMA
+            wn += _GAMMA
             xr = xs[2 * j]
             xi = xs[2 * j + 1]
             bad += xr * _ZERO + xi * _ZERO
@@ -269,7 +376,8 @@ if _HAVE_NUMBA:
         xs = x[2 * i0:2 * i1]
         xo = xh[2 * i0:2 * i1]
         eo = ne[i0:i1]
-        c0 = np.uint64(i0)
+        wn = _word(kn, np.uint64(i0))
+        wh = _word(kh, np.uint64(i0))
         s = math.sqrt(no)  # n = sqrt(N0) * CN(0, 1)
         bad = _ZERO
         a2 = a * a
@@ -279,7 +387,9 @@ if _HAVE_NUMBA:
             # equalising (y, h) from :func:`_seg_flat`, up to float rounding, at half the trigonometry
             if mmse:  # x_hat = P g (a^2 |g|^2 x + s a |g| |n| e^{j phi}),  g = 1 / (P a^2 |g|^2 + N0)
                 for j in range(i1 - i0):
-                    eg, en, co, si = _quotient(kn, kh, c0 + np.uint64(j))
+                    eg, en, co, si = _quotient(wn, wh)
+                    wh += _GAMMA
+                    wn += _GAMMA
                     xr = xs[2 * j]
                     xi = xs[2 * j + 1]
                     bad += xr * _ZERO + xi * _ZERO
@@ -291,7 +401,9 @@ if _HAVE_NUMBA:
                     eo[j] = no * g
             else:  # ZF: x_hat = x + n / h = x + s sqrt(|n|^2 / (a^2 |g|^2)) e^{j phi}, variance N0 / |h|^2
                 for j in range(i1 - i0):
-                    eg, en, co, si = _quotient(kn, kh, c0 + np.uint64(j))
+                    eg, en, co, si = _quotient(wn, wh)
+                    wh += _GAMMA
+                    wn += _GAMMA
                     xr = xs[2 * j]
                     xi = xs[2 * j + 1]
                     bad += xr * _ZERO + xi * _ZERO
@@ -302,7 +414,9 @@ if _HAVE_NUMBA:
                     eo[j] = no * inv
         elif mmse:  # x_hat = P conj(h) y / (P |h|^2 + N0), error variance P N0 / (P |h|^2 + N0)
             for j in range(i1 - i0):
-                hr, hi, nr, ni = _hn(kh, kn, c0 + np.uint64(j), a, cr, ci)
+                hr, hi, nr, ni = _hn(wh, wn, a, cr, ci)
+                wh += _GAMMA
+                wn += _GAMMA
                 xr = xs[2 * j]
                 xi = xs[2 * j + 1]
                 bad += xr * _ZERO + xi * _ZERO
@@ -314,7 +428,9 @@ if _HAVE_NUMBA:
                 eo[j] = no * g
         else:  # ZF: x_hat = y / h = x + n / h, noise variance N0 / |h|^2
             for j in range(i1 - i0):
-                hr, hi, nr, ni = _hn(kh, kn, c0 + np.uint64(j), a, cr, ci)
+                hr, hi, nr, ni = _hn(wh, wn, a, cr, ci)
+                wh += _GAMMA
+                wn += _GAMMA
                 xr = xs[2 * j]
                 xi = xs[2 * j + 1]
                 bad += xr * _ZERO + xi * _ZERO
@@ -382,7 +498,7 @@ def _require():
 
 def _flat(t: torch.Tensor):
     """Interleaved float32 numpy view of a contiguous complex64 CPU tensor (no copy)."""
-    return torch.view_as_real(t).reshape(-1).numpy()
+    return t.detach().numpy().reshape(-1).view(np.float32)
 
 
 def _check_x(x: torch.Tensor) -> torch.Tensor:

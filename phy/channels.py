@@ -90,6 +90,12 @@ def complex_normal(shape, generator: torch.Generator, dtype=torch.complex64, dev
     return torch.view_as_complex(z)
 
 
+def _broadcasts_to(small: torch.Size, big: torch.Size) -> bool:
+    """Whether a tensor of shape ``small`` broadcasts to ``big`` without growing it (the check
+    ``torch.broadcast_shapes(big, small) == big``, without its ~50 us of Python)."""
+    return len(small) <= len(big) and all(a in (1, b) for a, b in zip(reversed(small), reversed(big)))
+
+
 class Channel(nn.Module):
     """Base class of every channel: validation, the random stream and the noise.
 
@@ -166,15 +172,11 @@ class Channel(nn.Module):
         check_complex(x, "x")
         if finite:
             check_finite(x, "x")
-        check_no(no, "no")
-        no_t = torch.as_tensor(no, dtype=_REAL[x.dtype], device=x.device)
-        if not torch.isfinite(no_t).all():
-            raise ValueError("no (noise power N0) must be finite; use a large finite value for 'no signal'")
-        try:
-            shape = torch.broadcast_shapes(x.shape, no_t.shape)
-        except RuntimeError:
-            shape = None
-        if shape != x.shape:
+        if isinstance(no, bool) or not isinstance(no, (numbers.Real, torch.Tensor)) or (
+                isinstance(no, torch.Tensor) and no.is_complex()):
+            check_no(no, "no")  # raises the TypeError
+        no_t = check_no(torch.as_tensor(no, dtype=_REAL[x.dtype], device=x.device), "no", finite=True)
+        if not _broadcasts_to(no_t.shape, x.shape):
             raise ValueError(
                 f"no (noise power) of shape {tuple(no_t.shape)} must broadcast to x of shape {tuple(x.shape)} "
                 "(use [..., 1] for one N0 per example)"

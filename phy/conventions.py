@@ -65,17 +65,30 @@ def check_snr(snr_db, name: str = "snr_db") -> TensorLike:
     return snr_db
 
 
-def check_no(no, name: str = "no") -> TensorLike:
-    """Validate a noise power N0: a real number/tensor, >= 0, finite or +inf-free, no NaN."""
+def check_no(no, name: str = "no", finite: bool = False) -> TensorLike:
+    """Validate a noise power N0: a real number/tensor, >= 0, no NaN (and finite with ``finite``).
+
+    One ``aminmax`` reduction for a tensor; the exact reason is looked up only on failure."""
     if isinstance(no, bool) or not isinstance(no, (numbers.Real, torch.Tensor)):
         raise TypeError(f"{name} (noise power N0) must be a real number or tensor, got {type(no).__name__}")
-    t = no if isinstance(no, torch.Tensor) else torch.tensor(float(no))
-    if t.is_complex():
-        raise TypeError(f"{name} (noise power N0) must be real, got dtype {t.dtype}")
-    if torch.isnan(t).any():
-        raise ValueError(f"{name} (noise power N0) must not be NaN, got {no}")
-    if (t < 0).any():
-        raise ValueError(f"{name} (noise power N0) must be >= 0, got min {t.min().item()}")
+    if isinstance(no, torch.Tensor):
+        if no.is_complex():
+            raise TypeError(f"{name} (noise power N0) must be real, got dtype {no.dtype}")
+        if not no.numel():
+            return no
+        lo, hi = (float(v) for v in torch.aminmax(no.detach()))  # NaN anywhere -> lo (or hi) NaN
+        if lo >= 0 and (hi < math.inf or not finite) and not math.isnan(hi):
+            return no
+        if torch.isnan(no).any():
+            raise ValueError(f"{name} (noise power N0) must not be NaN, got {no}")
+    else:
+        lo = hi = float(no)
+        if math.isnan(lo):
+            raise ValueError(f"{name} (noise power N0) must not be NaN, got {no}")
+    if lo < 0:
+        raise ValueError(f"{name} (noise power N0) must be >= 0, got min {lo}")
+    if finite and hi == math.inf:
+        raise ValueError(f"{name} (noise power N0) must be finite; use a large finite value for 'no signal'")
     return no
 
 

@@ -39,6 +39,35 @@ def test_samples_match_float64_reference(key):
     assert np.max(np.abs(got - want) / np.abs(want)) < 1e-6
 
 
+def _edge_words():
+    """64-bit words at every branch of the 32-bit range reduction: a zero high word (u < 2**-32),
+    every leading-zero count of the high word, u next to 1 (tiny -ln u), the fold at 1/sqrt(2)."""
+    lows = [0, 0x00ABCDEF, 0x7F000000, 0xFF000000, 0xFFFFFFFF]
+    his = [0, 1, 2, 3, 0xB504F333, 0xB504F334, 0xB504F335, 0xFFFFFFFE, 0xFFFFFFFF]
+    his += [(1 << k) + d for k in range(32) for d in (-1, 0, 1) if 0 <= (1 << k) + d < 1 << 32]
+    rng = np.random.default_rng(7)
+    words = [(h << 32) | lo for h in his for lo in lows] + [int(w) for w in rng.integers(0, 2**63, 2000)]
+    return np.array(sorted(set(words)), dtype=np.uint64)
+
+
+def test_exponential_draw_at_range_reduction_edges():
+    from numba import njit
+
+    @njit
+    def draw(words, e, t):
+        for i in range(words.size):
+            e[i], t[i] = ck._exp1(words[i])
+
+    words = _edge_words()
+    e, t = np.empty(words.size, np.float32), np.empty(words.size, np.uint32)
+    draw(words, e, t)
+    for w, got, low in zip(words.tolist(), e.tolist(), t.tolist()):
+        num = 2 * (w >> 24) + 1                                   # u = num / 2**41, exact integers
+        want = -math.log1p((num - 2**41) / 2**41) if num > 2**40 else -math.log(num / 2**41)
+        assert got == pytest.approx(want, rel=3e-7, abs=0), hex(w)  # relative: also for -ln u ~ 1e-12
+        assert low == w & 0xFFFFFF
+
+
 def test_gaussian_statistics():
     n = 1 << 21
     z = ck.complex_normal((n,), 987654321).to(torch.complex128)

@@ -2,6 +2,8 @@
 uncoded 16-QAM BER against closed forms, reproducibility and input checks."""
 import math
 
+import numpy as np
+
 import pytest
 import torch
 from scipy import integrate, special
@@ -397,3 +399,17 @@ def test_rician_rejects_bad_los_phase(bad):
     # a NaN phase used to give NaN channel coefficients and NaN received symbols silently
     with pytest.raises(ValueError, match="los_phase"):
         Rician(k_factor=2.0, los_phase=bad, seed=0)
+
+
+def test_broadcast_check_agrees_with_torch():
+    from phy.channels import _broadcasts_to
+
+    rng = np.random.default_rng(3)
+    for _ in range(400):
+        big = tuple(int(v) for v in rng.integers(1, 4, rng.integers(0, 4)))
+        small = tuple(int(v) for v in rng.integers(1, 4, rng.integers(0, 5)))
+        try:
+            want = torch.broadcast_shapes(big, small) == torch.Size(big)
+        except RuntimeError:
+            want = False
+        assert _broadcasts_to(torch.Size(small), torch.Size(big)) == want, (small, big)

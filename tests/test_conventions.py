@@ -133,6 +133,18 @@ def test_checks_name_the_argument():
         check_no("0.1")
     with pytest.raises(TypeError, match=r"no \(noise power N0\) must be real"):
         check_no(torch.tensor([0.1j]))
+    # finite=True also rejects +inf; NaN is reported as NaN wherever it sits (aminmax fast path)
+    assert check_no(math.inf) == math.inf and check_no(torch.tensor([0.0, math.inf])) is not None
+    for bad in (math.inf, torch.tensor([[0.1], [math.inf]])):
+        with pytest.raises(ValueError, match=r"no \(noise power N0\) must be finite"):
+            check_no(bad, finite=True)
+    for bad in (torch.tensor([math.inf, float("nan")]), torch.tensor([float("nan"), -1.0]),
+                torch.tensor([[0.2, float("nan")]])):
+        with pytest.raises(ValueError, match="must not be NaN"):
+            check_no(bad, finite=True)
+    with pytest.raises(ValueError, match=r"must be >= 0, got min -2.0"):
+        check_no(torch.tensor([3.0, -2.0, math.inf]), finite=True)
+    assert check_no(torch.empty(0), finite=True).numel() == 0
     with pytest.raises(TypeError, match="x must be complex"):
         check_complex(torch.randn(3))
     with pytest.raises(TypeError, match="y must be a torch.Tensor of complex dtype, got list"):
