@@ -133,26 +133,6 @@ if _HAVE_NUMBA:
     _FM = {"nsz", "arcp", "contract", "afn", "reassoc"}
     _JIT = dict(fastmath=_FM, error_model="numpy", cache=True)
 
-    @intrinsic
-    def _u32_as_f32(typingctx, v):
-        if not (isinstance(v, _types.Integer) and v.bitwidth == 32):
-            return None
-
-        def codegen(context, builder, sig, args):
-            return builder.bitcast(args[0], _ir.FloatType())
-
-        return _types.float32(v), codegen
-
-    @intrinsic
-    def _f32_as_u32(typingctx, v):
-        if v != _types.float32:
-            return None
-
-        def codegen(context, builder, sig, args):
-            return builder.bitcast(args[0], _ir.IntType(32))
-
-        return _types.uint32(v), codegen
-
     _GAMMA = np.uint64(0x9E3779B97F4A7C15)
     _M1 = np.uint64(0xBF58476D1CE4E5B9)
     _M2 = np.uint64(0x94D049BB133111EB)

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from . import channel_kernels as _ck
-from .conventions import check_complex, check_finite, check_no
+from .conventions import check_complex, check_finite, check_no, check_no_type
 
 __all__ = [
     "ChannelOutput",
@@ -172,9 +172,7 @@ class Channel(nn.Module):
         check_complex(x, "x")
         if finite:
             check_finite(x, "x")
-        if isinstance(no, bool) or not isinstance(no, (numbers.Real, torch.Tensor)) or (
-                isinstance(no, torch.Tensor) and no.is_complex()):
-            check_no(no, "no")  # raises the TypeError
+        check_no_type(no, "no")
         no_t = check_no(torch.as_tensor(no, dtype=_REAL[x.dtype], device=x.device), "no", finite=True)
         if not _broadcasts_to(no_t.shape, x.shape):
             raise ValueError(

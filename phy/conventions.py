@@ -34,6 +34,7 @@ __all__ = [
     "bandwidth_compression_ratio",
     "check_snr",
     "check_no",
+    "check_no_type",
     "check_complex",
     "check_real",
     "check_finite",
@@ -65,15 +66,21 @@ def check_snr(snr_db, name: str = "snr_db") -> TensorLike:
     return snr_db
 
 
+def check_no_type(no, name: str = "no") -> TensorLike:
+    """The type half of :func:`check_no`: a real number or a real tensor (no value checks)."""
+    if isinstance(no, bool) or not isinstance(no, (numbers.Real, torch.Tensor)):
+        raise TypeError(f"{name} (noise power N0) must be a real number or tensor, got {type(no).__name__}")
+    if isinstance(no, torch.Tensor) and no.is_complex():
+        raise TypeError(f"{name} (noise power N0) must be real, got dtype {no.dtype}")
+    return no
+
+
 def check_no(no, name: str = "no", finite: bool = False) -> TensorLike:
     """Validate a noise power N0: a real number/tensor, >= 0, no NaN (and finite with ``finite``).
 
     One ``aminmax`` reduction for a tensor; the exact reason is looked up only on failure."""
-    if isinstance(no, bool) or not isinstance(no, (numbers.Real, torch.Tensor)):
-        raise TypeError(f"{name} (noise power N0) must be a real number or tensor, got {type(no).__name__}")
+    check_no_type(no, name)
     if isinstance(no, torch.Tensor):
-        if no.is_complex():
-            raise TypeError(f"{name} (noise power N0) must be real, got dtype {no.dtype}")
         if not no.numel():
             return no
         lo, hi = (float(v) for v in torch.aminmax(no.detach()))  # NaN anywhere -> lo (or hi) NaN

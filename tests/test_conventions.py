@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from phy.conventions import (bandwidth_compression_ratio, check_complex, check_finite, check_no,
+from phy.conventions import (bandwidth_compression_ratio, check_complex, check_finite, check_no, check_no_type,
                              check_real, check_snr, db_to_lin, ebno_db_to_esno_db, esno_db_to_ebno_db,
                              lin_to_db, no_to_snr_db, normalize_power, normalize_power_batchwide,
                              snr_db_to_no)
@@ -145,6 +145,9 @@ def test_checks_name_the_argument():
     with pytest.raises(ValueError, match=r"must be >= 0, got min -2.0"):
         check_no(torch.tensor([3.0, -2.0, math.inf]), finite=True)
     assert check_no(torch.empty(0), finite=True).numel() == 0
+    with pytest.raises(TypeError, match=r"N0\) must be a real number or tensor, got str"):
+        check_no_type("0.1")
+    assert check_no_type(-1.0) == -1.0  # types only: the value is check_no's job
     with pytest.raises(TypeError, match="x must be complex"):
         check_complex(torch.randn(3))
     with pytest.raises(TypeError, match="y must be a torch.Tensor of complex dtype, got list"):
