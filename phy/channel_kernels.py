@@ -115,8 +115,6 @@ def noise_rows(no: torch.Tensor, shape: torch.Size) -> Optional[Tuple[torch.Tens
     total = math.prod(shape)
     if no.numel() == 1:
         return no.reshape(1).to(torch.float32), max(total, 1)
-    if no.shape == (*shape[:-1], 1) and n:  # the links' layout: one value per example, as it is
-        return no.reshape(-1).to(torch.float32).contiguous(), n
     lead = (1,) * (len(shape) - no.dim()) + tuple(no.shape)
     if lead[-1] != 1 or n == 0:
         return None
