@@ -12,7 +12,9 @@ worker process, e.g. with ``functools.lru_cache``, since every point reseeds the
 Results are written by the driver, one row per finished point, through the experiment's
 :class:`phy.montecarlo.ResumableCSV` (write + flush + fsync per row). Finished keys are skipped
 before submission, so an interrupted run resumed with either executor gives the same CSV rows
-as an uninterrupted local run.
+as an uninterrupted local run. When all points are done the driver puts the rows in task order
+(:meth:`~phy.montecarlo.ResumableCSV.reorder`, one atomic rewrite), so the final file is the
+sequential run's, line for line.
 
 * :func:`make_executor` (``"local"`` or ``"ray"``; ``num_cpus`` for a local Ray instance,
   ``address`` for an existing cluster, e.g. ``"auto"`` or ``"ray://head:10001"``).
@@ -342,28 +344,38 @@ def run_points(executor: Executor, tasks: Iterable[Task], table=None,
     Returns
     -------
     dict key -> result for the tasks that ran (finished keys are not included).
+
+    Rows are appended as tasks finish (in any order); at the end the table is reordered to the
+    task order (rows of a list result in their list order).
     """
     from phy.montecarlo import format_value
 
     done = set()
     if table is not None:
         done = table.finished_keys()
+    order: List[Tuple[str, ...]] = []  # task keys in submission order
 
     def todo():
         for key, fn, args in tasks:
             k = tuple(format_value(v) for v in (key if isinstance(key, tuple) else (key,)))
+            order.append(k)
             if k not in done:
                 yield key, fn, args
 
     out: Dict[Hashable, Any] = {}
+    row_keys: Dict[Tuple[str, ...], List[Tuple[str, ...]]] = {}
     for key, result in executor.map(todo()):
         if table is not None:
             rows = result if isinstance(result, list) else [result]
             for r in rows:
                 table.append(r)
+            k = tuple(format_value(v) for v in (key if isinstance(key, tuple) else (key,)))
+            row_keys[k] = [table.key_of(r) for r in rows]
         out[key] = result
         if callback is not None:
             callback(key, result)
+    if table is not None:  # the file in task order, as a sequential run writes it
+        table.reorder(rk for k in order for rk in row_keys.get(k, [k]))
     return out
 
 
@@ -452,7 +464,9 @@ def run_ber_sweeps(executor: Executor, sweeps: Sequence[Tuple[Mapping[str, Any],
 
     Rows of one sweep are appended in ``snr_dbs`` order (a finished point waits for the points
     before it), so an interrupted CSV always holds a prefix of every sweep, exactly as the
-    sequential engine leaves it, and resuming with either executor gives the same rows.
+    sequential engine leaves it, and resuming with either executor gives the same rows. Sweeps
+    interleave while running; at the end the file is put in sweep order, so it equals the
+    sequential engine's line for line.
     """
     from phy.montecarlo import STATUS_NO_ERRORS, PointResult, format_value
 
@@ -544,6 +558,8 @@ def run_ber_sweeps(executor: Executor, sweeps: Sequence[Tuple[Mapping[str, Any],
                for i in range(n_sweeps) for j in range(len(snr_lists[i])) if rows[i][j] is None]
     if missing:  # pragma: no cover - would be a bug in the bookkeeping above
         raise RuntimeError(f"points without a result: {missing}")
+    # sweep by sweep, as the sequential engine writes them (rows were appended as points finished)
+    table.reorder(table.key_of(r) for rs in rows for r in rs)
     return [PointResult.from_row({k: format_value(v) for k, v in r.items()}) for rs in rows for r in rs]
 
 

@@ -535,6 +535,19 @@ class ResumableCSV:
         return len(self._rows)
 
     # -- writing -------------------------------------------------------------------------
+    def _rewrite(self, rows: List[Dict[str, str]]) -> None:
+        """Replace the file by ``rows`` atomically (temporary file, fsync, rename)."""
+        tmp = f"{self.path}.tmp.{os.getpid()}"
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            fh.write(self._line(self.columns))
+            for r in rows:
+                fh.write(self._line(r[c] for c in self.columns))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+        self._rows = rows
+
     def discard(self, key: Sequence[Any]) -> bool:
         """Remove the row with ``key`` (atomic rewrite: temp file, fsync, rename); ``False`` if absent.
 
@@ -544,16 +557,25 @@ class ResumableCSV:
         keep = [r for r in self._rows if self.key_of(r) != k]
         if len(keep) == len(self._rows):
             return False
-        tmp = f"{self.path}.tmp.{os.getpid()}"
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            fh.write(self._line(self.columns))
-            for r in keep:
-                fh.write(self._line(r[c] for c in self.columns))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-        _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
-        self._rows = keep
+        self._rewrite(keep)
+        return True
+
+    def reorder(self, keys: Iterable[Sequence[Any]]) -> bool:
+        """Put the rows in the order of ``keys`` (key tuples; values are formatted with
+        :func:`format_value`); rows whose key is not listed follow, in file order. Rows are kept byte
+        for byte; the rewrite is atomic and happens only when the order changes. Returns whether the
+        file was rewritten.
+
+        A parallel run appends rows as points finish (each row durable at once) and calls this at the
+        end, so its file equals the one a sequential run writes in ``keys`` order."""
+        rank: Dict[Tuple[str, ...], int] = {}
+        for key in keys:
+            rank.setdefault(tuple(format_value(v) for v in key), len(rank))
+        last = len(rank)
+        ordered = sorted(self._rows, key=lambda r: rank.get(self.key_of(r), last))  # stable: unlisted keep order
+        if all(a is b for a, b in zip(ordered, self._rows)):
+            return False
+        self._rewrite(ordered)
         return True
 
     def append(self, row: Mapping[str, Any]) -> None:

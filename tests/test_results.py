@@ -68,6 +68,24 @@ def test_torn_last_row_is_cut_and_every_append_is_fsynced(tmp_path, monkeypatch)
     assert p.read_text() == "k,v\n1,10\n2,20\n3,30\n"
 
 
+def test_reorder_puts_rows_in_key_order_atomically_and_keeps_bytes(tmp_path, monkeypatch):
+    p = tmp_path / "t.csv"
+    t = R.open_table(p, ["m", "snr"], ["v"])
+    for m, snr, v in [("b", 0.5, "x,y"), ("a", 1.0, 2), ("z", 9, 0), ("a", 0.5, 1)]:  # completion order
+        t.append({"m": m, "snr": snr, "v": v})
+    lines = p.read_text().splitlines(keepends=True)
+    replaced = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (replaced.append(b), real(a, b)))
+    # task order; ("c", 0) has no row, ("z", 9) is not listed so it follows in file order
+    assert t.reorder([("a", 0.5), ("a", 1.0), ("c", 0), ("b", "0.5")]) is True
+    assert p.read_text() == lines[0] + lines[4] + lines[2] + lines[1] + lines[3]
+    assert replaced == [os.fspath(p)] and sorted(os.listdir(tmp_path)) == ["t.csv"]
+    assert [r["m"] for r in t.rows()] == ["a", "a", "b", "z"]
+    assert [r["m"] for r in R.open_table(p, ["m", "snr"], ["v"]).rows()] == ["a", "a", "b", "z"]
+    assert t.reorder([("a", 0.5), ("a", 1.0), ("b", 0.5)]) is False and len(replaced) == 1  # no-op: no rewrite
+
+
 def test_header_is_written_atomically(tmp_path, monkeypatch):
     replaced = []
     real = os.replace
