@@ -78,10 +78,9 @@ def _mallopt():
     """glibc's ``mallopt``, or ``None`` (another C library: the regime cannot be set)."""
     try:
         libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version  # noqa: B018 - raises AttributeError outside glibc
-        return libc.mallopt
-    except (OSError, AttributeError):
+    except OSError:
         return None
+    return libc.mallopt if hasattr(libc, "gnu_get_libc_version") else None
 
 
 def set_malloc_regime(regime: str) -> bool:
@@ -179,6 +178,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    asked = {r.strip() for r in args.regimes.split(",") if r.strip()}
+    if not asked or asked - set(REGIMES):
+        ap.error(f"--regimes must be a comma-separated subset of {list(REGIMES)}, got {args.regimes!r}")
     batch = max(1, args.symbols // args.n)
     res = {"benchmark": "bench_channel", "symbols": batch * args.n, "batch": batch, "n": args.n,
            "repeats": args.repeats, "threads": torch.get_num_threads(),
@@ -190,13 +192,7 @@ def main(argv=None):
             print(f"{dev}: not available, skipped")
             continue
         device = torch.device(dev)
-        regimes = [None]
-        if device.type == "cpu" and _mallopt() is not None:
-            asked = {r.strip() for r in args.regimes.split(",") if r.strip()}
-            unknown = asked - set(REGIMES)
-            if unknown:
-                raise SystemExit(f"--regimes: unknown {sorted(unknown)}, expected a subset of {list(REGIMES)}")
-            regimes = [r for r in REGIMES if r in asked]
+        regimes = [r for r in REGIMES if r in asked] if device.type == "cpu" and _mallopt() is not None else [None]
         res["devices"][dev] = {}
         for regime in regimes:
             rows = run_device(device, batch, args.n, args.repeats, regime)

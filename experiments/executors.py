@@ -355,11 +355,13 @@ def run_points(executor: Executor, tasks: Iterable[Task], table=None,
         done = table.finished_keys()
     order: List[Tuple[str, ...]] = []  # task keys in submission order
 
+    def row_key(key) -> Tuple[str, ...]:
+        return tuple(format_value(v) for v in (key if isinstance(key, tuple) else (key,)))
+
     def todo():
         for key, fn, args in tasks:
-            k = tuple(format_value(v) for v in (key if isinstance(key, tuple) else (key,)))
-            order.append(k)
-            if k not in done:
+            order.append(row_key(key))
+            if order[-1] not in done:
                 yield key, fn, args
 
     out: Dict[Hashable, Any] = {}
@@ -369,8 +371,7 @@ def run_points(executor: Executor, tasks: Iterable[Task], table=None,
             rows = result if isinstance(result, list) else [result]
             for r in rows:
                 table.append(r)
-            k = tuple(format_value(v) for v in (key if isinstance(key, tuple) else (key,)))
-            row_keys[k] = [table.key_of(r) for r in rows]
+            row_keys[row_key(key)] = [table.key_of(r) for r in rows]
         out[key] = result
         if callback is not None:
             callback(key, result)
