@@ -1,20 +1,48 @@
-"""``semcom compare``: analog semantic transmission vs digital separation at matched channel uses.
+"""``semcom compare``: analog semantic transmission vs digital separation at matched channel uses,
+each drawn beside the Gaussian OPTA.
 
 Every scheme sends the same real feature vectors ``f [N, d]`` of a source (default: the embedded
 ``pydoc-minilm`` sentences, ``d = 384``) over **one shared channel object** per channel kind, and
 reports the complex channel uses it spent per example. SNR is Es/N0 per complex channel use.
 
+Held-out evaluation: the items are split once (``--train-fraction``, default 0.8, seeded by
+``--seed``). Everything a scheme fits -- KLT, bit allocation, quantiser ranges and codebooks, the
+receiver's fallback mean -- is fitted on the training split; the held-out items are sent and
+scored, and retrieved among *all* N items. Each point averages ``--realizations`` independent
+channel realisations (default 4), and every metric has a 95% interval column (``<metric>_ci_lo``,
+``<metric>_ci_hi``; see :func:`aggregate_metrics`).
+
 Schemes (``--schemes``, comma list)
 -----------------------------------
+``opta``
+    The **Gaussian OPTA** (:class:`OptaScheme`): reverse water-filling over the training
+    covariance's eigenvalues at ``R = U C`` bits (AWGN capacity; ergodic capacity for i.i.d.
+    fading; the expectation over the fade for block fading), reconstructions sampled from the
+    optimal forward test channel per KLT component. A reference, not a bound, for non-Gaussian
+    features. Every row also carries the analytic ``opta_nmse`` and ``gap_db = 10 log10(nmse /
+    opta_nmse)``.
+``analog-klt``
+    The optimal *linear* analog scheme (:class:`AnalogKLTScheme`): KLT, the strongest ``2U``
+    components, MSE-optimal power allocation, LMMSE receiver.
+``transform-ideal``, ``transform-ldpc5g-amc``
+    Transform coding (:class:`phy.transform.TransformCoder`: KLT + integer bit allocation by
+    marginal returns on the reverse water-filling slope + per-component Lloyd-Max quantisers),
+    delivered by the ideal code (``transform-ideal``) or by CRC + 5G LDPC + QAM with adaptive
+    modulation and coding (``transform-ldpc5g-amc``: the MCS of 3GPP TS 38.214 Table 5.1.3.1-2
+    that minimises the expected distortion given simulated BLERs, or ``--amc-policy bler-target``;
+    failed codewords are erased and replaced by the training mean). ``mcs``, ``mcs_bler_est``,
+    ``codeword_span`` and the realised ``codeword_error_rate`` are reported.
 ``analog`` (``analog-zf``, ``analog-mmse``)
     :class:`phy.links.AnalogLink`: pairs of reals -> one complex symbol, per-example power
     normalisation, ZF or MMSE equalisation. ``ceil(d/2)`` uses. ``analog`` takes ``--equalizer``.
 ``quant-<code>-<mod>`` with ``<code>`` in ``none, hamming74, ldpc5g`` and ``<mod>`` in ``qpsk, 16qam, ...``
-    Separation: :class:`phy.quantization.UniformQuantizer` (``b`` bits per element, natural binary,
-    range fitted on the source as the percentile range with the smallest quantisation MSE; the range
-    is side information) -> :class:`phy.links.DigitalLink` (code + Gray QAM + channel + ZF + APP
-    demapping + decoder; LDPC5G at nominal rate ``--ldpc-rate``, decoded by the layered min-sum decoder
-    by default, ``--ldpc-decoder bp`` for Sionna's flooding BP) -> dequantise.
+    Naive separation, kept to show what it costs: :class:`phy.quantization.UniformQuantizer`
+    (``b`` bits per element, natural binary, one range for all coordinates fitted on the training
+    split as the percentile range with the smallest quantisation MSE; the range is side
+    information) -> :class:`phy.links.DigitalLink` (code + Gray QAM + channel + ZF + APP
+    demapping + decoder; LDPC5G at nominal rate ``--ldpc-rate``, decoded by the layered min-sum
+    decoder by default, ``--ldpc-decoder bp`` for Sionna's flooding BP) -> dequantise; the
+    coordinates that do not fit are dropped in coordinate order.
 ``quant-ideal``
     The same quantiser with an ideal capacity-achieving code (:class:`phy.links.IdealCodeLink`,
     ``capacity="instantaneous"``): a payload of ``B`` bits in ``U`` uses is received error-free iff
@@ -43,7 +71,7 @@ Every scheme is fitted into ``U``; the actual uses are reported (``channel_uses`
   (``chars_sent``); the per-example uses vary with the sentence length, ``channel_uses`` reports
   the largest, ``channel_uses_mean`` the mean.
 * A feature that was not sent (truncation) or an example in outage is replaced by the receiver's
-  fallback estimate, the **source mean** (known statistics); retrieval with the fallback picks the
+  fallback estimate, the **training-split mean** (known statistics); retrieval with the fallback picks the
   item nearest to the mean, i.e. it succeeds about as often as chance (``chance = 1/N``).
 * The ideal code bounds *this* source code (scalar quantiser + truncation), not the
   rate-distortion limit: at very low SNR it delivers a few error-free features, which can retrieve
@@ -61,7 +89,9 @@ of a digital scheme (for ``quant-ideal``: the bits of examples in outage are fai
 :class:`phy.links.IdealCodeLink` fills them, although their features are replaced by the fallback);
 ``outage_rate`` (ideal); for text schemes ``semantic_similarity`` (MiniLM
 cosine of the received to the original sentence, equal to ``cosine``) and ``bleu`` (sacrebleu
-corpus BLEU-4, 0-100). Empty cells mean "does not apply".
+corpus BLEU-4, 0-100). Empty cells mean "does not apply". ``status`` is ``ok``, ``nothing delivered``
+(every example lost or no bit fits) or ``skipped: <why>`` (e.g. a training split smaller than the
+dimension: no covariance, so no KLT scheme; no metric is written then).
 
 Outputs (``--out``): ``compare.csv`` (resumable, keyed by ``scheme, channel, snr_db``; each point
 reseeds the shared channel from ``(seed, scheme, channel, snr_db)``, so the same seed gives the
@@ -70,11 +100,12 @@ same CSV, resumed or not), ``retrieval_<channel>.png``, ``cosine_<channel>.png``
 
 Example
 -------
-``semcom compare --source pydoc-minilm --channel awgn,rayleigh --equalizer mmse --snr-db=-20:15:5 --out runs/cmp``
+``semcom compare --source pydoc-minilm --channel awgn,rayleigh --snr-db=-20:15:5 --realizations 4 --out runs/cmp``
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import numbers
 import os
@@ -88,29 +119,62 @@ import torch
 from experiments.ber import parse_device, positive_int_arg, snr_list_arg
 
 __all__ = [
-    "KEY_COLUMNS", "VALUE_COLUMNS", "COLUMNS", "SNR_AXIS_LABEL", "DEFAULT_SCHEMES",
+    "KEY_COLUMNS", "VALUE_COLUMNS", "COLUMNS", "SNR_AXIS_LABEL", "DEFAULT_SCHEMES", "METRIC_INTERVALS",
     "Plan", "Received", "Scheme", "AnalogScheme", "QuantizedDigitalScheme", "IdealQuantizedScheme",
-    "TextScheme", "make_scheme", "fit_quantizer", "feature_metrics", "CompareConfig", "run_comparison",
+    "TextScheme", "OptaScheme", "AnalogKLTScheme", "TransformIdealScheme", "TransformAMCScheme", "make_scheme",
+    "fit_quantizer", "feature_metrics", "example_metrics", "split_indices", "CompareConfig", "run_comparison",
     "plot_comparison", "add_arguments", "main",
 ]
 
 SNR_AXIS_LABEL = "Es/N0 per complex channel use [dB]"
 KEY_COLUMNS = ["scheme", "channel", "snr_db"]
+#: metric -> (low, high) columns of its 95% interval
+METRIC_INTERVALS = {m: (f"{m}_ci_lo", f"{m}_ci_hi") for m in
+                    ("nmse", "cosine", "retrieval_top1", "bleu", "ber", "outage_rate", "codeword_error_rate")}
 VALUE_COLUMNS = [
-    "equalizer", "matched", "budget", "channel_uses", "channel_uses_mean", "fits", "bits_per_element",
+    "status", "equalizer", "matched", "budget", "channel_uses", "channel_uses_mean", "fits", "bits_per_element",
     "dims_sent", "truncated_dims", "chars_sent", "modulation", "code", "coderate", "info_bits", "quant_lo",
-    "quant_hi", "n_examples", "n_items", "chance", "nmse", "cosine", "retrieval_top1", "semantic_similarity",
-    "bleu", "ber", "outage_rate", "seed", "note",
-]
+    "quant_hi", "mcs", "mcs_bler_est", "codeword_span", "n_train", "n_examples", "n_items", "realizations",
+    "chance", "nmse", "opta_nmse", "gap_db", "cosine", "retrieval_top1", "semantic_similarity", "bleu", "ber",
+    "outage_rate", "codeword_error_rate",
+] + [c for pair in METRIC_INTERVALS.values() for c in pair] + ["seed", "note"]
 COLUMNS = KEY_COLUMNS + VALUE_COLUMNS
-DEFAULT_SCHEMES = ("analog", "quant-hamming74-qpsk", "quant-hamming74-16qam", "quant-ldpc5g-qpsk",
-                   "quant-ldpc5g-16qam", "quant-ideal", "ascii-hamming74-16qam")
+DEFAULT_SCHEMES = ("opta", "analog", "analog-klt", "transform-ideal", "transform-ldpc5g-amc", "quant-ideal",
+                   "quant-ldpc5g-16qam", "ascii-hamming74-16qam")
 _PERCENTILES = (90.0, 95.0, 98.0, 99.0, 99.5, 99.9, 100.0)
 
 
 # --------------------------------------------------------------------------------------------
 # Metrics (pure functions)
 # --------------------------------------------------------------------------------------------
+def example_metrics(f: torch.Tensor, f_hat: torch.Tensor, bank: torch.Tensor,
+                    index: Optional[torch.Tensor] = None, chunk: int = 2048) -> Dict[str, torch.Tensor]:
+    """Per-example statistics of received features (float64, ``[M]`` each).
+
+    ``err`` (``||f - f_hat||^2``), ``energy`` (``||f||^2``), ``cosine`` (of ``f_hat`` to ``f``) and
+    ``hit`` (1 when the highest-cosine entry of ``bank`` is the example's own row ``index[i]``; ties
+    go to the lowest index, so a constant estimate is right for exactly one item). Every reduction
+    is along rows, so the values do not depend on the thread count.
+    """
+    if f.shape != f_hat.shape or f.dim() != 2 or bank.dim() != 2 or bank.shape[1] != f.shape[1]:
+        raise ValueError(f"need f, f_hat [M, d] and bank [N, d]; got {tuple(f.shape)}, {tuple(f_hat.shape)}, "
+                         f"{tuple(bank.shape)}")
+    f, f_hat, bank = f.double(), f_hat.double().to(f.device), bank.double().to(f.device)
+    m = f.shape[0]
+    if index is None:
+        index = torch.arange(m)
+    err = (f - f_hat).square().sum(1)
+    energy = f.square().sum(1)
+    cos = torch.nn.functional.cosine_similarity(f_hat, f, dim=1, eps=1e-12)
+    bn = torch.nn.functional.normalize(bank, dim=1, eps=1e-12)
+    hn = torch.nn.functional.normalize(f_hat, dim=1, eps=1e-12)
+    hit = torch.zeros(m, dtype=torch.float64)
+    for s in range(0, m, chunk):
+        sims = hn[s:s + chunk] @ bn.T
+        hit[s:s + chunk] = (sims.argmax(dim=1) == index[s:s + chunk].to(sims.device)).double().cpu()
+    return {"err": err.cpu(), "energy": energy.cpu(), "cosine": cos.cpu(), "hit": hit}
+
+
 def feature_metrics(f: torch.Tensor, f_hat: torch.Tensor, bank: torch.Tensor,
                     index: Optional[torch.Tensor] = None, chunk: int = 2048) -> Dict[str, float]:
     """NMSE, mean cosine and top-1 retrieval of received features.
@@ -127,8 +191,8 @@ def feature_metrics(f: torch.Tensor, f_hat: torch.Tensor, bank: torch.Tensor,
     Returns
     -------
     dict with ``nmse`` (``sum ||f - f_hat||^2 / sum ||f||^2``), ``cosine`` (mean) and
-    ``retrieval_top1`` (fraction of rows whose highest-cosine bank entry is their own; ties go
-    to the lowest index, so a constant estimate is right for exactly one item).
+    ``retrieval_top1`` (fraction of rows whose highest-cosine bank entry is their own; see
+    :func:`example_metrics`). Sums are exact (``math.fsum``), so independent of the thread count.
 
     Example
     -------
@@ -136,37 +200,49 @@ def feature_metrics(f: torch.Tensor, f_hat: torch.Tensor, bank: torch.Tensor,
     >>> feature_metrics(f, f, f)["retrieval_top1"]
     1.0
     """
-    if f.shape != f_hat.shape or f.dim() != 2 or bank.dim() != 2 or bank.shape[1] != f.shape[1]:
-        raise ValueError(f"need f, f_hat [M, d] and bank [N, d]; got {tuple(f.shape)}, {tuple(f_hat.shape)}, "
-                         f"{tuple(bank.shape)}")
-    f, f_hat, bank = f.double(), f_hat.double(), bank.double()
-    m = f.shape[0]
-    if index is None:
-        index = torch.arange(m)
-    err = (f - f_hat).square().sum()
-    nmse = float(err / f.square().sum().clamp_min(1e-300))
-    cos = torch.nn.functional.cosine_similarity(f_hat, f, dim=1, eps=1e-12)
-    bn = torch.nn.functional.normalize(bank, dim=1, eps=1e-12)
-    hn = torch.nn.functional.normalize(f_hat, dim=1, eps=1e-12)
-    hits = 0
-    for s in range(0, m, chunk):
-        sims = hn[s:s + chunk] @ bn.T
-        hits += int((sims.argmax(dim=1) == index[s:s + chunk].to(sims.device)).sum())
-    return {"nmse": nmse, "cosine": float(cos.mean()), "retrieval_top1": hits / m}
+    e = example_metrics(f, f_hat, bank, index, chunk)
+    m = e["err"].numel()
+    return {"nmse": math.fsum(e["err"].tolist()) / max(math.fsum(e["energy"].tolist()), 1e-300),
+            "cosine": math.fsum(e["cosine"].tolist()) / m, "retrieval_top1": math.fsum(e["hit"].tolist()) / m}
+
+
+def split_indices(n_items: int, train_fraction: float, seed: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Seeded train / held-out split of ``range(n_items)``: ``floor(train_fraction n)`` training
+    items (at least 2) and the rest (at least 1) held out, each sorted.
+
+    >>> tr, te = split_indices(10, 0.8, 0)
+    >>> len(tr), len(te), sorted(tr.tolist() + te.tolist()) == list(range(10))
+    (8, 2, True)
+    """
+    if isinstance(n_items, bool) or not isinstance(n_items, numbers.Integral) or n_items < 3:
+        raise ValueError(f"a train/test split needs at least 3 items, got {n_items!r}")
+    if isinstance(train_fraction, bool) or not isinstance(train_fraction, numbers.Real) \
+            or not 0 < train_fraction < 1:
+        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction!r}")
+    n_train = min(max(2, int(math.floor(train_fraction * n_items))), n_items - 1)
+    g = torch.Generator().manual_seed(int(seed) & 0x7FFFFFFFFFFFFFFF)
+    perm = torch.randperm(int(n_items), generator=g)
+    return perm[:n_train].sort().values, perm[n_train:].sort().values
 
 
 def fit_quantizer(x: torch.Tensor, bits: int):
     """A :class:`phy.quantization.UniformQuantizer` with ``bits`` bits whose range is the
-    percentile range (of ``90, 95, 98, 99, 99.5, 99.9, 100``) giving the smallest MSE on ``x``."""
+    percentile range (of ``90, 95, 98, 99, 99.5, 99.9, 100``) giving the smallest MSE on ``x``
+    (the training split). The MSE is computed in float64, so features with large finite values
+    still get a quantiser; ``ValueError`` if none has a finite MSE."""
     from phy.quantization import UniformQuantizer
 
     best, best_mse = None, math.inf
+    xd = x.double()
     for p in _PERCENTILES:
         q = UniformQuantizer(bits, fit_mode="percentile" if p < 100 else "minmax",
                              percentile=p if p < 100 else 99.9).fit(x)
-        mse = float((q(x) - x).square().mean())
+        mse = float((q(x).double() - xd).square().mean())
         if mse < best_mse:
             best, best_mse = q, mse
+    if best is None:
+        raise ValueError(f"no {bits}-bit quantiser range gives a finite MSE on these features "
+                         f"(largest magnitude {float(x.abs().max()):.3g}); rescale the features")
     return best
 
 
@@ -187,6 +263,7 @@ class Plan:
     channel_uses_mean: Optional[float] = None
     note: str = ""
     extra: Dict[str, Any] = field(default_factory=dict)
+    status: str = "ok"        # "ok", "nothing delivered", or "skipped: <why>" (metrics then empty)
 
 
 @dataclass
@@ -198,17 +275,31 @@ class Received:
     texts: Optional[List[str]] = None
     ber: Optional[float] = None
     outage_rate: Optional[float] = None
+    bit_errors: Optional[torch.Tensor] = None     # [M] information-bit errors per example
+    bits_sent: Optional[torch.Tensor] = None      # [M] information bits per example
+    outage: Optional[torch.Tensor] = None         # [M] bool, nothing delivered (outage / erased codeword)
+    codeword_errors: Optional[Tuple[int, int]] = None   # (failed codewords, codewords)
 
 
 class _Context:
-    """Everything a scheme needs at run time (shared by all schemes of one comparison)."""
+    """Everything a scheme needs at run time (shared by all schemes of one comparison).
+
+    The source's items are split once (``split_indices``, seeded): everything a scheme fits
+    (KLT, quantiser ranges, codebooks, the fallback mean) is fitted on ``train``; the held-out
+    ``test`` items are sent, and retrieved among *all* items (``features``).
+    """
 
     def __init__(self, source, budget: int, matched: bool, equalizer: str, device, bits: Optional[int],
                  max_bits: int, ldpc_rate: float, ideal_outage: float, text_max_items: Optional[int],
-                 ldpc_iter: int = 20, ldpc_decoder: str = "layered"):
+                 ldpc_iter: int = 20, ldpc_decoder: str = "layered", train_fraction: float = 0.8,
+                 split_seed: int = 0, amc_policy: str = "distortion", amc_bler_target: float = 0.1,
+                 seed: int = 0):
         self.source = source
         self.features = source.features.to(device)
-        self.fallback = self.features.mean(0)
+        self.train_index, self.test_index = split_indices(source.n_items, train_fraction, split_seed)
+        self.train = self.features[self.train_index.to(self.features.device)]
+        self.test = self.features[self.test_index.to(self.features.device)]
+        self.fallback = self.train.double().mean(0).to(self.features.dtype)
         self.budget = budget
         self.matched = matched
         self.equalizer = equalizer
@@ -220,19 +311,64 @@ class _Context:
         self.ldpc_decoder = ldpc_decoder
         self.ideal_outage = ideal_outage
         self.text_max_items = text_max_items
+        self.amc_policy = amc_policy
+        self.amc_bler_target = amc_bler_target
+        self.seed = seed
         self._quantizers: Dict[Tuple[int, int], Any] = {}
         self._codes: Dict[Tuple, Any] = {}
+        self._coders: Dict[int, Any] = {}
+        self._train_dist: Dict[int, float] = {}
         self._emb_cache: Dict[str, torch.Tensor] = {}
+        self._klt = None
         self.channel = None  # the shared channel of the channel kind being run
+        self.channel_name = ""
 
     @property
     def dim(self) -> int:
         return self.features.shape[1]
 
+    @property
+    def n_test(self) -> int:
+        return int(self.test_index.numel())
+
+    @property
+    def klt(self):
+        """The KLT of the training split (fitted once)."""
+        from phy.transform import KLT
+
+        if self._klt is None:
+            self._klt = KLT().fit(self.train)
+        return self._klt
+
+    def covariance_problem(self) -> str:
+        """Why the training covariance cannot support a KLT-based scheme ("" when it can)."""
+        n, d = int(self.train_index.numel()), self.dim
+        if n <= d:
+            return (f"training split has {n} items for d={d} dimensions: the covariance (KLT) is not "
+                    f"estimable; use more items or a larger train_fraction")
+        return ""
+
+    def coder(self, total_bits: int):
+        """The transform coder (KLT + bit allocation + Lloyd-Max) for ``total_bits`` per vector."""
+        from phy.transform import TransformCoder
+
+        if total_bits not in self._coders:
+            self._coders[total_bits] = TransformCoder(total_bits, klt=self.klt).fit()
+        return self._coders[total_bits]
+
+    def train_distortion(self, total_bits: int) -> float:
+        """Mean squared error per vector of the transform coder on the training split."""
+        if total_bits not in self._train_dist:
+            c = self.coder(total_bits)
+            x = self.train
+            xh = c.decode(c.encode(x), torch.float64) if c.used_bits else c.klt.mean.expand(x.shape[0], -1)
+            self._train_dist[total_bits] = math.fsum((xh - x.double()).square().sum(1).tolist()) / x.shape[0]
+        return self._train_dist[total_bits]
+
     def quantizer(self, bits: int, dims: int):
         key = (bits, dims)
         if key not in self._quantizers:
-            self._quantizers[key] = fit_quantizer(self.features[:, :dims], bits)
+            self._quantizers[key] = fit_quantizer(self.train[:, :dims], bits)
         return self._quantizers[key]
 
     def code(self, name: str, k: Optional[int] = None, n: Optional[int] = None):
@@ -280,6 +416,11 @@ class Scheme:
     def transmit(self, ctx: _Context, plan: Plan, channel, snr_db: float) -> Received:  # pragma: no cover
         raise NotImplementedError
 
+    def transmit_realizations(self, ctx: _Context, plan: Plan, channel, snr_db: float,
+                              realizations: int) -> List[Received]:
+        """``realizations`` independent transmissions (the channel's stream continues)."""
+        return [self.transmit(ctx, plan, channel, snr_db) for _ in range(realizations)]
+
 
 def _fill(ctx: _Context, head: torch.Tensor, dims: int) -> torch.Tensor:
     """Received first ``dims`` features + the fallback (source mean) for the rest."""
@@ -314,11 +455,11 @@ class AnalogScheme(Scheme):
         from phy.links import AnalogLink
 
         link = AnalogLink(channel, equalizer=self.equalizer(ctx))
-        f = ctx.features[:, :plan.dims_sent]
+        f = ctx.test[:, :plan.dims_sent]
         out = link(f, snr_db=float(snr_db))
         if out.channel_uses != plan.channel_uses:  # the ledger must agree with the plan
             raise RuntimeError(f"analog link used {out.channel_uses} channel uses, planned {plan.channel_uses}")
-        return Received(_fill(ctx, out.x_hat, plan.dims_sent), torch.arange(ctx.features.shape[0]))
+        return Received(_fill(ctx, out.x_hat, plan.dims_sent), ctx.test_index)
 
 
 def _choose_bits(capacity_bits: int, d: int, fixed: Optional[int], max_bits: int) -> Tuple[int, int]:
@@ -402,22 +543,24 @@ class QuantizedDigitalScheme(Scheme):
     def transmit(self, ctx, plan, channel, snr_db):
         from phy.links import DigitalLink
 
-        n_items = ctx.features.shape[0]
-        index = torch.arange(n_items)
+        n_items = ctx.n_test
+        index = ctx.test_index
         if plan.dims_sent == 0:
             return Received(ctx.fallback.expand(n_items, ctx.dim).clone(), index)
         q = ctx.quantizer(plan.bits_per_element, plan.dims_sent)
         code, padded = self._code_for(ctx, plan.info_bits)
         link = DigitalLink(channel, code=code, modulation=self.modulation)
-        bits = q.encode(ctx.features[:, :plan.dims_sent])
+        bits = q.encode(ctx.test[:, :plan.dims_sent])
         sent = torch.nn.functional.pad(bits, (0, padded - bits.shape[1])) if padded > bits.shape[1] else bits
         out = link(sent, snr_db=float(snr_db))
         if out.channel_uses != plan.channel_uses:
             raise RuntimeError(f"{self.name}: link used {out.channel_uses} channel uses, planned {plan.channel_uses}")
         bits_hat = out.x_hat[:, :bits.shape[1]]
-        ber = float((bits_hat != bits).float().mean())
+        errs = (bits_hat != bits).double().sum(1).cpu()
+        ber = float(errs.sum() / bits.numel())
         head = q.decode(bits_hat).to(ctx.features.dtype)
-        return Received(_fill(ctx, head, plan.dims_sent), index, ber=ber)
+        return Received(_fill(ctx, head, plan.dims_sent), index, ber=ber, bit_errors=errs,
+                        bits_sent=torch.full_like(errs, float(bits.shape[1])))
 
 
 class IdealQuantizedScheme(Scheme):
@@ -467,20 +610,22 @@ class IdealQuantizedScheme(Scheme):
     def transmit(self, ctx, plan, channel, snr_db):
         from phy.links import IdealCodeLink
 
-        n_items = ctx.features.shape[0]
-        index = torch.arange(n_items)
+        n_items = ctx.n_test
+        index = ctx.test_index
         if plan.dims_sent == 0:
             return Received(ctx.fallback.expand(n_items, ctx.dim).clone(), index, outage_rate=1.0)
         q = ctx.quantizer(plan.bits_per_element, plan.dims_sent)
         link = IdealCodeLink(channel, plan.channel_uses, capacity="instantaneous")
-        bits = q.encode(ctx.features[:, :plan.dims_sent])
+        bits = q.encode(ctx.test[:, :plan.dims_sent])
         out = link(bits, snr_db=float(snr_db))
         outage = out.info["outage"].reshape(n_items)
         head = q.decode(out.x_hat).to(ctx.features.dtype)
         f_hat = _fill(ctx, head, plan.dims_sent)
         f_hat[outage] = ctx.fallback  # the receiver gets nothing: fallback estimate
+        errs = (out.x_hat != bits).double().sum(1).cpu()
         return Received(f_hat, index, outage_rate=float(outage.float().mean()),
-                        ber=float((out.x_hat != bits).float().mean()))
+                        ber=float(errs.sum() / bits.numel()), bit_errors=errs,
+                        bits_sent=torch.full_like(errs, float(bits.shape[1])), outage=outage.cpu())
 
 
 class TextScheme(Scheme):
@@ -524,11 +669,13 @@ class TextScheme(Scheme):
             c += 1
         return c
 
+    def _index(self, ctx) -> torch.Tensor:
+        """Held-out items sent (the first ``text_max_items`` of them)."""
+        idx = ctx.test_index
+        return idx[:ctx.text_max_items] if ctx.text_max_items is not None else idx
+
     def _items(self, ctx):
-        items = ctx.source.items
-        if ctx.text_max_items is not None:
-            items = items[:ctx.text_max_items]
-        return items
+        return [ctx.source.items[i] for i in self._index(ctx).tolist()]
 
     def plan(self, ctx, snr_db, channel):
         items = self._items(ctx)
@@ -544,19 +691,19 @@ class TextScheme(Scheme):
         uses = [table[c] for c in sent]
         cut = sum(a < b for a, b in zip(sent, lengths))
         note = (f"{cut} of {len(items)} sentences cut to {cmax} chars" if cut else "full sentences")
-        if len(items) < ctx.source.n_items:
-            note += f"; first {len(items)} sentences sent, retrieval among all {ctx.source.n_items}"
+        if len(items) < ctx.n_test:
+            note += f"; first {len(items)} held-out sentences sent, retrieval among all {ctx.source.n_items}"
         return Plan(max(uses), cut == 0, info_bits=None, chars_sent=sum(sent) / len(sent),
                     channel_uses_mean=sum(uses) / len(uses), note=note,
                     extra={"sent_chars": sent, "max_chars": cmax})
 
-    def transmit(self, ctx, plan, channel, snr_db):
+    def transmit(self, ctx, plan, channel, snr_db, defer_encoding: bool = False):
         items = self._items(ctx)
         sent_chars = plan.extra["sent_chars"]
         texts = [s[:c] for s, c in zip(items, sent_chars)]
         if max(sent_chars) == 0:  # the budget carries no character: nothing sent, fallback estimate
             n = len(items)
-            return Received(ctx.fallback.expand(n, ctx.dim).clone(), torch.arange(n), texts=[""] * n)
+            return Received(ctx.fallback.expand(n, ctx.dim).clone(), self._index(ctx), texts=[""] * n)
         codec, link = self._codec_link(ctx, channel)
         bits, lengths = codec.encode_batch(texts)
         bits = bits.to(ctx.device)
@@ -565,9 +712,266 @@ class TextScheme(Scheme):
         n_bits = [7 * c for c in sent_chars]
         mask = torch.arange(bits.shape[1], device=bits.device).unsqueeze(0) < torch.tensor(n_bits,
                                                                                            device=bits.device)[:, None]
-        ber = float(((out.x_hat != bits) & mask).sum() / mask.sum().clamp_min(1))
-        feats = ctx.encode_texts(rx)
-        return Received(feats, torch.arange(len(items)), texts=rx, ber=ber)
+        errs = ((out.x_hat != bits) & mask).double().sum(1).cpu()
+        ber = float(errs.sum() / mask.sum().clamp_min(1))
+        feats = None if defer_encoding else ctx.encode_texts(rx)
+        return Received(feats, self._index(ctx), texts=rx, ber=ber, bit_errors=errs,
+                        bits_sent=mask.double().sum(1).cpu())
+
+    def transmit_realizations(self, ctx, plan, channel, snr_db, realizations):
+        """Every realisation's received texts are re-encoded in one batch (their sorted distinct
+        union, local to this point, so a resumed run encodes exactly the same batch)."""
+        rxs = [self.transmit(ctx, plan, channel, snr_db, defer_encoding=True) for _ in range(realizations)]
+        pending = [rx for rx in rxs if rx.features is None]
+        if pending:
+            texts = [t for rx in pending for t in rx.texts]
+            feats = ctx.encode_texts(texts)
+            pos = 0
+            for rx in pending:
+                rx.features = feats[pos:pos + len(rx.texts)]
+                pos += len(rx.texts)
+        return rxs
+
+# --------------------------------------------------------------------------------------------
+# References and transform-coded schemes (fitted on the training split)
+# --------------------------------------------------------------------------------------------
+class _FittedScheme(Scheme):
+    """A scheme built on the training covariance: skipped (with the reason) when it is not
+    estimable, else planned by :meth:`fitted_plan`."""
+
+    snr_dependent_plan = True
+
+    def plan(self, ctx, snr_db, channel):
+        why = ctx.covariance_problem()
+        if why:
+            return Plan(0, False, note=why, status=f"skipped: {why}")
+        return self.fitted_plan(ctx, snr_db, channel)
+
+    def fitted_plan(self, ctx, snr_db, channel) -> Plan:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class OptaScheme(_FittedScheme):
+    """The **Gaussian OPTA**: what any scheme could reach for a Gaussian source with the training
+    covariance over this channel and budget (no channel is simulated).
+
+    Reverse water-filling over the training eigenvalues at ``R = U C`` bits (AWGN: ``C = log2(1 +
+    snr)``; i.i.d. fading: the ergodic capacity; a fade held over the block: one ``R`` per example,
+    its mutual information over the channel's own fade draw). The reconstructions sample the optimal
+    forward test channel per KLT component, ``z_hat = a z + w`` with ``a = 1 - theta / lambda``,
+    ``Var w = a theta`` (zero for ``lambda <= theta``), so cosine and retrieval are reported too. For
+    non-Gaussian features it is a reference, not a bound.
+    """
+
+    kind = "reference"
+    name = "opta"
+
+    def fitted_plan(self, ctx, snr_db, channel):
+        return Plan(ctx.budget, True, dims_sent=ctx.dim,
+                    note="Gaussian OPTA (reverse water-filling on the training covariance at R = uses x "
+                         "capacity); a reference, not a bound, for non-Gaussian features")
+
+    def transmit(self, ctx, plan, channel, snr_db):
+        from phy.capacity import channel_rate_bits
+        from phy.ratedistortion import reverse_water_filling
+
+        klt = ctx.klt
+        lam = klt.eigenvalues
+        m = ctx.n_test
+        mode, rates = channel_rate_bits(channel, ctx.budget, float(snr_db), draws=m)
+        theta = torch.as_tensor(reverse_water_filling(lam.numpy(), rates).theta, dtype=torch.float64)
+        theta = theta.reshape(-1, 1) if mode == "block" else theta.reshape(1, 1)
+        a = torch.where(lam > theta, 1.0 - theta / lam.clamp_min(1e-300), torch.zeros(()))
+        z = klt.forward(ctx.test)
+        w = torch.randn(z.shape, generator=channel.generator("cpu"), dtype=torch.float64)
+        z_hat = a * z + (a * theta).sqrt() * w
+        return Received(klt.inverse(z_hat).to(ctx.features.dtype).to(ctx.device), ctx.test_index)
+
+
+class AnalogKLTScheme(_FittedScheme):
+    """The optimal *linear* analog scheme: KLT on the training split, the ``min(d, 2U)`` strongest
+    components (2 real dimensions per complex use), MSE-optimal power allocation across them
+    (:func:`phy.ratedistortion.linear_power_allocation`, designed for AWGN at the nominal SNR; on
+    fading channels the same allocation is used), per-example power normalisation and ZF through
+    :class:`phy.links.AnalogLink`, then the per-component LMMSE estimate with the realised noise
+    (``scale^2 N0 / (2 |h|^2)`` per real dimension; the scale is side information, as for ``analog``).
+    A budget above ``d/2`` leaves the extra uses empty, so the per-use power of the sent ones grows
+    (the energy per example stays ``U Es``)."""
+
+    kind = "analog"
+    name = "analog-klt"
+
+    def fitted_plan(self, ctx, snr_db, channel):
+        uses = ctx.budget if ctx.matched else math.ceil(ctx.dim / 2)
+        dims = min(ctx.dim, 2 * uses, ctx.klt.rank)
+        note = f"{dims} strongest KLT components of {ctx.dim}"
+        return Plan(uses, dims == min(ctx.dim, ctx.klt.rank), dims_sent=dims, note=note)
+
+    def transmit(self, ctx, plan, channel, snr_db):
+        from phy.links import AnalogLink
+        from phy.ratedistortion import linear_power_allocation
+
+        klt = ctx.klt
+        lam = klt.eigenvalues
+        uses = plan.channel_uses
+        m = ctx.n_test
+        if plan.dims_sent == 0:  # constant features: the mean is exact, nothing to send
+            return Received(klt.mean.expand(m, ctx.dim).to(ctx.features.dtype).clone(), ctx.test_index)
+        no = 10.0 ** (-float(snr_db) / 10.0)
+        alloc = linear_power_allocation(lam.numpy(), total_power=float(uses), noise_var=no / 2,
+                                        num_dims=2 * uses)
+        p = torch.as_tensor(alloc.power[:plan.dims_sent])
+        k = int((p > 0).sum())
+        if k == 0:
+            return Received(klt.mean.expand(m, ctx.dim).to(ctx.features.dtype).clone(), ctx.test_index)
+        lam_k = lam[:k]
+        g = (p[:k] / lam_k).sqrt()
+        z = klt.forward(ctx.test, k)
+        s = torch.zeros(m, 2 * uses, dtype=torch.float64)
+        s[:, :k] = z * g
+        out = AnalogLink(channel, equalizer="zf")(s.to(ctx.features.dtype), snr_db=float(snr_db))
+        if out.channel_uses != uses:
+            raise RuntimeError(f"analog-klt link used {out.channel_uses} channel uses, planned {uses}")
+        r = out.x_hat.double().cpu()[:, :k]
+        no_eff = torch.as_tensor(out.info["no_eff"]).double().cpu().expand(m, uses)
+        scale = out.info["scale"].double().cpu().reshape(m, 1)
+        sigma2 = (scale.square() * no_eff / 2).repeat_interleave(2, dim=1)[:, :k]
+        z_hat = g * lam_k * r / (g.square() * lam_k + sigma2)
+        return Received(klt.inverse(z_hat).to(ctx.features.dtype).to(ctx.device), ctx.test_index)
+
+
+class TransformIdealScheme(_FittedScheme, IdealQuantizedScheme):
+    """Transform coding (:class:`phy.transform.TransformCoder`: KLT, integer bit allocation,
+    Lloyd-Max quantisers, all fitted on the training split) delivered by the ideal code of
+    ``quant-ideal``: the payload is the design capacity of the budget (AWGN: ``floor(U log2(1 +
+    snr))``; fading: the ``--ideal-outage`` quantile), an example in outage gets the training mean."""
+
+    kind = "transform"
+    name = "transform-ideal"
+    code_name = "ideal"
+
+    def fitted_plan(self, ctx, snr_db, channel):
+        cap = self.design_capacity(ctx, snr_db, channel, ctx.budget)
+        coder = ctx.coder(max(cap, 0))
+        note = f"design payload <= {cap} bits (outage target {ctx.ideal_outage}); Lloyd-Max per component"
+        if coder.used_bits == 0:
+            return Plan(ctx.budget, False, dims_sent=0, info_bits=0, note=note, status="nothing delivered")
+        return Plan(ctx.budget, True, dims_sent=coder.components, info_bits=coder.used_bits, note=note)
+
+    def transmit(self, ctx, plan, channel, snr_db):
+        from phy.links import IdealCodeLink
+
+        m = ctx.n_test
+        if not plan.info_bits:
+            return Received(ctx.fallback.expand(m, ctx.dim).clone(), ctx.test_index, outage_rate=1.0,
+                            outage=torch.ones(m, dtype=torch.bool))
+        coder = ctx.coder(plan.info_bits)
+        bits = coder.encode(ctx.test).to(ctx.device)
+        out = IdealCodeLink(channel, plan.channel_uses, capacity="instantaneous")(bits, snr_db=float(snr_db))
+        outage = out.info["outage"].reshape(m).cpu()
+        f_hat = coder.decode(out.x_hat.cpu(), ctx.features.dtype).to(ctx.device)
+        f_hat[outage.to(f_hat.device)] = ctx.fallback
+        errs = (out.x_hat != bits).double().sum(1).cpu()
+        return Received(f_hat, ctx.test_index, outage_rate=float(outage.float().mean()),
+                        ber=float(errs.sum() / bits.numel()), bit_errors=errs,
+                        bits_sent=torch.full_like(errs, float(bits.shape[1])), outage=outage)
+
+
+class TransformAMCScheme(_FittedScheme):
+    """Transform coding over 5G LDPC + QAM with adaptive modulation and coding.
+
+    At each SNR the MCS is chosen from :data:`phy.amc.MCS_TABLE` (3GPP TS 38.214 Table
+    5.1.3.1-2) by :func:`phy.amc.select_mcs`: ``--amc-policy distortion`` minimises
+    ``(1 - BLER) D(B) + BLER D(erased)`` with ``D(B)`` the transform coder's MSE at ``B`` bits on the
+    training split and ``D(erased)`` that of the training mean; ``--amc-policy bler-target`` takes
+    the highest rate whose BLER is at most ``--amc-bler-target`` (10%, as 5G link adaptation). The
+    BLERs are simulated once per (MCS, SNR, channel) on the package's own chain
+    (:func:`phy.amc.estimate_bler`: CRC + LDPC + QAM + the shared channel, separate seeds) and
+    cached for the run. A codeword spans several examples (:func:`phy.amc.codeword_layout`, at least
+    1024 coded bits), so the per-example budget is an average; a codeword whose CRC fails erases
+    its examples, which get the training mean."""
+
+    kind = "transform"
+    bler_codewords = 300      # most codewords simulated per (MCS, SNR) BLER estimate (stops at 30 errors)
+
+    def __init__(self, code: str = "ldpc5g"):
+        if code != "ldpc5g":
+            raise ValueError(f"transform-<code>-amc: only ldpc5g has an MCS table, got {code!r}")
+        self.code_name = code
+        self.name = f"transform-{code}-amc"
+
+    def _capacity_bound(self, ctx, channel, snr_db: float) -> float:
+        from phy.capacity import awgn_capacity, rayleigh_ergodic_capacity
+
+        if getattr(channel, "name", "") == "rayleigh" and getattr(channel, "block_length", 0) == 1:
+            return float(rayleigh_ergodic_capacity(snr_db))
+        return float(awgn_capacity(snr_db))   # an upper bound for every channel with E|h|^2 = 1
+
+    def fitted_plan(self, ctx, snr_db, channel):
+        from phy.amc import MCS_TABLE, codeword_layout, estimate_bler, select_mcs
+        from phy.montecarlo import point_seed
+
+        layouts, refused = [], []
+        for mcs in MCS_TABLE:
+            try:
+                layouts.append(codeword_layout(mcs, ctx.budget))
+            except ValueError as e:
+                refused.append(str(e))
+        if not layouts:
+            why = f"no MCS fits a budget of {ctx.budget} uses ({refused[0]})"
+            return Plan(0, False, note=why, status=f"skipped: {why}")
+        cache = ctx.__dict__.setdefault("_bler", {})
+
+        def bler_of(lay):
+            key = (ctx.channel_name, float(snr_db), lay.mcs.index, lay.span, lay.n)
+            if key not in cache:
+                seed = point_seed(ctx.seed, "amc-bler", ctx.channel_name, float(snr_db), lay.mcs.index, lay.n)
+                cache[key] = estimate_bler(channel, lay, float(snr_db), seed, num_iter=ctx.ldpc_iter,
+                                           decoder=ctx.ldpc_decoder, max_codewords=self.bler_codewords).bler
+            return cache[key]
+
+        choice = select_mcs(layouts, bler_of, ctx.train_distortion, ctx.train_distortion(0),
+                            self._capacity_bound(ctx, channel, float(snr_db)), policy=ctx.amc_policy,
+                            bler_target=ctx.amc_bler_target)
+        lay = choice.layout
+        coder = ctx.coder(lay.payload_bits)
+        tried = ", ".join(f"{i}: {b:.3g}" for i, (b, _) in sorted(choice.evaluated.items()))
+        note = (f"MCS {lay.mcs.index} ({lay.modulation}, R={lay.mcs.rate_x1024:g}/1024), {ctx.amc_policy} policy; "
+                f"codeword n={lay.n} k={lay.k} ({lay.crc}) spans {lay.span} examples, so uses per example are "
+                f"an average; simulated BLER per MCS {{{tried}}}")
+        status = "ok" if coder.used_bits else "nothing delivered"
+        return Plan(ctx.budget, bool(coder.used_bits), dims_sent=coder.components, info_bits=coder.used_bits,
+                    coderate=lay.coderate, note=note, status=status,
+                    extra={"layout": lay, "bler": choice.bler, "modulation": lay.modulation, "mcs": lay.mcs.index,
+                           "span": lay.span})
+
+    def transmit(self, ctx, plan, channel, snr_db):
+        from phy.amc import CodewordLink
+
+        lay = plan.extra["layout"]
+        m, B = ctx.n_test, lay.payload_bits
+        coder = ctx.coder(B)
+        bits = torch.zeros(m, B)
+        bits[:, :coder.used_bits] = coder.encode(ctx.test)
+        s = lay.span
+        ncw = -(-m // s)
+        padded = torch.zeros(ncw * s, B)
+        padded[:m] = bits
+        links = ctx.__dict__.setdefault("_cw_links", {})
+        key = (id(channel), lay)
+        if key not in links:
+            links[key] = CodewordLink(channel, lay, num_iter=ctx.ldpc_iter, decoder=ctx.ldpc_decoder)
+        p_hat, ok = links[key](padded.reshape(ncw, s * B).to(ctx.device), float(snr_db))
+        ok = ok.cpu()
+        ok_ex = ok.repeat_interleave(s)[:m]
+        bits_hat = p_hat.cpu().reshape(ncw * s, B)[:m]
+        f_hat = coder.decode(bits_hat[:, :coder.used_bits], ctx.features.dtype).to(ctx.device)
+        f_hat[~ok_ex.to(f_hat.device)] = ctx.fallback
+        errs = (bits_hat[:, :coder.used_bits] != bits[:, :coder.used_bits]).double().sum(1)
+        return Received(f_hat, ctx.test_index, ber=float(errs.sum() / max(1, errs.numel() * coder.used_bits)),
+                        bit_errors=errs, bits_sent=torch.full_like(errs, float(coder.used_bits)),
+                        outage=~ok_ex, outage_rate=float((~ok_ex).float().mean()),
+                        codeword_errors=(int((~ok).sum()), int(ncw)))
 
 
 def make_scheme(spec: str) -> Scheme:
@@ -581,6 +985,14 @@ def make_scheme(spec: str) -> Scheme:
     s = spec.strip().lower()
     if s == "analog":
         return AnalogScheme()
+    if s == "opta":
+        return OptaScheme()
+    if s == "analog-klt":
+        return AnalogKLTScheme()
+    if s == "transform-ideal":
+        return TransformIdealScheme()
+    if s.startswith("transform-") and s.endswith("-amc") and s.count("-") == 2:
+        return TransformAMCScheme(s.split("-")[1])
     if s in ("analog-zf", "analog-mmse"):
         return AnalogScheme(s.split("-")[1])
     if s == "quant-ideal":
@@ -592,8 +1004,9 @@ def make_scheme(spec: str) -> Scheme:
         if parts[2] not in MODULATIONS:
             raise ValueError(f"scheme {spec!r}: unknown modulation {parts[2]!r}; expected one of {sorted(MODULATIONS)}")
         return (QuantizedDigitalScheme if parts[0] == "quant" else TextScheme)(parts[1], parts[2])
-    raise ValueError(f"unknown scheme {spec!r}: expected analog, analog-zf, analog-mmse, quant-<code>-<mod> "
-                     f"(code none/hamming74/ldpc5g), quant-ideal or ascii-<code>-<mod>")
+    raise ValueError(f"unknown scheme {spec!r}: expected opta, analog, analog-zf, analog-mmse, analog-klt, "
+                     f"transform-ideal, transform-ldpc5g-amc, quant-<code>-<mod> (code none/hamming74/ldpc5g), "
+                     f"quant-ideal or ascii-<code>-<mod>")
 
 
 # --------------------------------------------------------------------------------------------
@@ -616,6 +1029,10 @@ class CompareConfig:
     ldpc_decoder: str = "layered"         # phy.codes.LDPC5G decoder: "layered" (fast min-sum) or "bp"
     ideal_outage: float = 0.1
     text_max_items: Optional[int] = None
+    train_fraction: float = 0.8           # seeded split: fit on train, score the held-out items
+    realizations: int = 4                 # independent channel realisations averaged per point
+    amc_policy: str = "distortion"        # transform-*-amc link adaptation: "distortion" or "bler-target"
+    amc_bler_target: float = 0.1
     seed: int = 0
     device: str = "cpu"
 
@@ -651,6 +1068,19 @@ class CompareConfig:
         if self.text_max_items is not None and (not isinstance(self.text_max_items, numbers.Integral)
                                                 or self.text_max_items < 1):
             raise ValueError(f"text_max_items must be a positive int or None, got {self.text_max_items!r}")
+        if isinstance(self.train_fraction, bool) or not isinstance(self.train_fraction, numbers.Real) \
+                or not 0 < self.train_fraction < 1:
+            raise ValueError(f"train_fraction must be in (0, 1), got {self.train_fraction!r}")
+        if isinstance(self.realizations, bool) or not isinstance(self.realizations, numbers.Integral) \
+                or not 1 <= self.realizations <= 10000:
+            raise ValueError(f"realizations must be an int in [1, 10000], got {self.realizations!r}")
+        from phy.amc import AMC_POLICIES
+
+        if self.amc_policy not in AMC_POLICIES:
+            raise ValueError(f"amc_policy must be one of {AMC_POLICIES}, got {self.amc_policy!r}")
+        if isinstance(self.amc_bler_target, bool) or not isinstance(self.amc_bler_target, numbers.Real) \
+                or not 0 < self.amc_bler_target < 1:
+            raise ValueError(f"amc_bler_target must be in (0, 1), got {self.amc_bler_target!r}")
         names = [make_scheme(s).name for s in self.schemes]
         if len(set(names)) != len(names) or not names:
             raise ValueError(f"schemes must be a non-empty list without duplicates, got {list(self.schemes)}")
@@ -678,6 +1108,10 @@ def run_comparison(source, config: CompareConfig, out_dir: Optional[str] = None,
                    progress: bool = True, log: Callable[[str], None] = None) -> List[Dict[str, Any]]:
     """Run every (channel, scheme, SNR) point and return the rows (also appended to ``table``).
 
+    Each point reseeds the shared channel from ``(seed, scheme, channel, snr_db)`` (before and
+    after the scheme's plan, so a plan's own channel draws never shift the transmission), sends the
+    held-out items ``config.realizations`` times (fresh channel draws each time) and averages.
+
     Parameters
     ----------
     source : :class:`experiments.sources.FeatureSource`
@@ -696,7 +1130,9 @@ def run_comparison(source, config: CompareConfig, out_dir: Optional[str] = None,
     budget = config.effective_budget(source.dim)
     ctx = _Context(source, budget, config.matched, config.equalizer, device, config.bits,
                    config.max_bits_per_element, config.ldpc_rate, config.ideal_outage, config.text_max_items,
-                   config.ldpc_iter, config.ldpc_decoder)
+                   config.ldpc_iter, config.ldpc_decoder, train_fraction=config.train_fraction,
+                   split_seed=config.seed, amc_policy=config.amc_policy, amc_bler_target=config.amc_bler_target,
+                   seed=config.seed)
     schemes = [make_scheme(s) for s in config.schemes]
     done = table.finished_keys() if table is not None else set()
     rows: List[Dict[str, Any]] = []
@@ -704,7 +1140,7 @@ def run_comparison(source, config: CompareConfig, out_dir: Optional[str] = None,
     count, t0 = 0, time.perf_counter()
     for ch_name in config.channels:
         channel = make_channel(ch_name, seed=config.seed)  # one channel object, shared by every scheme
-        ctx.channel = channel
+        ctx.channel, ctx.channel_name = channel, ch_name
         for scheme in schemes:
             ok, why = scheme.applies(source)
             static_plan = None
@@ -718,7 +1154,9 @@ def run_comparison(source, config: CompareConfig, out_dir: Optional[str] = None,
                     if progress:
                         log(f"[compare {count}/{total}] {ch_name} {scheme.name}: skipped ({why})")
                     continue
-                channel.reset(point_seed(config.seed, scheme.name, ch_name, float(snr)))
+                opta = opta_reference(ctx, channel, ch_name, float(snr))
+                seed = point_seed(config.seed, scheme.name, ch_name, float(snr))
+                channel.reset(seed)
                 if scheme.snr_dependent_plan or static_plan is None:
                     plan = scheme.plan(ctx, float(snr), channel)
                     if not scheme.snr_dependent_plan:
@@ -727,49 +1165,161 @@ def run_comparison(source, config: CompareConfig, out_dir: Optional[str] = None,
                     plan = static_plan
                 if ctx.matched and plan.channel_uses > budget:
                     raise RuntimeError(f"{scheme.name} planned {plan.channel_uses} uses > budget {budget}")
-                rx = scheme.transmit(ctx, plan, channel, float(snr))
-                f = ctx.features[rx.index]
-                met = feature_metrics(f, rx.features, ctx.features, rx.index)
-                row = _row(scheme, plan, rx, met, ctx, config, ch_name, float(snr), source)
+                channel.reset(seed)
+                met: Dict[str, Any] = {}
+                rxs: List[Received] = []
+                if not plan.status.startswith("skipped"):
+                    rxs = scheme.transmit_realizations(ctx, plan, channel, float(snr), config.realizations)
+                    met = aggregate_metrics(rxs, ctx, source, seed)
+                    if plan.status == "ok" and met.get("outage_rate") == 1.0:
+                        plan = dataclasses.replace(plan, status="nothing delivered")
+                row = _row(scheme, plan, rxs, met, ctx, config, ch_name, float(snr), opta)
                 if table is not None:
                     table.append(row)
                 rows.append(row)
                 if progress:
+                    got = (f"retrieval={met['retrieval_top1']:.3f}  nmse={met['nmse']:.4f}" if met
+                           else plan.status)
                     log(f"[compare {count}/{total} {time.perf_counter() - t0:6.1f}s] {ch_name:8s} "
-                        f"{scheme.name:24s} {float(snr):6.1f} dB  uses={plan.channel_uses:4d}  "
-                        f"retrieval={met['retrieval_top1']:.3f}  cosine={met['cosine']:.3f}")
+                        f"{scheme.name:24s} {float(snr):6.1f} dB  uses={plan.channel_uses:4d}  {got}")
     return rows
 
 
-def _row(scheme, plan, rx, met, ctx, config, ch_name, snr, source) -> Dict[str, Any]:
+def opta_reference(ctx: _Context, channel, ch_name: str, snr_db: float) -> Optional[float]:
+    """The Gaussian OPTA NMSE for the training covariance at this channel, SNR and budget
+    (``E[D(R)] / E||f||^2``; ``None`` when the covariance is not estimable). Cached per point;
+    fading draws (block fading) come from the channel reseeded for this purpose."""
+    from phy.capacity import channel_rate_bits
+    from phy.montecarlo import point_seed
+    from phy.ratedistortion import gaussian_opta_distortion
+
+    cache = ctx.__dict__.setdefault("_opta", {})
+    key = (ch_name, float(snr_db), ctx.budget)
+    if key not in cache:
+        if ctx.covariance_problem():
+            cache[key] = None
+        else:
+            channel.reset(point_seed(ctx.seed, "opta-reference", ch_name, float(snr_db)))
+            _, rates = channel_rate_bits(channel, ctx.budget, float(snr_db), draws=4000)
+            d = gaussian_opta_distortion(ctx.klt.eigenvalues.numpy(), rates)
+            cache[key] = d / ctx.klt.energy if ctx.klt.energy > 0 else 0.0
+    return cache[key]
+
+
+def _bleu_interval(hyps: Sequence[Sequence[str]], refs: Sequence[str], seed: int,
+                   resamples: int = 200) -> Tuple[float, float, float]:
+    """Corpus BLEU-4 of every realisation's hypotheses against the references, with a 95% bootstrap
+    percentile interval over the examples (each resample keeps all realisations of an example)."""
+    import numpy as np
+    from sacrebleu.metrics import BLEU
+
+    bleu = BLEU()
+    m = len(refs)
+    flat_h = [h for hs in hyps for h in hs]
+    flat_r = [r for _ in hyps for r in refs]
+    score = float(bleu.corpus_score(flat_h, [flat_r]).score)
+    stats = [bleu._extract_corpus_statistics([h], [[r]]) for h, r in zip(flat_h, flat_r)]
+    stats = np.asarray(stats, dtype=np.float64).reshape(len(hyps), m, -1).sum(0)   # per example
+    rng = np.random.default_rng(seed & 0xFFFFFFFF)
+    vals = []
+    for _ in range(resamples):
+        tot = stats[rng.integers(0, m, m)].sum(0)
+        vals.append(float(bleu._compute_score_from_stats(tot.tolist()).score))
+    lo, hi = np.percentile(vals, [2.5, 97.5])
+    return score, float(lo), float(hi)
+
+
+def aggregate_metrics(rxs: Sequence[Received], ctx: _Context, source, seed: int) -> Dict[str, Any]:
+    """Metrics over the realisations with 95% intervals (:mod:`phy.intervals`).
+
+    Per example, each statistic is averaged over the realisations first; the intervals are then
+    over the examples (so they cover the channel and the choice of items): NMSE by the delta method
+    for a ratio of sums, cosine by Student's t, retrieval and outage by Wilson's score interval
+    (conservative with several realisations), BER as a ratio of per-example bit errors to bits
+    (Clopper-Pearson on all bits when no error was seen), the codeword error rate by
+    Clopper-Pearson over codewords, BLEU by a bootstrap over the examples.
+    """
+    from phy.intervals import mean_interval, proportion_interval, ratio_interval
+    from phy.montecarlo import clopper_pearson
+
+    idx = rxs[0].index
+    per = [example_metrics(ctx.features[idx], rx.features, ctx.features, idx) for rx in rxs]
+    R = len(rxs)
+    err = sum(p["err"] for p in per) / R
+    energy = per[0]["energy"]
+    cos = sum(p["cosine"] for p in per) / R
+    hit = sum(p["hit"] for p in per) / R
+    m = int(err.numel())
+    met: Dict[str, Any] = {
+        "nmse": math.fsum(err.tolist()) / max(math.fsum(energy.tolist()), 1e-300),
+        "cosine": math.fsum(cos.tolist()) / m, "retrieval_top1": math.fsum(hit.tolist()) / m,
+    }
+    met["nmse_ci"] = ratio_interval(err.numpy(), energy.numpy()) if math.fsum(energy.tolist()) > 0 else None
+    met["cosine_ci"] = mean_interval(cos.numpy())
+    met["retrieval_top1_ci"] = proportion_interval(math.fsum(hit.tolist()), m)
+    if rxs[0].bit_errors is not None:
+        be = sum(rx.bit_errors for rx in rxs) / R
+        bs = rxs[0].bits_sent
+        tot_bits = math.fsum(bs.tolist()) * R
+        if tot_bits > 0:
+            met["ber"] = math.fsum(be.tolist()) / math.fsum(bs.tolist())
+            met["ber_ci"] = (ratio_interval(be.numpy(), bs.numpy()) if met["ber"] > 0
+                             else clopper_pearson(0, int(tot_bits)))
+    elif rxs[0].ber is not None:
+        met["ber"] = math.fsum(rx.ber for rx in rxs) / R
+    if rxs[0].outage is not None:
+        out = sum(rx.outage.double() for rx in rxs) / R
+        met["outage_rate"] = math.fsum(out.tolist()) / m
+        met["outage_rate_ci"] = proportion_interval(math.fsum(out.tolist()), m)
+    elif rxs[0].outage_rate is not None:
+        met["outage_rate"] = math.fsum(rx.outage_rate for rx in rxs) / R
+    if rxs[0].codeword_errors is not None:
+        e = sum(rx.codeword_errors[0] for rx in rxs)
+        n = sum(rx.codeword_errors[1] for rx in rxs)
+        met["codeword_error_rate"] = e / n
+        met["codeword_error_rate_ci"] = clopper_pearson(e, n)
+    if rxs[0].texts is not None:
+        refs = [source.items[i] for i in idx.tolist()]
+        met["bleu"], lo, hi = _bleu_interval([rx.texts for rx in rxs], refs, seed)
+        met["bleu_ci"] = (lo, hi)
+    return met
+
+
+def _row(scheme, plan, rxs, met, ctx, config, ch_name, snr, opta) -> Dict[str, Any]:
     q = None
     if plan.bits_per_element and plan.dims_sent and scheme.kind in ("digital", "ideal"):
         q = ctx.quantizer(plan.bits_per_element, plan.dims_sent)
     text = scheme.kind == "text"
-    bleu = None
-    if text:
-        from sacrebleu.metrics import BLEU
-
-        refs = [source.items[i] for i in rx.index.tolist()]
-        bleu = float(BLEU().corpus_score(rx.texts, [refs]).score)
     dims = plan.dims_sent
-    return {
-        "scheme": scheme.name, "channel": ch_name, "snr_db": snr,
-        "equalizer": (scheme.equalizer(ctx) if isinstance(scheme, AnalogScheme) else "zf"),
+    nmse = met.get("nmse")
+    gap = None
+    if nmse is not None and opta is not None and opta > 0 and nmse > 0:
+        gap = 10.0 * math.log10(nmse / opta)
+    row = {
+        "scheme": scheme.name, "channel": ch_name, "snr_db": snr, "status": plan.status,
+        "equalizer": (scheme.equalizer(ctx) if isinstance(scheme, AnalogScheme)
+                      else "zf" if scheme.kind in ("digital", "ideal", "text", "transform", "analog") else None),
         "matched": ctx.matched, "budget": ctx.budget if ctx.matched else None,
         "channel_uses": plan.channel_uses, "channel_uses_mean": plan.channel_uses_mean
         if plan.channel_uses_mean is not None else float(plan.channel_uses),
         "fits": plan.fits, "bits_per_element": plan.bits_per_element, "dims_sent": dims,
         "truncated_dims": None if dims is None else ctx.dim - dims,
-        "chars_sent": plan.chars_sent, "modulation": scheme.modulation,
+        "chars_sent": plan.chars_sent, "modulation": plan.extra.get("modulation", scheme.modulation),
         "code": scheme.code_name, "coderate": plan.coderate, "info_bits": plan.info_bits,
         "quant_lo": None if q is None else q.lo, "quant_hi": None if q is None else q.hi,
-        "n_examples": int(rx.index.numel()), "n_items": ctx.features.shape[0],
-        "chance": _chance(ctx.features.shape[0]),
-        "nmse": met["nmse"], "cosine": met["cosine"], "retrieval_top1": met["retrieval_top1"],
-        "semantic_similarity": met["cosine"] if text else None, "bleu": bleu,
-        "ber": rx.ber, "outage_rate": rx.outage_rate, "seed": config.seed, "note": plan.note,
+        "mcs": plan.extra.get("mcs"), "mcs_bler_est": plan.extra.get("bler"),
+        "codeword_span": plan.extra.get("span"), "n_train": int(ctx.train_index.numel()),
+        "n_examples": int(rxs[0].index.numel()) if rxs else 0, "n_items": ctx.features.shape[0],
+        "realizations": len(rxs), "chance": _chance(ctx.features.shape[0]),
+        "nmse": nmse, "opta_nmse": opta, "gap_db": gap, "cosine": met.get("cosine"),
+        "retrieval_top1": met.get("retrieval_top1"), "semantic_similarity": met.get("cosine") if text else None,
+        "bleu": met.get("bleu"), "ber": met.get("ber"), "outage_rate": met.get("outage_rate"),
+        "codeword_error_rate": met.get("codeword_error_rate"), "seed": config.seed, "note": plan.note,
     }
+    for metric, (lo, hi) in METRIC_INTERVALS.items():
+        ci = met.get(f"{metric}_ci")
+        row[lo], row[hi] = (ci if ci is not None else (None, None))
+    return row
 
 
 # --------------------------------------------------------------------------------------------
@@ -782,7 +1332,9 @@ def _num(v) -> float:
 
 
 def plot_comparison(rows: Sequence[Dict[str, Any]], out_dir: str, prefix: str = "") -> List[str]:
-    """One PNG per (metric, channel): retrieval, cosine (and BLEU with text schemes) vs SNR."""
+    """One PNG per (metric, channel): NMSE (log axis, with the Gaussian OPTA of the training
+    covariance drawn as the reference), retrieval, cosine (and BLEU with text schemes) vs SNR, every
+    point with its 95% interval."""
     from experiments.plots import plot_metric_vs_snr
 
     paths = []
@@ -790,28 +1342,40 @@ def plot_comparison(rows: Sequence[Dict[str, Any]], out_dir: str, prefix: str = 
     for ch in channels:
         rs = [r for r in rows if str(r["channel"]) == ch]
         budget = next((r["budget"] for r in rs if r.get("budget") not in (None, "")), None)
-        for metric, ylabel in (("retrieval_top1", "top-1 retrieval accuracy"),
-                               ("cosine", "cosine similarity to the sent feature"),
-                               ("bleu", "BLEU-4 (sacrebleu corpus, 0-100)")):
+        for metric, ylabel, logy in (("nmse", "NMSE of the received feature", True),
+                                     ("retrieval_top1", "top-1 retrieval accuracy", False),
+                                     ("cosine", "cosine similarity to the sent feature", False),
+                                     ("bleu", "BLEU-4 (sacrebleu corpus, 0-100)", False)):
+            lo_col, hi_col = METRIC_INTERVALS[metric]
             series: Dict[str, Tuple[List[float], List[float]]] = {}
+            errs: Dict[str, List[List[float]]] = {}
             for r in rs:
                 v = _num(r.get(metric))
                 if math.isnan(v):
                     continue
-                label = str(r["scheme"])
+                label = str(r["scheme"]) + (" (Gaussian OPTA, reference)" if r["scheme"] == "opta" else "")
                 xs, ys = series.setdefault(label, ([], []))
                 xs.append(_num(r["snr_db"]))
                 ys.append(v)
+                lo, hi = _num(r.get(lo_col)), _num(r.get(hi_col))
+                e = errs.setdefault(label, [[], []])
+                e[0].append(v - lo if not math.isnan(lo) else 0.0)
+                e[1].append(hi - v if not math.isnan(hi) else 0.0)
             if not series:
                 continue
+            snrs = sorted({_num(r["snr_db"]) for r in rs})
             if metric == "retrieval_top1":
-                snrs = sorted({_num(r["snr_db"]) for r in rs})
                 chance = _num(rs[0]["chance"])
                 series["chance (1/N)"] = (snrs, [chance] * len(snrs))
+            if metric == "nmse":
+                opta = {_num(r["snr_db"]): _num(r.get("opta_nmse")) for r in rs}
+                if any(not math.isnan(v) for v in opta.values()):
+                    series["Gaussian OPTA, training covariance (analytic)"] = (snrs, [opta[s] for s in snrs])
             title = f"{ch}" + (f", matched budget {budget} complex uses/example" if budget else ", unmatched")
-            name = {"retrieval_top1": "retrieval", "cosine": "cosine", "bleu": "bleu"}[metric]
+            name = {"nmse": "nmse", "retrieval_top1": "retrieval", "cosine": "cosine", "bleu": "bleu"}[metric]
             paths.append(plot_metric_vs_snr(series, os.path.join(out_dir, f"{prefix}{name}_{ch}.png"),
-                                            xlabel=SNR_AXIS_LABEL, ylabel=ylabel, title=title))
+                                            xlabel=SNR_AXIS_LABEL, ylabel=ylabel, title=title, logy=logy,
+                                            errors=errs))
     return paths
 
 
@@ -848,6 +1412,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ldpc-iter", type=positive_int_arg, default=20, help="LDPC decoder iterations (default 20)")
     parser.add_argument("--ideal-outage", type=float, default=0.1,
                         help="design outage probability of the ideal code on fading channels (default 0.1)")
+    parser.add_argument("--train-fraction", type=float, default=0.8,
+                        help="share of the items (seeded split) on which every scheme is fitted (KLT, quantiser "
+                             "ranges, codebooks, the fallback mean); the rest are sent and scored (default 0.8)")
+    parser.add_argument("--realizations", type=positive_int_arg, default=4,
+                        help="independent channel realisations averaged per point (default 4)")
+    parser.add_argument("--amc-policy", default="distortion", choices=("distortion", "bler-target"),
+                        help="MCS choice of transform-*-amc: minimum expected distortion (default) or the highest "
+                             "rate whose simulated BLER is at most --amc-bler-target")
+    parser.add_argument("--amc-bler-target", type=float, default=0.1,
+                        help="BLER target of --amc-policy bler-target (default 0.1, as 5G link adaptation)")
     parser.add_argument("--text-max-items", type=positive_int_arg, default=None,
                         help="send only the first N sentences through the text scheme (MiniLM re-encoding is "
                              "the slow part); retrieval is still among all items")
@@ -869,7 +1443,9 @@ def config_from_args(args) -> CompareConfig:
                          matched=args.matched, equalizer=args.equalizer, bits=args.bits,
                          max_bits_per_element=args.max_bits_per_element, ldpc_rate=args.ldpc_rate,
                          ldpc_decoder=args.ldpc_decoder, ldpc_iter=args.ldpc_iter,
-                         ideal_outage=args.ideal_outage, text_max_items=args.text_max_items, seed=args.seed,
+                         ideal_outage=args.ideal_outage, text_max_items=args.text_max_items,
+                         train_fraction=args.train_fraction, realizations=args.realizations,
+                         amc_policy=args.amc_policy, amc_bler_target=args.amc_bler_target, seed=args.seed,
                          device=args.device)
 
 

@@ -195,8 +195,8 @@ def metric_figure(series: Mapping[str, Tuple[Sequence[float], Sequence[float]]],
     ylabel : str
     logy : bool
         Log-scale y axis.
-    errors : mapping label -> half-widths, optional
-        Symmetric error bars.
+    errors : mapping label -> half-widths ``[N]`` or ``[2, N]`` (offsets below, above), optional
+        Error bars (e.g. 95% intervals).
     """
     if not isinstance(series, Mapping) or not series:
         raise ValueError("series must be a non-empty mapping label -> (snr_db, values)")
@@ -217,9 +217,14 @@ def metric_figure(series: Mapping[str, Tuple[Sequence[float], Sequence[float]]],
         err = None
         if errors and label in errors:
             e = np.asarray(errors[label], dtype=float)
-            if e.shape != y.shape:
-                raise ValueError(f"errors[{label!r}] has shape {e.shape}, values {y.shape}")
-            err = e[good][order]
+            if e.shape == y.shape:
+                err = e[good][order]
+            elif e.shape == (2,) + y.shape:          # asymmetric: (below, above) offsets
+                err = e[:, good][:, order]
+            else:
+                raise ValueError(f"errors[{label!r}] has shape {e.shape}, values {y.shape} "
+                                 f"(expected {y.shape} or {(2,) + y.shape})")
+            err = np.nan_to_num(err, nan=0.0)
         ax.errorbar(x[good][order], y[good][order], yerr=err, fmt="o-", markersize=4, capsize=2,
                     linewidth=1.2, label=label)
     if logy:

@@ -40,14 +40,16 @@ __all__ = ["add_arguments", "main", "ber_argv", "compare_config", "FULL", "QUICK
 #: Settings of the full run and of ``--quick``.
 FULL: Dict[str, Any] = {
     "ber_snr_db": "0:30:3", "ber_max_bits": 4e5, "ber_target_errors": 200, "ber_k": 512, "ber_n": 1024,
-    "compare_snr_db": [-20.0 + 2.5 * i for i in range(15)], "max_items": None, "text_max_items": 200,
+    "compare_snr_db": [-20.0 + 2.5 * i for i in range(15)], "max_items": None, "text_max_items": 64,
+    "compare_realizations": 4,
 }
 QUICK: Dict[str, Any] = {
     "ber_snr_db": "0,10", "ber_max_bits": 1e4, "ber_target_errors": 50, "ber_k": 64, "ber_n": 128,
     "compare_snr_db": [-10.0, 0.0, 10.0], "max_items": 32, "text_max_items": 8,
+    "compare_realizations": 2,
 }
-RUN_SCHEMES = ("analog-zf", "analog-mmse", "quant-hamming74-qpsk", "quant-hamming74-16qam", "quant-ldpc5g-qpsk",
-               "quant-ldpc5g-16qam", "quant-ideal", "ascii-hamming74-16qam")
+RUN_SCHEMES = ("opta", "analog-zf", "analog-mmse", "analog-klt", "transform-ideal", "transform-ldpc5g-amc",
+               "quant-hamming74-16qam", "quant-ldpc5g-16qam", "quant-ideal", "ascii-hamming74-16qam")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,28 +87,39 @@ def compare_config(settings: Dict[str, Any], seed: int, device: str, text_max_it
 
     return CompareConfig(schemes=RUN_SCHEMES, channels=("awgn", "rayleigh"), snr_db=settings["compare_snr_db"],
                          budget=None, matched=True, equalizer="mmse", seed=seed, device=device,
+                         realizations=settings["compare_realizations"],
                          text_max_items=text_max_items if text_max_items is not None else settings["text_max_items"])
 
 
-def _summary(rows, snrs=(-15.0, -10.0, -5.0, 0.0, 5.0, 10.0)) -> str:
-    """A small text table: retrieval top-1 per scheme at a few SNRs, per channel."""
+def _summary(rows, snrs=(-15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0)) -> str:
+    """Text tables per channel: top-1 retrieval, and each scheme's NMSE gap to the Gaussian OPTA
+    (``10 log10(NMSE / NMSE_OPTA)`` dB, the OPTA computed from the training covariance)."""
     lines = []
     by = {}
     for r in rows:
         by[(str(r["channel"]), str(r["scheme"]), float(r["snr_db"]))] = r
     avail = sorted({k[2] for k in by})
-    snrs = [s for s in snrs if s in avail] or avail[: min(6, len(avail))]
+    snrs = [s for s in snrs if s in avail] or avail[: min(7, len(avail))]
+
+    def num(v):
+        return None if v in (None, "") else float(v)
+
     for ch in sorted({k[0] for k in by}):
-        lines.append(f"top-1 retrieval, {ch} (Es/N0 per complex channel use [dB]; uses per example)")
-        lines.append(f"{'scheme':24s} {'uses':>5s} " + " ".join(f"{s:>7.1f}" for s in snrs))
-        for sch in dict.fromkeys(k[1] for k in by if k[0] == ch):
-            cells, uses = [], ""
-            for s in snrs:
-                r = by.get((ch, sch, s))
-                cells.append(f"{float(r['retrieval_top1']):7.3f}" if r else f"{'':7s}")
-                uses = str(r["channel_uses"]) if r else uses
-            lines.append(f"{sch:24s} {uses:>5s} " + " ".join(cells))
-    return "\n".join(lines)
+        schemes = list(dict.fromkeys(k[1] for k in by if k[0] == ch))
+        for title, col, fmt in (("top-1 retrieval", "retrieval_top1", "{:7.3f}"),
+                                ("NMSE gap to the Gaussian OPTA [dB]", "gap_db", "{:7.2f}")):
+            lines.append(f"{title}, {ch} (Es/N0 per complex channel use [dB]; uses per example)")
+            lines.append(f"{'scheme':24s} {'uses':>5s} " + " ".join(f"{s:>7.1f}" for s in snrs))
+            for sch in schemes:
+                cells, uses = [], ""
+                for s in snrs:
+                    r = by.get((ch, sch, s))
+                    v = num(r.get(col)) if r else None
+                    cells.append(fmt.format(v) if v is not None else f"{'-':>7s}")
+                    uses = str(r["channel_uses"]) if r else uses
+                lines.append(f"{sch:24s} {uses:>5s} " + " ".join(cells))
+            lines.append("")
+    return "\n".join(lines).rstrip()
 
 
 def main(args) -> int:

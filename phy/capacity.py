@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 __all__ = ["awgn_capacity", "rayleigh_ergodic_capacity", "rayleigh_outage_capacity",
-           "instantaneous_capacity", "IdealCode", "CAPACITY_MODES"]
+           "instantaneous_capacity", "channel_rate_bits", "IdealCode", "CAPACITY_MODES"]
 
 CAPACITY_MODES = ("awgn", "rayleigh_ergodic", "rayleigh_outage", "instantaneous")
 
@@ -102,6 +102,42 @@ def instantaneous_capacity(h: Optional[torch.Tensor], snr_db, n: int) -> torch.T
     if snr.dim() > 0:
         snr = snr.unsqueeze(-1)
     return torch.log2(1.0 + g * snr).sum(-1)
+
+
+def channel_rate_bits(channel, uses: int, snr_db: float, draws: int = 2000):
+    """Bits that ``uses`` complex uses of ``channel`` can carry at ``snr_db``, as the OPTA needs them.
+
+    Returns ``(mode, rates)`` with ``rates`` a float64 ndarray:
+
+    * ``"awgn"`` (no fading): ``[uses log2(1 + snr)]``;
+    * ``"ergodic"`` (i.i.d. per-symbol fading, ``block_length == 1``): ``[uses E log2(1 + |h|^2 snr)]``,
+      in closed form for Rayleigh, else the mean over ``draws x uses`` fading draws of the channel;
+    * ``"block"`` (a fade held over several uses, or any other channel): one mutual information
+      ``sum_i log2(1 + |h_i|^2 snr)`` per draw of ``uses`` symbols of the channel (``draws`` values),
+      whose expectation of ``D(.)`` is the block-fading OPTA.
+
+    The channel's random stream advances (reseed it afterwards if that matters).
+    """
+    from .conventions import snr_db_to_no
+
+    if isinstance(uses, bool) or not isinstance(uses, numbers.Integral) or uses < 1:
+        raise ValueError(f"uses must be a positive int, got {uses!r}")
+    if isinstance(draws, bool) or not isinstance(draws, numbers.Integral) or draws < 1:
+        raise ValueError(f"draws must be a positive int, got {draws!r}")
+    snr_db = float(snr_db)
+    if getattr(channel, "name", "") == "awgn":
+        return "awgn", np.array([uses * awgn_capacity(snr_db)])
+    block = getattr(channel, "block_length", None)
+    if block == 1 and getattr(channel, "k_factor", None) == 0.0:
+        return "ergodic", np.array([uses * rayleigh_ergodic_capacity(snr_db)])
+    x = torch.ones(int(draws), int(uses), dtype=torch.complex64)
+    h = channel(x, snr_db_to_no(snr_db)).h
+    if h is None:
+        return "awgn", np.array([uses * awgn_capacity(snr_db)])
+    mi = instantaneous_capacity(h.expand(x.shape), snr_db, uses).cpu().numpy()
+    if block == 1:
+        return "ergodic", np.array([float(mi.mean())])
+    return "block", mi
 
 
 class IdealCode:

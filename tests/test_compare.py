@@ -7,7 +7,7 @@ import torch
 
 import semantic  # noqa: F401  (CPU shim first)
 from experiments.compare import (COLUMNS, CompareConfig, _Context, execute, feature_metrics, make_scheme,
-                                 run_comparison)
+                                 run_comparison, split_indices)
 from experiments.sources import load_source
 from phy.channels import make_channel
 
@@ -108,7 +108,7 @@ def test_matched_channel_uses_equal_independent_count(minilm, budget):
     text = make_scheme("ascii-hamming74-16qam")
     plan = text.plan(ctx, 0.0, ctx.channel)
     cmax = max(c for c in range(0, 400) if _text_uses(c) <= budget)
-    sent = [min(len(s), cmax) for s in minilm.items]
+    sent = [min(len(minilm.items[i]), cmax) for i in ctx.test_index.tolist()]   # the held-out items
     assert plan.extra["max_chars"] == cmax
     assert plan.channel_uses == max(_text_uses(c) for c in sent) <= budget
     assert plan.channel_uses_mean == pytest.approx(sum(_text_uses(c) for c in sent) / len(sent))
@@ -133,7 +133,7 @@ def test_unmatched_reports_full_size(minilm):
     p = make_scheme("quant-hamming74-qpsk").plan(ctx, 0.0, ctx.channel)
     assert p.channel_uses == _ceil(7 * _ceil(4 * d, 4), 2) and p.dims_sent == d
     p = make_scheme("ascii-hamming74-16qam").plan(ctx, 0.0, ctx.channel)
-    assert p.channel_uses == max(_text_uses(len(s)) for s in minilm.items) > 192
+    assert p.channel_uses == max(_text_uses(len(minilm.items[i])) for i in ctx.test_index.tolist()) > 192
     assert p.fits
 
 
@@ -210,15 +210,16 @@ def test_digital_chain_reproduces_quantizer_error_at_high_snr(minilm):
 
     names = ["quant-ldpc5g-16qam", "quant-hamming74-qpsk", "quant-ideal", "quant-none-16qam"]
     rows = _rows(minilm, schemes=names, channels=["awgn"], snr_db=[40.0])
-    f = minilm.features
-    mean = f.mean(0)
+    train, test = split_indices(minilm.n_items, 0.8, 0)   # fitted on train, scored on the held-out items
+    f = minilm.features[test]
+    mean = minilm.features[train].mean(0)
     for name in names:
         r = rows[(name, "awgn", 40.0)]
         b, dims = r["bits_per_element"], r["dims_sent"]
         q = UniformQuantizer(b, clip=(r["quant_lo"], r["quant_hi"]))
         f_hat = mean.expand_as(f).clone()
         f_hat[:, :dims] = q(f[:, :dims])
-        ref = feature_metrics(f, f_hat, f)
+        ref = feature_metrics(f, f_hat, minilm.features, test)
         assert r["ber"] == 0.0, name
         assert r["nmse"] == pytest.approx(ref["nmse"], rel=1e-5), name
         assert r["cosine"] == pytest.approx(ref["cosine"], rel=1e-5), name
@@ -249,17 +250,20 @@ def test_ideal_code_capacity_and_outage(minilm):
 def test_text_scheme_error_free_at_high_snr(minilm):
     import sacrebleu
 
-    src = minilm.subset(12)
+    src = minilm.subset(60)
     rows = _rows(src, schemes=["ascii-hamming74-16qam"], channels=["awgn"], snr_db=[40.0])
     r = rows[("ascii-hamming74-16qam", "awgn", 40.0)]
-    cut = [s[:62] for s in src.items]
+    _, test = split_indices(60, 0.8, 0)
+    items = [src.items[i] for i in test.tolist()]
+    cut = [s[:62] for s in items]
     emb = src.encoder(cut)
-    cos = torch.nn.functional.cosine_similarity(emb, src.features).mean().item()
-    assert r["ber"] == 0.0
+    cos = torch.nn.functional.cosine_similarity(emb, src.features[test]).mean().item()
+    assert r["ber"] == 0.0 and r["ber_ci_lo"] == 0.0 and 0.0 < r["ber_ci_hi"] < 1e-3
     assert r["semantic_similarity"] == pytest.approx(cos, abs=1e-4) and r["cosine"] == r["semantic_similarity"]
-    assert r["bleu"] == pytest.approx(sacrebleu.corpus_bleu(cut, [src.items]).score, abs=1e-6)
+    assert r["bleu"] == pytest.approx(sacrebleu.corpus_bleu(cut, [items]).score, abs=1e-6)
+    assert r["bleu_ci_lo"] <= r["bleu"] <= r["bleu_ci_hi"]
     assert r["chars_sent"] == pytest.approx(sum(len(c) for c in cut) / 12)
-    assert r["n_examples"] == 12
+    assert r["n_examples"] == 12 and r["n_train"] == 48
 
 
 def test_text_scheme_skipped_for_sources_without_text():
@@ -386,8 +390,8 @@ def test_one_channel_object_per_kind_shared_by_every_scheme(monkeypatch):
     monkeypatch.setattr(phy.channels, "make_channel", spy)
     src = load_source("gaussian", n_items=16, dim=16)
     run_comparison(src, CompareConfig(schemes=["analog-zf", "quant-hamming74-qpsk", "quant-ldpc5g-16qam",
-                                               "quant-ideal"], channels=["awgn", "rayleigh"], snr_db=[0.0, 9.0]),
-                   progress=False)
+                                               "quant-ideal"], channels=["awgn", "rayleigh"], snr_db=[0.0, 9.0],
+                                      realizations=1), progress=False)
     assert [m[0] for m in made] == ["awgn", "rayleigh"]
     for _, _, calls in made:
         # per SNR: analog 8 uses, Hamming QPSK 7 (8 bits -> 2 blocks -> 14 code bits), LDPC 16-QAM 8,
@@ -438,12 +442,13 @@ def test_text_scheme_with_a_budget_below_one_character_falls_back_instead_of_cra
     def enc(texts):
         return torch.stack([torch.full((4,), float(len(t))) + torch.arange(4.0) for t in texts])
 
-    items = ["ab", "cde", "fghi"]
+    items = ["ab", "cde", "fghi", "jklmn", "o"]
     src = FeatureSource("toy-text", enc(items), items, enc)
     (row,) = run_comparison(src, CompareConfig(schemes=["ascii-hamming74-16qam"], snr_db=[10.0], budget=2),
                             progress=False)
     assert row["channel_uses"] == 0 and row["fits"] is False and row["chars_sent"] == 0.0
-    f = src.features
-    mean = f.mean(0, keepdim=True).expand_as(f)
+    train, test = split_indices(5, 0.8, 0)
+    f = src.features[test]
+    mean = src.features[train].mean(0, keepdim=True).expand_as(f)   # the receiver's training mean
     assert row["nmse"] == pytest.approx(float((f - mean).square().sum() / f.square().sum()))
     assert row["bleu"] == 0.0
