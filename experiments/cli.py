@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from typing import List, Optional
 
 from phy import __version__
 
-__all__ = ["SUBCOMMANDS", "build_parser", "main"]
+__all__ = ["SUBCOMMANDS", "USER_ERRORS", "build_parser", "main", "error_line"]
+
+# what bad input raises on its way through a command (a bad value, a missing / unreadable / unwritable
+# file or folder, a refused resume): reported as one line and exit status 2, not a traceback.
+# SEMCOM_TRACEBACK=1 re-raises them (for debugging).
+USER_ERRORS = (ValueError, OSError)
 
 # name -> (module, one-line help). Modules are imported when the parser is built.
 SUBCOMMANDS = {
@@ -55,13 +61,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_line(prog: str, exc: BaseException) -> str:
+    """``"<prog>: error: <message>"`` on one line (newlines of the message folded into spaces)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) and exc.filename and \
+            str(exc.filename) not in text:
+        text += f": {exc.filename}"
+    return f"{prog}: error: {text}"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_main", None):
         parser.print_help()
         return 0
-    return int(args._main(args) or 0)
+    try:
+        return int(args._main(args) or 0)
+    except USER_ERRORS as exc:
+        if os.environ.get("SEMCOM_TRACEBACK"):
+            raise
+        prog = " ".join(["semcom", args.command] + ([args.action] if isinstance(getattr(args, "action", None), str)
+                                                     else []))
+        print(error_line(prog, exc), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

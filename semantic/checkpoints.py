@@ -294,7 +294,9 @@ def resolve_device(device=None):
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if isinstance(device, (str, torch.device)):
-        return torch.device(device)
+        from phy.conventions import check_device
+
+        return check_device(device)  # ValueError for a bad name or CUDA on a machine without it
     raise TypeError(f"device must be None, a str or a torch.device, got {type(device).__name__}: {device!r}")
 
 
@@ -306,7 +308,8 @@ def resolve_dtype(dtype=None, device=None):
     import torch
 
     if dtype is None or (isinstance(dtype, str) and dtype.lower() == "auto"):
-        return torch.float16 if resolve_device(device).type == "cuda" else torch.float32
+        kind = resolve_device(device).type if device is None else torch.device(device).type  # the kind only
+        return torch.float16 if kind == "cuda" else torch.float32
     if isinstance(dtype, torch.dtype):
         if not dtype.is_floating_point:
             raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")

@@ -147,3 +147,6 @@ def test_resolve_dtype_and_device():
     assert resolve_device("cpu") == torch.device("cpu")
     with pytest.raises(TypeError, match="device"):
         resolve_device(3)
+    if not torch.cuda.is_available():  # never a silent CPU run for an accelerator that is not there
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")

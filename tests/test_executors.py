@@ -81,7 +81,7 @@ def test_resume_under_ray_skips_finished_points(local_run, tmp_path):
     cells[header.index("bit_errors")] = "123456"
     kept[0] = ",".join(cells) + "\n"
     (tmp_path / "ber.csv").write_text(lines[0] + "".join(kept) + lines[4][:15])  # + a torn row
-    (tmp_path / "manifest.json").write_text((local_run / "manifest.json").read_text())
+    (tmp_path / "ber.settings.json").write_text((local_run / "ber.settings.json").read_text())
     assert main(ARGS + ["--executor", "ray", "--out", str(tmp_path)]) == 0
     rows = _rows(tmp_path / "ber.csv")
     assert json.load(open(tmp_path / "manifest.json"))["rows_resumed"] == 3
