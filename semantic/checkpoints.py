@@ -120,7 +120,8 @@ def missing_checkpoint_message(name: str, what: Optional[str] = None, cache_dir:
             f"(1) on a machine with internet access run `huggingface-cli download {name}{include}` "
             f"(or `hf download {name}`) and copy the cache to this machine, pointing HF_HOME (or HF_HUB_CACHE) "
             f"at it; (2) download it into a folder (`huggingface-cli download {name} --local-dir DIR`) and pass "
-            f"{option} DIR; (3) on a connected machine pass allow_download=True (or set SEMCOM_ALLOW_DOWNLOAD=1)."
+            f"{option} DIR; (3) on a connected machine rerun with --allow-download (in Python: allow_download=True; "
+            f"or set SEMCOM_ALLOW_DOWNLOAD=1)."
         )
     return (
         f"{label} was not found: {str(Path(name).expanduser())!r} does not exist"

@@ -56,7 +56,15 @@ def load_image(path: PathLike, size: Optional[int] = 256) -> torch.Tensor:
     """
     from PIL import Image
 
-    with Image.open(path) as im:
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
+        raise ValueError(f"size must be a positive int or None, got {size!r}")
+    try:
+        im = Image.open(path)
+        im.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:  # truncated, foreign, huge
+        raise ValueError(f"{str(path)!r} is not a readable image ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:200]}); remove or replace the file") from None
+    with im:
         im = im.convert("RGB")
         if size is not None:
             if not isinstance(size, int) or size <= 0:
