@@ -187,6 +187,14 @@ def test_every_study_end_to_end_budgets_and_resume(setup, tmp_path, monkeypatch)
     for name, content in snapshot.items():
         if name != "complexity.csv":
             assert (out / name).read_bytes() == content, name
+    # ---- a rerun under another setting that defines the rows or the trained models is refused (exit 2)
+    monkeypatch.undo()
+    before = {name: (out / name).read_bytes() for name in ("accuracy_vs_snr.csv", "semclip-eval.settings.json")}
+    for opt, value in (("--seed", "1"), ("--train-steps", "3"), ("--equalizer", "zf")):
+        assert main(_args(clip, data, out, "--studies", "snr", opt, value)) == 2
+    assert {name: (out / name).read_bytes() for name in before} == before
+    monkeypatch.setattr(ss, "train_jscc", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(ss, "train_tapl", lambda *a, **k: pytest.fail("retrained"))
 
     # ---- trained checkpoints passed back in ({L} template) are loaded, not retrained, and give the same rows
     monkeypatch.undo()
