@@ -4,6 +4,9 @@
   append-only table with key columns and value columns: each row is written, flushed and
   ``fsync``-ed; the header is written atomically; :meth:`ResumableCSV.finished_keys` tells a
   rerun what to skip. :func:`open_table` is the convenience constructor for experiments.
+* :func:`claim_result_settings` is the resume guard of every resumable command: the settings that
+  define a result are recorded beside it (``<result>.settings.json``) before its first row, and a
+  rerun resumes only under the same settings; results without a readable record are refused.
 * :func:`write_manifest` writes ``manifest.json`` atomically: the command's arguments, the seed,
   versions of torch / sionna / numpy / semcom (and any extra packages), host information, start
   time and elapsed time. :class:`RunManifest` times a run and writes the manifest at start

@@ -423,8 +423,10 @@ class ResumableCSV:
 
     * The header is written atomically (temporary file + ``fsync`` + ``os.replace``).
     * Each :meth:`append` writes one full line, flushes and ``fsync``s, so a crash loses at most
-      the row being written; a torn last line (no trailing newline) is cut off when the file is
-      opened again.
+      the row being written; a torn last record (no newline outside a quoted field after it) is
+      cut off whole when the file is opened again.
+    * A file with two rows of one key, or rows with missing or extra cells, is refused (``ValueError``);
+      :meth:`append` writes a key once.
     * :meth:`finished_keys` gives the key tuples already present (cells compared as
       :func:`format_value` text), so a rerun can skip them.
     * Opening an existing file whose header differs from ``columns`` raises ``ValueError``

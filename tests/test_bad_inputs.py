@@ -41,6 +41,12 @@ def inputs(tmp_path_factory, tiny_image_dir):  # noqa: F811
     cache = root / "minilm_cache"  # a corrupt cache file for the corpus `compare --max-items 8` uses
     cache.mkdir()
     (cache / f"minilm-{corpus_hash(load_pydoc_corpus(max_sentences=8))}.safetensors").write_bytes(b"torn")
+    (root / "listfeatures").mkdir()  # a feature cache whose manifest is not a dict
+    (root / "listfeatures" / "manifest.json").write_text("[1, 2]")
+    (root / "tornfeatures").mkdir()  # complete by its manifest, but the shard is torn
+    (root / "tornfeatures" / "manifest.json").write_text('{"complete": true, "shards": ["s0.safetensors"], '
+                                                        '"class_names": ["a"]}')
+    (root / "tornfeatures" / "s0.safetensors").write_bytes(b"\x10\x00")
     with socket.socket() as s:  # an unused loopback port: nothing listens there
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -97,6 +103,10 @@ CLI_CASES = [
                                         "--address", "{address}", "--out", "{out}"], "no Ray cluster there"),
     ("semclip-train-jscc-features-missing", ["semclip", "train-jscc", "--features", "{missing}", "--out", "{out}"],
      "no feature cache"),
+    ("semclip-train-jscc-features-manifest-not-a-dict", ["semclip", "train-jscc", "--features", "{root}/listfeatures",
+                                                         "--out", "{out}"], "is incomplete"),
+    ("semclip-eval-features-shard-torn", ["semclip", "eval", "--features", "{root}/tornfeatures", "--out", "{out}"],
+     "has an unreadable shard"),
     ("semclip-train-tapl-features-missing", ["semclip", "train-tapl", "--features", "{missing}", "--out", "{out}"],
      "no feature cache"),
     ("semclip-eval-features-missing", ["semclip", "eval", "--features", "{missing}", "--out", "{out}"],
