@@ -96,6 +96,11 @@ class PillowCodec:
 class CompressAICodec:
     """CompressAI's ``cheng2020-attn`` learned codec (the paper's choice), from local weights only.
 
+    Every quality level's weights file (CompressAI's name, e.g. ``cheng2020_attn-mse-6-*.pth.tar``) must
+    be in ``weights_dir``; it is read with ``torch.load(weights_only=True)`` (no pickled code runs).
+    Nothing is downloaded unless ``allow_download=True`` (CLI: ``--allow-download``), and then only
+    the missing levels, through torch.hub into ``weights_dir``.
+
     Parameters
     ----------
     qualities : tuple of int
@@ -103,31 +108,55 @@ class CompressAICodec:
     weights_dir : path, optional
         Directory holding CompressAI's checkpoint files (default: the torch hub cache,
         ``$TORCH_HOME/hub/checkpoints``).
+    allow_download : bool
+        Fetch missing levels from CompressAI's server (default ``False``: a missing level is an error).
     """
 
+    ARCH = "cheng2020-attn"
+
     def __init__(self, qualities=(6, 5, 4, 3, 2, 1), weights_dir: Optional[Union[str, Path]] = None,
-                 device="cpu"):
+                 device="cpu", allow_download: bool = False):
         try:
-            from compressai.zoo import cheng2020_attn  # noqa: F401
-            from compressai.zoo.pretrained import load_pretrained  # noqa: F401
+            from compressai.zoo.image import model_urls
         except ImportError as exc:
             raise RuntimeError("CompressAICodec needs the 'compressai' package (pip install compressai) and its "
                                "cheng2020-attn weights; use PillowCodec('jpeg') where they are unavailable") from exc
+        from urllib.parse import urlparse
+
+        urls = model_urls[self.ARCH]["mse"]
+        bad = [q for q in qualities if q not in urls]
+        if bad or not qualities:
+            raise ValueError(f"qualities must be a non-empty subset of {sorted(urls)}, got {tuple(qualities)}")
         hub = Path(weights_dir) if weights_dir else Path(torch.hub.get_dir()) / "checkpoints"
-        found = sorted(hub.glob("cheng2020_attn-*.pth.tar")) if hub.is_dir() else []
-        if not found:
+        self.files = {q: hub / Path(urlparse(urls[q]).path).name for q in qualities}
+        missing = [q for q in qualities if not self.files[q].is_file()]
+        if missing and not allow_download:
             raise FileNotFoundError(
-                f"no cheng2020-attn weights (cheng2020_attn-*.pth.tar) in {str(hub)!r}: on a connected machine run "
-                "`python -c \"from compressai.zoo import cheng2020_attn; [cheng2020_attn(q, pretrained=True) "
-                "for q in range(1, 7)]\"` and copy $TORCH_HOME/hub/checkpoints here, or pass weights_dir=")
+                f"no cheng2020-attn weights for quality {missing} in {str(hub)!r} (expected "
+                f"{[self.files[q].name for q in missing]}): on a connected machine rerun with --allow-download "
+                "(allow_download=True) and copy the files here, or pass weights_dir= / fewer qualities")
+        self._urls = urls
         self.qualities, self.device, self.name = tuple(qualities), torch.device(device), "cheng2020-attn"
         self._models = {}
 
     def _model(self, q):
-        from compressai.zoo import cheng2020_attn
-
         if q not in self._models:
-            self._models[q] = cheng2020_attn(quality=q, pretrained=True).eval().to(self.device)
+            from compressai.zoo.image import model_architectures
+            from compressai.zoo.pretrained import load_pretrained
+
+            path = self.files[q]
+            if not path.is_file():  # only reached with allow_download=True (checked in __init__)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                torch.hub.download_url_to_file(self._urls[q], str(path), progress=False)
+            try:
+                state = torch.load(str(path), map_location="cpu", weights_only=True)
+            except Exception as exc:  # pickle.UnpicklingError (foreign objects), RuntimeError (not a zip)...
+                raise ValueError(f"{path}: not a cheng2020-attn weights file (refused to unpickle it: "
+                                 f"{' '.join(str(exc).split())[:200]}); delete it") from None
+            if isinstance(state, dict) and "state_dict" in state:
+                state = state["state_dict"]
+            net = model_architectures[self.ARCH].from_state_dict(load_pretrained(state))
+            self._models[q] = net.eval().to(self.device)
         return self._models[q]
 
     @torch.no_grad()

@@ -71,8 +71,9 @@ def measure(channel, snr_db: float, symbols: int, seed: int = 0, device="cpu", r
     """
     import torch
 
-    from phy.conventions import snr_db_to_no
+    from phy.conventions import check_device, snr_db_to_no
 
+    device = check_device(device, "--device")
     no = snr_db_to_no(float(snr_db))
     gen = torch.Generator(device=device).manual_seed(seed)
     rows_total = math.ceil(symbols / row)

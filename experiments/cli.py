@@ -11,13 +11,21 @@ Example
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 from typing import List, Optional
 
 from phy import __version__
 
-__all__ = ["SUBCOMMANDS", "build_parser", "main"]
+__all__ = ["SUBCOMMANDS", "USER_ERRORS", "build_parser", "main", "error_line", "check_out_dir",
+           "progress_bars_off"]
+
+# what bad input raises on its way through a command (a bad value, a missing / unreadable / unwritable
+# file or folder, a refused resume): reported as one line and exit status 2, not a traceback.
+# SEMCOM_TRACEBACK=1 re-raises them (for debugging).
+USER_ERRORS = (ValueError, OSError)
 
 # name -> (module, one-line help). Modules are imported when the parser is built.
 SUBCOMMANDS = {
@@ -55,13 +63,98 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_line(prog: str, exc: BaseException) -> str:
+    """``"<prog>: error: <message>"`` on one line (newlines of the message folded into spaces)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) and exc.filename and \
+            str(exc.filename) not in text:
+        text += f": {exc.filename}"
+    return f"{prog}: error: {text}"
+
+
+def check_out_dir(path, option: str = "--out") -> None:
+    """``ValueError`` unless ``path`` is (or can become) a writable folder: not a file, no file on the
+    way to it, not read-only. Creates nothing (a refused command leaves no folder behind)."""
+    if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+        raise ValueError(f"{option} must name a folder, got {path!r}")
+    p = os.path.abspath(os.path.expanduser(os.fspath(path)))
+    if os.path.exists(p):
+        if not os.path.isdir(p):
+            raise ValueError(f"{option} {os.fspath(path)!r} is a file; expected a folder (a new or an existing one)")
+        target = p
+    else:
+        target = os.path.dirname(p)
+        while not os.path.exists(target):
+            target = os.path.dirname(target)
+        if not os.path.isdir(target):
+            raise ValueError(f"{option} {os.fspath(path)!r} lies under the file {target!r}; expected a folder")
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {os.fspath(path)!r}: the folder {target!r} is read-only; expected a writable one")
+
+
+def _check_common_options(args: argparse.Namespace) -> None:
+    """Checks every command shares: the output folder and a Ray cluster address."""
+    if isinstance(getattr(args, "out", None), (str, os.PathLike)):
+        check_out_dir(args.out)
+    if getattr(args, "address", None) is not None and getattr(args, "executor", "ray") != "local":
+        from experiments.executors import check_ray_address
+
+        check_ray_address(args.address)
+
+
+@contextlib.contextmanager
+def progress_bars_off(off: bool = True):
+    """Within the block, no Hugging Face progress bars (transformers' "Loading weights", hub downloads):
+    ``--no-progress`` means none at all. Restores the previous state on exit."""
+    if not off:
+        yield
+        return
+    old_env = os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS")
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # for the libraries imported inside the block
+    undo = []
+    try:
+        from huggingface_hub import utils as hub_utils
+
+        if not hub_utils.are_progress_bars_disabled():
+            hub_utils.disable_progress_bars()
+            undo.append(hub_utils.enable_progress_bars)
+    except ImportError:
+        pass
+    if "transformers" in sys.modules:  # read the setting at import: switch it off directly
+        from transformers.utils import logging as tf_logging
+
+        if tf_logging.is_progress_bar_enabled():
+            tf_logging.disable_progress_bar()
+            undo.append(tf_logging.enable_progress_bar)
+    try:
+        yield
+    finally:
+        for fn in undo:
+            fn()
+        if old_env is None:
+            os.environ.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+        else:
+            os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = old_env
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_main", None):
         parser.print_help()
         return 0
-    return int(args._main(args) or 0)
+    quiet = bool(getattr(args, "no_progress", False)) or getattr(args, "progress", None) is False
+    try:
+        _check_common_options(args)
+        with progress_bars_off(quiet):
+            return int(args._main(args) or 0)
+    except USER_ERRORS as exc:
+        if os.environ.get("SEMCOM_TRACEBACK"):
+            raise
+        prog = " ".join(["semcom", args.command] + ([args.action] if isinstance(getattr(args, "action", None), str)
+                                                     else []))
+        print(error_line(prog, exc), file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ from typing import (Any, Callable, Dict, Hashable, Iterable, Iterator, List, Map
                     Tuple)
 
 __all__ = [
+    "check_ray_address",
     "Task",
     "Executor",
     "LocalExecutor",
@@ -213,6 +214,8 @@ class RayExecutor(Executor):
             raise ValueError(f"num_cpus must be a positive int or None, got {num_cpus!r}")
         if not (num_cpus_per_task > 0):
             raise ValueError(f"num_cpus_per_task must be > 0, got {num_cpus_per_task!r}")
+        if address is not None:  # before ray.init, which would wait for a cluster that is not there
+            check_ray_address(address)
         self._ray = ray
         self._started = False
         if not ray.is_initialized():
@@ -288,6 +291,31 @@ class RayExecutor(Executor):
         if self._started and self._ray.is_initialized():
             self._ray.shutdown()
         self._started = False
+
+
+def check_ray_address(address: str, timeout_s: float = 5.0) -> None:
+    """Fail within ``timeout_s`` when nothing listens at a ``HOST:PORT`` (or ``ray://HOST:PORT``) Ray
+    address; ``ray.init`` would wait for a cluster that is not there. ``"auto"``/``"local"`` are Ray's own.
+
+    Raises ``ValueError`` naming the address and what happened (refused, timed out, unresolvable)."""
+    import socket
+
+    if not isinstance(address, str) or not address.strip():
+        raise ValueError(f"--address must be HOST:PORT, ray://HOST:PORT or 'auto', got {address!r}")
+    text = address.strip()
+    if text in ("auto", "local"):
+        return
+    hostport = text.split("://", 1)[1] if "://" in text else text
+    host, sep, port = hostport.rstrip("/").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--address must be HOST:PORT, ray://HOST:PORT or 'auto', got {address!r}")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except socket.timeout:
+        raise ValueError(f"--address {address}: no Ray cluster answered within {timeout_s:g} s") from None
+    except OSError as exc:
+        raise ValueError(f"--address {address}: no Ray cluster there ({exc.strerror or exc})") from None
 
 
 def make_executor(name: str = "local", *, num_cpus: Optional[int] = None, address: Optional[str] = None,

@@ -4,6 +4,9 @@
   append-only table with key columns and value columns: each row is written, flushed and
   ``fsync``-ed; the header is written atomically; :meth:`ResumableCSV.finished_keys` tells a
   rerun what to skip. :func:`open_table` is the convenience constructor for experiments.
+* :func:`claim_result_settings` is the resume guard of every resumable command: the settings that
+  define a result are recorded beside it (``<result>.settings.json``) before its first row, and a
+  rerun resumes only under the same settings; results without a readable record are refused.
 * :func:`write_manifest` writes ``manifest.json`` atomically: the command's arguments, the seed,
   versions of torch / sionna / numpy / semcom (and any extra packages), host information, start
   time and elapsed time. :class:`RunManifest` times a run and writes the manifest at start
@@ -49,6 +52,10 @@ __all__ = [
     "write_json_atomic",
     "write_benchmark",
     "check_result_settings",
+    "claim_result_settings",
+    "compare_settings",
+    "settings_of",
+    "SettingsMismatchError",
     "write_manifest",
     "RunManifest",
     "DEFAULT_PACKAGES",
@@ -159,29 +166,150 @@ def write_benchmark(path: Union[str, os.PathLike], result: Mapping[str, Any]) ->
     return os.fspath(path)
 
 
-def check_result_settings(out_dir: Union[str, os.PathLike], settings: Mapping[str, Any], csv_name: str,
-                          manifest_name: str = "manifest.json") -> None:
-    """Raise ``ValueError`` if ``out_dir`` holds ``csv_name`` from a run whose manifest recorded other
-    ``result_settings`` (resuming into it would mix two runs' rows); names each differing setting.
+class SettingsMismatchError(ValueError):
+    """Resuming would mix results of two runs: the settings recorded with the results differ from the
+    given ones, or no readable record exists for results already on disk."""
 
-    Settings missing from the old manifest are not compared; without a manifest or a CSV there is
-    nothing to resume and nothing is checked.
+
+def _canonical(value: Any) -> Any:
+    return json.loads(json.dumps(jsonable(value)))
+
+
+def compare_settings(where: str, saved: Any, given: Mapping[str, Any],
+                     added_later: Optional[Mapping[str, Any]] = None) -> None:
+    """Raise :class:`SettingsMismatchError` unless ``saved`` (the record kept with ``where``'s results)
+    equals ``given`` key for key.
+
+    A ``saved`` that is not a dict (missing, corrupt, a list...) is refused: without a record nothing
+    says which settings produced the results. A key on one side only counts as a difference, except
+    keys of ``added_later`` (settings introduced after older records were written: their value there).
+
+    Example
+    -------
+    >>> compare_settings("out", {"seed": 0}, {"seed": 0})
+    >>> compare_settings("out", {"seed": 0}, {"seed": 1})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    experiments.results.SettingsMismatchError: out holds results of a run with other settings (seed: 0 -> 1); ...
+    """
+    if not isinstance(saved, Mapping):
+        raise SettingsMismatchError(
+            f"{where} holds results without a readable settings record (found {type(saved).__name__}), so "
+            "nothing says which settings produced them and resuming could mix two runs; use another --out "
+            "or delete the old results")
+    old = _canonical({**dict(added_later or {}), **dict(saved)})
+    new = _canonical(dict(given))
+    missing = object()
+    diff = {k: (old.get(k, missing), new.get(k, missing)) for k in list(new) + [k for k in old if k not in new]
+            if old.get(k, missing) != new.get(k, missing)}
+    if diff:
+        show = lambda v: "(not recorded)" if v is missing else repr(v)  # noqa: E731
+        desc = ", ".join(f"{k}: {show(a)} -> {show(b)}" for k, (a, b) in diff.items())
+        raise SettingsMismatchError(f"{where} holds results of a run with other settings ({desc}); resuming "
+                                    "would mix them. Use another --out or delete the old results")
+
+
+def _holds_results(path: str) -> bool:
+    """Whether ``path`` holds finished work: a folder with any entry, a CSV with a row after its
+    header (an unreadable one counts as holding results), any other non-empty file."""
+    import csv
+
+    if os.path.isdir(path):
+        return any(True for _ in os.scandir(path))
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return False
+    if not path.endswith(".csv"):
+        return True
+    try:
+        with open(path, "r", newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            next(reader, None)
+            return any(row for row in reader)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return True
+
+
+def claim_result_settings(out_dir: Union[str, os.PathLike], settings: Mapping[str, Any],
+                          results: Sequence[str], *, record: Optional[str] = None, started: Optional[bool] = None,
+                          added_later: Optional[Mapping[str, Any]] = None) -> str:
+    """Tie ``settings`` to the results ``out_dir/results`` before anything is written to them.
+
+    The one resume guard of every resumable command. The settings that define a result travel with
+    it in a record beside it (``out_dir/record``, default ``<first result's stem>.settings.json``):
+
+    * no result holds finished work yet (``started`` overrides the check: a CSV with no row, an
+      absent or empty folder): the record is (re)written atomically, *before* the first row, so
+      every row on disk has its record;
+    * results exist: the record must be readable and equal ``settings`` key for key
+      (:func:`compare_settings`); a missing, truncated or non-dict record is refused, never taken
+      as "anything goes".
+
+    Returns the record's path. Raises :class:`SettingsMismatchError` (a ``ValueError``) naming each
+    differing setting, or the missing record.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> p = claim_result_settings(d, {"seed": 0}, ["r.csv"])   # nothing there yet: recorded
+    >>> t = open_table(os.path.join(d, "r.csv"), ["snr"], ["ber"]); t.append({"snr": 0.0, "ber": 0.1})
+    >>> _ = claim_result_settings(d, {"seed": 0}, ["r.csv"])   # same settings: resume
+    >>> claim_result_settings(d, {"seed": 1}, ["r.csv"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    experiments.results.SettingsMismatchError: ... (seed: 0 -> 1); resuming would mix them. ...
     """
     out_dir = os.fspath(out_dir)
-    path = os.path.join(out_dir, manifest_name)
-    if not (os.path.exists(path) and os.path.exists(os.path.join(out_dir, csv_name))):
-        return
+    results = [results] if isinstance(results, str) else list(results)
+    if not results:
+        raise ValueError("results must name at least one result file or folder")
+    record = record or os.path.splitext(os.path.basename(results[0].rstrip("/")))[0] + ".settings.json"
+    path = os.path.join(out_dir, record)
+    if started is None:
+        started = any(_holds_results(os.path.join(out_dir, r)) for r in results)
+    if not started:
+        write_json_atomic(path, settings)
+        return path
+    where = f"{out_dir} ({', '.join(r for r in results if os.path.exists(os.path.join(out_dir, r)))})"
     try:
         with open(path, encoding="utf-8") as fh:
-            old = (json.load(fh) or {}).get("result_settings") or {}
-    except (OSError, ValueError):
-        return
-    new = jsonable(settings)
-    diff = {k: (old.get(k), new[k]) for k in new if k in old and old[k] != new[k]}
-    if diff:
-        desc = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
-        raise ValueError(f"{out_dir} holds results of a run with other settings ({desc}); resuming would mix "
-                         "them. Use another --out or delete the old results")
+            saved = json.load(fh)
+    except FileNotFoundError:
+        raise SettingsMismatchError(
+            f"{where} holds results but no settings record {path}; nothing says which settings produced "
+            "them, so resuming could mix two runs. Use another --out or delete the old results") from None
+    except (OSError, ValueError) as exc:
+        raise SettingsMismatchError(
+            f"{where} holds results but its settings record {path} is unreadable ({exc}); resuming could "
+            "mix two runs. Use another --out or delete the old results") from None
+    compare_settings(where, saved, settings, added_later)
+    return path
+
+
+def settings_of(args: Any, names: Iterable[str], paths: Iterable[str] = ()) -> Dict[str, Any]:
+    """``{name: args.name}`` of the options ``names`` that define a result (absent ones: ``None``), as
+    JSON values; the options in ``paths`` are made absolute (the same folder named from another
+    working directory is the same setting)."""
+    ns = vars(args) if isinstance(args, argparse.Namespace) else dict(args)
+    paths = set(paths)
+    out: Dict[str, Any] = {}
+    for name in list(names) + [p for p in paths if p not in names]:
+        value = ns.get(name)
+        if name in paths and isinstance(value, (str, os.PathLike)) and value:
+            value = os.path.abspath(os.path.expanduser(os.fspath(value)))
+        out[name] = jsonable(value)
+    return out
+
+
+def check_result_settings(out_dir: Union[str, os.PathLike], settings: Mapping[str, Any], csv_name: str,
+                          manifest_name: str = "manifest.json") -> None:
+    """:func:`claim_result_settings` for one CSV (record ``<csv stem>.settings.json``).
+
+    Raises ``ValueError`` (:class:`SettingsMismatchError`) if ``out_dir/csv_name`` holds rows of a run
+    with other settings or rows without a readable record. ``manifest_name`` is no longer read (the
+    manifest is rewritten by every run, so it cannot vouch for the rows); kept for compatibility.
+    """
+    claim_result_settings(out_dir, settings, [csv_name])
 
 
 def write_manifest(out_dir: Union[str, os.PathLike], *, args: Any = None, seed: Optional[int] = None,

@@ -137,6 +137,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(p)
 
 
+def _claim(args, settings: dict, results, record: str, started=None) -> None:
+    """The resume guard (:func:`experiments.results.claim_result_settings`) with the data options."""
+    from experiments.results import claim_result_settings, settings_of
+
+    given = {**settings_of(args, ("all_classes", "unseen_fraction", "split_seed"), paths=("features",)), **settings}
+    claim_result_settings(args.out, given, results, record=record, started=started)
+
+
 def _device(name):
     from semantic.checkpoints import resolve_device
 
@@ -195,6 +203,9 @@ def _train_jscc(args) -> int:
                         snr_train_range=(lo, hi), temperature=args.temperature, jscc_batch_size=args.batch_size,
                         jscc_lr=args.lr, jscc_steps=args.steps, checkpoint_every=args.checkpoint_every,
                         unseen_fraction=args.unseen_fraction, split_seed=args.split_seed, seed=args.seed)
+    from semantic.semclip import stage_settings
+
+    _claim(args, stage_settings(cfg, "jscc"), ["checkpoint", "checkpoint.old", "encoder"], "train-jscc.settings.json")
     if env_world_size() > 1:  # under torchrun: one process per GPU (cuda:LOCAL_RANK), or gloo on CPU
         info = init_distributed(device=args.device)
         device = info.device
@@ -239,6 +250,11 @@ def _train_tapl(args) -> int:
                               tapl_steps=args.steps, tapl_classes_per_step=args.classes_per_step or None,
                               checkpoint_every=args.checkpoint_every, unseen_fraction=args.unseen_fraction,
                               split_seed=args.split_seed, seed=args.seed)
+    from experiments.results import settings_of
+    from semantic.semclip import stage_settings
+
+    _claim(args, {**stage_settings(cfg, "tapl"), **settings_of(args, (), paths=("jscc",))},
+           ["checkpoint", "checkpoint.old", "tapl"], "train-tapl.settings.json")
     model, _, tokenizer = load_open_clip(args.clip_model, args.pretrained, device=device)
     tapl, hist = train_tapl(fs.features, fs.labels, fs.class_names, codec, model, tokenizer, cfg, out_dir=args.out,
                             device=device, progress=False if args.no_progress else None)
@@ -286,6 +302,13 @@ def _eval(args) -> int:
     table = open_table(out / "zeroshot.csv", keys=["system", "channel", "snr_db", "channel_uses"],
                        values=["bandwidth_ratio", "top1", "top5", "retrieval_top1", "retrieval_top5"])
     channel_name = args.channel if codec is not None else "ideal"
+    from experiments.results import settings_of
+
+    # rows are keyed by (system, channel, SNR, L): each system's models and settings are recorded apart
+    _claim(args, settings_of(args, ("clip_model", "pretrained", "equalizer", "seed", "batch_size"),
+                             paths=("jscc", "tapl")),
+           ["zeroshot.csv"], f"zeroshot.{name}.settings.json",
+           started=any(r["system"] == name for r in table.rows()))
     done = table.finished_keys()
     from phy.montecarlo import format_value
 

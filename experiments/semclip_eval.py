@@ -970,6 +970,15 @@ def study_complexity(ctx: Context, n_images: int) -> int:
 # ------------------------------------------------------------------------------------------------
 # entry points
 # ------------------------------------------------------------------------------------------------
+# options that are row keys or choose what runs (studies, systems, SNRs, L values, data sets, the device of
+# the complexity table); every other option defines the rows and the models trained under <out>/models
+_NOT_SETTINGS = ("command", "out", "studies", "systems", "bandwidth_systems", "snr_db", "table_snrs",
+                 "snr_channel_uses", "channel_uses", "bandwidth_snr", "datasets", "cross_snrs", "complexity_images",
+                 "channel", "device", "no_progress")
+_PATH_SETTINGS = ("data", "train_data", "semclip_jscc", "semclip_noaf_jscc", "tapl", "djscc_ir", "djscc_ft")
+RESULT_FILES = ("accuracy_vs_snr.csv", "accuracy_vs_bandwidth.csv", "cross_dataset.csv", "complexity.csv", "models")
+
+
 def run(args: argparse.Namespace) -> Dict[str, int]:
     """Run the selected studies; returns the number of new rows per study."""
     from experiments.ber import parse_snr_list
@@ -991,6 +1000,11 @@ def run(args: argparse.Namespace) -> Dict[str, int]:
         raise ValueError(f"--snr-channel-uses must be a positive int, got {args.snr_channel_uses!r}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    from experiments.results import claim_result_settings, settings_of
+
+    claim_result_settings(out, settings_of(args, [k for k in vars(args) if not k.startswith("_") and k not in
+                                                  _NOT_SETTINGS], paths=_PATH_SETTINGS), RESULT_FILES,
+                          record="semclip-eval.settings.json")
     ctx = Context(args)
     added: Dict[str, int] = {}
     with RunManifest(out, args=args, seed=args.seed, command="semcom semclip-eval",

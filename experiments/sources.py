@@ -262,7 +262,16 @@ def load_feature_file(path: Union[str, os.PathLike], key: Optional[str] = None,
     if suffix == ".npy":
         import numpy as np
 
-        arr = np.load(str(p), allow_pickle=False)
+        try:
+            arr = np.load(str(p), allow_pickle=False)
+        except Exception as e:  # empty or foreign file (EOFError, ValueError...), an object array (pickles)
+            raise ValueError(f"{p}: cannot read the .npy file with numpy.load(allow_pickle=False) "
+                             f"({type(e).__name__}: {' '.join(str(e).split())})") from None
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iufc":  # complex: refused below, naming it
+            raise ValueError(f"{p}: features must be a numeric array (int/float), got "
+                             f"{getattr(arr, 'dtype', type(arr).__name__)}")
+        if arr.size == 0:
+            raise ValueError(f"{p}: the array is empty (shape {arr.shape}); expected features [n_items, d]")
         raw = torch.from_numpy(np.ascontiguousarray(arr))
     elif suffix == ".safetensors":
         from safetensors.torch import load_file

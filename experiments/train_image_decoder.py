@@ -70,6 +70,8 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from experiments.results import SettingsMismatchError
+
 __all__ = ["add_arguments", "main", "latest_checkpoint", "parse_range", "run_training_loop",
            "ResumeMismatchError", "check_resume_settings", "saved_run_settings", "run_settings"]
 
@@ -102,7 +104,7 @@ def latest_checkpoint(out: Path) -> Optional[Path]:
     return best[1] if best else None
 
 
-class ResumeMismatchError(ValueError):
+class ResumeMismatchError(SettingsMismatchError):
     """A setting that defines a training run differs from the checkpoint it would resume."""
 
 
@@ -116,8 +118,9 @@ def check_resume_settings(checkpoint: Path, saved: Mapping[str, Any], given: Map
     Parameters
     ----------
     checkpoint : the checkpoint folder (named in the message).
-    saved : the settings recorded in the checkpoint (``{"--lr": 1e-5, ...}``); a setting it does not
-        record (an older checkpoint) is not checked.
+    saved : the settings recorded in the checkpoint (``{"--lr": 1e-5, ...}``). A checkpoint that records
+        none (``None``, ``{}``: an older or damaged checkpoint) is refused: nothing says what it was
+        trained with; a setting it does not record counts as a difference.
     given : the settings of this invocation, same keys.
 
     Raises
@@ -133,8 +136,13 @@ def check_resume_settings(checkpoint: Path, saved: Mapping[str, Any], given: Map
     ...
     experiments.train_image_decoder.ResumeMismatchError: cannot resume from ck: --lr is 0.01 in the ... 0.001 ...
     """
-    diffs = [f"{name} is {json.dumps(_canon(saved[name]))} in the checkpoint but {json.dumps(_canon(value))} was given"
-             for name, value in given.items() if name in saved and _canon(saved[name]) != _canon(value)]
+    if not isinstance(saved, Mapping) or not saved:
+        raise ResumeMismatchError(
+            f"cannot resume from {checkpoint}: it records no settings of the run that wrote it, so resuming "
+            "could mix two runs; train into another --out folder or delete the old checkpoints")
+    diffs = [f"{name} is {json.dumps(_canon(saved[name])) if name in saved else '(not recorded)'} in the checkpoint "
+             f"but {json.dumps(_canon(value))} was given"
+             for name, value in given.items() if name not in saved or _canon(saved[name]) != _canon(value)]
     if diffs:
         raise ResumeMismatchError(
             f"cannot resume from {checkpoint}: {'; '.join(diffs)}. Settings that define the run must match the "
@@ -142,9 +150,14 @@ def check_resume_settings(checkpoint: Path, saved: Mapping[str, Any], given: Map
 
 
 def saved_run_settings(checkpoint: Path) -> Dict[str, Any]:
-    """The defining settings recorded in ``checkpoint/trainer_state.json`` (``{}`` if none)."""
-    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
-    return dict((state.get("extra") or {}).get("run") or {})
+    """The defining settings recorded in ``checkpoint/trainer_state.json`` (``{}`` if none or unreadable:
+    :func:`check_resume_settings` refuses that)."""
+    try:
+        state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+        run = (state.get("extra") or {}).get("run")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return dict(run) if isinstance(run, dict) else {}
 
 
 def run_settings(args: argparse.Namespace, options: Mapping[str, Any], world_size: int,

@@ -110,6 +110,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--grid-rows", type=int, default=6, help="input images shown in grid.png (default 6)")
 
 
+# the options that define a row of captions.csv / an image (row keys, SNR list, batch size, cache, device
+# placement and the grid are not among them): recorded beside captions.csv and checked on resume
+RESULT_SETTINGS = ("captions", "input_size", "channel", "equalizer", "seed", "blip2_checkpoint", "sd_checkpoint",
+                   "image_decoder", "text_projection", "text_mode", "dtype", "steps", "guidance_scale", "image_size",
+                   "max_new_tokens", "num_beams", "no_text", "no_images")
+_PATH_SETTINGS = ("captions", "image_decoder", "text_projection")
+
+
 def build_config(args: argparse.Namespace):
     """``VLFMSCConfig`` from parsed arguments."""
     from semantic.vlf_msc import VLFMSCConfig
@@ -231,6 +239,13 @@ def main(args: argparse.Namespace) -> int:
     ledger = system.ledger((3, args.input_size, args.input_size))
     print(f"VLF-MSC: {len(ds)} images x {len(snrs)} SNR points over {args.channel}; VLF {ledger['vlf_shape']}, "
           f"n_ch = {ledger['n_ch']} complex uses, BCR = {ledger['bcr']:.4f} (complex convention)")
+    try:
+        from experiments.results import claim_result_settings, settings_of
+
+        claim_result_settings(out, settings_of(args, RESULT_SETTINGS, paths=_PATH_SETTINGS), ["captions.csv", "images"])
+    except ValueError as exc:
+        print(f"semcom vlf-msc: error: {exc}", file=sys.stderr)
+        return 2
     table = open_table(out / "captions.csv", _COLUMNS_KEYS, _COLUMNS_VALUES)
     done = table.finished_keys()
     other = sorted({r["channel"] for r in table.rows()} - {args.channel})

@@ -403,28 +403,19 @@ _SETTINGS_BEFORE = {"img2img_bsc_mode": "bsc"}
 
 
 def _check_settings(out: Path, args) -> Optional[str]:
-    """Refuse to resume into a folder written with other models/settings (``OUT/settings.json``).
+    """Refuse to resume into a folder written with other models/settings (``OUT/settings.json``, via
+    :func:`experiments.results.claim_result_settings`: rows without a readable record are refused too).
 
-    Returns an error text, or None (the settings are recorded on the first run). The channel, the
+    Returns an error text, or None (the settings are recorded before the first row). The channel, the
     SNR points and the systems are row keys and may change between runs.
     """
-    from experiments.results import jsonable, write_json_atomic
+    from experiments.results import claim_result_settings, settings_of
 
-    now = {k: jsonable(getattr(args, k, None)) for k in _SETTINGS}
-    path = out / "settings.json"
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text())
-        except ValueError:
-            old = None
-        if isinstance(old, dict):
-            old = {**_SETTINGS_BEFORE, **old}
-            diff = sorted(k for k in _SETTINGS if k in old and old[k] != now[k])
-            if diff:
-                return (f"{str(out)!r} holds results made with other settings ({', '.join(diff)}: "
-                        f"{[old[k] for k in diff]} -> {[now[k] for k in diff]}); use a new --out or delete it")
-            return None
-    write_json_atomic(path, now)
+    try:
+        claim_result_settings(out, settings_of(args, _SETTINGS), ["metrics.csv", "items.csv"], record="settings.json",
+                              added_later=_SETTINGS_BEFORE)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 

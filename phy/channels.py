@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from . import channel_kernels as _ck
-from .conventions import check_complex, check_finite, check_no, check_no_type
+from .conventions import check_complex, check_device, check_finite, check_no, check_no_type
 
 __all__ = [
     "ChannelOutput",
@@ -132,7 +132,7 @@ class Channel(nn.Module):
         self.backend = backend
         self._seed = int(seed) if seed is not None else int(torch.randint(0, 2**62, (1,)).item())
         self._generators: Dict[str, torch.Generator] = {}
-        self.device = torch.device(device) if device is not None else None
+        self.device = check_device(device) if device is not None else None
 
     # -- random stream -------------------------------------------------------------------
     @property
@@ -410,6 +410,9 @@ def _sionna_rng(generator: torch.Generator):
             rngs[key] = old
 
 
+TDL_MODELS = ("A", "B", "C", "D", "E", "A30", "B100", "C300")
+
+
 class SionnaTDL(Channel):
     """3GPP TR 38.901 TDL channel (Sionna's ``TDL`` model) seen through an OFDM grid.
 
@@ -443,6 +446,14 @@ class SionnaTDL(Channel):
         super().__init__(seed=seed, device=device, backend=backend)
         if isinstance(fft_size, bool) or not isinstance(fft_size, numbers.Integral) or fft_size < 1:
             raise ValueError(f"fft_size must be a positive int, got {fft_size!r}")
+        if model not in TDL_MODELS:
+            raise ValueError(f"model must be one of {TDL_MODELS} (Sionna's TDL profiles), got {model!r}")
+        for name, value, low in (("delay_spread", delay_spread, "> 0"), ("carrier_frequency", carrier_frequency, "> 0"),
+                                 ("subcarrier_spacing", subcarrier_spacing, "> 0"), ("max_speed", max_speed, ">= 0")):
+            ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+                  and (value > 0 if low == "> 0" else value >= 0))
+            if not ok:
+                raise ValueError(f"{name} must be a finite number {low}, got {value!r}")
         self.model = model
         self.delay_spread = float(delay_spread)
         self.carrier_frequency = float(carrier_frequency)

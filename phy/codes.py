@@ -115,6 +115,9 @@ class Code(nn.Module):
         flat = llr.reshape(-1, self.n)
         if flat.shape[0] == 0:
             return flat.new_zeros(*llr.shape[:-1], self.k)
+        if not bool(torch.isfinite(flat.sum())) and bool(torch.isnan(flat).any()):  # one reduction when clean
+            raise ValueError(f"llr must not contain NaN ({int(torch.isnan(flat).sum())} NaN value(s) in a tensor of "
+                             f"shape {tuple(llr.shape)}): a NaN LLR says nothing about its bit; fix its source")
         return self._decode(flat).to(llr.dtype).reshape(*llr.shape[:-1], self.k)
 
     def _encode(self, bits):  # pragma: no cover - abstract

@@ -38,6 +38,7 @@ __all__ = [
     "check_complex",
     "check_real",
     "check_finite",
+    "check_device",
 ]
 
 Number = Union[int, float]
@@ -99,6 +100,28 @@ def check_no(no, name: str = "no", finite: bool = False) -> TensorLike:
     return no
 
 
+def check_device(device, name: str = "device") -> torch.device:
+    """``torch.device`` of ``device`` (a str or a device); ``ValueError`` naming ``name`` for a bad name
+    or an accelerator this machine does not have (never a silent fallback to the CPU)."""
+    if isinstance(device, torch.device):
+        dev = device
+    elif isinstance(device, str):
+        try:
+            dev = torch.device(device)
+        except RuntimeError as exc:
+            raise ValueError(f"{name} {device!r} is not a torch device ({' '.join(str(exc).split())})") from None
+    else:
+        raise TypeError(f"{name} must be a str or a torch.device, got {type(device).__name__}: {device!r}")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{name} {str(device)!r}: CUDA is not available on this machine; use 'cpu'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"{name} {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"{name} {str(device)!r}: MPS is not available on this machine; use 'cpu'")
+    return dev
+
+
 def check_complex(x, name: str = "x") -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of complex dtype, got {type(x).__name__}")
@@ -150,12 +173,19 @@ def snr_db_to_no(snr_db: TensorLike, power: float = 1.0) -> TensorLike:
     Parameters
     ----------
     snr_db : float or Tensor
-        Es/N0 in dB. ``+inf`` gives ``N0 = 0`` (noiseless).
+        Es/N0 in dB. ``+inf`` gives ``N0 = 0`` (noiseless), ``-inf`` gives ``N0 = inf`` (so do
+        values beyond the float range, instead of an overflow error).
     power : float
         Mean symbol energy ``P`` after normalisation (default 1).
     """
     check_snr(snr_db)
-    return power / db_to_lin(snr_db)
+    if isinstance(snr_db, torch.Tensor):
+        return power / db_to_lin(snr_db)
+    try:
+        lin = db_to_lin(snr_db)
+    except OverflowError:  # above ~3083 dB: N0 is below the smallest float, i.e. 0 (noiseless)
+        return 0.0 * power
+    return power / lin if lin > 0 else math.inf  # -inf dB (or below ~-3240 dB): no signal, N0 = inf
 
 
 def no_to_snr_db(no: TensorLike, power: float = 1.0) -> TensorLike:
@@ -220,11 +250,44 @@ def normalize_power(x: torch.Tensor, power: float = 1.0, eps: float = 1e-12) -> 
     if not isinstance(power, numbers.Real) or not power > 0:
         raise ValueError(f"power must be a positive number, got {power!r}")
     ms = x.real.square().mean(-1, keepdim=True) + x.imag.square().mean(-1, keepdim=True)
+    if not bool(torch.isfinite(ms).all()):  # |x|^2 overflowed x's precision (or x is not finite)
+        return _normalize_power_rescaled(x, power, eps)
     # mask *before* the sqrt: sqrt'(0) = inf would give NaN gradients to an all-zero example
     keep = ms > power * eps * eps
     scale = torch.sqrt(torch.where(keep, ms, torch.ones_like(ms)) / power)
     x_norm = torch.where(keep, x / scale, torch.zeros_like(x))
     return x_norm, torch.where(keep, scale, torch.zeros_like(scale))
+
+
+def _max_abs(x: torch.Tensor, dim=None) -> torch.Tensor:
+    """The largest real or imaginary magnitude (over ``dim``, kept; over everything when ``None``)."""
+    if dim is None:
+        return torch.maximum(x.real.abs().amax(), x.imag.abs().amax())
+    return torch.maximum(x.real.abs().amax(dim, keepdim=True), x.imag.abs().amax(dim, keepdim=True))
+
+
+def _check_scale(scale: torch.Tensor, x: torch.Tensor) -> None:
+    if not bool(torch.isfinite(scale).all()):
+        raise ValueError(f"x has an example whose RMS amplitude exceeds the range of {x.dtype} (max "
+                         f"{torch.finfo(x.real.dtype).max:.3g}); the power scale cannot be represented: scale the "
+                         "features down, or pass them in double precision")
+
+
+def _normalize_power_rescaled(x: torch.Tensor, power: float, eps: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """:func:`normalize_power` for values whose squares overflow: each example is first divided by
+    its largest magnitude ``m`` (so the mean square is at most 2), ``scale = m * rms(x / m)``."""
+    check_finite(x.real, "x (real part)")
+    check_finite(x.imag, "x (imaginary part)")
+    m = _max_abs(x, -1)
+    nonzero = m > 0
+    m = torch.where(nonzero, m, torch.ones_like(m))
+    y = x / m
+    ms = y.real.square().mean(-1, keepdim=True) + y.imag.square().mean(-1, keepdim=True)
+    keep = nonzero & (ms * m * m > power * eps * eps)  # inf > threshold where m^2 overflows: kept
+    r = torch.sqrt(torch.where(keep, ms, torch.ones_like(ms)) / power)
+    scale = torch.where(keep, m * r, torch.zeros_like(r))
+    _check_scale(scale, x)
+    return torch.where(keep, y / r, torch.zeros_like(x)), scale
 
 
 def normalize_power_batchwide(x: torch.Tensor, power: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -237,6 +300,13 @@ def normalize_power_batchwide(x: torch.Tensor, power: float = 1.0) -> Tuple[torc
     if not isinstance(power, numbers.Real) or not power > 0:
         raise ValueError(f"power must be a positive number, got {power!r}")
     scale = torch.sqrt((x.real.square().mean() + x.imag.square().mean()) / power)
+    if not bool(torch.isfinite(scale)):  # the squares overflowed: the same in a safe scale (see normalize_power)
+        check_finite(x.real, "x (real part)")
+        check_finite(x.imag, "x (imaginary part)")
+        m = _max_abs(x)
+        y = x / m
+        scale = m * torch.sqrt((y.real.square().mean() + y.imag.square().mean()) / power)
+        _check_scale(scale, x)
     if not scale > 0:  # an all-zero batch stays zero (x / 0 would be NaN), as in normalize_power
         return torch.zeros_like(x), torch.zeros_like(scale).reshape([1] * x.dim())
     return x / scale, scale.reshape([1] * x.dim())

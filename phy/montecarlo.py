@@ -99,7 +99,7 @@ from typing import (Any, Callable, Dict, Iterable, List, Mapping, Optional, Prot
 
 import torch
 
-from .conventions import check_snr, ebno_db_to_esno_db, esno_db_to_ebno_db
+from .conventions import check_device, check_snr, ebno_db_to_esno_db, esno_db_to_ebno_db
 
 __all__ = [
     "BitTrial",
@@ -295,7 +295,7 @@ class LinkTrial:
         _check_pos_int(k, "k")
         self.link = link
         self.k = int(k)
-        self.device = torch.device(device)
+        self.device = check_device(device)
         self.dtype = dtype
         self.coderate = coderate if coderate is not None else getattr(link, "coderate", None)
         if bits_per_symbol is None:
@@ -381,12 +381,16 @@ class PointResult:
             if f.name not in row:
                 raise ValueError(f"CSV row lacks column {f.name!r}: {dict(row)}")
             v = row[f.name]
-            if f.type in ("int", int):
-                kw[f.name] = int(v)
-            elif f.type in ("float", float):
-                kw[f.name] = float(v) if v != "" else math.nan
-            else:
-                kw[f.name] = v
+            try:
+                if f.type in ("int", int):
+                    kw[f.name] = int(v)
+                elif f.type in ("float", float):
+                    kw[f.name] = float(v) if v != "" else math.nan
+                else:
+                    kw[f.name] = v
+            except (TypeError, ValueError):
+                raise ValueError(f"CSV cell {f.name!r} must be {'an int' if f.type in ('int', int) else 'a number'}, "
+                                 f"got {v!r}") from None
         return cls(**kw)
 
     @property
@@ -419,8 +423,10 @@ class ResumableCSV:
 
     * The header is written atomically (temporary file + ``fsync`` + ``os.replace``).
     * Each :meth:`append` writes one full line, flushes and ``fsync``s, so a crash loses at most
-      the row being written; a torn last line (no trailing newline) is cut off when the file is
-      opened again.
+      the row being written; a torn last record (no newline outside a quoted field after it) is
+      cut off whole when the file is opened again.
+    * A file with two rows of one key, or rows with missing or extra cells, is refused (``ValueError``);
+      :meth:`append` writes a key once.
     * :meth:`finished_keys` gives the key tuples already present (cells compared as
       :func:`format_value` text), so a rerun can skip them.
     * Opening an existing file whose header differs from ``columns`` raises ``ValueError``
@@ -456,6 +462,7 @@ class ResumableCSV:
         self.columns = columns
         self.key_columns = key_columns
         self._rows: List[Dict[str, str]] = []
+        self._keys: Set[Tuple[str, ...]] = set()
         self._open()
 
     # -- opening -------------------------------------------------------------------------
@@ -475,12 +482,21 @@ class ResumableCSV:
                             f"{self.path} has columns {header}, expected {list(self.columns)}; "
                             "write to a new file or delete the old one"
                         )
-                    rows = [dict(zip(header, r)) for r in reader if r]
+                    raw = [r for r in reader if r]
+                    bad = [r for r in raw if len(r) != len(self.columns)]
+                    if bad:
+                        raise ValueError(f"{self.path} has {len(bad)} malformed row(s) (not {len(self.columns)} "
+                                         f"cells), e.g. {bad[0]}; repair or delete the file")
+                    rows = [dict(zip(header, r)) for r in raw]
             if header is not None:
-                bad = [r for r in rows if len(r) != len(self.columns)]
-                if bad:
-                    raise ValueError(f"{self.path} has {len(bad)} malformed row(s), e.g. {bad[0]}")
-                self._rows = rows
+                seen: Set[Tuple[str, ...]] = set()
+                for r in rows:
+                    key = self.key_of(r)
+                    if key in seen:
+                        raise ValueError(f"{self.path} holds two rows with the key {dict(zip(self.key_columns, key))}; "
+                                         "it is not a file this code wrote: repair or delete it")
+                    seen.add(key)
+                self._rows, self._keys = rows, seen
                 return
         # new (or empty) file: atomic header
         tmp = f"{self.path}.tmp.{os.getpid()}"
@@ -490,14 +506,21 @@ class ResumableCSV:
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
         _fsync_dir(directory)
-        self._rows = []
+        self._rows, self._keys = [], set()
 
     def _repair_torn_tail(self) -> None:
+        """Cut a torn last record: after the last newline that lies outside a quoted field (a cell may
+        hold a newline, e.g. a caption), so a record torn inside such a cell goes whole."""
         with open(self.path, "rb+") as fh:
             data = fh.read()
-            if data.endswith(b"\n"):
+            cut, quotes, pos = 0, 0, 0
+            for line in data.split(b"\n")[:-1]:  # every piece that a newline ends
+                quotes += line.count(b'"')
+                pos += len(line) + 1
+                if quotes % 2 == 0:  # this newline is outside quotes: a record ends here
+                    cut = pos
+            if cut == len(data):
                 return
-            cut = data.rfind(b"\n") + 1  # 0 when even the header is torn
             fh.truncate(cut)
             fh.flush()
             os.fsync(fh.fileno())
@@ -521,7 +544,7 @@ class ResumableCSV:
             raise ValueError(f"row lacks key column {exc.args[0]!r}; key columns are {self.key_columns}") from None
 
     def finished_keys(self) -> Set[Tuple[str, ...]]:
-        return {self.key_of(r) for r in self._rows}
+        return set(self._keys)
 
     def get(self, key: Sequence[Any]) -> Optional[Dict[str, str]]:
         """The row with ``key`` (values are formatted with :func:`format_value`), or ``None``."""
@@ -546,7 +569,7 @@ class ResumableCSV:
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
         _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
-        self._rows = rows
+        self._rows, self._keys = rows, {self.key_of(r) for r in rows}
 
     def discard(self, key: Sequence[Any]) -> bool:
         """Remove the row with ``key`` (atomic rewrite: temp file, fsync, rename); ``False`` if absent.
@@ -579,18 +602,24 @@ class ResumableCSV:
         return True
 
     def append(self, row: Mapping[str, Any]) -> None:
-        """Append one row (a mapping with exactly :attr:`columns`), flush and fsync."""
+        """Append one row (a mapping with exactly :attr:`columns` and a key not yet in the file), flush
+        and fsync."""
         extra = set(row) - set(self.columns)
         missing = [c for c in self.columns if c not in row]
         if extra or missing:
             raise ValueError(f"row must have exactly the columns {list(self.columns)}; "
                              f"missing {missing}, unexpected {sorted(extra)}")
+        key = self.key_of(row)
+        if key in self._keys:
+            raise ValueError(f"{self.path} already holds a row with the key {dict(zip(self.key_columns, key))}; "
+                             "a key is written once (discard() it first to replace it)")
         cells = [format_value(row[c]) for c in self.columns]
         with open(self.path, "a", newline="", encoding="utf-8") as fh:
             fh.write(self._line(cells))
             fh.flush()
             os.fsync(fh.fileno())
         self._rows.append(dict(zip(self.columns, cells)))
+        self._keys.add(key)
 
 
 # --------------------------------------------------------------------------------------------
@@ -623,6 +652,15 @@ def _check_pair(bits, bits_hat) -> None:
         raise ValueError(f"bits_hat shape {tuple(bits_hat.shape)} must equal bits shape {tuple(bits.shape)}")
     if bits.dim() < 1 or bits.shape[-1] == 0:
         raise ValueError(f"bits must be [..., k] with k > 0, got shape {tuple(bits.shape)}")
+
+
+def _check_blocks(bits, batch_size: int, k: int, lead: int = 0) -> None:
+    """A trial returned ``batch_size`` blocks of ``k`` bits (dim ``lead`` counts blocks): more blocks or
+    other widths would be counted silently (a wrong BER)."""
+    if isinstance(bits, torch.Tensor) and bits.dim() > lead and (
+            bits.shape[lead] != batch_size or bits.shape[-1] != k):
+        want = ("[S, " if lead else "[") + f"batch_size={batch_size}, ..., k={k}]"
+        raise ValueError(f"the trial returned bits of shape {tuple(bits.shape)}, expected {want} (trial.k = {k})")
 
 
 def _count_errors(bits: torch.Tensor, bits_hat: torch.Tensor) -> Tuple[int, int, int, int]:
@@ -758,6 +796,8 @@ def simulate_ber(
         raise ValueError("snr_dbs must contain at least one SNR point, got an empty list")
     if any(not math.isfinite(s) for s in snr_list):
         raise ValueError(f"snr_dbs must be finite, got {snr_list}")
+    if len(set(snr_list)) != len(snr_list):
+        raise ValueError(f"snr_dbs must not repeat a point (each is one CSV row), got {snr_list}")
     _check_pos_int(batch_size, "batch_size")
     if target_errors is not None:
         _check_pos_int(target_errors, "target_errors")
@@ -799,7 +839,10 @@ def simulate_ber(
         pseeds.append(pseed)
         key = (scheme, channel, snr_type, snr)
         row = table.get(key) if table is not None else None
-        res = PointResult.from_row(row) if row is not None else None
+        try:
+            res = PointResult.from_row(row) if row is not None else None
+        except ValueError as exc:
+            raise ValueError(f"{table.path}: the row {key} is unreadable ({exc}); repair or delete the file") from None
         if res is not None and res.status == STATUS_SKIPPED and not early_stop and res.seed == pseed:
             table.discard(key)  # skipped by an early-stopping run: with early stop off it is simulated now
             res = None
@@ -886,6 +929,7 @@ def _run_point(trial, k, esno, batch_size, target_errors, target_block_errors, m
         bs = min(batch_size, remaining_blocks)
         with torch.no_grad():
             bits, bits_hat = trial(bs, esno)
+        _check_blocks(bits, bs, k)
         e, nb, be, nblk = _count_errors(bits, bits_hat)
         bit_err += e
         n_bits += nb
@@ -919,6 +963,7 @@ def _run_group(trial, k: int, group: List[int], esnos: List[float], pseeds: List
         bs = min(batch_size, remaining_blocks)
         with torch.no_grad():
             bits, bits_hat = trial.batched(bs, [esnos[i] for i in active])
+        _check_blocks(bits, bs, k, lead=1)
         finished: Dict[int, str] = {}
         for i, c in zip(active, _count_errors_batched(bits, bits_hat, len(active))):
             acc = counts[i]

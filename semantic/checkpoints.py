@@ -120,7 +120,8 @@ def missing_checkpoint_message(name: str, what: Optional[str] = None, cache_dir:
             f"(1) on a machine with internet access run `huggingface-cli download {name}{include}` "
             f"(or `hf download {name}`) and copy the cache to this machine, pointing HF_HOME (or HF_HUB_CACHE) "
             f"at it; (2) download it into a folder (`huggingface-cli download {name} --local-dir DIR`) and pass "
-            f"{option} DIR; (3) on a connected machine pass allow_download=True (or set SEMCOM_ALLOW_DOWNLOAD=1)."
+            f"{option} DIR; (3) on a connected machine rerun with --allow-download (in Python: allow_download=True; "
+            f"or set SEMCOM_ALLOW_DOWNLOAD=1)."
         )
     return (
         f"{label} was not found: {str(Path(name).expanduser())!r} does not exist"
@@ -294,7 +295,9 @@ def resolve_device(device=None):
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if isinstance(device, (str, torch.device)):
-        return torch.device(device)
+        from phy.conventions import check_device
+
+        return check_device(device)  # ValueError for a bad name or CUDA on a machine without it
     raise TypeError(f"device must be None, a str or a torch.device, got {type(device).__name__}: {device!r}")
 
 
@@ -306,7 +309,8 @@ def resolve_dtype(dtype=None, device=None):
     import torch
 
     if dtype is None or (isinstance(dtype, str) and dtype.lower() == "auto"):
-        return torch.float16 if resolve_device(device).type == "cuda" else torch.float32
+        kind = resolve_device(device).type if device is None else torch.device(device).type  # the kind only
+        return torch.float16 if kind == "cuda" else torch.float32
     if isinstance(dtype, torch.dtype):
         if not dtype.is_floating_point:
             raise ValueError(f"dtype must be a floating-point dtype, got {dtype}")

@@ -379,10 +379,18 @@ def load_features(cache_dir: Union[str, Path]) -> FeatureSet:
     if not mpath.is_file():
         raise FileNotFoundError(f"no feature cache at {str(cache)!r} (missing manifest.json); run "
                                 "`semcom semclip extract` first")
-    meta = json.loads(mpath.read_text())
-    if not meta.get("complete"):
+    try:
+        meta = json.loads(mpath.read_text())
+    except ValueError as exc:
+        raise ValueError(f"the feature cache manifest {str(mpath)!r} is unreadable ({exc}); delete the folder and "
+                         "rerun `semcom semclip extract`") from None
+    if not isinstance(meta, dict) or not meta.get("complete"):
         raise ValueError(f"the feature cache at {str(cache)!r} is incomplete; rerun the extraction to resume it")
-    parts = [load_file(str(cache / s)) for s in meta["shards"]]
-    feats = torch.cat([p["features"] for p in parts])
-    labels = torch.cat([p["labels"] for p in parts])
+    try:
+        parts = [load_file(str(cache / s)) for s in meta["shards"]]
+        feats = torch.cat([p["features"] for p in parts])
+        labels = torch.cat([p["labels"] for p in parts])
+    except Exception as exc:  # a missing / torn shard (SafetensorError, FileNotFoundError), a missing key
+        raise ValueError(f"the feature cache at {str(cache)!r} has an unreadable shard ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:200]}); delete the folder and rerun the extraction") from None
     return FeatureSet(feats, labels, list(meta["class_names"]), list(meta.get("paths", [])), meta)

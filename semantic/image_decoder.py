@@ -520,6 +520,10 @@ class ImageDecoderTrainConfig:
             raise ValueError(f"need 0 <= t_min <= t_max, got t_min={self.t_min}, t_max={self.t_max}")
         if not 0.0 <= self.cond_drop_prob < 1.0:
             raise ValueError(f"cond_drop_prob must be in [0, 1), got {self.cond_drop_prob}")
+        for name in ("lr", "projection_lr"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < float("inf"):
+                raise ValueError(f"{name} (learning rate) must be a finite number > 0, got {v!r}")
 
 
 class ImageDecoderTrainer:

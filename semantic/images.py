@@ -40,13 +40,18 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 import torch
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageCaptionDataset", "load_image", "collate_images", "file_sha1"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageCaptionDataset", "UnreadableImageError", "load_image", "collate_images",
+           "file_sha1"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 _IMAGE_COLS = ("image", "image_id", "imageid", "file", "filename", "path")
 _CAPTION_COLS = ("caption", "text", "caption_text")
 _LABEL_COLS = ("label", "subject", "class", "displayname")
 PathLike = Union[str, os.PathLike]
+
+
+class UnreadableImageError(OSError, ValueError):
+    """An image file that exists but cannot be decoded (truncated, not an image, too large)."""
 
 
 def load_image(path: PathLike, size: Optional[int] = 256) -> torch.Tensor:
@@ -56,7 +61,17 @@ def load_image(path: PathLike, size: Optional[int] = 256) -> torch.Tensor:
     """
     from PIL import Image
 
-    with Image.open(path) as im:
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
+        raise ValueError(f"size must be a positive int or None, got {size!r}")
+    try:
+        im = Image.open(path)
+        im.load()
+    except FileNotFoundError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:  # truncated, foreign, huge
+        raise UnreadableImageError(f"{str(path)!r} is not a readable image ({type(exc).__name__}: "
+                                   f"{' '.join(str(exc).split())[:200]}); remove or replace the file") from None
+    with im:
         im = im.convert("RGB")
         if size is not None:
             if not isinstance(size, int) or size <= 0:

@@ -133,6 +133,10 @@ class SemCLIPConfig:
         self.snr_train_range = (lo, hi)
         if self.equalizer not in ("mmse", "zf"):
             raise ValueError(f"equalizer must be 'mmse' or 'zf', got {self.equalizer!r}")
+        for name in ("jscc_lr", "tapl_lr"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < math.inf:
+                raise ValueError(f"{name} (learning rate) must be a finite number > 0, got {v!r}")
         if not 0 < self.temperature:
             raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
 
@@ -188,6 +192,53 @@ def _save_checkpoint(out_dir: Path, save_models: Callable[[Path], None], state: 
         final.rename(old)
     tmp.rename(final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+# settings that do not change what a training stage computes (checked on resume: every other one)
+_NOT_DEFINING = {"jscc": ("checkpoint_every", "text_chunk", "clip_model", "pretrained", "n_ctx", "ctx_init",
+                          "tapl_batch_size", "tapl_lr", "tapl_steps", "tapl_classes_per_step"),
+                 "tapl": ("checkpoint_every", "text_chunk")}
+
+
+def stage_settings(cfg: SemCLIPConfig, stage: str) -> Dict[str, object]:
+    """The settings of ``cfg`` that define training ``stage`` (``"jscc"`` or ``"tapl"``), JSON-ready:
+    recorded in every checkpoint and compared on resume."""
+    return json.loads(json.dumps({k: v for k, v in cfg.to_dict().items() if k not in _NOT_DEFINING[stage]}))
+
+
+def _describe(obj) -> str:
+    """A stable one-line identity: a channel's repr, or a module's class and a digest of its weights."""
+    if isinstance(obj, Channel):
+        return " ".join(repr(obj).split())
+    import hashlib
+
+    h = hashlib.sha1()
+    for name, t in sorted(obj.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().reshape(-1).contiguous().view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return f"{type(obj).__name__}:{h.hexdigest()[:16]}"
+
+
+def _load_train_state(ck: Path, device, given: Dict[str, object]) -> dict:
+    """``ck/train_state.pt`` read with ``weights_only=True`` (tensors and plain containers only: a
+    planted pickle cannot run), refused unless it records the same ``given`` settings."""
+    path = ck / "train_state.pt"
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # pickle.UnpicklingError (a non-tensor object), RuntimeError (not a zip)...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path} is not a checkpoint this code wrote (refused to unpickle it: {first}); "
+                         f"delete {ck} to start over") from None
+    saved = state.get("settings") if isinstance(state, dict) else None
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path} records no training settings, so resuming could mix two runs; "
+                         f"delete {ck} to start over, or use another out folder")
+    diff = sorted(k for k in set(saved) | set(given) if saved.get(k) != given.get(k))
+    if diff:
+        raise ValueError(f"{ck} was trained with other settings (" + ", ".join(
+            f"{k}: {saved.get(k)!r} -> {given.get(k)!r}" for k in diff) + "); resuming would mix them: "
+            "use another out folder or delete it")
+    return state
 
 
 def _find_checkpoint(out_dir: Path) -> Optional[Path]:
@@ -350,15 +401,15 @@ def train_jscc(features: torch.Tensor, cfg: SemCLIPConfig, out_dir: Optional[Uni
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     start, history = 0, []
+    settings = {**stage_settings(cfg, "jscc"), "steps": steps, "channel": _describe(ch)}
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         ck = _find_checkpoint(out)
         if ck is not None:
-            loaded = JSCCCodec.from_pretrained(ck)
-            codec.load_state_dict(loaded.state_dict())
-            state = torch.load(ck / "train_state.pt", map_location=device, weights_only=False)
+            state = _load_train_state(ck, device, settings)
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
+            codec.load_state_dict(JSCCCodec.from_pretrained(ck).state_dict())
             scaler.load_state_dict(state["scaler"])
             start, history = int(state["step"]), list(state["history"])
             ch.generator(device).set_state(state["channel_rng"].cpu())
@@ -397,7 +448,7 @@ def train_jscc(features: torch.Tensor, cfg: SemCLIPConfig, out_dir: Optional[Uni
                 _save_checkpoint(out, codec.save_pretrained,
                                  {"step": step + 1, "history": history, "optimizer": opt.state_dict(),
                                   "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
-                                  "channel_rng": ch.generator(device).get_state()})
+                                  "channel_rng": ch.generator(device).get_state(), "settings": settings})
             barrier(info)
         if last:
             break
@@ -566,6 +617,8 @@ def train_tapl(tokens: torch.Tensor, labels: torch.Tensor, class_names: Sequence
         tapl = TAPL(token_dim=tokens.shape[1], ctx_dim=tower.width, n_ctx=cfg.n_ctx)
     tapl.init_context(tower, tokenizer, cfg.ctx_init)
     ch = _channel(channel, cfg, cfg.seed + 1)
+    settings = {**stage_settings(cfg, "tapl"), "steps": steps, "channel": _describe(ch),
+                "codec": None if codec is None else _describe(codec), "classes": list(class_names)}
     out = Path(out_dir) if out_dir is not None else None
     opt = torch.optim.AdamW(tapl.parameters(), lr=cfg.tapl_lr, weight_decay=0.0)
     use_amp = device.type == "cuda"
@@ -574,8 +627,8 @@ def train_tapl(tokens: torch.Tensor, labels: torch.Tensor, class_names: Sequence
     if out is not None:
         ck = _find_checkpoint(out)
         if ck is not None:
+            state = _load_train_state(ck, device, settings)
             tapl = TAPL.from_pretrained(str(ck / "tapl"), low_cpu_mem_usage=False)
-            state = torch.load(ck / "train_state.pt", map_location=device, weights_only=False)
             tapl.to(device)
             opt = torch.optim.AdamW(tapl.parameters(), lr=cfg.tapl_lr, weight_decay=0.0)
             opt.load_state_dict(state["optimizer"])
@@ -626,7 +679,8 @@ def train_tapl(tokens: torch.Tensor, labels: torch.Tensor, class_names: Sequence
         if out is not None and ((step + 1) % cfg.checkpoint_every == 0 or last):
             _save_checkpoint(out, lambda p: tapl.save_pretrained(str(p / "tapl")),
                              {"step": step + 1, "history": history, "optimizer": opt.state_dict(),
-                              "scaler": scaler.state_dict(), "channel_rng": ch.generator(device).get_state()})
+                              "scaler": scaler.state_dict(), "channel_rng": ch.generator(device).get_state(),
+                              "settings": settings})
         if last:
             break
     bar.close()

@@ -114,7 +114,15 @@ def corpus_features(sentences: Optional[Sequence[str]] = None, cache_dir: Option
     cache = Path(cache_dir or os.environ.get("SEMCOM_CACHE", Path.home() / ".cache" / "semcom"))
     path = cache / f"minilm-{corpus_hash(sentences)}.safetensors"
     if path.exists():
-        return load_file(str(path))["features"]
+        try:
+            feats = load_file(str(path))["features"]
+        except Exception as exc:  # SafetensorError (truncated / foreign file), KeyError (no "features")
+            raise ValueError(f"the MiniLM feature cache {str(path)!r} is unreadable ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())}); delete that file and it is rebuilt") from None
+        if feats.dim() != 2 or feats.shape[0] != len(sentences) or not bool(torch.isfinite(feats).all()):
+            raise ValueError(f"the MiniLM feature cache {str(path)!r} holds {tuple(feats.shape)} features for "
+                             f"{len(sentences)} sentences (or non-finite values); delete that file and it is rebuilt")
+        return feats
     feats = MiniLMEncoder(device=device).encode(sentences)
     cache.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -160,11 +160,13 @@ class VLFMSC(nn.Module):
                 warnings.warn("VLF-MSC: no trained image decoder given (image_decoder / --image-decoder); the "
                               "VLF -> CLIP projection is freshly initialised, so generated images are not "
                               "meaningful. Train one with `semcom train-image-decoder`.", stacklevel=2)
-            image = VLFImageDecoder.from_pretrained(
-                cfg.sd_checkpoint, cfg.image_decoder, vlf_dim=encoder.dim, num_queries=encoder.num_queries,
-                device=cfg.device if cfg.device_map is None else encoder.device, dtype=cfg.dtype,
-                allow_download=cfg.allow_download, num_inference_steps=cfg.num_inference_steps,
-                guidance_scale=cfg.guidance_scale, height=cfg.image_size, width=cfg.image_size)
+            with torch.random.fork_rng(devices=[]):  # an untrained projection drawn from cfg.seed, not the global stream
+                torch.manual_seed(cfg.seed)
+                image = VLFImageDecoder.from_pretrained(
+                    cfg.sd_checkpoint, cfg.image_decoder, vlf_dim=encoder.dim, num_queries=encoder.num_queries,
+                    device=cfg.device if cfg.device_map is None else encoder.device, dtype=cfg.dtype,
+                    allow_download=cfg.allow_download, num_inference_steps=cfg.num_inference_steps,
+                    guidance_scale=cfg.guidance_scale, height=cfg.image_size, width=cfg.image_size)
         return cls(encoder, text, image, channel if channel is not None else cfg.channel, cfg)
 
     @property

@@ -125,3 +125,64 @@ def test_bt_ir_fits_budget_and_degrades_to_nothing():
         PillowCodec("png")
     with pytest.raises(ValueError, match="finite"):  # not a garbage negative budget ("nothing delivered")
         BTIR(PillowCodec("jpeg"), channel_uses=64).transmit(china[None], float("inf"))
+
+
+@pytest.fixture
+def fake_compressai(monkeypatch):
+    """A stand-in for the optional ``compressai`` package (not installed here): its zoo's URL table,
+    an architecture whose ``from_state_dict`` keeps the weights, and a network fetch that records calls."""
+    import sys
+    import types
+
+    urls = {q: f"https://example.invalid/models/v1/cheng2020_attn-mse-{q}-abc{q}.pth.tar" for q in range(1, 7)}
+
+    class Arch(torch.nn.Module):
+        @classmethod
+        def from_state_dict(cls, sd):
+            net = cls()
+            net.w = torch.nn.Parameter(sd["w"].clone())
+            return net
+
+    image = types.ModuleType("compressai.zoo.image")
+    image.model_urls = {"cheng2020-attn": {"mse": urls}}
+    image.model_architectures = {"cheng2020-attn": Arch}
+    pretrained = types.ModuleType("compressai.zoo.pretrained")
+    pretrained.load_pretrained = lambda sd: sd
+    zoo = types.ModuleType("compressai.zoo")
+    zoo.image, zoo.pretrained = image, pretrained
+    pkg = types.ModuleType("compressai")
+    pkg.zoo = zoo
+    for name, mod in (("compressai", pkg), ("compressai.zoo", zoo), ("compressai.zoo.image", image),
+                      ("compressai.zoo.pretrained", pretrained)):
+        monkeypatch.setitem(sys.modules, name, mod)
+    fetched = []
+    monkeypatch.setattr(torch.hub, "download_url_to_file", lambda url, dst, progress=True: (
+        fetched.append(url), torch.save({"w": torch.ones(1)}, dst)))
+    return fetched
+
+
+def test_cheng2020_weights_are_local_only_and_never_unpickled(fake_compressai, tmp_path):
+    """A missing quality level is an error naming it and --allow-download (it used to reach the network
+    through torch.hub whenever *some* weights file existed); files load with weights_only=True."""
+    from baselines.bt_ir import CompressAICodec
+
+    torch.save({"w": torch.full((1,), 6.0)}, tmp_path / "cheng2020_attn-mse-6-abc6.pth.tar")
+    with pytest.raises(FileNotFoundError, match=r"quality \[5\].*--allow-download"):
+        CompressAICodec(qualities=(6, 5), weights_dir=tmp_path)
+    codec = CompressAICodec(qualities=(6,), weights_dir=tmp_path)
+    assert float(codec._model(6).w) == 6.0 and fake_compressai == []
+    # with allow_download only the missing level is fetched, into weights_dir
+    both = CompressAICodec(qualities=(6, 5), weights_dir=tmp_path, allow_download=True)
+    both._model(6), both._model(5)
+    assert fake_compressai == ["https://example.invalid/models/v1/cheng2020_attn-mse-5-abc5.pth.tar"]
+    # a planted pickle in the weights folder is refused and does not run
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    torch.save({"w": Payload()}, tmp_path / "cheng2020_attn-mse-4-abc4.pth.tar")
+    with pytest.raises(ValueError, match="refused to unpickle"):
+        CompressAICodec(qualities=(4,), weights_dir=tmp_path)._model(4)
+    assert not marker.exists()

@@ -413,3 +413,28 @@ def test_broadcast_check_agrees_with_torch():
         except RuntimeError:
             want = False
         assert _broadcasts_to(torch.Size(small), torch.Size(big)) == want, (small, big)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(delay_spread=-1.0), "delay_spread must be a finite number > 0"),
+    (dict(delay_spread=float("nan")), "delay_spread"),
+    (dict(carrier_frequency=0.0), "carrier_frequency must be a finite number > 0"),
+    (dict(subcarrier_spacing=-30e3), "subcarrier_spacing"),
+    (dict(max_speed=-3.0), "max_speed must be a finite number >= 0"),
+    (dict(model="Z"), "model must be one of"),
+])
+def test_sionna_tdl_rejects_unphysical_parameters(kwargs, message):
+    from phy.channels import SionnaTDL
+
+    with pytest.raises(ValueError, match=message):
+        SionnaTDL(**kwargs)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+@pytest.mark.parametrize("make", [lambda: AWGN(device="cuda"), lambda: Rayleigh(device="cuda:0"),
+                                  lambda: __import__("phy.montecarlo").montecarlo.LinkTrial(lambda b, snr_db: b, k=4,
+                                                                                           device="cuda")])
+def test_cuda_device_without_cuda_is_refused(make):
+    """``device="cuda"`` on a machine without CUDA used to run on the CPU silently."""
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        make()

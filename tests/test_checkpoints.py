@@ -1,6 +1,8 @@
 """semantic.checkpoints: local folders, the HF cache (no network), one clear offline error."""
 from pathlib import Path
 
+import os
+
 import pytest
 import torch
 
@@ -63,8 +65,27 @@ def test_missing_without_offline_flag_fails_at_once(tmp_path, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.delenv("SEMCOM_ALLOW_DOWNLOAD", raising=False)
-    with pytest.raises(CheckpointNotFoundError, match="downloads are off"):
+    with pytest.raises(CheckpointNotFoundError, match="downloads are off") as info:
         resolve_checkpoint("stable-diffusion-v1-5/stable-diffusion-v1-5")
+    assert "--allow-download" in str(info.value)  # what a CLI user types (the message said allow_download=True)
+
+
+def test_no_progress_switches_off_hugging_face_bars():
+    """``--no-progress``: transformers' "Loading weights" bar (and hub bars) are off while the command
+    runs, and the previous state comes back after it."""
+    import transformers  # noqa: F401
+    from huggingface_hub.utils import are_progress_bars_disabled
+    from transformers.utils import logging as tf_logging
+
+    from experiments.cli import progress_bars_off
+
+    assert tf_logging.is_progress_bar_enabled() and not are_progress_bars_disabled()
+    with progress_bars_off():
+        assert not tf_logging.is_progress_bar_enabled() and are_progress_bars_disabled()
+        assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    assert tf_logging.is_progress_bar_enabled() and not are_progress_bars_disabled()
+    with progress_bars_off(False):
+        assert tf_logging.is_progress_bar_enabled()
 
 
 def test_hub_id_found_in_cache(empty_cache):
@@ -147,3 +168,6 @@ def test_resolve_dtype_and_device():
     assert resolve_device("cpu") == torch.device("cpu")
     with pytest.raises(TypeError, match="device"):
         resolve_device(3)
+    if not torch.cuda.is_available():  # never a silent CPU run for an accelerator that is not there
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")

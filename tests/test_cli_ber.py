@@ -62,7 +62,7 @@ def test_interrupted_run_resumes_to_identical_csv(full_run, tmp_path):
     lines = ref.decode().splitlines(keepends=True)
     # crash after 7 finished rows, in the middle of writing the 8th
     (tmp_path / "ber.csv").write_text("".join(lines[:8]) + lines[8][:20])
-    (tmp_path / "manifest.json").write_text((full_run / "manifest.json").read_text())
+    (tmp_path / "ber.settings.json").write_text((full_run / "ber.settings.json").read_text())
     assert main(ARGS + ["--out", str(tmp_path)]) == 0
     assert (tmp_path / "ber.csv").read_bytes() == ref
     assert json.load(open(tmp_path / "manifest.json"))["rows_resumed"] == 7
@@ -75,6 +75,24 @@ def test_rerun_with_other_settings_is_refused(full_run, capsys):
     assert main(args + ["--out", str(full_run)]) == 2
     assert "max_bits" in capsys.readouterr().err
     assert (full_run / "ber.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize("record", [None, "", "{\"max_bits\": ", "[1, 2]", "null"])
+def test_rows_without_a_readable_settings_record_are_refused(full_run, tmp_path, record, capsys):
+    """The settings travel with the rows (``ber.settings.json``, written before the first row): a
+    missing, truncated or non-dict record refuses the resume (exit 2, one line), whatever
+    ``manifest.json`` says; the rows stay as they were."""
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "ber.csv").write_bytes((full_run / "ber.csv").read_bytes())
+    (out / "manifest.json").write_text((full_run / "manifest.json").read_text())
+    if record is not None:
+        (out / "ber.settings.json").write_text(record)
+    assert main(ARGS + ["--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "ber.settings.json" in err or "settings record" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert (out / "ber.csv").read_bytes() == (full_run / "ber.csv").read_bytes()
 
 
 def test_esno_axis_and_single_channel(tmp_path):

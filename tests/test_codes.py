@@ -192,3 +192,17 @@ def test_ldpc_layered_decoder_option():
     assert torch.equal(code.decode(llr), u)
     with pytest.raises(ValueError, match="decoder"):
         LDPC5G(64, 128, decoder="sum-product")
+
+
+@pytest.mark.parametrize("make", [lambda: Uncoded(4), lambda: Hamming74("syndrome"), lambda: Hamming74("ml"),
+                                  lambda: LDPC5G(64, 128), lambda: LDPC5G(64, 128, decoder="layered")],
+                         ids=["none", "hamming-syndrome", "hamming-ml", "ldpc-bp", "ldpc-layered"])
+def test_nan_llrs_are_refused_not_decoded_to_zeros(make):
+    """A NaN LLR used to decode to bit 0 silently; now every decoder refuses it, naming the argument;
+    the same block without the NaN decodes."""
+    code = make()
+    llr = torch.full((2, code.n), 3.0)
+    assert code.decode(llr).shape == (2, code.k)
+    llr[1, 2] = float("nan")
+    with pytest.raises(ValueError, match="must not contain NaN"):
+        code.decode(llr)

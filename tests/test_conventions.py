@@ -184,3 +184,66 @@ def test_bandwidth_compression_ratio_rejects_nan_inf_bool_channel_uses(bad):
     # NaN used to pass the `< 0` check and give a NaN ratio silently (inf -> inf, True -> 1)
     with pytest.raises(ValueError, match="channel_uses"):
         bandwidth_compression_ratio(bad, (3, 32, 32))
+
+
+@pytest.mark.parametrize("big", [1e20, 3e38])
+def test_normalize_power_large_finite_values_in_float32(big):
+    """Values whose squares overflow float32 (|x|^2 > 3.4e38) are normalised in a safe scale: the result
+    equals the float64 computation, per example, instead of inf scales and NaN symbols."""
+    g = torch.Generator().manual_seed(3)
+    x64 = torch.randn(3, 33, dtype=torch.complex128, generator=g)
+    x64 = x64 / x64.real.abs().amax() * torch.tensor([[big], [1.0], [big / 7]], dtype=torch.float64)
+    x = x64.to(torch.complex64)
+    xn, s = normalize_power(x, 2.0)
+    ref_xn, ref_s = normalize_power(x.to(torch.complex128), 2.0)  # no overflow in float64
+    assert torch.isfinite(torch.view_as_real(xn)).all() and torch.isfinite(s).all()
+    torch.testing.assert_close(xn.to(torch.complex128), ref_xn, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(s.double(), ref_s, rtol=1e-5, atol=0)
+    torch.testing.assert_close(xn[1], normalize_power(x[1:2], 2.0)[0][0])  # still per example
+    bn, bs = normalize_power_batchwide(x)
+    rb, rs = normalize_power_batchwide(x.to(torch.complex128))
+    torch.testing.assert_close(bn.to(torch.complex128), rb, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(bs.double(), rs, rtol=1e-5, atol=0)
+
+
+def test_normalize_power_unrepresentable_scale_and_non_finite_input():
+    x = torch.full((1, 4), 3e38, dtype=torch.complex64) * (1 + 1j)  # RMS 4.2e38 > float32 max
+    with pytest.raises(ValueError, match="RMS amplitude exceeds the range of torch.complex64"):
+        normalize_power(x)
+    with pytest.raises(ValueError, match="x \\(real part\\) must be finite"):
+        normalize_power(torch.tensor([[1.0 + 0j, float("inf")]], dtype=torch.complex64))
+
+
+def test_analog_link_carries_large_features():
+    """The analog link on float32 features of magnitude 1e25 (squares overflow float32): noiseless
+    round trip exact up to float32 rounding, not inf/NaN."""
+    from phy.channels import AWGN
+    from phy.links import AnalogLink
+
+    g = torch.Generator().manual_seed(0)
+    f = torch.randn(4, 10, generator=g) * 1e25
+    out = AnalogLink(AWGN(seed=0))(f, snr_db=float("inf"))
+    torch.testing.assert_close(out.x_hat, f, rtol=1e-5, atol=0)
+
+
+def test_snr_db_to_no_extremes():
+    """``-inf`` dB is 'no signal' (N0 = inf), beyond the float range the limits (0 / inf), never a
+    ZeroDivisionError or OverflowError; the tensor path agrees."""
+    assert snr_db_to_no(float("-inf")) == math.inf and snr_db_to_no(-1e6) == math.inf
+    assert snr_db_to_no(1e6) == 0.0 and snr_db_to_no(float("inf")) == 0.0
+    assert snr_db_to_no(10.0, power=2.0) == pytest.approx(0.2)
+    t = snr_db_to_no(torch.tensor([float("-inf"), 1e6, 10.0], dtype=torch.float64))
+    assert t[0] == math.inf and t[1] == 0.0 and float(t[2]) == pytest.approx(0.1)
+
+
+def test_check_device():
+    from phy.conventions import check_device
+
+    assert check_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="device 'nodevice' is not a torch device"):
+        check_device("nodevice")
+    with pytest.raises(TypeError, match="device must be a str"):
+        check_device(3)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            check_device("cuda")

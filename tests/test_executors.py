@@ -81,7 +81,7 @@ def test_resume_under_ray_skips_finished_points(local_run, tmp_path):
     cells[header.index("bit_errors")] = "123456"
     kept[0] = ",".join(cells) + "\n"
     (tmp_path / "ber.csv").write_text(lines[0] + "".join(kept) + lines[4][:15])  # + a torn row
-    (tmp_path / "manifest.json").write_text((local_run / "manifest.json").read_text())
+    (tmp_path / "ber.settings.json").write_text((local_run / "ber.settings.json").read_text())
     assert main(ARGS + ["--executor", "ray", "--out", str(tmp_path)]) == 0
     rows = _rows(tmp_path / "ber.csv")
     assert json.load(open(tmp_path / "manifest.json"))["rows_resumed"] == 3
@@ -242,3 +242,28 @@ def test_semclip_extract_cli_on_ray_equals_local(tmp_path):
     assert len(b.meta["shards"]) == 3 and b.meta["encoder_key"] == a.meta["encoder_key"]
     torch.testing.assert_close(b.features, a.features, rtol=0, atol=0)
     assert b.labels.tolist() == a.labels.tolist() and b.paths == a.paths
+
+
+def _unused_loopback_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.timeout(120)  # a hang guard (the old code never returned), not a speed check
+@pytest.mark.parametrize("fmt", ["127.0.0.1:{port}", "ray://127.0.0.1:{port}"])
+def test_ray_address_without_a_cluster_fails_within_seconds(tmp_path, capsys, fmt):
+    """``--executor ray --address HOST:PORT`` with nothing listening there used to wait for ever in
+    ``ray.init``; now: exit 2, one line naming the address, within seconds, nothing written.
+    (Loopback only: an unused port on 127.0.0.1.)"""
+    address = fmt.format(port=_unused_loopback_port())
+    rc = main(ARGS + ["--executor", "ray", "--address", address, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"--address {address}" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(ValueError, match="no Ray cluster"):
+        ex.RayExecutor(address=address)
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        ex.check_ray_address("127.0.0.1")

@@ -108,6 +108,68 @@ def test_training_lowers_loss_and_resumes_exactly(tmp_path):
         torch.testing.assert_close(a, b)
 
 
+class _Payload:
+    """A pickle whose loading would write ``marker`` (what a planted ``train_state.pt`` could do)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _tiny_cfg(**kw):
+    return SemCLIPConfig(token_dim=16, channel_uses=6, hidden_dim=32, jscc_batch_size=8, jscc_steps=4,
+                         checkpoint_every=2, **kw)
+
+
+def test_planted_pickle_in_checkpoint_does_not_run(tmp_path):
+    """Resuming reads ``train_state.pt`` with ``weights_only=True``: a planted pickle payload is refused
+    with a clear error naming the file, and its code never runs (no marker file)."""
+    feats = torch.randn(16, 16)
+    train_jscc(feats, _tiny_cfg(), out_dir=tmp_path / "run", progress=False, stop_at=2)
+    state_file = tmp_path / "run" / "checkpoint" / "train_state.pt"
+    state = torch.load(state_file, weights_only=True)
+    marker = tmp_path / "pwned"
+    torch.save({**state, "evil": _Payload(marker)}, state_file)
+    with pytest.raises(ValueError, match="train_state.pt.*refused to unpickle"):
+        train_jscc(feats, _tiny_cfg(), out_dir=tmp_path / "run", progress=False)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("change", [dict(seed=1), dict(jscc_lr=1e-2), dict(channel="rayleigh"),
+                                    dict(equalizer="zf"), dict(jscc_steps=6)])
+def test_resume_with_other_settings_is_refused(tmp_path, change):
+    """A checkpoint records the settings it was trained with; resuming under another seed, learning
+    rate, channel, equalizer or step count is refused, naming the setting, and writes nothing."""
+    feats = torch.randn(16, 16)
+    train_jscc(feats, _tiny_cfg(), out_dir=tmp_path, progress=False, stop_at=2)
+    config_before = (tmp_path / "semclip_config.json").read_bytes()
+    state_before = (tmp_path / "checkpoint" / "train_state.pt").read_bytes()
+    cfg = _tiny_cfg(**{k: v for k, v in change.items() if k != "jscc_steps"})
+    if "jscc_steps" in change:
+        cfg.jscc_steps = change["jscc_steps"]
+    name = "steps" if "jscc_steps" in change else next(iter(change))
+    with pytest.raises(ValueError, match=f"other settings .*{name}"):
+        train_jscc(feats, cfg, out_dir=tmp_path, progress=False)
+    assert (tmp_path / "semclip_config.json").read_bytes() == config_before
+    assert (tmp_path / "checkpoint" / "train_state.pt").read_bytes() == state_before
+    # the same settings resume
+    _, hist = train_jscc(feats, _tiny_cfg(), out_dir=tmp_path, progress=False)
+    assert len(hist) == 4
+
+
+def test_checkpoint_without_settings_is_refused(tmp_path):
+    feats = torch.randn(16, 16)
+    train_jscc(feats, _tiny_cfg(), out_dir=tmp_path, progress=False, stop_at=2)
+    state_file = tmp_path / "checkpoint" / "train_state.pt"
+    state = torch.load(state_file, weights_only=True)
+    del state["settings"]
+    torch.save(state, state_file)
+    with pytest.raises(ValueError, match="records no training settings"):
+        train_jscc(feats, _tiny_cfg(), out_dir=tmp_path, progress=False)
+
+
 def test_checkpoint_round_trip(tmp_path):
     codec = small_codec(equalizer="zf")
     codec.save_pretrained(tmp_path / "c")

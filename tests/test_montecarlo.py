@@ -303,6 +303,31 @@ def test_bad_inputs():
         FunctionTrial(lambda b, s: None, k=0)
 
 
+@pytest.mark.parametrize("shape, message", [((5, 4), "batch_size=3"), ((3, 6), "k=4"), ((3, 2), "k=4")])
+def test_trial_returning_other_blocks_or_widths_is_refused(shape, message):
+    """A trial must return ``[batch_size, k]`` bits: more rows or columns used to be counted into the BER."""
+    trial = FunctionTrial(lambda b, s: (torch.zeros(*shape), torch.zeros(*shape)), k=4)
+    with pytest.raises(ValueError, match=message):
+        simulate_ber(trial, [0.0], batch_size=3, max_bits=100, progress=False)
+
+
+def test_duplicate_snrs_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="repeat"):
+        simulate_ber(BSCTrial(), [0.0, 1.0, 0.0], max_bits=1000, progress=False, csv_file=tmp_path / "b.csv")
+    assert not (tmp_path / "b.csv").exists() or len(open(tmp_path / "b.csv").readlines()) <= 1
+
+
+def test_non_numeric_cell_in_a_stored_row_names_the_file(tmp_path):
+    p = tmp_path / "b.csv"
+    simulate_ber(BSCTrial(), [0.0], max_bits=1000, progress=False, csv_file=p)
+    header, row = p.read_text().splitlines()
+    cells = row.split(",")
+    cells[header.split(",").index("bits")] = "lots"
+    p.write_text(header + "\n" + ",".join(cells) + "\n")
+    with pytest.raises(ValueError, match=r"b\.csv.*'bits' must be an int, got 'lots'"):
+        simulate_ber(BSCTrial(), [0.0], max_bits=1000, progress=False, csv_file=p)
+
+
 def test_point_result_row_roundtrip():
     r = PointResult("ldpc5g", "awgn", 2.0, "ebno", 5.0103, 2.0, 0.01, float("nan"), 3, 300, 1, 10,
                     0.0, 0.03, float("nan"), float("nan"), 7, STATUS_TARGET)

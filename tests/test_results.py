@@ -68,6 +68,47 @@ def test_torn_last_row_is_cut_and_every_append_is_fsynced(tmp_path, monkeypatch)
     assert p.read_text() == "k,v\n1,10\n2,20\n3,30\n"
 
 
+@pytest.mark.parametrize("torn", ['3,"first line\nsecond', '3,"first line\n', '3,"a ""quoted"" line\nsec'])
+def test_torn_tail_inside_a_quoted_newline_is_cut_whole(tmp_path, torn):
+    """A cell may hold a newline (a caption): a record torn inside such a cell is cut whole, not at
+    the newline inside the quotes (that left half a record behind, read back as a finished row)."""
+    p = tmp_path / "t.csv"
+    t = R.open_table(p, ["k"], ["caption"])
+    t.append({"k": 1, "caption": "one\nline two"})
+    t.append({"k": 2, "caption": 'say "hi"\n'})
+    good = p.read_text()
+    with open(p, "a", newline="") as fh:
+        fh.write(torn)
+    t = R.open_table(p, ["k"], ["caption"])
+    assert p.read_text() == good
+    assert [r["caption"] for r in t.rows()] == ["one\nline two", 'say "hi"\n']
+    t.append({"k": 3, "caption": "x\ny"})
+    assert R.read_rows(p)[2] == {"k": "3", "caption": "x\ny"}
+
+
+@pytest.mark.parametrize("body, message", [
+    ("k,v\n1,10\n1,11\n", "two rows with the key"),    # a duplicate key: which row is the result?
+    ("k,v\n1,10,99\n", "malformed"),                      # an extra cell was silently dropped
+    ("k,v\n1\n", "malformed"),
+])
+def test_table_refuses_duplicate_keys_and_extra_cells(tmp_path, body, message):
+    p = tmp_path / "t.csv"
+    p.write_text(body)
+    with pytest.raises(ValueError, match=message):
+        R.open_table(p, ["k"], ["v"])
+    assert p.read_text() == body  # left for the user to inspect
+
+
+def test_append_refuses_a_key_already_written(tmp_path):
+    t = R.open_table(tmp_path / "t.csv", ["k", "snr"], ["v"])
+    t.append({"k": "a", "snr": 1, "v": 0})
+    with pytest.raises(ValueError, match="already holds a row with the key"):
+        t.append({"k": "a", "snr": 1, "v": 5})
+    assert t.discard(("a", 1)) and len(t) == 0
+    t.append({"k": "a", "snr": 1, "v": 5})  # after discard() the key may be written again
+    assert R.read_rows(tmp_path / "t.csv") == [{"k": "a", "snr": "1", "v": "5"}]
+
+
 def test_reorder_puts_rows_in_key_order_atomically_and_keeps_bytes(tmp_path, monkeypatch):
     p = tmp_path / "t.csv"
     t = R.open_table(p, ["m", "snr"], ["v"])

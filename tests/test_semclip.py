@@ -213,7 +213,7 @@ def test_config_round_trip_and_validation(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- CLI
-def test_cli_extract_train_eval(tiny_dir, image_root, tmp_path):
+def test_cli_extract_train_eval(tiny_dir, image_root, tmp_path, capsys):
     from experiments.cli import main
 
     clip = ["--clip-model", f"local-dir:{tiny_dir}", "--device", "cpu", "--no-progress"]
@@ -221,12 +221,25 @@ def test_cli_extract_train_eval(tiny_dir, image_root, tmp_path):
     assert main(["semclip", "extract", "--data", str(image_root), "--out", feats, "--batch-size", "8",
                  "--num-workers", "0"] + clip) == 0
     split = ["--unseen-fraction", "0.4"]
-    assert main(["semclip", "train-jscc", "--features", feats, "--out", jscc, "--channel-uses", "8",
-                 "--hidden-dim", "16", "--steps", "4", "--batch-size", "4", "--device", "cpu", "--no-progress"]
-                + split) == 0
-    with pytest.raises(ValueError, match="channel_uses"):  # --channel-uses 0 is refused, not read as "default"
-        main(["semclip", "train-jscc", "--features", feats, "--out", str(tmp_path / "jscc0"), "--channel-uses", "0",
-              "--steps", "1", "--device", "cpu", "--no-progress"] + split)
+    jscc_argv = ["semclip", "train-jscc", "--features", feats, "--out", jscc, "--channel-uses", "8",
+                 "--hidden-dim", "16", "--steps", "4", "--batch-size", "4", "--device", "cpu", "--no-progress"] + split
+    assert main(jscc_argv) == 0
+    # a rerun under other settings is refused (exit 2, one line) and rewrites nothing
+    before = {p.name: p.read_bytes() for p in (tmp_path / "jscc").iterdir() if p.is_file()}
+    capsys.readouterr()
+    for opt, value, key in (("--seed", "1", "seed"), ("--lr", "0.01", "jscc_lr"), ("--channel", "rayleigh", "channel"),
+                            ("--unseen-fraction", "0.2", "unseen_fraction")):
+        assert main(jscc_argv + [opt, value]) == 2
+        err = capsys.readouterr().err
+        assert "other settings" in err and f"{key}:" in err and err.count("\n") == 1, err
+    assert {p.name: p.read_bytes() for p in (tmp_path / "jscc").iterdir() if p.is_file()} == before
+    assert main(jscc_argv) == 0  # the same settings: nothing left to train, accepted
+    capsys.readouterr()
+    # --channel-uses 0 is refused (exit 2, one line), not read as "default"
+    assert main(["semclip", "train-jscc", "--features", feats, "--out", str(tmp_path / "jscc0"), "--channel-uses",
+                 "0", "--steps", "1", "--device", "cpu", "--no-progress"] + split) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("semcom semclip train-jscc: error:") and "channel_uses" in err and err.count("\n") == 1
     assert main(["semclip", "train-tapl", "--features", feats, "--jscc", jscc, "--out", tapl, "--steps", "2",
                  "--batch-size", "4", "--classes-per-step", "2"] + clip + split) == 0
     for extra in ([], ["--jscc", jscc, "--tapl", tapl, "--snr-db", "-5", "5"],
@@ -244,14 +257,20 @@ def test_cli_extract_train_eval(tiny_dir, image_root, tmp_path):
         ("semclip-notapl", "rayleigh", "0.0")]
     assert float(rows[1]["bandwidth_ratio"]) == pytest.approx(8 / (3 * 32 * 32))
     assert rows[0]["channel_uses"] == "16"
+    # a system's rows are never extended under other settings (here the channel seed)
+    capsys.readouterr()
+    assert main(["semclip", "eval", "--features", feats, "--out", out, "--jscc", jscc, "--tapl", tapl,
+                 "--snr-db", "0", "--seed", "3"] + clip + split) == 2
+    assert "seed: 0 -> 3" in capsys.readouterr().err
     # a rerun skips the finished rows
     assert main(["semclip", "eval", "--features", feats, "--out", out, "--jscc", jscc, "--tapl", tapl,
                  "--snr-db", "-5", "5"] + clip + split) == 0
     with open(tmp_path / "eval" / "zeroshot.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 4
-    with pytest.raises(ValueError, match="channel-uses"):
-        main(["semclip", "eval", "--features", feats, "--out", out, "--jscc", jscc, "--channel-uses", "9"]
-             + clip + split)
+    capsys.readouterr()
+    assert main(["semclip", "eval", "--features", feats, "--out", out, "--jscc", jscc, "--channel-uses", "9"]
+                + clip + split) == 2
+    assert "--channel-uses 9" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------- torchrun

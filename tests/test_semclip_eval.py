@@ -187,6 +187,14 @@ def test_every_study_end_to_end_budgets_and_resume(setup, tmp_path, monkeypatch)
     for name, content in snapshot.items():
         if name != "complexity.csv":
             assert (out / name).read_bytes() == content, name
+    # ---- a rerun under another setting that defines the rows or the trained models is refused (exit 2)
+    monkeypatch.undo()
+    before = {name: (out / name).read_bytes() for name in ("accuracy_vs_snr.csv", "semclip-eval.settings.json")}
+    for opt, value in (("--seed", "1"), ("--train-steps", "3"), ("--equalizer", "zf")):
+        assert main(_args(clip, data, out, "--studies", "snr", opt, value)) == 2
+    assert {name: (out / name).read_bytes() for name in before} == before
+    monkeypatch.setattr(ss, "train_jscc", lambda *a, **k: pytest.fail("retrained"))
+    monkeypatch.setattr(ss, "train_tapl", lambda *a, **k: pytest.fail("retrained"))
 
     # ---- trained checkpoints passed back in ({L} template) are loaded, not retrained, and give the same rows
     monkeypatch.undo()
@@ -246,24 +254,21 @@ def test_clip_ft_at_high_snr_is_plain_clip_zero_shot(setup, tmp_path):
     assert int(row["channel_uses"]) == 16
 
 
-def test_default_clip_fails_clearly_offline(setup, tmp_path, monkeypatch):
-    from semantic.clip_tokens import CLIPWeightsUnavailableError
-
+def test_default_clip_fails_clearly_offline(setup, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty_hf"))
     monkeypatch.delenv("SEMCOM_ALLOW_DOWNLOAD", raising=False)
     _, data = setup
-    with pytest.raises(CLIPWeightsUnavailableError, match="ViT-L-14-336"):
-        main(["semclip-eval", "--data", str(data), "--out", str(tmp_path / "o"), "--device", "cpu"])
+    assert main(["semclip-eval", "--data", str(data), "--out", str(tmp_path / "o"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("semcom semclip-eval: error:") and "ViT-L-14-336" in err and err.count("\n") == 1
 
 
-def test_bad_arguments(setup, tmp_path):
+def test_bad_arguments(setup, tmp_path, capsys):
     clip, data = setup
-    with pytest.raises(ValueError, match="--systems"):
-        main(_args(clip, data, tmp_path / "x", "--systems", "semclip,nope"))
-    with pytest.raises(ValueError, match="--studies"):
-        main(_args(clip, data, tmp_path / "x", "--studies", "speed"))
-    with pytest.raises(ValueError, match="--snr-channel-uses"):
-        main(_args(clip, data, tmp_path / "x", "--snr-channel-uses", "0"))
+    for opt, value in (("--systems", "semclip,nope"), ("--studies", "speed"), ("--snr-channel-uses", "0")):
+        assert main(_args(clip, data, tmp_path / "x", opt, value)) == 2
+        err = capsys.readouterr().err
+        assert opt in err and err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_untrained_image_baselines_are_seeded(setup, tmp_path):

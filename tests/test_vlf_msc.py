@@ -554,6 +554,14 @@ def test_cli_train_then_vlf_msc(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, tmp
     assert main(other) == 2
     assert {r["channel"] for r in csv.DictReader(open(out / "captions.csv"))} == {"rayleigh"}
     assert main(argv[:-2] + ["--snr-db", "bogus"]) == 2
+    # another seed or equalizer would mix two settings' images in one folder: refused, nothing written
+    before = (out / "captions.csv").read_bytes()
+    for opt, value in (("--seed", "1"), ("--equalizer", "mmse")):
+        assert main(argv + [opt, value, "--snr-db=10"]) == 2
+    # the settings travel with the rows: without their record the folder is not resumed
+    (out / "captions.settings.json").unlink()
+    assert main(argv) == 2
+    assert (out / "captions.csv").read_bytes() == before and not (out / "images" / "snr_10dB").exists()
 
     # a row depends on (seed, image, SNR) only: another batch size and SNR list give the same 5 dB rows
     def five_db(folder):
@@ -571,6 +579,22 @@ def test_cli_train_then_vlf_msc(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, tmp
     assert rerun(tmp_path / "rebatched") == five_db(out)
     other_seed = rerun(tmp_path / "seed1", "--seed", "1")
     assert all(other_seed[k][1] != v[1] for k, v in five_db(out).items())  # the check is not vacuous
+
+
+def test_untrained_projection_is_seeded_from_config(system, tiny_blip2_dir, tiny_sd_dir):
+    """Without a trained image decoder the VLF -> CLIP projection is drawn from ``config.seed``, not the
+    global stream: the same seed gives the same weights whatever the global RNG state, another seed others."""
+    def projection(seed, global_seed):
+        torch.manual_seed(global_seed)
+        cfg = VLFMSCConfig(blip2_checkpoint=str(tiny_blip2_dir), sd_checkpoint=str(tiny_sd_dir), device="cpu",
+                           decode_text=False, num_inference_steps=STEPS, image_size=SIZE, seed=seed)
+        with pytest.warns(UserWarning, match="no trained image decoder"):
+            return VLFMSC.from_config(cfg).image_decoder.projection.state_dict()
+
+    a, b, c = projection(0, 1), projection(0, 2), projection(1, 1)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+    assert all(torch.equal(a[k], v) for k, v in system.image_decoder.projection.state_dict().items())  # seed 0
 
 
 def test_grid_draws_captions_with_dollar_signs_as_text(tmp_path):

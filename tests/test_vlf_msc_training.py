@@ -437,6 +437,32 @@ def test_cli_train_text_projection_refuses_changed_settings(tiny_blip2_dir, tiny
     assert _log_losses(out)[0] == [1, 2]
 
 
+@pytest.mark.parametrize("damage", ["drop-run", "truncate"])
+def test_cli_train_text_projection_refuses_checkpoint_without_settings(tiny_blip2_dir, tiny_image_dir, tmp_path,
+                                                                       capsys, damage):
+    """A checkpoint whose settings record is gone (an older or damaged ``trainer_state.json``) is refused,
+    exit 2 and one line; it used to be accepted under any settings."""
+    import json
+
+    from experiments.cli import main
+
+    out = tmp_path / "wproj"
+    argv = _text_argv(tiny_blip2_dir, tiny_image_dir, out)
+    assert main(argv + ["--steps", "1"]) == 0
+    state_file = out / "checkpoint-0000001" / "trainer_state.json"
+    if damage == "drop-run":
+        state = json.loads(state_file.read_text())
+        del state["extra"]["run"]
+        state_file.write_text(json.dumps(state))
+    else:
+        state_file.write_text(state_file.read_text()[:10])
+    capsys.readouterr()
+    assert main(argv + ["--seed", "9", "--steps", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint-0000001" in err and "records no settings" in err and err.count("\n") == 1, err
+    assert _log_losses(out)[0] == [1]
+
+
 def test_trainer_resume_refuses_other_config(text_decoder_parts, tiny_sd_dir, tmp_path):
     dec = _text_decoder(text_decoder_parts)
     cfg = TextProjectionTrainConfig(lr=1e-2, snr_range_db=None)
