@@ -3,7 +3,7 @@
 ::
 
     image --BLIP-2 ViT + Q-Former--> VLF [N, d] --AnalogLink (N*d/2 complex uses, per-example power
-    normalisation)--> AWGN/Rayleigh (+ZF) --> received VLF --+--> OPT (soft prompt)      --> caption
+    normalisation)--> AWGN/Rayleigh (+MMSE) --> received VLF --+--> OPT (soft prompt)      --> caption
                                                               +--> SD 1.5 (VLF -> CLIP)   --> image
 
 The encoder runs once per image for any number of SNR points: :meth:`VLFMSC.encode` caches VLFs in
@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from phy.channels import Channel, make_channel
+from phy.equalization import EQUALIZERS
 from phy.links import AnalogLink, LinkOutput
 
 from .image_decoder import DEFAULT_SD, VLFImageDecoder
@@ -42,7 +43,13 @@ __all__ = ["VLFMSCConfig", "VLFMSCOutput", "VLFMSC", "image_key"]
 
 @dataclass
 class VLFMSCConfig:
-    """Configuration of a VLF-MSC system (models, channel, decoding)."""
+    """Configuration of a VLF-MSC system (models, channel, decoding).
+
+    ``equalizer`` defaults to ``"mmse"``: the VLF is an analog feature, and on per-symbol Rayleigh
+    fading ZF divides by ``h`` (``E[1/|h|^2]`` is infinite), which measured a received-VLF NMSE of
+    47.7 / 16.1 / 1.27 at -5 / 0 / 10 dB against MMSE's 0.79 / 0.60 / 0.20 (``"zf"`` stays selectable;
+    on AWGN both are the identity).
+    """
 
     blip2_checkpoint: str = DEFAULT_BLIP2          # transmitter + OPT text receiver (one checkpoint)
     sd_checkpoint: str = DEFAULT_SD                # Stable Diffusion 1.5 base
@@ -50,7 +57,7 @@ class VLFMSCConfig:
     text_projection: Optional[str] = None          # fine-tuned W_proj folder; None = BLIP-2's projection
     text_mode: str = "pooled"                      # "pooled" (paper: one soft prompt) | "blip2" (N tokens)
     channel: str = "awgn"                          # any phy.channels name: awgn | rayleigh | rician | ...
-    equalizer: str = "zf"
+    equalizer: str = "mmse"                        # "mmse" (default; analog features) | "zf" (see the docstring)
     channel_seed: int = 0
     device: Optional[str] = None                   # None: CUDA if available
     dtype: str = "auto"                            # auto: float16 on CUDA, float32 on CPU
@@ -72,6 +79,8 @@ class VLFMSCConfig:
             raise ValueError(f"text_mode must be one of {TEXT_MODES}, got {self.text_mode!r}")
         if not (self.decode_text or self.decode_images):
             raise ValueError("at least one of decode_text / decode_images must be True")
+        if self.equalizer not in EQUALIZERS:
+            raise ValueError(f"equalizer must be one of {EQUALIZERS}, got {self.equalizer!r}")
 
 
 @dataclass
