@@ -131,11 +131,14 @@ class VLFMSC(nn.Module):
     channel : phy.channels.Channel or name
         The experiment's channel object (shared with any other scheme being compared).
     config : VLFMSCConfig, optional (decoding defaults, cache folder)
+    blip2_projection : nn.Linear, optional
+        BLIP-2's own ``language_projection`` (kept when a fine-tuned ``W_proj`` replaces it in the text
+        decoder), so that BLIP-2's native caption of an image stays available (:meth:`blip2_captioner`).
     """
 
     def __init__(self, encoder: VLFEncoder, text_decoder: Optional[OPTTextDecoder] = None,
                  image_decoder: Optional[VLFImageDecoder] = None, channel: Union[Channel, str] = "awgn",
-                 config: Optional[VLFMSCConfig] = None):
+                 config: Optional[VLFMSCConfig] = None, blip2_projection: Optional[nn.Linear] = None):
         super().__init__()
         if text_decoder is None and image_decoder is None:
             raise ValueError("VLF-MSC needs at least one decoder (text_decoder or image_decoder)")
@@ -146,6 +149,7 @@ class VLFMSC(nn.Module):
         if isinstance(channel, str):
             channel = make_channel(channel, seed=self.config.channel_seed)
         self.link = AnalogLink(channel, equalizer=self.config.equalizer)
+        self.blip2_projection = blip2_projection
         self._cache: Dict[str, torch.Tensor] = {}
 
     # -- construction ----------------------------------------------------------------------------
@@ -174,7 +178,8 @@ class VLFMSC(nn.Module):
                 device=cfg.device if cfg.device_map is None else encoder.device, dtype=cfg.dtype,
                 allow_download=cfg.allow_download, num_inference_steps=cfg.num_inference_steps,
                 guidance_scale=cfg.guidance_scale, height=cfg.image_size, width=cfg.image_size)
-        return cls(encoder, text, image, channel if channel is not None else cfg.channel, cfg)
+        return cls(encoder, text, image, channel if channel is not None else cfg.channel, cfg,
+                   blip2_projection=model.language_projection if text is not None else None)
 
     @property
     def channel(self) -> Channel:
@@ -266,6 +271,25 @@ class VLFMSC(nn.Module):
         return out if return_output else out.x_hat
 
     # -- receivers -------------------------------------------------------------------------------
+    def blip2_captioner(self) -> OPTTextDecoder:
+        """BLIP-2's native captioner on this system's OPT: all ``N`` query tokens through BLIP-2's own
+        ``language_projection`` (also when a fine-tuned ``W_proj`` drives :attr:`text_decoder`).
+
+        Applied to the noiseless VLF it gives "the BLIP-2 caption" of an image: the paper's original
+        text, the text baselines' payload and the default text reference of ``semcom vlf-msc-eval``.
+        """
+        from .text_decoder import SoftPromptProjection
+
+        td = self.text_decoder
+        if td is None:
+            raise ValueError("this VLFMSC has no text decoder (decode_text=False): BLIP-2's OPT is not loaded")
+        if td.mode == "blip2" and self.blip2_projection is None:
+            return td
+        linear = self.blip2_projection if self.blip2_projection is not None else td.projection.linear
+        proj = SoftPromptProjection.from_linear(linear, mode="blip2")
+        return OPTTextDecoder(td.language_model, td.tokenizer, proj, prompt=td.prompt,
+                              max_new_tokens=td.max_new_tokens, num_beams=td.num_beams)
+
     def decode_text(self, received: torch.Tensor, **kwargs) -> List[str]:
         """Captions from a received VLF ``[B, N, d]`` (see :meth:`OPTTextDecoder.generate`)."""
         if self.text_decoder is None:

@@ -570,6 +570,11 @@ def test_cli_train_then_vlf_msc(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, tmp
     other[other.index("--channel") + 1] = "awgn"
     assert main(other) == 2
     assert {r["channel"] for r in csv.DictReader(open(out / "captions.csv"))} == {"rayleigh"}
+    # the equaliser (default mmse) is recorded per row, and another one into the same folder is refused
+    assert {r["equalizer"] for r in csv.DictReader(open(out / "captions.csv"))} == {"mmse"}
+    assert main(argv + ["--equalizer", "zf"]) == 2
+    assert json.loads((train_out / "checkpoint-0000002" / "trainer_state.json").read_text())[
+        "extra"]["run"]["--equalizer"] == "mmse"
     assert main(argv[:-2] + ["--snr-db", "bogus"]) == 2
 
     # a row depends on (seed, image, SNR) only: another batch size and SNR list give the same 5 dB rows

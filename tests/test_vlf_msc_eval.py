@@ -72,8 +72,9 @@ def test_eval_end_to_end_and_resume(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir,
     with open(out / "metrics.csv", newline="") as f:
         header = next(csv.reader(f))
     assert tuple(header) == METRIC_COLUMNS
-    assert header[:10] == ["system", "modality", "channel", "snr_db", "channel_uses", "bleu1", "bleu4",
-                           "bertscore_f1", "lpips", "clip_score"]
+    assert header[:13] == ["system", "modality", "channel", "snr_db", "channel_uses", "bleu1", "bleu4",
+                           "bertscore_f1", "lpips", "clip_score", "psnr", "ssim", "ms_ssim"]
+    assert header[-2:] == ["equalizer", "reference"]
     rows = _rows(out / "metrics.csv")
     assert {(r["system"], r["snr_db"]) for r in rows} == {(s, v) for s in SYSTEMS for v in ("0.0", "10.0")}
     assert len(rows) == 10 and {r["channel"] for r in rows} == {"awgn"}
@@ -82,8 +83,12 @@ def test_eval_end_to_end_and_resume(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir,
         image = r["modality"] in ("image", "text+image")
         for m in ("bleu1", "bleu4", "bertscore_f1"):
             assert (r[m] != "") == text, (r["system"], m)
-        for m in ("lpips", "clip_score"):
+        for m in ("lpips", "clip_score", "psnr", "ssim"):
             assert (r[m] != "") == image, (r["system"], m)
+        assert r["ms_ssim"] == ""  # 32-px images: MS-SSIM needs >= 161 px (said in the manifest)
+        # recorded: the default text reference and each system's receiver equaliser
+        assert r["reference"] == "blip2"
+        assert r["equalizer"] == {"vlf-msc": "mmse", "deepsc": "mmse"}.get(r["system"], "zf")
         if text:
             assert 0.0 <= float(r["bleu1"]) <= 1.0 and 0.0 <= float(r["bleu4"]) <= 1.0
         if image:
@@ -117,7 +122,16 @@ def test_eval_end_to_end_and_resume(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir,
             for i in its:
                 ref = sb.sentence_score(preprocess_sentence(i["caption"]), [preprocess_sentence(i["reference"])])
                 assert math.isclose(float(i["bleu1"]), ref.score / 100, abs_tol=1e-9)
-    assert items[0]["reference"] in ("a photo of thing 0", "a photo of thing 1")
+    # the default reference is the clean-channel BLIP-2 caption (baseline_captions.csv), not the CSV's
+    assert all(i["reference"] == caps[i["image"]] for i in items)
+    assert items[0]["reference"] == "a photo of thing 3 on a table"
+    # PSNR per item, independently: the saved PNG against the input image
+    from semantic.images import load_image
+
+    it = next(i for i in items if i["system"] == "img2img-sc")
+    gen = load_image(str(out / it["image_file"]), SIZE)
+    ref_img = load_image(it["image"], SIZE)
+    assert float(it["psnr"]) == pytest.approx(float(10 * torch.log10(1 / ((gen - ref_img) ** 2).mean())), abs=0.05)
 
     for f in ("fig_text.png", "fig_image.png", "fig_bleu1.png", "fig_lpips.png", "grid.png",
               "grid_img2img-sc.png", "grid_img2img-sc-bsc.png"):
@@ -129,6 +143,8 @@ def test_eval_end_to_end_and_resume(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir,
     assert man["status"] == "finished" and man["rows_written"] == 10
     assert man["ledger"]["vlf-msc"]["n_ch"] == TINY_NUM_QUERIES * TINY_VLF_DIM // 2
     assert man["metric_models"]["lpips"]["backbone"] == "random"
+    assert "161" in man["metric_models"]["psnr_ssim_ms_ssim"]["ms_ssim"]
+    assert man["reference"] == "blip2" and man["equalizers"]["vlf-msc"] == "mmse"
 
     # rerun: nothing recomputed, identical CSVs
     before = (out / "metrics.csv").read_bytes(), (out / "items.csv").read_bytes()
@@ -199,3 +215,47 @@ def test_eval_img2img_public_code_mode(tiny_blip2_dir, tiny_sd_dir, tiny_image_d
     (out / "settings.json").write_text(json.dumps(settings))
     assert main(argv) == 2
     assert main([a if a != "public-code" else "bsc" for a in argv]) == 0
+
+
+@pytest.mark.filterwarnings("ignore:LPIPS. no AlexNet weights")
+@pytest.mark.filterwarnings("ignore:VLF-MSC. no trained image decoder")
+def test_eval_reference_csv_and_blip2_captions_with_a_finetuned_projection(tiny_blip2_dir, tiny_sd_dir,
+                                                                            tiny_image_dir, models, tmp_path):
+    """--reference csv scores against the CSV caption and says so; with --text-projection the baselines still
+    get BLIP-2's caption (its own language_projection), no longer refused; --reference csv needs --captions."""
+    from experiments.cli import main
+    from semantic.text_decoder import SoftPromptProjection
+    from semantic.vlf import load_blip2
+
+    blip2, _ = load_blip2(str(tiny_blip2_dir), device="cpu")
+    proj = SoftPromptProjection.from_linear(blip2.language_projection, mode="pooled")
+    with torch.no_grad():
+        proj.linear.weight.mul_(-3.0)
+    proj.save_pretrained(str(tmp_path / "wproj"))
+    out = tmp_path / "eval"
+    argv = [a if a != "0,10" else "10" for a in _argv(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, models, out)]
+    argv += ["--systems", "vlf-msc,ascii-hamming", "--text-projection", str(tmp_path / "wproj"),
+             "--reference", "csv", "--max-new-tokens", "3"]
+    assert main(argv) == 0
+    csv_caps = {r["image"]: r["caption"] for r in _rows(tiny_image_dir / "captions.csv")}
+    rows = _rows(out / "metrics.csv")
+    assert {r["reference"] for r in rows} == {"csv"}
+    items = _rows(out / "items.csv")
+    assert items and all(i["reference"] == csv_caps[i["name"] + ".png"] for i in items)
+    # the baselines' caption is BLIP-2's: recompute it with the untouched BLIP-2 projection
+    from semantic.vlf_msc import VLFMSC, VLFMSCConfig
+
+    system = VLFMSC.from_config(VLFMSCConfig(blip2_checkpoint=str(tiny_blip2_dir), device="cpu", decode_images=False,
+                                             max_new_tokens=3, text_projection=str(tmp_path / "wproj")))
+    cap = system.blip2_captioner()
+    torch.testing.assert_close(cap.projection.linear.weight, blip2.language_projection.weight.float())
+    assert not torch.allclose(system.text_decoder.projection.linear.weight, cap.projection.linear.weight)
+    from semantic.images import ImageCaptionDataset, collate_images
+
+    ds = ImageCaptionDataset(str(tiny_image_dir), None, size=SIZE, limit=2, unique=True)
+    vlf = system.encode(collate_images([ds[0], ds[1]])["image"])
+    base = {r["image"]: r["caption"] for r in _rows(out / "baseline_captions.csv") if r["mode"] == "blip2"}
+    assert [base[it["path"]] for it in ds.items] == cap.generate(vlf)
+    # csv reference without a CSV: refused, one line
+    base_argv = ["vlf-msc-eval", "--images", str(tiny_image_dir), "--out", str(tmp_path / "o2"), "--reference", "csv"]
+    assert main(base_argv) == 2
