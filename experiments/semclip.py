@@ -99,8 +99,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="global batch of the contrastive loss (under torchrun: split over the processes)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--hidden-dim", type=int, default=1024)
-    p.add_argument("--temperature", type=float, default=0.07)
+    p.add_argument("--temperature", type=float, default=0.07,
+                   help="contrastive-loss temperature (default 0.07, CLIP's; the paper's eq. 4 has none: 1)")
     p.add_argument("--no-af", action="store_true", help="no attention-feature modules (ablation)")
+    p.add_argument("--linear-skip", action=argparse.BooleanOptionalAction, default=True,
+                   help="linear input-to-output shortcut in encoder and decoder (default on; the paper has none)")
     p.add_argument("--checkpoint-every", type=int, default=500)
     _channel_args(p)
     _split_args(p)
@@ -115,6 +118,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--n-ctx", type=int, default=4)
     p.add_argument("--ctx-init", default="a photo of a")
     p.add_argument("--classes-per-step", type=int, default=100, help="0 = all seen classes")
+    p.add_argument("--tapl-loss", default="i2t", choices=["i2t", "both"],
+                   help="eq. 5: image-to-text cross entropy (default) or the mean of both directions (text-to-image "
+                        "over the classes present in the batch)")
     p.add_argument("--snr-min", type=float, default=None)
     p.add_argument("--snr-max", type=float, default=None)
     p.add_argument("--checkpoint-every", type=int, default=500)
@@ -190,7 +196,7 @@ def _train_jscc(args) -> int:
     lo, hi = (args.snr_db, args.snr_db) if args.snr_db is not None else (args.snr_min, args.snr_max)
     N = fs.token_dim
     L = N // 2 if args.channel_uses is None else args.channel_uses  # --channel-uses 0 is refused, not replaced
-    cfg = SemCLIPConfig(token_dim=N, channel_uses=L, hidden_dim=args.hidden_dim,
+    cfg = SemCLIPConfig(token_dim=N, channel_uses=L, hidden_dim=args.hidden_dim, linear_skip=args.linear_skip,
                         use_af=not args.no_af, channel=args.channel, equalizer=args.equalizer,
                         snr_train_range=(lo, hi), temperature=args.temperature, jscc_batch_size=args.batch_size,
                         jscc_lr=args.lr, jscc_steps=args.steps, checkpoint_every=args.checkpoint_every,
@@ -237,6 +243,7 @@ def _train_tapl(args) -> int:
                               equalizer=args.equalizer, snr_train_range=(lo, hi), n_ctx=args.n_ctx,
                               ctx_init=args.ctx_init, tapl_batch_size=args.batch_size, tapl_lr=args.lr,
                               tapl_steps=args.steps, tapl_classes_per_step=args.classes_per_step or None,
+                              tapl_loss=args.tapl_loss,
                               checkpoint_every=args.checkpoint_every, unseen_fraction=args.unseen_fraction,
                               split_seed=args.split_seed, seed=args.seed)
     model, _, tokenizer = load_open_clip(args.clip_model, args.pretrained, device=device)

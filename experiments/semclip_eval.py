@@ -23,8 +23,13 @@ figures into ``--out`` and resumable (a finished row is never recomputed):
    module for ``--complexity-images`` images on the current device (``complexity.csv`` / ``.md``).
 
 Systems (``--systems``)
+    ``upper-bound`` (the ideal link: the clean CLIP token through TAPL as trained; no channel, so
+    ``channel_uses`` 0 and the same value at every SNR: fig. 3's upper-bound line, table II's row),
     ``semclip`` (JSCC + TAPL), ``semclip-notapl`` (same JSCC, plain ``"a photo of a {class}."``
-    prompts), ``semclip-noaf`` (JSCC trained with ``use_af=False``, plain prompts), ``clip-ft``
+    prompts), ``semclip-noaf`` (JSCC trained with ``use_af=False``, plain prompts; table I's "w/o
+    TAPL and AF": by default, ``--ablation-per-snr``, one such JSCC trained at each evaluated SNR, as
+    the paper, and in the SNR study evaluated at the table-I SNRs only; ``--no-ablation-per-snr``:
+    one JSCC over ``--snr-train-range``; the note column says which), ``clip-ft``
     (the token sent analog, ``L = N/2``: :class:`baselines.clip_ft.CLIPFT`), ``djscc-ft``
     (:class:`baselines.djscc_ft.DJSCCFT`, a head over the *seen* classes only: it cannot name an
     unseen class, and has no text encoder, so its retrieval is not defined: NaN),
@@ -37,9 +42,10 @@ Systems (``--systems``)
 Models
     Each trained model is loaded from a checkpoint (``--semclip-jscc``, ``--semclip-noaf-jscc``,
     ``--tapl``, ``--djscc-ir``, ``--djscc-ft``; a path may contain ``{L}``, replaced by the channel
-    uses) or, when not given, trained in the run with the small budget ``--train-steps`` (default
+    uses; ``--semclip-noaf-jscc`` must contain ``{snr}`` with ``--ablation-per-snr``, replaced by the
+    SNR as ``-5``, ``2.5``) or, when not given, trained in the run with the small budget ``--train-steps`` (default
     500 steps each, batch ``--train-batch-size``) on the seen classes and kept under
-    ``<out>/models/`` (``semclip-jscc-L{L}``, ``semclip-noaf-jscc-L{L}``, ``semclip-tapl-L{L}``,
+    ``<out>/models/`` (``semclip-jscc-L{L}``, ``semclip-noaf-jscc-L{L}[-snr{snr}]``, ``semclip-tapl-L{L}``,
     ``djscc-ir-L{L}``, ``djscc-ft-L{L}``; ``-rayleigh`` before ``-L`` on that channel) so that a rerun
     reuses it. These quick budgets are far from the paper's
     (JSCC 20k steps, TAPL 5k): for the paper's numbers train with ``semcom semclip train-jscc /
@@ -74,8 +80,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 __all__ = ["SYSTEMS", "SYSTEM_LABELS", "COLUMNS", "add_arguments", "main", "parse_int_list", "parse_datasets",
            "chance_metrics", "run"]
 
-SYSTEMS = ("semclip", "semclip-notapl", "semclip-noaf", "clip-ft", "djscc-ft", "djscc-ir", "bt-ir")
-SYSTEM_LABELS = {"semclip": "SemCLIP", "semclip-notapl": "SemCLIP w/o TAPL", "semclip-noaf": "SemCLIP w/o TAPL & AF",
+SYSTEMS = ("upper-bound", "semclip", "semclip-notapl", "semclip-noaf", "clip-ft", "djscc-ft", "djscc-ir", "bt-ir")
+SYSTEM_LABELS = {"upper-bound": "Upper bound", "semclip": "SemCLIP", "semclip-notapl": "SemCLIP w/o TAPL",
+                 "semclip-noaf": "SemCLIP w/o TAPL & AF",
                  "clip-ft": "CLIP-FT", "djscc-ft": "DJSCC-FT", "djscc-ir": "DJSCC-IR", "bt-ir": "BT-IR"}
 KEYS = ["system", "channel", "snr_db", "channel_uses"]
 VALUES = ["bandwidth_ratio", "top1", "top5", "retrieval_top1", "note"]
@@ -164,7 +171,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--clip-model", default="ViT-L-14-336", help="open_clip name or local-dir:/path")
     p.add_argument("--pretrained", default="openai", help="open_clip tag or checkpoint file")
     p.add_argument("--semclip-jscc", default=None, help="SemCLIP JSCC folder (may contain {L})")
-    p.add_argument("--semclip-noaf-jscc", default=None, help="JSCC folder trained with --no-af (may contain {L})")
+    p.add_argument("--semclip-noaf-jscc", default=None,
+                   help="JSCC folder trained with --no-af (may contain {L}; with --ablation-per-snr it must contain "
+                        "{snr}, replaced by the SNR as in '-5', '2.5')")
+    p.add_argument("--ablation-per-snr", action=argparse.BooleanOptionalAction, default=True,
+                   help="semclip-noaf (table I's 'w/o TAPL and AF'): one no-AF JSCC trained at each evaluated SNR, "
+                        "as the paper (default); --no-ablation-per-snr: one no-AF JSCC over --snr-train-range")
     p.add_argument("--tapl", default=None, help="TAPL folder (may contain {L})")
     p.add_argument("--djscc-ir", default=None, help="DJSCC-IR codec folder (may contain {L})")
     p.add_argument("--djscc-ft", default=None, help="DJSCC-FT model folder (may contain {L})")
@@ -172,7 +184,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--train-steps", type=int, default=500, help="steps of every model trained in the run")
     p.add_argument("--train-batch-size", type=int, default=64)
     p.add_argument("--snr-train-range", default="-10,10", help="training SNR range 'low,high' [dB]")
+    p.add_argument("--temperature", type=float, default=0.07,
+                   help="temperature of the JSCC's contrastive loss (eq. 4) in in-run training (default 0.07; the "
+                        "paper's eq. 4 has none: 1)")
+    p.add_argument("--tapl-loss", default="i2t", choices=["i2t", "both"],
+                   help="TAPL loss (eq. 5) in in-run training: image-to-text cross entropy (default) or the mean "
+                        "of both directions (text-to-image over the classes present in the batch)")
     p.add_argument("--hidden-dim", type=int, default=1024, help="hidden width of the dense JSCCs")
+    p.add_argument("--linear-skip", action=argparse.BooleanOptionalAction, default=True,
+                   help="linear input-to-output shortcut in SemCLIP's JSCC encoder and decoder (default on; the "
+                        "paper's JSCC has none: --no-linear-skip --hidden-dim 512 gives its ~1.3M per side)")
     p.add_argument("--djscc-hidden", type=int, default=64, help="conv width of DJSCC-IR / DJSCC-FT")
     p.add_argument("--tapl-classes-per-step", type=int, default=100)
     p.add_argument("--device", default=None)
@@ -395,31 +416,43 @@ class Context:
             return None
         return Path(opt.replace("{L}", str(L)))
 
-    def _semclip_config(self, L: int, use_af: bool):
+    def _semclip_config(self, L: int, use_af: bool, train_snr: Optional[float] = None):
         from semantic.semclip import SemCLIPConfig
 
         a = self.args
         steps = int(a.train_steps)
+        snr_range = self.snr_train_range if train_snr is None else (float(train_snr), float(train_snr))
         return SemCLIPConfig(clip_model=a.clip_model, pretrained=a.pretrained, token_dim=self.token_dim,
-                             channel_uses=L, hidden_dim=a.hidden_dim, use_af=use_af, channel=a.channel,
-                             equalizer=a.equalizer, snr_train_range=self.snr_train_range,
+                             channel_uses=L, hidden_dim=a.hidden_dim, linear_skip=a.linear_skip, use_af=use_af,
+                             channel=a.channel,
+                             equalizer=a.equalizer, snr_train_range=snr_range, temperature=a.temperature,
+                             tapl_loss=a.tapl_loss,
                              jscc_batch_size=a.train_batch_size, jscc_steps=steps, tapl_steps=steps,
                              tapl_batch_size=min(32, a.train_batch_size),
                              tapl_classes_per_step=a.tapl_classes_per_step or None,
                              checkpoint_every=max(1, min(500, steps)), unseen_fraction=a.unseen_fraction,
                              split_seed=a.split_seed, seed=a.seed)
 
-    def jscc(self, L: int, use_af: bool = True):
-        """SemCLIP's token JSCC with ``L`` channel uses (loaded, or trained into ``<out>/models``)."""
+    def jscc(self, L: int, use_af: bool = True, train_snr: Optional[float] = None):
+        """SemCLIP's token JSCC with ``L`` channel uses (loaded, or trained into ``<out>/models``).
+
+        ``train_snr``: the no-AF ablation trained at this one SNR (``{snr}`` in ``--semclip-noaf-jscc``,
+        ``-snr<value>`` in the in-run folder name); ``None``: trained over ``--snr-train-range``.
+        """
         import torch
 
         from semantic.jscc import JSCCCodec
         from semantic.semclip import train_jscc
 
-        key = ("jscc", L, use_af)
+        key = ("jscc", L, use_af, train_snr)
         if key in self._cache:
             return self._cache[key]
-        given = self._given(self.args.semclip_jscc if use_af else self.args.semclip_noaf_jscc, L)
+        opt = self.args.semclip_jscc if use_af else self.args.semclip_noaf_jscc
+        if train_snr is not None and opt and "{snr}" not in opt:
+            raise ValueError(f"--semclip-noaf-jscc {opt!r} names one checkpoint, but --ablation-per-snr needs one "
+                             "no-AF JSCC per SNR: put {snr} in the path (e.g. runs/noaf-L{L}-snr{snr}) or pass "
+                             "--no-ablation-per-snr")
+        given = self._given(opt.replace("{snr}", snr_tag(train_snr)) if (opt and train_snr is not None) else opt, L)
         codec = None
         if given is not None:
             codec = JSCCCodec.from_pretrained(given, equalizer=self.args.equalizer)
@@ -430,11 +463,13 @@ class Context:
                 raise ValueError(f"{given} has use_af={codec.encoder.config.use_af}, expected {use_af}")
         if codec is None:
             folder = self.out / "models" / f"{'semclip' if use_af else 'semclip-noaf'}-jscc{self._tag}-L{L}"
+            if train_snr is not None:
+                folder = folder.with_name(f"{folder.name}-snr{snr_tag(train_snr)}")
             if (folder / "train_history.json").is_file():
                 codec = JSCCCodec.from_pretrained(folder, equalizer=self.args.equalizer)
             else:
                 with torch.enable_grad():  # models are built lazily, possibly inside an evaluation's no_grad
-                    codec, _ = train_jscc(self.train_set().features, self._semclip_config(L, use_af),
+                    codec, _ = train_jscc(self.train_set().features, self._semclip_config(L, use_af, train_snr),
                                           out_dir=folder, device=self.device, progress=self.progress)
         codec.to(self.device).eval().requires_grad_(False)
         self._cache[key] = codec
@@ -571,8 +606,16 @@ class Context:
         return BTIR(codec, channel_uses=L, capacity=capacity)
 
     def system_channel_uses(self, system: str, L: int) -> int:
-        """The channel uses ``system`` spends per image when asked for ``L`` (CLIP-FT: always ``N/2``)."""
+        """The channel uses ``system`` spends per image when asked for ``L`` (CLIP-FT: always ``N/2``;
+        the upper bound: none, it has no channel)."""
+        if system == "upper-bound":
+            return 0
         return math.ceil(self.token_dim / 2) if system == "clip-ft" else int(L)
+
+
+def snr_tag(snr: float) -> str:
+    """How an SNR is written in a ``{snr}`` path template and in-run folder names: ``-5``, ``2.5``, ``0``."""
+    return f"{float(snr):g}"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -592,8 +635,18 @@ def evaluate_point(ctx: Context, system: str, es: EvalSet, snr_db: float, L: int
     dev, bs = ctx.device, ctx.args.batch_size
     note = ""
     with torch.no_grad():
+        if system == "upper-bound":  # the ideal link: the clean CLIP token through TAPL as trained (fig. 3, table II)
+            perf = ctx.performer(L)
+            logits = torch.cat([perf(es.features[i:i + bs].to(dev), es.class_names).float().cpu()
+                                for i in range(0, len(es), bs)])
+            return dict(channel_uses=0, note=f"ideal link: clean CLIP token, TAPL trained through the L={L} JSCC; "
+                                             "no channel", **_metrics_from_logits(logits, es.labels))
         if system in ("semclip", "semclip-notapl", "semclip-noaf"):
-            codec = ctx.jscc(L, use_af=system != "semclip-noaf")
+            per_snr = system == "semclip-noaf" and ctx.args.ablation_per_snr
+            codec = ctx.jscc(L, use_af=system != "semclip-noaf", train_snr=snr_db if per_snr else None)
+            if system == "semclip-noaf":
+                note = (f"no-AF JSCC trained at a fixed {snr_tag(snr_db)} dB (per-SNR ablation)" if per_snr else
+                        f"no-AF JSCC trained over {ctx.snr_train_range[0]:g}..{ctx.snr_train_range[1]:g} dB")
             used = codec.channel_uses
             received = transmit_tokens(es.features, codec, ctx.channel(), snr_db, batch_size=bs, device=dev)
             if system == "semclip":
@@ -736,6 +789,17 @@ def _rows(path: Path):
     return read_rows(path)
 
 
+def _check_ablation_rows(path: Path, per_snr: bool) -> None:
+    """Refuse to add semclip-noaf rows of one ablation protocol to a CSV holding the other's (the row key
+    does not say which; the note does)."""
+    mode = "per-SNR" if per_snr else "one model over the SNR range"
+    for r in _rows(path):
+        if r.get("system") == "semclip-noaf" and ("per-SNR ablation" in (r.get("note") or "")) != per_snr:
+            other = "one model over the SNR range" if per_snr else "per-SNR"
+            raise ValueError(f"{path} holds semclip-noaf rows of the {other} ablation, this run asks for the {mode} "
+                             "one (--ablation-per-snr / --no-ablation-per-snr); use a new --out or delete those rows")
+
+
 def _series(rows, x: str, y: str, systems: Sequence[str]):
     out = {}
     for s in systems:
@@ -770,8 +834,15 @@ def study_snr(ctx: Context, systems: Sequence[str], snrs: Sequence[float], table
     out = ctx.out
     L = ctx.args.snr_channel_uses or max(1, ctx.token_dim // 2)
     table = _table(out / "accuracy_vs_snr.csv")
+    _check_ablation_rows(out / "accuracy_vs_snr.csv", ctx.args.ablation_per_snr)
     es = ctx.eval_set()
-    added = _sweep(ctx, table, [(s, snr, L) for s in systems for snr in snrs], es)
+    per_snr = ctx.args.ablation_per_snr
+    points = [(s, snr, L) for s in systems for snr in snrs
+              if not (per_snr and s == "semclip-noaf" and float(snr) not in {float(t) for t in table_snrs})]
+    if per_snr and "semclip-noaf" in systems:
+        print("[semclip-eval] semclip-noaf (per-SNR ablation): one no-AF JSCC per table-I SNR "
+              f"({', '.join(snr_tag(t) for t in table_snrs)} dB), evaluated there only", flush=True)
+    added = _sweep(ctx, table, points, es)
     rows = [r for r in _rows(out / "accuracy_vs_snr.csv") if r["channel"] == ctx.args.channel]
     plot_metric_vs_snr(_series(rows, "snr_db", "top1", systems), out / "fig3_top1_vs_snr.png",
                        ylabel="zero-shot top-1 accuracy (unseen classes)",
@@ -836,6 +907,7 @@ def study_cross(ctx: Context, systems: Sequence[str], datasets, snrs: Sequence[f
     out = ctx.out
     keys = ["dataset"] + KEYS
     table = _table(out / "cross_dataset.csv", keys=keys, values=VALUES)
+    _check_ablation_rows(out / "cross_dataset.csv", ctx.args.ablation_per_snr)
     L = ctx.args.snr_channel_uses or max(1, ctx.token_dim // 2)
     added = 0
     for name, path in datasets:

@@ -105,7 +105,7 @@ def test_every_study_end_to_end_budgets_and_resume(setup, tmp_path, monkeypatch)
         (s, snr) for s in se.SYSTEMS for snr in (-5.0, 5.0))
     N = 32  # tiny CLIP token
     for r in rows:
-        L = N // 2 if r["system"] == "clip-ft" else L_SNR
+        L = {"clip-ft": N // 2, "upper-bound": 0}.get(r["system"], L_SNR)
         assert int(r["channel_uses"]) == L
         assert float(r["bandwidth_ratio"]) == pytest.approx(L / (3 * 32 * 32))
         for m in ("top1", "top5"):
@@ -128,11 +128,13 @@ def test_every_study_end_to_end_budgets_and_resume(setup, tmp_path, monkeypatch)
     cross_rows = _read(out / "cross_dataset.csv")
     assert len(counter.points) == len(rows) + len(bw) + len(cross_rows) - 1  # minus the absent data set's row
     for name, system, snr, used, widths in counter.points:
-        if system == "bt-ir":  # ideal capacity-achieving code: no channel symbols simulated
+        if system in ("bt-ir", "upper-bound"):  # ideal code / ideal link: no channel symbols simulated
             assert widths == []
         else:
             assert widths and set(widths) == {used}, (name, system, snr, widths)
     for r in rows + bw:
+        if r["system"] == "upper-bound":
+            continue
         claimed = [u for n, s, snr, u, _ in counter.points
                    if n == "unseen" and s == r["system"] and snr == float(r["snr_db"]) and u == int(r["channel_uses"])]
         assert claimed, r
@@ -196,10 +198,28 @@ def test_every_study_end_to_end_budgets_and_resume(setup, tmp_path, monkeypatch)
     models = out / "models"
     assert main(_args(clip, data, out2, "--studies", "snr", "--systems", "semclip,semclip-notapl,semclip-noaf",
                       "--semclip-jscc", str(models / "semclip-jscc-L{L}"),
-                      "--semclip-noaf-jscc", str(models / "semclip-noaf-jscc-L{L}"),
+                      "--semclip-noaf-jscc", str(models / "semclip-noaf-jscc-L{L}-snr{snr}"),
                       "--tapl", str(models / "semclip-tapl-L{L}"))) == 0
     again = {(r["system"], float(r["snr_db"])): r for r in _read(out2 / "accuracy_vs_snr.csv")}
     assert len(again) == 6
+    # the upper bound: the clean token through TAPL as trained, the same at every SNR, no channel
+    ub = [by["upper-bound", snr] for snr in (-5.0, 5.0)]
+    assert ub[0]["top1"] == ub[1]["top1"] and "no channel" in ub[0]["note"]
+    # independent computation: open_clip's encode_image on the unseen images, the saved TAPL's prompts
+    from semantic.clip_tokens import load_open_clip
+    from semantic.tapl import TAPL, CLIPTextTower, TaskPerformer
+
+    model, _, tokenizer = load_open_clip(f"local-dir:{clip}")
+    tapl = TAPL.from_pretrained(str(models / f"semclip-tapl-L{L_SNR}" / "tapl"), low_cpu_mem_usage=False).eval()
+    perf = TaskPerformer(tapl, CLIPTextTower(model), tokenizer, float(model.logit_scale.exp()))
+    imgs, labels, unseen = _unseen_images(data)
+    with torch.no_grad():
+        logits = perf(model.encode_image(imgs).float(), [DIGITS[c] for c in unseen])
+    assert float(ub[0]["top1"]) == pytest.approx(float((logits.argmax(1) == labels).float().mean()))
+    # table I: the per-SNR ablation, one fixed-SNR no-AF model per SNR
+    for snr in (-5.0, 5.0):
+        assert f"trained at a fixed {snr:g} dB" in by["semclip-noaf", snr]["note"]
+        assert (models / f"semclip-noaf-jscc-L{L_SNR}-snr{snr:g}" / "train_history.json").is_file()
     for k, r in again.items():
         for m in ("top1", "top5", "retrieval_top1"):
             assert float(r[m]) == pytest.approx(float(by[k][m])), (k, m)
@@ -217,6 +237,59 @@ def test_btir_delivers_with_a_large_budget(setup, tmp_path):
     assert "0/10 images not delivered" in big["note"]
     payload = int(big["note"].split("max payload ")[1].split(" bits")[0])
     assert 0 < payload <= math.floor(20000 * math.log2(2.0))  # fits the capacity budget at 0 dB
+
+
+def _unseen_images(data):
+    """The unseen-class images (CLIP preprocess), their labels in the unseen class list, and that list."""
+    from PIL import Image
+
+    from semantic.clip_tokens import load_open_clip
+    from semantic.datasets import split_classes
+
+    _, preprocess, _ = load_open_clip(f"local-dir:{data.parent / 'clip'}")
+    _, unseen = split_classes(10, 0.2, 0)
+    imgs, labels = [], []
+    for j, c in enumerate(unseen):
+        for f in sorted((data / DIGITS[c]).iterdir()):
+            imgs.append(preprocess(Image.open(f).convert("RGB")))
+            labels.append(j)
+    return torch.stack(imgs), torch.tensor(labels), unseen
+
+
+def test_ablation_per_snr_loads_one_checkpoint_per_snr(setup, tmp_path, monkeypatch):
+    """Table I's 'w/o TAPL and AF': with {snr} in --semclip-noaf-jscc each SNR loads its own fixed-SNR model
+    (different weights, different rows); a path without {snr} is refused, and so is mixing the protocols."""
+    from semantic.jscc import JSCCCodec
+
+    clip, data = setup
+    ck = tmp_path / "noaf"
+    codecs = {}
+    for i, snr in enumerate(("-5", "5")):
+        torch.manual_seed(10 + i)
+        codecs[snr] = JSCCCodec.build(token_dim=32, channel_uses=L_SNR, hidden_dim=16, use_af=False)
+        codecs[snr].save_pretrained(ck / f"noaf-snr{snr}")
+    loaded = []
+    orig = JSCCCodec.from_pretrained.__func__
+
+    def spy(cls, path, *a, **k):
+        loaded.append(str(path))
+        return orig(cls, path, *a, **k)
+
+    monkeypatch.setattr(JSCCCodec, "from_pretrained", classmethod(spy))
+    out = tmp_path / "abl"
+    argv = _args(clip, data, out, "--studies", "snr", "--systems", "semclip-noaf",
+                 "--semclip-noaf-jscc", str(ck / "noaf-snr{snr}"))
+    assert main(argv) == 0
+    assert loaded == [str(ck / "noaf-snr-5"), str(ck / "noaf-snr5")]
+    rows = {float(r["snr_db"]): r for r in _read(out / "accuracy_vs_snr.csv")}
+    assert set(rows) == {-5.0, 5.0} and all("per-SNR ablation" in r["note"] for r in rows.values())
+    with pytest.raises(ValueError, match=r"\{snr\}"):
+        main(_args(clip, data, tmp_path / "abl2", "--studies", "snr", "--systems", "semclip-noaf",
+                   "--semclip-noaf-jscc", str(ck / "noaf-snr5")))
+    # the old protocol (one model over the range) into the same folder: refused
+    with pytest.raises(ValueError, match="ablation"):
+        main(_args(clip, data, out, "--studies", "snr", "--systems", "semclip-noaf", "--no-ablation-per-snr",
+                   "--semclip-noaf-jscc", str(ck / "noaf-snr5")))
 
 
 def test_clip_ft_at_high_snr_is_plain_clip_zero_shot(setup, tmp_path):
