@@ -182,6 +182,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--djscc-ft", default=None, help="DJSCC-FT model folder (may contain {L})")
     p.add_argument("--btir-codec", default="jpeg", choices=["jpeg", "webp", "cheng2020-attn"])
     p.add_argument("--train-steps", type=int, default=500, help="steps of every model trained in the run")
+    p.add_argument("--tapl-steps", type=int, default=None,
+                   help="steps of TAPL trained in the run (default: --train-steps; the paper: 5000 vs JSCC 20000)")
     p.add_argument("--train-batch-size", type=int, default=64)
     p.add_argument("--snr-train-range", default="-10,10", help="training SNR range 'low,high' [dB]")
     p.add_argument("--temperature", type=float, default=0.07,
@@ -427,7 +429,8 @@ class Context:
                              channel=a.channel,
                              equalizer=a.equalizer, snr_train_range=snr_range, temperature=a.temperature,
                              tapl_loss=a.tapl_loss,
-                             jscc_batch_size=a.train_batch_size, jscc_steps=steps, tapl_steps=steps,
+                             jscc_batch_size=a.train_batch_size, jscc_steps=steps,
+                             tapl_steps=steps if a.tapl_steps is None else int(a.tapl_steps),
                              tapl_batch_size=min(32, a.train_batch_size),
                              tapl_classes_per_step=a.tapl_classes_per_step or None,
                              checkpoint_every=max(1, min(500, steps)), unseen_fraction=a.unseen_fraction,
@@ -1059,6 +1062,8 @@ def run(args: argparse.Namespace) -> Dict[str, int]:
         v = getattr(args, name)
         if not isinstance(v, int) or v < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive int, got {v!r}")
+    if args.tapl_steps is not None and (not isinstance(args.tapl_steps, int) or args.tapl_steps < 1):
+        raise ValueError(f"--tapl-steps must be a positive int, got {args.tapl_steps!r}")
     if args.snr_channel_uses is not None and args.snr_channel_uses < 1:  # 0 must not silently mean "N/2"
         raise ValueError(f"--snr-channel-uses must be a positive int, got {args.snr_channel_uses!r}")
     out = Path(args.out)

@@ -370,11 +370,12 @@ def test_paper_loss_and_size_options_reach_in_run_training(setup, tmp_path):
     parser = argparse.ArgumentParser()
     SE.add_arguments(parser)
     args = parser.parse_args(_args(clip, data, tmp_path / "cfg", "--temperature", "1", "--tapl-loss", "both",
-                                   "--no-linear-skip", "--train-batch-size", "12")[1:])
+                                   "--no-linear-skip", "--train-batch-size", "12", "--tapl-steps", "3")[1:])
     ctx = SE.Context(args)
     cfg = ctx._semclip_config(8, use_af=False, train_snr=-2.5)
     assert (cfg.temperature, cfg.tapl_loss, cfg.linear_skip, cfg.hidden_dim) == (1.0, "both", False, 16)
     assert cfg.snr_train_range == (-2.5, -2.5) and cfg.jscc_batch_size == 12 and not cfg.use_af
+    assert (cfg.jscc_steps, cfg.tapl_steps) == (2, 3)
     assert ctx._semclip_config(8, use_af=True).snr_train_range == (-10.0, 10.0)
     default = SE.Context(parser.parse_args(_args(clip, data, tmp_path / "cfg2")[1:]))._semclip_config(8, True)
     assert (default.temperature, default.tapl_loss, default.linear_skip) == (0.07, "i2t", True)
