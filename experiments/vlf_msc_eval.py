@@ -98,6 +98,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from experiments.ber import positive_int_arg
 
 __all__ = ["SYSTEMS", "MODALITY", "METRICS", "METRIC_COLUMNS", "ITEM_COLUMNS", "add_arguments", "main",
+           "EvalRefused",
            "metrics_table", "write_figures", "write_grids"]
 
 SYSTEMS = ("vlf-msc", "ascii-hamming", "deepsc", "img2img-sc", "img2img-sc-bsc")
@@ -164,6 +165,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("baselines")
     g.add_argument("--deepsc-checkpoint", default=None, help="trained DeepSC folder (save_pretrained layout)")
     g.add_argument("--deepsc-equalizer", default="mmse", choices=("mmse", "zf"))
+    g.add_argument("--deepsc-min-coverage", type=float, default=0.9,
+                   help="refuse a DeepSC checkpoint whose vocabulary covers less than this share of the baselines' "
+                        "caption tokens (default 0.9; words outside it become <unk>); 0 disables the check")
     g.add_argument("--ascii-code", default="hamming74", help="code of the ASCII baseline (default hamming74)")
     g.add_argument("--ascii-modulation", default="16qam", help="modulation of the ASCII baseline (default 16qam)")
     g.add_argument("--img2img-steps", type=positive_int_arg, default=50, help="Img2Img-SC DDIM steps (default 50)")
@@ -398,6 +402,10 @@ def _save_png(img, path: Path) -> None:
     os.replace(tmp, path)
 
 
+class EvalRefused(ValueError):
+    """An input that would make a system's numbers meaningless (the message says which and why)."""
+
+
 def _equalizer_of(system: str, args) -> str:
     """The receiver equaliser of ``system`` (recorded in ``metrics.csv``): VLF-MSC's ``--equalizer``,
     DeepSC's ``--deepsc-equalizer``, ZF for the digital baselines (the demapper's unbiased estimate)."""
@@ -496,6 +504,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"{prog}: system 'deepsc' needs --deepsc-checkpoint DIR (a trained DeepSC folder, e.g. from "
               "baselines.deepsc.train); or leave deepsc out of --systems", file=sys.stderr)
         return 2
+    if not 0.0 <= args.deepsc_min_coverage <= 1.0:
+        print(f"{prog}: --deepsc-min-coverage must be in [0, 1], got {args.deepsc_min_coverage}", file=sys.stderr)
+        return 2
     if not 0.0 < args.img2img_strength <= 1.0:
         print(f"{prog}: --img2img-strength must be in (0, 1], got {args.img2img_strength}", file=sys.stderr)
         return 2
@@ -530,25 +541,29 @@ def main(args: argparse.Namespace) -> int:
     n = len(ds)
     batches = [list(range(i, min(i + args.batch_size, n))) for i in range(0, n, args.batch_size)]
     written = 0
-    with RunManifest(out, args=vars(args), seed=args.seed, command=prog,
-                     extra={"snr_db": snrs, "systems": systems, "num_images": n,
-                            "snr_convention": "Es/N0 per complex channel use"}) as manifest:
-        if todo:
-            written, extra = _run(args, ds, snrs, systems, todo, batches, out, table, items, done_items)
-            manifest.update(**extra)
-        manifest.update(rows_written=written, rows_resumed=len(snrs) * len(systems) - len(todo))
-        prev = _previous_outputs(out)
-        if written or not prev or not all(os.path.isfile(p) for p in prev.values()):
-            rows = [r for r in table.rows() if r["channel"] == args.channel]
-            figs = write_figures(rows, out)
-            grids = write_grids([r for r in items.rows() if r["channel"] == args.channel], snrs, out,
-                                args.grid_rows, args.image_size)
-            _previous_outputs(out, {**{f"fig_{k}": v for k, v in figs.items()},
-                                    **{f"grid_{k}": v for k, v in grids.items()}})
-        else:  # nothing new: the figures and grids on disk are up to date
-            figs = {k[4:]: v for k, v in prev.items() if k.startswith("fig_")}
-            grids = {k[5:]: v for k, v in prev.items() if k.startswith("grid_")}
-        manifest.update(figures=figs, grids=grids)
+    try:  # a refused input (EvalRefused) is recorded as failed in the manifest and exits with status 2
+        with RunManifest(out, args=vars(args), seed=args.seed, command=prog,
+                         extra={"snr_db": snrs, "systems": systems, "num_images": n,
+                                "snr_convention": "Es/N0 per complex channel use"}) as manifest:
+            if todo:
+                written, extra = _run(args, ds, snrs, systems, todo, batches, out, table, items, done_items)
+                manifest.update(**extra)
+            manifest.update(rows_written=written, rows_resumed=len(snrs) * len(systems) - len(todo))
+            prev = _previous_outputs(out)
+            if written or not prev or not all(os.path.isfile(p) for p in prev.values()):
+                rows = [r for r in table.rows() if r["channel"] == args.channel]
+                figs = write_figures(rows, out)
+                grids = write_grids([r for r in items.rows() if r["channel"] == args.channel], snrs, out,
+                                    args.grid_rows, args.image_size)
+                _previous_outputs(out, {**{f"fig_{k}": v for k, v in figs.items()},
+                                        **{f"grid_{k}": v for k, v in grids.items()}})
+            else:  # nothing new: the figures and grids on disk are up to date
+                figs = {k[4:]: v for k, v in prev.items() if k.startswith("fig_")}
+                grids = {k[5:]: v for k, v in prev.items() if k.startswith("grid_")}
+            manifest.update(figures=figs, grids=grids)
+    except EvalRefused as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote {out / 'metrics.csv'} ({written} new rows of {len(snrs) * len(systems)}), "
           f"{len(figs)} figure(s), {len(grids)} grid(s)")
     return 0
@@ -623,12 +638,19 @@ def _run(args, ds, snrs, systems, todo, batches, out: Path, table, items, done_i
         ascii_tx = AsciiHamming(channel, AsciiHammingConfig(code=args.ascii_code, modulation=args.ascii_modulation),
                                 device=device)
     if "deepsc" in need:
-        from baselines.deepsc import DeepSC
+        from baselines.deepsc import DeepSC, vocabulary_coverage
         from semantic.checkpoints import resolve_checkpoint
 
         path = resolve_checkpoint(args.deepsc_checkpoint, what="DeepSC", required_files=("config.json",),
                                   option="--deepsc-checkpoint")
         deepsc = DeepSC.from_pretrained(str(path)).to(device).eval()
+        share = vocabulary_coverage(deepsc.vocab, base_caps)
+        extra["deepsc_vocabulary_coverage"] = share
+        if share < args.deepsc_min_coverage:
+            raise EvalRefused(
+                f"the DeepSC checkpoint {str(path)!r} covers {100 * share:.1f} % of the baselines' caption tokens "
+                f"(< --deepsc-min-coverage {100 * args.deepsc_min_coverage:g} %): the other words would be sent as "
+                "<unk>. Train DeepSC on captions (README: 'DeepSC on captions'), or lower --deepsc-min-coverage")
     if need & {"img2img-sc", "img2img-sc-bsc"}:
         from baselines.img2img_sc import Img2ImgSC, Img2ImgSCConfig, load_sd_components
 

@@ -45,7 +45,7 @@ def _argv(blip2, sd, imgs, models, out, extra=()):
             "--steps", "2", "--img2img-steps", "2", "--image-size", str(SIZE), "--max-new-tokens", "6",
             "--batch-size", "2", "--bertscore-model", str(minilm_model_dir()), "--bertscore-layers", "2",
             "--allow-random-lpips", "--clip-model-config", str(models / "clip.json"),
-            "--clip-pretrained", str(models / "clip.pt"), *extra]
+            "--clip-pretrained", str(models / "clip.pt"), "--deepsc-min-coverage", "0", *extra]
 
 
 def _rows(path):
@@ -259,3 +259,32 @@ def test_eval_reference_csv_and_blip2_captions_with_a_finetuned_projection(tiny_
     # csv reference without a CSV: refused, one line
     base_argv = ["vlf-msc-eval", "--images", str(tiny_image_dir), "--out", str(tmp_path / "o2"), "--reference", "csv"]
     assert main(base_argv) == 2
+
+
+def test_eval_refuses_a_deepsc_vocabulary_that_misses_the_captions(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir,
+                                                                   models, tmp_path, capsys):
+    """Issue 16.4: a DeepSC checkpoint whose vocabulary covers < --deepsc-min-coverage of the caption tokens is
+    refused (exit 2) with the share named; the share is counted here independently."""
+    from experiments.cli import main
+
+    out = tmp_path / "eval"
+    out.mkdir()
+    caps = ["a photo of thing 3 on a table", "a zebra on a table"]
+    (out / "baseline_captions.csv").write_text("image,mode,name,caption\n" + "".join(
+        f"{tiny_image_dir / f'img{i}.png'},blip2,img{i},{c}\n" for i, c in enumerate(caps)))
+    argv = [a if a != "0,10" else "10" for a in _argv(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, models, out)]
+    argv = argv[:argv.index("--deepsc-min-coverage")] + argv[argv.index("--deepsc-min-coverage") + 2:]
+    vocab = set(json.loads((models / "deepsc" / "config.json").read_text())["vocab"])
+    from baselines.deepsc import preprocess_sentence
+
+    toks = [w for c in caps for w in preprocess_sentence(c).split()]  # DeepSC's words ("3" is not one)
+    assert len(toks) == 12
+    share = sum(w in vocab for w in toks) / len(toks)
+    assert 0 < share < 0.9
+    assert main(argv + ["--systems", "deepsc"]) == 2
+    err = capsys.readouterr().err
+    assert f"covers {100 * share:.1f} %" in err and "--deepsc-min-coverage" in err
+    assert json.loads((out / "manifest.json").read_text())["status"] == "failed"
+    assert main(argv + ["--systems", "deepsc", "--deepsc-min-coverage", f"{share - 0.01}"]) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["deepsc_vocabulary_coverage"] == pytest.approx(share)
