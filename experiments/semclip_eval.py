@@ -6,7 +6,10 @@ figures into ``--out`` and resumable (a finished row is never recomputed):
 1. ``snr`` -- accuracy vs SNR (the paper's fig. 3 and table I). For each system and SNR
    (``--snr-db``, default ``-10:10:2.5`` dB): zero-shot top-1 / top-5 on the *unseen* classes and
    text-to-image retrieval top-1. ``accuracy_vs_snr.csv`` has the columns
-   ``system,channel,snr_db,channel_uses,bandwidth_ratio,top1,top5,retrieval_top1,note``;
+   ``system,channel,snr_db,channel_uses,bandwidth_ratio,top1,top5,retrieval_top1,psnr,ssim,ms_ssim,note``
+   (PSNR/SSIM/MS-SSIM of the reconstructed image vs the input for the systems that output one,
+   DJSCC-IR and BT-IR -- BT-IR's over its delivered images --, NaN otherwise; MS-SSIM needs sides of
+   at least 161 px);
    ``fig3_top1_vs_snr.png`` (one curve per system), ``fig3_retrieval_vs_snr.png``, and
    ``table_i.csv`` / ``table_i.md`` (top-1 at ``--table-snrs``).
 2. ``bandwidth`` -- accuracy vs bandwidth ratio at ``--bandwidth-snr`` (0 dB; the paper's fig. 4)
@@ -85,7 +88,8 @@ SYSTEM_LABELS = {"upper-bound": "Upper bound", "semclip": "SemCLIP", "semclip-no
                  "semclip-noaf": "SemCLIP w/o TAPL & AF",
                  "clip-ft": "CLIP-FT", "djscc-ft": "DJSCC-FT", "djscc-ir": "DJSCC-IR", "bt-ir": "BT-IR"}
 KEYS = ["system", "channel", "snr_db", "channel_uses"]
-VALUES = ["bandwidth_ratio", "top1", "top5", "retrieval_top1", "note"]
+VALUES = ["bandwidth_ratio", "top1", "top5", "retrieval_top1", "psnr", "ssim", "ms_ssim", "note"]
+IMAGE_QUALITY = ("psnr", "ssim", "ms_ssim")
 COLUMNS = KEYS + VALUES
 STUDIES = ("snr", "bandwidth", "cross", "complexity")
 
@@ -676,13 +680,15 @@ def evaluate_point(ctx: Context, system: str, es: EvalSet, snr_db: float, L: int
         if system == "djscc-ir":
             codec = ctx.djscc_ir(L)
             ch = ctx.channel()
-            logits = []
+            logits, quality = [], _QualityAccumulator()
             for imgs, _, _ in es.image_batches(bs):
                 o = codec(imgs.to(dev), ch, snr_db)
                 if o.channel_uses != L:
                     raise RuntimeError(f"DJSCC-IR spent {o.channel_uses} channel uses, expected {L}")
                 logits.append(ctx.plain_logits(ctx.encode_images(o.x_hat.float()), es.class_names))
-            return dict(channel_uses=L, note="", **_metrics_from_logits(torch.cat(logits), es.labels))
+                quality.add(o.x_hat, imgs)
+            return dict(channel_uses=L, note=quality.note(), **quality.means(),
+                        **_metrics_from_logits(torch.cat(logits), es.labels))
         if system == "djscc-ft":
             from baselines.djscc_ft import predict_global_labels
 
@@ -710,6 +716,7 @@ def evaluate_point(ctx: Context, system: str, es: EvalSet, snr_db: float, L: int
         if system == "bt-ir":
             bt = ctx.btir(L)
             logits, delivered, bits, budget = [], [], [], None
+            quality = _QualityAccumulator()
             for imgs, _, _ in es.image_batches(bs):
                 res = bt.transmit(imgs, float(snr_db))
                 budget = res.budget_bits
@@ -717,13 +724,47 @@ def evaluate_point(ctx: Context, system: str, es: EvalSet, snr_db: float, L: int
                 lg = torch.zeros(imgs.shape[0], G)
                 if ok:
                     lg[res.delivered] = ctx.plain_logits(ctx.encode_images(torch.stack(ok)), es.class_names)
+                    quality.add(torch.stack(ok), imgs[res.delivered])
                 logits.append(lg)
                 delivered.append(res.delivered)
                 bits += [b for b in res.payload_bits if b is not None]
-            return dict(channel_uses=bt.channel_uses, **_btir_metrics(torch.cat(logits), torch.cat(delivered),
-                                                                      es.labels, G, budget, bits,
-                                                                      bt.codec.name))
+            m = _btir_metrics(torch.cat(logits), torch.cat(delivered), es.labels, G, budget, bits, bt.codec.name)
+            if quality.n:
+                m["note"] += f"; image metrics over the {quality.n} delivered images"
+            if quality.note():
+                m["note"] += f"; {quality.note()}"
+            return dict(channel_uses=bt.channel_uses, **quality.means(), **m)
     raise ValueError(f"system must be one of {list(SYSTEMS)}, got {system!r}")
+
+
+class _QualityAccumulator:
+    """Per-image PSNR / SSIM / MS-SSIM of reconstructions vs inputs (torchmetrics), averaged over the images
+    added; MS-SSIM only where the image sides reach :data:`semantic.metrics.MS_SSIM_MIN_SIDE`."""
+
+    def __init__(self):
+        self.values: Dict[str, List[float]] = {m: [] for m in IMAGE_QUALITY}
+        self.skipped = ""
+
+    @property
+    def n(self) -> int:
+        return len(self.values["psnr"])
+
+    def add(self, images, references) -> None:
+        from semantic.metrics import MS_SSIM_MIN_SIDE, image_quality
+
+        images = images.detach().float().cpu().clamp(0, 1)
+        references = references.detach().float().cpu().clamp(0, 1)
+        ms = min(images.shape[-2:]) >= MS_SSIM_MIN_SIDE
+        if not ms:
+            self.skipped = f"MS-SSIM not computed: {tuple(images.shape[-2:])} px < {MS_SSIM_MIN_SIDE} px"
+        for m, r in image_quality(images, references, IMAGE_QUALITY if ms else ("psnr", "ssim")).items():
+            self.values[m] += r.values
+
+    def means(self) -> Dict[str, float]:
+        return {m: (sum(v) / len(v) if v else math.nan) for m, v in self.values.items()}
+
+    def note(self) -> str:
+        return self.skipped
 
 
 def _btir_metrics(logits, delivered, labels, G: int, budget: int, bits: List[int], codec: str) -> Dict:
@@ -778,7 +819,8 @@ def _sweep(ctx: Context, table, points, es: EvalSet, extra_keys: Optional[dict] 
             raise RuntimeError(f"{system} spent {r['channel_uses']} channel uses, expected {used}")
         ratio = bandwidth_compression_ratio(r["channel_uses"], ctx.image_shape)
         table.append(dict(row_keys, bandwidth_ratio=ratio, top1=r["top1"], top5=r["top5"],
-                          retrieval_top1=r["retrieval_top1"], note=r["note"]))
+                          retrieval_top1=r["retrieval_top1"], note=r["note"],
+                          **{m: r.get(m, math.nan) for m in IMAGE_QUALITY}))
         done.add(tuple(format_value(row_keys[k]) for k in table.key_columns))
         added += 1
         print(f"[semclip-eval] {extra_keys or ''} {system} snr={snr} dB L={used}: top1={r['top1']:.4f} "
@@ -920,7 +962,8 @@ def study_cross(ctx: Context, systems: Sequence[str], datasets, snrs: Sequence[f
             if k not in table.finished_keys():
                 table.append({"dataset": name, "system": "absent", "channel": ctx.args.channel, "snr_db": math.nan,
                               "channel_uses": 0, "bandwidth_ratio": math.nan, "top1": math.nan, "top5": math.nan,
-                              "retrieval_top1": math.nan, "note": f"dataset not found at {path}: skipped"})
+                              "retrieval_top1": math.nan, "note": f"dataset not found at {path}: skipped",
+                              **{m: math.nan for m in IMAGE_QUALITY}})
                 added += 1
             print(f"[semclip-eval] cross-dataset: {name} not found at {path}: skipped", flush=True)
             continue

@@ -100,7 +100,7 @@ def test_every_study_end_to_end_budgets_and_resume(setup, tmp_path, monkeypatch)
     # ---- accuracy vs SNR: every (system, SNR) row, with the budget each system actually spends
     rows = _read(out / "accuracy_vs_snr.csv")
     assert list(rows[0]) == ["system", "channel", "snr_db", "channel_uses", "bandwidth_ratio", "top1", "top5",
-                             "retrieval_top1", "note"]
+                             "retrieval_top1", "psnr", "ssim", "ms_ssim", "note"]
     assert sorted((r["system"], float(r["snr_db"])) for r in rows) == sorted(
         (s, snr) for s in se.SYSTEMS for snr in (-5.0, 5.0))
     N = 32  # tiny CLIP token
@@ -379,3 +379,34 @@ def test_paper_loss_and_size_options_reach_in_run_training(setup, tmp_path):
     assert ctx._semclip_config(8, use_af=True).snr_train_range == (-10.0, 10.0)
     default = SE.Context(parser.parse_args(_args(clip, data, tmp_path / "cfg2")[1:]))._semclip_config(8, True)
     assert (default.temperature, default.tapl_loss, default.linear_skip) == (0.07, "i2t", True)
+
+
+def test_image_systems_report_psnr_ssim_of_their_reconstructions(setup, tmp_path):
+    """DJSCC-IR's PSNR/SSIM are those of its reconstructions vs the inputs (recomputed here by hand for PSNR);
+    systems that output no image leave them NaN; MS-SSIM needs >= 161 px (32-px images here: NaN, noted)."""
+    import argparse
+
+    from experiments import semclip_eval as SE
+
+    clip, data = setup
+    parser = argparse.ArgumentParser()
+    SE.add_arguments(parser)
+    ctx = SE.Context(parser.parse_args(_args(clip, data, tmp_path / "q")[1:]))
+    es = ctx.eval_set()
+    r = SE.evaluate_point(ctx, "djscc-ir", es, 5.0, L_SNR)
+    codec, ch, psnr = ctx.djscc_ir(L_SNR), ctx.channel(), []
+    with torch.no_grad():
+        for imgs, _, _ in es.image_batches(ctx.args.batch_size):
+            x = codec(imgs, ch, 5.0).x_hat.float().clamp(0, 1)
+            psnr += (10 * torch.log10(1 / ((x - imgs) ** 2).mean(dim=(1, 2, 3)))).tolist()
+    assert r["psnr"] == pytest.approx(sum(psnr) / len(psnr), rel=1e-5)
+    assert 0 < r["ssim"] < 1 and math.isnan(r["ms_ssim"]) and "MS-SSIM not computed" in r["note"]
+    clean = SE.evaluate_point(ctx, "clip-ft", es, 5.0, L_SNR)
+    assert "psnr" not in clean
+    out = tmp_path / "bt"
+    assert main(_args(clip, data, out, "--studies", "bandwidth", "--bandwidth-systems", "bt-ir,clip-ft",
+                      "--channel-uses", "8,20000")) == 0
+    rows = {(r["system"], int(r["channel_uses"])): r for r in _read(out / "accuracy_vs_bandwidth.csv")}
+    assert math.isnan(float(rows["bt-ir", 8]["psnr"]))  # nothing delivered: no image to score
+    assert float(rows["bt-ir", 20000]["psnr"]) > 20 and "over the 10 delivered images" in rows["bt-ir", 20000]["note"]
+    assert math.isnan(float(rows["clip-ft", 16]["psnr"]))
