@@ -93,7 +93,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from experiments.ber import positive_int_arg
 
@@ -174,6 +174,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--img2img-strength", type=float, default=0.6, help="Img2Img-SC strength (default 0.6)")
     g.add_argument("--img2img-guidance", type=float, default=9.0, help="Img2Img-SC guidance scale (default 9)")
     g.add_argument("--img2img-bits", type=positive_int_arg, default=8, help="latent quantiser bits (default 8)")
+    g.add_argument("--budget", default="paper", choices=("paper", "matched"),
+                   help="channel uses of the baselines: 'paper' (default; the paper's protocol, unmatched: Img2Img-SC "
+                        "~8.3k, text 80-160 vs VLF-MSC's 12288 at 256 px) or 'matched' (Img2Img-SC's latent gets the "
+                        "finest quantisation whose every image fits VLF-MSC's channel uses, replacing --img2img-bits; "
+                        "the text baselines' budgets are fixed by their codes and stay unmatched, said in the manifest)")
     g.add_argument("--img2img-code", default="none", help="code of bit-true Img2Img-SC (default none)")
     g.add_argument("--img2img-modulation", default="16qam", help="Img2Img-SC modulation (default 16qam)")
     g.add_argument("--img2img-bsc-mode", default="bsc", choices=("bsc", "public-code"),
@@ -402,6 +407,23 @@ def _save_png(img, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def matched_latent_bits(max_uses: Callable[[int], int], target: int, max_bits: int = 16) -> Optional[int]:
+    """The largest latent quantiser resolution ``b`` in ``1..max_bits`` whose most expensive image costs at
+    most ``target`` channel uses (``max_uses(b)``, non-decreasing in ``b``); None if not even 1 bit fits.
+
+    Example
+    -------
+    >>> matched_latent_bits(lambda b: 1024 * b + 40, 12288)  # 11 bits: 11304 uses; 12 bits: 12328
+    11
+    """
+    best = None
+    for b in range(1, int(max_bits) + 1):
+        if max_uses(b) > target:
+            break
+        best = b
+    return best
+
+
 class EvalRefused(ValueError):
     """An input that would make a system's numbers meaningless (the message says which and why)."""
 
@@ -440,9 +462,9 @@ _SETTINGS = ("images", "captions", "max_images", "image_size", "seed", "batch_si
              "img2img_steps", "img2img_strength", "img2img_guidance", "img2img_bits", "img2img_code",
              "img2img_modulation", "img2img_bsc_mode", "bertscore_model", "bertscore_layers", "lpips_backbone",
              "allow_random_lpips", "clip_model", "clip_pretrained", "clip_model_config", "raw_text", "equalizer",
-             "reference")
+             "reference", "budget")
 # settings added later: the value a folder written before them was run with
-_SETTINGS_BEFORE = {"img2img_bsc_mode": "bsc", "equalizer": "zf", "reference": "csv"}
+_SETTINGS_BEFORE = {"img2img_bsc_mode": "bsc", "equalizer": "zf", "reference": "csv", "budget": "paper"}
 
 
 def _check_settings(out: Path, args) -> Optional[str]:
@@ -506,6 +528,10 @@ def main(args: argparse.Namespace) -> int:
         return 2
     if not 0.0 <= args.deepsc_min_coverage <= 1.0:
         print(f"{prog}: --deepsc-min-coverage must be in [0, 1], got {args.deepsc_min_coverage}", file=sys.stderr)
+        return 2
+    if args.budget == "matched" and "img2img-sc-bsc" in systems and args.img2img_bsc_mode == "public-code":
+        print(f"{prog}: --budget matched changes the latent quantisation, which the public code's channel "
+              "(float64 latent bits) does not have; drop img2img-sc-bsc or use --img2img-bsc-mode bsc", file=sys.stderr)
         return 2
     if not 0.0 < args.img2img_strength <= 1.0:
         print(f"{prog}: --img2img-strength must be in (0, 1], got {args.img2img_strength}", file=sys.stderr)
@@ -664,13 +690,26 @@ def _run(args, ds, snrs, systems, todo, batches, out: Path, table, items, done_i
                                     allow_download=True if args.allow_download else None))
         for s, mode in (("img2img-sc", "bit-true"), ("img2img-sc-bsc", args.img2img_bsc_mode)):
             if s in need:
-                cfg = Img2ImgSCConfig(sd_checkpoint=args.sd_checkpoint, mode=mode, latent_bits=args.img2img_bits,
-                                      modulation=args.img2img_modulation,
-                                      code=args.img2img_code if mode == "bit-true" else "none",
-                                      strength=args.img2img_strength, guidance_scale=args.img2img_guidance,
-                                      num_inference_steps=args.img2img_steps, image_size=args.image_size,
-                                      seed=args.seed)
-                img2img[s] = Img2ImgSC(**parts, channel=channel, config=cfg)
+                def build(bits, mode=mode):
+                    cfg = Img2ImgSCConfig(sd_checkpoint=args.sd_checkpoint, mode=mode, latent_bits=bits,
+                                          modulation=args.img2img_modulation,
+                                          code=args.img2img_code if mode == "bit-true" else "none",
+                                          strength=args.img2img_strength, guidance_scale=args.img2img_guidance,
+                                          num_inference_steps=args.img2img_steps, image_size=args.image_size,
+                                          seed=args.seed)
+                    return Img2ImgSC(**parts, channel=channel, config=cfg)
+
+                bits = args.img2img_bits
+                if args.budget == "matched":
+                    target = system.channel_uses()
+                    bits = matched_latent_bits(lambda b: max(build(b).channel_uses(base_caps)), target)
+                    if bits is None:
+                        raise EvalRefused(
+                            f"--budget matched: {s} cannot fit VLF-MSC's {target} channel uses per image even with "
+                            f"1-bit latents ({max(build(1).channel_uses(base_caps))} uses); use --budget paper")
+                    extra.setdefault("budget", {})[s] = {"latent_bits": bits, "target_channel_uses": target,
+                                                         "max_channel_uses": max(build(bits).channel_uses(base_caps))}
+                img2img[s] = build(bits)
         lat_cache: Dict[Tuple[int, bool], torch.Tensor] = {}  # (batch, posterior sampled)
     truncated = 0
 
@@ -748,6 +787,10 @@ def _run(args, ds, snrs, systems, todo, batches, out: Path, table, items, done_i
         if s in ledger or s == "vlf-msc":
             continue
         ledger[s] = {"mean_channel_uses": sum(uses) / len(uses), "min": min(uses), "max": max(uses)}
+    if args.budget == "matched":
+        extra.setdefault("budget", {}).update({
+            s: "unmatched: its channel uses are set by its code/model (no rate-adaptive variant)"
+            for s in ("ascii-hamming", "deepsc") if s in need})
     extra.update(ledger=ledger, metric_models=scorers.details(), deepsc_truncated_captions=truncated,
                  baseline_caption=args.baseline_caption, reference=args.reference,
                  equalizers={s: _equalizer_of(s, args) for s in systems})

@@ -288,3 +288,36 @@ def test_eval_refuses_a_deepsc_vocabulary_that_misses_the_captions(tiny_blip2_di
     assert main(argv + ["--systems", "deepsc", "--deepsc-min-coverage", f"{share - 0.01}"]) == 0
     man = json.loads((out / "manifest.json").read_text())
     assert man["deepsc_vocabulary_coverage"] == pytest.approx(share)
+
+
+def test_budget_matched_gives_img2img_the_finest_latent_that_fits(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir,
+                                                                  models, tmp_path, capsys):
+    """Issue 16.5: --budget matched picks Img2Img-SC's latent bits so that every image costs at most VLF-MSC's
+    channel uses (closed form: ceil(values * b / 4) + ceil(7 * chars / 4) for uncoded 16-QAM); where not even 1 bit
+    fits (the tiny 32-px system: 128 uses vs a 1024-value latent) the run is refused, one line, exit 2."""
+    from baselines.img2img_sc import Img2ImgSC, Img2ImgSCConfig, load_sd_components
+    from experiments.cli import main
+    from experiments.vlf_msc_eval import matched_latent_bits
+
+    parts = load_sd_components(str(tiny_sd_dir), device="cpu")
+    caps = ["a photo of thing 3 on a table", "a cat"]
+
+    def uses(b):
+        sc = Img2ImgSC(**parts, channel="awgn", config=Img2ImgSCConfig(latent_bits=b, image_size=SIZE))
+        return max(sc.channel_uses(caps))
+
+    values = 4 * (SIZE // 2) ** 2
+    closed = lambda b: math.ceil(values * b / 4) + math.ceil(7 * len(caps[0]) / 4)  # noqa: E731
+    assert [uses(b) for b in (1, 5, 12)] == [closed(b) for b in (1, 5, 12)]
+    for target in (closed(1), closed(5) + 3, closed(12), 10 ** 6):
+        b = matched_latent_bits(uses, target)
+        assert uses(b) <= target and (b == 16 or uses(b + 1) > target)
+    assert matched_latent_bits(uses, closed(1) - 1) is None
+    # end to end: refused with the numbers, and the setting is recorded (a resume with another budget is refused)
+    out = tmp_path / "eval"
+    argv = [a if a != "0,10" else "10" for a in _argv(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, models, out)]
+    assert main(argv + ["--systems", "img2img-sc", "--budget", "matched"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot fit VLF-MSC's 128 channel uses" in err
+    assert main(argv + ["--systems", "img2img-sc,img2img-sc-bsc", "--budget", "matched", "--img2img-bsc-mode",
+                        "public-code"]) == 2
