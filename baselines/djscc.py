@@ -12,6 +12,12 @@ classifier uses. Trained with MSE at an SNR drawn uniformly per example.
       -> L complex, mean |x|^2 = 1 per example -> channel -> (MMSE equaliser if faded)
       -> Linear -> (deconv s2 + PReLU + AF) x num_down -> conv -> sigmoid -> image_hat in [0, 1]
 
+``bottleneck="conv"`` is the fully convolutional design of DeepJSCC / ADJSCC themselves: the 1x1 conv
+outputs ``c = 2L / s^2`` channels on the ``s x s`` map (``s = H / 2**num_down``), which are the 2L reals
+(no Linear), and the decoder starts from that map. It needs ``2L`` divisible by ``s^2`` and stays small at
+large ``L``, where the dense layer (``latent_channels * s^2 * 2L`` weights) does not: at 336 px and
+``L = 28224`` (the SemCLIP paper's DJSCC-IR point, R = 1/12) the dense one would be ~400M parameters per side.
+
 The transmission (normalisation, channel, equaliser) is :class:`semantic.jscc.JSCCCodec`'s, so the
 image and the token JSCC spend channel uses by the same rules.
 
@@ -26,6 +32,7 @@ Example
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Dict, List, Sequence
 
@@ -40,16 +47,32 @@ from phy.conventions import check_real, normalize_power
 from phy.links import complex_to_real, real_to_complex
 from semantic.jscc import AFModule, JSCCCodec, _snr_column, sample_snr_db
 
-__all__ = ["ConvAF", "ImageJSCCEncoder", "ImageJSCCDecoder", "ImageJSCCCodec", "train_image_jscc"]
+__all__ = ["ConvAF", "ImageJSCCEncoder", "ImageJSCCDecoder", "ImageJSCCCodec", "train_image_jscc", "BOTTLENECKS",
+           "conv_bottleneck_fits"]
 
 
-def _check_geometry(image_size, num_down, hidden, channel_uses, in_channels):
+BOTTLENECKS = ("dense", "conv")
+
+
+def _check_geometry(image_size, num_down, hidden, channel_uses, in_channels, bottleneck="dense"):
     for name, v in (("image_size", image_size), ("num_down", num_down), ("hidden", hidden),
                     ("channel_uses", channel_uses), ("in_channels", in_channels)):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     if image_size % (2 ** num_down):
         raise ValueError(f"image_size={image_size} must be divisible by 2**num_down={2 ** num_down}")
+    if bottleneck not in BOTTLENECKS:
+        raise ValueError(f"bottleneck must be one of {BOTTLENECKS}, got {bottleneck!r}")
+    side2 = (image_size // 2 ** num_down) ** 2
+    if bottleneck == "conv" and (2 * channel_uses) % side2:
+        raise ValueError(f"bottleneck='conv' needs 2 * channel_uses divisible by the {side2} positions of the "
+                         f"{image_size // 2 ** num_down}x{image_size // 2 ** num_down} map, got channel_uses="
+                         f"{channel_uses} (valid: multiples of {side2 // math.gcd(side2, 2)})")
+
+
+def conv_bottleneck_fits(image_size: int, num_down: int, channel_uses: int) -> bool:
+    """Whether ``bottleneck="conv"`` can carry ``channel_uses`` (``2L`` divisible by the map's positions)."""
+    return (2 * int(channel_uses)) % (int(image_size) // 2 ** int(num_down)) ** 2 == 0
 
 
 class ConvAF(nn.Module):
@@ -94,19 +117,25 @@ class ImageJSCCEncoder(ModelMixin, ConfigMixin):
     latent_channels : int
         Channels of the last feature map before the dense layer.
     use_af : bool
+    bottleneck : ``"dense"`` (default: a Linear to ``2L`` reals) or ``"conv"`` (the 1x1 conv's
+        ``2L / s^2`` output channels are the reals; ``latent_channels`` is then unused).
     """
 
     @register_to_config
     def __init__(self, image_size: int = 224, in_channels: int = 3, channel_uses: int = 384, hidden: int = 64,
-                 num_down: int = 4, latent_channels: int = 16, use_af: bool = True):
+                 num_down: int = 4, latent_channels: int = 16, use_af: bool = True, bottleneck: str = "dense"):
         super().__init__()
-        _check_geometry(image_size, num_down, hidden, channel_uses, in_channels)
+        _check_geometry(image_size, num_down, hidden, channel_uses, in_channels, bottleneck)
         chans = [in_channels] + [hidden] * num_down
         self.stages = nn.ModuleList(_Stage(nn.Conv2d(a, b, 5, stride=2, padding=2), b, use_af)
                                     for a, b in zip(chans[:-1], chans[1:]))
-        self.to_latent = nn.Conv2d(hidden, latent_channels, 1)
         side = image_size // 2 ** num_down
-        self.dense = nn.Linear(latent_channels * side * side, 2 * channel_uses)
+        if bottleneck == "conv":
+            self.to_latent = nn.Conv2d(hidden, 2 * channel_uses // (side * side), 1)
+            self.dense = nn.Identity()
+        else:
+            self.to_latent = nn.Conv2d(hidden, latent_channels, 1)
+            self.dense = nn.Linear(latent_channels * side * side, 2 * channel_uses)
 
     def forward(self, images: torch.Tensor, snr_db) -> torch.Tensor:
         check_real(images, "images")
@@ -127,12 +156,17 @@ class ImageJSCCDecoder(ModelMixin, ConfigMixin):
 
     @register_to_config
     def __init__(self, image_size: int = 224, in_channels: int = 3, channel_uses: int = 384, hidden: int = 64,
-                 num_down: int = 4, latent_channels: int = 16, use_af: bool = True):
+                 num_down: int = 4, latent_channels: int = 16, use_af: bool = True, bottleneck: str = "dense"):
         super().__init__()
-        _check_geometry(image_size, num_down, hidden, channel_uses, in_channels)
+        _check_geometry(image_size, num_down, hidden, channel_uses, in_channels, bottleneck)
         self.side = image_size // 2 ** num_down
-        self.dense = nn.Linear(2 * channel_uses, latent_channels * self.side * self.side)
-        self.from_latent = nn.Conv2d(latent_channels, hidden, 1)
+        if bottleneck == "conv":
+            self.map_channels = 2 * channel_uses // (self.side * self.side)
+            self.dense = nn.Identity()
+        else:
+            self.map_channels = latent_channels
+            self.dense = nn.Linear(2 * channel_uses, latent_channels * self.side * self.side)
+        self.from_latent = nn.Conv2d(self.map_channels, hidden, 1)
         self.stages = nn.ModuleList(
             _Stage(nn.ConvTranspose2d(hidden, hidden, 5, stride=2, padding=2, output_padding=1), hidden, use_af)
             for _ in range(num_down))
@@ -145,7 +179,7 @@ class ImageJSCCDecoder(ModelMixin, ConfigMixin):
                              f"{tuple(symbols.shape)}")
         r = complex_to_real(symbols, 0)
         snr = _snr_column(snr_db, symbols.shape[0], r)
-        x = self.dense(r).reshape(-1, c.latent_channels, self.side, self.side)
+        x = self.dense(r).reshape(-1, self.map_channels, self.side, self.side)
         x = self.from_latent(x)
         for stage in self.stages:
             x = stage(x, snr)
@@ -161,9 +195,9 @@ class ImageJSCCCodec(JSCCCodec):
     @classmethod
     def build(cls, image_size: int = 224, channel_uses: int = 384, hidden: int = 64, num_down: int = 4,
               latent_channels: int = 16, use_af: bool = True, in_channels: int = 3,
-              equalizer: str = "mmse") -> "ImageJSCCCodec":
+              equalizer: str = "mmse", bottleneck: str = "dense") -> "ImageJSCCCodec":
         kw = dict(image_size=image_size, in_channels=in_channels, channel_uses=channel_uses, hidden=hidden,
-                  num_down=num_down, latent_channels=latent_channels, use_af=use_af)
+                  num_down=num_down, latent_channels=latent_channels, use_af=use_af, bottleneck=bottleneck)
         return cls(ImageJSCCEncoder(**kw), ImageJSCCDecoder(**kw), equalizer)
 
 

@@ -201,6 +201,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="linear input-to-output shortcut in SemCLIP's JSCC encoder and decoder (default on; the "
                         "paper's JSCC has none: --no-linear-skip --hidden-dim 512 gives its ~1.3M per side)")
     p.add_argument("--djscc-hidden", type=int, default=64, help="conv width of DJSCC-IR / DJSCC-FT")
+    p.add_argument("--djscc-bottleneck", default="auto", choices=["auto", "dense", "conv"],
+                   help="DJSCC-IR's bottleneck: dense (a Linear to 2L reals), conv (ADJSCC's fully convolutional one; "
+                        "needs 2L divisible by the feature map's positions) or auto (default: dense unless its "
+                        "weights exceed --djscc-dense-limit, then conv; a point neither can carry is recorded "
+                        "with the reason, not skipped silently)")
+    p.add_argument("--djscc-dense-limit", type=float, default=50e6,
+                   help="parameters of DJSCC-IR's dense bottleneck above which auto switches to conv (default 50e6)")
+    p.add_argument("--extra-channel-uses", default=None,
+                   help="bandwidth study: more L values for single systems, SYSTEM=L[+L...],... e.g. "
+                        "djscc-ir=28224,bt-ir=47078 (the SemCLIP paper's R = 0.0833 and 0.139 at 336 px)")
     p.add_argument("--tapl-classes-per-step", type=int, default=100)
     p.add_argument("--device", default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -537,6 +547,24 @@ class Context:
         (tmp / "train_history.json").write_text(json.dumps(history))
         commit_dir(tmp, folder)
 
+    def djscc_ir_bottleneck(self, L: int) -> Tuple[Optional[str], str]:
+        """``(bottleneck, note)`` of DJSCC-IR at ``L`` uses (``--djscc-bottleneck``); ``(None, reason)`` when
+        neither design can carry ``L`` within the limits."""
+        from baselines.djscc import conv_bottleneck_fits
+
+        a = self.args
+        H, nd = self.image_shape[1], self._num_down()
+        dense = 16 * (H // 2 ** nd) ** 2 * 2 * L  # latent_channels * s^2 * 2L weights of the dense layer
+        fits = conv_bottleneck_fits(H, nd, L)
+        if a.djscc_bottleneck == "dense" or (a.djscc_bottleneck == "auto" and dense <= a.djscc_dense_limit):
+            return "dense", ""
+        if fits:
+            return "conv", (f"DJSCC-IR: convolutional bottleneck (ADJSCC's design; a dense one would need "
+                            f"{dense / 1e6:.0f}M weights)" if a.djscc_bottleneck == "auto" else "")
+        return None, (f"DJSCC-IR not run at L={L}: a dense bottleneck would need {dense / 1e6:.0f}M weights "
+                      f"(> --djscc-dense-limit) and 2L is not a multiple of the {(H // 2 ** nd) ** 2} positions "
+                      "of the convolutional one")
+
     def djscc_ir(self, L: int, train: bool = True):
         """DJSCC-IR image codec with ``L`` channel uses at the CLIP input resolution."""
         import torch
@@ -546,8 +574,12 @@ class Context:
         key = ("djscc-ir", L)
         if key in self._cache:
             return self._cache[key]
+        bottleneck, why = self.djscc_ir_bottleneck(L)
+        if bottleneck is None:
+            raise ValueError(why)
         given = self._given(self.args.djscc_ir, L)
-        folder = given if given is not None else self.out / "models" / f"djscc-ir{self._tag}-L{L}"
+        conv = "-conv" if bottleneck == "conv" else ""
+        folder = given if given is not None else self.out / "models" / f"djscc-ir{self._tag}{conv}-L{L}"
         if given is not None or (folder / "train_history.json").is_file():
             codec = ImageJSCCCodec.from_pretrained(folder, equalizer=self.args.equalizer)
             if codec.channel_uses != L:
@@ -557,7 +589,7 @@ class Context:
                 torch.manual_seed(self.args.seed)
                 codec = ImageJSCCCodec.build(image_size=self.image_shape[1], channel_uses=L,
                                              hidden=self.args.djscc_hidden, num_down=self._num_down(),
-                                             equalizer=self.args.equalizer)
+                                             equalizer=self.args.equalizer, bottleneck=bottleneck)
             if not train:
                 return codec
             imgs, _ = self.train_images()
@@ -678,6 +710,9 @@ def evaluate_point(ctx: Context, system: str, es: EvalSet, snr_db: float, L: int
             note = f"CLIP-FT: the raw token, L = N/2 = {used}" if used != L else ""
             return dict(channel_uses=used, note=note, **_metrics_from_logits(logits, es.labels))
         if system == "djscc-ir":
+            bottleneck, why = ctx.djscc_ir_bottleneck(L)
+            if bottleneck is None:  # recorded with the reason, never silently skipped
+                return dict(channel_uses=L, note=why, top1=math.nan, top5=math.nan, retrieval_top1=math.nan)
             codec = ctx.djscc_ir(L)
             ch = ctx.channel()
             logits, quality = [], _QualityAccumulator()
@@ -687,7 +722,8 @@ def evaluate_point(ctx: Context, system: str, es: EvalSet, snr_db: float, L: int
                     raise RuntimeError(f"DJSCC-IR spent {o.channel_uses} channel uses, expected {L}")
                 logits.append(ctx.plain_logits(ctx.encode_images(o.x_hat.float()), es.class_names))
                 quality.add(o.x_hat, imgs)
-            return dict(channel_uses=L, note=quality.note(), **quality.means(),
+            note = "; ".join(n for n in (why, quality.note()) if n)
+            return dict(channel_uses=L, note=note, **quality.means(),
                         **_metrics_from_logits(torch.cat(logits), es.labels))
         if system == "djscc-ft":
             from baselines.djscc_ft import predict_global_labels
@@ -924,8 +960,23 @@ def _write_csv(path: Path, header, body) -> None:
     tmp.replace(path)
 
 
-def study_bandwidth(ctx: Context, systems: Sequence[str], Ls: Sequence[int], snr: float) -> int:
-    """Accuracy vs bandwidth ratio at one SNR (fig. 4)."""
+def parse_extra_channel_uses(text: Optional[str], allowed: Sequence[str]) -> Dict[str, List[int]]:
+    """``"djscc-ir=28224,bt-ir=47078+60000"`` -> ``{"djscc-ir": [28224], "bt-ir": [47078, 60000]}``."""
+    out: Dict[str, List[int]] = {}
+    for item in (p.strip() for p in (text or "").split(",")):
+        if not item:
+            continue
+        name, sep, vals = item.partition("=")
+        if not sep or name.strip() not in allowed:
+            raise ValueError(f"--extra-channel-uses entries must be SYSTEM=L[+L...] with SYSTEM one of "
+                             f"{list(allowed)}, got {item!r}")
+        out.setdefault(name.strip(), []).extend(parse_int_list(vals.replace("+", ","), "--extra-channel-uses"))
+    return out
+
+
+def study_bandwidth(ctx: Context, systems: Sequence[str], Ls: Sequence[int], snr: float,
+                    extra: Optional[Dict[str, List[int]]] = None) -> int:
+    """Accuracy vs bandwidth ratio at one SNR (fig. 4); ``extra``: more L values for single systems."""
     from experiments.plots import plot_metric_vs_snr
 
     out = ctx.out
@@ -934,6 +985,7 @@ def study_bandwidth(ctx: Context, systems: Sequence[str], Ls: Sequence[int], snr
     for s in systems:
         for L in (Ls if s != "clip-ft" else Ls[:1]):  # CLIP-FT has a single point (L = N/2)
             points.append((s, snr, L))
+        points += [(s, snr, L) for L in (extra or {}).get(s, []) if L not in Ls]
     added = _sweep(ctx, table, points, ctx.eval_set())
     rows = [r for r in _rows(out / "accuracy_vs_bandwidth.csv")
             if r["channel"] == ctx.args.channel and float(r["snr_db"]) == float(snr)]
@@ -1100,6 +1152,7 @@ def run(args: argparse.Namespace) -> Dict[str, int]:
     table_snrs = parse_snr_list(args.table_snrs)
     cross_snrs = parse_snr_list(args.cross_snrs)
     Ls = parse_int_list(args.channel_uses)
+    extra_Ls = parse_extra_channel_uses(args.extra_channel_uses, bw_systems)
     datasets = parse_datasets(args.datasets)
     for name in ("complexity_images", "batch_size", "train_steps", "train_batch_size"):
         v = getattr(args, name)
@@ -1119,7 +1172,7 @@ def run(args: argparse.Namespace) -> Dict[str, int]:
         if "snr" in studies:
             added["snr"] = study_snr(ctx, systems, snrs, table_snrs)
         if "bandwidth" in studies:
-            added["bandwidth"] = study_bandwidth(ctx, bw_systems, Ls, args.bandwidth_snr)
+            added["bandwidth"] = study_bandwidth(ctx, bw_systems, Ls, args.bandwidth_snr, extra_Ls)
         if "cross" in studies:
             if datasets:
                 added["cross"] = study_cross(ctx, systems, datasets, cross_snrs)

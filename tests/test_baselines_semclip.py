@@ -125,3 +125,37 @@ def test_bt_ir_fits_budget_and_degrades_to_nothing():
         PillowCodec("png")
     with pytest.raises(ValueError, match="finite"):  # not a garbage negative budget ("nothing delivered")
         BTIR(PillowCodec("jpeg"), channel_uses=64).transmit(china[None], float("inf"))
+
+
+def test_image_jscc_conv_bottleneck_budget_size_training_and_round_trip(digits, tmp_path):
+    """ADJSCC's convolutional bottleneck: 2L / s^2 channels on the s x s map are the 2L reals (no Linear); same
+    budget and power rules; trains; small at the SemCLIP paper's DJSCC-IR point (336 px, L = 28224) where the
+    dense layer would hold 16 * 21^2 * 2L = 398M weights per side."""
+    from baselines.djscc import conv_bottleneck_fits
+
+    x, _ = digits
+    ch = AWGN(seed=1)
+    codec = ImageJSCCCodec.build(image_size=16, channel_uses=24, hidden=16, num_down=2, bottleneck="conv")
+    assert isinstance(codec.encoder.dense, torch.nn.Identity) and isinstance(codec.decoder.dense, torch.nn.Identity)
+    assert codec.encoder.to_latent.out_channels == 2 * 24 // 4 ** 2
+    out, seen = _count_symbols_sent(ch, lambda: codec(x[:8], ch, snr_db=5.0))
+    assert seen == [24] and out.channel_uses == 24 and out.x_hat.shape == x[:8].shape
+    p = out.info["symbols"].abs().pow(2).mean(-1)
+    assert torch.allclose(p, torch.ones_like(p), atol=1e-5)
+    with torch.no_grad():
+        before = torch.nn.functional.mse_loss(codec(x[:64], ch, 10.0).x_hat, x[:64]).item()
+    train_image_jscc(codec, x[:256], ch, (0.0, 20.0), steps=60, batch_size=32, lr=3e-3)
+    with torch.no_grad():
+        after = torch.nn.functional.mse_loss(codec.eval()(x[:64], ch, 10.0).x_hat, x[:64]).item()
+    assert after < 0.7 * before
+    codec.save_pretrained(tmp_path / "c")
+    again = ImageJSCCCodec.from_pretrained(tmp_path / "c")
+    assert again.encoder.config.bottleneck == "conv"
+    torch.testing.assert_close(again.encoder(x[:4], 5.0), codec.encoder(x[:4], 5.0))
+    big = ImageJSCCCodec.build(image_size=336, channel_uses=28224, hidden=64, num_down=4, bottleneck="conv")
+    assert sum(q.numel() for q in big.encoder.parameters()) < 1e6 < 16 * 21 ** 2 * 2 * 28224 / 100
+    assert conv_bottleneck_fits(336, 4, 28224) and not conv_bottleneck_fits(336, 4, 47078)
+    with pytest.raises(ValueError, match="divisible"):
+        ImageJSCCCodec.build(image_size=16, channel_uses=25, hidden=8, num_down=2, bottleneck="conv")
+    with pytest.raises(ValueError, match="bottleneck"):
+        ImageJSCCCodec.build(image_size=16, channel_uses=24, hidden=8, num_down=2, bottleneck="attention")

@@ -71,6 +71,9 @@ def test_semclip_configs_hold_the_papers_training_settings():
     _, (st,) = _steps("semclip-fig4")
     uses = [int(v) for v in _opt(st["argv"], "--channel-uses").split(",")]
     assert 508 in uses and math.isclose(508 / (3 * 336 * 336), 0.0015, rel_tol=0.01)  # the paper's SemCLIP point
+    extra = dict(e.split("=") for e in _opt(st["argv"], "--extra-channel-uses").split(","))
+    assert math.isclose(int(extra["djscc-ir"]) / (3 * 336 * 336), 0.0833, rel_tol=0.01)  # the paper's DJSCC-IR
+    assert math.isclose(int(extra["bt-ir"]) / (3 * 336 * 336), 0.139, rel_tol=0.01)  # and BT-IR points
     for name in NAMES[5:]:
         cfg, steps = _steps(name)
         for st in steps:
@@ -180,6 +183,9 @@ def test_semclip_configs_end_to_end_and_resume(tmp_path):
     assert [r["system"] for r in t1] == ["SemCLIP", "SemCLIP w/o TAPL", "SemCLIP w/o TAPL & AF"]
     bw = _read(out / "semclip-eval" / "accuracy_vs_bandwidth.csv")
     assert {int(r["channel_uses"]) for r in bw if r["system"] == "semclip"} == {48, 96, 192, 384, 508}
+    # the extra points: DJSCC-IR's (tiny 32-px input: its dense layer is only 3.6M weights, so auto keeps it) and BT-IR's
+    assert {int(r["channel_uses"]) for r in bw if r["system"] == "djscc-ir"} >= {28224}
+    assert {int(r["channel_uses"]) for r in bw if r["system"] == "bt-ir"} >= {47078}
     cross = _read(out / "semclip-eval" / "cross_dataset.csv")
     assert {r["dataset"] for r in cross} == {"oxford_pets", "food101", "caltech101"}
     # rerun: every step resumes, nothing recomputed

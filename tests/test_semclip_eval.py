@@ -410,3 +410,28 @@ def test_image_systems_report_psnr_ssim_of_their_reconstructions(setup, tmp_path
     assert math.isnan(float(rows["bt-ir", 8]["psnr"]))  # nothing delivered: no image to score
     assert float(rows["bt-ir", 20000]["psnr"]) > 20 and "over the 10 delivered images" in rows["bt-ir", 20000]["note"]
     assert math.isnan(float(rows["clip-ft", 16]["psnr"]))
+
+
+def test_djscc_ir_bottleneck_follows_the_budget_and_unreachable_points_are_recorded(setup, tmp_path):
+    """Fig. 4 at large L: auto keeps the dense bottleneck while it is small, switches to the convolutional one
+    above --djscc-dense-limit, and a point neither can carry gets a row with the reason (not a silent skip)."""
+    from baselines.djscc import ImageJSCCCodec
+
+    clip, data = setup
+    out = tmp_path / "bw"
+    # 32-px CLIP input, 4 stride-2 stages: a 2x2 map; dense weights 16 * 4 * 2L = 128 L
+    assert main(_args(clip, data, out, "--studies", "bandwidth", "--bandwidth-systems", "djscc-ir",
+                      "--channel-uses", "4,8", "--extra-channel-uses", "djscc-ir=9+10", "--djscc-dense-limit",
+                      "1000")) == 0
+    rows = {int(r["channel_uses"]): r for r in _read(out / "accuracy_vs_bandwidth.csv")}
+    assert set(rows) == {4, 8, 9, 10}
+    assert rows[4]["note"] == "" or "convolutional" not in rows[4]["note"]
+    for L in (8, 10):
+        assert "convolutional bottleneck" in rows[L]["note"] and 0 <= float(rows[L]["top1"]) <= 1
+        codec = ImageJSCCCodec.from_pretrained(out / "models" / f"djscc-ir-conv-L{L}")
+        assert codec.encoder.config.bottleneck == "conv" and codec.channel_uses == L
+    assert ImageJSCCCodec.from_pretrained(out / "models" / "djscc-ir-L4").encoder.config.bottleneck == "dense"
+    assert math.isnan(float(rows[9]["top1"])) and "not run at L=9" in rows[9]["note"]
+    assert float(rows[9]["bandwidth_ratio"]) == pytest.approx(9 / (3 * 32 * 32))
+    with pytest.raises(ValueError, match="extra-channel-uses"):
+        main(_args(clip, data, tmp_path / "x", "--studies", "bandwidth", "--extra-channel-uses", "nope=5"))
