@@ -34,7 +34,8 @@ one of those options (the command then checks what they name). ``open_clip_weigh
 ``--set [SCOPE:]OPTION[=VALUE]`` changes an option of every step (``SCOPE``: a step name or a
 command): the value replaces the config's, an option no step has is added to the steps whose command
 takes it; an option no step in scope takes is an error, a scope the result does not have is ignored (so
-one list of ``--set`` serves several results). The tests use it to run every result end to end with tiny models and data.
+one list of ``--set`` serves several results). The tests use it to run every result end to end with tiny
+models and data.
 """
 from __future__ import annotations
 
@@ -394,7 +395,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     if args.dry_run:
         for st in planned["steps"]:
-            print(f"# {st['name']}: " + ("skipped (model given)" if st["skipped"] else "semcom " + " ".join(st["argv"])))
+            line = "skipped (model given)" if st["skipped"] else "semcom " + " ".join(st["argv"])
+            print(f"# {st['name']}: {line}")
         return 0
     from experiments.cli import main as cli_main
     from experiments.train_image_decoder import latest_checkpoint

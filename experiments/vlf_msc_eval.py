@@ -178,7 +178,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="channel uses of the baselines: 'paper' (default; the paper's protocol, unmatched: Img2Img-SC "
                         "~8.3k, text 80-160 vs VLF-MSC's 12288 at 256 px) or 'matched' (Img2Img-SC's latent gets the "
                         "finest quantisation whose every image fits VLF-MSC's channel uses, replacing --img2img-bits; "
-                        "the text baselines' budgets are fixed by their codes and stay unmatched, said in the manifest)")
+                        "the text baselines' budgets are fixed by their codes and stay unmatched, said in the "
+                        "manifest)")
     g.add_argument("--img2img-code", default="none", help="code of bit-true Img2Img-SC (default none)")
     g.add_argument("--img2img-modulation", default="16qam", help="Img2Img-SC modulation (default 16qam)")
     g.add_argument("--img2img-bsc-mode", default="bsc", choices=("bsc", "public-code"),

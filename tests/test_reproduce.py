@@ -183,7 +183,8 @@ def test_semclip_configs_end_to_end_and_resume(tmp_path):
     assert [r["system"] for r in t1] == ["SemCLIP", "SemCLIP w/o TAPL", "SemCLIP w/o TAPL & AF"]
     bw = _read(out / "semclip-eval" / "accuracy_vs_bandwidth.csv")
     assert {int(r["channel_uses"]) for r in bw if r["system"] == "semclip"} == {48, 96, 192, 384, 508}
-    # the extra points: DJSCC-IR's (tiny 32-px input: its dense layer is only 3.6M weights, so auto keeps it) and BT-IR's
+    # the extra points, DJSCC-IR's (tiny 32-px input: its dense layer is only 3.6M weights, auto keeps it)
+    # and BT-IR's
     assert {int(r["channel_uses"]) for r in bw if r["system"] == "djscc-ir"} >= {28224}
     assert {int(r["channel_uses"]) for r in bw if r["system"] == "bt-ir"} >= {47078}
     cross = _read(out / "semclip-eval" / "cross_dataset.csv")
