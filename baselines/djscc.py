@@ -34,7 +34,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Dict, List, Sequence
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +49,7 @@ from phy.links import complex_to_real, real_to_complex
 from semantic.jscc import AFModule, JSCCCodec, _snr_column, sample_snr_db
 
 __all__ = ["ConvAF", "ImageJSCCEncoder", "ImageJSCCDecoder", "ImageJSCCCodec", "train_image_jscc", "BOTTLENECKS",
-           "conv_bottleneck_fits"]
+           "conv_bottleneck_fits", "train_resumable"]
 
 
 BOTTLENECKS = ("dense", "conv")
@@ -233,4 +234,75 @@ def train_image_jscc(codec: ImageJSCCCodec, images: torch.Tensor, channel: Chann
         loss.backward()
         opt.step()
         history.append({"step": step + 1, "loss": loss.item()})
+    return history
+
+
+def train_resumable(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor, Optional[torch.Tensor],
+                                                        torch.Tensor], torch.Tensor],
+                    load_batch: Callable[[torch.Tensor], Tuple[torch.Tensor, Optional[torch.Tensor]]], num_items: int,
+                    channel: Channel, snr_range: Sequence[float], steps: int, out_dir, batch_size: int = 32,
+                    lr: float = 1e-3, seed: int = 0, device="cpu", checkpoint_every: int = 500,
+                    stop_at: Optional[int] = None) -> List[Dict[str, float]]:
+    """The image baselines' training loop, streaming batches from disk and resumable bit for bit.
+
+    Each step draws ``batch_size`` item indices and one SNR per item from a generator seeded with ``seed``
+    (the same draws as :func:`train_image_jscc`), loads those items with ``load_batch(indices) ->
+    (images, labels or None)`` (so the whole training set is used and never held in memory) and minimises
+    ``loss_fn(model, images, labels, snr_db)`` with Adam. Every ``checkpoint_every`` steps and at the end,
+    ``out_dir/train_state.pt`` (step, model, optimiser, batch generator, channel stream, history) is
+    replaced atomically; a rerun resumes from it. When ``steps`` are done the model is saved with
+    ``save_pretrained`` in ``out_dir/model`` (config + safetensors) with ``train_history.json``.
+    ``stop_at`` stops after that step (an interruption, for tests).
+
+    Returns
+    -------
+    history : list of ``{"step", "loss"}``
+    """
+    import json
+    import os
+
+    from semantic.checkpoints import commit_dir, staging_dir
+
+    for name, v in (("steps", steps), ("num_items", num_items), ("batch_size", batch_size),
+                    ("checkpoint_every", checkpoint_every)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    out, device = Path(out_dir), torch.device(device)
+    out.mkdir(parents=True, exist_ok=True)
+    model.to(device).train()
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    start, history = 0, []
+    state_file = out / "train_state.pt"
+    if state_file.is_file():
+        state = torch.load(state_file, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        channel.generator(device).set_state(state["channel_rng"].cpu())
+        start, history = int(state["step"]), list(state["history"])
+    B = min(int(batch_size), int(num_items))
+    for step in range(start, int(steps)):
+        idx = torch.randint(0, int(num_items), (B,), generator=gen)
+        snr = sample_snr_db(B, snr_range, generator=gen).to(device)
+        images, labels = load_batch(idx)
+        loss = loss_fn(model, images.to(device), labels.to(device) if labels is not None else None, snr)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        history.append({"step": step + 1, "loss": loss.item()})
+        last = step + 1 == steps or (stop_at is not None and step + 1 >= stop_at)
+        if (step + 1) % checkpoint_every == 0 or last:
+            tmp = state_file.with_name(f"train_state.{os.getpid()}.tmp")
+            torch.save({"step": step + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "generator": gen.get_state(), "channel_rng": channel.generator(device).get_state(),
+                        "history": history}, tmp)
+            os.replace(tmp, state_file)
+        if last:
+            break
+    if len(history) >= steps and not (out / "model" / "train_history.json").is_file():
+        tmp = staging_dir(out / "model")
+        model.save_pretrained(str(tmp))
+        (tmp / "train_history.json").write_text(json.dumps(history))
+        commit_dir(tmp, out / "model")
     return history

@@ -22,7 +22,8 @@ Config format
 "notes": [...]}``. In ``args``: ``{data:KEY}`` is the dataset's path (``--data ROOT`` joined with its
 ``path``, or ``--data-path KEY=PATH``), ``{model:KEY}`` the checkpoint (``--model KEY=VALUE``
 overrides it; a ``"trained"`` model is the latest checkpoint of its training step, which is skipped
-when the model is given), ``{step:NAME}`` the output folder of a step. Model kinds: ``hf`` (a hub id
+when the model is given), ``{step:NAME}`` the output folder of a step, ``{out}`` the output root (other
+braces, such as the ``{L}`` of a ``semclip-eval`` path template, are left to the command). Model kinds: ``hf`` (a hub id
 in the local Hugging Face cache, or a folder), ``open_clip`` (an open_clip name + ``pretrained`` tag
 in the cache, or ``local-dir:PATH``), ``path`` (a file or folder that must exist),
 ``lpips-alexnet`` (torchvision's AlexNet weights in the torch hub cache), ``trained``. A model is
@@ -149,9 +150,18 @@ def _command_parser(command: str) -> argparse.ArgumentParser:
     return _PARSERS[command]
 
 
-def _takes_value(command: str, option: str) -> Optional[bool]:
-    """Whether ``option`` of ``command`` takes a value (None: the command has no such option)."""
-    action = _command_parser(command)._option_string_actions.get(option)
+def _step_parser(command: str, args: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser of a step: the command's, or its sub-action's (``semclip train-djscc ...``)."""
+    p = _command_parser(command)
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction) and args and args[0] in action.choices:
+            return action.choices[args[0]]
+    return p
+
+
+def _takes_value(command: str, option: str, args: Sequence[str] = ()) -> Optional[bool]:
+    """Whether ``option`` of the step ``command args`` takes a value (None: the step has no such option)."""
+    action = _step_parser(command, args)._option_string_actions.get(option)
     return None if action is None else action.nargs != 0
 
 
@@ -174,7 +184,7 @@ def _apply_sets(steps: List[Dict[str, Any]], sets: Sequence[str]) -> List[Dict[s
         for st in steps:
             if scope is not None and scope not in (st["name"], st["command"]):
                 continue
-            takes = _takes_value(st["command"], opt)
+            takes = _takes_value(st["command"], opt, st["args"])
             if takes is None:
                 continue
             if takes and value is None:
@@ -250,8 +260,9 @@ def plan(cfg: ReproConfig, out: str, data_root: Optional[str] = None, data_paths
                 return m.group(0)  # the latest checkpoint of its step, known once that step has run
             return str(values[key])
 
-        planned.append({"name": st["name"], "command": st["command"],
-                        "argv": [st["command"]] + [_PLACEHOLDER.sub(sub, a) for a in st["args"]], "skipped": False})
+        planned.append({"name": st["name"], "command": st["command"], "skipped": False,
+                        "argv": [st["command"]] + [_PLACEHOLDER.sub(sub, a).replace("{out}", str(outp))
+                                                   for a in st["args"]]})
     return {"steps": planned, "data": data, "models": values, "used": used, "given_models": set(models)}
 
 

@@ -531,11 +531,7 @@ class Context:
         return self._cache[key]
 
     def _num_down(self) -> int:
-        H = self.image_shape[1]
-        k = 4
-        while k > 0 and H % (2 ** k):
-            k -= 1
-        return max(k, 1) if H % 2 == 0 else 1
+        return djscc_num_down(self.image_shape[1])
 
     def _save_atomic(self, model, folder: Path, history) -> None:
         import json
@@ -650,6 +646,14 @@ class Context:
         if system == "upper-bound":
             return 0
         return math.ceil(self.token_dim / 2) if system == "clip-ft" else int(L)
+
+
+def djscc_num_down(image_size: int) -> int:
+    """Stride-2 stages of DJSCC-IR / DJSCC-FT for a square input: up to 4, as many as divide the side."""
+    H, k = int(image_size), 4
+    while k > 0 and H % (2 ** k):
+        k -= 1
+    return max(k, 1) if H % 2 == 0 else 1
 
 
 def snr_tag(snr: float) -> str:

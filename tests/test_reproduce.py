@@ -57,8 +57,14 @@ def test_semclip_configs_hold_the_papers_training_settings():
     from semantic.jscc import JSCCCodec
 
     for name in NAMES[:5]:
-        _, (st,) = _steps(name)
+        _, steps = _steps(name)
+        st = steps[-1]
         a = st["argv"]
+        assert _opt(a, "--snr-channel-uses") == "384"  # L = N/2 of ViT-L-14-336
+        for tr in steps[:-1]:  # the image baselines: the same step budget and batch on the same (seen) data
+            assert tr["argv"][:2] == ["semclip", "train-djscc"]
+            assert (_opt(tr["argv"], "--steps"), _opt(tr["argv"], "--batch-size")) == ("20000", "128")
+            assert _opt(tr["argv"], "--data") == _opt(a, "--train-data")
         assert (_opt(a, "--train-batch-size"), _opt(a, "--temperature"), _opt(a, "--tapl-loss")) == ("128", "1", "both")
         assert (_opt(a, "--train-steps"), _opt(a, "--tapl-steps")) == ("20000", "5000")
         assert _opt(a, "--ablation-per-snr") is True and _opt(a, "--clip-model") == "ViT-L-14-336"
@@ -66,9 +72,10 @@ def test_semclip_configs_hold_the_papers_training_settings():
                                 linear_skip=_opt(a, "--no-linear-skip") is None)
         for part, paper in ((codec.encoder, 1.29e6), (codec.decoder, 1.35e6)):
             assert abs(sum(p.numel() for p in part.parameters()) / paper - 1) < 0.03
-    _, (st,) = _steps("semclip-table1")
+    _, (st,) = _steps("semclip-table1")  # no image baseline in table I: no training step
     assert _opt(st["argv"], "--snr-db") == "-10,0,10" and _opt(st["argv"], "--table-snrs") == "-10,0,10"
-    _, (st,) = _steps("semclip-fig4")
+    _, steps = _steps("semclip-fig4")
+    st = steps[-1]
     uses = [int(v) for v in _opt(st["argv"], "--channel-uses").split(",")]
     assert 508 in uses and math.isclose(508 / (3 * 336 * 336), 0.0015, rel_tol=0.01)  # the paper's SemCLIP point
     extra = dict(e.split("=") for e in _opt(st["argv"], "--extra-channel-uses").split(","))
@@ -153,8 +160,10 @@ def _pets_food_caltech(root):
     return pets, food, cal
 
 
-SEM_SETS = ["device=cpu", "no-progress", "train-steps=2", "tapl-steps=2", "train-batch-size=8", "hidden-dim=16",
-            "djscc-hidden=8", "batch-size=16", "tapl-classes-per-step=3", "complexity-images=6"]
+SEM_SETS = ["semclip-eval:device=cpu", "no-progress", "train-steps=2", "tapl-steps=2", "train-batch-size=8",
+            "hidden-dim=16", "djscc-hidden=8", "semclip-eval:batch-size=16", "tapl-classes-per-step=3",
+            "complexity-images=6", "semclip:device=cpu", "semclip:steps=2", "semclip:batch-size=8", "semclip:hidden=8",
+            "semclip:jscc-hidden=16"]
 
 
 def test_semclip_configs_end_to_end_and_resume(tmp_path):
@@ -172,7 +181,13 @@ def test_semclip_configs_end_to_end_and_resume(tmp_path):
         for o in cfg.outputs:
             assert (out / o).is_file() and (out / o).stat().st_size > 0, (name, o)
         rec = json.loads((out / f"reproduce-{name}.json").read_text())
-        assert rec["steps"][0]["argv"][0] == "semclip-eval"
+        assert rec["steps"][-1]["argv"][0] == "semclip-eval"
+    # DJSCC-IR / DJSCC-FT trained by their own steps, one per L, and loaded (not retrained) by semclip-eval
+    for L in (48, 96, 192, 384, 508):
+        for kind in ("ir", "ft"):
+            assert (out / f"djscc-{kind}-L{L}" / "model" / "train_history.json").is_file()
+    assert (out / "djscc-ir-L28224" / "model" / "train_history.json").is_file()
+    assert not list((out / "semclip-eval" / "models").glob("djscc-*"))
     rows = _read(out / "semclip-eval" / "accuracy_vs_snr.csv")
     snrs = sorted({float(r["snr_db"]) for r in rows})
     assert snrs == [-10.0 + 2.5 * i for i in range(9)]  # fig. 3's SNRs; table I's are among them

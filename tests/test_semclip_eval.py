@@ -1,5 +1,6 @@
 """`semcom semclip-eval`: every study runs end to end on a tiny open_clip and real (digits) images."""
 import csv
+import json
 import math
 
 import semantic  # noqa: F401  (torchvision shim before open_clip)
@@ -435,3 +436,58 @@ def test_djscc_ir_bottleneck_follows_the_budget_and_unreachable_points_are_recor
     assert float(rows[9]["bandwidth_ratio"]) == pytest.approx(9 / (3 * 32 * 32))
     with pytest.raises(ValueError, match="extra-channel-uses"):
         main(_args(clip, data, tmp_path / "x", "--studies", "bandwidth", "--extra-channel-uses", "nope=5"))
+
+
+def _train_djscc_argv(clip, data, out, model, L, *extra):
+    return ["semclip", "train-djscc", "--model", model, "--data", str(data), "--layout", "imagenet", "--out", str(out),
+            "--clip-model", f"local-dir:{clip}", "--channel-uses", str(L), "--steps", "4", "--batch-size", "6",
+            "--hidden", "8", "--jscc-hidden", "16", "--checkpoint-every", "2", "--device", "cpu", *extra]
+
+
+def test_train_djscc_uses_every_seen_image_resumes_exactly_and_feeds_semclip_eval(setup, tmp_path, monkeypatch):
+    """Issue 16.10: the standalone DJSCC trainers stream every seen-class image from disk (no 2000-image cap),
+    resume bit for bit, and semclip-eval loads their models instead of training its own."""
+    from safetensors.torch import load_file
+
+    from baselines import djscc
+    from semantic.datasets import make_dataset, split_classes
+
+    clip, data = setup
+    for model in ("ir", "ft"):
+        full, part = tmp_path / f"{model}-full", tmp_path / f"{model}-part"
+        assert main(_train_djscc_argv(clip, data, full, model, L_SNR)) == 0
+        # interrupted after step 2 (a checkpoint), then the same command again: the same weights
+        orig = djscc.train_resumable
+        monkeypatch.setattr(djscc, "train_resumable", lambda *a, **k: orig(*a, **dict(k, stop_at=2)))
+        assert main(_train_djscc_argv(clip, data, part, model, L_SNR)) == 0
+        monkeypatch.setattr(djscc, "train_resumable", orig)
+        assert not (part / "model").exists()
+        assert main(_train_djscc_argv(clip, data, part, model, L_SNR)) == 0
+        a, b = (load_file(str(next((d / "model").rglob("*.safetensors")))) for d in (full, part))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        hist = json.loads((full / "model" / "train_history.json").read_text())
+        assert [h["step"] for h in hist] == [1, 2, 3, 4]
+    # every seen image is a training item: the batches draw indices over all of them
+    ds = make_dataset("imagenet", data)
+    seen, _ = split_classes(len(ds.class_names), 0.2, 0)
+    n_seen = sum(int(y) in set(seen) for y in ds.labels)
+    drawn = []
+    orig_resumable = djscc.train_resumable
+
+    def spy(model, loss_fn, load_batch, num_items, *a, **k):
+        drawn.append(num_items)
+        return orig_resumable(model, loss_fn, load_batch, num_items, *a, **k)
+
+    monkeypatch.setattr(djscc, "train_resumable", spy)
+    assert main(_train_djscc_argv(clip, data, tmp_path / "count", "ft", L_SNR)) == 0
+    assert drawn == [n_seen] and n_seen == 8 * 5
+    # semclip-eval loads them (no in-run training)
+    monkeypatch.setattr(djscc, "train_image_jscc", lambda *a, **k: pytest.fail("DJSCC-IR retrained"))
+    import baselines.djscc_ft as dft
+
+    monkeypatch.setattr(dft, "train_djscc_ft", lambda *a, **k: pytest.fail("DJSCC-FT retrained"))
+    out = tmp_path / "eval"
+    assert main(_args(clip, data, out, "--studies", "snr", "--systems", "djscc-ir,djscc-ft",
+                      "--djscc-ir", str(tmp_path / "ir-full" / "model"),
+                      "--djscc-ft", str(tmp_path / "ft-full" / "model"))) == 0
+    assert {r["system"] for r in _read(out / "accuracy_vs_snr.csv")} == {"djscc-ir", "djscc-ft"}
