@@ -269,6 +269,18 @@ def plan(cfg: ReproConfig, out: str, data_root: Optional[str] = None, data_paths
 # ------------------------------------------------------------------------------------------------
 # input checks
 # ------------------------------------------------------------------------------------------------
+def _open_clip_cached(arch: str, tag: str) -> bool:
+    """Whether open_clip's ``arch`` / ``tag`` weights are in the local Hugging Face cache."""
+    import semantic  # noqa: F401  (torchvision shim before open_clip)
+    from semantic.clip_tokens import CLIPWeightsUnavailableError, _resolve_tag
+
+    try:
+        path, _ = _resolve_tag(arch, tag, None)
+    except CLIPWeightsUnavailableError:
+        return False
+    return bool(path)
+
+
 def _model_problem(key: str, m: Dict[str, Any], value: Any, given: bool) -> Optional[str]:
     """Why checkpoint ``key`` is not available (None if it is)."""
     kind = m["kind"]
@@ -292,30 +304,12 @@ def _model_problem(key: str, m: Dict[str, Any], value: Any, given: bool) -> Opti
             if v.startswith("local-dir:"):
                 return None if Path(v[len("local-dir:"):]).expanduser().is_dir() else f"no folder {v}"
             pre = m.get("pretrained", "openai")
-            if Path(str(pre)).expanduser().is_file():
-                return None
-            import semantic  # noqa: F401  (torchvision shim before open_clip)
-            from semantic.clip_tokens import _resolve_tag
-
-            from semantic.clip_tokens import CLIPWeightsUnavailableError
-
-            try:
-                path, _ = _resolve_tag(v, pre, None)
-            except CLIPWeightsUnavailableError:
-                path = None
-            return None if path else f"open_clip {v} / {pre} is not in the Hugging Face cache"
+            ok = Path(str(pre)).expanduser().is_file() or _open_clip_cached(v, pre)
+            return None if ok else f"open_clip {v} / {pre} is not in the Hugging Face cache"
         if kind == "open_clip_weights":
             v, arch = str(value), m.get("arch", "")
-            if Path(v).expanduser().is_file():
-                return None
-            import semantic  # noqa: F401
-            from semantic.clip_tokens import CLIPWeightsUnavailableError, _resolve_tag
-
-            try:
-                path, _ = _resolve_tag(arch, v, None)
-            except CLIPWeightsUnavailableError:
-                path = None
-            return None if path else f"open_clip {arch} / {v} is neither a file nor in the Hugging Face cache"
+            ok = Path(v).expanduser().is_file() or _open_clip_cached(arch, v)
+            return None if ok else f"open_clip {arch} / {v} is neither a file nor in the Hugging Face cache"
         if kind == "lpips-alexnet":
             import semantic  # noqa: F401
             from semantic.metrics import alexnet_cache_file

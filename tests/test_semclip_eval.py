@@ -296,27 +296,20 @@ def test_ablation_per_snr_loads_one_checkpoint_per_snr(setup, tmp_path, monkeypa
 def test_clip_ft_at_high_snr_is_plain_clip_zero_shot(setup, tmp_path):
     """Independent computation: open_clip's own encode_image / encode_text on the unseen-class images."""
     import torch.nn.functional as F
-    from PIL import Image
 
     from semantic.clip_tokens import load_open_clip
-    from semantic.datasets import split_classes
 
     clip, data = setup
     out = tmp_path / "ft"
     assert main(_args(clip, data, out, "--studies", "snr", "--systems", "clip-ft", "--snr-db=60")) == 0
     (row,) = _read(out / "accuracy_vs_snr.csv")
-    model, preprocess, tokenizer = load_open_clip(f"local-dir:{clip}")
-    _, unseen = split_classes(10, 0.2, 0)
-    imgs, labels = [], []
-    for j, c in enumerate(unseen):
-        for f in sorted((data / DIGITS[c]).iterdir()):
-            imgs.append(preprocess(Image.open(f).convert("RGB")))
-            labels.append(j)
+    model, _, tokenizer = load_open_clip(f"local-dir:{clip}")
+    imgs, labels, unseen = _unseen_images(data)
     with torch.no_grad():
-        img = F.normalize(model.encode_image(torch.stack(imgs)), dim=-1)
+        img = F.normalize(model.encode_image(imgs), dim=-1)
         txt = F.normalize(model.encode_text(tokenizer([f"a photo of a {DIGITS[c]}." for c in unseen])), dim=-1)
     pred = (img @ txt.T).argmax(1)
-    assert float(row["top1"]) == pytest.approx(float((pred == torch.tensor(labels)).float().mean()))
+    assert float(row["top1"]) == pytest.approx(float((pred == labels).float().mean()))
     assert int(row["channel_uses"]) == 16
 
 
