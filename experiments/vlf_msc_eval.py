@@ -559,8 +559,12 @@ def main(args: argparse.Namespace) -> int:
     if problem:
         print(f"{prog}: {problem}", file=sys.stderr)
         return 2
-    table = metrics_table(out)
-    items = items_table(out)
+    try:  # a folder from before the equalizer/reference/image-quality columns has another header: named, refused
+        table = metrics_table(out)
+        items = items_table(out)
+    except ValueError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
     done = table.finished_keys()
     done_items = items.finished_keys()
     todo = [(si, snr, s) for si, snr in enumerate(snrs) for s in systems

@@ -256,6 +256,11 @@ def test_eval_reference_csv_and_blip2_captions_with_a_finetuned_projection(tiny_
     vlf = system.encode(collate_images([ds[0], ds[1]])["image"])
     base = {r["image"]: r["caption"] for r in _rows(out / "baseline_captions.csv") if r["mode"] == "blip2"}
     assert [base[it["path"]] for it in ds.items] == cap.generate(vlf)
+    # a folder written before the new columns: refused with the header named, not a traceback
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "metrics.csv").write_text("system,modality,channel,snr_db,channel_uses,bleu1\n")
+    assert main([a if a != str(out) else str(old) for a in argv]) == 2
     # csv reference without a CSV: refused, one line
     base_argv = ["vlf-msc-eval", "--images", str(tiny_image_dir), "--out", str(tmp_path / "o2"), "--reference", "csv"]
     assert main(base_argv) == 2
