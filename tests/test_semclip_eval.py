@@ -484,3 +484,29 @@ def test_train_djscc_uses_every_seen_image_resumes_exactly_and_feeds_semclip_eva
                       "--djscc-ir", str(tmp_path / "ir-full" / "model"),
                       "--djscc-ft", str(tmp_path / "ft-full" / "model"))) == 0
     assert {r["system"] for r in _read(out / "accuracy_vs_snr.csv")} == {"djscc-ir", "djscc-ft"}
+
+
+def test_upper_bound_beats_every_system(setup, tmp_path):
+    """On tokens the (trained) TAPL classifier gets right when clean -- each unseen image's token is its class's
+    zero-shot text embedding plus a little noise -- the ideal link scores 1.0, and every system that goes through
+    the channel scores less at -20 dB (the image systems see the real images: no better than CLIP on them)."""
+    import argparse
+
+    from experiments import semclip_eval as SE
+
+    clip, data = setup
+    parser = argparse.ArgumentParser()
+    SE.add_arguments(parser)
+    ctx = SE.Context(parser.parse_args(_args(clip, data, tmp_path / "ub", "--unseen-fraction", "0.5")[1:]))
+    es = ctx.eval_set()
+    g = torch.Generator().manual_seed(0)
+    w = ctx.zeroshot_weights(es.class_names).float().cpu()
+    tokens = w[es.labels] + 0.01 * torch.randn(len(es), w.shape[1], generator=g)
+    es = SE.EvalSet(es.name, tokens, es.labels, es.class_names, es.dataset, es.indices, es.global_labels)
+    G = len(es.class_names)
+    assert G == 5
+    ub = SE.evaluate_point(ctx, "upper-bound", es, -20.0, L_SNR)
+    assert ub["top1"] == 1.0 and ub["channel_uses"] == 0
+    for system in SE.SYSTEMS[1:]:
+        r = SE.evaluate_point(ctx, system, es, -20.0, L_SNR)
+        assert r["top1"] < ub["top1"], system
