@@ -166,6 +166,7 @@ SEM_SETS = ["semclip-eval:device=cpu", "no-progress", "train-steps=2", "tapl-ste
             "semclip:jscc-hidden=16"]
 
 
+@pytest.mark.slow  # ~12 s: 16 tiny models trained (2 steps each) and five studies
 def test_semclip_configs_end_to_end_and_resume(tmp_path):
     clip = save_tiny_clip(tmp_path / "clip")
     digits = write_digit_folder(tmp_path / "digits", DIGITS)
