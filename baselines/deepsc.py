@@ -86,6 +86,7 @@ __all__ = [
     "tokenize",
     "load_corpus",
     "build_vocab",
+    "vocabulary_coverage",
     "DeepSCConfig",
     "DeepSC",
     "TrainResult",
@@ -133,7 +134,9 @@ def load_corpus(path: Optional[PathLike] = None, min_words: int = 4, max_words: 
     ----------
     path : path, optional
         Europarl-format text file: one sentence per line, UTF-8; lines starting with ``<`` (the
-        v7 release's markup) are skipped. ``None``: the embedded pydoc corpus.
+        v7 release's markup) are skipped. A ``.csv`` file is read by its ``caption`` column (e.g.
+        ``baseline_captions.csv`` of ``semcom vlf-msc-eval``: BLIP-2's captions, or a dataset's
+        ``image,caption`` CSV). ``None``: the embedded pydoc corpus.
     min_words, max_words : int
         Length filter applied after :func:`preprocess_sentence` (DeepSC: 4 and 30).
     max_sentences : int, optional
@@ -148,8 +151,17 @@ def load_corpus(path: Optional[PathLike] = None, min_words: int = 4, max_words: 
         p = Path(path).expanduser()
         if not p.is_file():
             raise FileNotFoundError(f"corpus path {str(p)!r} is not a file (expected one sentence per line)")
-        with open(p, encoding="utf-8", errors="replace") as f:
-            lines = [ln for ln in f if ln.strip() and not ln.lstrip().startswith("<")]
+        if p.suffix.lower() == ".csv":
+            import csv
+
+            with open(p, encoding="utf-8", errors="replace", newline="") as f:
+                reader = csv.DictReader(f)
+                if "caption" not in (reader.fieldnames or []):
+                    raise ValueError(f"corpus CSV {str(p)!r} has no 'caption' column (columns: {reader.fieldnames})")
+                lines = [r["caption"] for r in reader if (r["caption"] or "").strip()]
+        else:
+            with open(p, encoding="utf-8", errors="replace") as f:
+                lines = [ln for ln in f if ln.strip() and not ln.lstrip().startswith("<")]
     out, seen = [], set()
     for ln in lines:
         s = preprocess_sentence(ln)
@@ -174,6 +186,22 @@ def build_vocab(sentences: Sequence[str], min_count: int = 1, max_size: Optional
     if max_size is not None:
         words = words[: max(0, max_size - len(SPECIAL_TOKENS))]
     return list(SPECIAL_TOKENS) + words
+
+
+def vocabulary_coverage(vocab: Sequence[str], sentences: Sequence[str]) -> float:
+    """Share of the tokens of ``sentences`` (after :func:`preprocess_sentence` and :func:`tokenize`) that
+    ``vocab`` holds: the others are sent as ``<unk>``. 1.0 for no tokens.
+
+    Example
+    -------
+    >>> vocabulary_coverage(["<pad>", "a", "cat"], ["A cat.", "a dog"])
+    0.6
+    """
+    if isinstance(sentences, str):
+        raise TypeError("sentences must be a list of str, got a single str")
+    words = set(vocab)
+    toks = [w for s in sentences for w in tokenize(preprocess_sentence(s))]
+    return sum(w in words for w in toks) / len(toks) if toks else 1.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -614,7 +642,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m baselines.deepsc", description=main.__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="checkpoint folder (model in OUT/model)")
-    ap.add_argument("--corpus", default=None, help="Europarl-format text file (default: embedded pydoc corpus)")
+    ap.add_argument("--corpus", default=None,
+                    help="Europarl-format text file, or a CSV with a 'caption' column (default: embedded pydoc corpus)")
+    ap.add_argument("--vocab-corpus", action="append", default=[],
+                    help="more text/CSV files whose words join the vocabulary (e.g. the evaluation captions), "
+                         "so that vlf-msc-eval's coverage check passes; repeatable")
     ap.add_argument("--max-sentences", type=int, default=None)
     ap.add_argument("--channel", default="awgn", help="phy.channels registry name (awgn, rayleigh, ...)")
     ap.add_argument("--snr-low", type=float, default=0.0)
@@ -636,7 +668,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = Path(args.out)
     saved = out / "model" / "config.json"
     torch.manual_seed(args.seed)
-    model = DeepSC.from_pretrained(str(out / "model")) if saved.is_file() else DeepSC.from_corpus(sentences, cfg)
+    vocab_sentences = list(sentences)
+    for extra in args.vocab_corpus:
+        vocab_sentences += load_corpus(extra, min_words=1, max_words=10_000)  # every word, any length
+    model = (DeepSC.from_pretrained(str(out / "model")) if saved.is_file()
+             else DeepSC.from_corpus(vocab_sentences, cfg))
     channel = make_channel(args.channel, seed=args.seed)
     res = train(model, sentences, channel, snr_range=(args.snr_low, args.snr_high), steps=args.steps,
                 batch_size=args.batch_size, lr=args.lr, equalizer=args.equalizer, device=args.device,

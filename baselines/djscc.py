@@ -12,6 +12,12 @@ classifier uses. Trained with MSE at an SNR drawn uniformly per example.
       -> L complex, mean |x|^2 = 1 per example -> channel -> (MMSE equaliser if faded)
       -> Linear -> (deconv s2 + PReLU + AF) x num_down -> conv -> sigmoid -> image_hat in [0, 1]
 
+``bottleneck="conv"`` is the fully convolutional design of DeepJSCC / ADJSCC themselves: the 1x1 conv
+outputs ``c = 2L / s^2`` channels on the ``s x s`` map (``s = H / 2**num_down``), which are the 2L reals
+(no Linear), and the decoder starts from that map. It needs ``2L`` divisible by ``s^2`` and stays small at
+large ``L``, where the dense layer (``latent_channels * s^2 * 2L`` weights) does not: at 336 px and
+``L = 28224`` (the SemCLIP paper's DJSCC-IR point, R = 1/12) the dense one would be ~400M parameters per side.
+
 The transmission (normalisation, channel, equaliser) is :class:`semantic.jscc.JSCCCodec`'s, so the
 image and the token JSCC spend channel uses by the same rules.
 
@@ -26,8 +32,10 @@ Example
 """
 from __future__ import annotations
 
+import math
 import numbers
-from typing import Dict, List, Sequence
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -40,16 +48,32 @@ from phy.conventions import check_real, normalize_power
 from phy.links import complex_to_real, real_to_complex
 from semantic.jscc import AFModule, JSCCCodec, _snr_column, sample_snr_db
 
-__all__ = ["ConvAF", "ImageJSCCEncoder", "ImageJSCCDecoder", "ImageJSCCCodec", "train_image_jscc"]
+__all__ = ["ConvAF", "ImageJSCCEncoder", "ImageJSCCDecoder", "ImageJSCCCodec", "train_image_jscc", "BOTTLENECKS",
+           "conv_bottleneck_fits", "train_resumable"]
 
 
-def _check_geometry(image_size, num_down, hidden, channel_uses, in_channels):
+BOTTLENECKS = ("dense", "conv")
+
+
+def _check_geometry(image_size, num_down, hidden, channel_uses, in_channels, bottleneck="dense"):
     for name, v in (("image_size", image_size), ("num_down", num_down), ("hidden", hidden),
                     ("channel_uses", channel_uses), ("in_channels", in_channels)):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     if image_size % (2 ** num_down):
         raise ValueError(f"image_size={image_size} must be divisible by 2**num_down={2 ** num_down}")
+    if bottleneck not in BOTTLENECKS:
+        raise ValueError(f"bottleneck must be one of {BOTTLENECKS}, got {bottleneck!r}")
+    side2 = (image_size // 2 ** num_down) ** 2
+    if bottleneck == "conv" and (2 * channel_uses) % side2:
+        raise ValueError(f"bottleneck='conv' needs 2 * channel_uses divisible by the {side2} positions of the "
+                         f"{image_size // 2 ** num_down}x{image_size // 2 ** num_down} map, got channel_uses="
+                         f"{channel_uses} (valid: multiples of {side2 // math.gcd(side2, 2)})")
+
+
+def conv_bottleneck_fits(image_size: int, num_down: int, channel_uses: int) -> bool:
+    """Whether ``bottleneck="conv"`` can carry ``channel_uses`` (``2L`` divisible by the map's positions)."""
+    return (2 * int(channel_uses)) % (int(image_size) // 2 ** int(num_down)) ** 2 == 0
 
 
 class ConvAF(nn.Module):
@@ -94,19 +118,25 @@ class ImageJSCCEncoder(ModelMixin, ConfigMixin):
     latent_channels : int
         Channels of the last feature map before the dense layer.
     use_af : bool
+    bottleneck : ``"dense"`` (default: a Linear to ``2L`` reals) or ``"conv"`` (the 1x1 conv's
+        ``2L / s^2`` output channels are the reals; ``latent_channels`` is then unused).
     """
 
     @register_to_config
     def __init__(self, image_size: int = 224, in_channels: int = 3, channel_uses: int = 384, hidden: int = 64,
-                 num_down: int = 4, latent_channels: int = 16, use_af: bool = True):
+                 num_down: int = 4, latent_channels: int = 16, use_af: bool = True, bottleneck: str = "dense"):
         super().__init__()
-        _check_geometry(image_size, num_down, hidden, channel_uses, in_channels)
+        _check_geometry(image_size, num_down, hidden, channel_uses, in_channels, bottleneck)
         chans = [in_channels] + [hidden] * num_down
         self.stages = nn.ModuleList(_Stage(nn.Conv2d(a, b, 5, stride=2, padding=2), b, use_af)
                                     for a, b in zip(chans[:-1], chans[1:]))
-        self.to_latent = nn.Conv2d(hidden, latent_channels, 1)
         side = image_size // 2 ** num_down
-        self.dense = nn.Linear(latent_channels * side * side, 2 * channel_uses)
+        if bottleneck == "conv":
+            self.to_latent = nn.Conv2d(hidden, 2 * channel_uses // (side * side), 1)
+            self.dense = nn.Identity()
+        else:
+            self.to_latent = nn.Conv2d(hidden, latent_channels, 1)
+            self.dense = nn.Linear(latent_channels * side * side, 2 * channel_uses)
 
     def forward(self, images: torch.Tensor, snr_db) -> torch.Tensor:
         check_real(images, "images")
@@ -127,12 +157,17 @@ class ImageJSCCDecoder(ModelMixin, ConfigMixin):
 
     @register_to_config
     def __init__(self, image_size: int = 224, in_channels: int = 3, channel_uses: int = 384, hidden: int = 64,
-                 num_down: int = 4, latent_channels: int = 16, use_af: bool = True):
+                 num_down: int = 4, latent_channels: int = 16, use_af: bool = True, bottleneck: str = "dense"):
         super().__init__()
-        _check_geometry(image_size, num_down, hidden, channel_uses, in_channels)
+        _check_geometry(image_size, num_down, hidden, channel_uses, in_channels, bottleneck)
         self.side = image_size // 2 ** num_down
-        self.dense = nn.Linear(2 * channel_uses, latent_channels * self.side * self.side)
-        self.from_latent = nn.Conv2d(latent_channels, hidden, 1)
+        if bottleneck == "conv":
+            self.map_channels = 2 * channel_uses // (self.side * self.side)
+            self.dense = nn.Identity()
+        else:
+            self.map_channels = latent_channels
+            self.dense = nn.Linear(2 * channel_uses, latent_channels * self.side * self.side)
+        self.from_latent = nn.Conv2d(self.map_channels, hidden, 1)
         self.stages = nn.ModuleList(
             _Stage(nn.ConvTranspose2d(hidden, hidden, 5, stride=2, padding=2, output_padding=1), hidden, use_af)
             for _ in range(num_down))
@@ -145,7 +180,7 @@ class ImageJSCCDecoder(ModelMixin, ConfigMixin):
                              f"{tuple(symbols.shape)}")
         r = complex_to_real(symbols, 0)
         snr = _snr_column(snr_db, symbols.shape[0], r)
-        x = self.dense(r).reshape(-1, c.latent_channels, self.side, self.side)
+        x = self.dense(r).reshape(-1, self.map_channels, self.side, self.side)
         x = self.from_latent(x)
         for stage in self.stages:
             x = stage(x, snr)
@@ -161,9 +196,9 @@ class ImageJSCCCodec(JSCCCodec):
     @classmethod
     def build(cls, image_size: int = 224, channel_uses: int = 384, hidden: int = 64, num_down: int = 4,
               latent_channels: int = 16, use_af: bool = True, in_channels: int = 3,
-              equalizer: str = "mmse") -> "ImageJSCCCodec":
+              equalizer: str = "mmse", bottleneck: str = "dense") -> "ImageJSCCCodec":
         kw = dict(image_size=image_size, in_channels=in_channels, channel_uses=channel_uses, hidden=hidden,
-                  num_down=num_down, latent_channels=latent_channels, use_af=use_af)
+                  num_down=num_down, latent_channels=latent_channels, use_af=use_af, bottleneck=bottleneck)
         return cls(ImageJSCCEncoder(**kw), ImageJSCCDecoder(**kw), equalizer)
 
 
@@ -199,4 +234,75 @@ def train_image_jscc(codec: ImageJSCCCodec, images: torch.Tensor, channel: Chann
         loss.backward()
         opt.step()
         history.append({"step": step + 1, "loss": loss.item()})
+    return history
+
+
+def train_resumable(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor, Optional[torch.Tensor],
+                                                        torch.Tensor], torch.Tensor],
+                    load_batch: Callable[[torch.Tensor], Tuple[torch.Tensor, Optional[torch.Tensor]]], num_items: int,
+                    channel: Channel, snr_range: Sequence[float], steps: int, out_dir, batch_size: int = 32,
+                    lr: float = 1e-3, seed: int = 0, device="cpu", checkpoint_every: int = 500,
+                    stop_at: Optional[int] = None) -> List[Dict[str, float]]:
+    """The image baselines' training loop, streaming batches from disk and resumable bit for bit.
+
+    Each step draws ``batch_size`` item indices and one SNR per item from a generator seeded with ``seed``
+    (the same draws as :func:`train_image_jscc`), loads those items with ``load_batch(indices) ->
+    (images, labels or None)`` (so the whole training set is used and never held in memory) and minimises
+    ``loss_fn(model, images, labels, snr_db)`` with Adam. Every ``checkpoint_every`` steps and at the end,
+    ``out_dir/train_state.pt`` (step, model, optimiser, batch generator, channel stream, history) is
+    replaced atomically; a rerun resumes from it. When ``steps`` are done the model is saved with
+    ``save_pretrained`` in ``out_dir/model`` (config + safetensors) with ``train_history.json``.
+    ``stop_at`` stops after that step (an interruption, for tests).
+
+    Returns
+    -------
+    history : list of ``{"step", "loss"}``
+    """
+    import json
+    import os
+
+    from semantic.checkpoints import commit_dir, staging_dir
+
+    for name, v in (("steps", steps), ("num_items", num_items), ("batch_size", batch_size),
+                    ("checkpoint_every", checkpoint_every)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    out, device = Path(out_dir), torch.device(device)
+    out.mkdir(parents=True, exist_ok=True)
+    model.to(device).train()
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    start, history = 0, []
+    state_file = out / "train_state.pt"
+    if state_file.is_file():
+        state = torch.load(state_file, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        channel.generator(device).set_state(state["channel_rng"].cpu())
+        start, history = int(state["step"]), list(state["history"])
+    B = min(int(batch_size), int(num_items))
+    for step in range(start, int(steps)):
+        idx = torch.randint(0, int(num_items), (B,), generator=gen)
+        snr = sample_snr_db(B, snr_range, generator=gen).to(device)
+        images, labels = load_batch(idx)
+        loss = loss_fn(model, images.to(device), labels.to(device) if labels is not None else None, snr)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        history.append({"step": step + 1, "loss": loss.item()})
+        last = step + 1 == steps or (stop_at is not None and step + 1 >= stop_at)
+        if (step + 1) % checkpoint_every == 0 or last:
+            tmp = state_file.with_name(f"train_state.{os.getpid()}.tmp")
+            torch.save({"step": step + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                        "generator": gen.get_state(), "channel_rng": channel.generator(device).get_state(),
+                        "history": history}, tmp)
+            os.replace(tmp, state_file)
+        if last:
+            break
+    if len(history) >= steps and not (out / "model" / "train_history.json").is_file():
+        tmp = staging_dir(out / "model")
+        model.save_pretrained(str(tmp))
+        (tmp / "train_history.json").write_text(json.dumps(history))
+        commit_dir(tmp, out / "model")
     return history

@@ -39,6 +39,7 @@ SUBCOMMANDS = {
     "vlf-msc-eval": ("experiments.vlf_msc_eval", "VLF-MSC vs its baselines, metrics vs SNR"),
     "semclip": ("experiments.semclip", "SemCLIP: extract | train-jscc | train-tapl | eval"),
     "semclip-eval": ("experiments.semclip_eval", "SemCLIP vs its baselines (accuracy vs SNR/bandwidth)"),
+    "reproduce": ("experiments.reproduce", "one figure or table of the VLF-MSC / SemCLIP papers, end to end"),
 }
 
 

@@ -4,7 +4,10 @@
    (safetensors shards + labels + paths); rerunning reuses the cache.
 2. ``train-jscc``: stage 1, the SNR-adaptive JSCC on the tokens of the *seen* classes (contrastive loss).
 3. ``train-tapl``: stage 2, TAPL on the seen classes through the frozen JSCC.
-4. ``eval``: zero-shot classification on the *unseen* classes and text-to-image retrieval per SNR;
+4. ``train-djscc``: the image baselines DJSCC-IR (``--model ir``, MSE) and DJSCC-FT (``--model ft``, cross
+   entropy) on *every* image of the seen classes, loaded per batch from disk, with SemCLIP's step budget
+   and batch size by default; resumable (``OUT/train_state.pt``), the model in ``OUT/model``.
+5. ``eval``: zero-shot classification on the *unseen* classes and text-to-image retrieval per SNR;
    writes ``zeroshot.csv`` (``system,channel,snr_db,channel_uses,bandwidth_ratio,top1,top5,retrieval_top1,retrieval_top5``,
    resumable: finished rows are skipped) and ``manifest.json``.
 
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 __all__ = ["add_arguments", "main"]
@@ -99,8 +103,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="global batch of the contrastive loss (under torchrun: split over the processes)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--hidden-dim", type=int, default=1024)
-    p.add_argument("--temperature", type=float, default=0.07)
+    p.add_argument("--temperature", type=float, default=0.07,
+                   help="contrastive-loss temperature (default 0.07, CLIP's; the paper's eq. 4 has none: 1)")
     p.add_argument("--no-af", action="store_true", help="no attention-feature modules (ablation)")
+    p.add_argument("--linear-skip", action=argparse.BooleanOptionalAction, default=True,
+                   help="linear input-to-output shortcut in encoder and decoder (default on; the paper has none)")
     p.add_argument("--checkpoint-every", type=int, default=500)
     _channel_args(p)
     _split_args(p)
@@ -115,6 +122,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--n-ctx", type=int, default=4)
     p.add_argument("--ctx-init", default="a photo of a")
     p.add_argument("--classes-per-step", type=int, default=100, help="0 = all seen classes")
+    p.add_argument("--tapl-loss", default="i2t", choices=["i2t", "both"],
+                   help="eq. 5: image-to-text cross entropy (default) or the mean of both directions (text-to-image "
+                        "over the classes present in the batch)")
     p.add_argument("--snr-min", type=float, default=None)
     p.add_argument("--snr-max", type=float, default=None)
     p.add_argument("--checkpoint-every", type=int, default=500)
@@ -122,6 +132,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _channel_args(p)
     _split_args(p)
     _common(p)
+
+    p = sub.add_parser("train-djscc", help="DJSCC-IR or DJSCC-FT on every seen-class image (resumable)")
+    p.add_argument("--model", required=True, choices=["ir", "ft"], help="ir: DJSCC-IR image codec (MSE); ft: "
+                                                                        "DJSCC-FT (cross entropy on seen classes)")
+    p.add_argument("--data", required=True, help="image-folder data set (its seen classes train the model)")
+    p.add_argument("--layout", default="imagenet", help="layout of --data (folder, imagenet, ...)")
+    p.add_argument("--out", required=True, help="run folder: train_state.pt while training, the model in OUT/model")
+    p.add_argument("--channel-uses", type=int, required=True, help="L complex channel uses per image")
+    p.add_argument("--steps", type=int, default=20000)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--snr-min", type=float, default=-10.0)
+    p.add_argument("--snr-max", type=float, default=10.0)
+    p.add_argument("--hidden", type=int, default=64, help="convolution width")
+    p.add_argument("--jscc-hidden", type=int, default=1024, help="DJSCC-FT: hidden width of its dense JSCC")
+    p.add_argument("--bottleneck", default="dense", choices=["dense", "conv"], help="DJSCC-IR's bottleneck")
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--num-workers", type=int, default=0, help="threads loading each batch's images")
+    _clip_args(p)
+    _channel_args(p)
+    _split_args(p)
+    _common(p, features=False)
 
     p = sub.add_parser("eval", help="zero-shot accuracy / retrieval on unseen classes -> zeroshot.csv")
     p.add_argument("--jscc", default=None, help="JSCC folder (omit: ideal link, the CLIP upper bound)")
@@ -198,7 +230,7 @@ def _train_jscc(args) -> int:
     lo, hi = (args.snr_db, args.snr_db) if args.snr_db is not None else (args.snr_min, args.snr_max)
     N = fs.token_dim
     L = N // 2 if args.channel_uses is None else args.channel_uses  # --channel-uses 0 is refused, not replaced
-    cfg = SemCLIPConfig(token_dim=N, channel_uses=L, hidden_dim=args.hidden_dim,
+    cfg = SemCLIPConfig(token_dim=N, channel_uses=L, hidden_dim=args.hidden_dim, linear_skip=args.linear_skip,
                         use_af=not args.no_af, channel=args.channel, equalizer=args.equalizer,
                         snr_train_range=(lo, hi), temperature=args.temperature, jscc_batch_size=args.batch_size,
                         jscc_lr=args.lr, jscc_steps=args.steps, checkpoint_every=args.checkpoint_every,
@@ -248,6 +280,7 @@ def _train_tapl(args) -> int:
                               equalizer=args.equalizer, snr_train_range=(lo, hi), n_ctx=args.n_ctx,
                               ctx_init=args.ctx_init, tapl_batch_size=args.batch_size, tapl_lr=args.lr,
                               tapl_steps=args.steps, tapl_classes_per_step=args.classes_per_step or None,
+                              tapl_loss=args.tapl_loss,
                               checkpoint_every=args.checkpoint_every, unseen_fraction=args.unseen_fraction,
                               split_seed=args.split_seed, seed=args.seed)
     from experiments.results import settings_of
@@ -259,6 +292,75 @@ def _train_tapl(args) -> int:
     tapl, hist = train_tapl(fs.features, fs.labels, fs.class_names, codec, model, tokenizer, cfg, out_dir=args.out,
                             device=device, progress=False if args.no_progress else None)
     print(f"TAPL trained on {len(fs.class_names)} seen classes, final loss {hist[-1]:.4f} -> {args.out}")
+    return 0
+
+
+def _train_djscc(args) -> int:
+    """DJSCC-IR / DJSCC-FT trained on *every* image of the seen classes (loaded per batch from disk) with the
+    same step budget as SemCLIP's JSCC: what ``semclip-eval --djscc-ir/--djscc-ft OUT/model`` loads."""
+    import torch
+    import torch.nn.functional as F
+
+    from baselines.djscc import ImageJSCCCodec, train_resumable
+    from baselines.djscc_ft import DJSCCFT
+    from experiments.semclip_eval import _split_preprocess, djscc_num_down
+    from phy.channels import make_channel
+    from semantic.clip_tokens import load_open_clip, model_image_shape
+    from semantic.datasets import make_dataset, split_classes
+
+    for name in ("channel_uses", "steps", "batch_size", "checkpoint_every", "hidden"):
+        v = getattr(args, name)
+        if v < 1:
+            print(f"semcom semclip train-djscc: --{name.replace('_', '-')} must be positive, got {v}", file=sys.stderr)
+            return 2
+    device = _device(args.device)
+    clip, preprocess, _ = load_open_clip(args.clip_model, args.pretrained, device="cpu")
+    to_tensor, _ = _split_preprocess(preprocess)
+    shape = model_image_shape(clip)
+    ds = make_dataset(args.layout, args.data, transform=to_tensor)
+    G = len(ds.class_names)
+    seen = list(range(G)) if args.all_classes else split_classes(G, args.unseen_fraction, args.split_seed)[0]
+    seen_set = set(seen)
+    items = [i for i, y in enumerate(ds.labels) if int(y) in seen_set]
+    if not items:
+        print(f"semcom semclip train-djscc: no image of a seen class in {args.data}", file=sys.stderr)
+        return 2
+    nd = djscc_num_down(shape[1])
+    with torch.random.fork_rng(devices=[]):  # seeded init, global stream untouched
+        torch.manual_seed(args.seed)
+        if args.model == "ir":
+            model = ImageJSCCCodec.build(image_size=shape[1], channel_uses=args.channel_uses, hidden=args.hidden,
+                                         num_down=nd, equalizer=args.equalizer, bottleneck=args.bottleneck)
+        else:
+            model = DJSCCFT(image_size=shape[1], num_classes=len(seen), class_ids=list(seen),
+                            feature_dim=int(clip.visual.output_dim), channel_uses=args.channel_uses,
+                            hidden=args.hidden, num_down=nd, jscc_hidden=args.jscc_hidden)
+    del clip
+    lut = torch.full((G,), -1, dtype=torch.long)
+    lut[torch.tensor(seen)] = torch.arange(len(seen))
+
+    def load_batch(idx):
+        from concurrent.futures import ThreadPoolExecutor
+
+        pick = [items[int(i)] for i in idx]
+        if args.num_workers > 0:
+            with ThreadPoolExecutor(args.num_workers) as pool:
+                got = list(pool.map(ds.__getitem__, pick))
+        else:
+            got = [ds[i] for i in pick]
+        return torch.stack([g[0] for g in got]), lut[torch.tensor([int(g[1]) for g in got])]
+
+    def loss_fn(m, x, y, snr):
+        if args.model == "ir":
+            return F.mse_loss(m(x, channel, snr).x_hat, x)
+        return F.cross_entropy(m(x, channel, snr), y)
+
+    channel = make_channel(args.channel, seed=args.seed + (11 if args.model == "ir" else 12))
+    hist = train_resumable(model, loss_fn, load_batch, len(items), channel, (args.snr_min, args.snr_max),
+                           args.steps, args.out, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                           device=device, checkpoint_every=args.checkpoint_every)
+    print(f"DJSCC-{args.model.upper()} trained on {len(items)} images of {len(seen)} seen classes, L="
+          f"{args.channel_uses}, {len(hist)} steps, final loss {hist[-1]['loss']:.4f} -> {Path(args.out) / 'model'}")
     return 0
 
 
@@ -334,4 +436,5 @@ def _eval(args) -> int:
 def main(args: argparse.Namespace) -> int:
     import semantic  # noqa: F401  (torchvision shim before open_clip)
 
-    return {"extract": _extract, "train-jscc": _train_jscc, "train-tapl": _train_tapl, "eval": _eval}[args.action](args)
+    return {"extract": _extract, "train-jscc": _train_jscc, "train-tapl": _train_tapl, "train-djscc": _train_djscc,
+            "eval": _eval}[args.action](args)

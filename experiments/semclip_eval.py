@@ -6,7 +6,10 @@ figures into ``--out`` and resumable (a finished row is never recomputed):
 1. ``snr`` -- accuracy vs SNR (the paper's fig. 3 and table I). For each system and SNR
    (``--snr-db``, default ``-10:10:2.5`` dB): zero-shot top-1 / top-5 on the *unseen* classes and
    text-to-image retrieval top-1. ``accuracy_vs_snr.csv`` has the columns
-   ``system,channel,snr_db,channel_uses,bandwidth_ratio,top1,top5,retrieval_top1,note``;
+   ``system,channel,snr_db,channel_uses,bandwidth_ratio,top1,top5,retrieval_top1,psnr,ssim,ms_ssim,note``
+   (PSNR/SSIM/MS-SSIM of the reconstructed image vs the input for the systems that output one,
+   DJSCC-IR and BT-IR -- BT-IR's over its delivered images --, NaN otherwise; MS-SSIM needs sides of
+   at least 161 px);
    ``fig3_top1_vs_snr.png`` (one curve per system), ``fig3_retrieval_vs_snr.png``, and
    ``table_i.csv`` / ``table_i.md`` (top-1 at ``--table-snrs``).
 2. ``bandwidth`` -- accuracy vs bandwidth ratio at ``--bandwidth-snr`` (0 dB; the paper's fig. 4)
@@ -23,8 +26,13 @@ figures into ``--out`` and resumable (a finished row is never recomputed):
    module for ``--complexity-images`` images on the current device (``complexity.csv`` / ``.md``).
 
 Systems (``--systems``)
+    ``upper-bound`` (the ideal link: the clean CLIP token through TAPL as trained; no channel, so
+    ``channel_uses`` 0 and the same value at every SNR: fig. 3's upper-bound line, table II's row),
     ``semclip`` (JSCC + TAPL), ``semclip-notapl`` (same JSCC, plain ``"a photo of a {class}."``
-    prompts), ``semclip-noaf`` (JSCC trained with ``use_af=False``, plain prompts), ``clip-ft``
+    prompts), ``semclip-noaf`` (JSCC trained with ``use_af=False``, plain prompts; table I's "w/o
+    TAPL and AF": by default, ``--ablation-per-snr``, one such JSCC trained at each evaluated SNR, as
+    the paper, and in the SNR study evaluated at the table-I SNRs only; ``--no-ablation-per-snr``:
+    one JSCC over ``--snr-train-range``; the note column says which), ``clip-ft``
     (the token sent analog, ``L = N/2``: :class:`baselines.clip_ft.CLIPFT`), ``djscc-ft``
     (:class:`baselines.djscc_ft.DJSCCFT`, a head over the *seen* classes only: it cannot name an
     unseen class, and has no text encoder, so its retrieval is not defined: NaN),
@@ -37,9 +45,10 @@ Systems (``--systems``)
 Models
     Each trained model is loaded from a checkpoint (``--semclip-jscc``, ``--semclip-noaf-jscc``,
     ``--tapl``, ``--djscc-ir``, ``--djscc-ft``; a path may contain ``{L}``, replaced by the channel
-    uses) or, when not given, trained in the run with the small budget ``--train-steps`` (default
+    uses; ``--semclip-noaf-jscc`` must contain ``{snr}`` with ``--ablation-per-snr``, replaced by the
+    SNR as ``-5``, ``2.5``) or, when not given, trained in the run with the small budget ``--train-steps`` (default
     500 steps each, batch ``--train-batch-size``) on the seen classes and kept under
-    ``<out>/models/`` (``semclip-jscc-L{L}``, ``semclip-noaf-jscc-L{L}``, ``semclip-tapl-L{L}``,
+    ``<out>/models/`` (``semclip-jscc-L{L}``, ``semclip-noaf-jscc-L{L}[-snr{snr}]``, ``semclip-tapl-L{L}``,
     ``djscc-ir-L{L}``, ``djscc-ft-L{L}``; ``-rayleigh`` before ``-L`` on that channel) so that a rerun
     reuses it. These quick budgets are far from the paper's
     (JSCC 20k steps, TAPL 5k): for the paper's numbers train with ``semcom semclip train-jscc /
@@ -74,11 +83,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 __all__ = ["SYSTEMS", "SYSTEM_LABELS", "COLUMNS", "add_arguments", "main", "parse_int_list", "parse_datasets",
            "chance_metrics", "run"]
 
-SYSTEMS = ("semclip", "semclip-notapl", "semclip-noaf", "clip-ft", "djscc-ft", "djscc-ir", "bt-ir")
-SYSTEM_LABELS = {"semclip": "SemCLIP", "semclip-notapl": "SemCLIP w/o TAPL", "semclip-noaf": "SemCLIP w/o TAPL & AF",
+SYSTEMS = ("upper-bound", "semclip", "semclip-notapl", "semclip-noaf", "clip-ft", "djscc-ft", "djscc-ir", "bt-ir")
+SYSTEM_LABELS = {"upper-bound": "Upper bound", "semclip": "SemCLIP", "semclip-notapl": "SemCLIP w/o TAPL",
+                 "semclip-noaf": "SemCLIP w/o TAPL & AF",
                  "clip-ft": "CLIP-FT", "djscc-ft": "DJSCC-FT", "djscc-ir": "DJSCC-IR", "bt-ir": "BT-IR"}
 KEYS = ["system", "channel", "snr_db", "channel_uses"]
-VALUES = ["bandwidth_ratio", "top1", "top5", "retrieval_top1", "note"]
+VALUES = ["bandwidth_ratio", "top1", "top5", "retrieval_top1", "psnr", "ssim", "ms_ssim", "note"]
+IMAGE_QUALITY = ("psnr", "ssim", "ms_ssim")
 COLUMNS = KEYS + VALUES
 STUDIES = ("snr", "bandwidth", "cross", "complexity")
 
@@ -164,16 +175,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--clip-model", default="ViT-L-14-336", help="open_clip name or local-dir:/path")
     p.add_argument("--pretrained", default="openai", help="open_clip tag or checkpoint file")
     p.add_argument("--semclip-jscc", default=None, help="SemCLIP JSCC folder (may contain {L})")
-    p.add_argument("--semclip-noaf-jscc", default=None, help="JSCC folder trained with --no-af (may contain {L})")
+    p.add_argument("--semclip-noaf-jscc", default=None,
+                   help="JSCC folder trained with --no-af (may contain {L}; with --ablation-per-snr it must contain "
+                        "{snr}, replaced by the SNR as in '-5', '2.5')")
+    p.add_argument("--ablation-per-snr", action=argparse.BooleanOptionalAction, default=True,
+                   help="semclip-noaf (table I's 'w/o TAPL and AF'): one no-AF JSCC trained at each evaluated SNR, "
+                        "as the paper (default); --no-ablation-per-snr: one no-AF JSCC over --snr-train-range")
     p.add_argument("--tapl", default=None, help="TAPL folder (may contain {L})")
     p.add_argument("--djscc-ir", default=None, help="DJSCC-IR codec folder (may contain {L})")
     p.add_argument("--djscc-ft", default=None, help="DJSCC-FT model folder (may contain {L})")
     p.add_argument("--btir-codec", default="jpeg", choices=["jpeg", "webp", "cheng2020-attn"])
     p.add_argument("--train-steps", type=int, default=500, help="steps of every model trained in the run")
+    p.add_argument("--tapl-steps", type=int, default=None,
+                   help="steps of TAPL trained in the run (default: --train-steps; the paper: 5000 vs JSCC 20000)")
     p.add_argument("--train-batch-size", type=int, default=64)
     p.add_argument("--snr-train-range", default="-10,10", help="training SNR range 'low,high' [dB]")
+    p.add_argument("--temperature", type=float, default=0.07,
+                   help="temperature of the JSCC's contrastive loss (eq. 4) in in-run training (default 0.07; the "
+                        "paper's eq. 4 has none: 1)")
+    p.add_argument("--tapl-loss", default="i2t", choices=["i2t", "both"],
+                   help="TAPL loss (eq. 5) in in-run training: image-to-text cross entropy (default) or the mean "
+                        "of both directions (text-to-image over the classes present in the batch)")
     p.add_argument("--hidden-dim", type=int, default=1024, help="hidden width of the dense JSCCs")
+    p.add_argument("--linear-skip", action=argparse.BooleanOptionalAction, default=True,
+                   help="linear input-to-output shortcut in SemCLIP's JSCC encoder and decoder (default on; the "
+                        "paper's JSCC has none: --no-linear-skip --hidden-dim 512 gives its ~1.3M per side)")
     p.add_argument("--djscc-hidden", type=int, default=64, help="conv width of DJSCC-IR / DJSCC-FT")
+    p.add_argument("--djscc-bottleneck", default="auto", choices=["auto", "dense", "conv"],
+                   help="DJSCC-IR's bottleneck: dense (a Linear to 2L reals), conv (ADJSCC's fully convolutional one; "
+                        "needs 2L divisible by the feature map's positions) or auto (default: dense unless its "
+                        "weights exceed --djscc-dense-limit, then conv; a point neither can carry is recorded "
+                        "with the reason, not skipped silently)")
+    p.add_argument("--djscc-dense-limit", type=float, default=50e6,
+                   help="parameters of DJSCC-IR's dense bottleneck above which auto switches to conv (default 50e6)")
+    p.add_argument("--extra-channel-uses", default=None,
+                   help="bandwidth study: more L values for single systems, SYSTEM=L[+L...],... e.g. "
+                        "djscc-ir=28224,bt-ir=47078 (the SemCLIP paper's R = 0.0833 and 0.139 at 336 px)")
     p.add_argument("--tapl-classes-per-step", type=int, default=100)
     p.add_argument("--device", default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -395,31 +432,44 @@ class Context:
             return None
         return Path(opt.replace("{L}", str(L)))
 
-    def _semclip_config(self, L: int, use_af: bool):
+    def _semclip_config(self, L: int, use_af: bool, train_snr: Optional[float] = None):
         from semantic.semclip import SemCLIPConfig
 
         a = self.args
         steps = int(a.train_steps)
+        snr_range = self.snr_train_range if train_snr is None else (float(train_snr), float(train_snr))
         return SemCLIPConfig(clip_model=a.clip_model, pretrained=a.pretrained, token_dim=self.token_dim,
-                             channel_uses=L, hidden_dim=a.hidden_dim, use_af=use_af, channel=a.channel,
-                             equalizer=a.equalizer, snr_train_range=self.snr_train_range,
-                             jscc_batch_size=a.train_batch_size, jscc_steps=steps, tapl_steps=steps,
+                             channel_uses=L, hidden_dim=a.hidden_dim, linear_skip=a.linear_skip, use_af=use_af,
+                             channel=a.channel,
+                             equalizer=a.equalizer, snr_train_range=snr_range, temperature=a.temperature,
+                             tapl_loss=a.tapl_loss,
+                             jscc_batch_size=a.train_batch_size, jscc_steps=steps,
+                             tapl_steps=steps if a.tapl_steps is None else int(a.tapl_steps),
                              tapl_batch_size=min(32, a.train_batch_size),
                              tapl_classes_per_step=a.tapl_classes_per_step or None,
                              checkpoint_every=max(1, min(500, steps)), unseen_fraction=a.unseen_fraction,
                              split_seed=a.split_seed, seed=a.seed)
 
-    def jscc(self, L: int, use_af: bool = True):
-        """SemCLIP's token JSCC with ``L`` channel uses (loaded, or trained into ``<out>/models``)."""
+    def jscc(self, L: int, use_af: bool = True, train_snr: Optional[float] = None):
+        """SemCLIP's token JSCC with ``L`` channel uses (loaded, or trained into ``<out>/models``).
+
+        ``train_snr``: the no-AF ablation trained at this one SNR (``{snr}`` in ``--semclip-noaf-jscc``,
+        ``-snr<value>`` in the in-run folder name); ``None``: trained over ``--snr-train-range``.
+        """
         import torch
 
         from semantic.jscc import JSCCCodec
         from semantic.semclip import train_jscc
 
-        key = ("jscc", L, use_af)
+        key = ("jscc", L, use_af, train_snr)
         if key in self._cache:
             return self._cache[key]
-        given = self._given(self.args.semclip_jscc if use_af else self.args.semclip_noaf_jscc, L)
+        opt = self.args.semclip_jscc if use_af else self.args.semclip_noaf_jscc
+        if train_snr is not None and opt and "{snr}" not in opt:
+            raise ValueError(f"--semclip-noaf-jscc {opt!r} names one checkpoint, but --ablation-per-snr needs one "
+                             "no-AF JSCC per SNR: put {snr} in the path (e.g. runs/noaf-L{L}-snr{snr}) or pass "
+                             "--no-ablation-per-snr")
+        given = self._given(opt.replace("{snr}", snr_tag(train_snr)) if (opt and train_snr is not None) else opt, L)
         codec = None
         if given is not None:
             codec = JSCCCodec.from_pretrained(given, equalizer=self.args.equalizer)
@@ -430,11 +480,13 @@ class Context:
                 raise ValueError(f"{given} has use_af={codec.encoder.config.use_af}, expected {use_af}")
         if codec is None:
             folder = self.out / "models" / f"{'semclip' if use_af else 'semclip-noaf'}-jscc{self._tag}-L{L}"
+            if train_snr is not None:
+                folder = folder.with_name(f"{folder.name}-snr{snr_tag(train_snr)}")
             if (folder / "train_history.json").is_file():
                 codec = JSCCCodec.from_pretrained(folder, equalizer=self.args.equalizer)
             else:
                 with torch.enable_grad():  # models are built lazily, possibly inside an evaluation's no_grad
-                    codec, _ = train_jscc(self.train_set().features, self._semclip_config(L, use_af),
+                    codec, _ = train_jscc(self.train_set().features, self._semclip_config(L, use_af, train_snr),
                                           out_dir=folder, device=self.device, progress=self.progress)
         codec.to(self.device).eval().requires_grad_(False)
         self._cache[key] = codec
@@ -479,11 +531,7 @@ class Context:
         return self._cache[key]
 
     def _num_down(self) -> int:
-        H = self.image_shape[1]
-        k = 4
-        while k > 0 and H % (2 ** k):
-            k -= 1
-        return max(k, 1) if H % 2 == 0 else 1
+        return djscc_num_down(self.image_shape[1])
 
     def _save_atomic(self, model, folder: Path, history) -> None:
         import json
@@ -495,6 +543,24 @@ class Context:
         (tmp / "train_history.json").write_text(json.dumps(history))
         commit_dir(tmp, folder)
 
+    def djscc_ir_bottleneck(self, L: int) -> Tuple[Optional[str], str]:
+        """``(bottleneck, note)`` of DJSCC-IR at ``L`` uses (``--djscc-bottleneck``); ``(None, reason)`` when
+        neither design can carry ``L`` within the limits."""
+        from baselines.djscc import conv_bottleneck_fits
+
+        a = self.args
+        H, nd = self.image_shape[1], self._num_down()
+        dense = 16 * (H // 2 ** nd) ** 2 * 2 * L  # latent_channels * s^2 * 2L weights of the dense layer
+        fits = conv_bottleneck_fits(H, nd, L)
+        if a.djscc_bottleneck == "dense" or (a.djscc_bottleneck == "auto" and dense <= a.djscc_dense_limit):
+            return "dense", ""
+        if fits:
+            return "conv", (f"DJSCC-IR: convolutional bottleneck (ADJSCC's design; a dense one would need "
+                            f"{dense / 1e6:.0f}M weights)" if a.djscc_bottleneck == "auto" else "")
+        return None, (f"DJSCC-IR not run at L={L}: a dense bottleneck would need {dense / 1e6:.0f}M weights "
+                      f"(> --djscc-dense-limit) and 2L is not a multiple of the {(H // 2 ** nd) ** 2} positions "
+                      "of the convolutional one")
+
     def djscc_ir(self, L: int, train: bool = True):
         """DJSCC-IR image codec with ``L`` channel uses at the CLIP input resolution."""
         import torch
@@ -504,8 +570,12 @@ class Context:
         key = ("djscc-ir", L)
         if key in self._cache:
             return self._cache[key]
+        bottleneck, why = self.djscc_ir_bottleneck(L)
+        if bottleneck is None:
+            raise ValueError(why)
         given = self._given(self.args.djscc_ir, L)
-        folder = given if given is not None else self.out / "models" / f"djscc-ir{self._tag}-L{L}"
+        conv = "-conv" if bottleneck == "conv" else ""
+        folder = given if given is not None else self.out / "models" / f"djscc-ir{self._tag}{conv}-L{L}"
         if given is not None or (folder / "train_history.json").is_file():
             codec = ImageJSCCCodec.from_pretrained(folder, equalizer=self.args.equalizer)
             if codec.channel_uses != L:
@@ -515,7 +585,7 @@ class Context:
                 torch.manual_seed(self.args.seed)
                 codec = ImageJSCCCodec.build(image_size=self.image_shape[1], channel_uses=L,
                                              hidden=self.args.djscc_hidden, num_down=self._num_down(),
-                                             equalizer=self.args.equalizer)
+                                             equalizer=self.args.equalizer, bottleneck=bottleneck)
             if not train:
                 return codec
             imgs, _ = self.train_images()
@@ -571,8 +641,24 @@ class Context:
         return BTIR(codec, channel_uses=L, capacity=capacity)
 
     def system_channel_uses(self, system: str, L: int) -> int:
-        """The channel uses ``system`` spends per image when asked for ``L`` (CLIP-FT: always ``N/2``)."""
+        """The channel uses ``system`` spends per image when asked for ``L`` (CLIP-FT: always ``N/2``;
+        the upper bound: none, it has no channel)."""
+        if system == "upper-bound":
+            return 0
         return math.ceil(self.token_dim / 2) if system == "clip-ft" else int(L)
+
+
+def djscc_num_down(image_size: int) -> int:
+    """Stride-2 stages of DJSCC-IR / DJSCC-FT for a square input: up to 4, as many as divide the side."""
+    H, k = int(image_size), 4
+    while k > 0 and H % (2 ** k):
+        k -= 1
+    return max(k, 1) if H % 2 == 0 else 1
+
+
+def snr_tag(snr: float) -> str:
+    """How an SNR is written in a ``{snr}`` path template and in-run folder names: ``-5``, ``2.5``, ``0``."""
+    return f"{float(snr):g}"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -592,8 +678,18 @@ def evaluate_point(ctx: Context, system: str, es: EvalSet, snr_db: float, L: int
     dev, bs = ctx.device, ctx.args.batch_size
     note = ""
     with torch.no_grad():
+        if system == "upper-bound":  # the ideal link: the clean CLIP token through TAPL as trained (fig. 3, table II)
+            perf = ctx.performer(L)
+            logits = torch.cat([perf(es.features[i:i + bs].to(dev), es.class_names).float().cpu()
+                                for i in range(0, len(es), bs)])
+            return dict(channel_uses=0, note=f"ideal link: clean CLIP token, TAPL trained through the L={L} JSCC; "
+                                             "no channel", **_metrics_from_logits(logits, es.labels))
         if system in ("semclip", "semclip-notapl", "semclip-noaf"):
-            codec = ctx.jscc(L, use_af=system != "semclip-noaf")
+            per_snr = system == "semclip-noaf" and ctx.args.ablation_per_snr
+            codec = ctx.jscc(L, use_af=system != "semclip-noaf", train_snr=snr_db if per_snr else None)
+            if system == "semclip-noaf":
+                note = (f"no-AF JSCC trained at a fixed {snr_tag(snr_db)} dB (per-SNR ablation)" if per_snr else
+                        f"no-AF JSCC trained over {ctx.snr_train_range[0]:g}..{ctx.snr_train_range[1]:g} dB")
             used = codec.channel_uses
             received = transmit_tokens(es.features, codec, ctx.channel(), snr_db, batch_size=bs, device=dev)
             if system == "semclip":
@@ -618,15 +714,21 @@ def evaluate_point(ctx: Context, system: str, es: EvalSet, snr_db: float, L: int
             note = f"CLIP-FT: the raw token, L = N/2 = {used}" if used != L else ""
             return dict(channel_uses=used, note=note, **_metrics_from_logits(logits, es.labels))
         if system == "djscc-ir":
+            bottleneck, why = ctx.djscc_ir_bottleneck(L)
+            if bottleneck is None:  # recorded with the reason, never silently skipped
+                return dict(channel_uses=L, note=why, top1=math.nan, top5=math.nan, retrieval_top1=math.nan)
             codec = ctx.djscc_ir(L)
             ch = ctx.channel()
-            logits = []
+            logits, quality = [], _QualityAccumulator()
             for imgs, _, _ in es.image_batches(bs):
                 o = codec(imgs.to(dev), ch, snr_db)
                 if o.channel_uses != L:
                     raise RuntimeError(f"DJSCC-IR spent {o.channel_uses} channel uses, expected {L}")
                 logits.append(ctx.plain_logits(ctx.encode_images(o.x_hat.float()), es.class_names))
-            return dict(channel_uses=L, note="", **_metrics_from_logits(torch.cat(logits), es.labels))
+                quality.add(o.x_hat, imgs)
+            note = "; ".join(n for n in (why, quality.note()) if n)
+            return dict(channel_uses=L, note=note, **quality.means(),
+                        **_metrics_from_logits(torch.cat(logits), es.labels))
         if system == "djscc-ft":
             from baselines.djscc_ft import predict_global_labels
 
@@ -654,6 +756,7 @@ def evaluate_point(ctx: Context, system: str, es: EvalSet, snr_db: float, L: int
         if system == "bt-ir":
             bt = ctx.btir(L)
             logits, delivered, bits, budget = [], [], [], None
+            quality = _QualityAccumulator()
             for imgs, _, _ in es.image_batches(bs):
                 res = bt.transmit(imgs, float(snr_db))
                 budget = res.budget_bits
@@ -661,13 +764,47 @@ def evaluate_point(ctx: Context, system: str, es: EvalSet, snr_db: float, L: int
                 lg = torch.zeros(imgs.shape[0], G)
                 if ok:
                     lg[res.delivered] = ctx.plain_logits(ctx.encode_images(torch.stack(ok)), es.class_names)
+                    quality.add(torch.stack(ok), imgs[res.delivered])
                 logits.append(lg)
                 delivered.append(res.delivered)
                 bits += [b for b in res.payload_bits if b is not None]
-            return dict(channel_uses=bt.channel_uses, **_btir_metrics(torch.cat(logits), torch.cat(delivered),
-                                                                      es.labels, G, budget, bits,
-                                                                      bt.codec.name))
+            m = _btir_metrics(torch.cat(logits), torch.cat(delivered), es.labels, G, budget, bits, bt.codec.name)
+            if quality.n:
+                m["note"] += f"; image metrics over the {quality.n} delivered images"
+            if quality.note():
+                m["note"] += f"; {quality.note()}"
+            return dict(channel_uses=bt.channel_uses, **quality.means(), **m)
     raise ValueError(f"system must be one of {list(SYSTEMS)}, got {system!r}")
+
+
+class _QualityAccumulator:
+    """Per-image PSNR / SSIM / MS-SSIM of reconstructions vs inputs (torchmetrics), averaged over the images
+    added; MS-SSIM only where the image sides reach :data:`semantic.metrics.MS_SSIM_MIN_SIDE`."""
+
+    def __init__(self):
+        self.values: Dict[str, List[float]] = {m: [] for m in IMAGE_QUALITY}
+        self.skipped = ""
+
+    @property
+    def n(self) -> int:
+        return len(self.values["psnr"])
+
+    def add(self, images, references) -> None:
+        from semantic.metrics import MS_SSIM_MIN_SIDE, image_quality
+
+        images = images.detach().float().cpu().clamp(0, 1)
+        references = references.detach().float().cpu().clamp(0, 1)
+        ms = min(images.shape[-2:]) >= MS_SSIM_MIN_SIDE
+        if not ms:
+            self.skipped = f"MS-SSIM not computed: {tuple(images.shape[-2:])} px < {MS_SSIM_MIN_SIDE} px"
+        for m, r in image_quality(images, references, IMAGE_QUALITY if ms else ("psnr", "ssim")).items():
+            self.values[m] += r.values
+
+    def means(self) -> Dict[str, float]:
+        return {m: (sum(v) / len(v) if v else math.nan) for m, v in self.values.items()}
+
+    def note(self) -> str:
+        return self.skipped
 
 
 def _btir_metrics(logits, delivered, labels, G: int, budget: int, bits: List[int], codec: str) -> Dict:
@@ -722,7 +859,8 @@ def _sweep(ctx: Context, table, points, es: EvalSet, extra_keys: Optional[dict] 
             raise RuntimeError(f"{system} spent {r['channel_uses']} channel uses, expected {used}")
         ratio = bandwidth_compression_ratio(r["channel_uses"], ctx.image_shape)
         table.append(dict(row_keys, bandwidth_ratio=ratio, top1=r["top1"], top5=r["top5"],
-                          retrieval_top1=r["retrieval_top1"], note=r["note"]))
+                          retrieval_top1=r["retrieval_top1"], note=r["note"],
+                          **{m: r.get(m, math.nan) for m in IMAGE_QUALITY}))
         done.add(tuple(format_value(row_keys[k]) for k in table.key_columns))
         added += 1
         print(f"[semclip-eval] {extra_keys or ''} {system} snr={snr} dB L={used}: top1={r['top1']:.4f} "
@@ -734,6 +872,17 @@ def _rows(path: Path):
     from experiments.results import read_rows
 
     return read_rows(path)
+
+
+def _check_ablation_rows(path: Path, per_snr: bool) -> None:
+    """Refuse to add semclip-noaf rows of one ablation protocol to a CSV holding the other's (the row key
+    does not say which; the note does)."""
+    mode = "per-SNR" if per_snr else "one model over the SNR range"
+    for r in _rows(path):
+        if r.get("system") == "semclip-noaf" and ("per-SNR ablation" in (r.get("note") or "")) != per_snr:
+            other = "one model over the SNR range" if per_snr else "per-SNR"
+            raise ValueError(f"{path} holds semclip-noaf rows of the {other} ablation, this run asks for the {mode} "
+                             "one (--ablation-per-snr / --no-ablation-per-snr); use a new --out or delete those rows")
 
 
 def _series(rows, x: str, y: str, systems: Sequence[str]):
@@ -770,8 +919,15 @@ def study_snr(ctx: Context, systems: Sequence[str], snrs: Sequence[float], table
     out = ctx.out
     L = ctx.args.snr_channel_uses or max(1, ctx.token_dim // 2)
     table = _table(out / "accuracy_vs_snr.csv")
+    _check_ablation_rows(out / "accuracy_vs_snr.csv", ctx.args.ablation_per_snr)
     es = ctx.eval_set()
-    added = _sweep(ctx, table, [(s, snr, L) for s in systems for snr in snrs], es)
+    per_snr = ctx.args.ablation_per_snr
+    points = [(s, snr, L) for s in systems for snr in snrs
+              if not (per_snr and s == "semclip-noaf" and float(snr) not in {float(t) for t in table_snrs})]
+    if per_snr and "semclip-noaf" in systems:
+        print("[semclip-eval] semclip-noaf (per-SNR ablation): one no-AF JSCC per table-I SNR "
+              f"({', '.join(snr_tag(t) for t in table_snrs)} dB), evaluated there only", flush=True)
+    added = _sweep(ctx, table, points, es)
     rows = [r for r in _rows(out / "accuracy_vs_snr.csv") if r["channel"] == ctx.args.channel]
     plot_metric_vs_snr(_series(rows, "snr_db", "top1", systems), out / "fig3_top1_vs_snr.png",
                        ylabel="zero-shot top-1 accuracy (unseen classes)",
@@ -808,8 +964,23 @@ def _write_csv(path: Path, header, body) -> None:
     tmp.replace(path)
 
 
-def study_bandwidth(ctx: Context, systems: Sequence[str], Ls: Sequence[int], snr: float) -> int:
-    """Accuracy vs bandwidth ratio at one SNR (fig. 4)."""
+def parse_extra_channel_uses(text: Optional[str], allowed: Sequence[str]) -> Dict[str, List[int]]:
+    """``"djscc-ir=28224,bt-ir=47078+60000"`` -> ``{"djscc-ir": [28224], "bt-ir": [47078, 60000]}``."""
+    out: Dict[str, List[int]] = {}
+    for item in (p.strip() for p in (text or "").split(",")):
+        if not item:
+            continue
+        name, sep, vals = item.partition("=")
+        if not sep or name.strip() not in allowed:
+            raise ValueError(f"--extra-channel-uses entries must be SYSTEM=L[+L...] with SYSTEM one of "
+                             f"{list(allowed)}, got {item!r}")
+        out.setdefault(name.strip(), []).extend(parse_int_list(vals.replace("+", ","), "--extra-channel-uses"))
+    return out
+
+
+def study_bandwidth(ctx: Context, systems: Sequence[str], Ls: Sequence[int], snr: float,
+                    extra: Optional[Dict[str, List[int]]] = None) -> int:
+    """Accuracy vs bandwidth ratio at one SNR (fig. 4); ``extra``: more L values for single systems."""
     from experiments.plots import plot_metric_vs_snr
 
     out = ctx.out
@@ -818,6 +989,7 @@ def study_bandwidth(ctx: Context, systems: Sequence[str], Ls: Sequence[int], snr
     for s in systems:
         for L in (Ls if s != "clip-ft" else Ls[:1]):  # CLIP-FT has a single point (L = N/2)
             points.append((s, snr, L))
+        points += [(s, snr, L) for L in (extra or {}).get(s, []) if L not in Ls]
     added = _sweep(ctx, table, points, ctx.eval_set())
     rows = [r for r in _rows(out / "accuracy_vs_bandwidth.csv")
             if r["channel"] == ctx.args.channel and float(r["snr_db"]) == float(snr)]
@@ -836,6 +1008,7 @@ def study_cross(ctx: Context, systems: Sequence[str], datasets, snrs: Sequence[f
     out = ctx.out
     keys = ["dataset"] + KEYS
     table = _table(out / "cross_dataset.csv", keys=keys, values=VALUES)
+    _check_ablation_rows(out / "cross_dataset.csv", ctx.args.ablation_per_snr)
     L = ctx.args.snr_channel_uses or max(1, ctx.token_dim // 2)
     added = 0
     for name, path in datasets:
@@ -845,7 +1018,8 @@ def study_cross(ctx: Context, systems: Sequence[str], datasets, snrs: Sequence[f
             if k not in table.finished_keys():
                 table.append({"dataset": name, "system": "absent", "channel": ctx.args.channel, "snr_db": math.nan,
                               "channel_uses": 0, "bandwidth_ratio": math.nan, "top1": math.nan, "top5": math.nan,
-                              "retrieval_top1": math.nan, "note": f"dataset not found at {path}: skipped"})
+                              "retrieval_top1": math.nan, "note": f"dataset not found at {path}: skipped",
+                              **{m: math.nan for m in IMAGE_QUALITY}})
                 added += 1
             print(f"[semclip-eval] cross-dataset: {name} not found at {path}: skipped", flush=True)
             continue
@@ -991,11 +1165,14 @@ def run(args: argparse.Namespace) -> Dict[str, int]:
     table_snrs = parse_snr_list(args.table_snrs)
     cross_snrs = parse_snr_list(args.cross_snrs)
     Ls = parse_int_list(args.channel_uses)
+    extra_Ls = parse_extra_channel_uses(args.extra_channel_uses, bw_systems)
     datasets = parse_datasets(args.datasets)
     for name in ("complexity_images", "batch_size", "train_steps", "train_batch_size"):
         v = getattr(args, name)
         if not isinstance(v, int) or v < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive int, got {v!r}")
+    if args.tapl_steps is not None and (not isinstance(args.tapl_steps, int) or args.tapl_steps < 1):
+        raise ValueError(f"--tapl-steps must be a positive int, got {args.tapl_steps!r}")
     if args.snr_channel_uses is not None and args.snr_channel_uses < 1:  # 0 must not silently mean "N/2"
         raise ValueError(f"--snr-channel-uses must be a positive int, got {args.snr_channel_uses!r}")
     out = Path(args.out)
@@ -1013,7 +1190,7 @@ def run(args: argparse.Namespace) -> Dict[str, int]:
         if "snr" in studies:
             added["snr"] = study_snr(ctx, systems, snrs, table_snrs)
         if "bandwidth" in studies:
-            added["bandwidth"] = study_bandwidth(ctx, bw_systems, Ls, args.bandwidth_snr)
+            added["bandwidth"] = study_bandwidth(ctx, bw_systems, Ls, args.bandwidth_snr, extra_Ls)
         if "cross" in studies:
             if datasets:
                 added["cross"] = study_cross(ctx, systems, datasets, cross_snrs)

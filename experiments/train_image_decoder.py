@@ -47,7 +47,7 @@ given value), rather than silently training on with the checkpoint's:
 * must match: ``--blip2-checkpoint``, ``--sd-checkpoint``, ``--init-decoder``, ``--encoder-dtype``,
   ``--image-size``, ``--no-labels``, ``--limit``, ``--batch-size``, ``--grad-accum``, ``--lr``,
   ``--projection-lr``, ``--t-range``, ``--mixed-precision``, ``--freeze-unet``,
-  ``--train-text-encoder``, ``--cond-drop-prob``, ``--train-snr-db``, ``--channel``, ``--seed``, the
+  ``--train-text-encoder``, ``--cond-drop-prob``, ``--train-snr-db``, ``--channel``, ``--equalizer``, ``--seed``, the
   number of processes (``torchrun --nproc_per_node`` x nodes) and the number of training images;
 * may change, and are applied: ``--steps`` (the total; a larger value extends the run),
   ``--save-every``, ``--keep``, ``--device``, ``--allow-download``, ``--vlf-cache``, and the
@@ -334,6 +334,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--cond-drop-prob", type=float, default=0.0, help="condition dropout (for guidance)")
     g.add_argument("--train-snr-db", default=None, help="lo:hi: send VLFs through the channel at random SNR")
     g.add_argument("--channel", default="awgn", choices=("awgn", "rayleigh", "rician"))
+    g.add_argument("--equalizer", default="mmse", choices=("zf", "mmse"),
+                   help="receiver equaliser of the analog VLF in training (default mmse, as vlf-msc-eval)")
     g.add_argument("--seed", type=int, default=0)
     g = parser.add_argument_group("output")
     g.add_argument("--out", required=True)
@@ -383,7 +385,7 @@ def _defining_options(args: argparse.Namespace, tcfg, snr_range) -> Dict[str, An
             "--mixed-precision": args.mixed_precision, "--freeze-unet": bool(args.freeze_unet),
             "--train-text-encoder": bool(args.train_text_encoder), "--cond-drop-prob": args.cond_drop_prob,
             "--train-snr-db": list(snr_range) if snr_range is not None else None, "--channel": args.channel,
-            "--seed": args.seed}
+            "--equalizer": args.equalizer, "--seed": args.seed}
 
 
 def _train(args, info, tcfg, snr_range, out: Path) -> int:
@@ -421,6 +423,7 @@ def _train(args, info, tcfg, snr_range, out: Path) -> int:
     cache = args.vlf_cache if args.vlf_cache is not None else str(out / "vlf_cache")
     system = VLFMSC(encoder, image_decoder=decoder, channel=args.channel,
                     config=VLFMSCConfig(decode_text=False, channel=args.channel, channel_seed=seed,
+                                        equalizer=args.equalizer,
                                         vlf_cache_dir=None if cache.lower() == "none" else cache))
     try:
         if resume_from is not None:

@@ -81,7 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--train-snr-db", default="-5:10",
                    help="lo:hi Es/N0 range in dB, one uniform draw per example (default -5:10); 'none' = clean")
     g.add_argument("--channel", default="awgn", choices=("awgn", "rayleigh", "rician"))
-    g.add_argument("--equalizer", default="zf", choices=("zf", "mmse"))
+    g.add_argument("--equalizer", default="mmse", choices=("zf", "mmse"),
+                   help="receiver equaliser of the analog VLF in training (default mmse, as vlf-msc-eval)")
     g.add_argument("--seed", type=int, default=0)
     g = parser.add_argument_group("output")
     g.add_argument("--out", required=True)

@@ -40,7 +40,7 @@ from typing import Dict, List, Optional, Sequence
 __all__ = ["add_arguments", "main", "build_config", "write_grid", "snr_dirname", "transmit_per_item", "item_latents"]
 
 _COLUMNS_KEYS = ("image", "snr_db")
-_COLUMNS_VALUES = ("name", "channel", "caption", "reference", "label", "image_file", "n_ch")
+_COLUMNS_VALUES = ("name", "channel", "equalizer", "caption", "reference", "label", "image_file", "n_ch")
 
 
 def transmit_per_item(system, vlf, snr_db: float, seeds: Sequence[int]):
@@ -75,10 +75,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--input-size", type=int, default=256, help="input resize/centre-crop side (default 256)")
     g = parser.add_argument_group("channel")
     g.add_argument("--channel", default="awgn", choices=("awgn", "rayleigh", "rician"),
-                   help="channel model (default awgn); Rayleigh is per-symbol with ZF equalisation")
+                   help="channel model (default awgn); Rayleigh is per-symbol, equalised by --equalizer")
     g.add_argument("--snr-db", default="-5:10:2.5",
                    help="Es/N0 points in dB: start:stop:step (inclusive) or a comma list (default -5:10:2.5)")
-    g.add_argument("--equalizer", default="zf", choices=("zf", "mmse"))
+    g.add_argument("--equalizer", default="mmse", choices=("zf", "mmse"),
+                   help="receiver equaliser of the analog VLF (default mmse; zf divides by h and blows up deep "
+                        "fades on Rayleigh)")
     g.add_argument("--seed", type=int, default=0, help="channel and diffusion seed (default 0)")
     g = parser.add_argument_group("models")
     g.add_argument("--blip2-checkpoint", "--checkpoint", dest="blip2_checkpoint",
@@ -246,13 +248,18 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"semcom vlf-msc: error: {exc}", file=sys.stderr)
         return 2
-    table = open_table(out / "captions.csv", _COLUMNS_KEYS, _COLUMNS_VALUES)
-    done = table.finished_keys()
-    other = sorted({r["channel"] for r in table.rows()} - {args.channel})
-    if other:  # rows are keyed by (image, SNR): never count another channel's rows as finished
-        print(f"semcom vlf-msc: {str(out)!r} holds results for channel(s) {other}, not {args.channel!r}; "
-              "use a new --out or delete it", file=sys.stderr)
+    try:  # a folder written before the equalizer column existed has another header: refused, named
+        table = open_table(out / "captions.csv", _COLUMNS_KEYS, _COLUMNS_VALUES)
+    except ValueError as exc:
+        print(f"semcom vlf-msc: {exc}", file=sys.stderr)
         return 2
+    done = table.finished_keys()
+    for col, now in (("channel", args.channel), ("equalizer", args.equalizer)):
+        other = sorted({r[col] for r in table.rows()} - {now})
+        if other:  # rows are keyed by (image, SNR): never count another channel's rows as finished
+            print(f"semcom vlf-msc: {str(out)!r} holds results for {col} {other}, not {now!r}; "
+                  "use a new --out or delete it", file=sys.stderr)
+            return 2
     with RunManifest(out, args=vars(args), seed=args.seed, command="semcom vlf-msc",
                      extra={"ledger": ledger, "snr_db": snrs}) as manifest:
         batches = [list(range(i, min(i + args.batch_size, len(ds)))) for i in range(0, len(ds), args.batch_size)]
@@ -291,6 +298,7 @@ def main(args: argparse.Namespace) -> int:
                         arr = (imgs[k].permute(1, 2, 0).cpu().numpy() * 255).round().astype("uint8")
                         Image.fromarray(arr).save(out / rel)
                     table.append({"image": it["path"], "snr_db": snr, "name": name, "channel": args.channel,
+                                  "equalizer": args.equalizer,
                                   "caption": caps[k], "reference": it["caption"] or "", "label": it["label"] or "",
                                   "image_file": rel, "n_ch": ledger["n_ch"]})
                     written += 1

@@ -2,7 +2,7 @@
 
 Example
 -------
-``semcom vlf-msc-eval --images data/val --captions data/val/captions.csv --snr-db=-5:10:2.5 --channel awgn
+``semcom vlf-msc-eval --images data/val --snr-db=-5:10:2.5 --channel awgn
 --blip2-checkpoint Salesforce/blip2-opt-6.7b --image-decoder runs/imgdec/checkpoint-0010000
 --deepsc-checkpoint runs/deepsc/model --out runs/vlf_msc_eval``
 
@@ -34,7 +34,8 @@ value that channel is 10 log10(4) = 6.02 dB more favourable than uncoded 16-QAM 
 
 The "BLIP-2 caption" given to the baselines is produced once per image from the *noiseless* VLF:
 ``--baseline-caption blip2`` (default) decodes it the BLIP-2 way (all ``N`` query tokens through
-BLIP-2's own ``language_projection``); ``--baseline-caption vlf-msc`` uses VLF-MSC's text decoder.
+BLIP-2's own ``language_projection``, kept also when ``--text-projection`` gives VLF-MSC a fine-tuned
+``W_proj``); ``--baseline-caption vlf-msc`` uses VLF-MSC's text decoder.
 The captions are cached in ``OUT/baseline_captions.csv``. Every image is encoded by BLIP-2 once
 (:meth:`semantic.vlf_msc.VLFMSC.encode`, cached on disk in ``--vlf-cache``) for all SNR points.
 One channel object (``--channel``, seeded with ``--seed``) is shared by all systems; each
@@ -43,22 +44,35 @@ One channel object (``--channel``, seeded with ``--seed``) is shared by all syst
 
 Metrics
 -------
-* Text (vs the ground-truth caption of ``--captions``): BLEU-1, BLEU-4 (sacrebleu sentence BLEU,
+* Text reference (``--reference``): ``blip2`` (default) is the clean-channel BLIP-2 caption of each
+  image (the caption above, ``baseline_captions.csv`` mode ``blip2``): the paper's "original text", which
+  VLF-MSC reproduces word for word at high SNR and which the text baselines transmit. ``csv`` scores
+  against the ``--captions`` CSV instead; with the Open Images recipe those are Localized Narratives
+  paragraphs, against which even a perfect BLIP-2-style caption scores BLEU-1 ~0.015 (1.000 against
+  the BLIP-2 reference). ``metrics.csv`` records which in its ``reference`` column.
+* Text (vs the reference): BLEU-1, BLEU-4 (sacrebleu sentence BLEU,
   reported on a 0-1 scale) and BERTScore F1 (``--bertscore-model``, default ``roberta-large`` layer 17).
   Hypotheses and references are both normalised with DeepSC's :func:`baselines.deepsc.preprocess_sentence`
   (lower case, punctuation split) so that no system is scored on casing (``--raw-text`` to disable).
-* Image: LPIPS (AlexNet, vs the input image at ``--image-size``) and CLIP score (generated image vs the
-  ground-truth caption; ``--clip-model``/``--clip-pretrained``).
+* Image: LPIPS (AlexNet, vs the input image at ``--image-size``), CLIP score (generated image vs the
+  reference caption; ``--clip-model``/``--clip-pretrained``), and PSNR, SSIM, MS-SSIM vs the input image
+  (torchmetrics, :func:`semantic.metrics.image_quality`; MS-SSIM needs sides of >= 161 px and is left
+  empty below, the manifest says so).
+* Equaliser: VLF-MSC's analog VLF uses ``--equalizer`` (default ``mmse``: ZF's received-VLF NMSE on
+  per-symbol Rayleigh is 16 at 0 dB), DeepSC ``--deepsc-equalizer`` (default ``mmse``), the digital
+  baselines ZF (what their demapper needs); ``metrics.csv`` records each row's in ``equalizer``.
 
 Outputs (``--out``)
 -------------------
 * ``metrics.csv``: one row per (system, channel, SNR): ``system, modality, channel, snr_db, channel_uses,
   bleu1, bleu4, bertscore_f1, lpips, clip_score`` (empty where not applicable; ``channel_uses`` is the
   mean complex channel uses per image), then ``n_items`` and the 95 % CI bounds ``<metric>_ci_low``,
-  ``<metric>_ci_high`` and ``channel_uses_min``/``channel_uses_max``.
+  ``<metric>_ci_high``, ``channel_uses_min``/``channel_uses_max``, ``equalizer`` and ``reference``
+  (metrics: ``bleu1, bleu4, bertscore_f1, lpips, clip_score, psnr, ssim, ms_ssim``).
 * ``items.csv``: one row per (system, SNR, image): the received caption (text systems and Img2Img-SC's
   prompt), the generated image file, the channel uses and per-item metrics.
-* ``fig_text.png`` (BLEU-1, BLEU-4, BERTScore F1 vs SNR) and ``fig_image.png`` (LPIPS, CLIP score vs SNR),
+* ``fig_text.png`` (BLEU-1, BLEU-4, BERTScore F1 vs SNR), ``fig_image.png`` (LPIPS, CLIP score vs SNR) and
+  ``fig_image_quality.png`` (PSNR, SSIM, MS-SSIM),
   assembled from the single-metric plots ``fig_<metric>.png`` drawn by :mod:`experiments.plots`; the
   x axis is "Es/N0 per complex channel use [dB]".
 * ``grid.png`` (VLF-MSC: input + one column per SNR, generated image with its caption) and
@@ -79,11 +93,12 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from experiments.ber import positive_int_arg
 
 __all__ = ["SYSTEMS", "MODALITY", "METRICS", "METRIC_COLUMNS", "ITEM_COLUMNS", "add_arguments", "main",
+           "EvalRefused",
            "metrics_table", "write_figures", "write_grids"]
 
 SYSTEMS = ("vlf-msc", "ascii-hamming", "deepsc", "img2img-sc", "img2img-sc-bsc")
@@ -92,30 +107,39 @@ MODALITY = {"vlf-msc": "text+image", "ascii-hamming": "text", "deepsc": "text", 
 LABELS = {"vlf-msc": "VLF-MSC", "ascii-hamming": "ASCII + Hamming(7,4) + 16-QAM", "deepsc": "DeepSC",
           "img2img-sc": "Img2Img-SC (bit-true)", "img2img-sc-bsc": "Img2Img-SC (BSC shortcut)"}
 TEXT_METRICS = ("bleu1", "bleu4", "bertscore_f1")
-IMAGE_METRICS = ("lpips", "clip_score")
+IMAGE_METRICS = ("lpips", "clip_score", "psnr", "ssim", "ms_ssim")
+REFERENCES = ("blip2", "csv")
 METRICS = TEXT_METRICS + IMAGE_METRICS
 _KEYS = ("system", "channel", "snr_db")
 METRIC_COLUMNS = (("system", "modality", "channel", "snr_db", "channel_uses") + METRICS + ("n_items",)
                   + tuple(f"{m}_{b}" for m in METRICS for b in ("ci_low", "ci_high"))
-                  + ("channel_uses_min", "channel_uses_max"))
+                  + ("channel_uses_min", "channel_uses_max", "equalizer", "reference"))
 _ITEM_KEYS = ("system", "channel", "snr_db", "image")
 ITEM_COLUMNS = _ITEM_KEYS + ("name", "reference", "sent_caption", "caption", "image_file", "channel_uses") + METRICS
 _AXIS = {"bleu1": "BLEU-1 (0-1)", "bleu4": "BLEU-4 (0-1)", "bertscore_f1": "BERTScore F1",
-         "lpips": "LPIPS (AlexNet; lower is better)", "clip_score": "CLIP score (100 x cosine)"}
+         "lpips": "LPIPS (AlexNet; lower is better)", "clip_score": "CLIP score (100 x cosine)",
+         "psnr": "PSNR [dB]", "ssim": "SSIM", "ms_ssim": "MS-SSIM"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("data")
     g.add_argument("--images", required=True, help="folder of input images")
-    g.add_argument("--captions", required=True,
-                   help="CSV with columns image,caption[,label]: the ground-truth captions (text metric references, "
-                        "CLIP-score captions)")
+    g.add_argument("--captions", default=None,
+                   help="CSV with columns image,caption[,label]: the dataset's captions (the text reference and the "
+                        "CLIP-score caption with --reference csv; required then)")
+    g.add_argument("--reference", default="blip2", choices=REFERENCES,
+                   help="text reference of BLEU/BERTScore and caption of the CLIP score: 'blip2' (default; the clean-"
+                        "channel BLIP-2 caption of each image, the paper's 'original text', computed once and cached "
+                        "in OUT/baseline_captions.csv) or 'csv' (the --captions CSV, e.g. Localized Narratives)")
     g.add_argument("--max-images", type=positive_int_arg, default=None, help="use only the first N images")
     g.add_argument("--image-size", type=positive_int_arg, default=256,
                    help="input resize/centre-crop side and generated image side in pixels (default 256)")
     g = parser.add_argument_group("channel")
     g.add_argument("--channel", default="awgn", choices=("awgn", "rayleigh"),
-                   help="channel model shared by all systems (default awgn; Rayleigh: per-symbol, ZF)")
+                   help="channel model shared by all systems (default awgn; Rayleigh: per-symbol)")
+    g.add_argument("--equalizer", default="mmse", choices=("mmse", "zf"),
+                   help="equaliser of VLF-MSC's analog VLF (default mmse, as DeepSC's --deepsc-equalizer; the digital "
+                        "baselines always use ZF, the unbiased estimate their demapper needs)")
     g.add_argument("--snr-db", default="-5:10:2.5",
                    help="Es/N0 per complex channel use in dB: start:stop:step (inclusive) or a comma list "
                         "(default -5:10:2.5); write negative starts as --snr-db=-5:10:2.5")
@@ -131,8 +155,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--text-projection", default=None, help="fine-tuned VLF-MSC W_proj folder (default: BLIP-2's)")
     g.add_argument("--text-mode", default="pooled", choices=("pooled", "blip2"), help="VLF-MSC text decoder mode")
     g.add_argument("--baseline-caption", default="blip2", choices=("blip2", "vlf-msc"),
-                   help="caption given to the baselines: BLIP-2's native captioning of the noiseless VLF (default) "
-                        "or VLF-MSC's text decoder on the noiseless VLF")
+                   help="caption given to the baselines: BLIP-2's native captioning of the noiseless VLF (default; "
+                        "BLIP-2's own language projection, also with --text-projection) or VLF-MSC's text decoder "
+                        "on the noiseless VLF")
     g.add_argument("--steps", type=positive_int_arg, default=50, help="VLF-MSC DDIM steps (default 50)")
     g.add_argument("--guidance-scale", type=float, default=1.0, help="VLF-MSC classifier-free guidance (default 1)")
     g.add_argument("--max-new-tokens", type=positive_int_arg, default=30)
@@ -140,12 +165,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("baselines")
     g.add_argument("--deepsc-checkpoint", default=None, help="trained DeepSC folder (save_pretrained layout)")
     g.add_argument("--deepsc-equalizer", default="mmse", choices=("mmse", "zf"))
+    g.add_argument("--deepsc-min-coverage", type=float, default=0.9,
+                   help="refuse a DeepSC checkpoint whose vocabulary covers less than this share of the baselines' "
+                        "caption tokens (default 0.9; words outside it become <unk>); 0 disables the check")
     g.add_argument("--ascii-code", default="hamming74", help="code of the ASCII baseline (default hamming74)")
     g.add_argument("--ascii-modulation", default="16qam", help="modulation of the ASCII baseline (default 16qam)")
     g.add_argument("--img2img-steps", type=positive_int_arg, default=50, help="Img2Img-SC DDIM steps (default 50)")
     g.add_argument("--img2img-strength", type=float, default=0.6, help="Img2Img-SC strength (default 0.6)")
     g.add_argument("--img2img-guidance", type=float, default=9.0, help="Img2Img-SC guidance scale (default 9)")
     g.add_argument("--img2img-bits", type=positive_int_arg, default=8, help="latent quantiser bits (default 8)")
+    g.add_argument("--budget", default="paper", choices=("paper", "matched"),
+                   help="channel uses of the baselines: 'paper' (default; the paper's protocol, unmatched: Img2Img-SC "
+                        "~8.3k, text 80-160 vs VLF-MSC's 12288 at 256 px) or 'matched' (Img2Img-SC's latent gets the "
+                        "finest quantisation whose every image fits VLF-MSC's channel uses, replacing --img2img-bits; "
+                        "the text baselines' budgets are fixed by their codes and stay unmatched, said in the "
+                        "manifest)")
     g.add_argument("--img2img-code", default="none", help="code of bit-true Img2Img-SC (default none)")
     g.add_argument("--img2img-modulation", default="16qam", help="Img2Img-SC modulation (default 16qam)")
     g.add_argument("--img2img-bsc-mode", default="bsc", choices=("bsc", "public-code"),
@@ -239,7 +273,8 @@ def write_figures(rows: Sequence[Dict[str, str]], out: Path) -> Dict[str, str]:
         written[metric] = plot_metric_vs_snr(series, out / f"fig_{metric}.png", snr_type="esno",
                                              ylabel=_AXIS[metric], errors=errors,
                                              title=f"{_AXIS[metric].split(' (')[0]} vs SNR (95% CI)")
-    for name, group in (("text", TEXT_METRICS), ("image", IMAGE_METRICS)):
+    for name, group in (("text", TEXT_METRICS), ("image", ("lpips", "clip_score")),
+                        ("image_quality", ("psnr", "ssim", "ms_ssim"))):
         parts = [written[m] for m in group if m in written]
         if parts:
             written[name] = _compose(parts, out / f"fig_{name}.png")
@@ -273,6 +308,7 @@ class _Scorers:
         self.args = args
         self.device = device
         self._bs = self._lp = self._cs = None
+        self.skipped: Dict[str, str] = {}
 
     def _norm(self, texts: Sequence[str]) -> List[str]:
         if self.args.raw_text:
@@ -303,7 +339,7 @@ class _Scorers:
     def image(self, images, references, captions: Sequence[str]):
         import torch
 
-        from semantic.metrics import LPIPS, ClipScore
+        from semantic.metrics import IMAGE_QUALITY_METRICS, LPIPS, MS_SSIM_MIN_SIDE, ClipScore, image_quality
 
         if self._lp is None:
             self._lp = LPIPS(device=self.device, backbone_path=self.args.lpips_backbone,
@@ -320,7 +356,14 @@ class _Scorers:
                                                      align_corners=False, antialias=True).clamp(0, 1)
         lp = self._lp(images.float().cpu(), references.float().cpu())
         cs = self._cs(images.float().cpu(), list(captions))
-        return {"lpips": list(lp.values), "clip_score": list(cs.values)}
+        out = {"lpips": list(lp.values), "clip_score": list(cs.values)}
+        qual = [m for m in IMAGE_QUALITY_METRICS if m != "ms_ssim" or min(images.shape[-2:]) >= MS_SSIM_MIN_SIDE]
+        self.skipped = {} if "ms_ssim" in qual else {
+            "ms_ssim": f"not computed: images of {tuple(images.shape[-2:])} px, MS-SSIM needs sides >= "
+                       f"{MS_SSIM_MIN_SIDE} px"}
+        out.update({m: list(r.values) for m, r in image_quality(images.float().cpu(), references.float().cpu(),
+                                                                  qual).items()})
+        return out
 
     def details(self) -> Dict[str, Any]:
         d: Dict[str, Any] = {}
@@ -330,16 +373,19 @@ class _Scorers:
             d["lpips"] = self._lp.details
         if self._cs is not None:
             d["clip_score"] = self._cs.details
+            d["psnr_ssim_ms_ssim"] = {"library": "torchmetrics", "data_range": 1.0, "vs": "the input image",
+                                      **self.skipped}
         return d
 
 
 def _summary_row(system: str, channel: str, snr: float, uses: Sequence[int],
-                 per_item: Dict[str, List[float]]) -> Dict[str, Any]:
+                 per_item: Dict[str, List[float]], equalizer: str = "", reference: str = "") -> Dict[str, Any]:
     from semantic.metrics import summarize
 
     row: Dict[str, Any] = {"system": system, "modality": MODALITY[system], "channel": channel, "snr_db": snr,
                            "channel_uses": sum(uses) / len(uses), "n_items": len(uses),
-                           "channel_uses_min": min(uses), "channel_uses_max": max(uses)}
+                           "channel_uses_min": min(uses), "channel_uses_max": max(uses), "equalizer": equalizer,
+                           "reference": reference}
     for m in METRICS:
         if m in per_item:
             s = summarize(per_item[m], m)
@@ -362,6 +408,33 @@ def _save_png(img, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def matched_latent_bits(max_uses: Callable[[int], int], target: int, max_bits: int = 16) -> Optional[int]:
+    """The largest latent quantiser resolution ``b`` in ``1..max_bits`` whose most expensive image costs at
+    most ``target`` channel uses (``max_uses(b)``, non-decreasing in ``b``); None if not even 1 bit fits.
+
+    Example
+    -------
+    >>> matched_latent_bits(lambda b: 1024 * b + 40, 12288)  # 11 bits: 11304 uses; 12 bits: 12328
+    11
+    """
+    best = None
+    for b in range(1, int(max_bits) + 1):
+        if max_uses(b) > target:
+            break
+        best = b
+    return best
+
+
+class EvalRefused(ValueError):
+    """An input that would make a system's numbers meaningless (the message says which and why)."""
+
+
+def _equalizer_of(system: str, args) -> str:
+    """The receiver equaliser of ``system`` (recorded in ``metrics.csv``): VLF-MSC's ``--equalizer``,
+    DeepSC's ``--deepsc-equalizer``, ZF for the digital baselines (the demapper's unbiased estimate)."""
+    return {"vlf-msc": args.equalizer, "deepsc": args.deepsc_equalizer}.get(system, "zf")
+
+
 def _vlf_config(args, systems: Sequence[str]):
     from semantic.vlf_msc import VLFMSCConfig
 
@@ -370,26 +443,18 @@ def _vlf_config(args, systems: Sequence[str]):
         cache = None
     return VLFMSCConfig(
         blip2_checkpoint=args.blip2_checkpoint, sd_checkpoint=args.sd_checkpoint, image_decoder=args.image_decoder,
-        text_projection=args.text_projection, text_mode=args.text_mode, channel=args.channel, channel_seed=args.seed,
+        text_projection=args.text_projection, text_mode=args.text_mode, channel=args.channel,
+        equalizer=args.equalizer, channel_seed=args.seed,
         device=args.device, dtype=args.dtype, device_map=args.device_map, decode_text=True,
         decode_images="vlf-msc" in systems, num_inference_steps=args.steps, guidance_scale=args.guidance_scale,
         image_size=args.image_size, seed=args.seed, max_new_tokens=args.max_new_tokens, num_beams=args.num_beams,
         vlf_cache_dir=cache, allow_download=True if args.allow_download else None)
 
 
-def _baseline_captioner(system, args):
-    """The decoder that writes the baselines' caption from the noiseless VLF."""
-    from semantic.text_decoder import OPTTextDecoder, SoftPromptProjection
-
-    td = system.text_decoder
-    if args.baseline_caption == "vlf-msc" or td.mode == "blip2" and args.text_projection is None:
-        return td
-    if args.text_projection is not None and args.baseline_caption == "blip2":
-        raise ValueError("--baseline-caption blip2 needs BLIP-2's own language_projection, but --text-projection "
-                         "replaces it; pass --baseline-caption vlf-msc or drop --text-projection")
-    proj = SoftPromptProjection.from_linear(td.projection.linear, mode="blip2")
-    return OPTTextDecoder(td.language_model, td.tokenizer, proj, prompt=td.prompt,
-                          max_new_tokens=td.max_new_tokens, num_beams=td.num_beams)
+def _baseline_captioner(system, mode: str):
+    """The decoder that writes a caption from the noiseless VLF: ``"blip2"`` BLIP-2's native captioning (its
+    own ``language_projection``, whatever ``--text-projection`` is), ``"vlf-msc"`` VLF-MSC's text decoder."""
+    return system.text_decoder if mode == "vlf-msc" else system.blip2_captioner()
 
 
 _SETTINGS = ("images", "captions", "max_images", "image_size", "seed", "batch_size", "blip2_checkpoint", "sd_checkpoint",
@@ -397,9 +462,10 @@ _SETTINGS = ("images", "captions", "max_images", "image_size", "seed", "batch_si
              "max_new_tokens", "num_beams", "deepsc_checkpoint", "deepsc_equalizer", "ascii_code", "ascii_modulation",
              "img2img_steps", "img2img_strength", "img2img_guidance", "img2img_bits", "img2img_code",
              "img2img_modulation", "img2img_bsc_mode", "bertscore_model", "bertscore_layers", "lpips_backbone",
-             "allow_random_lpips", "clip_model", "clip_pretrained", "clip_model_config", "raw_text")
+             "allow_random_lpips", "clip_model", "clip_pretrained", "clip_model_config", "raw_text", "equalizer",
+             "reference", "budget")
 # settings added later: the value a folder written before them was run with
-_SETTINGS_BEFORE = {"img2img_bsc_mode": "bsc"}
+_SETTINGS_BEFORE = {"img2img_bsc_mode": "bsc", "equalizer": "zf", "reference": "csv", "budget": "paper"}
 
 
 def _check_settings(out: Path, args) -> Optional[str]:
@@ -452,6 +518,13 @@ def main(args: argparse.Namespace) -> int:
         print(f"{prog}: system 'deepsc' needs --deepsc-checkpoint DIR (a trained DeepSC folder, e.g. from "
               "baselines.deepsc.train); or leave deepsc out of --systems", file=sys.stderr)
         return 2
+    if not 0.0 <= args.deepsc_min_coverage <= 1.0:
+        print(f"{prog}: --deepsc-min-coverage must be in [0, 1], got {args.deepsc_min_coverage}", file=sys.stderr)
+        return 2
+    if args.budget == "matched" and "img2img-sc-bsc" in systems and args.img2img_bsc_mode == "public-code":
+        print(f"{prog}: --budget matched changes the latent quantisation, which the public code's channel "
+              "(float64 latent bits) does not have; drop img2img-sc-bsc or use --img2img-bsc-mode bsc", file=sys.stderr)
+        return 2
     if not 0.0 < args.img2img_strength <= 1.0:
         print(f"{prog}: --img2img-strength must be in (0, 1], got {args.img2img_strength}", file=sys.stderr)
         return 2
@@ -461,11 +534,15 @@ def main(args: argparse.Namespace) -> int:
               f"--channel awgn and --img2img-modulation 16qam, got {args.channel!r} and "
               f"{args.img2img_modulation!r}", file=sys.stderr)
         return 2
+    if args.reference == "csv" and not args.captions:
+        print(f"{prog}: --reference csv scores text against the --captions CSV; pass --captions FILE or use "
+              "--reference blip2", file=sys.stderr)
+        return 2
     ds = ImageCaptionDataset(args.images, args.captions, size=args.image_size, limit=args.max_images, unique=True)
     missing = [it["path"] for it in ds.items if not it["caption"]]
-    if missing:
-        print(f"{prog}: the captions CSV gives no caption for {len(missing)} image(s), e.g. {missing[0]!r}; every "
-              "image needs a ground-truth caption", file=sys.stderr)
+    if missing and args.reference == "csv":
+        print(f"{prog}: the captions CSV gives no caption for {len(missing)} image(s), e.g. {missing[0]!r}; with "
+              "--reference csv every image needs one", file=sys.stderr)
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -473,41 +550,48 @@ def main(args: argparse.Namespace) -> int:
     if problem:
         print(f"{prog}: {problem}", file=sys.stderr)
         return 2
-    table = metrics_table(out)
-    items = items_table(out)
+    try:  # a folder from before the equalizer/reference/image-quality columns has another header: named, refused
+        table = metrics_table(out)
+        items = items_table(out)
+    except ValueError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
     done = table.finished_keys()
     done_items = items.finished_keys()
     todo = [(si, snr, s) for si, snr in enumerate(snrs) for s in systems
             if (s, args.channel, format_value(float(snr))) not in done]
-    refs = [it["caption"] for it in ds.items]
     n = len(ds)
     batches = [list(range(i, min(i + args.batch_size, n))) for i in range(0, n, args.batch_size)]
     written = 0
-    with RunManifest(out, args=vars(args), seed=args.seed, command=prog,
-                     extra={"snr_db": snrs, "systems": systems, "num_images": n,
-                            "snr_convention": "Es/N0 per complex channel use"}) as manifest:
-        if todo:
-            written, extra = _run(args, ds, snrs, systems, todo, batches, refs, out, table, items, done_items)
-            manifest.update(**extra)
-        manifest.update(rows_written=written, rows_resumed=len(snrs) * len(systems) - len(todo))
-        prev = _previous_outputs(out)
-        if written or not prev or not all(os.path.isfile(p) for p in prev.values()):
-            rows = [r for r in table.rows() if r["channel"] == args.channel]
-            figs = write_figures(rows, out)
-            grids = write_grids([r for r in items.rows() if r["channel"] == args.channel], snrs, out,
-                                args.grid_rows, args.image_size)
-            _previous_outputs(out, {**{f"fig_{k}": v for k, v in figs.items()},
-                                    **{f"grid_{k}": v for k, v in grids.items()}})
-        else:  # nothing new: the figures and grids on disk are up to date
-            figs = {k[4:]: v for k, v in prev.items() if k.startswith("fig_")}
-            grids = {k[5:]: v for k, v in prev.items() if k.startswith("grid_")}
-        manifest.update(figures=figs, grids=grids)
+    try:  # a refused input (EvalRefused) is recorded as failed in the manifest and exits with status 2
+        with RunManifest(out, args=vars(args), seed=args.seed, command=prog,
+                         extra={"snr_db": snrs, "systems": systems, "num_images": n,
+                                "snr_convention": "Es/N0 per complex channel use"}) as manifest:
+            if todo:
+                written, extra = _run(args, ds, snrs, systems, todo, batches, out, table, items, done_items)
+                manifest.update(**extra)
+            manifest.update(rows_written=written, rows_resumed=len(snrs) * len(systems) - len(todo))
+            prev = _previous_outputs(out)
+            if written or not prev or not all(os.path.isfile(p) for p in prev.values()):
+                rows = [r for r in table.rows() if r["channel"] == args.channel]
+                figs = write_figures(rows, out)
+                grids = write_grids([r for r in items.rows() if r["channel"] == args.channel], snrs, out,
+                                    args.grid_rows, args.image_size)
+                _previous_outputs(out, {**{f"fig_{k}": v for k, v in figs.items()},
+                                        **{f"grid_{k}": v for k, v in grids.items()}})
+            else:  # nothing new: the figures and grids on disk are up to date
+                figs = {k[4:]: v for k, v in prev.items() if k.startswith("fig_")}
+                grids = {k[5:]: v for k, v in prev.items() if k.startswith("grid_")}
+            manifest.update(figures=figs, grids=grids)
+    except EvalRefused as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
     print(f"wrote {out / 'metrics.csv'} ({written} new rows of {len(snrs) * len(systems)}), "
           f"{len(figs)} figure(s), {len(grids)} grid(s)")
     return 0
 
 
-def _run(args, ds, snrs, systems, todo, batches, refs, out: Path, table, items, done_items) -> Tuple[int, dict]:
+def _run(args, ds, snrs, systems, todo, batches, out: Path, table, items, done_items) -> Tuple[int, dict]:
     import torch
 
     from experiments.results import format_value, open_table
@@ -535,23 +619,36 @@ def _run(args, ds, snrs, systems, todo, batches, refs, out: Path, table, items, 
         batch = collate_images([ds[i] for i in idx])
         inputs[bi] = batch["image"]
         vlfs[bi] = system.encode(batch["image"], keys=[file_sha1(p) for p in batch["path"]])
-    base_caps: List[str] = []
-    if need & {"ascii-hamming", "deepsc", "img2img-sc", "img2img-sc-bsc"}:
-        cap_table = open_table(out / "baseline_captions.csv", ("image", "mode"), ("name", "caption"))
-        cached = {r["image"]: r["caption"] for r in cap_table.rows() if r["mode"] == args.baseline_caption}
+    cap_table = None
+    cached_caps: Dict[str, Dict[str, str]] = {}
+
+    def clean_captions(mode: str) -> List[str]:
+        """One caption per image from its noiseless VLF (``mode``: blip2 | vlf-msc), computed once and cached
+        in ``OUT/baseline_captions.csv``."""
+        nonlocal cap_table
+        if cap_table is None:
+            cap_table = open_table(out / "baseline_captions.csv", ("image", "mode"), ("name", "caption"))
+            for r in cap_table.rows():
+                cached_caps.setdefault(r["mode"], {})[r["image"]] = r["caption"]
+        cached = cached_caps.setdefault(mode, {})
         captioner = None
         for bi, idx in enumerate(batches):
             if all(paths[i] in cached for i in idx):
                 continue
-            captioner = captioner or _baseline_captioner(system, args)
+            captioner = captioner or _baseline_captioner(system, mode)
             caps = captioner.generate(vlfs[bi])
             for k, i in enumerate(idx):
                 if paths[i] in cached:  # keep a cached caption (never two rows per image)
                     continue
-                cap_table.append({"image": paths[i], "mode": args.baseline_caption, "name": ds.name(i),
-                                  "caption": caps[k]})
+                cap_table.append({"image": paths[i], "mode": mode, "name": ds.name(i), "caption": caps[k]})
                 cached[paths[i]] = caps[k]
-        base_caps = [cached[p] for p in paths]
+        return [cached[p] for p in paths]
+
+    base_caps: List[str] = []
+    if need & {"ascii-hamming", "deepsc", "img2img-sc", "img2img-sc-bsc"}:
+        base_caps = clean_captions(args.baseline_caption)
+    # the text reference (and CLIP-score caption): the clean BLIP-2 caption, or the dataset's CSV caption
+    refs = clean_captions("blip2") if args.reference == "blip2" else [it["caption"] for it in ds.items]
 
     # -- baselines ---------------------------------------------------------------------------------
     ascii_tx = deepsc = None
@@ -563,12 +660,19 @@ def _run(args, ds, snrs, systems, todo, batches, refs, out: Path, table, items, 
         ascii_tx = AsciiHamming(channel, AsciiHammingConfig(code=args.ascii_code, modulation=args.ascii_modulation),
                                 device=device)
     if "deepsc" in need:
-        from baselines.deepsc import DeepSC
+        from baselines.deepsc import DeepSC, vocabulary_coverage
         from semantic.checkpoints import resolve_checkpoint
 
         path = resolve_checkpoint(args.deepsc_checkpoint, what="DeepSC", required_files=("config.json",),
                                   option="--deepsc-checkpoint")
         deepsc = DeepSC.from_pretrained(str(path)).to(device).eval()
+        share = vocabulary_coverage(deepsc.vocab, base_caps)
+        extra["deepsc_vocabulary_coverage"] = share
+        if share < args.deepsc_min_coverage:
+            raise EvalRefused(
+                f"the DeepSC checkpoint {str(path)!r} covers {100 * share:.1f} % of the baselines' caption tokens "
+                f"(< --deepsc-min-coverage {100 * args.deepsc_min_coverage:g} %): the other words would be sent as "
+                "<unk>. Train DeepSC on captions (README: 'DeepSC on captions'), or lower --deepsc-min-coverage")
     if need & {"img2img-sc", "img2img-sc-bsc"}:
         from baselines.img2img_sc import Img2ImgSC, Img2ImgSCConfig, load_sd_components
 
@@ -582,13 +686,26 @@ def _run(args, ds, snrs, systems, todo, batches, refs, out: Path, table, items, 
                                     allow_download=True if args.allow_download else None))
         for s, mode in (("img2img-sc", "bit-true"), ("img2img-sc-bsc", args.img2img_bsc_mode)):
             if s in need:
-                cfg = Img2ImgSCConfig(sd_checkpoint=args.sd_checkpoint, mode=mode, latent_bits=args.img2img_bits,
-                                      modulation=args.img2img_modulation,
-                                      code=args.img2img_code if mode == "bit-true" else "none",
-                                      strength=args.img2img_strength, guidance_scale=args.img2img_guidance,
-                                      num_inference_steps=args.img2img_steps, image_size=args.image_size,
-                                      seed=args.seed)
-                img2img[s] = Img2ImgSC(**parts, channel=channel, config=cfg)
+                def build(bits, mode=mode):
+                    cfg = Img2ImgSCConfig(sd_checkpoint=args.sd_checkpoint, mode=mode, latent_bits=bits,
+                                          modulation=args.img2img_modulation,
+                                          code=args.img2img_code if mode == "bit-true" else "none",
+                                          strength=args.img2img_strength, guidance_scale=args.img2img_guidance,
+                                          num_inference_steps=args.img2img_steps, image_size=args.image_size,
+                                          seed=args.seed)
+                    return Img2ImgSC(**parts, channel=channel, config=cfg)
+
+                bits = args.img2img_bits
+                if args.budget == "matched":
+                    target = system.channel_uses()
+                    bits = matched_latent_bits(lambda b: max(build(b).channel_uses(base_caps)), target)
+                    if bits is None:
+                        raise EvalRefused(
+                            f"--budget matched: {s} cannot fit VLF-MSC's {target} channel uses per image even with "
+                            f"1-bit latents ({max(build(1).channel_uses(base_caps))} uses); use --budget paper")
+                    extra.setdefault("budget", {})[s] = {"latent_bits": bits, "target_channel_uses": target,
+                                                         "max_channel_uses": max(build(bits).channel_uses(base_caps))}
+                img2img[s] = build(bits)
         lat_cache: Dict[Tuple[int, bool], torch.Tensor] = {}  # (batch, posterior sampled)
     truncated = 0
 
@@ -658,15 +775,21 @@ def _run(args, ds, snrs, systems, todo, batches, refs, out: Path, table, items, 
                           "caption": outs_caps[i] if outs_caps[i] is not None else "", "image_file": rel,
                           "channel_uses": uses[i],
                           **{m: per_item[m][i] if m in per_item else None for m in METRICS}})
-        table.append(_summary_row(s, args.channel, snr, uses, per_item))
+        table.append(_summary_row(s, args.channel, snr, uses, per_item, equalizer=_equalizer_of(s, args),
+                                  reference=args.reference))
         written += 1
         print(f"  {LABELS[s]} @ {snr:g} dB: " + ", ".join(f"{m}={sum(v) / len(v):.4g}" for m, v in per_item.items())
               + f", channel uses/image={sum(uses) / len(uses):.1f}")
         if s in ledger or s == "vlf-msc":
             continue
         ledger[s] = {"mean_channel_uses": sum(uses) / len(uses), "min": min(uses), "max": max(uses)}
+    if args.budget == "matched":
+        extra.setdefault("budget", {}).update({
+            s: "unmatched: its channel uses are set by its code/model (no rate-adaptive variant)"
+            for s in ("ascii-hamming", "deepsc") if s in need})
     extra.update(ledger=ledger, metric_models=scorers.details(), deepsc_truncated_captions=truncated,
-                 baseline_caption=args.baseline_caption)
+                 baseline_caption=args.baseline_caption, reference=args.reference,
+                 equalizers={s: _equalizer_of(s, args) for s in systems})
     return written, extra
 
 

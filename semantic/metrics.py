@@ -1,4 +1,4 @@
-"""Semantic metrics wrapping the field's libraries: BLEU, BERTScore, LPIPS and CLIP score.
+"""Semantic metrics wrapping the field's libraries: BLEU, BERTScore, LPIPS, CLIP score, PSNR/SSIM/MS-SSIM.
 
 Every metric takes a batch, runs on any device, and returns per-item values with their mean and a
 95 % confidence interval in a :class:`MetricResult` (composite metrics return a dict of them).
@@ -16,6 +16,9 @@ LPIPS          ``lpips`` (v0.1, alex)   per-image distance; AlexNet ImageNet tru
                                         hub cache (never downloaded) + the linear layers shipped
                                         with ``lpips``
 CLIP score     ``open_clip``            ``100 * max(cos(image, caption), 0)`` per item
+PSNR, SSIM,    ``torchmetrics``         per image, RGB in [0, 1] (``data_range`` 1): PSNR in dB;
+MS-SSIM                                 SSIM with an 11-px Gaussian window (sigma 1.5); MS-SSIM with
+                                        5 scales and Wang et al.'s weights (needs sides >= 161 px)
 =============  =======================  ===========================================================
 
 Nothing here downloads: missing weights raise ``FileNotFoundError`` naming the model, where it was
@@ -55,6 +58,9 @@ __all__ = [
     "clip_score",
     "DEFAULT_CLIP_MODEL",
     "DEFAULT_CLIP_PRETRAINED",
+    "image_quality",
+    "IMAGE_QUALITY_METRICS",
+    "MS_SSIM_MIN_SIDE",
 ]
 
 PathLike = Union[str, os.PathLike]
@@ -496,6 +502,65 @@ def lpips_distance(images: torch.Tensor, references: torch.Tensor, device: Union
                    allow_random_backbone: bool = False) -> MetricResult:
     """One-shot :class:`LPIPS`."""
     return LPIPS(device=device, allow_random_backbone=allow_random_backbone)(images, references)
+
+
+# --------------------------------------------------------------------------------------------
+# PSNR, SSIM, MS-SSIM (torchmetrics)
+# --------------------------------------------------------------------------------------------
+IMAGE_QUALITY_METRICS = ("psnr", "ssim", "ms_ssim")
+MS_SSIM_MIN_SIDE = 161  # 5 scales (4 halvings) of an 11-px window: (11 - 1) * 2**4 + 1
+
+
+def image_quality(images: torch.Tensor, references: torch.Tensor,
+                  metrics: Sequence[str] = IMAGE_QUALITY_METRICS) -> Dict[str, MetricResult]:
+    """PSNR [dB], SSIM and MS-SSIM of each image against its reference (torchmetrics).
+
+    Parameters
+    ----------
+    images, references : ``[B, 3, H, W]`` float in [0, 1], same shape.
+    metrics : subset of ``("psnr", "ssim", "ms_ssim")``. MS-SSIM needs both sides of at least
+        :data:`MS_SSIM_MIN_SIDE` (161) pixels; on smaller images it raises ``ValueError``.
+
+    Returns
+    -------
+    ``{name: MetricResult}`` with one value per image. PSNR is ``10 log10(1 / MSE)`` per image
+    (``inf`` for identical images); SSIM uses an 11-px Gaussian window with sigma 1.5, ``K1 = 0.01``,
+    ``K2 = 0.03``; MS-SSIM the 5 scales and exponents of Wang, Simoncelli & Bovik (2003).
+
+    Example
+    -------
+    >>> x = torch.full((1, 3, 32, 32), 0.5)
+    >>> r = image_quality(x + 0.1, x, metrics=("psnr", "ssim"))
+    >>> round(r["psnr"].mean, 6)
+    20.0
+    """
+    bad = [m for m in metrics if m not in IMAGE_QUALITY_METRICS]
+    if bad or not metrics:
+        raise ValueError(f"metrics must be a non-empty subset of {IMAGE_QUALITY_METRICS}, got {tuple(metrics)}")
+    images = _check_images(images, "images", (0.0, 1.0)).detach().float().cpu().clamp(0, 1)
+    references = _check_images(references, "references", (0.0, 1.0)).detach().float().cpu().clamp(0, 1)
+    if images.shape != references.shape:
+        raise ValueError(f"images and references must have the same shape, got {tuple(images.shape)} and "
+                         f"{tuple(references.shape)}")
+    if "ms_ssim" in metrics and min(images.shape[-2:]) < MS_SSIM_MIN_SIDE:
+        raise ValueError(f"MS-SSIM needs image sides of at least {MS_SSIM_MIN_SIDE} px (5 scales of an 11-px "
+                         f"window), got {tuple(images.shape[-2:])}")
+    from torchmetrics.functional.image import (multiscale_structural_similarity_index_measure,
+                                               peak_signal_noise_ratio, structural_similarity_index_measure)
+
+    out: Dict[str, MetricResult] = {}
+    details = {"library": "torchmetrics", "data_range": 1.0}
+    if "psnr" in metrics:
+        v = peak_signal_noise_ratio(images, references, data_range=1.0, reduction="none", dim=(1, 2, 3))
+        out["psnr"] = summarize(v, "psnr", details)
+    if "ssim" in metrics:
+        v = structural_similarity_index_measure(images, references, data_range=1.0, reduction="none")
+        out["ssim"] = summarize(v, "ssim", dict(details, kernel_size=11, sigma=1.5))
+    if "ms_ssim" in metrics:
+        v = multiscale_structural_similarity_index_measure(images, references, data_range=1.0, reduction="none",
+                                                           normalize="relu")
+        out["ms_ssim"] = summarize(v, "ms_ssim", dict(details, kernel_size=11, sigma=1.5, scales=5))
+    return out
 
 
 # --------------------------------------------------------------------------------------------

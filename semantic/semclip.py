@@ -51,7 +51,7 @@ from phy.conventions import bandwidth_compression_ratio
 
 from .distributed import DistInfo, all_gather_with_grad, barrier, rank_slice, unwrap, wrap_ddp
 from .jscc import JSCCCodec, contrastive_jscc_loss, sample_snr_db
-from .tapl import TAPL, CLIPTextTower, TaskPerformer, tapl_loss, zeroshot_classifier
+from .tapl import TAPL, TAPL_LOSS_DIRECTIONS, CLIPTextTower, TaskPerformer, tapl_loss, zeroshot_classifier
 
 __all__ = [
     "SemCLIPConfig",
@@ -80,7 +80,9 @@ class SemCLIPConfig:
     channel : channel name for :func:`phy.channels.make_channel` (``awgn``, ``rayleigh``...).
     equalizer : ``mmse`` or ``zf`` (used on fading channels).
     snr_train_range : (low, high) dB, SNR drawn uniformly per example in training.
-    temperature : of the contrastive JSCC loss.
+    temperature : of the contrastive JSCC loss (eq. 4 of the paper has none, i.e. 1; 0.07 is CLIP's).
+    tapl_loss : ``"i2t"`` (image-to-text cross entropy) or ``"both"`` (mean with the text-to-image term
+        over the classes present in the batch); see :func:`semantic.tapl.tapl_loss`.
     jscc_* / tapl_* : batch size, learning rate, steps.
     n_ctx, ctx_init : TAPL context length and initialisation text.
     tapl_classes_per_step : classes scored per TAPL step (the batch's labels plus random others;
@@ -103,6 +105,7 @@ class SemCLIPConfig:
     equalizer: str = "mmse"
     snr_train_range: Tuple[float, float] = (-10.0, 10.0)
     temperature: float = 0.07
+    tapl_loss: str = "i2t"
     jscc_batch_size: int = 256
     jscc_lr: float = 1e-3
     jscc_steps: int = 20000
@@ -139,6 +142,8 @@ class SemCLIPConfig:
                 raise ValueError(f"{name} (learning rate) must be a finite number > 0, got {v!r}")
         if not 0 < self.temperature:
             raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
+        if self.tapl_loss not in TAPL_LOSS_DIRECTIONS:
+            raise ValueError(f"tapl_loss must be one of {TAPL_LOSS_DIRECTIONS}, got {self.tapl_loss!r}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -667,7 +672,7 @@ def train_tapl(tokens: torch.Tensor, labels: torch.Tensor, class_names: Sequence
             sub = names
         with torch.autocast(device_type=device.type, enabled=use_amp):
             logits = performer(received, sub)
-        loss = tapl_loss(logits.float(), y)
+        loss = tapl_loss(logits.float(), y, cfg.tapl_loss)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(opt)

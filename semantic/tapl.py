@@ -37,7 +37,8 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-__all__ = ["CLIPTextTower", "TAPL", "TaskPerformer", "zeroshot_classifier", "tapl_loss", "DEFAULT_TEMPLATE"]
+__all__ = ["CLIPTextTower", "TAPL", "TaskPerformer", "zeroshot_classifier", "tapl_loss", "TAPL_LOSS_DIRECTIONS",
+           "DEFAULT_TEMPLATE"]
 
 DEFAULT_TEMPLATE = "a photo of a {}."
 
@@ -241,8 +242,34 @@ class TaskPerformer(nn.Module):
         return self.logit_scale * torch.einsum("bd,bgd->bg", img, w)
 
 
-def tapl_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Image-to-text contrastive loss (eq. 5): cross entropy of ``logits`` ``[B, G]`` vs ``labels`` ``[B]``."""
+TAPL_LOSS_DIRECTIONS = ("i2t", "both")
+
+
+def tapl_loss(logits: torch.Tensor, labels: torch.Tensor, direction: str = "i2t") -> torch.Tensor:
+    """TAPL's contrastive loss (SemCLIP eq. 5) on ``logits`` ``[B, G]`` (image ``b``, class prompt ``g``).
+
+    ``direction="i2t"`` (default): image-to-text, ``CE(logits[b], labels[b])`` averaged over the batch.
+    ``direction="both"``: the mean of that and the text-to-image term, defined for the classes present in
+    the batch: for each such class ``g``, ``-log sum_{b: y_b = g} softmax_b(logits[:, g])`` (the class
+    prompt must pick one of its own images among the batch; several images of a class are all positives),
+    averaged over those classes.
+
+    Example
+    -------
+    >>> lg = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    >>> round(float(tapl_loss(lg, torch.tensor([0, 1]))), 4)
+    0.2201
+    """
     if logits.dim() != 2 or labels.shape != (logits.shape[0],):
         raise ValueError(f"logits must be [B, G] and labels [B], got {tuple(logits.shape)} and {tuple(labels.shape)}")
-    return F.cross_entropy(logits, labels.to(logits.device))
+    if direction not in TAPL_LOSS_DIRECTIONS:
+        raise ValueError(f"direction must be one of {TAPL_LOSS_DIRECTIONS}, got {direction!r}")
+    labels = labels.to(logits.device)
+    i2t = F.cross_entropy(logits, labels)
+    if direction == "i2t":
+        return i2t
+    present = torch.unique(labels)
+    cols = logits[:, present].T                                   # [P, B]: class prompt -> images
+    pos = labels[None, :] == present[:, None]                     # [P, B]
+    t2i = -(torch.logsumexp(cols.masked_fill(~pos, float("-inf")), dim=1) - torch.logsumexp(cols, dim=1)).mean()
+    return 0.5 * (i2t + t2i)

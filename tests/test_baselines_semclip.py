@@ -50,10 +50,12 @@ def test_clip_ft_budget_and_noiseless_identity():
     assert torch.allclose(ft(tok, snr_db=float("inf")).x_hat, tok, atol=1e-5)
 
 
-def test_image_jscc_budget_power_and_training(digits):
+@pytest.mark.parametrize("bottleneck", ["dense", "conv"])
+def test_image_jscc_budget_power_and_training(digits, bottleneck):
     x, _ = digits
     ch = AWGN(seed=1)
-    codec = ImageJSCCCodec.build(image_size=16, channel_uses=24, hidden=16, num_down=2, latent_channels=4)
+    codec = ImageJSCCCodec.build(image_size=16, channel_uses=24, hidden=16, num_down=2, latent_channels=4,
+                                 bottleneck=bottleneck)
     out, seen = _count_symbols_sent(ch, lambda: codec(x[:8], ch, snr_db=5.0))
     assert seen == [24] and out.channel_uses == 24
     assert out.x_hat.shape == x[:8].shape
@@ -186,3 +188,26 @@ def test_cheng2020_weights_are_local_only_and_never_unpickled(fake_compressai, t
     with pytest.raises(ValueError, match="refused to unpickle"):
         CompressAICodec(qualities=(4,), weights_dir=tmp_path)._model(4)
     assert not marker.exists()
+
+
+def test_image_jscc_conv_bottleneck_layout_size_and_round_trip(digits, tmp_path):
+    """ADJSCC's convolutional bottleneck (budget, power and training: the parametrised test above): 2L / s^2
+    channels on the s x s map are the 2L reals (no dense layer); small at the SemCLIP paper's DJSCC-IR point
+    (336 px, L = 28224) where the dense layer would hold 16 * 21^2 * 2L = 398M weights per side."""
+    from baselines.djscc import conv_bottleneck_fits
+
+    x, _ = digits
+    codec = ImageJSCCCodec.build(image_size=16, channel_uses=24, hidden=16, num_down=2, bottleneck="conv")
+    assert isinstance(codec.encoder.dense, torch.nn.Identity) and isinstance(codec.decoder.dense, torch.nn.Identity)
+    assert codec.encoder.to_latent.out_channels == 2 * 24 // 4 ** 2
+    codec.save_pretrained(tmp_path / "c")
+    again = ImageJSCCCodec.from_pretrained(tmp_path / "c")
+    assert again.encoder.config.bottleneck == "conv"
+    torch.testing.assert_close(again.encoder(x[:4], 5.0), codec.encoder(x[:4], 5.0))
+    big = ImageJSCCCodec.build(image_size=336, channel_uses=28224, hidden=64, num_down=4, bottleneck="conv")
+    assert sum(q.numel() for q in big.encoder.parameters()) < 1e6 < 16 * 21 ** 2 * 2 * 28224 / 100
+    assert conv_bottleneck_fits(336, 4, 28224) and not conv_bottleneck_fits(336, 4, 47078)
+    with pytest.raises(ValueError, match="divisible"):
+        ImageJSCCCodec.build(image_size=16, channel_uses=25, hidden=8, num_down=2, bottleneck="conv")
+    with pytest.raises(ValueError, match="bottleneck"):
+        ImageJSCCCodec.build(image_size=16, channel_uses=24, hidden=8, num_down=2, bottleneck="attention")

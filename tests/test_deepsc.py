@@ -157,3 +157,32 @@ def test_bad_arguments(corpus):
         DeepSC(vocab=["a", "b"])
     with pytest.raises(ValueError, match="divisible"):
         DeepSC(vocab=list(SPECIAL_TOKENS), d_model=10, num_heads=4)
+
+
+def test_caption_corpus_csv_and_vocabulary_from_the_evaluation_captions(tmp_path):
+    """The DeepSC-on-captions recipe: train on a caption CSV, with the evaluation captions' words in the
+    vocabulary; vlf-msc-eval's coverage check then passes (and fails for the default pydoc vocabulary)."""
+    import json
+
+    from baselines.deepsc import main as deepsc_main, vocabulary_coverage
+
+    train_csv = tmp_path / "train.csv"
+    train_csv.write_text("image,caption\na.png,a dog runs on the grass\nb.png,\"two cats sleep, on a sofa\"\n"
+                         "c.png,a red car parked in the street\n")
+    assert load_corpus(train_csv, min_words=4) == ["a dog runs on the grass", "two cats sleep on a sofa",
+                                                   "a red car parked in the street"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("image,text\na.png,hello there my friend\n")
+    with pytest.raises(ValueError, match="caption"):
+        load_corpus(bad)
+    evalcaps = tmp_path / "baseline_captions.csv"
+    evalcaps.write_text("image,mode,name,caption\nx.png,blip2,x,a giraffe eats leaves\n")
+    out = tmp_path / "deepsc"
+    cfg = json.dumps(dict(max_len=16, d_model=16, num_heads=2, num_layers=1, d_ff=32, symbols_per_token=2,
+                          channel_hidden=16, decoder_hidden=16))
+    assert deepsc_main(["--out", str(out), "--corpus", str(train_csv), "--vocab-corpus", str(evalcaps),
+                        "--steps", "1", "--batch-size", "2", "--config", cfg]) == 0
+    vocab = json.loads((out / "model" / "config.json").read_text())["vocab"]
+    assert vocabulary_coverage(vocab, ["a giraffe eats leaves", "two cats sleep on a sofa"]) == 1.0
+    pydoc_vocab = DeepSC.from_corpus(load_corpus(None)).vocab
+    assert vocabulary_coverage(pydoc_vocab, ["a giraffe eats leaves"]) == 0.5  # only "a" and "leaves"

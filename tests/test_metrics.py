@@ -308,3 +308,57 @@ def test_clip_score_named_architecture_with_weights_file(tmp_path):
         named = M.ClipScore("SemcomTinyCLIP", pre)
         assert named.details["model"] == "SemcomTinyCLIP"
         assert named(images, caps).values == pytest.approx(direct.values, abs=1e-4)
+
+
+# ----------------------------------------------------------------------------- PSNR / SSIM / MS-SSIM
+def _ssim_reference(x, y, c1=1e-4, c2=9e-4):
+    """Independent SSIM (Wang et al. 2004): 11-px Gaussian window, sigma 1.5, 'valid' filtering with SciPy,
+    the mean over channels and positions of the SSIM map."""
+    import numpy as np
+    from scipy.signal import convolve2d
+
+    t = np.arange(11) - 5.0
+    g = np.exp(-t ** 2 / (2 * 1.5 ** 2))
+    w = np.outer(g, g) / np.outer(g, g).sum()
+    vals = []
+    for a, b in zip(x.double().numpy(), y.double().numpy()):
+        f = lambda z: convolve2d(z, w, mode="valid")  # noqa: E731
+        mu_a, mu_b = f(a), f(b)
+        va, vb, cov = f(a * a) - mu_a ** 2, f(b * b) - mu_b ** 2, f(a * b) - mu_a * mu_b
+        vals.append(((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (va + vb + c2)))
+    return float(np.mean(vals))
+
+
+def test_image_quality_against_closed_forms_and_an_independent_ssim():
+    g = torch.Generator().manual_seed(0)
+    ref = torch.rand(2, 3, 176, 176, generator=g)
+    img = (ref + 0.05 * torch.randn(ref.shape, generator=g)).clamp(0, 1)
+    r = M.image_quality(img, ref)
+    mse = ((img - ref) ** 2).double().mean(dim=(1, 2, 3))
+    assert r["psnr"].values == pytest.approx((10 * torch.log10(1 / mse)).tolist(), rel=1e-5)
+    for i in range(2):
+        assert r["ssim"].values[i] == pytest.approx(_ssim_reference(img[i], ref[i]), abs=2e-4)
+    assert 0 < r["ms_ssim"].values[0] < 1
+    # constant images a, b: every contrast-structure term is 1, luminance (2ab + C1) / (a^2 + b^2 + C1);
+    # MS-SSIM keeps the luminance of the coarsest scale only, with exponent 0.1333
+    a, b = 0.6, 0.5
+    lum = (2 * a * b + 1e-4) / (a * a + b * b + 1e-4)
+    c = M.image_quality(torch.full((1, 3, 176, 176), a), torch.full((1, 3, 176, 176), b))
+    assert c["psnr"].mean == pytest.approx(10 * math.log10(1 / (a - b) ** 2), rel=1e-5)
+    assert c["ssim"].mean == pytest.approx(lum, rel=1e-5)
+    assert c["ms_ssim"].mean == pytest.approx(lum ** 0.1333, rel=1e-5)
+    # better images score better
+    worse = M.image_quality((ref + 0.2 * torch.randn(ref.shape, generator=g)).clamp(0, 1), ref)
+    for m in M.IMAGE_QUALITY_METRICS:
+        assert worse[m].mean < r[m].mean
+
+
+def test_image_quality_input_checks():
+    x = torch.rand(1, 3, 32, 32)
+    with pytest.raises(ValueError, match="161"):
+        M.image_quality(x, x)
+    assert set(M.image_quality(x, x, metrics=("psnr", "ssim"))) == {"psnr", "ssim"}
+    with pytest.raises(ValueError, match="same shape"):
+        M.image_quality(x, torch.rand(1, 3, 16, 16), metrics=("psnr",))
+    with pytest.raises(ValueError, match="subset"):
+        M.image_quality(x, x, metrics=("fid",))

@@ -1,5 +1,6 @@
 """`semcom semclip-eval`: every study runs end to end on a tiny open_clip and real (digits) images."""
 import csv
+import json
 import math
 
 import semantic  # noqa: F401  (torchvision shim before open_clip)
@@ -100,12 +101,12 @@ def test_every_study_end_to_end_budgets_and_resume(setup, tmp_path, monkeypatch)
     # ---- accuracy vs SNR: every (system, SNR) row, with the budget each system actually spends
     rows = _read(out / "accuracy_vs_snr.csv")
     assert list(rows[0]) == ["system", "channel", "snr_db", "channel_uses", "bandwidth_ratio", "top1", "top5",
-                             "retrieval_top1", "note"]
+                             "retrieval_top1", "psnr", "ssim", "ms_ssim", "note"]
     assert sorted((r["system"], float(r["snr_db"])) for r in rows) == sorted(
         (s, snr) for s in se.SYSTEMS for snr in (-5.0, 5.0))
     N = 32  # tiny CLIP token
     for r in rows:
-        L = N // 2 if r["system"] == "clip-ft" else L_SNR
+        L = {"clip-ft": N // 2, "upper-bound": 0}.get(r["system"], L_SNR)
         assert int(r["channel_uses"]) == L
         assert float(r["bandwidth_ratio"]) == pytest.approx(L / (3 * 32 * 32))
         for m in ("top1", "top5"):
@@ -128,11 +129,13 @@ def test_every_study_end_to_end_budgets_and_resume(setup, tmp_path, monkeypatch)
     cross_rows = _read(out / "cross_dataset.csv")
     assert len(counter.points) == len(rows) + len(bw) + len(cross_rows) - 1  # minus the absent data set's row
     for name, system, snr, used, widths in counter.points:
-        if system == "bt-ir":  # ideal capacity-achieving code: no channel symbols simulated
+        if system in ("bt-ir", "upper-bound"):  # ideal code / ideal link: no channel symbols simulated
             assert widths == []
         else:
             assert widths and set(widths) == {used}, (name, system, snr, widths)
     for r in rows + bw:
+        if r["system"] == "upper-bound":
+            continue
         claimed = [u for n, s, snr, u, _ in counter.points
                    if n == "unseen" and s == r["system"] and snr == float(r["snr_db"]) and u == int(r["channel_uses"])]
         assert claimed, r
@@ -204,10 +207,28 @@ def test_every_study_end_to_end_budgets_and_resume(setup, tmp_path, monkeypatch)
     models = out / "models"
     assert main(_args(clip, data, out2, "--studies", "snr", "--systems", "semclip,semclip-notapl,semclip-noaf",
                       "--semclip-jscc", str(models / "semclip-jscc-L{L}"),
-                      "--semclip-noaf-jscc", str(models / "semclip-noaf-jscc-L{L}"),
+                      "--semclip-noaf-jscc", str(models / "semclip-noaf-jscc-L{L}-snr{snr}"),
                       "--tapl", str(models / "semclip-tapl-L{L}"))) == 0
     again = {(r["system"], float(r["snr_db"])): r for r in _read(out2 / "accuracy_vs_snr.csv")}
     assert len(again) == 6
+    # the upper bound: the clean token through TAPL as trained, the same at every SNR, no channel
+    ub = [by["upper-bound", snr] for snr in (-5.0, 5.0)]
+    assert ub[0]["top1"] == ub[1]["top1"] and "no channel" in ub[0]["note"]
+    # independent computation: open_clip's encode_image on the unseen images, the saved TAPL's prompts
+    from semantic.clip_tokens import load_open_clip
+    from semantic.tapl import TAPL, CLIPTextTower, TaskPerformer
+
+    model, _, tokenizer = load_open_clip(f"local-dir:{clip}")
+    tapl = TAPL.from_pretrained(str(models / f"semclip-tapl-L{L_SNR}" / "tapl"), low_cpu_mem_usage=False).eval()
+    perf = TaskPerformer(tapl, CLIPTextTower(model), tokenizer, float(model.logit_scale.exp()))
+    imgs, labels, unseen = _unseen_images(data)
+    with torch.no_grad():
+        logits = perf(model.encode_image(imgs).float(), [DIGITS[c] for c in unseen])
+    assert float(ub[0]["top1"]) == pytest.approx(float((logits.argmax(1) == labels).float().mean()))
+    # table I: the per-SNR ablation, one fixed-SNR no-AF model per SNR
+    for snr in (-5.0, 5.0):
+        assert f"trained at a fixed {snr:g} dB" in by["semclip-noaf", snr]["note"]
+        assert (models / f"semclip-noaf-jscc-L{L_SNR}-snr{snr:g}" / "train_history.json").is_file()
     for k, r in again.items():
         for m in ("top1", "top5", "retrieval_top1"):
             assert float(r[m]) == pytest.approx(float(by[k][m])), (k, m)
@@ -227,30 +248,76 @@ def test_btir_delivers_with_a_large_budget(setup, tmp_path):
     assert 0 < payload <= math.floor(20000 * math.log2(2.0))  # fits the capacity budget at 0 dB
 
 
-def test_clip_ft_at_high_snr_is_plain_clip_zero_shot(setup, tmp_path):
-    """Independent computation: open_clip's own encode_image / encode_text on the unseen-class images."""
-    import torch.nn.functional as F
+def _unseen_images(data):
+    """The unseen-class images (CLIP preprocess), their labels in the unseen class list, and that list."""
     from PIL import Image
 
     from semantic.clip_tokens import load_open_clip
     from semantic.datasets import split_classes
 
-    clip, data = setup
-    out = tmp_path / "ft"
-    assert main(_args(clip, data, out, "--studies", "snr", "--systems", "clip-ft", "--snr-db=60")) == 0
-    (row,) = _read(out / "accuracy_vs_snr.csv")
-    model, preprocess, tokenizer = load_open_clip(f"local-dir:{clip}")
+    _, preprocess, _ = load_open_clip(f"local-dir:{data.parent / 'clip'}")
     _, unseen = split_classes(10, 0.2, 0)
     imgs, labels = [], []
     for j, c in enumerate(unseen):
         for f in sorted((data / DIGITS[c]).iterdir()):
             imgs.append(preprocess(Image.open(f).convert("RGB")))
             labels.append(j)
+    return torch.stack(imgs), torch.tensor(labels), unseen
+
+
+def test_ablation_per_snr_loads_one_checkpoint_per_snr(setup, tmp_path, monkeypatch):
+    """Table I's 'w/o TAPL and AF': with {snr} in --semclip-noaf-jscc each SNR loads its own fixed-SNR model
+    (different weights, different rows); a path without {snr} is refused, and so is mixing the protocols."""
+    from semantic.jscc import JSCCCodec
+
+    clip, data = setup
+    ck = tmp_path / "noaf"
+    codecs = {}
+    for i, snr in enumerate(("-5", "5")):
+        torch.manual_seed(10 + i)
+        codecs[snr] = JSCCCodec.build(token_dim=32, channel_uses=L_SNR, hidden_dim=16, use_af=False)
+        codecs[snr].save_pretrained(ck / f"noaf-snr{snr}")
+    loaded = []
+    orig = JSCCCodec.from_pretrained.__func__
+
+    def spy(cls, path, *a, **k):
+        loaded.append(str(path))
+        return orig(cls, path, *a, **k)
+
+    monkeypatch.setattr(JSCCCodec, "from_pretrained", classmethod(spy))
+    out = tmp_path / "abl"
+    argv = _args(clip, data, out, "--studies", "snr", "--systems", "semclip-noaf",
+                 "--semclip-noaf-jscc", str(ck / "noaf-snr{snr}"))
+    assert main(argv) == 0
+    assert loaded == [str(ck / "noaf-snr-5"), str(ck / "noaf-snr5")]
+    rows = {float(r["snr_db"]): r for r in _read(out / "accuracy_vs_snr.csv")}
+    assert set(rows) == {-5.0, 5.0} and all("per-SNR ablation" in r["note"] for r in rows.values())
+    with pytest.raises(ValueError, match=r"\{snr\}"):
+        main(_args(clip, data, tmp_path / "abl2", "--studies", "snr", "--systems", "semclip-noaf",
+                   "--semclip-noaf-jscc", str(ck / "noaf-snr5")))
+    # the old protocol (one model over the range) into the same folder: refused
+    with pytest.raises(ValueError, match="ablation"):
+        main(_args(clip, data, out, "--studies", "snr", "--systems", "semclip-noaf", "--no-ablation-per-snr",
+                   "--semclip-noaf-jscc", str(ck / "noaf-snr5")))
+
+
+def test_clip_ft_at_high_snr_is_plain_clip_zero_shot(setup, tmp_path):
+    """Independent computation: open_clip's own encode_image / encode_text on the unseen-class images."""
+    import torch.nn.functional as F
+
+    from semantic.clip_tokens import load_open_clip
+
+    clip, data = setup
+    out = tmp_path / "ft"
+    assert main(_args(clip, data, out, "--studies", "snr", "--systems", "clip-ft", "--snr-db=60")) == 0
+    (row,) = _read(out / "accuracy_vs_snr.csv")
+    model, _, tokenizer = load_open_clip(f"local-dir:{clip}")
+    imgs, labels, unseen = _unseen_images(data)
     with torch.no_grad():
-        img = F.normalize(model.encode_image(torch.stack(imgs)), dim=-1)
+        img = F.normalize(model.encode_image(imgs), dim=-1)
         txt = F.normalize(model.encode_text(tokenizer([f"a photo of a {DIGITS[c]}." for c in unseen])), dim=-1)
     pred = (img @ txt.T).argmax(1)
-    assert float(row["top1"]) == pytest.approx(float((pred == torch.tensor(labels)).float().mean()))
+    assert float(row["top1"]) == pytest.approx(float((pred == labels).float().mean()))
     assert int(row["channel_uses"]) == 16
 
 
@@ -290,3 +357,161 @@ def test_untrained_image_baselines_are_seeded(setup, tmp_path):
         assert a.keys() == b.keys()
         for k in a:
             torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_paper_loss_and_size_options_reach_in_run_training(setup, tmp_path):
+    """--temperature, --tapl-loss, --hidden-dim/--no-linear-skip and the per-SNR range reach the training config."""
+    import argparse
+
+    from experiments import semclip_eval as SE
+
+    clip, data = setup
+    parser = argparse.ArgumentParser()
+    SE.add_arguments(parser)
+    args = parser.parse_args(_args(clip, data, tmp_path / "cfg", "--temperature", "1", "--tapl-loss", "both",
+                                   "--no-linear-skip", "--train-batch-size", "12", "--tapl-steps", "3")[1:])
+    ctx = SE.Context(args)
+    cfg = ctx._semclip_config(8, use_af=False, train_snr=-2.5)
+    assert (cfg.temperature, cfg.tapl_loss, cfg.linear_skip, cfg.hidden_dim) == (1.0, "both", False, 16)
+    assert cfg.snr_train_range == (-2.5, -2.5) and cfg.jscc_batch_size == 12 and not cfg.use_af
+    assert (cfg.jscc_steps, cfg.tapl_steps) == (2, 3)
+    assert ctx._semclip_config(8, use_af=True).snr_train_range == (-10.0, 10.0)
+    default = SE.Context(parser.parse_args(_args(clip, data, tmp_path / "cfg2")[1:]))._semclip_config(8, True)
+    assert (default.temperature, default.tapl_loss, default.linear_skip) == (0.07, "i2t", True)
+
+
+def test_image_systems_report_psnr_ssim_of_their_reconstructions(setup, tmp_path):
+    """DJSCC-IR's PSNR/SSIM are those of its reconstructions vs the inputs (recomputed here by hand for PSNR);
+    systems that output no image leave them NaN; MS-SSIM needs >= 161 px (32-px images here: NaN, noted)."""
+    import argparse
+
+    from experiments import semclip_eval as SE
+
+    clip, data = setup
+    parser = argparse.ArgumentParser()
+    SE.add_arguments(parser)
+    ctx = SE.Context(parser.parse_args(_args(clip, data, tmp_path / "q")[1:]))
+    es = ctx.eval_set()
+    r = SE.evaluate_point(ctx, "djscc-ir", es, 5.0, L_SNR)
+    codec, ch, psnr = ctx.djscc_ir(L_SNR), ctx.channel(), []
+    with torch.no_grad():
+        for imgs, _, _ in es.image_batches(ctx.args.batch_size):
+            x = codec(imgs, ch, 5.0).x_hat.float().clamp(0, 1)
+            psnr += (10 * torch.log10(1 / ((x - imgs) ** 2).mean(dim=(1, 2, 3)))).tolist()
+    assert r["psnr"] == pytest.approx(sum(psnr) / len(psnr), rel=1e-5)
+    assert 0 < r["ssim"] < 1 and math.isnan(r["ms_ssim"]) and "MS-SSIM not computed" in r["note"]
+    clean = SE.evaluate_point(ctx, "clip-ft", es, 5.0, L_SNR)
+    assert "psnr" not in clean
+    out = tmp_path / "bt"
+    assert main(_args(clip, data, out, "--studies", "bandwidth", "--bandwidth-systems", "bt-ir,clip-ft",
+                      "--channel-uses", "8,20000")) == 0
+    rows = {(r["system"], int(r["channel_uses"])): r for r in _read(out / "accuracy_vs_bandwidth.csv")}
+    assert math.isnan(float(rows["bt-ir", 8]["psnr"]))  # nothing delivered: no image to score
+    assert float(rows["bt-ir", 20000]["psnr"]) > 20 and "over the 10 delivered images" in rows["bt-ir", 20000]["note"]
+    assert math.isnan(float(rows["clip-ft", 16]["psnr"]))
+
+
+def test_djscc_ir_bottleneck_follows_the_budget_and_unreachable_points_are_recorded(setup, tmp_path):
+    """Fig. 4 at large L: auto keeps the dense bottleneck while it is small, switches to the convolutional one
+    above --djscc-dense-limit, and a point neither can carry gets a row with the reason (not a silent skip)."""
+    from baselines.djscc import ImageJSCCCodec
+
+    clip, data = setup
+    out = tmp_path / "bw"
+    # 32-px CLIP input, 4 stride-2 stages: a 2x2 map; dense weights 16 * 4 * 2L = 128 L
+    assert main(_args(clip, data, out, "--studies", "bandwidth", "--bandwidth-systems", "djscc-ir",
+                      "--channel-uses", "4,8", "--extra-channel-uses", "djscc-ir=9+10", "--djscc-dense-limit",
+                      "1000")) == 0
+    rows = {int(r["channel_uses"]): r for r in _read(out / "accuracy_vs_bandwidth.csv")}
+    assert set(rows) == {4, 8, 9, 10}
+    assert rows[4]["note"] == "" or "convolutional" not in rows[4]["note"]
+    for L in (8, 10):
+        assert "convolutional bottleneck" in rows[L]["note"] and 0 <= float(rows[L]["top1"]) <= 1
+        codec = ImageJSCCCodec.from_pretrained(out / "models" / f"djscc-ir-conv-L{L}")
+        assert codec.encoder.config.bottleneck == "conv" and codec.channel_uses == L
+    assert ImageJSCCCodec.from_pretrained(out / "models" / "djscc-ir-L4").encoder.config.bottleneck == "dense"
+    assert math.isnan(float(rows[9]["top1"])) and "not run at L=9" in rows[9]["note"]
+    assert float(rows[9]["bandwidth_ratio"]) == pytest.approx(9 / (3 * 32 * 32))
+    with pytest.raises(ValueError, match="extra-channel-uses"):
+        main(_args(clip, data, tmp_path / "x", "--studies", "bandwidth", "--extra-channel-uses", "nope=5"))
+
+
+def _train_djscc_argv(clip, data, out, model, L, *extra):
+    return ["semclip", "train-djscc", "--model", model, "--data", str(data), "--layout", "imagenet", "--out", str(out),
+            "--clip-model", f"local-dir:{clip}", "--channel-uses", str(L), "--steps", "4", "--batch-size", "6",
+            "--hidden", "8", "--jscc-hidden", "16", "--checkpoint-every", "2", "--device", "cpu", *extra]
+
+
+def test_train_djscc_uses_every_seen_image_resumes_exactly_and_feeds_semclip_eval(setup, tmp_path, monkeypatch):
+    """Issue 16.10: the standalone DJSCC trainers stream every seen-class image from disk (no 2000-image cap),
+    resume bit for bit, and semclip-eval loads their models instead of training its own."""
+    from safetensors.torch import load_file
+
+    from baselines import djscc
+    from semantic.datasets import make_dataset, split_classes
+
+    clip, data = setup
+    for model in ("ir", "ft"):
+        full, part = tmp_path / f"{model}-full", tmp_path / f"{model}-part"
+        assert main(_train_djscc_argv(clip, data, full, model, L_SNR)) == 0
+        # interrupted after step 2 (a checkpoint), then the same command again: the same weights
+        orig = djscc.train_resumable
+        monkeypatch.setattr(djscc, "train_resumable", lambda *a, **k: orig(*a, **dict(k, stop_at=2)))
+        assert main(_train_djscc_argv(clip, data, part, model, L_SNR)) == 0
+        monkeypatch.setattr(djscc, "train_resumable", orig)
+        assert not (part / "model").exists()
+        assert main(_train_djscc_argv(clip, data, part, model, L_SNR)) == 0
+        a, b = (load_file(str(next((d / "model").rglob("*.safetensors")))) for d in (full, part))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        hist = json.loads((full / "model" / "train_history.json").read_text())
+        assert [h["step"] for h in hist] == [1, 2, 3, 4]
+    # every seen image is a training item: the batches draw indices over all of them
+    ds = make_dataset("imagenet", data)
+    seen, _ = split_classes(len(ds.class_names), 0.2, 0)
+    n_seen = sum(int(y) in set(seen) for y in ds.labels)
+    drawn = []
+    orig_resumable = djscc.train_resumable
+
+    def spy(model, loss_fn, load_batch, num_items, *a, **k):
+        drawn.append(num_items)
+        return orig_resumable(model, loss_fn, load_batch, num_items, *a, **k)
+
+    monkeypatch.setattr(djscc, "train_resumable", spy)
+    assert main(_train_djscc_argv(clip, data, tmp_path / "count", "ft", L_SNR)) == 0
+    assert drawn == [n_seen] and n_seen == 8 * 5
+    # semclip-eval loads them (no in-run training)
+    monkeypatch.setattr(djscc, "train_image_jscc", lambda *a, **k: pytest.fail("DJSCC-IR retrained"))
+    import baselines.djscc_ft as dft
+
+    monkeypatch.setattr(dft, "train_djscc_ft", lambda *a, **k: pytest.fail("DJSCC-FT retrained"))
+    out = tmp_path / "eval"
+    assert main(_args(clip, data, out, "--studies", "snr", "--systems", "djscc-ir,djscc-ft",
+                      "--djscc-ir", str(tmp_path / "ir-full" / "model"),
+                      "--djscc-ft", str(tmp_path / "ft-full" / "model"))) == 0
+    assert {r["system"] for r in _read(out / "accuracy_vs_snr.csv")} == {"djscc-ir", "djscc-ft"}
+
+
+def test_upper_bound_beats_every_system(setup, tmp_path):
+    """On tokens the (trained) TAPL classifier gets right when clean -- each unseen image's token is its class's
+    zero-shot text embedding plus a little noise -- the ideal link scores 1.0, and every system that goes through
+    the channel scores less at -20 dB (the image systems see the real images: no better than CLIP on them)."""
+    import argparse
+
+    from experiments import semclip_eval as SE
+
+    clip, data = setup
+    parser = argparse.ArgumentParser()
+    SE.add_arguments(parser)
+    ctx = SE.Context(parser.parse_args(_args(clip, data, tmp_path / "ub", "--unseen-fraction", "0.5")[1:]))
+    es = ctx.eval_set()
+    g = torch.Generator().manual_seed(0)
+    w = ctx.zeroshot_weights(es.class_names).float().cpu()
+    tokens = w[es.labels] + 0.01 * torch.randn(len(es), w.shape[1], generator=g)
+    es = SE.EvalSet(es.name, tokens, es.labels, es.class_names, es.dataset, es.indices, es.global_labels)
+    G = len(es.class_names)
+    assert G == 5
+    ub = SE.evaluate_point(ctx, "upper-bound", es, -20.0, L_SNR)
+    assert ub["top1"] == 1.0 and ub["channel_uses"] == 0
+    for system in SE.SYSTEMS[1:]:
+        r = SE.evaluate_point(ctx, system, es, -20.0, L_SNR)
+        assert r["top1"] < ub["top1"], system

@@ -109,3 +109,38 @@ def test_tapl_checkpoint_round_trip_and_errors(tiny_clip, tmp_path):
         TAPL(token_dim=32, ctx_dim=32, n_ctx=3).init_context(perf.tower, tokenizer, "a photo of a")
     with pytest.raises(ValueError, match="labels"):
         tapl_loss(torch.randn(2, 3), torch.tensor([0]))
+
+
+def test_tapl_loss_both_directions_by_hand():
+    """Eq. 5 in both directions: the text-to-image term by hand, classes of the batch only, several positives."""
+    import math
+
+    from semantic.tapl import tapl_loss
+
+    lg = torch.tensor([[2.0, 0.0, 5.0], [0.0, 1.0, 5.0], [1.0, 0.0, 5.0]])  # class 2 absent from the batch
+    y = torch.tensor([0, 1, 0])
+    e = math.exp
+    i2t = -(math.log(e(2) / (e(2) + 1 + e(5))) + math.log(e(1) / (1 + e(1) + e(5)))
+            + math.log(e(1) / (e(1) + 1 + e(5)))) / 3
+    t2i = -(math.log((e(2) + e(1)) / (e(2) + 1 + e(1))) + math.log(e(1) / (1 + e(1) + 1))) / 2
+    assert float(tapl_loss(lg, y)) == pytest.approx(i2t, rel=1e-6)
+    assert float(tapl_loss(lg, y, "i2t")) == pytest.approx(i2t, rel=1e-6)
+    assert float(tapl_loss(lg, y, "both")) == pytest.approx(0.5 * (i2t + t2i), rel=1e-6)
+    with pytest.raises(ValueError, match="direction"):
+        tapl_loss(lg, y, "t2i")
+    with pytest.raises(ValueError, match="tapl_loss"):
+        SemCLIPConfig(tapl_loss="sym")
+
+
+def test_train_tapl_uses_the_configured_direction(tiny_clip, monkeypatch):
+    import semantic.semclip as ss
+
+    model, tokenizer = tiny_clip
+    seen = []
+    orig = ss.tapl_loss
+    monkeypatch.setattr(ss, "tapl_loss", lambda lg, y, d="i2t": seen.append(d) or orig(lg, y, d))
+    tokens, labels = torch.randn(8, 32), torch.arange(8) % len(CLASSES)
+    cfg = SemCLIPConfig(token_dim=32, channel_uses=8, tapl_batch_size=4, tapl_steps=2, tapl_classes_per_step=4,
+                        text_chunk=64, tapl_loss="both")
+    train_tapl(tokens, labels, CLASSES, None, model, tokenizer, cfg, progress=False)
+    assert seen == ["both", "both"]

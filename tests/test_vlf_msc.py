@@ -107,6 +107,23 @@ def test_transmit_noise_matches_theory(system, images):
     assert ((hi - vlf) ** 2).mean() < 1e-5 * (vlf ** 2).mean()
 
 
+def test_default_equalizer_is_mmse_and_keeps_rayleigh_nmse_below_one(system, images):
+    """Issue 16.1: on per-symbol Rayleigh at 0 dB, the default config's received VLF has NMSE < 1 (ZF's
+    is unbounded: E[1/|h|^2] is infinite) and matches MMSE's closed form E[N0 / (|h|^2 + N0)] =
+    N0 e^N0 E1(N0) (0.596 at N0 = 1)."""
+    from scipy.special import exp1
+
+    assert VLFMSCConfig().equalizer == "mmse" and system.config.equalizer == "mmse"
+    vlf = system.encode(images).repeat(32, 1, 1)  # 96 examples x 128 complex uses
+    rx = system.transmit(vlf, channel=Rayleigh(seed=0), snr_db=0.0)
+    nmse = float((((rx - vlf) ** 2).sum(dim=(1, 2)) / (vlf ** 2).sum(dim=(1, 2))).mean())
+    n0 = 1.0
+    assert nmse < 1.0
+    assert nmse == pytest.approx(n0 * math.exp(n0) * float(exp1(n0)), rel=0.05)
+    with pytest.raises(ValueError, match="equalizer"):
+        VLFMSCConfig(equalizer="lmmse")
+
+
 def test_transmit_rayleigh_override_and_errors(system, images):
     vlf = system.encode(images)
     out = system.transmit(vlf, channel=Rayleigh(seed=0), snr_db=5.0, return_output=True)
@@ -553,6 +570,11 @@ def test_cli_train_then_vlf_msc(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, tmp
     other[other.index("--channel") + 1] = "awgn"
     assert main(other) == 2
     assert {r["channel"] for r in csv.DictReader(open(out / "captions.csv"))} == {"rayleigh"}
+    # the equaliser (default mmse) is recorded per row, and another one into the same folder is refused
+    assert {r["equalizer"] for r in csv.DictReader(open(out / "captions.csv"))} == {"mmse"}
+    assert main(argv + ["--equalizer", "zf"]) == 2
+    assert json.loads((train_out / "checkpoint-0000002" / "trainer_state.json").read_text())[
+        "extra"]["run"]["--equalizer"] == "mmse"
     assert main(argv[:-2] + ["--snr-db", "bogus"]) == 2
     # another seed or equalizer would mix two settings' images in one folder: refused, nothing written
     before = (out / "captions.csv").read_bytes()

@@ -45,7 +45,7 @@ def _argv(blip2, sd, imgs, models, out, extra=()):
             "--steps", "2", "--img2img-steps", "2", "--image-size", str(SIZE), "--max-new-tokens", "6",
             "--batch-size", "2", "--bertscore-model", str(minilm_model_dir()), "--bertscore-layers", "2",
             "--allow-random-lpips", "--clip-model-config", str(models / "clip.json"),
-            "--clip-pretrained", str(models / "clip.pt"), *extra]
+            "--clip-pretrained", str(models / "clip.pt"), "--deepsc-min-coverage", "0", *extra]
 
 
 def _rows(path):
@@ -72,8 +72,9 @@ def test_eval_end_to_end_and_resume(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir,
     with open(out / "metrics.csv", newline="") as f:
         header = next(csv.reader(f))
     assert tuple(header) == METRIC_COLUMNS
-    assert header[:10] == ["system", "modality", "channel", "snr_db", "channel_uses", "bleu1", "bleu4",
-                           "bertscore_f1", "lpips", "clip_score"]
+    assert header[:13] == ["system", "modality", "channel", "snr_db", "channel_uses", "bleu1", "bleu4",
+                           "bertscore_f1", "lpips", "clip_score", "psnr", "ssim", "ms_ssim"]
+    assert header[-2:] == ["equalizer", "reference"]
     rows = _rows(out / "metrics.csv")
     assert {(r["system"], r["snr_db"]) for r in rows} == {(s, v) for s in SYSTEMS for v in ("0.0", "10.0")}
     assert len(rows) == 10 and {r["channel"] for r in rows} == {"awgn"}
@@ -82,8 +83,12 @@ def test_eval_end_to_end_and_resume(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir,
         image = r["modality"] in ("image", "text+image")
         for m in ("bleu1", "bleu4", "bertscore_f1"):
             assert (r[m] != "") == text, (r["system"], m)
-        for m in ("lpips", "clip_score"):
+        for m in ("lpips", "clip_score", "psnr", "ssim"):
             assert (r[m] != "") == image, (r["system"], m)
+        assert r["ms_ssim"] == ""  # 32-px images: MS-SSIM needs >= 161 px (said in the manifest)
+        # recorded: the default text reference and each system's receiver equaliser
+        assert r["reference"] == "blip2"
+        assert r["equalizer"] == {"vlf-msc": "mmse", "deepsc": "mmse"}.get(r["system"], "zf")
         if text:
             assert 0.0 <= float(r["bleu1"]) <= 1.0 and 0.0 <= float(r["bleu4"]) <= 1.0
         if image:
@@ -117,7 +122,16 @@ def test_eval_end_to_end_and_resume(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir,
             for i in its:
                 ref = sb.sentence_score(preprocess_sentence(i["caption"]), [preprocess_sentence(i["reference"])])
                 assert math.isclose(float(i["bleu1"]), ref.score / 100, abs_tol=1e-9)
-    assert items[0]["reference"] in ("a photo of thing 0", "a photo of thing 1")
+    # the default reference is the clean-channel BLIP-2 caption (baseline_captions.csv), not the CSV's
+    assert all(i["reference"] == caps[i["image"]] for i in items)
+    assert items[0]["reference"] == "a photo of thing 3 on a table"
+    # PSNR per item, independently: the saved PNG against the input image
+    from semantic.images import load_image
+
+    it = next(i for i in items if i["system"] == "img2img-sc")
+    gen = load_image(str(out / it["image_file"]), SIZE)
+    ref_img = load_image(it["image"], SIZE)
+    assert float(it["psnr"]) == pytest.approx(float(10 * torch.log10(1 / ((gen - ref_img) ** 2).mean())), abs=0.05)
 
     for f in ("fig_text.png", "fig_image.png", "fig_bleu1.png", "fig_lpips.png", "grid.png",
               "grid_img2img-sc.png", "grid_img2img-sc-bsc.png"):
@@ -129,6 +143,8 @@ def test_eval_end_to_end_and_resume(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir,
     assert man["status"] == "finished" and man["rows_written"] == 10
     assert man["ledger"]["vlf-msc"]["n_ch"] == TINY_NUM_QUERIES * TINY_VLF_DIM // 2
     assert man["metric_models"]["lpips"]["backbone"] == "random"
+    assert "161" in man["metric_models"]["psnr_ssim_ms_ssim"]["ms_ssim"]
+    assert man["reference"] == "blip2" and man["equalizers"]["vlf-msc"] == "mmse"
 
     # rerun: nothing recomputed, identical CSVs
     before = (out / "metrics.csv").read_bytes(), (out / "items.csv").read_bytes()
@@ -199,3 +215,114 @@ def test_eval_img2img_public_code_mode(tiny_blip2_dir, tiny_sd_dir, tiny_image_d
     (out / "settings.json").write_text(json.dumps(settings))
     assert main(argv) == 2
     assert main([a if a != "public-code" else "bsc" for a in argv]) == 0
+
+
+@pytest.mark.filterwarnings("ignore:LPIPS. no AlexNet weights")
+@pytest.mark.filterwarnings("ignore:VLF-MSC. no trained image decoder")
+def test_eval_reference_csv_and_blip2_captions_with_a_finetuned_projection(tiny_blip2_dir, tiny_sd_dir,
+                                                                            tiny_image_dir, models, tmp_path):
+    """--reference csv scores against the CSV caption and says so; with --text-projection the baselines still
+    get BLIP-2's caption (its own language_projection), no longer refused; --reference csv needs --captions."""
+    from experiments.cli import main
+    from semantic.text_decoder import SoftPromptProjection
+    from semantic.vlf import load_blip2
+
+    blip2, _ = load_blip2(str(tiny_blip2_dir), device="cpu")
+    proj = SoftPromptProjection.from_linear(blip2.language_projection, mode="pooled")
+    with torch.no_grad():
+        proj.linear.weight.mul_(-3.0)
+    proj.save_pretrained(str(tmp_path / "wproj"))
+    out = tmp_path / "eval"
+    argv = [a if a != "0,10" else "10" for a in _argv(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, models, out)]
+    argv += ["--systems", "vlf-msc,ascii-hamming", "--text-projection", str(tmp_path / "wproj"),
+             "--reference", "csv", "--max-new-tokens", "3"]
+    assert main(argv) == 0
+    csv_caps = {r["image"]: r["caption"] for r in _rows(tiny_image_dir / "captions.csv")}
+    rows = _rows(out / "metrics.csv")
+    assert {r["reference"] for r in rows} == {"csv"}
+    items = _rows(out / "items.csv")
+    assert items and all(i["reference"] == csv_caps[i["name"] + ".png"] for i in items)
+    # the baselines' caption is BLIP-2's: recompute it with the untouched BLIP-2 projection
+    from semantic.vlf_msc import VLFMSC, VLFMSCConfig
+
+    system = VLFMSC.from_config(VLFMSCConfig(blip2_checkpoint=str(tiny_blip2_dir), device="cpu", decode_images=False,
+                                             max_new_tokens=3, text_projection=str(tmp_path / "wproj")))
+    cap = system.blip2_captioner()
+    torch.testing.assert_close(cap.projection.linear.weight, blip2.language_projection.weight.float())
+    assert not torch.allclose(system.text_decoder.projection.linear.weight, cap.projection.linear.weight)
+    from semantic.images import ImageCaptionDataset, collate_images
+
+    ds = ImageCaptionDataset(str(tiny_image_dir), None, size=SIZE, limit=2, unique=True)
+    vlf = system.encode(collate_images([ds[0], ds[1]])["image"])
+    base = {r["image"]: r["caption"] for r in _rows(out / "baseline_captions.csv") if r["mode"] == "blip2"}
+    assert [base[it["path"]] for it in ds.items] == cap.generate(vlf)
+    # a folder written before the new columns: refused with the header named, not a traceback
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "metrics.csv").write_text("system,modality,channel,snr_db,channel_uses,bleu1\n")
+    assert main([a if a != str(out) else str(old) for a in argv]) == 2
+    # csv reference without a CSV: refused, one line
+    base_argv = ["vlf-msc-eval", "--images", str(tiny_image_dir), "--out", str(tmp_path / "o2"), "--reference", "csv"]
+    assert main(base_argv) == 2
+
+
+def test_eval_refuses_a_deepsc_vocabulary_that_misses_the_captions(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir,
+                                                                   models, tmp_path, capsys):
+    """Issue 16.4: a DeepSC checkpoint whose vocabulary covers < --deepsc-min-coverage of the caption tokens is
+    refused (exit 2) with the share named; the share is counted here independently."""
+    from experiments.cli import main
+
+    out = tmp_path / "eval"
+    out.mkdir()
+    caps = ["a photo of thing 3 on a table", "a zebra on a table"]
+    (out / "baseline_captions.csv").write_text("image,mode,name,caption\n" + "".join(
+        f"{tiny_image_dir / f'img{i}.png'},blip2,img{i},{c}\n" for i, c in enumerate(caps)))
+    argv = [a if a != "0,10" else "10" for a in _argv(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, models, out)]
+    argv = argv[:argv.index("--deepsc-min-coverage")] + argv[argv.index("--deepsc-min-coverage") + 2:]
+    vocab = set(json.loads((models / "deepsc" / "config.json").read_text())["vocab"])
+    from baselines.deepsc import preprocess_sentence
+
+    toks = [w for c in caps for w in preprocess_sentence(c).split()]  # DeepSC's words ("3" is not one)
+    assert len(toks) == 12
+    share = sum(w in vocab for w in toks) / len(toks)
+    assert 0 < share < 0.9
+    assert main(argv + ["--systems", "deepsc"]) == 2
+    err = capsys.readouterr().err
+    assert f"covers {100 * share:.1f} %" in err and "--deepsc-min-coverage" in err
+    assert json.loads((out / "manifest.json").read_text())["status"] == "failed"
+    assert main(argv + ["--systems", "deepsc", "--deepsc-min-coverage", f"{share - 0.01}"]) == 0
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["deepsc_vocabulary_coverage"] == pytest.approx(share)
+
+
+def test_budget_matched_gives_img2img_the_finest_latent_that_fits(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir,
+                                                                  models, tmp_path, capsys):
+    """Issue 16.5: --budget matched picks Img2Img-SC's latent bits so that every image costs at most VLF-MSC's
+    channel uses (closed form: ceil(values * b / 4) + ceil(7 * chars / 4) for uncoded 16-QAM); where not even 1 bit
+    fits (the tiny 32-px system: 128 uses vs a 1024-value latent) the run is refused, one line, exit 2."""
+    from baselines.img2img_sc import Img2ImgSC, Img2ImgSCConfig, load_sd_components
+    from experiments.cli import main
+    from experiments.vlf_msc_eval import matched_latent_bits
+
+    parts = load_sd_components(str(tiny_sd_dir), device="cpu")
+    caps = ["a photo of thing 3 on a table", "a cat"]
+
+    def uses(b):
+        sc = Img2ImgSC(**parts, channel="awgn", config=Img2ImgSCConfig(latent_bits=b, image_size=SIZE))
+        return max(sc.channel_uses(caps))
+
+    values = 4 * (SIZE // 2) ** 2
+    closed = lambda b: math.ceil(values * b / 4) + math.ceil(7 * len(caps[0]) / 4)  # noqa: E731
+    assert [uses(b) for b in (1, 5, 12)] == [closed(b) for b in (1, 5, 12)]
+    for target in (closed(1), closed(5) + 3, closed(12), 10 ** 6):
+        b = matched_latent_bits(uses, target)
+        assert uses(b) <= target and (b == 16 or uses(b + 1) > target)
+    assert matched_latent_bits(uses, closed(1) - 1) is None
+    # end to end: refused with the numbers, and the setting is recorded (a resume with another budget is refused)
+    out = tmp_path / "eval"
+    argv = [a if a != "0,10" else "10" for a in _argv(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, models, out)]
+    assert main(argv + ["--systems", "img2img-sc", "--budget", "matched"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot fit VLF-MSC's 128 channel uses" in err
+    assert main(argv + ["--systems", "img2img-sc,img2img-sc-bsc", "--budget", "matched", "--img2img-bsc-mode",
+                        "public-code"]) == 2
