@@ -11,7 +11,7 @@ from experiments.run import QUICK, RUN_SCHEMES
 
 EXPECTED = ["manifest.json", "summary.txt", "ber/ber.csv", "ber/ber.png", "ber/bler.png", "ber/manifest.json",
             "compare/compare.csv", "compare/manifest.json"] + [
-    f"compare/{m}_{ch}.png" for m in ("retrieval", "cosine", "bleu") for ch in ("awgn", "rayleigh")]
+    f"compare/{m}_{ch}.png" for m in ("nmse", "retrieval", "cosine", "bleu") for ch in ("awgn", "rayleigh")]
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +40,13 @@ def test_quick_run_writes_every_output(quick_run):
     for r in rows:
         assert int(r["channel_uses"]) <= int(r["budget"]) == 192
         assert int(r["n_items"]) == QUICK["max_items"]
-        assert 0.0 <= float(r["retrieval_top1"]) <= 1.0
+        assert r["status"] in ("ok", "nothing delivered"), (r["scheme"], r["status"])
+        assert float(r["retrieval_top1_ci_lo"]) <= float(r["retrieval_top1"]) <= float(r["retrieval_top1_ci_hi"])
+        assert float(r["nmse"]) >= 0.97 * float(r["opta_nmse"]) and r["gap_db"] != ""
     text = [r for r in rows if r["scheme"].startswith("ascii")]
     assert all(int(r["n_examples"]) == QUICK["text_max_items"] and r["bleu"] != "" for r in text)
+    summary = (quick_run / "summary.txt").read_text()
+    assert "NMSE gap to the Gaussian OPTA [dB], awgn" in summary and "transform-ldpc5g-amc" in summary
     analog = {float(r["snr_db"]): float(r["retrieval_top1"]) for r in rows
               if r["scheme"] == "analog-mmse" and r["channel"] == "awgn"}
     assert analog[10.0] >= 0.9
