@@ -281,7 +281,7 @@ class Channel(nn.Module):
         no_eff : Tensor broadcastable to ``x`` (ZF noise variance / MMSE error variance)
         no : Tensor, the ``N0`` used (as :attr:`ChannelOutput.no`)
         """
-        from .equalization import EQUALIZERS, equalize
+        from .zf_mmse import EQUALIZERS, equalize
 
         if method not in EQUALIZERS:
             raise ValueError(f"equalizer must be one of {EQUALIZERS}, got {method!r}")

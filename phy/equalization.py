@@ -35,69 +35,12 @@ import torch
 from torch import nn
 
 from .channels import ChannelOutput, complex_normal
-from .conventions import check_complex, check_no, db_to_lin
+from .conventions import check_no, db_to_lin
+from .zf_mmse import EQUALIZERS, equalize
 
 __all__ = ["Equalizer", "equalize", "estimate_csi", "EQUALIZERS", "CSI_MODES"]
 
-EQUALIZERS = ("zf", "mmse")
 CSI_MODES = ("perfect", "ls", "noisy")
-
-
-def _check_shapes(y, h, no) -> None:
-    """``y`` complex; ``h`` (complex) and ``no`` (real, >= 0) broadcastable to ``y``."""
-    check_complex(y, "y")
-    check_no(no, "no")
-    for name, t in (("h", h), ("no", no)):
-        if t is None or not isinstance(t, torch.Tensor):
-            continue
-        if name == "h" and not t.is_complex():
-            raise TypeError(f"h (channel coefficients) must be complex, got dtype {t.dtype}")
-        try:
-            ok = torch.broadcast_shapes(t.shape, y.shape) == y.shape
-        except RuntimeError:
-            ok = False
-        if not ok:
-            raise ValueError(f"{name} of shape {tuple(t.shape)} must broadcast to y of shape {tuple(y.shape)}")
-    if h is not None and not isinstance(h, torch.Tensor):
-        raise TypeError(f"h (channel coefficients) must be a complex torch.Tensor or None, got {type(h).__name__}")
-
-
-def equalize(y: torch.Tensor, h: Optional[torch.Tensor], no: torch.Tensor, method: str = "zf",
-             power: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Equalise ``y = h x + n``.
-
-    Parameters
-    ----------
-    y : Tensor, ``[..., n]``, complex
-    h : Tensor broadcastable to ``y`` or None (``h = 1``)
-    no : Tensor broadcastable to ``y``, real
-    method : ``"zf"`` or ``"mmse"``
-    power : float
-        Prior symbol energy ``P`` used by MMSE.
-
-    Returns
-    -------
-    x_hat : Tensor, ``[..., n]``, complex
-    no_eff : Tensor broadcastable to ``y``, real
-        ZF: noise variance of ``x_hat - x``; MMSE: mean-square error of ``x_hat``.
-    """
-    if method not in EQUALIZERS:
-        raise ValueError(f"equalizer must be one of {EQUALIZERS}, got {method!r}")
-    _check_shapes(y, h, no)
-    if h is None:
-        if method == "zf":
-            return y, no
-        g = power / (power + no)
-        return y * g, power * no / (power + no)
-    h2 = h.real.square() + h.imag.square()
-    if method == "zf":
-        return y / h, no / h2
-    # MMSE: one real reciprocal and an in-place real scaling of y * conj(h) instead of a complex
-    # division of complex temporaries (same values up to float rounding, ~2.4x faster on CPU).
-    g = (power * h2 + no).reciprocal_()  # 1 / (P |h|^2 + N0), real
-    x_hat = y * h.conj()
-    torch.view_as_real(x_hat).mul_((power * g).unsqueeze(-1))
-    return x_hat, power * no * g
 
 
 def estimate_csi(h: Optional[torch.Tensor], no: torch.Tensor, mode: str, generator: torch.Generator,
