@@ -218,7 +218,7 @@ def split_indices(n_items: int, train_fraction: float, seed: int) -> Tuple[torch
         raise ValueError(f"a train/test split needs at least 3 items, got {n_items!r}")
     if isinstance(train_fraction, bool) or not isinstance(train_fraction, numbers.Real) \
             or not 0 < train_fraction < 1:
-        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction!r}")
+        raise ValueError(f"train_fraction (--train-fraction) must be in (0, 1), got {train_fraction!r}")
     n_train = min(max(2, int(math.floor(train_fraction * n_items))), n_items - 1)
     g = torch.Generator().manual_seed(int(seed) & 0x7FFFFFFFFFFFFFFF)
     perm = torch.randperm(int(n_items), generator=g)
@@ -1070,17 +1070,17 @@ class CompareConfig:
             raise ValueError(f"text_max_items must be a positive int or None, got {self.text_max_items!r}")
         if isinstance(self.train_fraction, bool) or not isinstance(self.train_fraction, numbers.Real) \
                 or not 0 < self.train_fraction < 1:
-            raise ValueError(f"train_fraction must be in (0, 1), got {self.train_fraction!r}")
+            raise ValueError(f"train_fraction (--train-fraction) must be in (0, 1), got {self.train_fraction!r}")
         if isinstance(self.realizations, bool) or not isinstance(self.realizations, numbers.Integral) \
                 or not 1 <= self.realizations <= 10000:
-            raise ValueError(f"realizations must be an int in [1, 10000], got {self.realizations!r}")
+            raise ValueError(f"realizations (--realizations) must be an int in [1, 10000], got {self.realizations!r}")
         from phy.amc import AMC_POLICIES
 
         if self.amc_policy not in AMC_POLICIES:
-            raise ValueError(f"amc_policy must be one of {AMC_POLICIES}, got {self.amc_policy!r}")
+            raise ValueError(f"amc_policy (--amc-policy) must be one of {AMC_POLICIES}, got {self.amc_policy!r}")
         if isinstance(self.amc_bler_target, bool) or not isinstance(self.amc_bler_target, numbers.Real) \
                 or not 0 < self.amc_bler_target < 1:
-            raise ValueError(f"amc_bler_target must be in (0, 1), got {self.amc_bler_target!r}")
+            raise ValueError(f"amc_bler_target (--amc-bler-target) must be in (0, 1), got {self.amc_bler_target!r}")
         names = [make_scheme(s).name for s in self.schemes]
         if len(set(names)) != len(names) or not names:
             raise ValueError(f"schemes must be a non-empty list without duplicates, got {list(self.schemes)}")
@@ -1504,6 +1504,6 @@ def main(args) -> int:
     except ValueError as e:  # resume with other settings, a payload no code can carry, ...
         print(f"semcom compare: error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {os.path.join(args.out, 'compare.csv')} ({len(rows)} points), "
-          f"{', '.join(os.path.basename(p) for p in plots)}, manifest.json")
+    names = [os.path.basename(p) for p in plots] + ["manifest.json"]
+    print(f"wrote {os.path.join(args.out, 'compare.csv')} ({len(rows)} points), {', '.join(names)}")
     return 0
