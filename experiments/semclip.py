@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
 __all__ = ["add_arguments", "main"]
@@ -311,8 +310,7 @@ def _train_djscc(args) -> int:
     for name in ("channel_uses", "steps", "batch_size", "checkpoint_every", "hidden"):
         v = getattr(args, name)
         if v < 1:
-            print(f"semcom semclip train-djscc: --{name.replace('_', '-')} must be positive, got {v}", file=sys.stderr)
-            return 2
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive int, got {v}")
     device = _device(args.device)
     clip, preprocess, _ = load_open_clip(args.clip_model, args.pretrained, device="cpu")
     to_tensor, _ = _split_preprocess(preprocess)
@@ -323,8 +321,8 @@ def _train_djscc(args) -> int:
     seen_set = set(seen)
     items = [i for i, y in enumerate(ds.labels) if int(y) in seen_set]
     if not items:
-        print(f"semcom semclip train-djscc: no image of a seen class in {args.data}", file=sys.stderr)
-        return 2
+        raise ValueError(f"--data {args.data}: no image of a seen class (expected class folders of the --layout "
+                         f"{args.layout!r} layout)")
     nd = djscc_num_down(shape[1])
     with torch.random.fork_rng(devices=[]):  # seeded init, global stream untouched
         torch.manual_seed(args.seed)
