@@ -476,6 +476,13 @@ def test_train_djscc_uses_every_seen_image_resumes_exactly_and_feeds_semclip_eva
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
         hist = json.loads((full / "model" / "train_history.json").read_text())
         assert [h["step"] for h in hist] == [1, 2, 3, 4]
+        # the settings travel with the run (train-djscc.settings.json, and inside train_state.pt): another
+        # learning rate or hidden width into the same folder is refused, the finished model left as it was
+        weights = {p: p.read_bytes() for p in (full / "model").rglob("*") if p.is_file()}
+        for opt, value in (("--lr", "0.01"), ("--hidden", "4")):
+            assert main(_train_djscc_argv(clip, data, full, model, L_SNR, opt, value)) == 2
+        assert weights == {p: p.read_bytes() for p in (full / "model").rglob("*") if p.is_file()}
+        assert json.loads((full / "train-djscc.settings.json").read_text())["lr"] == 1e-3
     # every seen image is a training item: the batches draw indices over all of them
     ds = make_dataset("imagenet", data)
     seen, _ = split_classes(len(ds.class_names), 0.2, 0)
@@ -526,3 +533,27 @@ def test_upper_bound_beats_every_system(setup, tmp_path):
     for system in SE.SYSTEMS[1:]:
         r = SE.evaluate_point(ctx, system, es, -20.0, L_SNR)
         assert r["top1"] < ub["top1"], system
+
+
+def test_resume_refuses_another_value_of_each_paper_option(setup, tmp_path, capsys):
+    """Issue 16's options that define SemCLIP's rows and models are recorded settings of issue 20's resume guard:
+    after a run, a rerun into the same folder with another value of any of them is refused (exit 2, one line
+    naming the setting and both values) and adds no row; the same options resume with nothing new."""
+    clip, data = setup
+    out = tmp_path / "guard"
+    base = _args(clip, data, out, "--studies", "snr", "--systems", "clip-ft")
+    assert main(base) == 0
+    before = (out / "accuracy_vs_snr.csv").read_bytes()
+    for opt, value, change in (("--temperature", "1", "temperature: 0.07 -> 1.0"),
+                               ("--tapl-loss", "both", "tapl_loss: 'i2t' -> 'both'"),
+                               ("--no-ablation-per-snr", None, "ablation_per_snr: True -> False"),
+                               ("--djscc-bottleneck", "conv", "djscc_bottleneck: 'auto' -> 'conv'"),
+                               ("--djscc-dense-limit", "5", "djscc_dense_limit: "),
+                               ("--hidden-dim", "8", "hidden_dim: 16 -> 8"),
+                               ("--no-linear-skip", None, "linear_skip: True -> False"),
+                               ("--tapl-steps", "3", "tapl_steps: None -> 3"),
+                               ("--snr-train-range=-2,2", None, "snr_train_range: ")):
+        err = _refused(base + [opt] + ([value] if value is not None else []), capsys)
+        assert change in err and "resuming would mix them" in err, (opt, err)
+    assert (out / "accuracy_vs_snr.csv").read_bytes() == before
+    assert main(base) == 0 and (out / "accuracy_vs_snr.csv").read_bytes() == before
