@@ -420,8 +420,8 @@ def main(args: argparse.Namespace) -> int:
                 if key not in trained:
                     ck = latest_checkpoint(_step_out(out, cfg.models[key]["step"]))
                     if ck is None:
-                        print(f"{PROG}: error: step {cfg.models[key]['step']!r} left no checkpoint for model {key!r} in "
-                              f"{_step_out(out, cfg.models[key]['step'])}", file=sys.stderr)
+                        print(f"{PROG}: error: step {cfg.models[key]['step']!r} left no checkpoint for model "
+                              f"{key!r} in {_step_out(out, cfg.models[key]['step'])}", file=sys.stderr)
                         return 2
                     trained[key] = str(ck)
                 a = a.replace(f"{{{kind}:{key}}}", trained[key])
