@@ -242,7 +242,8 @@ def train_resumable(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor
                     load_batch: Callable[[torch.Tensor], Tuple[torch.Tensor, Optional[torch.Tensor]]], num_items: int,
                     channel: Channel, snr_range: Sequence[float], steps: int, out_dir, batch_size: int = 32,
                     lr: float = 1e-3, seed: int = 0, device="cpu", checkpoint_every: int = 500,
-                    stop_at: Optional[int] = None) -> List[Dict[str, float]]:
+                    stop_at: Optional[int] = None, settings: Optional[Dict[str, object]] = None
+                    ) -> List[Dict[str, float]]:
     """The image baselines' training loop, streaming batches from disk and resumable bit for bit.
 
     Each step draws ``batch_size`` item indices and one SNR per item from a generator seeded with ``seed``
@@ -250,7 +251,10 @@ def train_resumable(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor
     (images, labels or None)`` (so the whole training set is used and never held in memory) and minimises
     ``loss_fn(model, images, labels, snr_db)`` with Adam. Every ``checkpoint_every`` steps and at the end,
     ``out_dir/train_state.pt`` (step, model, optimiser, batch generator, channel stream, history) is
-    replaced atomically; a rerun resumes from it. When ``steps`` are done the model is saved with
+    replaced atomically; a rerun resumes from it: the file is read with ``weights_only=True`` (a planted
+    pickle never runs) and only if it records the same ``settings`` (the JSON-ready options that define
+    the run, plus ``steps``, ``batch_size``, ``lr`` and ``seed``; another value raises ``ValueError``
+    naming it). When ``steps`` are done the model is saved with
     ``save_pretrained`` in ``out_dir/model`` (config + safetensors) with ``train_history.json``.
     ``stop_at`` stops after that step (an interruption, for tests).
 
@@ -274,8 +278,12 @@ def train_resumable(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     start, history = 0, []
     state_file = out / "train_state.pt"
+    from semantic.semclip import load_train_state
+
+    given = json.loads(json.dumps({**dict(settings or {}), "steps": int(steps), "batch_size": int(batch_size),
+                                   "lr": float(lr), "seed": int(seed)}))
     if state_file.is_file():
-        state = torch.load(state_file, map_location=device, weights_only=False)
+        state = load_train_state(out, device, given)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
@@ -296,7 +304,7 @@ def train_resumable(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor
             tmp = state_file.with_name(f"train_state.{os.getpid()}.tmp")
             torch.save({"step": step + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
                         "generator": gen.get_state(), "channel_rng": channel.generator(device).get_state(),
-                        "history": history}, tmp)
+                        "history": history, "settings": given}, tmp)
             os.replace(tmp, state_file)
         if last:
             break

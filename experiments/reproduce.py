@@ -391,11 +391,11 @@ def main(args: argparse.Namespace) -> int:
         planned = plan(cfg, args.out, args.data, _pairs(args.data_path, "--data-path"),
                        _pairs(args.model, "--model"), args.set)
     except ValueError as exc:
-        print(f"{PROG}: {exc}", file=sys.stderr)
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
     problems = check_inputs(cfg, planned)
     if problems:
-        print(f"{PROG} {cfg.name}: {len(problems)} missing input(s), nothing run: " + " | ".join(problems),
+        print(f"{PROG}: error: {cfg.name}: {len(problems)} missing input(s), nothing run: " + " | ".join(problems),
               file=sys.stderr)
         return 2
     if args.dry_run:
@@ -420,8 +420,8 @@ def main(args: argparse.Namespace) -> int:
                 if key not in trained:
                     ck = latest_checkpoint(_step_out(out, cfg.models[key]["step"]))
                     if ck is None:
-                        print(f"{PROG}: step {cfg.models[key]['step']!r} left no checkpoint for model {key!r} in "
-                              f"{_step_out(out, cfg.models[key]['step'])}", file=sys.stderr)
+                        print(f"{PROG}: error: step {cfg.models[key]['step']!r} left no checkpoint for model "
+                              f"{key!r} in {_step_out(out, cfg.models[key]['step'])}", file=sys.stderr)
                         return 2
                     trained[key] = str(ck)
                 a = a.replace(f"{{{kind}:{key}}}", trained[key])
@@ -433,10 +433,10 @@ def main(args: argparse.Namespace) -> int:
         try:
             rc = int(cli_main(argv) or 0)
         except (ValueError, FileNotFoundError) as exc:
-            print(f"{PROG} {cfg.name}: step {st['name']!r} failed: {exc}", file=sys.stderr)
+            print(f"{PROG}: error: {cfg.name}: step {st['name']!r} failed: {exc}", file=sys.stderr)
             return 2
         if rc != 0:
-            print(f"{PROG} {cfg.name}: step {st['name']!r} exited with {rc}", file=sys.stderr)
+            print(f"{PROG}: error: {cfg.name}: step {st['name']!r} exited with {rc}", file=sys.stderr)
             return rc
     record["outputs"] = [str(out / o) for o in cfg.outputs]
     write_json_atomic(out / f"reproduce-{cfg.name}.json", record)

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
 __all__ = ["add_arguments", "main"]
@@ -295,6 +294,13 @@ def _train_tapl(args) -> int:
     return 0
 
 
+# the options of train-djscc that define the model it trains (not: --out, --device, --checkpoint-every and
+# --num-workers, which leave the weights bit for bit the same)
+_DJSCC_SETTINGS = ("model", "data", "layout", "channel_uses", "steps", "batch_size", "lr", "snr_min", "snr_max",
+                   "hidden", "jscc_hidden", "bottleneck", "clip_model", "pretrained", "channel", "equalizer", "seed",
+                   "all_classes", "unseen_fraction", "split_seed")
+
+
 def _train_djscc(args) -> int:
     """DJSCC-IR / DJSCC-FT trained on *every* image of the seen classes (loaded per batch from disk) with the
     same step budget as SemCLIP's JSCC: what ``semclip-eval --djscc-ir/--djscc-ft OUT/model`` loads."""
@@ -311,8 +317,7 @@ def _train_djscc(args) -> int:
     for name in ("channel_uses", "steps", "batch_size", "checkpoint_every", "hidden"):
         v = getattr(args, name)
         if v < 1:
-            print(f"semcom semclip train-djscc: --{name.replace('_', '-')} must be positive, got {v}", file=sys.stderr)
-            return 2
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive int, got {v}")
     device = _device(args.device)
     clip, preprocess, _ = load_open_clip(args.clip_model, args.pretrained, device="cpu")
     to_tensor, _ = _split_preprocess(preprocess)
@@ -323,8 +328,8 @@ def _train_djscc(args) -> int:
     seen_set = set(seen)
     items = [i for i, y in enumerate(ds.labels) if int(y) in seen_set]
     if not items:
-        print(f"semcom semclip train-djscc: no image of a seen class in {args.data}", file=sys.stderr)
-        return 2
+        raise ValueError(f"--data {args.data}: no image of a seen class (expected class folders of the --layout "
+                         f"{args.layout!r} layout)")
     nd = djscc_num_down(shape[1])
     with torch.random.fork_rng(devices=[]):  # seeded init, global stream untouched
         torch.manual_seed(args.seed)
@@ -356,9 +361,15 @@ def _train_djscc(args) -> int:
         return F.cross_entropy(m(x, channel, snr), y)
 
     channel = make_channel(args.channel, seed=args.seed + (11 if args.model == "ir" else 12))
+    from experiments.results import settings_of
+
+    # the resume guard: the record beside the run folder, and the same settings inside train_state.pt
+    settings = settings_of(args, _DJSCC_SETTINGS, paths=("data",))
+    _claim(args, settings, ["train_state.pt", "model"], "train-djscc.settings.json")
     hist = train_resumable(model, loss_fn, load_batch, len(items), channel, (args.snr_min, args.snr_max),
                            args.steps, args.out, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                           device=device, checkpoint_every=args.checkpoint_every)
+                           device=device, checkpoint_every=args.checkpoint_every,
+                           settings=settings)
     print(f"DJSCC-{args.model.upper()} trained on {len(items)} images of {len(seen)} seen classes, L="
           f"{args.channel_uses}, {len(hist)} steps, final loss {hist[-1]['loss']:.4f} -> {Path(args.out) / 'model'}")
     return 0

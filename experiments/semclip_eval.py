@@ -465,10 +465,8 @@ class Context:
         if key in self._cache:
             return self._cache[key]
         opt = self.args.semclip_jscc if use_af else self.args.semclip_noaf_jscc
-        if train_snr is not None and opt and "{snr}" not in opt:
-            raise ValueError(f"--semclip-noaf-jscc {opt!r} names one checkpoint, but --ablation-per-snr needs one "
-                             "no-AF JSCC per SNR: put {snr} in the path (e.g. runs/noaf-L{L}-snr{snr}) or pass "
-                             "--no-ablation-per-snr")
+        if train_snr is not None:
+            check_noaf_template(opt)
         given = self._given(opt.replace("{snr}", snr_tag(train_snr)) if (opt and train_snr is not None) else opt, L)
         codec = None
         if given is not None:
@@ -964,6 +962,15 @@ def _write_csv(path: Path, header, body) -> None:
     tmp.replace(path)
 
 
+def check_noaf_template(opt: Optional[str]) -> None:
+    """``ValueError`` unless ``--semclip-noaf-jscc`` (``opt``) is absent or holds ``{snr}``: the per-SNR ablation
+    (``--ablation-per-snr``) loads one fixed-SNR no-AF JSCC per SNR."""
+    if opt and "{snr}" not in opt:
+        raise ValueError(f"--semclip-noaf-jscc {opt!r} names one checkpoint, but --ablation-per-snr needs one "
+                         "no-AF JSCC per SNR: put {snr} in the path (e.g. runs/noaf-L{L}-snr{snr}) or pass "
+                         "--no-ablation-per-snr")
+
+
 def parse_extra_channel_uses(text: Optional[str], allowed: Sequence[str]) -> Dict[str, List[int]]:
     """``"djscc-ir=28224,bt-ir=47078+60000"`` -> ``{"djscc-ir": [28224], "bt-ir": [47078, 60000]}``."""
     out: Dict[str, List[int]] = {}
@@ -1144,11 +1151,13 @@ def study_complexity(ctx: Context, n_images: int) -> int:
 # ------------------------------------------------------------------------------------------------
 # entry points
 # ------------------------------------------------------------------------------------------------
-# options that are row keys or choose what runs (studies, systems, SNRs, L values, data sets, the device of
-# the complexity table); every other option defines the rows and the models trained under <out>/models
+# options that are row keys or choose what runs (studies, systems, SNRs, L values -- --extra-channel-uses only
+# adds (system, L) points whose rows are those --channel-uses would give --, data sets, the device of the
+# complexity table); every other option defines the rows and the models trained under <out>/models. The
+# semclip-* reproduction configs share one folder, so they give the same defining options.
 _NOT_SETTINGS = ("command", "out", "studies", "systems", "bandwidth_systems", "snr_db", "table_snrs",
-                 "snr_channel_uses", "channel_uses", "bandwidth_snr", "datasets", "cross_snrs", "complexity_images",
-                 "channel", "device", "no_progress")
+                 "snr_channel_uses", "channel_uses", "extra_channel_uses", "bandwidth_snr", "datasets", "cross_snrs",
+                 "complexity_images", "channel", "device", "no_progress")
 _PATH_SETTINGS = ("data", "train_data", "semclip_jscc", "semclip_noaf_jscc", "tapl", "djscc_ir", "djscc_ft")
 RESULT_FILES = ("accuracy_vs_snr.csv", "accuracy_vs_bandwidth.csv", "cross_dataset.csv", "complexity.csv", "models")
 
@@ -1175,6 +1184,8 @@ def run(args: argparse.Namespace) -> Dict[str, int]:
         raise ValueError(f"--tapl-steps must be a positive int, got {args.tapl_steps!r}")
     if args.snr_channel_uses is not None and args.snr_channel_uses < 1:  # 0 must not silently mean "N/2"
         raise ValueError(f"--snr-channel-uses must be a positive int, got {args.snr_channel_uses!r}")
+    if args.ablation_per_snr:  # checked before anything is written
+        check_noaf_template(args.semclip_noaf_jscc)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     from experiments.results import claim_result_settings, settings_of

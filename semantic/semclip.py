@@ -58,6 +58,7 @@ __all__ = [
     "SemCLIP",
     "train_jscc",
     "train_tapl",
+    "load_train_state",
     "transmit_tokens",
     "classification_topk",
     "text_to_image_retrieval",
@@ -224,9 +225,10 @@ def _describe(obj) -> str:
     return f"{type(obj).__name__}:{h.hexdigest()[:16]}"
 
 
-def _load_train_state(ck: Path, device, given: Dict[str, object]) -> dict:
+def load_train_state(ck: Path, device, given: Dict[str, object]) -> dict:
     """``ck/train_state.pt`` read with ``weights_only=True`` (tensors and plain containers only: a
-    planted pickle cannot run), refused unless it records the same ``given`` settings."""
+    planted pickle cannot run), refused unless it records the same ``given`` settings (its
+    ``"settings"`` entry). Shared by every resumable trainer (SemCLIP's stages, the DJSCC baselines)."""
     path = ck / "train_state.pt"
     try:
         state = torch.load(path, map_location=device, weights_only=True)
@@ -411,7 +413,7 @@ def train_jscc(features: torch.Tensor, cfg: SemCLIPConfig, out_dir: Optional[Uni
     if out is not None:
         ck = _find_checkpoint(out)
         if ck is not None:
-            state = _load_train_state(ck, device, settings)
+            state = load_train_state(ck, device, settings)
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
             codec.load_state_dict(JSCCCodec.from_pretrained(ck).state_dict())
@@ -632,7 +634,7 @@ def train_tapl(tokens: torch.Tensor, labels: torch.Tensor, class_names: Sequence
     if out is not None:
         ck = _find_checkpoint(out)
         if ck is not None:
-            state = _load_train_state(ck, device, settings)
+            state = load_train_state(ck, device, settings)
             tapl = TAPL.from_pretrained(str(ck / "tapl"), low_cpu_mem_usage=False)
             tapl.to(device)
             opt = torch.optim.AdamW(tapl.parameters(), lr=cfg.tapl_lr, weight_decay=0.0)

@@ -113,10 +113,28 @@ CLI_CASES = [
      "no feature cache"),
     ("semclip-eval-out-is-file", ["semclip", "eval", "--features", "{missing}", "--out", "{file}"],
      "is a file; expected a folder"),
+    ("semclip-train-djscc-zero-channel-uses", ["semclip", "train-djscc", "--model", "ir", "--data", "{images}",
+                                               "--channel-uses", "0", "--out", "{out}"],
+     "--channel-uses must be a positive int, got 0"),
+    ("semclip-train-djscc-clip-weights-missing", ["semclip", "train-djscc", "--model", "ft", "--data", "{images}",
+                                                  "--channel-uses", "8", "--device", "cpu", "--out", "{out}"],
+     "could not be loaded"),
     ("semclip-eval-study-clip-missing", ["semclip-eval", "--data", "{images}", "--device", "cpu", "--out", "{out}"],
      "could not be loaded"),
     ("semclip-eval-systems", ["semclip-eval", "--data", "{images}", "--systems", "bogus", "--out", "{out}"],
      "--systems must be"),
+    ("reproduce-unknown-name", ["reproduce", "semclip-fig99", "--out", "{out}"],
+     "no result named 'semclip-fig99'; `semcom reproduce --list` names them"),
+    ("reproduce-out-missing", ["reproduce", "semclip-table1"], "--out DIR is required"),
+    ("reproduce-out-is-file", ["reproduce", "semclip-table1", "--out", "{file}"], "is a file; expected a folder"),
+    ("reproduce-set-unknown-option", ["reproduce", "semclip-table1", "--set", "no-such-option=1", "--out", "{out}"],
+     "--set no-such-option=1: no step of this result takes --no-such-option"),
+    ("reproduce-data-path-not-a-pair", ["reproduce", "semclip-table1", "--data-path", "imagenet-val", "--out",
+                                        "{out}"], "--data-path takes KEY=VALUE, got 'imagenet-val'"),
+    ("reproduce-model-unknown", ["reproduce", "semclip-table1", "--model", "blip2={blip2}", "--out", "{out}"],
+     "--model blip2: not an input of semclip-table1"),
+    ("reproduce-dataset-missing", ["reproduce", "semclip-table1", "--data", "{missing}", "--out", "{out}"],
+     "dataset 'imagenet-val' (ImageNet-1k validation set"),
 ]
 
 
@@ -234,10 +252,35 @@ def test_api_bad_input_raises_clear_error(case, tmp_path):
     assert text in str(info.value)
 
 
+def _semclip_actions():
+    """The ``semcom semclip`` actions, read from the parser (a new action cannot be left out unnoticed)."""
+    import argparse
+
+    from experiments import semclip
+
+    parser = argparse.ArgumentParser()
+    semclip.add_arguments(parser)
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return set(sub.choices)
+
+
 def test_every_cli_entry_point_is_in_the_catalogue():
     covered = {" ".join(c[1][:2]) if c[1][0] == "semclip" else c[1][0] for c in CLI_CASES}
-    expected = {f"semclip {a}" for a in ("extract", "train-jscc", "train-tapl", "eval")} | (set(SUBCOMMANDS) - {"semclip"})
+    actions = _semclip_actions()
+    assert {"extract", "train-jscc", "train-tapl", "train-djscc", "eval"} <= actions
+    expected = {f"semclip {a}" for a in actions} | (set(SUBCOMMANDS) - {"semclip"})
+    assert "reproduce" in expected
     assert expected <= covered, sorted(expected - covered)
+
+
+def test_cli_refusals_leave_no_output_folder(inputs, capsys):
+    """Bad input found before a run starts leaves nothing behind (no half-made --out)."""
+    out = Path(inputs["root"]) / "refused"
+    for argv in (["reproduce", "semclip-fig99", "--out", str(out)],
+                 ["reproduce", "semclip-table1", "--set", "no-such-option=1", "--out", str(out)],
+                 ["semclip", "train-djscc", "--model", "ir", "--data", inputs["images"], "--channel-uses", "0",
+                  "--out", str(out)]):
+        assert main(argv) == 2 and not out.exists(), argv
 
 
 def test_readme_records_the_catalogue_size():

@@ -211,3 +211,39 @@ def test_image_jscc_conv_bottleneck_layout_size_and_round_trip(digits, tmp_path)
         ImageJSCCCodec.build(image_size=16, channel_uses=25, hidden=8, num_down=2, bottleneck="conv")
     with pytest.raises(ValueError, match="bottleneck"):
         ImageJSCCCodec.build(image_size=16, channel_uses=24, hidden=8, num_down=2, bottleneck="attention")
+
+
+def test_train_resumable_never_unpickles_and_refuses_other_settings(tmp_path):
+    """The DJSCC trainers' resume (issue 16's train_resumable under issue 20's rules): ``train_state.pt`` is read
+    with ``weights_only=True`` (a planted pickle is refused and never runs) and only under the settings it
+    records (another lr, or another recorded option, is refused naming it); the same settings resume exactly."""
+    from baselines.djscc import train_resumable
+    from test_jscc import _Payload  # a pickle whose loading would write a marker file
+
+    images = torch.rand(6, 3, 16, 16)
+
+    def run(out, stop_at=None, lr=1e-3, settings=None):
+        torch.manual_seed(0)
+        codec = ImageJSCCCodec.build(image_size=16, channel_uses=8, hidden=8, num_down=2)
+        hist = train_resumable(codec, lambda m, x, y, s: ((m(x, AWGN(seed=1), s).x_hat - x) ** 2).mean(),
+                               lambda idx: (images[idx], None), len(images), AWGN(seed=1), (0.0, 10.0), 4, out,
+                               batch_size=3, lr=lr, checkpoint_every=2, stop_at=stop_at,
+                               settings=settings or {"bottleneck": "dense"})
+        return codec, hist
+
+    full, hist = run(tmp_path / "full")
+    run(tmp_path / "part", stop_at=2)
+    for bad, match in ((dict(lr=1e-2), r"lr: 0\.001 -> 0\.01"),
+                       (dict(settings={"bottleneck": "conv"}), "bottleneck: 'dense' -> 'conv'")):
+        with pytest.raises(ValueError, match=match):
+            run(tmp_path / "part", **bad)
+    resumed, hist2 = run(tmp_path / "part")
+    assert hist2 == hist and all(torch.equal(a, b) for a, b in zip(full.state_dict().values(),
+                                                                   resumed.state_dict().values()))
+    run(tmp_path / "planted", stop_at=2)
+    state_file = tmp_path / "planted" / "train_state.pt"
+    marker = tmp_path / "pwned"
+    torch.save({**torch.load(state_file, weights_only=True), "evil": _Payload(marker)}, state_file)
+    with pytest.raises(ValueError, match="train_state.pt.*refused to unpickle"):
+        run(tmp_path / "planted")
+    assert not marker.exists()

@@ -90,6 +90,40 @@ def test_semclip_configs_hold_the_papers_training_settings():
                     assert _opt(st["argv"], "--reference") == "blip2"
 
 
+def test_configs_sharing_a_folder_agree_on_its_defining_settings():
+    """Steps of several configs that write into one folder (the shared OUT/semclip-eval, the DJSCC trainers, the
+    image decoder) must give that folder the same recorded settings, or the resume guard refuses the second
+    config (issue 20): train steps are the same command line; semclip-eval steps may differ only in what runs
+    (studies, systems, SNRs, L values, --extra-channel-uses...), never in an option that defines rows or models."""
+    import argparse
+    from collections import defaultdict
+
+    from experiments import semclip_eval as SE
+    from experiments.results import settings_of
+
+    parser = argparse.ArgumentParser()
+    SE.add_arguments(parser)
+    by_folder = defaultdict(dict)
+    for name in NAMES:
+        for st in _steps(name)[1]:
+            by_folder[_opt(st["argv"], "--out")][name] = st["argv"]
+    shared = {out: runs for out, runs in by_folder.items() if len(runs) > 1}
+    assert {"OUT/semclip-eval", "OUT/djscc-ir-L384", "OUT/train-image-decoder"} <= set(shared)
+    for out, runs in shared.items():
+        if out != "OUT/semclip-eval":
+            assert len({tuple(a) for a in runs.values()}) == 1, (out, sorted(runs))
+            continue
+        settings = {}
+        for name, argv in runs.items():
+            args = parser.parse_args(argv[1:])
+            settings[name] = settings_of(args, [k for k in vars(args) if k not in SE._NOT_SETTINGS],
+                                         paths=SE._PATH_SETTINGS)
+        first = settings[NAMES[0]]
+        assert {k for k in first if first[k] is not None} >= {"djscc_ir", "djscc_ft", "temperature", "seed"}
+        for name, s in settings.items():
+            assert s == first, (name, {k: (first.get(k), v) for k, v in s.items() if first.get(k) != v})
+
+
 def test_missing_inputs_fail_at_once_naming_each(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["reproduce", "semclip-table2", "--data", str(tmp_path / "nowhere"), "--out", str(out),

@@ -265,7 +265,16 @@ def _unseen_images(data):
     return torch.stack(imgs), torch.tensor(labels), unseen
 
 
-def test_ablation_per_snr_loads_one_checkpoint_per_snr(setup, tmp_path, monkeypatch):
+def _refused(argv, capsys):
+    """The CLI's answer to bad input (issue 20): exit status 2 and one line ``semcom semclip-eval: error: ...``."""
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("semcom semclip-eval: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_ablation_per_snr_loads_one_checkpoint_per_snr(setup, tmp_path, monkeypatch, capsys):
     """Table I's 'w/o TAPL and AF': with {snr} in --semclip-noaf-jscc each SNR loads its own fixed-SNR model
     (different weights, different rows); a path without {snr} is refused, and so is mixing the protocols."""
     from semantic.jscc import JSCCCodec
@@ -292,13 +301,14 @@ def test_ablation_per_snr_loads_one_checkpoint_per_snr(setup, tmp_path, monkeypa
     assert loaded == [str(ck / "noaf-snr-5"), str(ck / "noaf-snr5")]
     rows = {float(r["snr_db"]): r for r in _read(out / "accuracy_vs_snr.csv")}
     assert set(rows) == {-5.0, 5.0} and all("per-SNR ablation" in r["note"] for r in rows.values())
-    with pytest.raises(ValueError, match=r"\{snr\}"):
-        main(_args(clip, data, tmp_path / "abl2", "--studies", "snr", "--systems", "semclip-noaf",
-                   "--semclip-noaf-jscc", str(ck / "noaf-snr5")))
-    # the old protocol (one model over the range) into the same folder: refused
-    with pytest.raises(ValueError, match="ablation"):
-        main(_args(clip, data, out, "--studies", "snr", "--systems", "semclip-noaf", "--no-ablation-per-snr",
-                   "--semclip-noaf-jscc", str(ck / "noaf-snr5")))
+    err = _refused(_args(clip, data, tmp_path / "abl2", "--studies", "snr", "--systems", "semclip-noaf",
+                         "--semclip-noaf-jscc", str(ck / "noaf-snr5")), capsys)
+    assert "--semclip-noaf-jscc" in err and "{snr}" in err and not (tmp_path / "abl2").exists()  # checked first
+    # the old protocol (one model over the range) into the same folder: refused, the option named
+    err = _refused(_args(clip, data, out, "--studies", "snr", "--systems", "semclip-noaf", "--no-ablation-per-snr",
+                         "--semclip-noaf-jscc", str(ck / "noaf-snr5")), capsys)
+    assert "ablation_per_snr: True -> False" in err
+    assert {float(r["snr_db"]) for r in _read(out / "accuracy_vs_snr.csv")} == {-5.0, 5.0}  # nothing added
 
 
 def test_clip_ft_at_high_snr_is_plain_clip_zero_shot(setup, tmp_path):
@@ -411,7 +421,7 @@ def test_image_systems_report_psnr_ssim_of_their_reconstructions(setup, tmp_path
     assert math.isnan(float(rows["clip-ft", 16]["psnr"]))
 
 
-def test_djscc_ir_bottleneck_follows_the_budget_and_unreachable_points_are_recorded(setup, tmp_path):
+def test_djscc_ir_bottleneck_follows_the_budget_and_unreachable_points_are_recorded(setup, tmp_path, capsys):
     """Fig. 4 at large L: auto keeps the dense bottleneck while it is small, switches to the convolutional one
     above --djscc-dense-limit, and a point neither can carry gets a row with the reason (not a silent skip)."""
     from baselines.djscc import ImageJSCCCodec
@@ -432,8 +442,9 @@ def test_djscc_ir_bottleneck_follows_the_budget_and_unreachable_points_are_recor
     assert ImageJSCCCodec.from_pretrained(out / "models" / "djscc-ir-L4").encoder.config.bottleneck == "dense"
     assert math.isnan(float(rows[9]["top1"])) and "not run at L=9" in rows[9]["note"]
     assert float(rows[9]["bandwidth_ratio"]) == pytest.approx(9 / (3 * 32 * 32))
-    with pytest.raises(ValueError, match="extra-channel-uses"):
-        main(_args(clip, data, tmp_path / "x", "--studies", "bandwidth", "--extra-channel-uses", "nope=5"))
+    err = _refused(_args(clip, data, tmp_path / "x", "--studies", "bandwidth", "--extra-channel-uses", "nope=5"),
+                   capsys)
+    assert "--extra-channel-uses" in err and "'nope=5'" in err
 
 
 def _train_djscc_argv(clip, data, out, model, L, *extra):
@@ -465,6 +476,13 @@ def test_train_djscc_uses_every_seen_image_resumes_exactly_and_feeds_semclip_eva
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
         hist = json.loads((full / "model" / "train_history.json").read_text())
         assert [h["step"] for h in hist] == [1, 2, 3, 4]
+        # the settings travel with the run (train-djscc.settings.json, and inside train_state.pt): another
+        # learning rate or hidden width into the same folder is refused, the finished model left as it was
+        weights = {p: p.read_bytes() for p in (full / "model").rglob("*") if p.is_file()}
+        for opt, value in (("--lr", "0.01"), ("--hidden", "4")):
+            assert main(_train_djscc_argv(clip, data, full, model, L_SNR, opt, value)) == 2
+        assert weights == {p: p.read_bytes() for p in (full / "model").rglob("*") if p.is_file()}
+        assert json.loads((full / "train-djscc.settings.json").read_text())["lr"] == 1e-3
     # every seen image is a training item: the batches draw indices over all of them
     ds = make_dataset("imagenet", data)
     seen, _ = split_classes(len(ds.class_names), 0.2, 0)
@@ -515,3 +533,27 @@ def test_upper_bound_beats_every_system(setup, tmp_path):
     for system in SE.SYSTEMS[1:]:
         r = SE.evaluate_point(ctx, system, es, -20.0, L_SNR)
         assert r["top1"] < ub["top1"], system
+
+
+def test_resume_refuses_another_value_of_each_paper_option(setup, tmp_path, capsys):
+    """Issue 16's options that define SemCLIP's rows and models are recorded settings of issue 20's resume guard:
+    after a run, a rerun into the same folder with another value of any of them is refused (exit 2, one line
+    naming the setting and both values) and adds no row; the same options resume with nothing new."""
+    clip, data = setup
+    out = tmp_path / "guard"
+    base = _args(clip, data, out, "--studies", "snr", "--systems", "clip-ft")
+    assert main(base) == 0
+    before = (out / "accuracy_vs_snr.csv").read_bytes()
+    for opt, value, change in (("--temperature", "1", "temperature: 0.07 -> 1.0"),
+                               ("--tapl-loss", "both", "tapl_loss: 'i2t' -> 'both'"),
+                               ("--no-ablation-per-snr", None, "ablation_per_snr: True -> False"),
+                               ("--djscc-bottleneck", "conv", "djscc_bottleneck: 'auto' -> 'conv'"),
+                               ("--djscc-dense-limit", "5", "djscc_dense_limit: "),
+                               ("--hidden-dim", "8", "hidden_dim: 16 -> 8"),
+                               ("--no-linear-skip", None, "linear_skip: True -> False"),
+                               ("--tapl-steps", "3", "tapl_steps: None -> 3"),
+                               ("--snr-train-range=-2,2", None, "snr_train_range: ")):
+        err = _refused(base + [opt] + ([value] if value is not None else []), capsys)
+        assert change in err and "resuming would mix them" in err, (opt, err)
+    assert (out / "accuracy_vs_snr.csv").read_bytes() == before
+    assert main(base) == 0 and (out / "accuracy_vs_snr.csv").read_bytes() == before

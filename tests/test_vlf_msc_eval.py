@@ -326,3 +326,28 @@ def test_budget_matched_gives_img2img_the_finest_latent_that_fits(tiny_blip2_dir
     assert "cannot fit VLF-MSC's 128 channel uses" in err
     assert main(argv + ["--systems", "img2img-sc,img2img-sc-bsc", "--budget", "matched", "--img2img-bsc-mode",
                         "public-code"]) == 2
+
+
+def test_resume_refuses_another_equalizer_reference_or_budget(tiny_image_dir, tmp_path, capsys):
+    """Issue 16's --equalizer, --reference and --budget define every row of metrics.csv: once the folder holds a
+    row, another value of any of them is refused by issue 20's guard (exit 2, the setting named), before any
+    model is loaded; the recorded values pass the guard."""
+    from experiments.cli import main
+
+    out = tmp_path / "o"
+    base = ["vlf-msc-eval", "--images", str(tiny_image_dir), "--captions", str(tiny_image_dir / "captions.csv"),
+            "--systems", "ascii-hamming", "--blip2-checkpoint", str(tmp_path / "no_blip2"), "--device", "cpu",
+            "--out", str(out)]
+    assert main(base) == 2  # the settings are recorded first, then the missing BLIP-2 stops the run
+    assert {k: json.loads((out / "settings.json").read_text())[k] for k in ("equalizer", "reference", "budget")} == {
+        "equalizer": "mmse", "reference": "blip2", "budget": "paper"}
+    (out / "metrics.csv").write_text("system,snr_db\nascii-hamming,0.0\n")  # a finished row (any layout)
+    capsys.readouterr()
+    for opt, value, change in (("--equalizer", "zf", "equalizer: 'mmse' -> 'zf'"),
+                               ("--reference", "csv", "reference: 'blip2' -> 'csv'"),
+                               ("--budget", "matched", "budget: 'paper' -> 'matched'")):
+        assert main(base + [opt, value]) == 2
+        err = capsys.readouterr().err
+        assert change in err and "resuming would mix them" in err and err.count("\n") == 1, (opt, err)
+    assert main(base) == 2
+    assert "other settings" not in capsys.readouterr().err  # refused later (the planted row's layout), not here
