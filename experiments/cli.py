@@ -43,6 +43,10 @@ SUBCOMMANDS = {
 }
 
 
+_PLUGIN_HELP = ("import a module or a .py file that registers channels, schemes, codes or sources "
+                "(repeatable; installed semcom.* entry points load by themselves); see experiments.plugins")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="semcom",
@@ -50,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "digital separation links. SNR is Es/N0 per complex channel use.",
     )
     parser.add_argument("--version", action="version", version=f"semcom {__version__}")
+    parser.add_argument("--plugin", action="append", metavar="MODULE_OR_FILE", help=_PLUGIN_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in SUBCOMMANDS.items():
         try:
@@ -60,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         p = sub.add_parser(name, help=help_text, description=help_text)
         mod.add_arguments(p)
+        p.add_argument("--plugin", action="append", metavar="MODULE_OR_FILE", help=_PLUGIN_HELP)
         p.set_defaults(_main=mod.main)
     return parser
 
@@ -139,6 +145,17 @@ def progress_bars_off(off: bool = True):
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    from experiments.plugins import load_all, pop_plugin_args
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:  # plug-ins first: what they register is then known to every command's checks
+        plugins, argv = pop_plugin_args(argv)
+        load_all(plugins)
+    except ValueError as exc:
+        if os.environ.get("SEMCOM_TRACEBACK"):
+            raise
+        print(error_line("semcom", exc), file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_main", None):

@@ -281,12 +281,22 @@ class Received:
     codeword_errors: Optional[Tuple[int, int]] = None   # (failed codewords, codewords)
 
 
-class _Context:
-    """Everything a scheme needs at run time (shared by all schemes of one comparison).
+class SchemeContext:
+    """Everything a scheme needs at run time (shared by all schemes of one comparison): the public
+    interface a scheme of your own reads (see :class:`Scheme`).
 
     The source's items are split once (``split_indices``, seeded): everything a scheme fits
     (KLT, quantiser ranges, codebooks, the fallback mean) is fitted on ``train``; the held-out
     ``test`` items are sent, and retrieved among *all* items (``features``).
+
+    Attributes a scheme may read
+    ----------------------------
+    ``features`` ``[N, d]`` (all items: the retrieval bank), ``train`` / ``test`` ``[., d]`` and
+    ``train_index`` / ``test_index`` (their rows), ``fallback`` ``[d]`` (training mean: the estimate
+    without data), ``dim``, ``n_test``, ``budget`` (complex channel uses per example), ``matched``,
+    ``device``, ``source`` (items and encoder for text schemes), ``channel`` / ``channel_name`` (the
+    shared channel of the current channel kind), ``seed``, and the fitted helpers ``klt``
+    (:class:`phy.transform.KLT` of ``train``), ``coder(bits)`` and ``quantizer(bits, dims)``.
     """
 
     def __init__(self, source, budget: int, matched: bool, equalizer: str, device, bits: Optional[int],
@@ -399,7 +409,51 @@ class _Context:
 
 
 class Scheme:
-    """Base class: ``plan(ctx, snr_db, channel)`` then ``transmit(ctx, plan, channel, snr_db)``."""
+    """The public scheme protocol: how a user's own encoder/decoder pair joins a comparison.
+
+    A scheme is planned once per point and then sent ``realizations`` times:
+
+    ``plan(ctx, snr_db, channel) -> Plan``
+        How the scheme fits ``ctx.budget`` complex channel uses per example (``Plan.channel_uses``
+        must not exceed it when ``ctx.matched``; the comparison checks). Fit anything here, on
+        ``ctx.train`` only (cache it on the scheme: the same instance serves every SNR of a
+        channel). ``Plan(0, False, status="skipped: why")`` skips the point with its reason.
+    ``transmit(ctx, plan, channel, snr_db) -> Received``
+        Send ``ctx.test`` (``[M, d]`` held-out features) through ``channel`` -- the one shared
+        channel object, e.g. via :class:`phy.links.AnalogLink` / :class:`phy.links.DigitalLink`,
+        whose ledgers count the channel uses -- and return the reconstructions ``[M, d]`` with
+        ``index=ctx.test_index`` (their rows in ``ctx.features``, for retrieval among all items).
+    ``applies(source) -> (bool, reason)``
+        Whether the scheme can run on a source (default: always).
+
+    Attributes: ``name`` (the CSV's ``scheme`` key; set from the registered name when left at the
+    default), ``kind`` (free text), ``modulation``/``code_name`` (CSV columns),
+    ``snr_dependent_plan`` (plan again at every SNR). Register a factory with
+    :func:`register_scheme` (from a ``--plugin`` module or the ``semcom.schemes`` entry-point group).
+
+    Example: a learned linear encoder/decoder (ridge regression through the noisy channel)
+    --------------------------------------------------------------------------------------
+    >>> import torch
+    >>> from phy.links import AnalogLink
+    >>> class RidgeScheme(Scheme):
+    ...     snr_dependent_plan = True
+    ...     def plan(self, ctx, snr_db, channel):
+    ...         return Plan(ctx.budget, True, dims_sent=ctx.dim)
+    ...     def transmit(self, ctx, plan, channel, snr_db):
+    ...         link = AnalogLink(channel, equalizer="mmse")
+    ...         x = ctx.train[:, : 2 * ctx.budget]               # what fits: 2 reals per use
+    ...         r = link(x, snr_db=snr_db).x_hat                 # learn the decoder on training data
+    ...         w = torch.linalg.lstsq(torch.cat([r, torch.ones(len(r), 1)], 1), ctx.train).solution
+    ...         y = link(ctx.test[:, : 2 * ctx.budget], snr_db=snr_db).x_hat
+    ...         return Received(torch.cat([y, torch.ones(len(y), 1)], 1) @ w, ctx.test_index)
+    >>> _ = register_scheme("doc-ridge")(RidgeScheme)
+    >>> from experiments.sources import load_source
+    >>> rows = run_comparison(load_source("gaussian", n_items=200, dim=8),
+    ...                       CompareConfig(schemes=["doc-ridge"], snr_db=[10.0], budget=4), progress=False)
+    >>> rows[0]["scheme"], rows[0]["channel_uses"], rows[0]["nmse"] < 0.2
+    ('doc-ridge', 4, True)
+    >>> del SCHEMES["doc-ridge"]
+    """
 
     name = "scheme"
     kind = "scheme"
@@ -410,19 +464,19 @@ class Scheme:
     def applies(self, source) -> Tuple[bool, str]:
         return True, ""
 
-    def plan(self, ctx: _Context, snr_db: float, channel) -> Plan:  # pragma: no cover - abstract
+    def plan(self, ctx: SchemeContext, snr_db: float, channel) -> Plan:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def transmit(self, ctx: _Context, plan: Plan, channel, snr_db: float) -> Received:  # pragma: no cover
+    def transmit(self, ctx: SchemeContext, plan: Plan, channel, snr_db: float) -> Received:  # pragma: no cover
         raise NotImplementedError
 
-    def transmit_realizations(self, ctx: _Context, plan: Plan, channel, snr_db: float,
+    def transmit_realizations(self, ctx: SchemeContext, plan: Plan, channel, snr_db: float,
                               realizations: int) -> List[Received]:
         """``realizations`` independent transmissions (the channel's stream continues)."""
         return [self.transmit(ctx, plan, channel, snr_db) for _ in range(realizations)]
 
 
-def _fill(ctx: _Context, head: torch.Tensor, dims: int) -> torch.Tensor:
+def _fill(ctx: SchemeContext, head: torch.Tensor, dims: int) -> torch.Tensor:
     """Received first ``dims`` features + the fallback (source mean) for the rest."""
     out = ctx.fallback.expand(head.shape[0], ctx.dim).clone()
     out[:, :dims] = head
@@ -974,8 +1028,51 @@ class TransformAMCScheme(_FittedScheme):
                         codeword_errors=(int((~ok).sum()), int(ncw)))
 
 
+#: exact scheme name -> factory (no argument) returning a :class:`Scheme`; the families
+#: ``quant-<code>-<mod>``, ``ascii-<code>-<mod>`` and ``transform-<code>-amc`` are parsed by :func:`make_scheme`.
+SCHEMES: Dict[str, Callable[[], Scheme]] = {}
+
+
+def register_scheme(name: str):
+    """Decorator (or call ``register_scheme(name)(factory)``): make ``make_scheme(name)`` (and so
+    ``--schemes name``) build ``factory()`` -- a :class:`Scheme` subclass or any callable returning a
+    Scheme. Code outside the package registers its own schemes this way, from a ``--plugin`` module
+    or the ``semcom.schemes`` entry-point group (:mod:`experiments.plugins`).
+
+    Example
+    -------
+    >>> @register_scheme("doc-analog-zf")
+    ... class DocScheme(AnalogScheme):
+    ...     def __init__(self):
+    ...         super().__init__("zf")
+    >>> make_scheme("doc-analog-zf").equalizer(None)
+    'zf'
+    >>> del SCHEMES["doc-analog-zf"]
+    """
+    if not isinstance(name, str) or not name.strip() or name != name.strip().lower():
+        raise ValueError(f"a scheme name must be a non-empty lower-case str without spaces, got {name!r}")
+
+    def deco(factory):
+        if not callable(factory):
+            raise TypeError(f"scheme {name!r}: the factory must be callable, got {type(factory).__name__}")
+        SCHEMES[name] = factory
+        return factory
+
+    return deco
+
+
+register_scheme("analog")(AnalogScheme)
+register_scheme("analog-zf")(lambda: AnalogScheme("zf"))
+register_scheme("analog-mmse")(lambda: AnalogScheme("mmse"))
+register_scheme("opta")(OptaScheme)
+register_scheme("analog-klt")(AnalogKLTScheme)
+register_scheme("transform-ideal")(TransformIdealScheme)
+register_scheme("quant-ideal")(IdealQuantizedScheme)
+
+
 def make_scheme(spec: str) -> Scheme:
-    """A scheme from its name (see the module docstring).
+    """A scheme from its name: a registered one (:data:`SCHEMES`, see the module docstring) or a
+    family member ``quant-<code>-<mod>``, ``ascii-<code>-<mod>``, ``transform-<code>-amc``.
 
     >>> make_scheme("quant-ldpc5g-16qam").name
     'quant-ldpc5g-16qam'
@@ -983,20 +1080,16 @@ def make_scheme(spec: str) -> Scheme:
     if not isinstance(spec, str):
         raise TypeError(f"scheme must be a str, got {type(spec).__name__}")
     s = spec.strip().lower()
-    if s == "analog":
-        return AnalogScheme()
-    if s == "opta":
-        return OptaScheme()
-    if s == "analog-klt":
-        return AnalogKLTScheme()
-    if s == "transform-ideal":
-        return TransformIdealScheme()
+    if s in SCHEMES:
+        scheme = SCHEMES[s]()
+        if not isinstance(scheme, Scheme):
+            raise TypeError(f"scheme {s!r}: its registered factory returned {type(scheme).__name__}, not a "
+                            f"experiments.compare.Scheme")
+        if not getattr(scheme, "name", None) or scheme.name == Scheme.name:
+            scheme.name = s
+        return scheme
     if s.startswith("transform-") and s.endswith("-amc") and s.count("-") == 2:
         return TransformAMCScheme(s.split("-")[1])
-    if s in ("analog-zf", "analog-mmse"):
-        return AnalogScheme(s.split("-")[1])
-    if s == "quant-ideal":
-        return IdealQuantizedScheme()
     parts = s.split("-")
     if len(parts) == 3 and parts[0] in ("quant", "ascii"):
         from phy.modulation import MODULATIONS
@@ -1004,9 +1097,8 @@ def make_scheme(spec: str) -> Scheme:
         if parts[2] not in MODULATIONS:
             raise ValueError(f"scheme {spec!r}: unknown modulation {parts[2]!r}; expected one of {sorted(MODULATIONS)}")
         return (QuantizedDigitalScheme if parts[0] == "quant" else TextScheme)(parts[1], parts[2])
-    raise ValueError(f"unknown scheme {spec!r}: expected opta, analog, analog-zf, analog-mmse, analog-klt, "
-                     f"transform-ideal, transform-ldpc5g-amc, quant-<code>-<mod> (code none/hamming74/ldpc5g), "
-                     f"quant-ideal or ascii-<code>-<mod>")
+    raise ValueError(f"unknown scheme {spec!r}: expected one of {sorted(SCHEMES)}, transform-ldpc5g-amc, "
+                     f"quant-<code>-<mod> (code none/hamming74/ldpc5g) or ascii-<code>-<mod>")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1128,7 +1220,7 @@ def run_comparison(source, config: CompareConfig, out_dir: Optional[str] = None,
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     device = torch.device(config.device)
     budget = config.effective_budget(source.dim)
-    ctx = _Context(source, budget, config.matched, config.equalizer, device, config.bits,
+    ctx = SchemeContext(source, budget, config.matched, config.equalizer, device, config.bits,
                    config.max_bits_per_element, config.ldpc_rate, config.ideal_outage, config.text_max_items,
                    config.ldpc_iter, config.ldpc_decoder, train_fraction=config.train_fraction,
                    split_seed=config.seed, amc_policy=config.amc_policy, amc_bler_target=config.amc_bler_target,
@@ -1185,7 +1277,7 @@ def run_comparison(source, config: CompareConfig, out_dir: Optional[str] = None,
     return rows
 
 
-def opta_reference(ctx: _Context, channel, ch_name: str, snr_db: float) -> Optional[float]:
+def opta_reference(ctx: SchemeContext, channel, ch_name: str, snr_db: float) -> Optional[float]:
     """The Gaussian OPTA NMSE for the training covariance at this channel, SNR and budget
     (``E[D(R)] / E||f||^2``; ``None`` when the covariance is not estimable). Cached per point;
     fading draws (block fading) come from the channel reseeded for this purpose."""
@@ -1229,7 +1321,7 @@ def _bleu_interval(hyps: Sequence[Sequence[str]], refs: Sequence[str], seed: int
     return score, float(lo), float(hi)
 
 
-def aggregate_metrics(rxs: Sequence[Received], ctx: _Context, source, seed: int) -> Dict[str, Any]:
+def aggregate_metrics(rxs: Sequence[Received], ctx: SchemeContext, source, seed: int) -> Dict[str, Any]:
     """Metrics over the realisations with 95% intervals (:mod:`phy.intervals`).
 
     Per example, each statistic is averaged over the realisations first; the intervals are then

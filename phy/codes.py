@@ -45,7 +45,7 @@ from torch import nn
 
 from .modulation import sionna_device
 
-__all__ = ["Code", "Uncoded", "Hamming74", "LDPC5G", "CODES", "make_code", "hard_decisions",
+__all__ = ["Code", "Uncoded", "Hamming74", "LDPC5G", "CODES", "register_code", "make_code", "hard_decisions",
            "LDPC5G_MAX_K", "LDPC5G_MAX_N"]
 
 LDPC5G_MAX_K = 8448
@@ -336,6 +336,29 @@ class LDPC5G(Code):
 
 
 CODES: Dict[str, Type[Code]] = {"none": Uncoded, "hamming74": Hamming74, "ldpc5g": LDPC5G}
+
+
+def register_code(name: str):
+    """Class decorator: make ``make_code(name, ...)`` (and ``semcom ber --code name``) build this
+    :class:`Code` subclass; what a plug-in uses (:mod:`experiments.plugins`).
+
+    >>> @register_code("doc-uncoded")
+    ... class DocUncoded(Uncoded):
+    ...     pass
+    >>> make_code("doc-uncoded", k=4).k
+    4
+    >>> del CODES["doc-uncoded"]
+    """
+    if not isinstance(name, str) or not name.strip() or name != name.strip().lower():
+        raise ValueError(f"a code name must be a non-empty lower-case str without spaces, got {name!r}")
+
+    def deco(cls):
+        if not (isinstance(cls, type) and issubclass(cls, Code)):
+            raise TypeError(f"code {name!r}: expected a phy.codes.Code subclass, got {cls!r}")
+        CODES[name] = cls
+        return cls
+
+    return deco
 
 
 def make_code(name, **kwargs) -> Code:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import semantic  # noqa: F401  (CPU shim first)
-from experiments.compare import (COLUMNS, CompareConfig, _Context, execute, feature_metrics, make_scheme,
+from experiments.compare import (COLUMNS, CompareConfig, SchemeContext, execute, feature_metrics, make_scheme,
                                  run_comparison, split_indices)
 from experiments.sources import load_source
 from phy.channels import make_channel
@@ -21,7 +21,7 @@ def minilm():
 
 
 def _ctx(source, budget, matched=True, bits=None, channel="awgn"):
-    ctx = _Context(source, budget, matched, "zf", torch.device("cpu"), bits, 8, 0.5, 0.1, None)
+    ctx = SchemeContext(source, budget, matched, "zf", torch.device("cpu"), bits, 8, 0.5, 0.1, None)
     ctx.channel = make_channel(channel, seed=0)
     return ctx
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import semantic  # noqa: F401  (CPU shim first)
-from experiments.compare import (CompareConfig, _Context, make_scheme, opta_reference, run_comparison,
+from experiments.compare import (CompareConfig, SchemeContext, make_scheme, opta_reference, run_comparison,
                                  split_indices)
 from experiments.sources import FeatureSource
 from phy.channels import Rayleigh
@@ -80,7 +80,7 @@ def test_block_fading_opta_is_the_expectation_over_the_fade():
     lam = 0.8 ** np.arange(12)
     src = _gaussian(400, lam)
     U, snr = 6, 10.0
-    ctx = _Context(src, U, True, "mmse", torch.device("cpu"), None, 8, 0.5, 0.1, None)
+    ctx = SchemeContext(src, U, True, "mmse", torch.device("cpu"), None, 8, 0.5, 0.1, None)
     ev = ctx.klt.eigenvalues.numpy()
     ref = quad(lambda g: math.exp(-g) * distortion_rate(ev, U * math.log2(1 + g * 10 ** (snr / 10))), 0, 60,
                limit=200)[0] / ctx.klt.energy
@@ -107,7 +107,7 @@ def test_everything_is_fitted_on_the_training_split_only():
     for key in a:
         for col in ("quant_lo", "quant_hi", "opta_nmse", "info_bits", "dims_sent"):
             assert a[key][col] == b[key][col], (key, col)
-    ctx = _Context(FeatureSource("b", planted), 4, True, "mmse", torch.device("cpu"), None, 8, 0.5, 0.1, None)
+    ctx = SchemeContext(FeatureSource("b", planted), 4, True, "mmse", torch.device("cpu"), None, 8, 0.5, 0.1, None)
     assert torch.equal(ctx.fallback, planted[train].double().mean(0).float())
     assert set(ctx.train_index.tolist()).isdisjoint(ctx.test_index.tolist())
 
