@@ -105,6 +105,7 @@ __all__ = [
     "BitTrial",
     "FunctionTrial",
     "LinkTrial",
+    "ScrambledZeroTrial",
     "PointResult",
     "BER_COLUMNS",
     "BER_KEY_COLUMNS",
@@ -330,6 +331,116 @@ class LinkTrial:
         out = self.link(bits, snr_db=snr, batch_dims=2)
         bits_hat = getattr(out, "x_hat", out)
         return bits, bits_hat
+
+
+class ScrambledZeroTrial:
+    """The all-zero codeword, scrambled, through a digital link's channel: no encoder in the loop.
+
+    Per block, the ``nb * n`` coded bits of the all-zero codeword(s) are XORed with a uniformly
+    random scrambling sequence ``s`` (so the channel sees uniformly random QAM symbols), sent
+    through ``link.channel`` with ``link.equalizer`` (as :class:`phy.links.DigitalLink` does),
+    demapped, and the logits' signs are flipped back where ``s = 1``; ``link.code.decode`` then
+    decodes the all-zero codeword and every decided 1 is an error.
+
+    Why this is exact: with the scrambler and descrambler on both sides, the channel the decoder
+    sees is symmetric (the sent symbols are uniform whatever the codeword), so for a linear code and
+    a decoder that commutes with adding a codeword (BP, min-sum, layered min-sum, syndrome and ML
+    decoding of Hamming codes; every decoder of :mod:`phy.codes`) the error statistics do not
+    depend on the codeword: the all-zero one gives the same BER/BLER as random codewords through the
+    scrambled link. The scrambled link differs from the plain one only in that the bits sharing a
+    QAM symbol are independent instead of bits of one codeword, which changes nothing measurable
+    (``tests/test_montecarlo.py`` compares it with :class:`LinkTrial` within Monte Carlo error).
+
+    On CPU the scrambling, Gray mapping and exact APP / max-log demapping with descrambling are
+    the compiled kernels of :mod:`phy.qam_kernels` (the scrambling bits are a counter-based
+    function of a per-call key, never stored); on other devices the same steps run as torch ops
+    (``link.qam``'s Sionna mapper and demapper).
+
+    Parameters
+    ----------
+    link : phy.links.DigitalLink
+        Supplies ``code``, ``qam`` (modulation and demapping method), ``channel``, ``equalizer``,
+        ``interleave`` and the block/padding accounting (``num_blocks``, ``pad_bits``).
+    k : int, optional
+        Information bits per block (default ``link.k``); a multiple of ``link.k``.
+    device : str or torch.device
+        Where the chain runs.
+    """
+
+    def __init__(self, link, k: Optional[int] = None, device: Union[str, torch.device] = "cpu"):
+        for attr in ("code", "qam", "channel", "equalizer", "num_blocks", "pad_bits"):
+            if not hasattr(link, attr):
+                raise TypeError(f"link must be a phy.links.DigitalLink (it has no {attr!r}), got "
+                                f"{type(link).__name__}")
+        k = int(link.k) if k is None else k
+        _check_pos_int(k, "k")
+        self.link = link
+        self.k = int(k)
+        self.device = torch.device(device)
+        self.coderate = getattr(link, "coderate", None)
+        self.bits_per_symbol = int(link.qam.bits_per_symbol)
+        self.modulation = link.qam.modulation
+        self.method = link.qam.demapping
+        self._nb = link.num_blocks(self.k)
+        self._coded = self._nb * int(link.code.n)
+        self._nsym = (self._coded + link.pad_bits(self.k)) // self.bits_per_symbol
+        self._key = 0
+        self._calls = 0
+
+    def reset(self, seed: int) -> None:
+        self._key = point_seed(seed, "scrambling")
+        self._calls = 0
+        channel = getattr(self.link, "channel", None)
+        if channel is not None and hasattr(channel, "reset"):
+            channel.reset(point_seed(seed, "channel"))
+
+    def _next_key(self) -> int:
+        self._calls += 1
+        return point_seed(self._key, self._calls)
+
+    def _llr(self, shape: Tuple[int, ...], esno) -> torch.Tensor:
+        """Descrambled logits ``[*shape, nb * n]`` of the all-zero coded bits."""
+        from . import qam_kernels as qk
+        from .conventions import snr_db_to_no
+
+        link, key, m = self.link, self._next_key(), self.bits_per_symbol
+        sym_shape = (*shape, self._nsym)
+        no = snr_db_to_no(torch.as_tensor(esno, dtype=torch.float32, device=self.device)).reshape(*shape[:-1], -1, 1)
+        no = no.expand(*shape, 1)
+        fast = self.device.type == "cpu" and qk.available()
+        if fast:
+            x = qk.scrambled_symbols(sym_shape, self.modulation, key)
+        else:
+            gen = torch.Generator(device=self.device).manual_seed(key & (2**63 - 1))
+            s = torch.randint(0, 2, (*shape, self._nsym * m), generator=gen, device=self.device,
+                              dtype=torch.float32)
+            x = link.qam.modulate(s)
+        x_eq, no_eff, _ = link.equalizer.transmit(link.channel, x, no)
+        if fast:
+            llr = qk.demap(x_eq, no_eff, self.modulation, self.method, key=key)
+        else:
+            no_sym = torch.as_tensor(no_eff, dtype=torch.float32, device=self.device).expand(x.shape)
+            llr = link.qam.demodulate(x_eq, no_sym) * (1.0 - 2.0 * s)
+        llr = llr[..., : self._coded]
+        if getattr(link, "interleave", False):
+            _, inv = link._permutation(self._coded, llr.device)
+            llr = llr[..., inv]
+        return llr
+
+    def _decode(self, llr: torch.Tensor) -> torch.Tensor:
+        code = self.link.code
+        u_hat = code.decode(llr.reshape(*llr.shape[:-1], self._nb, code.n))
+        return u_hat.reshape(*llr.shape[:-1], self.k)
+
+    def __call__(self, batch_size: int, esno_db: float):
+        u_hat = self._decode(self._llr((batch_size,), float(esno_db)))
+        return torch.zeros_like(u_hat), u_hat
+
+    def batched(self, batch_size: int, esno_dbs: Sequence[float]):
+        """``S = len(esno_dbs)`` SNR points in one pass: ``(bits, bits_hat)``, both ``[S, batch_size, k]``."""
+        esno = torch.tensor([float(e) for e in esno_dbs], dtype=torch.float32).reshape(-1, 1)
+        u_hat = self._decode(self._llr((len(esno_dbs), batch_size), esno))
+        return torch.zeros_like(u_hat), u_hat
 
 
 # --------------------------------------------------------------------------------------------

@@ -568,3 +568,71 @@ def test_batched_function_trial_and_bad_inputs():
     wrong = FunctionTrial(t, k=8, batched_fn=lambda bs, snrs: (torch.zeros(1, bs, 8), torch.zeros(1, bs, 8)))
     with pytest.raises(ValueError, match=r"S=2"):
         simulate_ber(wrong, [0.0, 1.0], progress=False, snr_batch=2)
+
+
+# ------------------------------------------------------------------------------------------
+# ScrambledZeroTrial: the all-zero codeword with scrambling
+# ------------------------------------------------------------------------------------------
+def _digital_link(code, channel, **code_kw):
+    from phy.codes import make_code
+    from phy.links import DigitalLink
+
+    return DigitalLink(channel, code=make_code(code, **code_kw), modulation="16qam")
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+@pytest.mark.parametrize("kind,esno_db", [("awgn", 8.0), ("rayleigh", 14.0)])
+def test_scrambled_zero_uncoded_matches_closed_form(kind, esno_db, fallback, monkeypatch):
+    """Uncoded 16-QAM through the scrambled all-zero trial (compiled kernels, or the torch path
+    that other devices use) has the textbook BER (closed forms written in this file)."""
+    from phy import qam_kernels
+    from phy.montecarlo import ScrambledZeroTrial
+
+    if fallback:
+        monkeypatch.setattr(qam_kernels, "available", lambda: False)
+    channel = AWGN(seed=1) if kind == "awgn" else Rayleigh(seed=1)
+    trial = ScrambledZeroTrial(_digital_link("none", channel, k=512), k=512)
+    res = simulate_ber(trial, [esno_db], batch_size=256, target_errors=None, max_bits=400_000, seed=3,
+                       progress=False)[0]
+    theory = qam16_awgn(esno_db) if kind == "awgn" else qam16_rayleigh(esno_db)
+    # 4 sigma, with the variance of whole symbols (the 4 bits of a symbol share its noise and fade)
+    assert abs(res.ber - theory) < 4 * math.sqrt(4 * theory * (1 - theory) / res.bits), (res.ber, theory)
+
+
+def _two_proportion_z(e1, n1, e2, n2):
+    p = (e1 + e2) / (n1 + n2)
+    return (e1 / n1 - e2 / n2) / math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2))
+
+
+@pytest.mark.parametrize("code,kw,k,esno_db", [
+    ("ldpc5g", dict(k=256, n=512, decoder="layered", decoder_kwargs={"early_stop": True}), 256, 7.0),
+    ("hamming74", dict(), 16, 7.0),
+])
+def test_scrambled_zero_equals_random_codewords(code, kw, k, esno_db):
+    """BER and BLER of the scrambled all-zero codeword equal those of random codewords through the
+    plain DigitalLink (Sionna's encoder, mapper and demapper) within Monte Carlo error (|z| < 4;
+    the BER test treats bits as independent, which makes it stricter, not looser)."""
+    from phy.montecarlo import ScrambledZeroTrial
+
+    link = _digital_link(code, AWGN(seed=2), **kw)
+    kwargs = dict(batch_size=250, target_errors=None, max_bits=2500 * k, seed=5, progress=False)
+    a = simulate_ber(ScrambledZeroTrial(link, k=k), [esno_db], **kwargs)[0]
+    b = simulate_ber(LinkTrial(link, k=k), [esno_db], **kwargs)[0]
+    assert 0.05 < b.bler < 0.95, f"test point badly placed: BLER {b.bler}"
+    assert abs(_two_proportion_z(a.block_errors, a.blocks, b.block_errors, b.blocks)) < 4, (a.bler, b.bler)
+    assert abs(_two_proportion_z(a.bit_errors, a.bits, b.bit_errors, b.bits)) < 4 * 3, (a.ber, b.ber)
+
+
+def test_scrambled_zero_trial_batched_and_reproducible():
+    from phy.montecarlo import ScrambledZeroTrial
+
+    link = _digital_link("hamming74", AWGN(seed=0))
+    trial = ScrambledZeroTrial(link, k=64)
+    trial.reset(7)
+    bits, hat = trial.batched(10, [0.0, 30.0])
+    assert bits.shape == hat.shape == (2, 10, 64) and not bits.any()
+    assert hat[0].any() and not hat[1].any()  # errors at 0 dB, none at 30 dB
+    trial.reset(7)
+    assert torch.equal(trial.batched(10, [0.0, 30.0])[1], hat)
+    with pytest.raises(TypeError, match="DigitalLink"):
+        ScrambledZeroTrial(object())
