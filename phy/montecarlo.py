@@ -114,6 +114,7 @@ __all__ = [
     "STATUS_NO_ERRORS",
     "STATUS_SKIPPED",
     "simulate_ber",
+    "simulate_ber_adaptive",
     "point_seed",
     "clopper_pearson",
     "format_value",
@@ -806,6 +807,7 @@ def simulate_ber(
     progress: Optional[bool] = None,
     callback: Optional[Callable[[PointResult], None]] = None,
     snr_batch: int = 1,
+    max_batch_size: Optional[int] = None,
 ) -> List[PointResult]:
     """Monte Carlo BER/BLER of ``trial`` over ``snr_dbs``.
 
@@ -848,6 +850,10 @@ def simulate_ber(
         still to compute run together, one ``trial.batched`` call per iteration for all active
         points (see the module docstring: statistically equivalent to, not bit-identical with,
         the sequential run). A trial without ``batched`` raises ``ValueError``.
+    max_batch_size : int, optional
+        ``snr_batch=1``: a point's batch doubles after each batch, from ``batch_size`` up to this
+        many blocks (fewer calls at low error rates, where a point needs many blocks, without
+        overshooting the error target at high ones). Default: no growth.
 
     Returns
     -------
@@ -881,6 +887,10 @@ def simulate_ber(
     if not isinstance(scheme, str) or not isinstance(channel, str) or not scheme or not channel:
         raise TypeError(f"scheme and channel must be non-empty strings, got {scheme!r}, {channel!r}")
     _check_pos_int(snr_batch, "snr_batch")
+    if max_batch_size is not None:
+        _check_pos_int(max_batch_size, "max_batch_size")
+        if max_batch_size < batch_size:
+            raise ValueError(f"max_batch_size={max_batch_size} must be >= batch_size={batch_size}")
     if snr_batch > 1 and not callable(getattr(trial, "batched", None)):
         raise ValueError(f"snr_batch={snr_batch} needs a trial with a batched(batch_size, esno_dbs) method "
                          f"(LinkTrial has one; FunctionTrial takes batched_fn=...), got "
@@ -975,7 +985,8 @@ def simulate_ber(
             if len(group) == 1:  # one point: exactly the sequential run
                 j = group[0]
                 finish(j, labelled(j, _run_point(trial, k, esnos[j], batch_size, target_errors,
-                                                 target_block_errors, max_bits, pseeds[j], bar)), write=True)
+                                                 target_block_errors, max_bits, pseeds[j], bar,
+                                                 max_batch_size or batch_size)), write=True)
             elif group:
                 gseed = point_seed(seed, scheme, channel, snr_type, "snr_group", *[snr_list[j] for j in group])
                 _run_group(trial, k, group, esnos, pseeds, gseed, batch_size, stop, is_skipped,
@@ -986,8 +997,8 @@ def simulate_ber(
     return results
 
 
-def _run_point(trial, k, esno, batch_size, target_errors, target_block_errors, max_bits, pseed, bar
-               ) -> PointResult:
+def _run_point(trial, k, esno, batch_size, target_errors, target_block_errors, max_bits, pseed, bar,
+               max_batch_size: int) -> PointResult:
     reset = getattr(trial, "reset", None)
     if callable(reset):
         reset(pseed)
@@ -995,6 +1006,7 @@ def _run_point(trial, k, esno, batch_size, target_errors, target_block_errors, m
     while True:
         remaining_blocks = max(1, -(-(max_bits - n_bits) // k))
         bs = min(batch_size, remaining_blocks)
+        batch_size = min(2 * batch_size, max_batch_size)
         with torch.no_grad():
             bits, bits_hat = trial(bs, esno)
         e, nb, be, nblk = _count_errors(bits, bits_hat)
@@ -1047,3 +1059,151 @@ def _run_group(trial, k: int, group: List[int], esnos: List[float], pseeds: List
                 active.remove(i)
                 be, nb, blk, nblk = counts[i]
                 finish(i, _counts_result(be, nb, blk, nblk, esnos[i], pseeds[i], finished[i]))
+
+
+# --------------------------------------------------------------------------------------------
+# Adaptive SNR grid
+# --------------------------------------------------------------------------------------------
+def _rate_of(res: PointResult, metric: str) -> float:
+    """The point's error rate (``ber`` or ``bler``); NaN for skipped points."""
+    return float(getattr(res, metric))
+
+
+def simulate_ber_adaptive(
+    trial: BitTrial,
+    start: float,
+    stop: float,
+    *,
+    min_ber: Optional[float] = None,
+    min_bler: Optional[float] = None,
+    coarse_step: float = 1.0,
+    max_decades: float = 1.0,
+    min_step: float = 0.05,
+    max_points: int = 40,
+    snr_type: str = "esno",
+    csv_file: Union[None, str, os.PathLike, ResumableCSV] = None,
+    **kwargs: Any,
+) -> List[PointResult]:
+    """Monte Carlo BER/BLER on an SNR grid chosen as the curve unfolds, from ``start`` up to ``stop``.
+
+    1. **March up** from ``start``. While the error rate is near saturation (``>= 0.5``) the step
+       is ``coarse_step``; with one point in the slope it is ``coarse_step / 2``; with two or more,
+       the step is the one that the slope of the last two points (in decades per dB, linear in
+       ``log10(rate)``) predicts to lower the rate by ``max_decades``, between ``min_step`` and
+       ``coarse_step``. When that would cross the floor (``min_bler`` or ``min_ber``), the step
+       aims at ``0.7 x floor`` instead, just below it, since a point's cost grows as
+       ``1 / rate``. The march ends at the first point **below the floor** (the Sionna-style stop:
+       no higher SNR is simulated), at a point without errors, or at ``stop``.
+    2. **Refine**: while two neighbouring points differ by more than ``max_decades`` decades (and
+       lie more than ``2 * min_step`` apart), the midpoint is simulated (lowest SNR first).
+
+    The rate that steers the grid is the BLER when ``min_bler`` is given, else the BER. Every
+    point is an ordinary :func:`simulate_ber` point (same stopping rules, point seed and CSV row),
+    and the grid depends only on the points' results, so a rerun into the same CSV reproduces
+    the same grid from the stored rows and resumes where it stopped (rows are appended in the
+    order they are simulated, which is itself reproducible). SNR points are rounded to 0.001 dB.
+    At most ``max_points`` points are simulated.
+
+    Parameters
+    ----------
+    trial : BitTrial
+    start, stop : float
+        SNR range in dB (of ``snr_type``), ``start < stop``.
+    min_ber, min_bler : float, optional
+        The floor (at most one of them; ``None``: march to ``stop``).
+    coarse_step, max_decades, min_step : float
+        Grid steering (dB, decades, dB).
+    max_points : int
+        Upper bound on the number of SNR points.
+    snr_type, csv_file, **kwargs
+        As for :func:`simulate_ber` (``batch_size``, ``target_errors``, ``target_block_errors``,
+        ``max_bits``, ``seed``, ``scheme``, ``channel``, ``progress``, ``callback``...).
+        ``early_stop`` and ``snr_batch`` are not accepted (the grid has its own stop).
+
+    Returns
+    -------
+    list of PointResult, sorted by SNR.
+
+    Example
+    -------
+    >>> import torch
+    >>> from phy.modulation import qam_ber_awgn
+    >>> def bpsk_like(batch_size, esno_db):   # independent bit errors with the QPSK BER
+    ...     p = float(qam_ber_awgn(esno_db, "qpsk"))
+    ...     return torch.zeros(batch_size, 100), (torch.rand(batch_size, 100) < p).float()
+    >>> res = simulate_ber_adaptive(FunctionTrial(bpsk_like, k=100), 0.0, 14.0, min_ber=1e-4,
+    ...                             target_errors=100, max_bits=1e7, batch_size=1000, progress=False)
+    >>> res[-1].ber < 1e-4 <= res[-2].ber
+    True
+    """
+    for name in ("early_stop", "snr_batch", "snr_dbs"):
+        if name in kwargs:
+            raise TypeError(f"simulate_ber_adaptive() does not take {name!r}")
+    start = float(check_snr(start, "start"))
+    stop = float(check_snr(stop, "stop"))
+    if not (math.isfinite(start) and math.isfinite(stop) and start < stop):
+        raise ValueError(f"the SNR range needs finite start < stop, got start={start}, stop={stop}")
+    if min_ber is not None and min_bler is not None:
+        raise ValueError("give at most one of min_ber and min_bler")
+    floor = min_bler if min_bler is not None else min_ber
+    if floor is not None:
+        _check_pos_number(floor, "min_bler" if min_bler is not None else "min_ber")
+        if not floor < 1:
+            raise ValueError(f"the floor (min_ber/min_bler) must be < 1, got {floor}")
+    for name, val in (("coarse_step", coarse_step), ("max_decades", max_decades), ("min_step", min_step)):
+        _check_pos_number(val, name)
+    if min_step > coarse_step:
+        raise ValueError(f"min_step={min_step} must be <= coarse_step={coarse_step}")
+    _check_pos_int(max_points, "max_points")
+    metric = "bler" if min_bler is not None else "ber"
+    table = None
+    if csv_file is not None:
+        table = csv_file if isinstance(csv_file, ResumableCSV) else \
+            ResumableCSV(csv_file, BER_COLUMNS, BER_KEY_COLUMNS)
+
+    done: Dict[float, PointResult] = {}
+
+    def run(snr: float) -> PointResult:
+        snr = round(snr, 3) + 0.0
+        if snr not in done:
+            done[snr] = simulate_ber(trial, [snr], snr_type=snr_type, csv_file=table, early_stop=False,
+                                     **kwargs)[0]
+        return done[snr]
+
+    def below_floor(v: float) -> bool:
+        return floor is not None and v < floor
+
+    # 1. march up
+    snr = start
+    while len(done) < max_points:
+        v = _rate_of(run(snr), metric)
+        if not v > 0 or below_floor(v) or snr >= stop:
+            break
+        slope_pts = [(s, _rate_of(r, metric)) for s, r in sorted(done.items())
+                     if 0 < _rate_of(r, metric) < 0.5]
+        if v >= 0.5 or not slope_pts:
+            step = coarse_step
+        elif len(slope_pts) == 1:
+            step = coarse_step / 2
+        else:
+            (s0, v0), (s1, v1) = slope_pts[-2:]
+            slope = (math.log10(v0) - math.log10(v1)) / (s1 - s0)  # decades per dB
+            want = max_decades
+            if floor is not None and math.log10(v) - want < math.log10(floor):
+                want = math.log10(v) - math.log10(0.7 * floor)
+            step = want / slope if slope > 0 else coarse_step
+            step = min(max(step, min_step), coarse_step)
+        snr = min(round(snr + step, 3), stop)
+
+    # 2. refine where neighbours differ by more than max_decades
+    while len(done) < max_points:
+        pts = [(s, _rate_of(r, metric)) for s, r in sorted(done.items())]
+        gap = None
+        for (s0, v0), (s1, v1) in zip(pts, pts[1:]):
+            if v0 > 0 and v1 > 0 and math.log10(v0 / v1) > max_decades and s1 - s0 > 2 * min_step:
+                gap = (s0 + s1) / 2
+                break
+        if gap is None:
+            break
+        run(gap)
+    return [done[s] for s in sorted(done)]
