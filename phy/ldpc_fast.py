@@ -242,9 +242,21 @@ def _numba_kernel():
                            "(pip install numba); use backend='torch'")
     njit, prange = _numba.njit, _numba.prange
 
+    @njit(cache=True, fastmath=False, nogil=True, inline="always")
+    def _load(lv, w, llr, f, vmap, llr_max):  # pragma: no cover - compiled
+        """Lane ``w`` <- internal LLRs of codeword ``f`` (what :meth:`LDPC5GFastDecoder.mother_llr` gives)."""
+        for v in range(vmap.shape[0]):
+            j = vmap[v]
+            if j >= 0:
+                lv[v, w] = -min(max(np.float32(llr[f, j]), -llr_max), llr_max)
+            elif j == -1:
+                lv[v, w] = np.float32(0.0)
+            else:
+                lv[v, w] = np.float32(_FILLER_LLR)
+
     @njit(parallel=True, cache=True, fastmath=False, nogil=True)
-    def _kernel(llr, var_idx, layer_off, layer_deg, z, max_deg, num_iter, use_offset, scale, offset,
-                width, nstreams, early_stop, out, iters):  # pragma: no cover - compiled; run by the tests
+    def _kernel(llr, vmap, llr_max, var_idx, layer_off, layer_deg, z, max_deg, num_iter, use_offset, scale,
+                offset, width, nstreams, early_stop, out, iters):  # pragma: no cover - compiled; run by the tests
         # The frames [f0, f1) of a stream flow through `width` SIMD lanes, one codeword per lane.
         # A lane whose codeword is finished (num_iter iterations, or a zero syndrome with
         # early_stop) writes it out and takes the stream's next codeword at the next iteration, so
@@ -253,7 +265,12 @@ def _numba_kernel():
         # Every per-lane quantity is read into a local before it is combined and written back
         # unconditionally: written as `m2[w] = m1[w] if lt else ...` LLVM emits masked stores and
         # gathers and the loop runs 1.2-1.7x slower (same arithmetic, bit-identical output).
-        bsz, nv = llr.shape
+        # llr: channel logits [B, n]; variable v of the kept mother code reads llr[f, vmap[v]]
+        # (clipped to +-llr_max, sign flipped to an internal LLR), or is punctured (vmap -1: 0) or
+        # a filler bit (vmap -2: known zero). out [B, nout] receives the first nout posteriors.
+        bsz = llr.shape[0]
+        nv = vmap.shape[0]
+        nout = out.shape[1]
         ne = var_idx.shape[0]
         nl = layer_deg.shape[0]
         for stream in prange(nstreams):
@@ -275,8 +292,7 @@ def _numba_kernel():
             live = 0
             for w in range(width):
                 if nxt < f1:
-                    for v in range(nv):
-                        lv[v, w] = llr[nxt, v]
+                    _load(lv, w, llr, nxt, vmap, llr_max)
                     frame[w] = nxt
                     nxt += 1
                     live += 1
@@ -361,12 +377,11 @@ def _numba_kernel():
                 for w in range(width):
                     f = frame[w]
                     if f >= 0 and (cnt[w] >= num_iter or (early_stop and bad[w] == 0)):
-                        for v in range(nv):
+                        for v in range(nout):
                             out[f, v] = lv[v, w]
                         iters[f] = cnt[w]
                         if nxt < f1:
-                            for v in range(nv):
-                                lv[v, w] = llr[nxt, v]
+                            _load(lv, w, llr, nxt, vmap, llr_max)
                             frame[w] = nxt
                             nxt += 1
                             cnt[w] = 0
@@ -535,6 +550,8 @@ class LDPC5GFastDecoder(nn.Module):
         self._out_int_inv = None if nbps is None else np.asarray(encoder.out_int_inv.cpu(), dtype=np.int64)
         self._out_int = None if nbps is None else np.asarray(encoder.out_int.cpu(), dtype=np.int64)
         self._torch_layers = {}
+        self._vmap = self._variable_map()
+        self._scratch = None  # numba backend: output buffer reused across calls
 
     # -- properties ----------------------------------------------------------------------
     @property
@@ -572,6 +589,21 @@ class LDPC5GFastDecoder(nn.Module):
             self._torch_layers[key] = layers
         return self._torch_layers[key]
 
+    def _variable_map(self) -> np.ndarray:
+        """For each kept mother-code variable: the transmitted position whose logit it reads
+        (after the output interleaver), ``-1`` if punctured, ``-2`` if a filler bit."""
+        st = self.structure
+        z, k, k_ldpc = st.z, st.k, st.k_ldpc
+        vmap = np.full(st.num_vns, -1, dtype=np.int64)
+        nsys = k - 2 * z
+        pos = np.concatenate([np.arange(nsys), nsys + np.arange(st.tx_end - k_ldpc)])
+        if self._out_int_inv is not None:
+            pos = self._out_int_inv[pos]
+        vmap[2 * z:k] = pos[:nsys]
+        vmap[k:k_ldpc] = -2
+        vmap[k_ldpc:st.tx_end] = pos[nsys:]
+        return vmap
+
     def mother_llr(self, llr_ch: torch.Tensor) -> torch.Tensor:
         """Map transmitted logits ``[B, n]`` to internal LLRs ``[B, num_vns]`` of the kept mother code.
 
@@ -598,6 +630,17 @@ class LDPC5GFastDecoder(nn.Module):
             raise TypeError(f"llr_ch must be a real floating tensor (logits), got dtype {llr_ch.dtype}")
         if llr_ch.dim() < 1 or llr_ch.shape[-1] != self.n:
             raise ValueError(f"llr_ch must have last dimension n={self.n}, got shape {tuple(llr_ch.shape)}")
+        # one reduction: a finite sum proves every value finite, a non-NaN sum proves no NaN (a NaN
+        # or inf + -inf makes it NaN); only then the exact elementwise checks. On CUDA the check
+        # runs on the device (torch._assert_async, no host synchronisation).
+        if llr_ch.device.type != "cpu":
+            total = llr_ch.sum()
+            torch._assert_async(~torch.isnan(total) if self.llr_max is not None else torch.isfinite(total),
+                                "llr_ch must be finite (no NaN; no +-inf when llr_max=None)")
+            return
+        total = float(llr_ch.sum()) if llr_ch.numel() else 0.0
+        if math.isfinite(total) or (self.llr_max is not None and not math.isnan(total)):
+            return
         if torch.isnan(llr_ch).any():
             raise ValueError("llr_ch must not contain NaN")
         if self.llr_max is None and torch.isinf(llr_ch).any():
@@ -614,29 +657,36 @@ class LDPC5GFastDecoder(nn.Module):
         lead = llr_ch.shape[:-1]
         flat = llr_ch.reshape(-1, self.n)
         backend = self.resolve_backend(flat.device)
-        full = self.mother_llr(flat)
         use_offset = self.cn_update == "oms"
-        if full.shape[0] == 0:
-            post = full
+        bsz = flat.shape[0]
+        if bsz == 0:
+            post = torch.zeros(0, st.num_vns)
         elif backend == "numba":
-            src = full.numpy()
-            out = np.empty_like(src)
+            # the kernel reads the transmitted logits itself (no mother_llr pass); its output
+            # buffer is scratch reused across calls (fresh pages fault on every call otherwise)
+            src = flat.detach().to(torch.float32).contiguous().numpy()
+            nout = st.k if self.return_infobits else st.num_vns
+            if self._scratch is None or self._scratch.shape[0] < bsz * nout:
+                self._scratch = np.empty(bsz * nout, dtype=np.float32)
+            out = self._scratch[: bsz * nout].reshape(bsz, nout)
+            lmax = np.float32(np.inf if self.llr_max is None else self.llr_max)
             with numba_threads() as nthr:  # torch's thread count (and torch's setting kept)
                 # codewords per SIMD block: at most `chunk`, but small enough to give every thread work
-                per_thread = -(-src.shape[0] // nthr)
+                per_thread = -(-bsz // nthr)
                 if self.early_stop:  # one stream of codewords per thread through `width` lanes
                     width = int(min(self.early_stop_group, max(8, -(-per_thread // 8) * 8)))
-                    nstreams = min(nthr, src.shape[0])
+                    nstreams = min(nthr, bsz)
                 else:  # one block of `width` codewords per stream
                     width = int(min(self.chunk, max(8, -(-per_thread // 8) * 8)))
-                    nstreams = -(-src.shape[0] // width)
-                used = np.zeros(src.shape[0], dtype=np.int64)
-                _numba_kernel()(src, st.var_idx, st.layer_off, st.layer_deg, st.z, self._max_deg, iters,
-                                use_offset, np.float32(self.scale), np.float32(self.offset), width, nstreams,
-                                self.early_stop, out, used)
+                    nstreams = -(-bsz // width)
+                used = np.zeros(bsz, dtype=np.int64)
+                _numba_kernel()(src, self._vmap, lmax, st.var_idx, st.layer_off, st.layer_deg, st.z,
+                                self._max_deg, iters, use_offset, np.float32(self.scale), np.float32(self.offset),
+                                width, nstreams, self.early_stop, out, used)
             self._count_iterations(used)
             post = torch.from_numpy(out)
         else:
+            full = self.mother_llr(flat)
             post, used = _layered_minsum_torch(full.t().contiguous(), self._layers_on(full.device), iters,
                                                use_offset, self.scale, self.offset, self.early_stop)
             post = post.t()
