@@ -258,6 +258,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-bler", type=_rate_arg, default=None,
                         help="with --snr-db auto: no higher SNR point once a point's BLER is below this "
                              "(ldpc5g; also the others when --min-ber is not given)")
+    parser.add_argument("--max-decades", type=_positive_number, default=0.75,
+                        help="with --snr-db auto: the largest fall of the steering error rate, in decades, "
+                             "aimed at between neighbouring points (and the gap that gets a midpoint); "
+                             "default 0.75 (6 or more points over 4.3 decades)")
     parser.add_argument("--codeword", default="scrambled-zero", choices=CODEWORDS,
                         help="scrambled-zero (default): the all-zero codeword with a random scrambling "
                              "sequence, no encoder in the loop (same statistics as random codewords for "
@@ -448,6 +452,7 @@ def main(args) -> int:
             if isinstance(cfg["snrs"], AutoGrid):
                 grid = cfg["snrs"]
                 results += simulate_ber_adaptive(trial, grid.start, grid.stop, coarse_step=grid.step,
+                                                 max_decades=args.max_decades,
                                                  **_floor(code, args.min_ber, args.min_bler), **common)
             else:
                 results += simulate_ber(trial, cfg["snrs"], early_stop=args.early_stop, snr_batch=args.snr_batch,

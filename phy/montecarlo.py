@@ -115,6 +115,7 @@ __all__ = [
     "STATUS_SKIPPED",
     "simulate_ber",
     "simulate_ber_adaptive",
+    "curve_resolution",
     "point_seed",
     "clopper_pearson",
     "format_value",
@@ -1069,6 +1070,34 @@ def _rate_of(res: PointResult, metric: str) -> float:
     return float(getattr(res, metric))
 
 
+def _predict_step(pts: Sequence[Tuple[float, float]], target: float) -> Optional[float]:
+    """SNR step from the last of ``pts`` (``(snr, rate)``, ascending) to where ``log10(rate)``
+    reaches ``target``: the parabola through the last three points when it bends down (a
+    waterfall steepens, and a straight line then overshoots), else the line through the last two;
+    ``None`` when the curve does not fall."""
+    (s1, v1), (s2, v2) = pts[-2], pts[-1]
+    y1, y2 = math.log10(v1), math.log10(v2)
+    slope = (y1 - y2) / (s2 - s1)  # decades per dB, > 0 when falling
+    if not slope > 0:
+        return None
+    linear = (y2 - target) / slope
+    if len(pts) < 3:
+        return linear
+    (s0, v0) = pts[0]
+    y0 = math.log10(v0)
+    # y(s) = y2 + b (s - s2) + c (s - s2)^2 through the three points
+    d1, d0 = s1 - s2, s0 - s2
+    c = ((y1 - y2) / d1 - (y0 - y2) / d0) / (d1 - d0)
+    b = (y1 - y2) / d1 - c * d1
+    if not c < 0 or not b < 0:
+        return linear
+    disc = b * b - 4 * c * (y2 - target)  # c h^2 + b h + (y2 - target) = 0, smallest h > 0
+    if disc < 0:
+        return linear
+    h = (-b - math.sqrt(disc)) / (2 * c)
+    return h if 0 < h < linear else linear
+
+
 def simulate_ber_adaptive(
     trial: BitTrial,
     start: float,
@@ -1088,9 +1117,9 @@ def simulate_ber_adaptive(
 
     1. **March up** from ``start``. While the error rate is near saturation (``>= 0.5``) the step
        is ``coarse_step``; with one point in the slope it is ``coarse_step / 2``; with two or more,
-       the step is the one that the slope of the last two points (in decades per dB, linear in
-       ``log10(rate)``) predicts to lower the rate by ``max_decades``, between ``min_step`` and
-       ``coarse_step``. When that would cross the floor (``min_bler`` or ``min_ber``), the step
+       the step is the one that the last points predict to lower the rate by ``max_decades``
+       (``log10(rate)`` extrapolated by the parabola through the last three points when it bends
+       down, else by the line through the last two), between ``min_step`` and ``coarse_step``. When that would cross the floor (``min_bler`` or ``min_ber``), the step
        aims at ``0.7 x floor`` instead, just below it, since a point's cost grows as
        ``1 / rate``. The march ends at the first point **below the floor** (the Sionna-style stop:
        no higher SNR is simulated), at a point without errors, or at ``stop``.
@@ -1186,13 +1215,11 @@ def simulate_ber_adaptive(
         elif len(slope_pts) == 1:
             step = coarse_step / 2
         else:
-            (s0, v0), (s1, v1) = slope_pts[-2:]
-            slope = (math.log10(v0) - math.log10(v1)) / (s1 - s0)  # decades per dB
             want = max_decades
             if floor is not None and math.log10(v) - want < math.log10(floor):
                 want = math.log10(v) - math.log10(0.7 * floor)
-            step = want / slope if slope > 0 else coarse_step
-            step = min(max(step, min_step), coarse_step)
+            step = _predict_step(slope_pts[-3:], math.log10(v) - want)
+            step = min(max(step, min_step), coarse_step) if step is not None else coarse_step / 2
         snr = min(round(snr + step, 3), stop)
 
     # 2. refine where neighbours differ by more than max_decades
@@ -1207,3 +1234,37 @@ def simulate_ber_adaptive(
             break
         run(gap)
     return [done[s] for s in sorted(done)]
+
+
+def curve_resolution(results: Sequence[PointResult], floor: float, metric: str = "bler",
+                     top: float = 0.2) -> Dict[str, Any]:
+    """How well a simulated curve is resolved between ``top`` and ``floor`` (pure function).
+
+    Returns ``points_between`` (points with ``floor <= rate <= top``), ``max_step_decades`` (the
+    largest ``|log10|`` ratio between neighbouring points with errors, over the points from the last
+    one above ``top`` to the first one at or below ``floor``), ``floor_snr_db`` and
+    ``floor_errors`` (the first point at or below ``floor``: its SNR and error count; ``None`` if
+    no point got there) and ``rates`` (``(snr_db, rate, errors)`` of every point, by SNR).
+
+    Example
+    -------
+    >>> pts = [PointResult("s", "c", s, "esno", s, math.nan, math.nan, b, 0, 0, e, 10**7, 0, 0, 0, 0, 0, "x")
+    ...        for s, b, e in [(1, 0.5, 9), (2, 0.1, 9), (3, 1e-3, 9), (4, 5e-6, 101)]]
+    >>> r = curve_resolution(pts, 1e-5)
+    >>> r["points_between"], r["max_step_decades"], r["floor_snr_db"], r["floor_errors"]
+    (2, 2.3010299956639813, 4, 101)
+    """
+    if metric not in ("ber", "bler"):
+        raise ValueError(f"metric must be 'ber' or 'bler', got {metric!r}")
+    count = "bit_errors" if metric == "ber" else "block_errors"
+    pts = sorted(((r.snr_db, float(getattr(r, metric)), int(getattr(r, count))) for r in results
+                  if not math.isnan(float(getattr(r, metric)))), key=lambda p: p[0])
+    between = [p for p in pts if floor <= p[1] <= top]
+    floor_pt = next((p for p in pts if p[1] <= floor and p[2] > 0), None)
+    lo = max([i for i, p in enumerate(pts) if p[1] > top], default=0)
+    hi = next((i for i, p in enumerate(pts) if p[1] <= floor), len(pts) - 1)
+    span = [p for p in pts[lo:hi + 1] if p[1] > 0]
+    steps = [abs(math.log10(a[1] / b[1])) for a, b in zip(span, span[1:])]
+    return {"points_between": len(between), "max_step_decades": max(steps, default=math.nan),
+            "floor_snr_db": floor_pt[0] if floor_pt else None, "floor_errors": floor_pt[2] if floor_pt else None,
+            "rates": pts}

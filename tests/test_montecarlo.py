@@ -636,3 +636,80 @@ def test_scrambled_zero_trial_batched_and_reproducible():
     assert torch.equal(trial.batched(10, [0.0, 30.0])[1], hat)
     with pytest.raises(TypeError, match="DigitalLink"):
         ScrambledZeroTrial(object())
+
+
+# ------------------------------------------------------------------------------------------
+# Adaptive SNR grid
+# ------------------------------------------------------------------------------------------
+def _waterfall_trial(calls=None):
+    """Independent bit errors with a steepening 'waterfall' BER 10**(-0.3 (s - 2)^2) for s > 2."""
+    def rate(esno_db):
+        return 0.3 if esno_db <= 2 else 0.3 * 10 ** (-0.3 * (esno_db - 2) ** 2)
+
+    def fn(batch_size, esno_db):
+        if calls is not None:
+            calls.append(esno_db)
+        g = torch.Generator().manual_seed(int(1000 * esno_db) + batch_size)
+        return torch.zeros(batch_size, 64), (torch.rand(batch_size, 64, generator=g) < rate(esno_db)).float()
+
+    return FunctionTrial(fn, k=64), rate
+
+
+def test_adaptive_grid_resolves_the_waterfall_and_stops_below_the_floor(tmp_path):
+    from phy.montecarlo import curve_resolution, simulate_ber_adaptive
+
+    trial, rate = _waterfall_trial()
+    kw = dict(min_ber=1e-5, target_errors=100, max_bits=1e9, batch_size=4096, max_batch_size=4096 * 16,
+              coarse_step=1.0, max_decades=0.75, progress=False, csv_file=tmp_path / "a.csv")
+    res = simulate_ber_adaptive(trial, 0.0, 30.0, **kw)
+    snrs = [r.snr_db for r in res]
+    assert snrs == sorted(snrs) and len(set(snrs)) == len(snrs)
+    assert res[-1].ber < 1e-5 <= res[-2].ber            # the Sionna-style stop: nothing after the floor
+    assert res[-1].bit_errors >= 100
+    cr = curve_resolution(res, 1e-5, metric="ber", top=0.2)
+    assert cr["max_step_decades"] <= 0.75 * 1.5 and cr["points_between"] >= 6, cr
+    for r in res:  # every point is an honest estimate of the true curve (4 sigma, independent bits)
+        p = rate(r.snr_db)
+        assert abs(r.ber - p) < 4 * math.sqrt(p * (1 - p) / r.bits) + 1e-12, (r.snr_db, r.ber, p)
+    # resume: the same call on the finished CSV simulates nothing and returns the same rows
+    calls = []
+    trial2, _ = _waterfall_trial(calls)
+    assert simulate_ber_adaptive(trial2, 0.0, 30.0, **kw) == res and calls == []
+    # an interrupted run (first 4 rows kept) finishes with the same file as the uninterrupted one
+    lines = (tmp_path / "a.csv").read_text().splitlines(keepends=True)
+    (tmp_path / "b.csv").write_text("".join(lines[:5]))
+    res_b = simulate_ber_adaptive(trial, 0.0, 30.0, **dict(kw, csv_file=tmp_path / "b.csv"))
+    assert res_b == res and (tmp_path / "b.csv").read_text() == "".join(lines)
+
+
+def test_adaptive_grid_ends_at_stop_without_floor_and_bad_input():
+    from phy.montecarlo import simulate_ber_adaptive
+
+    trial, _ = _waterfall_trial()
+    res = simulate_ber_adaptive(trial, 0.0, 3.0, target_errors=50, max_bits=1e6, batch_size=1000,
+                                coarse_step=1.0, progress=False)
+    assert [r.snr_db for r in res][0] == 0.0 and res[-1].snr_db == 3.0
+    with pytest.raises(ValueError, match="start < stop"):
+        simulate_ber_adaptive(trial, 3.0, 3.0)
+    with pytest.raises(ValueError, match="at most one"):
+        simulate_ber_adaptive(trial, 0.0, 3.0, min_ber=1e-3, min_bler=1e-3)
+    with pytest.raises(ValueError, match="< 1"):
+        simulate_ber_adaptive(trial, 0.0, 3.0, min_bler=2.0)
+    with pytest.raises(TypeError, match="early_stop"):
+        simulate_ber_adaptive(trial, 0.0, 3.0, early_stop=True)
+    with pytest.raises(ValueError, match="min_step"):
+        simulate_ber_adaptive(trial, 0.0, 3.0, coarse_step=0.01)
+
+
+def test_batch_growth_keeps_counts_and_budget():
+    calls = []
+
+    def fn(batch_size, esno_db):
+        calls.append(batch_size)
+        return torch.zeros(batch_size, 8), torch.zeros(batch_size, 8)
+
+    res = simulate_ber(FunctionTrial(fn, k=8), [1.0], batch_size=10, max_batch_size=80, target_errors=5,
+                       max_bits=8 * 500, progress=False)[0]
+    assert calls == [10, 20, 40, 80, 80, 80, 80, 80, 30] and res.bits == 8 * 500
+    with pytest.raises(ValueError, match="max_batch_size"):
+        simulate_ber(FunctionTrial(fn, k=8), [1.0], batch_size=10, max_batch_size=5, progress=False)
