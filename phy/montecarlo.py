@@ -1116,15 +1116,17 @@ def simulate_ber_adaptive(
     """Monte Carlo BER/BLER on an SNR grid chosen as the curve unfolds, from ``start`` up to ``stop``.
 
     1. **March up** from ``start``. While the error rate is near saturation (``>= 0.5``) the step
-       is ``coarse_step``; with one point in the slope it is ``coarse_step / 2``; with two or more,
-       the step is the one that the last points predict to lower the rate by ``max_decades``
-       (``log10(rate)`` extrapolated by the parabola through the last three points when it bends
-       down, else by the line through the last two), between ``min_step`` and ``coarse_step``. When that would cross the floor (``min_bler`` or ``min_ber``), the step
+       is ``coarse_step``; after that, the step is the one that the last points (saturated ones
+       included) predict to lower the rate by ``max_decades`` (``log10(rate)`` extrapolated by the
+       parabola through the last three points when it bends down, else by the line through the
+       last two), between ``min_step`` and ``coarse_step`` (``coarse_step / 2`` while only one
+       point is below 0.5). When that would cross the floor (``min_bler`` or ``min_ber``), the step
        aims at ``0.7 x floor`` instead, just below it, since a point's cost grows as
        ``1 / rate``. The march ends at the first point **below the floor** (the Sionna-style stop:
        no higher SNR is simulated), at a point without errors, or at ``stop``.
     2. **Refine**: while two neighbouring points differ by more than ``max_decades`` decades (and
-       lie more than ``2 * min_step`` apart), the midpoint is simulated (lowest SNR first).
+       lie more than ``2 * min_step`` apart, the lower one not below the floor), the midpoint is
+       simulated (lowest SNR first).
 
     The rate that steers the grid is the BLER when ``min_bler`` is given, else the BER. Every
     point is an ordinary :func:`simulate_ber` point (same stopping rules, point seed and CSV row),
@@ -1191,12 +1193,17 @@ def simulate_ber_adaptive(
             ResumableCSV(csv_file, BER_COLUMNS, BER_KEY_COLUMNS)
 
     done: Dict[float, PointResult] = {}
+    show = _use_progress(kwargs.pop("progress", None))  # one line per point instead of a bar per point
+    label = f"{kwargs.get('scheme', 'scheme')}/{kwargs.get('channel', 'channel')}"
 
     def run(snr: float) -> PointResult:
         snr = round(snr, 3) + 0.0
         if snr not in done:
-            done[snr] = simulate_ber(trial, [snr], snr_type=snr_type, csv_file=table, early_stop=False,
-                                     **kwargs)[0]
+            done[snr] = res = simulate_ber(trial, [snr], snr_type=snr_type, csv_file=table, early_stop=False,
+                                           progress=False, **kwargs)[0]
+            if show:
+                print(f"{label} {snr:g} dB: BER {res.ber:.3g}, BLER {res.bler:.3g} ({res.block_errors} block "
+                      f"errors in {res.blocks}; {res.status})", file=sys.stderr, flush=True)
         return done[snr]
 
     def below_floor(v: float) -> bool:
@@ -1208,18 +1215,19 @@ def simulate_ber_adaptive(
         v = _rate_of(run(snr), metric)
         if not v > 0 or below_floor(v) or snr >= stop:
             break
-        slope_pts = [(s, _rate_of(r, metric)) for s, r in sorted(done.items())
-                     if 0 < _rate_of(r, metric) < 0.5]
-        if v >= 0.5 or not slope_pts:
+        known = [(s, _rate_of(r, metric)) for s, r in sorted(done.items()) if _rate_of(r, metric) > 0]
+        falling = sum(1 for _, x in known if x < 0.5)
+        if v >= 0.5 or len(known) < 2:
             step = coarse_step
-        elif len(slope_pts) == 1:
-            step = coarse_step / 2
         else:
             want = max_decades
             if floor is not None and math.log10(v) - want < math.log10(floor):
                 want = math.log10(v) - math.log10(0.7 * floor)
-            step = _predict_step(slope_pts[-3:], math.log10(v) - want)
-            step = min(max(step, min_step), coarse_step) if step is not None else coarse_step / 2
+            # saturated points take part: their flat log-rate bends the parabola down, which keeps
+            # the first step into a waterfall short (a point far below the floor costs ~1/rate)
+            step = _predict_step(known[-3:], math.log10(v) - want)
+            cap = coarse_step if falling >= 2 else coarse_step / 2
+            step = min(max(step, min_step), cap) if step is not None else cap
         snr = min(round(snr + step, 3), stop)
 
     # 2. refine where neighbours differ by more than max_decades
@@ -1227,7 +1235,8 @@ def simulate_ber_adaptive(
         pts = [(s, _rate_of(r, metric)) for s, r in sorted(done.items())]
         gap = None
         for (s0, v0), (s1, v1) in zip(pts, pts[1:]):
-            if v0 > 0 and v1 > 0 and math.log10(v0 / v1) > max_decades and s1 - s0 > 2 * min_step:
+            if (v0 > 0 and v1 > 0 and not below_floor(v0) and math.log10(v0 / v1) > max_decades
+                    and s1 - s0 > 2 * min_step):
                 gap = (s0 + s1) / 2
                 break
         if gap is None:

@@ -218,7 +218,7 @@ def test_auto_grid_resolves_ldpc_curve_and_resumes(tmp_path):
     cr = curve_resolution(res, 1e-3, metric="bler", top=0.2)
     assert cr["floor_errors"] is not None and cr["floor_errors"] >= 30, cr
     assert cr["max_step_decades"] <= 1.5 * 0.75 and cr["points_between"] >= 3, cr
-    assert res[-1].bler <= 1e-3 < res[-2].bler
+    assert res[-1].bler <= 1e-3 and sum(r.bler <= 1e-3 for r in res) <= 2
     assert json.loads((out / "manifest.json").read_text())["result_settings"]["codeword"] == "scrambled-zero"
     before = (out / "ber.csv").read_bytes()
     assert main(args) == 0
