@@ -60,6 +60,7 @@ def previous_engine(commit: str):
     path.write_text(src)
     spec = importlib.util.spec_from_file_location("ldpc_fast_previous", path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod
 

@@ -34,6 +34,22 @@ is not a result setting: a run may be resumed with another ``--snr-batch``. Loca
 It saves per-call overhead, so it pays off for small batches (or an accelerator); on a CPU with
 large batches it can be slower (``benchmarks/bench_mc_snr_batch.py`` measures both).
 
+``--snr-db auto[:START:STOP[:STEP]]`` (default range 0 to 40 dB, coarse step 1 dB) lets the curve
+choose its points (:func:`phy.montecarlo.simulate_ber_adaptive`): a march up from START with steps
+predicted to lower the error rate by ``--max-decades`` (0.75), ending at the first point below
+``--min-bler`` (ldpc5g) / ``--min-ber`` (uncoded, hamming74) or at STOP, then midpoints wherever
+neighbours still differ by more than ``--max-decades``. The grid depends only on the points' results,
+so a rerun resumes it from the CSV. Local executor, ``--snr-batch 1``.
+
+``--codeword scrambled-zero`` (default) sends the all-zero codeword XORed with a random scrambling
+sequence and flips the demapped logits back (:class:`phy.montecarlo.ScrambledZeroTrial`): no
+encoder in the loop, and on CPU the mapping and the exact APP / max-log demapping are compiled
+kernels (:mod:`phy.qam_kernels`). For these linear codes and symmetric decoders the error statistics
+equal those of random codewords (tested within Monte Carlo error); ``--codeword random`` runs random
+information bits through the encoder and Sionna's mapper and demapper. The layered LDPC decoder stops
+each codeword at its first zero syndrome in both cases, and the batch of a point doubles after each
+batch up to 16 times ``--batch-size`` with ``scrambled-zero``.
+
 One block is ``--k`` information bits for every scheme (the LDPC code's ``k``; ``hamming74`` uses
 ``k/4`` codewords, ``none`` sends the ``k`` bits as they are), so BLERs are comparable.
 """
