@@ -413,16 +413,19 @@ class ScrambledZeroTrial:
         if fast:
             x = qk.scrambled_symbols(sym_shape, self.modulation, key)
         else:
+            # Sionna's mapper and demapper directly: s is 0/1 and no_eff comes from the channel, so
+            # QAM.modulate/demodulate's input checks (host synchronisations on a GPU) are skipped
+            mapper, demapper = link.qam._get(self.device, torch.complex64)
             gen = torch.Generator(device=self.device).manual_seed(key & (2**63 - 1))
             s = torch.randint(0, 2, (*shape, self._nsym * m), generator=gen, device=self.device,
                               dtype=torch.float32)
-            x = link.qam.modulate(s)
+            x = mapper(s).to(torch.complex64)
         x_eq, no_eff, _ = link.equalizer.transmit(link.channel, x, no)
         if fast:
             llr = qk.demap(x_eq, no_eff, self.modulation, self.method, key=key)
         else:
             no_sym = torch.as_tensor(no_eff, dtype=torch.float32, device=self.device).expand(x.shape)
-            llr = link.qam.demodulate(x_eq, no_sym) * (1.0 - 2.0 * s)
+            llr = demapper(x_eq, no_sym).to(torch.float32) * (1.0 - 2.0 * s)
         llr = llr[..., : self._coded]
         if getattr(link, "interleave", False):
             _, inv = link._permutation(self._coded, llr.device)
