@@ -20,6 +20,10 @@ Two interchangeable backends compute exactly the same algorithm:
 
 ``"numba"``  (CPU) a compiled kernel, vectorised over the batch (codewords are the SIMD lanes)
              and parallel over chunks of the batch with ``torch.get_num_threads()`` threads.
+             With ``early_stop=True`` each thread streams its codewords through 64 lanes and a
+             lane whose codeword reaches a zero syndrome takes the next one at once, so early
+             termination is per codeword and the lanes stay full. The kernel reads the channel
+             logits itself (puncturing, filler bits, clipping, output interleaver).
              Needs the optional ``numba`` package (compiled on first use, cached on disk).
 ``"torch"``  (any device, the GPU path) the same layered schedule as ~12 tensor ops per layer on
              ``[deg, Z, batch]`` blocks (batch last, so gathers move contiguous rows).
