@@ -6,7 +6,7 @@
    termination; scrambled all-zero codewords), BER and BLER vs Eb/N0 on the adaptive grid
    ``auto:0:40:2`` (coarse 2 dB steps, then points wherever the curve falls by more than 0.75
    decade), down to BER 1e-5 (uncoded, Hamming) and BLER 1e-4 (LDPC) or 40 dB, 2000 bit errors or
-   100 block errors per point, with 95 % Clopper-Pearson intervals and the closed-form uncoded
+   100 block errors or 2e8 bits per point, with 95 % Clopper-Pearson intervals and the closed-form uncoded
    curves -> ``<out>/ber/``.
 2. **Analog vs digital at matched bandwidth** (:mod:`experiments.compare`): the ``pydoc-minilm``
    source (about 1.6k real sentences, 384-d MiniLM features) over AWGN and Rayleigh from -20 to
@@ -42,7 +42,7 @@ __all__ = ["add_arguments", "main", "ber_argv", "compare_config", "FULL", "QUICK
 
 #: Settings of the full run and of ``--quick``.
 FULL: Dict[str, Any] = {
-    "ber_snr_db": "auto:0:40:2", "ber_max_bits": 1e9, "ber_target_errors": 2000, "ber_target_block_errors": 100,
+    "ber_snr_db": "auto:0:40:2", "ber_max_bits": 2e8, "ber_target_errors": 2000, "ber_target_block_errors": 100,
     "ber_min_ber": 1e-5, "ber_min_bler": 1e-4, "ber_k": 512, "ber_n": 1024,
     "compare_snr_db": [-20.0 + 2.5 * i for i in range(15)], "max_items": None, "text_max_items": 200,
 }
