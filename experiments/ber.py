@@ -34,6 +34,22 @@ is not a result setting: a run may be resumed with another ``--snr-batch``. Loca
 It saves per-call overhead, so it pays off for small batches (or an accelerator); on a CPU with
 large batches it can be slower (``benchmarks/bench_mc_snr_batch.py`` measures both).
 
+``--snr-db auto[:START:STOP[:STEP]]`` (default range 0 to 40 dB, coarse step 1 dB) lets the curve
+choose its points (:func:`phy.montecarlo.simulate_ber_adaptive`): a march up from START with steps
+predicted to lower the error rate by ``--max-decades`` (0.75), ending at the first point below
+``--min-bler`` (ldpc5g) / ``--min-ber`` (uncoded, hamming74) or at STOP, then midpoints wherever
+neighbours still differ by more than ``--max-decades``. The grid depends only on the points' results,
+so a rerun resumes it from the CSV. Local executor, ``--snr-batch 1``.
+
+``--codeword scrambled-zero`` (default) sends the all-zero codeword XORed with a random scrambling
+sequence and flips the demapped logits back (:class:`phy.montecarlo.ScrambledZeroTrial`): no
+encoder in the loop, and on CPU the mapping and the exact APP / max-log demapping are compiled
+kernels (:mod:`phy.qam_kernels`). For these linear codes and symmetric decoders the error statistics
+equal those of random codewords (tested within Monte Carlo error); ``--codeword random`` runs random
+information bits through the encoder and Sionna's mapper and demapper. The layered LDPC decoder stops
+each codeword at its first zero syndrome in both cases, and the batch of a point doubles after each
+batch up to 16 times ``--batch-size`` with ``scrambled-zero``.
+
 One block is ``--k`` information bits for every scheme (the LDPC code's ``k``; ``hamming74`` uses
 ``k/4`` codewords, ``none`` sends the ``k`` bits as they are), so BLERs are comparable.
 """
@@ -45,12 +61,17 @@ import os
 import sys
 from typing import Dict, List, Optional, Sequence
 
-__all__ = ["add_arguments", "main", "parse_snr_list", "snr_list_arg", "positive_int_arg", "parse_device", "parse_name_list", "build_trial", "DEFAULT_BATCH_BITS"]
+__all__ = ["add_arguments", "main", "parse_snr_list", "snr_list_arg", "positive_int_arg", "parse_device", "parse_name_list", "build_trial", "DEFAULT_BATCH_BITS", "AutoGrid", "parse_snr_grid", "CODEWORDS"]
 
 DEFAULT_BATCH_BITS = 1 << 16  # information bits per batch when --batch-size is not given
+#: A point's batch doubles after each batch up to this many times --batch-size (fast chains only).
+BATCH_GROWTH = 16
+#: How the coded bits are produced: random information bits through the encoder, or the all-zero
+#: codeword with a random scrambling sequence (phy.montecarlo.ScrambledZeroTrial, no encoder).
+CODEWORDS = ("scrambled-zero", "random")
 _RESULT_SETTINGS = ("modulation", "k", "n", "num_iter", "ldpc_decoder", "hamming_decoder", "demapping",
                     "target_errors", "target_block_errors", "max_bits", "batch_size", "seed", "device",
-                    "early_stop")
+                    "early_stop", "codeword")
 
 
 # --------------------------------------------------------------------------------------------
@@ -104,6 +125,62 @@ def parse_snr_list(text: str) -> List[float]:
     if dup:
         raise ValueError(f"--snr-db has duplicate points {dup}")
     return out
+
+
+class AutoGrid:
+    """``--snr-db auto[:START:STOP[:STEP]]``: the adaptive grid of
+    :func:`phy.montecarlo.simulate_ber_adaptive` from ``start`` to ``stop`` dB (coarse step ``step``)."""
+
+    DEFAULT = (0.0, 40.0, 1.0)
+
+    def __init__(self, start: float, stop: float, step: float):
+        self.start, self.stop, self.step = float(start), float(stop), float(step)
+
+    def __repr__(self) -> str:
+        return f"auto:{self.start:g}:{self.stop:g}:{self.step:g}"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, AutoGrid) and repr(self) == repr(other)
+
+
+def parse_snr_grid(text: str):
+    """``auto``, ``auto:START:STOP`` or ``auto:START:STOP:STEP`` -> :class:`AutoGrid`; anything else
+    -> :func:`parse_snr_list`.
+
+    >>> parse_snr_grid("auto"), parse_snr_grid("auto:-2:12:0.5"), parse_snr_grid("0:4:2")
+    (auto:0:40:1, auto:-2:12:0.5, [0.0, 2.0, 4.0])
+    """
+    if isinstance(text, str) and text.strip().lower().startswith("auto"):
+        parts = text.strip().split(":")
+        if parts[0].lower() != "auto" or len(parts) not in (1, 3, 4):
+            raise ValueError(f"--snr-db {text!r}: expected auto, auto:START:STOP or auto:START:STOP:STEP")
+        vals = list(AutoGrid.DEFAULT)
+        for i, part in enumerate(parts[1:]):
+            vals[i] = _float(part, ("--snr-db auto start", "--snr-db auto stop", "--snr-db auto step")[i])
+        if not vals[0] < vals[1]:
+            raise ValueError(f"--snr-db {text!r}: START must be below STOP")
+        if not vals[2] > 0:
+            raise ValueError(f"--snr-db {text!r}: STEP must be > 0")
+        return AutoGrid(*vals)
+    return parse_snr_list(text)
+
+
+def snr_grid_arg(text: str):
+    """argparse ``type=`` for :func:`parse_snr_grid`."""
+    try:
+        return parse_snr_grid(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _rate_arg(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an error rate such as 1e-5, got {text!r}") from None
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"must be an error rate in (0, 1), got {text!r}")
+    return v
 
 
 def parse_name_list(text: str, allowed: Sequence[str], what: str, aliases: Optional[Dict[str, str]] = None
@@ -186,9 +263,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="soft demapping method (default app)")
     parser.add_argument("--channel", default="awgn",
                         help="comma list of channels: awgn, rayleigh, rician, ... (default awgn)")
-    parser.add_argument("--snr-db", type=snr_list_arg, default=parse_snr_list("0:12:2"), metavar="SNRS",
+    parser.add_argument("--snr-db", type=snr_grid_arg, default=parse_snr_list("0:12:2"), metavar="SNRS",
                         help="start:stop:step with INCLUSIVE stop (default 0:12:2), or a comma list; "
-                             "negative start: --snr-db=-4:8:2")
+                             "negative start: --snr-db=-4:8:2; or auto[:START:STOP[:STEP]] (default "
+                             "auto:0:40:1): an adaptive grid (coarse pass, then points where the curve "
+                             "falls by more than a decade between neighbours) up to --min-ber/--min-bler")
+    parser.add_argument("--min-ber", type=_rate_arg, default=None,
+                        help="with --snr-db auto: no higher SNR point once a point's BER is below this "
+                             "(uncoded and hamming74; also ldpc5g when --min-bler is not given)")
+    parser.add_argument("--min-bler", type=_rate_arg, default=None,
+                        help="with --snr-db auto: no higher SNR point once a point's BLER is below this "
+                             "(ldpc5g; also the others when --min-ber is not given)")
+    parser.add_argument("--max-decades", type=_positive_number, default=0.75,
+                        help="with --snr-db auto: the largest fall of the steering error rate, in decades, "
+                             "aimed at between neighbouring points (and the gap that gets a midpoint); "
+                             "default 0.75 (6 or more points over 4.3 decades)")
+    parser.add_argument("--codeword", default="scrambled-zero", choices=CODEWORDS,
+                        help="scrambled-zero (default): the all-zero codeword with a random scrambling "
+                             "sequence, no encoder in the loop (same statistics as random codewords for "
+                             "these linear codes, symmetric decoders and the scrambled channel); random: "
+                             "random information bits through the encoder and Sionna's mapper/demapper")
     parser.add_argument("--snr-type", default="ebno", choices=("ebno", "esno"),
                         help="ebno: the SNRs are Eb/N0 (default); esno: Es/N0 per complex channel use")
     parser.add_argument("--target-errors", type=_positive_int, default=200,
@@ -222,8 +316,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------------------------
 def build_trial(code: str, modulation: str, channel, *, k: int, n: int, num_iter: int = 20,
                 demapping: str = "app", device: str = "cpu", ldpc_decoder: str = "bp",
-                hamming_decoder: str = "syndrome"):
-    """A :class:`phy.montecarlo.LinkTrial` for one scheme on the shared ``channel`` object.
+                hamming_decoder: str = "syndrome", codeword: str = "random"):
+    """A trial for one scheme on the shared ``channel`` object: a :class:`phy.montecarlo.LinkTrial`
+    (``codeword="random"``) or a :class:`phy.montecarlo.ScrambledZeroTrial` (``"scrambled-zero"``)
+    on the same :class:`phy.links.DigitalLink`. The layered LDPC decoder stops each codeword at
+    its first zero syndrome (``early_stop=True``) in both cases.
 
     Returns ``(trial, coderate, bits_per_symbol)`` where ``coderate = k / (coded bits per block)``.
     """
@@ -232,11 +329,14 @@ def build_trial(code: str, modulation: str, channel, *, k: int, n: int, num_iter
     from phy.codes import make_code
     from phy.links import DigitalLink
     from phy.modulation import bits_per_symbol
-    from phy.montecarlo import LinkTrial
+    from phy.montecarlo import LinkTrial, ScrambledZeroTrial
 
+    if codeword not in CODEWORDS:
+        raise ValueError(f"codeword must be one of {CODEWORDS}, got {codeword!r}")
     bps = bits_per_symbol(modulation)
     if code == "ldpc5g":
-        c = make_code("ldpc5g", k=k, n=n, num_iter=num_iter, decoder=ldpc_decoder)
+        c = make_code("ldpc5g", k=k, n=n, num_iter=num_iter, decoder=ldpc_decoder,
+                      decoder_kwargs={"early_stop": True} if ldpc_decoder == "layered" else None)
     elif code == "none":
         c = make_code("none", k=k)
     elif code == "hamming74":
@@ -246,7 +346,11 @@ def build_trial(code: str, modulation: str, channel, *, k: int, n: int, num_iter
     link = DigitalLink(channel, code=c, modulation=modulation, demapping=demapping)
     # energy per information bit counts every transmitted symbol (padding included, if any)
     coded_bits = link.channel_uses(k) * bps
-    trial = LinkTrial(link, k=k, device=torch.device(device), coderate=k / coded_bits, bits_per_symbol=bps)
+    if codeword == "random":
+        trial = LinkTrial(link, k=k, device=torch.device(device), coderate=k / coded_bits, bits_per_symbol=bps)
+    else:
+        trial = ScrambledZeroTrial(link, k=k, device=torch.device(device))
+        trial.coderate = k / coded_bits
     return trial, k / coded_bits, bps
 
 
@@ -264,9 +368,13 @@ def _validate(args) -> Dict[str, object]:
         raise ValueError(f"--k must be <= --n, got k={args.k} > n={args.n}")
     if "hamming74" in codes and args.k % 4:
         raise ValueError(f"--k={args.k} must be a multiple of 4 for hamming74 (4 information bits per codeword)")
-    snrs = args.snr_db if isinstance(args.snr_db, list) else parse_snr_list(str(args.snr_db))
+    snrs = args.snr_db if isinstance(args.snr_db, (list, AutoGrid)) else parse_snr_grid(str(args.snr_db))
     if not snrs:
         raise ValueError("--snr-db gave no SNR points")
+    if not isinstance(snrs, AutoGrid) and (args.min_ber is not None or args.min_bler is not None):
+        raise ValueError("--min-ber/--min-bler apply to --snr-db auto[:START:STOP[:STEP]] only")
+    if args.codeword not in CODEWORDS:
+        raise ValueError(f"--codeword must be one of {CODEWORDS}, got {args.codeword!r}")
     if not (args.max_bits > 0 and math.isfinite(args.max_bits)):
         raise ValueError(f"--max-bits must be a positive number, got {args.max_bits}")
     batch = args.batch_size or max(1, min(4096, -(-DEFAULT_BATCH_BITS // args.k)))
@@ -297,6 +405,9 @@ def main(args) -> int:
             raise ValueError(f"--num-cpus must be a positive integer, got {args.num_cpus}")
         if args.executor == "local" and (args.address is not None or args.num_cpus is not None):
             raise ValueError("--num-cpus and --address apply to --executor ray only")
+        if isinstance(cfg["snrs"], AutoGrid) and (args.executor != "local" or args.snr_batch > 1):
+            raise ValueError("--snr-db auto needs --executor local and --snr-batch 1 (each point of the "
+                             "adaptive grid depends on the ones before it)")
         from experiments.results import check_result_settings
         from phy.channels import make_channel
         from phy.montecarlo import BER_COLUMNS, BER_KEY_COLUMNS, ResumableCSV
@@ -314,14 +425,14 @@ def main(args) -> int:
                 trials[(code, name)] = build_trial(code, cfg["modulation"], ch, k=args.k, n=args.n,
                                                    num_iter=args.num_iter, demapping=args.demapping,
                                                    device=str(device), ldpc_decoder=args.ldpc_decoder,
-                                                   hamming_decoder=args.hamming_decoder)
+                                                   hamming_decoder=args.hamming_decoder, codeword=args.codeword)
         table = ResumableCSV(os.path.join(args.out, "ber.csv"), BER_COLUMNS, BER_KEY_COLUMNS)
     except ValueError as e:
         print(f"semcom ber: error: {e}", file=sys.stderr)
         return 2
 
     from experiments.results import RunManifest
-    from phy.montecarlo import simulate_ber
+    from phy.montecarlo import simulate_ber, simulate_ber_adaptive
 
     resumed = len(table)
     results = []
@@ -330,6 +441,8 @@ def main(args) -> int:
                             "snr_convention": "Es/N0 per complex channel use; Eb/N0 = Es/N0 - "
                                               "10 log10(bits_per_symbol * coderate)"}) as manifest:
         rates = {}
+        # the fast chain's batch grows within a point (fewer calls where errors are rare)
+        growth = cfg["batch_size"] * (BATCH_GROWTH if args.codeword == "scrambled-zero" else 1)
         if args.executor != "local":  # one task per (scheme, channel, SNR) point; same rows as below
             from experiments.executors import executor_from_args, run_ber_sweeps
 
@@ -337,7 +450,8 @@ def main(args) -> int:
                              demapping=args.demapping, device=str(device), ldpc_decoder=args.ldpc_decoder,
                              hamming_decoder=args.hamming_decoder, seed=args.seed, snr_type=args.snr_type,
                              batch_size=cfg["batch_size"], target_errors=args.target_errors,
-                             target_block_errors=args.target_block_errors, max_bits=args.max_bits)
+                             target_block_errors=args.target_block_errors, max_bits=args.max_bits,
+                             codeword=args.codeword, max_batch_size=growth)
             sweeps = [(dict(point_cfg, code=code, channel=name), cfg["snrs"]) for (code, name) in trials]
             with executor_from_args(args) as executor:
                 results = run_ber_sweeps(executor, sweeps, table, early_stop=args.early_stop,
@@ -347,16 +461,32 @@ def main(args) -> int:
             rates = {code: cr for (code, _), (_, cr, _) in trials.items()}
         for (code, name), (trial, coderate, bps) in (trials.items() if args.executor == "local" else ()):
             rates[code] = coderate
-            results += simulate_ber(trial, cfg["snrs"], snr_type=args.snr_type, coderate=coderate,
-                                    bits_per_symbol=bps, batch_size=cfg["batch_size"],
-                                    target_errors=args.target_errors,
-                                    target_block_errors=args.target_block_errors, max_bits=args.max_bits,
-                                    seed=args.seed, scheme=code, channel=name, early_stop=args.early_stop,
-                                    csv_file=table, progress=args.progress, snr_batch=args.snr_batch)
+            common = dict(snr_type=args.snr_type, coderate=coderate, bits_per_symbol=bps,
+                          batch_size=cfg["batch_size"], max_batch_size=growth, target_errors=args.target_errors,
+                          target_block_errors=args.target_block_errors, max_bits=args.max_bits, seed=args.seed,
+                          scheme=code, channel=name, csv_file=table, progress=args.progress)
+            if isinstance(cfg["snrs"], AutoGrid):
+                grid = cfg["snrs"]
+                results += simulate_ber_adaptive(trial, grid.start, grid.stop, coarse_step=grid.step,
+                                                 max_decades=args.max_decades,
+                                                 **_floor(code, args.min_ber, args.min_bler), **common)
+            else:
+                results += simulate_ber(trial, cfg["snrs"], early_stop=args.early_stop, snr_batch=args.snr_batch,
+                                        **common)
+        if isinstance(cfg["snrs"], AutoGrid):  # the CSV in (scheme, channel, SNR) order, like a fixed grid
+            table.reorder((r.scheme, r.channel, r.snr_type, r.snr_db) for r in results)
         manifest.update(rows_resumed=resumed, rows=len(table), coderates=rates,
                         plots=_plots(args.out, results, cfg, args.snr_type))
     print(f"wrote {os.path.join(args.out, 'ber.csv')} ({len(results)} points), ber.png, manifest.json")
     return 0
+
+
+def _floor(code: str, min_ber: Optional[float], min_bler: Optional[float]) -> Dict[str, Optional[float]]:
+    """The adaptive grid's floor for ``code``: ldpc5g by BLER (``--min-bler``, else ``--min-ber``),
+    the others by BER (``--min-ber``, else ``--min-bler``)."""
+    if code == "ldpc5g":
+        return {"min_bler": min_bler} if min_bler is not None else {"min_ber": min_ber}
+    return {"min_ber": min_ber} if min_ber is not None else {"min_bler": min_bler}
 
 
 def _plots(out_dir: str, results, cfg, snr_type: str) -> List[str]:
@@ -365,7 +495,8 @@ def _plots(out_dir: str, results, cfg, snr_type: str) -> List[str]:
     from experiments.plots import plot_error_rate
     from phy.modulation import uncoded_ber
 
-    snrs = np.array(sorted(cfg["snrs"]), dtype=float)
+    grid = cfg["snrs"] if not isinstance(cfg["snrs"], AutoGrid) else [r.snr_db for r in results]
+    snrs = np.array(sorted(grid), dtype=float)
     fine = np.linspace(snrs.min(), snrs.max(), max(50, 10 * len(snrs))) if len(snrs) > 1 else snrs
     # uncoded: coderate 1, so Es/N0 = Eb/N0 + 10 log10(bits_per_symbol)
     esno = fine + (10 * math.log10(cfg["bits_per_symbol"]) if snr_type == "ebno" else 0.0)

@@ -421,7 +421,7 @@ def _ber_trial(cfg_json: str):
     channel = make_channel(cfg["channel"], seed=cfg["seed"])
     return build_trial(cfg["code"], cfg["modulation"], channel, k=cfg["k"], n=cfg["n"], num_iter=cfg["num_iter"],
                        demapping=cfg["demapping"], device=cfg["device"], ldpc_decoder=cfg["ldpc_decoder"],
-                       hamming_decoder=cfg["hamming_decoder"])
+                       hamming_decoder=cfg["hamming_decoder"], codeword=cfg.get("codeword", "random"))
 
 
 _BUILD_KEYS = ("code", "modulation", "channel", "k", "n", "num_iter", "demapping", "device", "ldpc_decoder",
@@ -432,8 +432,9 @@ def ber_point(config: Mapping[str, Any], snr_db: float) -> Dict[str, Any]:
     """One BER point in any process: rebuild the scheme from ``config`` and simulate ``snr_db``.
 
     ``config`` (JSON-able) has the build keys ``code, modulation, channel, k, n, num_iter, demapping,
-    device, ldpc_decoder, hamming_decoder, seed`` and the engine keys ``snr_type, batch_size,
-    target_errors, target_block_errors, max_bits`` (see :func:`phy.montecarlo.simulate_ber`).
+    device, ldpc_decoder, hamming_decoder, seed`` (and optionally ``codeword``, default ``"random"``)
+    and the engine keys ``snr_type, batch_size, target_errors, target_block_errors, max_bits`` (and
+    optionally ``max_batch_size``) (see :func:`phy.montecarlo.simulate_ber`).
     Returns the CSV row (:meth:`PointResult.to_row`); identical to the row the sequential engine
     writes for that point, since the point's seed depends only on its key.
     """
@@ -444,13 +445,13 @@ def ber_point(config: Mapping[str, Any], snr_db: float) -> Dict[str, Any]:
         import torch
 
         torch.set_num_threads(int(torch_threads))
-    build = json.dumps({k: config[k] for k in _BUILD_KEYS}, sort_keys=True)
+    build = json.dumps({k: config[k] for k in _BUILD_KEYS + ("codeword",) if k in config}, sort_keys=True)
     trial, coderate, bps = _ber_trial(build)
     res = simulate_ber(trial, [float(snr_db)], snr_type=config["snr_type"], coderate=coderate,
                        bits_per_symbol=bps, batch_size=config["batch_size"], target_errors=config["target_errors"],
                        target_block_errors=config["target_block_errors"], max_bits=config["max_bits"],
                        seed=config["seed"], scheme=config["code"], channel=config["channel"], early_stop=False,
-                       csv_file=None, progress=False)
+                       csv_file=None, progress=False, max_batch_size=config.get("max_batch_size"))
     return res[0].to_row()
 
 

@@ -2,9 +2,12 @@
 
 1. **BER curves of the digital chain** (``semcom ber`` machinery, :mod:`experiments.ber`): uncoded,
    Hamming(7,4) and 5G LDPC (k=512, n=1024) with Gray 16-QAM over AWGN and i.i.d. Rayleigh
-   (perfect CSI, ZF + APP demapping; LDPC decoded by the layered min-sum decoder), BER and BLER vs
-   Eb/N0 = 0, 3, ..., 30 dB (200 bit errors or 4e5 bits per point) with 95 % Clopper-Pearson
-   intervals and the closed-form uncoded curves -> ``<out>/ber/``.
+   (perfect CSI, ZF + APP demapping; LDPC decoded by the layered min-sum decoder with early
+   termination; scrambled all-zero codewords), BER and BLER vs Eb/N0 on the adaptive grid
+   ``auto:0:40:2`` (coarse 2 dB steps, then points wherever the curve falls by more than 0.75
+   decade), down to BER 1e-5 (uncoded, Hamming) and BLER 1e-4 (LDPC) or 40 dB, 2000 bit errors or
+   100 block errors or 2e8 bits per point, with 95 % Clopper-Pearson intervals and the closed-form uncoded
+   curves -> ``<out>/ber/``.
 2. **Analog vs digital at matched bandwidth** (:mod:`experiments.compare`): the ``pydoc-minilm``
    source (about 1.6k real sentences, 384-d MiniLM features) over AWGN and Rayleigh from -20 to
    15 dB Es/N0 per complex channel use in 2.5 dB steps, every scheme fitted into the analog scheme's 192 complex
@@ -40,7 +43,8 @@ __all__ = ["add_arguments", "main", "ber_argv", "compare_config", "FULL", "QUICK
 
 #: Settings of the full run and of ``--quick``.
 FULL: Dict[str, Any] = {
-    "ber_snr_db": "0:30:3", "ber_max_bits": 4e5, "ber_target_errors": 200, "ber_k": 512, "ber_n": 1024,
+    "ber_snr_db": "auto:0:40:2", "ber_max_bits": 2e8, "ber_target_errors": 2000, "ber_target_block_errors": 100,
+    "ber_min_ber": 1e-5, "ber_min_bler": 1e-4, "ber_k": 512, "ber_n": 1024,
     "compare_snr_db": [-20.0 + 2.5 * i for i in range(15)], "max_items": None, "text_max_items": 64,
     "compare_realizations": 4,
 }
@@ -77,6 +81,10 @@ def ber_argv(settings: Dict[str, Any], out_dir: str, seed: int, device: str, ber
             "--k", str(settings["ber_k"]), "--n", str(settings["ber_n"]),
             "--target-errors", str(settings["ber_target_errors"]), "--max-bits", str(settings["ber_max_bits"]),
             "--seed", str(seed), "--device", device, "--out", out_dir]
+    for key, option in (("ber_target_block_errors", "--target-block-errors"), ("ber_min_ber", "--min-ber"),
+                        ("ber_min_bler", "--min-bler")):
+        if settings.get(key) is not None:
+            argv += [option, str(settings[key])]
     options = {a for act in ber_parser._actions for a in act.option_strings}
     if "--ldpc-decoder" in options:  # use the fast layered decoder when `semcom ber` offers it
         argv += ["--ldpc-decoder", "layered"]

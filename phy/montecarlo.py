@@ -105,6 +105,7 @@ __all__ = [
     "BitTrial",
     "FunctionTrial",
     "LinkTrial",
+    "ScrambledZeroTrial",
     "PointResult",
     "BER_COLUMNS",
     "BER_KEY_COLUMNS",
@@ -113,6 +114,8 @@ __all__ = [
     "STATUS_NO_ERRORS",
     "STATUS_SKIPPED",
     "simulate_ber",
+    "simulate_ber_adaptive",
+    "curve_resolution",
     "point_seed",
     "clopper_pearson",
     "format_value",
@@ -330,6 +333,119 @@ class LinkTrial:
         out = self.link(bits, snr_db=snr, batch_dims=2)
         bits_hat = getattr(out, "x_hat", out)
         return bits, bits_hat
+
+
+class ScrambledZeroTrial:
+    """The all-zero codeword, scrambled, through a digital link's channel: no encoder in the loop.
+
+    Per block, the ``nb * n`` coded bits of the all-zero codeword(s) are XORed with a uniformly
+    random scrambling sequence ``s`` (so the channel sees uniformly random QAM symbols), sent
+    through ``link.channel`` with ``link.equalizer`` (as :class:`phy.links.DigitalLink` does),
+    demapped, and the logits' signs are flipped back where ``s = 1``; ``link.code.decode`` then
+    decodes the all-zero codeword and every decided 1 is an error.
+
+    Why this is exact: with the scrambler and descrambler on both sides, the channel the decoder
+    sees is symmetric (the sent symbols are uniform whatever the codeword), so for a linear code and
+    a decoder that commutes with adding a codeword (BP, min-sum, layered min-sum, syndrome and ML
+    decoding of Hamming codes; every decoder of :mod:`phy.codes`) the error statistics do not
+    depend on the codeword: the all-zero one gives the same BER/BLER as random codewords through the
+    scrambled link. The scrambled link differs from the plain one only in that the bits sharing a
+    QAM symbol are independent instead of bits of one codeword, which changes nothing measurable
+    (``tests/test_montecarlo.py`` compares it with :class:`LinkTrial` within Monte Carlo error).
+
+    On CPU the scrambling, Gray mapping and exact APP / max-log demapping with descrambling are
+    the compiled kernels of :mod:`phy.qam_kernels` (the scrambling bits are a counter-based
+    function of a per-call key, never stored); on other devices the same steps run as torch ops
+    (``link.qam``'s Sionna mapper and demapper).
+
+    Parameters
+    ----------
+    link : phy.links.DigitalLink
+        Supplies ``code``, ``qam`` (modulation and demapping method), ``channel``, ``equalizer``,
+        ``interleave`` and the block/padding accounting (``num_blocks``, ``pad_bits``).
+    k : int, optional
+        Information bits per block (default ``link.k``); a multiple of ``link.k``.
+    device : str or torch.device
+        Where the chain runs.
+    """
+
+    def __init__(self, link, k: Optional[int] = None, device: Union[str, torch.device] = "cpu"):
+        for attr in ("code", "qam", "channel", "equalizer", "num_blocks", "pad_bits"):
+            if not hasattr(link, attr):
+                raise TypeError(f"link must be a phy.links.DigitalLink (it has no {attr!r}), got "
+                                f"{type(link).__name__}")
+        k = int(link.k) if k is None else k
+        _check_pos_int(k, "k")
+        self.link = link
+        self.k = int(k)
+        self.device = torch.device(device)
+        self.coderate = getattr(link, "coderate", None)
+        self.bits_per_symbol = int(link.qam.bits_per_symbol)
+        self.modulation = link.qam.modulation
+        self.method = link.qam.demapping
+        self._nb = link.num_blocks(self.k)
+        self._coded = self._nb * int(link.code.n)
+        self._nsym = (self._coded + link.pad_bits(self.k)) // self.bits_per_symbol
+        self._key = 0
+        self._calls = 0
+
+    def reset(self, seed: int) -> None:
+        self._key = point_seed(seed, "scrambling")
+        self._calls = 0
+        channel = getattr(self.link, "channel", None)
+        if channel is not None and hasattr(channel, "reset"):
+            channel.reset(point_seed(seed, "channel"))
+
+    def _next_key(self) -> int:
+        self._calls += 1
+        return point_seed(self._key, self._calls)
+
+    def _llr(self, shape: Tuple[int, ...], esno) -> torch.Tensor:
+        """Descrambled logits ``[*shape, nb * n]`` of the all-zero coded bits."""
+        from . import qam_kernels as qk
+        from .conventions import snr_db_to_no
+
+        link, key, m = self.link, self._next_key(), self.bits_per_symbol
+        sym_shape = (*shape, self._nsym)
+        no = snr_db_to_no(torch.as_tensor(esno, dtype=torch.float32, device=self.device)).reshape(*shape[:-1], -1, 1)
+        no = no.expand(*shape, 1)
+        fast = self.device.type == "cpu" and qk.available()
+        if fast:
+            x = qk.scrambled_symbols(sym_shape, self.modulation, key)
+        else:
+            # Sionna's mapper and demapper directly: s is 0/1 and no_eff comes from the channel, so
+            # QAM.modulate/demodulate's input checks (host synchronisations on a GPU) are skipped
+            mapper, demapper = link.qam._get(self.device, torch.complex64)
+            gen = torch.Generator(device=self.device).manual_seed(key & (2**63 - 1))
+            s = torch.randint(0, 2, (*shape, self._nsym * m), generator=gen, device=self.device,
+                              dtype=torch.float32)
+            x = mapper(s).to(torch.complex64)
+        x_eq, no_eff, _ = link.equalizer.transmit(link.channel, x, no)
+        if fast:
+            llr = qk.demap(x_eq, no_eff, self.modulation, self.method, key=key)
+        else:
+            no_sym = torch.as_tensor(no_eff, dtype=torch.float32, device=self.device).expand(x.shape)
+            llr = demapper(x_eq, no_sym).to(torch.float32) * (1.0 - 2.0 * s)
+        llr = llr[..., : self._coded]
+        if getattr(link, "interleave", False):
+            _, inv = link._permutation(self._coded, llr.device)
+            llr = llr[..., inv]
+        return llr
+
+    def _decode(self, llr: torch.Tensor) -> torch.Tensor:
+        code = self.link.code
+        u_hat = code.decode(llr.reshape(*llr.shape[:-1], self._nb, code.n))
+        return u_hat.reshape(*llr.shape[:-1], self.k)
+
+    def __call__(self, batch_size: int, esno_db: float):
+        u_hat = self._decode(self._llr((batch_size,), float(esno_db)))
+        return torch.zeros_like(u_hat), u_hat
+
+    def batched(self, batch_size: int, esno_dbs: Sequence[float]):
+        """``S = len(esno_dbs)`` SNR points in one pass: ``(bits, bits_hat)``, both ``[S, batch_size, k]``."""
+        esno = torch.tensor([float(e) for e in esno_dbs], dtype=torch.float32).reshape(-1, 1)
+        u_hat = self._decode(self._llr((len(esno_dbs), batch_size), esno))
+        return torch.zeros_like(u_hat), u_hat
 
 
 # --------------------------------------------------------------------------------------------
@@ -733,6 +849,7 @@ def simulate_ber(
     progress: Optional[bool] = None,
     callback: Optional[Callable[[PointResult], None]] = None,
     snr_batch: int = 1,
+    max_batch_size: Optional[int] = None,
 ) -> List[PointResult]:
     """Monte Carlo BER/BLER of ``trial`` over ``snr_dbs``.
 
@@ -775,6 +892,10 @@ def simulate_ber(
         still to compute run together, one ``trial.batched`` call per iteration for all active
         points (see the module docstring: statistically equivalent to, not bit-identical with,
         the sequential run). A trial without ``batched`` raises ``ValueError``.
+    max_batch_size : int, optional
+        ``snr_batch=1``: a point's batch doubles after each batch, from ``batch_size`` up to this
+        many blocks (fewer calls at low error rates, where a point needs many blocks, without
+        overshooting the error target at high ones). Default: no growth.
 
     Returns
     -------
@@ -810,6 +931,10 @@ def simulate_ber(
     if not isinstance(scheme, str) or not isinstance(channel, str) or not scheme or not channel:
         raise TypeError(f"scheme and channel must be non-empty strings, got {scheme!r}, {channel!r}")
     _check_pos_int(snr_batch, "snr_batch")
+    if max_batch_size is not None:
+        _check_pos_int(max_batch_size, "max_batch_size")
+        if max_batch_size < batch_size:
+            raise ValueError(f"max_batch_size={max_batch_size} must be >= batch_size={batch_size}")
     if snr_batch > 1 and not callable(getattr(trial, "batched", None)):
         raise ValueError(f"snr_batch={snr_batch} needs a trial with a batched(batch_size, esno_dbs) method "
                          f"(LinkTrial has one; FunctionTrial takes batched_fn=...), got "
@@ -907,7 +1032,8 @@ def simulate_ber(
             if len(group) == 1:  # one point: exactly the sequential run
                 j = group[0]
                 finish(j, labelled(j, _run_point(trial, k, esnos[j], batch_size, target_errors,
-                                                 target_block_errors, max_bits, pseeds[j], bar)), write=True)
+                                                 target_block_errors, max_bits, pseeds[j], bar,
+                                                 max_batch_size or batch_size)), write=True)
             elif group:
                 gseed = point_seed(seed, scheme, channel, snr_type, "snr_group", *[snr_list[j] for j in group])
                 _run_group(trial, k, group, esnos, pseeds, gseed, batch_size, stop, is_skipped,
@@ -918,8 +1044,8 @@ def simulate_ber(
     return results
 
 
-def _run_point(trial, k, esno, batch_size, target_errors, target_block_errors, max_bits, pseed, bar
-               ) -> PointResult:
+def _run_point(trial, k, esno, batch_size, target_errors, target_block_errors, max_bits, pseed, bar,
+               max_batch_size: int) -> PointResult:
     reset = getattr(trial, "reset", None)
     if callable(reset):
         reset(pseed)
@@ -927,6 +1053,7 @@ def _run_point(trial, k, esno, batch_size, target_errors, target_block_errors, m
     while True:
         remaining_blocks = max(1, -(-(max_bits - n_bits) // k))
         bs = min(batch_size, remaining_blocks)
+        batch_size = min(2 * batch_size, max_batch_size)
         with torch.no_grad():
             bits, bits_hat = trial(bs, esno)
         _check_blocks(bits, bs, k)
@@ -981,3 +1108,220 @@ def _run_group(trial, k: int, group: List[int], esnos: List[float], pseeds: List
                 active.remove(i)
                 be, nb, blk, nblk = counts[i]
                 finish(i, _counts_result(be, nb, blk, nblk, esnos[i], pseeds[i], finished[i]))
+
+
+# --------------------------------------------------------------------------------------------
+# Adaptive SNR grid
+# --------------------------------------------------------------------------------------------
+def _rate_of(res: PointResult, metric: str) -> float:
+    """The point's error rate (``ber`` or ``bler``); NaN for skipped points."""
+    return float(getattr(res, metric))
+
+
+def _predict_step(pts: Sequence[Tuple[float, float]], target: float) -> Optional[float]:
+    """SNR step from the last of ``pts`` (``(snr, rate)``, ascending) to where ``log10(rate)``
+    reaches ``target``: the parabola through the last three points when it bends down (a
+    waterfall steepens, and a straight line then overshoots), else the line through the last two;
+    ``None`` when the curve does not fall."""
+    (s1, v1), (s2, v2) = pts[-2], pts[-1]
+    y1, y2 = math.log10(v1), math.log10(v2)
+    slope = (y1 - y2) / (s2 - s1)  # decades per dB, > 0 when falling
+    if not slope > 0:
+        return None
+    linear = (y2 - target) / slope
+    if len(pts) < 3:
+        return linear
+    (s0, v0) = pts[0]
+    y0 = math.log10(v0)
+    # y(s) = y2 + b (s - s2) + c (s - s2)^2 through the three points
+    d1, d0 = s1 - s2, s0 - s2
+    c = ((y1 - y2) / d1 - (y0 - y2) / d0) / (d1 - d0)
+    b = (y1 - y2) / d1 - c * d1
+    if not c < 0 or not b < 0:
+        return linear
+    disc = b * b - 4 * c * (y2 - target)  # c h^2 + b h + (y2 - target) = 0, smallest h > 0
+    if disc < 0:
+        return linear
+    h = (-b - math.sqrt(disc)) / (2 * c)
+    return h if 0 < h < linear else linear
+
+
+def simulate_ber_adaptive(
+    trial: BitTrial,
+    start: float,
+    stop: float,
+    *,
+    min_ber: Optional[float] = None,
+    min_bler: Optional[float] = None,
+    coarse_step: float = 1.0,
+    max_decades: float = 1.0,
+    min_step: float = 0.05,
+    max_points: int = 40,
+    snr_type: str = "esno",
+    csv_file: Union[None, str, os.PathLike, ResumableCSV] = None,
+    **kwargs: Any,
+) -> List[PointResult]:
+    """Monte Carlo BER/BLER on an SNR grid chosen as the curve unfolds, from ``start`` up to ``stop``.
+
+    1. **March up** from ``start``. While the error rate is near saturation (``>= 0.5``) the step
+       is ``coarse_step``; after that, the step is the one that the last points (saturated ones
+       included) predict to lower the rate by ``max_decades`` (``log10(rate)`` extrapolated by the
+       parabola through the last three points when it bends down, else by the line through the
+       last two), between ``min_step`` and ``coarse_step`` (``coarse_step / 2`` while only one
+       point is below 0.5). When that would cross the floor (``min_bler`` or ``min_ber``), the step
+       aims at ``0.7 x floor`` instead, just below it, since a point's cost grows as
+       ``1 / rate``. The march ends at the first point **below the floor** (the Sionna-style stop:
+       no higher SNR is simulated), at a point without errors, or at ``stop``.
+    2. **Refine**: while two neighbouring points differ by more than ``max_decades`` decades (and
+       lie more than ``2 * min_step`` apart, the lower one not below the floor), the midpoint is
+       simulated (lowest SNR first).
+
+    The rate that steers the grid is the BLER when ``min_bler`` is given, else the BER. Every
+    point is an ordinary :func:`simulate_ber` point (same stopping rules, point seed and CSV row),
+    and the grid depends only on the points' results, so a rerun into the same CSV reproduces
+    the same grid from the stored rows and resumes where it stopped (rows are appended in the
+    order they are simulated, which is itself reproducible). SNR points are rounded to 0.001 dB.
+    At most ``max_points`` points are simulated.
+
+    Parameters
+    ----------
+    trial : BitTrial
+    start, stop : float
+        SNR range in dB (of ``snr_type``), ``start < stop``.
+    min_ber, min_bler : float, optional
+        The floor (at most one of them; ``None``: march to ``stop``).
+    coarse_step, max_decades, min_step : float
+        Grid steering (dB, decades, dB).
+    max_points : int
+        Upper bound on the number of SNR points.
+    snr_type, csv_file, **kwargs
+        As for :func:`simulate_ber` (``batch_size``, ``target_errors``, ``target_block_errors``,
+        ``max_bits``, ``seed``, ``scheme``, ``channel``, ``progress``, ``callback``...).
+        ``early_stop`` and ``snr_batch`` are not accepted (the grid has its own stop).
+
+    Returns
+    -------
+    list of PointResult, sorted by SNR.
+
+    Example
+    -------
+    >>> import torch
+    >>> from phy.modulation import qam_ber_awgn
+    >>> def bpsk_like(batch_size, esno_db):   # independent bit errors with the QPSK BER
+    ...     p = float(qam_ber_awgn(esno_db, "qpsk"))
+    ...     return torch.zeros(batch_size, 100), (torch.rand(batch_size, 100) < p).float()
+    >>> res = simulate_ber_adaptive(FunctionTrial(bpsk_like, k=100), 0.0, 14.0, min_ber=1e-4,
+    ...                             target_errors=100, max_bits=1e7, batch_size=1000, progress=False)
+    >>> res[-1].ber < 1e-4 <= res[-2].ber
+    True
+    """
+    for name in ("early_stop", "snr_batch", "snr_dbs"):
+        if name in kwargs:
+            raise TypeError(f"simulate_ber_adaptive() does not take {name!r}")
+    start = float(check_snr(start, "start"))
+    stop = float(check_snr(stop, "stop"))
+    if not (math.isfinite(start) and math.isfinite(stop) and start < stop):
+        raise ValueError(f"the SNR range needs finite start < stop, got start={start}, stop={stop}")
+    if min_ber is not None and min_bler is not None:
+        raise ValueError("give at most one of min_ber and min_bler")
+    floor = min_bler if min_bler is not None else min_ber
+    if floor is not None:
+        _check_pos_number(floor, "min_bler" if min_bler is not None else "min_ber")
+        if not floor < 1:
+            raise ValueError(f"the floor (min_ber/min_bler) must be < 1, got {floor}")
+    for name, val in (("coarse_step", coarse_step), ("max_decades", max_decades), ("min_step", min_step)):
+        _check_pos_number(val, name)
+    if min_step > coarse_step:
+        raise ValueError(f"min_step={min_step} must be <= coarse_step={coarse_step}")
+    _check_pos_int(max_points, "max_points")
+    metric = "bler" if min_bler is not None else "ber"
+    table = None
+    if csv_file is not None:
+        table = csv_file if isinstance(csv_file, ResumableCSV) else \
+            ResumableCSV(csv_file, BER_COLUMNS, BER_KEY_COLUMNS)
+
+    done: Dict[float, PointResult] = {}
+    show = _use_progress(kwargs.pop("progress", None))  # one line per point instead of a bar per point
+    label = f"{kwargs.get('scheme', 'scheme')}/{kwargs.get('channel', 'channel')}"
+
+    def run(snr: float) -> PointResult:
+        snr = round(snr, 3) + 0.0
+        if snr not in done:
+            done[snr] = res = simulate_ber(trial, [snr], snr_type=snr_type, csv_file=table, early_stop=False,
+                                           progress=False, **kwargs)[0]
+            if show:
+                print(f"{label} {snr:g} dB: BER {res.ber:.3g}, BLER {res.bler:.3g} ({res.block_errors} block "
+                      f"errors in {res.blocks}; {res.status})", file=sys.stderr, flush=True)
+        return done[snr]
+
+    def below_floor(v: float) -> bool:
+        return floor is not None and v < floor
+
+    # 1. march up
+    snr = start
+    while len(done) < max_points:
+        v = _rate_of(run(snr), metric)
+        if not v > 0 or below_floor(v) or snr >= stop:
+            break
+        known = [(s, _rate_of(r, metric)) for s, r in sorted(done.items()) if _rate_of(r, metric) > 0]
+        falling = sum(1 for _, x in known if x < 0.5)
+        if v >= 0.5 or len(known) < 2:
+            step = coarse_step
+        else:
+            want = max_decades
+            if floor is not None and math.log10(v) - want < math.log10(floor):
+                want = math.log10(v) - math.log10(0.7 * floor)
+            # saturated points take part: their flat log-rate bends the parabola down, which keeps
+            # the first step into a waterfall short (a point far below the floor costs ~1/rate)
+            step = _predict_step(known[-3:], math.log10(v) - want)
+            cap = coarse_step if falling >= 2 else coarse_step / 2
+            step = min(max(step, min_step), cap) if step is not None else cap
+        snr = min(round(snr + step, 3), stop)
+
+    # 2. refine where neighbours differ by more than max_decades
+    while len(done) < max_points:
+        pts = [(s, _rate_of(r, metric)) for s, r in sorted(done.items())]
+        gap = None
+        for (s0, v0), (s1, v1) in zip(pts, pts[1:]):
+            if (v0 > 0 and v1 > 0 and not below_floor(v0) and math.log10(v0 / v1) > max_decades
+                    and s1 - s0 > 2 * min_step):
+                gap = (s0 + s1) / 2
+                break
+        if gap is None:
+            break
+        run(gap)
+    return [done[s] for s in sorted(done)]
+
+
+def curve_resolution(results: Sequence[PointResult], floor: float, metric: str = "bler",
+                     top: float = 0.2) -> Dict[str, Any]:
+    """How well a simulated curve is resolved between ``top`` and ``floor`` (pure function).
+
+    Returns ``points_between`` (points with ``floor <= rate <= top``), ``max_step_decades`` (the
+    largest ``|log10|`` ratio between neighbouring points with errors, over the points from the last
+    one above ``top`` to the first one at or below ``floor``), ``floor_snr_db`` and
+    ``floor_errors`` (the first point at or below ``floor``: its SNR and error count; ``None`` if
+    no point got there) and ``rates`` (``(snr_db, rate, errors)`` of every point, by SNR).
+
+    Example
+    -------
+    >>> pts = [PointResult("s", "c", s, "esno", s, math.nan, math.nan, b, 0, 0, e, 10**7, 0, 0, 0, 0, 0, "x")
+    ...        for s, b, e in [(1, 0.5, 9), (2, 0.1, 9), (3, 1e-3, 9), (4, 5e-6, 101)]]
+    >>> r = curve_resolution(pts, 1e-5)
+    >>> r["points_between"], r["max_step_decades"], r["floor_snr_db"], r["floor_errors"]
+    (2, 2.3010299956639813, 4, 101)
+    """
+    if metric not in ("ber", "bler"):
+        raise ValueError(f"metric must be 'ber' or 'bler', got {metric!r}")
+    count = "bit_errors" if metric == "ber" else "block_errors"
+    pts = sorted(((r.snr_db, float(getattr(r, metric)), int(getattr(r, count))) for r in results
+                  if not math.isnan(float(getattr(r, metric)))), key=lambda p: p[0])
+    between = [p for p in pts if floor <= p[1] <= top]
+    floor_pt = next((p for p in pts if p[1] <= floor and p[2] > 0), None)
+    lo = max([i for i, p in enumerate(pts) if p[1] > top], default=0)
+    hi = next((i for i, p in enumerate(pts) if p[1] <= floor), len(pts) - 1)
+    span = [p for p in pts[lo:hi + 1] if p[1] > 0]
+    steps = [abs(math.log10(a[1] / b[1])) for a, b in zip(span, span[1:])]
+    return {"points_between": len(between), "max_step_decades": max(steps, default=math.nan),
+            "floor_snr_db": floor_pt[0] if floor_pt else None, "floor_errors": floor_pt[2] if floor_pt else None,
+            "rates": pts}

@@ -214,3 +214,70 @@ def test_snr_batch_documented_in_help(capsys):
     with pytest.raises(SystemExit):
         main(["ber", "--help"])
     assert "--snr-batch S" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_auto_grid_resolves_ldpc_curve_and_resumes(tmp_path):
+    """The goal command of issue 18 on a cheaper configuration (k=64, n=128, floor BLER 1e-3 with
+    30 block errors): the curve is resolved (points between BLER 0.2 and the floor, no step above
+    1.5 x max-decades, the point at or below the floor with the target count), and the
+    rerun simulates nothing and leaves the file as it was."""
+    from phy.montecarlo import PointResult, curve_resolution
+
+    out = tmp_path / "auto"
+    args = ["ber", "--modulation", "16qam", "--code", "ldpc5g", "--k", "64", "--n", "128", "--ldpc-decoder",
+            "layered", "--channel", "awgn", "--snr-type", "esno", "--snr-db", "auto:0:20:1", "--min-bler", "1e-3",
+            "--target-block-errors", "30", "--target-errors", "1e9", "--max-bits", "1e8", "--seed", "3", "--batch-size", "256",
+            "--no-progress", "--out", str(out)]
+    assert main(args) == 0
+    rows = _rows(out / "ber.csv")
+    res = [PointResult.from_row(r) for r in rows]
+    assert [r.snr_db for r in res] == sorted(r.snr_db for r in res)  # reordered by SNR
+    cr = curve_resolution(res, 1e-3, metric="bler", top=0.2)
+    assert cr["floor_errors"] is not None and cr["floor_errors"] >= 30, cr
+    assert cr["max_step_decades"] <= 1.5 * 0.75 and cr["points_between"] >= 3, cr
+    assert res[-1].bler <= 1e-3 and sum(r.bler <= 1e-3 for r in res) <= 2
+    assert json.loads((out / "manifest.json").read_text())["result_settings"]["codeword"] == "scrambled-zero"
+    before = (out / "ber.csv").read_bytes()
+    assert main(args) == 0
+    assert (out / "ber.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--min-ber", "1e-4"], "apply to --snr-db auto"),
+    (["--snr-db", "auto", "--snr-batch", "2"], "--executor local and --snr-batch 1"),
+    (["--snr-db", "auto:5:1"], "START must be below STOP"),
+    (["--snr-db", "auto:0:10:0"], "STEP must be > 0"),
+    (["--snr-db", "auto", "--min-bler", "2"], "error rate in (0, 1)"),
+    (["--codeword", "ones"], "invalid choice"),
+])
+def test_auto_grid_bad_input(extra, message, tmp_path, capsys):
+    base = ["ber", "--code", "none", "--k", "64", "--snr-db", "0,3", "--no-progress", "--out", str(tmp_path / "o")]
+    with pytest.raises(SystemExit) if message in ("START must be below STOP", "STEP must be > 0",
+                                                   "error rate in (0, 1)", "invalid choice") else _nullctx():
+        rc = main(base + extra)
+        assert rc == 2
+    assert message in capsys.readouterr().err
+
+
+def _nullctx():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def test_random_and_scrambled_codewords_agree_on_uncoded_ber(tmp_path):
+    """Both --codeword options on uncoded 16-QAM/AWGN agree with each other and with the closed form."""
+    from phy.modulation import uncoded_ber
+
+    bers = {}
+    for cw in ("random", "scrambled-zero"):
+        out = tmp_path / cw
+        assert main(["ber", "--code", "none", "--k", "512", "--snr-type", "esno", "--snr-db", "8",
+                     "--target-errors", "1e9", "--max-bits", "3e5", "--codeword", cw, "--no-progress",
+                     "--out", str(out)]) == 0
+        bers[cw] = float(_rows(out / "ber.csv")[0]["ber"])
+    p = float(uncoded_ber(8.0, "16qam", "awgn"))
+    sigma = math.sqrt(4 * p * (1 - p) / 3e5)  # whole-symbol variance (4 bits share the noise)
+    for v in bers.values():
+        assert abs(v - p) < 4 * sigma, (bers, p)

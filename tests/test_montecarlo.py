@@ -593,3 +593,150 @@ def test_batched_function_trial_and_bad_inputs():
     wrong = FunctionTrial(t, k=8, batched_fn=lambda bs, snrs: (torch.zeros(1, bs, 8), torch.zeros(1, bs, 8)))
     with pytest.raises(ValueError, match=r"S=2"):
         simulate_ber(wrong, [0.0, 1.0], progress=False, snr_batch=2)
+
+
+# ------------------------------------------------------------------------------------------
+# ScrambledZeroTrial: the all-zero codeword with scrambling
+# ------------------------------------------------------------------------------------------
+def _digital_link(code, channel, **code_kw):
+    from phy.codes import make_code
+    from phy.links import DigitalLink
+
+    return DigitalLink(channel, code=make_code(code, **code_kw), modulation="16qam")
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+@pytest.mark.parametrize("kind,esno_db", [("awgn", 8.0), ("rayleigh", 14.0)])
+def test_scrambled_zero_uncoded_matches_closed_form(kind, esno_db, fallback, monkeypatch):
+    """Uncoded 16-QAM through the scrambled all-zero trial (compiled kernels, or the torch path
+    that other devices use) has the textbook BER (closed forms written in this file)."""
+    from phy import qam_kernels
+    from phy.montecarlo import ScrambledZeroTrial
+
+    if fallback:
+        monkeypatch.setattr(qam_kernels, "available", lambda: False)
+    channel = AWGN(seed=1) if kind == "awgn" else Rayleigh(seed=1)
+    trial = ScrambledZeroTrial(_digital_link("none", channel, k=512), k=512)
+    res = simulate_ber(trial, [esno_db], batch_size=256, target_errors=None, max_bits=400_000, seed=3,
+                       progress=False)[0]
+    theory = qam16_awgn(esno_db) if kind == "awgn" else qam16_rayleigh(esno_db)
+    # 4 sigma, with the variance of whole symbols (the 4 bits of a symbol share its noise and fade)
+    assert abs(res.ber - theory) < 4 * math.sqrt(4 * theory * (1 - theory) / res.bits), (res.ber, theory)
+
+
+def _two_proportion_z(e1, n1, e2, n2):
+    p = (e1 + e2) / (n1 + n2)
+    return (e1 / n1 - e2 / n2) / math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2))
+
+
+@pytest.mark.parametrize("code,kw,k,esno_db", [
+    ("ldpc5g", dict(k=256, n=512, decoder="layered", decoder_kwargs={"early_stop": True}), 256, 7.0),
+    ("hamming74", dict(), 16, 7.0),
+])
+def test_scrambled_zero_equals_random_codewords(code, kw, k, esno_db):
+    """BER and BLER of the scrambled all-zero codeword equal those of random codewords through the
+    plain DigitalLink (Sionna's encoder, mapper and demapper) within Monte Carlo error (|z| < 4;
+    the BER test treats bits as independent, which makes it stricter, not looser)."""
+    from phy.montecarlo import ScrambledZeroTrial
+
+    link = _digital_link(code, AWGN(seed=2), **kw)
+    kwargs = dict(batch_size=250, target_errors=None, max_bits=2500 * k, seed=5, progress=False)
+    a = simulate_ber(ScrambledZeroTrial(link, k=k), [esno_db], **kwargs)[0]
+    b = simulate_ber(LinkTrial(link, k=k), [esno_db], **kwargs)[0]
+    assert 0.05 < b.bler < 0.95, f"test point badly placed: BLER {b.bler}"
+    assert abs(_two_proportion_z(a.block_errors, a.blocks, b.block_errors, b.blocks)) < 4, (a.bler, b.bler)
+    assert abs(_two_proportion_z(a.bit_errors, a.bits, b.bit_errors, b.bits)) < 4 * 3, (a.ber, b.ber)
+
+
+def test_scrambled_zero_trial_batched_and_reproducible():
+    from phy.montecarlo import ScrambledZeroTrial
+
+    link = _digital_link("hamming74", AWGN(seed=0))
+    trial = ScrambledZeroTrial(link, k=64)
+    trial.reset(7)
+    bits, hat = trial.batched(10, [0.0, 30.0])
+    assert bits.shape == hat.shape == (2, 10, 64) and not bits.any()
+    assert hat[0].any() and not hat[1].any()  # errors at 0 dB, none at 30 dB
+    trial.reset(7)
+    assert torch.equal(trial.batched(10, [0.0, 30.0])[1], hat)
+    with pytest.raises(TypeError, match="DigitalLink"):
+        ScrambledZeroTrial(object())
+
+
+# ------------------------------------------------------------------------------------------
+# Adaptive SNR grid
+# ------------------------------------------------------------------------------------------
+def _waterfall_trial(calls=None):
+    """Independent bit errors with a steepening 'waterfall' BER 10**(-0.3 (s - 2)^2) for s > 2."""
+    def rate(esno_db):
+        return 0.3 if esno_db <= 2 else 0.3 * 10 ** (-0.3 * (esno_db - 2) ** 2)
+
+    def fn(batch_size, esno_db):
+        if calls is not None:
+            calls.append(esno_db)
+        g = torch.Generator().manual_seed(int(1000 * esno_db) + batch_size)
+        return torch.zeros(batch_size, 64), (torch.rand(batch_size, 64, generator=g) < rate(esno_db)).float()
+
+    return FunctionTrial(fn, k=64), rate
+
+
+def test_adaptive_grid_resolves_the_waterfall_and_stops_below_the_floor(tmp_path):
+    from phy.montecarlo import curve_resolution, simulate_ber_adaptive
+
+    trial, rate = _waterfall_trial()
+    kw = dict(min_ber=1e-5, target_errors=100, max_bits=1e9, batch_size=4096, max_batch_size=4096 * 16,
+              coarse_step=1.0, max_decades=0.75, progress=False, csv_file=tmp_path / "a.csv")
+    res = simulate_ber_adaptive(trial, 0.0, 30.0, **kw)
+    snrs = [r.snr_db for r in res]
+    assert snrs == sorted(snrs) and len(set(snrs)) == len(snrs)
+    # the Sionna-style stop: the march ends at its first point below the floor; refinement may add
+    # one midpoint below it (between that point and the last one above), never beyond
+    assert res[-1].ber < 1e-5 and sum(r.ber < 1e-5 for r in res) <= 2
+    assert res[-1].bit_errors >= 100
+    cr = curve_resolution(res, 1e-5, metric="ber", top=0.2)
+    assert cr["max_step_decades"] <= 0.75 * 1.5 and cr["points_between"] >= 6, cr
+    for r in res:  # every point is an honest estimate of the true curve (4 sigma, independent bits)
+        p = rate(r.snr_db)
+        assert abs(r.ber - p) < 4 * math.sqrt(p * (1 - p) / r.bits) + 1e-12, (r.snr_db, r.ber, p)
+    # resume: the same call on the finished CSV simulates nothing and returns the same rows
+    calls = []
+    trial2, _ = _waterfall_trial(calls)
+    assert simulate_ber_adaptive(trial2, 0.0, 30.0, **kw) == res and calls == []
+    # an interrupted run (first 4 rows kept) finishes with the same file as the uninterrupted one
+    lines = (tmp_path / "a.csv").read_text().splitlines(keepends=True)
+    (tmp_path / "b.csv").write_text("".join(lines[:5]))
+    res_b = simulate_ber_adaptive(trial, 0.0, 30.0, **dict(kw, csv_file=tmp_path / "b.csv"))
+    assert res_b == res and (tmp_path / "b.csv").read_text() == "".join(lines)
+
+
+def test_adaptive_grid_ends_at_stop_without_floor_and_bad_input():
+    from phy.montecarlo import simulate_ber_adaptive
+
+    trial, _ = _waterfall_trial()
+    res = simulate_ber_adaptive(trial, 0.0, 3.0, target_errors=50, max_bits=1e6, batch_size=1000,
+                                coarse_step=1.0, progress=False)
+    assert [r.snr_db for r in res][0] == 0.0 and res[-1].snr_db == 3.0
+    with pytest.raises(ValueError, match="start < stop"):
+        simulate_ber_adaptive(trial, 3.0, 3.0)
+    with pytest.raises(ValueError, match="at most one"):
+        simulate_ber_adaptive(trial, 0.0, 3.0, min_ber=1e-3, min_bler=1e-3)
+    with pytest.raises(ValueError, match="< 1"):
+        simulate_ber_adaptive(trial, 0.0, 3.0, min_bler=2.0)
+    with pytest.raises(TypeError, match="early_stop"):
+        simulate_ber_adaptive(trial, 0.0, 3.0, early_stop=True)
+    with pytest.raises(ValueError, match="min_step"):
+        simulate_ber_adaptive(trial, 0.0, 3.0, coarse_step=0.01)
+
+
+def test_batch_growth_keeps_counts_and_budget():
+    calls = []
+
+    def fn(batch_size, esno_db):
+        calls.append(batch_size)
+        return torch.zeros(batch_size, 8), torch.zeros(batch_size, 8)
+
+    res = simulate_ber(FunctionTrial(fn, k=8), [1.0], batch_size=10, max_batch_size=80, target_errors=5,
+                       max_bits=8 * 500, progress=False)[0]
+    assert calls == [10, 20, 40, 80, 80, 80, 80, 80, 30] and res.bits == 8 * 500
+    with pytest.raises(ValueError, match="max_batch_size"):
+        simulate_ber(FunctionTrial(fn, k=8), [1.0], batch_size=10, max_batch_size=5, progress=False)

@@ -86,3 +86,19 @@ def test_bad_device_exits_2_before_writing(tmp_path, capsys, device):
                  "--no-progress"]) == 2
     assert f"--device {device!r}" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_full_run_ber_step_uses_the_adaptive_grid():
+    """The full run's BER step is `semcom ber` on the adaptive grid down to BER 1e-5 / BLER 1e-4."""
+    import argparse
+
+    from experiments import ber
+    from experiments.run import FULL, ber_argv
+
+    p = argparse.ArgumentParser()
+    ber.add_arguments(p)
+    args = p.parse_args(ber_argv(FULL, "/tmp/unused", 0, "cpu", p))
+    assert isinstance(args.snr_db, ber.AutoGrid) and (args.snr_db.start, args.snr_db.stop) == (0.0, 40.0)
+    assert (args.min_ber, args.min_bler, args.target_block_errors) == (1e-5, 1e-4, 100)
+    assert args.ldpc_decoder == "layered" and args.codeword == "scrambled-zero"
+    assert ber._validate(args)["snrs"] == args.snr_db

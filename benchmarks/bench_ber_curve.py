@@ -1,0 +1,293 @@
+"""Issue 18's benchmark: decoder, full chain and a whole BLER curve, new engine vs the previous one and Sionna.
+
+One process, one run; compared variants alternate repeat by repeat (machine load hits all alike) and
+every table prints ratios. Code: 5G LDPC (k=512, n=1024), 20 iterations, Gray 16-QAM, AWGN.
+
+1. **decoder alone** on the same channel logits (Es/N0 ``--snr-db``, random codewords): Sionna's
+   ``LDPC5GDecoder`` flooding boxplus-phi (its default) and layered offset-min-sum
+   (``cn_schedule="layered", cn_update="offset-minsum"``); the *previous engine*
+   (``phy/ldpc_fast.py`` of commit ``--previous``, loaded from git); the new kernel with 20 fixed
+   iterations and with early termination. Edge updates per second per core = edges x iterations
+   actually run x codewords / s / threads (the published SIMD decoders' unit).
+2. **full chain**, information bits/s at the same Es/N0: Sionna written by hand (``BinarySource``,
+   encoder, ``Mapper``, ``AWGN``, ``Demapper("app")``, flooding or layered decoder); the previous
+   engine (``DigitalLink`` with the previous fast decoder: Sionna encoder, mapper and demapper); the
+   new chain (:class:`phy.montecarlo.ScrambledZeroTrial`: scrambled all-zero codeword, compiled
+   map/channel/APP demap, early-terminating decoder).
+3. **the curve** (``--curve``): the goal command of issue 18 run as a fresh ``semcom ber`` process
+   (wall and CPU time, load average), its resolution checked with
+   :func:`phy.montecarlo.curve_resolution`; the time the previous engine and Sionna's chains would
+   need for the same points is *estimated* as the sum over the curve's points of (blocks simulated)
+   / (each chain's throughput measured at that point's Es/N0 in this run) -- not run (hours).
+4. **k=600, n=1200** (``--check-600``): BLER of the fast path (scrambled zero, layered OMS, early
+   termination) vs Sionna's chain with random codewords and its flooding BP decoder, 20 iterations,
+   QPSK and 16-QAM, a few Es/N0 points, with 95 % Clopper-Pearson intervals.
+
+Run: ``python benchmarks/bench_ber_curve.py --curve --check-600`` (writes
+``benchmarks/results/bench_ber_curve.json``).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from experiments.results import write_benchmark  # noqa: E402
+
+GOAL = ["ber", "--modulation", "16qam", "--code", "ldpc5g", "--k", "512", "--n", "1024", "--ldpc-decoder", "layered",
+        "--channel", "awgn", "--snr-type", "esno", "--snr-db", "auto", "--min-bler", "1e-5",
+        "--target-block-errors", "100", "--target-errors", "1e9", "--max-bits", "1e10", "--no-progress"]
+
+
+def previous_engine(commit: str):
+    """``phy/ldpc_fast.py`` as of ``commit`` (the engine before issue 18), imported from git."""
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:phy/ldpc_fast.py"], check=True,
+                         capture_output=True, text=True).stdout
+    src = src.replace("from .threads import", "from phy.threads import")
+    path = Path(tempfile.mkdtemp()) / "ldpc_fast_previous.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("ldpc_fast_previous", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def interleaved(fns, repeats):
+    """Warm each callable up once, then ``repeats`` rounds in alternating order; durations per name."""
+    for fn in fns.values():
+        fn()
+    out = {name: [] for name in fns}
+    names = list(fns)
+    for rep in range(repeats):
+        for name in (names if rep % 2 == 0 else names[::-1]):
+            t0 = time.perf_counter()
+            fns[name]()
+            out[name].append(time.perf_counter() - t0)
+    return out
+
+
+def table(title, rows, ref, unit, extra=()):
+    print(f"\n{title}")
+    print(f"{'':34s} {'median':>11s} {'[min .. max]':>25s} " + " ".join(f"{'x ' + r[:12]:>15s}" for r in ref)
+          + "".join(f" {e:>14s}" for e in extra))
+    for name, r in rows.items():
+        ratios = " ".join(f"{r['median'] / rows[x]['median']:15.2f}" for x in ref)
+        ex = "".join(f" {r.get(e, float('nan')):14.4g}" for e in extra)
+        print(f"{name:34s} {r['median']:11.4g} [{r['min']:11.4g} .. {r['max']:11.4g}] {ratios}{ex}  {unit}")
+
+
+def stats(times, work):
+    rates = [work / t for t in times]
+    return {"median": statistics.median(rates), "min": min(rates), "max": max(rates), "times_s": times}
+
+
+def build_chains(k, n, num_iter, prev, threads_note=""):
+    """name -> callable(batch, esno_db) -> (bits, bits_hat) for the chains of table 2."""
+    from sionna.phy.channel import AWGN as SAWGN
+    from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
+    from sionna.phy.mapping import BinarySource, Demapper, Mapper
+
+    from phy.channels import AWGN
+    from phy.codes import LDPC5G
+    from phy.links import DigitalLink
+    from phy.montecarlo import LinkTrial, ScrambledZeroTrial
+
+    enc = LDPC5GEncoder(k, n)
+    src, mapper, demapper, ch = BinarySource(), Mapper("qam", 4), Demapper("app", "qam", 4), SAWGN()
+    sionna_decs = {"sionna flooding boxplus-phi": LDPC5GDecoder(enc, num_iter=num_iter),
+                   "sionna layered offset-minsum": LDPC5GDecoder(enc, num_iter=num_iter, cn_schedule="layered",
+                                                                 cn_update="offset-minsum")}
+
+    def sionna_chain(dec):
+        def run(b, esno):
+            u = src([b, k])
+            no = 10 ** (-esno / 10)
+            return u, dec(demapper(ch(mapper(enc(u)), no), no))
+        return run
+
+    chains = {f"chain {name}": sionna_chain(d) for name, d in sionna_decs.items()}
+    # previous engine: DigitalLink (Sionna encoder/mapper/demapper) with the previous fast decoder
+    prev_code = LDPC5G(k, n, num_iter=num_iter, decoder="layered")
+    prev_enc, _ = prev_code._get("cpu", torch.float32)
+    prev_code._blocks[("cpu", "single")] = (prev_enc, prev.LDPC5GFastDecoder(prev_enc, num_iter=num_iter))
+    prev_trial = LinkTrial(DigitalLink(AWGN(seed=0), code=prev_code, modulation="16qam"), k=k)
+    prev_trial.reset(1)
+    chains["chain previous engine"] = lambda b, esno: prev_trial(b, esno)
+    new_code = LDPC5G(k, n, num_iter=num_iter, decoder="layered", decoder_kwargs={"early_stop": True})
+    new_trial = ScrambledZeroTrial(DigitalLink(AWGN(seed=0), code=new_code, modulation="16qam"), k=k)
+    new_trial.reset(1)
+    chains["chain new (scrambled zero)"] = lambda b, esno: new_trial(b, esno)
+    return chains, sionna_decs
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--snr-db", type=float, default=7.5, help="Es/N0 of tables 1-2 (default 7.5: BLER ~1e-3)")
+    ap.add_argument("--batch", type=int, default=512, help="codewords per call, tables 1-3")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--previous", default="7fa602a", help="git commit of the previous engine")
+    ap.add_argument("--curve", action="store_true", help="run and time the goal command (table 3)")
+    ap.add_argument("--curve-dir", default=None, help="output directory of the goal run (default: a temp dir)")
+    ap.add_argument("--check-600", action="store_true", help="BLER check k=600, n=1200 (table 4)")
+    ap.add_argument("--blocks-600", type=int, default=4000)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench_ber_curve.json"))
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    from sionna.phy import config as sconfig
+
+    sconfig.seed = 0
+    from sionna.phy.fec.ldpc import LDPC5GEncoder
+
+    from phy.ldpc_fast import LDPC5GFastDecoder
+    from phy.modulation import QAM
+
+    k, n, it = 512, 1024, 20
+    prev = previous_engine(args.previous)
+    result = {"benchmark": "bench_ber_curve", "k": k, "n": n, "num_iter": it, "threads": args.threads,
+              "snr_db": args.snr_db, "batch": args.batch, "previous_commit": args.previous,
+              "loadavg_start": list(os.getloadavg())}
+    print(f"LDPC5G({k},{n}) 16-QAM AWGN, {it} iterations, {args.threads} threads, Es/N0 {args.snr_db} dB, "
+          f"load average at start {os.getloadavg()}")
+
+    # 1. decoder alone --------------------------------------------------------------------------
+    enc = LDPC5GEncoder(k, n)
+    qam = QAM("16qam")
+    B = args.batch
+    u = torch.randint(0, 2, (B, k)).float()
+    x = qam.modulate(enc(u))
+    no = 10 ** (-args.snr_db / 10)
+    y = x + (no / 2) ** 0.5 * torch.complex(torch.randn(x.shape), torch.randn(x.shape))
+    llr = qam.demodulate(y, no)
+    chains, sionna_decs = build_chains(k, n, it, prev)
+    new_es = LDPC5GFastDecoder(enc, num_iter=it, early_stop=True)
+    decs = dict(sionna_decs)
+    decs["previous engine (numba)"] = prev.LDPC5GFastDecoder(enc, num_iter=it)
+    decs["new, 20 iterations"] = LDPC5GFastDecoder(enc, num_iter=it)
+    decs["new, early termination"] = new_es
+    edges = decs["new, 20 iterations"].num_edges
+    times = interleaved({name: (lambda d=d: d(llr)) for name, d in decs.items()}, args.repeats)
+    new_es.frames_decoded = new_es.iterations_run = 0
+    new_es(llr)
+    mean_it = new_es.mean_iterations
+    dec_rows = {}
+    for name, t in times.items():
+        r = stats(t, B * k)
+        iters = mean_it if "early" in name else it
+        r["edge_updates_per_s_per_core"] = r["median"] / k * edges * iters / args.threads
+        r["mean_iterations"] = iters
+        r["bler"] = float((decs[name](llr) != u).any(1).float().mean())
+        dec_rows[name] = r
+    table("1. decoder alone (info bits/s)", dec_rows, ["sionna flooding boxplus-phi", "sionna layered offset-minsum",
+                                                       "previous engine (numba)"], "bit/s",
+          extra=("edge_updates_per_s_per_core", "mean_iterations", "bler"))
+    # the new kernel on one thread, same LLRs (per-core figure, and 2-thread scaling)
+    torch.set_num_threads(1)
+    t1 = interleaved({"1 thread": lambda: decs["new, 20 iterations"](llr)}, args.repeats)["1 thread"]
+    torch.set_num_threads(args.threads)
+    one = stats(t1, B * k)
+    one["edge_updates_per_s_per_core"] = one["median"] / k * edges * it
+    scaling = dec_rows["new, 20 iterations"]["median"] / one["median"]
+    print(f"new kernel, 20 iterations, 1 thread: {one['median']:.4g} info bits/s = "
+          f"{one['edge_updates_per_s_per_core']:.3g} edge updates/s per core; {args.threads} threads scale "
+          f"{scaling:.2f}x")
+    result.update(decoder_only=dec_rows, decoder_one_thread=one, thread_scaling=scaling, edges=edges)
+
+    # 2. full chain ------------------------------------------------------------------------------
+    times = interleaved({name: (lambda c=c: c(B, args.snr_db)) for name, c in chains.items()}, args.repeats)
+    chain_rows = {name: stats(t, B * k) for name, t in times.items()}
+    table("2. full chain (info bits/s)", chain_rows, ["chain sionna flooding boxplus-phi",
+                                                      "chain sionna layered offset-minsum", "chain previous engine"],
+          "bit/s")
+    result["chain"] = chain_rows
+
+    # 3. the curve -------------------------------------------------------------------------------
+    if args.curve:
+        from phy.montecarlo import PointResult, curve_resolution
+
+        out = args.curve_dir or tempfile.mkdtemp(prefix="bench_ber_curve_")
+        cmd = [sys.executable, "-m", "experiments.cli"] + GOAL + ["--out", out]
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        load0 = os.getloadavg()
+        t0, c0 = time.perf_counter(), os.times()
+        subprocess.run(cmd, check=True, env=env, cwd=str(ROOT))
+        wall = time.perf_counter() - t0
+        c1 = os.times()
+        cpu = (c1.children_user - c0.children_user) + (c1.children_system - c0.children_system)
+        import csv
+
+        with open(os.path.join(out, "ber.csv"), newline="") as fh:
+            res = [PointResult.from_row(r) for r in csv.DictReader(fh)]
+        cr = curve_resolution(res, 1e-5, metric="bler", top=0.2)
+        ok = (cr["points_between"] >= 6 and cr["max_step_decades"] <= 1.5 and cr["floor_errors"] is not None
+              and cr["floor_errors"] >= 100)
+        print(f"\n3. goal curve: wall {wall:.1f} s, CPU {cpu:.1f} s (load average {load0} -> {os.getloadavg()}); "
+              f"{len(res)} points, {sum(r.blocks for r in res):.3g} codewords; points between BLER 0.2 and 1e-5: "
+              f"{cr['points_between']}, largest step {cr['max_step_decades']:.2f} decades, floor point "
+              f"{cr['floor_snr_db']} dB with {cr['floor_errors']} block errors -> criteria "
+              f"{'met' if ok else 'NOT met'}")
+        # estimated time of the other chains on the same points: blocks / measured throughput
+        est = {name: 0.0 for name in chains}
+        per_point = []
+        for r in res:
+            times = interleaved({name: (lambda c=c, s=r.snr_db: c(B, s)) for name, c in chains.items()}, 1)
+            rates = {name: B / t[0] for name, t in times.items()}  # codewords/s at this point
+            for name in chains:
+                est[name] += r.blocks / rates[name]
+            per_point.append({"snr_db": r.snr_db, "bler": r.bler, "blocks": r.blocks, "codewords_per_s": rates})
+        for name, s in est.items():
+            print(f"   {name:34s} estimated {s:10.1f} s for the same points ({s / est['chain new (scrambled zero)']:.1f}x"
+                  f" the new chain's estimate)")
+        result["curve"] = {"command": "semcom " + " ".join(GOAL), "wall_s": wall, "cpu_s": cpu,
+                           "loadavg_before": list(load0), "loadavg_after": list(os.getloadavg()),
+                           "resolution": {k2: v for k2, v in cr.items() if k2 != "rates"}, "rates": cr["rates"],
+                           "criteria_met": ok, "estimated_s_same_points": est, "per_point": per_point}
+
+    # 4. k=600, n=1200 vs Sionna -------------------------------------------------------------------
+    if args.check_600:
+        from phy.channels import AWGN
+        from phy.codes import LDPC5G
+        from phy.links import DigitalLink
+        from phy.montecarlo import LinkTrial, ScrambledZeroTrial, clopper_pearson, simulate_ber
+
+        rows = []
+        print("\n4. k=600, n=1200, 20 iterations: BLER fast path vs Sionna (random codewords, flooding BP)")
+        for mod, snrs in (("qpsk", (1.5, 2.0, 2.5)), ("16qam", (6.5, 7.0, 7.5))):
+            fast = ScrambledZeroTrial(DigitalLink(AWGN(seed=0), code=LDPC5G(600, 1200, num_iter=20, decoder="layered",
+                                                                            decoder_kwargs={"early_stop": True}),
+                                                  modulation=mod), k=600)
+            ref = LinkTrial(DigitalLink(AWGN(seed=0), code=LDPC5G(600, 1200, num_iter=20), modulation=mod), k=600)
+            for snr in snrs:
+                kw = dict(batch_size=500, target_errors=None, max_bits=600 * args.blocks_600, seed=0, progress=False)
+                a = simulate_ber(fast, [snr], **kw)[0]
+                b = simulate_ber(ref, [snr], **kw)[0]
+                row = {"modulation": mod, "esno_db": snr, "bler_fast": a.bler, "ci_fast": clopper_pearson(
+                    a.block_errors, a.blocks), "bler_sionna": b.bler, "ci_sionna": clopper_pearson(b.block_errors, b.blocks),
+                       "blocks": a.blocks}
+                rows.append(row)
+                print(f"   {mod:6s} {snr:5.2f} dB  fast {a.bler:.4f} [{row['ci_fast'][0]:.4f}, {row['ci_fast'][1]:.4f}]"
+                      f"  sionna {b.bler:.4f} [{row['ci_sionna'][0]:.4f}, {row['ci_sionna'][1]:.4f}]")
+        result["k600_n1200"] = rows
+
+    result["loadavg_end"] = list(os.getloadavg())
+    write_benchmark(args.out, json.loads(json.dumps(result, default=float)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
