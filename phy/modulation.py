@@ -104,6 +104,10 @@ class QAM(nn.Module):
         ``"qpsk"``, ``"16qam"``, ``"64qam"`` or ``"256qam"``.
     demapping : ``"app"`` (exact LLRs, default) or ``"maxlog"``
         Soft demapping method (see Sionna's ``Demapper``).
+    backend : ``"auto"`` (default), ``"sionna"`` or ``"kernel"``
+        Demapper: ``"auto"`` takes the compiled per-dimension PAM demapper of :mod:`phy.qam_kernels`
+        (same LLRs as Sionna's within float32 rounding, several times faster: the square Gray QAM
+        factorises into two PAMs) for complex64 CPU symbols, Sionna's ``Demapper`` otherwise.
 
     The Sionna blocks are created lazily per (device, precision), so the module follows its inputs
     onto any device; ``complex128`` symbols use Sionna's double precision.
@@ -116,12 +120,17 @@ class QAM(nn.Module):
     tensor([0.7071-0.7071j])
     """
 
-    def __init__(self, modulation: str = "qpsk", demapping: str = "app"):
+    BACKENDS = ("auto", "sionna", "kernel")
+
+    def __init__(self, modulation: str = "qpsk", demapping: str = "app", backend: str = "auto"):
         super().__init__()
         self.modulation = _canonical(modulation)
         if demapping not in _DEMAPPING:
             raise ValueError(f"demapping must be one of {_DEMAPPING}, got {demapping!r}")
+        if backend not in self.BACKENDS:
+            raise ValueError(f"backend must be one of {self.BACKENDS}, got {backend!r}")
         self.demapping = demapping
+        self.backend = backend
         self.bits_per_symbol = MODULATIONS[self.modulation]
         self._blocks: Dict[Tuple[str, str], tuple] = {}
 
@@ -172,8 +181,31 @@ class QAM(nn.Module):
             torch.broadcast_shapes(no_t.shape, y.shape)
         except RuntimeError:
             raise ValueError(f"no of shape {tuple(no_t.shape)} must broadcast to y of shape {tuple(y.shape)}")
+        if self._use_kernel(y, no_t):
+            from . import qam_kernels
+
+            return qam_kernels.demap(y, no_t, self.modulation, method=self.demapping)
         _, demapper = self._get(y.device, y.dtype)
         return demapper(y, no_t).to(rdt)
+
+    def _use_kernel(self, y: torch.Tensor, no_t: torch.Tensor) -> bool:
+        """The compiled per-dimension PAM demapper (:mod:`phy.qam_kernels`, equal to Sionna's within
+        float32 rounding) for complex64 CPU symbols with a positive, finite N0 per symbol, per
+        example or scalar; Sionna's ``Demapper`` otherwise (or with ``backend="sionna"``)."""
+        if self.backend == "sionna" or y.dtype != torch.complex64 or y.device.type != "cpu" or y.dim() == 0:
+            return False
+        from . import qam_kernels
+
+        ok = qam_kernels.available()
+        if ok and no_t.dim():
+            n = y.shape[-1]
+            ok = no_t.shape[-1] in (1, n) and no_t.shape[:-1] in (y.shape[:-1], torch.Size([1] * (no_t.dim() - 1)),
+                                                                torch.Size())
+        ok = ok and bool(((no_t > 0) & torch.isfinite(no_t)).all())
+        if self.backend == "kernel" and not ok:
+            raise ValueError("backend='kernel' needs complex64 CPU symbols, numba, and a positive finite N0 "
+                             "(scalar, per example [..., 1] or per symbol [..., n])")
+        return ok
 
     def hard_decision(self, y: torch.Tensor) -> torch.Tensor:
         """Bits of the nearest constellation point: ``[..., n]`` complex -> ``[..., n * m]`` float 0/1."""

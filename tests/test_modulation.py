@@ -170,3 +170,26 @@ def test_modulate_rejects_non_binary_bits(bad):
     # -1 -> the last constellation point)
     with pytest.raises(ValueError, match="0 and 1"):
         QAM("16qam").modulate(torch.tensor(bad))
+
+
+@pytest.mark.parametrize("mod", ["qpsk", "16qam", "64qam", "256qam"])
+def test_default_demapper_is_the_compiled_kernel_and_equals_sionnas(mod):
+    """QAM's default CPU complex64 path (phy.qam_kernels) gives Sionna's Demapper LLRs, for a
+    scalar N0, one per example and one per symbol; other inputs take Sionna's path."""
+    from phy import qam_kernels
+
+    if not qam_kernels.available():
+        pytest.skip("numba not installed")
+    g = torch.Generator().manual_seed(1)
+    q, ref = QAM(mod), QAM(mod, backend="sionna")
+    y = torch.complex(torch.randn(8, 50, generator=g), torch.randn(8, 50, generator=g))
+    for no in (torch.tensor(0.2), torch.rand(8, 1, generator=g) + 0.05, torch.rand(8, 50, generator=g) + 0.01):
+        assert q._use_kernel(y, no)
+        a, b = q.demodulate(y, no), ref.demodulate(y, no)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=2e-4)
+    assert not q._use_kernel(y.to(torch.complex128), torch.tensor(0.2))
+    assert not q._use_kernel(y, torch.tensor(0.0))            # N0 = 0: Sionna's limit handling
+    with pytest.raises(ValueError, match="backend='kernel'"):
+        QAM(mod, backend="kernel").demodulate(y, torch.tensor(0.0))
+    with pytest.raises(ValueError, match="backend"):
+        QAM(mod, backend="fast")
