@@ -320,13 +320,15 @@ def build_trial(code: str, modulation: str, channel, *, k: int, n: int, num_iter
     """A trial for one scheme on the shared ``channel`` object: a :class:`phy.montecarlo.LinkTrial`
     (``codeword="random"``) or a :class:`phy.montecarlo.ScrambledZeroTrial` (``"scrambled-zero"``)
     on the same :class:`phy.links.DigitalLink`. The layered LDPC decoder stops each codeword at
-    its first zero syndrome (``early_stop=True``) in both cases.
+    its first zero syndrome (``early_stop=True``) in both cases. The code is any registered one
+    (:data:`phy.codes.CODES`, plug-ins included), built by its ``from_options``; a code that does not
+    declare ``symmetric = True`` is always simulated with random codewords.
 
     Returns ``(trial, coderate, bits_per_symbol)`` where ``coderate = k / (coded bits per block)``.
     """
     import torch
 
-    from phy.codes import make_code
+    from phy.codes import CODES
     from phy.links import DigitalLink
     from phy.modulation import bits_per_symbol
     from phy.montecarlo import LinkTrial, ScrambledZeroTrial
@@ -334,15 +336,12 @@ def build_trial(code: str, modulation: str, channel, *, k: int, n: int, num_iter
     if codeword not in CODEWORDS:
         raise ValueError(f"codeword must be one of {CODEWORDS}, got {codeword!r}")
     bps = bits_per_symbol(modulation)
-    if code == "ldpc5g":
-        c = make_code("ldpc5g", k=k, n=n, num_iter=num_iter, decoder=ldpc_decoder,
-                      decoder_kwargs={"early_stop": True} if ldpc_decoder == "layered" else None)
-    elif code == "none":
-        c = make_code("none", k=k)
-    elif code == "hamming74":
-        c = make_code("hamming74", decoder=hamming_decoder)
-    else:
-        c = make_code(code)
+    if code not in CODES:
+        raise ValueError(f"unknown code {code!r}; expected one of {sorted(CODES)}")
+    c = CODES[code].from_options(k=k, n=n, num_iter=num_iter, ldpc_decoder=ldpc_decoder,
+                                 hamming_decoder=hamming_decoder)
+    if not c.symmetric:  # the all-zero trick is only valid for linear codes with symmetric decoders
+        codeword = "random"
     link = DigitalLink(channel, code=c, modulation=modulation, demapping=demapping)
     # energy per information bit counts every transmitted symbol (padding included, if any)
     coded_bits = link.channel_uses(k) * bps

@@ -75,9 +75,24 @@ class Code(nn.Module):
 
     Subclasses implement ``_encode(bits [B, k] float) -> [B, n]`` and
     ``_decode(llr [B, n] float) -> [B, k]``; the base handles arbitrary leading dimensions.
+
+    ``symmetric``: the code is linear and its decoder symmetric under codeword translation, so the
+    all-zero codeword with a scrambling sequence has the error statistics of random codewords
+    (``semcom ber --codeword scrambled-zero``); a code that does not say so is simulated with random
+    codewords. :meth:`from_options` builds a code from the command line's options.
     """
 
     name = "code"
+    symmetric = False
+
+    @classmethod
+    def from_options(cls, **options) -> "Code":
+        """Build from ``semcom ber``'s options (``k``, ``n``, ``num_iter``, ``ldpc_decoder``,
+        ``hamming_decoder``, ...): the constructor's parameters are taken from them by name."""
+        import inspect
+
+        params = inspect.signature(cls.__init__).parameters
+        return cls(**{name: options[name] for name in params if name != "self" and name in options})
 
     def __init__(self, k: int, n: int):
         super().__init__()
@@ -137,6 +152,7 @@ class Uncoded(Code):
     """
 
     name = "none"
+    symmetric = True
 
     def __init__(self, k: int = 1):
         super().__init__(k, k)
@@ -167,6 +183,11 @@ class Hamming74(Code):
     """
 
     name = "hamming74"
+    symmetric = True
+
+    @classmethod
+    def from_options(cls, **options) -> "Hamming74":
+        return cls(decoder=options.get("hamming_decoder", "syndrome"))
     DECODERS = ("syndrome", "ml")
 
     def __init__(self, decoder: str = "syndrome"):
@@ -287,6 +308,15 @@ class LDPC5G(Code):
     """
 
     name = "ldpc5g"
+    symmetric = True
+
+    @classmethod
+    def from_options(cls, **options) -> "LDPC5G":
+        """``k``, ``n``, ``num_iter`` and ``ldpc_decoder``; the layered decoder stops each codeword at
+        its first zero syndrome."""
+        decoder = options.get("ldpc_decoder", "bp")
+        return cls(options["k"], options["n"], num_iter=options.get("num_iter", 20), decoder=decoder,
+                   decoder_kwargs={"early_stop": True} if decoder == "layered" else None)
 
     DECODERS = ("bp", "layered")
 

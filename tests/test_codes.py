@@ -206,3 +206,15 @@ def test_nan_llrs_are_refused_not_decoded_to_zeros(make):
     llr[1, 2] = float("nan")
     with pytest.raises(ValueError, match="must not contain NaN"):
         code.decode(llr)
+
+
+def test_codes_build_from_the_command_line_options():
+    from phy.codes import CODES, Code
+
+    opts = dict(k=64, n=128, num_iter=7, ldpc_decoder="layered", hamming_decoder="ml")
+    ldpc = CODES["ldpc5g"].from_options(**opts)
+    assert (ldpc.k, ldpc.n, ldpc.num_iter, ldpc.decoder) == (64, 128, 7, "layered")
+    assert ldpc.decoder_kwargs == {"early_stop": True}
+    assert CODES["hamming74"].from_options(**opts).decoder == "ml"
+    assert CODES["none"].from_options(**opts).k == 64
+    assert all(CODES[c].symmetric for c in ("none", "hamming74", "ldpc5g")) and not Code.symmetric
