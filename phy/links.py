@@ -237,6 +237,7 @@ class AnalogLink(Link):
 # ============================================================================================
 from .capacity import CAPACITY_MODES, IdealCode, instantaneous_capacity  # noqa: E402
 from .codes import Code, make_code  # noqa: E402
+from .mimo import DETECTORS, MIMODetector, mrc  # noqa: E402
 from .modulation import QAM, bits_per_symbol, uncoded_ber  # noqa: E402
 
 __all__ += ["DigitalLink", "BSCEquivalentLink", "IdealCodeLink"]
@@ -301,6 +302,15 @@ class DigitalLink(Link):
         ``block_length`` (:class:`~phy.channels.FlatFading`) or ``fft_size``
         (:class:`~phy.channels.SionnaTDL`), else 1. Padding symbols carry zero bits and are counted
         in ``channel_uses``.
+    detector : ``"zf"``, ``"lmmse"`` (default), ``"kbest"`` or ``"ml"``
+        MIMO channels only (``num_tx``/``num_rx`` > 1, :class:`phy.channels.FlatFading`): spatial
+        multiplexing of ``num_tx`` streams, the QAM symbols laid out channel use by channel use
+        (symbol ``i`` on antenna ``i % num_tx`` of use ``i // num_tx``), each antenna sending
+        ``Es / num_tx``; LLRs from Sionna's detector (:class:`phy.mimo.MIMODetector`). With one
+        transmit antenna (``1 x N_r``) the receiver is MRC (:func:`phy.mimo.mrc`) followed by the
+        soft demapper, exact for every ``detector``. MIMO needs ``csi="perfect"``.
+    kbest_k : int
+        Candidates of the K-best detector (default 16).
 
     Output (:class:`LinkOutput`)
     ----------------------------
@@ -326,11 +336,22 @@ class DigitalLink(Link):
                  interleave: bool = False, equalizer: str = "zf", demapping: str = "app",
                  csi: str = "perfect", code_kwargs: Optional[Dict[str, Any]] = None,
                  interleaver_seed: int = 1234, symbol_multiple: Optional[int] = None,
-                 pilot_snr_db: Optional[float] = None, num_pilots: int = 1):
+                 pilot_snr_db: Optional[float] = None, num_pilots: int = 1, detector: str = "lmmse",
+                 kbest_k: int = 16):
         super().__init__(channel)
         self.code = make_code(code, **(code_kwargs or {}))
         self.qam = QAM(modulation, demapping=demapping)
         self.modulation = self.qam.modulation
+        if detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {DETECTORS}, got {detector!r}")
+        self.detector = detector
+        self.mimo = bool(getattr(self.channel, "is_mimo", False))
+        self.num_tx = int(getattr(self.channel, "num_tx", 1)) if self.mimo else 1
+        if self.mimo and csi != "perfect":
+            raise ValueError(f"a MIMO channel ({self.channel.num_rx} x {self.num_tx}) needs csi='perfect' "
+                             f"(estimated MIMO CSI is not implemented), got csi={csi!r}")
+        self.mimo_detector = (MIMODetector(detector, self.modulation, self.num_tx, demapping, kbest_k)
+                              if self.num_tx > 1 else None)
         if equalizer != "zf":
             raise ValueError(f"DigitalLink supports equalizer='zf' only (unbiased, what the QAM demapper "
                              f"needs), got {equalizer!r}")
@@ -371,9 +392,14 @@ class DigitalLink(Link):
         return self.qam.bits_per_symbol
 
     @property
+    def streams(self) -> int:
+        """Spatial streams per channel use (``num_tx`` of a MIMO channel, else 1)."""
+        return self.num_tx
+
+    @property
     def spectral_efficiency(self) -> float:
-        """Information bits per channel use without padding: ``rate * bits_per_symbol``."""
-        return self.rate * self.bits_per_symbol
+        """Information bits per channel use without padding: ``rate * bits_per_symbol * streams``."""
+        return self.rate * self.bits_per_symbol * self.streams
 
     def num_blocks(self, num_bits: int) -> int:
         """Codewords per example for ``num_bits`` information bits (must be a multiple of ``k``)."""
@@ -387,16 +413,17 @@ class DigitalLink(Link):
     def pad_bits(self, num_bits: int) -> int:
         """Zero bits appended after coding so that the symbols fill whole QAM symbols / blocks."""
         coded = self.num_blocks(num_bits) * self.n
-        unit = self.bits_per_symbol * self.symbol_multiple
+        unit = self.bits_per_symbol * self.symbol_multiple * self.streams
         return (-coded) % unit
 
     def channel_uses(self, num_bits: int = None) -> int:
         """Complex channel uses per example for a payload of ``num_bits`` information bits:
-        ``ceil(num_blocks * n / (m * L)) * L`` with ``m`` bits/symbol and ``L = symbol_multiple``."""
+        ``ceil(num_blocks * n / (m * L * S)) * L`` with ``m`` bits/symbol, ``L = symbol_multiple`` and
+        ``S`` spatial streams."""
         if num_bits is None:
             raise ValueError("num_bits (information bits per example) is required")
         coded = self.num_blocks(num_bits) * self.n
-        return (coded + self.pad_bits(num_bits)) // self.bits_per_symbol
+        return (coded + self.pad_bits(num_bits)) // (self.bits_per_symbol * self.streams)
 
     def effective_rate(self, num_bits: int) -> float:
         """Information bits per channel use including padding: ``num_bits / channel_uses``."""
@@ -457,9 +484,13 @@ class DigitalLink(Link):
         x = self.qam.modulate(cflat, dtype=cdt)  # [*batch, ns]
 
         no_t = noise_power(snr_db, no, batch_shape, 1.0, rdt, dev)
-        x_eq, no_eff, no_used = self.equalizer.transmit(self.channel, x, no_t)
-        no_sym = torch.as_tensor(no_eff, dtype=rdt, device=dev).expand(x.shape)
-        llr = self.qam.demodulate(x_eq, no_sym)
+        if self.mimo:
+            llr, no_eff, no_used = self._mimo_receive(x, no_t)
+            x = x.reshape(*batch_shape, -1, self.streams).transpose(-1, -2)  # [*batch, num_tx, uses]
+        else:
+            x_eq, no_eff, no_used = self.equalizer.transmit(self.channel, x, no_t)
+            no_sym = torch.as_tensor(no_eff, dtype=rdt, device=dev).expand(x.shape)
+            llr = self.qam.demodulate(x_eq, no_sym)
         llr = torch.nan_to_num(llr, nan=0.0, posinf=1e4, neginf=-1e4).clamp(-1e4, 1e4)
         if pad:
             llr = llr[..., : nb * self.n]
@@ -472,6 +503,22 @@ class DigitalLink(Link):
         return LinkOutput(x_hat=x_hat, channel_uses=x.shape[-1], no=no_used,
                           info={"llr": llr, "coded_bits": c, "symbols": x, "no_eff": no_eff,
                                 "num_blocks": nb, "pad_bits": pad, "block_errors": block_errors})
+
+    def _mimo_receive(self, s: torch.Tensor, no_t: torch.Tensor):
+        """Unit-energy QAM symbols ``s [*batch, uses * num_tx]`` -> antennas (``Es / num_tx`` each) ->
+        MIMO channel -> MRC (one transmit antenna) or the MIMO detector -> LLRs ``[*batch, uses * num_tx * m]``
+        in the order of ``s``; also the post-MRC noise (``None`` for spatial multiplexing) and ``N0``."""
+        nt = self.num_tx
+        batch = s.shape[:-1]
+        scale = 1.0 / math.sqrt(nt)
+        x = s.reshape(*batch, -1, nt).transpose(-1, -2) * scale  # [*batch, num_tx, uses]
+        out = self.channel(x, no_t.unsqueeze(-1))                # no [*batch, 1, 1] per receive antenna
+        h = out.h * scale if nt > 1 else out.h                    # the channel the unit-energy symbols see
+        if nt == 1:
+            x_eq, no_eff = mrc(out.y, h, out.no)
+            return self.qam.demodulate(x_eq, no_eff), no_eff, out.no
+        llr = self.mimo_detector(out.y, h, out.no)                # [*batch, uses, num_tx * m]
+        return llr.reshape(*batch, -1), None, out.no
 
     def extra_repr(self) -> str:
         return (f"code={self.code.name}(k={self.k}, n={self.n}), modulation={self.modulation!r}, "
