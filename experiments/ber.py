@@ -50,7 +50,7 @@ __all__ = ["add_arguments", "main", "parse_snr_list", "snr_list_arg", "positive_
 DEFAULT_BATCH_BITS = 1 << 16  # information bits per batch when --batch-size is not given
 _RESULT_SETTINGS = ("modulation", "k", "n", "num_iter", "ldpc_decoder", "hamming_decoder", "demapping",
                     "target_errors", "target_block_errors", "max_bits", "batch_size", "seed", "device",
-                    "early_stop")
+                    "early_stop", "detector")
 
 
 # --------------------------------------------------------------------------------------------
@@ -184,8 +184,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Hamming(7,4) decoding: hard-decision syndrome (default) or soft ML")
     parser.add_argument("--demapping", default="app", choices=("app", "maxlog"),
                         help="soft demapping method (default app)")
-    parser.add_argument("--channel", default="awgn",
-                        help="comma list of channels: awgn, rayleigh, rician, ... (default awgn)")
+    parser.add_argument("--channel", default="awgn", metavar="SPEC[,SPEC...]",
+                        help="comma list of channel specs name(key=value,...) (commas inside parentheses do not "
+                             "split), e.g. awgn,rician(k_db=10),rayleigh(block_length=64),rayleigh(num_tx=2,num_rx=2); "
+                             "the CSV's channel column holds the canonical spec (default awgn)")
+    parser.add_argument("--detector", default="lmmse", choices=("zf", "lmmse", "kbest", "ml"),
+                        help="MIMO detector with soft outputs (Sionna) for channels with num_tx > 1 (default lmmse); "
+                             "1 x N_r channels use MRC")
     parser.add_argument("--snr-db", type=snr_list_arg, default=parse_snr_list("0:12:2"), metavar="SNRS",
                         help="start:stop:step with INCLUSIVE stop (default 0:12:2), or a comma list; "
                              "negative start: --snr-db=-4:8:2")
@@ -222,7 +227,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------------------------
 def build_trial(code: str, modulation: str, channel, *, k: int, n: int, num_iter: int = 20,
                 demapping: str = "app", device: str = "cpu", ldpc_decoder: str = "bp",
-                hamming_decoder: str = "syndrome"):
+                hamming_decoder: str = "syndrome", detector: str = "lmmse"):
     """A :class:`phy.montecarlo.LinkTrial` for one scheme on the shared ``channel`` object.
 
     Returns ``(trial, coderate, bits_per_symbol)`` where ``coderate = k / (coded bits per block)``.
@@ -243,7 +248,8 @@ def build_trial(code: str, modulation: str, channel, *, k: int, n: int, num_iter
         c = make_code("hamming74", decoder=hamming_decoder)
     else:
         c = make_code(code)
-    link = DigitalLink(channel, code=c, modulation=modulation, demapping=demapping)
+    link = DigitalLink(channel, code=c, modulation=modulation, demapping=demapping, detector=detector)
+    bps *= link.streams  # coded bits per channel use (MIMO: all spatial streams)
     # energy per information bit counts every transmitted symbol (padding included, if any)
     coded_bits = link.channel_uses(k) * bps
     trial = LinkTrial(link, k=k, device=torch.device(device), coderate=k / coded_bits, bits_per_symbol=bps)
@@ -251,7 +257,7 @@ def build_trial(code: str, modulation: str, channel, *, k: int, n: int, num_iter
 
 
 def _validate(args) -> Dict[str, object]:
-    from phy.channels import CHANNELS
+    from phy.channels import canonical_channel_list
     from phy.codes import CODES
     from phy.modulation import MODULATIONS, bits_per_symbol
 
@@ -259,7 +265,7 @@ def _validate(args) -> Dict[str, object]:
     if mod not in MODULATIONS:
         raise ValueError(f"unknown --modulation {args.modulation!r}; expected one of {sorted(MODULATIONS)}")
     codes = parse_name_list(args.code, list(CODES), "code", aliases={"uncoded": "none"})
-    channels = parse_name_list(args.channel, list(CHANNELS), "channel")
+    channels = canonical_channel_list(args.channel)
     if args.k > args.n:
         raise ValueError(f"--k must be <= --n, got k={args.k} > n={args.n}")
     if "hamming74" in codes and args.k % 4:
@@ -314,7 +320,8 @@ def main(args) -> int:
                 trials[(code, name)] = build_trial(code, cfg["modulation"], ch, k=args.k, n=args.n,
                                                    num_iter=args.num_iter, demapping=args.demapping,
                                                    device=str(device), ldpc_decoder=args.ldpc_decoder,
-                                                   hamming_decoder=args.hamming_decoder)
+                                                   hamming_decoder=args.hamming_decoder,
+                                                   detector=args.detector)
         table = ResumableCSV(os.path.join(args.out, "ber.csv"), BER_COLUMNS, BER_KEY_COLUMNS)
     except ValueError as e:
         print(f"semcom ber: error: {e}", file=sys.stderr)
@@ -335,7 +342,8 @@ def main(args) -> int:
 
             point_cfg = dict(modulation=cfg["modulation"], k=args.k, n=args.n, num_iter=args.num_iter,
                              demapping=args.demapping, device=str(device), ldpc_decoder=args.ldpc_decoder,
-                             hamming_decoder=args.hamming_decoder, seed=args.seed, snr_type=args.snr_type,
+                             hamming_decoder=args.hamming_decoder, detector=args.detector, seed=args.seed,
+                             snr_type=args.snr_type,
                              batch_size=cfg["batch_size"], target_errors=args.target_errors,
                              target_block_errors=args.target_block_errors, max_bits=args.max_bits)
             sweeps = [(dict(point_cfg, code=code, channel=name), cfg["snrs"]) for (code, name) in trials]
@@ -363,6 +371,7 @@ def _plots(out_dir: str, results, cfg, snr_type: str) -> List[str]:
     import numpy as np
 
     from experiments.plots import plot_error_rate
+    from phy.channels import parse_channel_spec
     from phy.modulation import uncoded_ber
 
     snrs = np.array(sorted(cfg["snrs"]), dtype=float)
@@ -370,8 +379,9 @@ def _plots(out_dir: str, results, cfg, snr_type: str) -> List[str]:
     # uncoded: coderate 1, so Es/N0 = Eb/N0 + 10 log10(bits_per_symbol)
     esno = fine + (10 * math.log10(cfg["bits_per_symbol"]) if snr_type == "ebno" else 0.0)
     forms = {}
+    siso = {name for name, p in map(parse_channel_spec, cfg["channels"]) if p.get("num_tx", 1) * p.get("num_rx", 1) == 1}
     for kind, label in (("awgn", "AWGN"), ("rayleigh", "Rayleigh")):
-        if kind in cfg["channels"]:
+        if kind in siso:
             forms[f"theory: uncoded {cfg['modulation']} {label}"] = (fine, uncoded_ber(esno, cfg["modulation"], kind))
     written = [plot_error_rate(results, os.path.join(out_dir, "ber.png"), metric="ber", snr_type=snr_type,
                                closed_forms=forms, title=f"{cfg['modulation']} BER")]
