@@ -5,7 +5,8 @@ A link owns the mapping to and from complex channel symbols and the count of cha
 experiment and hand the *same* object to every link so the SNR definition, the fading statistics
 and the random stream are shared by every scheme.
 
-Every link reports ``channel_uses``: complex channel uses per example.
+Every link reports ``channel_uses``: complex channel uses (resource elements) per example, the data symbols
+plus, with ``csi="ls"``, the pilots of the channel estimate (``info["data_uses"]``, ``info["pilot_uses"]``).
 
 Example
 -------
@@ -167,7 +168,8 @@ class AnalogLink(Link):
     batchwide_power : bool
         Normalise over the whole batch instead of per example (only to reproduce public code).
     pilot_snr_db, num_pilots :
-        CSI estimation parameters.
+        CSI estimation parameters; with ``csi="ls"`` the ``num_pilots`` pilots per coherence block
+        are counted in ``channel_uses``.
     """
 
     def __init__(self, channel: Union[Channel, str], equalizer: str = "zf", csi: str = "perfect",
@@ -187,7 +189,8 @@ class AnalogLink(Link):
             raise ValueError(f"batch_dims must be a non-negative int, got {batch_dims!r}")
 
     def channel_uses(self, feature_shape: Union[Sequence[int], int] = None) -> int:
-        """Complex channel uses per example for features of ``feature_shape`` (excluding batch)."""
+        """Complex channel uses per example for features of ``feature_shape`` (excluding batch): the
+        data symbols plus, with ``csi="ls"``, the pilots (:meth:`phy.equalization.Equalizer.pilot_uses`)."""
         if feature_shape is None:
             raise ValueError("feature_shape is required, e.g. (32, 768)")
         dims = (feature_shape,) if isinstance(feature_shape, numbers.Integral) else feature_shape
@@ -195,7 +198,8 @@ class AnalogLink(Link):
                 isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1 for d in dims):
             raise ValueError(f"feature_shape must be a positive int or a non-empty sequence of positive ints "
                              f"(the shape without batch dims, e.g. (32, 768)), got {feature_shape!r}")
-        return math.ceil(math.prod(int(d) for d in dims) / 2)
+        data = math.ceil(math.prod(int(d) for d in dims) / 2)
+        return data + self.equalizer.pilot_uses(data, self.channel)
 
     def encode(self, features: torch.Tensor, batch_dims: int = 1):
         """Features ``[*batch, *shape]`` real -> (symbols ``[*batch, n]`` complex, scale, pad)."""
@@ -228,8 +232,10 @@ class AnalogLink(Link):
         no_t = noise_power(snr_db, no, features.shape[:batch_dims], self.power, x.real.dtype, x.device)
         x_hat, no_eff, no_used = self.equalizer.transmit(self.channel, x, no_t)
         f_hat = self.decode(x_hat, scale, pad, features.shape, features.dtype)
-        return LinkOutput(x_hat=f_hat, channel_uses=x.shape[-1], no=no_used,
-                          info={"scale": scale, "no_eff": no_eff, "symbols": x})
+        pilots = self.equalizer.pilot_uses(x.shape[-1], self.channel)
+        return LinkOutput(x_hat=f_hat, channel_uses=x.shape[-1] + pilots, no=no_used,
+                          info={"scale": scale, "no_eff": no_eff, "symbols": x, "data_uses": x.shape[-1],
+                                "pilot_uses": pilots})
 
 
 # ============================================================================================
@@ -296,7 +302,8 @@ class DigitalLink(Link):
     demapping : ``"app"`` (exact LLRs) or ``"maxlog"``
         ``"maxlog"`` hard decisions equal nearest-point decisions exactly.
     csi : ``"perfect"``, ``"ls"`` or ``"noisy"`` (see :mod:`phy.equalization`; mismatched
-        demapping with ``N0/|h_est|^2``).
+        demapping with ``N0/|h_est|^2``; ``"ls"``: one estimate per coherence block from
+        ``num_pilots`` pilots, which are counted in ``channel_uses``).
     symbol_multiple : int, optional
         Pad the symbols of each example to a multiple of this. Default: the channel's
         ``block_length`` (:class:`~phy.channels.FlatFading`) or ``fft_size``
@@ -423,7 +430,8 @@ class DigitalLink(Link):
         if num_bits is None:
             raise ValueError("num_bits (information bits per example) is required")
         coded = self.num_blocks(num_bits) * self.n
-        return (coded + self.pad_bits(num_bits)) // (self.bits_per_symbol * self.streams)
+        data = (coded + self.pad_bits(num_bits)) // (self.bits_per_symbol * self.streams)
+        return data + self.equalizer.pilot_uses(data, self.channel)
 
     def effective_rate(self, num_bits: int) -> float:
         """Information bits per channel use including padding: ``num_bits / channel_uses``."""
@@ -500,8 +508,10 @@ class DigitalLink(Link):
         u_hat = self.code.decode(llr)  # [*batch, nb, k]
         block_errors = (u_hat != u).any(-1)
         x_hat = u_hat.reshape(bits.shape).to(bits.dtype)
-        return LinkOutput(x_hat=x_hat, channel_uses=x.shape[-1], no=no_used,
+        pilots = self.equalizer.pilot_uses(x.shape[-1], self.channel)
+        return LinkOutput(x_hat=x_hat, channel_uses=x.shape[-1] + pilots, no=no_used,
                           info={"llr": llr, "coded_bits": c, "symbols": x, "no_eff": no_eff,
+                                "data_uses": x.shape[-1], "pilot_uses": pilots,
                                 "num_blocks": nb, "pad_bits": pad, "block_errors": block_errors})
 
     def _mimo_receive(self, s: torch.Tensor, no_t: torch.Tensor):
