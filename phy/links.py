@@ -157,6 +157,12 @@ class AnalogLink(Link):
 
     The power scale of each example is side information the receiver is assumed to know.
 
+    Over a MIMO channel (``num_tx``/``num_rx`` > 1) the symbols are spatially multiplexed (symbol ``i``
+    on antenna ``i % num_tx`` of channel use ``i // num_tx``, ``Es / num_tx`` per antenna, zero-padded to
+    whole channel uses) and equalised per stream: ``equalizer="mmse"`` is LMMSE, ``"zf"`` zero forcing
+    (:func:`phy.mimo.mimo_equalize`); ``channel_uses = ceil(ceil(m / 2) / num_tx)``. Perfect CSI only;
+    SVD precoding with transmitter CSI is not implemented.
+
     Parameters
     ----------
     channel : Channel or str
@@ -182,6 +188,11 @@ class AnalogLink(Link):
         self.batchwide_power = bool(batchwide_power)
         self.equalizer = Equalizer(equalizer, csi=csi, num_pilots=num_pilots, pilot_snr_db=pilot_snr_db,
                                    power=self.power)
+        self.mimo = bool(getattr(self.channel, "is_mimo", False))
+        self.num_tx = int(getattr(self.channel, "num_tx", 1)) if self.mimo else 1
+        if self.mimo and csi != "perfect":
+            raise ValueError(f"a MIMO channel ({self.channel.num_rx} x {self.num_tx}) needs csi='perfect' "
+                             f"(estimated MIMO CSI is not implemented), got csi={csi!r}")
 
     @staticmethod
     def _check_batch_dims(batch_dims):
@@ -198,7 +209,7 @@ class AnalogLink(Link):
                 isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1 for d in dims):
             raise ValueError(f"feature_shape must be a positive int or a non-empty sequence of positive ints "
                              f"(the shape without batch dims, e.g. (32, 768)), got {feature_shape!r}")
-        data = math.ceil(math.prod(int(d) for d in dims) / 2)
+        data = math.ceil(math.ceil(math.prod(int(d) for d in dims) / 2) / self.num_tx)
         return data + self.equalizer.pilot_uses(data, self.channel)
 
     def encode(self, features: torch.Tensor, batch_dims: int = 1):
@@ -230,12 +241,33 @@ class AnalogLink(Link):
             raise ValueError("give exactly one of snr_db (Es/N0 in dB) or no (noise power N0)")
         x, scale, pad = self.encode(features, batch_dims)
         no_t = noise_power(snr_db, no, features.shape[:batch_dims], self.power, x.real.dtype, x.device)
-        x_hat, no_eff, no_used = self.equalizer.transmit(self.channel, x, no_t)
+        if self.mimo:
+            x_hat, no_eff, no_used, x = self._mimo_transmit(x, no_t)
+        else:
+            x_hat, no_eff, no_used = self.equalizer.transmit(self.channel, x, no_t)
         f_hat = self.decode(x_hat, scale, pad, features.shape, features.dtype)
         pilots = self.equalizer.pilot_uses(x.shape[-1], self.channel)
         return LinkOutput(x_hat=f_hat, channel_uses=x.shape[-1] + pilots, no=no_used,
                           info={"scale": scale, "no_eff": no_eff, "symbols": x, "data_uses": x.shape[-1],
                                 "pilot_uses": pilots})
+
+    def _mimo_transmit(self, s: torch.Tensor, no_t: torch.Tensor):
+        """Spatial multiplexing of the normalised symbols ``s [*batch, m]`` over a MIMO channel:
+        zero-padded to a multiple of ``num_tx``, symbol ``i`` on antenna ``i % num_tx`` of channel use
+        ``i // num_tx`` with ``Es / num_tx`` per antenna, then linear per-stream equalisation
+        (:func:`phy.mimo.mimo_equalize`, ``"mmse"`` = LMMSE, ``"zf"``). Returns ``(s_hat [*batch, m],
+        per-symbol error variance [*batch, m], N0, antenna symbols [*batch, num_tx, uses])``."""
+        nt, m = self.num_tx, s.shape[-1]
+        batch = s.shape[:-1]
+        pad = (-m) % nt
+        sp = torch.nn.functional.pad(s, (0, pad)) if pad else s
+        scale = 1.0 / math.sqrt(nt)
+        x = sp.reshape(*batch, -1, nt).transpose(-1, -2) * scale   # [*batch, num_tx, uses]
+        out = self.channel(x, no_t.unsqueeze(-1))
+        s_hat, var = mimo_equalize(out.y, out.h * scale, out.no, self.equalizer.method, self.power)
+        s_hat = s_hat.transpose(-1, -2).reshape(*batch, -1)[..., :m]
+        var = var.transpose(-1, -2).reshape(*batch, -1)[..., :m]
+        return s_hat, var, out.no, x
 
 
 # ============================================================================================
@@ -243,7 +275,7 @@ class AnalogLink(Link):
 # ============================================================================================
 from .capacity import CAPACITY_MODES, IdealCode, instantaneous_capacity  # noqa: E402
 from .codes import Code, make_code  # noqa: E402
-from .mimo import DETECTORS, MIMODetector, mrc  # noqa: E402
+from .mimo import DETECTORS, MIMODetector, mimo_equalize, mrc  # noqa: E402
 from .modulation import QAM, bits_per_symbol, uncoded_ber  # noqa: E402
 
 __all__ += ["DigitalLink", "BSCEquivalentLink", "IdealCodeLink"]

@@ -42,7 +42,7 @@ from torch import nn
 from .conventions import check_complex
 from .modulation import QAM, _precision, sionna_device
 
-__all__ = ["DETECTORS", "mrc", "MIMODetector", "diversity_bpsk_ber", "mrc_qpsk_ber", "zf_qpsk_ber"]
+__all__ = ["DETECTORS", "mrc", "mimo_equalize", "MIMODetector", "diversity_bpsk_ber", "mrc_qpsk_ber", "zf_qpsk_ber"]
 
 DETECTORS = ("zf", "lmmse", "kbest", "ml")
 
@@ -71,6 +71,43 @@ def mrc(y: torch.Tensor, h: torch.Tensor, no) -> Tuple[torch.Tensor, torch.Tenso
     no_t = torch.as_tensor(no, dtype=g.dtype, device=g.device)
     no_t = no_t.expand(torch.broadcast_shapes(no_t.shape, y.shape))[..., 0, :] if no_t.dim() >= 2 else no_t
     return x_hat, no_t / g
+
+
+def mimo_equalize(y: torch.Tensor, h: torch.Tensor, no, method: str = "mmse", power: float = 1.0
+                  ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Linear per-stream equalisation of ``y = H s + n`` per channel use (analog links).
+
+    ``y [..., M, n]``, ``h [..., M, K, n]`` (the channel the symbols ``s`` of energy ``power`` see),
+    ``no`` N0 per receive antenna (broadcastable to ``y``, equal on every antenna).
+
+    ``"mmse"`` (LMMSE): ``s_hat = (H^H H + (N0/P) I)^{-1} H^H y``, error covariance
+    ``N0 (H^H H + (N0/P) I)^{-1}``; ``"zf"``: ``s_hat = (H^H H)^{-1} H^H y`` (``M >= K``), noise covariance
+    ``N0 (H^H H)^{-1}``. Returns ``s_hat [..., K, n]`` and the per-stream error variances ``[..., K, n]``
+    (the diagonal). With ``K = 1``, ``"zf"`` is MRC.
+
+    >>> h = torch.eye(2, dtype=torch.complex64).reshape(2, 2, 1) * 2
+    >>> s, v = mimo_equalize(torch.tensor([[2 + 0j], [4j]]), h, 0.4, "zf")
+    >>> s.squeeze(-1).tolist(), v.squeeze(-1).tolist()
+    ([(1+0j), 2j], [0.10000000149011612, 0.10000000149011612])
+    """
+    if method not in ("zf", "mmse"):
+        raise ValueError(f"method must be 'zf' or 'mmse', got {method!r}")
+    check_complex(y, "y")
+    check_complex(h, "h")
+    M, K = h.shape[-3], h.shape[-2]
+    if method == "zf" and M < K:
+        raise ValueError(f"ZF needs at least as many receive as transmit antennas, got {M} x {K}")
+    rdt = y.real.dtype
+    no_t = torch.as_tensor(no, dtype=rdt, device=y.device)
+    no_t = no_t.expand(torch.broadcast_shapes(no_t.shape, y.shape))[..., 0, :]  # [..., n]
+    ht = h.movedim(-1, -3)                                          # [..., n, M, K]
+    gram = ht.conj().transpose(-1, -2) @ ht                         # [..., n, K, K]
+    if method == "mmse":
+        gram = gram + (no_t / power).to(y.dtype)[..., None, None] * torch.eye(K, dtype=y.dtype, device=y.device)
+    inv = torch.linalg.inv(gram)
+    s_hat = inv @ (ht.conj().transpose(-1, -2) @ y.movedim(-1, -2).unsqueeze(-1))  # [..., n, K, 1]
+    var = torch.diagonal(inv, dim1=-2, dim2=-1).real * no_t[..., None]            # [..., n, K]
+    return s_hat[..., 0].movedim(-2, -1), var.movedim(-2, -1)
 
 
 class MIMODetector(nn.Module):
