@@ -379,7 +379,8 @@ def _plots(out_dir: str, results, cfg, snr_type: str) -> List[str]:
     # uncoded: coderate 1, so Es/N0 = Eb/N0 + 10 log10(bits_per_symbol)
     esno = fine + (10 * math.log10(cfg["bits_per_symbol"]) if snr_type == "ebno" else 0.0)
     forms = {}
-    siso = {name for name, p in map(parse_channel_spec, cfg["channels"]) if p.get("num_tx", 1) * p.get("num_rx", 1) == 1}
+    siso = {name for name, p in map(parse_channel_spec, cfg["channels"])
+            if p.get("num_tx", 1) * p.get("num_rx", 1) == 1}  # closed forms are single-antenna
     for kind, label in (("awgn", "AWGN"), ("rayleigh", "Rayleigh")):
         if kind in siso:
             forms[f"theory: uncoded {cfg['modulation']} {label}"] = (fine, uncoded_ber(esno, cfg["modulation"], kind))

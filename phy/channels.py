@@ -467,8 +467,8 @@ class FlatFading(Channel):
             return super().forward(x, no)
         check_complex(x, "x")
         if x.dim() < 2 or x.shape[-2] != self.num_tx:
-            raise ValueError(f"a {self.num_rx} x {self.num_tx} MIMO channel needs x of shape [..., num_tx={self.num_tx}, "
-                             f"n], got {tuple(x.shape)}")
+            raise ValueError(f"a {self.num_rx} x {self.num_tx} MIMO channel needs x of shape "
+                             f"[..., num_tx={self.num_tx}, n], got {tuple(x.shape)}")
         check_finite(x, "x")
         check_no_type(no, "no")
         no_t = check_no(torch.as_tensor(no, dtype=_REAL[x.dtype], device=x.device), "no", finite=True)

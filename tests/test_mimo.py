@@ -172,9 +172,10 @@ def test_mrc_qpsk_matches_proakis_and_has_diversity_num_rx(num_rx, snrs):
         assert abs(ber - theory) < half, (num_rx, snr, ber, theory, half)
         bers.append(ber)
     # the measured slope between the two points is the closed form's (diversity num_rx), not another order's
-    slope = math.log10(bers[0] / bers[1]) / ((snrs[1] - snrs[0]) / 10)
-    want = math.log10(mrc_qpsk_ber(snrs[0], num_rx) / mrc_qpsk_ber(snrs[1], num_rx)) / ((snrs[1] - snrs[0]) / 10)
-    other = math.log10(mrc_qpsk_ber(snrs[0], num_rx + 1) / mrc_qpsk_ber(snrs[1], num_rx + 1)) / ((snrs[1] - snrs[0]) / 10)
+    decades = (snrs[1] - snrs[0]) / 10
+    slope = math.log10(bers[0] / bers[1]) / decades
+    want = math.log10(mrc_qpsk_ber(snrs[0], num_rx) / mrc_qpsk_ber(snrs[1], num_rx)) / decades
+    other = math.log10(mrc_qpsk_ber(snrs[0], num_rx + 1) / mrc_qpsk_ber(snrs[1], num_rx + 1)) / decades
     assert abs(slope - want) < abs(slope - other)
 
 
