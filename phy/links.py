@@ -603,6 +603,9 @@ class BSCEquivalentLink(Link):
             raise ValueError(f"channel_kind must be one of {self.KINDS} (closed-form BER available), "
                              f"got {channel_kind!r}")
         super().__init__(channel if channel is not None else make_channel(channel_kind, seed=seed))
+        if getattr(self.channel, "is_mimo", False):
+            raise ValueError(f"BSCEquivalentLink has single-antenna closed forms only; got a {self.channel.num_rx} x "
+                             f"{self.channel.num_tx} MIMO channel (use DigitalLink)")
         self.channel_kind = channel_kind
         self.modulation = QAM(modulation).modulation
         self.bits_per_symbol = bits_per_symbol(modulation)

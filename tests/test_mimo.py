@@ -135,6 +135,10 @@ def test_mimo_link_ledger_layout_and_noiseless_decoding():
         DigitalLink(ch, csi="ls")
     with pytest.raises(ValueError, match="detector must be one of"):
         DigitalLink(ch, detector="sphere")
+    from phy.links import BSCEquivalentLink
+
+    with pytest.raises(ValueError, match="single-antenna closed forms only"):  # not a silent SISO BER
+        BSCEquivalentLink("qpsk", channel=ch)
 
 
 # --------------------------------------------------------------------------------------------
