@@ -71,7 +71,7 @@ BATCH_GROWTH = 16
 CODEWORDS = ("scrambled-zero", "random")
 _RESULT_SETTINGS = ("modulation", "k", "n", "num_iter", "ldpc_decoder", "hamming_decoder", "demapping",
                     "target_errors", "target_block_errors", "max_bits", "batch_size", "seed", "device",
-                    "early_stop", "codeword")
+                    "early_stop", "codeword", "detector")
 
 
 # --------------------------------------------------------------------------------------------
@@ -261,8 +261,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Hamming(7,4) decoding: hard-decision syndrome (default) or soft ML")
     parser.add_argument("--demapping", default="app", choices=("app", "maxlog"),
                         help="soft demapping method (default app)")
-    parser.add_argument("--channel", default="awgn",
-                        help="comma list of channels: awgn, rayleigh, rician, ... (default awgn)")
+    parser.add_argument("--channel", default="awgn", metavar="SPEC[,SPEC...]",
+                        help="comma list of channel specs name(key=value,...) (commas inside parentheses do not "
+                             "split), e.g. awgn,rician(k_db=10),rayleigh(block_length=64),rayleigh(num_tx=2,num_rx=2); "
+                             "the CSV's channel column holds the canonical spec (default awgn)")
+    parser.add_argument("--detector", default="lmmse", choices=("zf", "lmmse", "kbest", "ml"),
+                        help="MIMO detector with soft outputs (Sionna) for channels with num_tx > 1 (default lmmse); "
+                             "1 x N_r channels use MRC")
     parser.add_argument("--snr-db", type=snr_grid_arg, default=parse_snr_list("0:12:2"), metavar="SNRS",
                         help="start:stop:step with INCLUSIVE stop (default 0:12:2), or a comma list; "
                              "negative start: --snr-db=-4:8:2; or auto[:START:STOP[:STEP]] (default "
@@ -316,13 +321,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------------------------
 def build_trial(code: str, modulation: str, channel, *, k: int, n: int, num_iter: int = 20,
                 demapping: str = "app", device: str = "cpu", ldpc_decoder: str = "bp",
-                hamming_decoder: str = "syndrome", codeword: str = "random"):
+                hamming_decoder: str = "syndrome", codeword: str = "random", detector: str = "lmmse"):
     """A trial for one scheme on the shared ``channel`` object: a :class:`phy.montecarlo.LinkTrial`
     (``codeword="random"``) or a :class:`phy.montecarlo.ScrambledZeroTrial` (``"scrambled-zero"``)
     on the same :class:`phy.links.DigitalLink`. The layered LDPC decoder stops each codeword at
     its first zero syndrome (``early_stop=True``) in both cases. The code is any registered one
     (:data:`phy.codes.CODES`, plug-ins included), built by its ``from_options``; a code that does not
-    declare ``symmetric = True`` is always simulated with random codewords.
+    declare ``symmetric = True``, and any multi-antenna link (``detector`` picks its MIMO detector), is
+    simulated with random codewords.
 
     Returns ``(trial, coderate, bits_per_symbol)`` where ``coderate = k / (coded bits per block)``.
     """
@@ -340,9 +346,10 @@ def build_trial(code: str, modulation: str, channel, *, k: int, n: int, num_iter
         raise ValueError(f"unknown code {code!r}; expected one of {sorted(CODES)}")
     c = CODES[code].from_options(k=k, n=n, num_iter=num_iter, ldpc_decoder=ldpc_decoder,
                                  hamming_decoder=hamming_decoder)
-    if not c.symmetric:  # the all-zero trick is only valid for linear codes with symmetric decoders
-        codeword = "random"
-    link = DigitalLink(channel, code=c, modulation=modulation, demapping=demapping)
+    link = DigitalLink(channel, code=c, modulation=modulation, demapping=demapping, detector=detector)
+    if not c.symmetric or link.streams > 1 or getattr(channel, "num_rx", 1) > 1:
+        codeword = "random"  # the scrambled all-zero trick: linear codes, symmetric decoders, one antenna
+    bps *= link.streams  # coded bits per channel use (MIMO: all spatial streams)
     # energy per information bit counts every transmitted symbol (padding included, if any)
     coded_bits = link.channel_uses(k) * bps
     if codeword == "random":
@@ -354,7 +361,7 @@ def build_trial(code: str, modulation: str, channel, *, k: int, n: int, num_iter
 
 
 def _validate(args) -> Dict[str, object]:
-    from phy.channels import CHANNELS
+    from phy.channels import canonical_channel_list
     from phy.codes import CODES
     from phy.modulation import MODULATIONS, bits_per_symbol
 
@@ -362,7 +369,7 @@ def _validate(args) -> Dict[str, object]:
     if mod not in MODULATIONS:
         raise ValueError(f"unknown --modulation {args.modulation!r}; expected one of {sorted(MODULATIONS)}")
     codes = parse_name_list(args.code, list(CODES), "code", aliases={"uncoded": "none"})
-    channels = parse_name_list(args.channel, list(CHANNELS), "channel")
+    channels = canonical_channel_list(args.channel)
     if args.k > args.n:
         raise ValueError(f"--k must be <= --n, got k={args.k} > n={args.n}")
     if "hamming74" in codes and args.k % 4:
@@ -424,7 +431,8 @@ def main(args) -> int:
                 trials[(code, name)] = build_trial(code, cfg["modulation"], ch, k=args.k, n=args.n,
                                                    num_iter=args.num_iter, demapping=args.demapping,
                                                    device=str(device), ldpc_decoder=args.ldpc_decoder,
-                                                   hamming_decoder=args.hamming_decoder, codeword=args.codeword)
+                                                   hamming_decoder=args.hamming_decoder, codeword=args.codeword,
+                                                   detector=args.detector)
         table = ResumableCSV(os.path.join(args.out, "ber.csv"), BER_COLUMNS, BER_KEY_COLUMNS)
     except ValueError as e:
         print(f"semcom ber: error: {e}", file=sys.stderr)
@@ -447,7 +455,8 @@ def main(args) -> int:
 
             point_cfg = dict(modulation=cfg["modulation"], k=args.k, n=args.n, num_iter=args.num_iter,
                              demapping=args.demapping, device=str(device), ldpc_decoder=args.ldpc_decoder,
-                             hamming_decoder=args.hamming_decoder, seed=args.seed, snr_type=args.snr_type,
+                             hamming_decoder=args.hamming_decoder, detector=args.detector, seed=args.seed,
+                             snr_type=args.snr_type,
                              batch_size=cfg["batch_size"], target_errors=args.target_errors,
                              target_block_errors=args.target_block_errors, max_bits=args.max_bits,
                              codeword=args.codeword, max_batch_size=growth)
@@ -492,6 +501,7 @@ def _plots(out_dir: str, results, cfg, snr_type: str) -> List[str]:
     import numpy as np
 
     from experiments.plots import plot_error_rate
+    from phy.channels import parse_channel_spec
     from phy.modulation import uncoded_ber
 
     grid = cfg["snrs"] if not isinstance(cfg["snrs"], AutoGrid) else [r.snr_db for r in results]
@@ -500,8 +510,10 @@ def _plots(out_dir: str, results, cfg, snr_type: str) -> List[str]:
     # uncoded: coderate 1, so Es/N0 = Eb/N0 + 10 log10(bits_per_symbol)
     esno = fine + (10 * math.log10(cfg["bits_per_symbol"]) if snr_type == "ebno" else 0.0)
     forms = {}
+    siso = {name for name, p in map(parse_channel_spec, cfg["channels"])
+            if p.get("num_tx", 1) * p.get("num_rx", 1) == 1}  # closed forms are single-antenna
     for kind, label in (("awgn", "AWGN"), ("rayleigh", "Rayleigh")):
-        if kind in cfg["channels"]:
+        if kind in siso:
             forms[f"theory: uncoded {cfg['modulation']} {label}"] = (fine, uncoded_ber(esno, cfg["modulation"], kind))
     written = [plot_error_rate(results, os.path.join(out_dir, "ber.png"), metric="ber", snr_type=snr_type,
                                closed_forms=forms, title=f"{cfg['modulation']} BER")]

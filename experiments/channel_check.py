@@ -5,9 +5,17 @@ channel at the requested Es/N0 and prints the measured Es/N0 (``sum |h x|^2 / su
 ``E|h|^2`` and the noise variance per real dimension next to what the package convention says
 (``N0 = 10**(-snr_db/10)``, ``N0/2`` per real dimension, ``E|h|^2 = 1``).
 
+``--channel`` takes any channel spec (:mod:`phy.channel_spec`): ``rayleigh(block_length=64)``,
+``rician(k_db=10)``, ``tdl(model=C,delay_spread=100e-9,speed=30)``, ``rayleigh(num_tx=2,num_rx=2)``.
+The canonical spec is printed. With several antennas each transmit antenna sends ``Es / num_tx`` (so
+``Es = 1`` per channel use, all antennas together) and the SNR is measured per receive antenna; the
+spatial correlation of ``h`` between neighbouring antennas is printed next to ``corr_tx``/``corr_rx``.
+For Rician specs the measured K factor (method of moments: ``|E h|^2 / (E|h|^2 - |E h|^2)``) is printed
+next to the spec's; for block fading the largest change of ``h`` inside a coherence block (0).
+
 Example
 -------
-``semcom channel --channel rayleigh --snr-db 10 --symbols 1e6 --seed 0``
+``semcom channel --channel "rician(k_db=10,block_length=64)" --snr-db 10 --symbols 1e6 --seed 0``
 """
 from __future__ import annotations
 
@@ -16,7 +24,6 @@ import math
 
 __all__ = ["add_arguments", "main", "measure"]
 
-_CHOICES = ("awgn", "rayleigh", "rician", "tdl")
 _CHUNK = 1 << 20  # symbols per pass (bounded memory for any --symbols)
 
 
@@ -31,43 +38,32 @@ def _count(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--channel", choices=_CHOICES, default="awgn", help="channel model (default awgn)")
+    parser.add_argument("--channel", default="awgn", metavar="SPEC",
+                        help="channel spec name(key=value,...), e.g. rayleigh(block_length=64), rician(k_db=10), "
+                             "tdl(model=C,delay_spread=100e-9,speed=30), rayleigh(num_tx=2,num_rx=2) (default awgn)")
     parser.add_argument("--snr-db", type=float, default=10.0, help="Es/N0 per complex channel use [dB]")
-    parser.add_argument("--symbols", type=_count, default=1_000_000, help="number of QPSK symbols (e.g. 1e6)")
+    parser.add_argument("--symbols", type=_count, default=1_000_000,
+                        help="number of QPSK symbols (channel uses x transmit antennas, e.g. 1e6)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the channel and of the symbols")
-    parser.add_argument("--k-factor", type=float, default=3.0, help="Rician K factor (linear)")
-    parser.add_argument("--block-length", type=int, default=1,
-                        help="fading coherence length in symbols (rayleigh/rician)")
-    parser.add_argument("--tdl-model", default="A", help="3GPP TDL profile A..E (tdl)")
-    parser.add_argument("--fft-size", type=int, default=64, help="subcarriers per OFDM symbol (tdl)")
-    parser.add_argument("--max-speed", type=float, default=0.0, help="terminal speed [m/s] (tdl)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--tolerance-db", type=float, default=None,
                         help="exit with status 1 if the measured Es/N0 is further than this from --snr-db")
 
 
-def _build_channel(args):
-    from phy.channels import make_channel
-
-    if args.channel == "awgn":
-        return make_channel("awgn", seed=args.seed)
-    if args.channel == "rayleigh":
-        return make_channel("rayleigh", block_length=args.block_length, seed=args.seed)
-    if args.channel == "rician":
-        return make_channel("rician", k_factor=args.k_factor, block_length=args.block_length, seed=args.seed)
-    return make_channel("tdl", model=args.tdl_model, fft_size=args.fft_size, max_speed=args.max_speed,
-                        seed=args.seed)
-
-
 def measure(channel, snr_db: float, symbols: int, seed: int = 0, device="cpu", row: int = 1024) -> dict:
     """Send ``symbols`` unit-energy QPSK symbols through ``channel``; return the measured statistics.
 
-    The symbols are laid out as examples of ``row`` channel uses (rounded up to whole rows).
+    The symbols are laid out as examples of ``row`` channel uses (rounded up to whole rows); a MIMO
+    channel (``num_tx``/``num_rx`` > 1) gets ``x [rows, num_tx, row]`` with ``Es / num_tx`` per antenna.
 
     Returns
     -------
-    dict with ``esno_db`` (measured), ``h_power`` (E|h|^2), ``h_mean`` (E h), ``noise_var_re`` and
-    ``noise_var_im`` (per real dimension), ``no`` (the N0 used) and ``symbols`` (sent).
+    dict with ``esno_db`` (measured, per receive antenna), ``h_power`` (E|h|^2), ``h_mean`` (E h),
+    ``k_factor`` (``|E h|^2 / (E|h|^2 - |E h|^2)``), ``block_change`` (largest ``|h - h_first|`` inside
+    a coherence block of ``channel.block_length``; 0 means constant), ``corr_rx`` / ``corr_tx`` (the
+    normalised covariance of the fades of antennas 0 and 1, ``None`` for one antenna),
+    ``noise_var_re`` and ``noise_var_im`` (per real dimension), ``no`` (the N0 used) and ``symbols``
+    (sent, counting every transmit antenna).
     """
     import torch
 
@@ -76,38 +72,65 @@ def measure(channel, snr_db: float, symbols: int, seed: int = 0, device="cpu", r
     device = check_device(device, "--device")
     no = snr_db_to_no(float(snr_db))
     gen = torch.Generator(device=device).manual_seed(seed)
-    rows_total = math.ceil(symbols / row)
-    rows_per_pass = max(1, _CHUNK // row)
+    nt, nr = getattr(channel, "num_tx", 1), getattr(channel, "num_rx", 1)
+    mimo = bool(getattr(channel, "is_mimo", False))
+    L = int(getattr(channel, "block_length", 1))
+    rows_total = math.ceil(symbols / (row * nt))
+    rows_per_pass = max(1, _CHUNK // (row * nt))
     s_sig = s_err = s_h2 = s_re = s_im = 0.0
     s_h = 0j
-    sent = 0
+    s_crx = s_ctx = 0j
+    block_change = 0.0
+    sent = n_h = n_y = 0
     done = 0
     while done < rows_total:
         rows = min(rows_per_pass, rows_total - done)
-        bits = torch.randint(0, 2, (rows, row, 2), generator=gen, device=device, dtype=torch.int8)
-        x = torch.complex((1 - 2 * bits[..., 0]).float(), (1 - 2 * bits[..., 1]).float()) / math.sqrt(2)
-        out = channel(x, no)
-        hx = x if out.h is None else out.h * x
+        shape = (rows, nt, row) if mimo else (rows, row)
+        bits = torch.randint(0, 2, (*shape, 2), generator=gen, device=device, dtype=torch.int8)
+        x = torch.complex((1 - 2 * bits[..., 0]).float(), (1 - 2 * bits[..., 1]).float()) / math.sqrt(2 * nt)
+        if mimo:
+            out = channel(x, torch.tensor(no).reshape(1, 1, 1))
+            hx = torch.einsum("...rtn,...tn->...rn", out.h, x)
+        else:
+            out = channel(x, no)
+            hx = x if out.h is None else out.h * x
         n = (out.y - hx).to(torch.complex128)
         s_sig += hx.to(torch.complex128).abs().pow(2).sum().item()
         s_err += n.abs().pow(2).sum().item()
         s_re += n.real.pow(2).sum().item()
         s_im += n.imag.pow(2).sum().item()
-        if out.h is None:
-            s_h2 += x.numel()
-            s_h += x.numel()
-        else:
-            h = out.h.to(torch.complex128)
-            s_h2 += h.abs().pow(2).sum().item()
-            s_h += complex(h.sum().item())
+        h = torch.ones_like(x) if out.h is None else out.h
+        h = h.to(torch.complex128)
+        s_h2 += h.abs().pow(2).sum().item()
+        s_h += complex(h.sum().item())
+        n_h += h.numel()
+        if mimo and nr > 1:
+            s_crx += complex((h[:, 0] * h[:, 1].conj()).sum().item())
+        if mimo and nt > 1:
+            s_ctx += complex((h[:, :, 0] * h[:, :, 1].conj()).sum().item())
+        if L > 1 and out.h is not None:
+            blocks = h.reshape(*h.shape[:-1], h.shape[-1] // L, L)
+            block_change = max(block_change, (blocks - blocks[..., :1]).abs().max().item())
         sent += x.numel()
+        n_y += n.numel()
         done += rows
+    mean = s_h / n_h
+    scatter = s_h2 / n_h - abs(mean) ** 2
+    per_pair = n_h / max(nr, 1) / max(nt, 1)  # fades per (rx, tx) antenna pair
+
+    def corr(total, pairs):
+        return None if pairs == 0 else ((total / pairs - abs(mean) ** 2) / scatter) if scatter > 0 else None
+
     return {
         "esno_db": 10 * math.log10(s_sig / s_err) if s_err > 0 else math.inf,
-        "h_power": s_h2 / sent,
-        "h_mean": s_h / sent,
-        "noise_var_re": s_re / sent,
-        "noise_var_im": s_im / sent,
+        "h_power": s_h2 / n_h,
+        "h_mean": mean,
+        "k_factor": abs(mean) ** 2 / scatter if scatter > 0 else math.inf,
+        "block_change": block_change,
+        "corr_rx": corr(s_crx, per_pair * nt) if mimo and nr > 1 else None,
+        "corr_tx": corr(s_ctx, per_pair * nr) if mimo and nt > 1 else None,
+        "noise_var_re": s_re / n_y,
+        "noise_var_im": s_im / n_y,
         "no": float(no),
         "symbols": sent,
     }
@@ -116,27 +139,45 @@ def measure(channel, snr_db: float, symbols: int, seed: int = 0, device="cpu", r
 def main(args: argparse.Namespace) -> int:
     import sys
 
+    from phy.channels import canonical_channel_spec, make_channel, parse_channel_spec
+
     try:
-        channel = _build_channel(args)
+        spec = canonical_channel_spec(args.channel)
+        name, params = parse_channel_spec(spec)
+        channel = make_channel(spec, seed=args.seed)
         row = 1024
-        if args.channel == "tdl":
-            row = 14 * args.fft_size  # a slot of 14 OFDM symbols per example
-        elif args.block_length > 1:
-            row = args.block_length * max(1, 1024 // args.block_length)
+        if name == "tdl":
+            row = 14 * channel.fft_size  # a slot of 14 OFDM symbols per example
+        elif getattr(channel, "block_length", 1) > 1:
+            L = channel.block_length
+            row = L * max(1, 1024 // L)
         stats = measure(channel, args.snr_db, args.symbols, seed=args.seed, device=args.device, row=row)
-    except (ValueError, TypeError, RuntimeError) as e:  # bad --snr-db, --block-length, --device, ...
+    except (ValueError, TypeError, RuntimeError) as e:  # bad --channel spec, --snr-db, --device, ...
         print(f"semcom channel: error: {e}", file=sys.stderr)
         return 2
     no = stats["no"]
-    print(f"channel: {channel!r}".replace("\n", " "))
-    print(f"symbols sent: {stats['symbols']} (unit-energy QPSK, Es = 1)")
+    nt = params.get("num_tx", 1)
+    print(f"channel: {spec}")
+    print(f"symbols sent: {stats['symbols']} (unit-energy QPSK, Es = 1 per channel use"
+          + (f", Es/{nt} per transmit antenna)" if nt > 1 else ")"))
     print(f"target Es/N0: {args.snr_db:.4f} dB -> N0 = {no:.6g} (N0/2 = {no / 2:.6g} per real dimension)")
-    print(f"measured Es/N0: {stats['esno_db']:.4f} dB (error {stats['esno_db'] - args.snr_db:+.4f} dB)")
+    print(f"measured Es/N0: {stats['esno_db']:.4f} dB (error {stats['esno_db'] - args.snr_db:+.4f} dB)"
+          + (" per receive antenna" if params.get("num_rx", 1) > 1 else ""))
     print(f"measured E|h|^2: {stats['h_power']:.5f} (convention 1)")
-    if args.channel == "rician":
-        los = math.sqrt(args.k_factor / (args.k_factor + 1))
+    if name == "rician":
+        k = 10 ** (params["k_db"] / 10)
+        los = math.sqrt(k / (k + 1))
         print(f"measured E[h]: {stats['h_mean'].real:.5f}{stats['h_mean'].imag:+.5f}j "
-              f"(convention sqrt(K/(K+1)) = {los:.5f})")
+              f"(convention sqrt(K/(K+1)) e^(j los_phase), |.| = {los:.5f})")
+        print(f"measured K factor: {10 * math.log10(stats['k_factor']):.4f} dB (spec k_db = {params['k_db']})")
+    if params.get("block_length", 1) > 1:
+        print(f"largest change of h inside a coherence block of {params['block_length']}: "
+              f"{stats['block_change']:.3g} (convention 0)")
+    for side in ("rx", "tx"):
+        if stats[f"corr_{side}"] is not None:
+            c = stats[f"corr_{side}"]
+            print(f"measured {side} correlation of antennas 0 and 1: {c.real:.4f}{c.imag:+.4f}j "
+                  f"(spec corr_{side} = {params[f'corr_{side}']})")
     print(f"measured noise variance per real dimension: re {stats['noise_var_re']:.6g}, "
           f"im {stats['noise_var_im']:.6g} (convention N0/2 = {no / 2:.6g})")
     if args.tolerance_db is not None and not abs(stats["esno_db"] - args.snr_db) <= args.tolerance_db:

@@ -1129,7 +1129,7 @@ class CompareConfig:
     device: str = "cpu"
 
     def validate(self, dim: int) -> "CompareConfig":
-        from phy.channels import CHANNELS
+        from phy.channels import canonical_channel_list
         from phy.equalization import EQUALIZERS
 
         if isinstance(self.budget, bool) or (self.budget is not None and (
@@ -1138,9 +1138,7 @@ class CompareConfig:
                              f"got {self.budget!r}")
         if self.equalizer not in EQUALIZERS:
             raise ValueError(f"equalizer must be one of {EQUALIZERS}, got {self.equalizer!r}")
-        bad = [c for c in self.channels if c not in CHANNELS]
-        if bad or not self.channels:
-            raise ValueError(f"unknown channel {bad[0] if bad else None!r}; expected one of {sorted(CHANNELS)}")
+        self.channels = canonical_channel_list(self.channels)  # channel specs -> canonical (the CSV key)
         if not self.snr_db:
             raise ValueError("snr_db must list at least one SNR point")
         for s in self.snr_db:
@@ -1481,7 +1479,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", default=None, help="tensor name inside a .pt/.safetensors file (default 'features')")
     parser.add_argument("--items", default=None, help="text file with one item (sentence) per feature row")
     parser.add_argument("--max-items", type=positive_int_arg, default=None, help="use the first N items only")
-    parser.add_argument("--channel", default="awgn", help="comma list: awgn, rayleigh, rician, ... (default awgn)")
+    parser.add_argument("--channel", default="awgn", metavar="SPEC[,SPEC...]",
+                        help="comma list of channel specs name(key=value,...), e.g. awgn,rician(k_db=10),"
+                             "rayleigh(block_length=64) (commas inside parentheses do not split; the CSV's channel "
+                             "column holds the canonical spec; default awgn)")
     parser.add_argument("--equalizer", default="mmse", choices=("zf", "mmse"),
                         help="equaliser of the 'analog' scheme (digital links always use ZF + APP demapping); "
                              "default mmse")

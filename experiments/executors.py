@@ -421,11 +421,12 @@ def _ber_trial(cfg_json: str):
     channel = make_channel(cfg["channel"], seed=cfg["seed"])
     return build_trial(cfg["code"], cfg["modulation"], channel, k=cfg["k"], n=cfg["n"], num_iter=cfg["num_iter"],
                        demapping=cfg["demapping"], device=cfg["device"], ldpc_decoder=cfg["ldpc_decoder"],
-                       hamming_decoder=cfg["hamming_decoder"], codeword=cfg.get("codeword", "random"))
+                       hamming_decoder=cfg["hamming_decoder"], codeword=cfg.get("codeword", "random"),
+                       detector=cfg.get("detector") or "lmmse")
 
 
 _BUILD_KEYS = ("code", "modulation", "channel", "k", "n", "num_iter", "demapping", "device", "ldpc_decoder",
-               "hamming_decoder", "seed")
+               "hamming_decoder", "detector", "seed")
 
 
 def ber_point(config: Mapping[str, Any], snr_db: float) -> Dict[str, Any]:
@@ -445,7 +446,7 @@ def ber_point(config: Mapping[str, Any], snr_db: float) -> Dict[str, Any]:
         import torch
 
         torch.set_num_threads(int(torch_threads))
-    build = json.dumps({k: config[k] for k in _BUILD_KEYS + ("codeword",) if k in config}, sort_keys=True)
+    build = json.dumps({k: config.get(k) for k in _BUILD_KEYS + ("codeword",)}, sort_keys=True)
     trial, coderate, bps = _ber_trial(build)
     res = simulate_ber(trial, [float(snr_db)], snr_type=config["snr_type"], coderate=coderate,
                        bits_per_symbol=bps, batch_size=config["batch_size"], target_errors=config["target_errors"],
@@ -520,7 +521,7 @@ def run_ber_sweeps(executor: Executor, sweeps: Sequence[Tuple[Mapping[str, Any],
     def rate_of(i):
         key = (configs[i]["code"], configs[i]["channel"])
         if key not in rates:
-            _, cr, bps = _ber_trial(json.dumps({k: configs[i][k] for k in _BUILD_KEYS}, sort_keys=True))
+            _, cr, bps = _ber_trial(json.dumps({k: configs[i].get(k) for k in _BUILD_KEYS}, sort_keys=True))
             rates[key] = (cr, bps)
         return rates[key]
 

@@ -10,6 +10,10 @@ Conventions (shared by every module of the package)
 * Analog features are power-normalised **per example** (each example's block of symbols has mean
   ``|x|^2 = P``). The batch-wide variant exists only under the explicit name
   :func:`phy.conventions.normalize_power_batchwide`.
+* MIMO (``num_tx``/``num_rx`` antennas): one channel use is one resource element carrying up to
+  ``num_tx`` streams; Es/N0 is the total transmitted energy per channel use (all antennas) over N0 per
+  receive antenna, so each transmit antenna sends ``Es / num_tx``. Shapes ``x [..., num_tx, n]``,
+  ``y [..., num_rx, n]``, ``h [..., num_rx, num_tx, n]``; 1 x 1 keeps ``[..., n]``.
 * Channel uses are counted in complex symbols per example; the bandwidth compression ratio
   (BCR) is ``n_ch / (C*H*W)`` with complex channel uses unless ``convention="real"`` is asked for.
 * Randomness comes from an explicit, seedable ``torch.Generator`` held by each channel: the same

@@ -32,12 +32,13 @@ import contextlib
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple, Type, Union
+from typing import Callable, Dict, List, Optional, Tuple, Type, Union
 
 import torch
 from torch import nn
 
 from . import channel_kernels as _ck
+from .channel_spec import Param, check_spec_kwargs, format_spec, parse_spec, split_channel_list
 from .conventions import check_complex, check_device, check_finite, check_no, check_no_type
 
 __all__ = [
@@ -52,6 +53,11 @@ __all__ = [
     "CHANNELS",
     "register_channel",
     "make_channel",
+    "parse_channel_spec",
+    "canonical_channel_spec",
+    "canonical_channel_list",
+    "split_channel_list",
+    "exponential_correlation",
     "complex_normal",
     "BACKENDS",
 ]
@@ -118,6 +124,9 @@ class Channel(nn.Module):
     """
 
     name = "channel"
+    #: the keys a channel spec ``name(key=value, ...)`` may set (:mod:`phy.channel_spec`); ``None``:
+    #: the class declares none, so only the bare name is accepted as a spec
+    spec_params: Optional[Tuple[Param, ...]] = None
 
     def __init__(self, seed: Optional[int] = None, device: Optional[Union[str, torch.device]] = None,
                  backend: str = "auto"):
@@ -309,12 +318,58 @@ class AWGN(Channel):
     """Additive white Gaussian noise: ``y = x + n``, ``n ~ CN(0, N0)``; ``h`` is ``None`` (= 1)."""
 
     name = "awgn"
+    spec_params = ()
+
+
+def exponential_correlation(num: int, rho: float, dtype=torch.float64, device=None) -> torch.Tensor:
+    """Exponential correlation matrix ``R[i, j] = rho**|i - j|`` of ``num`` antennas (``0 <= rho < 1``).
+
+    >>> exponential_correlation(3, 0.5).tolist()
+    [[1.0, 0.5, 0.25], [0.5, 1.0, 0.5], [0.25, 0.5, 1.0]]
+    """
+    idx = torch.arange(num, dtype=dtype, device=device)
+    return torch.as_tensor(rho, dtype=dtype, device=device) ** (idx[:, None] - idx[None, :]).abs()
+
+
+def _sqrtm_psd(r: torch.Tensor) -> torch.Tensor:
+    """Symmetric square root of a real symmetric PSD matrix (eigendecomposition)."""
+    w, v = torch.linalg.eigh(r)
+    return (v * w.clamp_min(0).sqrt()) @ v.transpose(-1, -2)
+
+
+_ANTENNAS = dict(low=1, high=64)
+_FLAT_PARAMS = (
+    Param("block_length", int, 1, low=1),
+    Param("num_tx", int, 1, **_ANTENNAS),
+    Param("num_rx", int, 1, **_ANTENNAS),
+    Param("corr_tx", float, 0.0, low=0.0, high=1.0, high_open=True),
+    Param("corr_rx", float, 0.0, low=0.0, high=1.0, high_open=True),
+)
+
+
+def _check_antennas(num_tx, num_rx, corr_tx, corr_rx):
+    for name, v in (("num_tx", num_tx), ("num_rx", num_rx)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 1 <= v <= 64:
+            raise ValueError(f"{name} must be an int in [1, 64], got {v!r}")
+    for name, v in (("corr_tx", corr_tx), ("corr_rx", corr_rx)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 <= v < 1:
+            raise ValueError(f"{name} (exponential correlation coefficient) must be a number in [0, 1), got {v!r}")
 
 
 class FlatFading(Channel):
     """Flat fading with a Rician factor: ``h = sqrt(K/(K+1)) e^{j phi} + sqrt(1/(K+1)) CN(0,1)``.
 
     ``E|h|^2 = 1`` for every ``K``. ``K = 0`` is Rayleigh fading.
+
+    With ``num_tx`` / ``num_rx`` antennas (MIMO) the channel matrix of each channel use is
+    ``H = sqrt(K/(K+1)) e^{j phi} 1 + sqrt(1/(K+1)) R_rx^{1/2} H_w R_tx^{1/2}`` (``1`` the all-ones
+    matrix: the line of sight of broadside arrays; ``H_w`` i.i.d. CN(0, 1); ``R`` the exponential
+    correlation matrices ``R[i, j] = corr**|i-j|``, Kronecker model), so ``E|H_ij|^2 = 1``. Shapes:
+    ``x [..., num_tx, n] -> y [..., num_rx, n]``, ``h [..., num_rx, num_tx, n]``, noise ``CN(0, N0)``
+    per receive antenna (``no`` broadcastable to ``y``, e.g. ``[..., 1, 1]``). The channel does not
+    scale ``x``: a link that sends ``Es`` per channel use puts ``Es / num_tx`` on each antenna, so each
+    receive antenna sees Es/N0 (the package convention). A 1 x 1 channel keeps the SISO shapes
+    ``[..., n]`` and the SISO outputs bit for bit.
 
     Parameters
     ----------
@@ -325,12 +380,17 @@ class FlatFading(Channel):
         of one example. ``L = 1`` is i.i.d. per-symbol fading. ``n`` must be a multiple of ``L``.
     los_phase : float
         Phase ``phi`` [rad] of the line-of-sight component.
+    num_tx, num_rx : int
+        Antennas (1 to 64).
+    corr_tx, corr_rx : float
+        Exponential correlation coefficients in ``[0, 1)`` of the transmit / receive arrays.
     """
 
     name = "flat_fading"
 
     def __init__(self, k_factor: float = 0.0, block_length: int = 1, los_phase: float = 0.0,
-                 seed: Optional[int] = None, device=None, backend: str = "auto"):
+                 seed: Optional[int] = None, device=None, backend: str = "auto", num_tx: int = 1,
+                 num_rx: int = 1, corr_tx: float = 0.0, corr_rx: float = 0.0):
         super().__init__(seed=seed, device=device, backend=backend)
         if isinstance(k_factor, bool) or not isinstance(k_factor, numbers.Real) or not k_factor >= 0 \
                 or not math.isfinite(k_factor):
@@ -339,24 +399,36 @@ class FlatFading(Channel):
             raise ValueError(f"block_length must be a positive int, got {block_length!r}")
         if isinstance(los_phase, bool) or not isinstance(los_phase, numbers.Real) or not math.isfinite(los_phase):
             raise ValueError(f"los_phase must be a finite number (radians), got {los_phase!r}")
+        _check_antennas(num_tx, num_rx, corr_tx, corr_rx)
         self.k_factor = float(k_factor)
         self.block_length = int(block_length)
         self.los_phase = float(los_phase)
+        self.num_tx, self.num_rx = int(num_tx), int(num_rx)
+        self.corr_tx, self.corr_rx = float(corr_tx), float(corr_rx)
+
+    @property
+    def is_mimo(self) -> bool:
+        """Whether ``x``/``y`` carry an antenna dimension (anything but 1 x 1)."""
+        return self.num_tx > 1 or self.num_rx > 1
 
     def kernel_fading(self):
-        if self.block_length > 1 or type(self).fading is not FlatFading.fading:
+        if self.is_mimo or self.block_length > 1 or type(self).fading is not FlatFading.fading:
             return "fading"
         k = self.k_factor
         los = math.sqrt(k / (k + 1.0)) * complex(math.cos(self.los_phase), math.sin(self.los_phase)) if k > 0 else 0j
         return math.sqrt(1.0 / (k + 1.0)), los
 
+    def _check_length(self, n: int) -> None:
+        if n % self.block_length:
+            raise ValueError(f"block_length={self.block_length} must divide the number of channel uses; x has "
+                             f"n={n} symbols (last dim)")
+
     def fading(self, x, generator):
+        if self.is_mimo:
+            return self.mimo_fading(x.shape[:-2], x.shape[-1], generator, x.dtype, x.device)
         n = x.shape[-1]
         L = self.block_length
-        if n % L:
-            raise ValueError(
-                f"block_length={L} must divide the number of channel uses; x has n={n} symbols (last dim)"
-            )
+        self._check_length(n)
         k = self.k_factor
         h = complex_normal((*x.shape[:-1], n // L), generator, dtype=x.dtype, device=x.device,
                            variance=1.0 / (k + 1.0))
@@ -367,29 +439,103 @@ class FlatFading(Channel):
             h = h.unsqueeze(-1).expand(*h.shape, L).reshape(x.shape)
         return h
 
+    def mimo_fading(self, batch_shape, n: int, generator, dtype=torch.complex64, device=None) -> torch.Tensor:
+        """Channel matrices ``[*batch_shape, num_rx, num_tx, n]`` (constant over blocks of ``block_length``)."""
+        self._check_length(n)
+        L, k = self.block_length, self.k_factor
+        nr, nt = self.num_rx, self.num_tx
+        h = complex_normal((*batch_shape, nr, nt, n // L), generator, dtype=dtype, device=device,
+                           variance=1.0 / (k + 1.0))
+        real = _REAL[dtype]
+        if self.corr_rx > 0 and nr > 1:
+            r = _sqrtm_psd(exponential_correlation(nr, self.corr_rx, device=device)).to(real).to(dtype)
+            h = torch.einsum("ij,...jtm->...itm", r, h)
+        if self.corr_tx > 0 and nt > 1:
+            r = _sqrtm_psd(exponential_correlation(nt, self.corr_tx, device=device)).to(real).to(dtype)
+            h = torch.einsum("...rjm,jt->...rtm", h, r)
+        if k > 0:
+            los = math.sqrt(k / (k + 1.0))
+            h = h + complex(los * math.cos(self.los_phase), los * math.sin(self.los_phase))
+        if L > 1:
+            h = h.unsqueeze(-1).expand(*h.shape, L).reshape(*h.shape[:-1], n)
+        return h
+
+    def forward(self, x: torch.Tensor, no) -> ChannelOutput:
+        """``y = h x + n`` (SISO, see :meth:`Channel.forward`) or ``y = H x + n`` per channel use (MIMO:
+        ``x [..., num_tx, n]``, ``no`` broadcastable to ``y [..., num_rx, n]``)."""
+        if not self.is_mimo:
+            return super().forward(x, no)
+        check_complex(x, "x")
+        if x.dim() < 2 or x.shape[-2] != self.num_tx:
+            raise ValueError(f"a {self.num_rx} x {self.num_tx} MIMO channel needs x of shape "
+                             f"[..., num_tx={self.num_tx}, n], got {tuple(x.shape)}")
+        check_finite(x, "x")
+        check_no_type(no, "no")
+        no_t = check_no(torch.as_tensor(no, dtype=_REAL[x.dtype], device=x.device), "no", finite=True)
+        y_shape = torch.Size((*x.shape[:-2], self.num_rx, x.shape[-1]))
+        if not _broadcasts_to(no_t.shape, y_shape):
+            raise ValueError(f"no (noise power) of shape {tuple(no_t.shape)} must broadcast to y of shape "
+                             f"{tuple(y_shape)} (use [..., 1, 1] for one N0 per example)")
+        gen = self.generator(x.device)
+        h = self.fading(x, gen)
+        noise = complex_normal(y_shape, gen, dtype=x.dtype, device=x.device)
+        y = torch.einsum("...rtn,...tn->...rn", h, x) + noise * torch.sqrt(no_t)
+        return ChannelOutput(y=y, h=h, no=no_t)
+
+    def forward_equalized(self, x, no, method: str = "zf", power: float = 1.0):
+        if self.is_mimo:
+            raise ValueError(f"forward_equalized is per symbol (SISO); a {self.num_rx} x {self.num_tx} MIMO channel "
+                             "needs a MIMO receiver (phy.mimo, e.g. DigitalLink(..., detector=...))")
+        return super().forward_equalized(x, no, method, power)
+
     def extra_repr(self) -> str:
-        return f"k_factor={self.k_factor}, block_length={self.block_length}, seed={self._seed}"
+        mimo = (f", num_tx={self.num_tx}, num_rx={self.num_rx}, corr_tx={self.corr_tx}, corr_rx={self.corr_rx}"
+                if self.is_mimo else "")
+        return f"k_factor={self.k_factor}, block_length={self.block_length}{mimo}, seed={self._seed}"
 
 
 class Rayleigh(FlatFading):
     """Rayleigh fading ``y = h x + n``, ``h ~ CN(0, 1)``: i.i.d. per symbol (``block_length=1``,
-    the VLF-MSC paper's eq. (1)) or constant over blocks of ``block_length`` symbols."""
+    the VLF-MSC paper's eq. (1)) or constant over blocks of ``block_length`` symbols; MIMO with
+    ``num_tx``/``num_rx`` (optionally Kronecker-correlated, see :class:`FlatFading`).
+
+    Spec: ``rayleigh(block_length=64)``, ``rayleigh(num_tx=2,num_rx=2,corr_rx=0.5)``."""
 
     name = "rayleigh"
+    spec_params = _FLAT_PARAMS
 
-    def __init__(self, block_length: int = 1, seed: Optional[int] = None, device=None, backend: str = "auto"):
-        super().__init__(k_factor=0.0, block_length=block_length, seed=seed, device=device, backend=backend)
+    def __init__(self, block_length: int = 1, seed: Optional[int] = None, device=None, backend: str = "auto",
+                 num_tx: int = 1, num_rx: int = 1, corr_tx: float = 0.0, corr_rx: float = 0.0):
+        super().__init__(k_factor=0.0, block_length=block_length, seed=seed, device=device, backend=backend,
+                         num_tx=num_tx, num_rx=num_rx, corr_tx=corr_tx, corr_rx=corr_rx)
+
+
+_RICIAN_DEFAULT_K = 3.0
 
 
 class Rician(FlatFading):
-    """Rician fading with factor ``k_factor`` (see :class:`FlatFading`)."""
+    """Rician fading with factor ``k_factor`` (linear) or ``k_db`` (dB; give at most one; default
+    ``K = 3``), see :class:`FlatFading`. Spec: ``rician(k_db=10, block_length=4)``."""
 
     name = "rician"
+    spec_params = _FLAT_PARAMS + (
+        Param("k_db", float, 10.0 * math.log10(_RICIAN_DEFAULT_K), low=-100.0, high=100.0, unit="dB"),
+        Param("los_phase", float, 0.0, unit="rad"),
+    )
 
-    def __init__(self, k_factor: float = 3.0, block_length: int = 1, los_phase: float = 0.0,
-                 seed: Optional[int] = None, device=None, backend: str = "auto"):
-        super().__init__(k_factor=k_factor, block_length=block_length, los_phase=los_phase,
-                         seed=seed, device=device, backend=backend)
+    def __init__(self, k_factor: Optional[float] = None, block_length: int = 1, los_phase: float = 0.0,
+                 seed: Optional[int] = None, device=None, backend: str = "auto", k_db: Optional[float] = None,
+                 num_tx: int = 1, num_rx: int = 1, corr_tx: float = 0.0, corr_rx: float = 0.0):
+        if k_factor is not None and k_db is not None:
+            raise ValueError(f"give k_factor (linear) or k_db (dB), not both; got k_factor={k_factor!r}, k_db={k_db!r}")
+        if k_db is not None:
+            if isinstance(k_db, bool) or not isinstance(k_db, numbers.Real) or not math.isfinite(k_db):
+                raise ValueError(f"k_db must be a finite number (dB), got {k_db!r}")
+            k_factor = 10.0 ** (float(k_db) / 10.0)
+        super().__init__(k_factor=_RICIAN_DEFAULT_K if k_factor is None else k_factor, block_length=block_length,
+                         los_phase=los_phase, seed=seed, device=device, backend=backend, num_tx=num_tx,
+                         num_rx=num_rx, corr_tx=corr_tx, corr_rx=corr_rx)
+        self.k_db = 10.0 * math.log10(self.k_factor) if self.k_factor > 0 else -math.inf
 
 
 @contextlib.contextmanager
@@ -435,15 +581,32 @@ class SionnaTDL(Channel):
     subcarrier_spacing : float
         [Hz]; OFDM symbols are ``1 / subcarrier_spacing`` apart.
     max_speed : float
-        Terminal speed [m/s] (Doppler).
+        Largest terminal speed [m/s] (Doppler); each example's speed is drawn uniformly in
+        ``[0, max_speed]`` (Sionna's ``min_speed=0``).
+    speed : float, optional
+        A fixed terminal speed [m/s] (``min_speed = max_speed = speed``); replaces ``max_speed``.
+        This is the spec's key: ``tdl(model=C,delay_spread=100e-9,speed=30)``.
     """
 
     name = "tdl"
+    spec_params = (
+        Param("model", str, "A", choices=TDL_MODELS),
+        Param("delay_spread", float, 300e-9, low=0.0, low_open=True, unit="s"),
+        Param("carrier_frequency", float, 3.5e9, low=0.0, low_open=True, unit="Hz"),
+        Param("fft_size", int, 64, low=1),
+        Param("subcarrier_spacing", float, 30e3, low=0.0, low_open=True, unit="Hz"),
+        Param("speed", float, 0.0, low=0.0, unit="m/s"),
+    )
 
     def __init__(self, model: str = "A", delay_spread: float = 300e-9, carrier_frequency: float = 3.5e9,
                  fft_size: int = 64, subcarrier_spacing: float = 30e3, max_speed: float = 0.0,
-                 seed: Optional[int] = None, device=None, backend: str = "auto"):
+                 seed: Optional[int] = None, device=None, backend: str = "auto", speed: Optional[float] = None):
         super().__init__(seed=seed, device=device, backend=backend)
+        if speed is not None:
+            if max_speed:
+                raise ValueError(f"give speed (fixed) or max_speed (uniform in [0, max_speed]), not both; got "
+                                 f"speed={speed!r}, max_speed={max_speed!r}")
+            max_speed = speed
         if isinstance(fft_size, bool) or not isinstance(fft_size, numbers.Integral) or fft_size < 1:
             raise ValueError(f"fft_size must be a positive int, got {fft_size!r}")
         if model not in TDL_MODELS:
@@ -460,6 +623,7 @@ class SionnaTDL(Channel):
         self.fft_size = int(fft_size)
         self.subcarrier_spacing = float(subcarrier_spacing)
         self.max_speed = float(max_speed)
+        self.min_speed = self.max_speed if speed is not None else 0.0
         self._tdl: Dict[Tuple[str, str], object] = {}
 
     def _model(self, device, precision):
@@ -468,7 +632,7 @@ class SionnaTDL(Channel):
             from sionna.phy.channel.tr38901 import TDL
 
             self._tdl[key] = TDL(self.model, delay_spread=self.delay_spread,
-                                 carrier_frequency=self.carrier_frequency, min_speed=0.0,
+                                 carrier_frequency=self.carrier_frequency, min_speed=self.min_speed,
                                  max_speed=self.max_speed, precision=precision, device=str(device))
         return self._tdl[key]
 
@@ -553,21 +717,85 @@ for _cls in (AWGN, Rayleigh, Rician, SionnaTDL):
     register_channel(_cls.name)(_cls)
 
 
-def make_channel(name: Union[str, Channel], **kwargs) -> Channel:
-    """Build a registered channel by name (``awgn``, ``rayleigh``, ``rician``, ``tdl``).
+def parse_channel_spec(spec: str) -> Tuple[str, Dict[str, object]]:
+    """A channel spec ``name(key=value, ...)`` -> ``(name, canonical kwargs)``: every parameter of the
+    registered class (its ``spec_params``), defaults filled in, values checked and converted.
 
-    A :class:`Channel` instance is returned unchanged.
+    Raises ``ValueError`` for an unknown name, an unknown key or a bad value, listing the valid keys
+    with their types, ranges and defaults.
+
+    Example
+    -------
+    >>> parse_channel_spec("rayleigh(block_length=64)")[1]["block_length"]
+    64
+    """
+    name, raw = parse_spec(spec)
+    if name not in CHANNELS:
+        raise ValueError(f"unknown channel {name!r} in spec {spec!r}; expected one of {sorted(CHANNELS)}")
+    params = CHANNELS[name].spec_params
+    if params is None:
+        if raw:
+            raise ValueError(f"channel {name!r} declares no spec parameters (spec_params); give the bare name, "
+                             f"got {spec!r}")
+        return name, {}
+    return name, check_spec_kwargs(name, raw, params, spec)
+
+
+def canonical_channel_spec(spec: str) -> str:
+    """The canonical text of a channel spec: every parameter, defaults filled in, keys sorted, numbers
+    in shortest round-trip form. It is the CSV ``channel`` key and the manifest entry.
+
+    >>> canonical_channel_spec("RICIAN(k_db=10)")
+    'rician(block_length=1,corr_rx=0.0,corr_tx=0.0,k_db=10.0,los_phase=0.0,num_rx=1,num_tx=1)'
+    >>> canonical_channel_spec("awgn")
+    'awgn'
+    """
+    return format_spec(*parse_channel_spec(spec))
+
+
+def canonical_channel_list(channels) -> List[str]:
+    """Canonical specs of a comma list (a string, or a list whose items may have been split at commas
+    inside parentheses: they are rejoined, :func:`phy.channel_spec.split_channel_list`).
+
+    Raises ``ValueError`` for an empty list, a bad spec or two specs with the same canonical text.
+    """
+    specs = split_channel_list(channels)
+    if not specs:
+        raise ValueError(f"no channel given: {channels!r}; expected one or more of {sorted(CHANNELS)} "
+                         "(with parameters, e.g. rician(k_db=10))")
+    out = [canonical_channel_spec(s) for s in specs]
+    dup = sorted({c for c in out if out.count(c) > 1})
+    if dup:
+        raise ValueError(f"the channel list {channels!r} names {dup[0]!r} twice")
+    return out
+
+
+def make_channel(name: Union[str, Channel], **kwargs) -> Channel:
+    """Build a registered channel from a name or a spec (``awgn``, ``rayleigh(block_length=64)``,
+    ``rician(k_db=10)``, ``tdl(model=C,delay_spread=100e-9,speed=30)``, ``rayleigh(num_tx=2,num_rx=2)``).
+
+    A spec with parentheses is checked by :func:`parse_channel_spec`; ``kwargs`` (``seed``, ``device``,
+    ``backend``, or constructor arguments with a bare name) are passed on and must not repeat a key
+    of the spec. A :class:`Channel` instance is returned unchanged.
 
     Example
     -------
     >>> make_channel("rayleigh", block_length=4, seed=0).block_length
     4
+    >>> make_channel("rician(k_db=10)", seed=0).k_factor
+    10.0
     """
     if isinstance(name, Channel):
         return name
     if not isinstance(name, str):
         raise TypeError(f"channel must be a name or a Channel, got {type(name).__name__}")
-    key = name.lower()
-    if key not in CHANNELS:
-        raise ValueError(f"unknown channel {name!r}; expected one of {sorted(CHANNELS)}")
-    return CHANNELS[key](**kwargs)
+    if "(" not in name:
+        key = name.strip().lower()
+        if key not in CHANNELS:
+            raise ValueError(f"unknown channel {name!r}; expected one of {sorted(CHANNELS)}")
+        return CHANNELS[key](**kwargs)
+    key, spec_kwargs = parse_channel_spec(name)
+    both = sorted(set(spec_kwargs) & set(kwargs))
+    if both:
+        raise ValueError(f"channel spec {name!r} and the keyword arguments both set {both}")
+    return CHANNELS[key](**spec_kwargs, **kwargs)

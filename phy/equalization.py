@@ -11,11 +11,16 @@ Equalisers
 CSI (``csi=``)
     ``"perfect"`` (default) the receiver knows ``h``.
     ``"ls"``      least-squares estimate from ``num_pilots`` unit-energy pilots per coefficient sent
-                  over the same channel: ``h_est = h + e``, ``e ~ CN(0, N0 / num_pilots)``.
-    ``"noisy"``   ``h_est = h + e``, ``e ~ CN(0, 10**(-pilot_snr_db/10))`` for a given pilot SNR.
-    Estimation errors are drawn i.i.d. per channel coefficient from the channel's random stream.
-    The pilot overhead is *not* added to the channel-use ledger (the coefficients are assumed to be
-    learned from a preamble); state it if your comparison depends on it.
+                  over the same channel: ``h_est = h + e``, ``e ~ CN(0, N0 / num_pilots)``. On block
+                  fading (``block_length = L``) there is one coefficient per coherence block, so one
+                  estimate per block from that block's pilots (constant over the block's ``L`` symbols),
+                  and the pilots are channel uses: :meth:`Equalizer.pilot_uses` =
+                  ``num_pilots * n / L`` per example (``num_pilots`` per symbol for per-symbol fading),
+                  which the links add to their ledger (``channel_uses``, ``info["pilot_uses"]``).
+    ``"noisy"``   ``h_est = h + e``, ``e ~ CN(0, 10**(-pilot_snr_db/10))`` for a given pilot SNR (a
+                  genie-style error model: no pilots are counted).
+    Estimation errors are drawn from the channel's random stream, one per channel coefficient (per
+    coherence block for block fading).
 
 Example
 -------
@@ -28,6 +33,7 @@ True
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Optional, Tuple
 
@@ -44,18 +50,40 @@ CSI_MODES = ("perfect", "ls", "noisy")
 
 
 def estimate_csi(h: Optional[torch.Tensor], no: torch.Tensor, mode: str, generator: torch.Generator,
-                 num_pilots: int = 1, pilot_snr_db: Optional[float] = None) -> Optional[torch.Tensor]:
-    """The receiver's estimate of ``h`` (see the module docstring for the modes)."""
+                 num_pilots: int = 1, pilot_snr_db: Optional[float] = None, block_length: int = 1
+                 ) -> Optional[torch.Tensor]:
+    """The receiver's estimate of ``h`` ``[..., n]`` (see the module docstring for the modes).
+
+    ``block_length = L > 1``: ``h`` is constant over blocks of ``L`` symbols and the estimation
+    error is drawn once per block (``no`` must then be per example, ``[..., 1]`` or a scalar)."""
     if mode not in CSI_MODES:
         raise ValueError(f"csi must be one of {CSI_MODES}, got {mode!r}")
+    if isinstance(block_length, bool) or not isinstance(block_length, numbers.Integral) or block_length < 1:
+        raise ValueError(f"block_length must be a positive int, got {block_length!r}")
     if h is None or mode == "perfect":
         return h
     if mode == "ls":
         var = no / num_pilots
     else:
         var = torch.as_tensor(1.0 / db_to_lin(float(pilot_snr_db)), dtype=no.dtype, device=h.device)
-    e = complex_normal(h.shape, generator, dtype=h.dtype, device=h.device)
-    return h + e * torch.sqrt(var).to(h.device)
+    std = torch.sqrt(var).to(h.device)
+    L = int(block_length)
+    if L == 1:
+        return h + complex_normal(h.shape, generator, dtype=h.dtype, device=h.device) * std
+    n = h.shape[-1]
+    if n % L:
+        raise ValueError(f"block_length={L} must divide the number of channel uses n={n}")
+    if std.dim() and std.shape[-1] != 1:
+        raise ValueError(f"per-block CSI estimation needs one N0 per example ([..., 1]), got no of shape "
+                         f"{tuple(std.shape)}")
+    e = complex_normal((*h.shape[:-1], n // L), generator, dtype=h.dtype, device=h.device) * std
+    return h + e.unsqueeze(-1).expand(*e.shape, L).reshape(h.shape)
+
+
+def _block_length(channel) -> int:
+    """Coherence length of ``channel`` in symbols (``block_length`` of flat block fading, else 1)."""
+    L = getattr(channel, "block_length", 1)
+    return int(L) if isinstance(L, numbers.Integral) and not isinstance(L, bool) and L > 1 else 1
 
 
 class Equalizer(nn.Module):
@@ -89,14 +117,24 @@ class Equalizer(nn.Module):
         self.method, self.csi, self.num_pilots, self.pilot_snr_db, self.power = (
             method, csi, int(num_pilots), pilot_snr_db, float(power))
 
-    def forward(self, out: ChannelOutput, generator: Optional[torch.Generator] = None
+    def pilot_uses(self, n: int, channel=None) -> int:
+        """Pilot channel uses per example that :meth:`transmit` charges for ``n`` data symbols over
+        ``channel``: ``num_pilots`` per coefficient with ``csi="ls"`` (one coefficient per coherence block
+        of ``channel.block_length`` symbols, else one per symbol), 0 otherwise and for a channel without
+        fading (AWGN: nothing to estimate)."""
+        if self.csi != "ls" or channel is None or getattr(channel, "name", "") == "awgn":
+            return 0
+        return self.num_pilots * math.ceil(n / _block_length(channel))
+
+    def forward(self, out: ChannelOutput, generator: Optional[torch.Generator] = None, block_length: int = 1
                 ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Equalise a :class:`ChannelOutput`; ``generator`` (the channel's) draws CSI errors."""
+        """Equalise a :class:`ChannelOutput`; ``generator`` (the channel's) draws CSI errors, one per
+        coherence block of ``block_length`` symbols."""
         h = out.h
         if self.csi != "perfect" and h is not None:
             if generator is None:
                 raise ValueError("an estimated CSI needs the channel's generator (generator=None given)")
-            h = estimate_csi(h, out.no, self.csi, generator, self.num_pilots, self.pilot_snr_db)
+            h = estimate_csi(h, out.no, self.csi, generator, self.num_pilots, self.pilot_snr_db, block_length)
         return equalize(out.y, h, out.no, self.method, self.power)
 
     def transmit(self, channel, x: torch.Tensor, no) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -109,7 +147,7 @@ class Equalizer(nn.Module):
         if self.csi == "perfect" and hasattr(channel, "forward_equalized"):
             return channel.forward_equalized(x, no, self.method, self.power)
         out = channel(x, no)
-        x_hat, no_eff = self(out, channel.generator(x.device))
+        x_hat, no_eff = self(out, channel.generator(x.device), _block_length(channel))
         return x_hat, no_eff, out.no
 
     def extra_repr(self) -> str:

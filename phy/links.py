@@ -5,7 +5,8 @@ A link owns the mapping to and from complex channel symbols and the count of cha
 experiment and hand the *same* object to every link so the SNR definition, the fading statistics
 and the random stream are shared by every scheme.
 
-Every link reports ``channel_uses``: complex channel uses per example.
+Every link reports ``channel_uses``: complex channel uses (resource elements) per example, the data symbols
+plus, with ``csi="ls"``, the pilots of the channel estimate (``info["data_uses"]``, ``info["pilot_uses"]``).
 
 Example
 -------
@@ -156,6 +157,12 @@ class AnalogLink(Link):
 
     The power scale of each example is side information the receiver is assumed to know.
 
+    Over a MIMO channel (``num_tx``/``num_rx`` > 1) the symbols are spatially multiplexed (symbol ``i``
+    on antenna ``i % num_tx`` of channel use ``i // num_tx``, ``Es / num_tx`` per antenna, zero-padded to
+    whole channel uses) and equalised per stream: ``equalizer="mmse"`` is LMMSE, ``"zf"`` zero forcing
+    (:func:`phy.mimo.mimo_equalize`); ``channel_uses = ceil(ceil(m / 2) / num_tx)``. Perfect CSI only;
+    SVD precoding with transmitter CSI is not implemented.
+
     Parameters
     ----------
     channel : Channel or str
@@ -167,7 +174,8 @@ class AnalogLink(Link):
     batchwide_power : bool
         Normalise over the whole batch instead of per example (only to reproduce public code).
     pilot_snr_db, num_pilots :
-        CSI estimation parameters.
+        CSI estimation parameters; with ``csi="ls"`` the ``num_pilots`` pilots per coherence block
+        are counted in ``channel_uses``.
     """
 
     def __init__(self, channel: Union[Channel, str], equalizer: str = "zf", csi: str = "perfect",
@@ -180,6 +188,11 @@ class AnalogLink(Link):
         self.batchwide_power = bool(batchwide_power)
         self.equalizer = Equalizer(equalizer, csi=csi, num_pilots=num_pilots, pilot_snr_db=pilot_snr_db,
                                    power=self.power)
+        self.mimo = bool(getattr(self.channel, "is_mimo", False))
+        self.num_tx = int(getattr(self.channel, "num_tx", 1)) if self.mimo else 1
+        if self.mimo and csi != "perfect":
+            raise ValueError(f"a MIMO channel ({self.channel.num_rx} x {self.num_tx}) needs csi='perfect' "
+                             f"(estimated MIMO CSI is not implemented), got csi={csi!r}")
 
     @staticmethod
     def _check_batch_dims(batch_dims):
@@ -187,7 +200,8 @@ class AnalogLink(Link):
             raise ValueError(f"batch_dims must be a non-negative int, got {batch_dims!r}")
 
     def channel_uses(self, feature_shape: Union[Sequence[int], int] = None) -> int:
-        """Complex channel uses per example for features of ``feature_shape`` (excluding batch)."""
+        """Complex channel uses per example for features of ``feature_shape`` (excluding batch): the
+        data symbols plus, with ``csi="ls"``, the pilots (:meth:`phy.equalization.Equalizer.pilot_uses`)."""
         if feature_shape is None:
             raise ValueError("feature_shape is required, e.g. (32, 768)")
         dims = (feature_shape,) if isinstance(feature_shape, numbers.Integral) else feature_shape
@@ -195,7 +209,8 @@ class AnalogLink(Link):
                 isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1 for d in dims):
             raise ValueError(f"feature_shape must be a positive int or a non-empty sequence of positive ints "
                              f"(the shape without batch dims, e.g. (32, 768)), got {feature_shape!r}")
-        return math.ceil(math.prod(int(d) for d in dims) / 2)
+        data = math.ceil(math.ceil(math.prod(int(d) for d in dims) / 2) / self.num_tx)
+        return data + self.equalizer.pilot_uses(data, self.channel)
 
     def encode(self, features: torch.Tensor, batch_dims: int = 1):
         """Features ``[*batch, *shape]`` real -> (symbols ``[*batch, n]`` complex, scale, pad)."""
@@ -226,10 +241,33 @@ class AnalogLink(Link):
             raise ValueError("give exactly one of snr_db (Es/N0 in dB) or no (noise power N0)")
         x, scale, pad = self.encode(features, batch_dims)
         no_t = noise_power(snr_db, no, features.shape[:batch_dims], self.power, x.real.dtype, x.device)
-        x_hat, no_eff, no_used = self.equalizer.transmit(self.channel, x, no_t)
+        if self.mimo:
+            x_hat, no_eff, no_used, x = self._mimo_transmit(x, no_t)
+        else:
+            x_hat, no_eff, no_used = self.equalizer.transmit(self.channel, x, no_t)
         f_hat = self.decode(x_hat, scale, pad, features.shape, features.dtype)
-        return LinkOutput(x_hat=f_hat, channel_uses=x.shape[-1], no=no_used,
-                          info={"scale": scale, "no_eff": no_eff, "symbols": x})
+        pilots = self.equalizer.pilot_uses(x.shape[-1], self.channel)
+        return LinkOutput(x_hat=f_hat, channel_uses=x.shape[-1] + pilots, no=no_used,
+                          info={"scale": scale, "no_eff": no_eff, "symbols": x, "data_uses": x.shape[-1],
+                                "pilot_uses": pilots})
+
+    def _mimo_transmit(self, s: torch.Tensor, no_t: torch.Tensor):
+        """Spatial multiplexing of the normalised symbols ``s [*batch, m]`` over a MIMO channel:
+        zero-padded to a multiple of ``num_tx``, symbol ``i`` on antenna ``i % num_tx`` of channel use
+        ``i // num_tx`` with ``Es / num_tx`` per antenna, then linear per-stream equalisation
+        (:func:`phy.mimo.mimo_equalize`, ``"mmse"`` = LMMSE, ``"zf"``). Returns ``(s_hat [*batch, m],
+        per-symbol error variance [*batch, m], N0, antenna symbols [*batch, num_tx, uses])``."""
+        nt, m = self.num_tx, s.shape[-1]
+        batch = s.shape[:-1]
+        pad = (-m) % nt
+        sp = torch.nn.functional.pad(s, (0, pad)) if pad else s
+        scale = 1.0 / math.sqrt(nt)
+        x = sp.reshape(*batch, -1, nt).transpose(-1, -2) * scale   # [*batch, num_tx, uses]
+        out = self.channel(x, no_t.unsqueeze(-1))
+        s_hat, var = mimo_equalize(out.y, out.h * scale, out.no, self.equalizer.method, self.power)
+        s_hat = s_hat.transpose(-1, -2).reshape(*batch, -1)[..., :m]
+        var = var.transpose(-1, -2).reshape(*batch, -1)[..., :m]
+        return s_hat, var, out.no, x
 
 
 # ============================================================================================
@@ -237,6 +275,7 @@ class AnalogLink(Link):
 # ============================================================================================
 from .capacity import CAPACITY_MODES, IdealCode, instantaneous_capacity  # noqa: E402
 from .codes import Code, make_code  # noqa: E402
+from .mimo import DETECTORS, MIMODetector, mimo_equalize, mrc  # noqa: E402
 from .modulation import QAM, bits_per_symbol, uncoded_ber  # noqa: E402
 
 __all__ += ["DigitalLink", "BSCEquivalentLink", "IdealCodeLink"]
@@ -295,12 +334,22 @@ class DigitalLink(Link):
     demapping : ``"app"`` (exact LLRs) or ``"maxlog"``
         ``"maxlog"`` hard decisions equal nearest-point decisions exactly.
     csi : ``"perfect"``, ``"ls"`` or ``"noisy"`` (see :mod:`phy.equalization`; mismatched
-        demapping with ``N0/|h_est|^2``).
+        demapping with ``N0/|h_est|^2``; ``"ls"``: one estimate per coherence block from
+        ``num_pilots`` pilots, which are counted in ``channel_uses``).
     symbol_multiple : int, optional
         Pad the symbols of each example to a multiple of this. Default: the channel's
         ``block_length`` (:class:`~phy.channels.FlatFading`) or ``fft_size``
         (:class:`~phy.channels.SionnaTDL`), else 1. Padding symbols carry zero bits and are counted
         in ``channel_uses``.
+    detector : ``"zf"``, ``"lmmse"`` (default), ``"kbest"`` or ``"ml"``
+        MIMO channels only (``num_tx``/``num_rx`` > 1, :class:`phy.channels.FlatFading`): spatial
+        multiplexing of ``num_tx`` streams, the QAM symbols laid out channel use by channel use
+        (symbol ``i`` on antenna ``i % num_tx`` of use ``i // num_tx``), each antenna sending
+        ``Es / num_tx``; LLRs from Sionna's detector (:class:`phy.mimo.MIMODetector`). With one
+        transmit antenna (``1 x N_r``) the receiver is MRC (:func:`phy.mimo.mrc`) followed by the
+        soft demapper, exact for every ``detector``. MIMO needs ``csi="perfect"``.
+    kbest_k : int
+        Candidates of the K-best detector (default 16).
 
     Output (:class:`LinkOutput`)
     ----------------------------
@@ -326,11 +375,22 @@ class DigitalLink(Link):
                  interleave: bool = False, equalizer: str = "zf", demapping: str = "app",
                  csi: str = "perfect", code_kwargs: Optional[Dict[str, Any]] = None,
                  interleaver_seed: int = 1234, symbol_multiple: Optional[int] = None,
-                 pilot_snr_db: Optional[float] = None, num_pilots: int = 1):
+                 pilot_snr_db: Optional[float] = None, num_pilots: int = 1, detector: str = "lmmse",
+                 kbest_k: int = 16):
         super().__init__(channel)
         self.code = make_code(code, **(code_kwargs or {}))
         self.qam = QAM(modulation, demapping=demapping)
         self.modulation = self.qam.modulation
+        if detector not in DETECTORS:
+            raise ValueError(f"detector must be one of {DETECTORS}, got {detector!r}")
+        self.detector = detector
+        self.mimo = bool(getattr(self.channel, "is_mimo", False))
+        self.num_tx = int(getattr(self.channel, "num_tx", 1)) if self.mimo else 1
+        if self.mimo and csi != "perfect":
+            raise ValueError(f"a MIMO channel ({self.channel.num_rx} x {self.num_tx}) needs csi='perfect' "
+                             f"(estimated MIMO CSI is not implemented), got csi={csi!r}")
+        self.mimo_detector = (MIMODetector(detector, self.modulation, self.num_tx, demapping, kbest_k)
+                              if self.num_tx > 1 else None)
         if equalizer != "zf":
             raise ValueError(f"DigitalLink supports equalizer='zf' only (unbiased, what the QAM demapper "
                              f"needs), got {equalizer!r}")
@@ -371,9 +431,14 @@ class DigitalLink(Link):
         return self.qam.bits_per_symbol
 
     @property
+    def streams(self) -> int:
+        """Spatial streams per channel use (``num_tx`` of a MIMO channel, else 1)."""
+        return self.num_tx
+
+    @property
     def spectral_efficiency(self) -> float:
-        """Information bits per channel use without padding: ``rate * bits_per_symbol``."""
-        return self.rate * self.bits_per_symbol
+        """Information bits per channel use without padding: ``rate * bits_per_symbol * streams``."""
+        return self.rate * self.bits_per_symbol * self.streams
 
     def num_blocks(self, num_bits: int) -> int:
         """Codewords per example for ``num_bits`` information bits (must be a multiple of ``k``)."""
@@ -387,16 +452,18 @@ class DigitalLink(Link):
     def pad_bits(self, num_bits: int) -> int:
         """Zero bits appended after coding so that the symbols fill whole QAM symbols / blocks."""
         coded = self.num_blocks(num_bits) * self.n
-        unit = self.bits_per_symbol * self.symbol_multiple
+        unit = self.bits_per_symbol * self.symbol_multiple * self.streams
         return (-coded) % unit
 
     def channel_uses(self, num_bits: int = None) -> int:
         """Complex channel uses per example for a payload of ``num_bits`` information bits:
-        ``ceil(num_blocks * n / (m * L)) * L`` with ``m`` bits/symbol and ``L = symbol_multiple``."""
+        ``ceil(num_blocks * n / (m * L * S)) * L`` with ``m`` bits/symbol, ``L = symbol_multiple`` and
+        ``S`` spatial streams."""
         if num_bits is None:
             raise ValueError("num_bits (information bits per example) is required")
         coded = self.num_blocks(num_bits) * self.n
-        return (coded + self.pad_bits(num_bits)) // self.bits_per_symbol
+        data = (coded + self.pad_bits(num_bits)) // (self.bits_per_symbol * self.streams)
+        return data + self.equalizer.pilot_uses(data, self.channel)
 
     def effective_rate(self, num_bits: int) -> float:
         """Information bits per channel use including padding: ``num_bits / channel_uses``."""
@@ -457,9 +524,13 @@ class DigitalLink(Link):
         x = self.qam.modulate(cflat, dtype=cdt)  # [*batch, ns]
 
         no_t = noise_power(snr_db, no, batch_shape, 1.0, rdt, dev)
-        x_eq, no_eff, no_used = self.equalizer.transmit(self.channel, x, no_t)
-        no_sym = torch.as_tensor(no_eff, dtype=rdt, device=dev).expand(x.shape)
-        llr = self.qam.demodulate(x_eq, no_sym)
+        if self.mimo:
+            llr, no_eff, no_used = self._mimo_receive(x, no_t)
+            x = x.reshape(*batch_shape, -1, self.streams).transpose(-1, -2)  # [*batch, num_tx, uses]
+        else:
+            x_eq, no_eff, no_used = self.equalizer.transmit(self.channel, x, no_t)
+            no_sym = torch.as_tensor(no_eff, dtype=rdt, device=dev).expand(x.shape)
+            llr = self.qam.demodulate(x_eq, no_sym)
         llr = torch.nan_to_num(llr, nan=0.0, posinf=1e4, neginf=-1e4).clamp(-1e4, 1e4)
         if pad:
             llr = llr[..., : nb * self.n]
@@ -469,9 +540,27 @@ class DigitalLink(Link):
         u_hat = self.code.decode(llr)  # [*batch, nb, k]
         block_errors = (u_hat != u).any(-1)
         x_hat = u_hat.reshape(bits.shape).to(bits.dtype)
-        return LinkOutput(x_hat=x_hat, channel_uses=x.shape[-1], no=no_used,
+        pilots = self.equalizer.pilot_uses(x.shape[-1], self.channel)
+        return LinkOutput(x_hat=x_hat, channel_uses=x.shape[-1] + pilots, no=no_used,
                           info={"llr": llr, "coded_bits": c, "symbols": x, "no_eff": no_eff,
+                                "data_uses": x.shape[-1], "pilot_uses": pilots,
                                 "num_blocks": nb, "pad_bits": pad, "block_errors": block_errors})
+
+    def _mimo_receive(self, s: torch.Tensor, no_t: torch.Tensor):
+        """Unit-energy QAM symbols ``s [*batch, uses * num_tx]`` -> antennas (``Es / num_tx`` each) ->
+        MIMO channel -> MRC (one transmit antenna) or the MIMO detector -> LLRs ``[*batch, uses * num_tx * m]``
+        in the order of ``s``; also the post-MRC noise (``None`` for spatial multiplexing) and ``N0``."""
+        nt = self.num_tx
+        batch = s.shape[:-1]
+        scale = 1.0 / math.sqrt(nt)
+        x = s.reshape(*batch, -1, nt).transpose(-1, -2) * scale  # [*batch, num_tx, uses]
+        out = self.channel(x, no_t.unsqueeze(-1))                # no [*batch, 1, 1] per receive antenna
+        h = out.h * scale if nt > 1 else out.h                    # the channel the unit-energy symbols see
+        if nt == 1:
+            x_eq, no_eff = mrc(out.y, h, out.no)
+            return self.qam.demodulate(x_eq, no_eff), no_eff, out.no
+        llr = self.mimo_detector(out.y, h, out.no)                # [*batch, uses, num_tx * m]
+        return llr.reshape(*batch, -1), None, out.no
 
     def extra_repr(self) -> str:
         return (f"code={self.code.name}(k={self.k}, n={self.n}), modulation={self.modulation!r}, "
@@ -514,6 +603,9 @@ class BSCEquivalentLink(Link):
             raise ValueError(f"channel_kind must be one of {self.KINDS} (closed-form BER available), "
                              f"got {channel_kind!r}")
         super().__init__(channel if channel is not None else make_channel(channel_kind, seed=seed))
+        if getattr(self.channel, "is_mimo", False):
+            raise ValueError(f"BSCEquivalentLink has single-antenna closed forms only; got a {self.channel.num_rx} x "
+                             f"{self.channel.num_tx} MIMO channel (use DigitalLink)")
         self.channel_kind = channel_kind
         self.modulation = QAM(modulation).modulation
         self.bits_per_symbol = bits_per_symbol(modulation)

@@ -357,8 +357,8 @@ def test_channel_bad_input(ch):
 # --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("argv", [
     ["--channel", "awgn", "--snr-db", "10"],
-    ["--channel", "rayleigh", "--snr-db", "3", "--block-length", "4"],
-    ["--channel", "rician", "--snr-db", "15", "--k-factor", "2"],
+    ["--channel", "rayleigh(block_length=4)", "--snr-db", "3"],
+    ["--channel", "rician(k_db=3)", "--snr-db", "15"],
 ])
 def test_cli_channel_check_reports_measured_snr(capsys, argv):
     import re

@@ -9,7 +9,9 @@ import semantic  # noqa: F401  (CPU shim first)
 from experiments.compare import (COLUMNS, CompareConfig, SchemeContext, execute, feature_metrics, make_scheme,
                                  run_comparison, split_indices)
 from experiments.sources import load_source
-from phy.channels import make_channel
+from phy.channels import canonical_channel_spec, make_channel
+
+RAY = canonical_channel_spec("rayleigh")  # the CSV key of the bare name: every parameter, defaults filled in
 
 N_ITEMS = 256
 
@@ -164,7 +166,7 @@ def test_analog_nmse_follows_the_n0_law(minilm):
         # MMSE over Rayleigh: E[N0 / (|h|^2 + N0)] = N0 e^N0 E1(N0). At high SNR this mean is
         # dominated by rare deep fades: its Monte Carlo std over M symbols is sqrt(Var / M) with
         # E[(N0 / (|h|^2 + N0))^2] = N0 - N0^2 e^N0 E1(N0) (about 5 % of the mean at 40 dB here).
-        row = rows[("analog-mmse", "rayleigh", s)]
+        row = rows[("analog-mmse", RAY, s)]
         mean = no * math.exp(no) * exp1(no)
         std = math.sqrt((no - no * mean - mean ** 2) / (N_ITEMS * row["channel_uses"]))
         assert row["nmse"] == pytest.approx(mean, rel=max(0.05, 5 * std / mean))
@@ -236,7 +238,7 @@ def test_ideal_code_capacity_and_outage(minilm):
     aw5 = rows[("quant-ideal", "awgn", 5.0)]
     assert aw5["info_bits"] <= math.floor(192 * math.log2(1 + 10 ** 0.5))
     for s in (0.0, 5.0):
-        ray = rows[("quant-ideal", "rayleigh", s)]
+        ray = rows[("quant-ideal", RAY, s)]
         # payload designed for 10 % outage over i.i.d. Rayleigh uses (below the ergodic capacity)
         from phy.capacity import rayleigh_ergodic_capacity
 
@@ -320,7 +322,7 @@ def test_cli_writes_csv_plots_manifest(tmp_path):
                 "bits_per_element", "truncated_dims"):
         assert col in rows[0]
     assert list(rows[0]) == COLUMNS
-    for f in ("retrieval_awgn.png", "cosine_awgn.png", "retrieval_rayleigh.png", "cosine_rayleigh.png",
+    for f in ("retrieval_awgn.png", "cosine_awgn.png", f"retrieval_{RAY}.png", f"cosine_{RAY}.png",
               "manifest.json"):
         assert (out / f).stat().st_size > 0, f
     import json
@@ -392,7 +394,7 @@ def test_one_channel_object_per_kind_shared_by_every_scheme(monkeypatch):
     run_comparison(src, CompareConfig(schemes=["analog-zf", "quant-hamming74-qpsk", "quant-ldpc5g-16qam",
                                                "quant-ideal"], channels=["awgn", "rayleigh"], snr_db=[0.0, 9.0],
                                       realizations=1), progress=False)
-    assert [m[0] for m in made] == ["awgn", "rayleigh"]
+    assert [m[0] for m in made] == ["awgn", RAY]
     for _, _, calls in made:
         # per SNR: analog 8 uses, Hamming QPSK 7 (8 bits -> 2 blocks -> 14 code bits), LDPC 16-QAM 8,
         # ideal: its design draw of 8 uses + the transmission (8 uses)

@@ -146,3 +146,76 @@ def test_equalizer_rejects_bad_power(bad):
     # power=NaN used to give NaN MMSE estimates silently, power<=0 a meaningless prior
     with pytest.raises(ValueError, match="power"):
         Equalizer("mmse", power=bad)
+
+
+# --------------------------------------------------------------------------------------------
+# csi="ls" on block fading: one estimate per coherence block, pilots counted (issue 17)
+# --------------------------------------------------------------------------------------------
+def test_ls_estimate_is_drawn_once_per_coherence_block(monkeypatch):
+    """Through the path the links use (``Equalizer.transmit``): the estimate is constant inside each
+    coherence block and its error variance is N0 / num_pilots (over the independent blocks)."""
+    import phy.equalization as eqmod
+
+    seen = []
+    real = eqmod.estimate_csi
+    monkeypatch.setattr(eqmod, "estimate_csi", lambda h, *a, **k: seen.append((h, real(h, *a, **k))) or seen[-1][1])
+    L, blocks, no = 16, 2000, 0.3
+    x = torch.ones(4, L * blocks, dtype=torch.complex64)
+    for pilots in (1, 4):
+        seen.clear()
+        Equalizer("zf", csi="ls", num_pilots=pilots).transmit(Rayleigh(block_length=L, seed=1), x,
+                                                             torch.full((4, 1), no))
+        h, h_est = seen[0]
+        e = (h_est - h).reshape(4, blocks, L)
+        assert torch.equal(e, e[..., :1].expand_as(e))  # one estimate per block
+        var = e[..., 0].abs().pow(2).double().mean().item()
+        assert var == pytest.approx(no / pilots, rel=5 / math.sqrt(4 * blocks))
+
+
+def test_ls_block_fading_bler_matches_an_independent_simulation():
+    """Uncoded QPSK blocks of one coherence block each (L = 8 symbols): the block error rate with an LS
+    estimate per block equals an independent NumPy simulation of the same system (per-symbol estimation
+    errors, the old behaviour, give a clearly different BLER)."""
+    import numpy as np
+
+    from phy.links import DigitalLink
+
+    L, nblk, snr_db = 8, 20_000, 6.0
+    no = 10 ** (-snr_db / 10)
+    link = DigitalLink(Rayleigh(block_length=L, seed=3), code="none", code_kwargs={"k": 2 * L}, csi="ls")
+    bits = torch.randint(0, 2, (nblk, 2 * L), generator=torch.Generator().manual_seed(0)).float()
+    out = link(bits, snr_db=snr_db)
+    bler = out.info["block_errors"].double().mean().item()
+
+    def numpy_bler(per_block: bool, seed: int) -> float:
+        rng = np.random.default_rng(seed)
+        cn = lambda *s: (rng.standard_normal(s) + 1j * rng.standard_normal(s)) / np.sqrt(2)  # noqa: E731
+        h = np.repeat(cn(nblk, 1), L, axis=1)
+        e = np.sqrt(no) * (np.repeat(cn(nblk, 1), L, axis=1) if per_block else cn(nblk, L))
+        b = rng.integers(0, 2, (nblk, L, 2))
+        s = ((1 - 2 * b[..., 0]) + 1j * (1 - 2 * b[..., 1])) / np.sqrt(2)
+        z = (h * s + np.sqrt(no) * cn(nblk, L)) * np.conj(h + e)  # ZF decision statistic (same signs)
+        wrong = ((z.real < 0) != (b[..., 0] == 1)) | ((z.imag < 0) != (b[..., 1] == 1))
+        return wrong.any(-1).mean()
+
+    ref, per_symbol = numpy_bler(True, 1), numpy_bler(False, 2)
+    tol = 4.5 * math.sqrt(2 * ref * (1 - ref) / nblk)  # two independent estimates
+    assert abs(bler - ref) < tol, (bler, ref, per_symbol)
+    assert abs(per_symbol - ref) > 2 * tol  # the check can tell the two models apart
+
+
+def test_ls_pilots_are_counted_in_the_ledger():
+    from phy.channels import AWGN
+    from phy.links import AnalogLink, DigitalLink
+
+    f = torch.randn(3, 64)  # 32 complex data symbols
+    a = AnalogLink(Rayleigh(block_length=16, seed=0), equalizer="mmse", csi="ls", num_pilots=2)
+    out = a(f, snr_db=10.0)
+    assert a.channel_uses((64,)) == out.channel_uses == 32 + 2 * 2
+    assert out.info["pilot_uses"] == 4 and out.info["data_uses"] == 32
+    assert AnalogLink(Rayleigh(seed=0), csi="ls").channel_uses((64,)) == 32 + 32  # one coefficient per symbol
+    assert AnalogLink(AWGN(seed=0), csi="ls").channel_uses((64,)) == 32           # nothing to estimate
+    assert AnalogLink(Rayleigh(block_length=16, seed=0)).channel_uses((64,)) == 32  # perfect CSI: no pilots
+    d = DigitalLink(Rayleigh(block_length=8, seed=0), code="none", code_kwargs={"k": 64}, csi="ls", num_pilots=3)
+    o = d(torch.zeros(2, 64), snr_db=10.0)
+    assert d.channel_uses(64) == o.channel_uses == 32 + 3 * 4

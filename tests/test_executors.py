@@ -117,7 +117,7 @@ def test_local_executor_sweeps_equal_the_engine_and_skip_without_running(tmp_pat
     got = ex.run_ber_sweeps(ex.LocalExecutor(), sweeps, table)
     ref = []
     for cfg, s in sweeps:
-        trial, cr, bps = ex._ber_trial(json.dumps({k: cfg[k] for k in ex._BUILD_KEYS}, sort_keys=True))
+        trial, cr, bps = ex._ber_trial(json.dumps({k: cfg.get(k) for k in ex._BUILD_KEYS}, sort_keys=True))
         ref += simulate_ber(trial, s, snr_type="esno", coderate=cr, bits_per_symbol=bps, batch_size=20,
                             target_errors=40, max_bits=1500, seed=5, scheme=cfg["code"], channel=cfg["channel"],
                             progress=False)

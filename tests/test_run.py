@@ -8,10 +8,13 @@ import semantic  # noqa: F401  (CPU shim first)
 from experiments.cli import main
 from experiments.results import read_rows
 from experiments.run import QUICK, RUN_SCHEMES
+from phy.channels import canonical_channel_spec
+
+RAY = canonical_channel_spec("rayleigh")  # the CSV key of the bare name: every parameter, defaults filled in
 
 EXPECTED = ["manifest.json", "summary.txt", "ber/ber.csv", "ber/ber.png", "ber/bler.png", "ber/manifest.json",
             "compare/compare.csv", "compare/manifest.json"] + [
-    f"compare/{m}_{ch}.png" for m in ("nmse", "retrieval", "cosine", "bleu") for ch in ("awgn", "rayleigh")]
+    f"compare/{m}_{ch}.png" for m in ("nmse", "retrieval", "cosine", "bleu") for ch in ("awgn", RAY)]
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +34,12 @@ def test_quick_run_writes_every_output(quick_run):
     ber = read_rows(quick_run / "ber" / "ber.csv")
     n_snr = len(QUICK["ber_snr_db"].split(","))
     assert {(r["scheme"], r["channel"]) for r in ber} == {(c, ch) for c in ("none", "hamming74", "ldpc5g")
-                                                         for ch in ("awgn", "rayleigh")}
+                                                         for ch in ("awgn", RAY)}
     assert len(ber) == 6 * n_snr
     # comparison: every scheme x channel x SNR, matched to the analog budget (ceil(384/2))
     rows = read_rows(quick_run / "compare" / "compare.csv")
     keys = {(r["scheme"], r["channel"], float(r["snr_db"])) for r in rows}
-    assert keys == {(s, ch, snr) for s in RUN_SCHEMES for ch in ("awgn", "rayleigh") for snr in QUICK["compare_snr_db"]}
+    assert keys == {(s, ch, snr) for s in RUN_SCHEMES for ch in ("awgn", RAY) for snr in QUICK["compare_snr_db"]}
     for r in rows:
         assert int(r["channel_uses"]) <= int(r["budget"]) == 192
         assert int(r["n_items"]) == QUICK["max_items"]
