@@ -1139,6 +1139,14 @@ class CompareConfig:
         if self.equalizer not in EQUALIZERS:
             raise ValueError(f"equalizer must be one of {EQUALIZERS}, got {self.equalizer!r}")
         self.channels = canonical_channel_list(self.channels)  # channel specs -> canonical (the CSV key)
+        from phy.channels import parse_channel_spec
+
+        for spec in self.channels:
+            kw = parse_channel_spec(spec)[1]
+            if kw.get("num_tx", 1) > 1 or kw.get("num_rx", 1) > 1:
+                raise ValueError(f"channel {spec!r}: semcom compare's schemes and references send one stream "
+                                 f"over one antenna per channel use; multi-antenna channels are not supported here "
+                                 f"yet (semcom ber simulates MIMO links)")
         if not self.snr_db:
             raise ValueError("snr_db must list at least one SNR point")
         for s in self.snr_db:
@@ -1421,6 +1429,22 @@ def _num(v) -> float:
     return float(v)
 
 
+def _file_label(spec: str) -> str:
+    """A file-name-safe label of a channel spec: the bare name when the spec is that channel's
+    defaults (``rayleigh``), else the spec with every other character turned into ``_``."""
+    import re
+
+    from phy.channels import canonical_channel_spec
+
+    name = spec.split("(", 1)[0]
+    try:
+        if canonical_channel_spec(name) == spec:
+            return name
+    except ValueError:
+        pass
+    return re.sub(r"[^A-Za-z0-9.=-]+", "_", spec).strip("_")
+
+
 def plot_comparison(rows: Sequence[Dict[str, Any]], out_dir: str, prefix: str = "") -> List[str]:
     """One PNG per (metric, channel): NMSE (log axis, with the Gaussian OPTA of the training
     covariance drawn as the reference), retrieval, cosine (and BLEU with text schemes) vs SNR, every
@@ -1463,7 +1487,7 @@ def plot_comparison(rows: Sequence[Dict[str, Any]], out_dir: str, prefix: str = 
                     series["Gaussian OPTA, training covariance (analytic)"] = (snrs, [opta[s] for s in snrs])
             title = f"{ch}" + (f", matched budget {budget} complex uses/example" if budget else ", unmatched")
             name = {"nmse": "nmse", "retrieval_top1": "retrieval", "cosine": "cosine", "bleu": "bleu"}[metric]
-            paths.append(plot_metric_vs_snr(series, os.path.join(out_dir, f"{prefix}{name}_{ch}.png"),
+            paths.append(plot_metric_vs_snr(series, os.path.join(out_dir, f"{prefix}{name}_{_file_label(ch)}.png"),
                                             xlabel=SNR_AXIS_LABEL, ylabel=ylabel, title=title, logy=logy,
                                             errors=errs))
     return paths
@@ -1530,7 +1554,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args) -> CompareConfig:
     names = [s.strip() for s in str(args.schemes).split(",") if s.strip()]
-    channels = [c.strip().lower() for c in str(args.channel).split(",") if c.strip()]
+    from phy.channel_spec import split_channel_list
+
+    channels = split_channel_list(str(args.channel))
     snrs = args.snr_db if args.snr_db is not None else [-20.0, -15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0]
     return CompareConfig(schemes=names, channels=channels, snr_db=list(snrs), budget=args.budget,
                          matched=args.matched, equalizer=args.equalizer, bits=args.bits,

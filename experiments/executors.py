@@ -421,7 +421,7 @@ def _ber_trial(cfg_json: str):
     channel = make_channel(cfg["channel"], seed=cfg["seed"])
     return build_trial(cfg["code"], cfg["modulation"], channel, k=cfg["k"], n=cfg["n"], num_iter=cfg["num_iter"],
                        demapping=cfg["demapping"], device=cfg["device"], ldpc_decoder=cfg["ldpc_decoder"],
-                       hamming_decoder=cfg["hamming_decoder"], codeword=cfg.get("codeword", "random"),
+                       hamming_decoder=cfg["hamming_decoder"], codeword=cfg.get("codeword") or "random",
                        detector=cfg.get("detector") or "lmmse")
 
 

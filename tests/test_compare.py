@@ -322,7 +322,7 @@ def test_cli_writes_csv_plots_manifest(tmp_path):
                 "bits_per_element", "truncated_dims"):
         assert col in rows[0]
     assert list(rows[0]) == COLUMNS
-    for f in ("retrieval_awgn.png", "cosine_awgn.png", f"retrieval_{RAY}.png", f"cosine_{RAY}.png",
+    for f in ("retrieval_awgn.png", "cosine_awgn.png", "retrieval_rayleigh.png", "cosine_rayleigh.png",
               "manifest.json"):
         assert (out / f).stat().st_size > 0, f
     import json
