@@ -74,7 +74,9 @@ def pam_tables(modulation: str) -> Tuple[np.ndarray, np.ndarray]:
     ``l`` (MSB first); ``im_levels`` likewise for the odd bits. Raises ``ValueError`` if the
     constellation is not separable that way.
     """
-    from .modulation import MODULATIONS, QAM, _canonical
+    from sionna.phy.mapping import Constellation
+
+    from .constellations import MODULATIONS, _canonical
 
     name = _canonical(modulation)
     if name not in MODULATIONS:
@@ -84,7 +86,7 @@ def pam_tables(modulation: str) -> Tuple[np.ndarray, np.ndarray]:
     m = MODULATIONS[name]
     if m % 2:
         raise ValueError(f"{name}: the kernels need a square QAM (even bits per symbol), got m={m}")
-    pts = QAM(name).points("cpu", torch.complex128).numpy()
+    pts = Constellation("qam", m, precision="double", device="cpu").points.detach().cpu().numpy()
     h = m // 2
     re = np.full(1 << h, np.nan)
     im = np.full(1 << h, np.nan)
