@@ -56,10 +56,15 @@ One block is ``--k`` information bits for every scheme (the LDPC code's ``k``; `
 from __future__ import annotations
 
 import argparse
+import functools
+import json
 import math
 import os
 import sys
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from experiments.args import (_float, parse_device, parse_name_list, parse_snr_list,  # noqa: F401 (re-exported)
+                              positive_int_arg, snr_list_arg)
 
 __all__ = ["add_arguments", "main", "parse_snr_list", "snr_list_arg", "positive_int_arg", "parse_device", "parse_name_list", "build_trial", "DEFAULT_BATCH_BITS", "AutoGrid", "parse_snr_grid", "CODEWORDS"]
 
@@ -75,58 +80,8 @@ _RESULT_SETTINGS = ("modulation", "k", "n", "num_iter", "ldpc_decoder", "hamming
 
 
 # --------------------------------------------------------------------------------------------
-# Argument parsing helpers
+# Argument parsing helpers (the shared ones live in experiments.args)
 # --------------------------------------------------------------------------------------------
-def _float(text: str, what: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise ValueError(f"{what}: {text!r} is not a number") from None
-    if not math.isfinite(v):
-        raise ValueError(f"{what}: {text!r} must be finite")
-    return v
-
-
-def parse_snr_list(text: str) -> List[float]:
-    """``"0:12:2"`` (inclusive stop), ``"0,3,7.5"`` or a mix ``"0:4:2,10"`` -> list of floats.
-
-    Raises ``ValueError`` for an empty list, a zero step, a step pointing away from ``stop`` or
-    duplicate points.
-
-    >>> parse_snr_list("0:12:4"), parse_snr_list("-1,2.5"), parse_snr_list("0:1:0.25,3")
-    ([0.0, 4.0, 8.0, 12.0], [-1.0, 2.5], [0.0, 0.25, 0.5, 0.75, 1.0, 3.0])
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"snr-db must be a string such as '0:12:2' or '0,2,4', got {type(text).__name__}")
-    out: List[float] = []
-    for item in (p.strip() for p in text.split(",")):
-        if not item:
-            continue
-        if ":" in item:
-            parts = item.split(":")
-            if len(parts) not in (2, 3):
-                raise ValueError(f"--snr-db range {item!r} must be start:stop or start:stop:step")
-            start = _float(parts[0], "--snr-db start")
-            stop = _float(parts[1], "--snr-db stop")
-            step = _float(parts[2], "--snr-db step") if len(parts) == 3 else 1.0
-            if step == 0:
-                raise ValueError(f"--snr-db range {item!r} has step 0")
-            if (stop - start) * step < 0:
-                raise ValueError(f"--snr-db range {item!r}: step {step} never reaches stop {stop} from {start}")
-            count = int(math.floor((stop - start) / step + 1e-9)) + 1
-            if count > 10_000:
-                raise ValueError(f"--snr-db range {item!r} has {count} points; at most 10000")
-            out.extend(round(start + i * step, 10) + 0.0 for i in range(count))
-        else:
-            out.append(_float(item, "--snr-db value") + 0.0)
-    if not out:
-        raise ValueError(f"--snr-db gave no SNR points: {text!r}")
-    dup = sorted({v for v in out if out.count(v) > 1})
-    if dup:
-        raise ValueError(f"--snr-db has duplicate points {dup}")
-    return out
-
-
 class AutoGrid:
     """``--snr-db auto[:START:STOP[:STEP]]``: the adaptive grid of
     :func:`phy.montecarlo.simulate_ber_adaptive` from ``start`` to ``stop`` dB (coarse step ``step``)."""
@@ -183,42 +138,6 @@ def _rate_arg(text: str) -> float:
     return v
 
 
-def parse_name_list(text: str, allowed: Sequence[str], what: str, aliases: Optional[Dict[str, str]] = None
-                    ) -> List[str]:
-    """Comma list of names, lower-cased, checked against ``allowed`` (no duplicates, non-empty)."""
-    aliases = aliases or {}
-    names = [aliases.get(p.strip().lower(), p.strip().lower()) for p in text.split(",") if p.strip()]
-    if not names:
-        raise ValueError(f"--{what} gave no names: {text!r}; expected one or more of {sorted(allowed)}")
-    bad = [n for n in names if n not in allowed]
-    if bad:
-        raise ValueError(f"unknown --{what} {bad[0]!r}; expected one of {sorted(allowed)}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"--{what} lists a name twice: {text!r}")
-    return names
-
-
-def snr_list_arg(text: str) -> List[float]:
-    """argparse ``type=`` for an SNR list (:func:`parse_snr_list`), errors as argparse errors."""
-    try:
-        return parse_snr_list(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def parse_device(name: str, option: str = "--device"):
-    """``torch.device`` for a CLI device name; ``ValueError`` for a bad name or CUDA on a machine without it."""
-    import torch
-
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise ValueError(f"{option} {name!r} is not a torch device: {e}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"{option} {name!r}: CUDA is not available on this machine")
-    return device
-
-
 def _positive_number(text: str) -> float:
     try:
         v = float(text)
@@ -226,17 +145,6 @@ def _positive_number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a positive number such as 1e7, got {text!r}") from None
     if not (v > 0 and math.isfinite(v)):
         raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}")
-    return v
-
-
-def positive_int_arg(text: str, allow_exponent: bool = False) -> int:
-    """argparse ``type=`` for a positive integer (``allow_exponent``: also ``1e6``-style numbers)."""
-    try:
-        v = int(float(text)) if allow_exponent and text.strip().lower().count("e") else int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
     return v
 
 
@@ -451,7 +359,7 @@ def main(args) -> int:
         # the fast chain's batch grows within a point (fewer calls where errors are rare)
         growth = cfg["batch_size"] * (BATCH_GROWTH if args.codeword == "scrambled-zero" else 1)
         if args.executor != "local":  # one task per (scheme, channel, SNR) point; same rows as below
-            from experiments.executors import executor_from_args, run_ber_sweeps
+            from experiments.executors import executor_from_args
 
             point_cfg = dict(modulation=cfg["modulation"], k=args.k, n=args.n, num_iter=args.num_iter,
                              demapping=args.demapping, device=str(device), ldpc_decoder=args.ldpc_decoder,
@@ -520,3 +428,188 @@ def _plots(out_dir: str, results, cfg, snr_type: str) -> List[str]:
     written.append(plot_error_rate(results, os.path.join(out_dir, "bler.png"), metric="bler", snr_type=snr_type,
                                    title=f"{cfg['modulation']} BLER"))
     return [os.path.basename(p) for p in written]
+
+
+# --------------------------------------------------------------------------------------------
+# BER sweeps as one task per point (any experiments.executors executor)
+# --------------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=16)
+def _ber_trial(cfg_json: str):
+    """Build (and keep, per worker process) the trial of one scheme; reseeded at every point."""
+    from phy.channels import make_channel
+
+    cfg = json.loads(cfg_json)
+    channel = make_channel(cfg["channel"], seed=cfg["seed"])
+    return build_trial(cfg["code"], cfg["modulation"], channel, k=cfg["k"], n=cfg["n"], num_iter=cfg["num_iter"],
+                       demapping=cfg["demapping"], device=cfg["device"], ldpc_decoder=cfg["ldpc_decoder"],
+                       hamming_decoder=cfg["hamming_decoder"], codeword=cfg.get("codeword") or "random",
+                       detector=cfg.get("detector") or "lmmse")
+
+
+_BUILD_KEYS = ("code", "modulation", "channel", "k", "n", "num_iter", "demapping", "device", "ldpc_decoder",
+               "hamming_decoder", "detector", "seed")
+
+
+def ber_point(config: Mapping[str, Any], snr_db: float) -> Dict[str, Any]:
+    """One BER point in any process: rebuild the scheme from ``config`` and simulate ``snr_db``.
+
+    ``config`` (JSON-able) has the build keys ``code, modulation, channel, k, n, num_iter, demapping,
+    device, ldpc_decoder, hamming_decoder, seed`` (and optionally ``codeword``, default ``"random"``)
+    and the engine keys ``snr_type, batch_size, target_errors, target_block_errors, max_bits`` (and
+    optionally ``max_batch_size``) (see :func:`phy.montecarlo.simulate_ber`).
+    Returns the CSV row (:meth:`PointResult.to_row`); identical to the row the sequential engine
+    writes for that point, since the point's seed depends only on its key.
+    """
+    from phy.montecarlo import simulate_ber
+
+    torch_threads = config.get("torch_threads")
+    if torch_threads:
+        import torch
+
+        torch.set_num_threads(int(torch_threads))
+    build = json.dumps({k: config.get(k) for k in _BUILD_KEYS + ("codeword",)}, sort_keys=True)
+    trial, coderate, bps = _ber_trial(build)
+    res = simulate_ber(trial, [float(snr_db)], snr_type=config["snr_type"], coderate=coderate,
+                       bits_per_symbol=bps, batch_size=config["batch_size"], target_errors=config["target_errors"],
+                       target_block_errors=config["target_block_errors"], max_bits=config["max_bits"],
+                       seed=config["seed"], scheme=config["code"], channel=config["channel"], early_stop=False,
+                       csv_file=None, progress=False, max_batch_size=config.get("max_batch_size"))
+    return res[0].to_row()
+
+
+def _skipped_row(config: Mapping[str, Any], snr: float, coderate: Optional[float], bps: Optional[float]):
+    from phy.conventions import ebno_db_to_esno_db, esno_db_to_ebno_db
+    from phy.montecarlo import STATUS_SKIPPED, PointResult, point_seed
+
+    have_rate = coderate is not None and bps is not None
+    if config["snr_type"] == "esno":
+        esno, ebno = snr, (esno_db_to_ebno_db(snr, bps, coderate) if have_rate else math.nan)
+    else:
+        ebno, esno = snr, ebno_db_to_esno_db(snr, bps, coderate)
+    pseed = point_seed(config["seed"], config["code"], config["channel"], config["snr_type"], snr)
+    return PointResult(config["code"], config["channel"], snr, config["snr_type"], esno, ebno, math.nan, math.nan,
+                       0, 0, 0, 0, math.nan, math.nan, math.nan, math.nan, pseed, STATUS_SKIPPED).to_row()
+
+
+def run_ber_sweeps(executor, sweeps: Sequence[Tuple[Mapping[str, Any], Sequence[float]]], table,
+                   *, early_stop: bool = True, rates: Optional[Mapping[Tuple[str, str], Tuple[float, float]]] = None,
+                   progress: Optional[bool] = None) -> List[Any]:
+    """Run BER sweeps as one task per SNR point; rows equal :func:`phy.montecarlo.simulate_ber`'s.
+
+    Parameters
+    ----------
+    executor : Executor
+    sweeps : list of ``(config, snr_dbs)``
+        ``config`` as for :func:`ber_point` (one scheme on one channel); ``snr_dbs`` in the order
+        the sequential engine would walk them.
+    table : ResumableCSV
+        The ``ber.csv`` table (:data:`phy.montecarlo.BER_COLUMNS`); stored points are not rerun.
+    early_stop : bool
+        As in ``simulate_ber``: after a point with zero errors, later points of the sweep with a
+        higher SNR are written as skipped (their queued tasks are cancelled).
+    rates : dict ``(code, channel) -> (coderate, bits_per_symbol)``, optional
+        For the Eb/N0 column of skipped rows (built in the driver when omitted).
+
+    Returns
+    -------
+    list of PointResult, sweep by sweep, each in ``snr_dbs`` order.
+
+    Rows of one sweep are appended in ``snr_dbs`` order (a finished point waits for the points
+    before it), so an interrupted CSV always holds a prefix of every sweep, exactly as the
+    sequential engine leaves it, and resuming with either executor gives the same rows. Sweeps
+    interleave while running; at the end the file is put in sweep order, so it equals the
+    sequential engine's line for line.
+    """
+    from phy.montecarlo import STATUS_NO_ERRORS, PointResult, format_value
+
+    if table is None:
+        raise ValueError("run_ber_sweeps needs the result table (a ResumableCSV)")
+    n_sweeps = len(sweeps)
+    snr_lists = [[float(s) for s in snrs] for _, snrs in sweeps]
+    configs = [dict(c) for c, _ in sweeps]
+    stored: List[List[Optional[Dict[str, str]]]] = []
+    for cfg, snrs in zip(configs, snr_lists):
+        if len(set(snrs)) != len(snrs):
+            raise ValueError(f"sweep {cfg['code']}/{cfg['channel']} lists an SNR twice: {snrs}")
+        stored.append([table.get((cfg["code"], cfg["channel"], cfg["snr_type"], s)) for s in snrs])
+
+    rows: List[List[Optional[Dict[str, Any]]]] = [[None] * len(s) for s in snr_lists]
+    computed: Dict[Tuple[int, int], Dict[str, Any]] = {}
+    pointer = [0] * n_sweeps
+    zero_snr: List[Optional[float]] = [None] * n_sweeps
+    rates = dict(rates or {})
+
+    def rate_of(i):
+        key = (configs[i]["code"], configs[i]["channel"])
+        if key not in rates:
+            _, cr, bps = _ber_trial(json.dumps({k: configs[i].get(k) for k in _BUILD_KEYS}, sort_keys=True))
+            rates[key] = (cr, bps)
+        return rates[key]
+
+    def skippable(i, j):
+        z = zero_snr[i]
+        return early_stop and z is not None and snr_lists[i][j] > z and stored[i][j] is None
+
+    def advance(i):
+        """Write every resolvable row of sweep i from its pointer on."""
+        while pointer[i] < len(snr_lists[i]):
+            j = pointer[i]
+            snr = snr_lists[i][j]
+            if stored[i][j] is not None:
+                row = stored[i][j]
+            elif skippable(i, j):
+                executor.cancel((i, j))
+                cr, bps = rate_of(i)
+                row = _skipped_row(configs[i], snr, cr, bps)
+                table.append(row)
+            elif (i, j) in computed:
+                row = computed.pop((i, j))
+                table.append(row)
+            else:
+                return
+            rows[i][j] = row
+            if format_value(row["status"]) == STATUS_NO_ERRORS and (zero_snr[i] is None or snr < zero_snr[i]):
+                zero_snr[i] = snr
+                for jj in range(j + 1, len(snr_lists[i])):
+                    if skippable(i, jj):
+                        executor.cancel((i, jj))
+            pointer[i] += 1
+
+    # round-robin over sweeps, low list positions first, so early points start first
+    order = []
+    for j in range(max((len(s) for s in snr_lists), default=0)):
+        for i in range(n_sweeps):
+            if j < len(snr_lists[i]) and stored[i][j] is None:
+                order.append((i, j))
+
+    def tasks():
+        for i, j in order:
+            if skippable(i, j):
+                continue  # already known to be skipped: never submitted
+            yield (i, j), ber_point, (configs[i], snr_lists[i][j])
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(order), desc=f"ber ({executor.name})", unit="pt", leave=False)
+    try:
+        for i in range(n_sweeps):
+            advance(i)
+        for (i, j), row in executor.map(tasks()):
+            computed[(i, j)] = row
+            advance(i)
+            if bar is not None:
+                bar.update(1)
+        for i in range(n_sweeps):
+            advance(i)
+    finally:
+        if bar is not None:
+            bar.close()
+    missing = [(configs[i]["code"], configs[i]["channel"], snr_lists[i][j])
+               for i in range(n_sweeps) for j in range(len(snr_lists[i])) if rows[i][j] is None]
+    if missing:  # pragma: no cover - would be a bug in the bookkeeping above
+        raise RuntimeError(f"points without a result: {missing}")
+    # sweep by sweep, as the sequential engine writes them (rows were appended as points finished)
+    table.reorder(table.key_of(r) for rs in rows for r in rs)
+    return [PointResult.from_row({k: format_value(v) for k, v in r.items()}) for rs in rows for r in rs]

@@ -112,11 +112,11 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from experiments.ber import parse_device, positive_int_arg, snr_list_arg
+from experiments.args import parse_device, positive_int_arg, snr_list_arg
 
 __all__ = [
     "KEY_COLUMNS", "VALUE_COLUMNS", "COLUMNS", "SNR_AXIS_LABEL", "DEFAULT_SCHEMES", "METRIC_INTERVALS",
@@ -1421,6 +1421,39 @@ def _row(scheme, plan, rxs, met, ctx, config, ch_name, snr, opta) -> Dict[str, A
 
 
 # --------------------------------------------------------------------------------------------
+# semcom compare: one task per (scheme, channel, SNR) point
+# --------------------------------------------------------------------------------------------
+def compare_point(source, config: Mapping[str, Any], channel: str, scheme: str, snr_db: float) -> List[Dict[str, Any]]:
+    """One ``semcom compare`` point in any process: :func:`experiments.compare.run_comparison`
+    restricted to one channel, one scheme and one SNR (the point reseeds the channel from its own
+    key, so the row equals the sequential run's). Returns ``[row]`` (``[]`` when the scheme does
+    not apply to the source)."""
+    cfg = CompareConfig(**dict(config, channels=[channel], schemes=[scheme], snr_db=[float(snr_db)]))
+    return run_comparison(source, cfg, None, table=None, progress=False)
+
+
+def run_compare_points(executor, source, config, table) -> List[Dict[str, Any]]:
+    """Run a :class:`experiments.compare.CompareConfig` as one task per point, skipping the points
+    already in ``table``; returns the rows in the sequential order (channel, scheme, SNR)."""
+    from dataclasses import asdict
+
+    config.validate(source.dim)
+    cfg = asdict(config)
+    names = {spec: make_scheme(spec).name for spec in config.schemes}
+    keys, tasks = [], []
+    for ch in config.channels:
+        for spec in config.schemes:
+            for snr in config.snr_db:
+                key = (names[spec], ch, float(snr))
+                keys.append(key)
+                tasks.append((key, compare_point, (source, cfg, ch, spec, float(snr))))
+    from experiments.executors import run_points
+
+    run_points(executor, tasks, table)
+    return [r for r in (table.get(k) for k in keys) if r is not None]
+
+
+# --------------------------------------------------------------------------------------------
 # Plots
 # --------------------------------------------------------------------------------------------
 def _num(v) -> float:
@@ -1593,7 +1626,7 @@ def execute(source, config: CompareConfig, out_dir: str, *, args=None, progress:
                                              "snr_convention": SNR_AXIS_LABEL,
                                              "fallback_estimate": "source mean (per feature)"}) as man:
         if getattr(args, "executor", "local") not in (None, "local"):  # one Ray task per point, same rows
-            from experiments.executors import executor_from_args, run_compare_points
+            from experiments.executors import executor_from_args
 
             with executor_from_args(args) as executor:
                 rows = run_compare_points(executor, source, config, table)

@@ -144,7 +144,7 @@ def main(args) -> int:
             raise ValueError(f"--max-items must be >= 2, got {args.max_items}")
         if args.text_max_items is not None and args.text_max_items < 1:
             raise ValueError(f"--text-max-items must be >= 1, got {args.text_max_items}")
-        from experiments.ber import parse_device
+        from experiments.args import parse_device
 
         parse_device(args.device)
         source = None

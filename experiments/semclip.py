@@ -199,8 +199,8 @@ def _extract(args) -> int:
 
     device = _device(args.device)
     if getattr(args, "executor", "local") not in (None, "local"):  # one task per shard; same shards
-        from experiments.executors import (RayExecutor, clip_dataset, clip_image_encoder,
-                                           extract_features_parallel)
+        from experiments.clip_extraction import clip_dataset, clip_image_encoder, extract_features_parallel
+        from experiments.executors import RayExecutor
 
         spec = (args.clip_model, args.pretrained, str(device))
         with RayExecutor(num_cpus=args.num_cpus, address=args.address,

@@ -1164,7 +1164,7 @@ RESULT_FILES = ("accuracy_vs_snr.csv", "accuracy_vs_bandwidth.csv", "cross_datas
 
 def run(args: argparse.Namespace) -> Dict[str, int]:
     """Run the selected studies; returns the number of new rows per study."""
-    from experiments.ber import parse_snr_list
+    from experiments.args import parse_snr_list
     from experiments.results import RunManifest
 
     studies = _names(args.studies, STUDIES, "--studies")

@@ -214,7 +214,7 @@ def main(args: argparse.Namespace) -> int:
     import semantic  # noqa: F401  (torchvision shim first)
     import torch
 
-    from experiments.ber import parse_snr_list
+    from experiments.args import parse_snr_list
     from experiments.results import RunManifest, open_table
     from semantic.images import ImageCaptionDataset, collate_images, file_sha1
     from semantic.checkpoints import CheckpointNotFoundError

@@ -95,7 +95,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from experiments.ber import positive_int_arg
+from experiments.args import positive_int_arg
 
 __all__ = ["SYSTEMS", "MODALITY", "METRICS", "METRIC_COLUMNS", "ITEM_COLUMNS", "add_arguments", "main",
            "EvalRefused",
@@ -502,7 +502,7 @@ def _previous_outputs(out: Path, outputs: Optional[Dict[str, str]] = None) -> Di
 def main(args: argparse.Namespace) -> int:
     import semantic  # noqa: F401  (torchvision shim first)
 
-    from experiments.ber import parse_name_list, parse_snr_list
+    from experiments.args import parse_name_list, parse_snr_list
     from experiments.results import RunManifest, format_value
     from semantic.images import ImageCaptionDataset
 

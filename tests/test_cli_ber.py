@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from experiments.ber import parse_snr_list
+from experiments.args import parse_snr_list
 from experiments.cli import main
 from phy.channels import canonical_channel_spec
 

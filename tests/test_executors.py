@@ -2,7 +2,7 @@
 
 * ``semcom ber --executor ray`` vs the default sequential engine: identical rows (sorted), with early
   stop and skipped points; a resumed Ray run keeps the stored rows and recomputes nothing else.
-* :func:`experiments.executors.run_ber_sweeps` with :class:`LocalExecutor` against
+* :func:`experiments.ber.run_ber_sweeps` with :class:`LocalExecutor` against
   :func:`phy.montecarlo.simulate_ber` directly (non-ascending SNR list, early stop), and the
   points it never submits.
 * :func:`run_points` and the per-shard feature extraction on Ray against the in-process versions.
@@ -18,6 +18,8 @@ ray = pytest.importorskip("ray")
 import semantic  # noqa: E402,F401  (torchvision shim first)
 import torch  # noqa: E402
 
+from experiments import ber as ber_study  # noqa: E402
+from experiments import clip_extraction  # noqa: E402
 from experiments import executors as ex  # noqa: E402
 from experiments.cli import main  # noqa: E402
 from tiny_models import write_digit_folder  # noqa: E402
@@ -106,18 +108,18 @@ def test_local_executor_sweeps_equal_the_engine_and_skip_without_running(tmp_pat
     snrs = [0.0, 14.0, 20.0, 3.0, 30.0]
     sweeps = [(_cfg("none"), snrs), (_cfg("hamming74", channel="rayleigh"), [0.0, 6.0])]
     ran = []
-    original = ex.ber_point
+    original = ber_study.ber_point
 
     def counting(config, snr):
         ran.append((config["code"], snr))
         return original(config, snr)
 
-    monkeypatch.setattr(ex, "ber_point", counting)
+    monkeypatch.setattr(ber_study, "ber_point", counting)
     table = ResumableCSV(tmp_path / "ber.csv", BER_COLUMNS, BER_KEY_COLUMNS)
-    got = ex.run_ber_sweeps(ex.LocalExecutor(), sweeps, table)
+    got = ber_study.run_ber_sweeps(ex.LocalExecutor(), sweeps, table)
     ref = []
     for cfg, s in sweeps:
-        trial, cr, bps = ex._ber_trial(json.dumps({k: cfg.get(k) for k in ex._BUILD_KEYS}, sort_keys=True))
+        trial, cr, bps = ber_study._ber_trial(json.dumps({k: cfg.get(k) for k in ber_study._BUILD_KEYS}, sort_keys=True))
         ref += simulate_ber(trial, s, snr_type="esno", coderate=cr, bits_per_symbol=bps, batch_size=20,
                             target_errors=40, max_bits=1500, seed=5, scheme=cfg["code"], channel=cfg["channel"],
                             progress=False)
@@ -131,7 +133,7 @@ def test_local_executor_sweeps_equal_the_engine_and_skip_without_running(tmp_pat
     assert [r.snr_db for r in got[:5]] == snrs and len(table) == 7
     # everything stored: nothing runs again
     ran.clear()
-    again = ex.run_ber_sweeps(ex.LocalExecutor(), sweeps, ResumableCSV(tmp_path / "ber.csv", BER_COLUMNS,
+    again = ber_study.run_ber_sweeps(ex.LocalExecutor(), sweeps, ResumableCSV(tmp_path / "ber.csv", BER_COLUMNS,
                                                                         BER_KEY_COLUMNS))
     assert ran == [] and again == got
 
@@ -194,7 +196,7 @@ def test_feature_extraction_on_ray_equals_in_process(tmp_path):
     ref = extract_features(torch.nn.Flatten(), image_folder(str(root), transform=ToTensor()), tmp_path / "ref",
                            encoder_key="flatten", batch_size=2, shard_size=4, progress=False)
     with ex.make_executor("ray") as rex:
-        got = ex.extract_features_parallel(rex, enc_factory, ds_factory, tmp_path / "ray", "flatten",
+        got = clip_extraction.extract_features_parallel(rex, enc_factory, ds_factory, tmp_path / "ray", "flatten",
                                            batch_size=2, shard_size=4)
     assert len(got.meta["shards"]) == 3 and got.meta["complete"]
     torch.testing.assert_close(got.features, ref.features, rtol=0, atol=0)
@@ -206,11 +208,11 @@ def test_feature_extraction_on_ray_equals_in_process(tmp_path):
     (tmp_path / "ray" / "shard-00001.safetensors").unlink()
     m = tmp_path / "ray" / "manifest.json"
     m.write_text(m.read_text().replace('"complete": true', '"complete": false'))
-    again = ex.extract_features_parallel(ex.LocalExecutor(), enc_factory, ds_factory, tmp_path / "ray", "flatten",
+    again = clip_extraction.extract_features_parallel(ex.LocalExecutor(), enc_factory, ds_factory, tmp_path / "ray", "flatten",
                                          batch_size=2, shard_size=4)
     torch.testing.assert_close(again.features, ref.features, rtol=0, atol=0)
     with pytest.raises(ValueError, match="another encoder"):
-        ex.extract_features_parallel(ex.LocalExecutor(), enc_factory, ds_factory, tmp_path / "ray", "other",
+        clip_extraction.extract_features_parallel(ex.LocalExecutor(), enc_factory, ds_factory, tmp_path / "ray", "other",
                                      batch_size=2, shard_size=4)
 
 

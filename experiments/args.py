@@ -1,0 +1,114 @@
+"""Argument types shared by the ``semcom`` commands: SNR lists, name lists, devices, positive ints.
+
+Every command parses these the same way (``--snr-db start:stop:step`` with an inclusive stop, comma
+lists, ``--device`` checked against the machine), and no study module owns them.
+
+Example
+-------
+>>> parse_snr_list("-5:10:5")
+[-5.0, 0.0, 5.0, 10.0]
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Dict, List, Optional, Sequence
+
+__all__ = ["parse_snr_list", "snr_list_arg", "parse_name_list", "parse_device", "positive_int_arg"]
+
+
+def _float(text: str, what: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise ValueError(f"{what}: {text!r} is not a number") from None
+    if not math.isfinite(v):
+        raise ValueError(f"{what}: {text!r} must be finite")
+    return v
+
+
+def parse_snr_list(text: str) -> List[float]:
+    """``"0:12:2"`` (inclusive stop), ``"0,3,7.5"`` or a mix ``"0:4:2,10"`` -> list of floats.
+
+    Raises ``ValueError`` for an empty list, a zero step, a step pointing away from ``stop`` or
+    duplicate points.
+
+    >>> parse_snr_list("0:12:4"), parse_snr_list("-1,2.5"), parse_snr_list("0:1:0.25,3")
+    ([0.0, 4.0, 8.0, 12.0], [-1.0, 2.5], [0.0, 0.25, 0.5, 0.75, 1.0, 3.0])
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"snr-db must be a string such as '0:12:2' or '0,2,4', got {type(text).__name__}")
+    out: List[float] = []
+    for item in (p.strip() for p in text.split(",")):
+        if not item:
+            continue
+        if ":" in item:
+            parts = item.split(":")
+            if len(parts) not in (2, 3):
+                raise ValueError(f"--snr-db range {item!r} must be start:stop or start:stop:step")
+            start = _float(parts[0], "--snr-db start")
+            stop = _float(parts[1], "--snr-db stop")
+            step = _float(parts[2], "--snr-db step") if len(parts) == 3 else 1.0
+            if step == 0:
+                raise ValueError(f"--snr-db range {item!r} has step 0")
+            if (stop - start) * step < 0:
+                raise ValueError(f"--snr-db range {item!r}: step {step} never reaches stop {stop} from {start}")
+            count = int(math.floor((stop - start) / step + 1e-9)) + 1
+            if count > 10_000:
+                raise ValueError(f"--snr-db range {item!r} has {count} points; at most 10000")
+            out.extend(round(start + i * step, 10) + 0.0 for i in range(count))
+        else:
+            out.append(_float(item, "--snr-db value") + 0.0)
+    if not out:
+        raise ValueError(f"--snr-db gave no SNR points: {text!r}")
+    dup = sorted({v for v in out if out.count(v) > 1})
+    if dup:
+        raise ValueError(f"--snr-db has duplicate points {dup}")
+    return out
+
+
+def parse_name_list(text: str, allowed: Sequence[str], what: str, aliases: Optional[Dict[str, str]] = None
+                    ) -> List[str]:
+    """Comma list of names, lower-cased, checked against ``allowed`` (no duplicates, non-empty)."""
+    aliases = aliases or {}
+    names = [aliases.get(p.strip().lower(), p.strip().lower()) for p in text.split(",") if p.strip()]
+    if not names:
+        raise ValueError(f"--{what} gave no names: {text!r}; expected one or more of {sorted(allowed)}")
+    bad = [n for n in names if n not in allowed]
+    if bad:
+        raise ValueError(f"unknown --{what} {bad[0]!r}; expected one of {sorted(allowed)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"--{what} lists a name twice: {text!r}")
+    return names
+
+
+def snr_list_arg(text: str) -> List[float]:
+    """argparse ``type=`` for an SNR list (:func:`parse_snr_list`), errors as argparse errors."""
+    try:
+        return parse_snr_list(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def parse_device(name: str, option: str = "--device"):
+    """``torch.device`` for a CLI device name; ``ValueError`` for a bad name or CUDA on a machine without it."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(f"{option} {name!r} is not a torch device: {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{option} {name!r}: CUDA is not available on this machine")
+    return device
+
+
+def positive_int_arg(text: str, allow_exponent: bool = False) -> int:
+    """argparse ``type=`` for a positive integer (``allow_exponent``: also ``1e6``-style numbers)."""
+    try:
+        v = int(float(text)) if allow_exponent and text.strip().lower().count("e") else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return v
