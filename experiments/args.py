@@ -91,16 +91,11 @@ def snr_list_arg(text: str) -> List[float]:
 
 
 def parse_device(name: str, option: str = "--device"):
-    """``torch.device`` for a CLI device name; ``ValueError`` for a bad name or CUDA on a machine without it."""
-    import torch
+    """``torch.device`` for a CLI device name (``auto``: CUDA when available, else the CPU);
+    ``ValueError`` for a bad name or CUDA on a machine without it."""
+    from phy.conventions import check_device
 
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise ValueError(f"{option} {name!r} is not a torch device: {e}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"{option} {name!r}: CUDA is not available on this machine")
-    return device
+    return check_device(name, option)
 
 
 def positive_int_arg(text: str, allow_exponent: bool = False) -> int:

@@ -162,9 +162,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=_positive_int, default=1024, help="5G LDPC codeword length n (default 1024)")
     parser.add_argument("--num-iter", type=_positive_int, default=20,
                         help="LDPC decoding iterations (default 20)")
-    parser.add_argument("--ldpc-decoder", default="bp", choices=("bp", "layered"),
-                        help="bp: Sionna's flooding sum-product LDPC5GDecoder (default); layered: the "
-                             "faster layered min-sum decoder of phy.ldpc_fast")
+    parser.add_argument("--ldpc-decoder", default="layered", choices=("bp", "layered"),
+                        help="layered: the layered offset-min-sum decoder of phy.ldpc_fast (default, as in every "
+                             "command); bp: Sionna's flooding sum-product LDPC5GDecoder")
     parser.add_argument("--hamming-decoder", default="syndrome", choices=("syndrome", "ml"),
                         help="Hamming(7,4) decoding: hard-decision syndrome (default) or soft ML")
     parser.add_argument("--demapping", default="app", choices=("app", "maxlog"),
@@ -196,8 +196,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "sequence, no encoder in the loop (same statistics as random codewords for "
                              "these linear codes, symmetric decoders and the scrambled channel); random: "
                              "random information bits through the encoder and Sionna's mapper/demapper")
-    parser.add_argument("--snr-type", default="ebno", choices=("ebno", "esno"),
-                        help="ebno: the SNRs are Eb/N0 (default); esno: Es/N0 per complex channel use")
+    parser.add_argument("--snr-type", default="esno", choices=("ebno", "esno"),
+                        help="esno: the SNRs are Es/N0 per complex channel use (default, the package's convention); "
+                             "ebno: Eb/N0")
     parser.add_argument("--target-errors", type=_positive_int, default=200,
                         help="bit errors per SNR point before moving on (default 200)")
     parser.add_argument("--target-block-errors", type=_positive_int, default=None,
@@ -212,7 +213,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "rule. Statistically equivalent to, not bit-identical with, 1 (default: 1, "
                              "points one by one; --executor local only)")
     parser.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--device", default="auto", help="torch device: auto (default: cuda if available, else cpu), cpu, cuda, cuda:1 ...")
     parser.add_argument("--no-early-stop", dest="early_stop", action="store_false",
                         help="simulate every SNR point even after an error-free point")
     parser.add_argument("--progress", dest="progress", action="store_true", default=None,
@@ -327,6 +328,7 @@ def main(args) -> int:
         from phy.montecarlo import BER_COLUMNS, BER_KEY_COLUMNS, ResumableCSV
 
         device = parse_device(args.device)
+        args.device = str(device)   # "auto" resolved: the device used is what is recorded
         settings = {key: (cfg[key] if key in cfg else getattr(args, key)) for key in _RESULT_SETTINGS}
         settings["device"] = str(device)
         os.makedirs(args.out, exist_ok=True)

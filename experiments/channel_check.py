@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--symbols", type=_count, default=1_000_000,
                         help="number of QPSK symbols (channel uses x transmit antennas, e.g. 1e6)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the channel and of the symbols")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--device", default="auto", help="torch device: auto (default: cuda if available, else cpu), cpu, cuda, cuda:1 ...")
     parser.add_argument("--tolerance-db", type=float, default=None,
                         help="exit with status 1 if the measured Es/N0 is further than this from --snr-db")
 

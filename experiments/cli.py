@@ -20,7 +20,7 @@ from typing import List, Optional
 from phy import __version__
 
 __all__ = ["SUBCOMMANDS", "USER_ERRORS", "build_parser", "main", "error_line", "check_out_dir",
-           "progress_bars_off"]
+           "progress_bars_off", "join_negative_values"]
 
 # what bad input raises on its way through a command (a bad value, a missing / unreadable / unwritable
 # file or folder, a refused resume): reported as one line and exit status 2, not a traceback.
@@ -144,6 +144,27 @@ def progress_bars_off(off: bool = True):
             os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = old_env
 
 
+def join_negative_values(argv: List[str]) -> List[str]:
+    """``--snr-db -5:10:2.5`` -> ``--snr-db=-5:10:2.5``: argparse takes a value that starts with ``-``
+    and is not a plain number for an option, so every ``--*snr*`` option gets its value attached.
+
+    >>> join_negative_values(["ber", "--snr-db", "-5:10:2.5", "--snr-train-range", "-10,10", "--k", "4"])
+    ['ber', '--snr-db=-5:10:2.5', '--snr-train-range=-10,10', '--k', '4']
+    """
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if (a.startswith("--") and "=" not in a and "snr" in a and nxt is not None and len(nxt) > 1
+                and nxt[0] == "-" and (nxt[1].isdigit() or nxt[1] == ".")):
+            out.append(f"{a}={nxt}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     from experiments.plugins import load_all, pop_plugin_args
 
@@ -157,7 +178,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(error_line("semcom", exc), file=sys.stderr)
         return 2
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(join_negative_values(argv))
     if not getattr(args, "_main", None):
         parser.print_help()
         return 0

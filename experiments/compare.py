@@ -1576,7 +1576,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="send only the first N sentences through the text scheme (MiniLM re-encoding is "
                              "the slow part); retrieval is still among all items")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="auto", help="torch device: auto (default: cuda if available, else cpu), cpu, cuda, cuda:1 ...")
     parser.add_argument("--cache-dir", default=None, help="MiniLM feature cache (default ~/.cache/semcom)")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     parser.add_argument("--out", required=True, help="output directory (created; reruns resume)")
@@ -1598,7 +1598,7 @@ def config_from_args(args) -> CompareConfig:
                          ideal_outage=args.ideal_outage, text_max_items=args.text_max_items,
                          train_fraction=args.train_fraction, realizations=args.realizations,
                          amc_policy=args.amc_policy, amc_bler_target=args.amc_bler_target, seed=args.seed,
-                         device=args.device)
+                         device=str(parse_device(args.device)))
 
 
 def check_resume(out_dir: str, settings: Dict[str, Any], csv_name: str = "compare.csv",

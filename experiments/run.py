@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="reduced run (500 sentences, 2-3 SNR points, small bit budgets) producing every file")
     parser.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--device", default="auto", help="torch device: auto (default: cuda if available, else cpu), cpu, cuda, cuda:1 ...")
     parser.add_argument("--source", default="pydoc-minilm",
                         help="feature source for the comparison (default: the embedded pydoc-minilm)")
     parser.add_argument("--max-items", type=int, default=None, help="use the first N items of the source")
@@ -146,7 +146,7 @@ def main(args) -> int:
             raise ValueError(f"--text-max-items must be >= 1, got {args.text_max_items}")
         from experiments.args import parse_device
 
-        parse_device(args.device)
+        args.device = str(parse_device(args.device))  # "auto" resolved once, for both steps
         source = None
         if not args.skip_compare:
             max_items = args.max_items if args.max_items is not None else settings["max_items"]

@@ -45,13 +45,15 @@ import argparse
 import math
 from pathlib import Path
 
+from experiments.args import snr_list_arg
+
 __all__ = ["add_arguments", "main"]
 
 
 def _common(p: argparse.ArgumentParser, features: bool = True) -> None:
     if features:
         p.add_argument("--features", required=True, help="feature cache folder written by `extract`")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--device", default=None, help="torch device: auto (default: cuda if available, else cpu), cpu, cuda, cuda:1 ...")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -158,7 +160,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--jscc", default=None, help="JSCC folder (omit: ideal link, the CLIP upper bound)")
     p.add_argument("--tapl", default=None, help="TAPL folder (omit: plain 'a photo of a {class}.' classifier)")
     p.add_argument("--out", required=True)
-    p.add_argument("--snr-db", type=float, nargs="+", default=[-10.0, -5.0, 0.0, 5.0, 10.0])
+    p.add_argument("--snr-db", type=snr_list_arg, default=[-10.0, -5.0, 0.0, 5.0, 10.0], metavar="SNRS",
+                   help="Es/N0 per complex channel use [dB]: start:stop:step (inclusive) or a comma list, as in "
+                        "every command (default -10:10:5)")
     p.add_argument("--channel-uses", type=int, default=None, help="check against the JSCC checkpoint's L")
     p.add_argument("--system", default=None, help="row label (default: semclip / semclip-noaf / clip-zeroshot)")
     p.add_argument("--batch-size", type=int, default=64)

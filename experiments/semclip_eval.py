@@ -212,7 +212,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="bandwidth study: more L values for single systems, SYSTEM=L[+L...],... e.g. "
                         "djscc-ir=28224,bt-ir=47078 (the SemCLIP paper's R = 0.0833 and 0.139 at 336 px)")
     p.add_argument("--tapl-classes-per-step", type=int, default=100)
-    p.add_argument("--device", default=None)
+    p.add_argument("--device", default=None, help="torch device: auto (default: cuda if available, else cpu), cpu, cuda, cuda:1 ...")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
 

@@ -318,7 +318,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--blip2-checkpoint", "--checkpoint", dest="blip2_checkpoint", default="Salesforce/blip2-opt-6.7b")
     g.add_argument("--sd-checkpoint", default="stable-diffusion-v1-5/stable-diffusion-v1-5")
     g.add_argument("--init-decoder", default=None, help="start from a trained image-decoder folder")
-    g.add_argument("--device", default=None)
+    g.add_argument("--device", default=None, help="torch device: auto (default: cuda:LOCAL_RANK if available, else cpu), cpu, cuda ...")
     g.add_argument("--encoder-dtype", default="auto", help="BLIP-2 dtype (auto: fp16 on CUDA)")
     g.add_argument("--allow-download", action="store_true")
     g = parser.add_argument_group("training")

@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--text-mode", default="pooled", choices=("pooled", "blip2"),
                    help="pooled: one soft prompt (paper); blip2: all N projected queries")
     g.add_argument("--init-projection", default=None, help="start from a W_proj folder (default: BLIP-2's)")
-    g.add_argument("--device", default=None, help="default: cuda:LOCAL_RANK if available, else cpu")
+    g.add_argument("--device", default=None, help="torch device: auto (default: cuda:LOCAL_RANK if available, else cpu), cpu, cuda ...")
     g.add_argument("--dtype", default="auto", help="BLIP-2 dtype (auto: fp16 on CUDA); W_proj stays float32")
     g.add_argument("--allow-download", action="store_true")
     g = parser.add_argument_group("training")

@@ -93,7 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--text-projection", default=None, help="fine-tuned W_proj folder from `semcom train-text-projection` (default: BLIP-2's)")
     g.add_argument("--text-mode", default="pooled", choices=("pooled", "blip2"),
                    help="pooled: one soft prompt (paper); blip2: all N projected queries")
-    g.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    g.add_argument("--device", default=None, help="torch device: auto (default: cuda if available, else cpu), cpu, cuda, cuda:1 ...")
     g.add_argument("--dtype", default="auto", help="auto (fp16 on CUDA, fp32 on CPU) | float32 | float16 | bfloat16")
     g.add_argument("--device-map", default=None, help="transformers device_map for BLIP-2 (needs accelerate)")
     g.add_argument("--allow-download", action="store_true", help="download missing checkpoints (online machines)")

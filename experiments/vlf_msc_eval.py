@@ -201,7 +201,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="JSON file with an open_clip model config (builds a custom CLIP; --clip-pretrained is "
                         "then its weights file)")
     g = parser.add_argument_group("runtime")
-    g.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    g.add_argument("--device", default=None, help="torch device: auto (default: cuda if available, else cpu), cpu, cuda, cuda:1 ...")
     g.add_argument("--dtype", default="auto", help="auto (fp16 on CUDA) | float32 | float16 | bfloat16")
     g.add_argument("--device-map", default=None, help="transformers device_map for BLIP-2")
     g.add_argument("--allow-download", action="store_true", help="download missing checkpoints (online machines)")

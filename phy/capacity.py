@@ -165,10 +165,10 @@ class IdealCode:
     capacity : str
         One of :data:`CAPACITY_MODES`.
     outage : float
-        Target outage probability for ``"rayleigh_outage"``.
+        Target outage probability for ``"rayleigh_outage"`` (default 0.1, like ``semcom compare --ideal-outage``).
     """
 
-    def __init__(self, n: int, capacity: str = "awgn", outage: float = 0.01):
+    def __init__(self, n: int, capacity: str = "awgn", outage: float = 0.1):
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
             raise ValueError(f"n (channel uses) must be a positive int, got {n!r}")
         if capacity not in CAPACITY_MODES:

@@ -101,10 +101,13 @@ def check_no(no, name: str = "no", finite: bool = False) -> TensorLike:
 
 
 def check_device(device, name: str = "device") -> torch.device:
-    """``torch.device`` of ``device`` (a str or a device); ``ValueError`` naming ``name`` for a bad name
-    or an accelerator this machine does not have (never a silent fallback to the CPU)."""
+    """``torch.device`` of ``device`` (a str or a device; ``"auto"`` is CUDA when available, else the
+    CPU); ``ValueError`` naming ``name`` for a bad name or an accelerator this machine does not have
+    (an explicit ``cuda`` never falls back silently to the CPU)."""
     if isinstance(device, torch.device):
         dev = device
+    elif device == "auto":  # the rule of every command: CUDA when there is one, else the CPU
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     elif isinstance(device, str):
         try:
             dev = torch.device(device)

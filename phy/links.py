@@ -167,7 +167,8 @@ class AnalogLink(Link):
     ----------
     channel : Channel or str
         The shared channel object.
-    equalizer : ``"zf"`` (default) or ``"mmse"``
+    equalizer : ``"mmse"`` (default: the biased LMMSE estimate an analog feature receiver wants, the
+        rule of every command) or ``"zf"``
     csi : ``"perfect"`` (default), ``"ls"`` or ``"noisy"`` (see :mod:`phy.equalization`)
     power : float
         Mean symbol energy ``P`` (default 1); the SNR is ``P / N0``.
@@ -178,7 +179,7 @@ class AnalogLink(Link):
         are counted in ``channel_uses``.
     """
 
-    def __init__(self, channel: Union[Channel, str], equalizer: str = "zf", csi: str = "perfect",
+    def __init__(self, channel: Union[Channel, str], equalizer: str = "mmse", csi: str = "perfect",
                  power: float = 1.0, batchwide_power: bool = False, pilot_snr_db: Optional[float] = None,
                  num_pilots: int = 1):
         super().__init__(channel)
@@ -664,7 +665,7 @@ class IdealCodeLink(Link):
     """
 
     def __init__(self, channel: Union[Channel, str], num_channel_uses: int, capacity: str = "instantaneous",
-                 outage: float = 0.01, outage_fill: str = "random"):
+                 outage: float = 0.1, outage_fill: str = "random"):
         super().__init__(channel)
         if capacity not in CAPACITY_MODES:
             raise ValueError(f"capacity must be one of {CAPACITY_MODES}, got {capacity!r}")

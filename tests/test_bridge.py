@@ -273,7 +273,7 @@ def _tf_awgn(tf):
 def test_tf_adapter_drives_analog_link_awgn(tf):
     ch = TFChannelAdapter(_tf_awgn(tf), name="tf-awgn", pass_seed=True, seed=3)
     assert isinstance(ch, Channel)
-    link = AnalogLink(ch)
+    link = AnalogLink(ch, equalizer="zf")
     feats = torch.randn(16, 8192)
     snr_db = 5.0
     out = link(feats, snr_db=snr_db)

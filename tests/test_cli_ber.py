@@ -17,7 +17,7 @@ REQUIRED = ["scheme", "channel", "snr_db", "snr_type", "esno_db", "ebno_db", "be
 
 ARGS = ["ber", "--modulation", "16qam", "--code", "none,hamming74,ldpc5g", "--k", "64", "--n", "128",
         "--channel", "awgn,rayleigh", "--snr-db", "0:6:3", "--target-errors", "30", "--max-bits", "3000",
-        "--seed", "1", "--device", "cpu", "--no-progress"]
+        "--seed", "1", "--device", "cpu", "--no-progress", "--snr-type", "ebno"]
 
 
 def _rows(path):
@@ -164,7 +164,7 @@ def test_layered_ldpc_decoder_option_and_namespace_defaults(tmp_path):
     assert ber_main(ns) == 0  # every other option takes the parser's default
     rows = _rows(tmp_path / "ber.csv")
     assert [(r["scheme"], r["channel"], r["snr_db"], r["snr_type"]) for r in rows] == [
-        ("ldpc5g", "awgn", "6.0", "ebno")]
+        ("ldpc5g", "awgn", "6.0", "esno")]   # Es/N0, the default of every command
     assert int(rows[0]["bits"]) >= 640
     m = json.load(open(tmp_path / "manifest.json"))
     assert m["result_settings"]["ldpc_decoder"] == "layered" and m["result_settings"]["num_iter"] == 20

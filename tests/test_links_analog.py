@@ -38,7 +38,7 @@ def check_ratio(mse, expected, m, k=5.0):
 @pytest.mark.parametrize("snr_db", [0.0, 10.0, 25.0])
 def test_zf_awgn_feature_mse_matches_theory(power, snr_db):
     f = make_features()
-    link = AnalogLink(AWGN(seed=1), power=power)
+    link = AnalogLink(AWGN(seed=1), equalizer="zf", power=power)
     out = link(f, snr_db=snr_db)
     assert out.x_hat.shape == f.shape and out.x_hat.dtype == f.dtype
     no = power * 10 ** (-snr_db / 10)
@@ -149,7 +149,7 @@ def test_channel_uses_and_bcr():
 def test_snr_sweep_in_one_pass_matches_per_point_runs():
     snrs = [0.0, 10.0, 20.0]
     f = make_features(batch=4, m=1 << 14, seed=5)
-    link = AnalogLink(AWGN(seed=6))
+    link = AnalogLink(AWGN(seed=6), equalizer="zf")
     fs = f.unsqueeze(0).expand(len(snrs), *f.shape)
     out = link(fs, snr_db=torch.tensor(snrs).unsqueeze(-1), batch_dims=2)
     assert out.x_hat.shape == (3, 4, 1 << 14) and out.no.shape == (3, 4, 1)

@@ -242,7 +242,7 @@ def test_cli_extract_train_eval(tiny_dir, image_root, tmp_path, capsys):
     assert err.startswith("semcom semclip train-jscc: error:") and "channel_uses" in err and err.count("\n") == 1
     assert main(["semclip", "train-tapl", "--features", feats, "--jscc", jscc, "--out", tapl, "--steps", "2",
                  "--batch-size", "4", "--classes-per-step", "2"] + clip + split) == 0
-    for extra in ([], ["--jscc", jscc, "--tapl", tapl, "--snr-db", "-5", "5"],
+    for extra in ([], ["--jscc", jscc, "--tapl", tapl, "--snr-db", "-5,5"],
                   ["--jscc", jscc, "--channel", "rayleigh", "--snr-db", "0"]):
         assert main(["semclip", "eval", "--features", feats, "--out", out] + extra + clip + split) == 0
     with open(tmp_path / "eval" / "zeroshot.csv") as fh:
@@ -264,7 +264,7 @@ def test_cli_extract_train_eval(tiny_dir, image_root, tmp_path, capsys):
     assert "seed: 0 -> 3" in capsys.readouterr().err
     # a rerun skips the finished rows
     assert main(["semclip", "eval", "--features", feats, "--out", out, "--jscc", jscc, "--tapl", tapl,
-                 "--snr-db", "-5", "5"] + clip + split) == 0
+                 "--snr-db", "-5,5"] + clip + split) == 0
     with open(tmp_path / "eval" / "zeroshot.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 4
     capsys.readouterr()
