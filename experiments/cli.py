@@ -145,15 +145,24 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.print_help()
         return 0
     quiet = bool(getattr(args, "no_progress", False)) or getattr(args, "progress", None) is False
+    prog = " ".join(["semcom", args.command] + ([args.action] if isinstance(getattr(args, "action", None), str)
+                                                 else []))
     try:
         _check_common_options(args)
         with progress_bars_off(quiet):
             return int(args._main(args) or 0)
+    except ModuleNotFoundError as exc:  # an optional package (an extra) that is not installed
+        from experiments.extras import MissingExtraError, missing_extra_message
+
+        text = str(exc) if isinstance(exc, MissingExtraError) else (
+            missing_extra_message(exc.name, args.command) if exc.name else None)
+        if text is None or os.environ.get("SEMCOM_TRACEBACK"):
+            raise
+        print(error_line(prog, ValueError(text)), file=sys.stderr)
+        return 2
     except USER_ERRORS as exc:
         if os.environ.get("SEMCOM_TRACEBACK"):
             raise
-        prog = " ".join(["semcom", args.command] + ([args.action] if isinstance(getattr(args, "action", None), str)
-                                                     else []))
         print(error_line(prog, exc), file=sys.stderr)
         return 2
 
