@@ -40,6 +40,7 @@ SUBCOMMANDS = {
     "semclip": ("experiments.semclip", "SemCLIP: extract | train-jscc | train-tapl | eval"),
     "semclip-eval": ("experiments.semclip_eval", "SemCLIP vs its baselines (accuracy vs SNR/bandwidth)"),
     "reproduce": ("experiments.reproduce", "one figure or table of the VLF-MSC / SemCLIP papers, end to end"),
+    "plot": ("experiments.plot_runs", "one figure of a metric vs SNR from the CSVs of several runs"),
 }
 
 
@@ -95,7 +96,7 @@ def check_out_dir(path, option: str = "--out") -> None:
 
 def _check_common_options(args: argparse.Namespace) -> None:
     """Checks every command shares: the output folder and a Ray cluster address."""
-    if isinstance(getattr(args, "out", None), (str, os.PathLike)):
+    if isinstance(getattr(args, "out", None), (str, os.PathLike)) and not getattr(args, "_out_is_file", False):
         check_out_dir(args.out)
     if getattr(args, "address", None) is not None and getattr(args, "executor", "ray") != "local":
         from experiments.executors import check_ray_address
