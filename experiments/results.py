@@ -372,8 +372,9 @@ def write_manifest(out_dir: Union[str, os.PathLike], *, args: Any = None, seed: 
     """Write ``out_dir/manifest.json`` and return its path.
 
     Keys: ``command``, ``argv``, ``args``, ``seed``, ``versions`` (the ``packages`` named, ``None`` when
-    missing), ``environment`` (every installed distribution, :func:`installed_distributions`), ``source``
-    (:func:`source_info`: the code's folder and git commit), ``host``, ``written_at`` (UTC ISO time),
+    missing), ``environment`` (every installed distribution, :func:`installed_distributions`), ``code``
+    (:func:`source_info`: the code's folder and git commit), ``semcom_argv`` (the command line as
+    ``semcom`` parsed it, ``--config`` expanded: what ``semcom rerun`` replays; when the CLI ran it), ``host``, ``written_at`` (UTC ISO time),
     ``elapsed_s`` and everything in ``extra``.
     """
     manifest: Dict[str, Any] = {
@@ -383,11 +384,15 @@ def write_manifest(out_dir: Union[str, os.PathLike], *, args: Any = None, seed: 
         "seed": seed,
         "versions": package_versions(packages),
         "environment": installed_distributions(),
-        "source": source_info(),
+        "code": source_info(),
         "host": host_info(),
         "written_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "elapsed_s": elapsed_s,
     }
+    argv = getattr(args, "_argv", None) if not isinstance(args, Mapping) else args.get("_argv")
+    if argv is not None:  # set by experiments.cli.main (underscore keys are not written with ``args``)
+        manifest["semcom_argv"] = [str(a) for a in argv]
+        manifest["cwd"] = os.getcwd()  # relative paths in semcom_argv are relative to it
     if extra:
         manifest.update(jsonable(dict(extra)))
     path = os.path.join(os.fspath(out_dir), filename)

