@@ -19,7 +19,7 @@ import argparse
 import os
 from typing import Dict, List, Sequence, Tuple
 
-__all__ = ["add_arguments", "main", "find_tables", "parse_filters", "FORMATS"]
+__all__ = ["add_arguments", "main", "find_tables", "parse_filters", "one_row_per_point", "FORMATS"]
 
 FORMATS = (".pdf", ".svg", ".png")
 
@@ -75,6 +75,14 @@ def find_tables(paths: Sequence[str]) -> List[Tuple[str, str]]:
     return found
 
 
+def one_row_per_point(rows: Sequence[Dict[str, str]]) -> bool:
+    """Whether ``rows`` hold one row per (scheme or system, channel, SNR, channel uses): a result table, not
+    a per-item one (``items.csv``: one row per image)."""
+    cols = [c for c in ("scheme", "system", "channel", "snr_db", "channel_uses") if c in rows[0]]
+    keys = [tuple(r.get(c) for c in cols) for r in rows]
+    return len(set(keys)) == len(keys)
+
+
 def main(args: argparse.Namespace) -> int:
     from experiments.plots import merged_metric_figure, save_figure
     from experiments.results import read_rows
@@ -93,8 +101,12 @@ def main(args: argparse.Namespace) -> int:
     tables = []
     for label, path in find_tables(args.runs):
         rows = read_rows(path)
-        if rows and "snr_db" in rows[0] and any(c in rows[0] for c in ("scheme", "system")):
-            tables.append((label, rows))
+        if not rows or "snr_db" not in rows[0] or not any(c in rows[0] for c in ("scheme", "system")):
+            continue
+        if not one_row_per_point(rows):
+            print(f"semcom plot: note: left out {path}: several rows per scheme, channel and SNR (a per-item table)")
+            continue
+        tables.append((label, rows))
     if not tables:
         raise ValueError(f"no result CSV (with snr_db and a scheme or system column) under {', '.join(args.runs)}")
 

@@ -132,3 +132,19 @@ def test_bad_input_one_line_exit_2(runs, tmp_path, capsys, argv, message):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("semcom plot: error:") and message in err[0]
     assert main(["plot", str(tmp_path / "missing"), "--metric", "nmse", "--out", str(tmp_path / "f.png")]) == 2
+
+
+def test_per_item_tables_are_left_out(runs, tmp_path, capsys):
+    import csv
+    import shutil
+
+    root, a, b = runs
+    run = tmp_path / "run"
+    shutil.copytree(a, run)
+    with open(run / "items.csv", "w", newline="") as fh:  # one row per item: not a curve
+        w = csv.writer(fh)
+        w.writerow(["system", "channel", "snr_db", "image", "nmse"])
+        w.writerows([["analog", "awgn", "10.0", f"{i}.png", "0.5"] for i in range(3)])
+    assert main(["plot", str(run), "--metric", "nmse", "--out", str(tmp_path / "f.png")]) == 0
+    out = capsys.readouterr().out
+    assert "left out" in out and "items.csv" in out and "2 curves from 1 tables" in out
