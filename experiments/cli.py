@@ -98,8 +98,14 @@ def config_argv(parser: argparse.ArgumentParser, path: str) -> List[str]:
     switches a flag on (``true``) or, for ``--x/--no-x`` flags, off. Unknown keys and positional arguments
     are refused, naming them (``ValueError``).
     """
-    import tomllib
-
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the same parser as the tomli package
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise ValueError("--config needs Python 3.11+ (tomllib) or, on Python 3.10, the tomli package "
+                             "(pip install tomli)") from None
     try:
         with open(os.path.expanduser(path), "rb") as fh:
             table = tomllib.load(fh)
