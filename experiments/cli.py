@@ -15,12 +15,12 @@ import contextlib
 import importlib
 import os
 import sys
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from phy import __version__
 
 __all__ = ["SUBCOMMANDS", "USER_ERRORS", "build_parser", "main", "error_line", "check_out_dir",
-           "progress_bars_off", "join_negative_values"]
+           "progress_bars_off", "join_negative_values", "config_argv", "expand_config"]
 
 # what bad input raises on its way through a command (a bad value, a missing / unreadable / unwritable
 # file or folder, a refused resume): reported as one line and exit status 2, not a traceback.
@@ -40,6 +40,8 @@ SUBCOMMANDS = {
     "semclip": ("experiments.semclip", "SemCLIP: extract | train-jscc | train-tapl | eval"),
     "semclip-eval": ("experiments.semclip_eval", "SemCLIP vs its baselines (accuracy vs SNR/bandwidth)"),
     "reproduce": ("experiments.reproduce", "one figure or table of the VLF-MSC / SemCLIP papers, end to end"),
+    "plot": ("experiments.plot_runs", "one figure of a metric vs SNR from the CSVs of several runs"),
+    "rerun": ("experiments.rerun", "replay a finished run's command line (from its manifest.json) into a new folder"),
 }
 
 
@@ -66,8 +68,118 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         mod.add_arguments(p)
         p.add_argument("--plugin", action="append", metavar="MODULE_OR_FILE", help=_PLUGIN_HELP)
+        if name != "rerun":
+            p.add_argument("--config", dest="_config", metavar="FILE.toml", default=None,
+                           help="take options from a TOML file (keys: this command's option names, e.g. "
+                                "snr-db = \"0:10:2\"); options on the command line override it")
         p.set_defaults(_main=mod.main)
     return parser
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> Dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _innermost(parser: argparse.ArgumentParser, argv: List[str]):
+    """The (sub)parser that parses the options of ``argv`` and the number of leading command words
+    (``semclip eval ...``: the ``eval`` parser, 2)."""
+    depth = 0
+    while True:
+        subs = _subparsers(parser)
+        if not subs or depth >= len(argv) or argv[depth] not in subs:
+            return parser, depth
+        parser = subs[argv[depth]]
+        depth += 1
+
+
+def config_argv(parser: argparse.ArgumentParser, path: str) -> List[str]:
+    """The options of the TOML file ``path`` as command-line words for ``parser``.
+
+    Keys are the command's option names without the dashes (``snr-db``; ``snr_db`` works too). A value is
+    written as on the command line: a string or number as it is, a list as its elements (options that take
+    several values) or joined by commas (``snr-db = [0, 5, 10]`` -> ``--snr-db=0,5,10``), a boolean
+    switches a flag on (``true``) or, for ``--x/--no-x`` flags, off. Unknown keys and positional arguments
+    are refused, naming them (``ValueError``).
+    """
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the same parser as the tomli package
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise ValueError("--config needs Python 3.11+ (tomllib) or, on Python 3.10, the tomli package "
+                             "(pip install tomli)") from None
+    try:
+        with open(os.path.expanduser(path), "rb") as fh:
+            table = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ValueError(f"--config {path!r} does not exist; expected a TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"--config {path!r} is not valid TOML: {exc}") from None
+    by_name: Dict[str, Tuple[argparse.Action, str]] = {}
+    for action in parser._actions:
+        for opt in action.option_strings:
+            if opt.startswith("--"):
+                by_name.setdefault(opt[2:], (action, opt))
+                by_name.setdefault(opt[2:].replace("-", "_"), (action, opt))
+    unknown = [k for k in table if k not in by_name or k in ("config", "help", "version")]
+    if unknown:
+        known = sorted({o[2:] for a in parser._actions for o in a.option_strings
+                        if o.startswith("--") and o not in ("--help", "--config")})
+        raise ValueError(f"--config {path!r}: unknown option(s) {', '.join(map(repr, unknown))} for "
+                         f"'{parser.prog}'; its options: {', '.join(known)}")
+    words: List[str] = []
+    for key, value in table.items():
+        action, opt = by_name[key]
+        if isinstance(value, dict):
+            raise ValueError(f"--config {path!r}: {key!r} is a table; expected a value")
+        if action.nargs == 0:  # a flag
+            if not isinstance(value, bool):
+                raise ValueError(f"--config {path!r}: {key!r} is a flag; expected true or false, got {value!r}")
+            if isinstance(action, argparse.BooleanOptionalAction):
+                words.append(opt if value else "--no-" + opt[2:])
+            elif value:
+                words.append(opt)
+            continue
+        if isinstance(value, bool):
+            value = str(value).lower()
+        if isinstance(value, list):
+            items = [str(v) for v in value]
+            if action.nargs in ("+", "*") or isinstance(action.nargs, int):
+                words += [opt] + items
+            elif isinstance(action, argparse._AppendAction):
+                for item in items:
+                    words.append(f"{opt}={item}")
+            else:
+                words.append(f"{opt}={','.join(items)}")
+        else:
+            words.append(f"{opt}={value}")
+    return words
+
+
+def expand_config(parser: argparse.ArgumentParser, argv: List[str]) -> List[str]:
+    """``argv`` with ``--config FILE`` replaced by the file's options, placed before the command line's own
+    options so that those override them (the last occurrence of an option wins)."""
+    if "--config" not in argv and not any(a.startswith("--config=") for a in argv):
+        return list(argv)
+    inner, depth = _innermost(parser, argv)
+    rest, path, i = [], None, depth
+    while i < len(argv):
+        a = argv[i]
+        if a == "--config" and i + 1 < len(argv):
+            path, i = argv[i + 1], i + 2
+            continue
+        if a.startswith("--config="):
+            path, i = a.split("=", 1)[1], i + 1
+            continue
+        rest.append(a)
+        i += 1
+    if path is None:
+        return list(argv)
+    return list(argv[:depth]) + config_argv(inner, path) + rest
 
 
 def error_line(prog: str, exc: BaseException) -> str:
@@ -101,7 +213,7 @@ def check_out_dir(path, option: str = "--out") -> None:
 
 def _check_common_options(args: argparse.Namespace) -> None:
     """Checks every command shares: the output folder and a Ray cluster address."""
-    if isinstance(getattr(args, "out", None), (str, os.PathLike)):
+    if isinstance(getattr(args, "out", None), (str, os.PathLike)) and not getattr(args, "_out_is_file", False):
         check_out_dir(args.out)
     if getattr(args, "address", None) is not None and getattr(args, "executor", "ray") != "local":
         from experiments.executors import check_ray_address
@@ -178,20 +290,37 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(error_line("semcom", exc), file=sys.stderr)
         return 2
     parser = build_parser()
-    args = parser.parse_args(join_negative_values(argv))
+    try:
+        argv = expand_config(parser, join_negative_values(argv))
+    except ValueError as exc:
+        inner, depth = _innermost(parser, argv)
+        print(error_line(" ".join(["semcom"] + argv[:depth]), exc), file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     if not getattr(args, "_main", None):
         parser.print_help()
         return 0
+    # the command line, config expanded and plug-ins kept: manifest.json's ``semcom_argv`` (``semcom rerun``)
+    args._argv = argv + [f"--plugin={p}" for p in plugins]
     quiet = bool(getattr(args, "no_progress", False)) or getattr(args, "progress", None) is False
+    prog = " ".join(["semcom", args.command] + ([args.action] if isinstance(getattr(args, "action", None), str)
+                                                 else []))
     try:
         _check_common_options(args)
         with progress_bars_off(quiet):
             return int(args._main(args) or 0)
+    except ModuleNotFoundError as exc:  # an optional package (an extra) that is not installed
+        from experiments.extras import MissingExtraError, missing_extra_message
+
+        text = str(exc) if isinstance(exc, MissingExtraError) else (
+            missing_extra_message(exc.name, args.command) if exc.name else None)
+        if text is None or os.environ.get("SEMCOM_TRACEBACK"):
+            raise
+        print(error_line(prog, ValueError(text)), file=sys.stderr)
+        return 2
     except USER_ERRORS as exc:
         if os.environ.get("SEMCOM_TRACEBACK"):
             raise
-        prog = " ".join(["semcom", args.command] + ([args.action] if isinstance(getattr(args, "action", None), str)
-                                                     else []))
         print(error_line(prog, exc), file=sys.stderr)
         return 2
 

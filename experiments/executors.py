@@ -198,7 +198,9 @@ class RayExecutor(Executor):
         try:
             import ray
         except ImportError:
-            raise ImportError("the Ray executor needs ray: pip install 'semcom[ray]' (or pip install ray)") from None
+            from experiments.extras import missing_extra
+
+            raise missing_extra("ray") from None
         if num_cpus is not None and (isinstance(num_cpus, bool) or not isinstance(num_cpus, int) or num_cpus < 1):
             raise ValueError(f"num_cpus must be a positive int or None, got {num_cpus!r}")
         if not (num_cpus_per_task > 0):

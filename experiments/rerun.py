@@ -1,0 +1,86 @@
+"""``semcom rerun DIR/manifest.json --out NEW``: replay a finished run with the same settings into a new folder.
+
+Every command started from the ``semcom`` command line records its arguments in ``manifest.json``
+(``semcom_argv``: the command line as parsed, ``--config`` files expanded). ``rerun`` runs that command line
+again with ``--out`` replaced by ``NEW``; the seed is part of it, so the new CSV equals the old one (every
+study writes the same rows for the same seed). ``--set OPTION=VALUE`` changes one option of the replay.
+
+Example
+-------
+``semcom compare --source gaussian --snr-db 0,10 --out runs/a``, then
+``semcom rerun runs/a/manifest.json --out runs/b`` writes the same ``compare.csv`` into ``runs/b``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import List
+
+__all__ = ["add_arguments", "main", "replay_argv"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("manifest", metavar="DIR/manifest.json", help="the finished run's manifest (or its folder)")
+    parser.add_argument("--out", required=True, help="the new run folder (must differ from the recorded one)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="OPTION=VALUE",
+                        help="change one option of the replayed command (repeatable), e.g. --set seed=3")
+
+
+def _drop_option(argv: List[str], opt: str) -> List[str]:
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] == opt:
+            i += 2
+            continue
+        if argv[i].startswith(opt + "="):
+            i += 1
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
+
+
+def replay_argv(manifest: dict, out: str, overrides: List[str] = ()) -> List[str]:
+    """The recorded command line with ``--out`` set to ``out`` and each ``OPTION=VALUE`` of ``overrides``
+    replacing that option (``ValueError`` when the manifest holds no command line)."""
+    argv = manifest.get("semcom_argv") if isinstance(manifest, dict) else None
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        raise ValueError("the manifest records no semcom command line (semcom_argv): it was written by a run "
+                         "not started from the semcom command line, or by an older version")
+    if argv[0] == "rerun":
+        raise ValueError("the manifest records a rerun; replay the original run's manifest")
+    argv = _drop_option(list(argv), "--out")
+    for item in overrides:
+        key, sep, value = str(item).partition("=")
+        key = key.strip().lstrip("-")
+        if not sep or not key:
+            raise ValueError(f"--set expects OPTION=VALUE, got {item!r}")
+        argv = _drop_option(argv, "--" + key) + [f"--{key}={value}"]
+    return argv + ["--out", out]
+
+
+def main(args: argparse.Namespace) -> int:
+    from experiments.cli import main as cli_main
+
+    path = args.manifest
+    if os.path.isdir(path):
+        path = os.path.join(path, "manifest.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            manifest = json.load(fh)
+    except FileNotFoundError:
+        raise ValueError(f"manifest {args.manifest!r} does not exist; expected a run's manifest.json") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"manifest {args.manifest!r} is not valid JSON ({exc})") from None
+    if manifest.get("status") not in ("finished", None):
+        print(f"semcom rerun: note: the recorded run's status is {manifest.get('status')!r}")
+    recorded = manifest.get("args", {}).get("out") if isinstance(manifest.get("args"), dict) else None
+    if recorded and os.path.abspath(os.path.expanduser(str(recorded))) == os.path.abspath(os.path.expanduser(args.out)):
+        raise ValueError(f"--out {args.out!r} is the recorded run's own folder; rerun writes into a new one")
+    argv = replay_argv(manifest, args.out, args.overrides)
+    if manifest.get("cwd") and os.path.abspath(manifest["cwd"]) != os.getcwd():
+        print(f"semcom rerun: note: the run was started in {manifest['cwd']}; relative paths in its command line "
+              "are taken from the current folder")
+    print("semcom rerun: semcom " + " ".join(argv))
+    return cli_main(argv)
