@@ -117,6 +117,9 @@ def installed_distributions() -> Dict[str, str]:
     out: Dict[str, str] = {}
     seen = set()
     for dist in metadata.distributions():
+        path = str(getattr(dist, "_path", ""))
+        if f"{os.sep}_vendor{os.sep}" in path:   # copies vendored inside another package (setuptools)
+            continue
         name = dist.metadata["Name"] if dist.metadata else None
         if not name:
             continue

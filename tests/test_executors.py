@@ -27,7 +27,7 @@ from phy.montecarlo import BER_COLUMNS, BER_KEY_COLUMNS, ResumableCSV, simulate_
 
 ARGS = ["ber", "--modulation", "16qam", "--code", "none,ldpc5g", "--k", "64", "--n", "128",
         "--channel", "awgn", "--snr-db", "0,4,16,20", "--target-errors", "30", "--max-bits", "2000",
-        "--seed", "3", "--device", "cpu", "--no-progress"]
+        "--seed", "3", "--device", "cpu", "--no-progress", "--snr-type", "ebno"]
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -21,7 +21,7 @@ def runs(tmp_path_factory):
                  "--schemes", "analog,quant-ldpc5g-16qam", "--out", str(a), "--no-progress"]) == 0
     assert main(["ber", "--code", "none,hamming74", "--k", "64", "--n", "128", "--channel", "awgn",
                  "--snr-db", "0,6", "--target-errors", "20", "--max-bits", "4000", "--seed", "3",
-                 "--out", str(b), "--no-progress"]) == 0
+                 "--snr-type", "ebno", "--out", str(b), "--no-progress"]) == 0
     return root, a, b
 
 
