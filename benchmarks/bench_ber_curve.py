@@ -144,6 +144,7 @@ def main(argv=None) -> int:
     ap.add_argument("--curve-dir", default=None, help="output directory of the goal run (default: a temp dir)")
     ap.add_argument("--check-600", action="store_true", help="BLER check k=600, n=1200 (table 4)")
     ap.add_argument("--blocks-600", type=int, default=4000)
+    ap.add_argument("--skip-tables", action="store_true", help="skip tables 1-2 (decoder, chain)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench_ber_curve.json"))
     args = ap.parse_args(argv)
 
@@ -166,6 +167,8 @@ def main(argv=None) -> int:
           f"load average at start {os.getloadavg()}")
 
     # 1. decoder alone --------------------------------------------------------------------------
+    if args.skip_tables and not args.curve:
+        return _check_600(args, result)
     enc = LDPC5GEncoder(k, n)
     qam = QAM("16qam")
     B = args.batch
@@ -258,6 +261,10 @@ def main(argv=None) -> int:
                            "resolution": {k2: v for k2, v in cr.items() if k2 != "rates"}, "rates": cr["rates"],
                            "criteria_met": ok, "estimated_s_same_points": est, "per_point": per_point}
 
+    return _check_600(args, result)
+
+
+def _check_600(args, result) -> int:
     # 4. k=600, n=1200 vs Sionna -------------------------------------------------------------------
     if args.check_600:
         from phy.channels import AWGN
