@@ -377,6 +377,30 @@ def test_budget_matched_fills_the_text_baselines_budget_by_repetition(tiny_blip2
     assert bit_errors(res["paper"][1]) > 0 and bit_errors(items) < bit_errors(res["paper"][1])
 
 
+def test_matched_repetition_is_the_largest_r_that_fits(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, models, tmp_path,
+                                                      capsys):
+    """The repetition factor of --budget matched against a brute-force search; an ASCII caption whose single copy
+    exceeds VLF-MSC's 128 uses (45 characters: ceil(7 * ceil(315 / 4) / 4) = 139) is refused, one line, exit 2."""
+    from experiments.cli import main
+    from experiments.vlf_msc_eval import matched_repetition
+
+    for unit, target in ((357, 12288 * 4), (16, 128), (90, 128), (7, 13), (129, 128)):
+        uses = lambda r: math.ceil(r * unit / 4)  # noqa: E731
+        brute = [r for r in range(1, 20000) if uses(r) <= target]
+        assert matched_repetition(uses, target) == (max(brute) if brute else None)
+    assert matched_repetition(lambda r: 0, 128) == 1  # nothing sent (empty captions): no repetition
+    out = tmp_path / "eval"
+    out.mkdir()
+    cap = "a photo of a very long caption about a table."
+    assert len(cap) == 45 and math.ceil(7 * math.ceil(7 * 45 / 4) / 4) == 139
+    (out / "baseline_captions.csv").write_text("image,mode,name,caption\n" + "".join(
+        f"{tiny_image_dir / f'img{i}.png'},blip2,img{i},{cap}\n" for i in range(2)))
+    argv = [a if a != "0,10" else "0" for a in _argv(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, models, out)]
+    assert main(argv + ["--systems", "ascii-hamming", "--budget", "matched"]) == 2
+    err = capsys.readouterr().err
+    assert "ascii-hamming cannot fit VLF-MSC's 128 channel uses" in err and "(139 uses)" in err
+
+
 def test_resume_refuses_another_equalizer_reference_or_budget(tiny_image_dir, tmp_path, capsys):
     """Issue 16's --equalizer, --reference and --budget define every row of metrics.csv: once the folder holds a
     row, another value of any of them is refused by issue 20's guard (exit 2, the setting named), before any
