@@ -45,7 +45,8 @@ from torch import nn
 
 from .modulation import sionna_device
 
-__all__ = ["Code", "Uncoded", "Hamming74", "LDPC5G", "Repetition", "CODES", "register_code", "make_code", "hard_decisions",
+__all__ = ["Code", "Uncoded", "Hamming74", "LDPC5G", "Repetition", "CODES", "register_code", "make_code",
+           "hard_decisions",
            "LDPC5G_MAX_K", "LDPC5G_MAX_N"]
 
 LDPC5G_MAX_K = 8448
