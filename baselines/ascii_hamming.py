@@ -12,7 +12,10 @@ symbol (Hamming(7,4) + 16-QAM: ``ceil(7 * ceil(7 * chars / 4) / 4)``), rounded u
 symbol multiple (block fading / OFDM) as :meth:`phy.links.DigitalLink.channel_uses` does. Captions
 of the same bit length are batched together (no padding is ever sent). An empty caption costs 0
 channel uses and is received as ``""``. Characters the 7-bit codec cannot send (non-ASCII) are
-sent as ``"?"`` (``TextCodec(errors="replace")``).
+sent as ``"?"`` (``TextCodec(errors="replace")``). ``repeat = r`` sends every codeword ``r`` times and sums
+the ``r`` LLRs of each code bit before decoding (:class:`phy.codes.Repetition`): ``r`` times the channel uses,
+``ceil(r * 7 * ceil(7 * chars / 4) / 4)`` for Hamming(7,4) + 16-QAM (what ``semcom vlf-msc-eval --budget matched``
+uses to fill VLF-MSC's budget).
 
 Example
 -------
@@ -32,6 +35,7 @@ import torch
 from torch import nn
 
 from phy.channels import Channel, make_channel
+from phy.codes import Repetition, make_code
 from phy.conventions import check_snr
 from phy.links import DigitalLink
 from phy.text_codec import TextCodec
@@ -50,6 +54,7 @@ class AsciiHammingConfig:
     code_kwargs: Optional[Dict[str, int]] = None
     replacement: str = "?"           # decoded invalid characters
     errors: str = "replace"          # what the transmitter does with non-ASCII characters ("strict" raises)
+    repeat: int = 1                  # send every codeword r times, LLRs summed before decoding (phy.codes.Repetition)
 
 
 class AsciiHamming(nn.Module):
@@ -72,8 +77,13 @@ class AsciiHamming(nn.Module):
         cfg = self.config
         if isinstance(channel, str):
             channel = make_channel(channel)
-        self.link = DigitalLink(channel, code=cfg.code, modulation=cfg.modulation, interleave=cfg.interleave,
-                                demapping=cfg.demapping, code_kwargs=cfg.code_kwargs)
+        if isinstance(cfg.repeat, bool) or not isinstance(cfg.repeat, numbers.Integral) or cfg.repeat < 1:
+            raise ValueError(f"config.repeat (copies of every codeword) must be a positive int, got {cfg.repeat!r}")
+        code = make_code(cfg.code, **(cfg.code_kwargs or {}))
+        if cfg.repeat > 1:  # a lower-rate code: r copies, soft-combined (r times the SNR on Gray QPSK)
+            code = Repetition(code, r=int(cfg.repeat))
+        self.link = DigitalLink(channel, code=code, modulation=cfg.modulation, interleave=cfg.interleave,
+                                demapping=cfg.demapping)
         self.codec = TextCodec(block_size=self.link.k, replacement=cfg.replacement, errors=cfg.errors)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
 

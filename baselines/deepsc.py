@@ -231,6 +231,12 @@ def _positional_encoding(n: int, d: int) -> torch.Tensor:
     return pe
 
 
+def _check_repeat(repeat) -> int:
+    if isinstance(repeat, bool) or not isinstance(repeat, numbers.Integral) or repeat < 1:
+        raise ValueError(f"repeat (copies of every channel symbol) must be a positive int, got {repeat!r}")
+    return int(repeat)
+
+
 def _check_snr_arg(snr_db):
     if isinstance(snr_db, bool) or not isinstance(snr_db, (numbers.Real, torch.Tensor)):
         raise TypeError(f"snr_db must be a number or a tensor of per-sentence SNRs, got {type(snr_db).__name__}")
@@ -339,17 +345,18 @@ class DeepSC(ModelMixin, ConfigMixin):
             words.append(self.vocab[i])
         return " ".join(words)
 
-    def channel_uses(self, sentence: Union[str, Sequence[str]]) -> Union[int, List[int]]:
-        """Complex channel uses to send ``sentence``: ``(words + 2) * symbols_per_token``.
+    def channel_uses(self, sentence: Union[str, Sequence[str]], repeat: int = 1) -> Union[int, List[int]]:
+        """Complex channel uses to send ``sentence``: ``repeat * (words + 2) * symbols_per_token``.
 
-        A list of sentences gives a list of counts.
+        A list of sentences gives a list of counts; ``repeat`` as in :meth:`channel_pass`.
         """
+        repeat = _check_repeat(repeat)
         if isinstance(sentence, str):
             n = len(tokenize(sentence))
             if n > self.max_words:
                 raise ValueError(f"sentence has {n} words; this model sends at most {self.max_words}")
-            return (n + 2) * self.config.symbols_per_token
-        return [self.channel_uses(s) for s in sentence]
+            return repeat * (n + 2) * self.config.symbols_per_token
+        return [self.channel_uses(s, repeat) for s in sentence]
 
     # -- blocks ----------------------------------------------------------------------------
     def _embed(self, ids: torch.Tensor) -> torch.Tensor:
@@ -379,16 +386,29 @@ class DeepSC(ModelMixin, ConfigMixin):
         r = r * mask.unsqueeze(-1)
         return self.channel_decoder_norm(self.channel_decoder_in(r) + self.channel_decoder(r))
 
-    def channel_pass(self, x: torch.Tensor, channel: Channel, snr_db, equalizer: Union[str, Equalizer] = "mmse"
-                     ) -> torch.Tensor:
-        """Send symbols ``[B, n]`` through ``channel`` at Es/N0 ``snr_db`` (number or ``[B]``) and equalise."""
+    def channel_pass(self, x: torch.Tensor, channel: Channel, snr_db, equalizer: Union[str, Equalizer] = "mmse",
+                     repeat: int = 1) -> torch.Tensor:
+        """Send symbols ``[B, n]`` through ``channel`` at Es/N0 ``snr_db`` (number or ``[B]``) and equalise.
+
+        ``repeat = r > 1``: the block is sent ``r`` times (``[x, x, ..., x]``, ``r * n`` channel uses, the copies
+        of a symbol ``n`` uses apart) and the copies are maximum-ratio combined with perfect CSI
+        (:func:`phy.equalization.combine_repetitions`) before the equaliser: an ``r``-fold SNR gain on AWGN
+        (the ZF output's noise variance is ``N0 / r``), diversity on fading. The trained model is unchanged
+        (what ``semcom vlf-msc-eval --budget matched`` uses to spend a larger budget without retraining).
+        """
+        from phy.equalization import combine_repetitions
+
         if not isinstance(channel, Channel):
             raise TypeError(f"channel must be a phy.channels.Channel, got {type(channel).__name__}")
         _check_snr_arg(snr_db)
+        repeat = _check_repeat(repeat)
         eq = equalizer if isinstance(equalizer, Equalizer) else Equalizer(equalizer)
+        if repeat > 1 and eq.csi != "perfect":
+            raise ValueError(f"repeat={repeat} combines the copies with perfect CSI; the equalizer has "
+                             f"csi={eq.csi!r}")
         no = snr_to_no_tensor(snr_db, x.shape[:1], 1.0, x.real.dtype, x.device)
-        out = channel(x, no)
-        x_hat, _ = eq(out, channel.generator(x.device))
+        out = channel(x.repeat(1, repeat) if repeat > 1 else x, no)
+        x_hat, _ = eq(combine_repetitions(out, repeat), channel.generator(x.device))
         return x_hat
 
     def _causal(self, n: int, device) -> torch.Tensor:
@@ -435,7 +455,7 @@ class DeepSC(ModelMixin, ConfigMixin):
 
     @torch.no_grad()
     def transmit(self, sentences: Sequence[str], channel: Channel, snr_db, equalizer: Union[str, Equalizer] = "mmse",
-                 batch_size: int = 64) -> List[str]:
+                 batch_size: int = 64, repeat: int = 1) -> List[str]:
         """Send sentences over ``channel`` at Es/N0 ``snr_db`` and decode them greedily.
 
         Parameters
@@ -446,6 +466,8 @@ class DeepSC(ModelMixin, ConfigMixin):
             The experiment's shared channel object.
         snr_db : float, or Tensor ``[len(sentences)]``
         equalizer : ``"mmse"`` (default) or ``"zf"`` or an :class:`~phy.equalization.Equalizer`
+        repeat : int
+            Send every symbol ``repeat`` times and combine the copies (:meth:`channel_pass`).
 
         Returns
         -------
@@ -471,7 +493,7 @@ class DeepSC(ModelMixin, ConfigMixin):
                 ids, mask = ids.to(device), mask.to(device)
                 snr = snr_db[i:i + batch_size].to(device) if isinstance(snr_db, torch.Tensor) and snr_db.dim() else snr_db
                 x = self.encode(ids, mask)
-                memory = self.decode_memory(self.channel_pass(x, channel, snr, equalizer), mask)
+                memory = self.decode_memory(self.channel_pass(x, channel, snr, equalizer, repeat), mask)
                 dec = self.greedy_decode(memory, mask)
                 out.extend(self.decode_ids(row[1:].tolist()) for row in dec.cpu())
         finally:

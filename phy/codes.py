@@ -45,7 +45,8 @@ from torch import nn
 
 from .modulation import sionna_device
 
-__all__ = ["Code", "Uncoded", "Hamming74", "LDPC5G", "CODES", "register_code", "make_code", "hard_decisions",
+__all__ = ["Code", "Uncoded", "Hamming74", "LDPC5G", "Repetition", "CODES", "register_code", "make_code",
+           "hard_decisions",
            "LDPC5G_MAX_K", "LDPC5G_MAX_N"]
 
 LDPC5G_MAX_K = 8448
@@ -363,6 +364,57 @@ class LDPC5G(Code):
 
     def extra_repr(self) -> str:
         return f"k={self.k}, n={self.n}, num_iter={self.num_iter}, decoder={self.decoder!r}"
+
+
+class Repetition(Code):
+    """A base code whose codeword is sent ``r`` times; the receiver sums the ``r`` LLRs of each code bit
+    (soft combining) before the base decoder.
+
+    ``k = base.k``, ``n = r * base.n``, ``rate = base.rate / r``. The codeword is repeated as a whole
+    (``[c, c, ..., c]``), so the copies of one bit are ``base.n`` code bits apart: with ``base.n`` at least
+    the bits per symbol they ride different QAM symbols (diversity on per-symbol fading). Summing LLRs of
+    independent observations is the exact LLR of all of them; for Gray QPSK (and BPSK) the sum is the
+    single-copy LLR at ``r`` times the SNR, so the BER is the base code's at ``r x Es/N0`` (a
+    ``10 log10 r`` dB gain for ``r`` times the channel uses).
+
+    Parameters
+    ----------
+    base : Code or str
+        The inner code (a name is built by :func:`make_code` with ``base_kwargs``).
+    r : int
+        Copies of each codeword (``r >= 1``; ``1`` is the base code).
+
+    Example
+    -------
+    >>> code = Repetition("hamming74", r=3)
+    >>> code.k, code.n
+    (4, 21)
+    >>> u = torch.tensor([[1., 0., 1., 1.]])
+    >>> llr = 4.0 * (2 * code.encode(u) - 1)  # perfect LLRs, positive = 1
+    >>> llr[0, 7:14] *= -1                     # the second copy all wrong: 4 - 4 + 4 keeps every sign
+    >>> bool((code.decode(llr) == u).all())
+    True
+    """
+
+    name = "repetition"
+
+    def __init__(self, base="none", r: int = 1, **base_kwargs):
+        inner = make_code(base, **base_kwargs)
+        r = _check_int(r, "r")
+        super().__init__(inner.k, inner.n * r)
+        self.base, self.r = inner, r
+        self.symmetric = inner.symmetric
+
+    def _encode(self, bits):
+        c = self.base.encode(bits)                                       # [B, n0]
+        return c.repeat(1, self.r)                                       # [B, r * n0]: whole codeword r times
+
+    def _decode(self, llr):
+        combined = llr.reshape(llr.shape[0], self.r, self.base.n).sum(1)  # soft combining: LLRs add
+        return self.base.decode(combined)
+
+    def extra_repr(self) -> str:
+        return f"r={self.r}, base={self.base.name!r}, k={self.k}, n={self.n}"
 
 
 CODES: Dict[str, Type[Code]] = {"none": Uncoded, "hamming74": Hamming74, "ldpc5g": LDPC5G}

@@ -44,7 +44,7 @@ from .channels import ChannelOutput, complex_normal
 from .conventions import check_no, db_to_lin
 from .zf_mmse import EQUALIZERS, equalize
 
-__all__ = ["Equalizer", "equalize", "estimate_csi", "EQUALIZERS", "CSI_MODES"]
+__all__ = ["Equalizer", "equalize", "estimate_csi", "combine_repetitions", "EQUALIZERS", "CSI_MODES"]
 
 CSI_MODES = ("perfect", "ls", "noisy")
 
@@ -84,6 +84,60 @@ def _block_length(channel) -> int:
     """Coherence length of ``channel`` in symbols (``block_length`` of flat block fading, else 1)."""
     L = getattr(channel, "block_length", 1)
     return int(L) if isinstance(L, numbers.Integral) and not isinstance(L, bool) and L > 1 else 1
+
+
+def combine_repetitions(out: ChannelOutput, r: int) -> ChannelOutput:
+    """Maximum-ratio combining of ``r`` received copies of the same symbols (perfect CSI).
+
+    ``out`` holds ``[..., r * n]`` received symbols: copy ``i`` of symbol ``j`` at position ``i * n + j``
+    (the block ``x`` sent ``r`` times). Returns one equivalent observation per symbol,
+    ``y' = sum_i conj(h_i) y_i / g`` with the real gain ``g = sqrt(sum_i |h_i|^2)``: ``y' = g x + n'``,
+    ``n' ~ CN(0, N0)``, so that any equaliser applied to ``(y', h' = g)`` sees ``r`` times the SNR on AWGN
+    (``sum |h_i|^2`` times on fading). ZF on the result leaves a noise variance ``N0 / sum |h_i|^2``.
+
+    Parameters
+    ----------
+    out : ChannelOutput
+        ``y`` ``[..., r * n]``; ``h`` ``None`` (AWGN) or of ``y``'s shape; ``no`` broadcastable to ``y``
+        and the same on every copy (one N0 per example).
+    r : int
+        Copies (``r = 1`` returns ``out`` unchanged).
+
+    Example
+    -------
+    >>> import torch
+    >>> x = torch.ones(1, 4, dtype=torch.complex64)
+    >>> y = x.repeat(1, 3)                                  # 3 noiseless copies over AWGN
+    >>> c = combine_repetitions(ChannelOutput(y, None, torch.tensor([[0.1]])), 3)
+    >>> torch.allclose(c.y / c.h, x), c.y.shape
+    (True, torch.Size([1, 4]))
+    """
+    if isinstance(r, bool) or not isinstance(r, numbers.Integral) or r < 1:
+        raise ValueError(f"r (copies) must be a positive int, got {r!r}")
+    if r == 1:
+        return out
+    y = out.y
+    if y.shape[-1] % r:
+        raise ValueError(f"the received block has {y.shape[-1]} symbols, not a multiple of r={r} copies")
+    n = y.shape[-1] // r
+    ys = y.reshape(*y.shape[:-1], r, n)
+    no = out.no
+    if isinstance(no, torch.Tensor) and no.dim() and no.shape[-1] == y.shape[-1]:  # N0 per symbol: copy 0's
+        no = no.reshape(*no.shape[:-1], r, n)[..., 0, :]
+    elif isinstance(no, torch.Tensor) and no.dim() and no.shape[-1] != 1:
+        raise ValueError(f"combine_repetitions needs N0 per example or per received symbol, got shape "
+                         f"{tuple(no.shape)} for y of shape {tuple(y.shape)}")
+    if out.h is None:
+        gain = torch.full_like(ys[..., 0, :].real, math.sqrt(r))
+        y_c = ys.sum(-2) / math.sqrt(r)
+    else:
+        if out.h.shape != y.shape:
+            raise ValueError(f"combine_repetitions needs one channel coefficient per received symbol (h of shape "
+                             f"{tuple(y.shape)}), got {tuple(out.h.shape)}")
+        hs = out.h.reshape(*y.shape[:-1], r, n)
+        gain = (hs.real.square() + hs.imag.square()).sum(-2).sqrt()
+        y_c = (hs.conj() * ys).sum(-2) / gain.clamp_min(torch.finfo(gain.dtype).tiny)
+    return ChannelOutput(y_c, gain.to(y.dtype), no)
 
 
 class Equalizer(nn.Module):

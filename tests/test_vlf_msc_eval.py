@@ -74,7 +74,7 @@ def test_eval_end_to_end_and_resume(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir,
     assert tuple(header) == METRIC_COLUMNS
     assert header[:13] == ["system", "modality", "channel", "snr_db", "channel_uses", "bleu1", "bleu4",
                            "bertscore_f1", "lpips", "clip_score", "psnr", "ssim", "ms_ssim"]
-    assert header[-2:] == ["equalizer", "reference"]
+    assert header[-4:] == ["equalizer", "reference", "budget", "repetition"]
     rows = _rows(out / "metrics.csv")
     assert {(r["system"], r["snr_db"]) for r in rows} == {(s, v) for s in SYSTEMS for v in ("0.0", "10.0")}
     assert len(rows) == 10 and {r["channel"] for r in rows} == {"awgn"}
@@ -326,6 +326,79 @@ def test_budget_matched_gives_img2img_the_finest_latent_that_fits(tiny_blip2_dir
     assert "cannot fit VLF-MSC's 128 channel uses" in err
     assert main(argv + ["--systems", "img2img-sc,img2img-sc-bsc", "--budget", "matched", "--img2img-bsc-mode",
                         "public-code"]) == 2
+
+
+@pytest.mark.filterwarnings("ignore:LPIPS. no AlexNet weights")
+@pytest.mark.filterwarnings("ignore:VLF-MSC. no trained image decoder")
+def test_budget_matched_fills_the_text_baselines_budget_by_repetition(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir,
+                                                                     models, tmp_path):
+    """Issue 16.5: under --budget matched, ASCII sends each Hamming codeword r times and DeepSC each symbol r times,
+    r the largest whose longest caption fits VLF-MSC's uses (128 in the tiny system): every row's uses are within
+    the target and within one repetition unit of it (closed forms), r is in metrics.csv and the manifest, and the
+    ASCII bit errors at 0 dB drop below the paper protocol's."""
+    from experiments.cli import main
+
+    caps = ["a cat", "a thing"]
+    target = TINY_NUM_QUERIES * TINY_VLF_DIM // 2  # VLF-MSC's uses in the tiny system (N * d / 2)
+    ascii_uses = lambda r, c: math.ceil(r * 7 * math.ceil(7 * len(c) / 4) / 4)  # noqa: E731
+    r_ascii = max(r for r in range(1, 200) if ascii_uses(r, caps[1]) <= target)
+    deepsc_unit = (2 + 2) * 4  # (words + 2) * symbols_per_token
+    r_deepsc = target // deepsc_unit
+    assert (r_ascii, r_deepsc) == (5, 8)
+    res = {}
+    for budget in ("paper", "matched"):
+        out = tmp_path / budget
+        out.mkdir()
+        (out / "baseline_captions.csv").write_text("image,mode,name,caption\n" + "".join(
+            f"{tiny_image_dir / f'img{i}.png'},blip2,img{i},{c}\n" for i, c in enumerate(caps)))
+        argv = [a if a != "0,10" else "0" for a in _argv(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, models, out)]
+        assert main(argv + ["--systems", "ascii-hamming,deepsc", "--budget", budget]) == 0
+        res[budget] = ({r["system"]: r for r in _rows(out / "metrics.csv")}, _rows(out / "items.csv"),
+                       json.loads((out / "manifest.json").read_text()))
+    rows, items, man = res["matched"]
+    a, d = rows["ascii-hamming"], rows["deepsc"]
+    assert (a["budget"], a["repetition"], d["repetition"]) == ("matched", "5", "8")
+    assert int(a["channel_uses_max"]) == ascii_uses(r_ascii, caps[1]) <= target < ascii_uses(r_ascii + 1, caps[1])
+    assert target - int(a["channel_uses_max"]) < ascii_uses(1, caps[1])           # within one repetition unit
+    assert int(d["channel_uses_max"]) == r_deepsc * deepsc_unit <= target < (r_deepsc + 1) * deepsc_unit
+    assert {i["system"]: int(i["channel_uses"]) for i in items if i["name"] == "img0"} == {
+        "ascii-hamming": ascii_uses(5, caps[0]), "deepsc": 8 * deepsc_unit}
+    assert man["budget"]["ascii-hamming"]["repetition"] == 5 and man["budget"]["deepsc"]["repetition"] == 8
+    assert man["budget"]["deepsc"]["max_channel_uses"] == 128 and man["budget"]["ascii-hamming"][
+        "target_channel_uses"] == 128
+    p_rows = res["paper"][0]
+    assert (p_rows["ascii-hamming"]["budget"], p_rows["ascii-hamming"]["repetition"]) == ("paper", "1")
+    assert int(p_rows["ascii-hamming"]["channel_uses_max"]) == ascii_uses(1, caps[1])
+
+    def bit_errors(items):
+        return sum(bin(ord(x) ^ ord(y)).count("1") if y != "?" else 7 for i in items if i["system"] == "ascii-hamming"
+                   for x, y in zip(i["sent_caption"], i["caption"]))
+
+    assert bit_errors(res["paper"][1]) > 0 and bit_errors(items) < bit_errors(res["paper"][1])
+
+
+def test_matched_repetition_is_the_largest_r_that_fits(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, models, tmp_path,
+                                                      capsys):
+    """The repetition factor of --budget matched against a brute-force search; an ASCII caption whose single copy
+    exceeds VLF-MSC's 128 uses (45 characters: ceil(7 * ceil(315 / 4) / 4) = 139) is refused, one line, exit 2."""
+    from experiments.cli import main
+    from experiments.vlf_msc_eval import matched_repetition
+
+    for unit, target in ((357, 12288 * 4), (16, 128), (90, 128), (7, 13), (129, 128)):
+        uses = lambda r: math.ceil(r * unit / 4)  # noqa: E731
+        brute = [r for r in range(1, 20000) if uses(r) <= target]
+        assert matched_repetition(uses, target) == (max(brute) if brute else None)
+    assert matched_repetition(lambda r: 0, 128) == 1  # nothing sent (empty captions): no repetition
+    out = tmp_path / "eval"
+    out.mkdir()
+    cap = "a photo of a very long caption about a table."
+    assert len(cap) == 45 and math.ceil(7 * math.ceil(7 * 45 / 4) / 4) == 139
+    (out / "baseline_captions.csv").write_text("image,mode,name,caption\n" + "".join(
+        f"{tiny_image_dir / f'img{i}.png'},blip2,img{i},{cap}\n" for i in range(2)))
+    argv = [a if a != "0,10" else "0" for a in _argv(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir, models, out)]
+    assert main(argv + ["--systems", "ascii-hamming", "--budget", "matched"]) == 2
+    err = capsys.readouterr().err
+    assert "ascii-hamming cannot fit VLF-MSC's 128 channel uses" in err and "(139 uses)" in err
 
 
 def test_resume_refuses_another_equalizer_reference_or_budget(tiny_image_dir, tmp_path, capsys):
