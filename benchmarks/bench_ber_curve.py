@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from experiments.results import write_benchmark  # noqa: E402
+from experiments.core.results import write_benchmark  # noqa: E402
 
 GOAL = ["ber", "--modulation", "16qam", "--code", "ldpc5g", "--k", "512", "--n", "1024", "--ldpc-decoder", "layered",
         "--channel", "awgn", "--snr-type", "esno", "--snr-db", "auto", "--min-bler", "1e-5",
@@ -270,7 +270,8 @@ def _check_600(args, result) -> int:
         from phy.channels import AWGN
         from phy.codes import LDPC5G
         from phy.links import DigitalLink
-        from phy.montecarlo import LinkTrial, ScrambledZeroTrial, clopper_pearson, simulate_ber
+        from phy.intervals import clopper_pearson
+        from phy.montecarlo import LinkTrial, ScrambledZeroTrial, simulate_ber
 
         rows = []
         print("\n4. k=600, n=1200, 20 iterations: BLER fast path vs Sionna (random codewords, flooding BP)")

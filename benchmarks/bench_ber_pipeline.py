@@ -2,7 +2,7 @@
 
 Times, in one process and alternating run by run, the same chain two ways:
 
-* **engine**: ``experiments.ber.build_trial("ldpc5g", "16qam", AWGN)`` (``phy.links.DigitalLink`` with
+* **engine**: ``experiments.commands.ber.build_trial("ldpc5g", "16qam", AWGN)`` (``phy.links.DigitalLink`` with
   ``phy.codes.LDPC5G`` and ``phy.modulation.QAM``, APP demapping, 20 BP iterations) driven by
   ``phy.montecarlo.simulate_ber`` with a fixed bit budget (no error target, no early stop);
 * **sionna**: the chain hand-written with Sionna blocks (``BinarySource``, ``LDPC5GEncoder``,
@@ -33,7 +33,7 @@ K, N, BPS, NUM_ITER = 512, 1024, 4, 20
 
 
 def engine_runner(args):
-    from experiments.ber import build_trial
+    from experiments.commands.ber import build_trial
     from phy.channels import AWGN
     from phy.montecarlo import simulate_ber
 
@@ -147,7 +147,7 @@ def main(argv=None) -> int:
           f"(paired ratios median {statistics.median(paired):.3f}, [{min(paired):.3f} .. {max(paired):.3f}]); "
           f"per CPU-second: {cpu_ratio:.3f}")
 
-    from experiments.results import host_info, package_versions, write_json_atomic
+    from experiments.core.results import host_info, package_versions, write_json_atomic
 
     report = {
         "benchmark": "bench_ber_pipeline",

@@ -53,7 +53,7 @@ import torch  # noqa: E402
 from phy import channel_kernels  # noqa: E402
 from phy.channels import AWGN, Rayleigh  # noqa: E402
 from phy.equalization import equalize  # noqa: E402
-from experiments.results import write_benchmark  # noqa: E402
+from experiments.core.results import write_benchmark  # noqa: E402
 
 
 def _sync(device):

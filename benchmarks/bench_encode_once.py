@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import semantic  # noqa: E402,F401  (torchvision shim first)
 import torch  # noqa: E402
 
-from experiments.results import write_json_atomic  # noqa: E402
+from experiments.core.results import write_json_atomic  # noqa: E402
 from semantic.vlf_msc import VLFMSC, VLFMSCConfig  # noqa: E402
 
 

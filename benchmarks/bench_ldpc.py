@@ -34,7 +34,7 @@ from phy.codes import LDPC5G  # noqa: E402
 from phy.ldpc_fast import LDPC5GFastDecoder, numba_available  # noqa: E402
 from phy.links import DigitalLink  # noqa: E402
 from phy.modulation import QAM  # noqa: E402
-from experiments.results import write_benchmark  # noqa: E402
+from experiments.core.results import write_benchmark  # noqa: E402
 
 
 def summary(times, work):

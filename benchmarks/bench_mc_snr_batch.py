@@ -11,7 +11,7 @@ run so that machine load hits both alike:
 
 The work is equal: a fixed budget per point (``target_errors=None``, ``max_bits = batches * B *
 k``, no early stop), and the layered LDPC decoder always runs all its iterations. Chains (built by
-``experiments.ber.build_trial``, as ``semcom ber`` does): uncoded 16-QAM and 5G LDPC(512, 1024)
+``experiments.commands.ber.build_trial``, as ``semcom ber`` does): uncoded 16-QAM and 5G LDPC(512, 1024)
 with the layered min-sum decoder (``--ldpc-decoder layered``, 20 iterations), APP demapping, AWGN.
 Torch runs one intra-op thread unless ``--threads`` says otherwise. Prints median [min..max] wall
 time of a sweep over ``--repeats`` runs and the speed-up ``sequential / batched`` (ratio of
@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from experiments.ber import build_trial  # noqa: E402
-from experiments.results import write_benchmark  # noqa: E402
+from experiments.commands.ber import build_trial  # noqa: E402
+from experiments.core.results import write_benchmark  # noqa: E402
 from phy.channels import AWGN  # noqa: E402
 from phy.montecarlo import simulate_ber  # noqa: E402
 

@@ -40,7 +40,7 @@ import torch  # noqa: E402
 from phy.channels import make_channel  # noqa: E402
 from phy.links import AnalogLink  # noqa: E402
 from semantic.semclip import SemCLIPConfig, feature_retrieval_topk, train_jscc, transmit_tokens  # noqa: E402
-from experiments.results import write_json_atomic  # noqa: E402
+from experiments.core.results import write_json_atomic  # noqa: E402
 
 
 def pca_basis(x: torch.Tensor, k: int):

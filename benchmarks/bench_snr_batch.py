@@ -31,7 +31,7 @@ import torch  # noqa: E402
 from phy.channels import AWGN, Rayleigh  # noqa: E402
 from phy.codes import LDPC5G  # noqa: E402
 from phy.links import AnalogLink, DigitalLink  # noqa: E402
-from experiments.results import write_benchmark  # noqa: E402
+from experiments.core.results import write_benchmark  # noqa: E402
 
 
 def compare(link, x, snrs, repeats):

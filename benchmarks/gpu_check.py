@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
 
-    from experiments.results import write_benchmark
+    from experiments.core.results import write_benchmark
     from phy.channels import AWGN, Rayleigh
     from phy.codes import LDPC5G, make_code
     from phy.equalization import Equalizer

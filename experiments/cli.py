@@ -29,24 +29,24 @@ USER_ERRORS = (ValueError, OSError)
 
 # name -> (module, one-line help). Modules are imported when the parser is built.
 SUBCOMMANDS = {
-    "channel": ("experiments.channel_check", "measure a channel's SNR and fading statistics"),
-    "ber": ("experiments.ber", "BER/BLER Monte Carlo of the digital chain"),
-    "compare": ("experiments.compare", "analog vs digital at matched channel uses"),
-    "run": ("experiments.run", "the main job: BER curves + matched-bandwidth comparison"),
-    "vlf-msc": ("experiments.vlf_msc", "VLF-MSC: captions and images per SNR"),
-    "train-image-decoder": ("experiments.train_image_decoder", "VLF-MSC: train the VLF -> SD image decoder"),
-    "train-text-projection": ("experiments.train_text_projection", "VLF-MSC: fine-tune the text soft prompt W_proj"),
-    "vlf-msc-eval": ("experiments.vlf_msc_eval", "VLF-MSC vs its baselines, metrics vs SNR"),
-    "semclip": ("experiments.semclip", "SemCLIP: extract | train-jscc | train-tapl | eval"),
-    "semclip-eval": ("experiments.semclip_eval", "SemCLIP vs its baselines (accuracy vs SNR/bandwidth)"),
-    "reproduce": ("experiments.reproduce", "one figure or table of the VLF-MSC / SemCLIP papers, end to end"),
-    "plot": ("experiments.plot_runs", "one figure of a metric vs SNR from the CSVs of several runs"),
-    "rerun": ("experiments.rerun", "replay a finished run's command line (from its manifest.json) into a new folder"),
+    "channel": ("experiments.commands.channel_check", "measure a channel's SNR and fading statistics"),
+    "ber": ("experiments.commands.ber", "BER/BLER Monte Carlo of the digital chain"),
+    "compare": ("experiments.commands.compare", "analog vs digital at matched channel uses"),
+    "run": ("experiments.commands.run", "the main job: BER curves + matched-bandwidth comparison"),
+    "vlf-msc": ("experiments.commands.vlf_msc", "VLF-MSC: captions and images per SNR"),
+    "train-image-decoder": ("experiments.commands.train_image_decoder", "VLF-MSC: train the VLF -> SD image decoder"),
+    "train-text-projection": ("experiments.commands.train_text_projection", "VLF-MSC: fine-tune the text soft prompt W_proj"),
+    "vlf-msc-eval": ("experiments.commands.vlf_msc_eval", "VLF-MSC vs its baselines, metrics vs SNR"),
+    "semclip": ("experiments.commands.semclip", "SemCLIP: extract | train-jscc | train-tapl | eval"),
+    "semclip-eval": ("experiments.commands.semclip_eval", "SemCLIP vs its baselines (accuracy vs SNR/bandwidth)"),
+    "reproduce": ("experiments.commands.reproduce", "one figure or table of the VLF-MSC / SemCLIP papers, end to end"),
+    "plot": ("experiments.commands.plot_runs", "one figure of a metric vs SNR from the CSVs of several runs"),
+    "rerun": ("experiments.commands.rerun", "replay a finished run's command line (from its manifest.json) into a new folder"),
 }
 
 
 _PLUGIN_HELP = ("import a module or a .py file that registers channels, schemes, codes or sources "
-                "(repeatable; installed semcom.* entry points load by themselves); see experiments.plugins")
+                "(repeatable; installed semcom.* entry points load by themselves); see experiments.core.plugins")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -216,7 +216,7 @@ def _check_common_options(args: argparse.Namespace) -> None:
     if isinstance(getattr(args, "out", None), (str, os.PathLike)) and not getattr(args, "_out_is_file", False):
         check_out_dir(args.out)
     if getattr(args, "address", None) is not None and getattr(args, "executor", "ray") != "local":
-        from experiments.executors import check_ray_address
+        from experiments.core.executors import check_ray_address
 
         check_ray_address(args.address)
 
@@ -278,10 +278,11 @@ def join_negative_values(argv: List[str]) -> List[str]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from experiments.plugins import load_all, pop_plugin_args
+    from experiments.core.plugins import load_all, pop_plugin_args
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:  # plug-ins first: what they register is then known to every command's checks
+    parser = build_parser()  # imports the commands, which add their registries' entry-point groups
+    try:  # then the plug-ins: what they register is known to every command's checks
         plugins, argv = pop_plugin_args(argv)
         load_all(plugins)
     except ValueError as exc:
@@ -289,7 +290,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             raise
         print(error_line("semcom", exc), file=sys.stderr)
         return 2
-    parser = build_parser()
     try:
         argv = expand_config(parser, join_negative_values(argv))
     except ValueError as exc:
@@ -310,7 +310,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         with progress_bars_off(quiet):
             return int(args._main(args) or 0)
     except ModuleNotFoundError as exc:  # an optional package (an extra) that is not installed
-        from experiments.extras import MissingExtraError, missing_extra_message
+        from experiments.core.extras import MissingExtraError, missing_extra_message
 
         text = str(exc) if isinstance(exc, MissingExtraError) else (
             missing_extra_message(exc.name, args.command) if exc.name else None)

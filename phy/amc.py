@@ -186,7 +186,7 @@ class BlerEstimate:
         return self.errors / self.trials if self.trials else float("nan")
 
     def interval(self) -> Tuple[float, float]:
-        from .montecarlo import clopper_pearson
+        from .intervals import clopper_pearson
 
         return clopper_pearson(self.errors, self.trials)
 

@@ -422,7 +422,7 @@ CODES: Dict[str, Type[Code]] = {"none": Uncoded, "hamming74": Hamming74, "ldpc5g
 
 def register_code(name: str):
     """Class decorator: make ``make_code(name, ...)`` (and ``semcom ber --code name``) build this
-    :class:`Code` subclass; what a plug-in uses (:mod:`experiments.plugins`).
+    :class:`Code` subclass; what a plug-in uses (:mod:`experiments.core.plugins`).
 
     >>> @register_code("doc-uncoded")
     ... class DocUncoded(Uncoded):

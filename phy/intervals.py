@@ -6,6 +6,7 @@
   ``a_i - r b_i`` give ``Var(r) ~ s_u^2 / (n mean(b)^2)``.
 * :func:`proportion_interval`: Wilson score interval of a proportion (stays inside [0, 1] and is
   not degenerate at 0 or 1 successes).
+* :func:`clopper_pearson`: the exact binomial interval (BER/BLER counts of the Monte Carlo engine).
 
 Sums are taken with ``math.fsum`` so results do not depend on the summation order.
 
@@ -25,7 +26,7 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-__all__ = ["mean_interval", "ratio_interval", "proportion_interval"]
+__all__ = ["mean_interval", "ratio_interval", "proportion_interval", "clopper_pearson"]
 
 
 def _t(n: int, confidence: float) -> float:
@@ -97,4 +98,27 @@ def proportion_interval(successes: float, trials: int, confidence: float = 0.95)
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / den
     lo = 0.0 if successes == 0 else max(0.0, centre - half)
     hi = 1.0 if successes == trials else min(1.0, centre + half)
+    return lo, hi
+
+
+def clopper_pearson(errors: int, trials: int, confidence: float = 0.95) -> Tuple[float, float]:
+    """Exact (Clopper-Pearson) two-sided confidence interval of a binomial proportion.
+
+    Returns ``(nan, nan)`` for ``trials == 0``.
+
+    Example
+    -------
+    >>> lo, hi = clopper_pearson(0, 1000)
+    >>> lo, round(hi, 5)
+    (0.0, 0.00368)
+    """
+    from scipy.special import betaincinv
+
+    if trials <= 0:
+        return math.nan, math.nan
+    if not 0 <= errors <= trials:
+        raise ValueError(f"errors must be in [0, trials={trials}], got {errors}")
+    alpha = 1.0 - confidence
+    lo = 0.0 if errors == 0 else float(betaincinv(errors, trials - errors + 1, alpha / 2))
+    hi = 1.0 if errors == trials else float(betaincinv(errors + 1, trials - errors, 1 - alpha / 2))
     return lo, hi

@@ -31,7 +31,11 @@ from torch import nn
 from .channels import Channel, make_channel
 from .conventions import (bandwidth_compression_ratio, check_finite, check_no, check_real, check_snr,
                           normalize_power, normalize_power_batchwide, snr_db_to_no)
+from .capacity import CAPACITY_MODES, IdealCode, instantaneous_capacity
+from .codes import Code, make_code
 from .equalization import Equalizer
+from .mimo import DETECTORS, MIMODetector, mimo_equalize, mrc
+from .modulation import QAM, bits_per_symbol, uncoded_ber
 
 __all__ = ["LinkOutput", "Link", "AnalogLink", "real_to_complex", "complex_to_real", "snr_to_no_tensor", "noise_power"]
 
@@ -274,10 +278,6 @@ class AnalogLink(Link):
 # ============================================================================================
 # Digital separation links (bits -> code -> QAM -> channel -> LLR -> decode -> bits)
 # ============================================================================================
-from .capacity import CAPACITY_MODES, IdealCode, instantaneous_capacity  # noqa: E402
-from .codes import Code, make_code  # noqa: E402
-from .mimo import DETECTORS, MIMODetector, mimo_equalize, mrc  # noqa: E402
-from .modulation import QAM, bits_per_symbol, uncoded_ber  # noqa: E402
 
 __all__ += ["DigitalLink", "BSCEquivalentLink", "IdealCodeLink"]
 

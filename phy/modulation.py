@@ -47,6 +47,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .constellations import MODULATIONS, _canonical, bits_per_symbol  # names and sizes, re-exported
+
 __all__ = [
     "MODULATIONS",
     "bits_per_symbol",
@@ -57,8 +59,6 @@ __all__ = [
     "uncoded_ber",
     "sionna_device",
 ]
-
-from .constellations import MODULATIONS, _canonical, bits_per_symbol  # noqa: E402  (names and sizes)
 
 _DEMAPPING = ("app", "maxlog")
 

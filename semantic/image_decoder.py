@@ -659,7 +659,7 @@ class ImageDecoderTrainer:
         Every rank loads the same folder. The saved random-generator state is rank 0's; ranks > 0
         restart theirs from ``rank_seed(seed, rank) + global_step`` (independent of rank 0's).
         ``semcom train-image-decoder`` saves every rank's generators in ``extra_state`` and
-        restores them exactly (:func:`experiments.train_image_decoder.run_training_loop`).
+        restores them exactly (:func:`experiments.commands.train_image_decoder.run_training_loop`).
         """
         path = Path(path)
         state = json.loads((path / "trainer_state.json").read_text())

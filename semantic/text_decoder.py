@@ -438,7 +438,7 @@ class TextProjectionTrainer:
         The saved generator state is rank 0's; ranks > 0 restart theirs from their rank seed
         + ``global_step``. The link's channel stream is not part of the trainer: ``semcom
         train-text-projection`` saves it, and every rank's generators, in ``extra_state`` and
-        restores them (:func:`experiments.train_image_decoder.run_training_loop`).
+        restores them (:func:`experiments.commands.train_image_decoder.run_training_loop`).
         """
         from .image_decoder import check_same_config, restore_trainer_state
 

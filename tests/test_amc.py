@@ -8,7 +8,7 @@ from phy.amc import (MCS_TABLE, CodewordLink, codeword_layout, estimate_bler, se
 from phy.capacity import awgn_capacity
 from phy.channels import make_channel
 from phy.codes import LDPC5G_MAX_K
-from phy.montecarlo import clopper_pearson
+from phy.intervals import clopper_pearson
 
 
 def test_table_is_3gpp_256qam_table_from_index_2():

@@ -170,7 +170,7 @@ def _run_ber_trial(shape):
 
 
 def _csv_with(tmp, body):
-    from experiments.results import open_table
+    from experiments.core.results import open_table
 
     p = Path(tmp) / "t.csv"
     p.write_text(body)
@@ -178,7 +178,7 @@ def _csv_with(tmp, body):
 
 
 def _rows_without_record(tmp):
-    from experiments.results import claim_result_settings, open_table
+    from experiments.core.results import claim_result_settings, open_table
 
     open_table(Path(tmp) / "r.csv", ["k"], ["v"]).append({"k": 1, "v": 2})
     claim_result_settings(tmp, {"seed": 0}, ["r.csv"])
@@ -224,7 +224,7 @@ API_CASES = [
     ("ResumableCSV-extra-cell", lambda t: _csv_with(t, "k,v\n1,2,3\n"), ValueError, "malformed"),
     ("claim_result_settings-no-record", _rows_without_record, ValueError, "no settings record"),
     ("load_source-empty-npy", lambda t: (np.save(f"{t}/e.npy", np.zeros((0, 3))),
-                                         __import__("experiments.sources").sources.load_source(f"{t}/e.npy")),
+                                         __import__("experiments.core.sources").core.sources.load_source(f"{t}/e.npy")),
      ValueError, "e.npy: the array is empty"),
     ("load_image-corrupt", lambda t: (Path(t, "x.png").write_bytes(b"no"),
                                       __import__("semantic.images").images.load_image(f"{t}/x.png")),
@@ -233,7 +233,7 @@ API_CASES = [
      .ImageDecoderTrainConfig(lr=-1.0), ValueError, "lr (learning rate)"),
     ("SemCLIPConfig-zero-lr", lambda t: __import__("semantic.semclip").semclip.SemCLIPConfig(jscc_lr=0.0),
      ValueError, "jscc_lr"),
-    ("check_ray_address-no-port", lambda t: __import__("experiments.executors").executors
+    ("check_ray_address-no-port", lambda t: __import__("experiments.core.executors").core.executors
      .check_ray_address("127.0.0.1"), ValueError, "HOST:PORT"),
     ("check_device-name", lambda t: __import__("phy.conventions").conventions.check_device("gpu9"), ValueError,
      "'gpu9' is not a torch device"),
@@ -260,7 +260,7 @@ def _semclip_actions():
     """The ``semcom semclip`` actions, read from the parser (a new action cannot be left out unnoticed)."""
     import argparse
 
-    from experiments import semclip
+    from experiments.commands import semclip
 
     parser = argparse.ArgumentParser()
     semclip.add_arguments(parser)

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from experiments.args import parse_snr_list
+from experiments.core.args import parse_snr_list
 from experiments.cli import main
 from phy.channels import canonical_channel_spec
 
@@ -157,7 +157,7 @@ def test_bad_input_exits_2_with_clear_message(bad, message, tmp_path, capsys):
 def test_layered_ldpc_decoder_option_and_namespace_defaults(tmp_path):
     import argparse
 
-    from experiments.ber import main as ber_main
+    from experiments.commands.ber import main as ber_main
 
     ns = argparse.Namespace(code="ldpc5g", k=64, n=128, snr_db=[6.0], target_errors=20, max_bits=640.0,
                             ldpc_decoder="layered", progress=False, out=str(tmp_path))

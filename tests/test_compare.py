@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import semantic  # noqa: F401  (CPU shim first)
-from experiments.compare import (COLUMNS, CompareConfig, SchemeContext, execute, feature_metrics, make_scheme,
+from experiments.commands.compare import (COLUMNS, CompareConfig, SchemeContext, execute, feature_metrics, make_scheme,
                                  run_comparison, split_indices)
-from experiments.sources import load_source
+from experiments.core.sources import load_source
 from phy.channels import canonical_channel_spec, make_channel
 
 RAY = canonical_channel_spec("rayleigh")  # the CSV key of the bare name: every parameter, defaults filled in
@@ -303,7 +303,7 @@ def test_same_seed_same_csv_and_resume(tmp_path):
 
 
 def csv_rows(path):
-    from experiments.results import read_rows
+    from experiments.core.results import read_rows
 
     return read_rows(os.path.join(path, "compare.csv"))
 
@@ -415,7 +415,7 @@ def test_bad_device_exits_2_with_message(tmp_path, capsys):
 def test_text_scheme_resume_gives_the_same_csv_with_a_batch_dependent_encoder(tmp_path):
     """A batched encoder's output depends slightly on its batch (MiniLM: ~1e-7); a resumed run must
     still write the rows an uninterrupted run writes (no embedding cache shared across points)."""
-    from experiments.sources import FeatureSource
+    from experiments.core.sources import FeatureSource
 
     def encoder(texts):
         rows = []
@@ -439,7 +439,7 @@ def test_text_scheme_resume_gives_the_same_csv_with_a_batch_dependent_encoder(tm
 def test_text_scheme_with_a_budget_below_one_character_falls_back_instead_of_crashing():
     """Budget 2 uses < the 4 uses of one ASCII character (7 bits -> 2 Hamming codewords -> 14 bits
     -> 4 16-QAM symbols): nothing is sent, the receiver uses the source mean, like the other schemes."""
-    from experiments.sources import FeatureSource
+    from experiments.core.sources import FeatureSource
 
     def enc(texts):
         return torch.stack([torch.full((4,), float(len(t))) + torch.arange(4.0) for t in texts])

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import semantic  # noqa: F401  (CPU shim first)
-from experiments.compare import (CompareConfig, SchemeContext, make_scheme, opta_reference, run_comparison,
+from experiments.commands.compare import (CompareConfig, SchemeContext, make_scheme, opta_reference, run_comparison,
                                  split_indices)
-from experiments.sources import FeatureSource
+from experiments.core.sources import FeatureSource
 from phy.channels import Rayleigh
 from phy.ratedistortion import distortion_rate
 
@@ -186,7 +186,7 @@ def test_scheme_names():
 
 
 def test_channel_specs_file_labels_and_mimo_refusal(tmp_path):
-    from experiments.compare import _file_label, execute
+    from experiments.commands.compare import _file_label, execute
     from phy.channels import canonical_channel_spec
 
     assert _file_label(canonical_channel_spec("rayleigh")) == "rayleigh"

@@ -1,5 +1,5 @@
 """`--config FILE.toml` on every command and `semcom rerun DIR/manifest.json --out NEW` (experiments/cli.py,
-experiments/rerun.py)."""
+experiments/commands/rerun.py)."""
 from __future__ import annotations
 
 import argparse

@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from experiments import cli
-from experiments.extras import EXTRAS, extra_for, install_line, missing_extra_message
+from experiments.core.extras import EXTRAS, extra_for, install_line, missing_extra_message
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY_OPTIONAL = ("diffusers", "open_clip_torch", "lpips", "bert-score", "torchmetrics")
@@ -73,7 +73,7 @@ def test_main_job_modules_import_without_the_optional_packages():
     blocked = ["diffusers", "open_clip", "lpips", "bert_score", "torchmetrics"]
     code = ("import sys\n"
             f"for n in {blocked!r}: sys.modules[n] = None\n"
-            "import experiments.cli, experiments.run, experiments.compare, experiments.ber, experiments.sources\n"
+            "import experiments.cli, experiments.commands.run, experiments.commands.compare, experiments.commands.ber, experiments.core.sources\n"
             "import semantic.sentences, semantic.metrics, phy.links\n"
             "p = experiments.cli.build_parser()\n"
             "print(sorted(p._subparsers._group_actions[0].choices))\n")

@@ -331,7 +331,7 @@ def test_non_numeric_cell_in_a_stored_row_names_the_file(tmp_path):
 def test_point_result_row_roundtrip():
     r = PointResult("ldpc5g", "awgn", 2.0, "ebno", 5.0103, 2.0, 0.01, float("nan"), 3, 300, 1, 10,
                     0.0, 0.03, float("nan"), float("nan"), 7, STATUS_TARGET)
-    from phy.montecarlo import format_value
+    from phy.resultstore import format_value
 
     back = PointResult.from_row({k: format_value(v) for k, v in r.to_row().items()})
     assert back.to_row().keys() == r.to_row().keys()

@@ -1,5 +1,5 @@
-"""`semcom plot`: several runs and commands merged into one figure (experiments/plot_runs.py,
-experiments/plots.merged_metric_figure)."""
+"""`semcom plot`: several runs and commands merged into one figure (experiments/commands/plot_runs.py,
+experiments/core/plots.merged_metric_figure)."""
 from __future__ import annotations
 
 import matplotlib.colors as mcolors
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from experiments.cli import main
-from experiments.plot_runs import find_tables, parse_filters
-from experiments.plots import merged_metric_figure, scheme_style
-from experiments.results import read_rows
+from experiments.commands.plot_runs import find_tables, parse_filters
+from experiments.core.plots import merged_metric_figure, scheme_style
+from experiments.core.results import read_rows
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import semantic  # noqa: F401  (torchvision shim first)
-from experiments import reproduce as R
+from experiments.commands import reproduce as R
 from experiments.cli import main
 from test_semclip_eval import DIGITS
 from test_tapl import save_tiny_clip
@@ -98,8 +98,8 @@ def test_configs_sharing_a_folder_agree_on_its_defining_settings():
     import argparse
     from collections import defaultdict
 
-    from experiments import semclip_eval as SE
-    from experiments.results import settings_of
+    from experiments.commands import semclip_eval as SE
+    from experiments.core.results import settings_of
 
     parser = argparse.ArgumentParser()
     SE.add_arguments(parser)

@@ -1,4 +1,4 @@
-"""experiments.results (resumable CSV, manifest) and experiments.plots (figures)."""
+"""experiments.core.results (resumable CSV, manifest) and experiments.core.plots (figures)."""
 import argparse
 import json
 import math
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from experiments import results as R
-from experiments.plots import (SNR_LABELS, error_rate_figure, metric_figure, plot_error_rate,
+from experiments.core import results as R
+from experiments.core.plots import (SNR_LABELS, error_rate_figure, metric_figure, plot_error_rate,
                                plot_metric_vs_snr, snr_axis_label)
-from phy.montecarlo import ResumableCSV
+from phy.resultstore import ResumableCSV
 
 
 # ------------------------------------------------------------------------------------------
@@ -246,7 +246,7 @@ def test_metric_figure(tmp_path):
 def test_write_benchmark_adds_machine_and_keeps_results(tmp_path, capsys):
     import json
 
-    from experiments.results import write_benchmark
+    from experiments.core.results import write_benchmark
 
     path = write_benchmark(tmp_path / "b" / "r.json", {"benchmark": "x", "rows": {"a": 1.5}})
     data = json.loads(open(path).read())

@@ -6,8 +6,8 @@ import torch
 
 import semantic  # noqa: F401  (CPU shim first)
 from experiments.cli import main
-from experiments.results import read_rows
-from experiments.run import QUICK, RUN_SCHEMES
+from experiments.core.results import read_rows
+from experiments.commands.run import QUICK, RUN_SCHEMES
 from phy.channels import canonical_channel_spec
 
 RAY = canonical_channel_spec("rayleigh")  # the CSV key of the bare name: every parameter, defaults filled in
@@ -95,8 +95,8 @@ def test_full_run_ber_step_uses_the_adaptive_grid():
     """The full run's BER step is `semcom ber` on the adaptive grid down to BER 1e-5 / BLER 1e-4."""
     import argparse
 
-    from experiments import ber
-    from experiments.run import FULL, ber_argv
+    from experiments.commands import ber
+    from experiments.commands.run import FULL, ber_argv
 
     p = argparse.ArgumentParser()
     ber.add_arguments(p)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import experiments.semclip_eval as se
+import experiments.commands.semclip_eval as se
 from experiments.cli import main
 from test_tapl import save_tiny_clip
 from tiny_models import write_digit_folder
@@ -352,7 +352,7 @@ def test_untrained_image_baselines_are_seeded(setup, tmp_path):
     """DJSCC-IR / DJSCC-FT start from weights fixed by --seed, whatever the global RNG state."""
     import argparse
 
-    from experiments import semclip_eval as SE
+    from experiments.commands import semclip_eval as SE
 
     clip, data = setup
     parser = argparse.ArgumentParser()
@@ -373,7 +373,7 @@ def test_paper_loss_and_size_options_reach_in_run_training(setup, tmp_path):
     """--temperature, --tapl-loss, --hidden-dim/--no-linear-skip and the per-SNR range reach the training config."""
     import argparse
 
-    from experiments import semclip_eval as SE
+    from experiments.commands import semclip_eval as SE
 
     clip, data = setup
     parser = argparse.ArgumentParser()
@@ -395,7 +395,7 @@ def test_image_systems_report_psnr_ssim_of_their_reconstructions(setup, tmp_path
     systems that output no image leave them NaN; MS-SSIM needs >= 161 px (32-px images here: NaN, noted)."""
     import argparse
 
-    from experiments import semclip_eval as SE
+    from experiments.commands import semclip_eval as SE
 
     clip, data = setup
     parser = argparse.ArgumentParser()
@@ -515,7 +515,7 @@ def test_upper_bound_beats_every_system(setup, tmp_path):
     the channel scores less at -20 dB (the image systems see the real images: no better than CLIP on them)."""
     import argparse
 
-    from experiments import semclip_eval as SE
+    from experiments.commands import semclip_eval as SE
 
     clip, data = setup
     parser = argparse.ArgumentParser()

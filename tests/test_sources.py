@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import semantic  # noqa: F401  (CPU shim first)
-from experiments.sources import (FEATURE_FILE_SUFFIXES, SOURCES, FeatureSource, load_feature_file, load_source,
+from experiments.core.sources import (FEATURE_FILE_SUFFIXES, SOURCES, FeatureSource, load_feature_file, load_source,
                                  register_source)
 
 

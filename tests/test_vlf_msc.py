@@ -622,7 +622,7 @@ def test_untrained_projection_is_seeded_from_config(system, tiny_blip2_dir, tiny
 
 def test_grid_draws_captions_with_dollar_signs_as_text(tmp_path):
     """A received caption is arbitrary text: '$...$' must not be parsed as matplotlib math."""
-    from experiments.vlf_msc import write_grid
+    from experiments.commands.vlf_msc import write_grid
 
     rows = [{"image": "a.png", "snr_db": "5.0", "caption": r"costs $\frac{ and $5", "reference": r"$\bad{",
              "image_file": ""}]

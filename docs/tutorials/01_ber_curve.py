@@ -55,7 +55,7 @@ for p in curves["ldpc5g"]:
     print(f"LDPC(512,256)   Es/N0 {p.esno_db:5.1f} dB  BER {p.ber:.3g}  BLER {p.bler:.3g}  ({p.status})")
 
 # %%
-from experiments.plots import plot_metric_vs_snr  # noqa: E402
+from experiments.core.plots import plot_metric_vs_snr  # noqa: E402
 
 series = {name: ([p.esno_db for p in pts], [p.ber for p in pts]) for name, pts in curves.items()}
 series["uncoded 16-QAM, closed form"] = (snrs, [float(uncoded_ber(s, "16qam")) for s in snrs])

@@ -11,8 +11,8 @@
 # %%
 import os
 
-from experiments.compare import CompareConfig, plot_comparison, run_comparison
-from experiments.sources import load_source
+from experiments.commands.compare import CompareConfig, plot_comparison, run_comparison
+from experiments.core.sources import load_source
 
 out = os.environ.get("SEMCOM_TUTORIAL_OUT", "tutorial-out")
 quick = os.environ.get("SEMCOM_TUTORIAL_QUICK") == "1"

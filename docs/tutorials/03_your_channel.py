@@ -16,8 +16,8 @@ import os
 
 import torch
 
-from experiments.compare import CompareConfig, run_comparison
-from experiments.sources import load_source
+from experiments.commands.compare import CompareConfig, run_comparison
+from experiments.core.sources import load_source
 from phy.channels import Channel, make_channel, register_channel
 
 quick = os.environ.get("SEMCOM_TUTORIAL_QUICK") == "1"

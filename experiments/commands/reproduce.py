@@ -51,7 +51,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 __all__ = ["CONFIG_DIR", "ReproConfig", "list_configs", "load_config", "plan", "check_inputs", "add_arguments",
            "main"]
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 MODEL_KINDS = ("hf", "open_clip", "open_clip_weights", "path", "lpips-alexnet", "trained")
 _PLACEHOLDER = re.compile(r"\{(data|model|step):([A-Za-z0-9_.-]+)\}")
 PROG = "semcom reproduce"
@@ -318,7 +318,7 @@ def _model_problem(key: str, m: Dict[str, Any], value: Any, given: bool) -> Opti
             return None if p.is_file() else f"AlexNet weights not found at {p}"
     except Exception as exc:  # a checker that cannot run is a missing input, named
         if isinstance(exc, ModuleNotFoundError) and exc.name:  # an extra not installed: say which, and how
-            from experiments.extras import missing_extra_message
+            from experiments.core.extras import missing_extra_message
 
             text = missing_extra_message(exc.name, "reproduce")
             if text:
@@ -381,7 +381,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from experiments.results import write_json_atomic
+    from experiments.core.results import write_json_atomic
 
     if args.list:
         for name in list_configs():
@@ -410,7 +410,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"# {st['name']}: {line}")
         return 0
     from experiments.cli import main as cli_main
-    from experiments.train_image_decoder import latest_checkpoint
+    from experiments.commands.train_image_decoder import latest_checkpoint
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,7 @@ import time
 from importlib import metadata
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
-from phy.montecarlo import ResumableCSV, format_value
+from phy.resultstore import ResumableCSV, format_value
 
 __all__ = [
     "ResumableCSV",
@@ -136,7 +136,7 @@ def source_info() -> Dict[str, Any]:
     tree has uncommitted changes when it is a git checkout (``None`` otherwise)."""
     import subprocess
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     info: Dict[str, Any] = {"path": root, "git_commit": None, "git_dirty": None}
     try:
         commit = subprocess.run(["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -246,7 +246,7 @@ def compare_settings(where: str, saved: Any, given: Mapping[str, Any],
     >>> compare_settings("out", {"seed": 0}, {"seed": 1})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    experiments.results.SettingsMismatchError: out holds results of a run with other settings (seed: 0 -> 1); ...
+    experiments.core.results.SettingsMismatchError: out holds results of a run with other settings (seed: 0 -> 1); ...
     """
     if not isinstance(saved, Mapping):
         raise SettingsMismatchError(
@@ -313,7 +313,7 @@ def claim_result_settings(out_dir: Union[str, os.PathLike], settings: Mapping[st
     >>> claim_result_settings(d, {"seed": 1}, ["r.csv"])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    experiments.results.SettingsMismatchError: ... (seed: 0 -> 1); resuming would mix them. ...
+    experiments.core.results.SettingsMismatchError: ... (seed: 0 -> 1); resuming would mix them. ...
     """
     out_dir = os.fspath(out_dir)
     results = [results] if isinstance(results, str) else list(results)

@@ -116,7 +116,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from experiments.args import parse_device, positive_int_arg, snr_list_arg
+from experiments.core.args import parse_device, positive_int_arg, snr_list_arg
+from experiments.core.plugins import register_group
 
 __all__ = [
     "KEY_COLUMNS", "VALUE_COLUMNS", "COLUMNS", "SNR_AXIS_LABEL", "DEFAULT_SCHEMES", "METRIC_INTERVALS",
@@ -447,7 +448,7 @@ class Scheme:
     ...         y = link(ctx.test[:, : 2 * ctx.budget], snr_db=snr_db).x_hat
     ...         return Received(torch.cat([y, torch.ones(len(y), 1)], 1) @ w, ctx.test_index)
     >>> _ = register_scheme("doc-ridge")(RidgeScheme)
-    >>> from experiments.sources import load_source
+    >>> from experiments.core.sources import load_source
     >>> rows = run_comparison(load_source("gaussian", n_items=200, dim=8),
     ...                       CompareConfig(schemes=["doc-ridge"], snr_db=[10.0], budget=4), progress=False)
     >>> rows[0]["scheme"], rows[0]["channel_uses"], rows[0]["nmse"] < 0.2
@@ -1037,7 +1038,7 @@ def register_scheme(name: str):
     """Decorator (or call ``register_scheme(name)(factory)``): make ``make_scheme(name)`` (and so
     ``--schemes name``) build ``factory()`` -- a :class:`Scheme` subclass or any callable returning a
     Scheme. Code outside the package registers its own schemes this way, from a ``--plugin`` module
-    or the ``semcom.schemes`` entry-point group (:mod:`experiments.plugins`).
+    or the ``semcom.schemes`` entry-point group (:mod:`experiments.core.plugins`).
 
     Example
     -------
@@ -1061,6 +1062,7 @@ def register_scheme(name: str):
     return deco
 
 
+register_group("semcom.schemes", register_scheme)   # installed plug-ins' schemes register here
 register_scheme("analog")(AnalogScheme)
 register_scheme("analog-zf")(lambda: AnalogScheme("zf"))
 register_scheme("analog-mmse")(lambda: AnalogScheme("mmse"))
@@ -1084,7 +1086,7 @@ def make_scheme(spec: str) -> Scheme:
         scheme = SCHEMES[s]()
         if not isinstance(scheme, Scheme):
             raise TypeError(f"scheme {s!r}: its registered factory returned {type(scheme).__name__}, not a "
-                            f"experiments.compare.Scheme")
+                            f"experiments.commands.compare.Scheme")
         if not getattr(scheme, "name", None) or scheme.name == Scheme.name:
             scheme.name = s
         return scheme
@@ -1212,15 +1214,16 @@ def run_comparison(source, config: CompareConfig, out_dir: Optional[str] = None,
 
     Parameters
     ----------
-    source : :class:`experiments.sources.FeatureSource`
+    source : :class:`experiments.core.sources.FeatureSource`
     config : :class:`CompareConfig`
-    table : :class:`experiments.results.ResumableCSV`, optional
+    table : :class:`experiments.core.results.ResumableCSV`, optional
         Rows already in it are skipped (resume); new rows are appended as they finish.
     progress : bool
         Print one line per point to stderr.
     """
     from phy.channels import make_channel
-    from phy.montecarlo import format_value, point_seed
+    from phy.montecarlo import point_seed
+    from phy.resultstore import format_value
 
     config.validate(source.dim)
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
@@ -1338,7 +1341,7 @@ def aggregate_metrics(rxs: Sequence[Received], ctx: SchemeContext, source, seed:
     Clopper-Pearson over codewords, BLEU by a bootstrap over the examples.
     """
     from phy.intervals import mean_interval, proportion_interval, ratio_interval
-    from phy.montecarlo import clopper_pearson
+    from phy.intervals import clopper_pearson
 
     idx = rxs[0].index
     per = [example_metrics(ctx.features[idx], rx.features, ctx.features, idx) for rx in rxs]
@@ -1424,16 +1427,19 @@ def _row(scheme, plan, rxs, met, ctx, config, ch_name, snr, opta) -> Dict[str, A
 # semcom compare: one task per (scheme, channel, SNR) point
 # --------------------------------------------------------------------------------------------
 def compare_point(source, config: Mapping[str, Any], channel: str, scheme: str, snr_db: float) -> List[Dict[str, Any]]:
-    """One ``semcom compare`` point in any process: :func:`experiments.compare.run_comparison`
+    """One ``semcom compare`` point in any process: :func:`experiments.commands.compare.run_comparison`
     restricted to one channel, one scheme and one SNR (the point reseeds the channel from its own
     key, so the row equals the sequential run's). Returns ``[row]`` (``[]`` when the scheme does
     not apply to the source)."""
+    from experiments.core.plugins import load_entry_points
+
+    load_entry_points()  # a worker process registers the installed plug-ins too
     cfg = CompareConfig(**dict(config, channels=[channel], schemes=[scheme], snr_db=[float(snr_db)]))
     return run_comparison(source, cfg, None, table=None, progress=False)
 
 
 def run_compare_points(executor, source, config, table) -> List[Dict[str, Any]]:
-    """Run a :class:`experiments.compare.CompareConfig` as one task per point, skipping the points
+    """Run a :class:`experiments.commands.compare.CompareConfig` as one task per point, skipping the points
     already in ``table``; returns the rows in the sequential order (channel, scheme, SNR)."""
     from dataclasses import asdict
 
@@ -1447,7 +1453,7 @@ def run_compare_points(executor, source, config, table) -> List[Dict[str, Any]]:
                 key = (names[spec], ch, float(snr))
                 keys.append(key)
                 tasks.append((key, compare_point, (source, cfg, ch, spec, float(snr))))
-    from experiments.executors import run_points
+    from experiments.core.executors import run_points
 
     run_points(executor, tasks, table)
     return [r for r in (table.get(k) for k in keys) if r is not None]
@@ -1482,7 +1488,7 @@ def plot_comparison(rows: Sequence[Dict[str, Any]], out_dir: str, prefix: str = 
     """One PNG per (metric, channel): NMSE (log axis, with the Gaussian OPTA of the training
     covariance drawn as the reference), retrieval, cosine (and BLEU with text schemes) vs SNR, every
     point with its 95% interval."""
-    from experiments.plots import plot_metric_vs_snr
+    from experiments.core.plots import plot_metric_vs_snr
 
     paths = []
     channels = sorted({str(r["channel"]) for r in rows})
@@ -1580,7 +1586,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", default=None, help="MiniLM feature cache (default ~/.cache/semcom)")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     parser.add_argument("--out", required=True, help="output directory (created; reruns resume)")
-    from experiments.executors import add_executor_arguments
+    from experiments.core.executors import add_executor_arguments
 
     add_executor_arguments(parser)  # --executor local|ray, --num-cpus, --address
 
@@ -1604,8 +1610,8 @@ def config_from_args(args) -> CompareConfig:
 def check_resume(out_dir: str, settings: Dict[str, Any], csv_name: str = "compare.csv",
                  manifest_name: str = "manifest.json") -> None:
     """Raise if ``out_dir`` holds a CSV written with other settings (resuming would mix them); see
-    :func:`experiments.results.check_result_settings`."""
-    from experiments.results import check_result_settings
+    :func:`experiments.core.results.check_result_settings`."""
+    from experiments.core.results import check_result_settings
 
     check_result_settings(out_dir, settings, csv_name, manifest_name)
 
@@ -1613,7 +1619,7 @@ def check_resume(out_dir: str, settings: Dict[str, Any], csv_name: str = "compar
 def execute(source, config: CompareConfig, out_dir: str, *, args=None, progress: bool = True,
             command: str = "semcom compare", csv_name: str = "compare.csv", prefix: str = "") -> Tuple[List[Dict[str, Any]], List[str]]:
     """Validate, resume-check, run, write CSV + plots + manifest. Returns (rows, plot paths)."""
-    from experiments.results import RunManifest, open_table
+    from experiments.core.results import RunManifest, open_table
 
     config.validate(source.dim)
     os.makedirs(out_dir, exist_ok=True)
@@ -1626,7 +1632,7 @@ def execute(source, config: CompareConfig, out_dir: str, *, args=None, progress:
                                              "snr_convention": SNR_AXIS_LABEL,
                                              "fallback_estimate": "source mean (per feature)"}) as man:
         if getattr(args, "executor", "local") not in (None, "local"):  # one Ray task per point, same rows
-            from experiments.executors import executor_from_args
+            from experiments.core.executors import executor_from_args
 
             with executor_from_args(args) as executor:
                 rows = run_compare_points(executor, source, config, table)
@@ -1640,7 +1646,7 @@ def execute(source, config: CompareConfig, out_dir: str, *, args=None, progress:
 
 def main(args) -> int:
     import semantic  # noqa: F401  (CPU shim before any transformers import)
-    from experiments.sources import load_source
+    from experiments.core.sources import load_source
 
     try:
         config = config_from_args(args)

@@ -70,7 +70,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from experiments.results import SettingsMismatchError
+from experiments.core.results import SettingsMismatchError
 
 __all__ = ["add_arguments", "main", "latest_checkpoint", "parse_range", "run_training_loop",
            "ResumeMismatchError", "check_resume_settings", "saved_run_settings", "run_settings"]
@@ -134,7 +134,7 @@ def check_resume_settings(checkpoint: Path, saved: Mapping[str, Any], given: Map
     >>> check_resume_settings(Path("ck"), {"--lr": 0.01}, {"--lr": 0.001})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    experiments.train_image_decoder.ResumeMismatchError: cannot resume from ck: --lr is 0.01 in the ... 0.001 ...
+    experiments.commands.train_image_decoder.ResumeMismatchError: cannot resume from ck: --lr is 0.01 in the ... 0.001 ...
     """
     if not isinstance(saved, Mapping) or not saved:
         raise ResumeMismatchError(
@@ -212,7 +212,7 @@ def run_training_loop(trainer, system, ds, args, info, out: Path, seed: int, ste
     from torch.utils.data import DataLoader
     from torch.utils.data.distributed import DistributedSampler
 
-    from experiments.results import RunManifest, open_table
+    from experiments.core.results import RunManifest, open_table
     from semantic.distributed import all_reduce_mean, barrier, distributed_sampler
     from semantic.images import collate_images, file_sha1
 

@@ -19,7 +19,7 @@ the optimizer state and ``trainer_state.json``; ``OUT/train_log.csv`` (step, los
 ``OUT/manifest.json``. Rerunning the same command resumes from the newest checkpoint (``--steps`` is
 the total number of optimizer steps).
 
-Several GPUs (one process per GPU; see :mod:`experiments.train_image_decoder` for the details)::
+Several GPUs (one process per GPU; see :mod:`experiments.commands.train_image_decoder` for the details)::
 
     torchrun --standalone --nproc_per_node 4 -m experiments.cli train-text-projection ... --out runs/wproj
 
@@ -29,7 +29,7 @@ the checkpoints, the log (loss averaged over ranks) and the manifest.
 
 Resuming
 --------
-As for ``train-image-decoder`` (:func:`experiments.train_image_decoder.run_training_loop`): a
+As for ``train-image-decoder`` (:func:`experiments.commands.train_image_decoder.run_training_loop`): a
 resumed run continues at the checkpoint's data position with every rank's train-SNR and channel
 streams restored, so it takes exactly the steps of an uninterrupted run. The settings that define
 the run must match the checkpoint's; another value is refused (exit code 2, the message names the
@@ -50,7 +50,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict
 
-from experiments.train_image_decoder import (check_resume_settings, latest_checkpoint, parse_range,
+from experiments.commands.train_image_decoder import (check_resume_settings, latest_checkpoint, parse_range,
                                              run_settings, run_training_loop, saved_run_settings)
 
 __all__ = ["add_arguments", "main"]

@@ -10,19 +10,19 @@ pass configuration dicts and rebuild links, channels and models *inside* the tas
 worker process, e.g. with ``functools.lru_cache``, since every point reseeds them).
 
 Results are written by the driver, one row per finished point, through the experiment's
-:class:`phy.montecarlo.ResumableCSV` (write + flush + fsync per row). Finished keys are skipped
+:class:`phy.resultstore.ResumableCSV` (write + flush + fsync per row). Finished keys are skipped
 before submission, so an interrupted run resumed with either executor gives the same CSV rows
 as an uninterrupted local run. When all points are done the driver puts the rows in task order
-(:meth:`~phy.montecarlo.ResumableCSV.reorder`, one atomic rewrite), so the final file is the
+(:meth:`~phy.resultstore.ResumableCSV.reorder`, one atomic rewrite), so the final file is the
 sequential run's, line for line.
 
 * :func:`make_executor` (``"local"`` or ``"ray"``; ``num_cpus`` for a local Ray instance,
   ``address`` for an existing cluster, e.g. ``"auto"`` or ``"ray://head:10001"``).
 * :func:`run_points`: generic "skip finished keys, run the rest, append each returned row".
 * The studies build their tasks on top of these and nothing here knows a study:
-  :func:`experiments.ber.run_ber_sweeps` (``semcom ber``, one task per (scheme, channel, SNR) point,
-  the engine's early stop reproduced exactly), :func:`experiments.compare.run_compare_points`
-  (``semcom compare``), :func:`experiments.clip_extraction.extract_features_parallel` (one task per
+  :func:`experiments.commands.ber.run_ber_sweeps` (``semcom ber``, one task per (scheme, channel, SNR) point,
+  the engine's early stop reproduced exactly), :func:`experiments.commands.compare.run_compare_points`
+  (``semcom compare``), :func:`experiments.commands.clip_extraction.extract_features_parallel` (one task per
   CLIP feature shard).
 
 On a cluster every node needs the package importable (``pip install -e .`` on each node or a Ray
@@ -198,7 +198,7 @@ class RayExecutor(Executor):
         try:
             import ray
         except ImportError:
-            from experiments.extras import missing_extra
+            from experiments.core.extras import missing_extra
 
             raise missing_extra("ray") from None
         if num_cpus is not None and (isinstance(num_cpus, bool) or not isinstance(num_cpus, int) or num_cpus < 1):
@@ -353,7 +353,7 @@ def run_points(executor: Executor, tasks: Iterable[Task], table=None,
     executor : Executor
     tasks : iterable of ``(key, fn, args)``
         ``key`` must be the row's key as the table writes it (a tuple of values of
-        ``table.key_columns``, formatted with :func:`phy.montecarlo.format_value` when compared);
+        ``table.key_columns``, formatted with :func:`phy.resultstore.format_value` when compared);
         ``fn(*args)`` returns one row (a mapping with the table's columns) or a list of rows.
     table : ResumableCSV, optional
         Rows are appended (flushed, fsynced) by the driver as tasks finish.
@@ -367,7 +367,7 @@ def run_points(executor: Executor, tasks: Iterable[Task], table=None,
     Rows are appended as tasks finish (in any order); at the end the table is reordered to the
     task order (rows of a list result in their list order).
     """
-    from phy.montecarlo import format_value
+    from phy.resultstore import format_value
 
     done = set()
     if table is not None:

@@ -834,14 +834,14 @@ def _btir_metrics(logits, delivered, labels, G: int, budget: int, bits: List[int
 # studies
 # ------------------------------------------------------------------------------------------------
 def _table(path: Path, keys=KEYS, values=VALUES):
-    from experiments.results import open_table
+    from experiments.core.results import open_table
 
     return open_table(path, keys=keys, values=values)
 
 
 def _sweep(ctx: Context, table, points, es: EvalSet, extra_keys: Optional[dict] = None) -> int:
     """Evaluate every (system, snr, L) of ``points`` whose row is not in ``table``; returns rows added."""
-    from experiments.results import format_value
+    from experiments.core.results import format_value
     from phy.conventions import bandwidth_compression_ratio
 
     done = table.finished_keys()
@@ -867,7 +867,7 @@ def _sweep(ctx: Context, table, points, es: EvalSet, extra_keys: Optional[dict] 
 
 
 def _rows(path: Path):
-    from experiments.results import read_rows
+    from experiments.core.results import read_rows
 
     return read_rows(path)
 
@@ -911,8 +911,8 @@ def _fmt(v: str) -> str:
 
 def study_snr(ctx: Context, systems: Sequence[str], snrs: Sequence[float], table_snrs: Sequence[float]) -> int:
     """Accuracy vs SNR (fig. 3, table I)."""
-    from experiments.plots import plot_metric_vs_snr
-    from experiments.results import write_json_atomic
+    from experiments.core.plots import plot_metric_vs_snr
+    from experiments.core.results import write_json_atomic
 
     out = ctx.out
     L = ctx.args.snr_channel_uses or max(1, ctx.token_dim // 2)
@@ -988,7 +988,7 @@ def parse_extra_channel_uses(text: Optional[str], allowed: Sequence[str]) -> Dic
 def study_bandwidth(ctx: Context, systems: Sequence[str], Ls: Sequence[int], snr: float,
                     extra: Optional[Dict[str, List[int]]] = None) -> int:
     """Accuracy vs bandwidth ratio at one SNR (fig. 4); ``extra``: more L values for single systems."""
-    from experiments.plots import plot_metric_vs_snr
+    from experiments.core.plots import plot_metric_vs_snr
 
     out = ctx.out
     table = _table(out / "accuracy_vs_bandwidth.csv")
@@ -1010,7 +1010,7 @@ def study_cross(ctx: Context, systems: Sequence[str], datasets, snrs: Sequence[f
     """Cross-dataset zero-shot table (table II); absent data sets get a row saying so."""
     import torch
 
-    from experiments.results import format_value
+    from experiments.core.results import format_value
 
     out = ctx.out
     keys = ["dataset"] + KEYS
@@ -1073,7 +1073,7 @@ def study_complexity(ctx: Context, n_images: int) -> int:
     """Parameters and measured time of each module for ``n_images`` images (table III)."""
     import torch
 
-    from experiments.results import format_value
+    from experiments.core.results import format_value
 
     out = ctx.out
     table = _table(out / "complexity.csv", keys=["module", "device", "images"],
@@ -1164,8 +1164,8 @@ RESULT_FILES = ("accuracy_vs_snr.csv", "accuracy_vs_bandwidth.csv", "cross_datas
 
 def run(args: argparse.Namespace) -> Dict[str, int]:
     """Run the selected studies; returns the number of new rows per study."""
-    from experiments.args import parse_snr_list
-    from experiments.results import RunManifest
+    from experiments.core.args import parse_snr_list
+    from experiments.core.results import RunManifest
 
     studies = _names(args.studies, STUDIES, "--studies")
     systems = _names(args.systems, SYSTEMS, "--systems")
@@ -1188,7 +1188,7 @@ def run(args: argparse.Namespace) -> Dict[str, int]:
         check_noaf_template(args.semclip_noaf_jscc)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    from experiments.results import claim_result_settings, settings_of
+    from experiments.core.results import claim_result_settings, settings_of
 
     claim_result_settings(out, settings_of(args, [k for k in vars(args) if not k.startswith("_") and k not in
                                                   _NOT_SETTINGS], paths=_PATH_SETTINGS), RESULT_FILES,

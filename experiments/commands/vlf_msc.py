@@ -21,7 +21,7 @@ Writes, in ``--out``:
   versions, timing.
 
 SNR points: ``--snr-db start:stop:step`` (inclusive stop) or a comma list (the parser of
-:mod:`experiments.ber`); write negative starts as ``--snr-db=-5:10:2.5``. SNR is Es/N0 per complex
+:mod:`experiments.commands.ber`); write negative starts as ``--snr-db=-5:10:2.5``. SNR is Es/N0 per complex
 channel use. The BLIP-2 encoder runs once per image for all SNR points; VLFs are cached on disk in
 ``--vlf-cache`` (default ``OUT/vlf_cache``), keyed by checkpoint and the image file's SHA-1.
 
@@ -143,7 +143,7 @@ def snr_dirname(snr_db: float) -> str:
 
 
 def _fmt_snr(snr: float) -> str:
-    from experiments.results import format_value
+    from experiments.core.results import format_value
 
     return format_value(float(snr))
 
@@ -214,8 +214,8 @@ def main(args: argparse.Namespace) -> int:
     import semantic  # noqa: F401  (torchvision shim first)
     import torch
 
-    from experiments.args import parse_snr_list
-    from experiments.results import RunManifest, open_table
+    from experiments.core.args import parse_snr_list
+    from experiments.core.results import RunManifest, open_table
     from semantic.images import ImageCaptionDataset, collate_images, file_sha1
     from semantic.checkpoints import CheckpointNotFoundError
     from phy.montecarlo import point_seed
@@ -242,7 +242,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"VLF-MSC: {len(ds)} images x {len(snrs)} SNR points over {args.channel}; VLF {ledger['vlf_shape']}, "
           f"n_ch = {ledger['n_ch']} complex uses, BCR = {ledger['bcr']:.4f} (complex convention)")
     try:
-        from experiments.results import claim_result_settings, settings_of
+        from experiments.core.results import claim_result_settings, settings_of
 
         claim_result_settings(out, settings_of(args, RESULT_SETTINGS, paths=_PATH_SETTINGS), ["captions.csv", "images"])
     except ValueError as exc:

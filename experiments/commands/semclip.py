@@ -45,7 +45,7 @@ import argparse
 import math
 from pathlib import Path
 
-from experiments.args import snr_list_arg
+from experiments.core.args import snr_list_arg
 
 __all__ = ["add_arguments", "main"]
 
@@ -89,7 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--num-workers", type=int, default=4)
     _clip_args(p)
     _common(p, features=False)
-    from experiments.executors import add_executor_arguments
+    from experiments.core.executors import add_executor_arguments
 
     add_executor_arguments(p)  # --executor ray: one Ray task per shard (GPU tasks when --device is cuda)
 
@@ -173,8 +173,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _claim(args, settings: dict, results, record: str, started=None) -> None:
-    """The resume guard (:func:`experiments.results.claim_result_settings`) with the data options."""
-    from experiments.results import claim_result_settings, settings_of
+    """The resume guard (:func:`experiments.core.results.claim_result_settings`) with the data options."""
+    from experiments.core.results import claim_result_settings, settings_of
 
     given = {**settings_of(args, ("all_classes", "unseen_fraction", "split_seed"), paths=("features",)), **settings}
     claim_result_settings(args.out, given, results, record=record, started=started)
@@ -203,8 +203,8 @@ def _extract(args) -> int:
 
     device = _device(args.device)
     if getattr(args, "executor", "local") not in (None, "local"):  # one task per shard; same shards
-        from experiments.clip_extraction import clip_dataset, clip_image_encoder, extract_features_parallel
-        from experiments.executors import RayExecutor
+        from experiments.commands.clip_extraction import clip_dataset, clip_image_encoder, extract_features_parallel
+        from experiments.core.executors import RayExecutor
 
         spec = (args.clip_model, args.pretrained, str(device))
         with RayExecutor(num_cpus=args.num_cpus, address=args.address,
@@ -286,7 +286,7 @@ def _train_tapl(args) -> int:
                               tapl_loss=args.tapl_loss,
                               checkpoint_every=args.checkpoint_every, unseen_fraction=args.unseen_fraction,
                               split_seed=args.split_seed, seed=args.seed)
-    from experiments.results import settings_of
+    from experiments.core.results import settings_of
     from semantic.semclip import stage_settings
 
     _claim(args, {**stage_settings(cfg, "tapl"), **settings_of(args, (), paths=("jscc",))},
@@ -313,7 +313,7 @@ def _train_djscc(args) -> int:
 
     from baselines.djscc import ImageJSCCCodec, train_resumable
     from baselines.djscc_ft import DJSCCFT
-    from experiments.semclip_eval import _split_preprocess, djscc_num_down
+    from experiments.commands.semclip_eval import _split_preprocess, djscc_num_down
     from phy.channels import make_channel
     from semantic.clip_tokens import load_open_clip, model_image_shape
     from semantic.datasets import make_dataset, split_classes
@@ -365,7 +365,7 @@ def _train_djscc(args) -> int:
         return F.cross_entropy(m(x, channel, snr), y)
 
     channel = make_channel(args.channel, seed=args.seed + (11 if args.model == "ir" else 12))
-    from experiments.results import settings_of
+    from experiments.core.results import settings_of
 
     # the resume guard: the record beside the run folder, and the same settings inside train_state.pt
     settings = settings_of(args, _DJSCC_SETTINGS, paths=("data",))
@@ -380,7 +380,7 @@ def _train_djscc(args) -> int:
 
 
 def _eval(args) -> int:
-    from experiments.results import RunManifest, open_table
+    from experiments.core.results import RunManifest, open_table
     from phy.channels import make_channel
     from phy.conventions import bandwidth_compression_ratio
     from semantic.clip_tokens import load_open_clip
@@ -419,7 +419,7 @@ def _eval(args) -> int:
     table = open_table(out / "zeroshot.csv", keys=["system", "channel", "snr_db", "channel_uses"],
                        values=["bandwidth_ratio", "top1", "top5", "retrieval_top1", "retrieval_top5"])
     channel_name = args.channel if codec is not None else "ideal"
-    from experiments.results import settings_of
+    from experiments.core.results import settings_of
 
     # rows are keyed by (system, channel, SNR, L): each system's models and settings are recorded apart
     _claim(args, settings_of(args, ("clip_model", "pretrained", "equalizer", "seed", "batch_size"),
@@ -427,7 +427,7 @@ def _eval(args) -> int:
            ["zeroshot.csv"], f"zeroshot.{name}.settings.json",
            started=any(r["system"] == name for r in table.rows()))
     done = table.finished_keys()
-    from phy.montecarlo import format_value
+    from phy.resultstore import format_value
 
     with RunManifest(out, args=args, seed=args.seed, command="semcom semclip eval",
                      extra={"n_images": len(fs), "n_classes": len(fs.class_names),

@@ -8,7 +8,7 @@ Two ways in, both read by every ``semcom`` command before it parses its options:
       [project.entry-points."semcom.channels"]     # or setup.cfg [options.entry_points]
       rotated = "mypkg.channels:RotatedAWGN"         # a phy.channels.Channel subclass
       [project.entry-points."semcom.schemes"]
-      ridge = "mypkg.schemes:RidgeScheme"            # an experiments.compare.Scheme (or a factory)
+      ridge = "mypkg.schemes:RidgeScheme"            # an experiments.commands.compare.Scheme (or a factory)
       [project.entry-points."semcom.codes"]
       rep3 = "mypkg.codes:Repetition3"               # a phy.codes.Code subclass
       [project.entry-points."semcom.sources"]
@@ -16,8 +16,8 @@ Two ways in, both read by every ``semcom`` command before it parses its options:
 
 * ``--plugin MODULE_OR_FILE`` (repeatable, on any command): a module name or a ``.py`` file that
   registers what it defines when imported (``phy.channels.register_channel``,
-  ``experiments.compare.register_scheme``, ``phy.codes.register_code``,
-  ``experiments.sources.register_source``).
+  ``experiments.commands.compare.register_scheme``, ``phy.codes.register_code``,
+  ``experiments.core.sources.register_source``).
 
 Then ``semcom compare --channel rotated --schemes ridge,analog ...`` and ``semcom ber --channel
 rotated --code rep3 ...`` use them like the built-in ones. A plug-in that fails to import is an
@@ -35,17 +35,28 @@ import importlib
 import importlib.util
 import os
 import sys
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple, Union
 
-__all__ = ["GROUPS", "load_plugin", "load_entry_points", "pop_plugin_args", "load_all"]
+__all__ = ["GROUPS", "register_group", "load_plugin", "load_entry_points", "pop_plugin_args", "load_all"]
 
-#: entry-point group -> (module, registering function) of the registry it feeds
-GROUPS: Dict[str, Tuple[str, str]] = {
+#: entry-point group -> the registering function of the registry it feeds, as ``(module, name)`` for the
+#: lower layers; a command that owns a registry adds its group with :func:`register_group` when it is
+#: imported (``semcom.schemes``: :func:`experiments.commands.compare.register_scheme`), so this module
+#: knows no command.
+GROUPS: Dict[str, Union[Tuple[str, str], Callable]] = {
     "semcom.channels": ("phy.channels", "register_channel"),
     "semcom.codes": ("phy.codes", "register_code"),
-    "semcom.sources": ("experiments.sources", "register_source"),
-    "semcom.schemes": ("experiments.compare", "register_scheme"),
+    "semcom.sources": ("experiments.core.sources", "register_source"),
 }
+
+
+def register_group(group: str, registrar: Callable) -> None:
+    """Make entry points of ``group`` register through ``registrar(name)(obj)``."""
+    if not isinstance(group, str) or not group.startswith("semcom."):
+        raise ValueError(f"an entry-point group must be named 'semcom.<what>', got {group!r}")
+    if not callable(registrar):
+        raise TypeError(f"registrar of {group!r} must be callable, got {type(registrar).__name__}")
+    GROUPS[group] = registrar
 
 _loaded_entry_points = False
 
@@ -89,7 +100,10 @@ def load_plugin(spec: str):
 
 
 def _registrar(group: str) -> Callable:
-    module, fn = GROUPS[group]
+    target = GROUPS[group]
+    if callable(target):
+        return target
+    module, fn = target
     return getattr(importlib.import_module(module), fn)
 
 

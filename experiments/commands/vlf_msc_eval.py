@@ -73,11 +73,11 @@ Outputs (``--out``)
   prompt), the generated image file, the channel uses and per-item metrics.
 * ``fig_text.png`` (BLEU-1, BLEU-4, BERTScore F1 vs SNR), ``fig_image.png`` (LPIPS, CLIP score vs SNR) and
   ``fig_image_quality.png`` (PSNR, SSIM, MS-SSIM),
-  assembled from the single-metric plots ``fig_<metric>.png`` drawn by :mod:`experiments.plots`; the
+  assembled from the single-metric plots ``fig_<metric>.png`` drawn by :mod:`experiments.core.plots`; the
   x axis is "Es/N0 per complex channel use [dB]".
 * ``grid.png`` (VLF-MSC: input + one column per SNR, generated image with its caption) and
   ``grid_img2img-sc.png`` / ``grid_img2img-sc-bsc.png`` (Img2Img-SC images with the received prompt),
-  drawn by :func:`experiments.vlf_msc.write_grid`.
+  drawn by :func:`experiments.commands.vlf_msc.write_grid`.
 * ``images/<system>/snr_<snr>dB/<name>.png``; ``manifest.json`` (arguments, ledger, metric models, versions).
 
 Resuming: ``metrics.csv`` is written one (system, SNR) row at a time (after that point's items);
@@ -95,7 +95,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from experiments.args import positive_int_arg
+from experiments.core.args import positive_int_arg
 
 __all__ = ["SYSTEMS", "MODALITY", "METRICS", "METRIC_COLUMNS", "ITEM_COLUMNS", "add_arguments", "main",
            "EvalRefused",
@@ -218,13 +218,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # Tables, figures, grids (work from the CSVs alone)
 # ------------------------------------------------------------------------------------------------
 def metrics_table(out: Path):
-    from experiments.results import ResumableCSV
+    from experiments.core.results import ResumableCSV
 
     return ResumableCSV(out / "metrics.csv", METRIC_COLUMNS, _KEYS)
 
 
 def items_table(out: Path):
-    from experiments.results import ResumableCSV
+    from experiments.core.results import ResumableCSV
 
     return ResumableCSV(out / "items.csv", ITEM_COLUMNS, _ITEM_KEYS)
 
@@ -255,7 +255,7 @@ def _compose(paths: Sequence[str], path: Path) -> str:
 
 def write_figures(rows: Sequence[Dict[str, str]], out: Path) -> Dict[str, str]:
     """``fig_<metric>.png`` for every metric with data, and ``fig_text.png`` / ``fig_image.png``."""
-    from experiments.plots import plot_metric_vs_snr
+    from experiments.core.plots import plot_metric_vs_snr
 
     written: Dict[str, str] = {}
     for metric in METRICS:
@@ -285,7 +285,7 @@ def write_figures(rows: Sequence[Dict[str, str]], out: Path) -> Dict[str, str]:
 def write_grids(item_rows: Sequence[Dict[str, str]], snrs: Sequence[float], out: Path, max_rows: int,
                 input_size: int) -> Dict[str, str]:
     """``grid.png`` (VLF-MSC) and ``grid_<system>.png`` for the Img2Img-SC variants, via VLF-MSC's grid."""
-    from experiments.vlf_msc import write_grid
+    from experiments.commands.vlf_msc import write_grid
 
     grids: Dict[str, str] = {}
     for system in ("vlf-msc", "img2img-sc", "img2img-sc-bsc"):
@@ -502,12 +502,12 @@ _SETTINGS_BEFORE = {"img2img_bsc_mode": "bsc", "equalizer": "zf", "reference": "
 
 def _check_settings(out: Path, args) -> Optional[str]:
     """Refuse to resume into a folder written with other models/settings (``OUT/settings.json``, via
-    :func:`experiments.results.claim_result_settings`: rows without a readable record are refused too).
+    :func:`experiments.core.results.claim_result_settings`: rows without a readable record are refused too).
 
     Returns an error text, or None (the settings are recorded before the first row). The channel, the
     SNR points and the systems are row keys and may change between runs.
     """
-    from experiments.results import claim_result_settings, settings_of
+    from experiments.core.results import claim_result_settings, settings_of
 
     try:
         claim_result_settings(out, settings_of(args, _SETTINGS), ["metrics.csv", "items.csv"], record="settings.json",
@@ -519,7 +519,7 @@ def _check_settings(out: Path, args) -> Optional[str]:
 
 def _previous_outputs(out: Path, outputs: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     """Read (or, with ``outputs``, write) ``OUT/outputs.json``: the figures and grids last drawn."""
-    from experiments.results import write_json_atomic
+    from experiments.core.results import write_json_atomic
 
     path = out / "outputs.json"
     if outputs is not None:
@@ -534,8 +534,8 @@ def _previous_outputs(out: Path, outputs: Optional[Dict[str, str]] = None) -> Di
 def main(args: argparse.Namespace) -> int:
     import semantic  # noqa: F401  (torchvision shim first)
 
-    from experiments.args import parse_name_list, parse_snr_list
-    from experiments.results import RunManifest, format_value
+    from experiments.core.args import parse_name_list, parse_snr_list
+    from experiments.core.results import RunManifest, format_value
     from semantic.images import ImageCaptionDataset
 
     prog = "semcom vlf-msc-eval"
@@ -626,8 +626,8 @@ def main(args: argparse.Namespace) -> int:
 def _run(args, ds, snrs, systems, todo, batches, out: Path, table, items, done_items) -> Tuple[int, dict]:
     import torch
 
-    from experiments.results import format_value, open_table
-    from experiments.vlf_msc import snr_dirname
+    from experiments.core.results import format_value, open_table
+    from experiments.commands.vlf_msc import snr_dirname
     from phy.channels import make_channel
     from phy.montecarlo import point_seed
     from semantic.checkpoints import resolve_device

@@ -2,7 +2,7 @@
 :func:`semantic.clip_tokens.extract_features`' cache (``semcom semclip extract --executor ray``).
 
 The encoder and the data set are rebuilt inside each task from picklable factories
-(``(fn, args[, kwargs])`` tuples), so any :class:`experiments.executors.Executor` can run them.
+(``(fn, args[, kwargs])`` tuples), so any :class:`experiments.core.executors.Executor` can run them.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """``semcom run``: the main job, on the embedded default source, in one command.
 
-1. **BER curves of the digital chain** (``semcom ber`` machinery, :mod:`experiments.ber`): uncoded,
+1. **BER curves of the digital chain** (``semcom ber`` machinery, :mod:`experiments.commands.ber`): uncoded,
    Hamming(7,4) and 5G LDPC (k=512, n=1024) with Gray 16-QAM over AWGN and i.i.d. Rayleigh
    (perfect CSI, ZF + APP demapping; LDPC decoded by the layered min-sum decoder with early
    termination; scrambled all-zero codewords), BER and BLER vs Eb/N0 on the adaptive grid
@@ -8,7 +8,7 @@
    decade), down to BER 1e-5 (uncoded, Hamming) and BLER 1e-4 (LDPC) or 40 dB, 2000 bit errors or
    100 block errors or 2e8 bits per point, with 95 % Clopper-Pearson intervals and the closed-form uncoded
    curves -> ``<out>/ber/``.
-2. **Analog vs digital at matched bandwidth** (:mod:`experiments.compare`): the ``pydoc-minilm``
+2. **Analog vs digital at matched bandwidth** (:mod:`experiments.commands.compare`): the ``pydoc-minilm``
    source (about 1.6k real sentences, 384-d MiniLM features) over AWGN and Rayleigh from -20 to
    15 dB Es/N0 per complex channel use in 2.5 dB steps, every scheme fitted into the analog scheme's 192 complex
    channel uses per example: analog (ZF and MMSE), quantised features + Hamming(7,4)/LDPC5G +
@@ -92,7 +92,7 @@ def ber_argv(settings: Dict[str, Any], out_dir: str, seed: int, device: str, ber
 
 
 def compare_config(settings: Dict[str, Any], seed: int, device: str, text_max_items: Optional[int]):
-    from experiments.compare import CompareConfig
+    from experiments.commands.compare import CompareConfig
 
     return CompareConfig(schemes=RUN_SCHEMES, channels=("awgn", "rayleigh"), snr_db=settings["compare_snr_db"],
                          budget=None, matched=True, equalizer="mmse", seed=seed, device=device,
@@ -133,7 +133,7 @@ def _summary(rows, snrs=(-15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0)) -> str:
 
 def main(args) -> int:
     import semantic  # noqa: F401  (CPU shim before any transformers import)
-    from experiments.sources import load_source
+    from experiments.core.sources import load_source
 
     settings = dict(QUICK if args.quick else FULL)
     out = args.out
@@ -144,7 +144,7 @@ def main(args) -> int:
             raise ValueError(f"--max-items must be >= 2, got {args.max_items}")
         if args.text_max_items is not None and args.text_max_items < 1:
             raise ValueError(f"--text-max-items must be >= 1, got {args.text_max_items}")
-        from experiments.args import parse_device
+        from experiments.core.args import parse_device
 
         args.device = str(parse_device(args.device))  # "auto" resolved once, for both steps
         source = None
@@ -168,9 +168,9 @@ def main(args) -> int:
 
 
 def _steps(args, settings, source, out, log, files, steps, t0) -> None:
-    from experiments import ber as ber_mod
-    from experiments.compare import execute
-    from experiments.results import RunManifest
+    from experiments.commands import ber as ber_mod
+    from experiments.commands.compare import execute
+    from experiments.core.results import RunManifest
 
     with RunManifest(out, args=args, seed=args.seed, command="semcom run",
                      extra={"quick": bool(args.quick), "settings": settings}) as manifest:

@@ -63,7 +63,7 @@ import os
 import sys
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from experiments.args import (_float, parse_device, parse_name_list, parse_snr_list,  # noqa: F401 (re-exported)
+from experiments.core.args import (_float, parse_device, parse_name_list, parse_snr_list,  # noqa: F401 (re-exported)
                               positive_int_arg, snr_list_arg)
 
 __all__ = ["add_arguments", "main", "parse_snr_list", "snr_list_arg", "positive_int_arg", "parse_device", "parse_name_list", "build_trial", "DEFAULT_BATCH_BITS", "AutoGrid", "parse_snr_grid", "CODEWORDS"]
@@ -80,7 +80,7 @@ _RESULT_SETTINGS = ("modulation", "k", "n", "num_iter", "ldpc_decoder", "hamming
 
 
 # --------------------------------------------------------------------------------------------
-# Argument parsing helpers (the shared ones live in experiments.args)
+# Argument parsing helpers (the shared ones live in experiments.core.args)
 # --------------------------------------------------------------------------------------------
 class AutoGrid:
     """``--snr-db auto[:START:STOP[:STEP]]``: the adaptive grid of
@@ -220,7 +220,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="force the progress bar (default: only on a terminal)")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     parser.add_argument("--out", required=True, help="output directory (created; reruns resume)")
-    from experiments.executors import add_executor_arguments
+    from experiments.core.executors import add_executor_arguments
 
     add_executor_arguments(parser)  # --executor local|ray, --num-cpus, --address
 
@@ -323,9 +323,10 @@ def main(args) -> int:
         if isinstance(cfg["snrs"], AutoGrid) and (args.executor != "local" or args.snr_batch > 1):
             raise ValueError("--snr-db auto needs --executor local and --snr-batch 1 (each point of the "
                              "adaptive grid depends on the ones before it)")
-        from experiments.results import check_result_settings
+        from experiments.core.results import check_result_settings
         from phy.channels import make_channel
-        from phy.montecarlo import BER_COLUMNS, BER_KEY_COLUMNS, ResumableCSV
+        from phy.montecarlo import BER_COLUMNS, BER_KEY_COLUMNS
+        from phy.resultstore import ResumableCSV
 
         device = parse_device(args.device)
         args.device = str(device)   # "auto" resolved: the device used is what is recorded
@@ -348,7 +349,7 @@ def main(args) -> int:
         print(f"semcom ber: error: {e}", file=sys.stderr)
         return 2
 
-    from experiments.results import RunManifest
+    from experiments.core.results import RunManifest
     from phy.montecarlo import simulate_ber, simulate_ber_adaptive
 
     resumed = len(table)
@@ -361,7 +362,7 @@ def main(args) -> int:
         # the fast chain's batch grows within a point (fewer calls where errors are rare)
         growth = cfg["batch_size"] * (BATCH_GROWTH if args.codeword == "scrambled-zero" else 1)
         if args.executor != "local":  # one task per (scheme, channel, SNR) point; same rows as below
-            from experiments.executors import executor_from_args
+            from experiments.core.executors import executor_from_args
 
             point_cfg = dict(modulation=cfg["modulation"], k=args.k, n=args.n, num_iter=args.num_iter,
                              demapping=args.demapping, device=str(device), ldpc_decoder=args.ldpc_decoder,
@@ -410,7 +411,7 @@ def _floor(code: str, min_ber: Optional[float], min_bler: Optional[float]) -> Di
 def _plots(out_dir: str, results, cfg, snr_type: str) -> List[str]:
     import numpy as np
 
-    from experiments.plots import plot_error_rate
+    from experiments.core.plots import plot_error_rate
     from phy.channels import parse_channel_spec
     from phy.modulation import uncoded_ber
 
@@ -433,7 +434,7 @@ def _plots(out_dir: str, results, cfg, snr_type: str) -> List[str]:
 
 
 # --------------------------------------------------------------------------------------------
-# BER sweeps as one task per point (any experiments.executors executor)
+# BER sweeps as one task per point (any experiments.core.executors executor)
 # --------------------------------------------------------------------------------------------
 @functools.lru_cache(maxsize=16)
 def _ber_trial(cfg_json: str):
@@ -462,8 +463,10 @@ def ber_point(config: Mapping[str, Any], snr_db: float) -> Dict[str, Any]:
     Returns the CSV row (:meth:`PointResult.to_row`); identical to the row the sequential engine
     writes for that point, since the point's seed depends only on its key.
     """
+    from experiments.core.plugins import load_entry_points
     from phy.montecarlo import simulate_ber
 
+    load_entry_points()  # a worker process registers the installed plug-ins too
     torch_threads = config.get("torch_threads")
     if torch_threads:
         import torch
@@ -522,7 +525,8 @@ def run_ber_sweeps(executor, sweeps: Sequence[Tuple[Mapping[str, Any], Sequence[
     interleave while running; at the end the file is put in sweep order, so it equals the
     sequential engine's line for line.
     """
-    from phy.montecarlo import STATUS_NO_ERRORS, PointResult, format_value
+    from phy.montecarlo import STATUS_NO_ERRORS, PointResult
+    from phy.resultstore import format_value
 
     if table is None:
         raise ValueError("run_ber_sweeps needs the result table (a ResumableCSV)")

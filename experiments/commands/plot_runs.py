@@ -4,7 +4,7 @@
 every result CSV under the given folders (or the CSV files given) that has ``snr_db``, a ``scheme`` or
 ``system`` column and the metric -- ``ber.csv`` of ``semcom ber``, ``compare.csv`` of ``semcom compare``,
 ``metrics.csv`` of ``vlf-msc-eval``, ``accuracy_vs_snr.csv`` of ``semclip-eval``, ``zeroshot.csv`` of
-``semclip eval``, ... -- and draws them in one figure (:func:`experiments.plots.merged_metric_figure`): one
+``semclip eval``, ... -- and draws them in one figure (:func:`experiments.core.plots.merged_metric_figure`): one
 colour and marker per scheme, derived from its name, so the same scheme looks the same in every figure;
 95 % intervals where the CSV has them; the x axis labelled with the SNR convention; error rates on a log
 axis. ``--style FILE.mplstyle`` applies a matplotlib style file. The per-command PNGs are unchanged.
@@ -84,8 +84,8 @@ def one_row_per_point(rows: Sequence[Dict[str, str]]) -> bool:
 
 
 def main(args: argparse.Namespace) -> int:
-    from experiments.plots import merged_metric_figure, save_figure
-    from experiments.results import read_rows
+    from experiments.core.plots import merged_metric_figure, save_figure
+    from experiments.core.results import read_rows
 
     ext = os.path.splitext(args.out)[1].lower()
     if ext not in FORMATS:
