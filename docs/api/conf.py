@@ -162,6 +162,25 @@ def _drop_type_docstring(app, what, name, obj, options, lines) -> None:
             lines[:] = []
 
 
+def _drop_foreign_inherited_doc(app, what, name, obj, options, lines) -> None:
+    """A method without its own docstring that overrides a method of another library (``forward`` and
+    ``extra_repr`` of :class:`torch.nn.Module`): no text rather than that library's generic docstring.
+    Docstrings inherited from a class of the four packages are kept."""
+    if what != "method" or getattr(obj, "__doc__", None):
+        return
+    cls_path, attr = name.rsplit(".", 1)
+    mod_name, _, cls_name = cls_path.rpartition(".")
+    cls = getattr(sys.modules.get(mod_name), cls_name, None)
+    if not inspect.isclass(cls):
+        return
+    for base in cls.__mro__[1:]:
+        inherited = base.__dict__.get(attr)
+        if inherited is not None and getattr(inherited, "__doc__", None):
+            if base.__module__.split(".")[0] not in PACKAGES:
+                lines[:] = []
+            return
+
+
 def _on_builder_inited(app) -> None:
     write_module_pages(Path(app.srcdir))
 
@@ -169,5 +188,6 @@ def _on_builder_inited(app) -> None:
 def setup(app):
     app.connect("builder-inited", _on_builder_inited)
     app.connect("autodoc-process-docstring", _drop_type_docstring, priority=100)  # before napoleon
+    app.connect("autodoc-process-docstring", _drop_foreign_inherited_doc, priority=100)
     app.connect("autodoc-process-docstring", _check_fields, priority=900)  # after napoleon (500)
     return {"parallel_read_safe": True}
