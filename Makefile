@@ -14,7 +14,7 @@ PIP_COMPILE = $(VENV)/bin/pip-compile setup.cfg -c constraints.txt --generate-ha
 	--strip-extras --no-emit-index-url --no-emit-find-links --annotation-style line --quiet
 ARGS ?=
 
-.PHONY: run test venv lock clean
+.PHONY: run test venv lock clean docs
 
 $(VENV)/.installed-base: setup.cfg constraints.txt $(LOCK_RUN)
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ run: $(VENV)/.installed-base
 test: $(VENV)/.installed-test
 	$(VENV)/bin/python -m pytest $(ARGS)
 
+# the API reference from the docstrings (docs/api; Sphinx is in the test extra): docs/api/_build/html/index.html
+docs: $(VENV)/.installed-test
+	$(VENV)/bin/python -m sphinx -b html -W --keep-going docs/api docs/api/_build/html
+
 # test.lock first (every extra), then run.lock constrained by it, so the two agree on every shared version
 lock:
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -43,4 +47,4 @@ lock:
 	$(PIP_COMPILE) -c $(LOCK_TEST) -o $(LOCK_RUN)
 
 clean:
-	rm -rf $(VENV) results
+	rm -rf $(VENV) results docs/api/_build docs/api/_modules

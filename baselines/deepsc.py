@@ -249,10 +249,11 @@ class DeepSC(ModelMixin, ConfigMixin):
     ----------
     vocab : list of str
         Token list; the first four must be :data:`SPECIAL_TOKENS`. Saved in ``config.json``.
-    max_len, d_model, num_heads, num_layers, d_ff, dropout, symbols_per_token, channel_hidden,
-    decoder_hidden :
+    max_len, d_model, num_heads, num_layers, d_ff, dropout, symbols_per_token, channel_hidden, decoder_hidden
         See :class:`DeepSCConfig`.
 
+    Notes
+    -----
     Checkpoints are folders (``save_pretrained`` / ``from_pretrained``: ``config.json`` with the
     vocabulary + ``diffusion_pytorch_model.safetensors``).
     """

@@ -1,24 +1,30 @@
 """Receiver-side equalisation of ``y = h x + n`` with perfect or estimated CSI.
 
 Equalisers
-    ``"zf"``   zero forcing, ``x_hat = y / h_est``; effective noise ``N0 / |h_est|^2``.
-               For a single-antenna link this is also the *unbiased* MMSE estimate, which is what
-               a soft demapper needs.
-    ``"mmse"`` linear MMSE for a prior of energy ``P``: ``x_hat = P conj(h) y / (P |h|^2 + N0)``
-               (biased, minimum mean-square error, what an analog feature receiver wants);
-               returned error variance ``P N0 / (P |h|^2 + N0)``.
+    ``"zf"``
+        zero forcing, ``x_hat = y / h_est``; effective noise ``N0 / |h_est|^2``.
+        For a single-antenna link this is also the *unbiased* MMSE estimate, which is what
+        a soft demapper needs.
+    ``"mmse"``
+        linear MMSE for a prior of energy ``P``: ``x_hat = P conj(h) y / (P |h|^2 + N0)``
+        (biased, minimum mean-square error, what an analog feature receiver wants);
+        returned error variance ``P N0 / (P |h|^2 + N0)``.
 
 CSI (``csi=``)
-    ``"perfect"`` (default) the receiver knows ``h``.
-    ``"ls"``      least-squares estimate from ``num_pilots`` unit-energy pilots per coefficient sent
-                  over the same channel: ``h_est = h + e``, ``e ~ CN(0, N0 / num_pilots)``. On block
-                  fading (``block_length = L``) there is one coefficient per coherence block, so one
-                  estimate per block from that block's pilots (constant over the block's ``L`` symbols),
-                  and the pilots are channel uses: :meth:`Equalizer.pilot_uses` =
-                  ``num_pilots * n / L`` per example (``num_pilots`` per symbol for per-symbol fading),
-                  which the links add to their ledger (``channel_uses``, ``info["pilot_uses"]``).
-    ``"noisy"``   ``h_est = h + e``, ``e ~ CN(0, 10**(-pilot_snr_db/10))`` for a given pilot SNR (a
-                  genie-style error model: no pilots are counted).
+    ``"perfect"`` (default)
+        the receiver knows ``h``.
+    ``"ls"``
+        least-squares estimate from ``num_pilots`` unit-energy pilots per coefficient sent
+        over the same channel: ``h_est = h + e``, ``e ~ CN(0, N0 / num_pilots)``. On block
+        fading (``block_length = L``) there is one coefficient per coherence block, so one
+        estimate per block from that block's pilots (constant over the block's ``L`` symbols),
+        and the pilots are channel uses: :meth:`Equalizer.pilot_uses` =
+        ``num_pilots * n / L`` per example (``num_pilots`` per symbol for per-symbol fading),
+        which the links add to their ledger (``channel_uses``, ``info["pilot_uses"]``).
+    ``"noisy"``
+        ``h_est = h + e``, ``e ~ CN(0, 10**(-pilot_snr_db/10))`` for a given pilot SNR (a
+        genie-style error model: no pilots are counted).
+
     Estimation errors are drawn from the channel's random stream, one per channel coefficient (per
     coherence block for block fading).
 

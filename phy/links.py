@@ -352,8 +352,10 @@ class DigitalLink(Link):
     kbest_k : int
         Candidates of the K-best detector (default 16).
 
-    Output (:class:`LinkOutput`)
-    ----------------------------
+    Output
+    ------
+    A :class:`LinkOutput`:
+
     ``x_hat`` : decoded bits, same shape and dtype as ``bits``.
     ``channel_uses`` : complex channel uses per example (:meth:`channel_uses`).
     ``info`` : ``"llr"`` ``[*batch, num_blocks, n]`` de-interleaved code-bit LLRs (positive = 1),

@@ -124,6 +124,8 @@ class MIMODetector(nn.Module):
     kbest_k : int
         Candidates kept by K-best (default 16).
 
+    Notes
+    -----
     Call with ``y [..., M, n]``, ``h [..., M, K, n]`` (the effective channel, power scaling included)
     and ``no`` (N0 per receive antenna, broadcastable to ``y`` and equal on every antenna); returns LLRs
     ``[..., n, K * m]`` (``m`` bits per symbol): per channel use the bits of stream 0, then stream 1, ...

@@ -89,6 +89,8 @@ class QAM(nn.Module):
         (same LLRs as Sionna's within float32 rounding, several times faster: the square Gray QAM
         factorises into two PAMs) for complex64 CPU symbols, Sionna's ``Demapper`` otherwise.
 
+    Notes
+    -----
     The Sionna blocks are created lazily per (device, precision), so the module follows its inputs
     onto any device; ``complex128`` symbols use Sionna's double precision.
 

@@ -58,7 +58,7 @@ class ResumableCSV:
     """Append-only CSV of result rows, resumable after an interruption.
 
     * The header is written atomically (temporary file + ``fsync`` + ``os.replace``).
-    * Each :meth:`append` writes one full line, flushes and ``fsync``s, so a crash loses at most
+    * Each :meth:`append` writes one full line, flushes and calls ``fsync``, so a crash loses at most
       the row being written; a torn last record (no newline outside a quoted field after it) is
       cut off whole when the file is opened again.
     * A file with two rows of one key, or rows with missing or extra cells, is refused (``ValueError``);

@@ -114,6 +114,8 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
     unique : merge CSV rows of the same image into one item (first caption/label kept as
         ``caption``/``label``, all captions in ``captions``); default False (one item per row)
 
+    Notes
+    -----
     Items: ``{"image": Tensor [3, size, size] in [0, 1], "path": str, "name": str,
     "caption": str or None, "label": str or None, "captions": list of str}``. ``name`` is the path
     relative to ``root`` without extension, with ``/`` replaced by ``__`` (unique per file).

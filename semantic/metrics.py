@@ -264,6 +264,8 @@ class BERTScore:
         ``SEMCOM_ALLOW_DOWNLOAD=1``; never with ``HF_HUB_OFFLINE=1``), see
         :func:`semantic.checkpoints.downloads_allowed`.
 
+    Notes
+    -----
     The model and layer used are in every result's ``details`` (``model``, ``num_layers``).
 
     Example

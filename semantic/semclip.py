@@ -84,7 +84,7 @@ class SemCLIPConfig:
     temperature : of the contrastive JSCC loss (eq. 4 of the paper has none, i.e. 1; 0.07 is CLIP's).
     tapl_loss : ``"i2t"`` (image-to-text cross entropy) or ``"both"`` (mean with the text-to-image term
         over the classes present in the batch); see :func:`semantic.tapl.tapl_loss`.
-    jscc_* / tapl_* : batch size, learning rate, steps.
+    jscc_batch_size, jscc_lr, jscc_steps, tapl_batch_size, tapl_lr, tapl_steps : batch size, learning rate, steps.
     n_ctx, ctx_init : TAPL context length and initialisation text.
     tapl_classes_per_step : classes scored per TAPL step (the batch's labels plus random others;
         ``None`` = all seen classes). Needed because the text encoder runs on B x G prompts.

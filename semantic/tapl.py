@@ -142,6 +142,8 @@ class TAPL(ModelMixin, ConfigMixin):
     zero_init_meta : bool
         Zero the meta-network's output layer (``pi = 0`` at init).
 
+    Notes
+    -----
     ``forward(tokens [B, N]) -> ctx [B, M, W]`` (the context vectors shifted by ``pi``).
     """
 

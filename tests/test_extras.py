@@ -53,10 +53,10 @@ def _names(reqs):
 
 def test_setup_cfg_extras_are_the_ones_the_cli_names():
     extras = _extras()
-    assert set(extras) == {"vlf-msc", "semclip", "tf", "ray", "test", "all"} == set(EXTRAS)
+    assert set(extras) == {"vlf-msc", "semclip", "tf", "ray", "docs", "test", "all"} == set(EXTRAS)
     for name, reqs in extras.items():
         assert _names(reqs) == {canonicalize_name(d) for d in EXTRAS[name]}, name
-    union = set().union(*(_names(extras[e]) for e in ("vlf-msc", "semclip", "tf", "ray", "test")))
+    union = set().union(*(_names(extras[e]) for e in ("vlf-msc", "semclip", "tf", "ray", "docs", "test")))
     assert _names(extras["all"]) == union
 
 

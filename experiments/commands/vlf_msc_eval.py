@@ -8,25 +8,25 @@ Example
 
 Systems (``--systems``, default all)
 ------------------------------------
-=================  ==========  ===================================================================
-system             modality    what is sent
-=================  ==========  ===================================================================
-``vlf-msc``        text+image  the VLF (analog, ``N*d/2`` complex uses); caption *and* image are
-                               decoded from the *same* received VLF
-``ascii-hamming``  text        the BLIP-2 caption, 7-bit ASCII + Hamming(7,4) + 16-QAM
-                               (:class:`baselines.ascii_hamming.AsciiHamming`)
-``deepsc``         text        the BLIP-2 caption through DeepSC (:class:`baselines.deepsc.DeepSC`,
-                               needs ``--deepsc-checkpoint``)
-``img2img-sc``     image       SD latent (b-bit quantised) + BLIP-2 caption through the bit-true
-                               digital chain (uncoded 16-QAM by default), SD img2img at the receiver
-``img2img-sc-bsc`` image       the same with i.i.d. bit flips instead of the modem; which flips is
-                               ``--img2img-bsc-mode``: ``bsc`` (default; b-bit latent, 7-bit ASCII,
-                               closed-form uncoded BER at Es/N0 = SNR) or ``public-code`` (the public
-                               Img2Img-SC code's channel: posterior-sampled latent as float64 bits,
-                               8-bit characters, its 16-QAM Pb with the SNR taken as Eb/N0, outlier
-                               repair; AWGN and 16-QAM only; channel uses = ceil(bits / 4), which the
-                               public code does not count). See :mod:`baselines.img2img_sc`
-=================  ==========  ===================================================================
+==================  ==========  ===================================================================
+system              modality    what is sent
+==================  ==========  ===================================================================
+``vlf-msc``         text+image  the VLF (analog, ``N*d/2`` complex uses); caption *and* image are
+                                decoded from the *same* received VLF
+``ascii-hamming``   text        the BLIP-2 caption, 7-bit ASCII + Hamming(7,4) + 16-QAM
+                                (:class:`baselines.ascii_hamming.AsciiHamming`)
+``deepsc``          text        the BLIP-2 caption through DeepSC (:class:`baselines.deepsc.DeepSC`,
+                                needs ``--deepsc-checkpoint``)
+``img2img-sc``      image       SD latent (b-bit quantised) + BLIP-2 caption through the bit-true
+                                digital chain (uncoded 16-QAM by default), SD img2img at the receiver
+``img2img-sc-bsc``  image       the same with i.i.d. bit flips instead of the modem; which flips is
+                                ``--img2img-bsc-mode``: ``bsc`` (default; b-bit latent, 7-bit ASCII,
+                                closed-form uncoded BER at Es/N0 = SNR) or ``public-code`` (the public
+                                Img2Img-SC code's channel: posterior-sampled latent as float64 bits,
+                                8-bit characters, its 16-QAM Pb with the SNR taken as Eb/N0, outlier
+                                repair; AWGN and 16-QAM only; channel uses = ceil(bits / 4), which the
+                                public code does not count). See :mod:`baselines.img2img_sc`
+==================  ==========  ===================================================================
 
 With ``--img2img-bsc-mode public-code`` the ``img2img-sc-bsc`` points are plotted on this run's Es/N0
 axis although their SNR value was used as Eb/N0 (the public code's convention): at the same axis

@@ -186,6 +186,8 @@ class RayExecutor(Executor):
         More ``ray.init`` arguments. The dashboard is off and worker logs are not forwarded unless
         given here.
 
+    Notes
+    -----
     Ray is shut down by :meth:`close` only if this executor started it.
     """
 

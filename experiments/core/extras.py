@@ -29,9 +29,12 @@ EXTRAS: Dict[str, Tuple[str, ...]] = {
     "semclip": ("torchvision", "pillow", "diffusers", "open_clip_torch", "torchmetrics"),
     "tf": ("tensorflow-cpu",),
     "ray": ("ray",),
-    "test": ("pytest", "pytest-timeout"),
+    "docs": ("sphinx",),
+    # sphinx: tests/test_api_docs.py builds the API reference
+    "test": ("pytest", "pytest-timeout", "sphinx"),
 }
-EXTRAS["all"] = tuple(dict.fromkeys(d for e in ("vlf-msc", "semclip", "tf", "ray", "test") for d in EXTRAS[e]))
+EXTRAS["all"] = tuple(dict.fromkeys(d for e in ("vlf-msc", "semclip", "tf", "ray", "docs", "test")
+                                    for d in EXTRAS[e]))
 
 #: top-level import name -> distribution name, for the optional packages whose names differ.
 IMPORT_NAMES: Dict[str, str] = {
