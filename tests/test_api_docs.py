@@ -129,7 +129,7 @@ def test_field_check_flags_prose_after_a_parameters_section(monkeypatch):
 
 def test_missing_extra_is_a_skip_reason_and_any_other_import_error_is_not():
     conf = _load_conf()
-    from experiments.extras import MissingExtraError
+    from experiments.core.extras import MissingExtraError
 
     reason = conf._missing_extra(ModuleNotFoundError("No module named 'diffusers'", name="diffusers"))
     assert reason is not None and "diffusers" in reason

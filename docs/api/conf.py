@@ -56,7 +56,7 @@ suppress_warnings = ["ref.python"]
 
 def _missing_extra(exc: BaseException):
     """The optional distribution whose absence made an import fail, or None for a real error."""
-    from experiments.extras import IMPORT_NAMES, EXTRAS, MissingExtraError
+    from experiments.core.extras import IMPORT_NAMES, EXTRAS, MissingExtraError
 
     if isinstance(exc, MissingExtraError):
         return str(exc)
