@@ -72,8 +72,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from experiments.core.results import SettingsMismatchError
 
-__all__ = ["add_arguments", "main", "latest_checkpoint", "parse_range", "run_training_loop",
-           "ResumeMismatchError", "check_resume_settings", "saved_run_settings", "run_settings"]
+__all__ = ["add_arguments", "add_channel_and_output_arguments", "main", "latest_checkpoint", "parse_range",
+           "run_training_loop", "ResumeMismatchError", "check_resume_settings", "saved_run_settings", "run_settings"]
 
 PROCESSES = "number of processes (WORLD_SIZE)"
 IMAGES = "number of training images"
@@ -307,6 +307,20 @@ def run_training_loop(trainer, system, ds, args, info, out: Path, seed: int, ste
     return final
 
 
+def add_channel_and_output_arguments(parser: argparse.ArgumentParser, training: argparse._ArgumentGroup) -> None:
+    """The options both VLF-MSC trainers share: the training channel, equaliser and seed (into the
+    ``training`` argument group) and the output group (folder, checkpoint cadence, VLF cache)."""
+    training.add_argument("--channel", default="awgn", choices=("awgn", "rayleigh", "rician"))
+    training.add_argument("--equalizer", default="mmse", choices=("zf", "mmse"),
+                          help="receiver equaliser of the analog VLF in training (default mmse, as vlf-msc-eval)")
+    training.add_argument("--seed", type=int, default=0)
+    g = parser.add_argument_group("output")
+    g.add_argument("--out", required=True)
+    g.add_argument("--save-every", type=int, default=500)
+    g.add_argument("--keep", type=int, default=2, help="checkpoints kept (default 2)")
+    g.add_argument("--vlf-cache", default=None, help="VLF cache folder (default OUT/vlf_cache; 'none' = off)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("data")
     g.add_argument("--images", required=True, help="folder of training images")
@@ -333,15 +347,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--train-text-encoder", action="store_true")
     g.add_argument("--cond-drop-prob", type=float, default=0.0, help="condition dropout (for guidance)")
     g.add_argument("--train-snr-db", default=None, help="lo:hi: send VLFs through the channel at random SNR")
-    g.add_argument("--channel", default="awgn", choices=("awgn", "rayleigh", "rician"))
-    g.add_argument("--equalizer", default="mmse", choices=("zf", "mmse"),
-                   help="receiver equaliser of the analog VLF in training (default mmse, as vlf-msc-eval)")
-    g.add_argument("--seed", type=int, default=0)
-    g = parser.add_argument_group("output")
-    g.add_argument("--out", required=True)
-    g.add_argument("--save-every", type=int, default=500)
-    g.add_argument("--keep", type=int, default=2, help="checkpoints kept (default 2)")
-    g.add_argument("--vlf-cache", default=None, help="VLF cache folder (default OUT/vlf_cache; 'none' = off)")
+    add_channel_and_output_arguments(parser, g)
 
 
 def main(args: argparse.Namespace) -> int:

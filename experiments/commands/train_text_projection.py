@@ -50,8 +50,9 @@ import sys
 from pathlib import Path
 from typing import Any, Dict
 
-from experiments.commands.train_image_decoder import (check_resume_settings, latest_checkpoint, parse_range,
-                                             run_settings, run_training_loop, saved_run_settings)
+from experiments.commands.train_image_decoder import (add_channel_and_output_arguments, check_resume_settings,
+                                                      latest_checkpoint, parse_range, run_settings,
+                                                      run_training_loop, saved_run_settings)
 
 __all__ = ["add_arguments", "main"]
 
@@ -80,15 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--weight-decay", type=float, default=0.0)
     g.add_argument("--train-snr-db", default="-5:10",
                    help="lo:hi Es/N0 range in dB, one uniform draw per example (default -5:10); 'none' = clean")
-    g.add_argument("--channel", default="awgn", choices=("awgn", "rayleigh", "rician"))
-    g.add_argument("--equalizer", default="mmse", choices=("zf", "mmse"),
-                   help="receiver equaliser of the analog VLF in training (default mmse, as vlf-msc-eval)")
-    g.add_argument("--seed", type=int, default=0)
-    g = parser.add_argument_group("output")
-    g.add_argument("--out", required=True)
-    g.add_argument("--save-every", type=int, default=500)
-    g.add_argument("--keep", type=int, default=2, help="checkpoints kept (default 2)")
-    g.add_argument("--vlf-cache", default=None, help="VLF cache folder (default OUT/vlf_cache; 'none' = off)")
+    add_channel_and_output_arguments(parser, g)
 
 
 def main(args: argparse.Namespace) -> int:
