@@ -35,3 +35,5 @@ from .conventions import (  # noqa: F401
     normalize_power_batchwide,
     snr_db_to_no,
 )
+
+from . import ofdm as _ofdm  # noqa: F401,E402  (registers the "ofdm(...)" channel spec)

@@ -198,6 +198,7 @@ class AnalogLink(Link):
         if self.mimo and csi != "perfect":
             raise ValueError(f"a MIMO channel ({self.channel.num_rx} x {self.num_tx}) needs csi='perfect' "
                              f"(estimated MIMO CSI is not implemented), got csi={csi!r}")
+        self.ofdm = _check_ofdm(self.channel, csi)
 
     @staticmethod
     def _check_batch_dims(batch_dims):
@@ -214,6 +215,8 @@ class AnalogLink(Link):
                 isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1 for d in dims):
             raise ValueError(f"feature_shape must be a positive int or a non-empty sequence of positive ints "
                              f"(the shape without batch dims, e.g. (32, 768)), got {feature_shape!r}")
+        if self.ofdm:  # a resource grid: data REs + pilot REs (+ cyclic prefix) of the slots used
+            return self.channel.ledger(math.ceil(math.prod(int(d) for d in dims) / 2)).channel_uses
         data = math.ceil(math.ceil(math.prod(int(d) for d in dims) / 2) / self.num_tx)
         return data + self.equalizer.pilot_uses(data, self.channel)
 
@@ -246,6 +249,13 @@ class AnalogLink(Link):
             raise ValueError("give exactly one of snr_db (Es/N0 in dB) or no (noise power N0)")
         x, scale, pad = self.encode(features, batch_dims)
         no_t = noise_power(snr_db, no, features.shape[:batch_dims], self.power, x.real.dtype, x.device)
+        if self.ofdm:  # the grid's LMMSE (biased, "mmse") or ZF receiver with the spec's CSI; its ledger
+            o = self.channel.send_symbols(x, no_t, self.equalizer.method, self.power)
+            f_hat = self.decode(o.x_hat, scale, pad, features.shape, features.dtype)
+            return LinkOutput(x_hat=f_hat, channel_uses=o.ledger.channel_uses, no=o.no,
+                              info={"scale": scale, "no_eff": o.no_eff, "symbols": x, "data_uses": o.ledger.data_uses,
+                                    "pilot_uses": o.ledger.pilot_uses, "cp_uses": o.ledger.cp_uses,
+                                    "slots": o.ledger.slots})
         if self.mimo:
             x_hat, no_eff, no_used, x = self._mimo_transmit(x, no_t)
         else:
@@ -296,6 +306,17 @@ def _check_bits(bits, batch_dims: Optional[int] = None, name: str = "bits") -> t
             raise ValueError(f"{name} must have shape [*batch, num_bits] with {batch_dims} batch dim(s), got "
                              f"shape {tuple(bits.shape)}")
     return bits
+
+
+def _check_ofdm(channel, csi: str) -> bool:
+    """Whether ``channel`` is a resource-grid channel (:class:`phy.ofdm.OFDMChannel`: it has ``send_symbols``
+    and ``ledger``); its CSI (pilots, estimator) is set by the channel spec, so the link's own must be perfect."""
+    if not (hasattr(channel, "send_symbols") and hasattr(channel, "ledger")):
+        return False
+    if csi != "perfect":
+        raise ValueError(f"over an OFDM channel the CSI is set by the channel spec (ofdm(csi=ls|perfect, "
+                         f"pilot_symbols=...)); the link's csi must be 'perfect', got csi={csi!r}")
+    return True
 
 
 def _symbol_multiple(channel) -> int:
@@ -392,8 +413,14 @@ class DigitalLink(Link):
         if self.mimo and csi != "perfect":
             raise ValueError(f"a MIMO channel ({self.channel.num_rx} x {self.num_tx}) needs csi='perfect' "
                              f"(estimated MIMO CSI is not implemented), got csi={csi!r}")
+        self.ofdm = _check_ofdm(self.channel, csi)
+        if self.ofdm:  # spatial multiplexing on the grid; Sionna's OFDM LMMSE / ZF equaliser + the soft demapper
+            if detector not in ("zf", "lmmse"):
+                raise ValueError(f"over an OFDM channel the detector must be 'zf' or 'lmmse' (Sionna's OFDM "
+                                 f"equalisers), got {detector!r}")
+            self.num_tx = int(self.channel.num_tx)
         self.mimo_detector = (MIMODetector(detector, self.modulation, self.num_tx, demapping, kbest_k)
-                              if self.num_tx > 1 else None)
+                              if self.num_tx > 1 and not self.ofdm else None)
         if equalizer != "zf":
             raise ValueError(f"DigitalLink supports equalizer='zf' only (unbiased, what the QAM demapper "
                              f"needs), got {equalizer!r}")
@@ -465,6 +492,8 @@ class DigitalLink(Link):
         if num_bits is None:
             raise ValueError("num_bits (information bits per example) is required")
         coded = self.num_blocks(num_bits) * self.n
+        if self.ofdm:  # a resource grid: data REs + pilot REs (+ cyclic prefix) of the slots used
+            return self.channel.ledger((coded + self.pad_bits(num_bits)) // self.bits_per_symbol).channel_uses
         data = (coded + self.pad_bits(num_bits)) // (self.bits_per_symbol * self.streams)
         return data + self.equalizer.pilot_uses(data, self.channel)
 
@@ -527,7 +556,11 @@ class DigitalLink(Link):
         x = self.qam.modulate(cflat, dtype=cdt)  # [*batch, ns]
 
         no_t = noise_power(snr_db, no, batch_shape, 1.0, rdt, dev)
-        if self.mimo:
+        ledger = None
+        if self.ofdm:
+            o = self.channel.send_symbols(x, no_t, self.detector)
+            llr, no_eff, no_used, ledger = self.qam.demodulate(o.x_hat, o.no_eff), o.no_eff, o.no, o.ledger
+        elif self.mimo:
             llr, no_eff, no_used = self._mimo_receive(x, no_t)
             x = x.reshape(*batch_shape, -1, self.streams).transpose(-1, -2)  # [*batch, num_tx, uses]
         else:
@@ -543,10 +576,12 @@ class DigitalLink(Link):
         u_hat = self.code.decode(llr)  # [*batch, nb, k]
         block_errors = (u_hat != u).any(-1)
         x_hat = u_hat.reshape(bits.shape).to(bits.dtype)
-        pilots = self.equalizer.pilot_uses(x.shape[-1], self.channel)
-        return LinkOutput(x_hat=x_hat, channel_uses=x.shape[-1] + pilots, no=no_used,
+        pilots = self.equalizer.pilot_uses(x.shape[-1], self.channel) if ledger is None else ledger.pilot_uses
+        data = x.shape[-1] if ledger is None else ledger.data_uses
+        cp = 0 if ledger is None else ledger.cp_uses
+        return LinkOutput(x_hat=x_hat, channel_uses=data + pilots + cp, no=no_used,
                           info={"llr": llr, "coded_bits": c, "symbols": x, "no_eff": no_eff,
-                                "data_uses": x.shape[-1], "pilot_uses": pilots,
+                                "data_uses": data, "pilot_uses": pilots, "cp_uses": cp,
                                 "num_blocks": nb, "pad_bits": pad, "block_errors": block_errors})
 
     def _mimo_receive(self, s: torch.Tensor, no_t: torch.Tensor):

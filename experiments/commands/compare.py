@@ -133,7 +133,8 @@ KEY_COLUMNS = ["scheme", "channel", "snr_db"]
 METRIC_INTERVALS = {m: (f"{m}_ci_lo", f"{m}_ci_hi") for m in
                     ("nmse", "cosine", "retrieval_top1", "bleu", "ber", "outage_rate", "codeword_error_rate")}
 VALUE_COLUMNS = [
-    "status", "equalizer", "matched", "budget", "channel_uses", "channel_uses_mean", "fits", "bits_per_element",
+    "status", "equalizer", "matched", "budget", "channel_uses", "channel_uses_mean", "data_uses", "pilot_uses",
+    "fits", "bits_per_element",
     "dims_sent", "truncated_dims", "chars_sent", "modulation", "code", "coderate", "info_bits", "quant_lo",
     "quant_hi", "mcs", "mcs_bler_est", "codeword_span", "n_train", "n_examples", "n_items", "realizations",
     "chance", "nmse", "opta_nmse", "gap_db", "cosine", "retrieval_top1", "semantic_similarity", "bleu", "ber",
@@ -499,11 +500,18 @@ class AnalogScheme(Scheme):
     def plan(self, ctx, snr_db, channel):
         d = ctx.dim
         full = math.ceil(d / 2)
-        if not ctx.matched or ctx.budget >= full:
-            note = "" if (not ctx.matched or ctx.budget == full) else f"uses {full} of the {ctx.budget} budget"
-            return Plan(full, True, dims_sent=d, note=note)
-        dims = min(d, 2 * ctx.budget)
-        return Plan(math.ceil(dims / 2), False, dims_sent=dims,
+        grid = _ofdm_grid(channel)  # OFDM: symbols -> resource elements (data + pilots) of whole slots
+        uses = (lambda sym: grid.ledger(sym).channel_uses) if grid is not None else (lambda sym: sym)
+        symbols = _symbol_budget(ctx.budget, grid)
+        if not ctx.matched or symbols >= full:
+            note = "" if (not ctx.matched or ctx.budget == uses(full)) else \
+                f"uses {uses(full)} of the {ctx.budget} budget"
+            return Plan(uses(full), True, dims_sent=d, note=note)
+        dims = min(d, 2 * symbols)
+        if dims == 0:
+            return Plan(0, False, dims_sent=0, note=f"skipped: a budget of {ctx.budget} uses holds no OFDM slot",
+                        status="skipped: budget below one OFDM slot")
+        return Plan(uses(math.ceil(dims / 2)), False, dims_sent=dims,
                     note=f"truncated: first {dims} of {d} features sent (fallback for the rest)")
 
     def transmit(self, ctx, plan, channel, snr_db):
@@ -564,8 +572,8 @@ class QuantizedDigitalScheme(Scheme):
         return DigitalLink(ctx.channel, code=code, modulation=self.modulation).channel_uses(padded)
 
     def capacity_bits(self, ctx) -> int:
-        """Information bits that fit the budget."""
-        coded = ctx.budget * self.m
+        """Information bits that fit the budget (OFDM: the data symbols of its whole slots, all streams)."""
+        coded = _symbol_budget(ctx.budget, _ofdm_grid(ctx.channel)) * self.m
         if self.code_name == "hamming74":
             return 4 * (coded // 7)
         if self.code_name == "none":
@@ -1144,8 +1152,8 @@ class CompareConfig:
         from phy.channels import parse_channel_spec
 
         for spec in self.channels:
-            kw = parse_channel_spec(spec)[1]
-            if kw.get("num_tx", 1) > 1 or kw.get("num_rx", 1) > 1:
+            name, kw = parse_channel_spec(spec)
+            if name != "ofdm" and (kw.get("num_tx", 1) > 1 or kw.get("num_rx", 1) > 1):
                 raise ValueError(f"channel {spec!r}: semcom compare's schemes and references send one stream "
                                  f"over one antenna per channel use; multi-antenna channels are not supported here "
                                  f"yet (semcom ber simulates MIMO links)")
@@ -1204,6 +1212,35 @@ def _chance(n: int) -> float:
     return 1.0 / n
 
 
+#: scheme classes that run over an OFDM resource grid (``ofdm(...)`` channels); the others are skipped there
+def _ofdm_schemes() -> Tuple[type, ...]:
+    return (AnalogScheme, QuantizedDigitalScheme, TextScheme)
+
+
+def _ofdm_grid(channel):
+    """The channel if it is a resource grid (:class:`phy.ofdm.OFDMChannel`: a ``ledger``), else ``None``."""
+    return channel if hasattr(channel, "ledger") and hasattr(channel, "send_symbols") else None
+
+
+def _symbol_budget(budget: int, grid) -> int:
+    """Data symbols (all streams) a budget of ``budget`` channel uses carries: itself on a flat channel; on an
+    OFDM grid, those of the whole slots (data + pilot + cyclic-prefix uses) that fit the budget."""
+    if grid is None:
+        return budget
+    per_slot = grid.ledger(1)
+    return (budget // per_slot.channel_uses) * grid.symbols_per_slot
+
+
+def _split_uses(channel, uses: int) -> Tuple[int, int]:
+    """(data uses, pilot uses) of ``uses`` channel uses: an OFDM grid's ledger (whole slots), else all data."""
+    grid = _ofdm_grid(channel)
+    if grid is None or not uses:
+        return uses, 0
+    slot = grid.ledger(1)
+    slots = uses // slot.channel_uses
+    return slots * slot.data_uses, slots * slot.pilot_uses
+
+
 def run_comparison(source, config: CompareConfig, out_dir: Optional[str] = None, table=None,
                    progress: bool = True, log: Callable[[str], None] = None) -> List[Dict[str, Any]]:
     """Run every (channel, scheme, SNR) point and return the rows (also appended to ``table``).
@@ -1242,8 +1279,16 @@ def run_comparison(source, config: CompareConfig, out_dir: Optional[str] = None,
     for ch_name in config.channels:
         channel = make_channel(ch_name, seed=config.seed)  # one channel object, shared by every scheme
         ctx.channel, ctx.channel_name = channel, ch_name
+        grid = _ofdm_grid(channel)
+        # default budget over a grid: the resource elements (data + pilots) the analog scheme occupies
+        budget = (grid.ledger(math.ceil(source.dim / 2)).channel_uses if grid is not None and config.budget is None
+                  else config.effective_budget(source.dim))
+        ctx.budget = budget
         for scheme in schemes:
             ok, why = scheme.applies(source)
+            if ok and grid is not None and not isinstance(scheme, _ofdm_schemes()):
+                ok, why = False, (f"{scheme.name} is not implemented over an OFDM grid (analog, quant-<code>-<mod> "
+                                  f"and ascii-* schemes are)")
             static_plan = None
             for snr in config.snr_db:
                 count += 1
@@ -1255,7 +1300,7 @@ def run_comparison(source, config: CompareConfig, out_dir: Optional[str] = None,
                     if progress:
                         log(f"[compare {count}/{total}] {ch_name} {scheme.name}: skipped ({why})")
                     continue
-                opta = opta_reference(ctx, channel, ch_name, float(snr))
+                opta = opta_reference(ctx, channel, ch_name, float(snr)) if grid is None else None
                 seed = point_seed(config.seed, scheme.name, ch_name, float(snr))
                 channel.reset(seed)
                 if scheme.snr_dependent_plan or static_plan is None:
@@ -1403,6 +1448,8 @@ def _row(scheme, plan, rxs, met, ctx, config, ch_name, snr, opta) -> Dict[str, A
         "matched": ctx.matched, "budget": ctx.budget if ctx.matched else None,
         "channel_uses": plan.channel_uses, "channel_uses_mean": plan.channel_uses_mean
         if plan.channel_uses_mean is not None else float(plan.channel_uses),
+        "data_uses": _split_uses(ctx.channel, plan.channel_uses)[0],
+        "pilot_uses": _split_uses(ctx.channel, plan.channel_uses)[1],
         "fits": plan.fits, "bits_per_element": plan.bits_per_element, "dims_sent": dims,
         "truncated_dims": None if dims is None else ctx.dim - dims,
         "chars_sent": plan.chars_sent, "modulation": plan.extra.get("modulation", scheme.modulation),
