@@ -253,6 +253,11 @@ class OFDMChannel(Channel):
         self.pilot_res = P * F               # pilot REs per slot
         self._blocks: Dict[Tuple[str, str], Dict[str, object]] = {}
 
+    @property
+    def is_mimo(self) -> bool:
+        """Whether :meth:`forward` takes and returns an antenna dimension (anything but 1 x 1)."""
+        return self.num_tx > 1 or self.num_rx > 1
+
     # -- the ledger ----------------------------------------------------------------------
     @property
     def symbols_per_slot(self) -> int:

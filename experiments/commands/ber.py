@@ -256,8 +256,8 @@ def build_trial(code: str, modulation: str, channel, *, k: int, n: int, num_iter
     c = CODES[code].from_options(k=k, n=n, num_iter=num_iter, ldpc_decoder=ldpc_decoder,
                                  hamming_decoder=hamming_decoder)
     link = DigitalLink(channel, code=c, modulation=modulation, demapping=demapping, detector=detector)
-    if not c.symmetric or link.streams > 1 or getattr(channel, "num_rx", 1) > 1:
-        codeword = "random"  # the scrambled all-zero trick: linear codes, symmetric decoders, one antenna
+    if not c.symmetric or link.streams > 1 or getattr(channel, "num_rx", 1) > 1 or getattr(link, "ofdm", False):
+        codeword = "random"  # the scrambled all-zero trick: linear codes, symmetric decoders, one antenna, no grid
     bps *= link.streams  # coded bits per channel use (MIMO: all spatial streams)
     # energy per information bit counts every transmitted symbol (padding included, if any)
     coded_bits = link.channel_uses(k) * bps

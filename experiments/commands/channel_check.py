@@ -148,6 +148,8 @@ def main(args: argparse.Namespace) -> int:
         row = 1024
         if name == "tdl":
             row = 14 * channel.fft_size  # a slot of 14 OFDM symbols per example
+        elif name == "ofdm":  # the bare grid (no pilots): one slot per example
+            row = channel.num_ofdm_symbols * channel.grid_size
         elif getattr(channel, "block_length", 1) > 1:
             L = channel.block_length
             row = L * max(1, 1024 // L)
@@ -177,7 +179,8 @@ def main(args: argparse.Namespace) -> int:
         if stats[f"corr_{side}"] is not None:
             c = stats[f"corr_{side}"]
             print(f"measured {side} correlation of antennas 0 and 1: {c.real:.4f}{c.imag:+.4f}j "
-                  f"(spec corr_{side} = {params[f'corr_{side}']})")
+                  + (f"(spec corr_{side} = {params[f'corr_{side}']})" if f"corr_{side}" in params else
+                     "(set by the channel model)"))
     print(f"measured noise variance per real dimension: re {stats['noise_var_re']:.6g}, "
           f"im {stats['noise_var_im']:.6g} (convention N0/2 = {no / 2:.6g})")
     if args.tolerance_db is not None and not abs(stats["esno_db"] - args.snr_db) <= args.tolerance_db:
