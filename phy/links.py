@@ -167,6 +167,12 @@ class AnalogLink(Link):
     (:func:`phy.mimo.mimo_equalize`); ``channel_uses = ceil(ceil(m / 2) / num_tx)``. Perfect CSI only;
     SVD precoding with transmitter CSI is not implemented.
 
+    Over an OFDM grid (:class:`phy.ofdm.OFDMChannel`, spec ``ofdm(...)``) the symbols go through the grid's
+    :meth:`~phy.ofdm.OFDMChannel.send_symbols` (pilots, the spec's LS or perfect CSI, Sionna's LMMSE made
+    biased for ``"mmse"``, or ZF) and ``channel_uses`` is its ledger: data REs of whole slots + pilot REs
+    (+ cyclic prefix), in ``info["data_uses"]``, ``info["pilot_uses"]``, ``info["cp_uses"]``; ``csi`` must
+    stay ``"perfect"`` (the grid's CSI is set by its spec).
+
     Parameters
     ----------
     channel : Channel or str
@@ -370,6 +376,10 @@ class DigitalLink(Link):
         ``Es / num_tx``; LLRs from Sionna's detector (:class:`phy.mimo.MIMODetector`). With one
         transmit antenna (``1 x N_r``) the receiver is MRC (:func:`phy.mimo.mrc`) followed by the
         soft demapper, exact for every ``detector``. MIMO needs ``csi="perfect"``.
+        Over an OFDM grid (:class:`phy.ofdm.OFDMChannel`): ``"lmmse"`` or ``"zf"``, Sionna's OFDM equalisers
+        with the spec's pilots and LS or perfect CSI, then the soft demapper with their ``no_eff``;
+        ``channel_uses`` is the grid's ledger (data REs of whole slots + pilot REs + cyclic prefix), the same
+        as an analog link's for the same number of symbols.
     kbest_k : int
         Candidates of the K-best detector (default 16).
 

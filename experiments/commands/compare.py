@@ -77,6 +77,14 @@ Every scheme is fitted into ``U``; the actual uses are reported (``channel_uses`
   rate-distortion limit: at very low SNR it delivers a few error-free features, which can retrieve
   worse than all features sent with many bit errors.
 
+Over an OFDM grid (``--channel "ofdm(...)"``, :mod:`phy.ofdm`) a channel use is a resource element: the budget
+counts data and pilot REs (and cyclic-prefix samples) of whole slots, by default those the analog scheme
+occupies (``ledger(ceil(d/2))``); a scheme's capacity is the data symbols of the whole slots within the budget,
+so every scheme is charged the same pilot overhead, and the CSV's ``data_uses`` / ``pilot_uses`` split
+``channel_uses`` (``pilot_uses`` 0 on other channels). Only ``analog*``, ``quant-<code>-<mod>`` and ``ascii-*``
+run over a grid; the others (``opta``, ``analog-klt``, ``*-ideal``, ``transform-*``) are skipped there with
+a logged reason (their capacity/OPTA designs assume one coefficient per use).
+
 ``--no-match`` sends every scheme at its natural size instead (all features at ``--bits`` bits per
 element, default 4; the full text), with ``matched = false`` and the actual uses reported.
 
