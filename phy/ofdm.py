@@ -345,7 +345,7 @@ class OFDMChannel(Channel):
 
         Parameters
         ----------
-        x : Tensor ``[..., num_tx, n]`` (``[..., n]`` for one transmit antenna), complex
+        x : Tensor ``[..., num_tx, n]`` (``[..., n]`` for ``1 x 1``), complex
             ``n`` a multiple of ``num_ofdm_symbols * fft_size`` (whole slots, filled OFDM symbol by OFDM symbol).
             The channel does not scale ``x`` (send ``Es / num_tx`` per antenna for the package's convention).
         no : float or Tensor broadcastable to ``y`` (``[..., 1]`` or ``[..., 1, 1]`` per example)
@@ -359,7 +359,7 @@ class OFDMChannel(Channel):
         check_complex(x, "x")
         check_finite(x, "x")
         siso = self.num_tx == 1 and self.num_rx == 1
-        xs = x.unsqueeze(-2) if self.num_tx == 1 and (siso or x.dim() < 2 or x.shape[-2] != 1) else x
+        xs = x.unsqueeze(-2) if siso else x
         if xs.dim() < 2 or xs.shape[-2] != self.num_tx:
             raise ValueError(f"an OFDM channel with num_tx={self.num_tx} needs x of shape [..., num_tx, n], got "
                              f"{tuple(x.shape)}")

@@ -290,6 +290,13 @@ def test_compare_reports_data_and_pilot_uses_matched():
     assert d["info_bits"] <= 4 * (36 * 2 // 7)                       # Hamming(7,4) in the slot's 72 coded bits
     assert ("opta", spec) not in by                                  # not implemented over a grid: skipped
     assert (by[("analog", "awgn")]["data_uses"], by[("analog", "awgn")]["pilot_uses"]) == (32, 0)
+    # an explicit budget counts data + pilot REs of whole slots: 100 uses hold 2 slots of 48 (72 data symbols)
+    rows = run_comparison(src, CompareConfig(schemes=["analog", "quant-hamming74-qpsk"], channels=[spec],
+                                             snr_db=[10.0], realizations=1, budget=100, bits=2), progress=False)
+    a, d = rows
+    assert (a["channel_uses"], a["data_uses"], a["pilot_uses"]) == (48, 36, 12)      # 32 symbols: one slot
+    assert (d["channel_uses"], d["data_uses"], d["pilot_uses"]) == (96, 72, 24)      # 2 slots, 72 symbols
+    assert d["dims_sent"] == 40 and d["info_bits"] == 80    # Hamming: 4 * floor(72 * 2 / 7) = 80 bits, 2 each
 
 
 def test_channel_command_measures_the_grid(capsys):
@@ -317,3 +324,16 @@ def test_ber_command_over_the_grid(tmp_path):
     assert abs(float(row["ber"]) - p) < 5 * math.sqrt(p * (1 - p) / n)
     # Eb/N0 counts every transmitted RE: 72 bits in 36 data + 12 pilot REs
     assert float(row["ebno_db"]) == pytest.approx(4.0 - 10 * np.log10(72 / 48), abs=1e-6)
+
+
+def test_snr_sweep_over_a_leading_dimension_matches_one_by_one():
+    """AnalogLink's [S, 1] SNR sweep (batch_dims=2) over a grid: N0 per (SNR, example), shapes kept, and the
+    measured error follows the SNR (one realisation each)."""
+    ch = make_channel("ofdm(model=rayleigh,fft_size=12,csi=perfect)", seed=13)
+    link = AnalogLink(ch)
+    f = torch.randn(2, 50, 288)
+    out = link(f, snr_db=torch.tensor([[0.0], [20.0]]), batch_dims=2)
+    assert out.x_hat.shape == f.shape and out.no.shape == (2, 50, 1)
+    torch.testing.assert_close(out.no[:, 0, 0], torch.tensor([1.0, 0.01]))
+    err = (out.x_hat - f).square().mean(dim=(1, 2))
+    assert err[1] < 0.2 * err[0]
