@@ -63,7 +63,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from .channel_spec import Param
-from .channels import Channel, ChannelOutput, _sionna_rng, complex_normal, register_channel
+from .channels import _REAL, Channel, ChannelOutput, _sionna_rng, complex_normal, register_channel
 from .conventions import check_complex, check_finite, check_no, check_no_type
 
 __all__ = ["OFDM_MODELS", "OFDM_EQUALIZERS", "pilot_symbol_indices", "OFDMLedger", "OFDMOutput", "OFDMChannel"]
@@ -74,8 +74,6 @@ OFDM_MODELS = ("awgn", "rayleigh") + tuple(f"tdl-{m}" for m in "ABCDE") + tuple(
 #: biased version (the LMMSE estimate an analog receiver wants), zero forcing
 OFDM_EQUALIZERS = ("lmmse", "mmse", "zf")
 _PILOT_SEED = 20240617  # the (known) QPSK pilot sequence is drawn once from this seed
-
-_REAL = {torch.complex64: torch.float32, torch.complex128: torch.float64}
 
 
 def pilot_symbol_indices(num_ofdm_symbols: int, count: int) -> List[int]:
@@ -245,8 +243,6 @@ class OFDMChannel(Channel):
         if self.model == "awgn" and self.num_tx > 1:
             raise ValueError(f"model=awgn has H = 1 and one transmit antenna; got num_tx={self.num_tx} (use "
                              "model=rayleigh, tdl-* or cdl-* for spatial multiplexing)")
-        if self.interpolation == "lin" and self.csi == "ls" and P < 1:
-            raise ValueError("interpolation=lin needs pilot_symbols >= 1")
         self.pilot_indices = pilot_symbol_indices(T, P)
         self.num_ofdm_symbols, self.grid_size = T, F  # not named fft_size: links pad to `fft_size` multiples
         self.data_res = (T - P) * F          # data REs per slot (each carries num_tx streams)
@@ -476,7 +472,9 @@ class OFDMChannel(Channel):
         if equalizer == "mmse":
             x_hat = x_hat / (1.0 + no_eff)
             no_eff = no_eff / (1.0 + no_eff)
-        flat = lambda t: t[:, 0].transpose(-1, -2).reshape(b0, K * D * nt)[:, :m].reshape(*batch_shape, m)  # noqa
+        def flat(t):  # [B, 1, nt, D] -> [*batch, m] in the order sent (padding dropped)
+            return t[:, 0].transpose(-1, -2).reshape(b0, K * D * nt)[:, :m].reshape(*batch_shape, m)
+
         out = OFDMOutput(x_hat=flat(x_hat) * math.sqrt(power), no_eff=flat(no_eff) * power,
                          no=no_t.expand(batch_shape).unsqueeze(-1), ledger=led)
         if return_csi:
