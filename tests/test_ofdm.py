@@ -287,6 +287,7 @@ def test_compare_reports_data_and_pilot_uses_matched():
     # 32 analog symbols -> one slot of 3 x 12 data REs + 12 pilot REs = the default budget
     assert (a["budget"], a["channel_uses"], a["data_uses"], a["pilot_uses"]) == (48, 48, 36, 12)
     assert (d["channel_uses"], d["data_uses"], d["pilot_uses"]) == (48, 36, 12)
+    assert (a["equalizer"], d["equalizer"], by[("quant-hamming74-qpsk", "awgn")]["equalizer"]) == ("mmse", "lmmse", "zf")
     assert d["info_bits"] <= 4 * (36 * 2 // 7)                       # Hamming(7,4) in the slot's 72 coded bits
     assert ("opta", spec) not in by                                  # not implemented over a grid: skipped
     assert (by[("analog", "awgn")]["data_uses"], by[("analog", "awgn")]["pilot_uses"]) == (32, 0)

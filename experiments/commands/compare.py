@@ -1452,7 +1452,8 @@ def _row(scheme, plan, rxs, met, ctx, config, ch_name, snr, opta) -> Dict[str, A
     row = {
         "scheme": scheme.name, "channel": ch_name, "snr_db": snr, "status": plan.status,
         "equalizer": (scheme.equalizer(ctx) if isinstance(scheme, AnalogScheme)
-                      else "zf" if scheme.kind in ("digital", "ideal", "text", "transform", "analog") else None),
+                      else ("lmmse" if _ofdm_grid(ctx.channel) is not None else "zf")  # a grid: Sionna's OFDM LMMSE
+                      if scheme.kind in ("digital", "ideal", "text", "transform", "analog") else None),
         "matched": ctx.matched, "budget": ctx.budget if ctx.matched else None,
         "channel_uses": plan.channel_uses, "channel_uses_mean": plan.channel_uses_mean
         if plan.channel_uses_mean is not None else float(plan.channel_uses),
