@@ -35,6 +35,7 @@ from .capacity import CAPACITY_MODES, IdealCode, instantaneous_capacity
 from .codes import Code, make_code
 from .equalization import Equalizer
 from .mimo import DETECTORS, MIMODetector, mimo_equalize, mrc
+from .mimo_csi import receiver_csi
 from .modulation import QAM, bits_per_symbol, uncoded_ber
 
 __all__ = ["LinkOutput", "Link", "AnalogLink", "real_to_complex", "complex_to_real", "snr_to_no_tensor", "noise_power"]
@@ -164,8 +165,8 @@ class AnalogLink(Link):
     Over a MIMO channel (``num_tx``/``num_rx`` > 1) the symbols are spatially multiplexed (symbol ``i``
     on antenna ``i % num_tx`` of channel use ``i // num_tx``, ``Es / num_tx`` per antenna, zero-padded to
     whole channel uses) and equalised per stream: ``equalizer="mmse"`` is LMMSE, ``"zf"`` zero forcing
-    (:func:`phy.mimo.mimo_equalize`); ``channel_uses = ceil(ceil(m / 2) / num_tx)``. Perfect CSI only;
-    SVD precoding with transmitter CSI is not implemented.
+    (:func:`phy.mimo.mimo_equalize`); ``channel_uses = ceil(ceil(m / 2) / num_tx)``. ``csi="ls"``: orthogonal
+    pilots, ``num_pilots * num_tx`` per coherence block, counted (:mod:`phy.mimo_csi`).
 
     Parameters
     ----------
@@ -195,9 +196,6 @@ class AnalogLink(Link):
                                    power=self.power)
         self.mimo = bool(getattr(self.channel, "is_mimo", False))
         self.num_tx = int(getattr(self.channel, "num_tx", 1)) if self.mimo else 1
-        if self.mimo and csi != "perfect":
-            raise ValueError(f"a MIMO channel ({self.channel.num_rx} x {self.num_tx}) needs csi='perfect' "
-                             f"(estimated MIMO CSI is not implemented), got csi={csi!r}")
 
     @staticmethod
     def _check_batch_dims(batch_dims):
@@ -269,7 +267,8 @@ class AnalogLink(Link):
         scale = 1.0 / math.sqrt(nt)
         x = sp.reshape(*batch, -1, nt).transpose(-1, -2) * scale   # [*batch, num_tx, uses]
         out = self.channel(x, no_t.unsqueeze(-1))
-        s_hat, var = mimo_equalize(out.y, out.h * scale, out.no, self.equalizer.method, self.power)
+        h = receiver_csi(self.channel, out, self.equalizer)        # csi="ls": phy.mimo_csi
+        s_hat, var = mimo_equalize(out.y, h * scale, out.no, self.equalizer.method, self.power)
         s_hat = s_hat.transpose(-1, -2).reshape(*batch, -1)[..., :m]
         var = var.transpose(-1, -2).reshape(*batch, -1)[..., :m]
         return s_hat, var, out.no, x
@@ -348,7 +347,8 @@ class DigitalLink(Link):
         (symbol ``i`` on antenna ``i % num_tx`` of use ``i // num_tx``), each antenna sending
         ``Es / num_tx``; LLRs from Sionna's detector (:class:`phy.mimo.MIMODetector`). With one
         transmit antenna (``1 x N_r``) the receiver is MRC (:func:`phy.mimo.mrc`) followed by the
-        soft demapper, exact for every ``detector``. MIMO needs ``csi="perfect"``.
+        soft demapper, exact for every ``detector``. MIMO ``csi="ls"``: ``num_pilots * num_tx`` orthogonal
+        pilots per coherence block, counted (:mod:`phy.mimo_csi`).
     kbest_k : int
         Candidates of the K-best detector (default 16).
 
@@ -389,9 +389,6 @@ class DigitalLink(Link):
         self.detector = detector
         self.mimo = bool(getattr(self.channel, "is_mimo", False))
         self.num_tx = int(getattr(self.channel, "num_tx", 1)) if self.mimo else 1
-        if self.mimo and csi != "perfect":
-            raise ValueError(f"a MIMO channel ({self.channel.num_rx} x {self.num_tx}) needs csi='perfect' "
-                             f"(estimated MIMO CSI is not implemented), got csi={csi!r}")
         self.mimo_detector = (MIMODetector(detector, self.modulation, self.num_tx, demapping, kbest_k)
                               if self.num_tx > 1 else None)
         if equalizer != "zf":
@@ -558,7 +555,8 @@ class DigitalLink(Link):
         scale = 1.0 / math.sqrt(nt)
         x = s.reshape(*batch, -1, nt).transpose(-1, -2) * scale  # [*batch, num_tx, uses]
         out = self.channel(x, no_t.unsqueeze(-1))                # no [*batch, 1, 1] per receive antenna
-        h = out.h * scale if nt > 1 else out.h                    # the channel the unit-energy symbols see
+        h = receiver_csi(self.channel, out, self.equalizer)       # csi="ls": phy.mimo_csi
+        h = h * scale if nt > 1 else h                            # the channel the unit-energy symbols see
         if nt == 1:
             x_eq, no_eff = mrc(out.y, h, out.no)
             return self.qam.demodulate(x_eq, no_eff), no_eff, out.no
