@@ -36,6 +36,7 @@ from .codes import Code, make_code
 from .equalization import Equalizer
 from .mimo import DETECTORS, MIMODetector, mimo_equalize, mrc
 from .mimo_csi import receiver_csi
+from .precoding import svd_transmit
 from .modulation import QAM, bits_per_symbol, uncoded_ber
 
 __all__ = ["LinkOutput", "Link", "AnalogLink", "real_to_complex", "complex_to_real", "snr_to_no_tensor", "noise_power"]
@@ -166,7 +167,9 @@ class AnalogLink(Link):
     on antenna ``i % num_tx`` of channel use ``i // num_tx``, ``Es / num_tx`` per antenna, zero-padded to
     whole channel uses) and equalised per stream: ``equalizer="mmse"`` is LMMSE, ``"zf"`` zero forcing
     (:func:`phy.mimo.mimo_equalize`); ``channel_uses = ceil(ceil(m / 2) / num_tx)``. ``csi="ls"``: orthogonal
-    pilots, ``num_pilots * num_tx`` per coherence block, counted (:mod:`phy.mimo_csi`).
+    pilots, ``num_pilots * num_tx`` per coherence block, counted (:mod:`phy.mimo_csi`). ``precoding="svd"``
+    (**needs CSIT**): eigen-beamforming on the ``K = min(num_tx, num_rx)`` eigenmodes with MSE-optimal power
+    allocation and per-mode LMMSE (:mod:`phy.precoding`); ``channel_uses = ceil(ceil(m / 2) / K)``.
 
     Parameters
     ----------
@@ -182,12 +185,21 @@ class AnalogLink(Link):
     pilot_snr_db, num_pilots :
         CSI estimation parameters; with ``csi="ls"`` the ``num_pilots`` pilots per coherence block
         are counted in ``channel_uses``.
+    precoding : ``None`` (default) or ``"svd"``
+        SVD precoding with transmitter CSI (needs ``equalizer="mmse"``, ``csi="perfect"``; on a 1 x 1
+        channel it is the plain LMMSE link). ``info["csit"]`` says whether the transmitter used CSI.
     """
 
     def __init__(self, channel: Union[Channel, str], equalizer: str = "mmse", csi: str = "perfect",
                  power: float = 1.0, batchwide_power: bool = False, pilot_snr_db: Optional[float] = None,
-                 num_pilots: int = 1):
+                 num_pilots: int = 1, precoding: Optional[str] = None):
         super().__init__(channel)
+        if precoding not in (None, "svd"):
+            raise ValueError(f"precoding must be None or 'svd' (needs transmitter CSI), got {precoding!r}")
+        if precoding == "svd" and (equalizer != "mmse" or csi != "perfect"):
+            raise ValueError(f"precoding='svd' needs equalizer='mmse' (per-eigenmode LMMSE) and csi='perfect' "
+                             f"(CSIT), got equalizer={equalizer!r}, csi={csi!r}")
+        self.precoding = precoding
         if not isinstance(power, numbers.Real) or not power > 0:
             raise ValueError(f"power must be a positive number, got {power!r}")
         self.power = float(power)
@@ -196,6 +208,8 @@ class AnalogLink(Link):
                                    power=self.power)
         self.mimo = bool(getattr(self.channel, "is_mimo", False))
         self.num_tx = int(getattr(self.channel, "num_tx", 1)) if self.mimo else 1
+        #: complex symbols per channel use: num_tx (spatial multiplexing) or min(num_tx, num_rx) eigenmodes (SVD)
+        self.streams = min(self.num_tx, int(self.channel.num_rx)) if self.mimo and precoding else self.num_tx
 
     @staticmethod
     def _check_batch_dims(batch_dims):
@@ -212,7 +226,7 @@ class AnalogLink(Link):
                 isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1 for d in dims):
             raise ValueError(f"feature_shape must be a positive int or a non-empty sequence of positive ints "
                              f"(the shape without batch dims, e.g. (32, 768)), got {feature_shape!r}")
-        data = math.ceil(math.ceil(math.prod(int(d) for d in dims) / 2) / self.num_tx)
+        data = math.ceil(math.ceil(math.prod(int(d) for d in dims) / 2) / self.streams)
         return data + self.equalizer.pilot_uses(data, self.channel)
 
     def encode(self, features: torch.Tensor, batch_dims: int = 1):
@@ -244,7 +258,11 @@ class AnalogLink(Link):
             raise ValueError("give exactly one of snr_db (Es/N0 in dB) or no (noise power N0)")
         x, scale, pad = self.encode(features, batch_dims)
         no_t = noise_power(snr_db, no, features.shape[:batch_dims], self.power, x.real.dtype, x.device)
-        if self.mimo:
+        extra = {}
+        if self.mimo and self.precoding == "svd":
+            x_hat, no_eff, no_used, x, p = svd_transmit(self.channel, x, no_t, self.power)
+            extra = {"eigenmode_power": p}
+        elif self.mimo:
             x_hat, no_eff, no_used, x = self._mimo_transmit(x, no_t)
         else:
             x_hat, no_eff, no_used = self.equalizer.transmit(self.channel, x, no_t)
@@ -252,7 +270,7 @@ class AnalogLink(Link):
         pilots = self.equalizer.pilot_uses(x.shape[-1], self.channel)
         return LinkOutput(x_hat=f_hat, channel_uses=x.shape[-1] + pilots, no=no_used,
                           info={"scale": scale, "no_eff": no_eff, "symbols": x, "data_uses": x.shape[-1],
-                                "pilot_uses": pilots})
+                                "pilot_uses": pilots, "csit": self.precoding is not None, **extra})
 
     def _mimo_transmit(self, s: torch.Tensor, no_t: torch.Tensor):
         """Spatial multiplexing of the normalised symbols ``s [*batch, m]`` over a MIMO channel:
