@@ -20,7 +20,9 @@ impairment is unknown to the receiver: ``ChannelOutput.h`` (the perfect CSI) doe
 ``exp(j theta)``, and estimated CSI (``csi="ls"``) is drawn around that ``h``. Along the last
 dimension the phase evolves channel use by channel use, which is the time axis of the flat
 channels (AWGN, Rayleigh, Rician); for a channel whose last dimension is not time (an OFDM grid)
-the walk is applied along the same index and inter-carrier interference is not modelled.
+the walk is applied along the same index and inter-carrier interference is not modelled. The capacity
+references (:func:`phy.capacity.channel_rate_bits`, the ``compare`` OPTA) read ``h`` and so ignore the
+impairment: they are the unimpaired channel's values.
 
 Spec keys, valid on every registered channel (:func:`phy.channels.parse_channel_spec`):
 ``phase_noise_linewidth`` [Hz], ``cfo`` [Hz], ``symbol_rate`` [Hz] (needed when either of the two

@@ -270,7 +270,7 @@ class AnalogLink(Link):
         pilots = self.equalizer.pilot_uses(x.shape[-1], self.channel)
         return LinkOutput(x_hat=f_hat, channel_uses=x.shape[-1] + pilots, no=no_used,
                           info={"scale": scale, "no_eff": no_eff, "symbols": x, "data_uses": x.shape[-1],
-                                "pilot_uses": pilots, "csit": self.precoding is not None, **extra})
+                                "pilot_uses": pilots, "csit": self.mimo and self.precoding is not None, **extra})
 
     def _mimo_transmit(self, s: torch.Tensor, no_t: torch.Tensor):
         """Spatial multiplexing of the normalised symbols ``s [*batch, m]`` over a MIMO channel:

@@ -23,10 +23,10 @@ A link spends ``ceil(symbols / K)`` channel uses (K streams per resource element
 Example
 -------
 >>> import torch
->>> p = mmse_power_allocation(torch.tensor([[4.0, 1.0]]), 1.0)      # gains sigma^2 / N0
->>> [round(v, 4) for v in p[0].tolist()]
-[0.6667, 0.3333]
->>> mmse_power_allocation(torch.tensor([[100.0, 0.01]]), 1.0)[0].tolist()   # the weak mode is switched off
+>>> p = mmse_power_allocation(torch.tensor([[9.0, 1.0]]), 1.0)      # gains sigma^2 / N0
+>>> [round(v, 4) for v in p[0].tolist()]                          # the weaker mode gets more here
+[0.4167, 0.5833]
+>>> mmse_power_allocation(torch.tensor([[100.0, 0.001]]), 1.0)[0].tolist()   # a weak mode is switched off
 [1.0, 0.0]
 """
 from __future__ import annotations
