@@ -752,7 +752,12 @@ def parse_channel_spec(spec: str) -> Tuple[str, Dict[str, object]]:
             raise ValueError(f"channel {name!r} declares no spec parameters (spec_params); give the bare name, "
                              f"got {spec!r}")
         return name, imp
-    return name, {**check_spec_kwargs(name, raw, params, spec), **imp}
+    try:
+        own = check_spec_kwargs(name, raw, params, spec)
+    except ValueError as e:
+        extra = "; ".join(p.describe() for p in IMPAIRMENT_PARAMS)
+        raise ValueError(f"{e}; every channel also takes the impairment keys (phy.impairments): {extra}") from None
+    return name, {**own, **imp}
 
 
 def canonical_channel_spec(spec: str) -> str:

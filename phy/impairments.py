@@ -3,13 +3,15 @@
 Model (receiver oscillator, applied to the **received** signal)::
 
     y'[k] = exp(j theta[k]) * y[k],     k = 0 .. n-1 (the channel-use index, last dim of y)
-    theta[k] = phase_offset + 2 pi cfo Ts k + sum_{i=1..k} w_i,   w_i ~ N(0, 2 pi linewidth Ts)
+    theta[k] = phi_0 + 2 pi cfo Ts k + sum_{i=1..k} w_i,   w_i ~ N(0, 2 pi linewidth Ts)
+    phi_0 = phase_offset (+ U[0, 2 pi) per example with random_phase=1)
 
 ``Ts = 1 / symbol_rate`` is the duration of one channel use, ``linewidth`` the oscillator's 3-dB
 (full) linewidth in Hz (the Lorentzian spectrum of a Wiener phase process of increment variance
 ``2 pi linewidth Ts``), ``cfo`` the carrier frequency offset in Hz and ``phase_offset`` the phase at
-``k = 0`` in radians (the receiver is assumed synchronised at the start of each example: the walk
-restarts at every example). Each example (every index of the batch dimensions) has its own phase
+``k = 0`` in radians: the receiver is synchronised at the start of each example (the walk restarts at
+every example) up to that given phase, or, with ``random_phase=1``, up to an unknown phase drawn
+uniformly in ``[0, 2 pi)`` per example (no synchronisation at all). Each example (every index of the batch dimensions) has its own phase
 walk, drawn from the channel's random stream after the channel's own draws, so a seed still gives
 bit-identical outputs. With ``num_rx`` receive antennas (MIMO) the phase is **common to all receive
 antennas** (one local oscillator): ``theta`` has shape ``[..., 1, n]`` for ``y [..., num_rx, n]``.
@@ -26,7 +28,7 @@ impairment: they are the unimpaired channel's values.
 
 Spec keys, valid on every registered channel (:func:`phy.channels.parse_channel_spec`):
 ``phase_noise_linewidth`` [Hz], ``cfo`` [Hz], ``symbol_rate`` [Hz] (needed when either of the two
-is non-zero) and ``phase_offset`` [rad], e.g. ``rayleigh(phase_noise_linewidth=100e3,symbol_rate=1e6)``.
+is non-zero), ``phase_offset`` [rad] and ``random_phase`` (0 or 1), e.g. ``rayleigh(phase_noise_linewidth=100e3,symbol_rate=1e6)``.
 All default to 0 (off); a spec with every impairment off has the same canonical text as before.
 
 Example
@@ -58,6 +60,7 @@ IMPAIRMENT_PARAMS: Tuple[Param, ...] = (
     Param("cfo", float, 0.0, unit="Hz"),
     Param("symbol_rate", float, 0.0, low=0.0, unit="Hz"),
     Param("phase_offset", float, 0.0, unit="rad"),
+    Param("random_phase", int, 0, low=0, high=1),
 )
 IMPAIRMENT_KEYS = tuple(p.name for p in IMPAIRMENT_PARAMS)
 
@@ -88,12 +91,15 @@ class PhaseImpairment:
         Channel uses per second [Hz]; required (> 0) when ``phase_noise_linewidth`` or ``cfo`` is non-zero.
     phase_offset : float
         Phase at channel use 0 [rad].
+    random_phase : int
+        1: add an initial phase uniform in ``[0, 2 pi)``, drawn per example; 0 (default): none.
     """
 
     phase_noise_linewidth: float = 0.0
     cfo: float = 0.0
     symbol_rate: float = 0.0
     phase_offset: float = 0.0
+    random_phase: int = 0
 
     def __post_init__(self):
         for p in IMPAIRMENT_PARAMS:
@@ -112,7 +118,7 @@ class PhaseImpairment:
     @property
     def active(self) -> bool:
         """Whether the impairment changes anything."""
-        return bool(self.phase_noise_linewidth or self.cfo or self.phase_offset)
+        return bool(self.phase_noise_linewidth or self.cfo or self.phase_offset or self.random_phase)
 
     @property
     def symbol_time(self) -> float:
@@ -130,15 +136,21 @@ class PhaseImpairment:
 
     def spec_kwargs(self) -> Dict[str, float]:
         """The spec keys (all of them when active, none when off: the canonical spec is unchanged)."""
-        return {k: float(v) for k, v in asdict(self).items()} if self.active else {}
+        return {k: (int(v) if k == "random_phase" else float(v)) for k, v in asdict(self).items()} \
+            if self.active else {}
+
+    @property
+    def random(self) -> bool:
+        """Whether the phases need random draws (phase noise or a random initial phase)."""
+        return self.increment_variance > 0 or bool(self.random_phase)
 
 
 def phase_trajectory(batch_shape, n: int, impairment: PhaseImpairment, generator: Optional[torch.Generator],
                      dtype=torch.float64, device=None) -> torch.Tensor:
     """Phases ``theta [*batch_shape, n]`` [rad] of the module docstring (one independent walk per example).
 
-    The Wiener increments are drawn from ``generator`` (only when the linewidth is non-zero); the
-    sum and the ramp are accumulated in float64 and cast to ``dtype``.
+    The random initial phases (``random_phase=1``), then the Wiener increments (a non-zero linewidth) are
+    drawn from ``generator``; the sum and the ramp are accumulated in float64 and cast to ``dtype``.
 
     >>> th = phase_trajectory((1,), 4, PhaseImpairment(cfo=250.0, symbol_rate=1e3), None)
     >>> [round(t, 6) for t in th[0].tolist()]                   # pi/2 per channel use
@@ -149,10 +161,14 @@ def phase_trajectory(batch_shape, n: int, impairment: PhaseImpairment, generator
     shape = (*tuple(batch_shape), int(n))
     k = torch.arange(n, dtype=torch.float64, device=device)
     theta = (impairment.phase_offset + impairment.phase_step * k).expand(shape).clone()
+    if impairment.random and generator is None:
+        raise ValueError("phase noise / a random initial phase needs a generator (the channel's random stream), "
+                         "got None")
+    if impairment.random_phase:
+        phi = torch.rand(tuple(batch_shape), generator=generator, dtype=torch.float64, device=device)
+        theta += (2.0 * math.pi * phi).unsqueeze(-1)
     var = impairment.increment_variance
     if var > 0 and n > 1:
-        if generator is None:
-            raise ValueError("phase noise needs a generator (the channel's random stream), got None")
         w = torch.randn((*tuple(batch_shape), n - 1), generator=generator, dtype=torch.float64, device=device)
         theta[..., 1:] += torch.cumsum(w, -1) * math.sqrt(var)
     return theta.to(dtype)
@@ -172,7 +188,7 @@ def _impairment_hook(module, args, output):
     y = output.y
     mimo = bool(getattr(module, "is_mimo", False)) and y.dim() >= 2
     batch = y.shape[:-2] + (1,) if mimo else y.shape[:-1]  # one oscillator for all receive antennas
-    gen = module.generator(y.device) if imp.increment_variance > 0 else None
+    gen = module.generator(y.device) if imp.random else None
     theta = phase_trajectory(batch, y.shape[-1], imp, gen, dtype=y.real.dtype, device=y.device)
     return type(output)(y=apply_phase(y, theta), h=output.h, no=output.no)
 

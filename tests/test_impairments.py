@@ -144,3 +144,19 @@ def test_bad_impairment_arguments_raise():
         wiener_increment_variance(-1.0, 1e-6)
     with pytest.raises(TypeError, match="PhaseImpairment"):
         attach_impairment(AWGN(), "cfo")
+
+
+def test_random_initial_phase_is_uniform_per_example_and_keeps_the_ramp():
+    ch = make_channel("awgn(cfo=1000,symbol_rate=1e6,random_phase=1)", seed=4)
+    y = ch(torch.ones(20000, 5, dtype=torch.complex128), no=0.0).y
+    phi0 = torch.angle(y[:, 0]) % (2 * math.pi)
+    # uniform on [0, 2 pi): E e^{j phi} = 0 (std 1/sqrt(2 * 20000)), mean pi, variance (2 pi)^2 / 12
+    assert torch.exp(1j * phi0.to(torch.complex128)).mean().abs().item() < 5 / math.sqrt(40000)
+    assert phi0.var().item() == pytest.approx((2 * math.pi) ** 2 / 12, rel=0.03)
+    ramp = torch.polar(torch.ones(5, dtype=torch.float64), 2 * math.pi * 1e-3 * torch.arange(5.0, dtype=torch.float64))
+    torch.testing.assert_close(y / y[:, :1], ramp.expand(20000, 5), rtol=0, atol=1e-9)
+    assert "random_phase=1" in canonical_channel_spec("awgn(random_phase=1)")
+    with pytest.raises(ValueError, match="random_phase"):
+        parse_channel_spec("awgn(random_phase=2)")
+    with pytest.raises(ValueError, match="impairment keys"):
+        parse_channel_spec("rayleigh(linewidth=5)")
