@@ -116,6 +116,9 @@ def channel_rate_bits(channel, uses: int, snr_db: float, draws: int = 2000):
       ``sum_i log2(1 + |h_i|^2 snr)`` per draw of ``uses`` symbols of the channel (``draws`` values),
       whose expectation of ``D(.)`` is the block-fading OPTA.
 
+    A MIMO channel (``num_tx``/``num_rx`` > 1) gets the same modes with ``log2 det(I + snr/num_tx H H^H)``
+    per use (:func:`phy.mimo_capacity.mimo_channel_rate_bits`; Telatar's integral for i.i.d. Rayleigh).
+
     The channel's random stream advances (reseed it afterwards if that matters).
     """
     from .conventions import snr_db_to_no
@@ -125,6 +128,10 @@ def channel_rate_bits(channel, uses: int, snr_db: float, draws: int = 2000):
     if isinstance(draws, bool) or not isinstance(draws, numbers.Integral) or draws < 1:
         raise ValueError(f"draws must be a positive int, got {draws!r}")
     snr_db = float(snr_db)
+    if getattr(channel, "is_mimo", False):  # log det with equal power per antenna (phy.mimo_capacity)
+        from .mimo_capacity import mimo_channel_rate_bits
+
+        return mimo_channel_rate_bits(channel, uses, snr_db, draws)
     if getattr(channel, "name", "") == "awgn":
         return "awgn", np.array([uses * awgn_capacity(snr_db)])
     block = getattr(channel, "block_length", None)

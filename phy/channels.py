@@ -40,6 +40,7 @@ from torch import nn
 from . import channel_kernels as _ck
 from .channel_spec import Param, check_spec_kwargs, format_spec, parse_spec, split_channel_list
 from .conventions import check_complex, check_device, check_finite, check_no, check_no_type
+from .impairments import IMPAIRMENT_PARAMS, PhaseImpairment, attach_impairment, split_impairment_kwargs
 
 __all__ = [
     "ChannelOutput",
@@ -142,6 +143,8 @@ class Channel(nn.Module):
         self._seed = int(seed) if seed is not None else int(torch.randint(0, 2**62, (1,)).item())
         self._generators: Dict[str, torch.Generator] = {}
         self.device = check_device(device) if device is not None else None
+        #: receiver phase noise / CFO (:mod:`phy.impairments`, applied by a forward hook); None: off
+        self.impairment = None
 
     # -- random stream -------------------------------------------------------------------
     @property
@@ -296,7 +299,7 @@ class Channel(nn.Module):
             raise ValueError(f"equalizer must be one of {EQUALIZERS}, got {method!r}")
         check_complex(x, "x")
         spec = self.kernel_fading()
-        if isinstance(spec, tuple) and not (torch.is_grad_enabled() and x.requires_grad):
+        if isinstance(spec, tuple) and self.impairment is None and not (torch.is_grad_enabled() and x.requires_grad):
             no_t = self._check_inputs(x, no, finite=False)
             rows = self._kernel_rows(x, no_t)
             if rows is not None:
@@ -722,7 +725,10 @@ def parse_channel_spec(spec: str) -> Tuple[str, Dict[str, object]]:
     registered class (its ``spec_params``), defaults filled in, values checked and converted.
 
     Raises ``ValueError`` for an unknown name, an unknown key or a bad value, listing the valid keys
-    with their types, ranges and defaults.
+    with their types, ranges and defaults. The impairment keys of :mod:`phy.impairments`
+    (``phase_noise_linewidth``, ``cfo``, ``symbol_rate``, ``phase_offset``) are valid on every channel
+    and appear in the kwargs only when the impairment is on (so the canonical spec of an unimpaired
+    channel is unchanged).
 
     Example
     -------
@@ -732,13 +738,26 @@ def parse_channel_spec(spec: str) -> Tuple[str, Dict[str, object]]:
     name, raw = parse_spec(spec)
     if name not in CHANNELS:
         raise ValueError(f"unknown channel {name!r} in spec {spec!r}; expected one of {sorted(CHANNELS)}")
+    raw, raw_imp = split_impairment_kwargs(raw)
+    imp = {}
+    if raw_imp:
+        imp_kw = check_spec_kwargs(name, raw_imp, IMPAIRMENT_PARAMS, spec)
+        try:
+            imp = PhaseImpairment(**imp_kw).spec_kwargs()
+        except ValueError as e:
+            raise ValueError(f"channel spec {spec!r}: {e}") from None
     params = CHANNELS[name].spec_params
     if params is None:
         if raw:
             raise ValueError(f"channel {name!r} declares no spec parameters (spec_params); give the bare name, "
                              f"got {spec!r}")
-        return name, {}
-    return name, check_spec_kwargs(name, raw, params, spec)
+        return name, imp
+    try:
+        own = check_spec_kwargs(name, raw, params, spec)
+    except ValueError as e:
+        extra = "; ".join(p.describe() for p in IMPAIRMENT_PARAMS)
+        raise ValueError(f"{e}; every channel also takes the impairment keys (phy.impairments): {extra}") from None
+    return name, {**own, **imp}
 
 
 def canonical_channel_spec(spec: str) -> str:
@@ -772,7 +791,9 @@ def canonical_channel_list(channels) -> List[str]:
 
 def make_channel(name: Union[str, Channel], **kwargs) -> Channel:
     """Build a registered channel from a name or a spec (``awgn``, ``rayleigh(block_length=64)``,
-    ``rician(k_db=10)``, ``tdl(model=C,delay_spread=100e-9,speed=30)``, ``rayleigh(num_tx=2,num_rx=2)``).
+    ``rician(k_db=10)``, ``tdl(model=C,delay_spread=100e-9,speed=30)``, ``rayleigh(num_tx=2,num_rx=2)``,
+    ``rayleigh(phase_noise_linewidth=100e3,cfo=500,symbol_rate=1e6)``: impairments of
+    :mod:`phy.impairments` on any channel, also as keyword arguments).
 
     A spec with parentheses is checked by :func:`parse_channel_spec`; ``kwargs`` (``seed``, ``device``,
     ``backend``, or constructor arguments with a bare name) are passed on and must not repeat a key
@@ -789,13 +810,15 @@ def make_channel(name: Union[str, Channel], **kwargs) -> Channel:
         return name
     if not isinstance(name, str):
         raise TypeError(f"channel must be a name or a Channel, got {type(name).__name__}")
+    kwargs, imp = split_impairment_kwargs(kwargs)
     if "(" not in name:
         key = name.strip().lower()
         if key not in CHANNELS:
             raise ValueError(f"unknown channel {name!r}; expected one of {sorted(CHANNELS)}")
-        return CHANNELS[key](**kwargs)
+        return attach_impairment(CHANNELS[key](**kwargs), **imp)
     key, spec_kwargs = parse_channel_spec(name)
-    both = sorted(set(spec_kwargs) & set(kwargs))
+    spec_kwargs, spec_imp = split_impairment_kwargs(spec_kwargs)
+    both = sorted(set(spec_kwargs) & set(kwargs)) + sorted(set(spec_imp) & set(imp))
     if both:
         raise ValueError(f"channel spec {name!r} and the keyword arguments both set {both}")
-    return CHANNELS[key](**spec_kwargs, **kwargs)
+    return attach_impairment(CHANNELS[key](**spec_kwargs, **kwargs), **spec_imp, **imp)

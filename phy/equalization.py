@@ -180,11 +180,13 @@ class Equalizer(nn.Module):
     def pilot_uses(self, n: int, channel=None) -> int:
         """Pilot channel uses per example that :meth:`transmit` charges for ``n`` data symbols over
         ``channel``: ``num_pilots`` per coefficient with ``csi="ls"`` (one coefficient per coherence block
-        of ``channel.block_length`` symbols, else one per symbol), 0 otherwise and for a channel without
-        fading (AWGN: nothing to estimate)."""
+        of ``channel.block_length`` symbols, else one per symbol; times ``num_tx`` orthogonal pilots on a MIMO
+        channel, :mod:`phy.mimo_csi`), 0 otherwise and for a channel without fading (AWGN: nothing to
+        estimate)."""
         if self.csi != "ls" or channel is None or getattr(channel, "name", "") == "awgn":
             return 0
-        return self.num_pilots * math.ceil(n / _block_length(channel))
+        streams = int(getattr(channel, "num_tx", 1)) if getattr(channel, "is_mimo", False) else 1
+        return self.num_pilots * streams * math.ceil(n / _block_length(channel))
 
     def forward(self, out: ChannelOutput, generator: Optional[torch.Generator] = None, block_length: int = 1
                 ) -> Tuple[torch.Tensor, torch.Tensor]:

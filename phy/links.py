@@ -35,6 +35,8 @@ from .capacity import CAPACITY_MODES, IdealCode, instantaneous_capacity
 from .codes import Code, make_code
 from .equalization import Equalizer
 from .mimo import DETECTORS, MIMODetector, mimo_equalize, mrc
+from .mimo_csi import receiver_csi
+from .precoding import svd_transmit
 from .modulation import QAM, bits_per_symbol, uncoded_ber
 
 __all__ = ["LinkOutput", "Link", "AnalogLink", "real_to_complex", "complex_to_real", "snr_to_no_tensor", "noise_power"]
@@ -164,8 +166,10 @@ class AnalogLink(Link):
     Over a MIMO channel (``num_tx``/``num_rx`` > 1) the symbols are spatially multiplexed (symbol ``i``
     on antenna ``i % num_tx`` of channel use ``i // num_tx``, ``Es / num_tx`` per antenna, zero-padded to
     whole channel uses) and equalised per stream: ``equalizer="mmse"`` is LMMSE, ``"zf"`` zero forcing
-    (:func:`phy.mimo.mimo_equalize`); ``channel_uses = ceil(ceil(m / 2) / num_tx)``. Perfect CSI only;
-    SVD precoding with transmitter CSI is not implemented.
+    (:func:`phy.mimo.mimo_equalize`); ``channel_uses = ceil(ceil(m / 2) / num_tx)``. ``csi="ls"``: orthogonal
+    pilots, ``num_pilots * num_tx`` per coherence block, counted (:mod:`phy.mimo_csi`). ``precoding="svd"``
+    (**needs CSIT**): eigen-beamforming on the ``K = min(num_tx, num_rx)`` eigenmodes with MSE-optimal power
+    allocation and per-mode LMMSE (:mod:`phy.precoding`); ``channel_uses = ceil(ceil(m / 2) / K)``.
 
     Over an OFDM grid (:class:`phy.ofdm.OFDMChannel`, spec ``ofdm(...)``) the symbols go through the grid's
     :meth:`~phy.ofdm.OFDMChannel.send_symbols` (pilots, the spec's LS or perfect CSI, Sionna's LMMSE made
@@ -187,12 +191,21 @@ class AnalogLink(Link):
     pilot_snr_db, num_pilots :
         CSI estimation parameters; with ``csi="ls"`` the ``num_pilots`` pilots per coherence block
         are counted in ``channel_uses``.
+    precoding : ``None`` (default) or ``"svd"``
+        SVD precoding with transmitter CSI (needs ``equalizer="mmse"``, ``csi="perfect"``; on a 1 x 1
+        channel it is the plain LMMSE link). ``info["csit"]`` says whether the transmitter used CSI.
     """
 
     def __init__(self, channel: Union[Channel, str], equalizer: str = "mmse", csi: str = "perfect",
                  power: float = 1.0, batchwide_power: bool = False, pilot_snr_db: Optional[float] = None,
-                 num_pilots: int = 1):
+                 num_pilots: int = 1, precoding: Optional[str] = None):
         super().__init__(channel)
+        if precoding not in (None, "svd"):
+            raise ValueError(f"precoding must be None or 'svd' (needs transmitter CSI), got {precoding!r}")
+        if precoding == "svd" and (equalizer != "mmse" or csi != "perfect"):
+            raise ValueError(f"precoding='svd' needs equalizer='mmse' (per-eigenmode LMMSE) and csi='perfect' "
+                             f"(CSIT), got equalizer={equalizer!r}, csi={csi!r}")
+        self.precoding = precoding
         if not isinstance(power, numbers.Real) or not power > 0:
             raise ValueError(f"power must be a positive number, got {power!r}")
         self.power = float(power)
@@ -201,10 +214,12 @@ class AnalogLink(Link):
                                    power=self.power)
         self.mimo = bool(getattr(self.channel, "is_mimo", False))
         self.num_tx = int(getattr(self.channel, "num_tx", 1)) if self.mimo else 1
-        if self.mimo and csi != "perfect":
-            raise ValueError(f"a MIMO channel ({self.channel.num_rx} x {self.num_tx}) needs csi='perfect' "
-                             f"(estimated MIMO CSI is not implemented), got csi={csi!r}")
+        #: complex symbols per channel use: num_tx (spatial multiplexing) or min(num_tx, num_rx) eigenmodes (SVD)
+        self.streams = min(self.num_tx, int(self.channel.num_rx)) if self.mimo and precoding else self.num_tx
         self.ofdm = _check_ofdm(self.channel, csi)
+        if self.ofdm and precoding is not None:
+            raise ValueError(f"precoding={precoding!r} is not implemented over an OFDM grid (ofdm(...): spatial "
+                             "multiplexing with Sionna's OFDM LMMSE/ZF); use precoding=None")
 
     @staticmethod
     def _check_batch_dims(batch_dims):
@@ -223,7 +238,7 @@ class AnalogLink(Link):
                              f"(the shape without batch dims, e.g. (32, 768)), got {feature_shape!r}")
         if self.ofdm:  # a resource grid: data REs + pilot REs (+ cyclic prefix) of the slots used
             return self.channel.ledger(math.ceil(math.prod(int(d) for d in dims) / 2)).channel_uses
-        data = math.ceil(math.ceil(math.prod(int(d) for d in dims) / 2) / self.num_tx)
+        data = math.ceil(math.ceil(math.prod(int(d) for d in dims) / 2) / self.streams)
         return data + self.equalizer.pilot_uses(data, self.channel)
 
     def encode(self, features: torch.Tensor, batch_dims: int = 1):
@@ -261,8 +276,12 @@ class AnalogLink(Link):
             return LinkOutput(x_hat=f_hat, channel_uses=o.ledger.channel_uses, no=o.no,
                               info={"scale": scale, "no_eff": o.no_eff, "symbols": x, "data_uses": o.ledger.data_uses,
                                     "pilot_uses": o.ledger.pilot_uses, "cp_uses": o.ledger.cp_uses,
-                                    "slots": o.ledger.slots})
-        if self.mimo:
+                                    "slots": o.ledger.slots, "csit": False})
+        extra = {}
+        if self.mimo and self.precoding == "svd":
+            x_hat, no_eff, no_used, x, p = svd_transmit(self.channel, x, no_t, self.power)
+            extra = {"eigenmode_power": p}
+        elif self.mimo:
             x_hat, no_eff, no_used, x = self._mimo_transmit(x, no_t)
         else:
             x_hat, no_eff, no_used = self.equalizer.transmit(self.channel, x, no_t)
@@ -270,7 +289,7 @@ class AnalogLink(Link):
         pilots = self.equalizer.pilot_uses(x.shape[-1], self.channel)
         return LinkOutput(x_hat=f_hat, channel_uses=x.shape[-1] + pilots, no=no_used,
                           info={"scale": scale, "no_eff": no_eff, "symbols": x, "data_uses": x.shape[-1],
-                                "pilot_uses": pilots})
+                                "pilot_uses": pilots, "csit": self.mimo and self.precoding is not None, **extra})
 
     def _mimo_transmit(self, s: torch.Tensor, no_t: torch.Tensor):
         """Spatial multiplexing of the normalised symbols ``s [*batch, m]`` over a MIMO channel:
@@ -285,7 +304,8 @@ class AnalogLink(Link):
         scale = 1.0 / math.sqrt(nt)
         x = sp.reshape(*batch, -1, nt).transpose(-1, -2) * scale   # [*batch, num_tx, uses]
         out = self.channel(x, no_t.unsqueeze(-1))
-        s_hat, var = mimo_equalize(out.y, out.h * scale, out.no, self.equalizer.method, self.power)
+        h = receiver_csi(self.channel, out, self.equalizer)        # csi="ls": phy.mimo_csi
+        s_hat, var = mimo_equalize(out.y, h * scale, out.no, self.equalizer.method, self.power)
         s_hat = s_hat.transpose(-1, -2).reshape(*batch, -1)[..., :m]
         var = var.transpose(-1, -2).reshape(*batch, -1)[..., :m]
         return s_hat, var, out.no, x
@@ -375,7 +395,8 @@ class DigitalLink(Link):
         (symbol ``i`` on antenna ``i % num_tx`` of use ``i // num_tx``), each antenna sending
         ``Es / num_tx``; LLRs from Sionna's detector (:class:`phy.mimo.MIMODetector`). With one
         transmit antenna (``1 x N_r``) the receiver is MRC (:func:`phy.mimo.mrc`) followed by the
-        soft demapper, exact for every ``detector``. MIMO needs ``csi="perfect"``.
+        soft demapper, exact for every ``detector``. MIMO ``csi="ls"``: ``num_pilots * num_tx`` orthogonal
+        pilots per coherence block, counted (:mod:`phy.mimo_csi`).
         Over an OFDM grid (:class:`phy.ofdm.OFDMChannel`): ``"lmmse"`` or ``"zf"``, Sionna's OFDM equalisers
         with the spec's pilots and LS or perfect CSI, then the soft demapper with their ``no_eff``;
         ``channel_uses`` is the grid's ledger (data REs of whole slots + pilot REs + cyclic prefix), the same
@@ -420,9 +441,6 @@ class DigitalLink(Link):
         self.detector = detector
         self.mimo = bool(getattr(self.channel, "is_mimo", False))
         self.num_tx = int(getattr(self.channel, "num_tx", 1)) if self.mimo else 1
-        if self.mimo and csi != "perfect":
-            raise ValueError(f"a MIMO channel ({self.channel.num_rx} x {self.num_tx}) needs csi='perfect' "
-                             f"(estimated MIMO CSI is not implemented), got csi={csi!r}")
         self.ofdm = _check_ofdm(self.channel, csi)
         if self.ofdm:  # spatial multiplexing on the grid; Sionna's OFDM LMMSE / ZF equaliser + the soft demapper
             if detector not in ("zf", "lmmse"):
@@ -603,7 +621,8 @@ class DigitalLink(Link):
         scale = 1.0 / math.sqrt(nt)
         x = s.reshape(*batch, -1, nt).transpose(-1, -2) * scale  # [*batch, num_tx, uses]
         out = self.channel(x, no_t.unsqueeze(-1))                # no [*batch, 1, 1] per receive antenna
-        h = out.h * scale if nt > 1 else out.h                    # the channel the unit-energy symbols see
+        h = receiver_csi(self.channel, out, self.equalizer)       # csi="ls": phy.mimo_csi
+        h = h * scale if nt > 1 else h                            # the channel the unit-energy symbols see
         if nt == 1:
             x_eq, no_eff = mrc(out.y, h, out.no)
             return self.qam.demodulate(x_eq, no_eff), no_eff, out.no

@@ -250,6 +250,18 @@ class OFDMChannel(Channel):
         self._blocks: Dict[Tuple[str, str], Dict[str, object]] = {}
 
     @property
+    def impairment(self):
+        """Always ``None``: receiver phase noise / CFO (:mod:`phy.impairments`) are refused on a grid."""
+        return None
+
+    @impairment.setter
+    def impairment(self, value) -> None:
+        if value is not None:
+            raise ValueError(f"impairments (phy.impairments: {value}) are not implemented on an OFDM grid: phase "
+                             "noise and CFO cause inter-carrier interference, which this frequency-domain grid "
+                             "does not model; drop the impairment keys from the ofdm(...) spec")
+
+    @property
     def is_mimo(self) -> bool:
         """Whether :meth:`forward` takes and returns an antenna dimension (anything but 1 x 1)."""
         return self.num_tx > 1 or self.num_rx > 1

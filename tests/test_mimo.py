@@ -131,8 +131,9 @@ def test_mimo_link_ledger_layout_and_noiseless_decoding():
     assert sym.shape == (6, 2, 16)
     flat = QAM("16qam").modulate(torch.nn.functional.pad(bits, (0, 28)))
     assert torch.equal(sym[:, 0], flat[:, 0::2]) and torch.equal(sym[:, 1], flat[:, 1::2])
-    with pytest.raises(ValueError, match="needs csi='perfect'"):
-        DigitalLink(ch, csi="ls")
+    # csi="ls": 2 orthogonal pilots per transmit antenna in each of the 4 coherence blocks (phy.mimo_csi)
+    ls = DigitalLink(ch, code="none", code_kwargs={"k": 100}, modulation="16qam", csi="ls", num_pilots=2)
+    assert ls.channel_uses(100) == 16 + 2 * 2 * 4
     with pytest.raises(ValueError, match="detector must be one of"):
         DigitalLink(ch, detector="sphere")
     from phy.links import BSCEquivalentLink
@@ -280,5 +281,5 @@ def test_analog_mimo_odd_symbol_count_and_noiseless():
     out = link(f, snr_db=200.0)
     assert out.channel_uses == link.channel_uses((13,)) == 3
     torch.testing.assert_close(out.x_hat, f, atol=1e-3, rtol=1e-3)
-    with pytest.raises(ValueError, match="needs csi='perfect'"):
-        AnalogLink(make_channel("rayleigh(num_tx=2,num_rx=2)"), csi="ls")
+    # csi="ls": one pilot per transmit antenna per (per-symbol) coherence block: 3 x 3 pilots
+    assert AnalogLink(make_channel("rayleigh(num_tx=3,num_rx=3)"), csi="ls").channel_uses((13,)) == 3 + 9

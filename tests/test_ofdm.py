@@ -289,7 +289,7 @@ def test_compare_reports_data_and_pilot_uses_matched():
     assert (d["channel_uses"], d["data_uses"], d["pilot_uses"]) == (48, 36, 12)
     assert (a["equalizer"], d["equalizer"], by[("quant-hamming74-qpsk", "awgn")]["equalizer"]) == ("mmse", "lmmse", "zf")
     assert d["info_bits"] <= 4 * (36 * 2 // 7)                       # Hamming(7,4) in the slot's 72 coded bits
-    assert ("opta", spec) not in by                                  # not implemented over a grid: skipped
+    assert by[("opta", spec)]["status"].startswith("skipped: opta is not implemented over an OFDM grid")
     assert (by[("analog", "awgn")]["data_uses"], by[("analog", "awgn")]["pilot_uses"]) == (32, 0)
     # an explicit budget counts data + pilot REs of whole slots: 100 uses hold 2 slots of 48 (72 data symbols)
     rows = run_comparison(src, CompareConfig(schemes=["analog", "quant-hamming74-qpsk"], channels=[spec],
@@ -338,3 +338,14 @@ def test_snr_sweep_over_a_leading_dimension_matches_one_by_one():
     torch.testing.assert_close(out.no[:, 0, 0], torch.tensor([1.0, 0.01]))
     err = (out.x_hat - f).square().mean(dim=(1, 2))
     assert err[1] < 0.2 * err[0]
+
+
+def test_impairments_are_refused_on_the_grid():
+    with pytest.raises(ValueError, match="not implemented on an OFDM grid"):
+        make_channel("ofdm(model=rayleigh,fft_size=12,cfo=500,symbol_rate=1e6)", seed=0)
+    assert make_channel("ofdm(model=rayleigh,fft_size=12,cfo=0)", seed=0).impairment is None
+
+
+def test_svd_precoding_is_refused_on_the_grid():
+    with pytest.raises(ValueError, match="not implemented over an OFDM grid"):
+        AnalogLink(make_channel("ofdm(model=rayleigh,num_tx=2,num_rx=2,fft_size=12)", seed=0), precoding="svd")

@@ -35,6 +35,10 @@ Schemes (``--schemes``, comma list)
 ``analog`` (``analog-zf``, ``analog-mmse``)
     :class:`phy.links.AnalogLink`: pairs of reals -> one complex symbol, per-example power
     normalisation, ZF or MMSE equalisation. ``ceil(d/2)`` uses. ``analog`` takes ``--equalizer``.
+``analog-svd``
+    The analog link with SVD precoding (**needs CSIT**: the transmitter knows ``H``; :mod:`phy.precoding`):
+    ``min(num_tx, num_rx)`` eigenmodes per channel use, MSE-optimal power, per-mode LMMSE. On a single-antenna
+    channel it is ``analog-mmse``. Its ``note`` column says "needs CSIT".
 ``quant-<code>-<mod>`` with ``<code>`` in ``none, hamming74, ldpc5g`` and ``<mod>`` in ``qpsk, 16qam, ...``
     Naive separation, kept to show what it costs: :class:`phy.quantization.UniformQuantizer`
     (``b`` bits per element, natural binary, one range for all coordinates fitted on the training
@@ -77,13 +81,23 @@ Every scheme is fitted into ``U``; the actual uses are reported (``channel_uses`
   rate-distortion limit: at very low SNR it delivers a few error-free features, which can retrieve
   worse than all features sent with many bit errors.
 
+Multi-antenna channels (``rayleigh(num_tx=2,num_rx=2)``, flat fading): a channel use is one resource element
+carrying several streams, Es/N0 is the total over the transmit antennas per N0 per receive antenna. ``analog``
+sends ``num_tx`` complex symbols per use (LMMSE/ZF per stream), ``analog-svd`` ``min(num_tx, num_rx)``,
+``quant-*`` and ``ascii-*`` ``num_tx`` QAM streams per use through the LMMSE MIMO detector (capacity
+``U m num_tx`` coded bits), and ``opta`` uses the MIMO ergodic capacity (equal power, no CSIT:
+:mod:`phy.mimo_capacity`). The other schemes (``analog-klt``, ``transform-*``, ``quant-ideal``, plug-ins
+without ``supports_mimo = True``) are reported as ``skipped: ...`` on such channels.
+
 Over an OFDM grid (``--channel "ofdm(...)"``, :mod:`phy.ofdm`) a channel use is a resource element: the budget
 counts data and pilot REs (and cyclic-prefix samples) of whole slots, by default those the analog scheme
-occupies (``ledger(ceil(d/2))``); a scheme's capacity is the data symbols of the whole slots within the budget,
-so every scheme is charged the same pilot overhead, and the CSV's ``data_uses`` / ``pilot_uses`` split
-``channel_uses`` (``pilot_uses`` 0 on other channels). Only ``analog*``, ``quant-<code>-<mod>`` and ``ascii-*``
-run over a grid; the others (``opta``, ``analog-klt``, ``*-ideal``, ``transform-*``) are skipped there with
-a logged reason (their capacity/OPTA designs assume one coefficient per use).
+occupies (``ledger(ceil(d/2))``); a scheme's capacity is the data symbols (all streams) of the whole slots within
+the budget, so every scheme is charged the same pilot overhead, and the CSV's ``data_uses`` / ``pilot_uses``
+split ``channel_uses`` (``pilot_uses`` 0 on other channels). Only ``analog``/``analog-zf``/``analog-mmse``,
+``quant-<code>-<mod>`` and ``ascii-*`` run over a grid; the others (``opta``, ``analog-klt``, ``analog-svd``,
+``*-ideal``, ``transform-*``) are reported as ``skipped: ...`` there (their capacity/OPTA designs assume one
+coefficient per use, or need CSIT).
+
 
 ``--no-match`` sends every scheme at its natural size instead (all features at ``--bits`` bits per
 element, default 4; the full text), with ``matched = false`` and the actual uses reported.
@@ -470,6 +484,9 @@ class Scheme:
     modulation: Optional[str] = None
     code_name: Optional[str] = None
     snr_dependent_plan = False
+    #: whether the scheme handles a multi-antenna channel (several streams per channel use); the others are
+    #: skipped there with the reason (:func:`_mimo_skip`)
+    supports_mimo = False
 
     def applies(self, source) -> Tuple[bool, str]:
         return True, ""
@@ -497,40 +514,73 @@ class AnalogScheme(Scheme):
     """Features as complex symbols through :class:`phy.links.AnalogLink` (``ceil(d/2)`` uses)."""
 
     kind = "analog"
+    supports_mimo = True
 
-    def __init__(self, equalizer: Optional[str] = None):
-        self.fixed_equalizer = equalizer
-        self.name = "analog" if equalizer is None else f"analog-{equalizer}"
+    def __init__(self, equalizer: Optional[str] = None, precoding: Optional[str] = None):
+        self.fixed_equalizer = "mmse" if precoding else equalizer
+        self.precoding = precoding
+        self.name = f"analog-{precoding}" if precoding else "analog" if equalizer is None else f"analog-{equalizer}"
 
     def equalizer(self, ctx) -> str:
         return self.fixed_equalizer or ctx.equalizer
 
     def plan(self, ctx, snr_db, channel):
         d = ctx.dim
+        grid = _ofdm_grid(channel)
+        if grid is not None:  # OFDM: symbols -> resource elements (data + pilots) of whole slots
+            return self._grid_plan(ctx, grid)
+        k = _streams(channel, self.precoding)   # complex symbols per channel use
+        full = math.ceil(math.ceil(d / 2) / k)
+        csit = "; needs CSIT (SVD precoding: the transmitter knows H)" if self.precoding else ""
+        if not ctx.matched or ctx.budget >= full:
+            note = "" if (not ctx.matched or ctx.budget == full) else f"uses {full} of the {ctx.budget} budget"
+            return Plan(full, True, dims_sent=d, note=(note + csit).lstrip("; "))
+        dims = min(d, 2 * k * ctx.budget)
+        return Plan(math.ceil(math.ceil(dims / 2) / k), False, dims_sent=dims,
+                    note=f"truncated: first {dims} of {d} features sent (fallback for the rest)" + csit)
+
+    def _grid_plan(self, ctx, grid) -> Plan:
+        """The plan over an OFDM grid: ``ceil(d/2)`` symbols on the data REs of whole slots, charged their REs."""
+        d = ctx.dim
         full = math.ceil(d / 2)
-        grid = _ofdm_grid(channel)  # OFDM: symbols -> resource elements (data + pilots) of whole slots
-        uses = (lambda sym: grid.ledger(sym).channel_uses) if grid is not None else (lambda sym: sym)
         symbols = _symbol_budget(ctx.budget, grid)
         if not ctx.matched or symbols >= full:
-            note = "" if (not ctx.matched or ctx.budget == uses(full)) else \
-                f"uses {uses(full)} of the {ctx.budget} budget"
-            return Plan(uses(full), True, dims_sent=d, note=note)
+            uses = grid.ledger(full).channel_uses
+            note = "" if (not ctx.matched or ctx.budget == uses) else f"uses {uses} of the {ctx.budget} budget"
+            return Plan(uses, True, dims_sent=d, note=note)
         dims = min(d, 2 * symbols)
         if dims == 0:
-            return Plan(0, False, dims_sent=0, note=f"skipped: a budget of {ctx.budget} uses holds no OFDM slot",
-                        status="skipped: budget below one OFDM slot")
-        return Plan(uses(math.ceil(dims / 2)), False, dims_sent=dims,
+            why = f"skipped: a budget of {ctx.budget} uses holds no OFDM slot ({grid.ledger(1).channel_uses} uses)"
+            return Plan(0, False, dims_sent=0, note=why, status=why)
+        return Plan(grid.ledger(math.ceil(dims / 2)).channel_uses, False, dims_sent=dims,
                     note=f"truncated: first {dims} of {d} features sent (fallback for the rest)")
 
     def transmit(self, ctx, plan, channel, snr_db):
         from phy.links import AnalogLink
 
-        link = AnalogLink(channel, equalizer=self.equalizer(ctx))
+        link = AnalogLink(channel, equalizer=self.equalizer(ctx), precoding=self.precoding)
         f = ctx.test[:, :plan.dims_sent]
         out = link(f, snr_db=float(snr_db))
         if out.channel_uses != plan.channel_uses:  # the ledger must agree with the plan
             raise RuntimeError(f"analog link used {out.channel_uses} channel uses, planned {plan.channel_uses}")
         return Received(_fill(ctx, out.x_hat, plan.dims_sent), ctx.test_index)
+
+
+def _streams(channel, precoding: Optional[str] = None) -> int:
+    """Complex symbols a link puts in one channel use of ``channel``: ``num_tx`` (spatial multiplexing) on a
+    MIMO channel, ``min(num_tx, num_rx)`` eigenmodes with SVD precoding, else 1."""
+    if not getattr(channel, "is_mimo", False):
+        return 1
+    return min(channel.num_tx, channel.num_rx) if precoding else int(channel.num_tx)
+
+
+def _mimo_skip(scheme, channel) -> Optional[Plan]:
+    """A skipped plan for a scheme that does not handle a multi-antenna channel (else ``None``)."""
+    if not getattr(channel, "is_mimo", False) or getattr(scheme, "supports_mimo", False):
+        return None
+    why = (f"skipped: {scheme.name} is single-antenna (one stream per channel use); not run on a "
+           f"{channel.num_rx} x {channel.num_tx} MIMO channel")
+    return Plan(0, False, note=why, status=why)
 
 
 def _choose_bits(capacity_bits: int, d: int, fixed: Optional[int], max_bits: int) -> Tuple[int, int]:
@@ -540,9 +590,11 @@ def _choose_bits(capacity_bits: int, d: int, fixed: Optional[int], max_bits: int
 
 
 class QuantizedDigitalScheme(Scheme):
-    """Quantiser + channel code + QAM through :class:`phy.links.DigitalLink` (ZF + APP demapping)."""
+    """Quantiser + channel code + QAM through :class:`phy.links.DigitalLink` (ZF + APP demapping; on a MIMO
+    channel ``num_tx`` QAM streams per channel use through the LMMSE MIMO detector)."""
 
     kind = "digital"
+    supports_mimo = True
 
     def __init__(self, code: str, modulation: str):
         from phy.codes import CODES
@@ -581,7 +633,8 @@ class QuantizedDigitalScheme(Scheme):
 
     def capacity_bits(self, ctx) -> int:
         """Information bits that fit the budget (OFDM: the data symbols of its whole slots, all streams)."""
-        coded = _symbol_budget(ctx.budget, _ofdm_grid(ctx.channel)) * self.m
+        grid = _ofdm_grid(ctx.channel)
+        coded = (_symbol_budget(ctx.budget, grid) if grid is not None else ctx.budget * _streams(ctx.channel)) * self.m
         if self.code_name == "hamming74":
             return 4 * (coded // 7)
         if self.code_name == "none":
@@ -703,6 +756,7 @@ class TextScheme(Scheme):
     """Raw text as 7-bit ASCII + code + QAM; the received text is re-encoded by the source encoder."""
 
     kind = "text"
+    supports_mimo = True   # DigitalLink's ledger counts num_tx streams per channel use
 
     def __init__(self, code: str = "hamming74", modulation: str = "16qam"):
         from phy.modulation import bits_per_symbol
@@ -836,6 +890,7 @@ class OptaScheme(_FittedScheme):
 
     kind = "reference"
     name = "opta"
+    supports_mimo = True   # MIMO: the log-det (Telatar) ergodic / block rates, phy.mimo_capacity
 
     def fitted_plan(self, ctx, snr_db, channel):
         return Plan(ctx.budget, True, dims_sent=ctx.dim,
@@ -1082,6 +1137,7 @@ register_group("semcom.schemes", register_scheme)   # installed plug-ins' scheme
 register_scheme("analog")(AnalogScheme)
 register_scheme("analog-zf")(lambda: AnalogScheme("zf"))
 register_scheme("analog-mmse")(lambda: AnalogScheme("mmse"))
+register_scheme("analog-svd")(lambda: AnalogScheme(precoding="svd"))   # needs CSIT (phy.precoding)
 register_scheme("opta")(OptaScheme)
 register_scheme("analog-klt")(AnalogKLTScheme)
 register_scheme("transform-ideal")(TransformIdealScheme)
@@ -1157,14 +1213,6 @@ class CompareConfig:
         if self.equalizer not in EQUALIZERS:
             raise ValueError(f"equalizer must be one of {EQUALIZERS}, got {self.equalizer!r}")
         self.channels = canonical_channel_list(self.channels)  # channel specs -> canonical (the CSV key)
-        from phy.channels import parse_channel_spec
-
-        for spec in self.channels:
-            name, kw = parse_channel_spec(spec)
-            if name != "ofdm" and (kw.get("num_tx", 1) > 1 or kw.get("num_rx", 1) > 1):
-                raise ValueError(f"channel {spec!r}: semcom compare's schemes and references send one stream "
-                                 f"over one antenna per channel use; multi-antenna channels are not supported here "
-                                 f"yet (semcom ber simulates MIMO links)")
         if not self.snr_db:
             raise ValueError("snr_db must list at least one SNR point")
         for s in self.snr_db:
@@ -1220,9 +1268,17 @@ def _chance(n: int) -> float:
     return 1.0 / n
 
 
-#: scheme classes that run over an OFDM resource grid (``ofdm(...)`` channels); the others are skipped there
-def _ofdm_schemes() -> Tuple[type, ...]:
-    return (AnalogScheme, QuantizedDigitalScheme, TextScheme)
+def _grid_skip(scheme, channel) -> Optional[Plan]:
+    """A skipped plan for a scheme that does not run over an OFDM grid (else ``None``): only
+    :class:`AnalogScheme` without precoding, :class:`QuantizedDigitalScheme` and :class:`TextScheme` do."""
+    if _ofdm_grid(channel) is None:
+        return None
+    if isinstance(scheme, (QuantizedDigitalScheme, TextScheme)) or (
+            isinstance(scheme, AnalogScheme) and not scheme.precoding):
+        return None
+    why = (f"skipped: {scheme.name} is not implemented over an OFDM grid (analog, analog-zf, analog-mmse, "
+           "quant-<code>-<mod> and ascii-* are)")
+    return Plan(0, False, note=why, status=why)
 
 
 def _ofdm_grid(channel):
@@ -1294,9 +1350,6 @@ def run_comparison(source, config: CompareConfig, out_dir: Optional[str] = None,
         ctx.budget = budget
         for scheme in schemes:
             ok, why = scheme.applies(source)
-            if ok and grid is not None and not isinstance(scheme, _ofdm_schemes()):
-                ok, why = False, (f"{scheme.name} is not implemented over an OFDM grid (analog, quant-<code>-<mod> "
-                                  f"and ascii-* schemes are)")
             static_plan = None
             for snr in config.snr_db:
                 count += 1
@@ -1312,7 +1365,8 @@ def run_comparison(source, config: CompareConfig, out_dir: Optional[str] = None,
                 seed = point_seed(config.seed, scheme.name, ch_name, float(snr))
                 channel.reset(seed)
                 if scheme.snr_dependent_plan or static_plan is None:
-                    plan = scheme.plan(ctx, float(snr), channel)
+                    plan = (_grid_skip(scheme, channel) or _mimo_skip(scheme, channel)
+                            or scheme.plan(ctx, float(snr), channel))
                     if not scheme.snr_dependent_plan:
                         static_plan = plan
                 else:
