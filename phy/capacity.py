@@ -116,6 +116,8 @@ def channel_rate_bits(channel, uses: int, snr_db: float, draws: int = 2000):
       ``sum_i log2(1 + |h_i|^2 snr)`` per draw of ``uses`` symbols of the channel (``draws`` values),
       whose expectation of ``D(.)`` is the block-fading OPTA.
 
+    A channel with a ``rate_bits(uses, snr_db, draws)`` method answers for itself (an OFDM grid,
+    :meth:`phy.ofdm.OFDMChannel.rate_bits`: only the data REs of whole slots carry bits).
     A MIMO channel (``num_tx``/``num_rx`` > 1) gets the same modes with ``log2 det(I + snr/num_tx H H^H)``
     per use (:func:`phy.mimo_capacity.mimo_channel_rate_bits`; Telatar's integral for i.i.d. Rayleigh).
 
@@ -128,6 +130,8 @@ def channel_rate_bits(channel, uses: int, snr_db: float, draws: int = 2000):
     if isinstance(draws, bool) or not isinstance(draws, numbers.Integral) or draws < 1:
         raise ValueError(f"draws must be a positive int, got {draws!r}")
     snr_db = float(snr_db)
+    if callable(getattr(channel, "rate_bits", None)):  # a channel that knows its own rates (an OFDM grid)
+        return channel.rate_bits(uses, snr_db, draws)
     if getattr(channel, "is_mimo", False):  # log det with equal power per antenna (phy.mimo_capacity)
         from .mimo_capacity import mimo_channel_rate_bits
 

@@ -494,5 +494,50 @@ class OFDMChannel(Channel):
             out.err_var = err_var[:, 0, :, 0] if err_var.dim() else err_var
         return out
 
+    # -- the capacity reference (phy.capacity.channel_rate_bits) -------------------------------
+    def rate_bits(self, uses: int, snr_db: float, draws: int = 2000) -> Tuple[str, "np.ndarray"]:
+        """Bits ``uses`` resource elements of this grid can carry at ``snr_db``, for the OPTA reference.
+
+        The ``uses`` buy ``uses // slot`` whole slots (``slot = ledger(1).channel_uses``: data, pilot and
+        cyclic-prefix uses); only their data REs carry information, each at the mutual information
+        ``log2 det(I + (snr / num_tx) H H^H)`` of its realised channel with Gaussian inputs, equal power per
+        antenna and **perfect CSI at the receiver** (a genie: the pilots are paid for, their estimation error is
+        not). One draw is one example's slots, so the result is ``("block", mi)`` with ``mi`` float64
+        ``[draws]``, whose expectation of ``D(.)`` is the OPTA of an example sent over those slots
+        (:func:`phy.ratedistortion.gaussian_opta_distortion`). Called through
+        :func:`phy.capacity.channel_rate_bits`; the channel's random stream advances.
+
+        >>> import numpy as np
+        >>> ch = OFDMChannel(model="awgn", fft_size=12, num_ofdm_symbols=14, pilot_symbols=2, seed=0)
+        >>> mode, mi = ch.rate_bits(168, 10.0, draws=2)      # one slot: 144 data REs at log2(1 + 10) each
+        >>> mode, bool(np.allclose(mi, 144 * np.log2(11.0)))
+        ('block', True)
+        """
+        import numpy as np
+
+        from .mimo_capacity import mimo_instantaneous_capacity
+
+        for name, value in (("uses", uses), ("draws", draws)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        per_slot = self.ledger(1).channel_uses
+        slots = int(uses) // per_slot
+        if slots == 0:
+            raise ValueError(f"uses={uses} holds no whole slot of this grid ({per_slot} resource elements per "
+                             "slot: data, pilots and cyclic prefix)")
+        device = torch.device("cpu")
+        blocks = self._sionna(device, "single")
+        gen = self.generator(device)
+        data_symbols = [t for t in range(self.num_ofdm_symbols) if t not in self.pilot_indices]
+        out = np.empty(int(draws))
+        chunk = max(1, 2 ** 16 // (slots * self.data_res))  # bound the memory of one channel draw
+        for start in range(0, int(draws), chunk):
+            d = min(chunk, int(draws) - start)
+            h = self._channel(d * slots, blocks, gen, torch.complex64, device)     # [d*S, nr, nt, T, F]
+            h = h[..., data_symbols, :].reshape(d, slots, self.num_rx, self.num_tx, -1)
+            h = h.movedim(1, -2).reshape(d, self.num_rx, self.num_tx, -1)          # [d, nr, nt, S*D]
+            out[start:start + d] = mimo_instantaneous_capacity(h, float(snr_db), self.num_tx).numpy()
+        return "block", out
+
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in sorted(self.params.items())) + f", seed={self._seed}"

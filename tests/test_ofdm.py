@@ -277,7 +277,7 @@ def test_compare_reports_data_and_pilot_uses_matched():
     from experiments.commands.compare import CompareConfig, run_comparison
     from experiments.core.sources import load_source
 
-    src = load_source("gaussian", n_items=24, dim=64)
+    src = load_source("gaussian", n_items=100, dim=64)   # 80 training items: the covariance for the OPTA
     spec = canonical_channel_spec("ofdm(model=tdl-C,fft_size=12,num_ofdm_symbols=4,pilot_symbols=1)")
     rows = run_comparison(src, CompareConfig(schemes=["analog", "quant-hamming74-qpsk", "opta"],
                                              channels=[spec, "awgn"], snr_db=[10.0], realizations=1),
@@ -289,7 +289,11 @@ def test_compare_reports_data_and_pilot_uses_matched():
     assert (d["channel_uses"], d["data_uses"], d["pilot_uses"]) == (48, 36, 12)
     assert (a["equalizer"], d["equalizer"], by[("quant-hamming74-qpsk", "awgn")]["equalizer"]) == ("mmse", "lmmse", "zf")
     assert d["info_bits"] <= 4 * (36 * 2 // 7)                       # Hamming(7,4) in the slot's 72 coded bits
-    assert by[("opta", spec)]["status"].startswith("skipped: opta is not implemented over an OFDM grid")
+    o = by[("opta", spec)]   # the reference runs over the grid too: its samples agree with the analytic OPTA
+    assert o["status"] == "ok" and (o["channel_uses"], o["data_uses"], o["pilot_uses"]) == (48, 36, 12)
+    assert o["opta_nmse"] == pytest.approx(a["opta_nmse"]) and 0 < o["opta_nmse"] < a["nmse"]
+    # fading and the pilots' REs cost rate: the grid's reference is above AWGN's at the same SNR and budget
+    assert o["opta_nmse"] > by[("opta", "awgn")]["opta_nmse"] > 0
     assert (by[("analog", "awgn")]["data_uses"], by[("analog", "awgn")]["pilot_uses"]) == (32, 0)
     # an explicit budget counts data + pilot REs of whole slots: 100 uses hold 2 slots of 48 (72 data symbols)
     rows = run_comparison(src, CompareConfig(schemes=["analog", "quant-hamming74-qpsk"], channels=[spec],
@@ -349,3 +353,38 @@ def test_impairments_are_refused_on_the_grid():
 def test_svd_precoding_is_refused_on_the_grid():
     with pytest.raises(ValueError, match="not implemented over an OFDM grid"):
         AnalogLink(make_channel("ofdm(model=rayleigh,num_tx=2,num_rx=2,fft_size=12)", seed=0), precoding="svd")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the capacity reference of a grid (phy.capacity.channel_rate_bits -> OFDMChannel.rate_bits)
+# --------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("model", ["rayleigh", "tdl-C"])
+def test_rate_bits_mean_is_the_rayleigh_ergodic_capacity_of_the_data_res(model):
+    """Every data RE of a NLOS grid sees H ~ CN(0, 1) (normalised power-delay profile), so the mean mutual
+    information per data RE is the closed-form Rayleigh ergodic capacity; pilots and the cyclic prefix carry
+    nothing and the uses beyond whole slots buy nothing."""
+    from phy.capacity import channel_rate_bits, rayleigh_ergodic_capacity
+
+    ch = OFDMChannel(model=model, fft_size=12, num_ofdm_symbols=7, pilot_symbols=1, cyclic_prefix=2, seed=3)
+    per_slot = ch.ledger(1).channel_uses                     # 72 data + 12 pilot REs + 14 CP samples
+    assert per_slot == 98
+    mode, mi = channel_rate_bits(ch, 2 * per_slot + 50, 5.0, draws=3000)
+    assert mode == "block" and mi.shape == (3000,)
+    per_re = mi / (2 * 72)
+    se = per_re.std() / np.sqrt(len(per_re))
+    assert abs(per_re.mean() - rayleigh_ergodic_capacity(5.0)) < 4 * se + 1e-3
+    with pytest.raises(ValueError, match="holds no whole slot"):
+        ch.rate_bits(per_slot - 1, 5.0)
+
+
+def test_rate_bits_mimo_is_telatar_and_awgn_exact():
+    from phy.mimo_capacity import mimo_ergodic_capacity
+
+    ch = OFDMChannel(model="rayleigh", num_tx=2, num_rx=2, fft_size=12, num_ofdm_symbols=4, pilot_symbols=1,
+                     seed=1)
+    _, mi = ch.rate_bits(48, 10.0, draws=4000)
+    per_re = mi / 36
+    se = per_re.std() / np.sqrt(len(per_re))
+    assert abs(per_re.mean() - mimo_ergodic_capacity(10.0, 2, 2)) < 4 * se + 1e-3
+    _, mi = OFDMChannel(model="awgn", fft_size=12, num_ofdm_symbols=4, pilot_symbols=1, seed=0).rate_bits(48, 0.0, 3)
+    np.testing.assert_allclose(mi, 36.0)                     # 36 data REs at log2(1 + 1) = 1 bit

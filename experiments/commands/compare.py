@@ -93,10 +93,13 @@ Over an OFDM grid (``--channel "ofdm(...)"``, :mod:`phy.ofdm`) a channel use is 
 counts data and pilot REs (and cyclic-prefix samples) of whole slots, by default those the analog scheme
 occupies (``ledger(ceil(d/2))``); a scheme's capacity is the data symbols (all streams) of the whole slots within
 the budget, so every scheme is charged the same pilot overhead, and the CSV's ``data_uses`` / ``pilot_uses``
-split ``channel_uses`` (``pilot_uses`` 0 on other channels). Only ``analog``/``analog-zf``/``analog-mmse``,
-``quant-<code>-<mod>`` and ``ascii-*`` run over a grid; the others (``opta``, ``analog-klt``, ``analog-svd``,
-``*-ideal``, ``transform-*``) are reported as ``skipped: ...`` there (their capacity/OPTA designs assume one
-coefficient per use, or need CSIT).
+split ``channel_uses`` (``pilot_uses`` 0 on other channels). ``opta`` (and every row's ``opta_nmse`` /
+``gap_db``) uses the mutual information of the data REs of those slots with the realised channel of each
+example's slots (:meth:`phy.ofdm.OFDMChannel.rate_bits`: Gaussian inputs, perfect CSI at the receiver, the pilot
+REs paid for and carrying nothing). Only ``opta``, ``analog``/``analog-zf``/``analog-mmse``,
+``quant-<code>-<mod>`` and ``ascii-*`` run over a grid; the others (``analog-klt``, ``analog-svd``,
+``*-ideal``, ``transform-*``) are reported as ``skipped: ...`` there (their designs assume one coefficient per
+use, or need CSIT).
 
 
 ``--no-match`` sends every scheme at its natural size instead (all features at ``--bits`` bits per
@@ -1273,10 +1276,10 @@ def _grid_skip(scheme, channel) -> Optional[Plan]:
     :class:`AnalogScheme` without precoding, :class:`QuantizedDigitalScheme` and :class:`TextScheme` do."""
     if _ofdm_grid(channel) is None:
         return None
-    if isinstance(scheme, (QuantizedDigitalScheme, TextScheme)) or (
+    if isinstance(scheme, (QuantizedDigitalScheme, TextScheme, OptaScheme)) or (
             isinstance(scheme, AnalogScheme) and not scheme.precoding):
         return None
-    why = (f"skipped: {scheme.name} is not implemented over an OFDM grid (analog, analog-zf, analog-mmse, "
+    why = (f"skipped: {scheme.name} is not implemented over an OFDM grid (opta, analog, analog-zf, analog-mmse, "
            "quant-<code>-<mod> and ascii-* are)")
     return Plan(0, False, note=why, status=why)
 
@@ -1361,7 +1364,7 @@ def run_comparison(source, config: CompareConfig, out_dir: Optional[str] = None,
                     if progress:
                         log(f"[compare {count}/{total}] {ch_name} {scheme.name}: skipped ({why})")
                     continue
-                opta = opta_reference(ctx, channel, ch_name, float(snr)) if grid is None else None
+                opta = opta_reference(ctx, channel, ch_name, float(snr))
                 seed = point_seed(config.seed, scheme.name, ch_name, float(snr))
                 channel.reset(seed)
                 if scheme.snr_dependent_plan or static_plan is None:
