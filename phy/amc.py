@@ -40,6 +40,7 @@ import torch
 __all__ = ["MCS", "MCS_TABLE", "CodewordLayout", "codeword_layout", "CodewordLink", "estimate_bler",
            "BlerEstimate", "McsChoice", "select_mcs", "AMC_POLICIES"]
 
+#: The link-adaptation policies of :func:`select_mcs`: minimum expected distortion, or the highest MCS meeting a BLER target.
 AMC_POLICIES = ("distortion", "bler-target")
 
 
@@ -72,6 +73,7 @@ class MCS:
 
 
 # 3GPP TS 38.214 V17, Table 5.1.3.1-2 (MCS index, Qm, target code rate R x 1024), indices 2..27
+#: The 5G NR MCS entries 2..27 (:class:`MCS`), lowest spectral efficiency first.
 MCS_TABLE: Tuple[MCS, ...] = tuple(MCS(i, q, r) for i, q, r in (
     (2, 2, 308), (3, 2, 449), (4, 2, 602),
     (5, 4, 378), (6, 4, 434), (7, 4, 490), (8, 4, 553), (9, 4, 616), (10, 4, 658),

@@ -140,6 +140,8 @@ def _aligned_empty(shape, dtype: torch.dtype, device, alignment: int) -> torch.T
 def aligned_contiguous(t: torch.Tensor, alignment: int = DLPACK_ALIGNMENT) -> torch.Tensor:
     """``t`` itself if :func:`is_dlpack_aligned`, else a copy in a fresh aligned compact buffer.
 
+    The result has ``t``'s shape and dtype.
+
     A compact tensor whose size-1 dimensions carry unusual strides gets a zero-copy view with
     canonical strides (some DLPack consumers reject such strides).
 
@@ -311,6 +313,8 @@ def _tf_to_torch(obj, tf) -> torch.Tensor:
 
 def to_torch(obj: Any) -> torch.Tensor:
     """Convert a NumPy / TensorFlow / JAX / CuPy array (or any DLPack producer) to a torch tensor.
+
+    The result has the input's shape and dtype.
 
     Memory is shared where DLPack allows (see the module docstring); the result lives on the
     producer's device. A torch tensor is returned unchanged.

@@ -31,6 +31,7 @@ import torch
 __all__ = ["awgn_capacity", "rayleigh_ergodic_capacity", "rayleigh_outage_capacity",
            "instantaneous_capacity", "channel_rate_bits", "IdealCode", "CAPACITY_MODES"]
 
+#: The ``capacity`` modes of :class:`IdealCode`.
 CAPACITY_MODES = ("awgn", "rayleigh_ergodic", "rayleigh_outage", "instantaneous")
 
 

@@ -575,6 +575,9 @@ def flat_fading(x: torch.Tensor, no, key: int, scale: float = 1.0, los: complex 
                 ) -> Tuple[torch.Tensor, torch.Tensor, bool]:
     """``y = h x + n`` with per-symbol ``h = scale * CN(0, 1) + los`` and ``n ~ CN(0, N0)``.
 
+    Shapes as in :func:`awgn`: ``x [..., n]`` complex64 (CPU), ``no`` a number or ``[..., 1]``; ``y`` and
+    ``h`` ``[..., n]`` complex64.
+
     Returns ``(y, h, finite)``; ``h`` is the same draw as :func:`flat_fading_equalized` makes with the
     same key, and the noise is the same as :func:`awgn`'s with that key.
 

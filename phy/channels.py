@@ -769,6 +769,7 @@ class CallableChannel(Channel):
         return ChannelOutput(y=y.to(device=x.device, dtype=x.dtype), h=h, no=no_t)
 
 
+#: Channel registry: spec name -> :class:`Channel` subclass (:func:`register_channel` adds to it).
 CHANNELS: Dict[str, Type[Channel]] = {}
 
 

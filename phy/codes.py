@@ -49,8 +49,10 @@ __all__ = ["Code", "Uncoded", "Hamming74", "LDPC5G", "Repetition", "CODES", "reg
            "hard_decisions",
            "LDPC5G_MAX_K", "LDPC5G_MAX_N"]
 
+#: Largest information length ``k`` of the 5G LDPC code (base graph 1).
 LDPC5G_MAX_K = 8448
 LDPC5G_MIN_K = 12
+#: Largest codeword length ``n`` of the 5G LDPC code (``316 Z`` with the largest lifting size 384).
 LDPC5G_MAX_N = 316 * 384
 LDPC5G_MIN_RATE = 1 / 5
 LDPC5G_MAX_RATE = 0.95
@@ -58,6 +60,8 @@ LDPC5G_MAX_RATE = 0.95
 
 def hard_decisions(llr: torch.Tensor) -> torch.Tensor:
     """``1`` where ``llr > 0`` else ``0``, in ``llr``'s dtype.
+
+    Elementwise: ``llr [..., n]`` -> bits ``[..., n]``.
 
     Examples
     --------
@@ -446,6 +450,7 @@ class Repetition(Code):
         return f"r={self.r}, base={self.base.name!r}, k={self.k}, n={self.n}"
 
 
+#: Code registry: name -> :class:`Code` subclass (:func:`register_code` adds to it).
 CODES: Dict[str, Type[Code]] = {"none": Uncoded, "hamming74": Hamming74, "ldpc5g": LDPC5G}
 
 

@@ -51,6 +51,8 @@ TensorLike = Union[Number, torch.Tensor]
 def check_snr(snr_db, name: str = "snr_db") -> TensorLike:
     """Validate an SNR in dB: a real number or a real tensor without NaN.
 
+    Returns ``snr_db`` unchanged (a tensor of any shape ``[...]``).
+
     Raises ``TypeError`` for strings, lists, complex values; ``ValueError`` for NaN.
 
     Examples
@@ -79,6 +81,8 @@ def check_snr(snr_db, name: str = "snr_db") -> TensorLike:
 def check_no_type(no, name: str = "no") -> TensorLike:
     """The type half of :func:`check_no`: a real number or a real tensor (no value checks).
 
+    Returns ``no`` unchanged (a tensor of any shape ``[...]``).
+
     Examples
     --------
     >>> check_no_type(-1.0)   # only the type is checked
@@ -97,6 +101,8 @@ def check_no_type(no, name: str = "no") -> TensorLike:
 
 def check_no(no, name: str = "no", finite: bool = False) -> TensorLike:
     """Validate a noise power N0: a real number/tensor, >= 0, no NaN (and finite with ``finite``).
+
+    Returns ``no`` unchanged (a tensor of any shape ``[...]``).
 
     One ``aminmax`` reduction for a tensor; the exact reason is looked up only on failure.
 
@@ -234,6 +240,8 @@ def check_finite(x: torch.Tensor, name: str = "x") -> torch.Tensor:
 def db_to_lin(x_db: TensorLike) -> TensorLike:
     """``10**(x_db/10)`` for a number or a tensor.
 
+    Elementwise: a tensor keeps its shape.
+
     Examples
     --------
     >>> db_to_lin(10.0)
@@ -249,6 +257,8 @@ def db_to_lin(x_db: TensorLike) -> TensorLike:
 def lin_to_db(x: TensorLike) -> TensorLike:
     """``10*log10(x)`` for a number or a tensor.
 
+    Elementwise: a tensor keeps its shape.
+
     Examples
     --------
     >>> lin_to_db(100.0)
@@ -261,6 +271,8 @@ def lin_to_db(x: TensorLike) -> TensorLike:
 
 def snr_db_to_no(snr_db: TensorLike, power: float = 1.0) -> TensorLike:
     """Noise power ``N0 = P / 10**(snr_db/10)`` for an Es/N0 in dB per complex channel use.
+
+    Elementwise: a tensor ``snr_db`` gives ``N0`` of the same shape.
 
     Parameters
     ----------
@@ -289,6 +301,8 @@ def snr_db_to_no(snr_db: TensorLike, power: float = 1.0) -> TensorLike:
 
 def no_to_snr_db(no: TensorLike, power: float = 1.0) -> TensorLike:
     """Inverse of :func:`snr_db_to_no`.
+
+    Elementwise: a tensor ``no`` gives an SNR of the same shape.
 
     Examples
     --------
@@ -409,6 +423,8 @@ def _normalize_power_rescaled(x: torch.Tensor, power: float, eps: float) -> Tupl
 
 def normalize_power_batchwide(x: torch.Tensor, power: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
     """Batch-wide normalisation (the mean is over *every* element of ``x``).
+
+    Returns ``(x scaled, scale)``: ``x`` of any shape ``[...]`` complex, and a 0-d scale.
 
     Provided only to reproduce public code that does this; an example's power then depends on the
     rest of the batch. Prefer :func:`normalize_power`.

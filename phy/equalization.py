@@ -52,6 +52,7 @@ from .zf_mmse import EQUALIZERS, equalize
 
 __all__ = ["Equalizer", "equalize", "estimate_csi", "combine_repetitions", "EQUALIZERS", "CSI_MODES"]
 
+#: The receiver's channel knowledge of :class:`Equalizer` (``csi=``): perfect, least-squares pilots, or a noisy estimate.
 CSI_MODES = ("perfect", "ls", "noisy")
 
 
@@ -159,6 +160,9 @@ def combine_repetitions(out: ChannelOutput, r: int) -> ChannelOutput:
 
 class Equalizer(nn.Module):
     """CSI estimation followed by ZF or MMSE equalisation (see the module docstring).
+
+    Calling it on a :class:`ChannelOutput` (``y``, ``h`` ``[..., n]`` complex) returns ``(x_hat, no_eff)``, both
+    ``[..., n]`` (``no_eff`` real: the noise variance left on each equalised symbol).
 
     Parameters
     ----------

@@ -79,7 +79,9 @@ __all__ = [
     "BACKENDS",
 ]
 
+#: Check-node updates of the layered decoder: normalised or offset min-sum.
 CN_UPDATES = ("nms", "oms")
+#: Decoder backends: ``auto`` (numba when installed, on CPU), ``numba`` or ``torch``.
 BACKENDS = ("auto", "numba", "torch")
 
 #: Internal LLR of a filler (known-zero) bit: large enough never to be the minimum of a check.

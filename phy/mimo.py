@@ -44,6 +44,7 @@ from .modulation import QAM, _precision, sionna_device
 
 __all__ = ["DETECTORS", "mrc", "mimo_equalize", "MIMODetector", "diversity_bpsk_ber", "mrc_qpsk_ber", "zf_qpsk_ber"]
 
+#: MIMO detectors of :class:`MIMODetector`: ZF, LMMSE, K-best and exhaustive ML.
 DETECTORS = ("zf", "lmmse", "kbest", "ml")
 
 

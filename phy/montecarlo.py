@@ -119,9 +119,13 @@ __all__ = [
     "point_seed",
 ]
 
+#: ``status`` of a point that stopped on its target number of errors.
 STATUS_TARGET = "target_errors"
+#: ``status`` of a point that stopped on its bit budget (``max_bits``).
 STATUS_BUDGET = "max_bits"
+#: ``status`` of a point whose whole budget saw no error.
 STATUS_NO_ERRORS = "no_errors"
+#: ``status`` of a point skipped after an error-free point at a lower SNR (early stop).
 STATUS_SKIPPED = "skipped: no errors at previous point"
 
 SNR_TYPES = ("esno", "ebno")
@@ -513,7 +517,9 @@ class PointResult:
         return self.status != STATUS_SKIPPED
 
 
+#: The CSV columns of a BER sweep: the fields of :class:`PointResult`, in order.
 BER_COLUMNS: Tuple[str, ...] = tuple(f.name for f in fields(PointResult))
+#: The columns that identify a point (resuming a CSV matches rows on them).
 BER_KEY_COLUMNS: Tuple[str, ...] = ("scheme", "channel", "snr_type", "snr_db")
 
 

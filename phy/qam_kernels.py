@@ -48,6 +48,7 @@ from .threads import numba_threads
 
 __all__ = ["available", "pam_tables", "scrambled_symbols", "scrambling_bits", "demap", "METHODS"]
 
+#: Demapping methods of :func:`demap`: exact APP or max-log.
 METHODS = ("app", "maxlog")
 _MASK64 = (1 << 64) - 1
 

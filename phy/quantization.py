@@ -41,6 +41,10 @@ __all__ = ["UniformQuantizer"]
 class UniformQuantizer(nn.Module):
     """Uniform midpoint quantiser with ``bits`` bits per element (see the module docstring).
 
+    Shapes: :meth:`quantize` maps real ``x [...]`` to integer indices of the same shape, :meth:`forward` to the
+    dequantised values of the same shape, :meth:`encode` real ``[..., N]`` to bits ``[..., N * bits]`` and
+    :meth:`decode` back.
+
     Parameters
     ----------
     bits : int

@@ -35,6 +35,7 @@ import torch
 
 __all__ = ["TextCodec", "BITS_PER_CHAR"]
 
+#: Bits per character (7-bit ASCII).
 BITS_PER_CHAR = 7
 
 

@@ -23,6 +23,7 @@ from .conventions import check_complex, check_no
 
 __all__ = ["EQUALIZERS", "equalize"]
 
+#: The methods of :func:`equalize`.
 EQUALIZERS = ("zf", "mmse")
 
 
