@@ -457,6 +457,9 @@ def load_sd_components(checkpoint: str = DEFAULT_SD, device=None, dtype="auto",
 class Img2ImgSC(nn.Module):
     """Img2Img-SC transceiver (see the module docstring).
 
+    Calling it on ``images [B, 3, H, W]`` in ``[0, 1]`` with ``B`` captions returns an :class:`Img2ImgSCOutput`
+    (latents ``[B, 4, h, w]``, images ``[B, 3, H, W]``); :meth:`transmit` sends latents only.
+
     Parameters
     ----------
     vae, unet, text_encoder, tokenizer, scheduler :
