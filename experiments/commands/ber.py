@@ -153,6 +153,17 @@ def _positive_int(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``semcom ber`` to ``parser`` (``semcom ber --help`` lists them).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--out", "runs/ber", "--code", "hamming74", "--snr-db", "0:4:2"])
+    >>> (args.code, args.snr_db, args.modulation)
+    ('hamming74', [0.0, 2.0, 4.0], '16qam')
+    """
     parser.add_argument("--modulation", default="16qam",
                         help="qpsk, 16qam, 64qam or 256qam (Gray QAM, Sionna's Mapper/Demapper; default 16qam)")
     parser.add_argument("--code", default="none,hamming74,ldpc5g",
@@ -308,6 +319,22 @@ def _with_defaults(args):
 
 
 def main(args) -> int:
+    """Run ``semcom ber`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
+    the exit status (0 on success, 2 for bad input, reported as one line).
+
+    Examples
+    --------
+    A small sweep (one code, one SNR point) into a temporary run folder:
+
+    >>> import contextlib, io, os, tempfile
+    >>> from experiments.cli import main as semcom
+    >>> out = tempfile.mkdtemp()
+    >>> with contextlib.redirect_stdout(io.StringIO()):
+    ...     rc = semcom(["ber", "--out", out, "--code", "none", "--modulation", "qpsk", "--snr-db", "0",
+    ...                  "--max-bits", "20000"])
+    >>> rc, sorted(os.listdir(out))
+    (0, ['ber.csv', 'ber.png', 'ber.settings.json', 'bler.png', 'manifest.json'])
+    """
     args = _with_defaults(args)
     try:
         cfg = _validate(args)

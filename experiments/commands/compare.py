@@ -1536,6 +1536,17 @@ def plot_comparison(rows: Sequence[Dict[str, Any]], out_dir: str, prefix: str = 
 # CLI
 # --------------------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``semcom compare`` to ``parser`` (``semcom compare --help`` lists them).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--out", "runs/compare"])
+    >>> (args.out, args.source)
+    ('runs/compare', 'pydoc-minilm')
+    """
     parser.add_argument("--source", default="pydoc-minilm",
                         help="registered source (pydoc-minilm, gaussian) or a .npy/.pt/.safetensors feature file "
                              "(default pydoc-minilm)")
@@ -1645,6 +1656,17 @@ def execute(source, config: CompareConfig, out_dir: str, *, args=None, progress:
 
 
 def main(args) -> int:
+    """Run ``semcom compare`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
+    the exit status (0 on success, 2 for bad input, reported as one line).
+
+    Examples
+    --------
+    Not run by the test-suite: a comparison encodes the MiniLM corpus and sweeps several schemes (about a minute on a CPU); ``tests/test_compare.py`` runs small ones.
+
+    >>> from experiments.cli import main as semcom
+    >>> semcom(["compare"] + ["--out", "runs/compare"])                                # doctest: +SKIP
+    0
+    """
     import semantic  # noqa: F401  (CPU shim before any transformers import)
     from experiments.core.sources import load_source
 

@@ -25,6 +25,17 @@ FORMATS = (".pdf", ".svg", ".png")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``semcom plot`` to ``parser`` (``semcom plot --help`` lists them).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["runs/a", "runs/b", "--metric", "ber", "--out", "ber.png"])
+    >>> (args.runs, args.metric)
+    (['runs/a', 'runs/b'], 'ber')
+    """
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR",
                         help="run folders (searched recursively for result CSVs) or CSV files")
     parser.add_argument("--metric", required=True,
@@ -84,6 +95,26 @@ def one_row_per_point(rows: Sequence[Dict[str, str]]) -> bool:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Run ``semcom plot`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
+    the exit status (0 on success, 2 for bad input, reported as one line).
+
+    Examples
+    --------
+    Two runs' CSVs (here written by hand) in one figure:
+
+    >>> import os, tempfile
+    >>> from experiments.cli import main as semcom
+    >>> root = tempfile.mkdtemp()
+    >>> for run, ber in (("a", "0.1"), ("b", "0.01")):
+    ...     os.makedirs(os.path.join(root, run))
+    ...     with open(os.path.join(root, run, "ber.csv"), "w") as f:
+    ...         _ = f.write("scheme,channel,snr_db,ber" + chr(10) + f"uncoded,awgn,0.0,{ber}" + chr(10))
+    >>> rc = semcom(["plot", os.path.join(root, "a"), os.path.join(root, "b"), "--metric", "ber",
+    ...              "--out", os.path.join(root, "ber.png")])
+    semcom plot: wrote ...ber.png (2 curves from 2 tables)
+    >>> rc, os.path.isfile(os.path.join(root, "ber.png"))
+    (0, True)
+    """
     from experiments.core.plots import merged_metric_figure, save_figure
     from experiments.core.results import read_rows
 

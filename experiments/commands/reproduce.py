@@ -367,6 +367,17 @@ def _pairs(items: Sequence[str], option: str) -> Dict[str, str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``semcom reproduce`` to ``parser`` (``semcom reproduce --help`` lists them).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--list"])
+    >>> args.list
+    True
+    """
     parser.add_argument("name", nargs="?", help="the result to reproduce (see --list), or a config JSON file")
     parser.add_argument("--list", action="store_true", help="list the results, one line each")
     parser.add_argument("--data", default=None, help="root folder under which the datasets' relative paths are found")
@@ -381,6 +392,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Run ``semcom reproduce`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
+    the exit status (0 on success, 2 for bad input, reported as one line).
+
+    Examples
+    --------
+    >>> import contextlib, io
+    >>> from experiments.cli import main as semcom
+    >>> buf = io.StringIO()
+    >>> with contextlib.redirect_stdout(buf):
+    ...     rc = semcom(["reproduce", "--list"])
+    >>> rc, buf.getvalue().split()[0]
+    (0, 'semclip-fig3')
+    """
     from experiments.core.results import write_json_atomic
 
     if args.list:

@@ -21,6 +21,17 @@ __all__ = ["add_arguments", "main", "replay_argv"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``semcom rerun`` to ``parser`` (``semcom rerun --help`` lists them).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["runs/ber/manifest.json", "--out", "runs/ber-again"])
+    >>> (args.manifest, args.out)
+    ('runs/ber/manifest.json', 'runs/ber-again')
+    """
     parser.add_argument("manifest", metavar="DIR/manifest.json", help="the finished run's manifest (or its folder)")
     parser.add_argument("--out", required=True, help="the new run folder (must differ from the recorded one)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="OPTION=VALUE",
@@ -61,6 +72,17 @@ def replay_argv(manifest: dict, out: str, overrides: List[str] = ()) -> List[str
 
 
 def main(args: argparse.Namespace) -> int:
+    """Run ``semcom rerun`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
+    the exit status (0 on success, 2 for bad input, reported as one line).
+
+    Examples
+    --------
+    Not run by the test-suite: it replays a finished run (its ``manifest.json``); ``tests/test_config_rerun.py`` replays small ones.
+
+    >>> from experiments.cli import main as semcom
+    >>> semcom(["rerun"] + ["runs/ber/manifest.json", "--out", "runs/ber-again"])                                # doctest: +SKIP
+    0
+    """
     from experiments.cli import main as cli_main
 
     path = args.manifest

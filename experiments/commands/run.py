@@ -58,6 +58,17 @@ RUN_SCHEMES = ("opta", "analog-zf", "analog-mmse", "analog-klt", "transform-idea
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``semcom run`` to ``parser`` (``semcom run --help`` lists them).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--quick", "--out", "results"])
+    >>> (args.quick, args.out, args.seed)
+    (True, 'results', 0)
+    """
     parser.add_argument("--out", default="results", help="output directory (default results/; reruns resume)")
     parser.add_argument("--quick", action="store_true",
                         help="reduced run (500 sentences, 2-3 SNR points, small bit budgets) producing every file")
@@ -132,6 +143,17 @@ def _summary(rows, snrs=(-15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0)) -> str:
 
 
 def main(args) -> int:
+    """Run ``semcom run`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
+    the exit status (0 on success, 2 for bad input, reported as one line).
+
+    Examples
+    --------
+    Not run by the test-suite: the quick run alone takes minutes (BER curves and a comparison); ``tests/test_run.py`` runs a reduced one.
+
+    >>> from experiments.cli import main as semcom
+    >>> semcom(["run"] + ["--quick", "--out", "results"])                                # doctest: +SKIP
+    0
+    """
     import semantic  # noqa: F401  (CPU shim before any transformers import)
     from experiments.core.sources import load_source
 

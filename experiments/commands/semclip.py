@@ -76,6 +76,17 @@ def _channel_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``semcom semclip`` to ``parser`` (``semcom semclip --help`` lists them).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["train-jscc", "--features", "runs/feats", "--out", "runs/jscc"])
+    >>> args.action
+    'train-jscc'
+    """
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     p = sub.add_parser("extract", help="extract CLIP image tokens once (cached shards)")
@@ -449,6 +460,17 @@ def _eval(args) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Run ``semcom semclip`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
+    the exit status (0 on success, 2 for bad input, reported as one line).
+
+    Examples
+    --------
+    Not run by the test-suite: it needs CLIP weights and image data; ``tests/test_semclip.py`` runs it on a tiny random CLIP.
+
+    >>> from experiments.cli import main as semcom
+    >>> semcom(["semclip"] + ["train-jscc", "--features", "runs/feats", "--out", "runs/jscc"])                                # doctest: +SKIP
+    0
+    """
     import semantic  # noqa: F401  (torchvision shim before open_clip)
 
     return {"extract": _extract, "train-jscc": _train_jscc, "train-tapl": _train_tapl, "train-djscc": _train_djscc,

@@ -143,6 +143,17 @@ def _names(text: str, allowed: Sequence[str], name: str) -> List[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``semcom semclip-eval`` to ``parser`` (``semcom semclip-eval --help`` lists them).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--data", "data/pets", "--out", "runs/eval"])
+    >>> (args.data, args.layout)
+    ('data/pets', 'folder')
+    """
     p = parser
     p.add_argument("--data", required=True, help="image-folder data set; its unseen classes are evaluated")
     p.add_argument("--layout", default="folder", help="layout of --data (folder, imagenet, oxford_pets, food101, "
@@ -1214,6 +1225,17 @@ def run(args: argparse.Namespace) -> Dict[str, int]:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Run ``semcom semclip-eval`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
+    the exit status (0 on success, 2 for bad input, reported as one line).
+
+    Examples
+    --------
+    Not run by the test-suite: it needs CLIP weights and image data; ``tests/test_semclip_eval.py`` runs it on a tiny random CLIP.
+
+    >>> from experiments.cli import main as semcom
+    >>> semcom(["semclip-eval"] + ["--data", "data/pets", "--out", "runs/eval"])                                # doctest: +SKIP
+    0
+    """
     import semantic  # noqa: F401  (torchvision shim before open_clip)
 
     run(args)

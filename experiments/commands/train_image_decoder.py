@@ -322,6 +322,17 @@ def add_channel_and_output_arguments(parser: argparse.ArgumentParser, training: 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``semcom train-image-decoder`` to ``parser`` (``semcom train-image-decoder --help`` lists them).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--images", "data/train", "--out", "runs/decoder"])
+    >>> (args.images, args.out)
+    ('data/train', 'runs/decoder')
+    """
     g = parser.add_argument_group("data")
     g.add_argument("--images", required=True, help="folder of training images")
     g.add_argument("--captions", default=None, help="CSV with image[,caption][,label] columns (labels = c_i)")
@@ -351,6 +362,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Run ``semcom train-image-decoder`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
+    the exit status (0 on success, 2 for bad input, reported as one line).
+
+    Examples
+    --------
+    Not run by the test-suite: it needs the Stable Diffusion and BLIP-2 weights; ``tests/test_vlf_msc_training.py`` runs it on tiny random stand-ins.
+
+    >>> from experiments.cli import main as semcom
+    >>> semcom(["train-image-decoder"] + ["--images", "data/train", "--out", "runs/decoder"])                                # doctest: +SKIP
+    0
+    """
     import semantic  # noqa: F401
     from semantic.distributed import cleanup, init_distributed
     from semantic.image_decoder import ImageDecoderTrainConfig

@@ -67,6 +67,17 @@ def item_latents(decoder, seeds: Sequence[int], height: Optional[int] = None, wi
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``semcom vlf-msc`` to ``parser`` (``semcom vlf-msc --help`` lists them).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--images", "data/val", "--out", "runs/vlf"])
+    >>> (args.images, args.input_size)
+    ('data/val', 256)
+    """
     g = parser.add_argument_group("data")
     g.add_argument("--images", required=True, help="folder of input images")
     g.add_argument("--captions", default=None,
@@ -211,6 +222,17 @@ def write_grid(rows: Sequence[dict], snrs: Sequence[float], out_dir: str, path: 
 
 
 def main(args: argparse.Namespace) -> int:
+    """Run ``semcom vlf-msc`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
+    the exit status (0 on success, 2 for bad input, reported as one line).
+
+    Examples
+    --------
+    Not run by the test-suite: it needs the BLIP-2 and Stable Diffusion weights; ``tests/test_vlf_msc.py`` runs it on tiny random stand-ins.
+
+    >>> from experiments.cli import main as semcom
+    >>> semcom(["vlf-msc"] + ["--images", "data/val", "--out", "runs/vlf"])                                # doctest: +SKIP
+    0
+    """
     import semantic  # noqa: F401  (torchvision shim first)
     import torch
 

@@ -122,6 +122,17 @@ _AXIS = {"bleu1": "BLEU-1 (0-1)", "bleu4": "BLEU-4 (0-1)", "bertscore_f1": "BERT
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``semcom vlf-msc-eval`` to ``parser`` (``semcom vlf-msc-eval --help`` lists them).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--images", "data/val", "--out", "runs/eval"])
+    >>> (args.images, args.reference)
+    ('data/val', 'blip2')
+    """
     g = parser.add_argument_group("data")
     g.add_argument("--images", required=True, help="folder of input images")
     g.add_argument("--captions", default=None,
@@ -532,6 +543,17 @@ def _previous_outputs(out: Path, outputs: Optional[Dict[str, str]] = None) -> Di
 
 
 def main(args: argparse.Namespace) -> int:
+    """Run ``semcom vlf-msc-eval`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
+    the exit status (0 on success, 2 for bad input, reported as one line).
+
+    Examples
+    --------
+    Not run by the test-suite: it needs the BLIP-2 and Stable Diffusion weights; ``tests/test_vlf_msc_eval.py`` runs it on tiny random stand-ins.
+
+    >>> from experiments.cli import main as semcom
+    >>> semcom(["vlf-msc-eval"] + ["--images", "data/val", "--out", "runs/eval"])                                # doctest: +SKIP
+    0
+    """
     import semantic  # noqa: F401  (torchvision shim first)
 
     from experiments.core.args import parse_name_list, parse_snr_list
