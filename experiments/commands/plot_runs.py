@@ -21,6 +21,7 @@ from typing import Dict, List, Sequence, Tuple
 
 __all__ = ["add_arguments", "main", "find_tables", "parse_filters", "one_row_per_point", "FORMATS"]
 
+#: The figure formats ``--out`` may name (by its extension).
 FORMATS = (".pdf", ".svg", ".png")
 
 
@@ -53,7 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_filters(items: Sequence[str]) -> Dict[str, List[str]]:
-    """``["scheme=a,b", "channel=awgn"]`` -> ``{"scheme": ["a", "b"], "channel": ["awgn"]}``."""
+    """``["scheme=a,b", "channel=awgn"]`` -> ``{"scheme": ["a", "b"], "channel": ["awgn"]}``.
+
+    Examples
+    --------
+    >>> parse_filters(["scheme=a,b", "channel=awgn"])
+    {'scheme': ['a', 'b'], 'channel': ['awgn']}
+    """
     out: Dict[str, List[str]] = {}
     for item in items:
         key, sep, value = str(item).partition("=")
@@ -65,7 +72,18 @@ def parse_filters(items: Sequence[str]) -> Dict[str, List[str]]:
 
 def find_tables(paths: Sequence[str]) -> List[Tuple[str, str]]:
     """``(label, csv path)`` of every CSV under ``paths`` (folders searched recursively, files taken as
-    they are), the label being the given folder's name plus the CSV's folder under it."""
+    they are), the label being the given folder's name plus the CSV's folder under it.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> os.makedirs(os.path.join(root, "run", "ber"))
+    >>> for name in ("compare.csv", os.path.join("ber", "ber.csv")):
+    ...     open(os.path.join(root, "run", name), "w").close()
+    >>> [label for label, path in find_tables([os.path.join(root, "run")])]
+    ['run', 'run/ber']
+    """
     found: List[Tuple[str, str]] = []
     for given in paths:
         p = os.path.expanduser(given)
@@ -88,7 +106,15 @@ def find_tables(paths: Sequence[str]) -> List[Tuple[str, str]]:
 
 def one_row_per_point(rows: Sequence[Dict[str, str]]) -> bool:
     """Whether ``rows`` hold one row per (scheme or system, channel, SNR, channel uses): a result table, not
-    a per-item one (``items.csv``: one row per image)."""
+    a per-item one (``items.csv``: one row per image).
+
+    Examples
+    --------
+    >>> one_row_per_point([{"scheme": "a", "snr_db": "0"}, {"scheme": "a", "snr_db": "5"}])
+    True
+    >>> one_row_per_point([{"system": "vlf", "snr_db": "0"}, {"system": "vlf", "snr_db": "0"}])   # per-item rows
+    False
+    """
     cols = [c for c in ("scheme", "system", "channel", "snr_db", "channel_uses") if c in rows[0]]
     keys = [tuple(r.get(c) for c in cols) for r in rows]
     return len(set(keys)) == len(keys)

@@ -54,7 +54,17 @@ def _drop_option(argv: List[str], opt: str) -> List[str]:
 
 def replay_argv(manifest: dict, out: str, overrides: List[str] = ()) -> List[str]:
     """The recorded command line with ``--out`` set to ``out`` and each ``OPTION=VALUE`` of ``overrides``
-    replacing that option (``ValueError`` when the manifest holds no command line)."""
+    replacing that option (``ValueError`` when the manifest holds no command line).
+
+    Examples
+    --------
+    >>> replay_argv({"semcom_argv": ["ber", "--out", "old", "--k", "4"]}, "new", ["--k=8"])
+    ['ber', '--k=8', '--out', 'new']
+    >>> replay_argv({}, "new")
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
+    """
     argv = manifest.get("semcom_argv") if isinstance(manifest, dict) else None
     if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
         raise ValueError("the manifest records no semcom command line (semcom_argv): it was written by a run "

@@ -48,6 +48,7 @@ FULL: Dict[str, Any] = {
     "compare_snr_db": [-20.0 + 2.5 * i for i in range(15)], "max_items": None, "text_max_items": 64,
     "compare_realizations": 4,
 }
+#: Settings of ``--quick``: a few SNR points and small budgets (minutes on a laptop).
 QUICK: Dict[str, Any] = {
     "ber_snr_db": "0,10", "ber_max_bits": 1e4, "ber_target_errors": 50, "ber_k": 64, "ber_n": 128,
     "compare_snr_db": [-10.0, 0.0, 10.0], "max_items": 500, "text_max_items": 8,
@@ -86,7 +87,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def ber_argv(settings: Dict[str, Any], out_dir: str, seed: int, device: str, ber_parser) -> List[str]:
-    """Arguments of ``semcom ber`` for the run's BER step."""
+    """Arguments of ``semcom ber`` for the run's BER step.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from experiments.commands import ber
+    >>> parser = argparse.ArgumentParser(); ber.add_arguments(parser)
+    >>> argv = ber_argv(QUICK, "results/ber", seed=0, device="cpu", ber_parser=parser)
+    >>> argv[:4], parser.parse_args(argv).snr_db
+    (['--modulation', '16qam', '--code', 'none,hamming74,ldpc5g'], [0.0, 10.0])
+    """
     argv = ["--modulation", "16qam", "--code", "none,hamming74,ldpc5g", "--channel", "awgn,rayleigh",
             f"--snr-db={settings['ber_snr_db']}", "--snr-type", "ebno",
             "--k", str(settings["ber_k"]), "--n", str(settings["ber_n"]),
@@ -103,6 +114,15 @@ def ber_argv(settings: Dict[str, Any], out_dir: str, seed: int, device: str, ber
 
 
 def compare_config(settings: Dict[str, Any], seed: int, device: str, text_max_items: Optional[int]):
+    """The :class:`experiments.commands.compare.CompareConfig` of the run's comparison step (``settings``:
+    :data:`FULL` or :data:`QUICK`; ``text_max_items`` overrides the settings' value when given).
+
+    Examples
+    --------
+    >>> cfg = compare_config(QUICK, seed=0, device="cpu", text_max_items=None)
+    >>> cfg.channels, cfg.snr_db, cfg.text_max_items
+    (('awgn', 'rayleigh'), [-10.0, 0.0, 10.0], 8)
+    """
     from experiments.commands.compare import CompareConfig
 
     return CompareConfig(schemes=RUN_SCHEMES, channels=("awgn", "rayleigh"), snr_db=settings["compare_snr_db"],
