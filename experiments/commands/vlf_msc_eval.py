@@ -101,7 +101,9 @@ __all__ = ["SYSTEMS", "MODALITY", "METRICS", "METRIC_COLUMNS", "ITEM_COLUMNS", "
            "EvalRefused",
            "metrics_table", "write_figures", "write_grids"]
 
+#: The systems ``--systems`` may name.
 SYSTEMS = ("vlf-msc", "ascii-hamming", "deepsc", "img2img-sc", "img2img-sc-bsc")
+#: What each system transmits: text, image, or both.
 MODALITY = {"vlf-msc": "text+image", "ascii-hamming": "text", "deepsc": "text", "img2img-sc": "image",
             "img2img-sc-bsc": "image"}
 LABELS = {"vlf-msc": "VLF-MSC", "ascii-hamming": "ASCII + Hamming(7,4) + 16-QAM", "deepsc": "DeepSC",
@@ -109,12 +111,15 @@ LABELS = {"vlf-msc": "VLF-MSC", "ascii-hamming": "ASCII + Hamming(7,4) + 16-QAM"
 TEXT_METRICS = ("bleu1", "bleu4", "bertscore_f1")
 IMAGE_METRICS = ("lpips", "clip_score", "psnr", "ssim", "ms_ssim")
 REFERENCES = ("blip2", "csv")
+#: Every metric column: the text metrics, then the image metrics.
 METRICS = TEXT_METRICS + IMAGE_METRICS
 _KEYS = ("system", "channel", "snr_db")
+#: Columns of ``metrics.csv``: keys, the metrics, their 95 % intervals and the run's settings.
 METRIC_COLUMNS = (("system", "modality", "channel", "snr_db", "channel_uses") + METRICS + ("n_items",)
                   + tuple(f"{m}_{b}" for m in METRICS for b in ("ci_low", "ci_high"))
                   + ("channel_uses_min", "channel_uses_max", "equalizer", "reference", "budget", "repetition"))
 _ITEM_KEYS = ("system", "channel", "snr_db", "image")
+#: Columns of ``items.csv``: one row per (system, channel, SNR, item).
 ITEM_COLUMNS = _ITEM_KEYS + ("name", "reference", "sent_caption", "caption", "image_file", "channel_uses") + METRICS
 _AXIS = {"bleu1": "BLEU-1 (0-1)", "bleu4": "BLEU-4 (0-1)", "bertscore_f1": "BERTScore F1",
          "lpips": "LPIPS (AlexNet; lower is better)", "clip_score": "CLIP score (100 x cosine)",
@@ -229,6 +234,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # Tables, figures, grids (work from the CSVs alone)
 # ------------------------------------------------------------------------------------------------
 def metrics_table(out: Path):
+    """The resumable ``out/metrics.csv`` (:class:`phy.resultstore.ResumableCSV`, columns :data:`METRIC_COLUMNS`),
+    one row per (system, channel, SNR).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> table = metrics_table(Path(tempfile.mkdtemp()))
+    >>> table.key_columns, len(table)
+    (('system', 'channel', 'snr_db'), 0)
+    """
     from experiments.core.results import ResumableCSV
 
     return ResumableCSV(out / "metrics.csv", METRIC_COLUMNS, _KEYS)
@@ -265,7 +281,22 @@ def _compose(paths: Sequence[str], path: Path) -> str:
 
 
 def write_figures(rows: Sequence[Dict[str, str]], out: Path) -> Dict[str, str]:
-    """``fig_<metric>.png`` for every metric with data, and ``fig_text.png`` / ``fig_image.png``."""
+    """``fig_<metric>.png`` for every metric with data, and ``fig_text.png`` / ``fig_image.png``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from pathlib import Path
+    >>> rows = []
+    >>> for snr, b in ((0.0, "0.2"), (10.0, "0.5")):
+    ...     row = dict.fromkeys(METRIC_COLUMNS, "")
+    ...     row.update(system="vlf-msc", modality="text+image", channel="awgn", snr_db=str(snr), bleu1=b,
+    ...                bleu1_ci_low=b, bleu1_ci_high=b)
+    ...     rows.append(row)
+    >>> figs = write_figures(rows, Path(tempfile.mkdtemp()))
+    >>> sorted(figs), all(os.path.isfile(p) for p in figs.values())
+    (['bleu1', 'text'], True)
+    """
     from experiments.core.plots import plot_metric_vs_snr
 
     written: Dict[str, str] = {}
@@ -295,7 +326,15 @@ def write_figures(rows: Sequence[Dict[str, str]], out: Path) -> Dict[str, str]:
 
 def write_grids(item_rows: Sequence[Dict[str, str]], snrs: Sequence[float], out: Path, max_rows: int,
                 input_size: int) -> Dict[str, str]:
-    """``grid.png`` (VLF-MSC) and ``grid_<system>.png`` for the Img2Img-SC variants, via VLF-MSC's grid."""
+    """``grid.png`` (VLF-MSC) and ``grid_<system>.png`` for the Img2Img-SC variants, via VLF-MSC's grid.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> write_grids([], [0.0], Path(tempfile.mkdtemp()), max_rows=4, input_size=64)      # no items: no grid
+    {}
+    """
     from experiments.commands.vlf_msc import write_grid
 
     grids: Dict[str, str] = {}
@@ -462,7 +501,13 @@ def matched_repetition(max_uses: Callable[[int], int], target: int) -> Optional[
 
 
 class EvalRefused(ValueError):
-    """An input that would make a system's numbers meaningless (the message says which and why)."""
+    """An input that would make a system's numbers meaningless (the message says which and why).
+
+    Examples
+    --------
+    >>> issubclass(EvalRefused, ValueError)
+    True
+    """
 
 
 def _deepsc_sentence(caption: str, max_words: int) -> str:
