@@ -156,10 +156,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # the options that define a row of captions.csv / an image (row keys, SNR list, batch size, cache, device
 # placement and the grid are not among them): recorded beside captions.csv and checked on resume
-RESULT_SETTINGS = ("captions", "input_size", "channel", "equalizer", "seed", "blip2_checkpoint", "sd_checkpoint",
+RESULT_SETTINGS = ("images", "captions", "input_size", "channel", "equalizer", "seed", "blip2_checkpoint", "sd_checkpoint",
                    "image_decoder", "text_projection", "text_mode", "dtype", "steps", "guidance_scale", "image_size",
                    "max_new_tokens", "num_beams", "no_text", "no_images")
-_PATH_SETTINGS = ("captions", "image_decoder", "text_projection")
+_PATH_SETTINGS = ("images", "captions", "image_decoder", "text_projection")
 
 
 def build_config(args: argparse.Namespace):

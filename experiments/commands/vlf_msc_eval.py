@@ -551,7 +551,7 @@ _SETTINGS = ("images", "captions", "max_images", "image_size", "seed", "batch_si
              "img2img_steps", "img2img_strength", "img2img_guidance", "img2img_bits", "img2img_code",
              "img2img_modulation", "img2img_bsc_mode", "bertscore_model", "bertscore_layers", "lpips_backbone",
              "allow_random_lpips", "clip_model", "clip_pretrained", "clip_model_config", "raw_text", "equalizer",
-             "reference", "budget")
+             "reference", "budget", "dtype")
 # settings added later: the value a folder written before them was run with
 _SETTINGS_BEFORE = {"img2img_bsc_mode": "bsc", "equalizer": "zf", "reference": "csv", "budget": "paper"}
 
