@@ -475,8 +475,10 @@ class Scheme:
     ``snr_dependent_plan`` (plan again at every SNR). Register a factory with
     :func:`register_scheme` (from a ``--plugin`` module or the ``semcom.schemes`` entry-point group).
 
-    Example: a learned linear encoder/decoder (ridge regression through the noisy channel)
-    --------------------------------------------------------------------------------------
+    Examples
+    --------
+    A learned linear encoder/decoder (ridge regression through the noisy channel):
+
     >>> import torch
     >>> from phy.links import AnalogLink
     >>> class RidgeScheme(Scheme):
@@ -497,29 +499,6 @@ class Scheme:
     >>> rows[0]["scheme"], rows[0]["channel_uses"], rows[0]["nmse"] < 0.2
     ('doc-ridge', 4, True)
     >>> del SCHEMES["doc-ridge"]
-
-    Examples
-    --------
-    A user scheme, registered by name (:func:`register_scheme`): send only the first feature of each
-    example, uncoded, and leave the others at zero:
-
-    >>> from phy.links import AnalogLink
-    >>> @register_scheme("first-feature")
-    ... class FirstFeature(Scheme):
-    ...     name = "first-feature"
-    ...     def plan(self, ctx, snr_db, channel):
-    ...         return Plan(channel_uses=1, fits=True, dims_sent=1)
-    ...     def transmit(self, ctx, plan, channel, snr_db):
-    ...         out = AnalogLink(channel)(ctx.test[:, :2], snr_db=snr_db)
-    ...         f_hat = torch.zeros_like(ctx.test)
-    ...         f_hat[:, 0] = out.x_hat[:, 0]
-    ...         return Received(f_hat, ctx.test_index)
-    >>> from experiments.core.sources import load_source
-    >>> cfg = CompareConfig(schemes=("first-feature",), channels=("awgn",), snr_db=[30.0], budget=8, realizations=1)
-    >>> row = run_comparison(load_source("gaussian", n_items=64, dim=16), cfg, progress=False, log=lambda m: None)[0]
-    >>> row["scheme"], row["channel_uses"], 0.8 < row["nmse"] < 1.0    # 15 of 16 unit-variance features lost
-    ('first-feature', 1, True)
-    >>> del SCHEMES["first-feature"]
     """
 
     name = "scheme"
