@@ -180,3 +180,44 @@ def test_docstring_examples_run(name):
     module = _import(name)
     result, report = _run_doctests(module)
     assert not report, f"{name}: {result.failed} of {result.attempted} examples failed\n" + "\n".join(report)[-8000:]
+
+
+def test_the_checks_flag_a_missing_example_a_missing_shape_and_a_wrong_example():
+    import dataclasses
+    import types
+
+    def no_example(x: int) -> int:
+        """Twice ``x``."""
+
+    def no_shape(x: torch.Tensor) -> torch.Tensor:
+        """Twice ``x``.
+
+        Examples
+        --------
+        >>> 2 * 2
+        4
+        """
+
+    def with_shape(x: torch.Tensor) -> torch.Tensor:
+        """Twice ``x`` ``[..., n]``.
+
+        Examples
+        --------
+        >>> 2 * 2
+        4
+        """
+
+    @dataclasses.dataclass
+    class Generated:
+        x: torch.Tensor
+
+    assert _problems(no_example) == ["no Examples section with a >>> line"]
+    assert _problems(no_shape) == ["takes or returns a torch.Tensor but no shape ([..., n] or 'shape') is documented"]
+    assert _problems(with_shape) == []
+    assert _problems(Generated) == ["no docstring"]  # the dataclass's generated "Generated(x: ...)" text
+
+    module = types.ModuleType("doc_demo")
+    exec(compile('def f():\n    """One.\n\n    >>> 1 + 1\n    3\n    """\n', "doc_demo", "exec"), module.__dict__)
+    module.f.__module__ = "doc_demo"
+    result, report = _run_doctests(module)
+    assert (result.failed, result.attempted) == (1, 1) and "Expected:\n    3\nGot:\n    2" in report[0]
