@@ -1820,11 +1820,17 @@ def main(args) -> int:
 
     Examples
     --------
-    Not run by the test-suite: a comparison encodes the MiniLM corpus and sweeps several schemes (about a minute on a CPU); ``tests/test_compare.py`` runs small ones.
+    Two schemes on synthetic Gaussian features (the default source, MiniLM embeddings of a text corpus,
+    takes longer to encode):
 
+    >>> import contextlib, io, os, tempfile
     >>> from experiments.cli import main as semcom
-    >>> semcom(["compare"] + ["--out", "runs/compare"])                                # doctest: +SKIP
-    0
+    >>> out = tempfile.mkdtemp()
+    >>> with contextlib.redirect_stdout(io.StringIO()):
+    ...     rc = semcom(["compare", "--source", "gaussian", "--schemes", "analog,opta", "--snr-db", "0,10",
+    ...                  "--budget", "8", "--realizations", "1", "--no-progress", "--out", out])
+    >>> rc, sorted(os.listdir(out))
+    (0, ['compare.csv', 'compare.settings.json', 'cosine_awgn.png', 'manifest.json', 'nmse_awgn.png', 'retrieval_awgn.png'])
     """
     import semantic  # noqa: F401  (CPU shim before any transformers import)
     from experiments.core.sources import load_source
