@@ -87,11 +87,19 @@ def main(args: argparse.Namespace) -> int:
 
     Examples
     --------
-    Not run by the test-suite: it replays a finished run (its ``manifest.json``); ``tests/test_config_rerun.py`` replays small ones.
+    A small ``semcom ber`` run replayed into a new folder: the same seed gives the same CSV (``--set
+    OPTION=VALUE`` would change an option of the replay):
 
+    >>> import contextlib, io, os, tempfile
     >>> from experiments.cli import main as semcom
-    >>> semcom(["rerun"] + ["runs/ber/manifest.json", "--out", "runs/ber-again"])                                # doctest: +SKIP
-    0
+    >>> root = tempfile.mkdtemp()
+    >>> first, again = os.path.join(root, "ber"), os.path.join(root, "ber-again")
+    >>> with contextlib.redirect_stdout(io.StringIO()):
+    ...     rc1 = semcom(["ber", "--out", first, "--code", "none", "--modulation", "qpsk", "--snr-db", "0",
+    ...                   "--max-bits", "20000"])
+    ...     rc2 = semcom(["rerun", os.path.join(first, "manifest.json"), "--out", again])
+    >>> rc1, rc2, open(os.path.join(first, "ber.csv")).read() == open(os.path.join(again, "ber.csv")).read()
+    (0, 0, True)
     """
     from experiments.cli import main as cli_main
 
