@@ -168,7 +168,7 @@ class VLFImageDecoder(nn.Module):
 
     >>> decoder = VLFImageDecoder.from_pretrained(DEFAULT_SD, device="cuda")       # doctest: +SKIP
     >>> decoder.generate(torch.randn(2, 32, 768), generator=torch.Generator().manual_seed(0)).shape  # doctest: +SKIP
-    torch.Size([2, 3, 512, 512])
+    torch.Size([2, 3, 256, 256])
     """
 
     def __init__(self, unet: nn.Module, vae: nn.Module, text_encoder: nn.Module,
