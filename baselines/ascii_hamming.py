@@ -45,7 +45,14 @@ __all__ = ["AsciiHammingConfig", "AsciiHamming"]
 
 @dataclass
 class AsciiHammingConfig:
-    """Settings of the ASCII separation baseline (defaults: the paper's Hamming(7,4) + 16-QAM)."""
+    """Settings of the ASCII separation baseline (defaults: the paper's Hamming(7,4) + 16-QAM).
+
+    Examples
+    --------
+    >>> cfg = AsciiHammingConfig(modulation="qpsk")
+    >>> cfg.code, cfg.modulation, cfg.interleave
+    ('hamming74', 'qpsk', False)
+    """
 
     code: str = "hamming74"          # any phy.codes name ("none", "hamming74"; "ldpc5g" needs code_kwargs)
     modulation: str = "16qam"
@@ -66,6 +73,14 @@ class AsciiHamming(nn.Module):
         The shared channel object (a name builds a new one).
     config : AsciiHammingConfig, optional
     device : torch device of the bit tensors (default CPU)
+
+    Examples
+    --------
+    >>> scheme = AsciiHamming("awgn")                      # Hamming(7,4) + 16-QAM
+    >>> scheme.num_bits("hi"), scheme.channel_uses("hi")   # 14 bits -> 4 blocks -> 28 code bits -> 7 symbols
+    (16, 7)
+    >>> scheme.transmit(["a dog on the beach"], snr_db=30.0, seed=0)   # error-free; 126 bits -> 56 symbols
+    (['a dog on the beach'], [56])
     """
 
     def __init__(self, channel: Union[Channel, str] = "awgn", config: Optional[AsciiHammingConfig] = None,

@@ -42,13 +42,27 @@ __all__ = ["PillowCodec", "CompressAICodec", "BTIR", "BTIRResult", "tensor_to_pi
 
 
 def tensor_to_pil(image: torch.Tensor) -> Image.Image:
-    """``[3, H, W]`` float in ``[0, 1]`` -> RGB PIL image."""
+    """``[3, H, W]`` float in ``[0, 1]`` -> RGB PIL image.
+
+    Examples
+    --------
+    >>> img = tensor_to_pil(torch.ones(3, 4, 6))
+    >>> img.size, img.mode, img.getpixel((0, 0))
+    ((6, 4), 'RGB', (255, 255, 255))
+    """
     arr = (image.detach().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
     return Image.fromarray(arr, mode="RGB")
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
-    """RGB PIL image -> ``[3, H, W]`` float32 in ``[0, 1]``."""
+    """RGB PIL image -> ``[3, H, W]`` float32 in ``[0, 1]``.
+
+    Examples
+    --------
+    >>> x = pil_to_tensor(Image.new("RGB", (6, 4), (255, 0, 0)))
+    >>> x.shape, x.dtype, x[:, 0, 0].tolist()
+    (torch.Size([3, 4, 6]), torch.float32, [1.0, 0.0, 0.0])
+    """
     return torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
 
 
@@ -60,6 +74,16 @@ class PillowCodec:
     fmt : ``"jpeg"`` or ``"webp"``
     min_quality, max_quality : int
         Quality search range (Pillow's scale, 1..95).
+
+    Examples
+    --------
+    >>> codec = PillowCodec("jpeg")
+    >>> img = tensor_to_pil(torch.rand(3, 32, 32))
+    >>> data, quality = codec.encode_to_budget(img, max_bits=8 * 2000)
+    >>> len(data) * 8 <= 8 * 2000, 1 <= quality <= 95, codec.decode(data).size
+    (True, True, (32, 32))
+    >>> codec.encode_to_budget(img, max_bits=100) is None         # not even the lowest quality fits
+    True
     """
 
     FORMATS = {"jpeg": "JPEG", "webp": "WEBP"}
@@ -110,6 +134,16 @@ class CompressAICodec:
         ``$TORCH_HOME/hub/checkpoints``).
     allow_download : bool
         Fetch missing levels from CompressAI's server (default ``False``: a missing level is an error).
+
+    Examples
+    --------
+    Needs CompressAI's ``cheng2020-attn`` weights files in ``weights_dir``, so the example is not run by
+    the test-suite:
+
+    >>> codec = CompressAICodec(weights_dir="weights/compressai")                  # doctest: +SKIP
+    >>> payload, quality = codec.encode_to_budget(img, max_bits=20000)            # doctest: +SKIP
+    >>> codec.decode_payload(payload).size                                        # doctest: +SKIP
+    (256, 256)
     """
 
     ARCH = "cheng2020-attn"
@@ -192,6 +226,12 @@ class BTIRResult:
         ``floor(L * C(snr))``.
     channel_uses : int
         ``L`` (spent whether or not anything fitted).
+
+    Examples
+    --------
+    >>> res = BTIR(PillowCodec("jpeg"), channel_uses=4096).transmit(torch.rand(1, 3, 32, 32), snr_db=10.0)
+    >>> isinstance(res, BTIRResult), res.payload_bits[0] <= res.budget_bits, res.channel_uses
+    (True, True, 4096)
     """
 
     images: List[Optional[torch.Tensor]]
@@ -213,6 +253,15 @@ class BTIR:
         ``L`` complex channel uses per image.
     capacity : str
         Capacity mode of :class:`phy.capacity.IdealCode` (``"awgn"``, ``"rayleigh_ergodic"``, ...).
+
+    Examples
+    --------
+    >>> btir = BTIR(PillowCodec("jpeg"), channel_uses=4096)
+    >>> res = btir.transmit(torch.rand(2, 3, 32, 32), snr_db=10.0)     # budget floor(4096 log2(11)) bits
+    >>> res.budget_bits, res.delivered.tolist(), res.images[0].shape
+    (14169, [True, True], torch.Size([3, 32, 32]))
+    >>> btir.transmit(torch.rand(1, 3, 32, 32), snr_db=-30.0).delivered.tolist()   # nothing fits
+    [False]
     """
 
     def __init__(self, codec, channel_uses: int, capacity: str = "awgn"):

@@ -33,6 +33,14 @@ class CLIPFT(nn.Module):
     ----------
     channel : Channel or str
     equalizer : ``"mmse"`` (default; the MSE-optimal linear receiver for a feature) or ``"zf"``
+
+    Examples
+    --------
+    >>> from phy.channels import AWGN
+    >>> ft = CLIPFT(AWGN(seed=0))
+    >>> out = ft(torch.randn(4, 768), snr_db=10.0)
+    >>> out.x_hat.shape, ft.channel_uses(768)
+    (torch.Size([4, 768]), 384)
     """
 
     def __init__(self, channel: Union[Channel, str], equalizer: str = "mmse"):

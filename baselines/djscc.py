@@ -52,6 +52,7 @@ __all__ = ["ConvAF", "ImageJSCCEncoder", "ImageJSCCDecoder", "ImageJSCCCodec", "
            "conv_bottleneck_fits", "train_resumable"]
 
 
+#: How the image JSCC maps its feature map to channel symbols: a dense layer or a convolution.
 BOTTLENECKS = ("dense", "conv")
 
 
@@ -72,7 +73,15 @@ def _check_geometry(image_size, num_down, hidden, channel_uses, in_channels, bot
 
 
 def conv_bottleneck_fits(image_size: int, num_down: int, channel_uses: int) -> bool:
-    """Whether ``bottleneck="conv"`` can carry ``channel_uses`` (``2L`` divisible by the map's positions)."""
+    """Whether ``bottleneck="conv"`` can carry ``channel_uses`` (``2L`` divisible by the map's positions).
+
+    Examples
+    --------
+    >>> conv_bottleneck_fits(224, 4, 384), conv_bottleneck_fits(224, 4, 100)   # 14 x 14 positions
+    (False, False)
+    >>> conv_bottleneck_fits(32, 2, 64)                                        # 8 x 8 positions, 128 reals
+    True
+    """
     return (2 * int(channel_uses)) % (int(image_size) // 2 ** int(num_down)) ** 2 == 0
 
 
@@ -80,6 +89,12 @@ class ConvAF(nn.Module):
     """Channel-wise AF module: ``f * sigmoid(MLP([mean_hw(f), snr]))[:, :, None, None]``.
 
     Shapes: ``f`` ``[B, C, H, W]``, ``snr_db`` ``[B, 1]`` -> ``[B, C, H, W]``.
+
+    Examples
+    --------
+    >>> af = ConvAF(channels=4)
+    >>> af(torch.randn(2, 4, 8, 8), torch.zeros(2, 1)).shape
+    torch.Size([2, 4, 8, 8])
     """
 
     def __init__(self, channels: int):
@@ -120,6 +135,13 @@ class ImageJSCCEncoder(ModelMixin, ConfigMixin):
     use_af : bool
     bottleneck : ``"dense"`` (default: a Linear to ``2L`` reals) or ``"conv"`` (the 1x1 conv's
         ``2L / s^2`` output channels are the reals; ``latent_channels`` is then unused).
+
+    Examples
+    --------
+    >>> enc = ImageJSCCEncoder(image_size=32, channel_uses=64, hidden=8, num_down=2, latent_channels=4)
+    >>> x = enc(torch.rand(2, 3, 32, 32), snr_db=torch.zeros(2))
+    >>> x.shape, x.dtype, x.abs().pow(2).mean(dim=1).round(decimals=4).tolist()
+    (torch.Size([2, 64]), torch.complex64, [1.0, 1.0])
     """
 
     @register_to_config
@@ -153,7 +175,15 @@ class ImageJSCCEncoder(ModelMixin, ConfigMixin):
 
 
 class ImageJSCCDecoder(ModelMixin, ConfigMixin):
-    """Equalised symbols ``[B, L]`` complex + SNR -> image ``[B, C, H, W]`` in ``[0, 1]`` (same config)."""
+    """Equalised symbols ``[B, L]`` complex + SNR -> image ``[B, C, H, W]`` in ``[0, 1]`` (same config).
+
+    Examples
+    --------
+    >>> dec = ImageJSCCDecoder(image_size=32, channel_uses=64, hidden=8, num_down=2, latent_channels=4)
+    >>> y = dec(torch.randn(2, 64, dtype=torch.complex64), snr_db=torch.zeros(2))
+    >>> y.shape, bool(y.min() >= 0) and bool(y.max() <= 1)
+    (torch.Size([2, 3, 32, 32]), True)
+    """
 
     @register_to_config
     def __init__(self, image_size: int = 224, in_channels: int = 3, channel_uses: int = 384, hidden: int = 64,
@@ -188,7 +218,17 @@ class ImageJSCCDecoder(ModelMixin, ConfigMixin):
 
 
 class ImageJSCCCodec(JSCCCodec):
-    """:class:`semantic.jscc.JSCCCodec` with the convolutional image encoder/decoder."""
+    """:class:`semantic.jscc.JSCCCodec` with the convolutional image encoder/decoder.
+
+    Examples
+    --------
+    >>> from phy.channels import AWGN
+    >>> kw = dict(image_size=32, channel_uses=64, hidden=8, num_down=2, latent_channels=4)
+    >>> codec = ImageJSCCCodec(ImageJSCCEncoder(**kw), ImageJSCCDecoder(**kw))
+    >>> out = codec(torch.rand(2, 3, 32, 32), AWGN(seed=0), snr_db=10.0)
+    >>> out.x_hat.shape, out.channel_uses
+    (torch.Size([2, 3, 32, 32]), 64)
+    """
 
     encoder_cls = ImageJSCCEncoder
     decoder_cls = ImageJSCCDecoder
@@ -216,6 +256,15 @@ def train_image_jscc(codec: ImageJSCCCodec, images: torch.Tensor, channel: Chann
     Returns
     -------
     history : list of ``{"step", "loss"}``
+
+    Examples
+    --------
+    >>> from phy.channels import AWGN
+    >>> kw = dict(image_size=16, channel_uses=32, hidden=8, num_down=2, latent_channels=4)
+    >>> codec = ImageJSCCCodec(ImageJSCCEncoder(**kw), ImageJSCCDecoder(**kw))
+    >>> history = train_image_jscc(codec, torch.rand(8, 3, 16, 16), AWGN(seed=0), (0.0, 10.0), steps=2, batch_size=4)
+    >>> [sorted(h) for h in history]
+    [['loss', 'step'], ['loss', 'step']]
     """
     check_real(images, "images")
     if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
@@ -246,6 +295,9 @@ def train_resumable(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor
                     ) -> List[Dict[str, float]]:
     """The image baselines' training loop, streaming batches from disk and resumable bit for bit.
 
+    ``load_batch(indices [b]) -> (images [b, C, H, W], labels [b] or None)``; ``loss_fn(model, images, labels,
+    snr_db [b])`` returns a scalar loss.
+
     Each step draws ``batch_size`` item indices and one SNR per item from a generator seeded with ``seed``
     (the same draws as :func:`train_image_jscc`), loads those items with ``load_batch(indices) ->
     (images, labels or None)`` (so the whole training set is used and never held in memory) and minimises
@@ -261,6 +313,22 @@ def train_resumable(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor
     Returns
     -------
     history : list of ``{"step", "loss"}``
+
+    Examples
+    --------
+    A two-step run on random images; a second call with the same settings finds the run finished:
+
+    >>> import tempfile
+    >>> from phy.channels import AWGN
+    >>> kw = dict(image_size=16, channel_uses=32, hidden=8, num_down=2, latent_channels=4)
+    >>> codec = ImageJSCCCodec(ImageJSCCEncoder(**kw), ImageJSCCDecoder(**kw))
+    >>> data = torch.rand(8, 3, 16, 16)
+    >>> mse = lambda model, x, labels, snr: F.mse_loss(model(x, AWGN(seed=0), snr).x_hat, x)
+    >>> out = tempfile.mkdtemp()
+    >>> history = train_resumable(codec, mse, lambda idx: (data[idx], None), 8, AWGN(seed=0), (0.0, 10.0),
+    ...                           steps=2, out_dir=out, batch_size=4)
+    >>> len(history), sorted(p.name for p in Path(out).iterdir())
+    (2, ['model', 'train_state.pt'])
     """
     import json
     import os

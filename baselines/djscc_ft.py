@@ -55,6 +55,15 @@ class DJSCCFT(ModelMixin, ConfigMixin):
         CNN width and stride-2 stages.
     jscc_hidden : int
     use_af : bool
+
+    Examples
+    --------
+    >>> from phy.channels import AWGN
+    >>> model = DJSCCFT(image_size=16, num_classes=3, class_ids=[2, 5, 7], feature_dim=16, channel_uses=8,
+    ...                 hidden=8, num_down=2, jscc_hidden=16)
+    >>> logits = model(torch.rand(4, 3, 16, 16), AWGN(seed=0), snr_db=10.0)
+    >>> logits.shape, model.channel_uses
+    (torch.Size([4, 3]), 8)
     """
 
     @register_to_config
@@ -96,7 +105,15 @@ class DJSCCFT(ModelMixin, ConfigMixin):
 
 
 def predict_global_labels(model: DJSCCFT, logits: torch.Tensor, k: int = 5) -> torch.Tensor:
-    """Top-``k`` predictions as *global* label ids ``[B, k]`` (only seen classes can appear)."""
+    """Top-``k`` predictions as *global* label ids ``[B, k]`` (only seen classes can appear).
+
+    Examples
+    --------
+    >>> model = DJSCCFT(image_size=16, num_classes=3, class_ids=[2, 5, 7], feature_dim=16, channel_uses=8,
+    ...                 hidden=8, num_down=2, jscc_hidden=16)
+    >>> predict_global_labels(model, torch.tensor([[0.1, 0.9, 0.3]]), k=2)      # head outputs -> global ids
+    tensor([[5, 7]])
+    """
     k = min(k, logits.shape[-1])
     return model.class_ids_t.to(logits.device)[logits.topk(k, dim=-1).indices]
 
@@ -104,7 +121,20 @@ def predict_global_labels(model: DJSCCFT, logits: torch.Tensor, k: int = 5) -> t
 def train_djscc_ft(model: DJSCCFT, images: torch.Tensor, labels: torch.Tensor, channel: Channel,
                    snr_range: Sequence[float], steps: int, batch_size: int = 32, lr: float = 1e-3, seed: int = 0,
                    device="cpu") -> List[Dict[str, float]]:
-    """Cross-entropy training on seen-class images; ``labels`` are global ids within ``class_ids``."""
+    """Cross-entropy training on seen-class images; ``labels`` are global ids within ``class_ids``.
+
+    ``images`` ``[n, C, H, W]`` in ``[0, 1]``, ``labels`` ``[n]`` int64; returns one ``{"step", "loss"}`` per step.
+
+    Examples
+    --------
+    >>> from phy.channels import AWGN
+    >>> model = DJSCCFT(image_size=16, num_classes=2, class_ids=[3, 9], feature_dim=16, channel_uses=8,
+    ...                 hidden=8, num_down=2, jscc_hidden=16)
+    >>> history = train_djscc_ft(model, torch.rand(8, 3, 16, 16), torch.tensor([3, 9] * 4), AWGN(seed=0),
+    ...                          (0.0, 10.0), steps=2, batch_size=4)
+    >>> len(history), sorted(history[0])
+    (2, ['loss', 'step'])
+    """
     check_real(images, "images")
     if labels.shape[0] != images.shape[0]:
         raise ValueError(f"labels ({labels.shape[0]}) and images ({images.shape[0]}) differ in length")

@@ -109,10 +109,13 @@ __all__ = ["IMG2IMG_MODES", "Img2ImgSCConfig", "Img2ImgSCOutput", "Img2ImgSC", "
            "float64_bits", "public_code_flip", "public_code_replace_outliers", "public_code_latent_channel",
            "public_code_caption_bits", "public_code_caption_channel"]
 
+#: The channel models of Img2Img-SC: bit-true link, closed-form bit flips, or the public code's model.
 IMG2IMG_MODES = ("bit-true", "bsc", "public-code")
 
+#: Bits per latent value in the public code (IEEE-754 float64).
 PUBLIC_CODE_BITS_PER_VALUE = 64     # IEEE-754 float64 per latent value
 PUBLIC_CODE_BITS_PER_CHAR = 8       # '{0:08b}'.format(ord(c)); wider characters keep their bit length
+#: Bits per channel symbol in the public code (uncoded 16-QAM; only for the channel-use count).
 PUBLIC_CODE_BITS_PER_SYMBOL = 4     # uncoded 16-QAM: only for the channel-use count
 PUBLIC_CODE_LIMIT = 10.0            # received values > 10 or < -10 are replaced
 PUBLIC_CODE_DEADZONE = 0.01         # received values in (-0.01, 0.01) are replaced
@@ -192,6 +195,13 @@ def public_code_flip(values: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
     Returns
     -------
     ``[...]`` float64: the doubles with those bits XOR-ed (may be NaN, Inf, huge or subnormal).
+
+    Examples
+    --------
+    >>> flips = torch.zeros(2, 64, dtype=torch.bool)
+    >>> flips[0, 0] = True                        # the sign bit of the first value
+    >>> public_code_flip(torch.tensor([1.5, 2.0]), flips)
+    tensor([-1.5000,  2.0000], dtype=torch.float64)
     """
     if flips.dtype != torch.bool or tuple(flips.shape) != tuple(values.shape) + (PUBLIC_CODE_BITS_PER_VALUE,):
         raise ValueError(f"flips must be a bool tensor of shape {tuple(values.shape) + (64,)}, got "
@@ -255,6 +265,13 @@ def public_code_latent_channel(latents: torch.Tensor, snr_db: float, generator: 
     -------
     ``(received [B, ...] float32 on the CPU, bit_errors [B] int64, replaced [B] int64)``: flipped bits
     and replaced values per item.
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> out = public_code_latent_channel(torch.randn(2, 4, 8, 8), snr_db=40.0, generator=g)
+    >>> len(out), out[0].shape, out[0].dtype
+    (3, torch.Size([2, 4, 8, 8]), torch.float32)
     """
     if not isinstance(latents, torch.Tensor) or latents.dim() < 1 or not latents.is_floating_point():
         raise ValueError(f"latents must be a float tensor [B, ...], got "
@@ -271,7 +288,13 @@ def _char_bits(code: int) -> int:
 
 
 def public_code_caption_bits(caption: str) -> int:
-    """Bits the public code sends for ``caption``: 8 per character (more for ``ord(c) >= 256``)."""
+    """Bits the public code sends for ``caption``: 8 per character (more for ``ord(c) >= 256``).
+
+    Examples
+    --------
+    >>> public_code_caption_bits("a dog"), public_code_caption_bits("caf\u00e9")
+    (40, 32)
+    """
     if not isinstance(caption, str):
         raise TypeError(f"caption must be a str, got {type(caption).__name__}")
     return sum(_char_bits(ord(c)) for c in caption)
@@ -322,6 +345,16 @@ class Img2ImgSCConfig:
     flips, package Es/N0 convention) or ``"public-code"`` (the public code's channel model, ``snr_db``
     as Eb/N0; needs ``modulation="16qam"``, ``code="none"`` and an AWGN channel; ``latent_bits``,
     ``latent_clip``, ``gray``, ``interleave`` unused). See the module docstring.
+
+    Examples
+    --------
+    >>> cfg = Img2ImgSCConfig(mode="bsc", latent_bits=6)
+    >>> cfg.mode, cfg.latent_bits, cfg.modulation, cfg.strength
+    ('bsc', 6, '16qam', 0.6)
+    >>> Img2ImgSCConfig(mode="analog")
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
     """
 
     sd_checkpoint: str = DEFAULT_SD
@@ -377,6 +410,13 @@ class Img2ImgSCOutput:
     info : ``latent_uses``, ``caption_uses`` (lists), ``latent_bit_errors``, ``caption_char_errors``,
         ``latent_bits``, ``caption_bits`` (per image); public-code mode also ``latent_replaced``,
         ``caption_bit_errors`` and ``bit_error_rate`` (see :meth:`Img2ImgSC.transmit`)
+
+    Examples
+    --------
+    >>> out = Img2ImgSCOutput(images=None, captions=["a dog"], latents=torch.zeros(1, 4, 32, 32),
+    ...                       received_latents=torch.zeros(1, 4, 32, 32), channel_uses=[8200])
+    >>> out.received_latents.shape, out.channel_uses, out.info
+    (torch.Size([1, 4, 32, 32]), [8200], {})
     """
 
     images: Optional[torch.Tensor]
@@ -393,6 +433,14 @@ def load_sd_components(checkpoint: str = DEFAULT_SD, device=None, dtype="auto",
 
     Uses :meth:`semantic.image_decoder.VLFImageDecoder.from_pretrained` (same checkpoint
     resolution, required files, dtype/device handling and error message) and keeps its SD parts.
+
+    Examples
+    --------
+    Needs the Stable Diffusion 1.5 weights (a hub id in the Hugging Face cache or a local folder), so the
+    example is not run by the test-suite:
+
+    >>> sorted(load_sd_components(DEFAULT_SD, device="cpu"))                           # doctest: +SKIP
+    ['scheduler', 'text_encoder', 'tokenizer', 'unet', 'vae']
     """
     from semantic.image_decoder import VLFImageDecoder
 
@@ -409,6 +457,9 @@ def load_sd_components(checkpoint: str = DEFAULT_SD, device=None, dtype="auto",
 class Img2ImgSC(nn.Module):
     """Img2Img-SC transceiver (see the module docstring).
 
+    Calling it on ``images [B, 3, H, W]`` in ``[0, 1]`` with ``B`` captions returns an :class:`Img2ImgSCOutput`
+    (latents ``[B, 4, h, w]``, images ``[B, 3, H, W]``); :meth:`transmit` sends latents only.
+
     Parameters
     ----------
     vae, unet, text_encoder, tokenizer, scheduler :
@@ -416,6 +467,17 @@ class Img2ImgSC(nn.Module):
     channel : phy.channels.Channel or str
         The experiment's shared channel.
     config : Img2ImgSCConfig
+
+    Examples
+    --------
+    Needs the Stable Diffusion 1.5 weights, so the example is not run by the test-suite
+    (``tests/test_img2img_sc.py`` runs it on a tiny random stand-in):
+
+    >>> parts = load_sd_components()                                                   # doctest: +SKIP
+    >>> sc = Img2ImgSC(**parts, channel="awgn", config=Img2ImgSCConfig(latent_bits=8))  # doctest: +SKIP
+    >>> out = sc(images, ["a dog on a beach"], snr_db=10.0)      # images [1, 3, 256, 256]  # doctest: +SKIP
+    >>> out.images.shape, out.received_latents.shape                                   # doctest: +SKIP
+    (torch.Size([1, 3, 256, 256]), torch.Size([1, 4, 32, 32]))
     """
 
     def __init__(self, vae: nn.Module, unet: nn.Module, text_encoder: nn.Module, tokenizer, scheduler,

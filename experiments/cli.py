@@ -25,9 +25,11 @@ __all__ = ["SUBCOMMANDS", "USER_ERRORS", "build_parser", "main", "error_line", "
 # what bad input raises on its way through a command (a bad value, a missing / unreadable / unwritable
 # file or folder, a refused resume): reported as one line and exit status 2, not a traceback.
 # SEMCOM_TRACEBACK=1 re-raises them (for debugging).
+#: Exceptions reported as one error line with exit status 2 (bad values, missing or unwritable files, refused resumes).
 USER_ERRORS = (ValueError, OSError)
 
 # name -> (module, one-line help). Modules are imported when the parser is built.
+#: The ``semcom`` sub-commands: name -> (module, one-line help); modules are imported when the parser is built.
 SUBCOMMANDS = {
     "channel": ("experiments.commands.channel_check", "measure a channel's SNR and fading statistics"),
     "ber": ("experiments.commands.ber", "BER/BLER Monte Carlo of the digital chain"),
@@ -50,6 +52,16 @@ _PLUGIN_HELP = ("import a module or a .py file that registers channels, schemes,
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``semcom`` argument parser: global options (``--version``, ``--plugin``) and one sub-command per
+    entry of :data:`SUBCOMMANDS`, each with its module's ``add_arguments``.
+
+    Examples
+    --------
+    >>> parser = build_parser()
+    >>> args = parser.parse_args(["channel", "--snr-db", "3"])
+    >>> args.command, args.snr_db
+    ('channel', 3.0)
+    """
     parser = argparse.ArgumentParser(
         prog="semcom",
         description="Semantic communication research kit: one channel core for analog semantic and "
@@ -103,6 +115,15 @@ def config_argv(parser: argparse.ArgumentParser, path: str) -> List[str]:
     several values) or joined by commas (``snr-db = [0, 5, 10]`` -> ``--snr-db=0,5,10``), a boolean
     switches a flag on (``true``) or, for ``--x/--no-x`` flags, off. Unknown keys and positional arguments
     are refused, naming them (``ValueError``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+    >>> _ = path.write('snr-db = [0, 5, 10]' + chr(10) + 'code = "hamming74"' + chr(10)); path.close()
+    >>> parser = build_parser()._subparsers._group_actions[0].choices["ber"]
+    >>> config_argv(parser, path.name)
+    ['--snr-db=0,5,10', '--code=hamming74']
     """
     try:
         import tomllib
@@ -162,7 +183,17 @@ def config_argv(parser: argparse.ArgumentParser, path: str) -> List[str]:
 
 def expand_config(parser: argparse.ArgumentParser, argv: List[str]) -> List[str]:
     """``argv`` with ``--config FILE`` replaced by the file's options, placed before the command line's own
-    options so that those override them (the last occurrence of an option wins)."""
+    options so that those override them (the last occurrence of an option wins).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+    >>> _ = path.write('code = "hamming74"' + chr(10)); path.close()
+    >>> parser = build_parser()._subparsers._group_actions[0].choices["ber"]
+    >>> expand_config(parser, ["--config", path.name, "--k", "4"])     # the command line's options come last
+    ['--code=hamming74', '--k', '4']
+    """
     if "--config" not in argv and not any(a.startswith("--config=") for a in argv):
         return list(argv)
     inner, depth = _innermost(parser, argv)
@@ -183,7 +214,13 @@ def expand_config(parser: argparse.ArgumentParser, argv: List[str]) -> List[str]
 
 
 def error_line(prog: str, exc: BaseException) -> str:
-    """``"<prog>: error: <message>"`` on one line (newlines of the message folded into spaces)."""
+    """``"<prog>: error: <message>"`` on one line (newlines of the message folded into spaces).
+
+    Examples
+    --------
+    >>> error_line("semcom ber", ValueError("bad" + chr(10) + "value"))
+    'semcom ber: error: bad value'
+    """
     text = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) and exc.filename and \
             str(exc.filename) not in text:
@@ -193,7 +230,18 @@ def error_line(prog: str, exc: BaseException) -> str:
 
 def check_out_dir(path, option: str = "--out") -> None:
     """``ValueError`` unless ``path`` is (or can become) a writable folder: not a file, no file on the
-    way to it, not read-only. Creates nothing (a refused command leaves no folder behind)."""
+    way to it, not read-only. Creates nothing (a refused command leaves no folder behind).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> check_out_dir(os.path.join(tempfile.mkdtemp(), "new", "run"))    # may be created later: fine
+    >>> f = tempfile.NamedTemporaryFile(delete=False)
+    >>> check_out_dir(f.name)
+    Traceback (most recent call last):
+    ...
+    ValueError: --out ...
+    """
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
         raise ValueError(f"{option} must name a folder, got {path!r}")
     p = os.path.abspath(os.path.expanduser(os.fspath(path)))
@@ -224,7 +272,15 @@ def _check_common_options(args: argparse.Namespace) -> None:
 @contextlib.contextmanager
 def progress_bars_off(off: bool = True):
     """Within the block, no Hugging Face progress bars (transformers' "Loading weights", hub downloads):
-    ``--no-progress`` means none at all. Restores the previous state on exit."""
+    ``--no-progress`` means none at all. Restores the previous state on exit.
+
+    Examples
+    --------
+    >>> from huggingface_hub import utils as hub_utils
+    >>> with progress_bars_off():
+    ...     hub_utils.are_progress_bars_disabled()
+    True
+    """
     if not off:
         yield
         return
@@ -260,6 +316,8 @@ def join_negative_values(argv: List[str]) -> List[str]:
     """``--snr-db -5:10:2.5`` -> ``--snr-db=-5:10:2.5``: argparse takes a value that starts with ``-``
     and is not a plain number for an option, so every ``--*snr*`` option gets its value attached.
 
+    Examples
+    --------
     >>> join_negative_values(["ber", "--snr-db", "-5:10:2.5", "--snr-train-range", "-10,10", "--k", "4"])
     ['ber', '--snr-db=-5:10:2.5', '--snr-train-range=-10,10', '--k', '4']
     """
@@ -278,6 +336,15 @@ def join_negative_values(argv: List[str]) -> List[str]:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """The ``semcom`` entry point: parse ``argv`` (default ``sys.argv[1:]``; ``--config FILE`` and ``--plugin``
+    expanded first), run the sub-command and return its exit status. Bad input (:data:`USER_ERRORS`) is
+    reported as one ``semcom CMD: error: ...`` line on stderr with status 2.
+
+    Examples
+    --------
+    >>> main(["channel", "--snr-db", "-400"])       # refused: reported on stderr, status 2
+    2
+    """
     from experiments.core.plugins import load_all, pop_plugin_args
 
     argv = list(sys.argv[1:] if argv is None else argv)

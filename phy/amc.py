@@ -40,12 +40,20 @@ import torch
 __all__ = ["MCS", "MCS_TABLE", "CodewordLayout", "codeword_layout", "CodewordLink", "estimate_bler",
            "BlerEstimate", "McsChoice", "select_mcs", "AMC_POLICIES"]
 
+#: The link-adaptation policies of :func:`select_mcs`: minimum expected distortion, or the highest MCS meeting a BLER target.
 AMC_POLICIES = ("distortion", "bler-target")
 
 
 @dataclass(frozen=True)
 class MCS:
-    """One MCS entry: index in the 3GPP table, bits per QAM symbol, target code rate."""
+    """One MCS entry: index in the 3GPP table, bits per QAM symbol, target code rate.
+
+    Examples
+    --------
+    >>> mcs = MCS_TABLE[0]
+    >>> mcs.index, mcs.modulation, round(mcs.rate, 4), round(mcs.spectral_efficiency, 4)
+    (2, 'qpsk', 0.3008, 0.6016)
+    """
 
     index: int
     bits_per_symbol: int
@@ -65,6 +73,7 @@ class MCS:
 
 
 # 3GPP TS 38.214 V17, Table 5.1.3.1-2 (MCS index, Qm, target code rate R x 1024), indices 2..27
+#: The 5G NR MCS entries 2..27 (:class:`MCS`), lowest spectral efficiency first.
 MCS_TABLE: Tuple[MCS, ...] = tuple(MCS(i, q, r) for i, q, r in (
     (2, 2, 308), (3, 2, 449), (4, 2, 602),
     (5, 4, 378), (6, 4, 434), (7, 4, 490), (8, 4, 553), (9, 4, 616), (10, 4, 658),
@@ -77,7 +86,14 @@ MCS_TABLE: Tuple[MCS, ...] = tuple(MCS(i, q, r) for i, q, r in (
 
 @dataclass(frozen=True)
 class CodewordLayout:
-    """One codeword carries the payload of ``span`` examples (see the module docstring)."""
+    """One codeword carries the payload of ``span`` examples (see the module docstring).
+
+    Examples
+    --------
+    >>> lay = codeword_layout(MCS_TABLE[0], uses_per_example=192)
+    >>> lay.n, lay.k, lay.span * lay.payload_bits + lay.crc_bits + lay.filler_bits == lay.k
+    (1152, 346, True)
+    """
 
     mcs: MCS
     uses_per_example: int
@@ -107,6 +123,12 @@ def codeword_layout(mcs: MCS, uses_per_example: int, min_codeword_bits: int = 10
 
     Raises ``ValueError`` (naming the numbers) when even one example's uses exceed one codeword
     (``k > 8448``) or the codeword carries no payload bit.
+
+    Examples
+    --------
+    >>> lay = codeword_layout(MCS_TABLE[-1], uses_per_example=64)
+    >>> lay.modulation, lay.span, lay.n, lay.crc, lay.payload_bits
+    ('256qam', 2, 1024, 'CRC16', 466)
     """
     from .codes import LDPC5G_MAX_K, LDPC5G_MAX_N, LDPC5G_MIN_K
 
@@ -139,6 +161,16 @@ class CodewordLink:
     ``forward(payload, snr_db)`` takes ``payload [num_codewords, span * payload_bits]`` (0/1) and
     returns ``(payload_hat, crc_ok)``: the decoded payload and a bool ``[num_codewords]``. Each
     codeword occupies ``span * uses_per_example`` channel uses (checked against the link's ledger).
+
+    Examples
+    --------
+    >>> from phy.channels import AWGN
+    >>> lay = codeword_layout(MCS_TABLE[0], uses_per_example=192)
+    >>> link = CodewordLink(AWGN(seed=0), lay)
+    >>> payload = torch.randint(0, 2, (2, lay.span * lay.payload_bits)).float()
+    >>> payload_hat, crc_ok = link(payload, snr_db=10.0)
+    >>> payload_hat.shape, crc_ok.tolist(), bool((payload_hat == payload).all())
+    (torch.Size([2, 330]), [True, True], True)
     """
 
     def __init__(self, channel, layout: CodewordLayout, num_iter: int = 20, decoder: str = "layered"):
@@ -178,6 +210,15 @@ class CodewordLink:
 
 @dataclass
 class BlerEstimate:
+    """Block errors counted over ``trials`` codewords; :attr:`bler` is their ratio and :meth:`interval` its
+    95% Clopper-Pearson interval.
+
+    Examples
+    --------
+    >>> est = BlerEstimate(errors=3, trials=100)
+    >>> est.bler, [round(v, 4) for v in est.interval()]
+    (0.03, [0.0062, 0.0852])
+    """
     errors: int
     trials: int
 
@@ -199,6 +240,14 @@ def estimate_bler(channel, layout: CodewordLayout, snr_db: float, seed: int, *, 
     The channel is reseeded with ``seed`` first (and left wherever the simulation ends: reseed it
     before using it again). Random payloads; stops after ``target_errors`` errors or
     ``max_codewords`` codewords.
+
+    Examples
+    --------
+    >>> from phy.channels import AWGN
+    >>> lay = codeword_layout(MCS_TABLE[0], uses_per_example=192)
+    >>> est = estimate_bler(AWGN(), lay, snr_db=10.0, seed=0, max_codewords=64)
+    >>> est.errors, est.trials
+    (0, 64)
     """
     link = CodewordLink(channel, layout, num_iter=num_iter, decoder=decoder)
     channel.reset(int(seed))
@@ -218,7 +267,16 @@ def estimate_bler(channel, layout: CodewordLayout, snr_db: float, seed: int, *, 
 
 @dataclass
 class McsChoice:
-    """The chosen layout, its estimated BLER and expected distortion, and every estimate made."""
+    """The chosen layout, its estimated BLER and expected distortion, and every estimate made.
+
+    Examples
+    --------
+    >>> lays = [codeword_layout(m, uses_per_example=192) for m in MCS_TABLE[:3]]
+    >>> choice = select_mcs(lays, bler_of=lambda l: 0.0, distortion_of=lambda b: 1.0 / (1 + b),
+    ...                     erased_distortion=1.0, capacity_bound=10.0)
+    >>> choice.layout.mcs.index, choice.bler, sorted(choice.evaluated)
+    (4, 0.0, [4])
+    """
 
     layout: Optional[CodewordLayout]
     bler: float
@@ -240,6 +298,18 @@ def select_mcs(layouts: Sequence[CodewordLayout], bler_of: Callable[[CodewordLay
     capacity_bound : bits per channel use no MCS can exceed with a low BLER (e.g. the AWGN capacity
         at this SNR, an upper bound for every fading channel with ``E|h|^2 = 1``); layouts above it
         are skipped unless none is below, in which case the lowest one is tried.
+
+    Examples
+    --------
+    >>> lays = [codeword_layout(m, uses_per_example=192) for m in MCS_TABLE[:6]]
+    >>> bler = {2: 0.0, 3: 0.0, 4: 0.01, 5: 0.5, 6: 0.9, 7: 1.0}
+    >>> choice = select_mcs(lays, bler_of=lambda l: bler[l.mcs.index], distortion_of=lambda b: 2.0 ** (-b / 100),
+    ...                     erased_distortion=1.0, capacity_bound=1.5)
+    >>> choice.layout.mcs.index, sorted(choice.evaluated)
+    (4, [4, 5])
+
+    MCS 6 and 7 exceed 1.5 bit/use and are never simulated; MCS 3 and 2 carry fewer bits than MCS 4, so
+    even error-free they cannot beat it and are not simulated either.
     """
     if policy not in AMC_POLICIES:
         raise ValueError(f"policy must be one of {AMC_POLICIES}, got {policy!r}")

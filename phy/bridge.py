@@ -114,6 +114,12 @@ def is_dlpack_aligned(t: torch.Tensor, alignment: int = DLPACK_ALIGNMENT) -> boo
     That is: row-major compact (``x[:, ::2]``, transposes and ``expand``-ed views are not) and the
     data pointer is a multiple of ``alignment`` bytes (``torch.empty(n + 1)[1:]`` is not).
     Empty tensors are always fine.
+
+    Examples
+    --------
+    >>> x = torch.zeros(4, 4)
+    >>> is_dlpack_aligned(x[:, ::2]), is_dlpack_aligned(x.t())
+    (False, False)
     """
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"t must be a torch.Tensor, got {type(t).__name__}")
@@ -134,8 +140,17 @@ def _aligned_empty(shape, dtype: torch.dtype, device, alignment: int) -> torch.T
 def aligned_contiguous(t: torch.Tensor, alignment: int = DLPACK_ALIGNMENT) -> torch.Tensor:
     """``t`` itself if :func:`is_dlpack_aligned`, else a copy in a fresh aligned compact buffer.
 
+    The result has ``t``'s shape and dtype.
+
     A compact tensor whose size-1 dimensions carry unusual strides gets a zero-copy view with
     canonical strides (some DLPack consumers reject such strides).
+
+    Examples
+    --------
+    >>> x = torch.arange(8.0).reshape(2, 4)[:, ::2]
+    >>> y = aligned_contiguous(x)
+    >>> is_dlpack_aligned(y), torch.equal(x, y)
+    (True, True)
     """
     if is_dlpack_aligned(t, alignment):
         want = _canonical_strides(t.shape)
@@ -298,6 +313,8 @@ def _tf_to_torch(obj, tf) -> torch.Tensor:
 
 def to_torch(obj: Any) -> torch.Tensor:
     """Convert a NumPy / TensorFlow / JAX / CuPy array (or any DLPack producer) to a torch tensor.
+
+    The result has the input's shape and dtype.
 
     Memory is shared where DLPack allows (see the module docstring); the result lives on the
     producer's device. A torch tensor is returned unchanged.

@@ -76,7 +76,13 @@ _MASK64 = (1 << 64) - 1
 
 
 def available() -> bool:
-    """Whether the compiled kernels can run (numba importable)."""
+    """Whether the compiled kernels can run (numba importable).
+
+    Examples
+    --------
+    >>> available()   # numba is a dependency of the package
+    True
+    """
     return _HAVE_NUMBA
 
 
@@ -91,7 +97,14 @@ def _splitmix(z: int) -> int:
 
 
 def draw_key(generator: torch.Generator) -> int:
-    """64 random bits from ``generator`` (one small draw; advances its stream)."""
+    """64 random bits from ``generator`` (one small draw; advances its stream).
+
+    Examples
+    --------
+    >>> g = torch.Generator().manual_seed(0)
+    >>> draw_key(g) == draw_key(torch.Generator().manual_seed(0))
+    True
+    """
     lo, hi = torch.randint(0, 1 << 32, (2,), generator=generator, dtype=torch.int64,
                            device=generator.device).tolist()
     return (hi << 32) | lo
@@ -104,13 +117,28 @@ def _check_key(key) -> int:
 
 
 def split_key(key: int, index: int) -> int:
-    """Key of sub-stream ``index`` of ``key`` (noise ``0``, fading ``1``), well mixed."""
+    """Key of sub-stream ``index`` of ``key`` (noise ``0``, fading ``1``), well mixed.
+
+    Examples
+    --------
+    >>> split_key(7, 0) != split_key(7, 1), split_key(7, 0) == split_key(7, 0)
+    (True, True)
+    """
     return _splitmix((_check_key(key) ^ _splitmix(index)) & _MASK64)
 
 
 def noise_rows(no: torch.Tensor, shape: torch.Size) -> Optional[Tuple[torch.Tensor, int]]:
     """``N0`` as ``(rows [R] float32, row_len)`` for symbols of ``shape``, or ``None`` when ``no``
-    varies along the last (symbol) dimension (the kernels then do not apply)."""
+    varies along the last (symbol) dimension (the kernels then do not apply).
+
+    Examples
+    --------
+    >>> rows, row_len = noise_rows(torch.tensor([[0.1], [0.2]]), torch.Size([2, 8]))
+    >>> rows.tolist() == [torch.tensor(0.1).item(), torch.tensor(0.2).item()], row_len
+    (True, 8)
+    >>> noise_rows(torch.full((2, 8), 0.1), torch.Size([2, 8])) is None   # N0 per symbol
+    True
+    """
     n = shape[-1] if len(shape) else 1
     total = math.prod(shape)
     if no.numel() == 1:
@@ -498,7 +526,14 @@ def _rows(no, x: torch.Tensor, name: str) -> Tuple[torch.Tensor, int]:
 def complex_normal(shape, key: int, scale=1.0) -> torch.Tensor:
     """``scale * CN(0, 1)`` samples of stream ``key`` (complex64 CPU tensor of ``shape``).
 
-    ``scale`` is a number or one value per row (``[..., 1]``), like ``N0`` for :func:`awgn`."""
+    ``scale`` is a number or one value per row (``[..., 1]``), like ``N0`` for :func:`awgn`.
+
+    Examples
+    --------
+    >>> z = complex_normal((1000, 100), key=1, scale=0.5)
+    >>> z.dtype, round(z.abs().pow(2).mean().item(), 1)   # E|z|^2 = scale**2
+    (torch.complex64, 0.2)
+    """
     _require()
     key = _check_key(key)
     out = torch.empty(shape, dtype=torch.complex64)
@@ -520,6 +555,13 @@ def awgn(x: torch.Tensor, no, key: int) -> Tuple[torch.Tensor, bool]:
     -------
     y : Tensor ``[..., n]`` complex64
     finite : bool, whether every element of ``x`` was finite
+
+    Examples
+    --------
+    >>> x = torch.zeros(2, 4000, dtype=torch.complex64)
+    >>> y, finite = awgn(x, torch.tensor([[0.1], [1.0]]), key=3)
+    >>> y.shape, finite, [round(v, 1) for v in y.abs().pow(2).mean(-1).tolist()]
+    (torch.Size([2, 4000]), True, [0.1, 1.0])
     """
     _require()
     x = _check_x(x)
@@ -533,8 +575,19 @@ def flat_fading(x: torch.Tensor, no, key: int, scale: float = 1.0, los: complex 
                 ) -> Tuple[torch.Tensor, torch.Tensor, bool]:
     """``y = h x + n`` with per-symbol ``h = scale * CN(0, 1) + los`` and ``n ~ CN(0, N0)``.
 
+    Shapes as in :func:`awgn`: ``x [..., n]`` complex64 (CPU), ``no`` a number or ``[..., 1]``; ``y`` and
+    ``h`` ``[..., n]`` complex64.
+
     Returns ``(y, h, finite)``; ``h`` is the same draw as :func:`flat_fading_equalized` makes with the
-    same key, and the noise is the same as :func:`awgn`'s with that key."""
+    same key, and the noise is the same as :func:`awgn`'s with that key.
+
+    Examples
+    --------
+    >>> x = torch.ones(1, 4, dtype=torch.complex64)
+    >>> y, h, finite = flat_fading(x, 0.0, key=3)
+    >>> torch.equal(y, h), h.shape                # no noise: y = h x = h
+    (True, torch.Size([1, 4]))
+    """
     _require()
     x = _check_x(x)
     rows, row_len = _rows(no, x, "no")
@@ -549,7 +602,15 @@ def flat_fading_equalized(x: torch.Tensor, no, key: int, method: str = "zf", pow
     """:func:`flat_fading` followed by ZF or MMSE equalisation with perfect CSI, in one pass.
 
     Returns ``(x_hat, no_eff, finite)`` with ``no_eff`` ``[..., n]`` float32: ``N0 / |h|^2`` (ZF) or
-    ``P N0 / (P |h|^2 + N0)`` (MMSE), as :func:`phy.equalization.equalize` computes from ``(y, h)``."""
+    ``P N0 / (P |h|^2 + N0)`` (MMSE), as :func:`phy.equalization.equalize` computes from ``(y, h)``.
+
+    Examples
+    --------
+    >>> x = torch.ones(1, 4, dtype=torch.complex64)
+    >>> x_hat, no_eff, finite = flat_fading_equalized(x, 0.0, key=3)
+    >>> torch.allclose(x_hat, x), no_eff.shape     # ZF undoes h exactly without noise
+    (True, torch.Size([1, 4]))
+    """
     _require()
     if method not in ("zf", "mmse"):
         raise ValueError(f"method must be 'zf' or 'mmse', got {method!r}")

@@ -51,6 +51,12 @@ class Param:
         Allowed values of a ``str`` parameter (matched case-insensitively, stored as listed).
     unit : str
         Shown in messages (``"s"``, ``"Hz"``, ``"m/s"``, ``"dB"``, ``"rad"``).
+
+    Examples
+    --------
+    >>> p = Param("block_length", int, 1, low=1)
+    >>> check_spec_kwargs("rayleigh", {"block_length": "4"}, [p])
+    {'block_length': 4}
     """
 
     name: str
@@ -114,7 +120,13 @@ class Param:
 
 
 def format_value(value: Any) -> str:
-    """Canonical text of a value: ints as ints, floats by their shortest round-trip ``repr``."""
+    """Canonical text of a value: ints as ints, floats by their shortest round-trip ``repr``.
+
+    Examples
+    --------
+    >>> format_value(4), format_value(0.1), format_value(1e-07)
+    ('4', '0.1', '1e-07')
+    """
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, float):
@@ -127,6 +139,11 @@ def parse_spec(spec: str) -> Tuple[str, Dict[str, str]]:
 
     ``"name"`` and ``"name()"`` have no parameters. Keys are lower-cased; duplicate keys, empty
     items and text after the closing parenthesis raise ``ValueError``.
+
+    Examples
+    --------
+    >>> parse_spec("Rician(K_dB=10, block_length=4)")
+    ('rician', {'k_db': '10', 'block_length': '4'})
     """
     if not isinstance(spec, str):
         raise TypeError(f"channel spec must be a string such as 'rician(k_db=10)', got {type(spec).__name__}")
@@ -162,6 +179,8 @@ def split_channel_list(text: Union[str, Sequence[str]]) -> List[str]:
     ``["rayleigh(num_tx=2", "num_rx=2)"]``) is put back together. Empty items are dropped;
     unbalanced parentheses raise ``ValueError``.
 
+    Examples
+    --------
     >>> split_channel_list("rician(k_db=10,block_length=4),awgn")
     ['rician(k_db=10,block_length=4)', 'awgn']
     """
@@ -190,7 +209,18 @@ def split_channel_list(text: Union[str, Sequence[str]]) -> List[str]:
 
 
 def check_spec_kwargs(name: str, kwargs: Mapping[str, Any], params: Sequence[Param], spec: str = "") -> Dict[str, Any]:
-    """Check ``kwargs`` against ``params``; return every parameter (defaults filled in), keys sorted."""
+    """Check ``kwargs`` against ``params``; return every parameter (defaults filled in), keys sorted.
+
+    Examples
+    --------
+    >>> params = [Param("k_db", float, 10.0), Param("block_length", int, 1, low=1)]
+    >>> check_spec_kwargs("rician", {"block_length": 4}, params)
+    {'block_length': 4, 'k_db': 10.0}
+    >>> check_spec_kwargs("rician", {"block_length": 0}, params)
+    Traceback (most recent call last):
+    ...
+    ValueError: ...block_length...
+    """
     by_name = {p.name: p for p in params}
     valid = "; ".join(p.describe() for p in sorted(params, key=lambda p: p.name)) or "no parameters"
     where = f"channel spec {spec!r}" if spec else f"channel {name!r}"
@@ -210,7 +240,15 @@ def check_spec_kwargs(name: str, kwargs: Mapping[str, Any], params: Sequence[Par
 
 
 def format_spec(name: str, kwargs: Mapping[str, Any]) -> str:
-    """``name(k1=v1,k2=v2)`` with sorted keys (just ``name`` without parameters)."""
+    """``name(k1=v1,k2=v2)`` with sorted keys (just ``name`` without parameters).
+
+    Examples
+    --------
+    >>> format_spec("rician", {"k_db": 10.0, "block_length": 4})
+    'rician(block_length=4,k_db=10.0)'
+    >>> format_spec("awgn", {})
+    'awgn'
+    """
     if not kwargs:
         return name
     return f"{name}(" + ",".join(f"{k}={format_value(kwargs[k])}" for k in sorted(kwargs)) + ")"

@@ -49,15 +49,25 @@ __all__ = ["Code", "Uncoded", "Hamming74", "LDPC5G", "Repetition", "CODES", "reg
            "hard_decisions",
            "LDPC5G_MAX_K", "LDPC5G_MAX_N"]
 
+#: Largest information length ``k`` of the 5G LDPC code (base graph 1).
 LDPC5G_MAX_K = 8448
 LDPC5G_MIN_K = 12
+#: Largest codeword length ``n`` of the 5G LDPC code (``316 Z`` with the largest lifting size 384).
 LDPC5G_MAX_N = 316 * 384
 LDPC5G_MIN_RATE = 1 / 5
 LDPC5G_MAX_RATE = 0.95
 
 
 def hard_decisions(llr: torch.Tensor) -> torch.Tensor:
-    """``1`` where ``llr > 0`` else ``0``, in ``llr``'s dtype."""
+    """``1`` where ``llr > 0`` else ``0``, in ``llr``'s dtype.
+
+    Elementwise: ``llr [..., n]`` -> bits ``[..., n]``.
+
+    Examples
+    --------
+    >>> hard_decisions(torch.tensor([2.0, -0.5, 0.0]))
+    tensor([1., 0., 0.])
+    """
     return (llr > 0).to(llr.dtype)
 
 
@@ -81,6 +91,14 @@ class Code(nn.Module):
     all-zero codeword with a scrambling sequence has the error statistics of random codewords
     (``semcom ber --codeword scrambled-zero``); a code that does not say so is simulated with random
     codewords. :meth:`from_options` builds a code from the command line's options.
+
+    Examples
+    --------
+    >>> code = make_code("hamming74")
+    >>> bits = torch.tensor([[1.0, 0.0, 1.0, 1.0]])
+    >>> c = code.encode(bits)
+    >>> c.shape, code.rate, bool((code.decode(2.0 * c - 1.0) == bits).all())   # LLR > 0: bit 1
+    (torch.Size([1, 7]), 0.5714285714285714, True)
     """
 
     name = "code"
@@ -150,6 +168,12 @@ class Uncoded(Code):
     """No coding: ``n = k``; decoding is the hard decision ``LLR > 0``.
 
     ``k`` only sets the block size (default 1: any number of bits is a whole number of blocks).
+
+    Examples
+    --------
+    >>> code = Uncoded(k=2)
+    >>> code.encode(torch.tensor([[1.0, 0.0]])), code.decode(torch.tensor([[3.0, -1.0]]))
+    (tensor([[1., 0.]]), tensor([[1., 0.]]))
     """
 
     name = "none"
@@ -181,6 +205,15 @@ class Hamming74(Code):
     gm : ndarray ``[4, 7]``   generator matrix used by Sionna's ``LinearEncoder``
     info_positions : tuple of 4 ints
         Codeword position of information bit ``i`` (``c[info_positions[i]] == u[i]``).
+
+    Examples
+    --------
+    >>> code = Hamming74()
+    >>> c = code.encode(torch.tensor([[1.0, 0.0, 1.0, 1.0]]))
+    >>> llr = 4.0 * (2.0 * c - 1.0)            # LLR > 0 for a 1 (see hard_decisions)
+    >>> llr[0, 2] = -llr[0, 2]                  # one bit flipped: corrected
+    >>> code.decode(llr)
+    tensor([[1., 0., 1., 1.]])
     """
 
     name = "hamming74"
@@ -417,6 +450,7 @@ class Repetition(Code):
         return f"r={self.r}, base={self.base.name!r}, k={self.k}, n={self.n}"
 
 
+#: Code registry: name -> :class:`Code` subclass (:func:`register_code` adds to it).
 CODES: Dict[str, Type[Code]] = {"none": Uncoded, "hamming74": Hamming74, "ldpc5g": LDPC5G}
 
 
@@ -424,6 +458,8 @@ def register_code(name: str):
     """Class decorator: make ``make_code(name, ...)`` (and ``semcom ber --code name``) build this
     :class:`Code` subclass; what a plug-in uses (:mod:`experiments.core.plugins`).
 
+    Examples
+    --------
     >>> @register_code("doc-uncoded")
     ... class DocUncoded(Uncoded):
     ...     pass
@@ -447,6 +483,8 @@ def make_code(name, **kwargs) -> Code:
     """Build a code by name: ``"none"`` (``k=``), ``"hamming74"`` (``decoder=``), ``"ldpc5g"``
     (``k=, n=, num_iter=``). A :class:`Code` instance is returned unchanged.
 
+    Examples
+    --------
     >>> make_code("ldpc5g", k=100, n=200).rate
     0.5
     """

@@ -15,6 +15,8 @@ MODULATIONS: Dict[str, int] = {"qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}
 def bits_per_symbol(modulation: str) -> int:
     """Bits per symbol of a modulation name (``"qpsk"``, ``"16qam"``, ``"64qam"``, ``"256qam"``).
 
+    Examples
+    --------
     >>> bits_per_symbol("64qam")
     6
     """

@@ -51,7 +51,18 @@ TensorLike = Union[Number, torch.Tensor]
 def check_snr(snr_db, name: str = "snr_db") -> TensorLike:
     """Validate an SNR in dB: a real number or a real tensor without NaN.
 
+    Returns ``snr_db`` unchanged (a tensor of any shape ``[...]``).
+
     Raises ``TypeError`` for strings, lists, complex values; ``ValueError`` for NaN.
+
+    Examples
+    --------
+    >>> check_snr(3.0)
+    3.0
+    >>> check_snr(float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: snr_db must not be NaN...
     """
     if isinstance(snr_db, bool) or not isinstance(snr_db, (numbers.Real, torch.Tensor)):
         raise TypeError(
@@ -68,7 +79,19 @@ def check_snr(snr_db, name: str = "snr_db") -> TensorLike:
 
 
 def check_no_type(no, name: str = "no") -> TensorLike:
-    """The type half of :func:`check_no`: a real number or a real tensor (no value checks)."""
+    """The type half of :func:`check_no`: a real number or a real tensor (no value checks).
+
+    Returns ``no`` unchanged (a tensor of any shape ``[...]``).
+
+    Examples
+    --------
+    >>> check_no_type(-1.0)   # only the type is checked
+    -1.0
+    >>> check_no_type("0.1")
+    Traceback (most recent call last):
+    ...
+    TypeError: no (noise power N0) must be a real number or tensor, got str
+    """
     if isinstance(no, bool) or not isinstance(no, (numbers.Real, torch.Tensor)):
         raise TypeError(f"{name} (noise power N0) must be a real number or tensor, got {type(no).__name__}")
     if isinstance(no, torch.Tensor) and no.is_complex():
@@ -79,7 +102,19 @@ def check_no_type(no, name: str = "no") -> TensorLike:
 def check_no(no, name: str = "no", finite: bool = False) -> TensorLike:
     """Validate a noise power N0: a real number/tensor, >= 0, no NaN (and finite with ``finite``).
 
-    One ``aminmax`` reduction for a tensor; the exact reason is looked up only on failure."""
+    Returns ``no`` unchanged (a tensor of any shape ``[...]``).
+
+    One ``aminmax`` reduction for a tensor; the exact reason is looked up only on failure.
+
+    Examples
+    --------
+    >>> check_no(torch.tensor([0.1, 0.0]))
+    tensor([0.1000, 0.0000])
+    >>> check_no(-1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: no (noise power N0) must be >= 0, got min -1.0
+    """
     check_no_type(no, name)
     if isinstance(no, torch.Tensor):
         if not no.numel():
@@ -103,7 +138,17 @@ def check_no(no, name: str = "no", finite: bool = False) -> TensorLike:
 def check_device(device, name: str = "device") -> torch.device:
     """``torch.device`` of ``device`` (a str or a device; ``"auto"`` is CUDA when available, else the
     CPU); ``ValueError`` naming ``name`` for a bad name or an accelerator this machine does not have
-    (an explicit ``cuda`` never falls back silently to the CPU)."""
+    (an explicit ``cuda`` never falls back silently to the CPU).
+
+    Examples
+    --------
+    >>> check_device("cpu")
+    device(type='cpu')
+    >>> check_device("tpu")
+    Traceback (most recent call last):
+    ...
+    ValueError: device ...
+    """
     if isinstance(device, torch.device):
         dev = device
     elif device == "auto":  # the rule of every command: CUDA when there is one, else the CPU
@@ -126,6 +171,18 @@ def check_device(device, name: str = "device") -> torch.device:
 
 
 def check_complex(x, name: str = "x") -> torch.Tensor:
+    """``x`` itself when it is a complex tensor of any shape ``[...]``; ``TypeError`` naming ``name``
+    otherwise (a real tensor or not a tensor).
+
+    Examples
+    --------
+    >>> check_complex(torch.zeros(2, dtype=torch.complex64)).dtype
+    torch.complex64
+    >>> check_complex(torch.zeros(2), name="y")
+    Traceback (most recent call last):
+    ...
+    TypeError: y must be ...
+    """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of complex dtype, got {type(x).__name__}")
     if not x.is_complex():
@@ -134,6 +191,18 @@ def check_complex(x, name: str = "x") -> torch.Tensor:
 
 
 def check_real(x, name: str = "x") -> torch.Tensor:
+    """``x`` itself when it is a real floating-point tensor of any shape ``[...]``; ``TypeError`` naming
+    ``name`` otherwise (a complex or integer tensor, or not a tensor).
+
+    Examples
+    --------
+    >>> check_real(torch.zeros(3)).shape
+    torch.Size([3])
+    >>> check_real(torch.zeros(3, dtype=torch.complex64), name="features")
+    Traceback (most recent call last):
+    ...
+    TypeError: features must be ...
+    """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a real torch.Tensor, got {type(x).__name__}")
     if x.is_complex() or not x.is_floating_point():
@@ -145,6 +214,18 @@ def check_finite(x: torch.Tensor, name: str = "x") -> torch.Tensor:
     # Fast path: a finite sum proves every element finite (NaN/Inf propagate through the sum); a
     # one-pass reduction instead of an elementwise mask (~1.5x faster AWGN channel on CPU). Only
     # when the sum is not finite (a bad value, or an overflow of huge finite values) check exactly.
+    """``x`` itself (any shape ``[...]``) when every element is finite; ``ValueError`` naming ``name``
+    otherwise.
+
+    Examples
+    --------
+    >>> check_finite(torch.tensor([1.0, 2.0]))
+    tensor([1., 2.])
+    >>> check_finite(torch.tensor([1.0, float("inf")]))
+    Traceback (most recent call last):
+    ...
+    ValueError: x must be finite...
+    """
     if x.numel() and bool(torch.isfinite(x.sum())):
         return x
     if not torch.isfinite(x).all():
@@ -157,14 +238,32 @@ def check_finite(x: torch.Tensor, name: str = "x") -> torch.Tensor:
 # dB and SNR
 # --------------------------------------------------------------------------------------------
 def db_to_lin(x_db: TensorLike) -> TensorLike:
-    """``10**(x_db/10)`` for a number or a tensor."""
+    """``10**(x_db/10)`` for a number or a tensor.
+
+    Elementwise: a tensor keeps its shape.
+
+    Examples
+    --------
+    >>> db_to_lin(10.0)
+    10.0
+    >>> db_to_lin(torch.tensor([0.0, 20.0]))
+    tensor([  1., 100.])
+    """
     if isinstance(x_db, torch.Tensor):
         return torch.pow(10.0, x_db / 10.0)
     return 10.0 ** (x_db / 10.0)
 
 
 def lin_to_db(x: TensorLike) -> TensorLike:
-    """``10*log10(x)`` for a number or a tensor."""
+    """``10*log10(x)`` for a number or a tensor.
+
+    Elementwise: a tensor keeps its shape.
+
+    Examples
+    --------
+    >>> lin_to_db(100.0)
+    20.0
+    """
     if isinstance(x, torch.Tensor):
         return 10.0 * torch.log10(x)
     return 10.0 * math.log10(x) if x > 0 else -math.inf
@@ -173,6 +272,8 @@ def lin_to_db(x: TensorLike) -> TensorLike:
 def snr_db_to_no(snr_db: TensorLike, power: float = 1.0) -> TensorLike:
     """Noise power ``N0 = P / 10**(snr_db/10)`` for an Es/N0 in dB per complex channel use.
 
+    Elementwise: a tensor ``snr_db`` gives ``N0`` of the same shape.
+
     Parameters
     ----------
     snr_db : float or Tensor
@@ -180,6 +281,13 @@ def snr_db_to_no(snr_db: TensorLike, power: float = 1.0) -> TensorLike:
         values beyond the float range, instead of an overflow error).
     power : float
         Mean symbol energy ``P`` after normalisation (default 1).
+
+    Examples
+    --------
+    >>> snr_db_to_no(10.0)
+    0.1
+    >>> snr_db_to_no(torch.tensor([0.0, float("inf")]), power=2.0)
+    tensor([2., 0.])
     """
     check_snr(snr_db)
     if isinstance(snr_db, torch.Tensor):
@@ -192,7 +300,15 @@ def snr_db_to_no(snr_db: TensorLike, power: float = 1.0) -> TensorLike:
 
 
 def no_to_snr_db(no: TensorLike, power: float = 1.0) -> TensorLike:
-    """Inverse of :func:`snr_db_to_no`."""
+    """Inverse of :func:`snr_db_to_no`.
+
+    Elementwise: a tensor ``no`` gives an SNR of the same shape.
+
+    Examples
+    --------
+    >>> no_to_snr_db(0.1)
+    10.0
+    """
     check_no(no)
     if isinstance(no, torch.Tensor):
         return lin_to_db(power / no)
@@ -207,14 +323,26 @@ def _check_rate(bits_per_symbol, coderate):
 
 
 def ebno_db_to_esno_db(ebno_db: TensorLike, bits_per_symbol: float, coderate: float = 1.0) -> TensorLike:
-    """Es/N0 [dB] = Eb/N0 [dB] + 10 log10(bits_per_symbol * coderate)."""
+    """Es/N0 [dB] = Eb/N0 [dB] + 10 log10(bits_per_symbol * coderate).
+
+    Examples
+    --------
+    >>> ebno_db_to_esno_db(0.0, bits_per_symbol=4, coderate=0.5)
+    3.0102999566...
+    """
     check_snr(ebno_db, "ebno_db")
     _check_rate(bits_per_symbol, coderate)
     return ebno_db + 10.0 * math.log10(bits_per_symbol * coderate)
 
 
 def esno_db_to_ebno_db(esno_db: TensorLike, bits_per_symbol: float, coderate: float = 1.0) -> TensorLike:
-    """Eb/N0 [dB] = Es/N0 [dB] - 10 log10(bits_per_symbol * coderate)."""
+    """Eb/N0 [dB] = Es/N0 [dB] - 10 log10(bits_per_symbol * coderate).
+
+    Examples
+    --------
+    >>> round(esno_db_to_ebno_db(10.0, bits_per_symbol=2), 4)
+    6.9897
+    """
     check_snr(esno_db, "esno_db")
     _check_rate(bits_per_symbol, coderate)
     return esno_db - 10.0 * math.log10(bits_per_symbol * coderate)
@@ -296,8 +424,17 @@ def _normalize_power_rescaled(x: torch.Tensor, power: float, eps: float) -> Tupl
 def normalize_power_batchwide(x: torch.Tensor, power: float = 1.0) -> Tuple[torch.Tensor, torch.Tensor]:
     """Batch-wide normalisation (the mean is over *every* element of ``x``).
 
+    Returns ``(x scaled, scale)``: ``x`` of any shape ``[...]`` complex, and a 0-d scale.
+
     Provided only to reproduce public code that does this; an example's power then depends on the
     rest of the batch. Prefer :func:`normalize_power`.
+
+    Examples
+    --------
+    >>> x = torch.tensor([[1.0, 1.0], [3.0, 3.0]], dtype=torch.complex64)
+    >>> y, scale = normalize_power_batchwide(x)
+    >>> y.abs().pow(2).mean(dim=-1)   # only the batch mean is 1: example 0 gets 0.2
+    tensor([0.2000, 1.8000])
     """
     check_complex(x, "x")
     if not isinstance(power, numbers.Real) or not power > 0:

@@ -52,6 +52,7 @@ from .zf_mmse import EQUALIZERS, equalize
 
 __all__ = ["Equalizer", "equalize", "estimate_csi", "combine_repetitions", "EQUALIZERS", "CSI_MODES"]
 
+#: The receiver's channel knowledge of :class:`Equalizer` (``csi=``): perfect, least-squares pilots, or a noisy estimate.
 CSI_MODES = ("perfect", "ls", "noisy")
 
 
@@ -61,7 +62,18 @@ def estimate_csi(h: Optional[torch.Tensor], no: torch.Tensor, mode: str, generat
     """The receiver's estimate of ``h`` ``[..., n]`` (see the module docstring for the modes).
 
     ``block_length = L > 1``: ``h`` is constant over blocks of ``L`` symbols and the estimation
-    error is drawn once per block (``no`` must then be per example, ``[..., 1]`` or a scalar)."""
+    error is drawn once per block (``no`` must then be per example, ``[..., 1]`` or a scalar).
+
+    Examples
+    --------
+    >>> h = torch.ones(1, 4, dtype=torch.complex64)
+    >>> g = torch.Generator().manual_seed(0)
+    >>> torch.equal(estimate_csi(h, torch.tensor([[0.1]]), "perfect", g), h)
+    True
+    >>> h_ls = estimate_csi(h, torch.tensor([[0.1]]), "ls", g, num_pilots=4)
+    >>> h_ls.shape, bool((h_ls != h).all())      # LS estimate: h plus CN(0, N0 / num_pilots)
+    (torch.Size([1, 4]), True)
+    """
     if mode not in CSI_MODES:
         raise ValueError(f"csi must be one of {CSI_MODES}, got {mode!r}")
     if isinstance(block_length, bool) or not isinstance(block_length, numbers.Integral) or block_length < 1:
@@ -149,6 +161,9 @@ def combine_repetitions(out: ChannelOutput, r: int) -> ChannelOutput:
 class Equalizer(nn.Module):
     """CSI estimation followed by ZF or MMSE equalisation (see the module docstring).
 
+    Calling it on a :class:`ChannelOutput` (``y``, ``h`` ``[..., n]`` complex) returns ``(x_hat, no_eff)``, both
+    ``[..., n]`` (``no_eff`` real: the noise variance left on each equalised symbol).
+
     Parameters
     ----------
     method : ``"zf"`` (default) or ``"mmse"``
@@ -159,6 +174,15 @@ class Equalizer(nn.Module):
         Pilot SNR for ``csi="noisy"``.
     power : float
         Prior symbol energy for MMSE.
+
+    Examples
+    --------
+    >>> from phy.channels import Rayleigh
+    >>> ch = Rayleigh(seed=0)
+    >>> out = ch(torch.ones(2, 4, dtype=torch.complex64), no=0.0)
+    >>> x_hat, no_eff = Equalizer("zf")(out)
+    >>> torch.allclose(x_hat, torch.ones(2, 4, dtype=torch.complex64)), no_eff.shape   # noiseless: exact
+    (True, torch.Size([2, 4]))
     """
 
     def __init__(self, method: str = "zf", csi: str = "perfect", num_pilots: int = 1,

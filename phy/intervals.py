@@ -50,7 +50,14 @@ def _check_conf(confidence: float):
 
 
 def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Tuple[float, float]:
-    """Student-t interval of the mean (``(m, m)`` for a single value)."""
+    """Student-t interval of the mean (``(m, m)`` for a single value).
+
+    Examples
+    --------
+    >>> lo, hi = mean_interval([1.0, 2.0, 3.0])
+    >>> round(lo, 3), round(hi, 3)          # 2 -/+ t_{0.975, 2} * 1 / sqrt(3)
+    (-0.484, 4.484)
+    """
     _check_conf(confidence)
     a = _values(values, "values")
     n = a.size
@@ -63,7 +70,14 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> Tuple[fl
 
 
 def ratio_interval(num: Sequence[float], den: Sequence[float], confidence: float = 0.95) -> Tuple[float, float]:
-    """Delta-method interval of ``sum(num) / sum(den)`` over paired per-example values."""
+    """Delta-method interval of ``sum(num) / sum(den)`` over paired per-example values.
+
+    Examples
+    --------
+    >>> lo, hi = ratio_interval([1.0, 2.0, 3.0, 2.0], [2.0, 4.0, 6.0, 4.0])
+    >>> round(lo, 6), round(hi, 6)          # every pair has ratio 0.5: no spread
+    (0.5, 0.5)
+    """
     _check_conf(confidence)
     a, b = _values(num, "num"), _values(den, "den")
     if a.shape != b.shape:
@@ -83,7 +97,13 @@ def ratio_interval(num: Sequence[float], den: Sequence[float], confidence: float
 
 def proportion_interval(successes: float, trials: int, confidence: float = 0.95) -> Tuple[float, float]:
     """Wilson score interval for ``successes / trials`` (``successes`` may be fractional, e.g. a
-    sum of per-example means)."""
+    sum of per-example means).
+
+    Examples
+    --------
+    >>> [round(v, 4) for v in proportion_interval(5, 100)]
+    [0.0215, 0.1118]
+    """
     from scipy.stats import norm
 
     _check_conf(confidence)

@@ -79,7 +79,9 @@ __all__ = [
     "BACKENDS",
 ]
 
+#: Check-node updates of the layered decoder: normalised or offset min-sum.
 CN_UPDATES = ("nms", "oms")
+#: Decoder backends: ``auto`` (numba when installed, on CPU), ``numba`` or ``torch``.
 BACKENDS = ("auto", "numba", "torch")
 
 #: Internal LLR of a filler (known-zero) bit: large enough never to be the minimum of a check.
@@ -95,7 +97,13 @@ except Exception:  # pragma: no cover - depends on the environment
 
 
 def numba_available() -> bool:
-    """Whether the compiled CPU backend can be used."""
+    """Whether the compiled CPU backend can be used.
+
+    Examples
+    --------
+    >>> numba_available()        # numba is a dependency of the package
+    True
+    """
     return _HAVE_NUMBA
 
 
@@ -125,6 +133,13 @@ class QCStructure:
         Edge offset of each layer.
     layer_deg : np.ndarray, ``[rows]``, int64
         Number of nonzero blocks (check-node degree) of each layer.
+
+    Examples
+    --------
+    >>> from sionna.phy.fec.ldpc import LDPC5GEncoder
+    >>> qc = qc_structure(LDPC5GEncoder(k=100, n=200))
+    >>> qc.k, qc.n, qc.z, qc.base.shape[1] - qc.base.shape[0] == qc.k_ldpc // qc.z
+    (100, 200, 18, True)
     """
 
     z: int
@@ -179,6 +194,13 @@ def qc_structure(encoder) -> QCStructure:
 
     The base matrix is recovered from ``encoder.pcm`` (and verified block by block), the
     punctured degree-1 parity columns past the transmitted part are pruned with their rows.
+
+    Examples
+    --------
+    >>> from sionna.phy.fec.ldpc import LDPC5GEncoder
+    >>> qc = qc_structure(LDPC5GEncoder(k=40, n=120))
+    >>> qc.k, qc.n, qc.k_ldpc, qc.n_ldpc
+    (40, 120, ..., ...)
     """
     try:
         from sionna.phy.fec.ldpc import LDPC5GEncoder

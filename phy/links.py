@@ -59,6 +59,13 @@ class LinkOutput:
         Noise power N0 used, broadcastable to the symbols ``[..., n]``.
     info : dict
         Link-specific extras (e.g. ``symbols``, ``scale``, ``no_eff``).
+
+    Examples
+    --------
+    >>> from phy.channels import AWGN
+    >>> out = AnalogLink(AWGN(seed=0))(torch.randn(2, 6), snr_db=20.0)
+    >>> out.x_hat.shape, out.channel_uses, tuple(out.no.shape)
+    (torch.Size([2, 6]), 3, (2, 1))
     """
 
     x_hat: torch.Tensor
@@ -72,6 +79,12 @@ def snr_to_no_tensor(snr_db, batch_shape: Sequence[int], power: float, dtype, de
 
     A tensor ``snr_db`` must broadcast to ``batch_shape`` (one SNR per example, or ``[S, 1]`` for an
     SNR sweep over a leading dimension).
+
+    Examples
+    --------
+    >>> snr_to_no_tensor(torch.tensor([0.0, 10.0]), batch_shape=(2,), power=1.0, dtype=torch.float32, device="cpu")
+    tensor([[1.0000],
+            [0.1000]])
     """
     check_snr(snr_db)
     snr = torch.as_tensor(snr_db, dtype=dtype, device=device)
@@ -91,6 +104,15 @@ def noise_power(snr_db, no, batch_shape: Sequence[int], power: float, dtype, dev
     Either may be a number or a tensor broadcastable to ``batch_shape`` (one value per example;
     ``[*batch_shape, 1]`` is accepted too). A per-symbol ``no`` is not a link-level quantity and
     is refused rather than broadcast along the symbols.
+
+    Examples
+    --------
+    >>> noise_power(None, 0.5, batch_shape=(3,), power=1.0, dtype=torch.float32, device="cpu").shape
+    torch.Size([3, 1])
+    >>> noise_power(10.0, 0.5, batch_shape=(3,), power=1.0, dtype=torch.float32, device="cpu")
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
     """
     if (snr_db is None) == (no is None):
         raise ValueError("give exactly one of snr_db (Es/N0 in dB) or no (noise power N0)")
@@ -115,6 +137,12 @@ def real_to_complex(x: torch.Tensor) -> Tuple[torch.Tensor, int]:
 
     ``[..., m]`` real -> ``[..., ceil(m/2)]`` complex; returns the symbols and the padding (0/1).
     No copy when ``m`` is even and ``x`` is contiguous float32/float64.
+
+    Examples
+    --------
+    >>> z, pad = real_to_complex(torch.tensor([[1.0, 2.0, 3.0]]))
+    >>> z, pad
+    (tensor([[1.+2.j, 3.+0.j]]), 1)
     """
     m = x.shape[-1]
     pad = m % 2
@@ -129,13 +157,29 @@ def real_to_complex(x: torch.Tensor) -> Tuple[torch.Tensor, int]:
 
 
 def complex_to_real(z: torch.Tensor, pad: int) -> torch.Tensor:
-    """Inverse of :func:`real_to_complex`: ``[..., n]`` complex -> ``[..., 2n - pad]`` real."""
+    """Inverse of :func:`real_to_complex`: ``[..., n]`` complex -> ``[..., 2n - pad]`` real.
+
+    Examples
+    --------
+    >>> complex_to_real(torch.tensor([[1 + 2j, 3 + 0j]]), pad=1)
+    tensor([[1., 2., 3.]])
+    """
     r = torch.view_as_real(z.contiguous()).reshape(*z.shape[:-1], 2 * z.shape[-1])
     return r[..., : r.shape[-1] - pad] if pad else r
 
 
 class Link(nn.Module):
-    """Base class: holds the shared channel and the ledger interface."""
+    """Base class: holds the shared channel and the ledger interface.
+
+    Examples
+    --------
+    >>> from phy.channels import AWGN
+    >>> link = AnalogLink(AWGN(seed=0))
+    >>> isinstance(link, Link), link.channel_uses((3, 32, 32))
+    (True, 1536)
+    >>> link.bandwidth_compression_ratio((3, 32, 32), feature_shape=(3, 32, 32))
+    0.5
+    """
 
     def __init__(self, channel: Union[Channel, str]):
         super().__init__()
@@ -194,6 +238,15 @@ class AnalogLink(Link):
     precoding : ``None`` (default) or ``"svd"``
         SVD precoding with transmitter CSI (needs ``equalizer="mmse"``, ``csi="perfect"``; on a 1 x 1
         channel it is the plain LMMSE link). ``info["csit"]`` says whether the transmitter used CSI.
+
+    Examples
+    --------
+    >>> from phy.channels import Rayleigh
+    >>> link = AnalogLink(Rayleigh(seed=0), equalizer="mmse")
+    >>> x = torch.randn(4, 10)
+    >>> out = link(x, snr_db=40.0)
+    >>> out.x_hat.shape, out.channel_uses, torch.allclose(out.x_hat, x, atol=0.1)
+    (torch.Size([4, 10]), 5, True)
     """
 
     def __init__(self, channel: Union[Channel, str], equalizer: str = "mmse", csi: str = "perfect",

@@ -119,9 +119,13 @@ __all__ = [
     "point_seed",
 ]
 
+#: ``status`` of a point that stopped on its target number of errors.
 STATUS_TARGET = "target_errors"
+#: ``status`` of a point that stopped on its bit budget (``max_bits``).
 STATUS_BUDGET = "max_bits"
+#: ``status`` of a point whose whole budget saw no error.
 STATUS_NO_ERRORS = "no_errors"
+#: ``status`` of a point skipped after an error-free point at a lower SNR (early stop).
 STATUS_SKIPPED = "skipped: no errors at previous point"
 
 SNR_TYPES = ("esno", "ebno")
@@ -164,6 +168,12 @@ class BitTrial(Protocol):
     ``simulate_ber(..., snr_batch > 1)``) runs ``S = len(esno_dbs)`` SNR points in one pass;
     both outputs have shape ``[S, batch_size, k]`` (or ``[S, batch_size, ..., k]``), slice ``s``
     at Es/N0 ``esno_dbs[s]``.
+
+    Examples
+    --------
+    >>> trial = FunctionTrial(lambda b, esno_db: (torch.zeros(b, 8), torch.zeros(b, 8)), k=8)
+    >>> isinstance(trial, BitTrial), trial.k
+    (True, 8)
     """
 
     k: int
@@ -188,6 +198,16 @@ class FunctionTrial:
         ``batched_fn(batch_size, esno_dbs) -> (bits, bits_hat)``, both ``[S, batch_size, k]``
         with ``S = len(esno_dbs)``; becomes the trial's ``batched`` method (the attribute exists
         only when it is given), needed for ``simulate_ber(..., snr_batch > 1)``.
+
+    Examples
+    --------
+    >>> def noisy(batch, esno_db):          # flips each bit with probability 0.1
+    ...     bits = torch.randint(0, 2, (batch, 16)).float()
+    ...     return bits, (bits + (torch.rand(batch, 16) < 0.1).float()) % 2
+    >>> res = simulate_ber(FunctionTrial(noisy, k=16), [0.0], batch_size=1000, max_bits=32000,
+    ...                    target_errors=None)
+    >>> round(res[0].ber, 2), res[0].bits
+    (0.1, 32000)
     """
 
     def __init__(self, fn: Callable[[int, float], Tuple[torch.Tensor, torch.Tensor]], k: int,
@@ -243,6 +263,15 @@ class LinkTrial:
     coderate, bits_per_symbol : float, optional
         Read from ``link.coderate`` / ``link.bits_per_symbol`` (or ``link.num_bits_per_symbol``)
         when omitted.
+
+    Examples
+    --------
+    >>> from phy.channels import AWGN
+    >>> from phy.links import DigitalLink
+    >>> trial = LinkTrial(DigitalLink(AWGN(), code="none", modulation="qpsk"), k=16)
+    >>> res = simulate_ber(trial, [0.0], batch_size=1000, max_bits=16000, target_errors=None)
+    >>> abs(res[0].ber - 0.1587) < 0.01    # QPSK at Es/N0 = 0 dB: Q(1)
+    True
     """
 
     def __init__(self, link, k: Optional[int] = None, device: Union[str, torch.device] = "cpu",
@@ -325,6 +354,15 @@ class ScrambledZeroTrial:
         Information bits per block (default ``link.k``); a multiple of ``link.k``.
     device : str or torch.device
         Where the chain runs.
+
+    Examples
+    --------
+    >>> from phy.channels import AWGN
+    >>> from phy.links import DigitalLink
+    >>> trial = ScrambledZeroTrial(DigitalLink(AWGN(), code="none", modulation="qpsk"), k=16)
+    >>> res = simulate_ber(trial, [0.0], batch_size=1000, max_bits=16000, target_errors=None)
+    >>> abs(res[0].ber - 0.1587) < 0.01    # the same BER as random codewords
+    True
     """
 
     def __init__(self, link, k: Optional[int] = None, device: Union[str, torch.device] = "cpu"):
@@ -414,6 +452,13 @@ class PointResult:
     """One SNR point of one (scheme, channel) sweep; also one CSV row (see :data:`BER_COLUMNS`).
 
     ``ber``/``bler`` and the CI bounds are NaN for skipped points. CIs are 95 % Clopper-Pearson.
+
+    Examples
+    --------
+    >>> trial = FunctionTrial(lambda b, e: (torch.zeros(b, 4), torch.zeros(b, 4)), k=4)
+    >>> p = simulate_ber(trial, [3.0], batch_size=10, max_bits=40)[0]
+    >>> p.esno_db, p.ber, p.bits, p.ber_ci_high > 0      # no error seen: BER 0, CI upper bound > 0
+    (3.0, 0.0, 40, True)
     """
 
     scheme: str
@@ -472,7 +517,9 @@ class PointResult:
         return self.status != STATUS_SKIPPED
 
 
+#: The CSV columns of a BER sweep: the fields of :class:`PointResult`, in order.
 BER_COLUMNS: Tuple[str, ...] = tuple(f.name for f in fields(PointResult))
+#: The columns that identify a point (resuming a CSV matches rows on them).
 BER_KEY_COLUMNS: Tuple[str, ...] = ("scheme", "channel", "snr_type", "snr_db")
 
 
@@ -638,6 +685,12 @@ def simulate_ber(
     Returns
     -------
     list of PointResult, one per SNR point, in ``snr_dbs`` order.
+
+    Examples
+    --------
+    >>> trial = FunctionTrial(lambda b, e: (torch.zeros(b, 4), torch.ones(b, 4) * (e < 1)), k=4)
+    >>> [(p.snr_db, p.ber) for p in simulate_ber(trial, [0.0, 2.0], batch_size=10, max_bits=40)]
+    [(0.0, 1.0), (2.0, 0.0)]
     """
     if not callable(trial):
         raise TypeError(f"trial must be callable (a BitTrial), got {type(trial).__name__}")

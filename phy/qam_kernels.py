@@ -48,6 +48,7 @@ from .threads import numba_threads
 
 __all__ = ["available", "pam_tables", "scrambled_symbols", "scrambling_bits", "demap", "METHODS"]
 
+#: Demapping methods of :func:`demap`: exact APP or max-log.
 METHODS = ("app", "maxlog")
 _MASK64 = (1 << 64) - 1
 
@@ -60,7 +61,13 @@ except ImportError:  # pragma: no cover - numba is optional
 
 
 def available() -> bool:
-    """Whether the compiled kernels can run (numba importable)."""
+    """Whether the compiled kernels can run (numba importable).
+
+    Examples
+    --------
+    >>> available()        # numba is a dependency of the package
+    True
+    """
     return _HAVE_NUMBA
 
 
@@ -73,6 +80,12 @@ def pam_tables(modulation: str) -> Tuple[np.ndarray, np.ndarray]:
     ``re_levels[l]`` is the real part of every point whose even label bits ``(b0, b2, ...)`` read
     ``l`` (MSB first); ``im_levels`` likewise for the odd bits. Raises ``ValueError`` if the
     constellation is not separable that way.
+
+    Examples
+    --------
+    >>> re_levels, im_levels = pam_tables("16qam")
+    >>> re_levels.shape, sorted((re_levels * 10 ** 0.5).round().tolist())   # levels -3, -1, 1, 3 over sqrt(10)
+    ((4,), [-3.0, -1.0, 1.0, 3.0])
     """
     from sionna.phy.mapping import Constellation
 
@@ -241,6 +254,12 @@ def scrambled_symbols(shape, modulation: str, key: int) -> torch.Tensor:
     """Symbols ``[*shape]`` complex64 of uniformly random (counter-based, stream ``key``) labels.
 
     Symbol ``i`` (flat index) carries the label of :func:`scrambling_bits` ``[..., i * m : (i + 1) * m]``.
+
+    Examples
+    --------
+    >>> x = scrambled_symbols((2, 1000), "qpsk", key=5)
+    >>> x.shape, x.dtype, round(x.abs().pow(2).mean().item(), 3)     # unit mean energy
+    (torch.Size([2, 1000]), torch.complex64, 1.0)
     """
     _require()
     key = _check_key(key)
@@ -260,7 +279,17 @@ def scrambled_symbols(shape, modulation: str, key: int) -> torch.Tensor:
 
 def scrambling_bits(shape, modulation: str, key: int) -> torch.Tensor:
     """The label bits ``[*shape[:-1], shape[-1] * m]`` (float 0/1) that :func:`scrambled_symbols`
-    sends for the same ``shape`` and ``key`` (a slow reference, for tests and checks)."""
+    sends for the same ``shape`` and ``key`` (a slow reference, for tests and checks).
+
+    Examples
+    --------
+    >>> bits = scrambling_bits((2, 3), "16qam", key=5)
+    >>> bits.shape                                        # 3 symbols x 4 bits
+    torch.Size([2, 12])
+    >>> y = scrambled_symbols((2, 3), "16qam", key=5)
+    >>> torch.equal((demap(y, 1e-3, "16qam") > 0).float(), bits)   # noiseless demapping recovers them
+    True
+    """
     key = _check_key(key)
     m = int(2 * math.log2(pam_tables(modulation)[0].shape[0]))
     shape = tuple(int(s) for s in shape)
@@ -298,6 +327,12 @@ def demap(y: torch.Tensor, no: Union[float, torch.Tensor], modulation: str, meth
     -------
     Tensor ``[..., n * m]`` float32; equals Sionna's ``Demapper(method, "qam", m)(y, no)`` within
     float32 tolerance (``key=None``).
+
+    Examples
+    --------
+    >>> y = torch.tensor([[1 + 1j, -1 - 1j]], dtype=torch.complex64) / 2 ** 0.5
+    >>> (demap(y, 0.1, "qpsk") > 0).int()                  # Sionna's QPSK: bit 1 <-> negative component
+    tensor([[0, 0, 1, 1]], dtype=torch.int32)
     """
     _require()
     if method not in METHODS:

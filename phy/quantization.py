@@ -41,6 +41,10 @@ __all__ = ["UniformQuantizer"]
 class UniformQuantizer(nn.Module):
     """Uniform midpoint quantiser with ``bits`` bits per element (see the module docstring).
 
+    Shapes: :meth:`quantize` maps real ``x [...]`` to integer indices of the same shape, :meth:`forward` to the
+    dequantised values of the same shape, :meth:`encode` real ``[..., N]`` to bits ``[..., N * bits]`` and
+    :meth:`decode` back.
+
     Parameters
     ----------
     bits : int
@@ -52,6 +56,15 @@ class UniformQuantizer(nn.Module):
         Upper percentile for ``fit_mode="percentile"`` (50 < p <= 100).
     gray : bool
         Gray-code the levels in :meth:`to_bits` / :meth:`from_bits`.
+
+    Examples
+    --------
+    >>> q = UniformQuantizer(bits=2, clip=(0.0, 4.0))         # step 1, levels 0.5, 1.5, 2.5, 3.5
+    >>> x = torch.tensor([[0.2, 1.9, 3.99, 9.0]])
+    >>> q.quantize(x), q(x)
+    (tensor([[0, 1, 3, 3]]), tensor([[0.5000, 1.5000, 3.5000, 3.5000]]))
+    >>> q.encode(x).shape                                     # 2 bits per element
+    torch.Size([1, 8])
     """
 
     def __init__(self, bits: int, clip: Optional[Tuple[float, float]] = None, fit_mode: str = "minmax",

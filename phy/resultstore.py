@@ -27,7 +27,13 @@ __all__ = ["format_value", "ResumableCSV"]
 
 def format_value(value: Any) -> str:
     """Canonical text of a CSV cell: shortest round-trip ``repr`` for floats (``nan``, ``inf``),
-    ``str`` for ints and strings, ``""`` for ``None``. Used for cells *and* for key matching."""
+    ``str`` for ints and strings, ``""`` for ``None``. Used for cells *and* for key matching.
+
+    Examples
+    --------
+    >>> format_value(0.1), format_value(float("nan")), format_value(3), format_value(None)
+    ('0.1', 'nan', '3', '')
+    """
     if value is None:
         return ""
     if isinstance(value, bool):

@@ -35,6 +35,7 @@ import torch
 
 __all__ = ["TextCodec", "BITS_PER_CHAR"]
 
+#: Bits per character (7-bit ASCII).
 BITS_PER_CHAR = 7
 
 
@@ -54,6 +55,15 @@ class TextCodec:
         character not in ``keep_controls``): raise ``ValueError``, or send ``replacement``.
     keep_controls : str
         Control characters that are valid (encoded and decoded as themselves).
+
+    Examples
+    --------
+    >>> codec = TextCodec(block_size=4)
+    >>> bits = codec.encode("Hi")
+    >>> bits.shape, codec.num_bits(2)             # 2 x 7 bits, padded to a multiple of 4
+    (torch.Size([16]), 16)
+    >>> codec.decode(bits, num_chars=2)
+    'Hi'
     """
 
     def __init__(self, block_size: int = 4, replacement: str = "?", pad_char: str = " ",

@@ -24,7 +24,13 @@ __all__ = ["numba_threads", "numba_max_threads"]
 
 
 def numba_max_threads() -> int:
-    """The size of numba's thread pool (``NUMBA_NUM_THREADS``; 1 without numba)."""
+    """The size of numba's thread pool (``NUMBA_NUM_THREADS``; 1 without numba).
+
+    Examples
+    --------
+    >>> numba_max_threads() >= 1
+    True
+    """
     try:
         import numba
     except ImportError:  # pragma: no cover - numba is optional
@@ -34,7 +40,14 @@ def numba_max_threads() -> int:
 
 @contextlib.contextmanager
 def numba_threads() -> Iterator[int]:
-    """Run numba kernels with torch's thread count; yields the number of threads used."""
+    """Run numba kernels with torch's thread count; yields the number of threads used.
+
+    Examples
+    --------
+    >>> with numba_threads() as n:
+    ...     n == min(torch.get_num_threads(), numba_max_threads())
+    True
+    """
     import numba
 
     threads = torch.get_num_threads()

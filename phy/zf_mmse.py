@@ -23,6 +23,7 @@ from .conventions import check_complex, check_no
 
 __all__ = ["EQUALIZERS", "equalize"]
 
+#: The methods of :func:`equalize`.
 EQUALIZERS = ("zf", "mmse")
 
 
@@ -63,6 +64,15 @@ def equalize(y: torch.Tensor, h: Optional[torch.Tensor], no: torch.Tensor, metho
     x_hat : Tensor, ``[..., n]``, complex
     no_eff : Tensor broadcastable to ``y``, real
         ZF: noise variance of ``x_hat - x``; MMSE: mean-square error of ``x_hat``.
+
+    Examples
+    --------
+    >>> y = torch.tensor([[2 + 2j]]); h = torch.tensor([[2 + 0j]])
+    >>> equalize(y, h, torch.tensor([[0.4]]), "zf")                 # x_hat = y / h, N0 / |h|^2
+    (tensor([[1.+1.j]]), tensor([[0.1000]]))
+    >>> x_hat, no_eff = equalize(y, h, torch.tensor([[0.4]]), "mmse")  # shrunk by |h|^2 / (|h|^2 + N0)
+    >>> x_hat, no_eff
+    (tensor([[0.9091+0.9091j]]), tensor([[0.0909]]))
     """
     if method not in EQUALIZERS:
         raise ValueError(f"equalizer must be one of {EQUALIZERS}, got {method!r}")

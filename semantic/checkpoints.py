@@ -57,6 +57,16 @@ class CheckpointNotFoundError(FileNotFoundError):
     ----------
     checkpoint : str
         The hub id or path that was asked for.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> missing = str(Path(tempfile.mkdtemp()) / "no-such-folder")
+    >>> try:
+    ...     resolve_checkpoint(missing, what="demo")
+    ... except CheckpointNotFoundError as err:
+    ...     err.checkpoint == missing, "was not found" in str(err)
+    (True, True)
     """
 
     def __init__(self, message: str, checkpoint: str):
@@ -65,7 +75,13 @@ class CheckpointNotFoundError(FileNotFoundError):
 
 
 def hub_cache_dir(cache_dir: Optional[PathLike] = None) -> Path:
-    """The Hugging Face hub cache in use (``cache_dir``, else ``HF_HUB_CACHE`` / ``HF_HOME/hub``)."""
+    """The Hugging Face hub cache in use (``cache_dir``, else ``HF_HUB_CACHE`` / ``HF_HOME/hub``).
+
+    Examples
+    --------
+    >>> hub_cache_dir("/data/hf-cache")
+    PosixPath('/data/hf-cache')
+    """
     if cache_dir is not None:
         return Path(cache_dir)
     if os.environ.get("HF_HUB_CACHE"):
@@ -86,6 +102,11 @@ def downloads_allowed(allow_download: Optional[bool] = None) -> bool:
 
     ``allow_download`` wins when given; otherwise ``SEMCOM_ALLOW_DOWNLOAD=1`` enables downloads. The
     hub being switched off (``HF_HUB_OFFLINE=1``/``TRANSFORMERS_OFFLINE=1``) always disables them.
+
+    Examples
+    --------
+    >>> downloads_allowed(False)
+    False
     """
     if _hub_offline():
         return False
@@ -95,7 +116,13 @@ def downloads_allowed(allow_download: Optional[bool] = None) -> bool:
 
 
 def is_hub_id(name: str) -> bool:
-    """``owner/name`` with no path syntax (``./``, ``~``, absolute, drive, more than one ``/``)."""
+    """``owner/name`` with no path syntax (``./``, ``~``, absolute, drive, more than one ``/``).
+
+    Examples
+    --------
+    >>> is_hub_id("Salesforce/blip2-opt-2.7b"), is_hub_id("./runs/decoder"), is_hub_id("/abs/path")
+    (True, False, False)
+    """
     if not name or name.startswith((".", "/", "~", "\\")) or os.path.isabs(name):
         return False
     parts = name.split("/")
@@ -105,7 +132,14 @@ def is_hub_id(name: str) -> bool:
 def missing_checkpoint_message(name: str, what: Optional[str] = None, cache_dir: Optional[PathLike] = None,
                                option: str = "--checkpoint", filename: Optional[str] = None,
                                reason: Optional[str] = None) -> str:
-    """The one error text for a missing checkpoint (see the module docstring)."""
+    """The one error text for a missing checkpoint (see the module docstring).
+
+    Examples
+    --------
+    >>> msg = missing_checkpoint_message("/no/such/folder", what="decoder", cache_dir="/tmp/hub")
+    >>> msg.startswith("checkpoint '/no/such/folder' (decoder) was not found: '/no/such/folder' does not exist")
+    True
+    """
     label = f"checkpoint {name!r}" + (f" ({what})" if what else "")
     cache = hub_cache_dir(cache_dir)
     if is_hub_id(name):
@@ -167,6 +201,18 @@ def resolve_checkpoint(name_or_path: PathLike, *, what: Optional[str] = None,
         At once, when the checkpoint is nowhere on disk and may not be downloaded.
     TypeError
         If ``name_or_path`` is not a string or path.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "config.json").write_text("{}")
+    >>> resolve_checkpoint(folder, required_files=("config.json",)) == folder
+    True
+    >>> resolve_checkpoint(folder, required_files=("unet/config.json",), what="Stable Diffusion")
+    Traceback (most recent call last):
+    ...
+    semantic.checkpoints.CheckpointNotFoundError: checkpoint ... (Stable Diffusion) ...unet/config.json...
     """
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise TypeError(f"name_or_path must be a str or path (hub id or folder), got "
@@ -212,6 +258,14 @@ def resolve_file(name_or_path: PathLike, filename: str, *, what: Optional[str] =
     ``name_or_path`` may be a file (returned as is), a folder holding ``filename``, or a hub id whose
     ``filename`` is in the cache (or downloadable when allowed). Raises
     :class:`CheckpointNotFoundError` otherwise.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "weights.safetensors").write_bytes(b"")
+    >>> resolve_file(folder, "weights.safetensors") == folder / "weights.safetensors"
+    True
     """
     if not isinstance(filename, str) or not filename:
         raise TypeError(f"filename must be a non-empty str, got {filename!r}")
@@ -256,7 +310,16 @@ _DTYPES = {"float32": "float32", "fp32": "float32", "float": "float32", "float16
 
 
 def staging_dir(path: PathLike) -> Path:
-    """A fresh, empty ``<path>.tmp`` folder to write a checkpoint into before :func:`commit_dir`."""
+    """A fresh, empty ``<path>.tmp`` folder to write a checkpoint into before :func:`commit_dir`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> tmp = staging_dir(root / "ckpt")
+    >>> tmp.name, tmp.is_dir(), list(tmp.iterdir())
+    ('ckpt.tmp', True, [])
+    """
     import shutil
 
     path = Path(path)
@@ -272,6 +335,16 @@ def commit_dir(tmp: PathLike, path: PathLike) -> Path:
 
     The old folder is first renamed aside, so at every moment either the old or the new checkpoint
     is complete on disk: an interrupted save never leaves a half-written ``path``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> tmp = staging_dir(root / "ckpt")
+    >>> _ = (tmp / "config.json").write_text("{}")
+    >>> final = commit_dir(tmp, root / "ckpt")
+    >>> sorted(p.name for p in final.iterdir()), tmp.exists()
+    (['config.json'], False)
     """
     import shutil
 
@@ -289,7 +362,14 @@ def commit_dir(tmp: PathLike, path: PathLike) -> Path:
 
 
 def resolve_device(device=None):
-    """``torch.device`` from ``None`` (CUDA if available, else CPU), a string or a device."""
+    """``torch.device`` from ``None`` (CUDA if available, else CPU), a string or a device.
+
+    Examples
+    --------
+    >>> import torch
+    >>> resolve_device("cpu"), resolve_device(torch.device("cpu"))
+    (device(type='cpu'), device(type='cpu'))
+    """
     import torch
 
     if device is None:
@@ -305,6 +385,12 @@ def resolve_dtype(dtype=None, device=None):
     """``torch.dtype`` from ``None``/``"auto"`` (float16 on CUDA, float32 elsewhere), a name or a dtype.
 
     Accepted names: float32/fp32, float16/fp16/half, bfloat16/bf16, float64.
+
+    Examples
+    --------
+    >>> import torch
+    >>> resolve_dtype("fp16"), resolve_dtype(None, device="cpu"), resolve_dtype(torch.bfloat16)
+    (torch.float16, torch.float32, torch.bfloat16)
     """
     import torch
 

@@ -65,7 +65,17 @@ __all__ = [
 
 
 class CLIPWeightsUnavailableError(CheckpointNotFoundError):
-    """open_clip weights could not be found (the message names the model/tag and how to provide them)."""
+    """open_clip weights could not be found (the message names the model/tag and how to provide them).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> try:
+    ...     load_open_clip("ViT-B-32", pretrained="openai", cache_dir=tempfile.mkdtemp())   # an empty cache
+    ... except CLIPWeightsUnavailableError as err:
+    ...     print(type(err).__name__, err.checkpoint)
+    CLIPWeightsUnavailableError ...
+    """
 
 
 def _weights_help(model_name: str, pretrained, cause: str = "") -> str:
@@ -131,6 +141,19 @@ def load_open_clip(model_name: str = "ViT-L-14-336", pretrained: Optional[str] =
     Returns
     -------
     model, preprocess, tokenizer
+
+    Examples
+    --------
+    A tiny random model written as a ``local-dir:`` folder stands in for real weights here:
+
+    >>> import tempfile, open_clip
+    >>> cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "patch_size": 16, "width": 32, "layers": 1,
+    ...        "head_width": 16}, "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
+    ...        "layers": 1}}
+    >>> path = save_open_clip_local_dir(open_clip.CLIP(**cfg), cfg, tempfile.mkdtemp(), {"size": 32})
+    >>> model, preprocess, tokenizer = load_open_clip("local-dir:" + str(path))   # a tiny random CLIP
+    >>> model.visual.image_size, tokenizer(["a photo of a cat"]).shape
+    ((32, 32), torch.Size([1, 16]))
     """
     import open_clip
 
@@ -179,6 +202,17 @@ def save_open_clip_local_dir(model: nn.Module, model_cfg: dict, path: Union[str,
 
     ``model_cfg`` is the dict open_clip builds the model from (``embed_dim``, ``vision_cfg``,
     ``text_cfg``...); load it back with ``load_open_clip("local-dir:" + str(path))``.
+
+    Examples
+    --------
+    >>> import tempfile, open_clip
+    >>> cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "patch_size": 16, "width": 32, "layers": 1,
+    ...        "head_width": 16}, "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
+    ...        "layers": 1}}
+    >>> path = save_open_clip_local_dir(open_clip.CLIP(**cfg), cfg, tempfile.mkdtemp(), {"size": 32})
+    >>> model, preprocess, tokenizer = load_open_clip("local-dir:" + str(path))   # a tiny random CLIP
+    >>> sorted(p.name for p in path.iterdir())
+    ['open_clip_config.json', 'open_clip_model.safetensors']
     """
     from safetensors.torch import save_file
 
@@ -192,7 +226,19 @@ def save_open_clip_local_dir(model: nn.Module, model_cfg: dict, path: Union[str,
 
 
 def model_image_shape(model: nn.Module) -> Tuple[int, int, int]:
-    """``(C, H, W)`` of the images the CLIP vision tower takes (for the bandwidth ratio)."""
+    """``(C, H, W)`` of the images the CLIP vision tower takes (for the bandwidth ratio).
+
+    Examples
+    --------
+    >>> import tempfile, open_clip
+    >>> cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "patch_size": 16, "width": 32, "layers": 1,
+    ...        "head_width": 16}, "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
+    ...        "layers": 1}}
+    >>> path = save_open_clip_local_dir(open_clip.CLIP(**cfg), cfg, tempfile.mkdtemp(), {"size": 32})
+    >>> model, preprocess, tokenizer = load_open_clip("local-dir:" + str(path))   # a tiny random CLIP
+    >>> model_image_shape(model)
+    (3, 32, 32)
+    """
     size = getattr(getattr(model, "visual", None), "image_size", None)
     if size is None:
         raise ValueError("the model has no visual.image_size; pass the image shape explicitly")
@@ -210,6 +256,18 @@ class CLIPImageEncoder(nn.Module):
     key : str
         Identifier of model + weights, stored in the feature cache's manifest (a cache made with a
         different key is not reused).
+
+    Examples
+    --------
+    >>> import tempfile, open_clip
+    >>> cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "patch_size": 16, "width": 32, "layers": 1,
+    ...        "head_width": 16}, "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
+    ...        "layers": 1}}
+    >>> path = save_open_clip_local_dir(open_clip.CLIP(**cfg), cfg, tempfile.mkdtemp(), {"size": 32})
+    >>> model, preprocess, tokenizer = load_open_clip("local-dir:" + str(path))   # a tiny random CLIP
+    >>> encoder = CLIPImageEncoder(model, key="tiny-random")
+    >>> encoder(torch.rand(2, 3, 32, 32)).shape, encoder.image_shape
+    (torch.Size([2, 32]), (3, 32, 32))
     """
 
     def __init__(self, model: nn.Module, key: str):
@@ -248,6 +306,12 @@ class FeatureSet:
     class_names : list of str
     paths : list of str (may be empty)
     meta : dict (the manifest)
+
+    Examples
+    --------
+    >>> fs = FeatureSet(torch.zeros(4, 8), torch.tensor([0, 1, 1, 0]), ["cat", "dog"])
+    >>> fs.features.shape, fs.labels.tolist(), fs.class_names
+    (torch.Size([4, 8]), [0, 1, 1, 0], ['cat', 'dog'])
     """
 
     features: torch.Tensor
@@ -317,6 +381,24 @@ def extract_features(encoder: Callable[[torch.Tensor], torch.Tensor], dataset, c
     Returns
     -------
     FeatureSet
+
+    Examples
+    --------
+    Any callable ``[batch, 3, H, W] -> [batch, N]`` works as the encoder; a second call reuses the cache:
+
+    >>> import tempfile
+    >>> from semantic.datasets import ImageListDataset
+    >>> class Images(ImageListDataset):                 # 4 random "images" instead of files
+    ...     def __getitem__(self, i):
+    ...         return torch.rand(3, 8, 8), self.labels[i], i
+    >>> ds = Images([f"{i}.png" for i in range(4)], [0, 1, 0, 1], ["cat", "dog"])
+    >>> mean_rgb = lambda images: images.mean(dim=(2, 3))            # [batch, 3, H, W] -> [batch, 3]
+    >>> cache = tempfile.mkdtemp()
+    >>> fs = extract_features(mean_rgb, ds, cache, encoder_key="mean-rgb", batch_size=2, progress=False)
+    >>> fs.features.shape, fs.labels.tolist()
+    (torch.Size([4, 3]), [0, 1, 0, 1])
+    >>> torch.equal(load_features(cache).features, fs.features)
+    True
     """
     cache = Path(cache_dir)
     key = encoder_key if encoder_key is not None else getattr(encoder, "key", None)
@@ -371,7 +453,22 @@ def extract_features(encoder: Callable[[torch.Tensor], torch.Tensor], dataset, c
 
 
 def load_features(cache_dir: Union[str, Path]) -> FeatureSet:
-    """Load a complete feature cache written by :func:`extract_features`."""
+    """Load a complete feature cache written by :func:`extract_features`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from semantic.datasets import ImageListDataset
+    >>> class Images(ImageListDataset):
+    ...     def __getitem__(self, i):
+    ...         return torch.full((3, 4, 4), float(i)), self.labels[i], i
+    >>> cache = tempfile.mkdtemp()
+    >>> _ = extract_features(lambda x: x.mean(dim=(2, 3)), Images(["a", "b"], [0, 1], ["cat", "dog"]), cache,
+    ...                      encoder_key="mean", progress=False)
+    >>> fs = load_features(cache)
+    >>> fs.features[:, 0].tolist(), fs.class_names
+    ([0.0, 1.0], ['cat', 'dog'])
+    """
     from safetensors.torch import load_file
 
     cache = Path(cache_dir)

@@ -36,6 +36,13 @@ def ensure_torchvision_ops() -> bool:
     """Define ``torchvision::nms``/``qnms`` schemas if, and only if, torchvision needs them.
 
     Returns True when the schemas were defined by this call.
+
+    Examples
+    --------
+    >>> ensure_torchvision_ops() in (True, False)      # idempotent: a second call defines nothing
+    True
+    >>> ensure_torchvision_ops()
+    False
     """
     global _LIB
     if _LIB is not None or "torchvision" in sys.modules or _op_exists("nms"):

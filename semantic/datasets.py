@@ -68,12 +68,19 @@ __all__ = [
     "clean_class_name",
 ]
 
+#: File suffixes read as images (lower-case; matched case-insensitively).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm", ".tif", ".tiff")
 _WNID = re.compile(r"^n\d{8}$")
 
 
 def clean_class_name(name: str) -> str:
-    """Folder/file class token -> prompt name: ``"american_bulldog"`` -> ``"american bulldog"``."""
+    """Folder/file class token -> prompt name: ``"american_bulldog"`` -> ``"american bulldog"``.
+
+    Examples
+    --------
+    >>> clean_class_name("american_bulldog"), clean_class_name("Faces_easy")
+    ('american bulldog', 'Faces easy')
+    """
     return " ".join(name.replace("_", " ").split())
 
 
@@ -88,6 +95,12 @@ class ImageListDataset(torch.utils.data.Dataset):
         Prompt names of the classes (index = label).
     transform : callable, optional
         PIL image -> tensor (e.g. the CLIP preprocess). Without it the PIL image is returned.
+
+    Examples
+    --------
+    >>> ds = ImageListDataset(["a.jpg", "b.jpg"], [1, 0], ["cat", "dog"])
+    >>> len(ds), ds.labels, ds.class_names
+    (2, [1, 0], ['cat', 'dog'])
     """
 
     def __init__(self, paths: Sequence[str], labels: Sequence[int], class_names: Sequence[str],
@@ -147,7 +160,20 @@ def _read_classnames_file(path: Path, dirs: List[str]) -> List[str]:
 
 def image_folder(root, transform: Optional[Callable] = None, split: Optional[str] = None,
                  class_names: Optional[Sequence[str]] = None) -> ImageListDataset:
-    """ImageNet-style ``ROOT/<class>/<image>`` folder (``split`` selects ``ROOT/<split>`` if given)."""
+    """ImageNet-style ``ROOT/<class>/<image>`` folder (``split`` selects ``ROOT/<split>`` if given).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for cls in ("golden_retriever", "tabby_cat"):
+    ...     (root / cls).mkdir()
+    ...     Image.new("RGB", (8, 8)).save(root / cls / "0.png")
+    >>> ds = image_folder(root)
+    >>> ds.class_names, ds.labels, ds[0][0].size       # no transform: PIL images
+    (['golden retriever', 'tabby cat'], [0, 1], (8, 8))
+    """
     base = _root(root)
     if split is not None:
         base = _root(base / split)
@@ -181,7 +207,21 @@ def _class_folders(base: Path, dirs: Sequence[str], names: List[str], transform)
 
 
 def oxford_pets(root, transform: Optional[Callable] = None, split: Optional[str] = "test") -> ImageListDataset:
-    """Oxford-IIIT Pet (see the module docstring for the layout)."""
+    """Oxford-IIIT Pet (see the module docstring for the layout).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> root = Path(tempfile.mkdtemp())
+    >>> (root / "images").mkdir(); (root / "annotations").mkdir()
+    >>> for name in ("Abyssinian_1", "american_bulldog_7"):
+    ...     Image.new("RGB", (8, 8)).save(root / "images" / f"{name}.jpg")
+    >>> _ = (root / "annotations" / "test.txt").write_text("Abyssinian_1 1 1 1\\namerican_bulldog_7 2 2 1\\n")
+    >>> ds = oxford_pets(root, split="test")
+    >>> ds.class_names, ds.labels
+    (['abyssinian', 'american bulldog'], [0, 1])
+    """
     base = _root(root)
     img_dir = base / "images"
     if not img_dir.is_dir():
@@ -202,7 +242,21 @@ def oxford_pets(root, transform: Optional[Callable] = None, split: Optional[str]
 
 
 def food101(root, transform: Optional[Callable] = None, split: Optional[str] = "test") -> ImageListDataset:
-    """Food-101 (see the module docstring for the layout)."""
+    """Food-101 (see the module docstring for the layout).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> root = Path(tempfile.mkdtemp())
+    >>> (root / "images" / "apple_pie").mkdir(parents=True); (root / "meta").mkdir()
+    >>> Image.new("RGB", (8, 8)).save(root / "images" / "apple_pie" / "1.jpg")
+    >>> _ = (root / "meta" / "classes.txt").write_text("apple_pie\\n")
+    >>> _ = (root / "meta" / "test.txt").write_text("apple_pie/1\\n")
+    >>> ds = food101(root, split="test")
+    >>> len(ds), ds.class_names
+    (1, ['apple pie'])
+    """
     base = _root(root)
     if split is None:
         return image_folder(base / "images", transform)
@@ -224,7 +278,19 @@ _CALTECH_RENAME = {"Faces_easy": "face", "Faces": "face", "Motorbikes": "motorbi
 
 
 def caltech101(root, transform: Optional[Callable] = None, split: Optional[str] = None) -> ImageListDataset:
-    """Caltech-101 (see the module docstring); ``split`` is unused (no official split)."""
+    """Caltech-101 (see the module docstring); ``split`` is unused (no official split).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for cls in ("BACKGROUND_Google", "airplanes", "Faces_easy"):
+    ...     (root / "101_ObjectCategories" / cls).mkdir(parents=True)
+    ...     Image.new("RGB", (8, 8)).save(root / "101_ObjectCategories" / cls / "image_0001.jpg")
+    >>> caltech101(root).class_names                      # clutter class dropped, prompt names
+    ['face', 'airplane']
+    """
     base = _root(root)
     if (base / "101_ObjectCategories").is_dir():
         base = base / "101_ObjectCategories"
@@ -237,13 +303,29 @@ def caltech101(root, transform: Optional[Callable] = None, split: Optional[str] 
     return _class_folders(base, dirs, names, transform)
 
 
+#: Dataset layouts: name -> loader (:func:`make_dataset` picks one).
 DATASETS = {"folder": image_folder, "imagenet": image_folder, "oxford_pets": oxford_pets, "food101": food101,
             "caltech101": caltech101}
 
 
 def make_dataset(name: str, root, transform: Optional[Callable] = None, split: Optional[str] = None
                  ) -> ImageListDataset:
-    """Build a dataset by layout name (one of :data:`DATASETS`)."""
+    """Build a dataset by layout name (one of :data:`DATASETS`).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> root = Path(tempfile.mkdtemp())
+    >>> (root / "zebra").mkdir()
+    >>> Image.new("RGB", (8, 8)).save(root / "zebra" / "0.png")
+    >>> make_dataset("folder", root).class_names
+    ['zebra']
+    >>> make_dataset("cifar", root)
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
+    """
     if name not in DATASETS:
         raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got {name!r}")
     return DATASETS[name](root, transform=transform, split=split)
@@ -254,6 +336,14 @@ def split_classes(num_classes: int, unseen_fraction: float = 0.2, seed: int = 0)
 
     ``round(num_classes * unseen_fraction)`` classes are unseen (200 of ImageNet's 1000 for the
     default 0.2); both lists are sorted. The permutation uses its own ``torch.Generator``.
+
+    Examples
+    --------
+    >>> seen, unseen = split_classes(10, unseen_fraction=0.2, seed=0)
+    >>> len(seen), len(unseen), sorted(seen + unseen) == list(range(10))
+    (8, 2, True)
+    >>> split_classes(10, seed=0) == (seen, unseen)        # seeded
+    True
     """
     if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")

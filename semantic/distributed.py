@@ -82,7 +82,14 @@ __all__ = [
 @dataclass(frozen=True)
 class DistInfo:
     """Where this process stands: ``rank`` of ``world_size``, ``local_rank`` on its node, its device,
-    and whether a process group was initialised (``distributed``)."""
+    and whether a process group was initialised (``distributed``).
+
+    Examples
+    --------
+    >>> info = DistInfo(rank=1, world_size=4)
+    >>> info.rank, info.world_size, info.distributed, is_main_process(info)
+    (1, 4, False, False)
+    """
 
     rank: int = 0
     world_size: int = 1
@@ -106,7 +113,14 @@ def _env_int(name: str, default: int) -> int:
 
 
 def env_world_size() -> int:
-    """``WORLD_SIZE`` from the environment (1 when unset)."""
+    """``WORLD_SIZE`` from the environment (1 when unset).
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ.get("WORLD_SIZE") is None and env_world_size() == 1    # a plain python process
+    True
+    """
     return _env_int("WORLD_SIZE", 1)
 
 
@@ -129,6 +143,12 @@ def init_distributed(device: Union[None, str, torch.device] = None, backend: Opt
     Returns
     -------
     DistInfo
+
+    Examples
+    --------
+    >>> info = init_distributed(device="cpu")          # WORLD_SIZE unset: no process group
+    >>> info.distributed, info.world_size, info.device
+    (False, 1, device(type='cpu'))
     """
     import torch.distributed as dist
 
@@ -163,6 +183,12 @@ def wrap_ddp(module: nn.Module, info: DistInfo, **ddp_kwargs: Any) -> nn.Module:
 
     The module must already be on ``info.device``. Modules without trainable parameters are
     returned as they are.
+
+    Examples
+    --------
+    >>> net = nn.Linear(2, 2)
+    >>> wrap_ddp(net, DistInfo()) is net               # no process group: the module itself
+    True
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"module must be an nn.Module, got {type(module).__name__}")
@@ -176,12 +202,25 @@ def wrap_ddp(module: nn.Module, info: DistInfo, **ddp_kwargs: Any) -> nn.Module:
 
 
 def unwrap(module: nn.Module) -> nn.Module:
-    """The module inside a DDP wrapper (for ``save_pretrained`` / ``state_dict`` without ``module.``)."""
+    """The module inside a DDP wrapper (for ``save_pretrained`` / ``state_dict`` without ``module.``).
+
+    Examples
+    --------
+    >>> net = nn.Linear(2, 2)
+    >>> unwrap(net) is net
+    True
+    """
     return getattr(module, "module", module) if type(module).__name__ == "DistributedDataParallel" else module
 
 
 def shard_range(n: int, info: DistInfo) -> range:
-    """This rank's contiguous share of ``range(n)`` (sizes differ by at most one)."""
+    """This rank's contiguous share of ``range(n)`` (sizes differ by at most one).
+
+    Examples
+    --------
+    >>> [list(shard_range(5, DistInfo(rank=r, world_size=2))) for r in (0, 1)]
+    [[0, 1], [2, 3, 4]]
+    """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     lo = n * info.rank // info.world_size
@@ -192,7 +231,14 @@ def shard_range(n: int, info: DistInfo) -> range:
 def rank_slice(batch: Union[int, Sequence, torch.Tensor], info: DistInfo) -> slice:
     """Slice selecting this rank's contiguous share of a global batch (its length or the batch).
 
+    ``batch`` may be the batch size, a sequence or a tensor ``[n, ...]`` (its first dimension).
+
     With ``world_size = 1`` it is ``slice(0, n)``: the whole batch.
+
+    Examples
+    --------
+    >>> rank_slice(10, DistInfo(rank=1, world_size=3)), rank_slice(torch.zeros(10, 5), DistInfo())
+    (slice(3, 6, None), slice(0, 10, None))
     """
     n = batch if isinstance(batch, int) else len(batch)
     r = shard_range(n, info)
@@ -201,7 +247,13 @@ def rank_slice(batch: Union[int, Sequence, torch.Tensor], info: DistInfo) -> sli
 
 def distributed_sampler(dataset, info: DistInfo, shuffle: bool = True, seed: int = 0, drop_last: bool = False):
     """A ``DistributedSampler`` in a process group; ``None`` otherwise (keep the DataLoader's own
-    ``shuffle``/``generator``). Call ``sampler.set_epoch(epoch)`` each epoch when not ``None``."""
+    ``shuffle``/``generator``). Call ``sampler.set_epoch(epoch)`` each epoch when not ``None``.
+
+    Examples
+    --------
+    >>> distributed_sampler(list(range(8)), DistInfo()) is None    # no process group: keep the loader's shuffle
+    True
+    """
     if not info.distributed:
         return None
     from torch.utils.data.distributed import DistributedSampler
@@ -211,7 +263,13 @@ def distributed_sampler(dataset, info: DistInfo, shuffle: bool = True, seed: int
 
 
 def is_main_process(info: Optional[DistInfo] = None) -> bool:
-    """Rank 0 (or no process group)."""
+    """Rank 0 (or no process group).
+
+    Examples
+    --------
+    >>> is_main_process(), is_main_process(DistInfo(rank=2, world_size=4))
+    (True, False)
+    """
     if info is not None:
         return info.is_main
     import torch.distributed as dist
@@ -220,7 +278,13 @@ def is_main_process(info: Optional[DistInfo] = None) -> bool:
 
 
 def barrier(info: DistInfo) -> None:
-    """Wait for every rank (no-op without a process group)."""
+    """Wait for every rank (no-op without a process group).
+
+    Examples
+    --------
+    >>> barrier(DistInfo()) is None                    # no process group: returns at once
+    True
+    """
     if info.distributed:
         import torch.distributed as dist
 
@@ -229,7 +293,14 @@ def barrier(info: DistInfo) -> None:
 
 @contextlib.contextmanager
 def main_process_first(info: DistInfo) -> Iterator[None]:
-    """Rank 0 runs the block first (e.g. a download or a feature cache), the others after it."""
+    """Rank 0 runs the block first (e.g. a download or a feature cache), the others after it.
+
+    Examples
+    --------
+    >>> with main_process_first(DistInfo()):
+    ...     print("rank 0 first")
+    rank 0 first
+    """
     if not info.is_main:
         barrier(info)
     yield
@@ -238,14 +309,28 @@ def main_process_first(info: DistInfo) -> Iterator[None]:
 
 
 def run_on_main(info: DistInfo, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)`` on rank 0 only (checkpoints, logs), then a barrier; ``None`` elsewhere."""
+    """``fn(*args, **kwargs)`` on rank 0 only (checkpoints, logs), then a barrier; ``None`` elsewhere.
+
+    Examples
+    --------
+    >>> run_on_main(DistInfo(), max, 2, 5), run_on_main(DistInfo(rank=1, world_size=2), max, 2, 5)
+    (5, None)
+    """
     out = fn(*args, **kwargs) if info.is_main else None
     barrier(info)
     return out
 
 
 def all_reduce_mean(value: Union[float, torch.Tensor], info: DistInfo) -> torch.Tensor:
-    """Mean of ``value`` over ranks (a detached copy; the value itself without a process group)."""
+    """Mean of ``value`` over ranks (a detached copy; the value itself without a process group).
+
+    ``value`` a number or a tensor of any shape (the same on every rank); the result has that shape.
+
+    Examples
+    --------
+    >>> all_reduce_mean(torch.tensor([1.0, 3.0]), DistInfo())      # no process group: the value
+    tensor([1., 3.])
+    """
     t = torch.as_tensor(value, dtype=torch.float64 if not isinstance(value, torch.Tensor) else None).detach().clone()
     if not info.distributed:
         return t
@@ -266,6 +351,13 @@ def all_gather_with_grad(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
     ``dL/dtheta / world_size``. Backpropagate ``world_size * L`` to get the full-batch gradient (as
     :func:`semantic.semclip.train_jscc` does); a plain optimizer step on ``L`` itself would use a
     gradient ``world_size`` times too small (Adam hides most of that, but not all).
+
+    Examples
+    --------
+    >>> x = torch.ones(2, 3, requires_grad=True)
+    >>> y = all_gather_with_grad(x, DistInfo())        # one rank: x itself
+    >>> y.shape, y.requires_grad
+    (torch.Size([2, 3]), True)
     """
     if not info.distributed:
         return x
@@ -278,7 +370,13 @@ def all_gather_with_grad(x: torch.Tensor, info: DistInfo) -> torch.Tensor:
 
 
 def cleanup(info: DistInfo) -> None:
-    """Destroy the process group this run created (no-op otherwise)."""
+    """Destroy the process group this run created (no-op otherwise).
+
+    Examples
+    --------
+    >>> cleanup(DistInfo()) is None                    # nothing was created
+    True
+    """
     if info.distributed:
         import torch.distributed as dist
 

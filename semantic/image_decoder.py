@@ -66,6 +66,7 @@ __all__ = [
     "restore_trainer_state",
 ]
 
+#: The Stable Diffusion 1.5 checkpoint the image decoder starts from (hub id).
 DEFAULT_SD = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 PathLike = Union[str, os.PathLike]
 
@@ -114,6 +115,21 @@ def clip_text_from_embeddings(text_encoder: nn.Module, inputs_embeds: torch.Tens
     ``CLIPTextModel.forward`` only takes ``input_ids``, so its parts are run as it runs them:
     token embeddings + position embeddings, the encoder under a causal mask, the final layer norm.
     ``clip_text_from_embeddings(te, te.get_input_embeddings()(ids))`` equals ``te(ids).last_hidden_state``.
+
+    Examples
+    --------
+    A tiny random CLIP text encoder stands in for SD 1.5's:
+
+    >>> from transformers import CLIPTextConfig, CLIPTextModel
+    >>> te = CLIPTextModel(CLIPTextConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+    ...                                   num_attention_heads=2, max_position_embeddings=16,
+    ...                                   bos_token_id=0, eos_token_id=1, pad_token_id=1)).eval()
+    >>> ids = torch.randint(0, 100, (2, 16))
+    >>> with torch.no_grad():
+    ...     out = clip_text_from_embeddings(te, te.get_input_embeddings()(ids))
+    ...     ref = te(ids).last_hidden_state
+    >>> out.shape, torch.allclose(out, ref, atol=1e-5)
+    (torch.Size([2, 16, 32]), True)
     """
     tm = _text_model(text_encoder)
     if inputs_embeds.dim() != 3:
@@ -144,6 +160,15 @@ class VLFImageDecoder(nn.Module):
         prediction of an empty sequence ``[BOS, EOS, pad...]``)
     height, width : output size in pixels (default 256; multiples of the VAE scale factor)
     max_length : conditioning sequence length (default: the text encoder's positions, 77 for SD)
+
+    Examples
+    --------
+    Needs the Stable Diffusion 1.5 weights (a hub id in the Hugging Face cache or a local folder), so the
+    example is not run by the test-suite (``tests/tiny_models.py`` builds a tiny random stand-in):
+
+    >>> decoder = VLFImageDecoder.from_pretrained(DEFAULT_SD, device="cuda")       # doctest: +SKIP
+    >>> decoder.generate(torch.randn(2, 32, 768), generator=torch.Generator().manual_seed(0)).shape  # doctest: +SKIP
+    torch.Size([2, 3, 256, 256])
     """
 
     def __init__(self, unet: nn.Module, vae: nn.Module, text_encoder: nn.Module,
@@ -416,7 +441,19 @@ class VLFImageDecoder(nn.Module):
 # Optimizer state as safetensors + JSON
 # ------------------------------------------------------------------------------------------------
 def save_optimizer_state(optimizer: torch.optim.Optimizer, path: PathLike) -> None:
-    """Write ``optimizer.safetensors`` (tensors) + ``optimizer.json`` (param groups, scalars) in ``path``."""
+    """Write ``optimizer.safetensors`` (tensors) + ``optimizer.json`` (param groups, scalars) in ``path``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> net = nn.Linear(2, 1)
+    >>> opt = torch.optim.Adam(net.parameters())
+    >>> net(torch.ones(1, 2)).sum().backward(); opt.step()
+    >>> path = tempfile.mkdtemp()
+    >>> save_optimizer_state(opt, path)
+    >>> sorted(p.name for p in Path(path).iterdir())
+    ['optimizer.json', 'optimizer.safetensors']
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -435,7 +472,21 @@ def save_optimizer_state(optimizer: torch.optim.Optimizer, path: PathLike) -> No
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, path: PathLike) -> None:
-    """Inverse of :func:`save_optimizer_state` (tensors go to the device of their parameters)."""
+    """Inverse of :func:`save_optimizer_state` (tensors go to the device of their parameters).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> net = nn.Linear(2, 1)
+    >>> opt = torch.optim.Adam(net.parameters())
+    >>> net(torch.ones(1, 2)).sum().backward(); opt.step()
+    >>> path = tempfile.mkdtemp()
+    >>> save_optimizer_state(opt, path)
+    >>> fresh = torch.optim.Adam(net.parameters())
+    >>> load_optimizer_state(fresh, path)
+    >>> fresh.state_dict()["state"][0]["step"] == opt.state_dict()["state"][0]["step"]
+    tensor(True)
+    """
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -458,7 +509,13 @@ RANK_SEED_STRIDE = 1_000_003
 
 
 def rank_seed(seed: int, rank: int = 0) -> int:
-    """The seed of rank ``rank`` (``seed`` itself on rank 0, so one process is unchanged)."""
+    """The seed of rank ``rank`` (``seed`` itself on rank 0, so one process is unchanged).
+
+    Examples
+    --------
+    >>> rank_seed(7), rank_seed(7, rank=1) != 7
+    (7, True)
+    """
     return int(seed) + int(rank) * RANK_SEED_STRIDE
 
 
@@ -468,6 +525,14 @@ def ddp_ignore_frozen(module: nn.Module) -> None:
     The frozen parts (VAE, CLIP text encoder, OPT) are loaded from the same checkpoint on every rank,
     so broadcasting them would only cost time and memory; the trainable parameters are still
     broadcast from rank 0 and their gradients averaged.
+
+    Examples
+    --------
+    >>> net = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+    >>> _ = net[0].requires_grad_(False)
+    >>> ddp_ignore_frozen(net)
+    >>> sorted(net._ddp_params_and_buffers_to_ignore)
+    ['0.bias', '0.weight']
     """
     from torch.nn.parallel import DistributedDataParallel
 
@@ -496,7 +561,18 @@ class _DiffusionLossModule(nn.Module):
 # ------------------------------------------------------------------------------------------------
 @dataclass
 class ImageDecoderTrainConfig:
-    """Training recipe of the image decoder (defaults follow the paper where it states them)."""
+    """Training recipe of the image decoder (defaults follow the paper where it states them).
+
+    Examples
+    --------
+    >>> cfg = ImageDecoderTrainConfig(lr=2e-5, grad_accum=4)
+    >>> cfg.lr, cfg.grad_accum, cfg.t_min, cfg.t_max
+    (2e-05, 4, 0, 100)
+    >>> ImageDecoderTrainConfig(t_min=50, t_max=10)
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
+    """
 
     lr: float = 1e-5                      # U-Net / text encoder learning rate
     projection_lr: float = 1e-4           # the new linear map learns faster
@@ -546,6 +622,15 @@ class ImageDecoderTrainer:
     latent noise and condition dropout from ``rank_seed(config.seed, rank)``. Without a process group
     (``dist_info=None`` or world size 1) nothing is wrapped and the behaviour is the single-process one.
     :meth:`save` writes files: call it on rank 0 only (then ``barrier``).
+
+    Examples
+    --------
+    Needs a :class:`VLFImageDecoder` (Stable Diffusion 1.5 weights), so the example is not run by the
+    test-suite (``tests/test_vlf_msc_training.py`` trains a tiny random stand-in):
+
+    >>> trainer = ImageDecoderTrainer(decoder, ImageDecoderTrainConfig(grad_accum=2))   # doctest: +SKIP
+    >>> loss = trainer.step(images, vlf, labels)                                          # doctest: +SKIP
+    >>> trainer.save("runs/decoder/step-1")                                               # doctest: +SKIP
     """
 
     def __init__(self, decoder: VLFImageDecoder, config: Optional[ImageDecoderTrainConfig] = None,
@@ -683,6 +768,23 @@ def restore_trainer_state(trainer, state: dict, path: PathLike, seed: int):
     Shared by the image-decoder and text-projection trainers: ``state`` is the checkpoint's
     ``trainer_state.json``; rank 0 restores its saved generator state, ranks above 0 (whose states
     the CLIs restore from the per-rank record) are reseeded from ``(seed, rank, step)``.
+
+    Examples
+    --------
+    A checkpoint's counters and optimizer go back into any trainer-like object (here a stand-in with the
+    attributes both trainers have):
+
+    >>> import tempfile, types
+    >>> from semantic.distributed import DistInfo
+    >>> net = nn.Linear(2, 1)
+    >>> opt = torch.optim.Adam(net.parameters())
+    >>> path = tempfile.mkdtemp()
+    >>> save_optimizer_state(opt, path)
+    >>> trainer = types.SimpleNamespace(optimizer=opt, dist_info=DistInfo(), generator=torch.Generator())
+    >>> state = {"global_step": 12, "micro_step": 48, "last_loss": 0.5, "extra": {"epoch": 2}}
+    >>> t = restore_trainer_state(trainer, state, path, seed=0)
+    >>> t.global_step, t.micro_step, t.extra_state
+    (12, 48, {'epoch': 2})
     """
     load_optimizer_state(trainer.optimizer, path)
     trainer.global_step = int(state["global_step"])

@@ -43,6 +43,7 @@ import torch
 __all__ = ["IMAGE_EXTENSIONS", "ImageCaptionDataset", "UnreadableImageError", "load_image", "collate_images",
            "file_sha1"]
 
+#: File suffixes taken as images when no CSV lists the files (matched case-insensitively).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 _IMAGE_COLS = ("image", "image_id", "imageid", "file", "filename", "path")
 _CAPTION_COLS = ("caption", "text", "caption_text")
@@ -51,13 +52,35 @@ PathLike = Union[str, os.PathLike]
 
 
 class UnreadableImageError(OSError, ValueError):
-    """An image file that exists but cannot be decoded (truncated, not an image, too large)."""
+    """An image file that exists but cannot be decoded (truncated, not an image, too large).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> bad = Path(tempfile.mkdtemp()) / "broken.jpg"
+    >>> _ = bad.write_bytes(b"not an image")
+    >>> try:
+    ...     load_image(bad)
+    ... except UnreadableImageError as err:
+    ...     print(type(err).__name__)
+    UnreadableImageError
+    """
 
 
 def load_image(path: PathLike, size: Optional[int] = 256) -> torch.Tensor:
     """RGB image -> ``[3, size, size]`` float32 in [0, 1] (shorter side resized, centre crop).
 
     ``size=None`` keeps the original resolution.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> path = Path(tempfile.mkdtemp()) / "red.png"
+    >>> Image.new("RGB", (40, 20), (255, 0, 0)).save(path)
+    >>> x = load_image(path, size=16)                   # shorter side 16, centre crop
+    >>> x.shape, x.dtype, x[:, 0, 0].tolist()
+    (torch.Size([3, 16, 16]), torch.float32, [1.0, 0.0, 0.0])
     """
     from PIL import Image
 
@@ -87,7 +110,16 @@ def load_image(path: PathLike, size: Optional[int] = 256) -> torch.Tensor:
 
 
 def file_sha1(path: PathLike, chunk: int = 1 << 20) -> str:
-    """SHA-1 of a file's bytes (cache keys that survive renames and moves)."""
+    """SHA-1 of a file's bytes (cache keys that survive renames and moves).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "x.txt"
+    >>> _ = path.write_bytes(b"abc")
+    >>> file_sha1(path)
+    'a9993e364706816aba3e25717850c26c9cd0d89d'
+    """
     h = hashlib.sha1()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
@@ -119,6 +151,18 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
     Items: ``{"image": Tensor [3, size, size] in [0, 1], "path": str, "name": str,
     "caption": str or None, "label": str or None, "captions": list of str}``. ``name`` is the path
     relative to ``root`` without extension, with ``/`` replaced by ``__`` (unique per file).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from PIL import Image
+    >>> root = Path(tempfile.mkdtemp())
+    >>> Image.new("RGB", (40, 20), (255, 0, 0)).save(root / "img1.png")
+    >>> _ = (root / "captions.csv").write_text("image,caption,label\\nimg1,a red square,colour\\n")
+    >>> ds = ImageCaptionDataset(root, root / "captions.csv", size=16)
+    >>> item = ds[0]
+    >>> item["image"].shape, item["caption"], item["label"]
+    (torch.Size([3, 16, 16]), 'a red square', 'colour')
     """
 
     def __init__(self, root: PathLike, captions_csv: Optional[PathLike] = None, size: Optional[int] = 256,
@@ -200,7 +244,15 @@ class ImageCaptionDataset(torch.utils.data.Dataset):
 
 
 def collate_images(batch: Sequence[dict]) -> dict:
-    """Stack ``image`` tensors ``[B, 3, S, S]``; other fields become lists."""
+    """Stack ``image`` tensors ``[B, 3, S, S]``; other fields become lists.
+
+    Examples
+    --------
+    >>> batch = collate_images([{"image": torch.zeros(3, 4, 4), "caption": "a"},
+    ...                         {"image": torch.ones(3, 4, 4), "caption": "b"}])
+    >>> batch["image"].shape, batch["caption"]
+    (torch.Size([2, 3, 4, 4]), ['a', 'b'])
+    """
     out = {"image": torch.stack([b["image"] for b in batch])}
     for k in batch[0]:
         if k != "image":

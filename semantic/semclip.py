@@ -92,6 +92,15 @@ class SemCLIPConfig:
     checkpoint_every : steps between resumable checkpoints.
     unseen_fraction, split_seed : the seen/unseen class split.
     seed : training seed (batches, SNRs, channel).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> cfg = SemCLIPConfig(token_dim=32, channel_uses=16, channel="rayleigh")
+    >>> path = Path(tempfile.mkdtemp()) / "semclip_config.json"
+    >>> cfg.save(path)
+    >>> SemCLIPConfig.load(path) == cfg
+    True
     """
 
     clip_model: str = "ViT-L-14-336"
@@ -228,7 +237,20 @@ def _describe(obj) -> str:
 def load_train_state(ck: Path, device, given: Dict[str, object]) -> dict:
     """``ck/train_state.pt`` read with ``weights_only=True`` (tensors and plain containers only: a
     planted pickle cannot run), refused unless it records the same ``given`` settings (its
-    ``"settings"`` entry). Shared by every resumable trainer (SemCLIP's stages, the DJSCC baselines)."""
+    ``"settings"`` entry). Shared by every resumable trainer (SemCLIP's stages, the DJSCC baselines).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> ck = Path(tempfile.mkdtemp())
+    >>> torch.save({"step": 7, "settings": {"lr": 0.001}}, ck / "train_state.pt")
+    >>> load_train_state(ck, "cpu", {"lr": 0.001})["step"]
+    7
+    >>> load_train_state(ck, "cpu", {"lr": 0.01})
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
+    """
     path = ck / "train_state.pt"
     try:
         state = torch.load(path, map_location=device, weights_only=True)
@@ -375,6 +397,15 @@ def train_jscc(features: torch.Tensor, cfg: SemCLIPConfig, out_dir: Optional[Uni
     -------
     codec (on ``device``, eval mode; the plain module, not the DDP wrapper), loss history (one float per
     step, resumed ones included; identical on every rank)
+
+    Examples
+    --------
+    A few steps on random tokens (the real run trains on CLIP tokens for ``cfg.jscc_steps``):
+
+    >>> cfg = SemCLIPConfig(token_dim=16, channel_uses=8, hidden_dim=32, jscc_batch_size=8)
+    >>> codec, losses = train_jscc(torch.randn(32, 16), cfg, channel="awgn", device="cpu", steps=3, progress=False)
+    >>> len(losses), codec.encoder.config.channel_uses
+    (3, 8)
     """
     if not isinstance(features, torch.Tensor) or features.dim() != 2 or features.shape[1] != cfg.token_dim:
         raise ValueError(f"features must be a [n, {cfg.token_dim}] tensor (cfg.token_dim), got "
@@ -474,7 +505,19 @@ def train_jscc(features: torch.Tensor, cfg: SemCLIPConfig, out_dir: Optional[Uni
 @torch.no_grad()
 def transmit_tokens(tokens: torch.Tensor, codec: Optional[JSCCCodec], channel: Optional[Channel], snr_db,
                     batch_size: int = 1024, device: Union[str, torch.device] = "cpu") -> torch.Tensor:
-    """Received tokens ``[n, N]`` for ``tokens`` ``[n, N]`` at ``snr_db`` (``codec=None``: ideal link)."""
+    """Received tokens ``[n, N]`` for ``tokens`` ``[n, N]`` at ``snr_db`` (``codec=None``: ideal link).
+
+    Examples
+    --------
+    >>> from phy.channels import AWGN
+    >>> tokens = torch.randn(6, 16)
+    >>> torch.equal(transmit_tokens(tokens, None, None, snr_db=0.0), tokens)        # ideal link
+    True
+    >>> from semantic.jscc import JSCCDecoder, JSCCEncoder
+    >>> codec = JSCCCodec(JSCCEncoder(16, 8, 32), JSCCDecoder(16, 8, 32))
+    >>> transmit_tokens(tokens, codec, AWGN(seed=0), snr_db=5.0, batch_size=4).shape
+    torch.Size([6, 16])
+    """
     if codec is None:
         return tokens.float()
     device = torch.device(device)
@@ -488,7 +531,14 @@ def transmit_tokens(tokens: torch.Tensor, codec: Optional[JSCCCodec], channel: O
 
 
 def classification_topk(logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)) -> Dict[int, float]:
-    """Top-k accuracies of ``logits`` ``[n, G]`` for ``labels`` ``[n]`` (k capped at G)."""
+    """Top-k accuracies of ``logits`` ``[n, G]`` for ``labels`` ``[n]`` (k capped at G).
+
+    Examples
+    --------
+    >>> logits = torch.tensor([[3.0, 2.0, 1.0], [1.0, 2.0, 3.0]])
+    >>> classification_topk(logits, torch.tensor([1, 2]), ks=(1, 2))
+    {1: 0.5, 2: 1.0}
+    """
     out = {}
     for k in ks:
         kk = min(int(k), logits.shape[1])
@@ -503,6 +553,12 @@ def text_to_image_retrieval(scores: torch.Tensor, labels: torch.Tensor, ks: Sequ
 
     ``scores`` ``[n_images, G]`` (image-text similarities); a query ``g`` is a hit at ``k`` when one of
     its ``k`` best-ranked images has label ``g``. Averaged over the classes present in ``labels``.
+
+    Examples
+    --------
+    >>> scores = torch.tensor([[0.9, 0.1], [0.8, 0.2], [0.1, 0.7]])   # 3 images x 2 class queries
+    >>> text_to_image_retrieval(scores, torch.tensor([1, 0, 1]), ks=(1, 2))
+    {1: 0.5, 2: 1.0}
     """
     present = torch.unique(labels)
     out = {}
@@ -520,6 +576,12 @@ def feature_retrieval_topk(received: torch.Tensor, database: torch.Tensor, targe
 
     ``received`` ``[q, D]``, ``database`` ``[n, D]``, ``targets`` ``[q]`` index of each query's item in the
     database (default ``arange(q)``).
+
+    Examples
+    --------
+    >>> db = torch.eye(3)
+    >>> feature_retrieval_topk(db + 0.1, db, ks=(1,))
+    {1: 1.0}
     """
     if targets is None:
         targets = torch.arange(received.shape[0])
@@ -548,6 +610,21 @@ class SemCLIP(torch.nn.Module):
     tokenizer : open_clip tokenizer
     tapl : :class:`TAPL` or None (None = plain zero-shot classifier ``"a photo of a {class}."``)
     logit_scale : float
+
+    Examples
+    --------
+    >>> import tempfile, open_clip
+    >>> from semantic.clip_tokens import load_open_clip, save_open_clip_local_dir
+    >>> cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "patch_size": 16, "width": 32, "layers": 1,
+    ...        "head_width": 16}, "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
+    ...        "layers": 1}}
+    >>> path = save_open_clip_local_dir(open_clip.CLIP(**cfg), cfg, tempfile.mkdtemp(), {"size": 32})
+    >>> model, preprocess, tokenizer = load_open_clip("local-dir:" + str(path))   # a tiny random CLIP
+    >>> cfg = SemCLIPConfig(clip_model="local-dir:" + str(path), token_dim=32, channel_uses=16)
+    >>> system = SemCLIP.from_clip(cfg, model, tokenizer)    # no codec: an ideal link, plain zero-shot
+    >>> received = system.transmit(torch.randn(5, 32), None, snr_db=0.0)
+    >>> system.scores(received, ["cat", "dog", "car"]).shape     # [n, G]
+    torch.Size([5, 3])
     """
 
     def __init__(self, cfg: SemCLIPConfig, codec: Optional[JSCCCodec], tower: CLIPTextTower, tokenizer: Callable,
@@ -592,7 +669,26 @@ class SemCLIP(torch.nn.Module):
 def evaluate_zeroshot(system: SemCLIP, tokens: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str],
                       channel: Optional[Channel], snr_db: float, device="cpu", batch_size: int = 64
                       ) -> Dict[str, float]:
-    """Zero-shot top-1/top-5 accuracy and text-to-image retrieval top-1/top-5 of received tokens."""
+    """Zero-shot top-1/top-5 accuracy and text-to-image retrieval top-1/top-5 of received tokens.
+
+    ``tokens`` ``[n, N]`` float, ``labels`` ``[n]`` int64 indices into ``class_names``.
+
+    Examples
+    --------
+    >>> import tempfile, open_clip
+    >>> from semantic.clip_tokens import load_open_clip, save_open_clip_local_dir
+    >>> cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "patch_size": 16, "width": 32, "layers": 1,
+    ...        "head_width": 16}, "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
+    ...        "layers": 1}}
+    >>> path = save_open_clip_local_dir(open_clip.CLIP(**cfg), cfg, tempfile.mkdtemp(), {"size": 32})
+    >>> model, preprocess, tokenizer = load_open_clip("local-dir:" + str(path))   # a tiny random CLIP
+    >>> cfg = SemCLIPConfig(clip_model="local-dir:" + str(path), token_dim=32)
+    >>> system = SemCLIP.from_clip(cfg, model, tokenizer)
+    >>> res = evaluate_zeroshot(system, torch.randn(6, 32), torch.tensor([0, 1, 2] * 2), ["cat", "dog", "car"],
+    ...                         None, snr_db=0.0)
+    >>> sorted(res), res["top5"]          # 3 classes: every label is in the top 5
+    (['retrieval_top1', 'retrieval_top5', 'top1', 'top5'], 1.0)
+    """
     received = system.transmit(tokens, channel, snr_db, device=device)
     logits = system.scores(received, class_names, batch_size=batch_size, device=device).cpu()
     acc = classification_topk(logits, labels, (1, 5))
@@ -610,9 +706,29 @@ def train_tapl(tokens: torch.Tensor, labels: torch.Tensor, class_names: Sequence
                stop_at: Optional[int] = None) -> Tuple[TAPL, List[float]]:
     """Train TAPL on the *seen* classes through the frozen JSCC (stage 2, eq. 5).
 
+    ``tokens`` ``[n, N]`` float, ``labels`` ``[n]`` int64 indices into ``class_names``.
+
     Each step: a batch of tokens, SNRs drawn from ``cfg.snr_train_range``, received tokens from the
     frozen codec (``codec=None``: ideal link), logits over ``cfg.tapl_classes_per_step`` classes
     (all the batch's labels plus random others), cross entropy. Resumable like :func:`train_jscc`.
+
+    Examples
+    --------
+    A few steps on random tokens through an ideal link (``codec=None``) with a tiny random CLIP:
+
+    >>> import tempfile, open_clip
+    >>> from semantic.clip_tokens import load_open_clip, save_open_clip_local_dir
+    >>> cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "patch_size": 16, "width": 32, "layers": 1,
+    ...        "head_width": 16}, "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
+    ...        "layers": 1}}
+    >>> path = save_open_clip_local_dir(open_clip.CLIP(**cfg), cfg, tempfile.mkdtemp(), {"size": 32})
+    >>> model, preprocess, tokenizer = load_open_clip("local-dir:" + str(path))   # a tiny random CLIP
+    >>> cfg = SemCLIPConfig(clip_model="local-dir:" + str(path), token_dim=32, tapl_batch_size=4,
+    ...                     tapl_classes_per_step=None)
+    >>> tapl, losses = train_tapl(torch.randn(8, 32), torch.tensor([0, 1] * 4), ["cat", "dog"], None, model,
+    ...                           tokenizer, cfg, steps=2, progress=False)
+    >>> len(losses), tapl(torch.randn(1, 32)).shape             # context [B, M, W]
+    (2, torch.Size([1, 4, 32]))
     """
     if tokens.dim() != 2 or labels.shape != (tokens.shape[0],):
         raise ValueError(f"tokens must be [n, N] and labels [n], got {tuple(tokens.shape)} and {tuple(labels.shape)}")

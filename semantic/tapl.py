@@ -40,6 +40,7 @@ from torch import nn
 __all__ = ["CLIPTextTower", "TAPL", "TaskPerformer", "zeroshot_classifier", "tapl_loss", "TAPL_LOSS_DIRECTIONS",
            "DEFAULT_TEMPLATE"]
 
+#: The prompt of plain CLIP zero-shot classification (:func:`zeroshot_classifier`).
 DEFAULT_TEMPLATE = "a photo of a {}."
 
 
@@ -49,6 +50,19 @@ class CLIPTextTower(nn.Module):
     Parameters
     ----------
     clip_model : ``open_clip.CLIP`` or ``open_clip.CustomTextCLIP`` (with an open_clip TextTransformer)
+
+    Examples
+    --------
+    >>> import tempfile, open_clip, semantic.clip_tokens
+    >>> cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "patch_size": 16, "width": 32, "layers": 1,
+    ...        "head_width": 16}, "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
+    ...        "layers": 1}}
+    >>> path = semantic.clip_tokens.save_open_clip_local_dir(open_clip.CLIP(**cfg), cfg, tempfile.mkdtemp(), {"size": 32})
+    >>> model, preprocess, tokenizer = semantic.clip_tokens.load_open_clip("local-dir:" + str(path))   # a tiny random CLIP
+    >>> tower = CLIPTextTower(model)
+    >>> ids = tokenizer(["a photo of a cat", "a photo of a dog"])
+    >>> tower.width, tower.context_length, tower(tower.embed(ids), ids).shape    # [B, D] text features
+    (32, 16, torch.Size([2, 32]))
     """
 
     def __init__(self, clip_model: nn.Module):
@@ -120,7 +134,20 @@ class CLIPTextTower(nn.Module):
 @torch.no_grad()
 def zeroshot_classifier(tower: CLIPTextTower, tokenizer: Callable, class_names: Sequence[str],
                         template: str = DEFAULT_TEMPLATE, chunk: int = 256) -> torch.Tensor:
-    """Plain CLIP zero-shot weights ``[G, D]`` (unit norm) from ``template.format(class)``."""
+    """Plain CLIP zero-shot weights ``[G, D]`` (unit norm) from ``template.format(class)``.
+
+    Examples
+    --------
+    >>> import tempfile, open_clip, semantic.clip_tokens
+    >>> cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "patch_size": 16, "width": 32, "layers": 1,
+    ...        "head_width": 16}, "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
+    ...        "layers": 1}}
+    >>> path = semantic.clip_tokens.save_open_clip_local_dir(open_clip.CLIP(**cfg), cfg, tempfile.mkdtemp(), {"size": 32})
+    >>> model, preprocess, tokenizer = semantic.clip_tokens.load_open_clip("local-dir:" + str(path))   # a tiny random CLIP
+    >>> w = zeroshot_classifier(CLIPTextTower(model), tokenizer, ["cat", "dog", "car"])
+    >>> w.shape, torch.allclose(w.norm(dim=-1), torch.ones(3))
+    (torch.Size([3, 32]), True)
+    """
     ids = tokenizer([template.format(c) for c in class_names])
     feats = torch.cat([tower.encode_ids(ids[i:i + chunk]).float() for i in range(0, ids.shape[0], chunk)])
     return F.normalize(feats, dim=-1)
@@ -145,6 +172,13 @@ class TAPL(ModelMixin, ConfigMixin):
     Notes
     -----
     ``forward(tokens [B, N]) -> ctx [B, M, W]`` (the context vectors shifted by ``pi``).
+
+    Examples
+    --------
+    >>> tapl = TAPL(token_dim=16, ctx_dim=32, n_ctx=4)
+    >>> ctx = tapl(torch.randn(3, 16))                       # tokens [B, N] -> context [B, M, W]
+    >>> ctx.shape
+    torch.Size([3, 4, 32])
     """
 
     @register_to_config
@@ -196,6 +230,21 @@ class TaskPerformer(nn.Module):
         count must equal ``n_ctx``. The prompt of class ``c`` is ``f"{ctx_init} {c}."``.
     text_chunk : int
         Prompts per text-transformer pass.
+
+    Examples
+    --------
+    >>> import tempfile, open_clip, semantic.clip_tokens
+    >>> cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "patch_size": 16, "width": 32, "layers": 1,
+    ...        "head_width": 16}, "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
+    ...        "layers": 1}}
+    >>> path = semantic.clip_tokens.save_open_clip_local_dir(open_clip.CLIP(**cfg), cfg, tempfile.mkdtemp(), {"size": 32})
+    >>> model, preprocess, tokenizer = semantic.clip_tokens.load_open_clip("local-dir:" + str(path))   # a tiny random CLIP
+    >>> tower = CLIPTextTower(model)
+    >>> tapl = TAPL(token_dim=32, ctx_dim=tower.width, n_ctx=4)
+    >>> tapl.init_context(tower, tokenizer, "a photo of a")
+    >>> performer = TaskPerformer(tapl, tower, tokenizer)
+    >>> performer(torch.randn(5, 32), ["cat", "dog", "car"]).shape          # logits [B, G]
+    torch.Size([5, 3])
     """
 
     def __init__(self, tapl: TAPL, tower: CLIPTextTower, tokenizer: Callable, logit_scale: float = 100.0,
@@ -244,6 +293,7 @@ class TaskPerformer(nn.Module):
         return self.logit_scale * torch.einsum("bd,bgd->bg", img, w)
 
 
+#: The directions of :func:`tapl_loss`: image-to-text only, or symmetric.
 TAPL_LOSS_DIRECTIONS = ("i2t", "both")
 
 

@@ -43,6 +43,7 @@ from .vlf import check_vlf
 __all__ = ["TEXT_MODES", "SoftPromptProjection", "OPTTextDecoder", "finetune_projection_step",
            "finetune_projection", "TextProjectionTrainConfig", "TextProjectionTrainer"]
 
+#: How the VLF conditions OPT: one pooled soft prompt (the paper) or BLIP-2's ``N`` query tokens.
 TEXT_MODES = ("pooled", "blip2")
 
 
@@ -97,6 +98,15 @@ class OPTTextDecoder(nn.Module):
     prompt : str
         Text after the soft prompt (default ``""``: the tokenizer's BOS only, as BLIP-2 captioning).
     max_new_tokens, num_beams : generation defaults (greedy when ``num_beams == 1``).
+
+    Examples
+    --------
+    Needs the BLIP-2 weights (its OPT and projection), so the example is not run by the test-suite
+    (``tests/test_vlf_msc.py`` uses a tiny random stand-in):
+
+    >>> decoder = OPTTextDecoder.from_pretrained("Salesforce/blip2-opt-2.7b")       # doctest: +SKIP
+    >>> decoder.generate(received)          # received VLF [B, N, d] -> B captions    # doctest: +SKIP
+    ['a dog running on the beach', ...]
     """
 
     def __init__(self, language_model: nn.Module, tokenizer, projection: SoftPromptProjection,
@@ -241,6 +251,16 @@ def finetune_projection_step(decoder: OPTTextDecoder, optimizer: torch.optim.Opt
     Returns
     -------
     float : the loss before the step.
+
+    Examples
+    --------
+    Needs an :class:`OPTTextDecoder` (BLIP-2 weights), so the example is not run by the test-suite:
+
+    >>> from phy.links import AnalogLink
+    >>> opt = torch.optim.AdamW(decoder.projection.parameters(), lr=1e-4)             # doctest: +SKIP
+    >>> finetune_projection_step(decoder, opt, vlf, ["a dog on a beach"], link=AnalogLink("awgn"),
+    ...                          snr_db=5.0)                                         # doctest: +SKIP
+    2.31...
     """
     if (link is None) != (snr_db is None):
         raise ValueError("give both link and snr_db (channel noise) or neither")
@@ -262,6 +282,15 @@ def finetune_projection(decoder: OPTTextDecoder, batches: Iterable, steps: int, 
 
     ``snr_range_db=(lo, hi)`` draws one SNR per example uniformly in that range (needs ``link``).
     Returns the per-step losses.
+
+    Examples
+    --------
+    Needs an :class:`OPTTextDecoder` (BLIP-2 weights), so the example is not run by the test-suite:
+
+    >>> losses = finetune_projection(decoder, batches, steps=100, link=AnalogLink("awgn"),
+    ...                              snr_range_db=(-5.0, 10.0))                     # doctest: +SKIP
+    >>> len(losses)                                                                  # doctest: +SKIP
+    100
     """
     if snr_range_db is not None and link is None:
         raise ValueError("snr_range_db needs a link")
@@ -292,6 +321,16 @@ class TextProjectionTrainConfig:
 
     ``snr_range_db=(lo, hi)``: each VLF goes through the link at an SNR drawn uniformly in
     ``[lo, hi]`` dB (Es/N0), one per example; ``None``: clean VLFs.
+
+    Examples
+    --------
+    >>> cfg = TextProjectionTrainConfig(snr_range_db=(-5, 10))
+    >>> cfg.snr_range_db, cfg.lr
+    ((-5.0, 10.0), 0.0001)
+    >>> TextProjectionTrainConfig(snr_range_db=(10, -5))
+    Traceback (most recent call last):
+    ...
+    ValueError: snr_range_db must be (lo, hi) with lo <= hi, got (10, -5)
     """
 
     lr: float = 1e-4

@@ -33,14 +33,26 @@ from .checkpoints import resolve_checkpoint, resolve_device, resolve_dtype
 
 __all__ = ["DEFAULT_BLIP2", "BLIP2_CHECKPOINTS", "load_blip2", "VLFEncoder", "images_to_list", "check_vlf"]
 
+#: The BLIP-2 checkpoint of the VLF-MSC paper (transmitter and OPT text receiver).
 DEFAULT_BLIP2 = "Salesforce/blip2-opt-6.7b"
+#: The BLIP-2 checkpoints known to work (OPT-6.7b, and the smaller OPT-2.7b).
 BLIP2_CHECKPOINTS = ("Salesforce/blip2-opt-6.7b", "Salesforce/blip2-opt-2.7b")
 
 ImagesLike = Union[torch.Tensor, Sequence[Any]]
 
 
 def check_vlf(vlf, name: str = "received") -> torch.Tensor:
-    """A (received) VLF must be a float tensor ``[batch, N, d]``; ``ValueError`` naming ``name`` otherwise."""
+    """A (received) VLF must be a float tensor ``[batch, N, d]``; ``ValueError`` naming ``name`` otherwise.
+
+    Examples
+    --------
+    >>> check_vlf(torch.zeros(2, 32, 768)).shape
+    torch.Size([2, 32, 768])
+    >>> check_vlf(torch.zeros(2, 768), name="vlf")
+    Traceback (most recent call last):
+    ...
+    ValueError: vlf must be ...
+    """
     if not isinstance(vlf, torch.Tensor) or vlf.dim() != 3 or not vlf.is_floating_point():
         raise ValueError(f"{name} must be a float tensor [batch, N, d], got "
                          f"{getattr(vlf, 'dtype', type(vlf).__name__)} {tuple(getattr(vlf, 'shape', ()))}")
@@ -72,6 +84,15 @@ def load_blip2(checkpoint: Union[str, os.PathLike] = DEFAULT_BLIP2, *, device=No
     ------
     semantic.checkpoints.CheckpointNotFoundError
         When the checkpoint is not available locally (see :mod:`semantic.checkpoints`).
+
+    Examples
+    --------
+    Needs the BLIP-2 weights (about 15 GB for OPT-2.7b) in the Hugging Face cache or a local folder, so
+    the example is not run by the test-suite:
+
+    >>> model, processor = load_blip2("Salesforce/blip2-opt-2.7b", device="cuda")   # doctest: +SKIP
+    >>> model.config.num_query_tokens                                               # doctest: +SKIP
+    32
     """
     from transformers import Blip2ForConditionalGeneration, Blip2Processor
 
@@ -95,6 +116,15 @@ def images_to_list(images: ImagesLike) -> List[Any]:
     """Validate a batch of images: a list of PIL images / ``[3, H, W]`` tensors, or a ``[B, 3, H, W]`` tensor.
 
     Tensors must be real, in ``[0, 1]``.
+
+    Examples
+    --------
+    >>> len(images_to_list(torch.rand(2, 3, 8, 8))), len(images_to_list([torch.rand(3, 8, 8)]))
+    (2, 1)
+    >>> images_to_list(torch.rand(2, 3, 8, 8) * 255)
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
     """
     if isinstance(images, torch.Tensor):
         if images.dim() != 4 or images.shape[1] != 3:
@@ -134,6 +164,17 @@ class VLFEncoder(nn.Module):
     Inputs/outputs
     --------------
     ``forward(pixel_values [B, 3, S, S] float) -> vlf [B, N, d] float32``
+
+    Examples
+    --------
+    Needs the BLIP-2 weights, so the example is not run by the test-suite (``tests/tiny_models.py``
+    builds a tiny random BLIP-2 with the same layout):
+
+    >>> encoder = VLFEncoder.from_pretrained("Salesforce/blip2-opt-2.7b")          # doctest: +SKIP
+    >>> encoder.encode(torch.rand(2, 3, 256, 256)).shape                           # doctest: +SKIP
+    torch.Size([2, 32, 768])
+    >>> encoder.channel_uses                                                        # doctest: +SKIP
+    12288
     """
 
     def __init__(self, vision_model: nn.Module, qformer: nn.Module, query_tokens: nn.Parameter,

@@ -49,6 +49,16 @@ class VLFMSCConfig:
     fading ZF divides by ``h`` (``E[1/|h|^2]`` is infinite), which measured a received-VLF NMSE of
     47.7 / 16.1 / 1.27 at -5 / 0 / 10 dB against MMSE's 0.79 / 0.60 / 0.20 (``"zf"`` stays selectable;
     on AWGN both are the identity).
+
+    Examples
+    --------
+    >>> cfg = VLFMSCConfig(channel="rayleigh", image_size=128)
+    >>> cfg.equalizer, cfg.text_mode, cfg.blip2_checkpoint
+    ('mmse', 'pooled', 'Salesforce/blip2-opt-6.7b')
+    >>> VLFMSCConfig(text_mode="tokens")
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
     """
 
     blip2_checkpoint: str = DEFAULT_BLIP2          # transmitter + OPT text receiver (one checkpoint)
@@ -95,6 +105,13 @@ class VLFMSCOutput:
     captions : list of B str, or None
     images : ``[B, 3, H, W]`` in [0, 1], or None
     channel_uses : complex channel uses per image
+
+    Examples
+    --------
+    >>> out = VLFMSCOutput(snr_db=5.0, vlf=torch.zeros(2, 32, 768), received=torch.zeros(2, 32, 768),
+    ...                    captions=["a dog", "a cat"], images=None, channel_uses=12288)
+    >>> out.received.shape, out.captions
+    (torch.Size([2, 32, 768]), ['a dog', 'a cat'])
     """
 
     snr_db: float
@@ -107,7 +124,14 @@ class VLFMSCOutput:
 
 
 def image_key(image) -> str:
-    """Content hash (SHA-1) of a PIL image or an image tensor (for VLF cache keys)."""
+    """Content hash (SHA-1) of a PIL image or an image tensor (for VLF cache keys).
+
+    Examples
+    --------
+    >>> x = torch.zeros(3, 4, 4)
+    >>> image_key(x) == image_key(x.clone()), image_key(x) == image_key(torch.ones(3, 4, 4)), len(image_key(x))
+    (True, False, 40)
+    """
     h = hashlib.sha1()
     if isinstance(image, torch.Tensor):
         t = image.detach().float().cpu().contiguous()
@@ -134,6 +158,16 @@ class VLFMSC(nn.Module):
     blip2_projection : nn.Linear, optional
         BLIP-2's own ``language_projection`` (kept when a fine-tuned ``W_proj`` replaces it in the text
         decoder), so that BLIP-2's native caption of an image stays available (:meth:`blip2_captioner`).
+
+    Examples
+    --------
+    Needs the BLIP-2 and Stable Diffusion 1.5 weights, so the example is not run by the test-suite
+    (``tests/test_vlf_msc.py`` runs the system on tiny random stand-ins):
+
+    >>> system = VLFMSC.from_config(VLFMSCConfig(blip2_checkpoint="Salesforce/blip2-opt-2.7b"))  # doctest: +SKIP
+    >>> out = system(images, snr_db=10.0)                 # images: [B, 3, H, W] in [0, 1]     # doctest: +SKIP
+    >>> out.received.shape, len(out.captions), out.images.shape                               # doctest: +SKIP
+    (torch.Size([2, 32, 768]), 2, torch.Size([2, 3, 256, 256]))
     """
 
     def __init__(self, encoder: VLFEncoder, text_decoder: Optional[OPTTextDecoder] = None,

@@ -68,7 +68,8 @@ from experiments.core.args import (_float, parse_device, parse_name_list, parse_
 
 __all__ = ["add_arguments", "main", "parse_snr_list", "snr_list_arg", "positive_int_arg", "parse_device", "parse_name_list", "build_trial", "DEFAULT_BATCH_BITS", "AutoGrid", "parse_snr_grid", "CODEWORDS"]
 
-DEFAULT_BATCH_BITS = 1 << 16  # information bits per batch when --batch-size is not given
+#: Information bits per batch when ``--batch-size`` is not given.
+DEFAULT_BATCH_BITS = 1 << 16
 #: A point's batch doubles after each batch up to this many times --batch-size (fast chains only).
 BATCH_GROWTH = 16
 #: How the coded bits are produced: random information bits through the encoder, or the all-zero
@@ -84,7 +85,14 @@ _RESULT_SETTINGS = ("modulation", "k", "n", "num_iter", "ldpc_decoder", "hamming
 # --------------------------------------------------------------------------------------------
 class AutoGrid:
     """``--snr-db auto[:START:STOP[:STEP]]``: the adaptive grid of
-    :func:`phy.montecarlo.simulate_ber_adaptive` from ``start`` to ``stop`` dB (coarse step ``step``)."""
+    :func:`phy.montecarlo.simulate_ber_adaptive` from ``start`` to ``stop`` dB (coarse step ``step``).
+
+    Examples
+    --------
+    >>> grid = parse_snr_grid("auto:-2:12:0.5")
+    >>> isinstance(grid, AutoGrid), grid.start, grid.stop, grid.step
+    (True, -2.0, 12.0, 0.5)
+    """
 
     DEFAULT = (0.0, 40.0, 1.0)
 
@@ -102,6 +110,8 @@ def parse_snr_grid(text: str):
     """``auto``, ``auto:START:STOP`` or ``auto:START:STOP:STEP`` -> :class:`AutoGrid`; anything else
     -> :func:`parse_snr_list`.
 
+    Examples
+    --------
     >>> parse_snr_grid("auto"), parse_snr_grid("auto:-2:12:0.5"), parse_snr_grid("0:4:2")
     (auto:0:40:1, auto:-2:12:0.5, [0.0, 2.0, 4.0])
     """
@@ -153,6 +163,17 @@ def _positive_int(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``semcom ber`` to ``parser`` (``semcom ber --help`` lists them).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--out", "runs/ber", "--code", "hamming74", "--snr-db", "0:4:2"])
+    >>> (args.code, args.snr_db, args.modulation)
+    ('hamming74', [0.0, 2.0, 4.0], '16qam')
+    """
     parser.add_argument("--modulation", default="16qam",
                         help="qpsk, 16qam, 64qam or 256qam (Gray QAM, Sionna's Mapper/Demapper; default 16qam)")
     parser.add_argument("--code", default="none,hamming74,ldpc5g",
@@ -240,6 +261,17 @@ def build_trial(code: str, modulation: str, channel, *, k: int, n: int, num_iter
     simulated with random codewords.
 
     Returns ``(trial, coderate, bits_per_symbol)`` where ``coderate = k / (coded bits per block)``.
+
+    Examples
+    --------
+    >>> from phy.channels import AWGN
+    >>> from phy.montecarlo import simulate_ber
+    >>> trial, coderate, bps = build_trial("hamming74", "qpsk", AWGN(), k=4, n=7)
+    >>> trial.k, coderate, bps            # 7 code bits padded to 4 QPSK symbols: 4 / 8
+    (4, 0.5, 2)
+    >>> res = simulate_ber(trial, [30.0], batch_size=100, max_bits=400)
+    >>> res[0].ber                                   # error-free at 30 dB
+    0.0
     """
     import torch
 
@@ -308,6 +340,22 @@ def _with_defaults(args):
 
 
 def main(args) -> int:
+    """Run ``semcom ber`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
+    the exit status (0 on success, 2 for bad input, reported as one line).
+
+    Examples
+    --------
+    A small sweep (one code, one SNR point) into a temporary run folder:
+
+    >>> import contextlib, io, os, tempfile
+    >>> from experiments.cli import main as semcom
+    >>> out = tempfile.mkdtemp()
+    >>> with contextlib.redirect_stdout(io.StringIO()):
+    ...     rc = semcom(["ber", "--out", out, "--code", "none", "--modulation", "qpsk", "--snr-db", "0",
+    ...                  "--max-bits", "20000"])
+    >>> rc, sorted(os.listdir(out))
+    (0, ['ber.csv', 'ber.png', 'ber.settings.json', 'bler.png', 'manifest.json'])
+    """
     args = _with_defaults(args)
     try:
         cfg = _validate(args)

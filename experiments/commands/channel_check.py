@@ -38,6 +38,17 @@ def _count(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``semcom channel`` to ``parser`` (``semcom channel --help`` lists them).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--channel", "rayleigh(block_length=4)", "--snr-db", "5"])
+    >>> (args.channel, args.snr_db)
+    ('rayleigh(block_length=4)', 5.0)
+    """
     parser.add_argument("--channel", default="awgn", metavar="SPEC",
                         help="channel spec name(key=value,...), e.g. rayleigh(block_length=64), rician(k_db=10), "
                              "tdl(model=C,delay_spread=100e-9,speed=30), rayleigh(num_tx=2,num_rx=2) (default awgn)")
@@ -64,6 +75,15 @@ def measure(channel, snr_db: float, symbols: int, seed: int = 0, device="cpu", r
     normalised covariance of the fades of antennas 0 and 1, ``None`` for one antenna),
     ``noise_var_re`` and ``noise_var_im`` (per real dimension), ``no`` (the N0 used) and ``symbols``
     (sent, counting every transmit antenna).
+
+    Examples
+    --------
+    >>> from phy.channels import Rayleigh
+    >>> stats = measure(Rayleigh(block_length=4, seed=0), snr_db=10.0, symbols=100000)
+    >>> round(stats["h_power"], 1), stats["block_change"], stats["no"]      # E|h|^2 = 1, constant per block
+    (1.0, 0.0, 0.1)
+    >>> abs(stats["esno_db"] - 10.0) < 0.1
+    True
     """
     import torch
 
@@ -137,6 +157,20 @@ def measure(channel, snr_db: float, symbols: int, seed: int = 0, device="cpu", r
 
 
 def main(args: argparse.Namespace) -> int:
+    """Run ``semcom channel`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
+    the exit status (0 on success, 2 for bad input, reported as one line).
+
+    Examples
+    --------
+    >>> from experiments.cli import main as semcom
+    >>> semcom(["channel", "--channel", "awgn", "--snr-db", "10", "--symbols", "10000"])
+    channel: awgn
+    symbols sent: 10240 (unit-energy QPSK, Es = 1 per channel use)
+    target Es/N0: 10.0000 dB -> N0 = 0.1 (N0/2 = 0.05 per real dimension)
+    measured Es/N0: ... dB (error ... dB)
+    ...
+    0
+    """
     import sys
 
     from phy.channels import canonical_channel_spec, make_channel, parse_channel_spec

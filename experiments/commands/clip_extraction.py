@@ -37,6 +37,21 @@ def extract_shard(encoder_factory, dataset_factory, cache_dir: str, shard: int, 
 
     ``encoder_factory`` / ``dataset_factory``: ``(fn, args[, kwargs])`` tuples (or plain callables)
     building the encoder and the data set inside the worker.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from semantic.datasets import ImageListDataset
+    >>> class Images(ImageListDataset):                          # 5 constant "images" instead of files
+    ...     def __getitem__(self, i):
+    ...         return torch.full((3, 4, 4), float(i)), self.labels[i], i
+    >>> make_dataset = lambda: Images([f"{i}.png" for i in range(5)], [0, 1, 0, 1, 0], ["cat", "dog"])
+    >>> make_encoder = lambda: (lambda x: x.mean(dim=(2, 3)))     # [B, 3, H, W] -> [B, 3]
+    >>> from experiments.core.executors import LocalExecutor
+    >>> cache = tempfile.mkdtemp()
+    >>> _ = extract_features_parallel(LocalExecutor(), make_encoder, make_dataset, cache, "mean-rgb", shard_size=2)
+    >>> extract_shard(make_encoder, make_dataset, cache, shard=1, shard_size=2, batch_size=2)   # rewrite shard 1
+    'shard-00001.safetensors'
     """
     from pathlib import Path
 
@@ -85,6 +100,22 @@ def extract_features_parallel(executor, encoder_factory, dataset_factory, cache_
     and only writes ``complete = true``) and returns the :class:`~semantic.clip_tokens.FeatureSet`.
     Existing shards are skipped (resume). A cache of another encoder key or data set raises
     ``ValueError`` before any task is submitted.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from semantic.datasets import ImageListDataset
+    >>> class Images(ImageListDataset):                          # 5 constant "images" instead of files
+    ...     def __getitem__(self, i):
+    ...         return torch.full((3, 4, 4), float(i)), self.labels[i], i
+    >>> make_dataset = lambda: Images([f"{i}.png" for i in range(5)], [0, 1, 0, 1, 0], ["cat", "dog"])
+    >>> make_encoder = lambda: (lambda x: x.mean(dim=(2, 3)))     # [B, 3, H, W] -> [B, 3]
+    >>> from experiments.core.executors import LocalExecutor
+    >>> cache = tempfile.mkdtemp()
+    >>> fs = extract_features_parallel(LocalExecutor(), make_encoder, make_dataset, cache, "mean-rgb", batch_size=2,
+    ...                                shard_size=2)                # 3 shards, one task each
+    >>> fs.features[:, 0].tolist(), fs.labels.tolist()
+    ([0.0, 1.0, 2.0, 3.0, 4.0], [0, 1, 0, 1, 0])
     """
     from pathlib import Path
 
@@ -132,7 +163,21 @@ def _clip_bundle(model_name: str, pretrained: Optional[str], device: str):
 
 def clip_image_encoder(model_name: str, pretrained: Optional[str], device: str = "cpu"):
     """Encoder factory for :func:`extract_features_parallel`: a :class:`CLIPImageEncoder` keyed
-    ``"<model>|<pretrained>"`` (the key ``semcom semclip extract`` uses)."""
+    ``"<model>|<pretrained>"`` (the key ``semcom semclip extract`` uses).
+
+    Examples
+    --------
+    >>> from semantic.clip_tokens import save_open_clip_local_dir   # first: the torchvision shim
+    >>> import tempfile, torch, open_clip
+    >>> cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "patch_size": 16, "width": 32, "layers": 1,
+    ...        "head_width": 16}, "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
+    ...        "layers": 1}}
+    >>> path = save_open_clip_local_dir(open_clip.CLIP(**cfg), cfg, tempfile.mkdtemp(), {"size": 32})
+    >>> model_name = "local-dir:" + str(path)                    # a tiny random CLIP instead of real weights
+    >>> encoder = clip_image_encoder(model_name, None)
+    >>> encoder(torch.rand(2, 3, 32, 32)).shape, encoder.key == model_name + "|None"
+    (torch.Size([2, 32]), True)
+    """
     from semantic.clip_tokens import CLIPImageEncoder
 
     model, _ = _clip_bundle(model_name, pretrained, str(device))
@@ -141,7 +186,22 @@ def clip_image_encoder(model_name: str, pretrained: Optional[str], device: str =
 
 class ClipPreprocess:
     """Picklable stand-in for an open_clip eval preprocess, built on first use in the process that
-    reads images (the driver, which never reads one, does not load the model)."""
+    reads images (the driver, which never reads one, does not load the model).
+
+    Examples
+    --------
+    >>> from semantic.clip_tokens import save_open_clip_local_dir   # first: the torchvision shim
+    >>> import tempfile, torch, open_clip
+    >>> cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "patch_size": 16, "width": 32, "layers": 1,
+    ...        "head_width": 16}, "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
+    ...        "layers": 1}}
+    >>> path = save_open_clip_local_dir(open_clip.CLIP(**cfg), cfg, tempfile.mkdtemp(), {"size": 32})
+    >>> model_name = "local-dir:" + str(path)                    # a tiny random CLIP instead of real weights
+    >>> from PIL import Image
+    >>> pre = ClipPreprocess(model_name, None)                  # nothing loaded yet
+    >>> pre(Image.new("RGB", (64, 48))).shape
+    torch.Size([3, 32, 32])
+    """
 
     def __init__(self, model_name: str, pretrained: Optional[str], device: str = "cpu"):
         self.args = (model_name, pretrained, str(device))
@@ -153,7 +213,25 @@ class ClipPreprocess:
 def clip_dataset(dataset: str, root: str, split: Optional[str], model_name: str, pretrained: Optional[str],
                  device: str = "cpu"):
     """Data set factory for :func:`extract_features_parallel`: :func:`semantic.datasets.make_dataset`
-    with the CLIP model's preprocess (lazily built)."""
+    with the CLIP model's preprocess (lazily built).
+
+    Examples
+    --------
+    >>> from semantic.clip_tokens import save_open_clip_local_dir   # first: the torchvision shim
+    >>> import tempfile, torch, open_clip
+    >>> cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "patch_size": 16, "width": 32, "layers": 1,
+    ...        "head_width": 16}, "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
+    ...        "layers": 1}}
+    >>> path = save_open_clip_local_dir(open_clip.CLIP(**cfg), cfg, tempfile.mkdtemp(), {"size": 32})
+    >>> model_name = "local-dir:" + str(path)                    # a tiny random CLIP instead of real weights
+    >>> from PIL import Image
+    >>> root = tempfile.mkdtemp()
+    >>> import os; os.makedirs(os.path.join(root, "cat"))
+    >>> Image.new("RGB", (40, 40)).save(os.path.join(root, "cat", "0.png"))
+    >>> ds = clip_dataset("folder", root, None, model_name, None)
+    >>> ds.class_names, ds[0][0].shape                          # images preprocessed for the model
+    (['cat'], torch.Size([3, 32, 32]))
+    """
     from semantic.datasets import make_dataset
 
     return make_dataset(dataset, root, transform=ClipPreprocess(model_name, pretrained, device), split=split)

@@ -152,11 +152,14 @@ __all__ = [
     "plot_comparison", "add_arguments", "main",
 ]
 
+#: The x-axis label of the comparison figures.
 SNR_AXIS_LABEL = "Es/N0 per complex channel use [dB]"
+#: The columns that identify a row of ``compare.csv`` (resuming matches rows on them).
 KEY_COLUMNS = ["scheme", "channel", "snr_db"]
 #: metric -> (low, high) columns of its 95% interval
 METRIC_INTERVALS = {m: (f"{m}_ci_lo", f"{m}_ci_hi") for m in
                     ("nmse", "cosine", "retrieval_top1", "bleu", "ber", "outage_rate", "codeword_error_rate")}
+#: The other columns of ``compare.csv``: metrics, their 95 % intervals, the plan and the seed.
 VALUE_COLUMNS = [
     "status", "equalizer", "matched", "budget", "channel_uses", "channel_uses_mean", "data_uses", "pilot_uses",
     "fits", "bits_per_element",
@@ -165,7 +168,9 @@ VALUE_COLUMNS = [
     "chance", "nmse", "opta_nmse", "gap_db", "cosine", "retrieval_top1", "semantic_similarity", "bleu", "ber",
     "outage_rate", "codeword_error_rate",
 ] + [c for pair in METRIC_INTERVALS.values() for c in pair] + ["seed", "note"]
+#: Every column of ``compare.csv``.
 COLUMNS = KEY_COLUMNS + VALUE_COLUMNS
+#: The schemes of ``semcom compare`` by default.
 DEFAULT_SCHEMES = ("opta", "analog", "analog-klt", "transform-ideal", "transform-ldpc5g-amc", "quant-ideal",
                    "quant-ldpc5g-16qam", "ascii-hamming74-16qam")
 _PERCENTILES = (90.0, 95.0, 98.0, 99.0, 99.5, 99.9, 100.0)
@@ -182,6 +187,13 @@ def example_metrics(f: torch.Tensor, f_hat: torch.Tensor, bank: torch.Tensor,
     ``hit`` (1 when the highest-cosine entry of ``bank`` is the example's own row ``index[i]``; ties
     go to the lowest index, so a constant estimate is right for exactly one item). Every reduction
     is along rows, so the values do not depend on the thread count.
+
+    Examples
+    --------
+    >>> f = torch.eye(3)
+    >>> m = example_metrics(f, f * 0.5, bank=f)
+    >>> m["err"].tolist(), m["cosine"].tolist(), m["hit"].tolist()
+    ([0.25, 0.25, 0.25], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
     """
     if f.shape != f_hat.shape or f.dim() != 2 or bank.dim() != 2 or bank.shape[1] != f.shape[1]:
         raise ValueError(f"need f, f_hat [M, d] and bank [N, d]; got {tuple(f.shape)}, {tuple(f_hat.shape)}, "
@@ -237,6 +249,10 @@ def split_indices(n_items: int, train_fraction: float, seed: int) -> Tuple[torch
     """Seeded train / held-out split of ``range(n_items)``: ``floor(train_fraction n)`` training
     items (at least 2) and the rest (at least 1) held out, each sorted.
 
+    Returns two int64 tensors of shape ``[n_train]`` and ``[n_items - n_train]``.
+
+    Examples
+    --------
     >>> tr, te = split_indices(10, 0.8, 0)
     >>> len(tr), len(te), sorted(tr.tolist() + te.tolist()) == list(range(10))
     (8, 2, True)
@@ -256,7 +272,16 @@ def fit_quantizer(x: torch.Tensor, bits: int):
     """A :class:`phy.quantization.UniformQuantizer` with ``bits`` bits whose range is the
     percentile range (of ``90, 95, 98, 99, 99.5, 99.9, 100``) giving the smallest MSE on ``x``
     (the training split). The MSE is computed in float64, so features with large finite values
-    still get a quantiser; ``ValueError`` if none has a finite MSE."""
+    still get a quantiser; ``ValueError`` if none has a finite MSE.
+
+    ``x`` ``[n, d]``: the training features.
+
+    Examples
+    --------
+    >>> q = fit_quantizer(torch.randn(1000, 4), bits=3)
+    >>> q.bits, q.quantize(torch.zeros(1, 4)).shape
+    (3, torch.Size([1, 4]))
+    """
     from phy.quantization import UniformQuantizer
 
     best, best_mse = None, math.inf
@@ -278,7 +303,16 @@ def fit_quantizer(x: torch.Tensor, bits: int):
 # --------------------------------------------------------------------------------------------
 @dataclass
 class Plan:
-    """How a scheme fits the budget (per example). ``channel_uses`` are complex channel uses."""
+    """How a scheme fits the budget (per example). ``channel_uses`` are complex channel uses.
+
+    Examples
+    --------
+    >>> plan = Plan(channel_uses=8, fits=True, dims_sent=16)
+    >>> plan.channel_uses, plan.fits, plan.status
+    (8, True, ...)
+    >>> Plan(0, False, status="skipped: no code fits").fits
+    False
+    """
 
     channel_uses: int
     fits: bool
@@ -295,7 +329,16 @@ class Plan:
 
 @dataclass
 class Received:
-    """What the receiver reconstructs for the examples ``index`` (rows of the source)."""
+    """What the receiver reconstructs for the examples ``index`` (rows of the source).
+
+    ``features`` ``[M, d]`` (the reconstructed features), ``index`` ``[M]`` (their rows in the source).
+
+    Examples
+    --------
+    >>> rx = Received(features=torch.zeros(2, 16), index=torch.tensor([3, 7]))
+    >>> rx.features.shape, rx.index.tolist(), rx.texts
+    (torch.Size([2, 16]), [3, 7], None)
+    """
 
     features: torch.Tensor           # [M, d]
     index: torch.Tensor              # [M] int64
@@ -458,8 +501,10 @@ class Scheme:
     ``snr_dependent_plan`` (plan again at every SNR). Register a factory with
     :func:`register_scheme` (from a ``--plugin`` module or the ``semcom.schemes`` entry-point group).
 
-    Example: a learned linear encoder/decoder (ridge regression through the noisy channel)
-    --------------------------------------------------------------------------------------
+    Examples
+    --------
+    A learned linear encoder/decoder (ridge regression through the noisy channel):
+
     >>> import torch
     >>> from phy.links import AnalogLink
     >>> class RidgeScheme(Scheme):
@@ -514,7 +559,17 @@ def _fill(ctx: SchemeContext, head: torch.Tensor, dims: int) -> torch.Tensor:
 
 
 class AnalogScheme(Scheme):
-    """Features as complex symbols through :class:`phy.links.AnalogLink` (``ceil(d/2)`` uses)."""
+    """Features as complex symbols through :class:`phy.links.AnalogLink` (``ceil(d/2)`` uses).
+
+    Examples
+    --------
+    >>> from experiments.core.sources import load_source
+    >>> src = load_source("gaussian", n_items=64, dim=16)              # 16 i.i.d. N(0, 1) features per item
+    >>> cfg = CompareConfig(schemes=("analog",), channels=("awgn",), snr_db=[10.0], budget=8, realizations=1)
+    >>> row = run_comparison(src, cfg, progress=False, log=lambda msg: None)[0]
+    >>> row["channel_uses"], abs(row["nmse"] - 1 / 11) < 0.03     # 1:1 mapping, MMSE: 1 / (1 + SNR)
+    (8, True)
+    """
 
     kind = "analog"
     supports_mimo = True
@@ -594,7 +649,17 @@ def _choose_bits(capacity_bits: int, d: int, fixed: Optional[int], max_bits: int
 
 class QuantizedDigitalScheme(Scheme):
     """Quantiser + channel code + QAM through :class:`phy.links.DigitalLink` (ZF + APP demapping; on a MIMO
-    channel ``num_tx`` QAM streams per channel use through the LMMSE MIMO detector)."""
+    channel ``num_tx`` QAM streams per channel use through the LMMSE MIMO detector).
+
+    Examples
+    --------
+    >>> from experiments.core.sources import load_source
+    >>> src = load_source("gaussian", n_items=64, dim=16)              # 16 i.i.d. N(0, 1) features per item
+    >>> cfg = CompareConfig(schemes=("quant-hamming74-qpsk",), channels=("awgn",), snr_db=[10.0], budget=8, realizations=1)
+    >>> row = run_comparison(src, cfg, progress=False, log=lambda msg: None)[0]
+    >>> row["scheme"], row["channel_uses"] <= 8, 0 < row["nmse"] < 1
+    ('quant-hamming74-qpsk', True, True)
+    """
 
     kind = "digital"
     supports_mimo = True
@@ -691,7 +756,17 @@ class QuantizedDigitalScheme(Scheme):
 
 
 class IdealQuantizedScheme(Scheme):
-    """Quantiser + ideal capacity-achieving code (:class:`phy.links.IdealCodeLink`)."""
+    """Quantiser + ideal capacity-achieving code (:class:`phy.links.IdealCodeLink`).
+
+    Examples
+    --------
+    >>> from experiments.core.sources import load_source
+    >>> src = load_source("gaussian", n_items=64, dim=16)              # 16 i.i.d. N(0, 1) features per item
+    >>> cfg = CompareConfig(schemes=("quant-ideal",), channels=("awgn",), snr_db=[10.0], budget=8, realizations=1)
+    >>> row = run_comparison(src, cfg, progress=False, log=lambda msg: None)[0]
+    >>> row["scheme"], 0 < row["nmse"] < 1
+    ('quant-ideal', True)
+    """
 
     kind = "ideal"
     name = "quant-ideal"
@@ -756,7 +831,22 @@ class IdealQuantizedScheme(Scheme):
 
 
 class TextScheme(Scheme):
-    """Raw text as 7-bit ASCII + code + QAM; the received text is re-encoded by the source encoder."""
+    """Raw text as 7-bit ASCII + code + QAM; the received text is re-encoded by the source encoder.
+
+    Examples
+    --------
+    Needs text items (a source with an encoder, e.g. ``pydoc-minilm``): the received text is re-encoded.
+    At a matched budget (here ``ceil(384 / 2) = 192`` uses) only the start of each sentence fits, so even
+    error-free the BLEU against the full sentence stays well below 100:
+
+    >>> import tempfile
+    >>> from experiments.core.sources import load_source
+    >>> src = load_source("pydoc-minilm", max_items=40, cache_dir=tempfile.mkdtemp())
+    >>> cfg = CompareConfig(schemes=("ascii-hamming74-16qam",), snr_db=[20.0], realizations=1, text_max_items=8)
+    >>> row = run_comparison(src, cfg, progress=False, log=lambda msg: None)[0]
+    >>> row["scheme"], row["channel_uses"], 0 < row["bleu"] < 50
+    ('ascii-hamming74-16qam', 191, True)
+    """
 
     kind = "text"
     supports_mimo = True   # DigitalLink's ledger counts num_tx streams per channel use
@@ -889,6 +979,15 @@ class OptaScheme(_FittedScheme):
     forward test channel per KLT component, ``z_hat = a z + w`` with ``a = 1 - theta / lambda``,
     ``Var w = a theta`` (zero for ``lambda <= theta``), so cosine and retrieval are reported too. For
     non-Gaussian features it is a reference, not a bound.
+
+    Examples
+    --------
+    >>> from experiments.core.sources import load_source
+    >>> src = load_source("gaussian", n_items=64, dim=16)              # 16 i.i.d. N(0, 1) features per item
+    >>> cfg = CompareConfig(schemes=("opta",), channels=("awgn",), snr_db=[10.0], budget=8, realizations=1)
+    >>> row = run_comparison(src, cfg, progress=False, log=lambda msg: None)[0]
+    >>> row["channel_uses"], row["nmse"] < 0.1       # below the analog scheme's 1/11 at this budget
+    (8, True)
     """
 
     kind = "reference"
@@ -925,7 +1024,17 @@ class AnalogKLTScheme(_FittedScheme):
     :class:`phy.links.AnalogLink`, then the per-component LMMSE estimate with the realised noise
     (``scale^2 N0 / (2 |h|^2)`` per real dimension; the scale is side information, as for ``analog``).
     A budget above ``d/2`` leaves the extra uses empty, so the per-use power of the sent ones grows
-    (the energy per example stays ``U Es``)."""
+    (the energy per example stays ``U Es``).
+
+    Examples
+    --------
+    >>> from experiments.core.sources import load_source
+    >>> src = load_source("gaussian", n_items=64, dim=16)              # 16 i.i.d. N(0, 1) features per item
+    >>> cfg = CompareConfig(schemes=("analog-klt",), channels=("awgn",), snr_db=[10.0], budget=8, realizations=1)
+    >>> row = run_comparison(src, cfg, progress=False, log=lambda msg: None)[0]
+    >>> row["scheme"], row["channel_uses"], 0 < row["nmse"] < 0.2
+    ('analog-klt', 8, True)
+    """
 
     kind = "analog"
     name = "analog-klt"
@@ -973,7 +1082,17 @@ class TransformIdealScheme(_FittedScheme, IdealQuantizedScheme):
     """Transform coding (:class:`phy.transform.TransformCoder`: KLT, integer bit allocation,
     Lloyd-Max quantisers, all fitted on the training split) delivered by the ideal code of
     ``quant-ideal``: the payload is the design capacity of the budget (AWGN: ``floor(U log2(1 +
-    snr))``; fading: the ``--ideal-outage`` quantile), an example in outage gets the training mean."""
+    snr))``; fading: the ``--ideal-outage`` quantile), an example in outage gets the training mean.
+
+    Examples
+    --------
+    >>> from experiments.core.sources import load_source
+    >>> src = load_source("gaussian", n_items=64, dim=16)              # 16 i.i.d. N(0, 1) features per item
+    >>> cfg = CompareConfig(schemes=("transform-ideal",), channels=("awgn",), snr_db=[10.0], budget=8, realizations=1)
+    >>> row = run_comparison(src, cfg, progress=False, log=lambda msg: None)[0]
+    >>> row["scheme"], 0 < row["nmse"] < 1
+    ('transform-ideal', True)
+    """
 
     kind = "transform"
     name = "transform-ideal"
@@ -1018,7 +1137,17 @@ class TransformAMCScheme(_FittedScheme):
     (:func:`phy.amc.estimate_bler`: CRC + LDPC + QAM + the shared channel, separate seeds) and
     cached for the run. A codeword spans several examples (:func:`phy.amc.codeword_layout`, at least
     1024 coded bits), so the per-example budget is an average; a codeword whose CRC fails erases
-    its examples, which get the training mean."""
+    its examples, which get the training mean.
+
+    Examples
+    --------
+    >>> from experiments.core.sources import load_source
+    >>> src = load_source("gaussian", n_items=64, dim=16)              # 16 i.i.d. N(0, 1) features per item
+    >>> cfg = CompareConfig(schemes=("transform-ldpc5g-amc",), channels=("awgn",), snr_db=[10.0], budget=8, realizations=1)
+    >>> row = run_comparison(src, cfg, progress=False, log=lambda msg: None)[0]
+    >>> row["scheme"], row["channel_uses"] <= 8, 0 < row["nmse"] < 1
+    ('transform-ldpc5g-amc', True, True)
+    """
 
     kind = "transform"
     bler_codewords = 300      # most codewords simulated per (MCS, SNR) BLER estimate (stops at 30 errors)
@@ -1151,6 +1280,8 @@ def make_scheme(spec: str) -> Scheme:
     """A scheme from its name: a registered one (:data:`SCHEMES`, see the module docstring) or a
     family member ``quant-<code>-<mod>``, ``ascii-<code>-<mod>``, ``transform-<code>-amc``.
 
+    Examples
+    --------
     >>> make_scheme("quant-ldpc5g-16qam").name
     'quant-ldpc5g-16qam'
     """
@@ -1183,7 +1314,14 @@ def make_scheme(spec: str) -> Scheme:
 # --------------------------------------------------------------------------------------------
 @dataclass
 class CompareConfig:
-    """Settings of one comparison (recorded in the manifest; a resumed run must match them)."""
+    """Settings of one comparison (recorded in the manifest; a resumed run must match them).
+
+    Examples
+    --------
+    >>> cfg = CompareConfig(schemes=("analog", "opta"), channels=("awgn", "rayleigh"), snr_db=[0.0, 10.0])
+    >>> cfg.budget, cfg.realizations, cfg.train_fraction
+    (None, 4, 0.8)
+    """
 
     schemes: Sequence[str] = DEFAULT_SCHEMES
     channels: Sequence[str] = ("awgn",)
@@ -1324,6 +1462,16 @@ def run_comparison(source, config: CompareConfig, out_dir: Optional[str] = None,
         Rows already in it are skipped (resume); new rows are appended as they finish.
     progress : bool
         Print one line per point to stderr.
+
+    Examples
+    --------
+    >>> from experiments.core.sources import load_source
+    >>> src = load_source("gaussian", n_items=64, dim=16)
+    >>> cfg = CompareConfig(schemes=("analog", "opta"), channels=("awgn",), snr_db=[0.0, 10.0], budget=8,
+    ...                     realizations=1)
+    >>> rows = run_comparison(src, cfg, progress=False, log=lambda msg: None)
+    >>> [(r["scheme"], r["snr_db"]) for r in rows]
+    [('analog', 0.0), ('analog', 10.0), ('opta', 0.0), ('opta', 10.0)]
     """
     from phy.channels import make_channel
     from phy.montecarlo import point_seed
@@ -1600,7 +1748,18 @@ def _file_label(spec: str) -> str:
 def plot_comparison(rows: Sequence[Dict[str, Any]], out_dir: str, prefix: str = "") -> List[str]:
     """One PNG per (metric, channel): NMSE (log axis, with the Gaussian OPTA of the training
     covariance drawn as the reference), retrieval, cosine (and BLEU with text schemes) vs SNR, every
-    point with its 95% interval."""
+    point with its 95% interval.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from experiments.core.sources import load_source
+    >>> cfg = CompareConfig(schemes=("analog",), snr_db=[0.0, 10.0], budget=8, realizations=1)
+    >>> rows = run_comparison(load_source("gaussian", n_items=64, dim=16), cfg, progress=False, log=lambda m: None)
+    >>> paths = plot_comparison(rows, tempfile.mkdtemp())
+    >>> len(paths) > 0 and all(os.path.isfile(p) for p in paths)
+    True
+    """
     from experiments.core.plots import plot_metric_vs_snr
 
     paths = []
@@ -1649,6 +1808,17 @@ def plot_comparison(rows: Sequence[Dict[str, Any]], out_dir: str, prefix: str = 
 # CLI
 # --------------------------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``semcom compare`` to ``parser`` (``semcom compare --help`` lists them).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--out", "runs/compare"])
+    >>> (args.out, args.source)
+    ('runs/compare', 'pydoc-minilm')
+    """
     parser.add_argument("--source", default="pydoc-minilm",
                         help="registered source (pydoc-minilm, gaussian) or a .npy/.pt/.safetensors feature file "
                              "(default pydoc-minilm)")
@@ -1758,6 +1928,23 @@ def execute(source, config: CompareConfig, out_dir: str, *, args=None, progress:
 
 
 def main(args) -> int:
+    """Run ``semcom compare`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
+    the exit status (0 on success, 2 for bad input, reported as one line).
+
+    Examples
+    --------
+    Two schemes on synthetic Gaussian features (the default source, MiniLM embeddings of a text corpus,
+    takes longer to encode):
+
+    >>> import contextlib, io, os, tempfile
+    >>> from experiments.cli import main as semcom
+    >>> out = tempfile.mkdtemp()
+    >>> with contextlib.redirect_stdout(io.StringIO()):
+    ...     rc = semcom(["compare", "--source", "gaussian", "--schemes", "analog,opta", "--snr-db", "0,10",
+    ...                  "--budget", "8", "--realizations", "1", "--no-progress", "--out", out])
+    >>> rc, sorted(os.listdir(out))
+    (0, ['compare.csv', 'compare.settings.json', 'cosine_awgn.png', 'manifest.json', 'nmse_awgn.png', 'retrieval_awgn.png'])
+    """
     import semantic  # noqa: F401  (CPU shim before any transformers import)
     from experiments.core.sources import load_source
 

@@ -21,10 +21,22 @@ from typing import Dict, List, Sequence, Tuple
 
 __all__ = ["add_arguments", "main", "find_tables", "parse_filters", "one_row_per_point", "FORMATS"]
 
+#: The figure formats ``--out`` may name (by its extension).
 FORMATS = (".pdf", ".svg", ".png")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``semcom plot`` to ``parser`` (``semcom plot --help`` lists them).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["runs/a", "runs/b", "--metric", "ber", "--out", "ber.png"])
+    >>> (args.runs, args.metric)
+    (['runs/a', 'runs/b'], 'ber')
+    """
     parser.add_argument("runs", nargs="+", metavar="RUN_DIR",
                         help="run folders (searched recursively for result CSVs) or CSV files")
     parser.add_argument("--metric", required=True,
@@ -42,7 +54,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_filters(items: Sequence[str]) -> Dict[str, List[str]]:
-    """``["scheme=a,b", "channel=awgn"]`` -> ``{"scheme": ["a", "b"], "channel": ["awgn"]}``."""
+    """``["scheme=a,b", "channel=awgn"]`` -> ``{"scheme": ["a", "b"], "channel": ["awgn"]}``.
+
+    Examples
+    --------
+    >>> parse_filters(["scheme=a,b", "channel=awgn"])
+    {'scheme': ['a', 'b'], 'channel': ['awgn']}
+    """
     out: Dict[str, List[str]] = {}
     for item in items:
         key, sep, value = str(item).partition("=")
@@ -54,7 +72,18 @@ def parse_filters(items: Sequence[str]) -> Dict[str, List[str]]:
 
 def find_tables(paths: Sequence[str]) -> List[Tuple[str, str]]:
     """``(label, csv path)`` of every CSV under ``paths`` (folders searched recursively, files taken as
-    they are), the label being the given folder's name plus the CSV's folder under it."""
+    they are), the label being the given folder's name plus the CSV's folder under it.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> root = tempfile.mkdtemp()
+    >>> os.makedirs(os.path.join(root, "run", "ber"))
+    >>> for name in ("compare.csv", os.path.join("ber", "ber.csv")):
+    ...     open(os.path.join(root, "run", name), "w").close()
+    >>> [label for label, path in find_tables([os.path.join(root, "run")])]
+    ['run', 'run/ber']
+    """
     found: List[Tuple[str, str]] = []
     for given in paths:
         p = os.path.expanduser(given)
@@ -77,13 +106,41 @@ def find_tables(paths: Sequence[str]) -> List[Tuple[str, str]]:
 
 def one_row_per_point(rows: Sequence[Dict[str, str]]) -> bool:
     """Whether ``rows`` hold one row per (scheme or system, channel, SNR, channel uses): a result table, not
-    a per-item one (``items.csv``: one row per image)."""
+    a per-item one (``items.csv``: one row per image).
+
+    Examples
+    --------
+    >>> one_row_per_point([{"scheme": "a", "snr_db": "0"}, {"scheme": "a", "snr_db": "5"}])
+    True
+    >>> one_row_per_point([{"system": "vlf", "snr_db": "0"}, {"system": "vlf", "snr_db": "0"}])   # per-item rows
+    False
+    """
     cols = [c for c in ("scheme", "system", "channel", "snr_db", "channel_uses") if c in rows[0]]
     keys = [tuple(r.get(c) for c in cols) for r in rows]
     return len(set(keys)) == len(keys)
 
 
 def main(args: argparse.Namespace) -> int:
+    """Run ``semcom plot`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
+    the exit status (0 on success, 2 for bad input, reported as one line).
+
+    Examples
+    --------
+    Two runs' CSVs (here written by hand) in one figure:
+
+    >>> import os, tempfile
+    >>> from experiments.cli import main as semcom
+    >>> root = tempfile.mkdtemp()
+    >>> for run, ber in (("a", "0.1"), ("b", "0.01")):
+    ...     os.makedirs(os.path.join(root, run))
+    ...     with open(os.path.join(root, run, "ber.csv"), "w") as f:
+    ...         _ = f.write("scheme,channel,snr_db,ber" + chr(10) + f"uncoded,awgn,0.0,{ber}" + chr(10))
+    >>> rc = semcom(["plot", os.path.join(root, "a"), os.path.join(root, "b"), "--metric", "ber",
+    ...              "--out", os.path.join(root, "ber.png")])
+    semcom plot: wrote ...ber.png (2 curves from 2 tables)
+    >>> rc, os.path.isfile(os.path.join(root, "ber.png"))
+    (0, True)
+    """
     from experiments.core.plots import merged_metric_figure, save_figure
     from experiments.core.results import read_rows
 

@@ -51,6 +51,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 __all__ = ["CONFIG_DIR", "ReproConfig", "list_configs", "load_config", "plan", "check_inputs", "add_arguments",
            "main"]
 
+#: The folder of the packaged result configs (``experiments/configs/*.json``).
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 MODEL_KINDS = ("hf", "open_clip", "open_clip_weights", "path", "lpips-alexnet", "trained")
 _PLACEHOLDER = re.compile(r"\{(data|model|step):([A-Za-z0-9_.-]+)\}")
@@ -59,7 +60,14 @@ PROG = "semcom reproduce"
 
 @dataclass
 class ReproConfig:
-    """One paper result: its inputs and the commands that produce it (see the module docstring)."""
+    """One paper result: its inputs and the commands that produce it (see the module docstring).
+
+    Examples
+    --------
+    >>> cfg = load_config("semclip-table1")
+    >>> cfg.name, cfg.paper, "imagenet-val" in cfg.data
+    ('semclip-table1', 'SemCLIP', True)
+    """
 
     name: str
     paper: str
@@ -114,12 +122,29 @@ class ReproConfig:
 
 
 def list_configs(config_dir: Path = CONFIG_DIR) -> List[str]:
-    """Names of the results in ``config_dir`` (file names without ``.json``), sorted."""
+    """Names of the results in ``config_dir`` (file names without ``.json``), sorted.
+
+    Examples
+    --------
+    >>> names = list_configs()
+    >>> "semclip-table1" in names, names == sorted(names)
+    (True, True)
+    """
     return sorted(p.stem for p in Path(config_dir).glob("*.json"))
 
 
 def load_config(name: str, config_dir: Path = CONFIG_DIR) -> ReproConfig:
-    """The result ``name`` (``semclip-table1``), or a JSON file given by its path."""
+    """The result ``name`` (``semclip-table1``), or a JSON file given by its path.
+
+    Examples
+    --------
+    >>> load_config("semclip-table1").steps[0]["name"]
+    'semclip-eval'
+    >>> load_config("no-such-result")
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
+    """
     path = Path(name)
     if not (path.suffix == ".json" and path.is_file()):
         path = Path(config_dir) / f"{name}.json"
@@ -231,6 +256,12 @@ def plan(cfg: ReproConfig, out: str, data_root: Optional[str] = None, data_paths
     Returns ``{"steps": [{"name", "command", "argv", "skipped"}], "data": {KEY: Path|None}, "models":
     {KEY: value}, "used": {"data": set, "model": set}}``. A step that trains a model given with
     ``--model`` is marked ``skipped``.
+
+    Examples
+    --------
+    >>> planned = plan(load_config("semclip-table1"), out="runs/table1")
+    >>> [(s["name"], s["command"], s["skipped"]) for s in planned["steps"]]
+    [('semclip-eval', 'semclip-eval', False)]
     """
     data_paths, models = dict(data_paths or {}), dict(models or {})
     for kind, given, table in (("--data-path", data_paths, cfg.data), ("--model", models, cfg.models)):
@@ -328,7 +359,15 @@ def _model_problem(key: str, m: Dict[str, Any], value: Any, given: bool) -> Opti
 
 
 def check_inputs(cfg: ReproConfig, planned: Dict[str, Any]) -> List[str]:
-    """One message per missing dataset or checkpoint the planned steps use (empty: all present)."""
+    """One message per missing dataset or checkpoint the planned steps use (empty: all present).
+
+    Examples
+    --------
+    >>> cfg = load_config("semclip-table1")
+    >>> missing = check_inputs(cfg, plan(cfg, out="runs/table1"))      # no --data given: datasets missing
+    >>> missing[0].split(":")[0]
+    "dataset 'imagenet-train' (ImageNet-1k training set, one folder per class (same class folders as val))"
+    """
     argv = [a for st in planned["steps"] for a in st["argv"]]
     problems = []
     for key in sorted(planned["used"]["data"]):
@@ -367,6 +406,17 @@ def _pairs(items: Sequence[str], option: str) -> Dict[str, str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``semcom reproduce`` to ``parser`` (``semcom reproduce --help`` lists them).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--list"])
+    >>> args.list
+    True
+    """
     parser.add_argument("name", nargs="?", help="the result to reproduce (see --list), or a config JSON file")
     parser.add_argument("--list", action="store_true", help="list the results, one line each")
     parser.add_argument("--data", default=None, help="root folder under which the datasets' relative paths are found")
@@ -381,6 +431,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Run ``semcom reproduce`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
+    the exit status (0 on success, 2 for bad input, reported as one line).
+
+    Examples
+    --------
+    >>> import contextlib, io
+    >>> from experiments.cli import main as semcom
+    >>> buf = io.StringIO()
+    >>> with contextlib.redirect_stdout(buf):
+    ...     rc = semcom(["reproduce", "--list"])
+    >>> rc, buf.getvalue().split()[0]
+    (0, 'semclip-fig3')
+    """
     from experiments.core.results import write_json_atomic
 
     if args.list:

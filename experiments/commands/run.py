@@ -48,6 +48,7 @@ FULL: Dict[str, Any] = {
     "compare_snr_db": [-20.0 + 2.5 * i for i in range(15)], "max_items": None, "text_max_items": 64,
     "compare_realizations": 4,
 }
+#: Settings of ``--quick``: a few SNR points and small budgets (minutes on a laptop).
 QUICK: Dict[str, Any] = {
     "ber_snr_db": "0,10", "ber_max_bits": 1e4, "ber_target_errors": 50, "ber_k": 64, "ber_n": 128,
     "compare_snr_db": [-10.0, 0.0, 10.0], "max_items": 500, "text_max_items": 8,
@@ -58,6 +59,17 @@ RUN_SCHEMES = ("opta", "analog-zf", "analog-mmse", "analog-klt", "transform-idea
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``semcom run`` to ``parser`` (``semcom run --help`` lists them).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--quick", "--out", "results"])
+    >>> (args.quick, args.out, args.seed)
+    (True, 'results', 0)
+    """
     parser.add_argument("--out", default="results", help="output directory (default results/; reruns resume)")
     parser.add_argument("--quick", action="store_true",
                         help="reduced run (500 sentences, 2-3 SNR points, small bit budgets) producing every file")
@@ -75,7 +87,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def ber_argv(settings: Dict[str, Any], out_dir: str, seed: int, device: str, ber_parser) -> List[str]:
-    """Arguments of ``semcom ber`` for the run's BER step."""
+    """Arguments of ``semcom ber`` for the run's BER step.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from experiments.commands import ber
+    >>> parser = argparse.ArgumentParser(); ber.add_arguments(parser)
+    >>> argv = ber_argv(QUICK, "results/ber", seed=0, device="cpu", ber_parser=parser)
+    >>> argv[:4], parser.parse_args(argv).snr_db
+    (['--modulation', '16qam', '--code', 'none,hamming74,ldpc5g'], [0.0, 10.0])
+    """
     argv = ["--modulation", "16qam", "--code", "none,hamming74,ldpc5g", "--channel", "awgn,rayleigh",
             f"--snr-db={settings['ber_snr_db']}", "--snr-type", "ebno",
             "--k", str(settings["ber_k"]), "--n", str(settings["ber_n"]),
@@ -92,6 +114,15 @@ def ber_argv(settings: Dict[str, Any], out_dir: str, seed: int, device: str, ber
 
 
 def compare_config(settings: Dict[str, Any], seed: int, device: str, text_max_items: Optional[int]):
+    """The :class:`experiments.commands.compare.CompareConfig` of the run's comparison step (``settings``:
+    :data:`FULL` or :data:`QUICK`; ``text_max_items`` overrides the settings' value when given).
+
+    Examples
+    --------
+    >>> cfg = compare_config(QUICK, seed=0, device="cpu", text_max_items=None)
+    >>> cfg.channels, cfg.snr_db, cfg.text_max_items
+    (('awgn', 'rayleigh'), [-10.0, 0.0, 10.0], 8)
+    """
     from experiments.commands.compare import CompareConfig
 
     return CompareConfig(schemes=RUN_SCHEMES, channels=("awgn", "rayleigh"), snr_db=settings["compare_snr_db"],
@@ -132,6 +163,17 @@ def _summary(rows, snrs=(-15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0)) -> str:
 
 
 def main(args) -> int:
+    """Run ``semcom run`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
+    the exit status (0 on success, 2 for bad input, reported as one line).
+
+    Examples
+    --------
+    Not run by the test-suite: the quick run alone takes minutes (BER curves and a comparison); ``tests/test_run.py`` runs a reduced one.
+
+    >>> from experiments.cli import main as semcom
+    >>> semcom(["run"] + ["--quick", "--out", "results"])                                # doctest: +SKIP
+    0
+    """
     import semantic  # noqa: F401  (CPU shim before any transformers import)
     from experiments.core.sources import load_source
 

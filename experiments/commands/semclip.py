@@ -76,6 +76,17 @@ def _channel_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``semcom semclip`` to ``parser`` (``semcom semclip --help`` lists them).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["train-jscc", "--features", "runs/feats", "--out", "runs/jscc"])
+    >>> args.action
+    'train-jscc'
+    """
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     p = sub.add_parser("extract", help="extract CLIP image tokens once (cached shards)")
@@ -449,6 +460,34 @@ def _eval(args) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Run ``semcom semclip`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
+    the exit status (0 on success, 2 for bad input, reported as one line).
+
+    Examples
+    --------
+    The ``extract`` action on a folder of 4 images with a tiny random CLIP written as a ``local-dir:``
+    model (the real runs use ``ViT-L-14-336``/``openai`` and ImageNet; ``tests/test_semclip.py`` runs every
+    action on tiny stand-ins):
+
+    >>> from semantic.clip_tokens import save_open_clip_local_dir   # first: the torchvision shim
+    >>> import os, tempfile, open_clip
+    >>> from PIL import Image
+    >>> from experiments.cli import main as semcom
+    >>> root = tempfile.mkdtemp()
+    >>> cfg = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "patch_size": 16, "width": 32, "layers": 1,
+    ...        "head_width": 16}, "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2,
+    ...        "layers": 1}}
+    >>> clip = save_open_clip_local_dir(open_clip.CLIP(**cfg), cfg, os.path.join(root, "clip"), {"size": 32})
+    >>> for cls in ("cat", "dog"):
+    ...     os.makedirs(os.path.join(root, "data", cls))
+    ...     for i in range(2):
+    ...         Image.new("RGB", (40, 40), (100 * i, 50, 0)).save(os.path.join(root, "data", cls, f"{i}.png"))
+    >>> semcom(["semclip", "extract", "--data", os.path.join(root, "data"), "--clip-model", f"local-dir:{clip}",
+    ...         "--pretrained", "none", "--out", os.path.join(root, "feats"), "--num-workers", "0",
+    ...         "--no-progress", "--device", "cpu"])
+    4 tokens of dim 32 (2 classes) in ...feats
+    0
+    """
     import semantic  # noqa: F401  (torchvision shim before open_clip)
 
     return {"extract": _extract, "train-jscc": _train_jscc, "train-tapl": _train_tapl, "train-djscc": _train_djscc,

@@ -83,13 +83,16 @@ from typing import Dict, List, Optional, Sequence, Tuple
 __all__ = ["SYSTEMS", "SYSTEM_LABELS", "COLUMNS", "add_arguments", "main", "parse_int_list", "parse_datasets",
            "chance_metrics", "run"]
 
+#: The systems ``--systems`` may name (the upper bound, SemCLIP and its ablations, the baselines).
 SYSTEMS = ("upper-bound", "semclip", "semclip-notapl", "semclip-noaf", "clip-ft", "djscc-ft", "djscc-ir", "bt-ir")
+#: The legend label of each system.
 SYSTEM_LABELS = {"upper-bound": "Upper bound", "semclip": "SemCLIP", "semclip-notapl": "SemCLIP w/o TAPL",
                  "semclip-noaf": "SemCLIP w/o TAPL & AF",
                  "clip-ft": "CLIP-FT", "djscc-ft": "DJSCC-FT", "djscc-ir": "DJSCC-IR", "bt-ir": "BT-IR"}
 KEYS = ["system", "channel", "snr_db", "channel_uses"]
 VALUES = ["bandwidth_ratio", "top1", "top5", "retrieval_top1", "psnr", "ssim", "ms_ssim", "note"]
 IMAGE_QUALITY = ("psnr", "ssim", "ms_ssim")
+#: Columns of the result CSVs: the keys, then the values.
 COLUMNS = KEYS + VALUES
 STUDIES = ("snr", "bandwidth", "cross", "complexity")
 
@@ -98,7 +101,17 @@ STUDIES = ("snr", "bandwidth", "cross", "complexity")
 # argument parsing
 # ------------------------------------------------------------------------------------------------
 def parse_int_list(text: str, name: str = "--channel-uses") -> List[int]:
-    """``"48,96,192"`` -> ``[48, 96, 192]`` (positive, no duplicates)."""
+    """``"48,96,192"`` -> ``[48, 96, 192]`` (positive, no duplicates).
+
+    Examples
+    --------
+    >>> parse_int_list("48,96,192")
+    [48, 96, 192]
+    >>> parse_int_list("48,0")
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
+    """
     out = []
     for item in (p.strip() for p in str(text).split(",")):
         if not item:
@@ -118,7 +131,13 @@ def parse_int_list(text: str, name: str = "--channel-uses") -> List[int]:
 
 
 def parse_datasets(text: Optional[str]) -> List[Tuple[str, str]]:
-    """``"oxford_pets=/d/pets,food101=/d/food"`` -> ``[("oxford_pets", "/d/pets"), ...]``."""
+    """``"oxford_pets=/d/pets,food101=/d/food"`` -> ``[("oxford_pets", "/d/pets"), ...]``.
+
+    Examples
+    --------
+    >>> parse_datasets("oxford_pets=/d/pets,food101=/d/food")
+    [('oxford_pets', '/d/pets'), ('food101', '/d/food')]
+    """
     if not text:
         return []
     out = []
@@ -143,6 +162,17 @@ def _names(text: str, allowed: Sequence[str], name: str) -> List[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``semcom semclip-eval`` to ``parser`` (``semcom semclip-eval --help`` lists them).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--data", "data/pets", "--out", "runs/eval"])
+    >>> (args.data, args.layout)
+    ('data/pets', 'folder')
+    """
     p = parser
     p.add_argument("--data", required=True, help="image-folder data set; its unseen classes are evaluated")
     p.add_argument("--layout", default="folder", help="layout of --data (folder, imagenet, oxford_pets, food101, "
@@ -226,6 +256,13 @@ def chance_metrics(labels, num_classes: int) -> Dict[str, float]:
     Top-k accuracy is ``min(k, G) / G``; text-to-image retrieval top-1 with a random ranking is,
     for the query of class ``g``, the fraction of images of class ``g``, averaged over the
     classes present in ``labels``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> m = chance_metrics(torch.tensor([0, 0, 1, 2]), num_classes=4)
+    >>> m["top1"], m["top5"], round(m["retrieval_top1"], 4)     # classes 0, 1, 2 hold 1/2, 1/4, 1/4 of the images
+    (0.25, 1.0, 0.3333)
     """
     import torch
 
@@ -1163,7 +1200,19 @@ RESULT_FILES = ("accuracy_vs_snr.csv", "accuracy_vs_bandwidth.csv", "cross_datas
 
 
 def run(args: argparse.Namespace) -> Dict[str, int]:
-    """Run the selected studies; returns the number of new rows per study."""
+    """Run the selected studies; returns the number of new rows per study.
+
+    Examples
+    --------
+    Needs CLIP weights and an image data set, so the example is not run by the test-suite
+    (``tests/test_semclip_eval.py`` runs the studies on a tiny random CLIP):
+
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser(); add_arguments(parser)
+    >>> args = parser.parse_args(["--data", "data/imagenet/val", "--out", "runs/eval"])
+    >>> run(args)                                            # doctest: +SKIP
+    {'snr': 24, 'bandwidth': 0, 'cross': 0, 'complexity': 0}
+    """
     from experiments.core.args import parse_snr_list
     from experiments.core.results import RunManifest
 
@@ -1214,6 +1263,17 @@ def run(args: argparse.Namespace) -> Dict[str, int]:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Run ``semcom semclip-eval`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
+    the exit status (0 on success, 2 for bad input, reported as one line).
+
+    Examples
+    --------
+    Not run by the test-suite: it needs CLIP weights and image data; ``tests/test_semclip_eval.py`` runs it on a tiny random CLIP.
+
+    >>> from experiments.cli import main as semcom
+    >>> semcom(["semclip-eval"] + ["--data", "data/pets", "--out", "runs/eval"])                                # doctest: +SKIP
+    0
+    """
     import semantic  # noqa: F401  (torchvision shim before open_clip)
 
     run(args)

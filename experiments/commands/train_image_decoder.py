@@ -80,7 +80,17 @@ IMAGES = "number of training images"
 
 
 def parse_range(text: str, what: str, cast=float) -> Tuple:
-    """``"lo:hi"`` -> ``(lo, hi)`` with ``lo <= hi``."""
+    """``"lo:hi"`` -> ``(lo, hi)`` with ``lo <= hi``.
+
+    Examples
+    --------
+    >>> parse_range("0:100", "--t-range", int), parse_range("-5:10", "--snr-range")
+    ((0, 100), (-5.0, 10.0))
+    >>> parse_range("10:0", "--t-range", int)
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
+    """
     parts = str(text).split(":")
     if len(parts) != 2:
         raise ValueError(f"--{what} must be lo:hi, got {text!r}")
@@ -94,7 +104,19 @@ def parse_range(text: str, what: str, cast=float) -> Tuple:
 
 
 def latest_checkpoint(out: Path) -> Optional[Path]:
-    """The ``checkpoint-<step>`` folder with the largest step in ``out`` (complete ones only)."""
+    """The ``checkpoint-<step>`` folder with the largest step in ``out`` (complete ones only).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp())
+    >>> for step in (5, 12, 40):
+    ...     (out / f"checkpoint-{step}").mkdir()
+    >>> for step in (5, 12):                                   # checkpoint-40 is incomplete (no trainer_state.json)
+    ...     _ = (out / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    >>> latest_checkpoint(out).name
+    'checkpoint-12'
+    """
     best = None
     for p in out.glob("checkpoint-*"):
         m = re.fullmatch(r"checkpoint-(\d+)", p.name)
@@ -105,7 +127,14 @@ def latest_checkpoint(out: Path) -> Optional[Path]:
 
 
 class ResumeMismatchError(SettingsMismatchError):
-    """A setting that defines a training run differs from the checkpoint it would resume."""
+    """A setting that defines a training run differs from the checkpoint it would resume.
+
+    Examples
+    --------
+    >>> from experiments.core.results import SettingsMismatchError
+    >>> issubclass(ResumeMismatchError, SettingsMismatchError), issubclass(ResumeMismatchError, ValueError)
+    (True, True)
+    """
 
 
 def _canon(value: Any) -> Any:
@@ -151,7 +180,16 @@ def check_resume_settings(checkpoint: Path, saved: Mapping[str, Any], given: Map
 
 def saved_run_settings(checkpoint: Path) -> Dict[str, Any]:
     """The defining settings recorded in ``checkpoint/trainer_state.json`` (``{}`` if none or unreadable:
-    :func:`check_resume_settings` refuses that)."""
+    :func:`check_resume_settings` refuses that).
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> ck = Path(tempfile.mkdtemp())
+    >>> _ = (ck / "trainer_state.json").write_text(json.dumps({"extra": {"run": {"--lr": 1e-05}}}))
+    >>> saved_run_settings(ck), saved_run_settings(ck / "missing")
+    ({'--lr': 1e-05}, {})
+    """
     try:
         state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
         run = (state.get("extra") or {}).get("run")
@@ -163,7 +201,14 @@ def saved_run_settings(checkpoint: Path) -> Dict[str, Any]:
 def run_settings(args: argparse.Namespace, options: Mapping[str, Any], world_size: int,
                  num_images: int) -> Dict[str, Any]:
     """``{"--option": value}`` of the defining ``options`` (``{"--lr": args.lr, ...}``), plus the
-    number of processes and of training images; JSON values (tuples become lists)."""
+    number of processes and of training images; JSON values (tuples become lists).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> run_settings(argparse.Namespace(), {"--lr": 1e-5, "--t-range": (0, 100)}, world_size=2, num_images=500)
+    {'--lr': 1e-05, '--t-range': [0, 100], 'number of processes (WORLD_SIZE)': 2, 'number of training images': 500}
+    """
     out = {k: _canon(v) for k, v in options.items()}
     out[PROCESSES] = int(world_size)
     out[IMAGES] = int(num_images)
@@ -207,6 +252,16 @@ def run_training_loop(trainer, system, ds, args, info, out: Path, seed: int, ste
     micro-batches of it done) and every rank's generator states (``gen``, ``trainer.generator``
     and the channel stream of ``system.link``); a resumed trainer with that record continues
     exactly where the uninterrupted run would be.
+
+    Examples
+    --------
+    Needs a trainer and a VLF-MSC system (BLIP-2 and Stable Diffusion weights), so the example is not run
+    by the test-suite (``tests/test_vlf_msc_training.py`` trains tiny random stand-ins through it):
+
+    >>> final = run_training_loop(trainer, system, ds, args, info, Path(args.out), args.seed, step,
+    ...                           "train-image-decoder", {})                            # doctest: +SKIP
+    >>> final.name                                                                       # doctest: +SKIP
+    'checkpoint-1000'
     """
     import torch
     from torch.utils.data import DataLoader
@@ -309,7 +364,17 @@ def run_training_loop(trainer, system, ds, args, info, out: Path, seed: int, ste
 
 def add_channel_and_output_arguments(parser: argparse.ArgumentParser, training: argparse._ArgumentGroup) -> None:
     """The options both VLF-MSC trainers share: the training channel, equaliser and seed (into the
-    ``training`` argument group) and the output group (folder, checkpoint cadence, VLF cache)."""
+    ``training`` argument group) and the output group (folder, checkpoint cadence, VLF cache).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_channel_and_output_arguments(parser, parser.add_argument_group("training"))
+    >>> args = parser.parse_args(["--out", "runs/decoder", "--channel", "rayleigh"])
+    >>> args.out, args.channel
+    ('runs/decoder', 'rayleigh')
+    """
     training.add_argument("--channel", default="awgn", choices=("awgn", "rayleigh", "rician"))
     training.add_argument("--equalizer", default="mmse", choices=("zf", "mmse"),
                           help="receiver equaliser of the analog VLF in training (default mmse, as vlf-msc-eval)")
@@ -322,6 +387,17 @@ def add_channel_and_output_arguments(parser: argparse.ArgumentParser, training: 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``semcom train-image-decoder`` to ``parser`` (``semcom train-image-decoder --help`` lists them).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--images", "data/train", "--out", "runs/decoder"])
+    >>> (args.images, args.out)
+    ('data/train', 'runs/decoder')
+    """
     g = parser.add_argument_group("data")
     g.add_argument("--images", required=True, help="folder of training images")
     g.add_argument("--captions", default=None, help="CSV with image[,caption][,label] columns (labels = c_i)")
@@ -351,6 +427,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Run ``semcom train-image-decoder`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
+    the exit status (0 on success, 2 for bad input, reported as one line).
+
+    Examples
+    --------
+    Not run by the test-suite: it needs the Stable Diffusion and BLIP-2 weights; ``tests/test_vlf_msc_training.py`` runs it on tiny random stand-ins.
+
+    >>> from experiments.cli import main as semcom
+    >>> semcom(["train-image-decoder"] + ["--images", "data/train", "--out", "runs/decoder"])                                # doctest: +SKIP
+    0
+    """
     import semantic  # noqa: F401
     from semantic.distributed import cleanup, init_distributed
     from semantic.image_decoder import ImageDecoderTrainConfig

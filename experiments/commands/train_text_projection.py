@@ -60,6 +60,17 @@ PROG = "semcom train-text-projection"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``semcom train-text-projection`` to ``parser`` (``semcom train-text-projection --help`` lists them).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--images", "data/train", "--captions", "c.csv", "--out", "runs/wproj"])
+    >>> (args.captions, args.input_size)
+    ('c.csv', 256)
+    """
     g = parser.add_argument_group("data")
     g.add_argument("--images", required=True, help="folder of training images")
     g.add_argument("--captions", required=True, help="CSV with image,caption[,label] columns")
@@ -85,6 +96,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Run ``semcom train-text-projection`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
+    the exit status (0 on success, 2 for bad input, reported as one line).
+
+    Examples
+    --------
+    Not run by the test-suite: it needs the BLIP-2 weights; ``tests/test_vlf_msc_training.py`` runs it on tiny random stand-ins.
+
+    >>> from experiments.cli import main as semcom
+    >>> semcom(["train-text-projection"] + ["--images", "data/train", "--captions", "c.csv", "--out", "runs/wproj"])                                # doctest: +SKIP
+    0
+    """
     import semantic  # noqa: F401
     from semantic.distributed import cleanup, init_distributed
     from semantic.text_decoder import TextProjectionTrainConfig

@@ -46,7 +46,25 @@ _COLUMNS_VALUES = ("name", "channel", "equalizer", "caption", "reference", "labe
 def transmit_per_item(system, vlf, snr_db: float, seeds: Sequence[int]):
     """Received VLFs ``[B, N, d]``: example ``i`` sent with the channel restarted from ``seeds[i]``.
 
-    Per-example seeds make a row independent of how the examples are batched."""
+    Per-example seeds make a row independent of how the examples are batched.
+
+    Examples
+    --------
+    Any object with VLF-MSC's ``transmit(vlf, snr_db=, seed=)`` works; here an analog link over AWGN:
+
+    >>> import torch
+    >>> from phy.channels import AWGN
+    >>> from phy.links import AnalogLink
+    >>> class System:
+    ...     link = AnalogLink(AWGN(seed=0))
+    ...     def transmit(self, vlf, snr_db, seed):
+    ...         self.link.channel.reset(seed)
+    ...         return self.link(vlf, snr_db=snr_db).x_hat
+    >>> vlf = torch.randn(3, 4, 8)
+    >>> rx = transmit_per_item(System(), vlf, snr_db=0.0, seeds=[7, 8, 9])
+    >>> rx.shape, torch.equal(rx[1:2], transmit_per_item(System(), vlf[1:2], 0.0, seeds=[8]))   # batch-independent
+    (torch.Size([3, 4, 8]), True)
+    """
     import torch
 
     if len(seeds) != vlf.shape[0]:
@@ -56,7 +74,20 @@ def transmit_per_item(system, vlf, snr_db: float, seeds: Sequence[int]):
 
 def item_latents(decoder, seeds: Sequence[int], height: Optional[int] = None, width: Optional[int] = None):
     """Initial diffusion latents ``[B, C, h, w]`` for ``decoder.generate``: example ``i`` from a generator
-    seeded with ``seeds[i]`` (so an image depends on its own seed only, not on its batch)."""
+    seeded with ``seeds[i]`` (so an image depends on its own seed only, not on its batch).
+
+    Examples
+    --------
+    ``decoder`` needs ``height``, ``width``, ``vae_scale_factor``, ``device`` and ``unet.config.in_channels``
+    (as :class:`semantic.image_decoder.VLFImageDecoder` has):
+
+    >>> import types, torch
+    >>> decoder = types.SimpleNamespace(height=256, width=256, vae_scale_factor=8, device=torch.device("cpu"),
+    ...                                 unet=types.SimpleNamespace(config=types.SimpleNamespace(in_channels=4)))
+    >>> z = item_latents(decoder, seeds=[1, 2])
+    >>> z.shape, torch.equal(z[1], item_latents(decoder, seeds=[2])[0])
+    (torch.Size([2, 4, 32, 32]), True)
+    """
     import torch
 
     h, w = int(height or decoder.height), int(width or decoder.width)
@@ -67,6 +98,17 @@ def item_latents(decoder, seeds: Sequence[int], height: Optional[int] = None, wi
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``semcom vlf-msc`` to ``parser`` (``semcom vlf-msc --help`` lists them).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--images", "data/val", "--out", "runs/vlf"])
+    >>> (args.images, args.input_size)
+    ('data/val', 256)
+    """
     g = parser.add_argument_group("data")
     g.add_argument("--images", required=True, help="folder of input images")
     g.add_argument("--captions", default=None,
@@ -114,14 +156,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # the options that define a row of captions.csv / an image (row keys, SNR list, batch size, cache, device
 # placement and the grid are not among them): recorded beside captions.csv and checked on resume
-RESULT_SETTINGS = ("captions", "input_size", "channel", "equalizer", "seed", "blip2_checkpoint", "sd_checkpoint",
+RESULT_SETTINGS = ("images", "captions", "input_size", "channel", "equalizer", "seed", "blip2_checkpoint", "sd_checkpoint",
                    "image_decoder", "text_projection", "text_mode", "dtype", "steps", "guidance_scale", "image_size",
                    "max_new_tokens", "num_beams", "no_text", "no_images")
-_PATH_SETTINGS = ("captions", "image_decoder", "text_projection")
+_PATH_SETTINGS = ("images", "captions", "image_decoder", "text_projection")
 
 
 def build_config(args: argparse.Namespace):
-    """``VLFMSCConfig`` from parsed arguments."""
+    """``VLFMSCConfig`` from parsed arguments.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser(); add_arguments(parser)
+    >>> cfg = build_config(parser.parse_args(["--images", "data/val", "--out", "runs/vlf", "--channel", "rayleigh"]))
+    >>> cfg.channel, cfg.vlf_cache_dir
+    ('rayleigh', 'runs/vlf/vlf_cache')
+    """
     from semantic.vlf_msc import VLFMSCConfig
 
     cache = args.vlf_cache if args.vlf_cache is not None else os.path.join(args.out, "vlf_cache")
@@ -138,7 +189,13 @@ def build_config(args: argparse.Namespace):
 
 
 def snr_dirname(snr_db: float) -> str:
-    """``snr_-5.0dB``, ``snr_2.5dB``: folder name of one SNR point."""
+    """``snr_-5.0dB``, ``snr_2.5dB``: folder name of one SNR point.
+
+    Examples
+    --------
+    >>> snr_dirname(-5.0), snr_dirname(2.5), snr_dirname(10)
+    ('snr_-5dB', 'snr_2.5dB', 'snr_10dB')
+    """
     return f"snr_{float(snr_db):g}dB"
 
 
@@ -160,6 +217,18 @@ def write_grid(rows: Sequence[dict], snrs: Sequence[float], out_dir: str, path: 
 
     ``rows`` are ``captions.csv`` rows (dicts of strings); generated images are read from
     ``image_file`` (relative to ``out_dir``); a missing image leaves the cell with its caption only.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from PIL import Image
+    >>> out = tempfile.mkdtemp()
+    >>> Image.new("RGB", (32, 32), (0, 128, 255)).save(os.path.join(out, "in.png"))
+    >>> rows = [{"image": os.path.join(out, "in.png"), "snr_db": "0.0", "caption": "a blue square",
+    ...          "image_file": "missing.png"}]
+    >>> path = write_grid(rows, [0.0], out, os.path.join(out, "grid.png"), input_size=32)
+    >>> os.path.isfile(path), write_grid([], [0.0], out, os.path.join(out, "empty.png"))
+    (True, None)
     """
     import matplotlib
 
@@ -211,6 +280,17 @@ def write_grid(rows: Sequence[dict], snrs: Sequence[float], out_dir: str, path: 
 
 
 def main(args: argparse.Namespace) -> int:
+    """Run ``semcom vlf-msc`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
+    the exit status (0 on success, 2 for bad input, reported as one line).
+
+    Examples
+    --------
+    Not run by the test-suite: it needs the BLIP-2 and Stable Diffusion weights; ``tests/test_vlf_msc.py`` runs it on tiny random stand-ins.
+
+    >>> from experiments.cli import main as semcom
+    >>> semcom(["vlf-msc"] + ["--images", "data/val", "--out", "runs/vlf"])                                # doctest: +SKIP
+    0
+    """
     import semantic  # noqa: F401  (torchvision shim first)
     import torch
 

@@ -101,7 +101,9 @@ __all__ = ["SYSTEMS", "MODALITY", "METRICS", "METRIC_COLUMNS", "ITEM_COLUMNS", "
            "EvalRefused",
            "metrics_table", "write_figures", "write_grids"]
 
+#: The systems ``--systems`` may name.
 SYSTEMS = ("vlf-msc", "ascii-hamming", "deepsc", "img2img-sc", "img2img-sc-bsc")
+#: What each system transmits: text, image, or both.
 MODALITY = {"vlf-msc": "text+image", "ascii-hamming": "text", "deepsc": "text", "img2img-sc": "image",
             "img2img-sc-bsc": "image"}
 LABELS = {"vlf-msc": "VLF-MSC", "ascii-hamming": "ASCII + Hamming(7,4) + 16-QAM", "deepsc": "DeepSC",
@@ -109,12 +111,15 @@ LABELS = {"vlf-msc": "VLF-MSC", "ascii-hamming": "ASCII + Hamming(7,4) + 16-QAM"
 TEXT_METRICS = ("bleu1", "bleu4", "bertscore_f1")
 IMAGE_METRICS = ("lpips", "clip_score", "psnr", "ssim", "ms_ssim")
 REFERENCES = ("blip2", "csv")
+#: Every metric column: the text metrics, then the image metrics.
 METRICS = TEXT_METRICS + IMAGE_METRICS
 _KEYS = ("system", "channel", "snr_db")
+#: Columns of ``metrics.csv``: keys, the metrics, their 95 % intervals and the run's settings.
 METRIC_COLUMNS = (("system", "modality", "channel", "snr_db", "channel_uses") + METRICS + ("n_items",)
                   + tuple(f"{m}_{b}" for m in METRICS for b in ("ci_low", "ci_high"))
                   + ("channel_uses_min", "channel_uses_max", "equalizer", "reference", "budget", "repetition"))
 _ITEM_KEYS = ("system", "channel", "snr_db", "image")
+#: Columns of ``items.csv``: one row per (system, channel, SNR, item).
 ITEM_COLUMNS = _ITEM_KEYS + ("name", "reference", "sent_caption", "caption", "image_file", "channel_uses") + METRICS
 _AXIS = {"bleu1": "BLEU-1 (0-1)", "bleu4": "BLEU-4 (0-1)", "bertscore_f1": "BERTScore F1",
          "lpips": "LPIPS (AlexNet; lower is better)", "clip_score": "CLIP score (100 x cosine)",
@@ -122,6 +127,17 @@ _AXIS = {"bleu1": "BLEU-1 (0-1)", "bleu4": "BLEU-4 (0-1)", "bertscore_f1": "BERT
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``semcom vlf-msc-eval`` to ``parser`` (``semcom vlf-msc-eval --help`` lists them).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--images", "data/val", "--out", "runs/eval"])
+    >>> (args.images, args.reference)
+    ('data/val', 'blip2')
+    """
     g = parser.add_argument_group("data")
     g.add_argument("--images", required=True, help="folder of input images")
     g.add_argument("--captions", default=None,
@@ -218,6 +234,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # Tables, figures, grids (work from the CSVs alone)
 # ------------------------------------------------------------------------------------------------
 def metrics_table(out: Path):
+    """The resumable ``out/metrics.csv`` (:class:`phy.resultstore.ResumableCSV`, columns :data:`METRIC_COLUMNS`),
+    one row per (system, channel, SNR).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> table = metrics_table(Path(tempfile.mkdtemp()))
+    >>> table.key_columns, len(table)
+    (('system', 'channel', 'snr_db'), 0)
+    """
     from experiments.core.results import ResumableCSV
 
     return ResumableCSV(out / "metrics.csv", METRIC_COLUMNS, _KEYS)
@@ -254,7 +281,22 @@ def _compose(paths: Sequence[str], path: Path) -> str:
 
 
 def write_figures(rows: Sequence[Dict[str, str]], out: Path) -> Dict[str, str]:
-    """``fig_<metric>.png`` for every metric with data, and ``fig_text.png`` / ``fig_image.png``."""
+    """``fig_<metric>.png`` for every metric with data, and ``fig_text.png`` / ``fig_image.png``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from pathlib import Path
+    >>> rows = []
+    >>> for snr, b in ((0.0, "0.2"), (10.0, "0.5")):
+    ...     row = dict.fromkeys(METRIC_COLUMNS, "")
+    ...     row.update(system="vlf-msc", modality="text+image", channel="awgn", snr_db=str(snr), bleu1=b,
+    ...                bleu1_ci_low=b, bleu1_ci_high=b)
+    ...     rows.append(row)
+    >>> figs = write_figures(rows, Path(tempfile.mkdtemp()))
+    >>> sorted(figs), all(os.path.isfile(p) for p in figs.values())
+    (['bleu1', 'text'], True)
+    """
     from experiments.core.plots import plot_metric_vs_snr
 
     written: Dict[str, str] = {}
@@ -284,7 +326,15 @@ def write_figures(rows: Sequence[Dict[str, str]], out: Path) -> Dict[str, str]:
 
 def write_grids(item_rows: Sequence[Dict[str, str]], snrs: Sequence[float], out: Path, max_rows: int,
                 input_size: int) -> Dict[str, str]:
-    """``grid.png`` (VLF-MSC) and ``grid_<system>.png`` for the Img2Img-SC variants, via VLF-MSC's grid."""
+    """``grid.png`` (VLF-MSC) and ``grid_<system>.png`` for the Img2Img-SC variants, via VLF-MSC's grid.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> write_grids([], [0.0], Path(tempfile.mkdtemp()), max_rows=4, input_size=64)      # no items: no grid
+    {}
+    """
     from experiments.commands.vlf_msc import write_grid
 
     grids: Dict[str, str] = {}
@@ -451,7 +501,13 @@ def matched_repetition(max_uses: Callable[[int], int], target: int) -> Optional[
 
 
 class EvalRefused(ValueError):
-    """An input that would make a system's numbers meaningless (the message says which and why)."""
+    """An input that would make a system's numbers meaningless (the message says which and why).
+
+    Examples
+    --------
+    >>> issubclass(EvalRefused, ValueError)
+    True
+    """
 
 
 def _deepsc_sentence(caption: str, max_words: int) -> str:
@@ -495,7 +551,7 @@ _SETTINGS = ("images", "captions", "max_images", "image_size", "seed", "batch_si
              "img2img_steps", "img2img_strength", "img2img_guidance", "img2img_bits", "img2img_code",
              "img2img_modulation", "img2img_bsc_mode", "bertscore_model", "bertscore_layers", "lpips_backbone",
              "allow_random_lpips", "clip_model", "clip_pretrained", "clip_model_config", "raw_text", "equalizer",
-             "reference", "budget")
+             "reference", "budget", "dtype")
 # settings added later: the value a folder written before them was run with
 _SETTINGS_BEFORE = {"img2img_bsc_mode": "bsc", "equalizer": "zf", "reference": "csv", "budget": "paper"}
 
@@ -532,6 +588,17 @@ def _previous_outputs(out: Path, outputs: Optional[Dict[str, str]] = None) -> Di
 
 
 def main(args: argparse.Namespace) -> int:
+    """Run ``semcom vlf-msc-eval`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
+    the exit status (0 on success, 2 for bad input, reported as one line).
+
+    Examples
+    --------
+    Not run by the test-suite: it needs the BLIP-2 and Stable Diffusion weights; ``tests/test_vlf_msc_eval.py`` runs it on tiny random stand-ins.
+
+    >>> from experiments.cli import main as semcom
+    >>> semcom(["vlf-msc-eval"] + ["--images", "data/val", "--out", "runs/eval"])                                # doctest: +SKIP
+    0
+    """
     import semantic  # noqa: F401  (torchvision shim first)
 
     from experiments.core.args import parse_name_list, parse_snr_list

@@ -33,6 +33,8 @@ def parse_snr_list(text: str) -> List[float]:
     Raises ``ValueError`` for an empty list, a zero step, a step pointing away from ``stop`` or
     duplicate points.
 
+    Examples
+    --------
     >>> parse_snr_list("0:12:4"), parse_snr_list("-1,2.5"), parse_snr_list("0:1:0.25,3")
     ([0.0, 4.0, 8.0, 12.0], [-1.0, 2.5], [0.0, 0.25, 0.5, 0.75, 1.0, 3.0])
     """
@@ -69,7 +71,17 @@ def parse_snr_list(text: str) -> List[float]:
 
 def parse_name_list(text: str, allowed: Sequence[str], what: str, aliases: Optional[Dict[str, str]] = None
                     ) -> List[str]:
-    """Comma list of names, lower-cased, checked against ``allowed`` (no duplicates, non-empty)."""
+    """Comma list of names, lower-cased, checked against ``allowed`` (no duplicates, non-empty).
+
+    Examples
+    --------
+    >>> parse_name_list("AWGN,rayleigh", ["awgn", "rayleigh", "rician"], "channels")
+    ['awgn', 'rayleigh']
+    >>> parse_name_list("awgn,tdl", ["awgn", "rayleigh"], "channels")
+    Traceback (most recent call last):
+    ...
+    ValueError: ...tdl...
+    """
     aliases = aliases or {}
     names = [aliases.get(p.strip().lower(), p.strip().lower()) for p in text.split(",") if p.strip()]
     if not names:
@@ -83,7 +95,18 @@ def parse_name_list(text: str, allowed: Sequence[str], what: str, aliases: Optio
 
 
 def snr_list_arg(text: str) -> List[float]:
-    """argparse ``type=`` for an SNR list (:func:`parse_snr_list`), errors as argparse errors."""
+    """argparse ``type=`` for an SNR list (:func:`parse_snr_list`), errors as argparse errors.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> snr_list_arg("0:10:5")
+    [0.0, 5.0, 10.0]
+    >>> snr_list_arg("0:10:0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: ...
+    """
     try:
         return parse_snr_list(text)
     except ValueError as e:
@@ -92,14 +115,34 @@ def snr_list_arg(text: str) -> List[float]:
 
 def parse_device(name: str, option: str = "--device"):
     """``torch.device`` for a CLI device name (``auto``: CUDA when available, else the CPU);
-    ``ValueError`` for a bad name or CUDA on a machine without it."""
+    ``ValueError`` for a bad name or CUDA on a machine without it.
+
+    Examples
+    --------
+    >>> parse_device("cpu")
+    device(type='cpu')
+    >>> parse_device("gpu")
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
+    """
     from phy.conventions import check_device
 
     return check_device(name, option)
 
 
 def positive_int_arg(text: str, allow_exponent: bool = False) -> int:
-    """argparse ``type=`` for a positive integer (``allow_exponent``: also ``1e6``-style numbers)."""
+    """argparse ``type=`` for a positive integer (``allow_exponent``: also ``1e6``-style numbers).
+
+    Examples
+    --------
+    >>> positive_int_arg("12"), positive_int_arg("1e6", allow_exponent=True)
+    (12, 1000000)
+    >>> positive_int_arg("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: ...
+    """
     try:
         v = int(float(text)) if allow_exponent and text.strip().lower().count("e") else int(text)
     except ValueError:

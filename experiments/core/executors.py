@@ -59,7 +59,9 @@ __all__ = [
     "run_points",
 ]
 
+#: A task: ``(key, fn, args)``; the result is ``fn(*args)``, reported with ``key``.
 Task = Tuple[Hashable, Callable[..., Any], tuple]
+#: The executor names of :func:`make_executor` (``--executor``).
 EXECUTORS = ("local", "ray")
 
 
@@ -72,6 +74,12 @@ class Executor:
     ``wait_any()`` returns ``(key, result)`` of one finished task (raising the task's exception if
     it failed). :meth:`map` runs an iterable of tasks with at most :attr:`max_in_flight` submitted
     at a time and yields ``(key, result)`` as they finish.
+
+    Examples
+    --------
+    >>> ex = LocalExecutor()
+    >>> sorted(ex.map([("a", pow, (2, 3)), ("b", pow, (3, 2))]))
+    [('a', 8), ('b', 9)]
     """
 
     name = "executor"
@@ -133,7 +141,15 @@ def _check_task(key, fn, args) -> None:
 
 
 class LocalExecutor(Executor):
-    """Runs tasks in this process, one at a time, in submission order (when :meth:`wait_any` asks)."""
+    """Runs tasks in this process, one at a time, in submission order (when :meth:`wait_any` asks).
+
+    Examples
+    --------
+    >>> ex = LocalExecutor()
+    >>> ex.submit("x", sum, ([1, 2, 3],))
+    >>> ex.wait_any()
+    ('x', 6)
+    """
 
     name = "local"
 
@@ -189,6 +205,15 @@ class RayExecutor(Executor):
     Notes
     -----
     Ray is shut down by :meth:`close` only if this executor started it.
+
+    Examples
+    --------
+    Needs the ``ray`` extra and starts a local Ray instance (seconds), so the example is not run by the
+    test-suite (``tests/test_executors.py`` runs it when Ray is installed):
+
+    >>> ex = RayExecutor(num_cpus=2)                                  # doctest: +SKIP
+    >>> sorted(ex.map([("a", pow, (2, 3)), ("b", pow, (3, 2))]))      # doctest: +SKIP
+    [('a', 8), ('b', 9)]
     """
 
     name = "ray"
@@ -290,7 +315,16 @@ def check_ray_address(address: str, timeout_s: float = 5.0) -> None:
     """Fail within ``timeout_s`` when nothing listens at a ``HOST:PORT`` (or ``ray://HOST:PORT``) Ray
     address; ``ray.init`` would wait for a cluster that is not there. ``"auto"``/``"local"`` are Ray's own.
 
-    Raises ``ValueError`` naming the address and what happened (refused, timed out, unresolvable)."""
+    Raises ``ValueError`` naming the address and what happened (refused, timed out, unresolvable).
+
+    Examples
+    --------
+    >>> check_ray_address("auto")                # Ray's own keyword: nothing to check
+    >>> check_ray_address("127.0.0.1:1", timeout_s=1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: ...127.0.0.1:1...
+    """
     import socket
 
     if not isinstance(address, str) or not address.strip():
@@ -313,7 +347,17 @@ def check_ray_address(address: str, timeout_s: float = 5.0) -> None:
 
 def make_executor(name: str = "local", *, num_cpus: Optional[int] = None, address: Optional[str] = None,
                   **kwargs) -> Executor:
-    """``"local"`` -> :class:`LocalExecutor`; ``"ray"`` -> :class:`RayExecutor` (``num_cpus``, ``address``)."""
+    """``"local"`` -> :class:`LocalExecutor`; ``"ray"`` -> :class:`RayExecutor` (``num_cpus``, ``address``).
+
+    Examples
+    --------
+    >>> type(make_executor("local")).__name__
+    'LocalExecutor'
+    >>> make_executor("dask")
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
+    """
     if name == "local":
         if address is not None:
             raise ValueError("--address only applies to --executor ray")
@@ -324,7 +368,17 @@ def make_executor(name: str = "local", *, num_cpus: Optional[int] = None, addres
 
 
 def add_executor_arguments(parser) -> None:
-    """Add ``--executor``, ``--num-cpus`` and ``--address`` to an argparse parser."""
+    """Add ``--executor``, ``--num-cpus`` and ``--address`` to an argparse parser.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_executor_arguments(parser)
+    >>> args = parser.parse_args(["--executor", "local"])
+    >>> args.executor, args.num_cpus, args.address
+    ('local', None, None)
+    """
     parser.add_argument("--executor", default="local", choices=EXECUTORS,
                         help="local: points one after the other in this process (default); ray: one Ray "
                              "task per point (local Ray instance, or --address)")
@@ -335,7 +389,14 @@ def add_executor_arguments(parser) -> None:
 
 
 def executor_from_args(args) -> Executor:
-    """The executor named by ``args.executor`` / ``args.num_cpus`` / ``args.address`` (defaults: local)."""
+    """The executor named by ``args.executor`` / ``args.num_cpus`` / ``args.address`` (defaults: local).
+
+    Examples
+    --------
+    >>> import argparse
+    >>> type(executor_from_args(argparse.Namespace(executor="local", num_cpus=None, address=None))).__name__
+    'LocalExecutor'
+    """
     name = getattr(args, "executor", None) or "local"
     num_cpus = getattr(args, "num_cpus", None)
     if num_cpus is not None and num_cpus < 1:
@@ -368,6 +429,18 @@ def run_points(executor: Executor, tasks: Iterable[Task], table=None,
 
     Rows are appended as tasks finish (in any order); at the end the table is reordered to the
     task order (rows of a list result in their list order).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from experiments.core.results import open_table
+    >>> table = open_table(os.path.join(tempfile.mkdtemp(), "t.csv"), keys=["snr_db"], values=["sq"])
+    >>> row = lambda s: {"snr_db": s, "sq": s * s}
+    >>> tasks = [(("0.0",), row, (0.0,)), (("2.0",), row, (2.0,))]
+    >>> sorted(run_points(LocalExecutor(), tasks, table))
+    [('0.0',), ('2.0',)]
+    >>> run_points(LocalExecutor(), tasks, table)      # a rerun: both rows are in the table already
+    {}
     """
     from phy.resultstore import format_value
 

@@ -58,11 +58,24 @@ COMMAND_EXTRAS: Dict[str, str] = {
 
 
 class MissingExtraError(ModuleNotFoundError):
-    """An optional package is missing; the message names it and the ``pip install`` line of its extra."""
+    """An optional package is missing; the message names it and the ``pip install`` line of its extra.
+
+    Examples
+    --------
+    >>> err = missing_extra("ray")
+    >>> isinstance(err, MissingExtraError), isinstance(err, ImportError)
+    (True, True)
+    """
 
 
 def install_line(extra: str) -> str:
-    """The command that installs ``extra`` from a checkout (through the constraints file)."""
+    """The command that installs ``extra`` from a checkout (through the constraints file).
+
+    Examples
+    --------
+    >>> install_line("tf")
+    'pip install -c constraints.txt -e ".[tf]"'
+    """
     if extra not in EXTRAS:
         raise ValueError(f"extra must be one of {sorted(EXTRAS)}, got {extra!r}")
     return f'pip install -c constraints.txt -e ".[{extra}]"'
@@ -75,7 +88,13 @@ def _distribution(module: str) -> str:
 
 def extra_for(module: str, command: Optional[str] = None) -> Optional[str]:
     """The extra that provides the package of ``module`` (an import name): ``command``'s own extra when it
-    does, else the smallest extra that does; ``None`` when none does (a package of the main job, or not ours)."""
+    does, else the smallest extra that does; ``None`` when none does (a package of the main job, or not ours).
+
+    Examples
+    --------
+    >>> extra_for("open_clip"), extra_for("torch"), extra_for("diffusers", command="semclip")
+    ('semclip', None, 'semclip')
+    """
     dist = _distribution(module).lower().replace("_", "-")
     owners = [e for e, dists in EXTRAS.items() if dist in {d.lower().replace("_", "-") for d in dists}]
     if not owners:
@@ -87,7 +106,15 @@ def extra_for(module: str, command: Optional[str] = None) -> Optional[str]:
 
 
 def missing_extra_message(module: str, command: Optional[str] = None) -> Optional[str]:
-    """The error text for a missing ``module``, or ``None`` when no extra provides it."""
+    """The error text for a missing ``module``, or ``None`` when no extra provides it.
+
+    Examples
+    --------
+    >>> missing_extra_message("torch") is None          # a package of the main job: no extra
+    True
+    >>> print(missing_extra_message("ray"))
+    needs the package 'ray', which is not installed; install the ray extra: pip install -c constraints.txt -e ".[ray]"
+    """
     extra = extra_for(module, command)
     if extra is None:
         return None
@@ -96,6 +123,12 @@ def missing_extra_message(module: str, command: Optional[str] = None) -> Optiona
 
 
 def missing_extra(module: str, command: Optional[str] = None) -> MissingExtraError:
-    """A :class:`MissingExtraError` for ``module`` (to ``raise ... from None`` in a lazy import)."""
+    """A :class:`MissingExtraError` for ``module`` (to ``raise ... from None`` in a lazy import).
+
+    Examples
+    --------
+    >>> print(missing_extra("ray"))
+    needs the package 'ray', which is not installed; install the ray extra: pip install -c constraints.txt -e ".[ray]"
+    """
     text = missing_extra_message(module, command) or f"needs the package {_distribution(module)!r}"
     return MissingExtraError(text, name=module.split(".")[0])

@@ -29,6 +29,7 @@ import numpy as np
 __all__ = ["SNR_LABELS", "snr_axis_label", "plot_error_rate", "error_rate_figure", "plot_metric_vs_snr",
            "metric_figure", "LOG_METRICS", "METRIC_LABELS", "scheme_style", "merged_metric_figure", "save_figure"]
 
+#: Axis labels of the SNR conventions (``snr_type``).
 SNR_LABELS = {
     "ebno": "Eb/N0 [dB]",
     "esno": "Es/N0 per complex channel use [dB]",
@@ -36,7 +37,13 @@ SNR_LABELS = {
 
 
 def snr_axis_label(snr_type: str) -> str:
-    """Axis label for an SNR convention (``"ebno"`` or ``"esno"``)."""
+    """Axis label for an SNR convention (``"ebno"`` or ``"esno"``).
+
+    Examples
+    --------
+    >>> snr_axis_label("esno"), snr_axis_label("ebno")
+    ('Es/N0 per complex channel use [dB]', 'Eb/N0 [dB]')
+    """
     if snr_type not in SNR_LABELS:
         raise ValueError(f"snr_type must be one of {sorted(SNR_LABELS)}, got {snr_type!r}")
     return SNR_LABELS[snr_type]
@@ -71,7 +78,17 @@ def plot_error_rate(rows: Iterable[Union[Mapping[str, Any], Any]], path: Union[s
                     metric: str = "ber", snr_type: Optional[str] = None,
                     closed_forms: Optional[Mapping[str, Tuple[Sequence[float], Sequence[float]]]] = None,
                     title: Optional[str] = None, figsize=(6.4, 4.8), dpi: int = 120) -> str:
-    """Draw :func:`error_rate_figure` and save it as a PNG at ``path``; returns ``path``."""
+    """Draw :func:`error_rate_figure` and save it as a PNG at ``path``; returns ``path``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> rows = [{"scheme": "uncoded", "channel": "awgn", "snr_db": s, "snr_type": "esno", "ber": b,
+    ...          "ber_ci_low": b / 2, "ber_ci_high": b * 2} for s, b in ((0.0, 0.1), (5.0, 0.01))]
+    >>> path = plot_error_rate(rows, os.path.join(tempfile.mkdtemp(), "ber.png"))
+    >>> os.path.getsize(path) > 0
+    True
+    """
     fig = error_rate_figure(rows, metric=metric, snr_type=snr_type, closed_forms=closed_forms, title=title,
                             figsize=figsize, dpi=dpi)
     return _save(fig, path)
@@ -97,6 +114,15 @@ def error_rate_figure(rows: Iterable[Union[Mapping[str, Any], Any]], *, metric: 
     Returns
     -------
     matplotlib.figure.Figure (Agg canvas)
+
+    Examples
+    --------
+    >>> rows = [{"scheme": "uncoded", "channel": "awgn", "snr_db": s, "snr_type": "esno", "ber": b,
+    ...          "ber_ci_low": b / 2, "ber_ci_high": b * 2} for s, b in ((0.0, 0.1), (5.0, 0.01))]
+    >>> fig = error_rate_figure(rows, closed_forms={"theory": ([0.0, 5.0], [0.16, 0.04])})
+    >>> ax = fig.axes[0]
+    >>> ax.get_yscale(), ax.get_xlabel(), len(ax.get_lines()) >= 2
+    ('log', 'Es/N0 per complex channel use [dB]', True)
     """
     if metric not in ("ber", "bler"):
         raise ValueError(f"metric must be 'ber' or 'bler', got {metric!r}")
@@ -176,7 +202,16 @@ def plot_metric_vs_snr(series: Mapping[str, Tuple[Sequence[float], Sequence[floa
                        snr_type: Optional[str] = "esno", ylabel: str = "metric", logy: bool = False,
                        errors: Optional[Mapping[str, Sequence[float]]] = None, title: Optional[str] = None,
                        figsize=(6.4, 4.8), dpi: int = 120) -> str:
-    """Draw :func:`metric_figure` and save it as a PNG at ``path``; returns ``path``."""
+    """Draw :func:`metric_figure` and save it as a PNG at ``path``; returns ``path``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = plot_metric_vs_snr({"analog": ([0, 5, 10], [0.5, 0.2, 0.05])}, os.path.join(tempfile.mkdtemp(), "m.png"),
+    ...                           ylabel="NMSE", logy=True)
+    >>> os.path.getsize(path) > 0
+    True
+    """
     fig = metric_figure(series, xlabel=xlabel, snr_type=snr_type, ylabel=ylabel, logy=logy, errors=errors,
                         title=title, figsize=figsize, dpi=dpi)
     return _save(fig, path)
@@ -199,6 +234,13 @@ def metric_figure(series: Mapping[str, Tuple[Sequence[float], Sequence[float]]],
         Log-scale y axis.
     errors : mapping label -> half-widths ``[N]`` or ``[2, N]`` (offsets below, above), optional
         Error bars (e.g. 95% intervals).
+
+    Examples
+    --------
+    >>> fig = metric_figure({"analog": ([0, 5, 10], [0.5, 0.2, float("nan")])}, ylabel="NMSE", logy=True)
+    >>> line = fig.axes[0].get_lines()[0]
+    >>> [float(v) for v in line.get_xdata()], fig.axes[0].get_ylabel()          # the NaN point is left out
+    ([0.0, 5.0], 'NMSE')
     """
     if not isinstance(series, Mapping) or not series:
         raise ValueError("series must be a non-empty mapping label -> (snr_db, values)")
@@ -247,6 +289,7 @@ def metric_figure(series: Mapping[str, Tuple[Sequence[float], Sequence[float]]],
 #: metrics drawn on a log y axis by default (error rates and distortions)
 LOG_METRICS = frozenset({"ber", "bler", "nmse", "opta_nmse", "outage_rate", "codeword_error_rate", "mcs_bler_est",
                          "ser", "wer", "lpips"})
+#: Axis labels of the metrics of the result CSVs (the column name is used for any other).
 METRIC_LABELS = {
     "ber": "BER", "bler": "BLER", "nmse": "NMSE", "opta_nmse": "Gaussian OPTA NMSE", "gap_db": "gap to the OPTA [dB]",
     "cosine": "cosine similarity", "retrieval_top1": "top-1 retrieval accuracy",
@@ -332,6 +375,15 @@ def merged_metric_figure(tables: Sequence[Tuple[str, Sequence[Mapping[str, Any]]
         table; 95 % intervals as error bars where the table has ``<metric>_ci_lo/_hi`` or
         ``_ci_low/_high``. Non-finite values (skipped points) are left out, as are non-positive ones on
         a log axis; a curve with nothing left is not drawn.
+
+    Examples
+    --------
+    >>> rows = [{"scheme": "uncoded", "channel": "awgn", "snr_db": s, "snr_type": "esno", "ber": b,
+    ...          "ber_ci_low": b / 2, "ber_ci_high": b * 2} for s, b in ((0.0, 0.1), (5.0, 0.01))]
+    >>> other = [dict(r, scheme="hamming74", ber=r["ber"] / 10) for r in rows]
+    >>> fig, labels = merged_metric_figure([("run-a", rows), ("run-b", other)], "ber")
+    >>> sorted(labels), fig.axes[0].get_yscale()
+    (['hamming74', 'uncoded'], 'log')
     """
     filters = {k: list(v) for k, v in (filters or {}).items()}
     used = [(label, list(rows)) for label, rows in tables if rows and metric in rows[0]]
@@ -413,5 +465,14 @@ def merged_metric_figure(tables: Sequence[Tuple[str, Sequence[Mapping[str, Any]]
 
 
 def save_figure(fig, path: Union[str, os.PathLike]) -> str:
-    """Save ``fig`` atomically at ``path`` (the format from the extension: ``.pdf``, ``.svg`` or ``.png``)."""
+    """Save ``fig`` atomically at ``path`` (the format from the extension: ``.pdf``, ``.svg`` or ``.png``).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> fig = metric_figure({"a": ([0, 1], [1.0, 2.0])})
+    >>> path = save_figure(fig, os.path.join(tempfile.mkdtemp(), "fig.svg"))
+    >>> open(path).read().lstrip().startswith("<?xml")
+    True
+    """
     return _save(fig, path)

@@ -51,7 +51,19 @@ GROUPS: Dict[str, Union[Tuple[str, str], Callable]] = {
 
 
 def register_group(group: str, registrar: Callable) -> None:
-    """Make entry points of ``group`` register through ``registrar(name)(obj)``."""
+    """Make entry points of ``group`` register through ``registrar(name)(obj)``.
+
+    Examples
+    --------
+    >>> register_group("semcom.demo", lambda name: (lambda obj: obj))
+    >>> "semcom.demo" in GROUPS
+    True
+    >>> del GROUPS["semcom.demo"]
+    >>> register_group("demo", print)
+    Traceback (most recent call last):
+    ...
+    ValueError: an entry-point group must be named 'semcom.<what>', got 'demo'
+    """
     if not isinstance(group, str) or not group.startswith("semcom."):
         raise ValueError(f"an entry-point group must be named 'semcom.<what>', got {group!r}")
     if not callable(registrar):
@@ -62,7 +74,13 @@ _loaded_entry_points = False
 
 
 def pop_plugin_args(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
-    """Split ``--plugin X`` / ``--plugin=X`` (anywhere) from the other arguments."""
+    """Split ``--plugin X`` / ``--plugin=X`` (anywhere) from the other arguments.
+
+    Examples
+    --------
+    >>> pop_plugin_args(["ber", "--plugin", "my.py", "--out", "x", "--plugin=mod2"])
+    (['my.py', 'mod2'], ['ber', '--out', 'x'])
+    """
     plugins, rest = [], []
     it = iter(list(argv))
     for a in it:
@@ -80,7 +98,23 @@ def pop_plugin_args(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
 
 def load_plugin(spec: str):
     """Import a plug-in given as a module name or a path to a ``.py`` file; returns the module.
-    ``ValueError`` naming the plug-in when it cannot be imported."""
+    ``ValueError`` naming the plug-in when it cannot be imported.
+
+    Examples
+    --------
+    A plug-in file that registers a channel (the way ``semcom --plugin my_channel.py ...`` loads it):
+
+    >>> import os, tempfile
+    >>> from phy.channels import CHANNELS
+    >>> path = os.path.join(tempfile.mkdtemp(), "my_channel.py")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("from phy.channels import AWGN, register_channel" + chr(10)
+    ...                 + "register_channel('doc-plugin-awgn')(type('DocAWGN', (AWGN,), {}))" + chr(10))
+    >>> module = load_plugin(path)
+    >>> "doc-plugin-awgn" in CHANNELS
+    True
+    >>> del CHANNELS["doc-plugin-awgn"]
+    """
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"--plugin must name a module or a .py file, got {spec!r}")
     try:
@@ -109,7 +143,14 @@ def _registrar(group: str) -> Callable:
 
 def load_entry_points(force: bool = False) -> List[str]:
     """Register every entry point of the :data:`GROUPS` found in the installed distributions
-    (once per process unless ``force``); returns ``"group:name"`` for each one loaded."""
+    (once per process unless ``force``); returns ``"group:name"`` for each one loaded.
+
+    Examples
+    --------
+    >>> loaded = load_entry_points()            # every installed ``semcom.*`` entry point (often none)
+    >>> isinstance(loaded, list) and all(name.startswith("semcom.") for name in loaded)
+    True
+    """
     global _loaded_entry_points
     if _loaded_entry_points and not force:
         return []
@@ -130,7 +171,13 @@ def load_entry_points(force: bool = False) -> List[str]:
 
 
 def load_all(plugins: Sequence[str]) -> List[str]:
-    """Entry points, then each ``--plugin`` in order; returns what was loaded."""
+    """Entry points, then each ``--plugin`` in order; returns what was loaded.
+
+    Examples
+    --------
+    >>> load_all(["phy.channels"])[-1]            # entry points first, then each --plugin
+    '--plugin:phy.channels'
+    """
     done = load_entry_points()
     for spec in plugins:
         load_plugin(spec)

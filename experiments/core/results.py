@@ -74,7 +74,17 @@ DEFAULT_PACKAGES = ("semcom", "torch", "sionna-no-rt", "sionna", "numba", "llvml
 
 
 def open_table(path: Union[str, os.PathLike], keys: Sequence[str], values: Sequence[str]) -> ResumableCSV:
-    """A :class:`ResumableCSV` with columns ``keys + values`` keyed on ``keys``."""
+    """A :class:`ResumableCSV` with columns ``keys + values`` keyed on ``keys``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "t.csv")
+    >>> table = open_table(path, keys=["scheme", "snr_db"], values=["ber"])
+    >>> table.append({"scheme": "uncoded", "snr_db": 0.0, "ber": 0.1})
+    >>> len(open_table(path, keys=["scheme", "snr_db"], values=["ber"]))     # reopened: the row is there
+    1
+    """
     keys, values = list(keys), list(values)
     overlap = set(keys) & set(values)
     if overlap:
@@ -83,7 +93,18 @@ def open_table(path: Union[str, os.PathLike], keys: Sequence[str], values: Seque
 
 
 def read_rows(path: Union[str, os.PathLike]) -> List[Dict[str, str]]:
-    """All rows of a result CSV as dicts of strings (no layout check; empty list if missing)."""
+    """All rows of a result CSV as dicts of strings (no layout check; empty list if missing).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "t.csv")
+    >>> open_table(path, keys=["scheme"], values=["ber"]).append({"scheme": "a", "ber": 0.5})
+    >>> read_rows(path)
+    [{'scheme': 'a', 'ber': '0.5'}]
+    >>> read_rows(path + ".missing")
+    []
+    """
     import csv
 
     path = os.fspath(path)
@@ -94,7 +115,14 @@ def read_rows(path: Union[str, os.PathLike]) -> List[Dict[str, str]]:
 
 
 def package_versions(packages: Iterable[str] = DEFAULT_PACKAGES) -> Dict[str, Optional[str]]:
-    """Installed versions of ``packages`` (``None`` when not installed)."""
+    """Installed versions of ``packages`` (``None`` when not installed).
+
+    Examples
+    --------
+    >>> v = package_versions(["torch", "no-such-package"])
+    >>> isinstance(v["torch"], str), v["no-such-package"]
+    (True, None)
+    """
     out: Dict[str, Optional[str]] = {}
     for name in packages:
         try:
@@ -133,7 +161,14 @@ def installed_distributions() -> Dict[str, str]:
 
 def source_info() -> Dict[str, Any]:
     """Where the ``semcom`` code that runs comes from: its folder, and the git commit and whether the
-    tree has uncommitted changes when it is a git checkout (``None`` otherwise)."""
+    tree has uncommitted changes when it is a git checkout (``None`` otherwise).
+
+    Examples
+    --------
+    >>> info = source_info()
+    >>> os.path.isdir(info["path"])
+    True
+    """
     import subprocess
 
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -152,7 +187,14 @@ def source_info() -> Dict[str, Any]:
 
 
 def host_info() -> Dict[str, Any]:
-    """Host, platform, Python, CPU count and the accelerator if any."""
+    """Host, platform, Python, CPU count and the accelerator if any.
+
+    Examples
+    --------
+    >>> info = host_info()
+    >>> isinstance(info["cpu_count"], int), "python" in info
+    (True, True)
+    """
     info: Dict[str, Any] = {
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
@@ -172,7 +214,14 @@ def host_info() -> Dict[str, Any]:
 
 
 def jsonable(value: Any) -> Any:
-    """Best-effort conversion to JSON types (paths, tuples, tensors, numpy scalars, NaN -> None)."""
+    """Best-effort conversion to JSON types (paths, tuples, tensors, numpy scalars, NaN -> None).
+
+    Examples
+    --------
+    >>> import pathlib, numpy as np, torch
+    >>> jsonable({"a": (1, 2), "p": pathlib.Path("/x"), "t": torch.tensor([1.5]), "n": float("nan"), "i": np.int64(3)})
+    {'a': [1, 2], 'p': '/x', 't': [1.5], 'n': None, 'i': 3}
+    """
     if isinstance(value, argparse.Namespace):
         value = vars(value)
     if isinstance(value, Mapping):
@@ -193,7 +242,16 @@ def jsonable(value: Any) -> Any:
 
 
 def write_json_atomic(path: Union[str, os.PathLike], obj: Any) -> None:
-    """Write ``obj`` as indented JSON via a temporary file + ``fsync`` + ``os.replace``."""
+    """Write ``obj`` as indented JSON via a temporary file + ``fsync`` + ``os.replace``.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.json")
+    >>> write_json_atomic(path, {"snr_db": [0, 5], "ok": True})
+    >>> json.load(open(path))
+    {'snr_db': [0, 5], 'ok': True}
+    """
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp.{os.getpid()}"
@@ -211,6 +269,15 @@ def write_benchmark(path: Union[str, os.PathLike], result: Mapping[str, Any]) ->
     Adds ``machine`` (:func:`host_info` plus the torch version) and ``loadavg`` (1/5/15-minute load
     averages at the end of the run, to judge how quiet the machine was) unless ``result`` has them.
     Returns the path written.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> path = write_benchmark(os.path.join(tempfile.mkdtemp(), "bench.json"), {"symbols_per_s": 1.0e8})
+    <BLANKLINE>
+    wrote ...bench.json
+    >>> sorted(json.load(open(path)))
+    ['loadavg', 'machine', 'symbols_per_s']
     """
     import torch
 
@@ -224,7 +291,13 @@ def write_benchmark(path: Union[str, os.PathLike], result: Mapping[str, Any]) ->
 
 class SettingsMismatchError(ValueError):
     """Resuming would mix results of two runs: the settings recorded with the results differ from the
-    given ones, or no readable record exists for results already on disk."""
+    given ones, or no readable record exists for results already on disk.
+
+    Examples
+    --------
+    >>> issubclass(SettingsMismatchError, ValueError)
+    True
+    """
 
 
 def _canonical(value: Any) -> Any:
@@ -345,7 +418,16 @@ def claim_result_settings(out_dir: Union[str, os.PathLike], settings: Mapping[st
 def settings_of(args: Any, names: Iterable[str], paths: Iterable[str] = ()) -> Dict[str, Any]:
     """``{name: args.name}`` of the options ``names`` that define a result (absent ones: ``None``), as
     JSON values; the options in ``paths`` are made absolute (the same folder named from another
-    working directory is the same setting)."""
+    working directory is the same setting).
+
+    Examples
+    --------
+    >>> import argparse, os
+    >>> args = argparse.Namespace(code="hamming74", data="data/val", seed=0)
+    >>> s = settings_of(args, ["code", "seed", "missing"], paths=["data"])
+    >>> s["code"], s["seed"], s["missing"], s["data"] == os.path.abspath("data/val")
+    ('hamming74', 0, None, True)
+    """
     ns = vars(args) if isinstance(args, argparse.Namespace) else dict(args)
     paths = set(paths)
     out: Dict[str, Any] = {}
@@ -364,6 +446,18 @@ def check_result_settings(out_dir: Union[str, os.PathLike], settings: Mapping[st
     Raises ``ValueError`` (:class:`SettingsMismatchError`) if ``out_dir/csv_name`` holds rows of a run
     with other settings or rows without a readable record. ``manifest_name`` is no longer read (the
     manifest is rewritten by every run, so it cannot vouch for the rows); kept for compatibility.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> out = tempfile.mkdtemp()
+    >>> check_result_settings(out, {"code": "hamming74"}, "ber.csv")     # no results yet: the record is made
+    >>> open_table(os.path.join(out, "ber.csv"), ["snr_db"], ["ber"]).append({"snr_db": 0, "ber": 0.1})
+    >>> check_result_settings(out, {"code": "hamming74"}, "ber.csv")     # same settings: resume
+    >>> check_result_settings(out, {"code": "ldpc5g"}, "ber.csv")
+    Traceback (most recent call last):
+    ...
+    experiments.core.results.SettingsMismatchError: ...
     """
     claim_result_settings(out_dir, settings, [csv_name])
 
@@ -379,6 +473,15 @@ def write_manifest(out_dir: Union[str, os.PathLike], *, args: Any = None, seed: 
     (:func:`source_info`: the code's folder and git commit), ``semcom_argv`` (the command line as
     ``semcom`` parsed it, ``--config`` expanded: what ``semcom rerun`` replays; when the CLI ran it), ``host``, ``written_at`` (UTC ISO time),
     ``elapsed_s`` and everything in ``extra``.
+
+    Examples
+    --------
+    >>> import argparse, json, tempfile
+    >>> out = tempfile.mkdtemp()
+    >>> path = write_manifest(out, args=argparse.Namespace(snr_db=[0.0, 5.0]), seed=0, command="ber")
+    >>> m = json.load(open(path))
+    >>> m["command"], m["seed"], m["args"]["snr_db"]
+    ('ber', 0, [0.0, 5.0])
     """
     manifest: Dict[str, Any] = {
         "command": command,
@@ -408,6 +511,16 @@ class RunManifest:
 
     ``update(**fields)`` adds fields (e.g. the number of resumed points) written at the end.
     On an exception the manifest is written with ``"status": "failed"`` and the error text.
+
+    Examples
+    --------
+    >>> import json, os, tempfile
+    >>> out = tempfile.mkdtemp()
+    >>> with RunManifest(out, seed=1, command="demo") as run:
+    ...     run.update(points=3)
+    >>> m = json.load(open(os.path.join(out, "manifest.json")))
+    >>> m["status"], m["points"], m["elapsed_s"] >= 0
+    ('finished', 3, True)
     """
 
     def __init__(self, out_dir: Union[str, os.PathLike], *, args: Any = None, seed: Optional[int] = None,

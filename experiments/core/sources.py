@@ -48,7 +48,9 @@ __all__ = [
     "DEFAULT_SOURCE",
 ]
 
+#: The source of ``semcom compare`` by default: MiniLM embeddings of the pydoc corpus.
 DEFAULT_SOURCE = "pydoc-minilm"
+#: File suffixes :func:`load_source` reads as feature tensors.
 FEATURE_FILE_SUFFIXES = (".npy", ".pt", ".pth", ".safetensors")
 
 
@@ -69,6 +71,12 @@ class FeatureSource:
         schemes whose received sentence must be re-encoded). ``None`` when not available.
     info : dict
         Provenance recorded in manifests (size, hash, original shape, file path ...).
+
+    Examples
+    --------
+    >>> src = FeatureSource("demo", torch.zeros(3, 4), items=["a", "b", "c"])
+    >>> src.features.shape, src.items, src.encoder is None
+    (torch.Size([3, 4]), ['a', 'b', 'c'], True)
     """
 
     name: str
@@ -136,11 +144,22 @@ def _check_max_items(max_items):
 # --------------------------------------------------------------------------------------------
 # Registry
 # --------------------------------------------------------------------------------------------
+#: Source registry: name -> builder (:func:`register_source` adds to it).
 SOURCES: Dict[str, Callable[..., FeatureSource]] = {}
 
 
 def register_source(name: str):
-    """Decorator: ``@register_source("name")`` on ``builder(max_items=None, **kw) -> FeatureSource``."""
+    """Decorator: ``@register_source("name")`` on ``builder(max_items=None, **kw) -> FeatureSource``.
+
+    Examples
+    --------
+    >>> @register_source("doc-ones")
+    ... def _ones(max_items=None, n=4, dim=2, **_):
+    ...     return FeatureSource("doc-ones", torch.ones(n, dim)[:max_items])
+    >>> load_source("doc-ones", max_items=3).features.shape
+    torch.Size([3, 2])
+    >>> del SOURCES["doc-ones"]
+    """
     if not isinstance(name, str) or not name:
         raise ValueError(f"source name must be a non-empty str, got {name!r}")
 
@@ -224,7 +243,16 @@ def _pick(tensors: Dict[str, Any], path: str, key: Optional[str]):
 
 
 def load_items_file(path: Union[str, os.PathLike]) -> List[str]:
-    """Items from a text file (one per line, trailing newline stripped) or a JSON list of str."""
+    """Items from a text file (one per line, trailing newline stripped) or a JSON list of str.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+    >>> json.dump(["a dog", "a cat"], f); f.close()
+    >>> load_items_file(f.name)
+    ['a dog', 'a cat']
+    """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"items file {str(p)!r} does not exist")
@@ -250,6 +278,19 @@ def load_feature_file(path: Union[str, os.PathLike], key: Optional[str] = None,
         Text file (one item per line) or JSON list with the items aligned to the rows.
     max_items : int, optional
         Keep the first ``max_items`` rows.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from safetensors.torch import save_file
+    >>> folder = tempfile.mkdtemp()
+    >>> save_file({"features": torch.arange(6.0).reshape(3, 2)}, os.path.join(folder, "f.safetensors"))
+    >>> with open(os.path.join(folder, "items.txt"), "w") as f:
+    ...     _ = f.write("one" + chr(10) + "two" + chr(10) + "three" + chr(10))
+    >>> src = load_feature_file(os.path.join(folder, "f.safetensors"), items_path=os.path.join(folder, "items.txt"),
+    ...                         max_items=2)
+    >>> src.features.tolist(), src.items
+    ([[0.0, 1.0], [2.0, 3.0]], ['one', 'two'])
     """
     _check_max_items(max_items)
     p = Path(path)
@@ -305,6 +346,16 @@ def load_source(spec: Union[str, os.PathLike], max_items: Optional[int] = None, 
 
     Raises ``ValueError`` for an unknown name (listing the registered ones) and
     ``FileNotFoundError`` for a missing file.
+
+    Examples
+    --------
+    >>> src = load_source("gaussian", n_items=10, dim=4)
+    >>> src.name, src.features.shape, src.info
+    ('gaussian', torch.Size([10, 4]), {'distribution': 'N(0,1) iid', 'seed': 0})
+    >>> load_source("no-such-source")
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
     """
     if not isinstance(spec, (str, os.PathLike)):
         raise TypeError(f"source must be a registered name or a file path, got {type(spec).__name__}")
