@@ -39,6 +39,7 @@ import torch
 
 __all__ = ["mmse_power_allocation", "eigenmode_mse", "svd_eigenmodes", "svd_transmit", "PRECODINGS"]
 
+#: ``AnalogLink(precoding=...)`` values: ``None`` (spatial multiplexing, no CSIT) or ``"svd"`` (eigen-beamforming)
 PRECODINGS = (None, "svd")
 
 
@@ -63,6 +64,14 @@ def mmse_power_allocation(gains: torch.Tensor, total_power: float) -> torch.Tens
     -------
     Tensor ``[..., K]`` (dtype of ``gains``), in the order of ``gains``. Where every gain is zero the power
     is split equally (the MSE does not depend on it).
+
+    Examples
+    --------
+    >>> p = mmse_power_allocation(torch.tensor([[9.0, 1.0]]), 1.0)
+    >>> round(float(p.sum()), 6), bool(p[0, 1] > p[0, 0])     # all the power; the weaker mode gets more
+    (1.0, True)
+    >>> mmse_power_allocation(torch.tensor([[100.0, 0.001]]), 1.0)[0].tolist()   # a weak mode is switched off
+    [1.0, 0.0]
     """
     if not isinstance(gains, torch.Tensor) or gains.is_complex() or gains.dim() < 1:
         raise ValueError(f"gains must be a real tensor [..., K], got {type(gains).__name__} "
@@ -89,6 +98,17 @@ def mmse_power_allocation(gains: torch.Tensor, total_power: float) -> torch.Tens
 def eigenmode_mse(gains: torch.Tensor, power: torch.Tensor) -> torch.Tensor:
     """Per-mode LMMSE error of unit-variance streams: ``1 / (1 + p_i g_i)``.
 
+    Parameters
+    ----------
+    gains, power : Tensor ``[..., K]``, real
+        Eigenmode gains ``sigma_i^2 / N0`` and the powers given to the modes.
+
+    Returns
+    -------
+    Tensor ``[..., K]``: the mean-square error of each mode's LMMSE estimate.
+
+    Examples
+    --------
     >>> eigenmode_mse(torch.tensor([1.0, 3.0]), torch.tensor([1.0, 1.0])).tolist()
     [0.5, 0.25]
     """
@@ -97,7 +117,15 @@ def eigenmode_mse(gains: torch.Tensor, power: torch.Tensor) -> torch.Tensor:
 
 def svd_eigenmodes(h: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``h [..., M, N, n]`` (num_rx, num_tx, channel uses) -> ``U_K [..., n, M, K]``, ``sigma [..., n, K]``
-    (descending), ``V_K [..., n, N, K]`` with ``K = min(M, N)`` and ``H = U_K diag(sigma) V_K^H`` per use."""
+    (descending), ``V_K [..., n, N, K]`` with ``K = min(M, N)`` and ``H = U_K diag(sigma) V_K^H`` per use.
+
+    Examples
+    --------
+    >>> h = torch.tensor([[3.0, 0.0], [0.0, 1.0]], dtype=torch.complex64).reshape(2, 2, 1)   # one use
+    >>> u, sigma, v = svd_eigenmodes(h)
+    >>> u.shape, sigma.tolist(), torch.allclose(u @ torch.diag_embed(sigma).to(u.dtype) @ v.mH, h.movedim(-1, -3))
+    (torch.Size([1, 2, 2]), [[3.0, 1.0]], True)
+    """
     ht = h.movedim(-1, -3)                                  # [..., n, M, N]
     u, s, vh = torch.linalg.svd(ht, full_matrices=False)    # u [..., M, K], s [..., K], vh [..., K, N]
     return u, s, vh.conj().transpose(-1, -2)
@@ -113,6 +141,15 @@ def svd_transmit(channel, s: torch.Tensor, no_t: torch.Tensor, power: float = 1.
 
     Returns ``(s_hat [*batch, m], error variance [*batch, m], N0, antenna symbols [*batch, num_tx, uses],
     powers p [*batch, K, uses])``: the LMMSE estimates and their error variances ``power / (1 + p_i g_i)``.
+
+    Examples
+    --------
+    >>> from phy.channels import Rayleigh
+    >>> ch = Rayleigh(num_tx=2, num_rx=2, seed=0)
+    >>> s = torch.randn(3, 8, dtype=torch.complex64)                    # 8 symbols -> 4 uses of 2 eigenmodes
+    >>> s_hat, err, no, x, p = svd_transmit(ch, s, torch.full((3, 1), 1e-3))
+    >>> s_hat.shape, x.shape, torch.allclose(p.sum(-2), torch.ones(3, 4, dtype=p.dtype))   # total power 1 per use
+    (torch.Size([3, 8]), torch.Size([3, 2, 4]), True)
     """
     from .zf_mmse import equalize
 
