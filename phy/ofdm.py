@@ -403,7 +403,8 @@ class OFDMChannel(Channel):
         -------
         ChannelOutput
             ``y [..., num_rx, n]`` (``[..., n]`` for ``1 x 1``), ``h [..., num_rx, num_tx, n]`` (``[..., n]``
-            for ``1 x 1``), ``no``.
+            for ``1 x 1``), ``no``. With an :attr:`impairment`, ``y`` is rotated on the time samples of each
+            OFDM symbol (ICI included; one walk per example over its slots); ``h`` excludes it.
         """
         check_complex(x, "x")
         check_finite(x, "x")
@@ -468,7 +469,8 @@ class OFDMChannel(Channel):
         Returns
         -------
         OFDMOutput
-            ``x_hat`` and ``no_eff`` ``[*batch, m]`` in the units of ``s``; the ledger per example.
+            ``x_hat`` and ``no_eff`` ``[*batch, m]`` in the units of ``s``; the ledger per example. An
+            :attr:`impairment` acts on the received grid before channel estimation, unknown to the receiver.
 
         Example
         -------

@@ -105,6 +105,14 @@ def impair_grid(y: torch.Tensor, impairment: PhaseImpairment, cyclic_prefix: int
     Returns
     -------
     Tensor ``[*examples, num_rx, S, F]``; ``y`` itself when the impairment is off.
+
+    Example
+    -------
+    >>> y = torch.ones(2, 1, 3, 4, dtype=torch.complex64)                # 2 examples, 3 OFDM symbols of 4
+    >>> imp = PhaseImpairment(phase_noise_linewidth=1e3, symbol_rate=grid_sample_rate(4, 15e3))
+    >>> out = impair_grid(y, imp, cyclic_prefix=1, generator=torch.Generator().manual_seed(0))
+    >>> out.shape, bool(torch.allclose(out.abs().square().sum(-1), torch.full((2, 1, 3), 4.0)))
+    (torch.Size([2, 1, 3, 4]), True)
     """
     if not impairment.active:
         return y
