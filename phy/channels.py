@@ -40,7 +40,8 @@ from torch import nn
 from . import channel_kernels as _ck
 from .channel_spec import Param, check_spec_kwargs, format_spec, parse_spec, split_channel_list
 from .conventions import check_complex, check_device, check_finite, check_no, check_no_type
-from .impairments import IMPAIRMENT_PARAMS, PhaseImpairment, attach_impairment, split_impairment_kwargs
+from .impairments import (IMPAIRMENT_PARAMS, PhaseImpairment, attach_impairment, resolve_symbol_rate,
+                          split_impairment_kwargs)
 
 __all__ = [
     "ChannelOutput",
@@ -819,24 +820,29 @@ def parse_channel_spec(spec: str) -> Tuple[str, Dict[str, object]]:
     if name not in CHANNELS:
         raise ValueError(f"unknown channel {name!r} in spec {spec!r}; expected one of {sorted(CHANNELS)}")
     raw, raw_imp = split_impairment_kwargs(raw)
-    imp = {}
-    if raw_imp:
-        imp_kw = check_spec_kwargs(name, raw_imp, IMPAIRMENT_PARAMS, spec)
-        try:
-            imp = PhaseImpairment(**imp_kw).spec_kwargs()
-        except ValueError as e:
-            raise ValueError(f"channel spec {spec!r}: {e}") from None
     params = CHANNELS[name].spec_params
+    own = {}
     if params is None:
         if raw:
             raise ValueError(f"channel {name!r} declares no spec parameters (spec_params); give the bare name, "
                              f"got {spec!r}")
-        return name, imp
-    try:
-        own = check_spec_kwargs(name, raw, params, spec)
-    except ValueError as e:
-        extra = "; ".join(p.describe() for p in IMPAIRMENT_PARAMS)
-        raise ValueError(f"{e}; every channel also takes the impairment keys (phy.impairments): {extra}") from None
+    else:
+        try:
+            own = check_spec_kwargs(name, raw, params, spec)
+        except ValueError as e:
+            extra = "; ".join(p.describe() for p in IMPAIRMENT_PARAMS)
+            raise ValueError(f"{e}; every channel also takes the impairment keys (phy.impairments): {extra}") \
+                from None
+    imp = {}
+    if raw_imp:
+        imp_kw = check_spec_kwargs(name, raw_imp, IMPAIRMENT_PARAMS, spec)
+        rate_of = getattr(CHANNELS[name], "symbol_rate_of", None)  # a channel with its own time base (a grid)
+        try:
+            if rate_of is not None:
+                imp_kw = resolve_symbol_rate(imp_kw, rate_of(own))
+            imp = PhaseImpairment(**imp_kw).spec_kwargs()
+        except ValueError as e:
+            raise ValueError(f"channel spec {spec!r}: {e}") from None
     return name, {**own, **imp}
 
 

@@ -21,14 +21,20 @@ Rotating ``y = h x + n`` by ``theta`` rotates the noise too, which leaves ``CN(0
 impairment is unknown to the receiver: ``ChannelOutput.h`` (the perfect CSI) does **not** include
 ``exp(j theta)``, and estimated CSI (``csi="ls"``) is drawn around that ``h``. Along the last
 dimension the phase evolves channel use by channel use, which is the time axis of the flat
-channels (AWGN, Rayleigh, Rician); for a channel whose last dimension is not time (an OFDM grid)
-the walk is applied along the same index and inter-carrier interference is not modelled. The capacity
+channels (AWGN, Rayleigh, Rician). A channel whose last dimension is not time applies the impairment
+itself (class attribute ``applies_impairment = True``; the forward hook then leaves it alone): the OFDM grid
+(:class:`phy.ofdm.OFDMChannel`, :mod:`phy.ofdm_impairments`) rotates the **time samples** of each OFDM
+symbol (IDFT, ``exp(j theta)``, DFT, cyclic prefixes advancing the walk), which models the inter-carrier
+interference exactly; its time base is fixed (``channel.impairment_symbol_rate``: the sample rate
+``fft_size * subcarrier_spacing``), so ``symbol_rate`` may be omitted there and is filled in, and any other
+value is refused (:func:`resolve_symbol_rate`). The capacity
 references (:func:`phy.capacity.channel_rate_bits`, the ``compare`` OPTA) read ``h`` and so ignore the
 impairment: they are the unimpaired channel's values.
 
 Spec keys, valid on every registered channel (:func:`phy.channels.parse_channel_spec`):
 ``phase_noise_linewidth`` [Hz], ``cfo`` [Hz], ``symbol_rate`` [Hz] (needed when either of the two
-is non-zero), ``phase_offset`` [rad] and ``random_phase`` (0 or 1), e.g. ``rayleigh(phase_noise_linewidth=100e3,symbol_rate=1e6)``.
+is non-zero; on an ``ofdm(...)`` grid the sample rate, filled in when omitted), ``phase_offset`` [rad] and
+``random_phase`` (0 or 1), e.g. ``rayleigh(phase_noise_linewidth=100e3,symbol_rate=1e6)``.
 All default to 0 (off); a spec with every impairment off has the same canonical text as before.
 
 Example
@@ -52,7 +58,7 @@ import torch
 from .channel_spec import Param
 
 __all__ = ["PhaseImpairment", "IMPAIRMENT_PARAMS", "IMPAIRMENT_KEYS", "wiener_increment_variance",
-           "phase_trajectory", "apply_phase", "attach_impairment", "split_impairment_kwargs"]
+           "phase_trajectory", "apply_phase", "attach_impairment", "split_impairment_kwargs", "resolve_symbol_rate"]
 
 #: spec keys every channel accepts (SI units)
 IMPAIRMENT_PARAMS: Tuple[Param, ...] = (
@@ -183,8 +189,8 @@ def apply_phase(y: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
 def _impairment_hook(module, args, output):
     """Forward hook of a channel with an impairment: rotate ``output.y`` (``h`` and ``no`` untouched)."""
     imp = getattr(module, "impairment", None)
-    if imp is None or not imp.active:
-        return output
+    if imp is None or not imp.active or getattr(module, "applies_impairment", False):
+        return output  # off, or the channel applies it itself (an OFDM grid: phy.ofdm_impairments)
     y = output.y
     mimo = bool(getattr(module, "is_mimo", False)) and y.dim() >= 2
     batch = y.shape[:-2] + (1,) if mimo else y.shape[:-1]  # one oscillator for all receive antennas
@@ -205,7 +211,8 @@ def attach_impairment(channel, impairment: Optional[PhaseImpairment] = None, **k
     0.5
     """
     if impairment is None:
-        impairment = PhaseImpairment(**kwargs)
+        rate = getattr(channel, "impairment_symbol_rate", None)   # a channel with its own time base (a grid)
+        impairment = PhaseImpairment(**(resolve_symbol_rate(kwargs, rate) if rate else kwargs))
     elif kwargs:
         raise ValueError(f"give an impairment or its keyword arguments, not both; got {sorted(kwargs)}")
     if not isinstance(impairment, PhaseImpairment):
@@ -225,3 +232,22 @@ def split_impairment_kwargs(kwargs: Mapping[str, Any]) -> Tuple[Dict[str, Any], 
     own = {k: v for k, v in kwargs.items() if k not in IMPAIRMENT_KEYS}
     imp = {k: v for k, v in kwargs.items() if k in IMPAIRMENT_KEYS}
     return own, imp
+
+
+def resolve_symbol_rate(kwargs: Mapping[str, Any], rate: float, what: str = "an OFDM grid's sample rate "
+                        "fft_size * subcarrier_spacing") -> Dict[str, Any]:
+    """Impairment keywords with ``symbol_rate`` set to the ``rate`` a channel imposes (an OFDM grid's).
+
+    An omitted or zero ``symbol_rate`` is filled in; another value than ``rate`` (relative tolerance 1e-9)
+    raises ``ValueError`` naming the value to give. Only called with impairment keys present.
+
+    >>> resolve_symbol_rate({"cfo": 600.0}, 2.16e6)["symbol_rate"]
+    2160000.0
+    """
+    given = kwargs.get("symbol_rate", 0.0)
+    if isinstance(given, bool) or not isinstance(given, numbers.Real):
+        raise ValueError(f"symbol_rate must be a number [Hz], got {given!r}")
+    if given and not math.isclose(float(given), float(rate), rel_tol=1e-9):
+        raise ValueError(f"symbol_rate must be {what} = {float(rate)!r} Hz (or omitted: it is filled in), got "
+                         f"symbol_rate={given!r}")
+    return {**kwargs, "symbol_rate": float(rate)}

@@ -33,6 +33,20 @@ Conventions
   overhead).
 * The frequency-domain model assumes a cyclic prefix longer than the channel's delay spread (no ISI, no ICI
   within an OFDM symbol; Doppler changes the channel from one OFDM symbol to the next).
+* **Impairments** (the spec keys of :mod:`phy.impairments`: ``phase_noise_linewidth``, ``cfo``,
+  ``phase_offset``, ``random_phase``) are a receiver oscillator acting on **time samples**, with the
+  inter-carrier interference it causes (:mod:`phy.ofdm_impairments`): each received OFDM symbol is taken to its
+  ``fft_size`` samples by the unitary IDFT (Sionna's centred subcarrier order: ``ifftshift`` first), rotated by
+  ``exp(j theta[n])`` and taken back by the unitary DFT. The time base is the grid's sample rate ``fft_size *
+  subcarrier_spacing`` (:attr:`OFDMChannel.impairment_symbol_rate`): ``symbol_rate`` may be omitted (it is
+  filled in, and appears in the canonical spec) and any other value is refused. The phase walk runs over every
+  sample of an example's slots in time order, the ``cyclic_prefix`` samples of each OFDM symbol included (they
+  advance it), restarts at every example, is common to all receive antennas and is drawn from the channel's
+  random stream after the channel and the noise. The noise stays ``CN(0, N0)`` per RE (a unitary transform
+  of rotated white noise) and ``E|y|^2 = Es + N0`` holds. Applied by :meth:`OFDMChannel.forward` and, before
+  channel estimation, by :meth:`OFDMChannel.send_symbols`; unknown to the receiver: ``h`` (``csi=perfect``)
+  excludes it, while the LS estimates (``csi=ls``) see the common phase error at the pilot symbols and
+  interpolate it (``interpolation=lin``: linearly between them), tracking part of it; the ICI remains.
 
 Spec
 ----
@@ -65,6 +79,8 @@ import torch
 from .channel_spec import Param
 from .channels import _REAL, Channel, ChannelOutput, _sionna_rng, complex_normal, register_channel
 from .conventions import check_complex, check_finite, check_no, check_no_type
+from .impairments import PhaseImpairment, resolve_symbol_rate
+from .ofdm_impairments import grid_sample_rate, impair_grid
 
 __all__ = ["OFDM_MODELS", "OFDM_EQUALIZERS", "pilot_symbol_indices", "OFDMLedger", "OFDMOutput", "OFDMChannel"]
 
@@ -249,17 +265,42 @@ class OFDMChannel(Channel):
         self.pilot_res = P * F               # pilot REs per slot
         self._blocks: Dict[Tuple[str, str], Dict[str, object]] = {}
 
+    #: the grid rotates time samples itself (phy.ofdm_impairments); the generic forward hook skips it
+    applies_impairment = True
+
+    @classmethod
+    def symbol_rate_of(cls, params) -> float:
+        """The impairments' time base for the spec ``params``: ``fft_size * subcarrier_spacing`` [Hz]."""
+        defaults = {p.name: p.default for p in cls.spec_params}
+        return grid_sample_rate(int(params.get("fft_size", defaults["fft_size"])),
+                                float(params.get("subcarrier_spacing", defaults["subcarrier_spacing"])))
+
     @property
-    def impairment(self):
-        """Always ``None``: receiver phase noise / CFO (:mod:`phy.impairments`) are refused on a grid."""
-        return None
+    def impairment_symbol_rate(self) -> float:
+        """The grid's sample rate ``fft_size * subcarrier_spacing`` [Hz]: the ``symbol_rate`` of impairments."""
+        return self.symbol_rate_of(self.params)
+
+    @property
+    def impairment(self) -> Optional[PhaseImpairment]:
+        """Receiver phase noise / CFO (:mod:`phy.impairments`) on the time samples, or ``None`` (off)."""
+        return self.__dict__.get("_impairment")
 
     @impairment.setter
-    def impairment(self, value) -> None:
+    def impairment(self, value: Optional[PhaseImpairment]) -> None:
         if value is not None:
-            raise ValueError(f"impairments (phy.impairments: {value}) are not implemented on an OFDM grid: phase "
-                             "noise and CFO cause inter-carrier interference, which this frequency-domain grid "
-                             "does not model; drop the impairment keys from the ofdm(...) spec")
+            if not isinstance(value, PhaseImpairment):
+                raise TypeError(f"impairment must be a PhaseImpairment or None, got {type(value).__name__}")
+            kw = {k: getattr(value, k) for k in ("phase_noise_linewidth", "cfo", "symbol_rate", "phase_offset",
+                                                 "random_phase")}
+            value = PhaseImpairment(**resolve_symbol_rate(kw, self.impairment_symbol_rate))
+        self.__dict__["_impairment"] = value
+
+    def _impair(self, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``y [*examples, num_rx, S, F]`` (each example's OFDM symbols in time order) through the impairment."""
+        imp = self.impairment
+        if imp is None or not imp.active:
+            return y
+        return impair_grid(y, imp, self.params["cyclic_prefix"], generator if imp.random else None)
 
     @property
     def is_mimo(self) -> bool:
@@ -362,7 +403,8 @@ class OFDMChannel(Channel):
         -------
         ChannelOutput
             ``y [..., num_rx, n]`` (``[..., n]`` for ``1 x 1``), ``h [..., num_rx, num_tx, n]`` (``[..., n]``
-            for ``1 x 1``), ``no``.
+            for ``1 x 1``), ``no``. With an :attr:`impairment`, ``y`` is rotated on the time samples of each
+            OFDM symbol (ICI included; one walk per example over its slots); ``h`` excludes it.
         """
         check_complex(x, "x")
         check_finite(x, "x")
@@ -396,6 +438,9 @@ class OFDMChannel(Channel):
         h = h.reshape(*batch_shape, self.num_rx, self.num_tx, n)
         noise = complex_normal(y_shape, gen, dtype=x.dtype, device=x.device)
         y = torch.einsum("...rtn,...tn->...rn", h, xs) + noise * torch.sqrt(no_b)
+        if self.impairment is not None:  # receiver oscillator on the time samples (ICI included)
+            T, F = self.num_ofdm_symbols, self.grid_size
+            y = self._impair(y.reshape(*y.shape[:-1], k * T, F), gen).reshape(y.shape)
         if siso:
             return ChannelOutput(y=y[..., 0, :], h=h[..., 0, 0, :], no=no_t)
         return ChannelOutput(y=y, h=h, no=no_t)
@@ -424,7 +469,8 @@ class OFDMChannel(Channel):
         Returns
         -------
         OFDMOutput
-            ``x_hat`` and ``no_eff`` ``[*batch, m]`` in the units of ``s``; the ledger per example.
+            ``x_hat`` and ``no_eff`` ``[*batch, m]`` in the units of ``s``; the ledger per example. An
+            :attr:`impairment` acts on the received grid before channel estimation, unknown to the receiver.
 
         Example
         -------
@@ -472,6 +518,10 @@ class OFDMChannel(Channel):
         h = self._channel(B, blocks, gen, s.dtype, s.device) / math.sqrt(nt)   # what the unit streams see
         noise = complex_normal((B, nr, *grid.shape[-2:]), gen, dtype=s.dtype, device=s.device)
         y = torch.einsum("brtkf,btkf->brkf", h, grid[:, 0]) + noise * no_e.sqrt()[:, None, None, None]
+        if self.impairment is not None:  # receiver oscillator on the time samples, before estimation
+            T, F = y.shape[-2:]
+            ye = y.reshape(b0, K, nr, T, F).transpose(1, 2).reshape(b0, nr, K * T, F)   # per example, time order
+            y = self._impair(ye, gen).reshape(b0, nr, K, T, F).transpose(1, 2).reshape(B, nr, T, F)
         y = y.unsqueeze(1)                                               # [B, 1(rx), nr, T, F]
         h7 = h[:, None, :, None]                                         # [B, 1, nr, 1, nt, T, F]
         if self.csi == "ls":

@@ -344,12 +344,6 @@ def test_snr_sweep_over_a_leading_dimension_matches_one_by_one():
     assert err[1] < 0.2 * err[0]
 
 
-def test_impairments_are_refused_on_the_grid():
-    with pytest.raises(ValueError, match="not implemented on an OFDM grid"):
-        make_channel("ofdm(model=rayleigh,fft_size=12,cfo=500,symbol_rate=1e6)", seed=0)
-    assert make_channel("ofdm(model=rayleigh,fft_size=12,cfo=0)", seed=0).impairment is None
-
-
 def test_svd_precoding_is_refused_on_the_grid():
     with pytest.raises(ValueError, match="not implemented over an OFDM grid"):
         AnalogLink(make_channel("ofdm(model=rayleigh,num_tx=2,num_rx=2,fft_size=12)", seed=0), precoding="svd")
