@@ -68,12 +68,15 @@ IMPAIRMENT_PARAMS: Tuple[Param, ...] = (
     Param("phase_offset", float, 0.0, unit="rad"),
     Param("random_phase", int, 0, low=0, high=1),
 )
+#: the names of :data:`IMPAIRMENT_PARAMS` (what :func:`split_impairment_kwargs` takes out of a spec)
 IMPAIRMENT_KEYS = tuple(p.name for p in IMPAIRMENT_PARAMS)
 
 
 def wiener_increment_variance(linewidth: float, symbol_time: float) -> float:
     """Variance [rad^2] of the Wiener phase increment per channel use: ``2 pi linewidth Ts``.
 
+    Examples
+    --------
     >>> round(wiener_increment_variance(100e3, 1e-6), 6)
     0.628319
     """
@@ -99,6 +102,14 @@ class PhaseImpairment:
         Phase at channel use 0 [rad].
     random_phase : int
         1: add an initial phase uniform in ``[0, 2 pi)``, drawn per example; 0 (default): none.
+
+    Examples
+    --------
+    >>> imp = PhaseImpairment(phase_noise_linewidth=100e3, cfo=250.0, symbol_rate=1e6)
+    >>> round(imp.increment_variance, 6), round(imp.phase_step, 6), imp.active
+    (0.628319, 0.001571, True)
+    >>> PhaseImpairment().active, PhaseImpairment().spec_kwargs()       # off: nothing enters the spec
+    (False, {})
     """
 
     phase_noise_linewidth: float = 0.0
@@ -158,6 +169,8 @@ def phase_trajectory(batch_shape, n: int, impairment: PhaseImpairment, generator
     The random initial phases (``random_phase=1``), then the Wiener increments (a non-zero linewidth) are
     drawn from ``generator``; the sum and the ramp are accumulated in float64 and cast to ``dtype``.
 
+    Examples
+    --------
     >>> th = phase_trajectory((1,), 4, PhaseImpairment(cfo=250.0, symbol_rate=1e3), None)
     >>> [round(t, 6) for t in th[0].tolist()]                   # pi/2 per channel use
     [0.0, 1.570796, 3.141593, 4.712389]
@@ -181,7 +194,14 @@ def phase_trajectory(batch_shape, n: int, impairment: PhaseImpairment, generator
 
 
 def apply_phase(y: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """``y * exp(j theta)`` (``theta`` real, broadcastable to ``y``)."""
+    """``y * exp(j theta)``: ``y [..., n]`` complex, ``theta`` real and broadcastable to ``y``; returns ``[..., n]``.
+
+    Examples
+    --------
+    >>> y = apply_phase(torch.ones(2, dtype=torch.complex64), torch.tensor([0.0, math.pi / 2]))
+    >>> [(round(v.real, 6), round(v.imag, 6)) for v in y.tolist()]
+    [(1.0, 0.0), (-0.0, 1.0)]
+    """
     rot = torch.polar(torch.ones_like(theta), theta).to(y.dtype)
     return y * rot
 
@@ -205,6 +225,8 @@ def attach_impairment(channel, impairment: Optional[PhaseImpairment] = None, **k
     ``impairment`` or the keyword arguments (:data:`IMPAIRMENT_KEYS`) describe it; an inactive one
     (everything 0) leaves the channel untouched. A channel takes one impairment (attaching twice raises).
 
+    Examples
+    --------
     >>> from phy.channels import AWGN
     >>> ch = attach_impairment(AWGN(seed=0), phase_offset=0.5)
     >>> ch.impairment.phase_offset
@@ -228,7 +250,13 @@ def attach_impairment(channel, impairment: Optional[PhaseImpairment] = None, **k
 
 
 def split_impairment_kwargs(kwargs: Mapping[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    """``kwargs`` -> (the channel's own keys, the impairment keys)."""
+    """``kwargs`` -> (the channel's own keys, the impairment keys).
+
+    Examples
+    --------
+    >>> split_impairment_kwargs({"block_length": 8, "cfo": 500.0, "symbol_rate": 1e6})
+    ({'block_length': 8}, {'cfo': 500.0, 'symbol_rate': 1000000.0})
+    """
     own = {k: v for k, v in kwargs.items() if k not in IMPAIRMENT_KEYS}
     imp = {k: v for k, v in kwargs.items() if k in IMPAIRMENT_KEYS}
     return own, imp
@@ -241,6 +269,8 @@ def resolve_symbol_rate(kwargs: Mapping[str, Any], rate: float, what: str = "an 
     An omitted or zero ``symbol_rate`` is filled in; another value than ``rate`` (relative tolerance 1e-9)
     raises ``ValueError`` naming the value to give. Only called with impairment keys present.
 
+    Examples
+    --------
     >>> resolve_symbol_rate({"cfo": 600.0}, 2.16e6)["symbol_rate"]
     2160000.0
     """

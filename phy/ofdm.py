@@ -98,6 +98,8 @@ def pilot_symbol_indices(num_ofdm_symbols: int, count: int) -> List[int]:
     Two pilots in a slot of 14 are the symbols ``[2, 11]`` (Sionna's examples, 5G DMRS-like with one additional
     position); otherwise the pilots are spread evenly, one in the middle of each of ``count`` equal parts.
 
+    Examples
+    --------
     >>> pilot_symbol_indices(14, 2), pilot_symbol_indices(14, 1), pilot_symbol_indices(14, 4)
     ([2, 11], [7], [1, 5, 8, 12])
     """
@@ -123,6 +125,12 @@ class OFDMLedger:
         Data REs (with the padding of the last slot), pilot REs, cyclic-prefix samples.
     padding : int
         Zero symbols added to fill the last slot (over all streams).
+
+    Examples
+    --------
+    >>> led = OFDMLedger(slots=2, data_uses=288, pilot_uses=48, cp_uses=0, padding=76)
+    >>> led.channel_uses
+    336
     """
 
     slots: int
@@ -155,6 +163,13 @@ class OFDMOutput:
         The true channel, its estimate and Sionna's estimation error variance, ``[B, num_rx, num_tx, T, F]``
         (``B`` = examples x slots, ``h`` and ``h_hat`` as seen by the unit-energy streams, i.e. ``H /
         sqrt(num_tx)``); only with ``return_csi=True``.
+
+    Examples
+    --------
+    >>> ch = OFDMChannel(model="rayleigh", fft_size=12, num_ofdm_symbols=14, seed=0)
+    >>> out = ch.send_symbols(torch.ones(2, 100, dtype=torch.complex64), no=0.01, return_csi=True)
+    >>> out.x_hat.shape, out.no_eff.shape, out.no.shape, out.h.shape      # h: [examples x slots, nr, nt, T, F]
+    (torch.Size([2, 100]), torch.Size([2, 100]), torch.Size([2, 1]), torch.Size([2, 1, 1, 14, 12]))
     """
 
     x_hat: torch.Tensor
@@ -207,6 +222,17 @@ class OFDMChannel(Channel):
         Cyclic-prefix length in samples per OFDM symbol; only counted in the ledger (``cp_uses``).
     seed, device, backend :
         As for :class:`~phy.channels.Channel` (the backend is always torch here).
+
+    Examples
+    --------
+    >>> from phy.channels import make_channel
+    >>> ch = make_channel("ofdm(model=tdl-C,num_tx=2,num_rx=2,fft_size=12,csi=ls)", seed=0)
+    >>> ch.symbols_per_slot, ch.ledger(ch.symbols_per_slot)    # 144 data REs x 2 streams per slot of 14 x 12
+    (288, OFDMLedger(slots=1, data_uses=144, pilot_uses=24, cp_uses=0, padding=0))
+    >>> s = torch.ones(4, 288, dtype=torch.complex64)
+    >>> out = ch.send_symbols(s, no=torch.full((4, 1), 0.01), equalizer="lmmse")   # pilots, LS, LMMSE
+    >>> out.x_hat.shape, bool(((out.x_hat - s).abs().pow(2) / out.no_eff).mean() < 3)
+    (torch.Size([4, 288]), True)
     """
 
     name = "ofdm"
@@ -316,6 +342,8 @@ class OFDMChannel(Channel):
     def ledger(self, num_symbols: int) -> OFDMLedger:
         """Resource elements per example for ``num_symbols`` data symbols (see the module docstring).
 
+        Examples
+        --------
         >>> OFDMChannel(model="rayleigh", fft_size=12, seed=0).ledger(300)
         OFDMLedger(slots=3, data_uses=432, pilot_uses=72, cp_uses=0, padding=132)
         """
@@ -557,6 +585,8 @@ class OFDMChannel(Channel):
         (:func:`phy.ratedistortion.gaussian_opta_distortion`). Called through
         :func:`phy.capacity.channel_rate_bits`; the channel's random stream advances.
 
+        Examples
+        --------
         >>> import numpy as np
         >>> ch = OFDMChannel(model="awgn", fft_size=12, num_ofdm_symbols=14, pilot_symbols=2, seed=0)
         >>> mode, mi = ch.rate_bits(168, 10.0, draws=2)      # one slot: 144 data REs at log2(1 + 10) each

@@ -45,6 +45,8 @@ __all__ = ["grid_sample_rate", "apply_grid_phase", "impair_grid"]
 def grid_sample_rate(fft_size: int, subcarrier_spacing: float) -> float:
     """The time-sample rate ``fft_size * subcarrier_spacing`` [Hz] of a grid (the ``symbol_rate`` on a grid).
 
+    Examples
+    --------
     >>> grid_sample_rate(72, 30e3)
     2160000.0
     """
@@ -72,6 +74,16 @@ def apply_grid_phase(y: torch.Tensor, theta: torch.Tensor, cyclic_prefix: int = 
     Returns
     -------
     Tensor ``[..., S, F]``, the dtype of ``y``.
+
+    Examples
+    --------
+    >>> y = torch.zeros(1, 8, dtype=torch.complex64); y[0, 4] = 1       # one OFDM symbol, one subcarrier
+    >>> out = apply_grid_phase(y, torch.full((8,), 0.3))                # a constant phase: no ICI
+    >>> torch.allclose(out, y * torch.polar(torch.tensor(1.0), torch.tensor(0.3)), atol=1e-6)
+    True
+    >>> out = apply_grid_phase(y, 2 * torch.pi * 0.5 * torch.arange(8.0) / 8)   # CFO of half a spacing: ICI
+    >>> round(float(out[0, 4].abs()), 4), round(float(out.abs().pow(2).sum()), 4)   # |Dirichlet(0.5)|, Parseval
+    (0.6407, 1.0)
     """
     if not torch.is_complex(y) or y.dim() < 2:
         raise ValueError(f"y must be a complex tensor [..., S, F], got dtype {y.dtype} shape {tuple(y.shape)}")
