@@ -160,3 +160,37 @@ def test_random_initial_phase_is_uniform_per_example_and_keeps_the_ramp():
         parse_channel_spec("awgn(random_phase=2)")
     with pytest.raises(ValueError, match="impairment keys"):
         parse_channel_spec("rayleigh(linewidth=5)")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# semcom channel with an impairment: the convention on the unimpaired channel, the oscillator on its own
+# --------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("spec", ["awgn(cfo=1000,phase_noise_linewidth=2000,symbol_rate=1e6)",
+                                  "rayleigh(num_tx=2,num_rx=2,cfo=-500,phase_noise_linewidth=1000,symbol_rate=1e6)"])
+def test_channel_check_measures_the_convention_and_the_oscillator_separately(spec, capsys):
+    """Before, ``semcom channel`` counted the oscillator's rotation as noise (Es/N0 ~ -3 dB for a 10 dB target,
+    exit 1 with --tolerance-db); now Es/N0 is the convention's and the CFO / linewidth are measured."""
+    import re
+
+    from experiments.cli import main
+    from phy.channels import make_channel
+
+    rc = main(["channel", "--channel", spec, "--snr-db", "10", "--symbols", "2e5", "--tolerance-db", "0.1"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    cfo, lw = (float(v) for v in re.search(r"measured CFO: (\S+) Hz .* linewidth: (\S+) Hz", out).groups())
+    imp = make_channel(spec).impairment
+    # increments: mean 2 pi cfo Ts, variance 2 pi lw Ts; ~2e5 of them -> relative errors of a few per cent
+    sd_mean = math.sqrt(imp.increment_variance / 1.9e5) / (2 * math.pi * imp.symbol_time)
+    assert abs(cfo - imp.cfo) < 5 * sd_mean
+    assert abs(lw / imp.phase_noise_linewidth - 1) < 5 * math.sqrt(2 / 1.9e5)
+
+
+def test_channel_check_on_an_impaired_grid_reports_the_unimpaired_convention(capsys):
+    from experiments.cli import main
+
+    rc = main(["channel", "--channel", "ofdm(model=rayleigh,fft_size=12,cfo=3000)", "--snr-db", "10",
+               "--symbols", "5e4", "--tolerance-db", "0.2"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "impairment not measured on an OFDM grid" in out

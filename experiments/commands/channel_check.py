@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["add_arguments", "main", "measure"]
+__all__ = ["add_arguments", "main", "measure", "measure_impairment"]
 
 _CHUNK = 1 << 20  # symbols per pass (bounded memory for any --symbols)
 
@@ -74,7 +74,9 @@ def measure(channel, snr_db: float, symbols: int, seed: int = 0, device="cpu", r
     a coherence block of ``channel.block_length``; 0 means constant), ``corr_rx`` / ``corr_tx`` (the
     normalised covariance of the fades of antennas 0 and 1, ``None`` for one antenna),
     ``noise_var_re`` and ``noise_var_im`` (per real dimension), ``no`` (the N0 used) and ``symbols``
-    (sent, counting every transmit antenna).
+    (sent, counting every transmit antenna). With a receiver impairment (:mod:`phy.impairments`) these are
+    measured on the unimpaired channel (same draws), and ``impairment`` holds :func:`measure_impairment`'s
+    statistics (``None`` on an OFDM grid, whose impairment spreads into inter-carrier interference).
 
     Examples
     --------
@@ -89,6 +91,16 @@ def measure(channel, snr_db: float, symbols: int, seed: int = 0, device="cpu", r
 
     from phy.conventions import check_device, snr_db_to_no
 
+    imp = getattr(channel, "impairment", None)
+    if imp is not None and imp.active:  # the convention on the unimpaired channel, the impairment on its own
+        channel.impairment = None       # (y - h x would count the oscillator's rotation as noise)
+        try:
+            stats = measure(channel, snr_db, symbols, seed=seed, device=device, row=row)
+        finally:
+            channel.impairment = imp
+        stats["impairment"] = None if getattr(channel, "applies_impairment", False) else \
+            measure_impairment(channel, symbols, seed=seed, device=device, row=row)
+        return stats
     device = check_device(device, "--device")
     no = snr_db_to_no(float(snr_db))
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -156,6 +168,53 @@ def measure(channel, snr_db: float, symbols: int, seed: int = 0, device="cpu", r
     }
 
 
+def measure_impairment(channel, symbols: int, seed: int = 0, device="cpu", row: int = 1024) -> dict:
+    """Measure a flat channel's receiver oscillator (:mod:`phy.impairments`) without noise.
+
+    Unit-energy QPSK rows of ``row`` uses are sent at ``N0 = 0``; the phase ``theta[k]`` of ``y / (h x)``
+    (the first receive antenna) gives the per-use increments ``theta[k+1] - theta[k] = 2 pi cfo Ts + w_k``.
+
+    Returns
+    -------
+    dict with ``cfo`` (mean increment / (2 pi Ts)) [Hz], ``linewidth`` (increment variance / (2 pi Ts))
+    [Hz], ``phase0_mean`` (the circular mean of ``theta[0]``) [rad] and ``increments`` (how many).
+
+    Examples
+    --------
+    >>> from phy.channels import make_channel
+    >>> ch = make_channel("rayleigh(cfo=1000,phase_noise_linewidth=2000,symbol_rate=1e6)", seed=0)
+    >>> m = measure_impairment(ch, 200000)
+    >>> abs(m["cfo"] - 1000) < 50, abs(m["linewidth"] / 2000 - 1) < 0.05
+    (True, True)
+    """
+    import torch
+
+    from phy.conventions import check_device
+
+    device = check_device(device, "--device")
+    imp = channel.impairment
+    ts = imp.symbol_time
+    gen = torch.Generator(device=device).manual_seed(seed)
+    nt = getattr(channel, "num_tx", 1)
+    mimo = bool(getattr(channel, "is_mimo", False))
+    rows = max(1, math.ceil(symbols / (row * nt)))
+    shape = (rows, nt, row) if mimo else (rows, row)
+    bits = torch.randint(0, 2, (*shape, 2), generator=gen, device=device, dtype=torch.int8)
+    x = torch.complex((1 - 2 * bits[..., 0]).float(), (1 - 2 * bits[..., 1]).float()) / math.sqrt(2 * nt)
+    zero = torch.zeros((1, 1, 1) if mimo else (), device=device)
+    out = channel(x, zero)
+    hx = torch.einsum("...rtn,...tn->...rn", out.h, x)[..., 0, :] if mimo else (x if out.h is None else out.h * x)
+    y = out.y[..., 0, :] if mimo else out.y
+    r = (y * hx.conj()).to(torch.complex128)                   # |h x|^2 e^(j theta)
+    d = torch.angle(r[..., 1:] * r[..., :-1].conj())           # theta[k+1] - theta[k] in (-pi, pi]
+    mean = float(d.mean())
+    var = float(d.var()) if d.numel() > 1 else 0.0
+    p0 = complex((r[..., 0] / r[..., 0].abs()).mean())
+    scale = 2 * math.pi * ts if ts > 0 else math.nan
+    return {"cfo": mean / scale, "linewidth": var / scale, "phase0_mean": math.atan2(p0.imag, p0.real),
+            "increments": d.numel()}
+
+
 def main(args: argparse.Namespace) -> int:
     """Run ``semcom channel`` with the parsed ``args`` (the options of :func:`add_arguments`); returns
     the exit status (0 on success, 2 for bad input, reported as one line).
@@ -217,6 +276,17 @@ def main(args: argparse.Namespace) -> int:
                      "(set by the channel model)"))
     print(f"measured noise variance per real dimension: re {stats['noise_var_re']:.6g}, "
           f"im {stats['noise_var_im']:.6g} (convention N0/2 = {no / 2:.6g})")
+    imp = getattr(channel, "impairment", None)
+    if imp is not None and imp.active:
+        print("impairment (receiver oscillator): the lines above are measured on the unimpaired channel")
+        m = stats.get("impairment")
+        if m is None:
+            print("impairment not measured on an OFDM grid (it spreads into inter-carrier interference; "
+                  "tests/test_ofdm_impairments.py checks it against the Dirichlet kernel)")
+        else:
+            print(f"measured CFO: {m['cfo']:.6g} Hz (spec cfo = {imp.cfo:g}); measured Wiener linewidth: "
+                  f"{m['linewidth']:.6g} Hz (spec phase_noise_linewidth = {imp.phase_noise_linewidth:g}), "
+                  f"from {m['increments']} phase increments at symbol_rate = {imp.symbol_rate:g} Hz")
     if args.tolerance_db is not None and not abs(stats["esno_db"] - args.snr_db) <= args.tolerance_db:
         print(f"FAIL: measured Es/N0 is more than {args.tolerance_db} dB from the target")
         return 1
