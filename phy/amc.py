@@ -160,7 +160,10 @@ class CodewordLink:
 
     ``forward(payload, snr_db)`` takes ``payload [num_codewords, span * payload_bits]`` (0/1) and
     returns ``(payload_hat, crc_ok)``: the decoded payload and a bool ``[num_codewords]``. Each
-    codeword occupies ``span * uses_per_example`` channel uses (checked against the link's ledger).
+    codeword occupies ``span * uses_per_example`` channel uses (checked against the link's ledger); over an
+    OFDM grid (:class:`phy.ofdm.OFDMChannel`, through :class:`phy.links.DigitalLink`) a layout's use is a data
+    symbol, and the codeword is charged the resource elements of its slots, ``ledger(span * uses_per_example)``
+    (:attr:`uses_per_codeword`).
 
     Examples
     --------
@@ -182,10 +185,13 @@ class CodewordLink:
         self.layout = layout
         code = make_code("ldpc5g", k=layout.k, n=layout.n, num_iter=num_iter, decoder=decoder)
         self.link = DigitalLink(channel, code=code, modulation=layout.modulation)
+        symbols = layout.span * layout.uses_per_example
+        # over an OFDM grid a "use" of the layout is a data symbol: the codeword is charged its slots' REs
+        self.uses_per_codeword = self.link.channel.ledger(symbols).channel_uses if self.link.ofdm else symbols
         uses = self.link.channel_uses(layout.k)
-        if uses != layout.span * layout.uses_per_example:
+        if uses != self.uses_per_codeword:
             raise ValueError(f"a codeword of n={layout.n} bits needs {uses} channel uses on this channel (its "
-                             f"block length pads it), not span x uses = {layout.span * layout.uses_per_example}; "
+                             f"block length pads it), not {self.uses_per_codeword} (span x uses = {symbols}); "
                              f"choose a budget that is a multiple of the channel's coherence block")
         self.crc_enc = CRCEncoder(layout.crc)
         self.crc_dec = CRCDecoder(self.crc_enc)
@@ -199,9 +205,8 @@ class CodewordLink:
         with torch.no_grad():
             c = self.crc_enc(u)                                        # [cw, k]
             out = self.link(c, snr_db=float(snr_db))
-            if out.channel_uses != lay.span * lay.uses_per_example:
-                raise RuntimeError(f"codeword used {out.channel_uses} channel uses, planned "
-                                   f"{lay.span * lay.uses_per_example}")
+            if out.channel_uses != self.uses_per_codeword:
+                raise RuntimeError(f"codeword used {out.channel_uses} channel uses, planned {self.uses_per_codeword}")
             u_hat, ok = self.crc_dec(out.x_hat)
         return u_hat[:, :payload.shape[1]], ok.reshape(-1).bool()
 

@@ -1158,9 +1158,27 @@ class TransformAMCScheme(_FittedScheme):
         self.code_name = code
         self.name = f"transform-{code}-amc"
 
-    def _capacity_bound(self, ctx, channel, snr_db: float) -> float:
-        from phy.capacity import awgn_capacity, rayleigh_ergodic_capacity
+    capacity_draws = 256      # grid: examples' slots drawn for the capacity bound of the MCS search
+    capacity_quantile = 0.9   # grid: the quantile of an example's mutual information used as the bound
 
+    def _capacity_bound(self, ctx, channel, snr_db: float) -> float:
+        """Bits per data symbol above which no MCS is simulated (prunes the MCS search).
+
+        Flat channels: the AWGN capacity (the ergodic one for i.i.d. Rayleigh). Over an OFDM grid: the
+        ``capacity_quantile`` quantile of an example's mutual information over its slots (Gaussian inputs,
+        perfect CSI: :meth:`phy.ofdm.OFDMChannel.rate_bits`) per data symbol -- a codeword above it is lost in
+        roughly 90% of the draws or more (exactly so when a codeword spans one example), which the policies do
+        not choose; ``capacity_draws`` draws from a channel reseeded for this purpose."""
+        from phy.capacity import awgn_capacity, channel_rate_bits, rayleigh_ergodic_capacity
+        from phy.montecarlo import point_seed
+
+        grid = _ofdm_grid(channel)
+        if grid is not None:
+            channel.reset(point_seed(ctx.seed, "amc-capacity", ctx.channel_name, float(snr_db)))
+            _, mi = channel_rate_bits(channel, ctx.budget, snr_db, draws=self.capacity_draws)
+            import numpy as np
+
+            return float(np.quantile(mi, self.capacity_quantile)) / _symbol_budget(ctx.budget, grid)
         if getattr(channel, "name", "") == "rayleigh" and getattr(channel, "block_length", 0) == 1:
             return float(rayleigh_ergodic_capacity(snr_db))
         return float(awgn_capacity(snr_db))   # an upper bound for every channel with E|h|^2 = 1
@@ -1169,10 +1187,16 @@ class TransformAMCScheme(_FittedScheme):
         from phy.amc import MCS_TABLE, codeword_layout, estimate_bler, select_mcs
         from phy.montecarlo import point_seed
 
+        grid = _ofdm_grid(channel)
+        symbols = _symbol_budget(ctx.budget, grid)   # over a grid: the data symbols of the budget's whole slots
+        if symbols == 0:
+            why = f"a budget of {ctx.budget} uses holds no OFDM slot ({grid.ledger(1).channel_uses} uses)"
+            return Plan(0, False, note=why, status=f"skipped: {why}")
+        uses = grid.ledger(symbols).channel_uses if grid is not None else ctx.budget
         layouts, refused = [], []
         for mcs in MCS_TABLE:
             try:
-                layouts.append(codeword_layout(mcs, ctx.budget))
+                layouts.append(codeword_layout(mcs, symbols))
             except ValueError as e:
                 refused.append(str(e))
         if not layouts:
@@ -1197,8 +1221,10 @@ class TransformAMCScheme(_FittedScheme):
         note = (f"MCS {lay.mcs.index} ({lay.modulation}, R={lay.mcs.rate_x1024:g}/1024), {ctx.amc_policy} policy; "
                 f"codeword n={lay.n} k={lay.k} ({lay.crc}) spans {lay.span} examples, so uses per example are "
                 f"an average; simulated BLER per MCS {{{tried}}}")
+        if grid is not None:
+            note += f"; {symbols} data symbols per example on the grid ({uses} resource elements with the pilots)"
         status = "ok" if coder.used_bits else "nothing delivered"
-        return Plan(ctx.budget, bool(coder.used_bits), dims_sent=coder.components, info_bits=coder.used_bits,
+        return Plan(uses, bool(coder.used_bits), dims_sent=coder.components, info_bits=coder.used_bits,
                     coderate=lay.coderate, note=note, status=status,
                     extra={"layout": lay, "bler": choice.bler, "modulation": lay.modulation, "mcs": lay.mcs.index,
                            "span": lay.span})
@@ -1414,7 +1440,7 @@ def _grid_skip(scheme, channel) -> Optional[Plan]:
     :class:`AnalogScheme` without precoding, :class:`QuantizedDigitalScheme` and :class:`TextScheme` do."""
     if _ofdm_grid(channel) is None:
         return None
-    if isinstance(scheme, (QuantizedDigitalScheme, TextScheme, OptaScheme)) or (
+    if isinstance(scheme, (QuantizedDigitalScheme, TextScheme, OptaScheme, TransformAMCScheme)) or (
             isinstance(scheme, AnalogScheme) and not scheme.precoding):
         return None
     why = (f"skipped: {scheme.name} is not implemented over an OFDM grid (opta, analog, analog-zf, analog-mmse, "

@@ -1,0 +1,67 @@
+"""The strong baselines over an OFDM resource grid (``semcom compare --channel "ofdm(...)"``): transform coding
+with 5G LDPC AMC, the optimal linear analog scheme and transform coding with the ideal code, charged the same
+data + pilot resource elements as the analog scheme."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import semantic  # noqa: F401  (CPU shim first)
+from experiments.commands.compare import CompareConfig, TransformAMCScheme, run_comparison
+from experiments.core.sources import FeatureSource
+from phy.channels import canonical_channel_spec
+from phy.intervals import clopper_pearson
+
+TINY = "ofdm(model=tdl-C,fft_size=12,num_ofdm_symbols=4,pilot_symbols=1)"   # 36 data + 12 pilot REs per slot
+
+
+def _gaussian(n, lam, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return FeatureSource("gauss", torch.randn(n, len(lam), generator=g) * torch.as_tensor(lam).sqrt().float())
+
+
+def _rows(src, **kw):
+    return {(r["scheme"], r["channel"], r["snr_db"]): r for r in run_comparison(src, CompareConfig(**kw),
+                                                                                progress=False)}
+
+
+def test_transform_amc_over_the_grid(monkeypatch):
+    """transform-ldpc5g-amc runs over the grid: the analog scheme's ledger, the MCS's simulated BLER (over the grid,
+    LS estimation) agrees with the realised codeword error rate, and it beats naive quantisation + LDPC + QPSK."""
+    monkeypatch.setattr(TransformAMCScheme, "bler_codewords", 64)       # keep the BLER simulation short
+    monkeypatch.setattr(TransformAMCScheme, "capacity_quantile", 0.1)   # prune the MCS search harder (fewer BLERs)
+    spec = canonical_channel_spec(TINY)
+    src = _gaussian(600, 0.85 ** np.arange(32))
+    snr = 12.0
+    rows = _rows(src, schemes=["analog", "transform-ldpc5g-amc", "quant-ldpc5g-qpsk"], channels=[spec],
+                 snr_db=[snr], realizations=2, ldpc_decoder="bp")
+    a, t, q = (rows[(n, spec, snr)] for n in ("analog", "transform-ldpc5g-amc", "quant-ldpc5g-qpsk"))
+    assert t["status"] == "ok", t["note"]
+    # 16 analog symbols -> one slot: 36 data + 12 pilot REs; the AMC codewords fill the same slot's 36 data symbols
+    assert (a["budget"], a["channel_uses"], a["data_uses"], a["pilot_uses"]) == (48, 48, 36, 12)
+    assert (t["channel_uses"], t["data_uses"], t["pilot_uses"]) == (a["channel_uses"], a["data_uses"], a["pilot_uses"])
+    bits = {"qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}[t["modulation"]]
+    n = t["codeword_span"] * 36 * bits                       # a codeword's coded bits: span examples x 36 symbols
+    assert n >= 1024 and t["coderate"] == pytest.approx(math.floor(n * t["coderate"] + 1e-6) / n)
+    # the estimated BLER (64 codewords, fewer than 30 errors) and the realised rate: 95% intervals overlap
+    est_lo, est_hi = clopper_pearson(round(t["mcs_bler_est"] * 64), 64)
+    assert t["codeword_error_rate_ci_lo"] <= est_hi and est_lo <= t["codeword_error_rate_ci_hi"]
+    assert t["nmse_ci_hi"] < q["nmse_ci_lo"]
+    assert t["nmse"] >= 0.97 * t["opta_nmse"]
+
+
+def test_codeword_link_over_the_grid_is_charged_its_slots():
+    """A layout's uses are data symbols on a grid: a codeword of span x 36 symbols fills span slots of 48 REs."""
+    from phy.amc import MCS_TABLE, CodewordLink, codeword_layout
+    from phy.channels import make_channel
+
+    ch = make_channel("ofdm(model=awgn,fft_size=12,num_ofdm_symbols=4,pilot_symbols=1)", seed=0)
+    lay = codeword_layout(MCS_TABLE[0], uses_per_example=36)
+    link = CodewordLink(ch, lay, decoder="bp")
+    assert link.uses_per_codeword == ch.ledger(lay.span * 36).channel_uses == lay.span * 48
+    payload = torch.randint(0, 2, (3, lay.span * lay.payload_bits), generator=torch.Generator().manual_seed(1)).float()
+    p_hat, ok = link(payload, snr_db=15.0)
+    assert ok.tolist() == [True] * 3 and torch.equal(p_hat, payload)
+    p_hat, ok = link(payload, snr_db=-10.0)            # far below the rate: every CRC fails
+    assert not ok.any()
