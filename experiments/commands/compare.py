@@ -1024,7 +1024,10 @@ class AnalogKLTScheme(_FittedScheme):
     :class:`phy.links.AnalogLink`, then the per-component LMMSE estimate with the realised noise
     (``scale^2 N0 / (2 |h|^2)`` per real dimension; the scale is side information, as for ``analog``).
     A budget above ``d/2`` leaves the extra uses empty, so the per-use power of the sent ones grows
-    (the energy per example stays ``U Es``).
+    (the energy per example stays ``U Es``). Over an OFDM grid the components fill the data symbols of the
+    budget's whole slots (the allocation is designed for them, at the nominal SNR), charged the slots' REs,
+    and the LMMSE uses each symbol's effective noise after the grid's ZF equaliser (``scale^2 no_eff / 2``,
+    ``no_eff`` from Sionna's equaliser: the channel estimate's error included).
 
     Examples
     --------
@@ -1040,10 +1043,19 @@ class AnalogKLTScheme(_FittedScheme):
     name = "analog-klt"
 
     def fitted_plan(self, ctx, snr_db, channel):
-        uses = ctx.budget if ctx.matched else math.ceil(ctx.dim / 2)
-        dims = min(ctx.dim, 2 * uses, ctx.klt.rank)
+        grid = _ofdm_grid(channel)
+        # complex symbols sent per example: the budget's uses, or over a grid the data symbols of its whole slots
+        symbols = _symbol_budget(ctx.budget, grid) if ctx.matched else math.ceil(ctx.dim / 2)
+        if symbols == 0:
+            why = f"a budget of {ctx.budget} uses holds no OFDM slot ({grid.ledger(1).channel_uses} uses)"
+            return Plan(0, False, dims_sent=0, note=why, status=f"skipped: {why}")
+        uses = grid.ledger(symbols).channel_uses if grid is not None else symbols
+        dims = min(ctx.dim, 2 * symbols, ctx.klt.rank)
         note = f"{dims} strongest KLT components of {ctx.dim}"
-        return Plan(uses, dims == min(ctx.dim, ctx.klt.rank), dims_sent=dims, note=note)
+        if grid is not None:
+            note += f"; {symbols} data symbols on the grid ({uses} resource elements with the pilots)"
+        return Plan(uses, dims == min(ctx.dim, ctx.klt.rank), dims_sent=dims, note=note,
+                    extra={"symbols": symbols})
 
     def transmit(self, ctx, plan, channel, snr_db):
         from phy.links import AnalogLink
@@ -1051,7 +1063,7 @@ class AnalogKLTScheme(_FittedScheme):
 
         klt = ctx.klt
         lam = klt.eigenvalues
-        uses = plan.channel_uses
+        uses = plan.extra.get("symbols", plan.channel_uses)   # complex symbols (over a grid: its data symbols)
         m = ctx.n_test
         if plan.dims_sent == 0:  # constant features: the mean is exact, nothing to send
             return Received(klt.mean.expand(m, ctx.dim).to(ctx.features.dtype).clone(), ctx.test_index)
@@ -1068,9 +1080,10 @@ class AnalogKLTScheme(_FittedScheme):
         s = torch.zeros(m, 2 * uses, dtype=torch.float64)
         s[:, :k] = z * g
         out = AnalogLink(channel, equalizer="zf")(s.to(ctx.features.dtype), snr_db=float(snr_db))
-        if out.channel_uses != uses:
-            raise RuntimeError(f"analog-klt link used {out.channel_uses} channel uses, planned {uses}")
+        if out.channel_uses != plan.channel_uses:
+            raise RuntimeError(f"analog-klt link used {out.channel_uses} channel uses, planned {plan.channel_uses}")
         r = out.x_hat.double().cpu()[:, :k]
+        # the per-symbol noise after ZF ([m, uses] over a grid: Sionna's no_eff with the LS estimation error)
         no_eff = torch.as_tensor(out.info["no_eff"]).double().cpu().expand(m, uses)
         scale = out.info["scale"].double().cpu().reshape(m, 1)
         sigma2 = (scale.square() * no_eff / 2).repeat_interleave(2, dim=1)[:, :k]
@@ -1440,7 +1453,8 @@ def _grid_skip(scheme, channel) -> Optional[Plan]:
     :class:`AnalogScheme` without precoding, :class:`QuantizedDigitalScheme` and :class:`TextScheme` do."""
     if _ofdm_grid(channel) is None:
         return None
-    if isinstance(scheme, (QuantizedDigitalScheme, TextScheme, OptaScheme, TransformAMCScheme)) or (
+    if isinstance(scheme, (QuantizedDigitalScheme, TextScheme, OptaScheme, TransformAMCScheme,
+                           AnalogKLTScheme)) or (
             isinstance(scheme, AnalogScheme) and not scheme.precoding):
         return None
     why = (f"skipped: {scheme.name} is not implemented over an OFDM grid (opta, analog, analog-zf, analog-mmse, "
