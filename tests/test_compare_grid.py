@@ -88,3 +88,31 @@ def test_analog_klt_over_the_grid():
         # 48 analog symbols -> 2 slots of 36 data + 12 pilot REs; analog-klt fills their 72 data symbols
         assert (k["channel_uses"], k["data_uses"], k["pilot_uses"]) == (a["channel_uses"], 72, 24) == (96, 72, 24)
         assert k["nmse"] <= a["nmse"] and k["nmse"] >= 0.97 * k["opta_nmse"]
+
+
+def test_ideal_code_schemes_over_the_grid():
+    """transform-ideal and quant-ideal over the grid: the payload is the --ideal-outage quantile of an example's
+    slot mutual information (genie AWGN grid: exactly floor(48 log2(1 + snr)), never in outage), the realised
+    outage rate is near the target, and nothing beats the OPTA of the same row."""
+    src = _gaussian(600, 0.85 ** np.arange(32))
+    spec = canonical_channel_spec(TINY)
+    genie = canonical_channel_spec("ofdm(model=awgn,fft_size=12,num_ofdm_symbols=4,pilot_symbols=0,csi=perfect)")
+    snrs = [0.0, 10.0]
+    rows = _rows(src, schemes=["transform-ideal", "quant-ideal", "analog"], channels=[spec, genie], snr_db=snrs,
+                 realizations=2)
+    for s in snrs:
+        a = rows[("analog", spec, s)]
+        for name in ("transform-ideal", "quant-ideal"):
+            r, g = rows[(name, spec, s)], rows[(name, genie, s)]
+            assert r["status"] == "ok" and g["status"] == "ok", (r["note"], g["note"])
+            assert (r["channel_uses"], r["data_uses"], r["pilot_uses"]) == (a["channel_uses"], 36, 12) == (48, 36, 12)
+            assert (g["channel_uses"], g["data_uses"], g["pilot_uses"]) == (48, 48, 0)
+            assert f"payload <= {math.floor(48 * math.log2(1 + 10 ** (s / 10)))} bits" in g["note"]
+            assert g["outage_rate"] == 0.0
+            n = r["n_examples"] * r["realizations"]
+            lo, hi = clopper_pearson(round(r["outage_rate"] * n), n, confidence=0.999)
+            assert lo <= 0.1 <= hi + 0.05            # the design quantile comes from 2000 draws of the slots
+            for row in (r, g):                       # never below the OPTA beyond Monte Carlo error
+                assert row["nmse_ci_hi"] >= 0.97 * row["opta_nmse"], name
+        t = rows[("transform-ideal", genie, s)]
+        assert t["info_bits"] <= math.floor(48 * math.log2(1 + 10 ** (s / 10)))

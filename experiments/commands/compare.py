@@ -776,9 +776,12 @@ class IdealQuantizedScheme(Scheme):
 
     def design_capacity(self, ctx, snr_db: float, channel, uses: int) -> int:
         """Payload bits with outage probability ~``ctx.ideal_outage`` over ``uses`` channel uses."""
-        from phy.capacity import instantaneous_capacity
+        from phy.capacity import channel_rate_bits, instantaneous_capacity
         from phy.conventions import snr_db_to_no
 
+        if _ofdm_grid(channel) is not None:  # an example's slots: the mutual information of their data REs
+            _, mi = channel_rate_bits(channel, uses, float(snr_db), draws=self.design_draws)
+            return int(math.floor(float(torch.quantile(torch.as_tensor(mi), ctx.ideal_outage)) + 1e-9))
         x = torch.ones(self.design_draws, uses, dtype=torch.complex64, device=ctx.device)
         h = channel(x, snr_db_to_no(float(snr_db))).h
         if h is None:  # AWGN: deterministic
@@ -791,6 +794,9 @@ class IdealQuantizedScheme(Scheme):
         from phy.capacity import awgn_capacity, rayleigh_ergodic_capacity
 
         d = ctx.dim
+        if not ctx.matched and _ofdm_grid(channel) is not None:
+            why = "not matched over an OFDM grid: the ideal code's uses are only defined for a budget of whole slots"
+            return Plan(0, False, dims_sent=0, note=why, status=f"skipped: {why}")
         if not ctx.matched:
             b = ctx.bits or 4
             payload = b * d
@@ -799,7 +805,10 @@ class IdealQuantizedScheme(Scheme):
             uses = int(math.ceil(payload / cap - 1e-9))
             return Plan(uses, True, dims_sent=d, bits_per_element=b, info_bits=payload,
                         note="not matched: uses = payload / nominal capacity (AWGN or ergodic Rayleigh)")
-        cap = self.design_capacity(ctx, snr_db, channel, ctx.budget)
+        uses, why = _ideal_uses(ctx, channel)
+        if why:
+            return Plan(0, False, dims_sent=0, note=why, status=f"skipped: {why}")
+        cap = self.design_capacity(ctx, snr_db, channel, uses)
         b, dims = _choose_bits(cap, d, ctx.bits, ctx.max_bits)
         if dims == 0:
             return Plan(0, False, dims_sent=0, bits_per_element=b, info_bits=0,
@@ -807,27 +816,53 @@ class IdealQuantizedScheme(Scheme):
         note = f"design payload <= {cap} bits (outage target {ctx.ideal_outage})"
         if dims < d:
             note = f"truncated: first {dims} of {d} features sent; " + note
-        return Plan(ctx.budget, dims == d, dims_sent=dims, bits_per_element=b, info_bits=b * dims, note=note)
+        return Plan(uses, dims == d, dims_sent=dims, bits_per_element=b, info_bits=b * dims, note=note)
 
     def transmit(self, ctx, plan, channel, snr_db):
-        from phy.links import IdealCodeLink
-
         n_items = ctx.n_test
         index = ctx.test_index
         if plan.dims_sent == 0:
             return Received(ctx.fallback.expand(n_items, ctx.dim).clone(), index, outage_rate=1.0)
         q = ctx.quantizer(plan.bits_per_element, plan.dims_sent)
-        link = IdealCodeLink(channel, plan.channel_uses, capacity="instantaneous")
         bits = q.encode(ctx.test[:, :plan.dims_sent])
-        out = link(bits, snr_db=float(snr_db))
-        outage = out.info["outage"].reshape(n_items)
-        head = q.decode(out.x_hat).to(ctx.features.dtype)
+        x_hat, outage = _ideal_delivery(channel, plan.channel_uses, float(snr_db), bits)
+        head = q.decode(x_hat).to(ctx.features.dtype)
         f_hat = _fill(ctx, head, plan.dims_sent)
-        f_hat[outage] = ctx.fallback  # the receiver gets nothing: fallback estimate
-        errs = (out.x_hat != bits).double().sum(1).cpu()
+        f_hat[outage.to(f_hat.device)] = ctx.fallback  # the receiver gets nothing: fallback estimate
+        errs = (x_hat != bits).double().sum(1).cpu()
         return Received(f_hat, index, outage_rate=float(outage.float().mean()),
                         ber=float(errs.sum() / bits.numel()), bit_errors=errs,
                         bits_sent=torch.full_like(errs, float(bits.shape[1])), outage=outage.cpu())
+
+
+def _ideal_uses(ctx, channel) -> Tuple[int, str]:
+    """(channel uses, why not) of an ideal-code scheme: the budget; over an OFDM grid the REs of its whole slots
+    (``""`` when they hold at least one slot, else the reason for the skip)."""
+    grid = _ofdm_grid(channel)
+    if grid is None:
+        return ctx.budget, ""
+    symbols = _symbol_budget(ctx.budget, grid)
+    if symbols == 0:
+        return 0, f"a budget of {ctx.budget} uses holds no OFDM slot ({grid.ledger(1).channel_uses} uses)"
+    return grid.ledger(symbols).channel_uses, ""
+
+
+def _ideal_delivery(channel, uses: int, snr_db: float, bits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The ideal code's delivery of ``bits [M, B]`` in ``uses`` channel uses per example: ``(bits_hat [M, B],
+    outage [M] bool)``. An example is delivered iff ``B`` is at most the mutual information of its realised channel
+    (:class:`phy.links.IdealCodeLink`, ``capacity="instantaneous"``; over an OFDM grid the data REs of its slots,
+    :meth:`phy.ofdm.OFDMChannel.rate_bits`: Gaussian inputs, perfect CSI at the receiver, the pilots paid for);
+    an example in outage gets fair coin flips from the channel's stream."""
+    from phy.capacity import channel_rate_bits
+    from phy.links import IdealCodeLink
+
+    if _ofdm_grid(channel) is None:
+        out = IdealCodeLink(channel, uses, capacity="instantaneous")(bits, snr_db=snr_db)
+        return out.x_hat, out.info["outage"].reshape(bits.shape[0])
+    _, mi = channel_rate_bits(channel, uses, snr_db, draws=bits.shape[0])   # one draw of slots per example
+    outage = torch.as_tensor(mi < bits.shape[1], device=bits.device)
+    fill = torch.randint(0, 2, bits.shape, generator=channel.generator(bits.device), device=bits.device)
+    return torch.where(outage.unsqueeze(-1), fill.to(bits.dtype), bits), outage
 
 
 class TextScheme(Scheme):
@@ -1112,27 +1147,28 @@ class TransformIdealScheme(_FittedScheme, IdealQuantizedScheme):
     code_name = "ideal"
 
     def fitted_plan(self, ctx, snr_db, channel):
-        cap = self.design_capacity(ctx, snr_db, channel, ctx.budget)
+        uses, why = _ideal_uses(ctx, channel)
+        if why:
+            return Plan(0, False, dims_sent=0, note=why, status=f"skipped: {why}")
+        cap = self.design_capacity(ctx, snr_db, channel, uses)
         coder = ctx.coder(max(cap, 0))
         note = f"design payload <= {cap} bits (outage target {ctx.ideal_outage}); Lloyd-Max per component"
         if coder.used_bits == 0:
-            return Plan(ctx.budget, False, dims_sent=0, info_bits=0, note=note, status="nothing delivered")
-        return Plan(ctx.budget, True, dims_sent=coder.components, info_bits=coder.used_bits, note=note)
+            return Plan(uses, False, dims_sent=0, info_bits=0, note=note, status="nothing delivered")
+        return Plan(uses, True, dims_sent=coder.components, info_bits=coder.used_bits, note=note)
 
     def transmit(self, ctx, plan, channel, snr_db):
-        from phy.links import IdealCodeLink
-
         m = ctx.n_test
         if not plan.info_bits:
             return Received(ctx.fallback.expand(m, ctx.dim).clone(), ctx.test_index, outage_rate=1.0,
                             outage=torch.ones(m, dtype=torch.bool))
         coder = ctx.coder(plan.info_bits)
         bits = coder.encode(ctx.test).to(ctx.device)
-        out = IdealCodeLink(channel, plan.channel_uses, capacity="instantaneous")(bits, snr_db=float(snr_db))
-        outage = out.info["outage"].reshape(m).cpu()
-        f_hat = coder.decode(out.x_hat.cpu(), ctx.features.dtype).to(ctx.device)
+        x_hat, outage = _ideal_delivery(channel, plan.channel_uses, float(snr_db), bits)
+        outage = outage.cpu()
+        f_hat = coder.decode(x_hat.cpu(), ctx.features.dtype).to(ctx.device)
         f_hat[outage.to(f_hat.device)] = ctx.fallback
-        errs = (out.x_hat != bits).double().sum(1).cpu()
+        errs = (x_hat != bits).double().sum(1).cpu()
         return Received(f_hat, ctx.test_index, outage_rate=float(outage.float().mean()),
                         ber=float(errs.sum() / bits.numel()), bit_errors=errs,
                         bits_sent=torch.full_like(errs, float(bits.shape[1])), outage=outage)
@@ -1454,7 +1490,7 @@ def _grid_skip(scheme, channel) -> Optional[Plan]:
     if _ofdm_grid(channel) is None:
         return None
     if isinstance(scheme, (QuantizedDigitalScheme, TextScheme, OptaScheme, TransformAMCScheme,
-                           AnalogKLTScheme)) or (
+                           AnalogKLTScheme, IdealQuantizedScheme)) or (
             isinstance(scheme, AnalogScheme) and not scheme.precoding):
         return None
     why = (f"skipped: {scheme.name} is not implemented over an OFDM grid (opta, analog, analog-zf, analog-mmse, "
