@@ -96,10 +96,22 @@ the budget, so every scheme is charged the same pilot overhead, and the CSV's ``
 split ``channel_uses`` (``pilot_uses`` 0 on other channels). ``opta`` (and every row's ``opta_nmse`` /
 ``gap_db``) uses the mutual information of the data REs of those slots with the realised channel of each
 example's slots (:meth:`phy.ofdm.OFDMChannel.rate_bits`: Gaussian inputs, perfect CSI at the receiver, the pilot
-REs paid for and carrying nothing). Only ``opta``, ``analog``/``analog-zf``/``analog-mmse``,
-``quant-<code>-<mod>`` and ``ascii-*`` run over a grid; the others (``analog-klt``, ``analog-svd``,
-``*-ideal``, ``transform-*``) are reported as ``skipped: ...`` there (their designs assume one coefficient per
-use, or need CSIT).
+REs paid for and carrying nothing). Over a single-antenna grid every scheme but ``analog-svd`` runs:
+
+* ``analog-klt`` fills the data symbols of the budget's slots (power allocation for the nominal SNR, as on flat
+  channels) through the grid's ZF equaliser, and its per-component LMMSE uses each symbol's effective noise
+  (Sionna's ``no_eff``, the LS estimation error included).
+* ``transform-ldpc5g-amc``: the codeword layout uses the data symbols of the budget's slots as an example's
+  uses; the BLER simulation and the codewords go through the grid (:class:`phy.links.DigitalLink`: pilots, LS
+  estimation, LMMSE), so the MCS is chosen for the estimated-CSI channel; a codeword spanning ``s`` examples
+  occupies ``s`` examples' slots. MCS above the 90% quantile of an example's slot mutual information per data
+  symbol are not simulated.
+* ``quant-ideal`` / ``transform-ideal``: the payload is the ``--ideal-outage`` quantile of an example's slot
+  mutual information (the ``opta`` rate, 2000 design draws); an example is delivered iff the payload fits the
+  mutual information of its own slots' draw (perfect CSI: the ideal code is a genie), else it is in outage.
+
+``analog-svd`` (needs CSIT) and plug-ins are reported as ``skipped: ...`` over a grid, and on a multi-antenna
+grid so are the single-antenna schemes (``analog-klt``, ``*-ideal``, ``transform-*``).
 
 
 ``--no-match`` sends every scheme at its natural size instead (all features at ``--bits`` bits per
@@ -1130,7 +1142,8 @@ class TransformIdealScheme(_FittedScheme, IdealQuantizedScheme):
     """Transform coding (:class:`phy.transform.TransformCoder`: KLT, integer bit allocation,
     Lloyd-Max quantisers, all fitted on the training split) delivered by the ideal code of
     ``quant-ideal``: the payload is the design capacity of the budget (AWGN: ``floor(U log2(1 +
-    snr))``; fading: the ``--ideal-outage`` quantile), an example in outage gets the training mean.
+    snr))``; fading: the ``--ideal-outage`` quantile), an example in outage gets the training mean. Over an OFDM
+    grid: the quantile of an example's slot mutual information, outage per example from its own slots' draw.
 
     Examples
     --------
@@ -1186,7 +1199,8 @@ class TransformAMCScheme(_FittedScheme):
     (:func:`phy.amc.estimate_bler`: CRC + LDPC + QAM + the shared channel, separate seeds) and
     cached for the run. A codeword spans several examples (:func:`phy.amc.codeword_layout`, at least
     1024 coded bits), so the per-example budget is an average; a codeword whose CRC fails erases
-    its examples, which get the training mean.
+    its examples, which get the training mean. Over an OFDM grid an example's uses in the layout are the data
+    symbols of the budget's whole slots, and the BLERs and codewords go through the grid (pilots, LS, LMMSE).
 
     Examples
     --------
@@ -1485,8 +1499,10 @@ def _chance(n: int) -> float:
 
 
 def _grid_skip(scheme, channel) -> Optional[Plan]:
-    """A skipped plan for a scheme that does not run over an OFDM grid (else ``None``): only
-    :class:`AnalogScheme` without precoding, :class:`QuantizedDigitalScheme` and :class:`TextScheme` do."""
+    """A skipped plan for a scheme that does not run over an OFDM grid (else ``None``): :class:`OptaScheme`,
+    :class:`AnalogScheme` without precoding, :class:`AnalogKLTScheme`, :class:`QuantizedDigitalScheme`,
+    :class:`IdealQuantizedScheme` (``quant-ideal``, ``transform-ideal``), :class:`TransformAMCScheme` and
+    :class:`TextScheme` do (single-antenna ones only on a 1 x 1 grid: :func:`_mimo_skip`)."""
     if _ofdm_grid(channel) is None:
         return None
     if isinstance(scheme, (QuantizedDigitalScheme, TextScheme, OptaScheme, TransformAMCScheme,
@@ -1494,7 +1510,8 @@ def _grid_skip(scheme, channel) -> Optional[Plan]:
             isinstance(scheme, AnalogScheme) and not scheme.precoding):
         return None
     why = (f"skipped: {scheme.name} is not implemented over an OFDM grid (opta, analog, analog-zf, analog-mmse, "
-           "quant-<code>-<mod> and ascii-* are)")
+           "analog-klt, quant-<code>-<mod>, quant-ideal, transform-ideal, transform-ldpc5g-amc and ascii-* are; "
+           "analog-svd needs CSIT, which the grid's receiver-side estimation does not give)")
     return Plan(0, False, note=why, status=why)
 
 
