@@ -617,13 +617,13 @@ class LDPC5GFastDecoder(nn.Module):
     def resolve_backend(self, device: Union[str, torch.device]) -> str:
         """The backend used for inputs on ``device``."""
         dev = torch.device(device)
+        if self.precision != "float32" and (dev.type != "cpu" or not _HAVE_NUMBA):
+            raise ValueError(f"precision={self.precision!r} runs on CPU with numba only; got llr_ch on {dev}"
+                             + ("" if _HAVE_NUMBA else " and numba is not installed"))
         if self.backend == "auto":
             return "numba" if (_HAVE_NUMBA and dev.type == "cpu") else "torch"
         if self.backend == "numba" and dev.type != "cpu":
             raise ValueError(f"backend='numba' runs on CPU only; got llr_ch on {dev}")
-        if self.precision != "float32" and (dev.type != "cpu" or not _HAVE_NUMBA):
-            raise ValueError(f"precision={self.precision!r} runs on CPU with numba only; got llr_ch on {dev}"
-                             + ("" if _HAVE_NUMBA else " and numba is not installed"))
         return self.backend
 
     # -- helpers -------------------------------------------------------------------------

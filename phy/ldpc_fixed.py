@@ -81,21 +81,21 @@ def fixed_kernel():
     from numba import njit, prange
 
     @njit(cache=True, nogil=True, inline="always")
-    def _load(lv, cm1, cm2, w, llr, f, vmap, lmax, qscale, qclip, qm):  # pragma: no cover - compiled
-        """Lane ``w`` <- quantised internal LLRs of codeword ``f``; its check messages <- 0."""
+    def _load(lv, qrow, w, llr, f, vmap, lmax, qscale, qclip, qm):  # pragma: no cover - compiled
+        """Lane ``w`` <- quantised internal LLRs of codeword ``f`` (its check messages are ignored in its
+        first iteration: the caller sets the lane's ``fresh`` bit)."""
+        for j in range(llr.shape[1]):   # contiguous: vectorises
+            x = -min(max(np.float32(llr[f, j]), -lmax), lmax) * qscale
+            q = np.floor(x + np.float32(0.5))
+            qrow[j] = np.int32(min(max(q, np.float32(-qclip)), np.float32(qclip)))
         for v in range(vmap.shape[0]):
             j = vmap[v]
             if j >= 0:
-                x = -min(max(np.float32(llr[f, j]), -lmax), lmax) * qscale
-                q = np.int64(np.floor(x + np.float32(0.5)))
-                lv[v, w] = min(max(q, -qclip), qclip)
+                lv[v, w] = qrow[j]
             elif j == -1:
                 lv[v, w] = 0
             else:
                 lv[v, w] = qm
-        for r in range(cm1.shape[0]):
-            cm1[r, w] = 0
-            cm2[r, w] = 0
 
     @njit(cache=True, nogil=True)
     def _stream(llr, f0, f1, vmap, lmax, qscale, qclip, qm, rmax, offq, var_idx, layer_off, layer_deg, z,
@@ -113,25 +113,27 @@ def fixed_kernel():
         cix = sl.aligned_empty(nrows, proto)    # index (in the row) of min1
         tm = sl.aligned_empty(max_deg, proto)   # variable-to-check messages of the row
         csg = np.zeros(ne, dtype=np.uint64)     # sign bit of each check-to-variable message
+        qrow = np.empty(llr.shape[1], dtype=np.int32)
+        fresh = np.uint64(0)                    # lanes in their codeword's first iteration (old messages 0)
         cnt = np.zeros(width, dtype=np.int64)
         frame = np.full(width, -1, dtype=np.int64)
         for r in range(nrows):
             for w in range(width):
                 cix[r, w] = 0
+                cm1[r, w] = 0
+                cm2[r, w] = 0
         nxt = f0
         live = 0
         for w in range(width):
+            fresh |= np.uint64(1) << np.uint64(w)
             if nxt < f1:
-                _load(lv, cm1, cm2, w, llr, nxt, vmap, lmax, qscale, qclip, qm)
+                _load(lv, qrow, w, llr, nxt, vmap, lmax, qscale, qclip, qm)
                 frame[w] = nxt
                 nxt += 1
                 live += 1
             else:  # an idle lane holds a confident all-zero codeword
                 for v in range(nv):
                     lv[v, w] = qm
-                for r in range(nrows):
-                    cm1[r, w] = 0
-                    cm2[r, w] = 0
         proto_v = sl.vload(lv, 0)
         vqm = sl.vsplat(proto_v, qm)
         vnqm = sl.vsplat(proto_v, -qm)
@@ -151,11 +153,13 @@ def fixed_kernel():
                     m2 = vqm
                     ix = vzero
                     par = sl.mnone()
+                    new = sl.bitsm(fresh)
                     for j in range(d):
                         e = e0 + j * z + i
                         vj = sl.vsplat(proto_v, j)
                         old = sl.vsel(sl.veq(oix, vj), om2, om1)
                         old = sl.vsel(sl.bitsm(csg[e]), sl.vneg(old), old)
+                        old = sl.vsel(new, vzero, old)
                         t = sl.vmax(sl.vsubs(sl.vload(lv, var_idx[e]), old), vnqm)
                         sl.vstore(tm, j, t)
                         a = sl.vmax(t, sl.vneg(t))
@@ -179,6 +183,7 @@ def fixed_kernel():
                         sl.vstore(lv, var_idx[e], sl.vmax(sl.vadds(t, r), vnqm))
             for w in range(width):
                 cnt[w] += 1
+            fresh = np.uint64(0)
             # lanes with an unsatisfied check (idle lanes count as unsatisfied)
             badbits = np.uint64(0)
             for w in range(width):
@@ -206,8 +211,9 @@ def fixed_kernel():
                         out[f, v] = np.float32(lv[v, w]) / qscale
                     iters[f] = cnt[w]
                     cnt[w] = 0
+                    fresh |= np.uint64(1) << np.uint64(w)
                     if nxt < f1:
-                        _load(lv, cm1, cm2, w, llr, nxt, vmap, lmax, qscale, qclip, qm)
+                        _load(lv, qrow, w, llr, nxt, vmap, lmax, qscale, qclip, qm)
                         frame[w] = nxt
                         nxt += 1
                     else:
@@ -215,9 +221,6 @@ def fixed_kernel():
                         live -= 1
                         for v in range(nv):
                             lv[v, w] = qm
-                        for r in range(nrows):
-                            cm1[r, w] = 0
-                            cm2[r, w] = 0
 
 
     @njit(parallel=True, cache=True, nogil=True)

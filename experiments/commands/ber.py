@@ -162,9 +162,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=_positive_int, default=1024, help="5G LDPC codeword length n (default 1024)")
     parser.add_argument("--num-iter", type=_positive_int, default=20,
                         help="LDPC decoding iterations (default 20)")
-    parser.add_argument("--ldpc-decoder", default="layered", choices=("bp", "layered"),
+    parser.add_argument("--ldpc-decoder", default="layered", choices=("bp", "layered", "layered-int16", "layered-int8"),
                         help="layered: the layered offset-min-sum decoder of phy.ldpc_fast (default, as in every "
-                             "command); bp: Sionna's flooding sum-product LDPC5GDecoder")
+                             "command); layered-int16 / layered-int8: the same in fixed point with 64 codewords "
+                             "per SIMD vector (phy.ldpc_fixed; CPU); bp: Sionna's flooding sum-product LDPC5GDecoder")
     parser.add_argument("--hamming-decoder", default="syndrome", choices=("syndrome", "ml"),
                         help="Hamming(7,4) decoding: hard-decision syndrome (default) or soft ML")
     parser.add_argument("--demapping", default="app", choices=("app", "maxlog"),
