@@ -717,33 +717,45 @@ class LDPC5GFastDecoder(nn.Module):
             # buffer is scratch reused across calls (fresh pages fault on every call otherwise)
             src = flat.detach().to(torch.float32).contiguous().numpy()
             nout = st.k if self.return_infobits else st.num_vns
-            if self._scratch is None or self._scratch.shape[0] < bsz * nout:
-                self._scratch = np.empty(bsz * nout, dtype=np.float32)
+            # fixed point with hard output: the kernel writes 0/1 bytes, else float32 posteriors
+            hard_bytes = self.precision != "float32" and self.hard_out
+            dtype = np.int8 if hard_bytes else np.float32
+            if self._scratch is None or self._scratch.dtype != dtype or self._scratch.shape[0] < bsz * nout:
+                self._scratch = np.empty(bsz * nout, dtype=dtype)
             out = self._scratch[: bsz * nout].reshape(bsz, nout)
             lmax = np.float32(np.inf if self.llr_max is None else self.llr_max)
             if self.precision != "float32":
                 used = self._decode_fixed(src, out, lmax, iters)
+                self._count_iterations(used)
+                x = torch.from_numpy(out)
+                if hard_bytes:
+                    x = x if self.return_infobits else self._codeword_order(x)
+                    return x.to(llr_ch.dtype).reshape(*lead, x.shape[-1]).to(llr_ch.device)
+                post = x
             else:
                 used = self._decode_float(src, out, lmax, iters, bsz, use_offset)
-            self._count_iterations(used)
-            post = torch.from_numpy(out)
+                self._count_iterations(used)
+                post = torch.from_numpy(out)
         else:
             full = self.mother_llr(flat)
             post, used = _layered_minsum_torch(full.t().contiguous(), self._layers_on(full.device), iters,
                                                use_offset, self.scale, self.offset, self.early_stop)
             post = post.t()
             self._count_iterations(np.full(full.shape[0], used, dtype=np.int64))
-        if self.return_infobits:
-            x = post[:, :st.k]
-        else:
-            x = torch.cat([post[:, 2 * st.z:st.k], post[:, st.k_ldpc:st.tx_end]], dim=1)
-            if self._out_int is not None:
-                x = x[:, torch.as_tensor(self._out_int, device=x.device)]
+        x = post[:, :st.k] if self.return_infobits else self._codeword_order(post)
         if self.hard_out:
             x = (x <= 0).to(llr_ch.dtype)
         else:
             x = (-x).to(llr_ch.dtype)
         return x.reshape(*lead, x.shape[-1]).to(llr_ch.device)
+
+    def _codeword_order(self, post: torch.Tensor) -> torch.Tensor:
+        """The ``n`` transmitted positions of mother-code values ``[B, num_vns]``, in transmission order."""
+        st = self.structure
+        x = torch.cat([post[:, 2 * st.z:st.k], post[:, st.k_ldpc:st.tx_end]], dim=1)
+        if self._out_int is not None:
+            x = x[:, torch.as_tensor(self._out_int, device=x.device)]
+        return x
 
     def _decode_fixed(self, src: np.ndarray, out: np.ndarray, lmax, iters: int) -> np.ndarray:
         """The fixed-point kernel (:mod:`phy.ldpc_fixed`) on logits ``src`` ``[B, n]`` -> posteriors in ``out``."""
@@ -759,7 +771,7 @@ class LDPC5GFastDecoder(nn.Module):
             nstreams = max(1, min(nthr, -(-bsz // 64)))
             ldpc_fixed.fixed_kernel()(src, self._vmap, lmax, np.float32(self.qscale), int(self.qclip), qm, int(self.qmsg), offq,
                                       st.var_idx, st.layer_off, st.layer_deg, st.z, self._max_deg, iters,
-                                      nstreams, self.early_stop, out, used, proto)
+                                      nstreams, self.early_stop, out.dtype == np.int8, out, used, proto)
         return used
 
     def _decode_float(self, src, out, lmax, iters, bsz, use_offset) -> np.ndarray:

@@ -22,8 +22,9 @@ handful of whole-vector instructions with saturating arithmetic:
   whose codeword has a zero syndrome (or has run ``num_iter`` iterations) writes its decisions
   and takes the stream's next codeword, so the lanes stay full.
 
-The kernel returns the posteriors divided by ``qscale`` (float32), so hard decisions (``<= 0``
--> bit 1) and the output layout are those of the float kernel. Threads: one stream of codewords
+The kernel returns the posteriors divided by ``qscale`` (float32), or directly the hard decisions
+(``<= 0`` -> bit 1, one byte each) when only those are wanted; the output layout is that of the
+float kernel. Threads: one stream of codewords
 per thread (``prange``), each with its own lanes and messages (about 0.25 MB for int8 at the
 (512, 1024) code: L2-resident).
 
@@ -81,26 +82,22 @@ def fixed_kernel():
     from numba import njit, prange
 
     @njit(cache=True, nogil=True, inline="always")
-    def _load(lv, qrow, w, llr, f, vmap, lmax, qscale, qclip, qm):  # pragma: no cover - compiled
-        """Lane ``w`` <- quantised internal LLRs of codeword ``f`` (its check messages are ignored in its
-        first iteration: the caller sets the lane's ``fresh`` bit)."""
-        for j in range(llr.shape[1]):   # contiguous: vectorises
+    def _quantise(qrow, llr, f, lmax, qscale, qclip, qm):  # pragma: no cover - compiled
+        """``qrow[:n]`` <- quantised internal LLRs of codeword ``f``; ``qrow[n] = 0`` (what a punctured
+        bit reads), ``qrow[n + 1] = qm`` (a filler bit)."""
+        n = llr.shape[1]
+        for j in range(n):   # contiguous: vectorises
             x = -min(max(np.float32(llr[f, j]), -lmax), lmax) * qscale
             q = np.floor(x + np.float32(0.5))
             qrow[j] = np.int32(min(max(q, np.float32(-qclip)), np.float32(qclip)))
-        for v in range(vmap.shape[0]):
-            j = vmap[v]
-            if j >= 0:
-                lv[v, w] = qrow[j]
-            elif j == -1:
-                lv[v, w] = 0
-            else:
-                lv[v, w] = qm
+        qrow[n] = 0
+        qrow[n + 1] = qm
 
     @njit(cache=True, nogil=True)
     def _stream(llr, f0, f1, vmap, lmax, qscale, qclip, qm, rmax, offq, var_idx, layer_off, layer_deg, z,
-                max_deg, num_iter, early_stop, out, iters, proto):  # pragma: no cover - compiled
-        """Decode codewords ``[f0, f1)`` through one set of 64 lanes (one thread)."""
+                max_deg, num_iter, early_stop, hard, out, iters, proto):  # pragma: no cover - compiled
+        """Decode codewords ``[f0, f1)`` through one set of 64 lanes (one thread) into ``out``: posteriors
+        (float32 ``out``) or, with ``hard``, 0/1 decisions (int8 ``out``)."""
         nv = vmap.shape[0]
         nout = out.shape[1]
         ne = var_idx.shape[0]
@@ -113,10 +110,18 @@ def fixed_kernel():
         cix = sl.aligned_empty(nrows, proto)    # index (in the row) of min1
         tm = sl.aligned_empty(max_deg, proto)   # variable-to-check messages of the row
         csg = np.zeros(ne, dtype=np.uint64)     # sign bit of each check-to-variable message
-        qrow = np.empty(llr.shape[1], dtype=np.int32)
+        n = llr.shape[1]
+        qrows = np.empty((width, n + 2), dtype=np.int32)   # quantised codewords waiting for their lanes
+        dlane = np.empty(width, dtype=np.int64)
+        dframe = np.empty(width, dtype=np.int64)
+        cnt = np.zeros(width, dtype=np.int64)   # iterations of each lane's codeword
+        frame = np.full(width, -1, dtype=np.int64)  # codeword in each lane (-1: idle)
+        src = np.empty(nv, dtype=np.int64)                  # where variable v reads its channel value
+        for v in range(nv):
+            j = vmap[v]
+            src[v] = j if j >= 0 else (n if j == -1 else n + 1)
+        inv_scale = np.float32(1.0) / qscale
         fresh = np.uint64(0)                    # lanes in their codeword's first iteration (old messages 0)
-        cnt = np.zeros(width, dtype=np.int64)
-        frame = np.full(width, -1, dtype=np.int64)
         for r in range(nrows):
             for w in range(width):
                 cix[r, w] = 0
@@ -127,13 +132,16 @@ def fixed_kernel():
         for w in range(width):
             fresh |= np.uint64(1) << np.uint64(w)
             if nxt < f1:
-                _load(lv, qrow, w, llr, nxt, vmap, lmax, qscale, qclip, qm)
+                _quantise(qrows[w], llr, nxt, lmax, qscale, qclip, qm)
                 frame[w] = nxt
                 nxt += 1
                 live += 1
             else:  # an idle lane holds a confident all-zero codeword
-                for v in range(nv):
-                    lv[v, w] = qm
+                qrows[w, :] = qm
+        for v in range(nv):
+            j = src[v]
+            for w in range(width):
+                lv[v, w] = qrows[w, j]
         proto_v = sl.vload(lv, 0)
         vqm = sl.vsplat(proto_v, qm)
         vnqm = sl.vsplat(proto_v, -qm)
@@ -203,35 +211,51 @@ def fixed_kernel():
                     if sl.mbits(bad) == full:
                         break
                 badbits = sl.mbits(bad)
+            # finished lanes: written out and refilled together, row by row (each row of lv is one cache
+            # line: one pass over the rows serves all of them instead of one strided pass per lane)
+            nd = 0
             for w in range(width):
                 f = frame[w]
                 ok = ((badbits >> np.uint64(w)) & np.uint64(1)) == 0
                 if f >= 0 and (cnt[w] >= num_iter or (early_stop and ok)):
-                    for v in range(nout):
-                        out[f, v] = np.float32(lv[v, w]) / qscale
+                    dlane[nd] = w
+                    dframe[nd] = f
                     iters[f] = cnt[w]
                     cnt[w] = 0
                     fresh |= np.uint64(1) << np.uint64(w)
                     if nxt < f1:
-                        _load(lv, qrow, w, llr, nxt, vmap, lmax, qscale, qclip, qm)
+                        _quantise(qrows[nd], llr, nxt, lmax, qscale, qclip, qm)
                         frame[w] = nxt
                         nxt += 1
-                    else:
+                    else:  # no codeword left: the lane idles on a confident all-zero word
+                        qrows[nd, :] = qm
                         frame[w] = -1
                         live -= 1
-                        for v in range(nv):
-                            lv[v, w] = qm
-
+                    nd += 1
+            if nd:
+                if hard:  # bit 1 where the posterior is <= 0 (Sionna's rule), as 0/1 bytes
+                    for v in range(nout):
+                        for q in range(nd):
+                            out[dframe[q], v] = 1 if lv[v, dlane[q]] <= 0 else 0
+                else:
+                    for v in range(nout):
+                        for q in range(nd):
+                            out[dframe[q], v] = np.float32(lv[v, dlane[q]]) * inv_scale
+                for v in range(nv):
+                    j = src[v]
+                    for q in range(nd):
+                        lv[v, dlane[q]] = qrows[q, j]
 
     @njit(parallel=True, cache=True, nogil=True)
     def _kernel(llr, vmap, lmax, qscale, qclip, qm, rmax, offq, var_idx, layer_off, layer_deg, z, max_deg,
-                num_iter, nstreams, early_stop, out, iters, proto):  # pragma: no cover - compiled
+                num_iter, nstreams, early_stop, hard, out, iters, proto):  # pragma: no cover - compiled
         # one stream of codewords per thread; the work is in a separate function so that numba's
         # parfor pass has nothing to hoist out of the loop (each stream owns its buffers)
         bsz = llr.shape[0]
         for stream in prange(nstreams):
             _stream(llr, stream * bsz // nstreams, (stream + 1) * bsz // nstreams, vmap, lmax, qscale, qclip, qm,
-                    rmax, offq, var_idx, layer_off, layer_deg, z, max_deg, num_iter, early_stop, out, iters, proto)
+                    rmax, offq, var_idx, layer_off, layer_deg, z, max_deg, num_iter, early_stop, hard, out, iters,
+                    proto)
 
     _KERNEL = _kernel
     return _kernel
