@@ -30,6 +30,10 @@ Two interchangeable backends compute exactly the same algorithm:
 
 ``backend="auto"`` uses numba for CPU tensors when it is installed and torch otherwise.
 
+``precision="int16"`` / ``"int8"`` (CPU, numba) selects the fixed-point kernel of :mod:`phy.ldpc_fixed`
+(64 codewords per SIMD vector, saturating arithmetic, compressed check messages, per-codeword early
+termination): about 3x / 5x the float kernel's edge updates per second per core, BLER within 0.05 dB.
+
 Conventions (identical to Sionna's decoder)
 -------------------------------------------
 * Input: channel *logits* ``log p(b=1)/p(b=0)`` of the ``n`` transmitted bits, ``[..., n]``
