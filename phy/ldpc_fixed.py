@@ -72,16 +72,14 @@ def qmax(precision: str) -> int:
     return {"int8": 127, "int16": 32767}[precision]
 
 
-_KERNEL = None
-
-
 def fixed_kernel():
-    """Compile (once, cached on disk) and return the fixed-point kernel (see the module docstring)."""
-    global _KERNEL
-    if _KERNEL is not None:
-        return _KERNEL
+    """The compiled fixed-point kernel (see the module docstring); compiled on first use, cached on disk."""
     if not sl.available():
         raise RuntimeError("the fixed-point LDPC decoder needs the optional package numba")
+    return _kernel
+
+
+if sl.available():
     from numba import njit, prange
 
     @njit(cache=True, nogil=True, inline="always")
@@ -260,5 +258,3 @@ def fixed_kernel():
                     rmax, offq, var_idx, layer_off, layer_deg, z, max_deg, num_iter, early_stop, hard, out, iters,
                     proto)
 
-    _KERNEL = _kernel
-    return _kernel

@@ -44,7 +44,6 @@ def available() -> bool:
     return qk.available() and ck.available()
 
 
-_KERNEL = None
 _AFFINE = {}
 
 
@@ -77,98 +76,98 @@ def _gray_affine(modulation: str):
 
 
 def _kernel():
-    global _KERNEL
-    if _KERNEL is None:
-        from numba import njit, prange
+    return _k_chain
 
-        _demap_row, _lse, _cn, _word = qk._demap_row, qk._lse, ck._cn, ck._word
-        gamma, m1, m2 = ck._GAMMA, ck._M1, ck._M2
 
-        @njit(parallel=True, fastmath={"nsz", "contract"}, error_model="numpy", cache=True)
-        def _k_chain(out, no, n, m, re_lev, im_lev, c_re, c_im, maxlog, kscr, kn, block):  # pragma: no cover
-            rows = no.shape[0]
-            h = m // 2
-            nl = 1 << h
-            # the PAM level of the label bits b_j of a dimension (real: label bit 2j = bit m-1-2j of the word,
-            # imaginary: m-2-2j): t = 1, t = 2**(h-j) - (1 - 2 b_j) t for j = h-1 .. 1, level = (1 - 2 b_0) t.
-            # Three fixed steps (h <= 4) with `act` 0 past h, so the symbol loop has no inner loop and vectorises
-            sr = np.zeros(4, dtype=np.uint64)
-            si = np.zeros(4, dtype=np.uint64)
-            pw = np.zeros(4, dtype=np.float32)
-            act = np.zeros(4, dtype=np.float32)
-            for j in range(h):
-                sr[j] = m - 1 - 2 * j
-                si[j] = m - 2 - 2 * j
-                pw[j] = np.float32(2 ** (h - j))
-                act[j] = np.float32(1.0) if j > 0 else np.float32(0.0)
-            one = np.uint64(1)
-            f1 = np.float32(1.0)
-            f2 = np.float32(2.0)
-            ntask = (rows + block - 1) // block
-            for task in prange(ntask):
-                y = np.empty((2, n), dtype=np.float32)
-                met = np.empty((nl, n), dtype=np.float32)
-                l1 = np.empty(n, dtype=np.float32)
-                l0 = np.empty(n, dtype=np.float32)
-                inv = np.empty(n, dtype=np.float32)
-                word = np.empty(n, dtype=np.uint64)
-                for r in range(task * block, min(rows, (task + 1) * block)):
-                    n0 = no[r]
-                    s = np.float32(math.sqrt(n0))
-                    iv = np.float32(1.0) / n0
-                    wn = _word(kn, np.uint64(r * n))
-                    wl = _word(kscr, np.uint64(r * n))
+if available():
+    from numba import njit, prange
+
+    _demap_row, _lse, _cn, _word = qk._demap_row, qk._lse, ck._cn, ck._word
+    gamma, m1, m2 = ck._GAMMA, ck._M1, ck._M2
+
+    @njit(parallel=True, fastmath={"nsz", "contract"}, error_model="numpy", cache=True)
+    def _k_chain(out, no, n, m, re_lev, im_lev, c_re, c_im, maxlog, kscr, kn, block):  # pragma: no cover
+        rows = no.shape[0]
+        h = m // 2
+        nl = 1 << h
+        # the PAM level of the label bits b_j of a dimension (real: label bit 2j = bit m-1-2j of the word,
+        # imaginary: m-2-2j): t = 1, t = 2**(h-j) - (1 - 2 b_j) t for j = h-1 .. 1, level = (1 - 2 b_0) t.
+        # Three fixed steps (h <= 4) with `act` 0 past h, so the symbol loop has no inner loop and vectorises
+        sr = np.zeros(4, dtype=np.uint64)
+        si = np.zeros(4, dtype=np.uint64)
+        pw = np.zeros(4, dtype=np.float32)
+        act = np.zeros(4, dtype=np.float32)
+        for j in range(h):
+            sr[j] = m - 1 - 2 * j
+            si[j] = m - 2 - 2 * j
+            pw[j] = np.float32(2 ** (h - j))
+            act[j] = np.float32(1.0) if j > 0 else np.float32(0.0)
+        one = np.uint64(1)
+        f1 = np.float32(1.0)
+        f2 = np.float32(2.0)
+        ntask = (rows + block - 1) // block
+        for task in prange(ntask):
+            y = np.empty((2, n), dtype=np.float32)
+            met = np.empty((nl, n), dtype=np.float32)
+            l1 = np.empty(n, dtype=np.float32)
+            l0 = np.empty(n, dtype=np.float32)
+            inv = np.empty(n, dtype=np.float32)
+            word = np.empty(n, dtype=np.uint64)
+            for r in range(task * block, min(rows, (task + 1) * block)):
+                n0 = no[r]
+                s = np.float32(math.sqrt(n0))
+                iv = np.float32(1.0) / n0
+                wn = _word(kn, np.uint64(r * n))
+                wl = _word(kscr, np.uint64(r * n))
+                for i in range(n):
+                    z = (wl ^ (wl >> np.uint64(30))) * m1      # qam_kernels._label of symbol r*n+i
+                    z = (z ^ (z >> np.uint64(27))) * m2
+                    w = z ^ (z >> np.uint64(31))
+                    wl += gamma
+                    tr = f1
+                    ti = f1
+                    for j in range(3, 0, -1):  # constant trip count: unrolled
+                        br = f1 - f2 * np.float32(np.int32((w >> sr[j]) & one))
+                        bi = f1 - f2 * np.float32(np.int32((w >> si[j]) & one))
+                        tr = tr + act[j] * (pw[j] - br * tr - tr)
+                        ti = ti + act[j] * (pw[j] - bi * ti - ti)
+                    ar = c_re * (f1 - f2 * np.float32(np.int32((w >> sr[0]) & one))) * tr
+                    ai = c_im * (f1 - f2 * np.float32(np.int32((w >> si[0]) & one))) * ti
+                    nr, ni = _cn(wn)
+                    wn += gamma
+                    y[0, i] = ar + s * nr
+                    y[1, i] = ai + s * ni
+                    word[i] = w
+                if m == 4:  # 16-QAM: the four logits of a symbol from its 2 x 4 metrics, then interleaved
+                    a0, a1, a2, a3 = re_lev[0], re_lev[1], re_lev[2], re_lev[3]
+                    b0, b1, b2, b3 = im_lev[0], im_lev[1], im_lev[2], im_lev[3]
                     for i in range(n):
-                        z = (wl ^ (wl >> np.uint64(30))) * m1      # qam_kernels._label of symbol r*n+i
-                        z = (z ^ (z >> np.uint64(27))) * m2
-                        w = z ^ (z >> np.uint64(31))
-                        wl += gamma
-                        tr = f1
-                        ti = f1
-                        for j in range(3, 0, -1):  # constant trip count: unrolled
-                            br = f1 - f2 * np.float32(np.int32((w >> sr[j]) & one))
-                            bi = f1 - f2 * np.float32(np.int32((w >> si[j]) & one))
-                            tr = tr + act[j] * (pw[j] - br * tr - tr)
-                            ti = ti + act[j] * (pw[j] - bi * ti - ti)
-                        ar = c_re * (f1 - f2 * np.float32(np.int32((w >> sr[0]) & one))) * tr
-                        ai = c_im * (f1 - f2 * np.float32(np.int32((w >> si[0]) & one))) * ti
-                        nr, ni = _cn(wn)
-                        wn += gamma
-                        y[0, i] = ar + s * nr
-                        y[1, i] = ai + s * ni
-                        word[i] = w
-                    if m == 4:  # 16-QAM: the four logits of a symbol from its 2 x 4 metrics, then interleaved
-                        a0, a1, a2, a3 = re_lev[0], re_lev[1], re_lev[2], re_lev[3]
-                        b0, b1, b2, b3 = im_lev[0], im_lev[1], im_lev[2], im_lev[3]
-                        for i in range(n):
-                            # level index bits (MSB first): bit 0 is set for levels 2, 3; bit 1 for levels 1, 3
-                            yy = y[0, i]
-                            d0 = -((yy - a0) * (yy - a0)) * iv
-                            d1 = -((yy - a1) * (yy - a1)) * iv
-                            d2 = -((yy - a2) * (yy - a2)) * iv
-                            d3 = -((yy - a3) * (yy - a3)) * iv
-                            met[0, i] = _lse(d2, d3, maxlog) - _lse(d0, d1, maxlog)   # label bit 0
-                            met[2, i] = _lse(d1, d3, maxlog) - _lse(d0, d2, maxlog)   # label bit 2
-                            yy = y[1, i]
-                            d0 = -((yy - b0) * (yy - b0)) * iv
-                            d1 = -((yy - b1) * (yy - b1)) * iv
-                            d2 = -((yy - b2) * (yy - b2)) * iv
-                            d3 = -((yy - b3) * (yy - b3)) * iv
-                            met[1, i] = _lse(d2, d3, maxlog) - _lse(d0, d1, maxlog)   # label bit 1
-                            met[3, i] = _lse(d1, d3, maxlog) - _lse(d0, d2, maxlog)   # label bit 3
-                        o = out[r]
-                        for i in range(n):
-                            w = word[i]
-                            for t in range(4):
-                                v = met[t, i]
-                                o[i * 4 + t] = -v if (w >> np.uint64(3 - t)) & one else v
-                    else:
-                        for i in range(n):
-                            inv[i] = iv
-                        _demap_row(y, inv, word, True, out[r], m, re_lev, im_lev, maxlog, met, l1, l0)
+                        # level index bits (MSB first): bit 0 is set for levels 2, 3; bit 1 for levels 1, 3
+                        yy = y[0, i]
+                        d0 = -((yy - a0) * (yy - a0)) * iv
+                        d1 = -((yy - a1) * (yy - a1)) * iv
+                        d2 = -((yy - a2) * (yy - a2)) * iv
+                        d3 = -((yy - a3) * (yy - a3)) * iv
+                        met[0, i] = _lse(d2, d3, maxlog) - _lse(d0, d1, maxlog)   # label bit 0
+                        met[2, i] = _lse(d1, d3, maxlog) - _lse(d0, d2, maxlog)   # label bit 2
+                        yy = y[1, i]
+                        d0 = -((yy - b0) * (yy - b0)) * iv
+                        d1 = -((yy - b1) * (yy - b1)) * iv
+                        d2 = -((yy - b2) * (yy - b2)) * iv
+                        d3 = -((yy - b3) * (yy - b3)) * iv
+                        met[1, i] = _lse(d2, d3, maxlog) - _lse(d0, d1, maxlog)   # label bit 1
+                        met[3, i] = _lse(d1, d3, maxlog) - _lse(d0, d2, maxlog)   # label bit 3
+                    o = out[r]
+                    for i in range(n):
+                        w = word[i]
+                        for t in range(4):
+                            v = met[t, i]
+                            o[i * 4 + t] = -v if (w >> np.uint64(3 - t)) & one else v
+                else:
+                    for i in range(n):
+                        inv[i] = iv
+                    _demap_row(y, inv, word, True, out[r], m, re_lev, im_lev, maxlog, met, l1, l0)
 
-        _KERNEL = _k_chain
-    return _KERNEL
 
 
 def scrambled_awgn_logits(rows: int, num_symbols: int, modulation: str, no: torch.Tensor, scrambling_key: int,
