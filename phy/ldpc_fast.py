@@ -231,9 +231,6 @@ def qc_structure(encoder) -> QCStructure:
 # ------------------------------------------------------------------------------------------
 # numba kernel (CPU)
 # ------------------------------------------------------------------------------------------
-_NB_KERNEL = None
-
-
 def _numba_kernel():
     """Compile (once, cached on disk) and return the numba layered min-sum kernel.
 
@@ -242,12 +239,14 @@ def _numba_kernel():
     per codeword, also when ``width`` is made a compile-time constant, because the loops are then
     fully unrolled and not re-vectorised), hence the 64-codeword default of ``early_stop_group``.
     """
-    global _NB_KERNEL
-    if _NB_KERNEL is not None:
-        return _NB_KERNEL
     if not _HAVE_NUMBA:
         raise RuntimeError("backend='numba' needs the optional package numba "
                            "(pip install numba); use backend='torch'")
+    return _kernel
+
+
+# compiled at module level (not in a closure) so that numba's disk cache finds them in the next process
+if _HAVE_NUMBA:
     njit, prange = _numba.njit, _numba.prange
 
     @njit(cache=True, fastmath=False, nogil=True, inline="always")
@@ -398,8 +397,6 @@ def _numba_kernel():
                             frame[w] = -1
                             live -= 1
 
-    _NB_KERNEL = _kernel
-    return _kernel
 
 
 # ------------------------------------------------------------------------------------------
