@@ -19,11 +19,19 @@ every table prints ratios. Code: 5G LDPC (k=512, n=1024), 20 iterations, Gray 16
    :func:`phy.montecarlo.curve_resolution`; the time the previous engine and Sionna's chains would
    need for the same points is *estimated* as the sum over the curve's points of (blocks simulated)
    / (each chain's throughput measured at that point's Es/N0 in this run) -- not run (hours).
+5. **fixed-point loss** (``--bler-loss``): the Es/N0 at which the float32, int16 and int8 layered
+   decoders reach BLER 1e-3, all on the same scrambled-zero logits (a few Es/N0 points,
+   ``--bler-loss-blocks`` blocks each, log-linear interpolation); the loss in dB against float32.
+
+Tables 1-2 also time the fixed-point kernels (``precision="int16"/"int8"``: 20 iterations and early
+termination; one thread for the per-core edge-update rate) and their chains; table 3 runs the goal
+command with ``--goal-decoder`` (default ``layered-int8``).
+
 4. **k=600, n=1200** (``--check-600``): BLER of the fast path (scrambled zero, layered OMS, early
    termination) vs Sionna's chain with random codewords and its flooding BP decoder, 20 iterations,
    QPSK and 16-QAM, a few Es/N0 points, with 95 % Clopper-Pearson intervals.
 
-Run: ``python benchmarks/bench_ber_curve.py --curve --check-600`` (writes
+Run: ``python benchmarks/bench_ber_curve.py --curve --bler-loss --check-600`` (writes
 ``benchmarks/results/bench_ber_curve.json``).
 """
 from __future__ import annotations
@@ -46,7 +54,7 @@ import torch  # noqa: E402
 
 from experiments.core.results import write_benchmark  # noqa: E402
 
-GOAL = ["ber", "--modulation", "16qam", "--code", "ldpc5g", "--k", "512", "--n", "1024", "--ldpc-decoder", "layered",
+GOAL = ["ber", "--modulation", "16qam", "--code", "ldpc5g", "--k", "512", "--n", "1024", "--ldpc-decoder", "DECODER",
         "--channel", "awgn", "--snr-type", "esno", "--snr-db", "auto", "--min-bler", "1e-5",
         "--target-block-errors", "100", "--target-errors", "1e9", "--max-bits", "1e10", "--no-progress"]
 
@@ -130,6 +138,11 @@ def build_chains(k, n, num_iter, prev, threads_note=""):
     new_trial = ScrambledZeroTrial(DigitalLink(AWGN(seed=0), code=new_code, modulation="16qam"), k=k)
     new_trial.reset(1)
     chains["chain new (scrambled zero)"] = lambda b, esno: new_trial(b, esno)
+    for prec in ("int16", "int8"):
+        code = LDPC5G.from_options(k=k, n=n, num_iter=num_iter, ldpc_decoder=f"layered-{prec}")
+        trial = ScrambledZeroTrial(DigitalLink(AWGN(seed=0), code=code, modulation="16qam"), k=k)
+        trial.reset(1)
+        chains[f"chain new {prec}"] = lambda b, esno, t=trial: t(b, esno)
     return chains, sionna_decs
 
 
@@ -142,6 +155,12 @@ def main(argv=None) -> int:
     ap.add_argument("--previous", default="7fa602a", help="git commit of the previous engine")
     ap.add_argument("--curve", action="store_true", help="run and time the goal command (table 3)")
     ap.add_argument("--curve-dir", default=None, help="output directory of the goal run (default: a temp dir)")
+    ap.add_argument("--goal-decoder", default="layered-int8", choices=("layered", "layered-int16", "layered-int8"),
+                    help="--ldpc-decoder of the goal run (default layered-int8)")
+    ap.add_argument("--skip-estimates", action="store_true", help="table 3: do not estimate the other chains' time")
+    ap.add_argument("--bler-loss", action="store_true",
+                    help="table 5: Es/N0 at BLER 1e-3 of the float, int16 and int8 decoders on the same logits")
+    ap.add_argument("--bler-loss-blocks", type=int, default=200_000)
     ap.add_argument("--check-600", action="store_true", help="BLER check k=600, n=1200 (table 4)")
     ap.add_argument("--blocks-600", type=int, default=4000)
     ap.add_argument("--skip-tables", action="store_true", help="skip tables 1-2 (decoder, chain)")
@@ -168,6 +187,8 @@ def main(argv=None) -> int:
 
     # 1. decoder alone --------------------------------------------------------------------------
     if args.skip_tables and not args.curve:
+        if args.bler_loss:
+            _bler_loss(args, result)
         return _check_600(args, result)
     enc = LDPC5GEncoder(k, n)
     qam = QAM("16qam")
@@ -183,15 +204,21 @@ def main(argv=None) -> int:
     decs["previous engine (numba)"] = prev.LDPC5GFastDecoder(enc, num_iter=it)
     decs["new, 20 iterations"] = LDPC5GFastDecoder(enc, num_iter=it)
     decs["new, early termination"] = new_es
+    for prec in ("int16", "int8"):
+        decs[f"{prec}, 20 iterations"] = LDPC5GFastDecoder(enc, num_iter=it, precision=prec)
+        decs[f"{prec}, early termination"] = LDPC5GFastDecoder(enc, num_iter=it, early_stop=True, precision=prec)
     edges = decs["new, 20 iterations"].num_edges
     times = interleaved({name: (lambda d=d: d(llr)) for name, d in decs.items()}, args.repeats)
-    new_es.frames_decoded = new_es.iterations_run = 0
-    new_es(llr)
-    mean_it = new_es.mean_iterations
+    mean_its = {}
+    for name, d in decs.items():
+        if "early" in name:
+            d.frames_decoded = d.iterations_run = 0
+            d(llr)
+            mean_its[name] = d.mean_iterations
     dec_rows = {}
     for name, t in times.items():
         r = stats(t, B * k)
-        iters = mean_it if "early" in name else it
+        iters = mean_its.get(name, it)
         r["edge_updates_per_s_per_core"] = r["median"] / k * edges * iters / args.threads
         r["mean_iterations"] = iters
         r["bler"] = float((decs[name](llr) != u).any(1).float().mean())
@@ -201,15 +228,20 @@ def main(argv=None) -> int:
           extra=("edge_updates_per_s_per_core", "mean_iterations", "bler"))
     # the new kernel on one thread, same LLRs (per-core figure, and 2-thread scaling)
     torch.set_num_threads(1)
-    t1 = interleaved({"1 thread": lambda: decs["new, 20 iterations"](llr)}, args.repeats)["1 thread"]
+    per_core = {name: (lambda d=decs[name]: d(llr)) for name in
+                ("new, 20 iterations", "int16, 20 iterations", "int8, 20 iterations")}
+    t1 = interleaved(per_core, args.repeats)
     torch.set_num_threads(args.threads)
-    one = stats(t1, B * k)
-    one["edge_updates_per_s_per_core"] = one["median"] / k * edges * it
-    scaling = dec_rows["new, 20 iterations"]["median"] / one["median"]
-    print(f"new kernel, 20 iterations, 1 thread: {one['median']:.4g} info bits/s = "
-          f"{one['edge_updates_per_s_per_core']:.3g} edge updates/s per core; {args.threads} threads scale "
-          f"{scaling:.2f}x")
-    result.update(decoder_only=dec_rows, decoder_one_thread=one, thread_scaling=scaling, edges=edges)
+    ones, scalings = {}, {}
+    for name, t in t1.items():
+        one = stats(t, B * k)
+        one["edge_updates_per_s_per_core"] = one["median"] / k * edges * it
+        ones[name] = one
+        scalings[name] = dec_rows[name]["median"] / one["median"]
+        print(f"{name}, 1 thread: {one['median']:.4g} info bits/s = {one['edge_updates_per_s_per_core']:.3g} edge "
+              f"updates/s per core ({one['median'] / ones['new, 20 iterations']['median']:.2f}x float32); "
+              f"{args.threads} threads scale {scalings[name]:.2f}x")
+    result.update(decoder_only=dec_rows, decoder_one_thread=ones, thread_scaling=scalings, edges=edges)
 
     # 2. full chain ------------------------------------------------------------------------------
     times = interleaved({name: (lambda c=c: c(B, args.snr_db)) for name, c in chains.items()}, args.repeats)
@@ -224,7 +256,8 @@ def main(argv=None) -> int:
         from phy.montecarlo import PointResult, curve_resolution
 
         out = args.curve_dir or tempfile.mkdtemp(prefix="bench_ber_curve_")
-        cmd = [sys.executable, "-m", "experiments.cli"] + GOAL + ["--out", out]
+        goal = [args.goal_decoder if a == "DECODER" else a for a in GOAL]
+        cmd = [sys.executable, "-m", "experiments.cli"] + goal + ["--out", out]
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         load0 = os.getloadavg()
         t0, c0 = time.perf_counter(), os.times()
@@ -246,22 +279,72 @@ def main(argv=None) -> int:
               f"{'met' if ok else 'NOT met'}")
         # estimated time of the other chains on the same points: blocks / measured throughput
         est = {name: 0.0 for name in chains}
+        main_chain = {"layered": "chain new (scrambled zero)"}.get(args.goal_decoder, f"chain new {args.goal_decoder[8:]}")
         per_point = []
-        for r in res:
+        for r in ([] if args.skip_estimates else res):
             times = interleaved({name: (lambda c=c, s=r.snr_db: c(B, s)) for name, c in chains.items()}, 1)
             rates = {name: B / t[0] for name, t in times.items()}  # codewords/s at this point
             for name in chains:
                 est[name] += r.blocks / rates[name]
             per_point.append({"snr_db": r.snr_db, "bler": r.bler, "blocks": r.blocks, "codewords_per_s": rates})
-        for name, s in est.items():
-            print(f"   {name:34s} estimated {s:10.1f} s for the same points ({s / est['chain new (scrambled zero)']:.1f}x"
-                  f" the new chain's estimate)")
-        result["curve"] = {"command": "semcom " + " ".join(GOAL), "wall_s": wall, "cpu_s": cpu,
+        for name, s in (est.items() if not args.skip_estimates else ()):
+            print(f"   {name:34s} estimated {s:10.1f} s for the same points ({s / est[main_chain]:.1f}x"
+                  f" the estimate of the chain that ran)")
+        result["curve"] = {"command": "semcom " + " ".join(goal), "wall_s": wall, "cpu_s": cpu,
                            "loadavg_before": list(load0), "loadavg_after": list(os.getloadavg()),
                            "resolution": {k2: v for k2, v in cr.items() if k2 != "rates"}, "rates": cr["rates"],
                            "criteria_met": ok, "estimated_s_same_points": est, "per_point": per_point}
 
+    if args.bler_loss:
+        _bler_loss(args, result)
     return _check_600(args, result)
+
+
+def _bler_loss(args, result) -> None:
+    """5. Es/N0 at which each decoder reaches BLER 1e-3 (log-linear interpolation between the two points
+    around it), all decoders on the same scrambled-zero logits; the loss is the difference in dB."""
+    import math
+
+    from phy.channels import AWGN
+    from phy.codes import LDPC5G
+    from phy.links import DigitalLink
+    from phy.ldpc_fast import LDPC5GFastDecoder
+    from phy.montecarlo import ScrambledZeroTrial
+
+    trial = ScrambledZeroTrial(DigitalLink(AWGN(seed=0), code=LDPC5G(512, 1024, decoder="layered"),
+                                           modulation="16qam"))
+    enc = trial.link.code._get("cpu", torch.float32)[0]
+    decs = {"float32 (offset 0.4)": LDPC5GFastDecoder(enc, early_stop=True),
+            "float32 (offset 0.5)": LDPC5GFastDecoder(enc, early_stop=True, offset=0.5),
+            "int16": LDPC5GFastDecoder(enc, early_stop=True, precision="int16"),
+            "int8": LDPC5GFastDecoder(enc, early_stop=True, precision="int8")}
+    snrs = [7.4, 7.55, 7.7]
+    counts = {name: [] for name in decs}
+    for snr in snrs:
+        trial.reset(int(snr * 1000))
+        errs, tot = dict.fromkeys(decs, 0), 0
+        while tot < args.bler_loss_blocks:
+            llr = trial._llr((8192,), snr)
+            for name, d in decs.items():
+                errs[name] += int((d(llr).sum(-1) > 0).sum())
+            tot += 8192
+        for name in decs:
+            counts[name].append((errs[name], tot))
+        print(f"5. Es/N0 {snr} dB, {tot} blocks: " + ", ".join(f"{nm} {e}" for nm, e in errs.items()), flush=True)
+
+    def at_1e3(cs):
+        pts = [(s, e / t) for s, (e, t) in zip(snrs, cs) if e > 0]
+        for (s0, b0), (s1, b1) in zip(pts, pts[1:]):
+            if b0 >= 1e-3 >= b1:
+                return s0 + (s1 - s0) * (math.log10(b0) - (-3)) / (math.log10(b0) - math.log10(b1))
+        return float("nan")
+
+    snr_at = {name: at_1e3(cs) for name, cs in counts.items()}
+    ref = snr_at["float32 (offset 0.4)"]
+    for name, sv in snr_at.items():
+        print(f"5. {name:22s} BLER 1e-3 at Es/N0 {sv:.3f} dB: {sv - ref:+.3f} dB vs float32 (offset 0.4), "
+              f"{sv - snr_at['float32 (offset 0.5)']:+.3f} dB vs float32 (offset 0.5)")
+    result["bler_loss"] = {"snrs": snrs, "counts": counts, "snr_at_bler_1e-3": snr_at}
 
 
 def _check_600(args, result) -> int:

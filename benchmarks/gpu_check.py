@@ -9,7 +9,11 @@ Checks (each prints PASS/FAIL, exit status 1 if any fails):
    those of the CPU decoder (whose per-codeword stop can only end earlier) on every block that both
    decode correctly, and no more block errors than 20 fixed iterations plus 3 sigma;
 3. chain: :class:`phy.montecarlo.ScrambledZeroTrial` on the device (torch path): uncoded 16-QAM
-   BER equals the closed form, and the LDPC BLER equals the CPU trial's within 4 sigma.
+   BER equals the closed form, and the LDPC BLER equals the CPU trial's within 4 sigma;
+4. host synchronisations: the input checks (``check_finite``, ``check_no``, the links' bit check) and
+   the AWGN channel run under ``torch.cuda.set_sync_debug_mode("error")`` (any synchronising call
+   fails the check); the synchronisations of a whole ``DigitalLink`` call and of a
+   ``ScrambledZeroTrial`` call are counted (``"warn"`` mode) and reported.
 
 Throughput (median of ``--repeats``, alternating, CUDA synchronised around each call): decoder
 alone (torch backend vs Sionna's flooding and layered decoders on the same device) and full chain
@@ -136,6 +140,10 @@ def main(argv=None) -> int:
     z = (rd.bler - rc.bler) / math.sqrt(max(pp * (1 - pp), 1e-12) * 2 / rd.blocks)
     check("chain: LDPC BLER on the device == CPU (4 sigma)", abs(z) < 4, f"{rd.bler:.4f} vs {rc.bler:.4f}")
 
+    # 4. host synchronisations on the hot path -----------------------------------------------------
+    if dev.type == "cuda":
+        result["host_syncs"] = sync_checks(dev, k, nn, check)
+
     # throughput ----------------------------------------------------------------------------------
     Bt = args.batch
     ut = torch.randint(0, 2, (Bt, k), device=dev).float()
@@ -175,6 +183,78 @@ def main(argv=None) -> int:
     result["failed_checks"] = FAILS
     write_benchmark(args.out, result)
     return 1 if FAILS else 0
+
+
+def sync_checks(dev, k, n, check):
+    """Input checks and the channel must not synchronise with the host (``set_sync_debug_mode("error")``
+    raises on any synchronising call); the synchronisations of a whole link / trial call are counted
+    (``"warn"`` mode) and reported, with the time of the checks per call."""
+    import warnings
+
+    from phy.channels import AWGN
+    from phy.codes import LDPC5G
+    from phy.conventions import check_finite, check_no
+    from phy.links import DigitalLink, _check_bits
+    from phy.modulation import QAM
+    from phy.montecarlo import ScrambledZeroTrial
+
+    x = QAM("16qam").modulate(torch.randint(0, 2, (1024, 1024), device=dev).float())
+    no = torch.full((1024, 1), 0.1, device=dev)
+    bits = torch.randint(0, 2, (1024, k), device=dev).float()
+    ch = AWGN(seed=0)
+    ch(x, no)
+    strict = {"check_finite": lambda: check_finite(x, "x"), "check_no": lambda: check_no(no, "no", finite=True),
+              "_check_bits": lambda: _check_bits(bits, 1), "AWGN channel": lambda: ch(x, no)}
+    out = {}
+    for name, fn in strict.items():
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            fn()
+            err = None
+        except RuntimeError as e:
+            err = str(e).splitlines()[0]
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        torch.cuda.synchronize()
+        check(f"no host sync: {name}", err is None, err or "")
+        out[name] = err is None
+    # time of the three checks per call (device work queued, no sync)
+    reps = 50
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        check_finite(x, "x"), check_no(no, "no", finite=True), _check_bits(bits, 1)
+    torch.cuda.synchronize()
+    out["checks_ms_per_call"] = 1e3 * (time.perf_counter() - t0) / reps
+    # count the synchronisations of whole calls (informational: the decoder's early stop syncs once per
+    # iteration by design, and the Monte Carlo engine once per batch to count errors)
+
+    def count(fn):
+        torch.cuda.synchronize()
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                fn()
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        return sum(1 for m in w if "synchroniz" in str(m.message).lower())
+
+    code = LDPC5G(k, n, decoder="layered")
+    link = DigitalLink(AWGN(seed=1), code=code, modulation="16qam")
+    link(bits, snr_db=7.0)
+    trial = ScrambledZeroTrial(DigitalLink(AWGN(seed=2), code=LDPC5G(k, n, decoder="layered",
+                                                                     decoder_kwargs={"early_stop": True}),
+                                           modulation="16qam"), k=k, device=dev)
+    trial.reset(0)
+    trial(1024, 7.0)
+    out["syncs_link_call_20_iterations"] = count(lambda: link(bits, snr_db=7.0))
+    out["syncs_trial_call_early_stop"] = count(lambda: trial(1024, 7.0))
+    print(f"  host syncs: DigitalLink call (layered, 20 it) {out['syncs_link_call_20_iterations']}, "
+          f"ScrambledZeroTrial call (early stop) {out['syncs_trial_call_early_stop']}; "
+          f"the three input checks {out['checks_ms_per_call']:.3f} ms per call", flush=True)
+    return out
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ PY=${PYTHON:-python}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 $PY -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device')"
 nvidia-smi --query-gpu=name,memory.total,utilization.gpu --format=csv || true
-# 1. correctness: channel, decoder (device == CPU bit for bit), scrambled-zero chain; decoder and chain throughput
+# 1. correctness: channel, decoder (device == CPU bit for bit), scrambled-zero chain, no host sync in the input
+#    checks and the channel (set_sync_debug_mode("error")), sync counts per call; decoder and chain throughput
 timeout 240 $PY benchmarks/gpu_check.py --device cuda
 # 2. channel throughput vs the copy roofline on the GPU
 timeout 90 $PY benchmarks/bench_channel.py --devices cuda --out benchmarks/results/bench_channel_cuda.json

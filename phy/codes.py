@@ -326,9 +326,10 @@ class LDPC5G(Code):
         Belief-propagation iterations (default 20).
     cn_update : str
         Sionna check-node rule (``"boxplus-phi"`` default, ``"minsum"``, ...) for ``decoder="bp"``.
-    decoder : ``"bp"`` (default) or ``"layered"``
+    decoder : ``"bp"`` (default), ``"layered"``, ``"layered-int16"`` or ``"layered-int8"``
         ``"bp"``: Sionna's flooding ``LDPC5GDecoder``. ``"layered"``: the layered min-sum
-        :class:`phy.ldpc_fast.LDPC5GFastDecoder` on the same Sionna encoder (faster).
+        :class:`phy.ldpc_fast.LDPC5GFastDecoder` on the same Sionna encoder (faster); the
+        ``-int16`` / ``-int8`` variants run it in fixed point (:mod:`phy.ldpc_fixed`, CPU only).
     decoder_kwargs : dict, optional
         Extra arguments for the layered decoder (``cn_update="nms"``, ``scale``, ``backend`` ...).
 
@@ -350,9 +351,9 @@ class LDPC5G(Code):
         its first zero syndrome."""
         decoder = options.get("ldpc_decoder", "bp")
         return cls(options["k"], options["n"], num_iter=options.get("num_iter", 20), decoder=decoder,
-                   decoder_kwargs={"early_stop": True} if decoder == "layered" else None)
+                   decoder_kwargs={"early_stop": True} if decoder.startswith("layered") else None)
 
-    DECODERS = ("bp", "layered")
+    DECODERS = ("bp", "layered", "layered-int16", "layered-int8")
 
     def __init__(self, k: int, n: int, num_iter: int = 20, cn_update: str = "boxplus-phi",
                  decoder: str = "bp", decoder_kwargs: Optional[dict] = None):
@@ -376,11 +377,13 @@ class LDPC5G(Code):
                 enc = LDPC5GEncoder(self.k, self.n, precision=key[1], device=key[0])
             except (AssertionError, ValueError) as e:
                 raise ValueError(f"invalid 5G NR LDPC parameters k={self.k}, n={self.n}: {e}") from e
-            if self.decoder == "layered":
+            if self.decoder.startswith("layered"):
                 from .ldpc_fast import LDPC5GFastDecoder
 
-                dec = LDPC5GFastDecoder(enc, num_iter=self.num_iter, hard_out=True, return_infobits=True,
-                                        **self.decoder_kwargs)
+                kwargs = dict(self.decoder_kwargs)
+                if self.decoder != "layered":
+                    kwargs["precision"] = self.decoder.split("-")[1]
+                dec = LDPC5GFastDecoder(enc, num_iter=self.num_iter, hard_out=True, return_infobits=True, **kwargs)
             else:
                 dec = LDPC5GDecoder(enc, cn_update=self.cn_update, num_iter=self.num_iter, hard_out=True,
                                     return_infobits=True, precision=key[1], device=key[0])

@@ -30,6 +30,10 @@ Two interchangeable backends compute exactly the same algorithm:
 
 ``backend="auto"`` uses numba for CPU tensors when it is installed and torch otherwise.
 
+``precision="int16"`` / ``"int8"`` (CPU, numba) selects the fixed-point kernel of :mod:`phy.ldpc_fixed`
+(64 codewords per SIMD vector, saturating arithmetic, compressed check messages, per-codeword early
+termination): about 3x / 5x the float kernel's edge updates per second per core, BLER within 0.05 dB.
+
 Conventions (identical to Sionna's decoder)
 -------------------------------------------
 * Input: channel *logits* ``log p(b=1)/p(b=0)`` of the ``n`` transmitted bits, ``[..., n]``
@@ -249,9 +253,6 @@ def qc_structure(encoder) -> QCStructure:
 # ------------------------------------------------------------------------------------------
 # numba kernel (CPU)
 # ------------------------------------------------------------------------------------------
-_NB_KERNEL = None
-
-
 def _numba_kernel():
     """Compile (once, cached on disk) and return the numba layered min-sum kernel.
 
@@ -260,12 +261,14 @@ def _numba_kernel():
     per codeword, also when ``width`` is made a compile-time constant, because the loops are then
     fully unrolled and not re-vectorised), hence the 64-codeword default of ``early_stop_group``.
     """
-    global _NB_KERNEL
-    if _NB_KERNEL is not None:
-        return _NB_KERNEL
     if not _HAVE_NUMBA:
         raise RuntimeError("backend='numba' needs the optional package numba "
                            "(pip install numba); use backend='torch'")
+    return _kernel
+
+
+# compiled at module level (not in a closure) so that numba's disk cache finds them in the next process
+if _HAVE_NUMBA:
     njit, prange = _numba.njit, _numba.prange
 
     @njit(cache=True, fastmath=False, nogil=True, inline="always")
@@ -416,8 +419,6 @@ def _numba_kernel():
                             frame[w] = -1
                             live -= 1
 
-    _NB_KERNEL = _kernel
-    return _kernel
 
 
 # ------------------------------------------------------------------------------------------
@@ -470,6 +471,36 @@ def _layered_minsum_torch(llr: torch.Tensor, layers, num_iter: int, use_offset: 
 # ------------------------------------------------------------------------------------------
 # The decoder block
 # ------------------------------------------------------------------------------------------
+def _check_precision(precision, qscale, qclip, qmsg, cn_update, backend):
+    """Validate the fixed-point options; returns ``(precision, qscale, qclip, qmsg)`` with defaults filled."""
+    from .ldpc_fixed import FIXED_DEFAULTS, PRECISIONS, qmax
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "float32":
+        if qscale is not None or qclip is not None or qmsg is not None:
+            raise ValueError("qscale/qclip/qmsg apply to precision='int8' or 'int16' only")
+        return precision, None, None, None
+    if cn_update != "oms":
+        raise ValueError(f"precision={precision!r} supports cn_update='oms' only, got {cn_update!r}")
+    if backend == "torch":
+        raise ValueError(f"precision={precision!r} needs the numba backend (CPU), got backend='torch'")
+    if not _HAVE_NUMBA:
+        raise RuntimeError(f"precision={precision!r} needs the optional package numba")
+    defaults = FIXED_DEFAULTS[precision]
+    qscale = defaults["qscale"] if qscale is None else qscale
+    qclip = defaults["qclip"] if qclip is None else qclip
+    qmsg = defaults["qmsg"] if qmsg is None else qmsg
+    if isinstance(qscale, bool) or not isinstance(qscale, numbers.Real) or not 0.0 < qscale < math.inf:
+        raise ValueError(f"qscale must be a positive finite number, got {qscale!r}")
+    if isinstance(qclip, bool) or not isinstance(qclip, numbers.Integral) or not 1 <= qclip <= qmax(precision):
+        raise ValueError(f"qclip must be an int in [1, {qmax(precision)}] for precision={precision!r}, got {qclip!r}")
+    if isinstance(qmsg, bool) or not isinstance(qmsg, numbers.Integral) or not 1 <= qmsg <= qmax(precision) // 2:
+        raise ValueError(f"qmsg must be an int in [1, {qmax(precision) // 2}] for precision={precision!r}, "
+                         f"got {qmsg!r}")
+    return precision, float(qscale), int(qclip), int(qmsg)
+
+
 def _check_pos_int(value, name):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -514,6 +545,17 @@ class LDPC5GFastDecoder(nn.Module):
     early_stop_group : int
         numba backend with ``early_stop``: SIMD lanes per thread (default 64; LLVM vectorises the
         lane loops for 64 lanes or more, see :func:`_numba_kernel`).
+    precision : ``"float32"`` (default), ``"int16"`` or ``"int8"``
+        Decoder arithmetic. The fixed-point kernels (:mod:`phy.ldpc_fixed`: 64 codewords per SIMD
+        vector, saturating arithmetic, compressed check messages, per-codeword early termination
+        when ``early_stop``) run on CPU with numba only and support ``cn_update="oms"`` only.
+    qscale, qclip, qmsg : float, int, int, optional
+        Fixed point: quanta per LLR unit, the channel-LLR saturation and the check-message
+        saturation in quanta (defaults :data:`phy.ldpc_fixed.FIXED_DEFAULTS`). The OMS offset is
+        rounded to ``round(offset * qscale)`` quanta. ``qmsg`` must stay well below the posterior
+        range (``qmax``): a saturated posterior minus a large old message underestimates the
+        extrinsic value, and with ``qmsg`` near ``qmax`` that error snowballs (measured: int8 with
+        ``qmsg=63`` loses converged codewords after 10 iterations, ``qmsg=127`` all of them).
 
     Input
     -----
@@ -537,7 +579,8 @@ class LDPC5GFastDecoder(nn.Module):
     def __init__(self, encoder, num_iter: int = 20, cn_update: str = "oms", scale: float = 0.75,
                  offset: float = 0.4, hard_out: bool = True, return_infobits: bool = True,
                  llr_max: Optional[float] = 20.0, backend: str = "auto", chunk: int = 128,
-                 early_stop: bool = False, early_stop_group: int = 64):
+                 early_stop: bool = False, early_stop_group: int = 64, precision: str = "float32",
+                 qscale: Optional[float] = None, qclip: Optional[int] = None, qmsg: Optional[int] = None):
         super().__init__()
         self.structure = qc_structure(encoder)
         self.encoder = encoder
@@ -567,6 +610,8 @@ class LDPC5GFastDecoder(nn.Module):
             raise TypeError(f"early_stop must be bool, got {type(early_stop).__name__}")
         self.early_stop = early_stop
         self.early_stop_group = _check_pos_int(early_stop_group, "early_stop_group")
+        self.precision, self.qscale, self.qclip, self.qmsg = _check_precision(precision, qscale, qclip, qmsg,
+                                                                              cn_update, backend)
         self.frames_decoded = 0    # codewords decoded so far (numba and torch backends)
         self.iterations_run = 0    # sum over those codewords of the iterations run for them
         self.last_iterations = torch.zeros(0, dtype=torch.int64)  # per codeword of the last call (flattened)
@@ -595,6 +640,9 @@ class LDPC5GFastDecoder(nn.Module):
     def resolve_backend(self, device: Union[str, torch.device]) -> str:
         """The backend used for inputs on ``device``."""
         dev = torch.device(device)
+        if self.precision != "float32" and (dev.type != "cpu" or not _HAVE_NUMBA):
+            raise ValueError(f"precision={self.precision!r} runs on CPU with numba only; got llr_ch on {dev}"
+                             + ("" if _HAVE_NUMBA else " and numba is not installed"))
         if self.backend == "auto":
             return "numba" if (_HAVE_NUMBA and dev.type == "cpu") else "torch"
         if self.backend == "numba" and dev.type != "cpu":
@@ -692,42 +740,80 @@ class LDPC5GFastDecoder(nn.Module):
             # buffer is scratch reused across calls (fresh pages fault on every call otherwise)
             src = flat.detach().to(torch.float32).contiguous().numpy()
             nout = st.k if self.return_infobits else st.num_vns
-            if self._scratch is None or self._scratch.shape[0] < bsz * nout:
-                self._scratch = np.empty(bsz * nout, dtype=np.float32)
+            # fixed point with hard output: the kernel writes 0/1 bytes, else float32 posteriors
+            hard_bytes = self.precision != "float32" and self.hard_out
+            dtype = np.int8 if hard_bytes else np.float32
+            if self._scratch is None or self._scratch.dtype != dtype or self._scratch.shape[0] < bsz * nout:
+                self._scratch = np.empty(bsz * nout, dtype=dtype)
             out = self._scratch[: bsz * nout].reshape(bsz, nout)
             lmax = np.float32(np.inf if self.llr_max is None else self.llr_max)
-            with numba_threads() as nthr:  # torch's thread count (and torch's setting kept)
-                # codewords per SIMD block: at most `chunk`, but small enough to give every thread work
-                per_thread = -(-bsz // nthr)
-                if self.early_stop:  # one stream of codewords per thread through `width` lanes
-                    width = int(min(self.early_stop_group, max(8, -(-per_thread // 8) * 8)))
-                    nstreams = min(nthr, bsz)
-                else:  # one block of `width` codewords per stream
-                    width = int(min(self.chunk, max(8, -(-per_thread // 8) * 8)))
-                    nstreams = -(-bsz // width)
-                used = np.zeros(bsz, dtype=np.int64)
-                _numba_kernel()(src, self._vmap, lmax, st.var_idx, st.layer_off, st.layer_deg, st.z,
-                                self._max_deg, iters, use_offset, np.float32(self.scale), np.float32(self.offset),
-                                width, nstreams, self.early_stop, out, used)
-            self._count_iterations(used)
-            post = torch.from_numpy(out)
+            if self.precision != "float32":
+                used = self._decode_fixed(src, out, lmax, iters)
+                self._count_iterations(used)
+                x = torch.from_numpy(out)
+                if hard_bytes:
+                    x = x if self.return_infobits else self._codeword_order(x)
+                    return x.to(llr_ch.dtype).reshape(*lead, x.shape[-1]).to(llr_ch.device)
+                post = x
+            else:
+                used = self._decode_float(src, out, lmax, iters, bsz, use_offset)
+                self._count_iterations(used)
+                post = torch.from_numpy(out)
         else:
             full = self.mother_llr(flat)
             post, used = _layered_minsum_torch(full.t().contiguous(), self._layers_on(full.device), iters,
                                                use_offset, self.scale, self.offset, self.early_stop)
             post = post.t()
             self._count_iterations(np.full(full.shape[0], used, dtype=np.int64))
-        if self.return_infobits:
-            x = post[:, :st.k]
-        else:
-            x = torch.cat([post[:, 2 * st.z:st.k], post[:, st.k_ldpc:st.tx_end]], dim=1)
-            if self._out_int is not None:
-                x = x[:, torch.as_tensor(self._out_int, device=x.device)]
+        x = post[:, :st.k] if self.return_infobits else self._codeword_order(post)
         if self.hard_out:
             x = (x <= 0).to(llr_ch.dtype)
         else:
             x = (-x).to(llr_ch.dtype)
         return x.reshape(*lead, x.shape[-1]).to(llr_ch.device)
+
+    def _codeword_order(self, post: torch.Tensor) -> torch.Tensor:
+        """The ``n`` transmitted positions of mother-code values ``[B, num_vns]``, in transmission order."""
+        st = self.structure
+        x = torch.cat([post[:, 2 * st.z:st.k], post[:, st.k_ldpc:st.tx_end]], dim=1)
+        if self._out_int is not None:
+            x = x[:, torch.as_tensor(self._out_int, device=x.device)]
+        return x
+
+    def _decode_fixed(self, src: np.ndarray, out: np.ndarray, lmax, iters: int) -> np.ndarray:
+        """The fixed-point kernel (:mod:`phy.ldpc_fixed`) on logits ``src`` ``[B, n]`` -> posteriors in ``out``."""
+        from . import ldpc_fixed
+
+        st = self.structure
+        bsz = src.shape[0]
+        used = np.zeros(bsz, dtype=np.int64)
+        proto = np.zeros(1, dtype=np.int8 if self.precision == "int8" else np.int16)
+        qm = ldpc_fixed.qmax(self.precision)
+        offq = int(round(self.offset * self.qscale))
+        with numba_threads() as nthr:
+            nstreams = max(1, min(nthr, -(-bsz // 64)))
+            ldpc_fixed.fixed_kernel()(src, self._vmap, lmax, np.float32(self.qscale), int(self.qclip), qm, int(self.qmsg), offq,
+                                      st.var_idx, st.layer_off, st.layer_deg, st.z, self._max_deg, iters,
+                                      nstreams, self.early_stop, out.dtype == np.int8, out, used, proto)
+        return used
+
+    def _decode_float(self, src, out, lmax, iters, bsz, use_offset) -> np.ndarray:
+        """The float32 numba kernel on logits ``src`` ``[B, n]`` -> posteriors in ``out``."""
+        st = self.structure
+        with numba_threads() as nthr:  # torch's thread count (and torch's setting kept)
+            # codewords per SIMD block: at most `chunk`, but small enough to give every thread work
+            per_thread = -(-bsz // nthr)
+            if self.early_stop:  # one stream of codewords per thread through `width` lanes
+                width = int(min(self.early_stop_group, max(8, -(-per_thread // 8) * 8)))
+                nstreams = min(nthr, bsz)
+            else:  # one block of `width` codewords per stream
+                width = int(min(self.chunk, max(8, -(-per_thread // 8) * 8)))
+                nstreams = -(-bsz // width)
+            used = np.zeros(bsz, dtype=np.int64)
+            _numba_kernel()(src, self._vmap, lmax, st.var_idx, st.layer_off, st.layer_deg, st.z,
+                            self._max_deg, iters, use_offset, np.float32(self.scale), np.float32(self.offset),
+                            width, nstreams, self.early_stop, out, used)
+        return used
 
     def _count_iterations(self, used: np.ndarray) -> None:
         """Add one call's iteration counts (``used[f]`` iterations run for codeword ``f``)."""

@@ -30,6 +30,7 @@ from torch import nn
 
 from .channels import Channel, make_channel
 from .conventions import (bandwidth_compression_ratio, check_finite, check_no, check_real, check_snr,
+                          device_assert, device_checks,
                           normalize_power, normalize_power_batchwide, snr_db_to_no)
 from .capacity import CAPACITY_MODES, IdealCode, instantaneous_capacity
 from .codes import Code, make_code
@@ -377,7 +378,9 @@ def _check_bits(bits, batch_dims: Optional[int] = None, name: str = "bits") -> t
         raise TypeError(f"{name} must be a torch.Tensor of 0/1 values, got {type(bits).__name__}")
     if bits.is_complex():
         raise TypeError(f"{name} must be real 0/1 values, got dtype {bits.dtype}")
-    if bits.numel() and not ((bits == 0) | (bits == 1)).all():
+    if bits.numel() and device_checks(bits):  # no host synchronisation on an accelerator
+        device_assert(((bits == 0) | (bits == 1)).all(), f"{name} must contain only 0 and 1")
+    elif bits.numel() and not ((bits == 0) | (bits == 1)).all():
         raise ValueError(f"{name} must contain only 0 and 1")
     if batch_dims is not None:
         AnalogLink._check_batch_dims(batch_dims)

@@ -384,6 +384,7 @@ class ScrambledZeroTrial:
         self._nsym = (self._coded + link.pad_bits(self.k)) // self.bits_per_symbol
         self._key = 0
         self._calls = 0
+        self._buffer: Optional[torch.Tensor] = None  # the fused path's reused logits
 
     def reset(self, seed: int) -> None:
         self._key = point_seed(seed, "scrambling")
@@ -396,8 +397,22 @@ class ScrambledZeroTrial:
         self._calls += 1
         return point_seed(self._key, self._calls)
 
-    def _llr(self, shape: Tuple[int, ...], esno) -> torch.Tensor:
-        """Descrambled logits ``[*shape, nb * n]`` of the all-zero coded bits."""
+    def _fused(self) -> bool:
+        """Whether :func:`phy.scrambled_chain.scrambled_awgn_logits` computes this link's logits: CPU, the
+        compiled kernels, a channel with the base class's noise path and no fading (AWGN), and a
+        perfect-CSI zero-forcing equaliser (the identity without fading)."""
+        from . import scrambled_chain
+        from .channels import Channel
+
+        ch, eq = self.link.channel, self.link.equalizer
+        return (self.device.type == "cpu" and scrambled_chain.available() and isinstance(ch, Channel)
+                and type(ch).forward is Channel.forward and type(ch).forward_equalized is Channel.forward_equalized
+                and ch.backend != "torch" and ch.kernel_fading() is None
+                and getattr(eq, "method", None) == "zf" and getattr(eq, "csi", None) == "perfect")
+
+    def _llr(self, shape: Tuple[int, ...], esno, reuse: bool = False) -> torch.Tensor:
+        """Descrambled logits ``[*shape, nb * n]`` of the all-zero coded bits (with ``reuse``, on the fused
+        AWGN path, written into a buffer that the next call overwrites)."""
         from . import qam_kernels as qk
         from .conventions import snr_db_to_no
 
@@ -405,6 +420,25 @@ class ScrambledZeroTrial:
         sym_shape = (*shape, self._nsym)
         no = snr_db_to_no(torch.as_tensor(esno, dtype=torch.float32, device=self.device)).reshape(*shape[:-1], -1, 1)
         no = no.expand(*shape, 1)
+        if self._fused():
+            from . import channel_kernels as ck
+            from .scrambled_chain import scrambled_awgn_logits
+
+            rows = math.prod(shape)
+            out = None
+            if reuse:
+                size = rows * self._nsym * m
+                if self._buffer is None or self._buffer.numel() < size:
+                    self._buffer = torch.empty(size, dtype=torch.float32)
+                out = self._buffer[:size].view(rows, self._nsym * m)
+            noise_key = ck.split_key(ck.draw_key(link.channel.generator(self.device)), 0)
+            llr = scrambled_awgn_logits(rows, self._nsym, self.modulation, no.reshape(rows), key, noise_key,
+                                        self.method, out=out).view(*shape, self._nsym * m)
+            llr = llr[..., : self._coded]
+            if getattr(link, "interleave", False):
+                _, inv = link._permutation(self._coded, llr.device)
+                llr = llr[..., inv]
+            return llr
         fast = self.device.type == "cpu" and qk.available()
         if fast:
             x = qk.scrambled_symbols(sym_shape, self.modulation, key)
@@ -434,13 +468,13 @@ class ScrambledZeroTrial:
         return u_hat.reshape(*llr.shape[:-1], self.k)
 
     def __call__(self, batch_size: int, esno_db: float):
-        u_hat = self._decode(self._llr((batch_size,), float(esno_db)))
+        u_hat = self._decode(self._llr((batch_size,), float(esno_db), reuse=True))
         return torch.zeros_like(u_hat), u_hat
 
     def batched(self, batch_size: int, esno_dbs: Sequence[float]):
         """``S = len(esno_dbs)`` SNR points in one pass: ``(bits, bits_hat)``, both ``[S, batch_size, k]``."""
         esno = torch.tensor([float(e) for e in esno_dbs], dtype=torch.float32).reshape(-1, 1)
-        u_hat = self._decode(self._llr((len(esno_dbs), batch_size), esno))
+        u_hat = self._decode(self._llr((len(esno_dbs), batch_size), esno, reuse=True))
         return torch.zeros_like(u_hat), u_hat
 
 

@@ -189,60 +189,76 @@ if _HAVE_NUMBA:
                 out[r, i, 0] = re_lev[lr]
                 out[r, i, 1] = im_lev[li]
 
+    @njit(inline="always", **_JIT)
+    def _demap_row(y, inv, word, scrambled, out, m, re_lev, im_lev, maxlog, met, l1, l0):  # pragma: no cover
+        """Logits ``out`` ``[n * m]`` of one row ``y`` ``[2, n]`` (real parts, imaginary parts) with ``inv = 1 / N0`` ``[n]``; with
+        ``scrambled`` the sign of bit ``t`` of symbol ``i`` is flipped where bit ``m - 1 - t`` of
+        ``word[i]`` is 1. Scratch: ``met`` ``[2**(m/2), n]``, ``l1``, ``l0`` ``[n]``. The inner loops
+        run over the symbols of the row, so they vectorise."""
+        n = y.shape[1]
+        h = m // 2
+        nl = 1 << h
+        for dim in range(2):
+            lev = re_lev if dim == 0 else im_lev
+            for l in range(nl):
+                a = lev[l]
+                for i in range(n):
+                    dd = y[dim, i] - a
+                    met[l, i] = -(dd * dd) * inv[i]
+            for j in range(h):
+                sh = h - 1 - j  # bit j (MSB first) of a level index
+                first1 = True
+                first0 = True
+                for l in range(nl):
+                    if (l >> sh) & 1:
+                        if first1:
+                            for i in range(n):
+                                l1[i] = met[l, i]
+                            first1 = False
+                        else:
+                            for i in range(n):
+                                l1[i] = _lse(l1[i], met[l, i], maxlog)
+                    else:
+                        if first0:
+                            for i in range(n):
+                                l0[i] = met[l, i]
+                            first0 = False
+                        else:
+                            for i in range(n):
+                                l0[i] = _lse(l0[i], met[l, i], maxlog)
+                t = 2 * j + dim
+                sb = np.uint64(m - 1 - t)
+                if scrambled:
+                    for i in range(n):
+                        v = l1[i] - l0[i]
+                        flip = (word[i] >> sb) & np.uint64(1)
+                        out[i * m + t] = -v if flip else v
+                else:
+                    for i in range(n):
+                        out[i * m + t] = l1[i] - l0[i]
+
     @njit(parallel=True, **_JIT)
     def _k_demap(y, no, per_symbol, out, m, re_lev, im_lev, maxlog, scrambled, key):  # pragma: no cover
         """Logits ``out`` ``[R, n * m]`` of ``y`` ``[R, n, 2]``; ``no`` ``[R, n]`` (``per_symbol``)
         or ``[R, 1]``; with ``scrambled`` the sign of bit ``t`` of symbol ``r * n + i`` is flipped
-        where bit ``m - 1 - t`` of its word is 1. The inner loops run over the symbols of a row, so
-        they vectorise."""
+        where bit ``m - 1 - t`` of its word is 1 (:func:`_demap_row` per row)."""
         rows, n = y.shape[0], y.shape[1]
-        h = m // 2
-        nl = 1 << h
+        nl = 1 << (m // 2)
         for r in prange(rows):
             met = np.empty((nl, n), dtype=np.float32)
             l1 = np.empty(n, dtype=np.float32)
             l0 = np.empty(n, dtype=np.float32)
             inv = np.empty(n, dtype=np.float32)
             word = np.zeros(n, dtype=np.uint64)
+            yt = np.empty((2, n), dtype=np.float32)
             for i in range(n):
                 inv[i] = np.float32(1.0) / (no[r, i] if per_symbol else no[r, 0])
+                yt[0, i] = y[r, i, 0]
+                yt[1, i] = y[r, i, 1]
             if scrambled:
                 for i in range(n):
                     word[i] = _label(key, r * n + i)
-            for dim in range(2):
-                lev = re_lev if dim == 0 else im_lev
-                for l in range(nl):
-                    a = lev[l]
-                    for i in range(n):
-                        dd = y[r, i, dim] - a
-                        met[l, i] = -(dd * dd) * inv[i]
-                for j in range(h):
-                    sh = h - 1 - j  # bit j (MSB first) of a level index
-                    first1 = True
-                    first0 = True
-                    for l in range(nl):
-                        if (l >> sh) & 1:
-                            if first1:
-                                for i in range(n):
-                                    l1[i] = met[l, i]
-                                first1 = False
-                            else:
-                                for i in range(n):
-                                    l1[i] = _lse(l1[i], met[l, i], maxlog)
-                        else:
-                            if first0:
-                                for i in range(n):
-                                    l0[i] = met[l, i]
-                                first0 = False
-                            else:
-                                for i in range(n):
-                                    l0[i] = _lse(l0[i], met[l, i], maxlog)
-                    t = 2 * j + dim
-                    sb = np.uint64(m - 1 - t)
-                    for i in range(n):
-                        v = l1[i] - l0[i]
-                        flip = (word[i] >> sb) & np.uint64(1)
-                        out[r, i * m + t] = -v if flip else v
+            _demap_row(yt, inv, word, scrambled, out[r], m, re_lev, im_lev, maxlog, met, l1, l0)
 
 
 def _require():
