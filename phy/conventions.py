@@ -227,27 +227,37 @@ def device_checks(t: torch.Tensor) -> bool:
     (``torch._assert_async``) with the same message, instead of reading a result on the host (one
     device-to-host synchronisation per check, several per link call). A bad value then raises at
     the next synchronisation (a CUDA device-side assertion, fatal for the CUDA context) rather than
-    as a ``ValueError`` at once; on CPU nothing changes (exact checks, ``ValueError``)."""
+    as a ``ValueError`` at once; on CPU nothing changes (exact checks, ``ValueError``).
+
+    ``t`` is any tensor ``[...]``; only its device matters.
+
+    Examples
+    --------
+    >>> device_checks(torch.zeros(3)), device_checks(torch.zeros(3, device="meta"))
+    (False, True)
+    """
     return t.device.type != "cpu"
 
 
 def device_assert(cond: torch.Tensor, message: str) -> None:
     """Queue the assertion that the 0-d bool tensor ``cond`` is true, without a host synchronisation
-    (``torch._assert_async``; on a CPU tensor it raises ``RuntimeError(message)`` at once)."""
+    (``torch._assert_async``; on a CPU tensor it raises ``RuntimeError(message)`` at once).
+    ``cond`` has shape ``[]`` (one element).
+
+    Examples
+    --------
+    >>> device_assert(torch.tensor(True), "never shown")
+    >>> device_assert(torch.tensor(False), "x must be finite")
+    Traceback (most recent call last):
+    ...
+    RuntimeError: x must be finite
+    """
     torch._assert_async(cond, message)
 
 
 def check_finite(x: torch.Tensor, name: str = "x") -> torch.Tensor:
-    if device_checks(x):  # no host synchronisation: one fused reduction and a device-side assertion
-        if x.numel():
-            device_assert(torch.isfinite(x).all(), f"{name} must be finite, got NaN/Inf value(s) in a tensor of "
-                                                   f"shape {tuple(x.shape)}")
-        return x
-    # Fast path: a finite sum proves every element finite (NaN/Inf propagate through the sum); a
-    # one-pass reduction instead of an elementwise mask (~1.5x faster AWGN channel on CPU). Only
-    # when the sum is not finite (a bad value, or an overflow of huge finite values) check exactly.
     """``x`` itself (any shape ``[...]``) when every element is finite; ``ValueError`` naming ``name``
-    otherwise.
+    otherwise (on an accelerator, a device-side assertion instead: :func:`device_checks`).
 
     Examples
     --------
@@ -258,6 +268,14 @@ def check_finite(x: torch.Tensor, name: str = "x") -> torch.Tensor:
     ...
     ValueError: x must be finite...
     """
+    if device_checks(x):  # no host synchronisation: one fused reduction and a device-side assertion
+        if x.numel():
+            device_assert(torch.isfinite(x).all(), f"{name} must be finite, got NaN/Inf value(s) in a tensor of "
+                                                   f"shape {tuple(x.shape)}")
+        return x
+    # Fast path: a finite sum proves every element finite (NaN/Inf propagate through the sum); a
+    # one-pass reduction instead of an elementwise mask (~1.5x faster AWGN channel on CPU). Only
+    # when the sum is not finite (a bad value, or an overflow of huge finite values) check exactly.
     if x.numel() and bool(torch.isfinite(x.sum())):
         return x
     if not torch.isfinite(x).all():

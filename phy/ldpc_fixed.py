@@ -31,8 +31,8 @@ per thread (``prange``), each with its own lanes and messages (about 0.25 MB for
 Only the compiled (numba) path exists; :class:`~phy.ldpc_fast.LDPC5GFastDecoder` selects it with
 ``precision="int8"`` or ``"int16"``.
 
-Example
--------
+Examples
+--------
 >>> import torch
 >>> from sionna.phy.fec.ldpc import LDPC5GEncoder
 >>> from phy.ldpc_fast import LDPC5GFastDecoder
@@ -68,12 +68,35 @@ FIXED_DEFAULTS: Dict[str, Dict[str, float]] = {
 
 
 def qmax(precision: str) -> int:
-    """Largest message magnitude of ``precision`` (symmetric saturation)."""
+    """Largest message magnitude of ``precision`` (symmetric saturation).
+
+    Examples
+    --------
+    >>> qmax("int8"), qmax("int16")
+    (127, 32767)
+    """
     return {"int8": 127, "int16": 32767}[precision]
 
 
 def fixed_kernel():
-    """The compiled fixed-point kernel (see the module docstring); compiled on first use, cached on disk."""
+    """The compiled fixed-point kernel (see the module docstring); compiled on first use, cached on disk.
+
+    Users reach it through :class:`phy.ldpc_fast.LDPC5GFastDecoder` (``precision="int8"``/``"int16"``), as in:
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sionna.phy.fec.ldpc import LDPC5GEncoder
+    >>> from phy.ldpc_fast import LDPC5GFastDecoder
+    >>> enc = LDPC5GEncoder(k=120, n=240)
+    >>> dec = LDPC5GFastDecoder(enc, num_iter=10, precision="int16")
+    >>> u = torch.randint(0, 2, (3, 120)).float()
+    >>> llr = 4.0 * (2.0 * enc(u) - 1.0)            # noiseless logits (log p(1)/p(0)) of the codewords
+    >>> dec(llr).shape, bool(torch.equal(dec(llr), u))
+    (torch.Size([3, 120]), True)
+    >>> callable(fixed_kernel())
+    True
+    """
     if not sl.available():
         raise RuntimeError("the fixed-point LDPC decoder needs the optional package numba")
     return _kernel

@@ -40,7 +40,13 @@ ROWS_PER_TASK = 16
 
 
 def available() -> bool:
-    """Whether the compiled chain can run (numba importable)."""
+    """Whether the compiled chain can run (numba importable).
+
+    Examples
+    --------
+    >>> available()
+    True
+    """
     return qk.available() and ck.available()
 
 
@@ -193,6 +199,13 @@ def scrambled_awgn_logits(rows: int, num_symbols: int, modulation: str, no: torc
     method : ``"app"`` or ``"maxlog"``
     out : Tensor ``[rows, num_symbols * m]`` float32, optional
         Reused output buffer (no fresh pages); a new tensor when ``None``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> lg = scrambled_awgn_logits(4, 1000, "16qam", torch.full((4,), 1e-3), scrambling_key=1, noise_key=2)
+    >>> lg.shape, bool((lg < 0).all())     # descrambled: every bit reads as the 0 sent (logit < 0) at 30 dB
+    (torch.Size([4, 4000]), True)
     """
     if not available():
         raise RuntimeError("phy.scrambled_chain needs the optional package numba")

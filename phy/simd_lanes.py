@@ -17,8 +17,8 @@ two ``ymm``; SSE2: four ``xmm``), so the kernels stay portable and give identica
 
 Only usable inside ``@njit`` functions (the intrinsics have no Python implementation).
 
-Example
--------
+Examples
+--------
 >>> import numpy as np
 >>> from numba import njit
 >>> from phy import simd_lanes as sl
@@ -31,9 +31,11 @@ Example
 """
 from __future__ import annotations
 
-__all__ = ["LANES", "available", "LaneVec", "LaneMask", "vload", "vstore", "vsplat", "vadds", "vsubs",
-           "vmin", "vmax", "vneg", "vlt", "veq", "vle0", "vltz", "vsel", "mxor", "mor", "mbits",
-           "bitsm", "mnone", "aligned_empty"]
+# The numba types (``LaneVec``, ``LaneMask``) and intrinsics (``vload``, ``vstore``, ``vsplat``, ``vadds``,
+# ``vsubs``, ``vmin``, ``vmax``, ``vneg``, ``vlt``, ``veq``, ``vle0``, ``vltz``, ``vsel``, ``mxor``, ``mor``,
+# ``mbits``, ``bitsm``, ``mnone``) exist only inside compiled code: they are this module's attributes for
+# kernels (``sl.vadds(...)``), documented above and by the tests against numpy, not Python API.
+__all__ = ["LANES", "available", "aligned_empty"]
 
 #: Lanes per vector (one AVX-512 register of int8).
 LANES = 64
@@ -51,7 +53,13 @@ except ImportError:  # pragma: no cover - numba is optional
 
 
 def available() -> bool:
-    """Whether numba is importable (the intrinsics need it)."""
+    """Whether numba is importable (the intrinsics need it).
+
+    Examples
+    --------
+    >>> available()
+    True
+    """
     return _HAVE_NUMBA
 
 
@@ -282,7 +290,15 @@ if _HAVE_NUMBA:
 
         Not inlined on purpose: inside a ``prange`` body numba's parfor pass would hoist an inlined
         ``np.empty`` out of the loop (the writes go through the reshaped view, not ``buf``), and the
-        threads would then share one buffer."""
+        threads would then share one buffer.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> a = aligned_empty(3, np.zeros(1, np.int8))
+        >>> a.shape, a.dtype, a.ctypes.data % 64
+        ((3, 64), dtype('int8'), 0)
+        """
         buf = np.empty(rows * LANES + 64, dtype_example.dtype)
         skip = np.int64(((np.uint64(64) - _address(buf) % np.uint64(64)) % np.uint64(64))
                         // np.uint64(dtype_example.itemsize))
