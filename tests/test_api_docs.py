@@ -14,29 +14,17 @@ import importlib.util
 import inspect
 import json
 import os
-import pkgutil
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from api_modules import module_names
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "api"
-PACKAGES = ("phy", "semantic", "baselines", "experiments")
-
-
-def _module_names():
-    names = []
-    for pkg_name in PACKAGES:
-        pkg = importlib.import_module(pkg_name)
-        names.append(pkg_name)
-        names += [info.name for info in pkgutil.walk_packages(pkg.__path__, prefix=pkg_name + ".")]
-    return names
-
-
-MODULES = _module_names()
+MODULES = module_names()
 
 
 def _load_conf():

@@ -25,7 +25,6 @@ import doctest
 import functools
 import importlib
 import inspect
-import pkgutil
 import random
 import re
 import sys
@@ -33,8 +32,8 @@ import sys
 import numpy as np
 import pytest
 import torch
+from api_modules import PACKAGES, module_names
 
-PACKAGES = ("phy", "semantic", "baselines", "experiments")
 _EXAMPLES = re.compile(r"^[ \t]*Examples?[ \t]*\n[ \t]*-{3,}[ \t]*$", re.M)
 _SHAPE = re.compile(r"\[[^\[\]\n]*\]|\bshapes?\b")
 
@@ -51,16 +50,7 @@ def _optional_missing(exc: BaseException) -> bool:
     return False
 
 
-def _modules():
-    found = []
-    for pkg_name in PACKAGES:
-        pkg = importlib.import_module(pkg_name)
-        found.append(pkg_name)
-        found += [info.name for info in pkgutil.walk_packages(pkg.__path__, prefix=pkg_name + ".")]
-    return found
-
-
-MODULES = _modules()
+MODULES = module_names()
 
 
 def _import(name: str):
