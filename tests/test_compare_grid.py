@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import semantic  # noqa: F401  (CPU shim first)
+from compare_sources import compare_rows, gaussian_source
 from experiments.commands.compare import CompareConfig, TransformAMCScheme, run_comparison
 from experiments.core.sources import FeatureSource
 from phy.channels import canonical_channel_spec
@@ -16,14 +17,6 @@ from phy.intervals import clopper_pearson
 TINY = "ofdm(model=tdl-C,fft_size=12,num_ofdm_symbols=4,pilot_symbols=1)"   # 36 data + 12 pilot REs per slot
 
 
-def _gaussian(n, lam, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return FeatureSource("gauss", torch.randn(n, len(lam), generator=g) * torch.as_tensor(lam).sqrt().float())
-
-
-def _rows(src, **kw):
-    return {(r["scheme"], r["channel"], r["snr_db"]): r for r in run_comparison(src, CompareConfig(**kw),
-                                                                                progress=False)}
 
 
 def test_transform_amc_over_the_grid(monkeypatch):
@@ -32,9 +25,9 @@ def test_transform_amc_over_the_grid(monkeypatch):
     monkeypatch.setattr(TransformAMCScheme, "bler_codewords", 64)       # keep the BLER simulation short
     monkeypatch.setattr(TransformAMCScheme, "capacity_quantile", 0.1)   # prune the MCS search harder (fewer BLERs)
     spec = canonical_channel_spec(TINY)
-    src = _gaussian(600, 0.85 ** np.arange(32))
+    src = gaussian_source(600, 0.85 ** np.arange(32))
     snr = 12.0
-    rows = _rows(src, schemes=["analog", "transform-ldpc5g-amc", "quant-ldpc5g-qpsk"], channels=[spec],
+    rows = compare_rows(src, schemes=["analog", "transform-ldpc5g-amc", "quant-ldpc5g-qpsk"], channels=[spec],
                  snr_db=[snr], realizations=2, ldpc_decoder="bp")
     a, t, q = (rows[(n, spec, snr)] for n in ("analog", "transform-ldpc5g-amc", "quant-ldpc5g-qpsk"))
     assert t["status"] == "ok", t["note"]
@@ -70,10 +63,10 @@ def test_codeword_link_over_the_grid_is_charged_its_slots():
 def test_analog_klt_over_the_grid():
     """analog-klt over a genie AWGN grid (perfect CSI, no pilots) is analog-klt over AWGN (same uses, Monte Carlo
     error apart); over tdl-C with LS pilots it beats the plain analog scheme on a decaying spectrum."""
-    src = _gaussian(800, 0.9 ** np.arange(96))
+    src = gaussian_source(800, 0.9 ** np.arange(96))
     genie = canonical_channel_spec("ofdm(model=awgn,fft_size=12,num_ofdm_symbols=4,pilot_symbols=0,csi=perfect)")
     snrs = [0.0, 10.0]
-    rows = _rows(src, schemes=["analog-klt"], channels=[genie, "awgn"], snr_db=snrs, realizations=2, budget=48)
+    rows = compare_rows(src, schemes=["analog-klt"], channels=[genie, "awgn"], snr_db=snrs, realizations=2, budget=48)
     for s in snrs:
         g, a = rows[("analog-klt", genie, s)], rows[("analog-klt", "awgn", s)]
         assert g["status"] == "ok" and (g["channel_uses"], g["data_uses"], g["pilot_uses"]) == (48, 48, 0)
@@ -82,7 +75,7 @@ def test_analog_klt_over_the_grid():
         assert abs(g["nmse"] - a["nmse"]) <= half
         assert g["nmse"] < 0.9 / (1 + 10 ** (s / 10))   # well below the uncoded i.i.d. 1 / (1 + snr) at ratio 1
     spec = canonical_channel_spec(TINY)
-    rows = _rows(src, schemes=["analog-klt", "analog"], channels=[spec], snr_db=snrs, realizations=2)
+    rows = compare_rows(src, schemes=["analog-klt", "analog"], channels=[spec], snr_db=snrs, realizations=2)
     for s in snrs:
         k, a = rows[("analog-klt", spec, s)], rows[("analog", spec, s)]
         # 48 analog symbols -> 2 slots of 36 data + 12 pilot REs; analog-klt fills their 72 data symbols
@@ -94,11 +87,11 @@ def test_ideal_code_schemes_over_the_grid():
     """transform-ideal and quant-ideal over the grid: the payload is the --ideal-outage quantile of an example's
     slot mutual information (genie AWGN grid: exactly floor(48 log2(1 + snr)), never in outage), the realised
     outage rate is near the target, and nothing beats the OPTA of the same row."""
-    src = _gaussian(600, 0.85 ** np.arange(32))
+    src = gaussian_source(600, 0.85 ** np.arange(32))
     spec = canonical_channel_spec(TINY)
     genie = canonical_channel_spec("ofdm(model=awgn,fft_size=12,num_ofdm_symbols=4,pilot_symbols=0,csi=perfect)")
     snrs = [0.0, 10.0]
-    rows = _rows(src, schemes=["transform-ideal", "quant-ideal", "analog", "analog-svd"], channels=[spec, genie],
+    rows = compare_rows(src, schemes=["transform-ideal", "quant-ideal", "analog", "analog-svd"], channels=[spec, genie],
                  snr_db=snrs, realizations=2)
     svd = rows[("analog-svd", spec, 0.0)]        # what still does not run over a grid says why
     assert svd["status"].startswith("skipped: analog-svd is not implemented over an OFDM grid") and "CSIT" in svd["status"]
@@ -123,7 +116,7 @@ def test_ideal_code_schemes_over_the_grid():
 
 def test_grid_rows_are_reproducible():
     """Same seed, same rows over the grid (the design and outage draws come from the reseeded channel)."""
-    src = _gaussian(300, 0.8 ** np.arange(16))
+    src = gaussian_source(300, 0.8 ** np.arange(16))
     cfg = dict(schemes=["analog-klt", "transform-ideal", "quant-ideal"], channels=[canonical_channel_spec(TINY)],
                snr_db=[5.0], realizations=1, seed=3)
     a, b = (run_comparison(src, CompareConfig(**cfg), progress=False) for _ in range(2))

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import semantic  # noqa: F401  (CPU shim first)
+from compare_sources import compare_rows, gaussian_source
 from experiments.commands.compare import (CompareConfig, SchemeContext, make_scheme, opta_reference, run_comparison,
                                  split_indices)
 from experiments.core.sources import FeatureSource
@@ -14,23 +15,15 @@ from phy.channels import Rayleigh
 from phy.ratedistortion import distortion_rate
 
 
-def _gaussian(n, lam, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return FeatureSource("gauss", torch.randn(n, len(lam), generator=g) * torch.as_tensor(lam).sqrt().float())
-
-
-def _rows(src, **kw):
-    return {(r["scheme"], r["channel"], r["snr_db"]): r for r in run_comparison(src, CompareConfig(**kw),
-                                                                                progress=False)}
 
 
 def test_goblick_iid_source_at_bandwidth_ratio_one():
     """i.i.d. N(0,1), d real dims in d/2 complex uses: OPTA = analog (MMSE) = 1/(1+snr) (Goblick 1965);
     the optimal linear scheme is the same scheme there."""
     d = 32
-    src = _gaussian(6000, np.ones(d))
+    src = gaussian_source(6000, np.ones(d))
     snrs = [0.0, 10.0]
-    rows = _rows(src, schemes=["opta", "analog-mmse", "analog-klt"], channels=["awgn"], snr_db=snrs, budget=d // 2)
+    rows = compare_rows(src, schemes=["opta", "analog-mmse", "analog-klt"], channels=["awgn"], snr_db=snrs, budget=d // 2)
     for s in snrs:
         law = 1 / (1 + 10 ** (s / 10))
         opta = rows[("opta", "awgn", s)]
@@ -50,10 +43,10 @@ def test_correlated_source_targets():
     eigenvalues; at >= 10 dB transform-ideal within 5 dB and transform-ldpc5g-amc within 10 dB of it;
     analog-klt beats analog-mmse; nothing below the OPTA beyond Monte Carlo error; no budget exceeded."""
     lam = 0.85 ** np.arange(64)
-    src = _gaussian(5000, lam, seed=1)
+    src = gaussian_source(5000, lam, seed=1)
     snrs = [10.0, 20.0]
     names = ["opta", "analog-mmse", "analog-klt", "transform-ideal", "transform-ldpc5g-amc", "quant-ideal"]
-    rows = _rows(src, schemes=names, channels=["awgn"], snr_db=snrs, budget=16, realizations=2)
+    rows = compare_rows(src, schemes=names, channels=["awgn"], snr_db=snrs, budget=16, realizations=2)
     for s in snrs:
         true = distortion_rate(lam, 16 * math.log2(1 + 10 ** (s / 10))) / lam.sum()
         o = rows[("opta", "awgn", s)]
@@ -78,7 +71,7 @@ def test_block_fading_opta_is_the_expectation_over_the_fade():
     from scipy.integrate import quad
 
     lam = 0.8 ** np.arange(12)
-    src = _gaussian(400, lam)
+    src = gaussian_source(400, lam)
     U, snr = 6, 10.0
     ctx = SchemeContext(src, U, True, "mmse", torch.device("cpu"), None, 8, 0.5, 0.1, None)
     ev = ctx.klt.eigenvalues.numpy()
@@ -96,14 +89,14 @@ def test_block_fading_opta_is_the_expectation_over_the_fade():
 
 def test_everything_is_fitted_on_the_training_split_only():
     lam = 0.9 ** np.arange(8)
-    base = _gaussian(200, lam).features
+    base = gaussian_source(200, lam).features
     train, test = split_indices(200, 0.8, 0)
     planted = base.clone()
     planted[test[0]] = 1e3                                   # a wild held-out item
     kw = dict(schemes=["quant-ldpc5g-16qam", "transform-ideal", "analog-klt", "opta"], channels=["awgn"],
               snr_db=[30.0], budget=4, realizations=1)
-    a = _rows(FeatureSource("a", base), **kw)
-    b = _rows(FeatureSource("b", planted), **kw)
+    a = compare_rows(FeatureSource("a", base), **kw)
+    b = compare_rows(FeatureSource("b", planted), **kw)
     for key in a:
         for col in ("quant_lo", "quant_hi", "opta_nmse", "info_bits", "dims_sent"):
             assert a[key][col] == b[key][col], (key, col)
@@ -113,7 +106,7 @@ def test_everything_is_fitted_on_the_training_split_only():
 
 
 def test_rows_do_not_depend_on_the_thread_count():
-    src = _gaussian(300, 0.9 ** np.arange(16))
+    src = gaussian_source(300, 0.9 ** np.arange(16))
     kw = dict(schemes=["opta", "analog", "analog-klt", "transform-ideal", "quant-ldpc5g-16qam"],
               channels=["awgn", "rayleigh"], snr_db=[0.0, 10.0], budget=8, realizations=2)
     n = torch.get_num_threads()
@@ -144,8 +137,8 @@ def test_intervals_cover_the_closed_form():
 
 def test_degenerate_inputs_give_a_status_never_a_nan():
     # training split with fewer items than dimensions: the KLT schemes say why and write no metric
-    src = _gaussian(30, np.ones(40))
-    rows = _rows(src, schemes=["opta", "analog-klt", "transform-ideal", "transform-ldpc5g-amc", "analog"],
+    src = gaussian_source(30, np.ones(40))
+    rows = compare_rows(src, schemes=["opta", "analog-klt", "transform-ideal", "transform-ldpc5g-amc", "analog"],
                  snr_db=[10.0], realizations=1)
     for name in ("opta", "analog-klt", "transform-ideal", "transform-ldpc5g-amc"):
         r = rows[(name, "awgn", 10.0)]
@@ -153,17 +146,17 @@ def test_degenerate_inputs_give_a_status_never_a_nan():
     assert rows[("analog", "awgn", 10.0)]["status"] == "ok"
     # constant features: the training mean is exact; nothing needs sending
     const = FeatureSource("c", torch.full((50, 6), 0.5))
-    rows = _rows(const, schemes=["opta", "analog-klt", "transform-ideal"], snr_db=[0.0], realizations=1)
+    rows = compare_rows(const, schemes=["opta", "analog-klt", "transform-ideal"], snr_db=[0.0], realizations=1)
     for r in rows.values():
         assert r["nmse"] == 0.0 and r["opta_nmse"] == 0.0
     assert rows[("transform-ideal", "awgn", 0.0)]["status"] == "nothing delivered"
     # at -30 dB every codeword is lost: recorded as such, the training mean as the estimate
-    src = _gaussian(200, 0.9 ** np.arange(4))
-    rows = _rows(src, schemes=["transform-ldpc5g-amc"], snr_db=[-30.0], budget=1, realizations=1)
+    src = gaussian_source(200, 0.9 ** np.arange(4))
+    rows = compare_rows(src, schemes=["transform-ldpc5g-amc"], snr_db=[-30.0], budget=1, realizations=1)
     amc = rows[("transform-ldpc5g-amc", "awgn", -30.0)]
     assert amc["status"] == "nothing delivered" and amc["outage_rate"] == 1.0 and amc["channel_uses"] == 1
     # a budget no 5G LDPC codeword can hold per example: skipped with the reason, no channel use spent
-    rows = _rows(src, schemes=["transform-ldpc5g-amc"], snr_db=[10.0], budget=15000, realizations=1)
+    rows = compare_rows(src, schemes=["transform-ldpc5g-amc"], snr_db=[10.0], budget=15000, realizations=1)
     amc = rows[("transform-ldpc5g-amc", "awgn", 10.0)]
     assert amc["status"].startswith("skipped: no MCS fits a budget of 15000 uses") and amc["channel_uses"] == 0
     assert "more than one 5G LDPC codeword" in amc["note"] and amc["nmse"] is None
@@ -175,7 +168,7 @@ def test_degenerate_inputs_give_a_status_never_a_nan():
     (dict(schemes=["transform-hamming74-amc"]), "only ldpc5g"),
 ])
 def test_bad_config(kw, match):
-    src = _gaussian(20, np.ones(4))
+    src = gaussian_source(20, np.ones(4))
     with pytest.raises(ValueError, match=match):
         run_comparison(src, CompareConfig(**kw), progress=False)
 
@@ -192,7 +185,7 @@ def test_channel_specs_file_labels(tmp_path):
     assert _file_label(canonical_channel_spec("rayleigh")) == "rayleigh"
     lab = _file_label(canonical_channel_spec("rayleigh(block_length=4)"))
     assert "block_length=4" in lab and "(" not in lab and "," not in lab
-    src = _gaussian(60, np.ones(4))
+    src = gaussian_source(60, np.ones(4))
     _, plots = execute(src, CompareConfig(schemes=["analog"], channels=["rayleigh(block_length=2)"], snr_db=[0.0],
                                           realizations=1), str(tmp_path / "o"), progress=False)
     assert all("(" not in p for p in plots) and any("block_length=2" in p for p in plots)
