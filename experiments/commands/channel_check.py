@@ -61,6 +61,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="exit with status 1 if the measured Es/N0 is further than this from --snr-db")
 
 
+def _qpsk(shape, nt: int, gen, device):
+    """Random Gray QPSK symbols of energy ``1 / nt`` (``Es = 1`` per channel use over ``nt`` antennas), ``shape``."""
+    import torch
+
+    bits = torch.randint(0, 2, (*shape, 2), generator=gen, device=device, dtype=torch.int8)
+    return torch.complex((1 - 2 * bits[..., 0]).float(), (1 - 2 * bits[..., 1]).float()) / math.sqrt(2 * nt)
+
+
 def measure(channel, snr_db: float, symbols: int, seed: int = 0, device="cpu", row: int = 1024) -> dict:
     """Send ``symbols`` unit-energy QPSK symbols through ``channel``; return the measured statistics.
 
@@ -118,8 +126,7 @@ def measure(channel, snr_db: float, symbols: int, seed: int = 0, device="cpu", r
     while done < rows_total:
         rows = min(rows_per_pass, rows_total - done)
         shape = (rows, nt, row) if mimo else (rows, row)
-        bits = torch.randint(0, 2, (*shape, 2), generator=gen, device=device, dtype=torch.int8)
-        x = torch.complex((1 - 2 * bits[..., 0]).float(), (1 - 2 * bits[..., 1]).float()) / math.sqrt(2 * nt)
+        x = _qpsk(shape, nt, gen, device)
         if mimo:
             out = channel(x, torch.tensor(no).reshape(1, 1, 1))
             hx = torch.einsum("...rtn,...tn->...rn", out.h, x)
@@ -199,8 +206,7 @@ def measure_impairment(channel, symbols: int, seed: int = 0, device="cpu", row: 
     mimo = bool(getattr(channel, "is_mimo", False))
     rows = max(1, math.ceil(symbols / (row * nt)))
     shape = (rows, nt, row) if mimo else (rows, row)
-    bits = torch.randint(0, 2, (*shape, 2), generator=gen, device=device, dtype=torch.int8)
-    x = torch.complex((1 - 2 * bits[..., 0]).float(), (1 - 2 * bits[..., 1]).float()) / math.sqrt(2 * nt)
+    x = _qpsk(shape, nt, gen, device)
     zero = torch.zeros((1, 1, 1) if mimo else (), device=device)
     out = channel(x, zero)
     hx = torch.einsum("...rtn,...tn->...rn", out.h, x)[..., 0, :] if mimo else (x if out.h is None else out.h * x)
