@@ -547,6 +547,9 @@ class Scheme:
     #: whether the scheme handles a multi-antenna channel (several streams per channel use); the others are
     #: skipped there with the reason (:func:`_mimo_skip`)
     supports_mimo = False
+    #: whether the scheme runs over an OFDM resource grid (its symbols on the grid's data REs, charged the
+    #: slots' pilots); the others are skipped there with the reason (:func:`_grid_skip`)
+    supports_grid = False
 
     def applies(self, source) -> Tuple[bool, str]:
         return True, ""
@@ -590,6 +593,12 @@ class AnalogScheme(Scheme):
         self.fixed_equalizer = "mmse" if precoding else equalizer
         self.precoding = precoding
         self.name = f"analog-{precoding}" if precoding else "analog" if equalizer is None else f"analog-{equalizer}"
+
+    @property
+    def supports_grid(self) -> bool:
+        """Over an OFDM grid without precoding only: SVD precoding needs CSIT, which the grid's receiver-side
+        estimation does not give."""
+        return not self.precoding
 
     def equalizer(self, ctx) -> str:
         return self.fixed_equalizer or ctx.equalizer
@@ -674,6 +683,7 @@ class QuantizedDigitalScheme(Scheme):
     """
 
     kind = "digital"
+    supports_grid = True
     supports_mimo = True
 
     def __init__(self, code: str, modulation: str):
@@ -781,6 +791,7 @@ class IdealQuantizedScheme(Scheme):
     """
 
     kind = "ideal"
+    supports_grid = True
     name = "quant-ideal"
     code_name = "ideal"
     snr_dependent_plan = True
@@ -896,6 +907,7 @@ class TextScheme(Scheme):
     """
 
     kind = "text"
+    supports_grid = True
     supports_mimo = True   # DigitalLink's ledger counts num_tx streams per channel use
 
     def __init__(self, code: str = "hamming74", modulation: str = "16qam"):
@@ -1038,6 +1050,7 @@ class OptaScheme(_FittedScheme):
     """
 
     kind = "reference"
+    supports_grid = True
     name = "opta"
     supports_mimo = True   # MIMO: the log-det (Telatar) ergodic / block rates, phy.mimo_capacity
 
@@ -1087,6 +1100,7 @@ class AnalogKLTScheme(_FittedScheme):
     """
 
     kind = "analog"
+    supports_grid = True
     name = "analog-klt"
 
     def fitted_plan(self, ctx, snr_db, channel):
@@ -1213,6 +1227,7 @@ class TransformAMCScheme(_FittedScheme):
     """
 
     kind = "transform"
+    supports_grid = True
     bler_codewords = 300      # most codewords simulated per (MCS, SNR) BLER estimate (stops at 30 errors)
 
     def __init__(self, code: str = "ldpc5g"):
@@ -1499,15 +1514,14 @@ def _chance(n: int) -> float:
 
 
 def _grid_skip(scheme, channel) -> Optional[Plan]:
-    """A skipped plan for a scheme that does not run over an OFDM grid (else ``None``): :class:`OptaScheme`,
-    :class:`AnalogScheme` without precoding, :class:`AnalogKLTScheme`, :class:`QuantizedDigitalScheme`,
-    :class:`IdealQuantizedScheme` (``quant-ideal``, ``transform-ideal``), :class:`TransformAMCScheme` and
-    :class:`TextScheme` do (single-antenna ones only on a 1 x 1 grid: :func:`_mimo_skip`)."""
+    """A skipped plan for a scheme that does not run over an OFDM grid (else ``None``): those with
+    ``supports_grid`` do -- :class:`OptaScheme`, :class:`AnalogScheme` without precoding, :class:`AnalogKLTScheme`,
+    :class:`QuantizedDigitalScheme`, :class:`IdealQuantizedScheme` (``quant-ideal``, ``transform-ideal``),
+    :class:`TransformAMCScheme` and :class:`TextScheme` (single-antenna ones only on a 1 x 1 grid:
+    :func:`_mimo_skip`)."""
     if _ofdm_grid(channel) is None:
         return None
-    if isinstance(scheme, (QuantizedDigitalScheme, TextScheme, OptaScheme, TransformAMCScheme,
-                           AnalogKLTScheme, IdealQuantizedScheme)) or (
-            isinstance(scheme, AnalogScheme) and not scheme.precoding):
+    if getattr(scheme, "supports_grid", False):
         return None
     why = (f"skipped: {scheme.name} is not implemented over an OFDM grid (opta, analog, analog-zf, analog-mmse, "
            "analog-klt, quant-<code>-<mod>, quant-ideal, transform-ideal, transform-ldpc5g-amc and ascii-* are; "
