@@ -25,13 +25,18 @@ every table prints ratios. Code: 5G LDPC (k=512, n=1024), 20 iterations, Gray 16
 
 Tables 1-2 also time the fixed-point kernels (``precision="int16"/"int8"``: 20 iterations and early
 termination; one thread for the per-core edge-update rate) and their chains; table 3 runs the goal
-command with ``--goal-decoder`` (default ``layered-int8``).
+command with ``--goal-decoder`` (default ``layered``: int8 on CPU). The ``one pass`` chains are the
+fixed-point trials counting their errors in one compiled pass (``ScrambledZeroTrial.count_errors``: chain,
+quantisation, decoding and count, no logits in memory), as ``semcom ber`` runs them.
 
 4. **k=600, n=1200** (``--check-600``): BLER of the fast path (scrambled zero, layered OMS, early
    termination) vs Sionna's chain with random codewords and its flooding BP decoder, 20 iterations,
    QPSK and 16-QAM, a few Es/N0 points, with 95 % Clopper-Pearson intervals.
 
-Run: ``python benchmarks/bench_ber_curve.py --curve --bler-loss --check-600`` (writes
+6. **low BLER** (``--floor``): paired block errors of int16, int8 (and int8 with its earlier defaults)
+   and float32 at Es/N0 8.2 and 8.3 dB (BLER ~3e-6), ``--floor-blocks`` codewords each.
+
+Run: ``python benchmarks/bench_ber_curve.py --curve --bler-loss --floor --check-600`` (writes
 ``benchmarks/results/bench_ber_curve.json``).
 """
 from __future__ import annotations
@@ -134,7 +139,7 @@ def build_chains(k, n, num_iter, prev, threads_note=""):
     prev_trial = LinkTrial(DigitalLink(AWGN(seed=0), code=prev_code, modulation="16qam"), k=k)
     prev_trial.reset(1)
     chains["chain previous engine"] = lambda b, esno: prev_trial(b, esno)
-    new_code = LDPC5G(k, n, num_iter=num_iter, decoder="layered", decoder_kwargs={"early_stop": True})
+    new_code = LDPC5G(k, n, num_iter=num_iter, decoder="layered-float32", decoder_kwargs={"early_stop": True})
     new_trial = ScrambledZeroTrial(DigitalLink(AWGN(seed=0), code=new_code, modulation="16qam"), k=k)
     new_trial.reset(1)
     chains["chain new (scrambled zero)"] = lambda b, esno: new_trial(b, esno)
@@ -143,6 +148,8 @@ def build_chains(k, n, num_iter, prev, threads_note=""):
         trial = ScrambledZeroTrial(DigitalLink(AWGN(seed=0), code=code, modulation="16qam"), k=k)
         trial.reset(1)
         chains[f"chain new {prec}"] = lambda b, esno, t=trial: t(b, esno)
+        # the same trial counting its errors in one compiled pass (what `semcom ber` runs)
+        chains[f"chain new {prec}, one pass"] = lambda b, esno, t=trial: t.count_errors(b, esno)
     return chains, sionna_decs
 
 
@@ -155,13 +162,18 @@ def main(argv=None) -> int:
     ap.add_argument("--previous", default="7fa602a", help="git commit of the previous engine")
     ap.add_argument("--curve", action="store_true", help="run and time the goal command (table 3)")
     ap.add_argument("--curve-dir", default=None, help="output directory of the goal run (default: a temp dir)")
-    ap.add_argument("--goal-decoder", default="layered-int8", choices=("layered", "layered-int16", "layered-int8"),
-                    help="--ldpc-decoder of the goal run (default layered-int8)")
+    ap.add_argument("--goal-decoder", default="layered",
+                    choices=("layered", "layered-float32", "layered-int16", "layered-int8"),
+                    help="--ldpc-decoder of the goal run (default layered: int8 on CPU)")
     ap.add_argument("--skip-estimates", action="store_true", help="table 3: do not estimate the other chains' time")
     ap.add_argument("--bler-loss", action="store_true",
                     help="table 5: Es/N0 at BLER 1e-3 of the float, int16 and int8 decoders on the same logits")
     ap.add_argument("--bler-loss-blocks", type=int, default=200_000)
     ap.add_argument("--check-600", action="store_true", help="BLER check k=600, n=1200 (table 4)")
+    ap.add_argument("--floor", action="store_true", help="low-BLER check of the fixed-point decoders (6)")
+    ap.add_argument("--floor-snrs", type=float, nargs="+", default=[8.2, 8.3])
+    ap.add_argument("--floor-blocks", type=int, default=3_000_000)
+    ap.add_argument("--floor-float-every", type=int, default=4)
     ap.add_argument("--blocks-600", type=int, default=4000)
     ap.add_argument("--skip-tables", action="store_true", help="skip tables 1-2 (decoder, chain)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench_ber_curve.json"))
@@ -189,6 +201,8 @@ def main(argv=None) -> int:
     if args.skip_tables and not args.curve:
         if args.bler_loss:
             _bler_loss(args, result)
+        if args.floor:
+            _floor(args, result)
         return _check_600(args, result)
     enc = LDPC5GEncoder(k, n)
     qam = QAM("16qam")
@@ -279,7 +293,8 @@ def main(argv=None) -> int:
               f"{'met' if ok else 'NOT met'}")
         # estimated time of the other chains on the same points: blocks / measured throughput
         est = {name: 0.0 for name in chains}
-        main_chain = {"layered": "chain new (scrambled zero)"}.get(args.goal_decoder, f"chain new {args.goal_decoder[8:]}")
+        main_chain = {"layered": "chain new int8, one pass", "layered-int8": "chain new int8, one pass",
+                      "layered-int16": "chain new int16, one pass"}.get(args.goal_decoder, "chain new (scrambled zero)")
         per_point = []
         for r in ([] if args.skip_estimates else res):
             times = interleaved({name: (lambda c=c, s=r.snr_db: c(B, s)) for name, c in chains.items()}, 1)
@@ -297,6 +312,8 @@ def main(argv=None) -> int:
 
     if args.bler_loss:
         _bler_loss(args, result)
+    if args.floor:
+        _floor(args, result)
     return _check_600(args, result)
 
 
@@ -311,7 +328,7 @@ def _bler_loss(args, result) -> None:
     from phy.ldpc_fast import LDPC5GFastDecoder
     from phy.montecarlo import ScrambledZeroTrial
 
-    trial = ScrambledZeroTrial(DigitalLink(AWGN(seed=0), code=LDPC5G(512, 1024, decoder="layered"),
+    trial = ScrambledZeroTrial(DigitalLink(AWGN(seed=0), code=LDPC5G(512, 1024, decoder="layered-float32"),
                                            modulation="16qam"))
     enc = trial.link.code._get("cpu", torch.float32)[0]
     decs = {"float32 (offset 0.4)": LDPC5GFastDecoder(enc, early_stop=True),
@@ -345,6 +362,40 @@ def _bler_loss(args, result) -> None:
         print(f"5. {name:22s} BLER 1e-3 at Es/N0 {sv:.3f} dB: {sv - ref:+.3f} dB vs float32 (offset 0.4), "
               f"{sv - snr_at['float32 (offset 0.5)']:+.3f} dB vs float32 (offset 0.5)")
     result["bler_loss"] = {"snrs": snrs, "counts": counts, "snr_at_bler_1e-3": snr_at}
+
+
+def _floor(args, result) -> None:
+    """6. Low-BLER check (``--floor``): paired block errors of the int16, int8 (defaults and the earlier
+    defaults: 4 quanta per LLR unit, messages to +-10 LLR) and float32 layered decoders on the same
+    scrambled-zero codewords (the fixed-point ones decoded in the one-pass kernel; float32, slower, on
+    every ``--floor-float-every``-th batch only), at Es/N0 ``--floor-snrs``."""
+    from sionna.phy.fec.ldpc import LDPC5GEncoder
+
+    from phy.ldpc_fast import LDPC5GFastDecoder
+    from phy.scrambled_chain import scrambled_awgn_logits
+
+    enc = LDPC5GEncoder(512, 1024)
+    fixed = {"int16": LDPC5GFastDecoder(enc, early_stop=True, precision="int16"),
+             "int8": LDPC5GFastDecoder(enc, early_stop=True, precision="int8"),
+             "int8 (earlier defaults)": LDPC5GFastDecoder(enc, early_stop=True, precision="int8", qscale=4.0,
+                                                          qclip=63, qmsg=40)}
+    fl = LDPC5GFastDecoder(enc, early_stop=True)
+    rows, out = 16384, {}
+    for snr in args.floor_snrs:
+        no = 10 ** (-snr / 10)
+        counts = {name: [0, 0] for name in list(fixed) + ["float32"]}
+        for c in range(max(1, args.floor_blocks // rows)):
+            for name, d in fixed.items():
+                counts[name][0] += d.scrambled_awgn_errors(rows, "16qam", no, 77, c)[1]
+                counts[name][1] += rows
+            if c % args.floor_float_every == 0:
+                u = fl(scrambled_awgn_logits(rows, 256, "16qam", torch.full((rows,), no), 77, c))
+                counts["float32"][0] += int((u.sum(-1) > 0).sum())
+                counts["float32"][1] += rows
+        print(f"6. Es/N0 {snr} dB: " + ", ".join(f"{nm} {e} block errors in {t} (BLER {e / t:.3g})"
+                                                for nm, (e, t) in counts.items()), flush=True)
+        out[str(snr)] = counts
+    result["floor"] = out
 
 
 def _check_600(args, result) -> int:

@@ -45,7 +45,7 @@ from torch import nn
 
 from .modulation import sionna_device
 
-__all__ = ["Code", "Uncoded", "Hamming74", "LDPC5G", "Repetition", "CODES", "register_code", "make_code",
+__all__ = ["Code", "layered_precision", "Uncoded", "Hamming74", "LDPC5G", "Repetition", "CODES", "register_code", "make_code",
            "hard_decisions",
            "LDPC5G_MAX_K", "LDPC5G_MAX_N"]
 
@@ -313,6 +313,26 @@ def _check_ldpc_params(k, n, num_iter):
     return k, n, int(num_iter)
 
 
+def layered_precision(device, decoder_kwargs: Optional[dict] = None) -> str:
+    """The arithmetic of ``LDPC5G(decoder="layered")`` on ``device``: ``"int8"`` (the fixed-point kernel of
+    :mod:`phy.ldpc_fixed`) on CPU when numba is installed and the decoder options allow it (offset
+    min-sum, numba backend), else ``"float32"``.
+
+    Examples
+    --------
+    >>> layered_precision("cpu"), layered_precision("cpu", {"backend": "torch"})
+    ('int8', 'float32')
+    >>> layered_precision("cuda")
+    'float32'
+    """
+    from .ldpc_fast import numba_available
+
+    kw = decoder_kwargs or {}
+    ok = (str(device).startswith("cpu") and numba_available() and kw.get("cn_update", "oms") == "oms"
+          and kw.get("backend", "auto") in ("auto", "numba") and "precision" not in kw)
+    return "int8" if ok else kw.get("precision", "float32")
+
+
 class LDPC5G(Code):
     """5G NR LDPC code (3GPP TS 38.212) with rate matching, Sionna's encoder and BP decoder.
 
@@ -326,10 +346,12 @@ class LDPC5G(Code):
         Belief-propagation iterations (default 20).
     cn_update : str
         Sionna check-node rule (``"boxplus-phi"`` default, ``"minsum"``, ...) for ``decoder="bp"``.
-    decoder : ``"bp"`` (default), ``"layered"``, ``"layered-int16"`` or ``"layered-int8"``
-        ``"bp"``: Sionna's flooding ``LDPC5GDecoder``. ``"layered"``: the layered min-sum
-        :class:`phy.ldpc_fast.LDPC5GFastDecoder` on the same Sionna encoder (faster); the
-        ``-int16`` / ``-int8`` variants run it in fixed point (:mod:`phy.ldpc_fixed`, CPU only).
+    decoder : ``"bp"`` (default), ``"layered"``, ``"layered-float32"``, ``"layered-int16"`` or ``"layered-int8"``
+        ``"bp"``: Sionna's flooding ``LDPC5GDecoder``. ``"layered-float32"``: the layered offset
+        min-sum :class:`phy.ldpc_fast.LDPC5GFastDecoder` on the same Sionna encoder (faster); the
+        ``-int16`` / ``-int8`` variants run it in fixed point (:mod:`phy.ldpc_fixed`, CPU with numba
+        only). ``"layered"``: the fastest of them on the device, :func:`layered_precision` (int8 on CPU
+        with numba: its BLER is within 0.05 dB of float32, README's issue-18 section; float32 elsewhere).
     decoder_kwargs : dict, optional
         Extra arguments for the layered decoder (``cn_update="nms"``, ``scale``, ``backend`` ...).
 
@@ -353,7 +375,7 @@ class LDPC5G(Code):
         return cls(options["k"], options["n"], num_iter=options.get("num_iter", 20), decoder=decoder,
                    decoder_kwargs={"early_stop": True} if decoder.startswith("layered") else None)
 
-    DECODERS = ("bp", "layered", "layered-int16", "layered-int8")
+    DECODERS = ("bp", "layered", "layered-float32", "layered-int16", "layered-int8")
 
     def __init__(self, k: int, n: int, num_iter: int = 20, cn_update: str = "boxplus-phi",
                  decoder: str = "bp", decoder_kwargs: Optional[dict] = None):
@@ -381,8 +403,8 @@ class LDPC5G(Code):
                 from .ldpc_fast import LDPC5GFastDecoder
 
                 kwargs = dict(self.decoder_kwargs)
-                if self.decoder != "layered":
-                    kwargs["precision"] = self.decoder.split("-")[1]
+                kwargs["precision"] = self.decoder.split("-")[1] if self.decoder != "layered" else \
+                    layered_precision(key[0], kwargs)
                 dec = LDPC5GFastDecoder(enc, num_iter=self.num_iter, hard_out=True, return_infobits=True, **kwargs)
             else:
                 dec = LDPC5GDecoder(enc, cn_update=self.cn_update, num_iter=self.num_iter, hard_out=True,
@@ -393,6 +415,30 @@ class LDPC5G(Code):
     def _encode(self, bits):
         enc, _ = self._get(bits.device, bits.dtype)
         return enc(bits)
+
+    def scrambled_awgn_errors(self, rows: int, modulation: str, no, scrambling_key: int, noise_key: int,
+                              method: str = "app") -> Optional[Tuple[int, int]]:
+        """``(bit_errors, block_errors)`` of ``rows`` scrambled all-zero codewords over AWGN, with the
+        chain and the decoder in one compiled pass (:meth:`phy.ldpc_fast.LDPC5GFastDecoder.scrambled_awgn_errors`),
+        or ``None`` where that pass does not exist for this code (a float32 or Sionna decoder, an ``n``
+        that is not a multiple of the bits per symbol). CPU.
+
+        Examples
+        --------
+        >>> code = LDPC5G(512, 1024, decoder="layered-int8")
+        >>> code.scrambled_awgn_errors(100, "16qam", 0.01, scrambling_key=1, noise_key=2)
+        (0, 0)
+        >>> LDPC5G(512, 1024, decoder="bp").scrambled_awgn_errors(100, "16qam", 0.01, 1, 2) is None
+        True
+        """
+        from .constellations import bits_per_symbol
+
+        if not self.decoder.startswith("layered") or self.n % bits_per_symbol(modulation):
+            return None
+        _, dec = self._get(torch.device("cpu"), torch.float32)
+        if dec.precision == "float32":
+            return None
+        return dec.scrambled_awgn_errors(rows, modulation, no, scrambling_key, noise_key, method)
 
     def _decode(self, llr):
         _, dec = self._get(llr.device, llr.dtype)

@@ -786,18 +786,88 @@ class LDPC5GFastDecoder(nn.Module):
         """The fixed-point kernel (:mod:`phy.ldpc_fixed`) on logits ``src`` ``[B, n]`` -> posteriors in ``out``."""
         from . import ldpc_fixed
 
+        mode = ldpc_fixed._HARD if out.dtype == np.int8 else ldpc_fixed._SOFT
+        used, _ = self._run_fixed(src, ldpc_fixed.no_chain(), src.shape[0], mode, out, lmax, iters)
+        return used
+
+    def _run_fixed(self, src, chain, bsz, mode, out, lmax, iters):
+        """One call of the fixed-point kernel: ``(iterations per codeword, counts [streams, 3])``."""
+        from . import ldpc_fixed
+
         st = self.structure
-        bsz = src.shape[0]
         used = np.zeros(bsz, dtype=np.int64)
         proto = np.zeros(1, dtype=np.int8 if self.precision == "int8" else np.int16)
         qm = ldpc_fixed.qmax(self.precision)
         offq = int(round(self.offset * self.qscale))
+        nout = st.k if mode == ldpc_fixed._COUNTS else out.shape[1]
         with numba_threads() as nthr:
             nstreams = max(1, min(nthr, -(-bsz // 64)))
-            ldpc_fixed.fixed_kernel()(src, self._vmap, lmax, np.float32(self.qscale), int(self.qclip), qm, int(self.qmsg), offq,
-                                      st.var_idx, st.layer_off, st.layer_deg, st.z, self._max_deg, iters,
-                                      nstreams, self.early_stop, out.dtype == np.int8, out, used, proto)
-        return used
+            counts = np.zeros((nstreams, 3), dtype=np.int64)
+            ldpc_fixed.fixed_kernel()(src, chain, bsz, self._vmap, lmax, np.float32(self.qscale), int(self.qclip), qm,
+                                      int(self.qmsg), offq, st.var_idx, st.layer_off, st.layer_deg, st.z,
+                                      self._max_deg, iters, nstreams, self.early_stop, mode, out, nout, used,
+                                      counts, proto)
+        return used, counts
+
+    def scrambled_awgn_errors(self, rows: int, modulation: str, no, scrambling_key: int, noise_key: int,
+                              method: str = "app") -> Tuple[int, int]:
+        """Errors of ``rows`` scrambled all-zero codewords over AWGN, decoded in the same compiled pass.
+
+        Row ``r`` is the codeword of :func:`phy.scrambled_chain.scrambled_awgn_logits` (the same keys,
+        ``num_symbols = n / m``): its logits are computed, quantised into a SIMD lane and decoded by
+        the fixed-point kernel, and only the decided 1s among the ``k`` information bits are counted
+        (every one is an error), so no logits or decisions are written to memory. The counts equal
+        those of ``scrambled_awgn_logits`` followed by this decoder (``tests/test_ldpc_fixed.py``).
+        Needs ``precision="int8"`` or ``"int16"``, no output interleaver (``num_bits_per_symbol=None``
+        in the encoder) and ``n`` a multiple of the bits per symbol. :attr:`mean_iterations` counts the
+        codewords.
+
+        Parameters
+        ----------
+        rows : int
+            Codewords.
+        modulation, no, scrambling_key, noise_key, method
+            As for :func:`phy.scrambled_chain.scrambled_awgn_logits` (``no``: one ``N0`` or one per row).
+
+        Returns
+        -------
+        (bit_errors, block_errors) : tuple of int
+            Over ``rows * k`` information bits and ``rows`` blocks.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sionna.phy.fec.ldpc import LDPC5GEncoder
+        >>> dec = LDPC5GFastDecoder(LDPC5GEncoder(k=512, n=1024), precision="int8", early_stop=True)
+        >>> dec.scrambled_awgn_errors(2000, "16qam", 10 ** (-12 / 10), scrambling_key=1, noise_key=2)
+        (0, 0)
+        >>> bit_err, blk_err = dec.scrambled_awgn_errors(500, "16qam", 10 ** (-5 / 10), 1, 2)
+        >>> blk_err > 400 and bit_err > 20 * blk_err     # far below the waterfall: most blocks wrong
+        True
+        """
+        from . import ldpc_fixed
+        from .scrambled_chain import chain_args
+
+        if self.precision == "float32":
+            raise ValueError("scrambled_awgn_errors needs precision='int8' or 'int16' (the fixed-point kernel), "
+                             "got precision='float32'")
+        if self._out_int is not None:
+            raise ValueError("scrambled_awgn_errors needs an encoder without output interleaver "
+                             "(num_bits_per_symbol=None)")
+        from .constellations import bits_per_symbol
+
+        m = bits_per_symbol(modulation)
+        if self.n % m:
+            raise ValueError(f"n={self.n} must be a multiple of the {m} bits per symbol of {modulation!r}")
+        chain = chain_args(rows, self.n // m, modulation, no, scrambling_key, noise_key, method)
+        if rows == 0:
+            return 0, 0
+        lmax = np.float32(np.inf if self.llr_max is None else self.llr_max)
+        used, counts = self._run_fixed(np.zeros((0, 0), np.float32), chain, rows, ldpc_fixed._COUNTS,
+                                       np.zeros((0, 0), np.int8), lmax, self.num_iter)
+        self._count_iterations(used)
+        total = counts.sum(axis=0)
+        return int(total[0]), int(total[1])
 
     def _decode_float(self, src, out, lmax, iters, bsz, use_offset) -> np.ndarray:
         """The float32 numba kernel on logits ``src`` ``[B, n]`` -> posteriors in ``out``."""

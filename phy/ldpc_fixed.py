@@ -50,20 +50,22 @@ import numpy as np
 
 from . import simd_lanes as sl
 
-__all__ = ["PRECISIONS", "FIXED_DEFAULTS", "fixed_kernel", "qmax"]
+__all__ = ["PRECISIONS", "FIXED_DEFAULTS", "fixed_kernel", "no_chain", "qmax"]
 
 #: Decoder arithmetic: float32 (the float kernel of :mod:`phy.ldpc_fast`) or fixed point.
 PRECISIONS = ("float32", "int16", "int8")
 
 #: Default quantisation per precision: ``qscale`` quanta per LLR unit, the channel saturation ``qclip``
 #: and the check-message saturation ``qmsg`` (quanta). int16: 64 quanta per unit, channel to +-20 LLR,
-#: messages to +-128 LLR. int8: 4 quanta per unit (the default OMS offset 0.4 becomes 2 quanta = 0.5),
-#: channel to +-15.75 LLR, messages to +-10 LLR, posteriors to +-31.75 LLR. ``qmsg`` stays well below
-#: the posterior range ``qmax`` (see :class:`~phy.ldpc_fast.LDPC5GFastDecoder`); the int8 BLER at 1e-3
-#: is within 0.05 dB of float32 (``benchmarks/bench_ber_curve.py --bler-loss``).
+#: messages to +-128 LLR. int8: 2 quanta per unit (the default OMS offset 0.4 becomes 1 quantum = 0.5),
+#: channel to +-31.5 LLR, messages to +-20 LLR, posteriors to +-63.5 LLR. ``qmsg`` stays well below
+#: the posterior range ``qmax`` (see :class:`~phy.ldpc_fast.LDPC5GFastDecoder`). Measured on the (512, 1024)
+#: code with 16-QAM (README's issue-18 section): the int8 BLER is at or below float32's from 1e-3 down to
+#: 3e-6; the earlier int8 default (4 quanta per unit, messages to +-10 LLR) was 0.05 dB better at 1e-3
+#: but about 0.2 dB worse at 1e-5 (an error floor from the saturated messages).
 FIXED_DEFAULTS: Dict[str, Dict[str, float]] = {
     "int16": {"qscale": 64.0, "qclip": 1280, "qmsg": 8191},
-    "int8": {"qscale": 4.0, "qclip": 63, "qmsg": 40},
+    "int8": {"qscale": 2.0, "qclip": 63, "qmsg": 40},
 }
 
 
@@ -76,6 +78,19 @@ def qmax(precision: str) -> int:
     (127, 32767)
     """
     return {"int8": 127, "int16": 32767}[precision]
+
+
+def no_chain() -> tuple:
+    """The kernel's ``chain`` argument when it decodes given logits: the chain's argument types
+    (:func:`phy.scrambled_chain.chain_args`) with no rows.
+
+    Examples
+    --------
+    >>> no_chain()[0].shape
+    (0,)
+    """
+    z = np.zeros(0, np.float32)
+    return (z, 0, 2, z, z, np.float32(0), np.float32(0), False, np.uint64(0), np.uint64(0))
 
 
 def fixed_kernel():
@@ -102,117 +117,180 @@ def fixed_kernel():
     return _kernel
 
 
+#: Output modes of the kernel: float32 posteriors, 0/1 hard-decision bytes, or only error counts.
+_SOFT, _HARD, _COUNTS = 0, 1, 2
+
 if sl.available():
     from numba import njit, prange
 
-    @njit(cache=True, nogil=True, inline="always")
-    def _quantise(qrow, llr, f, lmax, qscale, qclip, qm):  # pragma: no cover - compiled
-        """``qrow[:n]`` <- quantised internal LLRs of codeword ``f``; ``qrow[n] = 0`` (what a punctured
-        bit reads), ``qrow[n + 1] = qm`` (a filler bit)."""
-        n = llr.shape[1]
-        for j in range(n):   # contiguous: vectorises
-            x = -min(max(np.float32(llr[f, j]), -lmax), lmax) * qscale
-            q = np.floor(x + np.float32(0.5))
-            qrow[j] = np.int32(min(max(q, np.float32(-qclip)), np.float32(qclip)))
-        qrow[n] = 0
-        qrow[n + 1] = qm
+    from .scrambled_chain import _chain_row, _chain_scratch, _label_steps
+
+    #: the chain's flags (its row function is inlined into the stream; the decoder's integer code does
+    #: not depend on them)
+    _FM = dict(fastmath={"nsz", "contract"}, error_model="numpy", cache=True, nogil=True)
+
+    @njit(**_FM)
+    def _chain_one(row, r, chain, tables, y, met, l1, l0, inv, word):  # pragma: no cover - compiled
+        """Row ``r`` of the chain into ``row``: a function of its own (compiled and optimised apart from
+        the stream, like :func:`phy.scrambled_chain._k_chain`'s row), so both give bit-identical logits."""
+        no, nsym, m, re_lev, im_lev, c_re, c_im, maxlog, kscr, kn = chain
+        _chain_row(row, r, no[r], nsym, m, re_lev, im_lev, c_re, c_im, maxlog, kscr, kn, tables, y, met, l1, l0,
+                   inv, word)
 
     @njit(cache=True, nogil=True)
-    def _stream(llr, f0, f1, vmap, lmax, qscale, qclip, qm, rmax, offq, var_idx, layer_off, layer_deg, z,
-                max_deg, num_iter, early_stop, hard, out, iters, proto):  # pragma: no cover - compiled
-        """Decode codewords ``[f0, f1)`` through one set of 64 lanes (one thread) into ``out``: posteriors
-        (float32 ``out``) or, with ``hard``, 0/1 decisions (int8 ``out``)."""
+    def _quantise(qrow, row, lmax, qscale, qclip):  # pragma: no cover - compiled
+        """``qrow[:n]`` <- the quantised internal LLRs (sign flipped) of the ``n`` logits ``row``."""
+        for j in range(row.shape[0]):   # contiguous: vectorises
+            x = -min(max(np.float32(row[j]), -lmax), lmax) * qscale
+            q = np.floor(x + np.float32(0.5))
+            qrow[j] = np.int32(min(max(q, np.float32(-qclip)), np.float32(qclip)))
+
+    @njit(cache=True, nogil=True)
+    def _place(stage, w, qrow):  # pragma: no cover - compiled
+        """Lane ``w``'s values ``qrow`` (``8 * blocks`` of them) into ``stage`` block-major: positions
+        ``8c .. 8c + 7`` into row ``8c + w % 8``, lanes ``8 (w // 8) ..`` (one 8- or 16-byte store per
+        block); :func:`phy.simd_lanes.transpose_blocks` then makes them column ``w`` of ``[position, lane]``."""
+        isz = qrow.itemsize
+        s64 = stage.view(np.uint64)
+        q64 = qrow.view(np.uint64)
+        r = w % 8
+        g = isz * (w // 8)
+        for c in range(qrow.shape[0] // 8):
+            for u in range(isz):
+                s64[8 * c + r, g + u] = q64[isz * c + u]
+
+    @njit(**_FM)
+    def _stream(llr, chain, f0, f1, vmap, lmax, qscale, qclip, qm, rmax, offq, var_idx, layer_off, layer_deg, z,
+                max_deg, num_iter, early_stop, mode, out, nout, iters, counts, proto):  # pragma: no cover - compiled
+        """Decode codewords ``[f0, f1)`` through one set of 64 lanes (one thread).
+
+        The codewords are the rows of ``llr`` or, when ``chain`` holds keys (``chain[0]`` has one noise
+        power per codeword), rows of :func:`phy.scrambled_chain._chain_row`. ``mode``: float32 posteriors
+        or 0/1 decisions of the first ``nout`` variables into ``out``, or (``_COUNTS``) only the decided 1s
+        among them: ``counts += (bit errors, block errors, iterations)``."""
+        no, nsym, m, re_lev, im_lev, c_re, c_im, maxlog, kscr, kn = chain
+        from_chain = no.shape[0] > 0
         nv = vmap.shape[0]
-        nout = out.shape[1]
         ne = var_idx.shape[0]
         nl = layer_deg.shape[0]
         nrows = nl * z
         width = sl.LANES
+        n = nsym * m if from_chain else llr.shape[1]
+        npad = -(-n // 8) * 8                   # positions, padded to whole 8 x 8 blocks
         lv = sl.aligned_empty(nv, proto)        # posteriors [node, lane]
+        stage = sl.aligned_empty(npad + 2, proto)  # the next codeword of each lane, by transmitted position
+        qrow = np.zeros(npad, dtype=proto.dtype)   # one quantised codeword (zero padding)
+        qidle = np.full(npad, qm, dtype=proto.dtype)  # an idle lane's confident all-zero word
         cm1 = sl.aligned_empty(nrows, proto)    # per check node: min1 (after the offset)
         cm2 = sl.aligned_empty(nrows, proto)    # min2
         cix = sl.aligned_empty(nrows, proto)    # index (in the row) of min1
         tm = sl.aligned_empty(max_deg, proto)   # variable-to-check messages of the row
+        ecnt = sl.aligned_empty(1, np.zeros(1, np.int16))   # decided 1s per lane (_COUNTS)
         csg = np.zeros(ne, dtype=np.uint64)     # sign bit of each check-to-variable message
-        n = llr.shape[1]
-        qrows = np.empty((width, n + 2), dtype=np.int32)   # quantised codewords waiting for their lanes
+        row = np.empty(n if from_chain else 0, dtype=np.float32)
+        y, met, l1, l0, inv, word = _chain_scratch(nsym if from_chain else 0, m if from_chain else 2)
+        tables = _label_steps(m if from_chain else 2)
         dlane = np.empty(width, dtype=np.int64)
         dframe = np.empty(width, dtype=np.int64)
         cnt = np.zeros(width, dtype=np.int64)   # iterations of each lane's codeword
         frame = np.full(width, -1, dtype=np.int64)  # codeword in each lane (-1: idle)
-        src = np.empty(nv, dtype=np.int64)                  # where variable v reads its channel value
+        src = np.empty(nv, dtype=np.int64)      # the stage row variable v reads
         for v in range(nv):
             j = vmap[v]
-            src[v] = j if j >= 0 else (n if j == -1 else n + 1)
+            src[v] = j if j >= 0 else (npad if j == -1 else npad + 1)
         inv_scale = np.float32(1.0) / qscale
-        fresh = np.uint64(0)                    # lanes in their codeword's first iteration (old messages 0)
+        for w in range(width):
+            stage[npad, w] = 0
+            stage[npad + 1, w] = qm
         for r in range(nrows):
             for w in range(width):
                 cix[r, w] = 0
                 cm1[r, w] = 0
                 cm2[r, w] = 0
-        nxt = f0
-        live = 0
-        for w in range(width):
-            fresh |= np.uint64(1) << np.uint64(w)
-            if nxt < f1:
-                _quantise(qrows[w], llr, nxt, lmax, qscale, qclip, qm)
-                frame[w] = nxt
-                nxt += 1
-                live += 1
-            else:  # an idle lane holds a confident all-zero codeword
-                qrows[w, :] = qm
-        for v in range(nv):
-            j = src[v]
-            for w in range(width):
-                lv[v, w] = qrows[w, j]
         proto_v = sl.vload(lv, 0)
         vqm = sl.vsplat(proto_v, qm)
         vnqm = sl.vsplat(proto_v, -qm)
         voff = sl.vsplat(proto_v, offq)
         vzero = sl.vsplat(proto_v, 0)
         vrm = sl.vsplat(proto_v, rmax)
-        while live > 0:
+        e16 = sl.vload(ecnt, 0)
+        zero16 = sl.vsplat(e16, 0)
+        one16 = sl.vsplat(e16, 1)
+        full = np.uint64(0xFFFFFFFFFFFFFFFF)
+        nxt = f0
+        live = 0
+        fresh = np.uint64(0)  # lanes in their codeword's first iteration (old messages 0)
+        nd = 0
+        for w in range(width):  # every lane starts as a finished one: the refill below loads it
+            dlane[nd] = w
+            nd += 1
+        while True:
+            if nd:
+                # refill the finished lanes: the stream's next codewords, or idle all-zero words
+                for q in range(nd):
+                    w = dlane[q]
+                    fresh |= np.uint64(1) << np.uint64(w)
+                    if nxt < f1:
+                        if from_chain:
+                            _chain_one(row, nxt, chain, tables, y, met, l1, l0, inv, word)
+                            _quantise(qrow, row, lmax, qscale, qclip)
+                        else:
+                            _quantise(qrow, llr[nxt], lmax, qscale, qclip)
+                        _place(stage, w, qrow)
+                        frame[w] = nxt
+                        nxt += 1
+                        live += 1
+                    else:  # no codeword left: the lane idles on a confident all-zero word
+                        _place(stage, w, qidle)
+                        frame[w] = -1
+                # block-major -> [position, lane]; then one pass over the rows (each row of lv is one cache
+                # line) serves every refilled lane
+                sl.transpose_blocks(stage, npad // 8)
+                rm = sl.bitsm(fresh)
+                for v in range(nv):
+                    sl.vstore(lv, v, sl.vsel(rm, sl.vload(stage, src[v]), sl.vload(lv, v)))
+                for r in range(nrows):   # no old check messages in the refilled lanes
+                    sl.vstore(cm1, r, sl.vsel(rm, vzero, sl.vload(cm1, r)))
+                    sl.vstore(cm2, r, sl.vsel(rm, vzero, sl.vload(cm2, r)))
+            if live == 0:
+                break
             for lay in range(nl):
                 d = layer_deg[lay]
                 e0 = layer_off[lay]
                 for i in range(z):
-                    row = lay * z + i
-                    om1 = sl.vload(cm1, row)
-                    om2 = sl.vload(cm2, row)
-                    oix = sl.vload(cix, row)
+                    r = lay * z + i
+                    om1 = sl.vload(cm1, r)
+                    om2 = sl.vload(cm2, r)
+                    oix = sl.vload(cix, r)
                     m1 = vqm
                     m2 = vqm
                     ix = vzero
-                    par = sl.mnone()
-                    new = sl.bitsm(fresh)
-                    for j in range(d):
+                    par = vzero          # its sign bit: the parity of the signs of the row's messages
+                    for j in range(d):   # (a refilled lane's min1 = min2 = 0: its old messages are 0)
                         e = e0 + j * z + i
                         vj = sl.vsplat(proto_v, j)
                         old = sl.vsel(sl.veq(oix, vj), om2, om1)
                         old = sl.vsel(sl.bitsm(csg[e]), sl.vneg(old), old)
-                        old = sl.vsel(new, vzero, old)
                         t = sl.vmax(sl.vsubs(sl.vload(lv, var_idx[e]), old), vnqm)
                         sl.vstore(tm, j, t)
-                        a = sl.vmax(t, sl.vneg(t))
-                        lt = sl.vlt(a, m1)
-                        m2 = sl.vsel(lt, m1, sl.vmin(m2, a))
-                        ix = sl.vsel(lt, vj, ix)
-                        m1 = sl.vsel(lt, a, m1)
-                        par = sl.mxor(par, sl.vltz(t))
+                        a = sl.vabs(t)
+                        ix = sl.vsel(sl.vlt(a, m1), vj, ix)
+                        m2 = sl.vmin(m2, sl.vmax(m1, a))   # (mask-free: the second smallest of m1, m2, a)
+                        m1 = sl.vmin(m1, a)
+                        par = sl.vxor(par, t)
                     m1 = sl.vmin(sl.vmax(sl.vsubs(m1, voff), vzero), vrm)
                     m2 = sl.vmin(sl.vmax(sl.vsubs(m2, voff), vzero), vrm)
-                    sl.vstore(cm1, row, m1)
-                    sl.vstore(cm2, row, m2)
-                    sl.vstore(cix, row, ix)
+                    sl.vstore(cm1, r, m1)
+                    sl.vstore(cm2, r, m2)
+                    sl.vstore(cix, r, ix)
                     for j in range(d):
                         e = e0 + j * z + i
                         t = sl.vload(tm, j)
-                        neg = sl.mxor(par, sl.vltz(t))   # sign of the new message
+                        neg = sl.vltz(sl.vxor(par, t))   # sign of the new message
                         csg[e] = sl.mbits(neg)
                         mag = sl.vsel(sl.veq(ix, sl.vsplat(proto_v, j)), m2, m1)
-                        r = sl.vsel(neg, sl.vneg(mag), mag)
-                        sl.vstore(lv, var_idx[e], sl.vmax(sl.vadds(t, r), vnqm))
+                        rr = sl.vsel(neg, sl.vneg(mag), mag)
+                        sl.vstore(lv, var_idx[e], sl.vmax(sl.vadds(t, rr), vnqm))
             for w in range(width):
                 cnt[w] += 1
             fresh = np.uint64(0)
@@ -223,7 +301,6 @@ if sl.available():
                     badbits |= np.uint64(1) << np.uint64(w)
             if early_stop:
                 bad = sl.bitsm(badbits)
-                full = np.uint64(0xFFFFFFFFFFFFFFFF)
                 for lay in range(nl):
                     d = layer_deg[lay]
                     e0 = layer_off[lay]
@@ -235,8 +312,6 @@ if sl.available():
                     if sl.mbits(bad) == full:
                         break
                 badbits = sl.mbits(bad)
-            # finished lanes: written out and refilled together, row by row (each row of lv is one cache
-            # line: one pass over the rows serves all of them instead of one strided pass per lane)
             nd = 0
             for w in range(width):
                 f = frame[w]
@@ -244,20 +319,22 @@ if sl.available():
                 if f >= 0 and (cnt[w] >= num_iter or (early_stop and ok)):
                     dlane[nd] = w
                     dframe[nd] = f
-                    iters[f] = cnt[w]
+                    iters[f - f0] = cnt[w]
                     cnt[w] = 0
-                    fresh |= np.uint64(1) << np.uint64(w)
-                    if nxt < f1:
-                        _quantise(qrows[nd], llr, nxt, lmax, qscale, qclip, qm)
-                        frame[w] = nxt
-                        nxt += 1
-                    else:  # no codeword left: the lane idles on a confident all-zero word
-                        qrows[nd, :] = qm
-                        frame[w] = -1
-                        live -= 1
+                    live -= 1
                     nd += 1
-            if nd:
-                if hard:  # bit 1 where the posterior is <= 0 (Sionna's rule), as 0/1 bytes
+            if nd:  # the finished lanes' results (bit 1 where the posterior is <= 0: Sionna's rule)
+                if mode == _COUNTS:  # decided 1s of the first nout variables, all lanes at once
+                    acc = zero16
+                    for v in range(nout):
+                        acc = sl.vadds(acc, sl.vsel(sl.vle0(sl.vload(lv, v)), one16, zero16))
+                    sl.vstore(ecnt, 0, acc)
+                    for q in range(nd):
+                        e = np.int64(ecnt[0, dlane[q]])
+                        counts[0] += e
+                        counts[1] += 1 if e > 0 else 0
+                        counts[2] += iters[dframe[q] - f0]
+                elif mode == _HARD:
                     for v in range(nout):
                         for q in range(nd):
                             out[dframe[q], v] = 1 if lv[v, dlane[q]] <= 0 else 0
@@ -265,19 +342,15 @@ if sl.available():
                     for v in range(nout):
                         for q in range(nd):
                             out[dframe[q], v] = np.float32(lv[v, dlane[q]]) * inv_scale
-                for v in range(nv):
-                    j = src[v]
-                    for q in range(nd):
-                        lv[v, dlane[q]] = qrows[q, j]
 
     @njit(parallel=True, cache=True, nogil=True)
-    def _kernel(llr, vmap, lmax, qscale, qclip, qm, rmax, offq, var_idx, layer_off, layer_deg, z, max_deg,
-                num_iter, nstreams, early_stop, hard, out, iters, proto):  # pragma: no cover - compiled
+    def _kernel(llr, chain, bsz, vmap, lmax, qscale, qclip, qm, rmax, offq, var_idx, layer_off, layer_deg, z,
+                max_deg, num_iter, nstreams, early_stop, mode, out, nout, iters, counts,
+                proto):  # pragma: no cover - compiled
         # one stream of codewords per thread; the work is in a separate function so that numba's
         # parfor pass has nothing to hoist out of the loop (each stream owns its buffers)
-        bsz = llr.shape[0]
         for stream in prange(nstreams):
-            _stream(llr, stream * bsz // nstreams, (stream + 1) * bsz // nstreams, vmap, lmax, qscale, qclip, qm,
-                    rmax, offq, var_idx, layer_off, layer_deg, z, max_deg, num_iter, early_stop, hard, out, iters,
-                    proto)
-
+            f0 = stream * bsz // nstreams
+            f1 = (stream + 1) * bsz // nstreams
+            _stream(llr, chain, f0, f1, vmap, lmax, qscale, qclip, qm, rmax, offq, var_idx, layer_off, layer_deg,
+                    z, max_deg, num_iter, early_stop, mode, out, nout, iters[f0:f1], counts[stream], proto)

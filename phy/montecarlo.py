@@ -385,6 +385,7 @@ class ScrambledZeroTrial:
         self._key = 0
         self._calls = 0
         self._buffer: Optional[torch.Tensor] = None  # the fused path's reused logits
+        self._fused_counts: Optional[bool] = None      # count_errors in one compiled pass (decided on first use)
 
     def reset(self, seed: int) -> None:
         self._key = point_seed(seed, "scrambling")
@@ -461,6 +462,50 @@ class ScrambledZeroTrial:
             _, inv = link._permutation(self._coded, llr.device)
             llr = llr[..., inv]
         return llr
+
+    @property
+    def counts_in_one_pass(self) -> bool:
+        """Whether :meth:`count_errors` runs chain, decoder and count in one compiled pass (no logits or
+        decisions in memory, so large batches cost nothing extra): the fused AWGN chain applies, one block
+        per row without padding or interleaver, and the code has that pass (``LDPC5G`` with a fixed-point
+        layered decoder)."""
+        if self._fused_counts is None:
+            self._fused_counts = self._counts_fused()
+        return self._fused_counts
+
+    def _counts_fused(self) -> bool:
+        code = self.link.code
+        return (self._fused() and self._nb == 1 and self._nsym * self.bits_per_symbol == self._coded
+                and not getattr(self.link, "interleave", False) and hasattr(code, "scrambled_awgn_errors")
+                and code.scrambled_awgn_errors(0, self.modulation, 1.0, 0, 0, self.method) is not None)
+
+    def count_errors(self, batch_size: int, esno_db: float) -> Tuple[int, int, int, int]:
+        """``(bit_errors, bits, block_errors, blocks)`` of one call of ``batch_size`` blocks: the counts of
+        ``self(batch_size, esno_db)`` (the same keys, so the same numbers), computed without writing
+        logits or decisions where :meth:`_counts_fused` holds (:meth:`phy.codes.LDPC5G.scrambled_awgn_errors`).
+
+        Examples
+        --------
+        >>> from phy.channels import AWGN
+        >>> from phy.codes import LDPC5G
+        >>> from phy.links import DigitalLink
+        >>> trial = ScrambledZeroTrial(DigitalLink(AWGN(seed=1), code=LDPC5G(512, 1024, decoder="layered-int8"),
+        ...                                        modulation="16qam"))
+        >>> trial.reset(3)
+        >>> trial.count_errors(1000, 12.0)        # (bit errors, bits, block errors, blocks)
+        (0, 512000, 0, 1000)
+        """
+        if not self.counts_in_one_pass:
+            return _count_errors(*self(batch_size, esno_db))
+        from . import channel_kernels as ck
+        from .conventions import snr_db_to_no
+
+        key = self._next_key()   # the order of _llr: scrambling key, then the channel's noise key
+        noise_key = ck.split_key(ck.draw_key(self.link.channel.generator(self.device)), 0)
+        no = snr_db_to_no(torch.as_tensor(float(esno_db), dtype=torch.float32))
+        bit_err, blk_err = self.link.code.scrambled_awgn_errors(batch_size, self.modulation, no, key, noise_key,
+                                                                 self.method)
+        return bit_err, batch_size * self.k, blk_err, batch_size
 
     def _decode(self, llr: torch.Tensor) -> torch.Tensor:
         code = self.link.code
@@ -874,15 +919,19 @@ def _run_point(trial, k, esno, batch_size, target_errors, target_block_errors, m
     reset = getattr(trial, "reset", None)
     if callable(reset):
         reset(pseed)
+    counter = trial.count_errors if isinstance(trial, ScrambledZeroTrial) else None
     bit_err = n_bits = blk_err = n_blk = 0
     while True:
         remaining_blocks = max(1, -(-(max_bits - n_bits) // k))
         bs = min(batch_size, remaining_blocks)
         batch_size = min(2 * batch_size, max_batch_size)
         with torch.no_grad():
-            bits, bits_hat = trial(bs, esno)
-        _check_blocks(bits, bs, k)
-        e, nb, be, nblk = _count_errors(bits, bits_hat)
+            if counter is not None:   # the trial counts its own errors (ScrambledZeroTrial)
+                e, nb, be, nblk = counter(bs, esno)
+            else:
+                bits, bits_hat = trial(bs, esno)
+                _check_blocks(bits, bs, k)
+                e, nb, be, nblk = _count_errors(bits, bits_hat)
         bit_err += e
         n_bits += nb
         blk_err += be
@@ -971,6 +1020,40 @@ def _predict_step(pts: Sequence[Tuple[float, float]], target: float) -> Optional
     return h if 0 < h < linear else linear
 
 
+#: The final step of the march aims at this fraction of the floor (a point's cost grows as 1 / rate, and a
+#: point that lands just above the floor costs nearly as much as the final one and needs another).
+_FINAL_AIM = 0.8
+#: The final step is taken from a point at most ``_FINAL_REACH * max_decades`` above ``_FINAL_AIM * floor``;
+#: from higher up the march aims no lower than ``_PRE * max_decades`` above it: the cheapest point from
+#: which the final step stays within ``max_decades``.
+_FINAL_REACH = 1.25
+_PRE = 1.0
+#: The final step extrapolates the least-squares line through this many last points (the line through
+#: two points near the floor scatters with their Monte Carlo error).
+_FINAL_FIT = 3
+#: The refine pass fills the gap that crosses the floor only when it exceeds this many times ``max_decades``:
+#: a final step that lands a little past its aim is kept (there a midpoint costs as much as the final point).
+_REFINE_SLACK = 1.5
+# (chosen by replaying the grid, 300 times each, on measured LDPC curves with the scatter of 100-error
+# points, benchmarks/results/bench_ber_curve_goal*.csv: about 1.8e7-2.0e7 codewords on average to reach
+# BLER 1e-5 on the int8 decoder's curves, against 2.9e7-3.6e7 for the previous rule; README's issue-18
+# section)
+
+
+def _fit_step(pts: Sequence[Tuple[float, float]], target: float) -> Optional[float]:
+    """SNR step from the last of ``pts`` (``(snr, rate)``, ascending) to where the least-squares line of
+    ``log10(rate)`` on SNR reaches ``target`` (the line through two points; three average out some of the
+    Monte Carlo scatter of a slope); ``None`` when the line does not fall."""
+    xs = [p[0] for p in pts]
+    ys = [math.log10(p[1]) for p in pts]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = -sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx > 0 else math.nan
+    if not slope > 0:
+        return None
+    return (ys[-1] - target) / slope
+
+
 def simulate_ber_adaptive(
     trial: BitTrial,
     start: float,
@@ -993,13 +1076,17 @@ def simulate_ber_adaptive(
        included) predict to lower the rate by ``max_decades`` (``log10(rate)`` extrapolated by the
        parabola through the last three points when it bends down, else by the line through the
        last two), between ``min_step`` and ``coarse_step`` (``coarse_step / 2`` while only one
-       point is below 0.5). When that would cross the floor (``min_bler`` or ``min_ber``), the step
-       aims at ``0.7 x floor`` instead, just below it, since a point's cost grows as
-       ``1 / rate``. The march ends at the first point **below the floor** (the Sionna-style stop:
-       no higher SNR is simulated), at a point without errors, or at ``stop``.
-    2. **Refine**: while two neighbouring points differ by more than ``max_decades`` decades (and
-       lie more than ``2 * min_step`` apart, the lower one not below the floor), the midpoint is
-       simulated (lowest SNR first).
+       point is below 0.5). Near the floor (``min_bler`` or ``min_ber``), where a point's cost
+       (``~ 1 / rate``) dominates the run: the march first aims no lower than ``max_decades``
+       above ``0.8 x floor``, and from a point within ``1.25 * max_decades`` of ``0.8 x floor`` it
+       takes the final step to ``0.8 x floor``, on the least-squares line through the last three
+       points (a point that lands just above the floor would cost almost as much as the final one
+       and need another). The march ends at the first point **below the floor** (the Sionna-style
+       stop: no higher SNR is simulated), at a point without errors, or at ``stop``.
+    2. **Refine**: while two neighbouring points differ by more than ``max_decades`` decades
+       (``1.5 * max_decades`` for the step across the floor, whose midpoint would cost as much as
+       the final point) and lie more than ``2 * min_step`` apart, the lower one not below the
+       floor, the midpoint is simulated (lowest SNR first).
 
     The rate that steers the grid is the BLER when ``min_bler`` is given, else the BER. Every
     point is an ordinary :func:`simulate_ber` point (same stopping rules, point seed and CSV row),
@@ -1093,12 +1180,17 @@ def simulate_ber_adaptive(
         if v >= 0.5 or len(known) < 2:
             step = coarse_step
         else:
-            want = max_decades
-            if floor is not None and math.log10(v) - want < math.log10(floor):
-                want = math.log10(v) - math.log10(0.7 * floor)
-            # saturated points take part: their flat log-rate bends the parabola down, which keeps
-            # the first step into a waterfall short (a point far below the floor costs ~1/rate)
-            step = _predict_step(known[-3:], math.log10(v) - want)
+            lv = math.log10(v)
+            final = floor is not None and lv - math.log10(_FINAL_AIM * floor) <= _FINAL_REACH * max_decades
+            if final:  # the jump across the floor, on the least-squares line through the last three points
+                step = _fit_step(known[-_FINAL_FIT:], math.log10(_FINAL_AIM * floor))
+            else:
+                want = max_decades
+                if floor is not None:  # land no lower than the furthest point the final jump starts from
+                    want = min(want, lv - (math.log10(_FINAL_AIM * floor) + _PRE * max_decades))
+                # saturated points take part: their flat log-rate bends the parabola down, which keeps
+                # the first step into a waterfall short (a point far below the floor costs ~1/rate)
+                step = _predict_step(known[-3:], lv - want)
             cap = coarse_step if falling >= 2 else coarse_step / 2
             step = min(max(step, min_step), cap) if step is not None else cap
         snr = min(round(snr + step, 3), stop)
@@ -1108,7 +1200,8 @@ def simulate_ber_adaptive(
         pts = [(s, _rate_of(r, metric)) for s, r in sorted(done.items())]
         gap = None
         for (s0, v0), (s1, v1) in zip(pts, pts[1:]):
-            if (v0 > 0 and v1 > 0 and not below_floor(v0) and math.log10(v0 / v1) > max_decades
+            slack = _REFINE_SLACK if below_floor(v1) else 1.0
+            if (v0 > 0 and v1 > 0 and not below_floor(v0) and math.log10(v0 / v1) > slack * max_decades
                     and s1 - s0 > 2 * min_step):
                 gap = (s0 + s1) / 2
                 break

@@ -137,8 +137,8 @@ if _HAVE_NUMBA:
         return z ^ (z >> np.uint64(31))
 
     @njit(inline="always", **_JIT)
-    def _softplus_neg(d):  # pragma: no cover - compiled
-        """``log1p(exp(-d))`` for ``d >= 0`` in float32 arithmetic, absolute error < 1e-6."""
+    def _exp_neg(d):  # pragma: no cover - compiled
+        """``exp(-min(d, 17))`` for ``d >= 0`` in float32 arithmetic (relative error < 1e-6)."""
         x = min(d, np.float32(17.0)) * np.float32(1.0 / 16.0)   # exp(-d) = exp(-x)^16, x in [0, 1.07]
         p = np.float32(1.0 / 362880.0)
         p = np.float32(1.0 / 40320.0) - x * p
@@ -153,8 +153,13 @@ if _HAVE_NUMBA:
         e = e * e
         e = e * e
         e = e * e
-        e = e * e                                                  # exp(-d)
-        s = e / (np.float32(2.0) + e)                              # log1p(e) = 2 atanh(s), s <= 1/3
+        return e * e                                               # exp(-d)
+
+    @njit(inline="always", **_JIT)
+    def _log1p_mid(t):  # pragma: no cover - compiled
+        """``log1p(t)`` for ``-0.5 <= t <= 1`` in float32 arithmetic: ``2 atanh(s)``, ``s = t / (2 + t)``,
+        ``|s| <= 1/3`` (absolute error < 1e-7)."""
+        s = t / (np.float32(2.0) + t)
         s2 = s * s
         q = np.float32(1.0 / 13.0)
         q = np.float32(1.0 / 11.0) + s2 * q
@@ -163,8 +168,30 @@ if _HAVE_NUMBA:
         q = np.float32(1.0 / 5.0) + s2 * q
         q = np.float32(1.0 / 3.0) + s2 * q
         q = np.float32(1.0) + s2 * q
-        r = np.float32(2.0) * s * q
+        return np.float32(2.0) * s * q
+
+    @njit(inline="always", **_JIT)
+    def _softplus_neg(d):  # pragma: no cover - compiled
+        """``log1p(exp(-d))`` for ``d >= 0`` in float32 arithmetic, absolute error < 1e-6."""
+        r = _log1p_mid(_exp_neg(d))
         return r if d < np.float32(17.0) else np.float32(0.0)
+
+    @njit(inline="always", **_JIT)
+    def _pam4_app(y, c, iv, kq):  # pragma: no cover - compiled
+        """Exact APP logits ``log p(1)/p(0)`` of the two label bits of one dimension of Gray 16-QAM with
+        levels ``c * (1, 3, -1, -3)`` (labels 00, 01, 10, 11), at ``y`` with ``iv = 1 / N0`` and
+        ``kq = exp(-8 c^2 / N0)``. With ``p = 4 c y / N0``, ``P = |p|``, ``q = 8 c^2 / N0``, ``E = exp(-P)``,
+        ``F = exp(-|P - q|)``: bit 0 is ``sign(p) (-P - max(P - q, 0) + log((1 + E kq) / (1 + F)))`` and
+        bit 1 is ``P - q + log(1 - E + E^2)`` (``log cosh 3u - log cosh u = log(2 cosh 2u - 1)``): two
+        exponentials and two logarithms instead of the four of each that two log-sum-exps per bit take."""
+        p = np.float32(4.0) * c * y * iv
+        q = np.float32(8.0) * c * c * iv
+        pa = abs(p)
+        e = _exp_neg(pa)
+        f = _exp_neg(abs(pa - q))
+        l0 = -pa - max(pa - q, np.float32(0.0)) + _log1p_mid((e * kq - f) / (np.float32(1.0) + f))
+        l1 = pa - q + _log1p_mid(-e * (np.float32(1.0) - e))
+        return (l0 if p >= np.float32(0.0) else -l0), l1
 
     @njit(inline="always", **_JIT)
     def _lse(a, b, maxlog):  # pragma: no cover - compiled

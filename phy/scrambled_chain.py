@@ -33,7 +33,7 @@ from . import channel_kernels as ck
 from . import qam_kernels as qk
 from .threads import numba_threads
 
-__all__ = ["available", "scrambled_awgn_logits", "ROWS_PER_TASK"]
+__all__ = ["available", "scrambled_awgn_logits", "chain_args", "ROWS_PER_TASK"]
 
 #: Codewords (rows) per parallel work item.
 ROWS_PER_TASK = 16
@@ -88,14 +88,15 @@ def _kernel():
 if available():
     from numba import njit, prange
 
-    _demap_row, _lse, _cn, _word = qk._demap_row, qk._lse, ck._cn, ck._word
+    _demap_row, _lse, _cn, _word, _pam4_app = qk._demap_row, qk._lse, ck._cn, ck._word, qk._pam4_app
     gamma, m1, m2 = ck._GAMMA, ck._M1, ck._M2
 
-    @njit(parallel=True, fastmath={"nsz", "contract"}, error_model="numpy", cache=True)
-    def _k_chain(out, no, n, m, re_lev, im_lev, c_re, c_im, maxlog, kscr, kn, block):  # pragma: no cover
-        rows = no.shape[0]
+    _FM = dict(fastmath={"nsz", "contract"}, error_model="numpy", cache=True)
+
+    @njit(inline="always", **_FM)
+    def _label_steps(m):  # pragma: no cover - compiled
+        """Shift and weight tables of the arithmetic Gray PAM level (see :func:`_chain_row`)."""
         h = m // 2
-        nl = 1 << h
         # the PAM level of the label bits b_j of a dimension (real: label bit 2j = bit m-1-2j of the word,
         # imaginary: m-2-2j): t = 1, t = 2**(h-j) - (1 - 2 b_j) t for j = h-1 .. 1, level = (1 - 2 b_0) t.
         # Three fixed steps (h <= 4) with `act` 0 past h, so the symbol loop has no inner loop and vectorises
@@ -108,72 +109,117 @@ if available():
             si[j] = m - 2 - 2 * j
             pw[j] = np.float32(2 ** (h - j))
             act[j] = np.float32(1.0) if j > 0 else np.float32(0.0)
+        return sr, si, pw, act
+
+    @njit(inline="always", **_FM)
+    def _chain_row(o, r, n0, n, m, re_lev, im_lev, c_re, c_im, maxlog, kscr, kn, tables, y, met, l1, l0, inv,
+                   word):  # pragma: no cover - compiled
+        """Descrambled logits ``o[:n * m]`` of row ``r`` (noise power ``n0``): labels, noise and demapping
+        of its ``n`` symbols, with ``y, met, l1, l0, inv, word`` as scratch (per thread). One function for
+        :func:`_k_chain` and the fused LDPC trial of :mod:`phy.ldpc_fixed`, so both see the same values."""
+        sr, si, pw, act = tables
         one = np.uint64(1)
         f1 = np.float32(1.0)
         f2 = np.float32(2.0)
+        s = np.float32(math.sqrt(n0))
+        iv = np.float32(1.0) / n0
+        wn = _word(kn, np.uint64(r * n))
+        wl = _word(kscr, np.uint64(r * n))
+        if m == 4:  # 16-QAM: the levels c (1 - 2 b0)(1 + 2 b1) directly (the steps below give the same values)
+            for i in range(n):
+                z = (wl ^ (wl >> np.uint64(30))) * m1
+                z = (z ^ (z >> np.uint64(27))) * m2
+                w = z ^ (z >> np.uint64(31))
+                wl += gamma
+                tr = f1 + f2 * np.float32(np.int32((w >> np.uint64(1)) & one))
+                ti = f1 + f2 * np.float32(np.int32(w & one))
+                ar = c_re * (f1 - f2 * np.float32(np.int32((w >> np.uint64(3)) & one))) * tr
+                ai = c_im * (f1 - f2 * np.float32(np.int32((w >> np.uint64(2)) & one))) * ti
+                nr, ni = _cn(wn)
+                wn += gamma
+                y[0, i] = ar + s * nr
+                y[1, i] = ai + s * ni
+                word[i] = w
+        for i in range(n if m != 4 else 0):
+            z = (wl ^ (wl >> np.uint64(30))) * m1      # qam_kernels._label of symbol r*n+i
+            z = (z ^ (z >> np.uint64(27))) * m2
+            w = z ^ (z >> np.uint64(31))
+            wl += gamma
+            tr = f1
+            ti = f1
+            for j in range(3, 0, -1):  # constant trip count: unrolled
+                br = f1 - f2 * np.float32(np.int32((w >> sr[j]) & one))
+                bi = f1 - f2 * np.float32(np.int32((w >> si[j]) & one))
+                tr = tr + act[j] * (pw[j] - br * tr - tr)
+                ti = ti + act[j] * (pw[j] - bi * ti - ti)
+            ar = c_re * (f1 - f2 * np.float32(np.int32((w >> sr[0]) & one))) * tr
+            ai = c_im * (f1 - f2 * np.float32(np.int32((w >> si[0]) & one))) * ti
+            nr, ni = _cn(wn)
+            wn += gamma
+            y[0, i] = ar + s * nr
+            y[1, i] = ai + s * ni
+            word[i] = w
+        if m == 4 and not maxlog:  # 16-QAM, exact APP: two exp and two log per dimension (_pam4_app)
+            kr = np.float32(math.exp(-8.0 * c_re * c_re * iv))
+            ki = np.float32(math.exp(-8.0 * c_im * c_im * iv))
+            for i in range(n):
+                b0, b2 = _pam4_app(y[0, i], c_re, iv, kr)
+                b1, b3 = _pam4_app(y[1, i], c_im, iv, ki)
+                met[0, i] = b0
+                met[1, i] = b1
+                met[2, i] = b2
+                met[3, i] = b3
+            for i in range(n):
+                w = word[i]
+                for t in range(4):
+                    v = met[t, i]
+                    o[i * 4 + t] = -v if (w >> np.uint64(3 - t)) & one else v
+        elif m == 4:  # 16-QAM, max-log: the four logits of a symbol from its 2 x 4 metrics, then interleaved
+            a0, a1, a2, a3 = re_lev[0], re_lev[1], re_lev[2], re_lev[3]
+            b0, b1, b2, b3 = im_lev[0], im_lev[1], im_lev[2], im_lev[3]
+            for i in range(n):
+                # level index bits (MSB first): bit 0 is set for levels 2, 3; bit 1 for levels 1, 3
+                yy = y[0, i]
+                d0 = -((yy - a0) * (yy - a0)) * iv
+                d1 = -((yy - a1) * (yy - a1)) * iv
+                d2 = -((yy - a2) * (yy - a2)) * iv
+                d3 = -((yy - a3) * (yy - a3)) * iv
+                met[0, i] = _lse(d2, d3, maxlog) - _lse(d0, d1, maxlog)   # label bit 0
+                met[2, i] = _lse(d1, d3, maxlog) - _lse(d0, d2, maxlog)   # label bit 2
+                yy = y[1, i]
+                d0 = -((yy - b0) * (yy - b0)) * iv
+                d1 = -((yy - b1) * (yy - b1)) * iv
+                d2 = -((yy - b2) * (yy - b2)) * iv
+                d3 = -((yy - b3) * (yy - b3)) * iv
+                met[1, i] = _lse(d2, d3, maxlog) - _lse(d0, d1, maxlog)   # label bit 1
+                met[3, i] = _lse(d1, d3, maxlog) - _lse(d0, d2, maxlog)   # label bit 3
+            for i in range(n):
+                w = word[i]
+                for t in range(4):
+                    v = met[t, i]
+                    o[i * 4 + t] = -v if (w >> np.uint64(3 - t)) & one else v
+        else:
+            for i in range(n):
+                inv[i] = iv
+            _demap_row(y, inv, word, True, o, m, re_lev, im_lev, maxlog, met, l1, l0)
+
+    @njit(inline="always", **_FM)
+    def _chain_scratch(n, m):  # pragma: no cover - compiled
+        """Per-thread scratch of :func:`_chain_row` for rows of ``n`` symbols of ``m`` bits."""
+        nl = 1 << (m // 2)
+        return (np.empty((2, n), dtype=np.float32), np.empty((nl, n), dtype=np.float32), np.empty(n, dtype=np.float32),
+                np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32), np.empty(n, dtype=np.uint64))
+
+    @njit(parallel=True, **_FM)
+    def _k_chain(out, no, n, m, re_lev, im_lev, c_re, c_im, maxlog, kscr, kn, block):  # pragma: no cover
+        rows = no.shape[0]
+        tables = _label_steps(m)
         ntask = (rows + block - 1) // block
         for task in prange(ntask):
-            y = np.empty((2, n), dtype=np.float32)
-            met = np.empty((nl, n), dtype=np.float32)
-            l1 = np.empty(n, dtype=np.float32)
-            l0 = np.empty(n, dtype=np.float32)
-            inv = np.empty(n, dtype=np.float32)
-            word = np.empty(n, dtype=np.uint64)
+            y, met, l1, l0, inv, word = _chain_scratch(n, m)
             for r in range(task * block, min(rows, (task + 1) * block)):
-                n0 = no[r]
-                s = np.float32(math.sqrt(n0))
-                iv = np.float32(1.0) / n0
-                wn = _word(kn, np.uint64(r * n))
-                wl = _word(kscr, np.uint64(r * n))
-                for i in range(n):
-                    z = (wl ^ (wl >> np.uint64(30))) * m1      # qam_kernels._label of symbol r*n+i
-                    z = (z ^ (z >> np.uint64(27))) * m2
-                    w = z ^ (z >> np.uint64(31))
-                    wl += gamma
-                    tr = f1
-                    ti = f1
-                    for j in range(3, 0, -1):  # constant trip count: unrolled
-                        br = f1 - f2 * np.float32(np.int32((w >> sr[j]) & one))
-                        bi = f1 - f2 * np.float32(np.int32((w >> si[j]) & one))
-                        tr = tr + act[j] * (pw[j] - br * tr - tr)
-                        ti = ti + act[j] * (pw[j] - bi * ti - ti)
-                    ar = c_re * (f1 - f2 * np.float32(np.int32((w >> sr[0]) & one))) * tr
-                    ai = c_im * (f1 - f2 * np.float32(np.int32((w >> si[0]) & one))) * ti
-                    nr, ni = _cn(wn)
-                    wn += gamma
-                    y[0, i] = ar + s * nr
-                    y[1, i] = ai + s * ni
-                    word[i] = w
-                if m == 4:  # 16-QAM: the four logits of a symbol from its 2 x 4 metrics, then interleaved
-                    a0, a1, a2, a3 = re_lev[0], re_lev[1], re_lev[2], re_lev[3]
-                    b0, b1, b2, b3 = im_lev[0], im_lev[1], im_lev[2], im_lev[3]
-                    for i in range(n):
-                        # level index bits (MSB first): bit 0 is set for levels 2, 3; bit 1 for levels 1, 3
-                        yy = y[0, i]
-                        d0 = -((yy - a0) * (yy - a0)) * iv
-                        d1 = -((yy - a1) * (yy - a1)) * iv
-                        d2 = -((yy - a2) * (yy - a2)) * iv
-                        d3 = -((yy - a3) * (yy - a3)) * iv
-                        met[0, i] = _lse(d2, d3, maxlog) - _lse(d0, d1, maxlog)   # label bit 0
-                        met[2, i] = _lse(d1, d3, maxlog) - _lse(d0, d2, maxlog)   # label bit 2
-                        yy = y[1, i]
-                        d0 = -((yy - b0) * (yy - b0)) * iv
-                        d1 = -((yy - b1) * (yy - b1)) * iv
-                        d2 = -((yy - b2) * (yy - b2)) * iv
-                        d3 = -((yy - b3) * (yy - b3)) * iv
-                        met[1, i] = _lse(d2, d3, maxlog) - _lse(d0, d1, maxlog)   # label bit 1
-                        met[3, i] = _lse(d1, d3, maxlog) - _lse(d0, d2, maxlog)   # label bit 3
-                    o = out[r]
-                    for i in range(n):
-                        w = word[i]
-                        for t in range(4):
-                            v = met[t, i]
-                            o[i * 4 + t] = -v if (w >> np.uint64(3 - t)) & one else v
-                else:
-                    for i in range(n):
-                        inv[i] = iv
-                    _demap_row(y, inv, word, True, out[r], m, re_lev, im_lev, maxlog, met, l1, l0)
-
+                _chain_row(out[r], r, no[r], n, m, re_lev, im_lev, c_re, c_im, maxlog, kscr, kn, tables, y, met,
+                           l1, l0, inv, word)
 
 
 def scrambled_awgn_logits(rows: int, num_symbols: int, modulation: str, no: torch.Tensor, scrambling_key: int,
@@ -207,6 +253,35 @@ def scrambled_awgn_logits(rows: int, num_symbols: int, modulation: str, no: torc
     >>> lg.shape, bool((lg < 0).all())     # descrambled: every bit reads as the 0 sent (logit < 0) at 30 dB
     (torch.Size([4, 4000]), True)
     """
+    args = chain_args(rows, num_symbols, modulation, no, scrambling_key, noise_key, method)
+    no_r, m = args[0], args[2]
+    shape = (rows, num_symbols * m)
+    if out is None:
+        out = torch.empty(shape, dtype=torch.float32)
+    elif out.shape != shape or out.dtype != torch.float32 or not out.is_contiguous() or out.device.type != "cpu":
+        raise ValueError(f"out must be a contiguous float32 CPU tensor of shape {shape}, got "
+                         f"{out.dtype} {tuple(out.shape)} on {out.device}")
+    if rows and num_symbols:
+        with numba_threads():
+            _kernel()(out.numpy(), *args, ROWS_PER_TASK)
+    return out
+
+
+def chain_args(rows: int, num_symbols: int, modulation: str, no, scrambling_key: int, noise_key: int,
+               method: str = "app") -> tuple:
+    """Validated arguments of the compiled chain (:func:`scrambled_awgn_logits`, and the fused LDPC trial
+    of :meth:`phy.ldpc_fast.LDPC5GFastDecoder.scrambled_awgn_errors`): ``(no, num_symbols, m, re_lev,
+    im_lev, c_re, c_im, maxlog, scrambling_key, noise_key)`` with ``no`` a float32 array ``[rows]``.
+
+    Raises ``ValueError`` (naming the argument) for a bad ``method``, ``rows``, ``num_symbols``, key or
+    noise power, and ``RuntimeError`` without numba.
+
+    Examples
+    --------
+    >>> args = chain_args(3, 256, "16qam", 0.1, scrambling_key=1, noise_key=2)
+    >>> args[0].shape, args[1], args[2]      # N0 per row, symbols per row, bits per symbol
+    ((3,), 256, 4)
+    """
     if not available():
         raise RuntimeError("phy.scrambled_chain needs the optional package numba")
     affine = _gray_affine(modulation)
@@ -227,14 +302,5 @@ def scrambled_awgn_logits(rows: int, num_symbols: int, modulation: str, no: torc
         raise ValueError(f"no must have one value per row ({rows}), got {tuple(torch.as_tensor(no).shape)}") from None
     if rows and not bool(((no_r > 0) & torch.isfinite(no_r)).all()):
         raise ValueError("no (noise power) must be finite and > 0")
-    shape = (rows, num_symbols * m)
-    if out is None:
-        out = torch.empty(shape, dtype=torch.float32)
-    elif out.shape != shape or out.dtype != torch.float32 or not out.is_contiguous() or out.device.type != "cpu":
-        raise ValueError(f"out must be a contiguous float32 CPU tensor of shape {shape}, got "
-                         f"{out.dtype} {tuple(out.shape)} on {out.device}")
-    if rows and num_symbols:
-        with numba_threads():
-            _kernel()(out.numpy(), no_r.numpy(), num_symbols, m, re, im, affine[0], affine[1], method == "maxlog",
-                      np.uint64(kscr), np.uint64(kn), ROWS_PER_TASK)
-    return out
+    return (no_r.numpy(), num_symbols, m, re, im, affine[0], affine[1], method == "maxlog", np.uint64(kscr),
+            np.uint64(kn))

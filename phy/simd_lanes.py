@@ -32,10 +32,10 @@ Examples
 from __future__ import annotations
 
 # The numba types (``LaneVec``, ``LaneMask``) and intrinsics (``vload``, ``vstore``, ``vsplat``, ``vadds``,
-# ``vsubs``, ``vmin``, ``vmax``, ``vneg``, ``vlt``, ``veq``, ``vle0``, ``vltz``, ``vsel``, ``mxor``, ``mor``,
+# ``vsubs``, ``vmin``, ``vmax``, ``vneg``, ``vabs``, ``vxor``, ``vlt``, ``veq``, ``vle0``, ``vltz``, ``vsel``, ``mxor``, ``mor``,
 # ``mbits``, ``bitsm``, ``mnone``) exist only inside compiled code: they are this module's attributes for
 # kernels (``sl.vadds(...)``), documented above and by the tests against numpy, not Python API.
-__all__ = ["LANES", "available", "aligned_empty"]
+__all__ = ["LANES", "available", "aligned_empty", "transpose_blocks"]
 
 #: Lanes per vector (one AVX-512 register of int8).
 LANES = 64
@@ -183,6 +183,31 @@ if _HAVE_NUMBA:
 
         return a(a), codegen
 
+    @intrinsic
+    def vxor(typingctx, a, b):
+        """Lane-wise bitwise exclusive or (the sign bit of ``vxor(a, b)`` is ``sign(a) xor sign(b)``)."""
+        if not isinstance(a, LaneVecType) or a != b:
+            return None
+
+        def codegen(context, builder, sig, args):
+            return builder.xor(args[0], args[1])
+
+        return a(a, b), codegen
+
+    @intrinsic
+    def vabs(typingctx, a):
+        """Lane-wise ``|a|`` (``llvm.abs``; keep lanes in ``[-max, max]``)."""
+        if not isinstance(a, LaneVecType):
+            return None
+
+        def codegen(context, builder, sig, args):
+            vec = args[0].type
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec, ir.IntType(1)]),
+                                                f"llvm.abs.v{LANES}i{a.bits}")
+            return builder.call(fn, [args[0], ir.Constant(ir.IntType(1), 0)])
+
+        return a(a), codegen
+
     def _cmp(op):
         def typer(typingctx, a, b):
             if not isinstance(a, LaneVecType) or a != b:
@@ -271,6 +296,85 @@ if _HAVE_NUMBA:
             return builder.bitcast(args[0], ir.VectorType(ir.IntType(1), LANES))
 
         return LaneMask(b), codegen
+
+    def _transpose_mask(s: int, hi: bool):
+        """Indices into ``concat(a, b)`` of one butterfly of the 8 x 8 block transpose (see :func:`_shuffle`):
+        within each group of 8 lanes, rows ``i`` and ``i + s`` exchange the off-diagonal ``s x s`` blocks."""
+        out = []
+        for k in range(LANES):
+            b = k % 8
+            if not hi:
+                out.append(k if b & s == 0 else LANES + k - s)
+            else:
+                out.append(k + s if b & s == 0 else LANES + k)
+        return out
+
+    def _shuffle(s: int, hi: bool):
+        mask = _transpose_mask(s, hi)
+
+        def typer(typingctx, a, b):
+            if not isinstance(a, LaneVecType) or a != b:
+                return None
+
+            def codegen(context, builder, sig, args):
+                return builder.shuffle_vector(args[0], args[1], ir.Constant(ir.VectorType(ir.IntType(32), LANES), mask))
+
+            return a(a, b), codegen
+        return intrinsic(typer)
+
+    # butterflies of the 8 x 8 transpose within each group of 8 lanes (rows i and i + s, s = 1, 2, 4): the
+    # "lo" result replaces row i, the "hi" result row i + s; the three stages in any order transpose the block
+    vtr_lo1, vtr_hi1 = _shuffle(1, False), _shuffle(1, True)
+    vtr_lo2, vtr_hi2 = _shuffle(2, False), _shuffle(2, True)
+    vtr_lo4, vtr_hi4 = _shuffle(4, False), _shuffle(4, True)
+
+    @njit(cache=True, nogil=True)
+    def transpose_blocks(stage, nblocks):  # pragma: no cover - compiled
+        """In place, for each block ``c < nblocks`` of 8 rows ``8c .. 8c + 7`` of a ``[rows, 64]`` int8/int16
+        array: the 8 x 8 transpose within every group of 8 lanes, i.e. element ``(8c + r, 8g + b)`` moves to
+        ``(8c + b, 8g + r)``. With lane ``8g + r``'s values at positions ``8c .. 8c + 7`` stored in row
+        ``8c + r``, lanes ``8g .. 8g + 7`` (one 8-byte or 16-byte store per lane and block), this turns
+        codeword-major rows into the lane-major layout ``[position, lane]`` with 24 shuffles per block.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> a = np.arange(16 * 64, dtype=np.int16).reshape(16, 64)
+        >>> b = a.copy(); transpose_blocks(b, 2)
+        >>> ref = a.reshape(2, 8, 8, 8).transpose(0, 3, 2, 1).reshape(16, 64)
+        >>> bool((b == ref).all())
+        True
+        """
+        for c in range(nblocks):
+            o = 8 * c
+            x0 = vload(stage, o)
+            x1 = vload(stage, o + 1)
+            x2 = vload(stage, o + 2)
+            x3 = vload(stage, o + 3)
+            x4 = vload(stage, o + 4)
+            x5 = vload(stage, o + 5)
+            x6 = vload(stage, o + 6)
+            x7 = vload(stage, o + 7)
+            x0, x1 = vtr_lo1(x0, x1), vtr_hi1(x0, x1)
+            x2, x3 = vtr_lo1(x2, x3), vtr_hi1(x2, x3)
+            x4, x5 = vtr_lo1(x4, x5), vtr_hi1(x4, x5)
+            x6, x7 = vtr_lo1(x6, x7), vtr_hi1(x6, x7)
+            x0, x2 = vtr_lo2(x0, x2), vtr_hi2(x0, x2)
+            x1, x3 = vtr_lo2(x1, x3), vtr_hi2(x1, x3)
+            x4, x6 = vtr_lo2(x4, x6), vtr_hi2(x4, x6)
+            x5, x7 = vtr_lo2(x5, x7), vtr_hi2(x5, x7)
+            x0, x4 = vtr_lo4(x0, x4), vtr_hi4(x0, x4)
+            x1, x5 = vtr_lo4(x1, x5), vtr_hi4(x1, x5)
+            x2, x6 = vtr_lo4(x2, x6), vtr_hi4(x2, x6)
+            x3, x7 = vtr_lo4(x3, x7), vtr_hi4(x3, x7)
+            vstore(stage, o, x0)
+            vstore(stage, o + 1, x1)
+            vstore(stage, o + 2, x2)
+            vstore(stage, o + 3, x3)
+            vstore(stage, o + 4, x4)
+            vstore(stage, o + 5, x5)
+            vstore(stage, o + 6, x6)
+            vstore(stage, o + 7, x7)
 
     @intrinsic
     def _address(typingctx, arr):

@@ -133,10 +133,12 @@ def test_int8_message_saturation_must_stay_below_posterior_range(enc512):
     gen = torch.Generator().manual_seed(0)
     llr = -20.0 + 10.0 * torch.randn(256, 1024, generator=gen)   # all-zero codeword, strong logits
     lost = {}
-    for qmsg in (40, 48):
-        dec = LDPC5GFastDecoder(enc512, num_iter=30, early_stop=False, precision="int8", qmsg=qmsg)
+    for qmsg in (40, 48):   # at 4 quanta per LLR unit (the channel logits saturate at qclip = 63)
+        dec = LDPC5GFastDecoder(enc512, num_iter=30, early_stop=False, precision="int8", qscale=4.0, qmsg=qmsg)
         lost[qmsg] = _blocks_wrong(dec(llr))
     assert lost[40] == 0 and lost[48] > 0
+    # the defaults (2 quanta per unit, qmsg = 40) keep every codeword too
+    assert _blocks_wrong(LDPC5GFastDecoder(enc512, num_iter=30, early_stop=False, precision="int8")(llr)) == 0
 
 
 def test_soft_output_is_clipped_and_nan_rejected(enc512):
@@ -293,3 +295,90 @@ def test_trial_uses_the_fused_chain_only_where_it_is_exact(monkeypatch):
     fused.reset(5)
     assert torch.allclose(fused._llr((4,), 3.0), a, rtol=1e-5, atol=2e-5)   # same keys, same logits
     assert torch.equal(fused(4, 3.0)[1], b[1])
+
+
+# ------------------------------------------------------------------------------------------
+# Lane refill and the fused trial (chain, decoder and error count in one pass)
+# ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.int8, np.int16])
+def test_transpose_blocks_matches_numpy(dtype):
+    from phy import simd_lanes as sl
+
+    rng = np.random.default_rng(1)
+    a = rng.integers(-100, 100, (8 * 5 + 3, 64)).astype(dtype)
+    b = a.copy()
+    sl.transpose_blocks(b, 5)
+    # element (8c + r, 8g + e) -> (8c + e, 8g + r) for the first 5 blocks; the 3 rows after them untouched
+    ref = a[:40].reshape(5, 8, 8, 8).transpose(0, 3, 2, 1).reshape(40, 64)
+    assert np.array_equal(b[:40], ref) and np.array_equal(b[40:], a[40:])
+    sl.transpose_blocks(b, 5)   # an involution
+    assert np.array_equal(b, a)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_all_lanes_finishing_together_still_decode_every_codeword(precision, enc512):
+    """Without early termination every lane finishes in the same iteration; the next 64 codewords must still
+    be loaded (a stream of 200 codewords is 4 lane loads, the last one partly idle)."""
+    u = torch.randint(0, 2, (200, 512), generator=torch.Generator().manual_seed(3)).float()
+    llr = 6.0 * (2.0 * enc512(u) - 1.0)
+    dec = LDPC5GFastDecoder(enc512, num_iter=3, precision=precision, early_stop=False)
+    assert torch.equal(dec(llr), u) and dec.last_iterations.tolist() == [3] * 200
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_fused_counts_equal_decoding_the_fused_logits(precision, enc512):
+    """``scrambled_awgn_errors`` (chain, quantisation, decoding and the count in one pass) gives exactly the
+    counts and iterations of decoding ``scrambled_awgn_logits`` of the same keys; thread count and row
+    split do not matter."""
+    from phy.scrambled_chain import scrambled_awgn_logits
+
+    dec = LDPC5GFastDecoder(enc512, precision=precision, early_stop=True)
+    for esno, rows in ((6.6, 700), (7.0, 3000)):
+        no = 10 ** (-esno / 10)
+        u = dec(scrambled_awgn_logits(rows, 256, "16qam", torch.full((rows,), no), 21, 22))
+        iters = dec.last_iterations.clone()
+        ref = (int(u.sum()), _blocks_wrong(u))
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            try:
+                assert dec.scrambled_awgn_errors(rows, "16qam", no, 21, 22) == ref
+            finally:
+                torch.set_num_threads(1)
+            assert torch.equal(dec.last_iterations, iters)
+        assert ref[1] > 0
+    with pytest.raises(ValueError, match="precision='int8' or 'int16'"):
+        LDPC5GFastDecoder(enc512).scrambled_awgn_errors(4, "16qam", 0.1, 1, 2)
+    with pytest.raises(ValueError, match="multiple of the 6 bits per symbol"):
+        dec.scrambled_awgn_errors(4, "64qam", 0.1, 1, 2)
+    with pytest.raises(ValueError, match="no \\(noise power\\) must be finite and > 0"):
+        dec.scrambled_awgn_errors(4, "16qam", 0.0, 1, 2)
+
+
+def test_layered_means_int8_on_cpu():
+    from phy.codes import LDPC5G, layered_precision
+
+    code = LDPC5G(512, 1024, decoder="layered")
+    _, dec = code._get(torch.device("cpu"), torch.float32)
+    assert dec.precision == "int8" and layered_precision("cpu") == "int8"
+    _, dec = LDPC5G(512, 1024, decoder="layered-float32")._get(torch.device("cpu"), torch.float32)
+    assert dec.precision == "float32"
+    _, dec = LDPC5G(512, 1024, decoder="layered", decoder_kwargs={"backend": "torch"})._get(torch.device("cpu"),
+                                                                                            torch.float32)
+    assert dec.precision == "float32"
+
+
+@pytest.mark.slow
+def test_int8_has_no_error_floor_against_int16(enc512):
+    """Paired decoding of the same 3M codewords at Es/N0 8.2 dB (BLER about 3e-6): the int8 defaults (2 quanta
+    per LLR unit, messages to +-20) make at most 1.5x int16's block errors plus 4. The earlier int8 defaults
+    (4 quanta per unit, messages to +-10) floor here, with several times int16's errors."""
+    no = 10 ** (-8.2 / 10)
+    variants = {"int16": ("int16", {}), "int8": ("int8", {}),
+                "int8, earlier defaults": ("int8", {"qscale": 4.0, "qclip": 63, "qmsg": 40})}
+    errs = {}
+    for name, (precision, kw) in variants.items():
+        dec = LDPC5GFastDecoder(enc512, precision=precision, early_stop=True, **kw)
+        errs[name] = sum(dec.scrambled_awgn_errors(16384, "16qam", no, 77, c)[1] for c in range(183))
+    assert errs["int16"] > 0
+    assert errs["int8"] <= 1.5 * errs["int16"] + 4, errs
+    assert errs["int8, earlier defaults"] > 1.5 * errs["int16"] + 4, errs   # fails with the old defaults

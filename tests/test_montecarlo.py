@@ -740,3 +740,56 @@ def test_batch_growth_keeps_counts_and_budget():
     assert calls == [10, 20, 40, 80, 80, 80, 80, 80, 30] and res.bits == 8 * 500
     with pytest.raises(ValueError, match="max_batch_size"):
         simulate_ber(FunctionTrial(fn, k=8), [1.0], batch_size=10, max_batch_size=5, progress=False)
+
+
+def test_adaptive_grid_lands_on_a_straight_waterfall_where_it_aims(monkeypatch):
+    """On a noise-free log-linear curve the extrapolations are exact: the final point lands on ``_FINAL_AIM *
+    floor`` (not just above the floor, which would cost almost as much and need another point), from a point
+    at most ``_FINAL_REACH * max_decades`` above it, and no other step exceeds ``max_decades``."""
+    import phy.montecarlo as mc
+
+    def curve(snr):   # 0.5 up to 5 dB, then 3 decades per dB
+        return min(0.5, 0.5 * 10 ** (-3.0 * (snr - 5.0)))
+
+    def fake(trial, snrs, **kw):
+        b = curve(snrs[0])
+        return [mc.PointResult("s", "c", snrs[0], "esno", snrs[0], math.nan, math.nan, b, 0, 0, 100, int(100 / b),
+                               0, 0, 0, 0, 0, "target_block_errors")]
+
+    monkeypatch.setattr(mc, "simulate_ber", fake)
+    for start in (0.0, 0.3, 0.6):
+        res = mc.simulate_ber_adaptive(None, start, 20.0, min_bler=1e-5, max_decades=0.75, progress=False)
+        rates = [r.bler for r in res]
+        assert rates[-1] < 1e-5 <= rates[-2]
+        # SNRs are rounded to 0.001 dB: 3 decades per dB -> rates within 10**0.0015
+        assert abs(math.log10(rates[-1] / (mc._FINAL_AIM * 1e-5))) < 0.002, rates
+        assert math.log10(rates[-2] / rates[-1]) <= mc._FINAL_REACH * 0.75 + 0.002
+        steps = [math.log10(a / b) for a, b in zip(rates, rates[1:]) if a < 0.5]
+        assert max(steps[:-1]) <= 0.75 + 0.002, steps
+        assert sum(r < 1e-4 for r in rates) <= 2, rates   # below 1e-4: the point to jump from and the final one
+
+
+def test_scrambled_zero_counts_in_one_pass_equal_the_decoded_logits(monkeypatch):
+    """The fused chain + decoder + count (``count_errors``) gives the rows of the three-step path (logits,
+    decoder, comparison) exactly: the same keys, the same numbers."""
+    from phy.codes import LDPC5G
+    from phy.links import DigitalLink
+    from phy.montecarlo import ScrambledZeroTrial
+
+    def rows(fused):
+        trial = ScrambledZeroTrial(DigitalLink(AWGN(seed=3), code=LDPC5G(512, 1024, decoder="layered-int8"),
+                                               modulation="16qam"))
+        assert trial.counts_in_one_pass
+        if not fused:
+            monkeypatch.setattr(ScrambledZeroTrial, "counts_in_one_pass", property(lambda self: False))
+        try:
+            return simulate_ber(trial, [6.5, 7.0], batch_size=256, max_batch_size=1024, target_block_errors=40,
+                                max_bits=512 * 6000, seed=5, progress=False)
+        finally:
+            monkeypatch.undo()
+
+    a, b = rows(True), rows(False)
+    assert a == b and a[0].block_errors >= 40 and a[1].block_errors > 0
+    # where the pass does not exist (float32 decoder, Rayleigh fading), the trial says so
+    assert not ScrambledZeroTrial(DigitalLink(AWGN(), code=LDPC5G(512, 1024, decoder="layered-float32"),
+                                              modulation="16qam")).counts_in_one_pass

@@ -50,10 +50,14 @@ information bits through the encoder and Sionna's mapper and demapper. The layer
 each codeword at its first zero syndrome in both cases, and the batch of a point doubles after each
 batch up to 16 times ``--batch-size`` with ``scrambled-zero``.
 
-``--ldpc-decoder layered-int16`` / ``layered-int8`` run the layered decoder in fixed point (:mod:`phy.ldpc_fixed`,
-64 codewords per SIMD vector; CPU only): the int8 chain is about 3.6x the float32 one, at a BLER within
-0.05 dB of it. On CPU with AWGN the scrambled-zero chain draws labels, noise and exact APP logits in one pass
-(:mod:`phy.scrambled_chain`).
+``--ldpc-decoder layered`` (the default) is the layered offset-min-sum decoder at the device's fast
+precision (:func:`phy.codes.layered_precision`): int8 fixed point on CPU (:mod:`phy.ldpc_fixed`, 64 codewords
+per SIMD vector; its BLER is at or below the float32 decoder's from 1e-3 down to 3e-6, README's issue-18
+section), float32 on GPU; ``layered-float32``, ``layered-int16`` and ``layered-int8`` pick one. On CPU
+with AWGN the scrambled-zero chain draws labels, noise and exact APP logits in one pass
+(:mod:`phy.scrambled_chain`), and with a fixed-point decoder the logits go straight into the decoder's
+lanes and only the errors are counted (:meth:`phy.montecarlo.ScrambledZeroTrial.count_errors`); such a
+point's batch grows up to 512 times ``--batch-size``.
 
 One block is ``--k`` information bits for every scheme (the LDPC code's ``k``; ``hamming74`` uses
 ``k/4`` codewords, ``none`` sends the ``k`` bits as they are), so BLERs are comparable.
@@ -77,6 +81,8 @@ __all__ = ["add_arguments", "main", "parse_snr_list", "snr_list_arg", "positive_
 DEFAULT_BATCH_BITS = 1 << 16
 #: A point's batch doubles after each batch up to this many times --batch-size (fast chains only).
 BATCH_GROWTH = 16
+#: The same for a trial that counts its errors in one compiled pass (``ScrambledZeroTrial.counts_in_one_pass``).
+FUSED_BATCH_GROWTH = 512
 #: How the coded bits are produced: random information bits through the encoder, or the all-zero
 #: codeword with a random scrambling sequence (phy.montecarlo.ScrambledZeroTrial, no encoder).
 CODEWORDS = ("scrambled-zero", "random")
@@ -188,10 +194,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=_positive_int, default=1024, help="5G LDPC codeword length n (default 1024)")
     parser.add_argument("--num-iter", type=_positive_int, default=20,
                         help="LDPC decoding iterations (default 20)")
-    parser.add_argument("--ldpc-decoder", default="layered", choices=("bp", "layered", "layered-int16", "layered-int8"),
-                        help="layered: the layered offset-min-sum decoder of phy.ldpc_fast (default, as in every "
-                             "command); layered-int16 / layered-int8: the same in fixed point with 64 codewords "
-                             "per SIMD vector (phy.ldpc_fixed; CPU); bp: Sionna's flooding sum-product LDPC5GDecoder")
+    parser.add_argument("--ldpc-decoder", default="layered",
+                        choices=("bp", "layered", "layered-float32", "layered-int16", "layered-int8"),
+                        help="layered-float32: the layered offset-min-sum decoder of phy.ldpc_fast; layered-int16 / "
+                             "layered-int8: the same in fixed point with 64 codewords per SIMD vector "
+                             "(phy.ldpc_fixed; CPU); layered (default, as in every command): int8 on CPU, "
+                             "float32 on GPU (phy.codes.layered_precision); bp: Sionna's flooding sum-product "
+                             "LDPC5GDecoder")
     parser.add_argument("--hamming-decoder", default="syndrome", choices=("syndrome", "ml"),
                         help="Hamming(7,4) decoding: hard-decision syndrome (default) or soft ML")
     parser.add_argument("--demapping", default="app", choices=("app", "maxlog"),
@@ -434,8 +443,11 @@ def main(args) -> int:
             rates = {code: cr for (code, _), (_, cr, _) in trials.items()}
         for (code, name), (trial, coderate, bps) in (trials.items() if args.executor == "local" else ()):
             rates[code] = coderate
+            # one compiled pass per batch (no logits in memory): batches may grow further, which keeps the
+            # lanes of the decoder's last codewords of a call from idling
+            grow = cfg["batch_size"] * FUSED_BATCH_GROWTH if getattr(trial, "counts_in_one_pass", False) else growth
             common = dict(snr_type=args.snr_type, coderate=coderate, bits_per_symbol=bps,
-                          batch_size=cfg["batch_size"], max_batch_size=growth, target_errors=args.target_errors,
+                          batch_size=cfg["batch_size"], max_batch_size=grow, target_errors=args.target_errors,
                           target_block_errors=args.target_block_errors, max_bits=args.max_bits, seed=args.seed,
                           scheme=code, channel=name, csv_file=table, progress=args.progress)
             if isinstance(cfg["snrs"], AutoGrid):
