@@ -1182,8 +1182,11 @@ def simulate_ber_adaptive(
         else:
             lv = math.log10(v)
             final = floor is not None and lv - math.log10(_FINAL_AIM * floor) <= _FINAL_REACH * max_decades
-            if final:  # the jump across the floor, on the least-squares line through the last three points
-                step = _fit_step(known[-_FINAL_FIT:], math.log10(_FINAL_AIM * floor))
+            if final:  # the jump across the floor, on the least-squares line through the last (up to) three
+                # points of the falling part (a saturated point would flatten the line)
+                fall = [p for p in known if p[1] < 0.5][-_FINAL_FIT:]
+                step = _fit_step(fall, math.log10(_FINAL_AIM * floor)) if len(fall) >= 2 else \
+                    _predict_step(known[-3:], math.log10(_FINAL_AIM * floor))
             else:
                 want = max_decades
                 if floor is not None:  # land no lower than the furthest point the final jump starts from
