@@ -94,6 +94,17 @@ if available():
     _FM = dict(fastmath={"nsz", "contract"}, error_model="numpy", cache=True)
 
     @njit(inline="always", **_FM)
+    def _pam4_metrics(yy, lev, iv, maxlog):  # pragma: no cover - compiled
+        """Logits of the two label bits of one 4-PAM dimension at ``yy`` (levels ``lev``, ``iv = 1 / N0``) by
+        log-sum-exp (``maxlog``: max). Level index bits (MSB first): bit 0 is set for levels 2, 3; bit 1 for
+        levels 1, 3."""
+        d0 = -((yy - lev[0]) * (yy - lev[0])) * iv
+        d1 = -((yy - lev[1]) * (yy - lev[1])) * iv
+        d2 = -((yy - lev[2]) * (yy - lev[2])) * iv
+        d3 = -((yy - lev[3]) * (yy - lev[3])) * iv
+        return _lse(d2, d3, maxlog) - _lse(d0, d1, maxlog), _lse(d1, d3, maxlog) - _lse(d0, d2, maxlog)
+
+    @njit(inline="always", **_FM)
     def _label_steps(m):  # pragma: no cover - compiled
         """Shift and weight tables of the arithmetic Gray PAM level (see :func:`_chain_row`)."""
         h = m // 2
@@ -175,24 +186,9 @@ if available():
                     v = met[t, i]
                     o[i * 4 + t] = -v if (w >> np.uint64(3 - t)) & one else v
         elif m == 4:  # 16-QAM, max-log: the four logits of a symbol from its 2 x 4 metrics, then interleaved
-            a0, a1, a2, a3 = re_lev[0], re_lev[1], re_lev[2], re_lev[3]
-            b0, b1, b2, b3 = im_lev[0], im_lev[1], im_lev[2], im_lev[3]
             for i in range(n):
-                # level index bits (MSB first): bit 0 is set for levels 2, 3; bit 1 for levels 1, 3
-                yy = y[0, i]
-                d0 = -((yy - a0) * (yy - a0)) * iv
-                d1 = -((yy - a1) * (yy - a1)) * iv
-                d2 = -((yy - a2) * (yy - a2)) * iv
-                d3 = -((yy - a3) * (yy - a3)) * iv
-                met[0, i] = _lse(d2, d3, maxlog) - _lse(d0, d1, maxlog)   # label bit 0
-                met[2, i] = _lse(d1, d3, maxlog) - _lse(d0, d2, maxlog)   # label bit 2
-                yy = y[1, i]
-                d0 = -((yy - b0) * (yy - b0)) * iv
-                d1 = -((yy - b1) * (yy - b1)) * iv
-                d2 = -((yy - b2) * (yy - b2)) * iv
-                d3 = -((yy - b3) * (yy - b3)) * iv
-                met[1, i] = _lse(d2, d3, maxlog) - _lse(d0, d1, maxlog)   # label bit 1
-                met[3, i] = _lse(d1, d3, maxlog) - _lse(d0, d2, maxlog)   # label bit 3
+                met[0, i], met[2, i] = _pam4_metrics(y[0, i], re_lev, iv, maxlog)   # label bits 0 and 2
+                met[1, i], met[3, i] = _pam4_metrics(y[1, i], im_lev, iv, maxlog)   # label bits 1 and 3
             for i in range(n):
                 w = word[i]
                 for t in range(4):
