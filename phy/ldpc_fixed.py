@@ -20,11 +20,18 @@ handful of whole-vector instructions with saturating arithmetic:
 * **early termination per codeword**: after every iteration the syndrome of all 64 lanes is
   computed with mask operations (stopping as soon as every lane has an unsatisfied check); a lane
   whose codeword has a zero syndrome (or has run ``num_iter`` iterations) writes its decisions
-  and takes the stream's next codeword, so the lanes stay full.
+  and takes the stream's next codeword, so the lanes stay full;
+* **lane refill**: each new codeword is quantised into a contiguous row and stored block-major (8
+  positions of 8 lanes per 8- or 16-byte store); :func:`phy.simd_lanes.transpose_blocks` turns the
+  blocks into the ``[position, lane]`` layout, and one pass over the variables selects the refilled
+  lanes' values (a refilled lane's check messages are cleared, so its old messages read 0).
 
-The kernel returns the posteriors divided by ``qscale`` (float32), or directly the hard decisions
-(``<= 0`` -> bit 1, one byte each) when only those are wanted; the output layout is that of the
-float kernel. Threads: one stream of codewords
+The kernel returns the posteriors divided by ``qscale`` (float32), the hard decisions (``<= 0`` ->
+bit 1, one byte each) when only those are wanted (the output layout is that of the float kernel), or,
+for the scrambled all-zero trial, only the counts of decided 1s among the information bits: then the
+codewords are not read from memory but computed in the stream by the chain's row function
+(:func:`phy.scrambled_chain._chain_row`), see
+:meth:`~phy.ldpc_fast.LDPC5GFastDecoder.scrambled_awgn_errors`. Threads: one stream of codewords
 per thread (``prange``), each with its own lanes and messages (about 0.25 MB for int8 at the
 (512, 1024) code: L2-resident).
 
