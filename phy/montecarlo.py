@@ -495,6 +495,10 @@ class ScrambledZeroTrial:
         >>> trial.count_errors(1000, 12.0)        # (bit errors, bits, block errors, blocks)
         (0, 512000, 0, 1000)
         """
+        _check_pos_int(batch_size, "batch_size")
+        esno_db = float(check_snr(esno_db, "esno_db"))
+        if not math.isfinite(esno_db):
+            raise ValueError(f"esno_db must be finite, got {esno_db}")
         if not self.counts_in_one_pass:
             return _count_errors(*self(batch_size, esno_db))
         from . import channel_kernels as ck

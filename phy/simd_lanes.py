@@ -345,6 +345,8 @@ if _HAVE_NUMBA:
         >>> bool((b == ref).all())
         True
         """
+        if nblocks < 0 or 8 * nblocks > stage.shape[0]:
+            raise ValueError("transpose_blocks: nblocks must be in [0, rows // 8] of stage [rows, 64]")
         for c in range(nblocks):
             o = 8 * c
             x0 = vload(stage, o)

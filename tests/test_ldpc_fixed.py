@@ -313,6 +313,8 @@ def test_transpose_blocks_matches_numpy(dtype):
     assert np.array_equal(b[:40], ref) and np.array_equal(b[40:], a[40:])
     sl.transpose_blocks(b, 5)   # an involution
     assert np.array_equal(b, a)
+    with pytest.raises(ValueError, match=r"nblocks must be in \[0, rows // 8\]"):
+        sl.transpose_blocks(b, 6)   # 48 rows > 43
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)

@@ -795,6 +795,12 @@ def test_scrambled_zero_counts_in_one_pass_equal_the_decoded_logits(monkeypatch)
 
     a, b = rows(True), rows(False)
     assert a == b and a[0].block_errors >= 40 and a[1].block_errors > 0
+    trial = ScrambledZeroTrial(DigitalLink(AWGN(seed=3), code=LDPC5G(512, 1024, decoder="layered-int8"),
+                                           modulation="16qam"))
+    with pytest.raises(ValueError, match="batch_size"):
+        trial.count_errors(0, 7.0)
+    with pytest.raises(ValueError, match="esno_db must be finite"):
+        trial.count_errors(10, float("inf"))
     # where the pass does not exist (float32 decoder, Rayleigh fading), the trial says so
     assert not ScrambledZeroTrial(DigitalLink(AWGN(), code=LDPC5G(512, 1024, decoder="layered-float32"),
                                               modulation="16qam")).counts_in_one_pass
