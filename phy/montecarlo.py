@@ -482,7 +482,7 @@ class ScrambledZeroTrial:
     def count_errors(self, batch_size: int, esno_db: float) -> Tuple[int, int, int, int]:
         """``(bit_errors, bits, block_errors, blocks)`` of one call of ``batch_size`` blocks: the counts of
         ``self(batch_size, esno_db)`` (the same keys, so the same numbers), computed without writing
-        logits or decisions where :meth:`_counts_fused` holds (:meth:`phy.codes.LDPC5G.scrambled_awgn_errors`).
+        logits or decisions where :attr:`counts_in_one_pass` holds (:meth:`phy.codes.LDPC5G.scrambled_awgn_errors`).
 
         Examples
         --------
@@ -1038,10 +1038,9 @@ _FINAL_FIT = 3
 #: The refine pass fills the gap that crosses the floor only when it exceeds this many times ``max_decades``:
 #: a final step that lands a little past its aim is kept (there a midpoint costs as much as the final point).
 _REFINE_SLACK = 1.5
-# (chosen by replaying the grid, 300 times each, on measured LDPC curves with the scatter of 100-error
-# points, benchmarks/results/bench_ber_curve_goal*.csv: about 1.8e7-2.0e7 codewords on average to reach
-# BLER 1e-5 on the int8 decoder's curves, against 2.9e7-3.6e7 for the previous rule; README's issue-18
-# section)
+# (chosen by replaying the grid 300 times on measured LDPC curves with the scatter of 100-error points,
+# benchmarks/bench_grid_replay.py: 1.8e7-2.0e7 codewords on average to reach BLER 1e-5 on three curves of
+# the int8 decoder, against 2.3e7-8.5e7 for the previous rule; README's issue-18 section)
 
 
 def _fit_step(pts: Sequence[Tuple[float, float]], target: float) -> Optional[float]:
@@ -1083,9 +1082,9 @@ def simulate_ber_adaptive(
        point is below 0.5). Near the floor (``min_bler`` or ``min_ber``), where a point's cost
        (``~ 1 / rate``) dominates the run: the march first aims no lower than ``max_decades``
        above ``0.8 x floor``, and from a point within ``1.25 * max_decades`` of ``0.8 x floor`` it
-       takes the final step to ``0.8 x floor``, on the least-squares line through the last three
-       points (a point that lands just above the floor would cost almost as much as the final one
-       and need another). The march ends at the first point **below the floor** (the Sionna-style
+       takes the final step to ``0.8 x floor``, on the least-squares line through the last (up to
+       three) points below 0.5 (a point that lands just above the floor would cost almost as much
+       as the final one and need another). The march ends at the first point **below the floor** (the Sionna-style
        stop: no higher SNR is simulated), at a point without errors, or at ``stop``.
     2. **Refine**: while two neighbouring points differ by more than ``max_decades`` decades
        (``1.5 * max_decades`` for the step across the floor, whose midpoint would cost as much as
