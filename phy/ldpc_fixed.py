@@ -175,7 +175,7 @@ if sl.available():
         power per codeword), rows of :func:`phy.scrambled_chain._chain_row`. ``mode``: float32 posteriors
         or 0/1 decisions of the first ``nout`` variables into ``out``, or (``_COUNTS``) only the decided 1s
         among them: ``counts += (bit errors, block errors, iterations)``."""
-        no, nsym, m, re_lev, im_lev, c_re, c_im, maxlog, kscr, kn = chain
+        no, nsym, m = chain[0], chain[1], chain[2]   # the rest goes to _chain_one as it is
         from_chain = no.shape[0] > 0
         nv = vmap.shape[0]
         ne = var_idx.shape[0]
