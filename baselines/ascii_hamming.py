@@ -9,17 +9,17 @@ A thin wrapper over the digital chain of :mod:`phy`::
 Every caption is sent on its own: its channel uses depend on its length,
 ``channel_uses = ceil(ceil(7 * chars / k) * n / m)`` for a code ``(n, k)`` and ``m`` bits per
 symbol (Hamming(7,4) + 16-QAM: ``ceil(7 * ceil(7 * chars / 4) / 4)``), rounded up to the channel's
-symbol multiple (block fading / OFDM) as :meth:`phy.links.DigitalLink.channel_uses` does. Captions
+symbol multiple (block fading / OFDM) as :meth:`phy.link.digital.DigitalLink.channel_uses` does. Captions
 of the same bit length are batched together (no padding is ever sent). An empty caption costs 0
 channel uses and is received as ``""``. Characters the 7-bit codec cannot send (non-ASCII) are
 sent as ``"?"`` (``TextCodec(errors="replace")``). ``repeat = r`` sends every codeword ``r`` times and sums
-the ``r`` LLRs of each code bit before decoding (:class:`phy.codes.Repetition`): ``r`` times the channel uses,
+the ``r`` LLRs of each code bit before decoding (:class:`phy.fec.codes.Repetition`): ``r`` times the channel uses,
 ``ceil(r * 7 * ceil(7 * chars / 4) / 4)`` for Hamming(7,4) + 16-QAM (what ``semcom vlf-msc-eval --budget matched``
 uses to fill VLF-MSC's budget).
 
 Example
 -------
->>> from phy.channels import AWGN
+>>> from phy.channel.flat import AWGN
 >>> tx = AsciiHamming(AWGN(seed=0))
 >>> rx, uses = tx.transmit(["a dog on a beach", "hi"], snr_db=30.0)
 >>> rx, uses      # 16 chars: 112 bits -> 28 blocks -> 196 code bits -> 49 symbols
@@ -34,11 +34,12 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
-from phy.channels import Channel, make_channel
-from phy.codes import Repetition, make_code
-from phy.conventions import check_snr
-from phy.links import DigitalLink
-from phy.text_codec import TextCodec
+from phy.channel.base import Channel
+from phy.channel.registry import make_channel
+from phy.fec.codes import Repetition, make_code
+from phy.utils.conventions import check_snr
+from phy.link.digital import DigitalLink
+from phy.source.text_codec import TextCodec
 
 __all__ = ["AsciiHammingConfig", "AsciiHamming"]
 
@@ -54,14 +55,14 @@ class AsciiHammingConfig:
     ('hamming74', 'qpsk', False)
     """
 
-    code: str = "hamming74"          # any phy.codes name ("none", "hamming74"; "ldpc5g" needs code_kwargs)
+    code: str = "hamming74"          # any phy.fec.codes name ("none", "hamming74"; "ldpc5g" needs code_kwargs)
     modulation: str = "16qam"
     interleave: bool = False
     demapping: str = "app"
     code_kwargs: Optional[Dict[str, int]] = None
     replacement: str = "?"           # decoded invalid characters
     errors: str = "replace"          # what the transmitter does with non-ASCII characters ("strict" raises)
-    repeat: int = 1                  # send every codeword r times, LLRs summed before decoding (phy.codes.Repetition)
+    repeat: int = 1                  # send every codeword r times, LLRs summed before decoding (phy.fec.codes.Repetition)
 
 
 class AsciiHamming(nn.Module):
@@ -69,7 +70,7 @@ class AsciiHamming(nn.Module):
 
     Parameters
     ----------
-    channel : phy.channels.Channel or str
+    channel : phy.channel.base.Channel or str
         The shared channel object (a name builds a new one).
     config : AsciiHammingConfig, optional
     device : torch device of the bit tensors (default CPU)

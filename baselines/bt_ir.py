@@ -2,7 +2,7 @@
 
 The separation baseline of the SemCLIP paper. The transmitter compresses the image so that its
 payload fits the bit budget ``floor(L * C(snr))`` of ``L`` complex channel uses
-(:class:`phy.capacity.IdealCode`); the payload then arrives error-free. When even the smallest
+(:class:`phy.theory.capacity.IdealCode`); the payload then arrives error-free. When even the smallest
 encoding exceeds the budget the receiver gets **nothing**: the image is reported as not delivered
 (``delivered=False``) and a task that needs it falls to chance — recorded, never hidden.
 
@@ -14,7 +14,7 @@ Codecs
     provide them.
 
 Capacity: ``"awgn"`` uses ``log2(1 + snr)``; on Rayleigh fading use ``"rayleigh_ergodic"`` (the
-ergodic capacity: coding over many fades) or ``"rayleigh_outage"`` (see :mod:`phy.capacity`).
+ergodic capacity: coding over many fades) or ``"rayleigh_outage"`` (see :mod:`phy.theory.capacity`).
 
 Example
 -------
@@ -35,8 +35,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from phy.capacity import IdealCode
-from phy.conventions import check_real, check_snr
+from phy.theory.capacity import IdealCode
+from phy.utils.conventions import check_real, check_snr
 
 __all__ = ["PillowCodec", "CompressAICodec", "BTIR", "BTIRResult", "tensor_to_pil", "pil_to_tensor"]
 
@@ -252,7 +252,7 @@ class BTIR:
     channel_uses : int
         ``L`` complex channel uses per image.
     capacity : str
-        Capacity mode of :class:`phy.capacity.IdealCode` (``"awgn"``, ``"rayleigh_ergodic"``, ...).
+        Capacity mode of :class:`phy.theory.capacity.IdealCode` (``"awgn"``, ``"rayleigh_ergodic"``, ...).
 
     Examples
     --------

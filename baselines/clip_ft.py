@@ -1,13 +1,13 @@
 """CLIP-FT: the CLIP image token sent as raw analog features (the SemCLIP paper's upper bound).
 
 The ``N``-dim token is paired into ``L = N/2`` complex symbols, power-normalised per example and
-sent over the shared channel (:class:`phy.links.AnalogLink`); the receiver runs the frozen zero-shot
+sent over the shared channel (:class:`phy.link.analog.AnalogLink`); the receiver runs the frozen zero-shot
 classifier on the received token. Noiseless, it is exactly plain CLIP zero-shot: the upper bound.
 
 Example
 -------
 >>> import torch
->>> from phy.channels import AWGN
+>>> from phy.channel.flat import AWGN
 >>> ft = CLIPFT(AWGN(seed=0))
 >>> out = ft(torch.randn(4, 768), snr_db=0.0)
 >>> out.x_hat.shape, out.channel_uses
@@ -20,8 +20,9 @@ from typing import Union
 import torch
 from torch import nn
 
-from phy.channels import Channel
-from phy.links import AnalogLink, LinkOutput
+from phy.channel.base import Channel
+from phy.link.analog import AnalogLink
+from phy.link.base import LinkOutput
 
 __all__ = ["CLIPFT"]
 
@@ -36,7 +37,7 @@ class CLIPFT(nn.Module):
 
     Examples
     --------
-    >>> from phy.channels import AWGN
+    >>> from phy.channel.flat import AWGN
     >>> ft = CLIPFT(AWGN(seed=0))
     >>> out = ft(torch.randn(4, 768), snr_db=10.0)
     >>> out.x_hat.shape, ft.channel_uses(768)

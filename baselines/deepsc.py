@@ -11,7 +11,7 @@ A Transformer text autoencoder trained end to end through the shared channel cor
 Conventions of this implementation
 ----------------------------------
 * **Power.** Each sentence's block of symbols has mean ``|x|^2 = 1`` over the symbols actually
-  sent (:func:`phy.conventions.normalize_power`, corrected for padding), so one sentence's power
+  sent (:func:`phy.utils.conventions.normalize_power`, corrected for padding), so one sentence's power
   never depends on the rest of the batch and ``snr_db`` is Es/N0 per complex channel use with
   ``N0/2`` per real dimension. The widely used public PyTorch port instead normalises the mean
   square over the whole batch (and only when it exceeds 1) and adds noise of standard deviation
@@ -25,7 +25,7 @@ Conventions of this implementation
   length: for a comparison at matched channel uses, compare on the same sentences and report the
   mean channel uses per sentence (or fix ``symbols_per_token`` so that the mean matches).
 * **Fading.** ``Rayleigh()`` draws ``h`` i.i.d. per symbol; the receiver equalises with
-  :class:`phy.equalization.Equalizer` (MMSE by default, ZF selectable) before the channel decoder.
+  :class:`phy.mimo.equalization.Equalizer` (MMSE by default, ZF selectable) before the channel decoder.
   A block-fading channel needs ``block_length`` to divide ``max_len * symbols_per_token``.
 * **Text.** Sentences are normalised as in the DeepSC preprocessing of Europarl
   (:func:`preprocess_sentence`: ASCII-folded, lower-cased, ``. ! ?`` split off as tokens, every
@@ -42,7 +42,7 @@ Conventions of this implementation
 Example
 -------
 >>> import torch
->>> from phy.channels import AWGN
+>>> from phy.channel.flat import AWGN
 >>> corpus = ["the cat sat on the mat .", "a dog ran in the park ."]
 >>> model = DeepSC.from_corpus(corpus, DeepSCConfig(d_model=32, num_heads=2, num_layers=1, d_ff=64,
 ...                                                  max_len=12, symbols_per_token=4))
@@ -71,10 +71,10 @@ import semantic  # noqa: F401  (installs the torchvision shim before diffusers i
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 
-from phy.channels import Channel
-from phy.conventions import normalize_power
-from phy.equalization import Equalizer
-from phy.links import snr_to_no_tensor
+from phy.channel.base import Channel
+from phy.utils.conventions import normalize_power
+from phy.mimo.equalization import Equalizer
+from phy.link.base import snr_to_no_tensor
 
 __all__ = [
     "SPECIAL_TOKENS",
@@ -286,7 +286,7 @@ class DeepSC(ModelMixin, ConfigMixin):
 
     Examples
     --------
-    >>> from phy.channels import AWGN
+    >>> from phy.channel.flat import AWGN
     >>> vocab = build_vocab(["a dog runs on the beach", "a cat sleeps"])
     >>> model = DeepSC(vocab, max_len=12, d_model=16, num_heads=2, num_layers=1, d_ff=32, channel_hidden=16,
     ...                decoder_hidden=16).eval()
@@ -432,14 +432,14 @@ class DeepSC(ModelMixin, ConfigMixin):
 
         ``repeat = r > 1``: the block is sent ``r`` times (``[x, x, ..., x]``, ``r * n`` channel uses, the copies
         of a symbol ``n`` uses apart) and the copies are maximum-ratio combined with perfect CSI
-        (:func:`phy.equalization.combine_repetitions`) before the equaliser: an ``r``-fold SNR gain on AWGN
+        (:func:`phy.mimo.equalization.combine_repetitions`) before the equaliser: an ``r``-fold SNR gain on AWGN
         (the ZF output's noise variance is ``N0 / r``), diversity on fading. The trained model is unchanged
         (what ``semcom vlf-msc-eval --budget matched`` uses to spend a larger budget without retraining).
         """
-        from phy.equalization import combine_repetitions
+        from phy.mimo.equalization import combine_repetitions
 
         if not isinstance(channel, Channel):
-            raise TypeError(f"channel must be a phy.channels.Channel, got {type(channel).__name__}")
+            raise TypeError(f"channel must be a phy.channel.base.Channel, got {type(channel).__name__}")
         _check_snr_arg(snr_db)
         repeat = _check_repeat(repeat)
         eq = equalizer if isinstance(equalizer, Equalizer) else Equalizer(equalizer)
@@ -502,10 +502,10 @@ class DeepSC(ModelMixin, ConfigMixin):
         ----------
         sentences : list of str
             Raw or normalised sentences (normalised with :func:`preprocess_sentence` here).
-        channel : phy.channels.Channel
+        channel : phy.channel.base.Channel
             The experiment's shared channel object.
         snr_db : float, or Tensor ``[len(sentences)]``
-        equalizer : ``"mmse"`` (default) or ``"zf"`` or an :class:`~phy.equalization.Equalizer`
+        equalizer : ``"mmse"`` (default) or ``"zf"`` or an :class:`~phy.mimo.equalization.Equalizer`
         repeat : int
             Send every symbol ``repeat`` times and combine the copies (:meth:`channel_pass`).
 
@@ -550,7 +550,7 @@ class TrainResult:
 
     Examples
     --------
-    >>> from phy.channels import AWGN
+    >>> from phy.channel.flat import AWGN
     >>> model = DeepSC(build_vocab(["a dog runs", "a cat sleeps"]), max_len=8, d_model=16, num_heads=2,
     ...                num_layers=1, d_ff=32, channel_hidden=16, decoder_hidden=16)
     >>> res = train(model, ["a dog runs", "a cat sleeps"], AWGN(seed=0), steps=2, batch_size=2)
@@ -595,7 +595,7 @@ def train(model: DeepSC, corpus: Union[None, PathLike, Sequence[str]], channel: 
     model : DeepSC
     corpus : list of str, a path (Europarl format, see :func:`load_corpus`) or None (pydoc corpus)
         Sentences longer than ``model.max_words`` words are dropped (counted in the result).
-    channel : phy.channels.Channel
+    channel : phy.channel.base.Channel
     snr_range : float or (low_db, high_db)
         Es/N0 drawn uniformly per sentence and step.
     steps : int
@@ -616,7 +616,7 @@ def train(model: DeepSC, corpus: Union[None, PathLike, Sequence[str]], channel: 
 
     Examples
     --------
-    >>> from phy.channels import AWGN
+    >>> from phy.channel.flat import AWGN
     >>> corpus = ["a dog runs on the beach", "a cat sleeps on the sofa", "the bird sings"]
     >>> model = DeepSC(build_vocab(corpus), max_len=10, d_model=16, num_heads=2, num_layers=1, d_ff=32,
     ...                channel_hidden=16, decoder_hidden=16)
@@ -627,7 +627,7 @@ def train(model: DeepSC, corpus: Union[None, PathLike, Sequence[str]], channel: 
     if not isinstance(model, DeepSC):
         raise TypeError(f"model must be a DeepSC, got {type(model).__name__}")
     if not isinstance(channel, Channel):
-        raise TypeError(f"channel must be a phy.channels.Channel, got {type(channel).__name__}")
+        raise TypeError(f"channel must be a phy.channel.base.Channel, got {type(channel).__name__}")
     for name, v in (("steps", steps), ("batch_size", batch_size), ("checkpoint_every", checkpoint_every)):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
@@ -702,7 +702,7 @@ def transmit(model: DeepSC, sentences: Sequence[str], channel: Channel, snr_db, 
 
     Examples
     --------
-    >>> from phy.channels import AWGN
+    >>> from phy.channel.flat import AWGN
     >>> model = DeepSC(build_vocab(["a dog runs"]), max_len=8, d_model=16, num_heads=2, num_layers=1, d_ff=32,
     ...                channel_hidden=16, decoder_hidden=16).eval()
     >>> len(transmit(model, ["a dog runs", "a dog"], AWGN(seed=0), snr_db=10.0))
@@ -749,7 +749,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import argparse
     import json
 
-    from phy.channels import make_channel
+    from phy.channel.registry import make_channel
 
     ap = argparse.ArgumentParser(prog="python -m baselines.deepsc", description=main.__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="checkpoint folder (model in OUT/model)")
@@ -759,7 +759,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     help="more text/CSV files whose words join the vocabulary (e.g. the evaluation captions), "
                          "so that vlf-msc-eval's coverage check passes; repeatable")
     ap.add_argument("--max-sentences", type=int, default=None)
-    ap.add_argument("--channel", default="awgn", help="phy.channels registry name (awgn, rayleigh, ...)")
+    ap.add_argument("--channel", default="awgn", help="phy.channel registry name (awgn, rayleigh, ...)")
     ap.add_argument("--snr-low", type=float, default=0.0)
     ap.add_argument("--snr-high", type=float, default=15.0)
     ap.add_argument("--steps", type=int, default=20000)

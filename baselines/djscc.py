@@ -24,7 +24,7 @@ image and the token JSCC spend channel uses by the same rules.
 Example
 -------
 >>> import torch
->>> from phy.channels import AWGN
+>>> from phy.channel.flat import AWGN
 >>> codec = ImageJSCCCodec.build(image_size=32, channel_uses=64, hidden=16, num_down=2)
 >>> out = codec(torch.rand(2, 3, 32, 32), AWGN(seed=0), snr_db=10.0)
 >>> out.x_hat.shape, out.channel_uses
@@ -43,9 +43,9 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from phy.channels import Channel
-from phy.conventions import check_real, normalize_power
-from phy.links import complex_to_real, real_to_complex
+from phy.channel.base import Channel
+from phy.utils.conventions import check_real, normalize_power
+from phy.link.base import complex_to_real, real_to_complex
 from semantic.jscc import AFModule, JSCCCodec, _snr_column, sample_snr_db
 
 __all__ = ["ConvAF", "ImageJSCCEncoder", "ImageJSCCDecoder", "ImageJSCCCodec", "train_image_jscc", "BOTTLENECKS",
@@ -222,7 +222,7 @@ class ImageJSCCCodec(JSCCCodec):
 
     Examples
     --------
-    >>> from phy.channels import AWGN
+    >>> from phy.channel.flat import AWGN
     >>> kw = dict(image_size=32, channel_uses=64, hidden=8, num_down=2, latent_channels=4)
     >>> codec = ImageJSCCCodec(ImageJSCCEncoder(**kw), ImageJSCCDecoder(**kw))
     >>> out = codec(torch.rand(2, 3, 32, 32), AWGN(seed=0), snr_db=10.0)
@@ -259,7 +259,7 @@ def train_image_jscc(codec: ImageJSCCCodec, images: torch.Tensor, channel: Chann
 
     Examples
     --------
-    >>> from phy.channels import AWGN
+    >>> from phy.channel.flat import AWGN
     >>> kw = dict(image_size=16, channel_uses=32, hidden=8, num_down=2, latent_channels=4)
     >>> codec = ImageJSCCCodec(ImageJSCCEncoder(**kw), ImageJSCCDecoder(**kw))
     >>> history = train_image_jscc(codec, torch.rand(8, 3, 16, 16), AWGN(seed=0), (0.0, 10.0), steps=2, batch_size=4)
@@ -319,7 +319,7 @@ def train_resumable(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor
     A two-step run on random images; a second call with the same settings finds the run finished:
 
     >>> import tempfile
-    >>> from phy.channels import AWGN
+    >>> from phy.channel.flat import AWGN
     >>> kw = dict(image_size=16, channel_uses=32, hidden=8, num_down=2, latent_channels=4)
     >>> codec = ImageJSCCCodec(ImageJSCCEncoder(**kw), ImageJSCCDecoder(**kw))
     >>> data = torch.rand(8, 3, 16, 16)

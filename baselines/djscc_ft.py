@@ -14,7 +14,7 @@ it never saw, so on unseen classes it cannot be right — the zero-shot experime
 Example
 -------
 >>> import torch
->>> from phy.channels import AWGN
+>>> from phy.channel.flat import AWGN
 >>> m = DJSCCFT(image_size=32, num_classes=5, feature_dim=32, channel_uses=16, hidden=16, num_down=2)
 >>> m(torch.rand(2, 3, 32, 32), AWGN(seed=0), snr_db=5.0).shape
 torch.Size([2, 5])
@@ -30,8 +30,8 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from phy.channels import Channel
-from phy.conventions import check_real
+from phy.channel.base import Channel
+from phy.utils.conventions import check_real
 from semantic.jscc import JSCCCodec, JSCCDecoder, JSCCEncoder, sample_snr_db
 
 __all__ = ["DJSCCFT", "train_djscc_ft", "predict_global_labels"]
@@ -58,7 +58,7 @@ class DJSCCFT(ModelMixin, ConfigMixin):
 
     Examples
     --------
-    >>> from phy.channels import AWGN
+    >>> from phy.channel.flat import AWGN
     >>> model = DJSCCFT(image_size=16, num_classes=3, class_ids=[2, 5, 7], feature_dim=16, channel_uses=8,
     ...                 hidden=8, num_down=2, jscc_hidden=16)
     >>> logits = model(torch.rand(4, 3, 16, 16), AWGN(seed=0), snr_db=10.0)
@@ -127,7 +127,7 @@ def train_djscc_ft(model: DJSCCFT, images: torch.Tensor, labels: torch.Tensor, c
 
     Examples
     --------
-    >>> from phy.channels import AWGN
+    >>> from phy.channel.flat import AWGN
     >>> model = DJSCCFT(image_size=16, num_classes=2, class_ids=[3, 9], feature_dim=16, channel_uses=8,
     ...                 hidden=8, num_down=2, jscc_hidden=16)
     >>> history = train_djscc_ft(model, torch.rand(8, 3, 16, 16), torch.tensor([3, 9] * 4), AWGN(seed=0),

@@ -10,8 +10,8 @@ The image baseline of the VLF-MSC paper (public code: github.com/ispamm/Img2Img-
 
 Channel modes (:attr:`Img2ImgSCConfig.mode`)
 --------------------------------------------
-* ``"bit-true"`` (default): latent -> :class:`phy.quantization.UniformQuantizer` (``latent_bits`` per
-  value, per-image min/max range as side information) -> :class:`phy.links.DigitalLink` (``code`` +
+* ``"bit-true"`` (default): latent -> :class:`phy.source.quantization.UniformQuantizer` (``latent_bits`` per
+  value, per-image min/max range as side information) -> :class:`phy.link.digital.DigitalLink` (``code`` +
   ``modulation``, default uncoded 16-QAM) over the experiment's shared channel: modem, fading, ZF
   and demapping simulated symbol by symbol at Es/N0 = ``snr_db``. The caption goes through
   :class:`baselines.ascii_hamming.AsciiHamming` (7-bit ASCII) with the same code and modulation.
@@ -20,7 +20,7 @@ Channel modes (:attr:`Img2ImgSCConfig.mode`)
   every transmitted bit occupies counted channel uses.
 * ``"bsc"``: the same quantiser and 7-bit ASCII caption, but the modem is not simulated: every bit is
   flipped independently with the exact closed-form uncoded Gray-``modulation`` BER at Es/N0 =
-  ``snr_db`` (:class:`phy.links.BSCEquivalentLink`; AWGN, or its average over Rayleigh fading). A
+  ``snr_db`` (:class:`phy.link.digital.BSCEquivalentLink`; AWGN, or its average over Rayleigh fading). A
   binary-symmetric-channel shortcut of ``"bit-true"`` in the package's SNR convention; it ignores the
   correlation of bit errors within a symbol. It is *not* the public code's channel (no quantiser
   there, other bit widths, another SNR convention): that is ``"public-code"``.
@@ -72,7 +72,7 @@ once, naming the checkpoint, when it is missing) and assembled into diffusers'
 
 Example
 -------
->>> from phy.channels import AWGN
+>>> from phy.channel.flat import AWGN
 >>> sc = Img2ImgSC.from_pretrained(Img2ImgSCConfig(sd_checkpoint="stable-diffusion-v1-5/stable-diffusion-v1-5"),
 ...                                channel=AWGN(seed=0))                              # doctest: +SKIP
 >>> out = sc(images, ["a dog on a beach"], snr_db=10.0)                            # doctest: +SKIP
@@ -93,13 +93,14 @@ import torch
 from torch import nn
 
 import semantic  # noqa: F401  (torchvision shim before diffusers/transformers)
-from phy.channels import Channel, make_channel
-from phy.conventions import check_snr
-from phy.links import BSCEquivalentLink, DigitalLink
-from phy.modulation import bits_per_symbol
-from phy.montecarlo import point_seed
-from phy.quantization import UniformQuantizer
-from phy.text_codec import BITS_PER_CHAR, TextCodec
+from phy.channel.base import Channel
+from phy.channel.registry import make_channel
+from phy.utils.conventions import check_snr
+from phy.link.digital import BSCEquivalentLink, DigitalLink
+from phy.mapping.modulation import bits_per_symbol
+from phy.sim.points import point_seed
+from phy.source.quantization import UniformQuantizer
+from phy.source.text_codec import BITS_PER_CHAR, TextCodec
 from semantic.image_decoder import DEFAULT_SD
 
 from .ascii_hamming import AsciiHamming, AsciiHammingConfig
@@ -464,7 +465,7 @@ class Img2ImgSC(nn.Module):
     ----------
     vae, unet, text_encoder, tokenizer, scheduler :
         SD 1.5 components (the scheduler's config is used to build a fresh ``DDIMScheduler``).
-    channel : phy.channels.Channel or str
+    channel : phy.channel.base.Channel or str
         The experiment's shared channel.
     config : Img2ImgSCConfig
 
@@ -492,7 +493,7 @@ class Img2ImgSC(nn.Module):
         if isinstance(channel, str):
             channel = make_channel(channel)
         if not isinstance(channel, Channel):
-            raise TypeError(f"channel must be a phy.channels.Channel or a name, got {type(channel).__name__}")
+            raise TypeError(f"channel must be a phy.channel.base.Channel or a name, got {type(channel).__name__}")
         self.vae, self.unet, self.text_encoder, self.tokenizer = vae, unet, text_encoder, tokenizer
         self.pipe = StableDiffusionImg2ImgPipeline(
             vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
@@ -614,7 +615,7 @@ class Img2ImgSC(nn.Module):
 
         The posterior mean, or with :attr:`sample_latent` a posterior sample drawn from ``generator``
         (default: a CPU generator seeded from ``seed``, default the config's, through
-        :func:`phy.montecarlo.point_seed`, so it differs from the diffusion noise of the same seed).
+        :func:`phy.sim.points.point_seed`, so it differs from the diffusion noise of the same seed).
         """
         images = self._check_images(images)
         x = images.to(self.device, self.vae.dtype) * 2 - 1

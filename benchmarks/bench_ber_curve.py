@@ -12,11 +12,11 @@ every table prints ratios. Code: 5G LDPC (k=512, n=1024), 20 iterations, Gray 16
 2. **full chain**, information bits/s at the same Es/N0: Sionna written by hand (``BinarySource``,
    encoder, ``Mapper``, ``AWGN``, ``Demapper("app")``, flooding or layered decoder); the previous
    engine (``DigitalLink`` with the previous fast decoder: Sionna encoder, mapper and demapper); the
-   new chain (:class:`phy.montecarlo.ScrambledZeroTrial`: scrambled all-zero codeword, compiled
+   new chain (:class:`phy.sim.trials.ScrambledZeroTrial`: scrambled all-zero codeword, compiled
    map/channel/APP demap, early-terminating decoder).
 3. **the curve** (``--curve``): the goal command of issue 18 run as a fresh ``semcom ber`` process
    (wall and CPU time, load average), its resolution checked with
-   :func:`phy.montecarlo.curve_resolution`; the time the previous engine and Sionna's chains would
+   :func:`phy.sim.adaptive.curve_resolution`; the time the previous engine and Sionna's chains would
    need for the same points is *estimated* as the sum over the curve's points of (blocks simulated)
    / (each chain's throughput measured at that point's Es/N0 in this run) -- not run (hours).
 5. **fixed-point loss** (``--bler-loss``): the Es/N0 at which the float32, int16 and int8 layered
@@ -68,7 +68,7 @@ def previous_engine(commit: str):
     """``phy/ldpc_fast.py`` as of ``commit`` (the engine before issue 18), imported from git."""
     src = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:phy/ldpc_fast.py"], check=True,
                          capture_output=True, text=True).stdout
-    src = src.replace("from .threads import", "from phy.threads import")
+    src = src.replace("from .threads import", "from phy.utils.threads import")
     path = Path(tempfile.mkdtemp()) / "ldpc_fast_previous.py"
     path.write_text(src)
     spec = importlib.util.spec_from_file_location("ldpc_fast_previous", path)
@@ -113,10 +113,10 @@ def build_chains(k, n, num_iter, prev, threads_note=""):
     from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
     from sionna.phy.mapping import BinarySource, Demapper, Mapper
 
-    from phy.channels import AWGN
-    from phy.codes import LDPC5G
-    from phy.links import DigitalLink
-    from phy.montecarlo import LinkTrial, ScrambledZeroTrial
+    from phy.channel.flat import AWGN
+    from phy.fec.codes import LDPC5G
+    from phy.link.digital import DigitalLink
+    from phy.sim.trials import LinkTrial, ScrambledZeroTrial
 
     enc = LDPC5GEncoder(k, n)
     src, mapper, demapper, ch = BinarySource(), Mapper("qam", 4), Demapper("app", "qam", 4), SAWGN()
@@ -186,8 +186,8 @@ def main(argv=None) -> int:
     sconfig.seed = 0
     from sionna.phy.fec.ldpc import LDPC5GEncoder
 
-    from phy.ldpc_fast import LDPC5GFastDecoder
-    from phy.modulation import QAM
+    from phy.fec.ldpc_fast import LDPC5GFastDecoder
+    from phy.mapping.modulation import QAM
 
     k, n, it = 512, 1024, 20
     prev = previous_engine(args.previous)
@@ -267,7 +267,8 @@ def main(argv=None) -> int:
 
     # 3. the curve -------------------------------------------------------------------------------
     if args.curve:
-        from phy.montecarlo import PointResult, curve_resolution
+        from phy.sim.adaptive import curve_resolution
+        from phy.sim.points import PointResult
 
         out = args.curve_dir or tempfile.mkdtemp(prefix="bench_ber_curve_")
         goal = [args.goal_decoder if a == "DECODER" else a for a in GOAL]
@@ -322,11 +323,11 @@ def _bler_loss(args, result) -> None:
     around it), all decoders on the same scrambled-zero logits; the loss is the difference in dB."""
     import math
 
-    from phy.channels import AWGN
-    from phy.codes import LDPC5G
-    from phy.links import DigitalLink
-    from phy.ldpc_fast import LDPC5GFastDecoder
-    from phy.montecarlo import ScrambledZeroTrial
+    from phy.channel.flat import AWGN
+    from phy.fec.codes import LDPC5G
+    from phy.link.digital import DigitalLink
+    from phy.fec.ldpc_fast import LDPC5GFastDecoder
+    from phy.sim.trials import ScrambledZeroTrial
 
     trial = ScrambledZeroTrial(DigitalLink(AWGN(seed=0), code=LDPC5G(512, 1024, decoder="layered-float32"),
                                            modulation="16qam"))
@@ -371,8 +372,8 @@ def _floor(args, result) -> None:
     every ``--floor-float-every``-th batch only), at Es/N0 ``--floor-snrs``."""
     from sionna.phy.fec.ldpc import LDPC5GEncoder
 
-    from phy.ldpc_fast import LDPC5GFastDecoder
-    from phy.scrambled_chain import scrambled_awgn_logits
+    from phy.fec.ldpc_fast import LDPC5GFastDecoder
+    from phy.fec.scrambled_chain import scrambled_awgn_logits
 
     enc = LDPC5GEncoder(512, 1024)
     fixed = {"int16": LDPC5GFastDecoder(enc, early_stop=True, precision="int16"),
@@ -401,11 +402,12 @@ def _floor(args, result) -> None:
 def _check_600(args, result) -> int:
     # 4. k=600, n=1200 vs Sionna -------------------------------------------------------------------
     if args.check_600:
-        from phy.channels import AWGN
-        from phy.codes import LDPC5G
-        from phy.links import DigitalLink
-        from phy.intervals import clopper_pearson
-        from phy.montecarlo import LinkTrial, ScrambledZeroTrial, simulate_ber
+        from phy.channel.flat import AWGN
+        from phy.fec.codes import LDPC5G
+        from phy.link.digital import DigitalLink
+        from phy.sim.intervals import clopper_pearson
+        from phy.sim.montecarlo import simulate_ber
+        from phy.sim.trials import LinkTrial, ScrambledZeroTrial
 
         rows = []
         print("\n4. k=600, n=1200, 20 iterations: BLER fast path vs Sionna (random codewords, flooding BP)")

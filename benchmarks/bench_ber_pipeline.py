@@ -2,9 +2,9 @@
 
 Times, in one process and alternating run by run, the same chain two ways:
 
-* **engine**: ``experiments.commands.ber.build_trial("ldpc5g", "16qam", AWGN)`` (``phy.links.DigitalLink`` with
-  ``phy.codes.LDPC5G`` and ``phy.modulation.QAM``, APP demapping, 20 BP iterations) driven by
-  ``phy.montecarlo.simulate_ber`` with a fixed bit budget (no error target, no early stop);
+* **engine**: ``experiments.commands.ber.build_trial("ldpc5g", "16qam", AWGN)`` (``phy.link.digital.DigitalLink`` with
+  ``phy.fec.codes.LDPC5G`` and ``phy.mapping.modulation.QAM``, APP demapping, 20 BP iterations) driven by
+  ``phy.sim.montecarlo.simulate_ber`` with a fixed bit budget (no error target, no early stop);
 * **sionna**: the chain hand-written with Sionna blocks (``BinarySource``, ``LDPC5GEncoder``,
   ``Mapper``, ``AWGN``, ``Demapper("app")``, ``LDPC5GDecoder(num_iter=20)``) and a plain loop
   counting bit and block errors.
@@ -34,8 +34,8 @@ K, N, BPS, NUM_ITER = 512, 1024, 4, 20
 
 def engine_runner(args):
     from experiments.commands.ber import build_trial
-    from phy.channels import AWGN
-    from phy.montecarlo import simulate_ber
+    from phy.channel.flat import AWGN
+    from phy.sim.montecarlo import simulate_ber
 
     trial, coderate, bps = build_trial("ldpc5g", "16qam", AWGN(seed=0), k=K, n=N, num_iter=NUM_ITER,
                                        demapping="app", device=args.device)
@@ -58,7 +58,7 @@ def sionna_runner(args):
     from sionna.phy.mapping import BinarySource, Demapper, Mapper
     from sionna.phy.utils import ebnodb2no
 
-    from phy.modulation import sionna_device
+    from phy.mapping.modulation import sionna_device
 
     dev = sionna_device(args.device)
     config.seed = 0

@@ -8,11 +8,11 @@ Measured, in complex symbols/s, on CPU (and CUDA when available):
 * ``copy into preallocated``: ``dst.copy_(x)`` into an output allocated once (column ``/prealloc``).
 * ``randn only``: ``Tensor.normal_`` of the ``2`` float32 normals per symbol into a preallocated
   buffer: the ceiling of any channel built on ``torch.randn``.
-* ``normals 1/sym`` and ``normals 2/sym`` (numba): :func:`phy.channel_kernels.complex_normal` drawing one
+* ``normals 1/sym`` and ``normals 2/sym`` (numba): :func:`phy.channel.kernels.complex_normal` drawing one
   or two complex normals per symbol and storing them: the generator's own cost, i.e. the ceiling of
   AWGN (one draw) and of a per-symbol Rayleigh channel (``h`` and ``n``: two draws).
-* ``awgn``: :class:`phy.channels.AWGN` ``(x, no)`` with one ``N0`` per example ``[B, 1]``.
-* ``rayleigh``: :class:`phy.channels.Rayleigh` (i.i.d. per symbol) returning ``y`` and ``h``.
+* ``awgn``: :class:`phy.channel.flat.AWGN` ``(x, no)`` with one ``N0`` per example ``[B, 1]``.
+* ``rayleigh``: :class:`phy.channel.flat.Rayleigh` (i.i.d. per symbol) returning ``y`` and ``h``.
 * ``rayleigh+zf`` / ``rayleigh+mmse``: the channel followed by perfect-CSI equalisation, i.e. what a
   link does: ``Rayleigh.forward_equalized`` (one fused pass with the numba backend) and, for the
   torch backend, ``equalize(*Rayleigh(x, no))``.
@@ -33,7 +33,7 @@ medians to the copy roofline of the same regime, all measured in one run, the ca
 Writes ``benchmarks/results/bench_channel.json``.
 
 Each channel row runs with ``backend="torch"`` and (CPU) ``backend="numba"`` (the default on CPU:
-:mod:`phy.channel_kernels`).
+:mod:`phy.channel.kernels`).
 
 Run: ``python benchmarks/bench_channel.py`` (``--symbols 4194304 --repeats 7 --threads 2``).
 """
@@ -50,9 +50,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from phy import channel_kernels  # noqa: E402
-from phy.channels import AWGN, Rayleigh  # noqa: E402
-from phy.equalization import equalize  # noqa: E402
+from phy.channel import kernels as channel_kernels  # noqa: E402
+from phy.channel.flat import AWGN, Rayleigh  # noqa: E402
+from phy.mimo.equalization import equalize  # noqa: E402
 from experiments.core.results import write_benchmark  # noqa: E402
 
 

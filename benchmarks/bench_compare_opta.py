@@ -31,7 +31,7 @@ import torch  # noqa: E402
 from experiments.commands.compare import CompareConfig, run_comparison  # noqa: E402
 from experiments.core.results import write_benchmark  # noqa: E402
 from experiments.core.sources import FeatureSource, load_source  # noqa: E402
-from phy.ratedistortion import distortion_rate  # noqa: E402
+from phy.theory.ratedistortion import distortion_rate  # noqa: E402
 
 SCHEMES = ["opta", "analog-mmse", "analog-klt", "transform-ideal", "transform-ldpc5g-amc", "quant-ideal",
            "quant-ldpc5g-16qam"]
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     lam_n = lam / lam.sum()
 
     def true_opta(ch, s):
-        from phy.capacity import awgn_capacity, rayleigh_ergodic_capacity
+        from phy.theory.capacity import awgn_capacity, rayleigh_ergodic_capacity
 
         c = awgn_capacity(s) if ch == "awgn" else rayleigh_ergodic_capacity(s)
         return distortion_rate(lam_n, 16 * c)

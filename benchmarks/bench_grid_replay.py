@@ -1,4 +1,4 @@
-"""Replay ``phy.montecarlo.simulate_ber_adaptive``'s grid on measured BLER curves: what a curve to the floor costs.
+"""Replay ``phy.sim.adaptive.simulate_ber_adaptive``'s grid on measured BLER curves: what a curve to the floor costs.
 
 Each replay runs the grid logic on a "true" curve (log-linear interpolation of a measured CSV, extrapolated
 past its last point) whose points come back with the scatter of a 100-error estimate (log-normal, 0.0434
@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import phy.montecarlo as current  # noqa: E402
+import phy.sim.montecarlo as current  # noqa: E402
 
 
 def load(path):

@@ -3,9 +3,9 @@
 Pipeline: 5G LDPC (k=512, n=1024) + 16-QAM (exact APP demapping) + AWGN, 20 decoder iterations.
 
 1. *decoder only*: the same channel logits ``[batch, n]`` decoded by Sionna's flooding
-   boxplus-phi decoder, by :class:`phy.ldpc_fast.LDPC5GFastDecoder` with the numba backend and with
+   boxplus-phi decoder, by :class:`phy.fec.ldpc_fast.LDPC5GFastDecoder` with the numba backend and with
    the torch backend; repeats are interleaved so that machine load hits every decoder alike.
-2. *full chain*: :class:`phy.links.DigitalLink` (encode, map, channel, ZF, demap, decode) with
+2. *full chain*: :class:`phy.link.digital.DigitalLink` (encode, map, channel, ZF, demap, decode) with
    ``LDPC5G(decoder="bp")`` vs ``LDPC5G(decoder="layered")``.
 3. *BLER*: both decoders on the same noisy blocks at a few Es/N0 points (paired), with 95 %
    Wilson intervals and the McNemar counts (blocks only one decoder gets wrong).
@@ -29,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from phy.channels import AWGN  # noqa: E402
-from phy.codes import LDPC5G  # noqa: E402
-from phy.ldpc_fast import LDPC5GFastDecoder, numba_available  # noqa: E402
-from phy.links import DigitalLink  # noqa: E402
-from phy.modulation import QAM  # noqa: E402
+from phy.channel.flat import AWGN  # noqa: E402
+from phy.fec.codes import LDPC5G  # noqa: E402
+from phy.fec.ldpc_fast import LDPC5GFastDecoder, numba_available  # noqa: E402
+from phy.link.digital import DigitalLink  # noqa: E402
+from phy.mapping.modulation import QAM  # noqa: E402
 from experiments.core.results import write_benchmark  # noqa: E402
 
 

@@ -1,7 +1,7 @@
 """Monte Carlo sweep of S = 9 SNR points: ``simulate_ber`` point by point vs one batched pass.
 
 For each chain and batch size ``B`` (blocks of k = 512 information bits per SNR point and call),
-times a whole 9-point sweep with :func:`phy.montecarlo.simulate_ber` two ways, alternating run by
+times a whole 9-point sweep with :func:`phy.sim.montecarlo.simulate_ber` two ways, alternating run by
 run so that machine load hits both alike:
 
 * ``sequential``: ``snr_batch=1``, each point draws ``--batches`` batches ``[B, k]`` (one link
@@ -36,8 +36,8 @@ import torch  # noqa: E402
 
 from experiments.commands.ber import build_trial  # noqa: E402
 from experiments.core.results import write_benchmark  # noqa: E402
-from phy.channels import AWGN  # noqa: E402
-from phy.montecarlo import simulate_ber  # noqa: E402
+from phy.channel.flat import AWGN  # noqa: E402
+from phy.sim.montecarlo import simulate_ber  # noqa: E402
 
 K, N = 512, 1024
 SNRS = [4.0 + 0.5 * i for i in range(9)]  # Es/N0 [dB]: the rate-1/2 16-QAM waterfall region

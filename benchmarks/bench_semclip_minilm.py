@@ -7,7 +7,7 @@ SNR-adaptive JSCC (contrastive loss, eq. 4) on the 384-d MiniLM embeddings of th
 (nearest original feature by cosine). Compared at the same 48 channel uses with
 
 * ``analog-first96``: the first ``2L = 96`` feature dimensions sent as analog symbols
-  (:class:`phy.links.AnalogLink`, per-example power normalisation), matched against the first 96
+  (:class:`phy.link.analog.AnalogLink`, per-example power normalisation), matched against the first 96
   dimensions of every sentence;
 * ``analog-pca96``: the 96 leading PCA coefficients (PCA fitted on the training sentences) sent the
   same way, matched in the PCA coefficient space;
@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import semantic  # noqa: E402,F401  (torchvision shim first)
 import torch  # noqa: E402
 
-from phy.channels import make_channel  # noqa: E402
-from phy.links import AnalogLink  # noqa: E402
+from phy.channel.registry import make_channel  # noqa: E402
+from phy.link.analog import AnalogLink  # noqa: E402
 from semantic.semclip import SemCLIPConfig, feature_retrieval_topk, train_jscc, transmit_tokens  # noqa: E402
 from experiments.core.results import write_json_atomic  # noqa: E402
 

@@ -6,8 +6,8 @@ digital chains) and a batch of ``B`` examples:
 * ``loop``: ``S`` calls ``link(x, snr_db=s)`` with ``x`` of shape ``[B, ...]``;
 * ``batched``: one call ``link(x.expand(S, B, ...), snr_db=snr[S, 1], batch_dims=2)``.
 
-Links: :class:`phy.links.AnalogLink` (AWGN and i.i.d. Rayleigh + ZF), and
-:class:`phy.links.DigitalLink` uncoded 16-QAM and LDPC(512,1024) 16-QAM with the fast layered
+Links: :class:`phy.link.analog.AnalogLink` (AWGN and i.i.d. Rayleigh + ZF), and
+:class:`phy.link.digital.DigitalLink` uncoded 16-QAM and LDPC(512,1024) 16-QAM with the fast layered
 decoder (``LDPC5G(decoder="layered")``) and with Sionna's decoder. Each row prints median
 [min..max] wall time of a whole sweep over the repeats and the speed-up ``loop / batched``
 (ratio of medians). The batched pass draws the same distribution but not the same random numbers
@@ -28,9 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from phy.channels import AWGN, Rayleigh  # noqa: E402
-from phy.codes import LDPC5G  # noqa: E402
-from phy.links import AnalogLink, DigitalLink  # noqa: E402
+from phy.channel.flat import AWGN, Rayleigh  # noqa: E402
+from phy.fec.codes import LDPC5G  # noqa: E402
+from phy.link.analog import AnalogLink  # noqa: E402
+from phy.link.digital import DigitalLink
 from experiments.core.results import write_benchmark  # noqa: E402
 
 

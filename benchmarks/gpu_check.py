@@ -4,11 +4,11 @@ Checks (each prints PASS/FAIL, exit status 1 if any fails):
 
 1. channel: AWGN and Rayleigh + ZF on the device have the noise power they should (``E|y - x|^2 = N0``,
    ``E|x_hat - x|^2 |h|^2 = N0``) to 4 sigma;
-2. decoder: :class:`phy.ldpc_fast.LDPC5GFastDecoder` (torch backend on the device) gives the same
+2. decoder: :class:`phy.fec.ldpc_fast.LDPC5GFastDecoder` (torch backend on the device) gives the same
    posteriors as on CPU (numba), bit for bit, 20 iterations; with ``early_stop`` its decisions are
    those of the CPU decoder (whose per-codeword stop can only end earlier) on every block that both
    decode correctly, and no more block errors than 20 fixed iterations plus 3 sigma;
-3. chain: :class:`phy.montecarlo.ScrambledZeroTrial` on the device (torch path): uncoded 16-QAM
+3. chain: :class:`phy.sim.trials.ScrambledZeroTrial` on the device (torch path): uncoded 16-QAM
    BER equals the closed form, and the LDPC BLER equals the CPU trial's within 4 sigma;
 4. host synchronisations: the input checks (``check_finite``, ``check_no``, the links' bit check) and
    the AWGN channel run under ``torch.cuda.set_sync_debug_mode("error")`` (any synchronising call
@@ -76,13 +76,14 @@ def main(argv=None) -> int:
     from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
 
     from experiments.core.results import write_benchmark
-    from phy.channels import AWGN, Rayleigh
-    from phy.codes import LDPC5G, make_code
-    from phy.equalization import Equalizer
-    from phy.ldpc_fast import LDPC5GFastDecoder
-    from phy.links import DigitalLink
-    from phy.modulation import QAM, sionna_device, uncoded_ber
-    from phy.montecarlo import ScrambledZeroTrial, simulate_ber
+    from phy.channel.flat import AWGN, Rayleigh
+    from phy.fec.codes import LDPC5G, make_code
+    from phy.mimo.equalization import Equalizer
+    from phy.fec.ldpc_fast import LDPC5GFastDecoder
+    from phy.link.digital import DigitalLink
+    from phy.mapping.modulation import QAM, sionna_device, uncoded_ber
+    from phy.sim.montecarlo import simulate_ber
+    from phy.sim.trials import ScrambledZeroTrial
 
     result = {"benchmark": "gpu_check", "device": str(dev),
               "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None}
@@ -191,12 +192,12 @@ def sync_checks(dev, k, n, check):
     (``"warn"`` mode) and reported, with the time of the checks per call."""
     import warnings
 
-    from phy.channels import AWGN
-    from phy.codes import LDPC5G
-    from phy.conventions import check_finite, check_no
-    from phy.links import DigitalLink, _check_bits
-    from phy.modulation import QAM
-    from phy.montecarlo import ScrambledZeroTrial
+    from phy.channel.flat import AWGN
+    from phy.fec.codes import LDPC5G
+    from phy.utils.conventions import check_finite, check_no
+    from phy.link.digital import DigitalLink, _check_bits
+    from phy.mapping.modulation import QAM
+    from phy.sim.trials import ScrambledZeroTrial
 
     x = QAM("16qam").modulate(torch.randint(0, 2, (1024, 1024), device=dev).float())
     no = torch.full((1024, 1), 0.1, device=dev)

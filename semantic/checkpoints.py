@@ -375,7 +375,7 @@ def resolve_device(device=None):
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if isinstance(device, (str, torch.device)):
-        from phy.conventions import check_device
+        from phy.utils.conventions import check_device
 
         return check_device(device)  # ValueError for a bad name or CUDA on a machine without it
     raise TypeError(f"device must be None, a str or a torch.device, got {type(device).__name__}: {device!r}")

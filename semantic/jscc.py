@@ -4,7 +4,7 @@ Architecture (dense, ADJSCC-style attention-feature modules)::
 
     token [B, N] --L2-normalise, * sqrt(N)--Linear--PReLU--AF--Linear--PReLU--AF--Linear--(+ linear skip)-->
         [B, 2L] real --pair into L complex symbols--> normalize_power (per example, mean |x|^2 = 1)
-        --> channel (phy.channels) --> equaliser (phy.equalization)
+        --> channel (phy.channel) --> equaliser (phy.mimo.equalization)
         --> [B, 2L] real --Linear--PReLU--AF--Linear--PReLU--AF--Linear--(+ linear skip)--> token_hat [B, N]
 
 The linear shortcut (``linear_skip=True``, a bias-free ``Linear(in, out)`` added to the MLP output)
@@ -27,7 +27,7 @@ decoder sees ``y`` itself (MMSE on AWGN would only be a known scaling that the d
 Example
 -------
 >>> import torch
->>> from phy.channels import AWGN
+>>> from phy.channel.flat import AWGN
 >>> from semantic.jscc import JSCCCodec
 >>> codec = JSCCCodec.build(token_dim=16, channel_uses=4, hidden_dim=32)
 >>> out = codec(torch.randn(3, 16), AWGN(seed=0), snr_db=5.0)
@@ -47,10 +47,10 @@ from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
 from torch import nn
 
-from phy.channels import Channel
-from phy.conventions import check_finite, check_real, normalize_power
-from phy.equalization import Equalizer
-from phy.links import LinkOutput, complex_to_real, real_to_complex, snr_to_no_tensor
+from phy.channel.base import Channel
+from phy.utils.conventions import check_finite, check_real, normalize_power
+from phy.mimo.equalization import Equalizer
+from phy.link.base import LinkOutput, complex_to_real, real_to_complex, snr_to_no_tensor
 
 __all__ = ["AFModule", "JSCCEncoder", "JSCCDecoder", "JSCCCodec", "contrastive_jscc_loss", "sample_snr_db"]
 
@@ -211,7 +211,7 @@ class JSCCCodec(nn.Module):
 
     Examples
     --------
-    >>> from phy.channels import Rayleigh
+    >>> from phy.channel.flat import Rayleigh
     >>> codec = JSCCCodec(JSCCEncoder(16, 8, 32), JSCCDecoder(16, 8, 32))
     >>> out = codec(torch.randn(3, 16), Rayleigh(seed=0), snr_db=10.0)
     >>> out.x_hat.shape, out.channel_uses
@@ -250,11 +250,11 @@ class JSCCCodec(nn.Module):
     def forward(self, tokens: torch.Tensor, channel: Channel, snr_db) -> LinkOutput:
         """Send ``tokens`` ``[B, N]`` at Es/N0 ``snr_db`` (number or ``[B]`` tensor, ``inf`` = noiseless).
 
-        Returns a :class:`phy.links.LinkOutput` whose ``x_hat`` is the reconstructed token ``[B, N]``
+        Returns a :class:`phy.link.base.LinkOutput` whose ``x_hat`` is the reconstructed token ``[B, N]``
         and ``channel_uses`` is ``L``; ``info["symbols"]`` holds the sent symbols.
         """
         if not isinstance(channel, Channel):
-            raise TypeError(f"channel must be a phy.channels.Channel, got {type(channel).__name__}")
+            raise TypeError(f"channel must be a phy.channel.base.Channel, got {type(channel).__name__}")
         check_finite(tokens, "tokens")
         snr = _snr_column(snr_db, tokens.shape[0], tokens)[:, 0]  # +inf clipped to 100 dB for the AF input
         x = self.encoder(tokens, snr)

@@ -25,7 +25,7 @@ run on the same global batch step for step (see its docstring).
 Example
 -------
 >>> import torch
->>> from phy.channels import AWGN
+>>> from phy.channel.flat import AWGN
 >>> from semantic.semclip import SemCLIPConfig, train_jscc
 >>> cfg = SemCLIPConfig(token_dim=16, channel_uses=4, hidden_dim=32, jscc_steps=3, jscc_batch_size=8)
 >>> codec, hist = train_jscc(torch.randn(20, 16), cfg, out_dir=None, progress=False)
@@ -46,8 +46,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn.functional as F
 
-from phy.channels import Channel, ChannelOutput, make_channel
-from phy.conventions import bandwidth_compression_ratio
+from phy.channel.base import Channel, ChannelOutput
+from phy.channel.registry import make_channel
+from phy.utils.conventions import bandwidth_compression_ratio
 
 from .distributed import DistInfo, all_gather_with_grad, barrier, rank_slice, unwrap, wrap_ddp
 from .jscc import JSCCCodec, contrastive_jscc_loss, sample_snr_db
@@ -78,7 +79,7 @@ class SemCLIPConfig:
     channel_uses : ``L`` complex channel uses per image (default 384 = N/2).
     hidden_dim, num_hidden, use_af, linear_skip : JSCC architecture (``use_af=False``: the ablation;
         ``linear_skip``: a linear shortcut from input to output of the encoder and of the decoder).
-    channel : channel name for :func:`phy.channels.make_channel` (``awgn``, ``rayleigh``...).
+    channel : channel name for :func:`phy.channel.registry.make_channel` (``awgn``, ``rayleigh``...).
     equalizer : ``mmse`` or ``zf`` (used on fading channels).
     snr_train_range : (low, high) dB, SNR drawn uniformly per example in training.
     temperature : of the contrastive JSCC loss (eq. 4 of the paper has none, i.e. 1; 0.07 is CLIP's).
@@ -284,7 +285,7 @@ def _channel(channel: Union[Channel, str, None], cfg: SemCLIPConfig, seed: int) 
     if isinstance(channel, str):
         return make_channel(channel, seed=seed)
     if not isinstance(channel, Channel):
-        raise TypeError(f"channel must be a phy.channels.Channel or a name, got {type(channel).__name__}")
+        raise TypeError(f"channel must be a phy.channel.base.Channel or a name, got {type(channel).__name__}")
     return channel
 
 
@@ -299,7 +300,7 @@ class _GlobalBatchRows(Channel):
     realisations and keeps its own rows. Consequences: the ranks' examples get independent noise,
     the data-parallel run equals the single-process one, and the channel streams of all ranks stay
     in step (so rank 0's checkpointed RNG state resumes every rank). Valid for channels that act on
-    each example (row) separately, as every :mod:`phy.channels` model does. The cost is drawing
+    each example (row) separately, as every :mod:`phy.channel` model does. The cost is drawing
     ``global_batch x L`` noise values per rank and step.
 
     ``generator`` is the wrapped channel's; the JSCC's equaliser (perfect CSI) draws nothing from it.
@@ -509,7 +510,7 @@ def transmit_tokens(tokens: torch.Tensor, codec: Optional[JSCCCodec], channel: O
 
     Examples
     --------
-    >>> from phy.channels import AWGN
+    >>> from phy.channel.flat import AWGN
     >>> tokens = torch.randn(6, 16)
     >>> torch.equal(transmit_tokens(tokens, None, None, snr_db=0.0), tokens)        # ideal link
     True

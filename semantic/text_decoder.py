@@ -244,7 +244,7 @@ def finetune_projection_step(decoder: OPTTextDecoder, optimizer: torch.optim.Opt
     optimizer : an optimizer over ``decoder.projection.parameters()``
     vlf : ``[B, N, d]`` clean VLFs
     captions : B reference captions
-    link : phy.links.AnalogLink, optional
+    link : phy.link.analog.AnalogLink, optional
         When given (with ``snr_db``: a number, or a ``[B]`` tensor of per-example SNRs), the VLF is
         sent through it, so W_proj learns to read noisy VLFs.
 
@@ -256,7 +256,7 @@ def finetune_projection_step(decoder: OPTTextDecoder, optimizer: torch.optim.Opt
     --------
     Needs an :class:`OPTTextDecoder` (BLIP-2 weights), so the example is not run by the test-suite:
 
-    >>> from phy.links import AnalogLink
+    >>> from phy.link.analog import AnalogLink
     >>> opt = torch.optim.AdamW(decoder.projection.parameters(), lr=1e-4)             # doctest: +SKIP
     >>> finetune_projection_step(decoder, opt, vlf, ["a dog on a beach"], link=AnalogLink("awgn"),
     ...                          snr_db=5.0)                                         # doctest: +SKIP
@@ -392,7 +392,7 @@ class TextProjectionTrainer:
         self.config = config or TextProjectionTrainConfig()
         cfg = self.config
         if cfg.snr_range_db is not None and link is None:
-            raise ValueError("config.snr_range_db needs a link (phy.links.AnalogLink) to add channel noise")
+            raise ValueError("config.snr_range_db needs a link (phy.link.analog.AnalogLink) to add channel noise")
         self.link = link
         self.dist_info = dist_info if dist_info is not None else DistInfo(device=decoder.device)
         if next(decoder.projection.parameters()).dtype != torch.float32:

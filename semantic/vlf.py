@@ -6,7 +6,7 @@
         --image tokens--> Q-Former (N learned queries, cross-attention) --> VLF [N = 32, d = 768]
 
 The VLF is the Q-Former's ``last_hidden_state`` *before* BLIP-2's language projection; it is what
-:class:`phy.links.AnalogLink` maps onto ``N*d/2 = 12288`` complex channel uses. One BLIP-2 checkpoint
+:class:`phy.link.analog.AnalogLink` maps onto ``N*d/2 = 12288`` complex channel uses. One BLIP-2 checkpoint
 (``Salesforce/blip2-opt-6.7b`` by default, ``Salesforce/blip2-opt-2.7b`` selectable) holds both the
 transmitter and the text receiver (OPT + language projection); :func:`load_blip2` loads it once and
 :meth:`VLFEncoder.from_blip2` / :meth:`semantic.text_decoder.OPTTextDecoder.from_blip2` share its modules.
@@ -27,7 +27,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import nn
 
-from phy.conventions import bandwidth_compression_ratio
+from phy.utils.conventions import bandwidth_compression_ratio
 
 from .checkpoints import resolve_checkpoint, resolve_device, resolve_dtype
 

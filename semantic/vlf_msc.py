@@ -30,9 +30,11 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 import torch
 from torch import nn
 
-from phy.channels import Channel, make_channel
-from phy.equalization import EQUALIZERS
-from phy.links import AnalogLink, LinkOutput
+from phy.channel.base import Channel
+from phy.channel.registry import make_channel
+from phy.mimo.equalization import EQUALIZERS
+from phy.link.analog import AnalogLink
+from phy.link.base import LinkOutput
 
 from .image_decoder import DEFAULT_SD, VLFImageDecoder
 from .text_decoder import TEXT_MODES, OPTTextDecoder
@@ -66,7 +68,7 @@ class VLFMSCConfig:
     image_decoder: Optional[str] = None            # trained projection (+ U-Net) folder; None = untrained
     text_projection: Optional[str] = None          # fine-tuned W_proj folder; None = BLIP-2's projection
     text_mode: str = "pooled"                      # "pooled" (paper: one soft prompt) | "blip2" (N tokens)
-    channel: str = "awgn"                          # any phy.channels name: awgn | rayleigh | rician | ...
+    channel: str = "awgn"                          # any phy.channel name: awgn | rayleigh | rician | ...
     equalizer: str = "mmse"                        # "mmse" (default; analog features) | "zf" (see the docstring)
     channel_seed: int = 0
     device: Optional[str] = None                   # None: CUDA if available
@@ -152,7 +154,7 @@ class VLFMSC(nn.Module):
     encoder : VLFEncoder
     text_decoder : OPTTextDecoder, optional
     image_decoder : VLFImageDecoder, optional
-    channel : phy.channels.Channel or name
+    channel : phy.channel.base.Channel or name
         The experiment's channel object (shared with any other scheme being compared).
     config : VLFMSCConfig, optional (decoding defaults, cache folder)
     blip2_projection : nn.Linear, optional
@@ -293,7 +295,7 @@ class VLFMSC(nn.Module):
 
         ``channel`` overrides the system's channel for this call (an object, or a name built with the
         config's ``channel_seed``); ``seed`` restarts the channel's random stream first, so the same seed
-        gives the same noise. ``return_output=True`` returns the full :class:`phy.links.LinkOutput`.
+        gives the same noise. ``return_output=True`` returns the full :class:`phy.link.base.LinkOutput`.
         """
         if not isinstance(vlf, torch.Tensor) or vlf.dim() != 3:
             raise ValueError(f"vlf must be a tensor [batch, N, d], got {tuple(getattr(vlf, 'shape', ()))}")

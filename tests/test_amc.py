@@ -4,11 +4,11 @@ import math
 import pytest
 import torch
 
-from phy.amc import (MCS_TABLE, CodewordLink, codeword_layout, estimate_bler, select_mcs)
-from phy.capacity import awgn_capacity
-from phy.channels import make_channel
-from phy.codes import LDPC5G_MAX_K
-from phy.intervals import clopper_pearson
+from phy.link.amc import (MCS_TABLE, CodewordLink, codeword_layout, estimate_bler, select_mcs)
+from phy.theory.capacity import awgn_capacity
+from phy.channel.registry import make_channel
+from phy.fec.codes import LDPC5G_MAX_K
+from phy.sim.intervals import clopper_pearson
 
 
 def test_table_is_3gpp_256qam_table_from_index_2():

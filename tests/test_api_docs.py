@@ -78,11 +78,17 @@ def test_every_exported_name_is_rendered(built, name):
     assert page.is_file(), f"no page for {name}"
     html = page.read_text(encoding="utf-8")
     assert f'id="module-{name}"' in html
-    missing = [n for n in _exported(module) if f'id="{name}.{n}"' not in html]
+    conf = _load_conf()
+    own = [n for n in _exported(module) if conf.home_module(module, n) == name]
+    missing = [n for n in own if f'id="{name}.{n}"' not in html]
     assert not missing, f"{name}: exported but not rendered: {missing}"
+    for n in set(_exported(module)) - set(own):  # a re-export: rendered on the page of its own module
+        home = conf.home_module(module, n)
+        assert f'id="{home}.{n}"' in (out / "_modules" / f"{home}.html").read_text(encoding="utf-8"), (name, n)
+        assert f"{home}.html#{home}.{n}" in html, f"{name}: no link to the re-exported {n}"
     # every example of the module's and its exported names' docstrings is rendered as a console session
     # (a lower bound: methods' examples add more prompts to the page)
-    docs = [module.__doc__ or ""] + [getattr(module, n).__doc__ or "" for n in _exported(module)
+    docs = [module.__doc__ or ""] + [getattr(module, n).__doc__ or "" for n in own
                                      if inspect.isclass(getattr(module, n)) or
                                      inspect.isroutine(getattr(module, n))]
     prompts = sum(line.lstrip().startswith(">>>") for d in docs for line in d.splitlines())

@@ -4,8 +4,8 @@ import math
 import pytest
 
 from baselines.ascii_hamming import AsciiHamming, AsciiHammingConfig
-from phy.channels import AWGN, Rayleigh
-from phy.modulation import uncoded_ber
+from phy.channel.flat import AWGN, Rayleigh
+from phy.mapping.modulation import uncoded_ber
 
 CAPTIONS = ["a dog running on the beach", "two cats", "x", "", "a red car parked next to a tree on a street"]
 

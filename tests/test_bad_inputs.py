@@ -163,7 +163,8 @@ def test_cli_bad_input_exits_2_with_one_line(case, inputs, tiny_blip2_dir, capsy
 
 
 def _run_ber_trial(shape):
-    from phy.montecarlo import FunctionTrial, simulate_ber
+    from phy.sim.montecarlo import simulate_ber
+    from phy.sim.trials import FunctionTrial
 
     simulate_ber(FunctionTrial(lambda b, s: (torch.zeros(*shape), torch.zeros(*shape)), k=4), [0.0],
                  batch_size=3, max_bits=100, progress=False)
@@ -185,13 +186,13 @@ def _rows_without_record(tmp):
 
 
 def _big_features():
-    from phy.conventions import normalize_power
+    from phy.utils.conventions import normalize_power
 
     normalize_power(torch.full((1, 4), 3e38, dtype=torch.complex64) * (1 + 1j))
 
 
 def _tdl(**kw):
-    from phy.channels import SionnaTDL
+    from phy.channel.tdl import SionnaTDL
 
     SionnaTDL(**kw)
 
@@ -203,7 +204,7 @@ def _decode_nan(code):
 
 
 def _codes():
-    from phy.codes import LDPC5G, Hamming74
+    from phy.fec.codes import LDPC5G, Hamming74
 
     return Hamming74(), LDPC5G(64, 128)
 
@@ -217,8 +218,8 @@ API_CASES = [
     ("LDPC5G-nan-llr", lambda t: _decode_nan(_codes()[1]), ValueError, "must not contain NaN"),
     ("simulate_ber-more-rows", lambda t: _run_ber_trial((5, 4)), ValueError, "batch_size=3"),
     ("simulate_ber-more-columns", lambda t: _run_ber_trial((3, 6)), ValueError, "k=4"),
-    ("simulate_ber-repeated-snr", lambda t: __import__("phy.montecarlo").montecarlo.simulate_ber(
-        __import__("phy.montecarlo").montecarlo.FunctionTrial(lambda b, s: (torch.zeros(b, 4),) * 2, k=4),
+    ("simulate_ber-repeated-snr", lambda t: __import__("phy.sim").sim.simulate_ber(
+        __import__("phy.sim").sim.FunctionTrial(lambda b, s: (torch.zeros(b, 4),) * 2, k=4),
         [1.0, 1.0], progress=False), ValueError, "must not repeat"),
     ("ResumableCSV-duplicate-key", lambda t: _csv_with(t, "k,v\n1,2\n1,3\n"), ValueError, "two rows with the key"),
     ("ResumableCSV-extra-cell", lambda t: _csv_with(t, "k,v\n1,2,3\n"), ValueError, "malformed"),
@@ -235,13 +236,13 @@ API_CASES = [
      ValueError, "jscc_lr"),
     ("check_ray_address-no-port", lambda t: __import__("experiments.core.executors").core.executors
      .check_ray_address("127.0.0.1"), ValueError, "HOST:PORT"),
-    ("check_device-name", lambda t: __import__("phy.conventions").conventions.check_device("gpu9"), ValueError,
+    ("check_device-name", lambda t: __import__("phy.utils.conventions").utils.conventions.check_device("gpu9"), ValueError,
      "'gpu9' is not a torch device"),
 ]
 API_CASES += [
-    ("AWGN-cuda-absent", lambda t: __import__("phy.channels").channels.AWGN(device="cuda"), ValueError,
+    ("AWGN-cuda-absent", lambda t: __import__("phy.channel").channel.AWGN(device="cuda"), ValueError,
      "CUDA is not available"),
-    ("LinkTrial-cuda-absent", lambda t: __import__("phy.montecarlo").montecarlo.LinkTrial(
+    ("LinkTrial-cuda-absent", lambda t: __import__("phy.sim").sim.LinkTrial(
         lambda b, snr_db: b, k=4, device="cuda"), ValueError, "CUDA is not available"),
 ]
 

@@ -9,8 +9,8 @@ from baselines.bt_ir import BTIR, PillowCodec, pil_to_tensor, tensor_to_pil
 from baselines.clip_ft import CLIPFT
 from baselines.djscc import ImageJSCCCodec, train_image_jscc
 from baselines.djscc_ft import DJSCCFT, predict_global_labels, train_djscc_ft
-from phy.capacity import awgn_capacity
-from phy.channels import AWGN, Rayleigh
+from phy.theory.capacity import awgn_capacity
+from phy.channel.flat import AWGN, Rayleigh
 
 
 @pytest.fixture(scope="module")

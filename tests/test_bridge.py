@@ -1,4 +1,4 @@
-"""phy.bridge: DLPack zero-copy exchange and the TensorFlow channel adapter.
+"""phy.interop.bridge: DLPack zero-copy exchange and the TensorFlow channel adapter.
 
 The misaligned/strided TensorFlow cases would abort the interpreter (not raise) if the bridge
 handed them to TensorFlow unchanged; the bridge's alignment logic was checked in a separate
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from phy.bridge import (DLPACK_ALIGNMENT, TFChannelAdapter, aligned_contiguous, from_torch,
+from phy.interop.bridge import (DLPACK_ALIGNMENT, TFChannelAdapter, aligned_contiguous, from_torch,
                         is_dlpack_aligned, to_torch)
-from phy.channels import Channel
-from phy.links import AnalogLink
+from phy.channel.base import Channel
+from phy.link.analog import AnalogLink
 
 ALL_DTYPES = [torch.float32, torch.float64, torch.complex64, torch.complex128, torch.int32, torch.int64,
               torch.uint8, torch.bool]
@@ -248,7 +248,7 @@ def test_tf_misaligned_and_strided_inputs_do_not_crash(tf):
 
 @pytest.mark.tf
 def test_tf_complex_fallback_through_float_view(tf):
-    from phy.bridge import _torch_complex_to_tf_via_real
+    from phy.interop.bridge import _torch_complex_to_tf_via_real
 
     for dtype, tfd in ((torch.complex64, tf.complex64), (torch.complex128, tf.complex128)):
         t = _misaligned(129, dtype)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy import integrate
 
-from phy.capacity import (IdealCode, awgn_capacity, instantaneous_capacity, rayleigh_ergodic_capacity,
+from phy.theory.capacity import (IdealCode, awgn_capacity, instantaneous_capacity, rayleigh_ergodic_capacity,
                           rayleigh_outage_capacity)
 
 

@@ -1,6 +1,6 @@
-"""phy.channel_kernels: the counter-based generator against an independent float64 reference, its
+"""phy.channel.kernels: the counter-based generator against an independent float64 reference, its
 statistics against the Gaussian law, the fused kernels against the torch formulas, and the kernel
-path of phy.channels (backends, autograd, non-finite input)."""
+path of phy.channel (backends, autograd, non-finite input)."""
 import math
 
 import numpy as np
@@ -8,9 +8,9 @@ import pytest
 import torch
 from scipy import special, stats
 
-from phy import channel_kernels as ck
-from phy.channels import AWGN, FlatFading, Rayleigh, Rician
-from phy.equalization import Equalizer, equalize
+from phy.channel import kernels as ck
+from phy.channel.flat import AWGN, FlatFading, Rayleigh, Rician
+from phy.mimo.equalization import Equalizer, equalize
 
 pytestmark = pytest.mark.skipif(not ck.available(), reason="numba not installed")
 

@@ -6,9 +6,10 @@ import math
 import pytest
 import torch
 
-from phy.channel_spec import parse_spec, split_channel_list
-from phy.channels import (Rayleigh, Rician, SionnaTDL, canonical_channel_list, canonical_channel_spec, make_channel,
-                          parse_channel_spec)
+from phy.channel.spec import parse_spec, split_channel_list
+from phy.channel.flat import Rayleigh, Rician
+from phy.channel.registry import canonical_channel_list, canonical_channel_spec, make_channel, parse_channel_spec
+from phy.channel.tdl import SionnaTDL
 
 
 def test_parse_the_issue_examples():

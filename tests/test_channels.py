@@ -1,4 +1,4 @@
-"""phy.channels: measured noise, SNR and fading statistics against the package convention,
+"""phy.channel: measured noise, SNR and fading statistics against the package convention,
 uncoded 16-QAM BER against closed forms, reproducibility and input checks."""
 import math
 
@@ -8,10 +8,13 @@ import pytest
 import torch
 from scipy import integrate, special
 
-from phy.channels import (AWGN, CHANNELS, CallableChannel, Channel, ChannelOutput, FlatFading, Rayleigh,
-                          Rician, SionnaTDL, complex_normal, make_channel)
-from phy.conventions import ebno_db_to_esno_db, snr_db_to_no
-from phy.equalization import equalize
+from phy.channel.base import Channel, ChannelOutput, complex_normal
+from phy.channel.callable_channel import CallableChannel
+from phy.channel.flat import AWGN, FlatFading, Rayleigh, Rician
+from phy.channel.registry import CHANNELS, make_channel
+from phy.channel.tdl import SionnaTDL
+from phy.utils.conventions import ebno_db_to_esno_db, snr_db_to_no
+from phy.mimo.equalization import equalize
 
 N_SYM = 1_000_000
 
@@ -402,7 +405,7 @@ def test_rician_rejects_bad_los_phase(bad):
 
 
 def test_broadcast_check_agrees_with_torch():
-    from phy.channels import _broadcasts_to
+    from phy.channel.base import _broadcasts_to
 
     rng = np.random.default_rng(3)
     for _ in range(400):
@@ -424,7 +427,7 @@ def test_broadcast_check_agrees_with_torch():
     (dict(model="Z"), "model must be one of"),
 ])
 def test_sionna_tdl_rejects_unphysical_parameters(kwargs, message):
-    from phy.channels import SionnaTDL
+    from phy.channel.tdl import SionnaTDL
 
     with pytest.raises(ValueError, match=message):
         SionnaTDL(**kwargs)
@@ -432,7 +435,7 @@ def test_sionna_tdl_rejects_unphysical_parameters(kwargs, message):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
 @pytest.mark.parametrize("make", [lambda: AWGN(device="cuda"), lambda: Rayleigh(device="cuda:0"),
-                                  lambda: __import__("phy.montecarlo").montecarlo.LinkTrial(lambda b, snr_db: b, k=4,
+                                  lambda: __import__("phy.sim").sim.LinkTrial(lambda b, snr_db: b, k=4,
                                                                                            device="cuda")])
 def test_cuda_device_without_cuda_is_refused(make):
     """``device="cuda"`` on a machine without CUDA used to run on the CPU silently."""

@@ -7,7 +7,7 @@ import pytest
 
 from experiments.core.args import parse_snr_list
 from experiments.cli import main
-from phy.channels import canonical_channel_spec
+from phy.channel.registry import canonical_channel_spec
 
 RAY = canonical_channel_spec("rayleigh")  # the CSV key of the bare name: every parameter, defaults filled in
 
@@ -225,7 +225,8 @@ def test_auto_grid_resolves_ldpc_curve_and_resumes(tmp_path):
     30 block errors): the curve is resolved (points between BLER 0.2 and the floor, no step above
     1.5 x max-decades, the point at or below the floor with the target count), and the
     rerun simulates nothing and leaves the file as it was."""
-    from phy.montecarlo import PointResult, curve_resolution
+    from phy.sim.adaptive import curve_resolution
+    from phy.sim.points import PointResult
 
     out = tmp_path / "auto"
     args = ["ber", "--modulation", "16qam", "--code", "ldpc5g", "--k", "64", "--n", "128", "--ldpc-decoder",
@@ -271,7 +272,7 @@ def _nullctx():
 
 def test_random_and_scrambled_codewords_agree_on_uncoded_ber(tmp_path):
     """Both --codeword options on uncoded 16-QAM/AWGN agree with each other and with the closed form."""
-    from phy.modulation import uncoded_ber
+    from phy.mapping.modulation import uncoded_ber
 
     bers = {}
     for cw in ("random", "scrambled-zero"):

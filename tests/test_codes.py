@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from phy.channels import AWGN
-from phy.codes import LDPC5G, CODES, Code, Hamming74, Uncoded, make_code
-from phy.links import DigitalLink
-from phy.modulation import qam_ber_awgn
+from phy.channel.flat import AWGN
+from phy.fec.codes import LDPC5G, CODES, Code, Hamming74, Uncoded, make_code
+from phy.link.digital import DigitalLink
+from phy.mapping.modulation import qam_ber_awgn
 
 # Sionna's example (7,4) Hamming parity-check matrix, typed in independently.
 H = np.array([[1, 0, 1, 1, 1, 0, 0],
@@ -180,7 +180,7 @@ def test_registry_and_bad_input():
 
 
 def test_ldpc_layered_decoder_option():
-    """The optional layered min-sum decoder (phy.ldpc_fast) decodes the same code."""
+    """The optional layered min-sum decoder (phy.fec.ldpc_fast) decodes the same code."""
     code = LDPC5G(64, 128, decoder="layered")
     u = torch.randint(0, 2, (8, 64)).float()
     c = code.encode(u)
@@ -209,7 +209,7 @@ def test_nan_llrs_are_refused_not_decoded_to_zeros(make):
 
 
 def test_codes_build_from_the_command_line_options():
-    from phy.codes import CODES, Code
+    from phy.fec.codes import CODES, Code
 
     opts = dict(k=64, n=128, num_iter=7, ldpc_decoder="layered", hamming_decoder="ml")
     ldpc = CODES["ldpc5g"].from_options(**opts)

@@ -9,7 +9,7 @@ import semantic  # noqa: F401  (CPU shim first)
 from experiments.commands.compare import (COLUMNS, CompareConfig, SchemeContext, execute, feature_metrics, make_scheme,
                                  run_comparison, split_indices)
 from experiments.core.sources import load_source
-from phy.channels import canonical_channel_spec, make_channel
+from phy.channel.registry import canonical_channel_spec, make_channel
 
 RAY = canonical_channel_spec("rayleigh")  # the CSV key of the bare name: every parameter, defaults filled in
 
@@ -208,7 +208,7 @@ def test_analog_retrieval_vs_snr_matches_an_independent_simulation(minilm):
 # Digital chain at high SNR = the quantiser alone
 # --------------------------------------------------------------------------------------------
 def test_digital_chain_reproduces_quantizer_error_at_high_snr(minilm):
-    from phy.quantization import UniformQuantizer
+    from phy.source.quantization import UniformQuantizer
 
     names = ["quant-ldpc5g-16qam", "quant-hamming74-qpsk", "quant-ideal", "quant-none-16qam"]
     rows = _rows(minilm, schemes=names, channels=["awgn"], snr_db=[40.0])
@@ -240,7 +240,7 @@ def test_ideal_code_capacity_and_outage(minilm):
     for s in (0.0, 5.0):
         ray = rows[("quant-ideal", RAY, s)]
         # payload designed for 10 % outage over i.i.d. Rayleigh uses (below the ergodic capacity)
-        from phy.capacity import rayleigh_ergodic_capacity
+        from phy.theory.capacity import rayleigh_ergodic_capacity
 
         assert ray["info_bits"] < 192 * rayleigh_ergodic_capacity(s)
         assert abs(ray["outage_rate"] - 0.1) < 0.07
@@ -364,10 +364,10 @@ def test_bad_inputs(tmp_path, capsys):
 
 
 def test_one_channel_object_per_kind_shared_by_every_scheme(monkeypatch):
-    import phy.channels
+    import phy.channel.registry
 
     made = []
-    real = phy.channels.make_channel
+    real = phy.channel.registry.make_channel
 
     def spy(name, **kw):
         ch = real(name, **kw)
@@ -389,7 +389,7 @@ def test_one_channel_object_per_kind_shared_by_every_scheme(monkeypatch):
         made.append((name, ch, calls))
         return ch
 
-    monkeypatch.setattr(phy.channels, "make_channel", spy)
+    monkeypatch.setattr(phy.channel.registry, "make_channel", spy)
     src = load_source("gaussian", n_items=16, dim=16)
     run_comparison(src, CompareConfig(schemes=["analog-zf", "quant-hamming74-qpsk", "quant-ldpc5g-16qam",
                                                "quant-ideal"], channels=["awgn", "rayleigh"], snr_db=[0.0, 9.0],

@@ -11,8 +11,8 @@ import semantic  # noqa: F401  (CPU shim first)
 from compare_sources import compare_rows, gaussian_source
 from experiments.commands.compare import CompareConfig, TransformAMCScheme, run_comparison
 from experiments.core.sources import FeatureSource
-from phy.channels import canonical_channel_spec
-from phy.intervals import clopper_pearson
+from phy.channel.registry import canonical_channel_spec
+from phy.sim.intervals import clopper_pearson
 
 TINY = "ofdm(model=tdl-C,fft_size=12,num_ofdm_symbols=4,pilot_symbols=1)"   # 36 data + 12 pilot REs per slot
 
@@ -46,8 +46,8 @@ def test_transform_amc_over_the_grid(monkeypatch):
 
 def test_codeword_link_over_the_grid_is_charged_its_slots():
     """A layout's uses are data symbols on a grid: a codeword of span x 36 symbols fills span slots of 48 REs."""
-    from phy.amc import MCS_TABLE, CodewordLink, codeword_layout
-    from phy.channels import make_channel
+    from phy.link.amc import MCS_TABLE, CodewordLink, codeword_layout
+    from phy.channel.registry import make_channel
 
     ch = make_channel("ofdm(model=awgn,fft_size=12,num_ofdm_symbols=4,pilot_symbols=1)", seed=0)
     lay = codeword_layout(MCS_TABLE[0], uses_per_example=36)

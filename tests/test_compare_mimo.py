@@ -10,9 +10,9 @@ import torch
 import semantic  # noqa: F401  (CPU shim first)
 from experiments.commands.compare import CompareConfig, SchemeContext, opta_reference, run_comparison
 from experiments.core.sources import FeatureSource
-from phy.channels import make_channel
-from phy.mimo_capacity import mimo_ergodic_capacity
-from phy.ratedistortion import distortion_rate
+from phy.channel.registry import make_channel
+from phy.theory.mimo_capacity import mimo_ergodic_capacity
+from phy.theory.ratedistortion import distortion_rate
 
 SPEC = "rayleigh(num_tx=2,num_rx=2)"
 

@@ -11,8 +11,8 @@ from compare_sources import compare_rows, gaussian_source
 from experiments.commands.compare import (CompareConfig, SchemeContext, make_scheme, opta_reference, run_comparison,
                                  split_indices)
 from experiments.core.sources import FeatureSource
-from phy.channels import Rayleigh
-from phy.ratedistortion import distortion_rate
+from phy.channel.flat import Rayleigh
+from phy.theory.ratedistortion import distortion_rate
 
 
 
@@ -80,7 +80,7 @@ def test_block_fading_opta_is_the_expectation_over_the_fade():
     got = opta_reference(ctx, Rayleigh(block_length=U, seed=0), "rayleigh-block", snr)
     assert got == pytest.approx(ref, rel=0.03)
     # i.i.d. per-symbol fading: the ergodic capacity (closed form), no draws
-    from phy.capacity import rayleigh_ergodic_capacity
+    from phy.theory.capacity import rayleigh_ergodic_capacity
 
     erg = opta_reference(ctx, Rayleigh(seed=0), "rayleigh", snr)
     assert erg == pytest.approx(distortion_rate(ev, U * rayleigh_ergodic_capacity(snr)) / ctx.klt.energy, rel=1e-9)
@@ -180,7 +180,7 @@ def test_scheme_names():
 
 def test_channel_specs_file_labels(tmp_path):
     from experiments.commands.compare import _file_label, execute
-    from phy.channels import canonical_channel_spec
+    from phy.channel.registry import canonical_channel_spec
 
     assert _file_label(canonical_channel_spec("rayleigh")) == "rayleigh"
     lab = _file_label(canonical_channel_spec("rayleigh(block_length=4)"))

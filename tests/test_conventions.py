@@ -1,10 +1,10 @@
-"""phy.conventions: SNR/noise/power/bandwidth conventions and argument checks."""
+"""phy.utils.conventions: SNR/noise/power/bandwidth conventions and argument checks."""
 import math
 
 import pytest
 import torch
 
-from phy.conventions import (bandwidth_compression_ratio, check_complex, check_finite, check_no, check_no_type,
+from phy.utils.conventions import (bandwidth_compression_ratio, check_complex, check_finite, check_no, check_no_type,
                              check_real, check_snr, db_to_lin, ebno_db_to_esno_db, esno_db_to_ebno_db,
                              lin_to_db, no_to_snr_db, normalize_power, normalize_power_batchwide,
                              snr_db_to_no)
@@ -217,8 +217,8 @@ def test_normalize_power_unrepresentable_scale_and_non_finite_input():
 def test_analog_link_carries_large_features():
     """The analog link on float32 features of magnitude 1e25 (squares overflow float32): noiseless
     round trip exact up to float32 rounding, not inf/NaN."""
-    from phy.channels import AWGN
-    from phy.links import AnalogLink
+    from phy.channel.flat import AWGN
+    from phy.link.analog import AnalogLink
 
     g = torch.Generator().manual_seed(0)
     f = torch.randn(4, 10, generator=g) * 1e25
@@ -237,7 +237,7 @@ def test_snr_db_to_no_extremes():
 
 
 def test_check_device():
-    from phy.conventions import check_device
+    from phy.utils.conventions import check_device
 
     assert check_device("cpu") == torch.device("cpu")
     with pytest.raises(ValueError, match="device 'nodevice' is not a torch device"):

@@ -6,7 +6,7 @@ import torch
 
 from baselines.deepsc import (DeepSC, DeepSCConfig, END_ID, PAD_ID, SPECIAL_TOKENS, START_ID, build_vocab,
                               load_corpus, preprocess_sentence, tokenize, train)
-from phy.channels import AWGN, Rayleigh
+from phy.channel.flat import AWGN, Rayleigh
 from semantic.metrics import bleu
 
 

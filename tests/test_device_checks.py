@@ -6,10 +6,10 @@ way of reading a tensor on the host is made to fail, so a check that still synch
 import pytest
 import torch
 
-import phy.conventions as conv
-import phy.links as links
-from phy.channels import AWGN
-from phy.conventions import check_finite, check_no
+import phy.utils.conventions as conv
+import phy.link.digital as links
+from phy.channel.flat import AWGN
+from phy.utils.conventions import check_finite, check_no
 
 
 class HostRead(AssertionError):

@@ -1,11 +1,12 @@
-"""phy.equalization: ZF/MMSE against their error formulas, CSI estimation, input checks."""
+"""phy.mimo.equalization: ZF/MMSE against their error formulas, CSI estimation, input checks."""
 import math
 
 import pytest
 import torch
 
-from phy.channels import AWGN, ChannelOutput, Rayleigh, Rician
-from phy.equalization import Equalizer, equalize, estimate_csi
+from phy.channel.base import ChannelOutput
+from phy.channel.flat import AWGN, Rayleigh, Rician
+from phy.mimo.equalization import Equalizer, equalize, estimate_csi
 
 N = 400_000
 
@@ -154,7 +155,7 @@ def test_equalizer_rejects_bad_power(bad):
 def test_ls_estimate_is_drawn_once_per_coherence_block(monkeypatch):
     """Through the path the links use (``Equalizer.transmit``): the estimate is constant inside each
     coherence block and its error variance is N0 / num_pilots (over the independent blocks)."""
-    import phy.equalization as eqmod
+    import phy.mimo.equalization as eqmod
 
     seen = []
     real = eqmod.estimate_csi
@@ -178,7 +179,7 @@ def test_ls_block_fading_bler_matches_an_independent_simulation():
     errors, the old behaviour, give a clearly different BLER)."""
     import numpy as np
 
-    from phy.links import DigitalLink
+    from phy.link.digital import DigitalLink
 
     L, nblk, snr_db = 8, 20_000, 6.0
     no = 10 ** (-snr_db / 10)
@@ -205,8 +206,9 @@ def test_ls_block_fading_bler_matches_an_independent_simulation():
 
 
 def test_ls_pilots_are_counted_in_the_ledger():
-    from phy.channels import AWGN
-    from phy.links import AnalogLink, DigitalLink
+    from phy.channel.flat import AWGN
+    from phy.link.analog import AnalogLink
+    from phy.link.digital import DigitalLink
 
     f = torch.randn(3, 64)  # 32 complex data symbols
     a = AnalogLink(Rayleigh(block_length=16, seed=0), equalizer="mmse", csi="ls", num_pilots=2)

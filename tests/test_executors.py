@@ -3,7 +3,7 @@
 * ``semcom ber --executor ray`` vs the default sequential engine: identical rows (sorted), with early
   stop and skipped points; a resumed Ray run keeps the stored rows and recomputes nothing else.
 * :func:`experiments.commands.ber.run_ber_sweeps` with :class:`LocalExecutor` against
-  :func:`phy.montecarlo.simulate_ber` directly (non-ascending SNR list, early stop), and the
+  :func:`phy.sim.montecarlo.simulate_ber` directly (non-ascending SNR list, early stop), and the
   points it never submits.
 * :func:`run_points` and the per-shard feature extraction on Ray against the in-process versions.
 """
@@ -23,8 +23,9 @@ from experiments.commands import clip_extraction  # noqa: E402
 from experiments.core import executors as ex  # noqa: E402
 from experiments.cli import main  # noqa: E402
 from tiny_models import write_digit_folder  # noqa: E402
-from phy.montecarlo import BER_COLUMNS, BER_KEY_COLUMNS, simulate_ber  # noqa: E402
-from phy.resultstore import ResumableCSV  # noqa: E402
+from phy.sim.montecarlo import simulate_ber  # noqa: E402
+from phy.sim.points import BER_COLUMNS, BER_KEY_COLUMNS
+from phy.sim.resultstore import ResumableCSV  # noqa: E402
 
 ARGS = ["ber", "--modulation", "16qam", "--code", "none,ldpc5g", "--k", "64", "--n", "128",
         "--channel", "awgn", "--snr-db", "0,4,16,20", "--target-errors", "30", "--max-bits", "2000",

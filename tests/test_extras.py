@@ -74,7 +74,7 @@ def test_main_job_modules_import_without_the_optional_packages():
     code = ("import sys\n"
             f"for n in {blocked!r}: sys.modules[n] = None\n"
             "import experiments.cli, experiments.commands.run, experiments.commands.compare, experiments.commands.ber, experiments.core.sources\n"
-            "import semantic.sentences, semantic.metrics, phy.links\n"
+            "import semantic.sentences, semantic.metrics, phy.link\n"
             "p = experiments.cli.build_parser()\n"
             "print(sorted(p._subparsers._group_actions[0].choices))\n")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300,

@@ -15,7 +15,7 @@ from baselines.img2img_sc import (Img2ImgSC, Img2ImgSCConfig, float64_bits, load
                                   public_code_bit_error_rate, public_code_caption_bits,
                                   public_code_caption_channel, public_code_flip, public_code_latent_channel,
                                   public_code_replace_outliers)
-from phy.channels import AWGN, Rayleigh
+from phy.channel.flat import AWGN, Rayleigh
 from semantic.checkpoints import CheckpointNotFoundError
 
 SIZE = TINY_IMAGE_SIZE   # 32 px -> tiny VAE latent 4 x 16 x 16

@@ -1,4 +1,4 @@
-"""phy.impairments: CFO ramp and Wiener phase noise against their definitions and closed forms, the
+"""phy.channel.impairments: CFO ramp and Wiener phase noise against their definitions and closed forms, the
 off path bit-identical to the unimpaired channels, specs and input checks."""
 import math
 
@@ -6,9 +6,10 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from phy.channels import AWGN, Rayleigh, canonical_channel_spec, make_channel, parse_channel_spec
-from phy.impairments import PhaseImpairment, attach_impairment, phase_trajectory, wiener_increment_variance
-from phy.links import DigitalLink
+from phy.channel.flat import AWGN, Rayleigh
+from phy.channel.registry import canonical_channel_spec, make_channel, parse_channel_spec
+from phy.channel.impairments import PhaseImpairment, attach_impairment, phase_trajectory, wiener_increment_variance
+from phy.link.digital import DigitalLink
 
 
 def _qpsk(shape, seed=0):
@@ -173,7 +174,7 @@ def test_channel_check_measures_the_convention_and_the_oscillator_separately(spe
     import re
 
     from experiments.cli import main
-    from phy.channels import make_channel
+    from phy.channel.registry import make_channel
 
     rc = main(["channel", "--channel", spec, "--snr-db", "10", "--symbols", "2e5", "--tolerance-db", "0.1"])
     out = capsys.readouterr().out

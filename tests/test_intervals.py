@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from phy.intervals import mean_interval, proportion_interval, ratio_interval
+from phy.sim.intervals import mean_interval, proportion_interval, ratio_interval
 
 
 def test_mean_interval_closed_form():

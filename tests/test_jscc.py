@@ -5,8 +5,8 @@ import semantic  # noqa: F401
 import pytest
 import torch
 
-from phy.channels import AWGN, Rayleigh
-from phy.links import AnalogLink
+from phy.channel.flat import AWGN, Rayleigh
+from phy.link.analog import AnalogLink
 from semantic.jscc import AFModule, JSCCCodec, JSCCEncoder, contrastive_jscc_loss, sample_snr_db
 from semantic.semclip import SemCLIPConfig, feature_retrieval_topk, train_jscc, transmit_tokens
 

@@ -6,8 +6,9 @@ import pytest
 import torch
 from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
 
-import phy.ldpc_fast as lf
-from phy.ldpc_fast import LDPC5GFastDecoder, numba_available, qc_structure
+import phy.fec.ldpc_fast as lf
+from phy.fec.ldpc_fast import LDPC5GFastDecoder, numba_available
+from phy.fec.ldpc_structure import qc_structure
 
 BACKENDS = ["torch"] + (["numba"] if numba_available() else [])
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from sionna.phy.fec.ldpc import LDPC5GEncoder
 
-from phy import ldpc_fixed
-from phy.ldpc_fast import LDPC5GFastDecoder, numba_available
+from phy.fec import ldpc_fixed
+from phy.fec.ldpc_fast import LDPC5GFastDecoder, numba_available
 
 pytestmark = pytest.mark.skipif(not numba_available(), reason="the fixed-point kernel needs numba")
 
@@ -24,10 +24,10 @@ def enc512():
 @pytest.fixture(scope="module")
 def noisy_16qam():
     """Descrambled 16-QAM logits of the all-zero (512, 1024) codeword over AWGN, 3 Es/N0 points."""
-    from phy.channels import AWGN
-    from phy.codes import LDPC5G
-    from phy.links import DigitalLink
-    from phy.montecarlo import ScrambledZeroTrial
+    from phy.channel.flat import AWGN
+    from phy.fec.codes import LDPC5G
+    from phy.link.digital import DigitalLink
+    from phy.sim.trials import ScrambledZeroTrial
 
     trial = ScrambledZeroTrial(DigitalLink(AWGN(seed=0), code=LDPC5G(512, 1024, decoder="layered"), modulation="16qam"))
     trial.reset(7)
@@ -174,7 +174,7 @@ def test_bad_arguments(enc512):
 
 
 def test_code_and_cli_names():
-    from phy.codes import LDPC5G
+    from phy.fec.codes import LDPC5G
 
     code = LDPC5G.from_options(k=512, n=1024, ldpc_decoder="layered-int8")
     dec = code._get("cpu", torch.float32)[1]
@@ -192,7 +192,7 @@ def test_code_and_cli_names():
 def test_simd_lane_ops_match_numpy(dtype):
     from numba import njit
 
-    from phy import simd_lanes as sl
+    from phy.fec import simd_lanes as sl
 
     @njit
     def ops(a, b, out):
@@ -228,7 +228,7 @@ def test_simd_lane_ops_match_numpy(dtype):
 def test_aligned_rows():
     from numba import njit
 
-    from phy import simd_lanes as sl
+    from phy.fec import simd_lanes as sl
 
     @njit
     def make(rows, proto):
@@ -246,9 +246,9 @@ def test_aligned_rows():
 @pytest.mark.parametrize("modulation,method", [("16qam", "app"), ("16qam", "maxlog"), ("qpsk", "app"),
                                                ("64qam", "maxlog"), ("256qam", "app")])
 def test_fused_chain_equals_three_kernels(modulation, method):
-    from phy import channel_kernels as ck
-    from phy import qam_kernels as qk
-    from phy.scrambled_chain import scrambled_awgn_logits
+    from phy.channel import kernels as ck
+    from phy.mapping import qam_kernels as qk
+    from phy.fec.scrambled_chain import scrambled_awgn_logits
 
     rows, nsym = 6, 50
     no = torch.tensor([0.05, 0.1, 0.3, 1.0, 0.02, 2.0])
@@ -266,7 +266,7 @@ def test_fused_chain_equals_three_kernels(modulation, method):
 
 
 def test_fused_chain_bad_inputs():
-    from phy.scrambled_chain import scrambled_awgn_logits
+    from phy.fec.scrambled_chain import scrambled_awgn_logits
 
     with pytest.raises(ValueError, match="no \\(noise power\\) must be finite and > 0"):
         scrambled_awgn_logits(2, 4, "16qam", torch.tensor([1.0, 0.0]), 1, 2)
@@ -279,10 +279,10 @@ def test_fused_chain_bad_inputs():
 
 
 def test_trial_uses_the_fused_chain_only_where_it_is_exact(monkeypatch):
-    from phy.channels import AWGN, Rayleigh
-    from phy.codes import LDPC5G
-    from phy.links import DigitalLink
-    from phy.montecarlo import ScrambledZeroTrial
+    from phy.channel.flat import AWGN, Rayleigh
+    from phy.fec.codes import LDPC5G
+    from phy.link.digital import DigitalLink
+    from phy.sim.trials import ScrambledZeroTrial
 
     code = LDPC5G(100, 200, decoder="layered")
     fused = ScrambledZeroTrial(DigitalLink(AWGN(seed=0), code=code, modulation="16qam"))
@@ -302,7 +302,7 @@ def test_trial_uses_the_fused_chain_only_where_it_is_exact(monkeypatch):
 # ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [np.int8, np.int16])
 def test_transpose_blocks_matches_numpy(dtype):
-    from phy import simd_lanes as sl
+    from phy.fec import simd_lanes as sl
 
     rng = np.random.default_rng(1)
     a = rng.integers(-100, 100, (8 * 5 + 3, 64)).astype(dtype)
@@ -332,7 +332,7 @@ def test_fused_counts_equal_decoding_the_fused_logits(precision, enc512):
     """``scrambled_awgn_errors`` (chain, quantisation, decoding and the count in one pass) gives exactly the
     counts and iterations of decoding ``scrambled_awgn_logits`` of the same keys; thread count and row
     split do not matter."""
-    from phy.scrambled_chain import scrambled_awgn_logits
+    from phy.fec.scrambled_chain import scrambled_awgn_logits
 
     dec = LDPC5GFastDecoder(enc512, precision=precision, early_stop=True)
     for esno, rows in ((6.6, 700), (7.0, 3000)):
@@ -357,7 +357,7 @@ def test_fused_counts_equal_decoding_the_fused_logits(precision, enc512):
 
 
 def test_layered_means_int8_on_cpu():
-    from phy.codes import LDPC5G, layered_precision
+    from phy.fec.codes import LDPC5G, layered_precision
 
     code = LDPC5G(512, 1024, decoder="layered")
     _, dec = code._get(torch.device("cpu"), torch.float32)

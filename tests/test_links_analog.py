@@ -1,4 +1,4 @@
-"""phy.links.AnalogLink: feature MSE against the N0-driven theory, power normalisation, padding,
+"""phy.link.analog.AnalogLink: feature MSE against the N0-driven theory, power normalisation, padding,
 SNR sweeps, reproducibility, the channel-use ledger and input checks."""
 import math
 
@@ -6,8 +6,9 @@ import pytest
 import torch
 from scipy.special import exp1
 
-from phy.channels import AWGN, Rayleigh
-from phy.links import AnalogLink, complex_to_real, real_to_complex, snr_to_no_tensor
+from phy.channel.flat import AWGN, Rayleigh
+from phy.link.analog import AnalogLink
+from phy.link.base import complex_to_real, real_to_complex, snr_to_no_tensor
 
 B, M = 8, 1 << 16  # examples, reals per example
 
@@ -257,7 +258,7 @@ def test_analog_link_bad_input():
         AnalogLink(Rayleigh(block_length=3, seed=0))(f, snr_db=10.0)
     with pytest.raises(ValueError, match="power must be a positive number"):
         AnalogLink(AWGN(), power=0.0)
-    with pytest.raises(TypeError, match="channel must be a phy.channels.Channel or a registered name, got int"):
+    with pytest.raises(TypeError, match="channel must be a phy.channel.base.Channel or a registered name, got int"):
         AnalogLink(3)
     with pytest.raises(ValueError, match="unknown channel"):
         AnalogLink("fading-of-doom")

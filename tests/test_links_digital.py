@@ -4,11 +4,12 @@ import math
 import pytest
 import torch
 
-from phy.channels import AWGN, Rayleigh
-from phy.codes import LDPC5G, Hamming74
-from phy.conventions import ebno_db_to_esno_db
-from phy.links import BSCEquivalentLink, DigitalLink, IdealCodeLink
-from phy.modulation import qam_ber_awgn, qam_ber_rayleigh
+from phy.channel.flat import AWGN, Rayleigh
+from phy.fec.codes import LDPC5G, Hamming74
+from phy.utils.conventions import ebno_db_to_esno_db
+from phy.link.digital import BSCEquivalentLink, DigitalLink
+from phy.link.ideal import IdealCodeLink
+from phy.mapping.modulation import qam_ber_awgn, qam_ber_rayleigh
 
 
 @pytest.mark.parametrize("code,modulation,num_bits,block,expect", [
@@ -171,9 +172,9 @@ def test_ideal_code_link_block_fading_outage_probability():
 
 def test_link_trial_reads_the_digital_link_rate():
     """The Monte Carlo engine takes code rate and bits/symbol from the link itself (Eb/N0 sweeps)."""
-    from phy.channels import AWGN
-    from phy.links import DigitalLink
-    from phy.montecarlo import LinkTrial
+    from phy.channel.flat import AWGN
+    from phy.link.digital import DigitalLink
+    from phy.sim.trials import LinkTrial
 
     link = DigitalLink(AWGN(seed=0), code="hamming74", modulation="16qam")
     trial = LinkTrial(link)

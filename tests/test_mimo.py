@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from phy.channels import Rayleigh, Rician, make_channel
-from phy.links import DigitalLink
-from phy.mimo import MIMODetector, diversity_bpsk_ber, mrc, mrc_qpsk_ber, zf_qpsk_ber
-from phy.modulation import QAM
+from phy.channel.flat import Rayleigh, Rician
+from phy.channel.registry import make_channel
+from phy.link.digital import DigitalLink
+from phy.mimo.detection import MIMODetector, diversity_bpsk_ber, mrc, mrc_qpsk_ber, zf_qpsk_ber
+from phy.mapping.modulation import QAM
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,12 +132,12 @@ def test_mimo_link_ledger_layout_and_noiseless_decoding():
     assert sym.shape == (6, 2, 16)
     flat = QAM("16qam").modulate(torch.nn.functional.pad(bits, (0, 28)))
     assert torch.equal(sym[:, 0], flat[:, 0::2]) and torch.equal(sym[:, 1], flat[:, 1::2])
-    # csi="ls": 2 orthogonal pilots per transmit antenna in each of the 4 coherence blocks (phy.mimo_csi)
+    # csi="ls": 2 orthogonal pilots per transmit antenna in each of the 4 coherence blocks (phy.mimo.csi)
     ls = DigitalLink(ch, code="none", code_kwargs={"k": 100}, modulation="16qam", csi="ls", num_pilots=2)
     assert ls.channel_uses(100) == 16 + 2 * 2 * 4
     with pytest.raises(ValueError, match="detector must be one of"):
         DigitalLink(ch, detector="sphere")
-    from phy.links import BSCEquivalentLink
+    from phy.link.digital import BSCEquivalentLink
 
     with pytest.raises(ValueError, match="single-antenna closed forms only"):  # not a silent SISO BER
         BSCEquivalentLink("qpsk", channel=ch)
@@ -226,7 +227,7 @@ def test_ber_cli_mimo_detector_and_snr_axes(tmp_path, capsys):
 # Analog MIMO link: linear per-stream equalisation
 # --------------------------------------------------------------------------------------------
 def _analog_nmse(spec, equalizer, snr_db, batch=2000, m=256, seed=0):
-    from phy.links import AnalogLink
+    from phy.link.analog import AnalogLink
 
     link = AnalogLink(make_channel(spec, seed=seed), equalizer=equalizer)
     f = torch.randn(batch, m, generator=torch.Generator().manual_seed(seed + 1))
@@ -274,7 +275,7 @@ def test_analog_lmmse_2x2_matches_an_independent_expectation():
 
 
 def test_analog_mimo_odd_symbol_count_and_noiseless():
-    from phy.links import AnalogLink
+    from phy.link.analog import AnalogLink
 
     link = AnalogLink(make_channel("rayleigh(num_tx=3,num_rx=3)", seed=2), equalizer="zf")
     f = torch.randn(4, 13)  # 7 complex symbols -> 3 channel uses (2 zero symbols of padding)

@@ -1,4 +1,4 @@
-"""phy.mimo_capacity: the Telatar integral against the 1 x 1 closed form, the 1 x N / N x 1 closed forms
+"""phy.theory.mimo_capacity: the Telatar integral against the 1 x 1 closed form, the 1 x N / N x 1 closed forms
 (sums of generalised exponential integrals) and Monte Carlo log-det averages; channel_rate_bits for MIMO."""
 import math
 
@@ -7,9 +7,9 @@ import pytest
 import torch
 from scipy.special import expn
 
-from phy.capacity import channel_rate_bits, rayleigh_ergodic_capacity
-from phy.channels import make_channel
-from phy.mimo_capacity import mimo_ergodic_capacity, mimo_instantaneous_capacity
+from phy.theory.capacity import channel_rate_bits, rayleigh_ergodic_capacity
+from phy.channel.registry import make_channel
+from phy.theory.mimo_capacity import mimo_ergodic_capacity, mimo_instantaneous_capacity
 
 
 def _simo_closed_form(rho, n):

@@ -1,14 +1,15 @@
-"""phy.mimo_csi: LS MIMO channel estimates from orthogonal pilots -- the error variance of the
+"""phy.mimo.csi: LS MIMO channel estimates from orthogonal pilots -- the error variance of the
 derivation checked by an explicit pilot simulation, one estimate per coherence block, the ledger."""
 import math
 
 import pytest
 import torch
 
-from phy.channels import make_channel
-from phy.equalization import Equalizer
-from phy.links import AnalogLink, DigitalLink
-from phy.mimo_csi import estimate_mimo_csi, ls_error_variance, ls_pilot_uses
+from phy.channel.registry import make_channel
+from phy.mimo.equalization import Equalizer
+from phy.link.analog import AnalogLink
+from phy.link.digital import DigitalLink
+from phy.mimo.csi import estimate_mimo_csi, ls_error_variance, ls_pilot_uses
 
 
 @pytest.mark.parametrize("num_tx, num_pilots", [(2, 1), (3, 2)])

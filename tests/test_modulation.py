@@ -8,7 +8,7 @@ import torch
 from scipy import integrate
 from scipy.special import erfc
 
-from phy.modulation import (MODULATIONS, QAM, bits_per_symbol, qam_ber_awgn, qam_ber_awgn_approx,
+from phy.mapping.modulation import (MODULATIONS, QAM, bits_per_symbol, qam_ber_awgn, qam_ber_awgn_approx,
                             qam_ber_rayleigh, uncoded_ber)
 
 
@@ -174,9 +174,9 @@ def test_modulate_rejects_non_binary_bits(bad):
 
 @pytest.mark.parametrize("mod", ["qpsk", "16qam", "64qam", "256qam"])
 def test_default_demapper_is_the_compiled_kernel_and_equals_sionnas(mod):
-    """QAM's default CPU complex64 path (phy.qam_kernels) gives Sionna's Demapper LLRs, for a
+    """QAM's default CPU complex64 path (phy.mapping.qam_kernels) gives Sionna's Demapper LLRs, for a
     scalar N0, one per example and one per symbol; other inputs take Sionna's path."""
-    from phy import qam_kernels
+    from phy.mapping import qam_kernels
 
     if not qam_kernels.available():
         pytest.skip("numba not installed")

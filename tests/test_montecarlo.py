@@ -6,13 +6,13 @@ import pytest
 import torch
 from scipy.special import erfc
 
-from phy.channels import AWGN, Rayleigh
-from phy.conventions import snr_db_to_no
-from phy.equalization import equalize
-from phy.modulation import QAM
-from phy.montecarlo import (BER_COLUMNS, STATUS_BUDGET, STATUS_NO_ERRORS, STATUS_SKIPPED, STATUS_TARGET,
-                            FunctionTrial, LinkTrial, PointResult, ResumableCSV, clopper_pearson,
-                            point_seed, simulate_ber)
+from phy.channel.flat import AWGN, Rayleigh
+from phy.utils.conventions import snr_db_to_no
+from phy.mimo.equalization import equalize
+from phy.mapping.modulation import QAM
+from phy.sim import ResumableCSV, simulate_ber
+from phy.sim.points import BER_COLUMNS, STATUS_BUDGET, STATUS_NO_ERRORS, STATUS_SKIPPED, STATUS_TARGET, PointResult, clopper_pearson, point_seed
+from phy.sim.trials import FunctionTrial, LinkTrial
 
 
 
@@ -331,7 +331,7 @@ def test_non_numeric_cell_in_a_stored_row_names_the_file(tmp_path):
 def test_point_result_row_roundtrip():
     r = PointResult("ldpc5g", "awgn", 2.0, "ebno", 5.0103, 2.0, 0.01, float("nan"), 3, 300, 1, 10,
                     0.0, 0.03, float("nan"), float("nan"), 7, STATUS_TARGET)
-    from phy.resultstore import format_value
+    from phy.sim.resultstore import format_value
 
     back = PointResult.from_row({k: format_value(v) for k, v in r.to_row().items()})
     assert back.to_row().keys() == r.to_row().keys()
@@ -411,7 +411,7 @@ def _same_rate(a, b, z=4.5):
     ("16qam", qam16_awgn, [4.0, 7.0, 10.0, 13.0]),
 ])
 def test_batched_sweep_matches_sequential_and_theory(modulation, theory, snrs):
-    from phy.links import DigitalLink
+    from phy.link.digital import DigitalLink
 
     def make():
         # maxlog hard decisions are the nearest-point decisions the closed forms assume
@@ -599,8 +599,8 @@ def test_batched_function_trial_and_bad_inputs():
 # ScrambledZeroTrial: the all-zero codeword with scrambling
 # ------------------------------------------------------------------------------------------
 def _digital_link(code, channel, **code_kw):
-    from phy.codes import make_code
-    from phy.links import DigitalLink
+    from phy.fec.codes import make_code
+    from phy.link.digital import DigitalLink
 
     return DigitalLink(channel, code=make_code(code, **code_kw), modulation="16qam")
 
@@ -610,8 +610,8 @@ def _digital_link(code, channel, **code_kw):
 def test_scrambled_zero_uncoded_matches_closed_form(kind, esno_db, fallback, monkeypatch):
     """Uncoded 16-QAM through the scrambled all-zero trial (compiled kernels, or the torch path
     that other devices use) has the textbook BER (closed forms written in this file)."""
-    from phy import qam_kernels
-    from phy.montecarlo import ScrambledZeroTrial
+    from phy.mapping import qam_kernels
+    from phy.sim.trials import ScrambledZeroTrial
 
     if fallback:
         monkeypatch.setattr(qam_kernels, "available", lambda: False)
@@ -637,7 +637,7 @@ def test_scrambled_zero_equals_random_codewords(code, kw, k, esno_db):
     """BER and BLER of the scrambled all-zero codeword equal those of random codewords through the
     plain DigitalLink (Sionna's encoder, mapper and demapper) within Monte Carlo error (|z| < 4;
     the BER test treats bits as independent, which makes it stricter, not looser)."""
-    from phy.montecarlo import ScrambledZeroTrial
+    from phy.sim.trials import ScrambledZeroTrial
 
     link = _digital_link(code, AWGN(seed=2), **kw)
     kwargs = dict(batch_size=250, target_errors=None, max_bits=2500 * k, seed=5, progress=False)
@@ -649,7 +649,7 @@ def test_scrambled_zero_equals_random_codewords(code, kw, k, esno_db):
 
 
 def test_scrambled_zero_trial_batched_and_reproducible():
-    from phy.montecarlo import ScrambledZeroTrial
+    from phy.sim.trials import ScrambledZeroTrial
 
     link = _digital_link("hamming74", AWGN(seed=0))
     trial = ScrambledZeroTrial(link, k=64)
@@ -681,7 +681,7 @@ def _waterfall_trial(calls=None):
 
 
 def test_adaptive_grid_resolves_the_waterfall_and_stops_below_the_floor(tmp_path):
-    from phy.montecarlo import curve_resolution, simulate_ber_adaptive
+    from phy.sim.adaptive import curve_resolution, simulate_ber_adaptive
 
     trial, rate = _waterfall_trial()
     kw = dict(min_ber=1e-5, target_errors=100, max_bits=1e9, batch_size=4096, max_batch_size=4096 * 16,
@@ -710,7 +710,7 @@ def test_adaptive_grid_resolves_the_waterfall_and_stops_below_the_floor(tmp_path
 
 
 def test_adaptive_grid_ends_at_stop_without_floor_and_bad_input():
-    from phy.montecarlo import simulate_ber_adaptive
+    from phy.sim.adaptive import simulate_ber_adaptive
 
     trial, _ = _waterfall_trial()
     res = simulate_ber_adaptive(trial, 0.0, 3.0, target_errors=50, max_bits=1e6, batch_size=1000,
@@ -746,7 +746,7 @@ def test_adaptive_grid_lands_on_a_straight_waterfall_where_it_aims(monkeypatch):
     """On a noise-free log-linear curve the extrapolations are exact: the final point lands on ``_FINAL_AIM *
     floor`` (not just above the floor, which would cost almost as much and need another point), from a point
     at most ``_FINAL_REACH * max_decades`` above it, and no other step exceeds ``max_decades``."""
-    import phy.montecarlo as mc
+    import phy.sim.adaptive as mc
 
     def curve(snr):   # 0.5 up to 5 dB, then 3 decades per dB
         return min(0.5, 0.5 * 10 ** (-3.0 * (snr - 5.0)))
@@ -777,9 +777,9 @@ def test_adaptive_grid_lands_on_a_straight_waterfall_where_it_aims(monkeypatch):
 def test_scrambled_zero_counts_in_one_pass_equal_the_decoded_logits(monkeypatch):
     """The fused chain + decoder + count (``count_errors``) gives the rows of the three-step path (logits,
     decoder, comparison) exactly: the same keys, the same numbers."""
-    from phy.codes import LDPC5G
-    from phy.links import DigitalLink
-    from phy.montecarlo import ScrambledZeroTrial
+    from phy.fec.codes import LDPC5G
+    from phy.link.digital import DigitalLink
+    from phy.sim.trials import ScrambledZeroTrial
 
     def rows(fused):
         trial = ScrambledZeroTrial(DigitalLink(AWGN(seed=3), code=LDPC5G(512, 1024, decoder="layered-int8"),

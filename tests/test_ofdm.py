@@ -1,4 +1,4 @@
-"""OFDM with pilots (phy.ofdm): closed-form BER with perfect CSI, LS estimation error vs theory, no_eff vs the
+"""OFDM with pilots (phy.ofdm.channel): closed-form BER with perfect CSI, LS estimation error vs theory, no_eff vs the
 measured error, the resource-element ledger of analog and digital links, TDL/CDL antenna arrays, the receive
 energy convention, reproducibility, bad specs, and the ber/channel/compare commands."""
 import math
@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from phy.channels import canonical_channel_spec, make_channel, parse_channel_spec
-from phy.links import AnalogLink, DigitalLink
-from phy.mimo import mrc_qpsk_ber, zf_qpsk_ber
-from phy.modulation import QAM, uncoded_ber
-from phy.ofdm import OFDMChannel, pilot_symbol_indices
+from phy.channel.registry import canonical_channel_spec, make_channel, parse_channel_spec
+from phy.link.analog import AnalogLink
+from phy.link.digital import DigitalLink
+from phy.mimo.detection import mrc_qpsk_ber, zf_qpsk_ber
+from phy.mapping.modulation import QAM, uncoded_ber
+from phy.ofdm.channel import OFDMChannel, pilot_symbol_indices
 
 # a tiny grid: 4 subcarriers x 2 OFDM symbols, one pilot symbol -> 4 data REs per slot (many independent slots)
 TINY = dict(fft_size=4, num_ofdm_symbols=2, pilot_symbols=1)
@@ -350,14 +351,14 @@ def test_svd_precoding_is_refused_on_the_grid():
 
 
 # --------------------------------------------------------------------------------------------------------------
-# the capacity reference of a grid (phy.capacity.channel_rate_bits -> OFDMChannel.rate_bits)
+# the capacity reference of a grid (phy.theory.capacity.channel_rate_bits -> OFDMChannel.rate_bits)
 # --------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("model", ["rayleigh", "tdl-C"])
 def test_rate_bits_mean_is_the_rayleigh_ergodic_capacity_of_the_data_res(model):
     """Every data RE of a NLOS grid sees H ~ CN(0, 1) (normalised power-delay profile), so the mean mutual
     information per data RE is the closed-form Rayleigh ergodic capacity; pilots and the cyclic prefix carry
     nothing and the uses beyond whole slots buy nothing."""
-    from phy.capacity import channel_rate_bits, rayleigh_ergodic_capacity
+    from phy.theory.capacity import channel_rate_bits, rayleigh_ergodic_capacity
 
     ch = OFDMChannel(model=model, fft_size=12, num_ofdm_symbols=7, pilot_symbols=1, cyclic_prefix=2, seed=3)
     per_slot = ch.ledger(1).channel_uses                     # 72 data + 12 pilot REs + 14 CP samples
@@ -372,7 +373,7 @@ def test_rate_bits_mean_is_the_rayleigh_ergodic_capacity_of_the_data_res(model):
 
 
 def test_rate_bits_mimo_is_telatar_and_awgn_exact():
-    from phy.mimo_capacity import mimo_ergodic_capacity
+    from phy.theory.mimo_capacity import mimo_ergodic_capacity
 
     ch = OFDMChannel(model="rayleigh", num_tx=2, num_rx=2, fft_size=12, num_ofdm_symbols=4, pilot_symbols=1,
                      seed=1)

@@ -1,4 +1,4 @@
-"""Phase noise and CFO on the OFDM grid (phy.ofdm_impairments through phy.ofdm.OFDMChannel): the Dirichlet
+"""Phase noise and CFO on the OFDM grid (phy.ofdm.impairments through phy.ofdm.channel.OFDMChannel): the Dirichlet
 kernel of a CFO, the direct-coefficient power of Wiener phase noise and Parseval, an explicit DFT-matrix
 computation of the bare grid and of the link layer, E|y|^2 = Es + N0, seeds, the off path, the time base, and
 the link-level effect of a CFO on uncoded QPSK with LS and perfect CSI."""
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from phy.channels import canonical_channel_spec, make_channel, parse_channel_spec
-from phy.impairments import PhaseImpairment, attach_impairment
-from phy.ofdm import OFDMChannel
-from phy.ofdm_impairments import apply_grid_phase, grid_sample_rate, impair_grid
+from phy.channel.registry import canonical_channel_spec, make_channel, parse_channel_spec
+from phy.channel.impairments import PhaseImpairment, attach_impairment
+from phy.ofdm.channel import OFDMChannel
+from phy.ofdm.impairments import apply_grid_phase, grid_sample_rate, impair_grid
 
 SCS = 15e3
 

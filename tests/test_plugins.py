@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHANNELS_SRC = '''
 import cmath
 import torch
-from phy.channels import Channel
+from phy.channel.base import Channel
 
 
 class RotatedAWGN(Channel):
@@ -33,7 +33,7 @@ class RotatedAWGN(Channel):
 SCHEMES_SRC = '''
 import torch
 from experiments.commands.compare import Plan, Received, Scheme
-from phy.links import AnalogLink
+from phy.link.analog import AnalogLink
 
 
 class RidgeScheme(Scheme):
@@ -56,7 +56,7 @@ class RidgeScheme(Scheme):
 
 CODES_SRC = '''
 import torch
-from phy.codes import Code
+from phy.fec.codes import Code
 
 
 class Repetition3(Code):
@@ -175,7 +175,7 @@ def test_plugin_file_option_and_bad_plugins(tmp_path, capsys):
 
 def test_registries_refuse_bad_entries():
     from experiments.commands.compare import make_scheme, register_scheme
-    from phy.codes import register_code
+    from phy.fec.codes import register_code
 
     with pytest.raises(ValueError, match="lower-case"):
         register_scheme("Bad Name")

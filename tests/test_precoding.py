@@ -1,4 +1,4 @@
-"""phy.precoding: SVD precoding with CSIT -- the MMSE water-filling against its KKT conditions and a
+"""phy.mimo.precoding: SVD precoding with CSIT -- the MMSE water-filling against its KKT conditions and a
 brute-force optimum, per-stream MSE of the link against 1 / (1 + p_i sigma_i^2 / N0) for a fixed H,
 never worse than LMMSE spatial multiplexing, and the single-mode case equal to the SISO/MRC MMSE."""
 import math
@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from phy.channels import FlatFading, make_channel
-from phy.links import AnalogLink
-from phy.precoding import eigenmode_mse, mmse_power_allocation, svd_eigenmodes
+from phy.channel.flat import FlatFading
+from phy.channel.registry import make_channel
+from phy.link.analog import AnalogLink
+from phy.mimo.precoding import eigenmode_mse, mmse_power_allocation, svd_eigenmodes
 
 
 class FixedH(FlatFading):

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from phy import qam_kernels as qk
-from phy.modulation import QAM
+from phy.mapping import qam_kernels as qk
+from phy.mapping.modulation import QAM
 
 pytestmark = pytest.mark.skipif(not qk.available(), reason="numba not installed")
 

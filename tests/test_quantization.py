@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from phy.quantization import UniformQuantizer
+from phy.source.quantization import UniformQuantizer
 
 
 def test_high_resolution_mse_equals_step_squared_over_12():

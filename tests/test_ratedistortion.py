@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from phy.ratedistortion import (distortion_rate, gaussian_opta_distortion, greedy_bit_allocation,
+from phy.theory.ratedistortion import (distortion_rate, gaussian_opta_distortion, greedy_bit_allocation,
                                 linear_power_allocation, lloyd_max_gaussian, reverse_water_filling)
 
 

@@ -1,14 +1,14 @@
-"""Repetition with soft combining (issue 16.5, ``--budget matched``): the digital ``phy.codes.Repetition`` code and
-the analog ``phy.equalization.combine_repetitions`` (DeepSC's ``repeat``), checked against closed forms."""
+"""Repetition with soft combining (issue 16.5, ``--budget matched``): the digital ``phy.fec.codes.Repetition`` code and
+the analog ``phy.mimo.equalization.combine_repetitions`` (DeepSC's ``repeat``), checked against closed forms."""
 import math
 
 import pytest
 import torch
 
-from phy.channels import AWGN, Rayleigh
-from phy.codes import Hamming74, Repetition
-from phy.equalization import combine_repetitions
-from phy.links import DigitalLink
+from phy.channel.flat import AWGN, Rayleigh
+from phy.fec.codes import Hamming74, Repetition
+from phy.mimo.equalization import combine_repetitions
+from phy.link.digital import DigitalLink
 
 
 def _q(x: float) -> float:

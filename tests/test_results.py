@@ -11,7 +11,7 @@ import torch
 from experiments.core import results as R
 from experiments.core.plots import (SNR_LABELS, error_rate_figure, metric_figure, plot_error_rate,
                                plot_metric_vs_snr, snr_axis_label)
-from phy.resultstore import ResumableCSV
+from phy.sim.resultstore import ResumableCSV
 
 
 # ------------------------------------------------------------------------------------------

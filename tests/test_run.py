@@ -8,7 +8,7 @@ import semantic  # noqa: F401  (CPU shim first)
 from experiments.cli import main
 from experiments.core.results import read_rows
 from experiments.commands.run import QUICK, RUN_SCHEMES
-from phy.channels import canonical_channel_spec
+from phy.channel.registry import canonical_channel_spec
 
 RAY = canonical_channel_spec("rayleigh")  # the CSV key of the bare name: every parameter, defaults filled in
 

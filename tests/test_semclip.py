@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from phy.channels import AWGN
+from phy.channel.flat import AWGN
 from semantic.checkpoints import CheckpointNotFoundError
 from semantic.clip_tokens import (CLIPImageEncoder, CLIPWeightsUnavailableError, FeatureSet, extract_features,
                                   load_open_clip)
@@ -412,7 +412,7 @@ def test_global_batch_rows_channel_gives_each_rank_its_rows_of_the_single_proces
     """The channel wrapper of data-parallel ``train_jscc``: each rank's rows of ``y`` and ``h`` are the
     rows of one call on the whole batch with the same seed, the stream ends in the same state, and the
     gradient reaches the rank's symbols only through its rows."""
-    from phy.channels import make_channel
+    from phy.channel.registry import make_channel
     from semantic.distributed import DistInfo, rank_slice
     from semantic.semclip import _GlobalBatchRows
 

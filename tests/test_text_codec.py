@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from phy.channels import AWGN
-from phy.links import DigitalLink
-from phy.text_codec import TextCodec
+from phy.channel.flat import AWGN
+from phy.link.digital import DigitalLink
+from phy.source.text_codec import TextCodec
 
 
 def test_bit_layout_and_padding():

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from phy.ratedistortion import distortion_rate, lloyd_max_gaussian
-from phy.transform import KLT, TransformCoder
+from phy.theory.ratedistortion import distortion_rate, lloyd_max_gaussian
+from phy.source.transform import KLT, TransformCoder
 
 
 def _source(n=20000, d=16, rho=0.8, seed=0):

@@ -14,7 +14,7 @@ import semantic  # noqa: F401
 from tiny_models import (TINY_NUM_QUERIES, TINY_VLF_DIM, tiny_blip2_dir, tiny_image_dir,  # noqa: F401
                          tiny_sd_dir)
 
-from phy.channels import AWGN, Rayleigh
+from phy.channel.flat import AWGN, Rayleigh
 from semantic.checkpoints import CheckpointNotFoundError
 from semantic.image_decoder import (ImageDecoderTrainConfig, ImageDecoderTrainer, VLFImageDecoder,
                                     VLFToCLIPProjection, clip_text_from_embeddings, load_optimizer_state,
@@ -85,7 +85,7 @@ def test_ledger(system):
     assert led["bcr"] == pytest.approx((N * D / 2) / (3 * 256 * 256))
     assert led["vlf_shape"] == [N, D]
     # the real system: 32 x 768 -> 12288 uses, BCR 1/16 (complex) and 1/8 (real) of a 256x256 image
-    from phy.conventions import bandwidth_compression_ratio
+    from phy.utils.conventions import bandwidth_compression_ratio
 
     assert bandwidth_compression_ratio(32 * 768 // 2, (3, 256, 256)) == pytest.approx(1 / 16)
 

@@ -254,7 +254,7 @@ def test_text_projection_trainer_resume_equals_uninterrupted(text_decoder_parts,
 
 
 def test_text_projection_trainer_draws_snrs_in_range(text_decoder_parts):
-    from phy.links import AnalogLink
+    from phy.link.analog import AnalogLink
 
     calls = []
 

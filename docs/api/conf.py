@@ -92,6 +92,16 @@ def _is_data(obj) -> bool:
     return not (inspect.isclass(obj) or inspect.isroutine(obj) or inspect.ismodule(obj))
 
 
+def home_module(module, attr: str) -> str:
+    """The module whose page documents ``module.attr``: where a class or function is defined (a package
+    re-exports the names of its modules; they are documented once, on their own module's page)."""
+    obj = getattr(module, attr)
+    if _is_data(obj):
+        return module.__name__
+    home = getattr(obj, "__module__", None) or module.__name__
+    return home if home.split(".")[0] in PACKAGES else module.__name__
+
+
 def module_page(name: str) -> str:
     """The reStructuredText of one module's page.
 
@@ -102,11 +112,17 @@ def module_page(name: str) -> str:
     module = importlib.import_module(name)
     exported = list(getattr(module, "__all__", []))
     data = [n for n in exported if _is_data(getattr(module, n))]
+    moved = {n: home_module(module, n) for n in exported if home_module(module, n) != name}
     title = f"``{name}``"
     lines = [title, "=" * len(title), "", f".. automodule:: {name}"]
-    if data:
-        lines.append(f"   :exclude-members: {', '.join(data)}")
+    if data or moved:
+        lines.append(f"   :exclude-members: {', '.join(data + list(moved))}")
     lines.append("")
+    if moved:  # documented on the page of the module that defines them; listed here as links
+        lines += ["Re-exported here (documented where they are defined):", ""]
+        lines += [f"* :{'class' if inspect.isclass(getattr(module, n)) else 'func'}:`~{h}.{n}`"
+                  for n, h in moved.items()]
+        lines.append("")
     for n in data:
         lines += [f".. autodata:: {name}.{n}"]
         if len(repr(getattr(module, n))) > 100:

@@ -14,11 +14,12 @@ import os
 
 import numpy as np
 
-from phy.channels import AWGN
-from phy.codes import make_code
-from phy.links import DigitalLink
-from phy.modulation import uncoded_ber
-from phy.montecarlo import LinkTrial, simulate_ber
+from phy.channel.flat import AWGN
+from phy.fec.codes import make_code
+from phy.link.digital import DigitalLink
+from phy.mapping.modulation import uncoded_ber
+from phy.sim.montecarlo import simulate_ber
+from phy.sim.trials import LinkTrial
 
 out = os.environ.get("SEMCOM_TUTORIAL_OUT", "tutorial-out")
 quick = os.environ.get("SEMCOM_TUTORIAL_QUICK") == "1"

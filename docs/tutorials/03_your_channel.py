@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Tutorial 3: plug in your own channel
 #
-# A channel is a `phy.channels.Channel` subclass; it only has to say how it fades (`fading(x, generator)`
+# A channel is a `phy.channel.base.Channel` subclass; it only has to say how it fades (`fading(x, generator)`
 # returns `h` of `x`'s shape, or `None` for no fading). The base class adds the noise with the package's
 # SNR convention (Es/N0 per complex channel use, CN(0, N0)), the per-example seeding and the checks, so
 # your channel plugs into every link, analog and digital alike, and into `semcom compare` / `semcom ber`
@@ -18,7 +18,8 @@ import torch
 
 from experiments.commands.compare import CompareConfig, run_comparison
 from experiments.core.sources import load_source
-from phy.channels import Channel, make_channel, register_channel
+from phy.channel.base import Channel
+from phy.channel.registry import make_channel, register_channel
 
 quick = os.environ.get("SEMCOM_TUTORIAL_QUICK") == "1"
 

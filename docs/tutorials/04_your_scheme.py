@@ -19,7 +19,7 @@ import torch
 
 from experiments.commands.compare import CompareConfig, Plan, Received, Scheme, register_scheme, run_comparison
 from experiments.core.sources import FeatureSource
-from phy.links import AnalogLink
+from phy.link.analog import AnalogLink
 
 quick = os.environ.get("SEMCOM_TUTORIAL_QUICK") == "1"
 

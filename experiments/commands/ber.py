@@ -8,7 +8,7 @@ Example
 Writes, in ``--out``:
 
 * ``ber.csv``: one row per (scheme, channel, SNR point) with the columns of
-  :data:`phy.montecarlo.BER_COLUMNS` (``scheme, channel, snr_db, snr_type, esno_db, ebno_db, ber,
+  :data:`phy.sim.points.BER_COLUMNS` (``scheme, channel, snr_db, snr_type, esno_db, ebno_db, ber,
   bler, bit_errors, bits, block_errors, blocks``, 95 % Clopper-Pearson bounds ``ber_ci_low ...``,
   ``seed`` and ``status``). Rows are written as they finish; rerunning the same command resumes and
   skips finished points (with ``--snr-batch 1`` the CSV is then byte-identical to an uninterrupted
@@ -29,34 +29,34 @@ per block)`` (the code rate; zero padding to whole QAM symbols, if any, counts a
 tensor dimension: one link call on ``[S, batch, k]`` bits per iteration instead of ``S``); every
 point keeps its own stopping rule and its row is written as soon as it finishes. Memory grows about
 ``S``-fold. The rows are statistically equivalent to, not bit-identical with, ``--snr-batch 1``; a
-point interrupted inside its group is recomputed on resume (see :mod:`phy.montecarlo`). The value
+point interrupted inside its group is recomputed on resume (see :mod:`phy.sim.montecarlo`). The value
 is not a result setting: a run may be resumed with another ``--snr-batch``. Local executor only.
 It saves per-call overhead, so it pays off for small batches (or an accelerator); on a CPU with
 large batches it can be slower (``benchmarks/bench_mc_snr_batch.py`` measures both).
 
 ``--snr-db auto[:START:STOP[:STEP]]`` (default range 0 to 40 dB, coarse step 1 dB) lets the curve
-choose its points (:func:`phy.montecarlo.simulate_ber_adaptive`): a march up from START with steps
+choose its points (:func:`phy.sim.adaptive.simulate_ber_adaptive`): a march up from START with steps
 predicted to lower the error rate by ``--max-decades`` (0.75), ending at the first point below
 ``--min-bler`` (ldpc5g) / ``--min-ber`` (uncoded, hamming74) or at STOP, then midpoints wherever
 neighbours still differ by more than ``--max-decades``. The grid depends only on the points' results,
 so a rerun resumes it from the CSV. Local executor, ``--snr-batch 1``.
 
 ``--codeword scrambled-zero`` (default) sends the all-zero codeword XORed with a random scrambling
-sequence and flips the demapped logits back (:class:`phy.montecarlo.ScrambledZeroTrial`): no
+sequence and flips the demapped logits back (:class:`phy.sim.trials.ScrambledZeroTrial`): no
 encoder in the loop, and on CPU the mapping and the exact APP / max-log demapping are compiled
-kernels (:mod:`phy.qam_kernels`). For these linear codes and symmetric decoders the error statistics
+kernels (:mod:`phy.mapping.qam_kernels`). For these linear codes and symmetric decoders the error statistics
 equal those of random codewords (tested within Monte Carlo error); ``--codeword random`` runs random
 information bits through the encoder and Sionna's mapper and demapper. The layered LDPC decoder stops
 each codeword at its first zero syndrome in both cases, and the batch of a point doubles after each
 batch up to 16 times ``--batch-size`` with ``scrambled-zero``.
 
 ``--ldpc-decoder layered`` (the default) is the layered offset-min-sum decoder at the device's fast
-precision (:func:`phy.codes.layered_precision`): int8 fixed point on CPU (:mod:`phy.ldpc_fixed`, 64 codewords
+precision (:func:`phy.fec.codes.layered_precision`): int8 fixed point on CPU (:mod:`phy.fec.ldpc_fixed`, 64 codewords
 per SIMD vector; its BLER is at or below the float32 decoder's from 1e-3 down to 3e-6, README's issue-18
 section), float32 on GPU; ``layered-float32``, ``layered-int16`` and ``layered-int8`` pick one. On CPU
 with AWGN the scrambled-zero chain draws labels, noise and exact APP logits in one pass
-(:mod:`phy.scrambled_chain`), and with a fixed-point decoder the logits go straight into the decoder's
-lanes and only the errors are counted (:meth:`phy.montecarlo.ScrambledZeroTrial.count_errors`); such a
+(:mod:`phy.fec.scrambled_chain`), and with a fixed-point decoder the logits go straight into the decoder's
+lanes and only the errors are counted (:meth:`phy.sim.trials.ScrambledZeroTrial.count_errors`); such a
 point's batch grows up to 512 times ``--batch-size``.
 
 One block is ``--k`` information bits for every scheme (the LDPC code's ``k``; ``hamming74`` uses
@@ -84,7 +84,7 @@ BATCH_GROWTH = 16
 #: The same for a trial that counts its errors in one compiled pass (``ScrambledZeroTrial.counts_in_one_pass``).
 FUSED_BATCH_GROWTH = 512
 #: How the coded bits are produced: random information bits through the encoder, or the all-zero
-#: codeword with a random scrambling sequence (phy.montecarlo.ScrambledZeroTrial, no encoder).
+#: codeword with a random scrambling sequence (phy.sim.trials.ScrambledZeroTrial, no encoder).
 CODEWORDS = ("scrambled-zero", "random")
 _RESULT_SETTINGS = ("modulation", "k", "n", "num_iter", "ldpc_decoder", "hamming_decoder", "demapping",
                     "target_errors", "target_block_errors", "max_bits", "batch_size", "seed", "device",
@@ -96,7 +96,7 @@ _RESULT_SETTINGS = ("modulation", "k", "n", "num_iter", "ldpc_decoder", "hamming
 # --------------------------------------------------------------------------------------------
 class AutoGrid:
     """``--snr-db auto[:START:STOP[:STEP]]``: the adaptive grid of
-    :func:`phy.montecarlo.simulate_ber_adaptive` from ``start`` to ``stop`` dB (coarse step ``step``).
+    :func:`phy.sim.adaptive.simulate_ber_adaptive` from ``start`` to ``stop`` dB (coarse step ``step``).
 
     Examples
     --------
@@ -196,10 +196,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="LDPC decoding iterations (default 20)")
     parser.add_argument("--ldpc-decoder", default="layered",
                         choices=("bp", "layered", "layered-float32", "layered-int16", "layered-int8"),
-                        help="layered-float32: the layered offset-min-sum decoder of phy.ldpc_fast; layered-int16 / "
+                        help="layered-float32: the layered offset-min-sum decoder of phy.fec.ldpc_fast; layered-int16 / "
                              "layered-int8: the same in fixed point with 64 codewords per SIMD vector "
-                             "(phy.ldpc_fixed; CPU); layered (default, as in every command): int8 on CPU, "
-                             "float32 on GPU (phy.codes.layered_precision); bp: Sionna's flooding sum-product "
+                             "(phy.fec.ldpc_fixed; CPU); layered (default, as in every command): int8 on CPU, "
+                             "float32 on GPU (phy.fec.codes.layered_precision); bp: Sionna's flooding sum-product "
                              "LDPC5GDecoder")
     parser.add_argument("--hamming-decoder", default="syndrome", choices=("syndrome", "ml"),
                         help="Hamming(7,4) decoding: hard-decision syndrome (default) or soft ML")
@@ -267,11 +267,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def build_trial(code: str, modulation: str, channel, *, k: int, n: int, num_iter: int = 20,
                 demapping: str = "app", device: str = "cpu", ldpc_decoder: str = "bp",
                 hamming_decoder: str = "syndrome", codeword: str = "random", detector: str = "lmmse"):
-    """A trial for one scheme on the shared ``channel`` object: a :class:`phy.montecarlo.LinkTrial`
-    (``codeword="random"``) or a :class:`phy.montecarlo.ScrambledZeroTrial` (``"scrambled-zero"``)
-    on the same :class:`phy.links.DigitalLink`. The layered LDPC decoder stops each codeword at
+    """A trial for one scheme on the shared ``channel`` object: a :class:`phy.sim.trials.LinkTrial`
+    (``codeword="random"``) or a :class:`phy.sim.trials.ScrambledZeroTrial` (``"scrambled-zero"``)
+    on the same :class:`phy.link.digital.DigitalLink`. The layered LDPC decoder stops each codeword at
     its first zero syndrome (``early_stop=True``) in both cases. The code is any registered one
-    (:data:`phy.codes.CODES`, plug-ins included), built by its ``from_options``; a code that does not
+    (:data:`phy.fec.codes.CODES`, plug-ins included), built by its ``from_options``; a code that does not
     declare ``symmetric = True``, and any multi-antenna link (``detector`` picks its MIMO detector), is
     simulated with random codewords.
 
@@ -279,8 +279,8 @@ def build_trial(code: str, modulation: str, channel, *, k: int, n: int, num_iter
 
     Examples
     --------
-    >>> from phy.channels import AWGN
-    >>> from phy.montecarlo import simulate_ber
+    >>> from phy.channel.flat import AWGN
+    >>> from phy.sim.montecarlo import simulate_ber
     >>> trial, coderate, bps = build_trial("hamming74", "qpsk", AWGN(), k=4, n=7)
     >>> trial.k, coderate, bps            # 7 code bits padded to 4 QPSK symbols: 4 / 8
     (4, 0.5, 2)
@@ -290,10 +290,10 @@ def build_trial(code: str, modulation: str, channel, *, k: int, n: int, num_iter
     """
     import torch
 
-    from phy.codes import CODES
-    from phy.links import DigitalLink
-    from phy.modulation import bits_per_symbol
-    from phy.montecarlo import LinkTrial, ScrambledZeroTrial
+    from phy.fec.codes import CODES
+    from phy.link.digital import DigitalLink
+    from phy.mapping.modulation import bits_per_symbol
+    from phy.sim.trials import LinkTrial, ScrambledZeroTrial
 
     if codeword not in CODEWORDS:
         raise ValueError(f"codeword must be one of {CODEWORDS}, got {codeword!r}")
@@ -317,9 +317,9 @@ def build_trial(code: str, modulation: str, channel, *, k: int, n: int, num_iter
 
 
 def _validate(args) -> Dict[str, object]:
-    from phy.channels import canonical_channel_list
-    from phy.codes import CODES
-    from phy.modulation import MODULATIONS, bits_per_symbol
+    from phy.channel.registry import canonical_channel_list
+    from phy.fec.codes import CODES
+    from phy.mapping.modulation import MODULATIONS, bits_per_symbol
 
     mod = args.modulation.lower().replace("-", "").replace("_", "")
     if mod not in MODULATIONS:
@@ -387,9 +387,9 @@ def main(args) -> int:
             raise ValueError("--snr-db auto needs --executor local and --snr-batch 1 (each point of the "
                              "adaptive grid depends on the ones before it)")
         from experiments.core.results import check_result_settings
-        from phy.channels import make_channel
-        from phy.montecarlo import BER_COLUMNS, BER_KEY_COLUMNS
-        from phy.resultstore import ResumableCSV
+        from phy.channel.registry import make_channel
+        from phy.sim.points import BER_COLUMNS, BER_KEY_COLUMNS
+        from phy.sim.resultstore import ResumableCSV
 
         device = parse_device(args.device)
         args.device = str(device)   # "auto" resolved: the device used is what is recorded
@@ -413,7 +413,8 @@ def main(args) -> int:
         return 2
 
     from experiments.core.results import RunManifest
-    from phy.montecarlo import simulate_ber, simulate_ber_adaptive
+    from phy.sim.adaptive import simulate_ber_adaptive
+    from phy.sim.montecarlo import simulate_ber
 
     resumed = len(table)
     results = []
@@ -478,8 +479,8 @@ def _plots(out_dir: str, results, cfg, snr_type: str) -> List[str]:
     import numpy as np
 
     from experiments.core.plots import plot_error_rate
-    from phy.channels import parse_channel_spec
-    from phy.modulation import uncoded_ber
+    from phy.channel.registry import parse_channel_spec
+    from phy.mapping.modulation import uncoded_ber
 
     grid = cfg["snrs"] if not isinstance(cfg["snrs"], AutoGrid) else [r.snr_db for r in results]
     snrs = np.array(sorted(grid), dtype=float)
@@ -505,7 +506,7 @@ def _plots(out_dir: str, results, cfg, snr_type: str) -> List[str]:
 @functools.lru_cache(maxsize=16)
 def _ber_trial(cfg_json: str):
     """Build (and keep, per worker process) the trial of one scheme; reseeded at every point."""
-    from phy.channels import make_channel
+    from phy.channel.registry import make_channel
 
     cfg = json.loads(cfg_json)
     channel = make_channel(cfg["channel"], seed=cfg["seed"])
@@ -525,12 +526,12 @@ def ber_point(config: Mapping[str, Any], snr_db: float) -> Dict[str, Any]:
     ``config`` (JSON-able) has the build keys ``code, modulation, channel, k, n, num_iter, demapping,
     device, ldpc_decoder, hamming_decoder, seed`` (and optionally ``codeword``, default ``"random"``)
     and the engine keys ``snr_type, batch_size, target_errors, target_block_errors, max_bits`` (and
-    optionally ``max_batch_size``) (see :func:`phy.montecarlo.simulate_ber`).
+    optionally ``max_batch_size``) (see :func:`phy.sim.montecarlo.simulate_ber`).
     Returns the CSV row (:meth:`PointResult.to_row`); identical to the row the sequential engine
     writes for that point, since the point's seed depends only on its key.
     """
     from experiments.core.plugins import load_entry_points
-    from phy.montecarlo import simulate_ber
+    from phy.sim.montecarlo import simulate_ber
 
     load_entry_points()  # a worker process registers the installed plug-ins too
     torch_threads = config.get("torch_threads")
@@ -549,8 +550,8 @@ def ber_point(config: Mapping[str, Any], snr_db: float) -> Dict[str, Any]:
 
 
 def _skipped_row(config: Mapping[str, Any], snr: float, coderate: Optional[float], bps: Optional[float]):
-    from phy.conventions import ebno_db_to_esno_db, esno_db_to_ebno_db
-    from phy.montecarlo import STATUS_SKIPPED, PointResult, point_seed
+    from phy.utils.conventions import ebno_db_to_esno_db, esno_db_to_ebno_db
+    from phy.sim.points import STATUS_SKIPPED, PointResult, point_seed
 
     have_rate = coderate is not None and bps is not None
     if config["snr_type"] == "esno":
@@ -565,7 +566,7 @@ def _skipped_row(config: Mapping[str, Any], snr: float, coderate: Optional[float
 def run_ber_sweeps(executor, sweeps: Sequence[Tuple[Mapping[str, Any], Sequence[float]]], table,
                    *, early_stop: bool = True, rates: Optional[Mapping[Tuple[str, str], Tuple[float, float]]] = None,
                    progress: Optional[bool] = None) -> List[Any]:
-    """Run BER sweeps as one task per SNR point; rows equal :func:`phy.montecarlo.simulate_ber`'s.
+    """Run BER sweeps as one task per SNR point; rows equal :func:`phy.sim.montecarlo.simulate_ber`'s.
 
     Parameters
     ----------
@@ -574,7 +575,7 @@ def run_ber_sweeps(executor, sweeps: Sequence[Tuple[Mapping[str, Any], Sequence[
         ``config`` as for :func:`ber_point` (one scheme on one channel); ``snr_dbs`` in the order
         the sequential engine would walk them.
     table : ResumableCSV
-        The ``ber.csv`` table (:data:`phy.montecarlo.BER_COLUMNS`); stored points are not rerun.
+        The ``ber.csv`` table (:data:`phy.sim.points.BER_COLUMNS`); stored points are not rerun.
     early_stop : bool
         As in ``simulate_ber``: after a point with zero errors, later points of the sweep with a
         higher SNR are written as skipped (their queued tasks are cancelled).
@@ -591,8 +592,8 @@ def run_ber_sweeps(executor, sweeps: Sequence[Tuple[Mapping[str, Any], Sequence[
     interleave while running; at the end the file is put in sweep order, so it equals the
     sequential engine's line for line.
     """
-    from phy.montecarlo import STATUS_NO_ERRORS, PointResult
-    from phy.resultstore import format_value
+    from phy.sim.points import STATUS_NO_ERRORS, PointResult
+    from phy.sim.resultstore import format_value
 
     if table is None:
         raise ValueError("run_ber_sweeps needs the result table (a ResumableCSV)")

@@ -5,7 +5,7 @@ channel at the requested Es/N0 and prints the measured Es/N0 (``sum |h x|^2 / su
 ``E|h|^2`` and the noise variance per real dimension next to what the package convention says
 (``N0 = 10**(-snr_db/10)``, ``N0/2`` per real dimension, ``E|h|^2 = 1``).
 
-``--channel`` takes any channel spec (:mod:`phy.channel_spec`): ``rayleigh(block_length=64)``,
+``--channel`` takes any channel spec (:mod:`phy.channel.spec`): ``rayleigh(block_length=64)``,
 ``rician(k_db=10)``, ``tdl(model=C,delay_spread=100e-9,speed=30)``, ``rayleigh(num_tx=2,num_rx=2)``.
 The canonical spec is printed. With several antennas each transmit antenna sends ``Es / num_tx`` (so
 ``Es = 1`` per channel use, all antennas together) and the SNR is measured per receive antenna; the
@@ -82,13 +82,13 @@ def measure(channel, snr_db: float, symbols: int, seed: int = 0, device="cpu", r
     a coherence block of ``channel.block_length``; 0 means constant), ``corr_rx`` / ``corr_tx`` (the
     normalised covariance of the fades of antennas 0 and 1, ``None`` for one antenna),
     ``noise_var_re`` and ``noise_var_im`` (per real dimension), ``no`` (the N0 used) and ``symbols``
-    (sent, counting every transmit antenna). With a receiver impairment (:mod:`phy.impairments`) these are
+    (sent, counting every transmit antenna). With a receiver impairment (:mod:`phy.channel.impairments`) these are
     measured on the unimpaired channel (same draws), and ``impairment`` holds :func:`measure_impairment`'s
     statistics (``None`` on an OFDM grid, whose impairment spreads into inter-carrier interference).
 
     Examples
     --------
-    >>> from phy.channels import Rayleigh
+    >>> from phy.channel.flat import Rayleigh
     >>> stats = measure(Rayleigh(block_length=4, seed=0), snr_db=10.0, symbols=100000)
     >>> round(stats["h_power"], 1), stats["block_change"], stats["no"]      # E|h|^2 = 1, constant per block
     (1.0, 0.0, 0.1)
@@ -97,7 +97,7 @@ def measure(channel, snr_db: float, symbols: int, seed: int = 0, device="cpu", r
     """
     import torch
 
-    from phy.conventions import check_device, snr_db_to_no
+    from phy.utils.conventions import check_device, snr_db_to_no
 
     imp = getattr(channel, "impairment", None)
     if imp is not None and imp.active:  # the convention on the unimpaired channel, the impairment on its own
@@ -176,7 +176,7 @@ def measure(channel, snr_db: float, symbols: int, seed: int = 0, device="cpu", r
 
 
 def measure_impairment(channel, symbols: int, seed: int = 0, device="cpu", row: int = 1024) -> dict:
-    """Measure a flat channel's receiver oscillator (:mod:`phy.impairments`) without noise.
+    """Measure a flat channel's receiver oscillator (:mod:`phy.channel.impairments`) without noise.
 
     Unit-energy QPSK rows of ``row`` uses are sent at ``N0 = 0``; the phase ``theta[k]`` of ``y / (h x)``
     (the first receive antenna) gives the per-use increments ``theta[k+1] - theta[k] = 2 pi cfo Ts + w_k``.
@@ -188,7 +188,7 @@ def measure_impairment(channel, symbols: int, seed: int = 0, device="cpu", row: 
 
     Examples
     --------
-    >>> from phy.channels import make_channel
+    >>> from phy.channel.registry import make_channel
     >>> ch = make_channel("rayleigh(cfo=1000,phase_noise_linewidth=2000,symbol_rate=1e6)", seed=0)
     >>> m = measure_impairment(ch, 200000)
     >>> abs(m["cfo"] - 1000) < 50, abs(m["linewidth"] / 2000 - 1) < 0.05
@@ -196,7 +196,7 @@ def measure_impairment(channel, symbols: int, seed: int = 0, device="cpu", row: 
     """
     import torch
 
-    from phy.conventions import check_device
+    from phy.utils.conventions import check_device
 
     device = check_device(device, "--device")
     imp = channel.impairment
@@ -238,7 +238,7 @@ def main(args: argparse.Namespace) -> int:
     """
     import sys
 
-    from phy.channels import canonical_channel_spec, make_channel, parse_channel_spec
+    from phy.channel.registry import canonical_channel_spec, make_channel, parse_channel_spec
 
     try:
         spec = canonical_channel_spec(args.channel)

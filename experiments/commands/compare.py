@@ -25,7 +25,7 @@ Schemes (``--schemes``, comma list)
     The optimal *linear* analog scheme (:class:`AnalogKLTScheme`): KLT, the strongest ``2U``
     components, MSE-optimal power allocation, LMMSE receiver.
 ``transform-ideal``, ``transform-ldpc5g-amc``
-    Transform coding (:class:`phy.transform.TransformCoder`: KLT + integer bit allocation by
+    Transform coding (:class:`phy.source.transform.TransformCoder`: KLT + integer bit allocation by
     marginal returns on the reverse water-filling slope + per-component Lloyd-Max quantisers),
     delivered by the ideal code (``transform-ideal``) or by CRC + 5G LDPC + QAM with adaptive
     modulation and coding (``transform-ldpc5g-amc``: the MCS of 3GPP TS 38.214 Table 5.1.3.1-2
@@ -33,22 +33,22 @@ Schemes (``--schemes``, comma list)
     failed codewords are erased and replaced by the training mean). ``mcs``, ``mcs_bler_est``,
     ``codeword_span`` and the realised ``codeword_error_rate`` are reported.
 ``analog`` (``analog-zf``, ``analog-mmse``)
-    :class:`phy.links.AnalogLink`: pairs of reals -> one complex symbol, per-example power
+    :class:`phy.link.analog.AnalogLink`: pairs of reals -> one complex symbol, per-example power
     normalisation, ZF or MMSE equalisation. ``ceil(d/2)`` uses. ``analog`` takes ``--equalizer``.
 ``analog-svd``
-    The analog link with SVD precoding (**needs CSIT**: the transmitter knows ``H``; :mod:`phy.precoding`):
+    The analog link with SVD precoding (**needs CSIT**: the transmitter knows ``H``; :mod:`phy.mimo.precoding`):
     ``min(num_tx, num_rx)`` eigenmodes per channel use, MSE-optimal power, per-mode LMMSE. On a single-antenna
     channel it is ``analog-mmse``. Its ``note`` column says "needs CSIT".
 ``quant-<code>-<mod>`` with ``<code>`` in ``none, hamming74, ldpc5g`` and ``<mod>`` in ``qpsk, 16qam, ...``
-    Naive separation, kept to show what it costs: :class:`phy.quantization.UniformQuantizer`
+    Naive separation, kept to show what it costs: :class:`phy.source.quantization.UniformQuantizer`
     (``b`` bits per element, natural binary, one range for all coordinates fitted on the training
     split as the percentile range with the smallest quantisation MSE; the range is side
-    information) -> :class:`phy.links.DigitalLink` (code + Gray QAM + channel + ZF + APP
+    information) -> :class:`phy.link.digital.DigitalLink` (code + Gray QAM + channel + ZF + APP
     demapping + decoder; LDPC5G at nominal rate ``--ldpc-rate``, decoded by the layered min-sum
     decoder by default, ``--ldpc-decoder bp`` for Sionna's flooding BP) -> dequantise; the
     coordinates that do not fit are dropped in coordinate order.
 ``quant-ideal``
-    The same quantiser with an ideal capacity-achieving code (:class:`phy.links.IdealCodeLink`,
+    The same quantiser with an ideal capacity-achieving code (:class:`phy.link.ideal.IdealCodeLink`,
     ``capacity="instantaneous"``): a payload of ``B`` bits in ``U`` uses is received error-free iff
     ``B <= sum_i log2(1 + |h_i|^2 snr)`` over the realised channel, else the example is in outage
     and the receiver gets nothing. Without transmitter CSI the payload is designed for an outage
@@ -56,7 +56,7 @@ Schemes (``--schemes``, comma list)
     mutual information of ``U`` uses, estimated from 2000 design draws of the same channel (AWGN:
     exactly ``floor(U log2(1 + snr))``).
 ``ascii-<code>-<mod>`` (text sources only; default ``ascii-hamming74-16qam``)
-    The raw sentence as 7-bit ASCII (:class:`phy.text_codec.TextCodec`) through a DigitalLink; the
+    The raw sentence as 7-bit ASCII (:class:`phy.source.text_codec.TextCodec`) through a DigitalLink; the
     received text is re-encoded by the source's encoder (MiniLM) for the feature metrics and the
     retrieval, and scored with BLEU against the full original sentence.
 
@@ -69,7 +69,7 @@ Every scheme is fitted into ``U``; the actual uses are reported (``channel_uses`
   Hamming: ``4 floor(U m / 7)``; LDPC: ``floor(U m r)``; ideal: see above) sets
   ``b = clamp(floor(capacity / d), 1, --max-bits-per-element)``; if even 1 bit per element does not
   fit, only the first ``floor(capacity / b)`` features are sent (``truncated_dims`` > 0). The
-  actual uses are those of :meth:`phy.links.DigitalLink.channel_uses` for the real payload.
+  actual uses are those of :meth:`phy.link.digital.DigitalLink.channel_uses` for the real payload.
 * analog: with a budget below ``ceil(d/2)`` only the first ``2U`` features are sent.
 * text: every sentence is cut to the longest prefix whose ASCII + code + QAM frame fits ``U``
   (``chars_sent``); the per-example uses vary with the sentence length, ``channel_uses`` reports
@@ -86,23 +86,23 @@ carrying several streams, Es/N0 is the total over the transmit antennas per N0 p
 sends ``num_tx`` complex symbols per use (LMMSE/ZF per stream), ``analog-svd`` ``min(num_tx, num_rx)``,
 ``quant-*`` and ``ascii-*`` ``num_tx`` QAM streams per use through the LMMSE MIMO detector (capacity
 ``U m num_tx`` coded bits), and ``opta`` uses the MIMO ergodic capacity (equal power, no CSIT:
-:mod:`phy.mimo_capacity`). The other schemes (``analog-klt``, ``transform-*``, ``quant-ideal``, plug-ins
+:mod:`phy.theory.mimo_capacity`). The other schemes (``analog-klt``, ``transform-*``, ``quant-ideal``, plug-ins
 without ``supports_mimo = True``) are reported as ``skipped: ...`` on such channels.
 
-Over an OFDM grid (``--channel "ofdm(...)"``, :mod:`phy.ofdm`) a channel use is a resource element: the budget
+Over an OFDM grid (``--channel "ofdm(...)"``, :mod:`phy.ofdm.channel`) a channel use is a resource element: the budget
 counts data and pilot REs (and cyclic-prefix samples) of whole slots, by default those the analog scheme
 occupies (``ledger(ceil(d/2))``); a scheme's capacity is the data symbols (all streams) of the whole slots within
 the budget, so every scheme is charged the same pilot overhead, and the CSV's ``data_uses`` / ``pilot_uses``
 split ``channel_uses`` (``pilot_uses`` 0 on other channels). ``opta`` (and every row's ``opta_nmse`` /
 ``gap_db``) uses the mutual information of the data REs of those slots with the realised channel of each
-example's slots (:meth:`phy.ofdm.OFDMChannel.rate_bits`: Gaussian inputs, perfect CSI at the receiver, the pilot
+example's slots (:meth:`phy.ofdm.channel.OFDMChannel.rate_bits`: Gaussian inputs, perfect CSI at the receiver, the pilot
 REs paid for and carrying nothing). Over a single-antenna grid every scheme but ``analog-svd`` runs:
 
 * ``analog-klt`` fills the data symbols of the budget's slots (power allocation for the nominal SNR, as on flat
   channels) through the grid's ZF equaliser, and its per-component LMMSE uses each symbol's effective noise
   (Sionna's ``no_eff``, the LS estimation error included).
 * ``transform-ldpc5g-amc``: the codeword layout uses the data symbols of the budget's slots as an example's
-  uses; the BLER simulation and the codewords go through the grid (:class:`phy.links.DigitalLink`: pilots, LS
+  uses; the BLER simulation and the codewords go through the grid (:class:`phy.link.digital.DigitalLink`: pilots, LS
   estimation, LMMSE), so the MCS is chosen for the estimated-CSI channel; a codeword spanning ``s`` examples
   occupies ``s`` examples' slots. MCS above the 90% quantile of an example's slot mutual information per data
   symbol are not simulated.
@@ -123,7 +123,7 @@ Metrics per (scheme, channel, SNR)
 similarity of ``f_hat`` to ``f``; ``retrieval_top1`` = fraction of examples whose nearest
 neighbour (cosine) among all N source features is their own; ``ber`` = information-bit error rate
 of a digital scheme (for ``quant-ideal``: the bits of examples in outage are fair coin flips, as
-:class:`phy.links.IdealCodeLink` fills them, although their features are replaced by the fallback);
+:class:`phy.link.ideal.IdealCodeLink` fills them, although their features are replaced by the fallback);
 ``outage_rate`` (ideal); for text schemes ``semantic_similarity`` (MiniLM
 cosine of the received to the original sentence, equal to ``cosine``) and ``bleu`` (sacrebleu
 corpus BLEU-4, 0-100). Empty cells mean "does not apply". ``status`` is ``ok``, ``nothing delivered``
@@ -281,7 +281,7 @@ def split_indices(n_items: int, train_fraction: float, seed: int) -> Tuple[torch
 
 
 def fit_quantizer(x: torch.Tensor, bits: int):
-    """A :class:`phy.quantization.UniformQuantizer` with ``bits`` bits whose range is the
+    """A :class:`phy.source.quantization.UniformQuantizer` with ``bits`` bits whose range is the
     percentile range (of ``90, 95, 98, 99, 99.5, 99.9, 100``) giving the smallest MSE on ``x``
     (the training split). The MSE is computed in float64, so features with large finite values
     still get a quantiser; ``ValueError`` if none has a finite MSE.
@@ -294,7 +294,7 @@ def fit_quantizer(x: torch.Tensor, bits: int):
     >>> q.bits, q.quantize(torch.zeros(1, 4)).shape
     (3, torch.Size([1, 4]))
     """
-    from phy.quantization import UniformQuantizer
+    from phy.source.quantization import UniformQuantizer
 
     best, best_mse = None, math.inf
     xd = x.double()
@@ -378,7 +378,7 @@ class SchemeContext:
     without data), ``dim``, ``n_test``, ``budget`` (complex channel uses per example), ``matched``,
     ``device``, ``source`` (items and encoder for text schemes), ``channel`` / ``channel_name`` (the
     shared channel of the current channel kind), ``seed``, and the fitted helpers ``klt``
-    (:class:`phy.transform.KLT` of ``train``), ``coder(bits)`` and ``quantizer(bits, dims)``.
+    (:class:`phy.source.transform.KLT` of ``train``), ``coder(bits)`` and ``quantizer(bits, dims)``.
     """
 
     def __init__(self, source, budget: int, matched: bool, equalizer: str, device, bits: Optional[int],
@@ -426,7 +426,7 @@ class SchemeContext:
     @property
     def klt(self):
         """The KLT of the training split (fitted once)."""
-        from phy.transform import KLT
+        from phy.source.transform import KLT
 
         if self._klt is None:
             self._klt = KLT().fit(self.train)
@@ -442,7 +442,7 @@ class SchemeContext:
 
     def coder(self, total_bits: int):
         """The transform coder (KLT + bit allocation + Lloyd-Max) for ``total_bits`` per vector."""
-        from phy.transform import TransformCoder
+        from phy.source.transform import TransformCoder
 
         if total_bits not in self._coders:
             self._coders[total_bits] = TransformCoder(total_bits, klt=self.klt).fit()
@@ -464,7 +464,7 @@ class SchemeContext:
         return self._quantizers[key]
 
     def code(self, name: str, k: Optional[int] = None, n: Optional[int] = None):
-        from phy.codes import make_code
+        from phy.fec.codes import make_code
 
         key = (name, k, n)
         if key not in self._codes:
@@ -502,7 +502,7 @@ class Scheme:
         channel). ``Plan(0, False, status="skipped: why")`` skips the point with its reason.
     ``transmit(ctx, plan, channel, snr_db) -> Received``
         Send ``ctx.test`` (``[M, d]`` held-out features) through ``channel`` -- the one shared
-        channel object, e.g. via :class:`phy.links.AnalogLink` / :class:`phy.links.DigitalLink`,
+        channel object, e.g. via :class:`phy.link.analog.AnalogLink` / :class:`phy.link.digital.DigitalLink`,
         whose ledgers count the channel uses -- and return the reconstructions ``[M, d]`` with
         ``index=ctx.test_index`` (their rows in ``ctx.features``, for retrieval among all items).
     ``applies(source) -> (bool, reason)``
@@ -518,7 +518,7 @@ class Scheme:
     A learned linear encoder/decoder (ridge regression through the noisy channel):
 
     >>> import torch
-    >>> from phy.links import AnalogLink
+    >>> from phy.link.analog import AnalogLink
     >>> class RidgeScheme(Scheme):
     ...     snr_dependent_plan = True
     ...     def plan(self, ctx, snr_db, channel):
@@ -574,7 +574,7 @@ def _fill(ctx: SchemeContext, head: torch.Tensor, dims: int) -> torch.Tensor:
 
 
 class AnalogScheme(Scheme):
-    """Features as complex symbols through :class:`phy.links.AnalogLink` (``ceil(d/2)`` uses).
+    """Features as complex symbols through :class:`phy.link.analog.AnalogLink` (``ceil(d/2)`` uses).
 
     Examples
     --------
@@ -635,7 +635,7 @@ class AnalogScheme(Scheme):
                     note=f"truncated: first {dims} of {d} features sent (fallback for the rest)")
 
     def transmit(self, ctx, plan, channel, snr_db):
-        from phy.links import AnalogLink
+        from phy.link.analog import AnalogLink
 
         link = AnalogLink(channel, equalizer=self.equalizer(ctx), precoding=self.precoding)
         f = ctx.test[:, :plan.dims_sent]
@@ -669,7 +669,7 @@ def _choose_bits(capacity_bits: int, d: int, fixed: Optional[int], max_bits: int
 
 
 class QuantizedDigitalScheme(Scheme):
-    """Quantiser + channel code + QAM through :class:`phy.links.DigitalLink` (ZF + APP demapping; on a MIMO
+    """Quantiser + channel code + QAM through :class:`phy.link.digital.DigitalLink` (ZF + APP demapping; on a MIMO
     channel ``num_tx`` QAM streams per channel use through the LMMSE MIMO detector).
 
     Examples
@@ -687,8 +687,8 @@ class QuantizedDigitalScheme(Scheme):
     supports_mimo = True
 
     def __init__(self, code: str, modulation: str):
-        from phy.codes import CODES
-        from phy.modulation import bits_per_symbol
+        from phy.fec.codes import CODES
+        from phy.mapping.modulation import bits_per_symbol
 
         if code not in CODES:
             raise ValueError(f"unknown code {code!r} in a quant-<code>-<mod> scheme; expected one of {sorted(CODES)}")
@@ -700,7 +700,7 @@ class QuantizedDigitalScheme(Scheme):
     # -- sizes ----------------------------------------------------------------------------------
     def _code_for(self, ctx, payload: int):
         """(code, link payload bits incl. zero padding) for ``payload`` information bits."""
-        from phy.codes import LDPC5G_MAX_K
+        from phy.fec.codes import LDPC5G_MAX_K
 
         if self.code_name == "hamming74":
             return ctx.code("hamming74"), payload + (-payload) % 4
@@ -716,7 +716,7 @@ class QuantizedDigitalScheme(Scheme):
         return ctx.code("ldpc5g", k=k, n=n), k
 
     def _uses(self, ctx, payload: int) -> int:
-        from phy.links import DigitalLink
+        from phy.link.digital import DigitalLink
 
         code, padded = self._code_for(ctx, payload)
         return DigitalLink(ctx.channel, code=code, modulation=self.modulation).channel_uses(padded)
@@ -755,7 +755,7 @@ class QuantizedDigitalScheme(Scheme):
                     coderate=code.rate, note=note)
 
     def transmit(self, ctx, plan, channel, snr_db):
-        from phy.links import DigitalLink
+        from phy.link.digital import DigitalLink
 
         n_items = ctx.n_test
         index = ctx.test_index
@@ -778,7 +778,7 @@ class QuantizedDigitalScheme(Scheme):
 
 
 class IdealQuantizedScheme(Scheme):
-    """Quantiser + ideal capacity-achieving code (:class:`phy.links.IdealCodeLink`).
+    """Quantiser + ideal capacity-achieving code (:class:`phy.link.ideal.IdealCodeLink`).
 
     Examples
     --------
@@ -799,8 +799,8 @@ class IdealQuantizedScheme(Scheme):
 
     def design_capacity(self, ctx, snr_db: float, channel, uses: int) -> int:
         """Payload bits with outage probability ~``ctx.ideal_outage`` over ``uses`` channel uses."""
-        from phy.capacity import channel_rate_bits, instantaneous_capacity
-        from phy.conventions import snr_db_to_no
+        from phy.theory.capacity import channel_rate_bits, instantaneous_capacity
+        from phy.utils.conventions import snr_db_to_no
 
         if _ofdm_grid(channel) is not None:  # an example's slots: the mutual information of their data REs
             _, mi = channel_rate_bits(channel, uses, float(snr_db), draws=self.design_draws)
@@ -814,7 +814,7 @@ class IdealQuantizedScheme(Scheme):
         return int(math.floor(float(torch.quantile(mi.cpu(), ctx.ideal_outage)) + 1e-9))
 
     def plan(self, ctx, snr_db, channel):
-        from phy.capacity import awgn_capacity, rayleigh_ergodic_capacity
+        from phy.theory.capacity import awgn_capacity, rayleigh_ergodic_capacity
 
         d = ctx.dim
         if not ctx.matched and _ofdm_grid(channel) is not None:
@@ -873,11 +873,11 @@ def _ideal_uses(ctx, channel) -> Tuple[int, str]:
 def _ideal_delivery(channel, uses: int, snr_db: float, bits: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """The ideal code's delivery of ``bits [M, B]`` in ``uses`` channel uses per example: ``(bits_hat [M, B],
     outage [M] bool)``. An example is delivered iff ``B`` is at most the mutual information of its realised channel
-    (:class:`phy.links.IdealCodeLink`, ``capacity="instantaneous"``; over an OFDM grid the data REs of its slots,
-    :meth:`phy.ofdm.OFDMChannel.rate_bits`: Gaussian inputs, perfect CSI at the receiver, the pilots paid for);
+    (:class:`phy.link.ideal.IdealCodeLink`, ``capacity="instantaneous"``; over an OFDM grid the data REs of its slots,
+    :meth:`phy.ofdm.channel.OFDMChannel.rate_bits`: Gaussian inputs, perfect CSI at the receiver, the pilots paid for);
     an example in outage gets fair coin flips from the channel's stream."""
-    from phy.capacity import channel_rate_bits
-    from phy.links import IdealCodeLink
+    from phy.theory.capacity import channel_rate_bits
+    from phy.link.ideal import IdealCodeLink
 
     if _ofdm_grid(channel) is None:
         out = IdealCodeLink(channel, uses, capacity="instantaneous")(bits, snr_db=snr_db)
@@ -911,7 +911,7 @@ class TextScheme(Scheme):
     supports_mimo = True   # DigitalLink's ledger counts num_tx streams per channel use
 
     def __init__(self, code: str = "hamming74", modulation: str = "16qam"):
-        from phy.modulation import bits_per_symbol
+        from phy.mapping.modulation import bits_per_symbol
 
         if code not in ("hamming74", "none"):
             raise ValueError(f"ascii-<code>-<mod>: code must be hamming74 or none (a fixed small block), got {code!r}")
@@ -926,8 +926,8 @@ class TextScheme(Scheme):
         return True, ""
 
     def _codec_link(self, ctx, channel=None):
-        from phy.links import DigitalLink
-        from phy.text_codec import TextCodec
+        from phy.link.digital import DigitalLink
+        from phy.source.text_codec import TextCodec
 
         code = ctx.code(self.code_name, k=1) if self.code_name == "none" else ctx.code(self.code_name)
         link = DigitalLink(channel if channel is not None else ctx.channel, code=code, modulation=self.modulation)
@@ -1052,7 +1052,7 @@ class OptaScheme(_FittedScheme):
     kind = "reference"
     supports_grid = True
     name = "opta"
-    supports_mimo = True   # MIMO: the log-det (Telatar) ergodic / block rates, phy.mimo_capacity
+    supports_mimo = True   # MIMO: the log-det (Telatar) ergodic / block rates, phy.theory.mimo_capacity
 
     def fitted_plan(self, ctx, snr_db, channel):
         return Plan(ctx.budget, True, dims_sent=ctx.dim,
@@ -1060,8 +1060,8 @@ class OptaScheme(_FittedScheme):
                          "capacity); a reference, not a bound, for non-Gaussian features")
 
     def transmit(self, ctx, plan, channel, snr_db):
-        from phy.capacity import channel_rate_bits
-        from phy.ratedistortion import reverse_water_filling
+        from phy.theory.capacity import channel_rate_bits
+        from phy.theory.ratedistortion import reverse_water_filling
 
         klt = ctx.klt
         lam = klt.eigenvalues
@@ -1079,9 +1079,9 @@ class OptaScheme(_FittedScheme):
 class AnalogKLTScheme(_FittedScheme):
     """The optimal *linear* analog scheme: KLT on the training split, the ``min(d, 2U)`` strongest
     components (2 real dimensions per complex use), MSE-optimal power allocation across them
-    (:func:`phy.ratedistortion.linear_power_allocation`, designed for AWGN at the nominal SNR; on
+    (:func:`phy.theory.ratedistortion.linear_power_allocation`, designed for AWGN at the nominal SNR; on
     fading channels the same allocation is used), per-example power normalisation and ZF through
-    :class:`phy.links.AnalogLink`, then the per-component LMMSE estimate with the realised noise
+    :class:`phy.link.analog.AnalogLink`, then the per-component LMMSE estimate with the realised noise
     (``scale^2 N0 / (2 |h|^2)`` per real dimension; the scale is side information, as for ``analog``).
     A budget above ``d/2`` leaves the extra uses empty, so the per-use power of the sent ones grows
     (the energy per example stays ``U Es``). Over an OFDM grid the components fill the data symbols of the
@@ -1119,8 +1119,8 @@ class AnalogKLTScheme(_FittedScheme):
                     extra={"symbols": symbols})
 
     def transmit(self, ctx, plan, channel, snr_db):
-        from phy.links import AnalogLink
-        from phy.ratedistortion import linear_power_allocation
+        from phy.link.analog import AnalogLink
+        from phy.theory.ratedistortion import linear_power_allocation
 
         klt = ctx.klt
         lam = klt.eigenvalues
@@ -1153,7 +1153,7 @@ class AnalogKLTScheme(_FittedScheme):
 
 
 class TransformIdealScheme(_FittedScheme, IdealQuantizedScheme):
-    """Transform coding (:class:`phy.transform.TransformCoder`: KLT, integer bit allocation,
+    """Transform coding (:class:`phy.source.transform.TransformCoder`: KLT, integer bit allocation,
     Lloyd-Max quantisers, all fitted on the training split) delivered by the ideal code of
     ``quant-ideal``: the payload is the design capacity of the budget (AWGN: ``floor(U log2(1 +
     snr))``; fading: the ``--ideal-outage`` quantile), an example in outage gets the training mean. Over an OFDM
@@ -1204,14 +1204,14 @@ class TransformIdealScheme(_FittedScheme, IdealQuantizedScheme):
 class TransformAMCScheme(_FittedScheme):
     """Transform coding over 5G LDPC + QAM with adaptive modulation and coding.
 
-    At each SNR the MCS is chosen from :data:`phy.amc.MCS_TABLE` (3GPP TS 38.214 Table
-    5.1.3.1-2) by :func:`phy.amc.select_mcs`: ``--amc-policy distortion`` minimises
+    At each SNR the MCS is chosen from :data:`phy.link.amc.MCS_TABLE` (3GPP TS 38.214 Table
+    5.1.3.1-2) by :func:`phy.link.amc.select_mcs`: ``--amc-policy distortion`` minimises
     ``(1 - BLER) D(B) + BLER D(erased)`` with ``D(B)`` the transform coder's MSE at ``B`` bits on the
     training split and ``D(erased)`` that of the training mean; ``--amc-policy bler-target`` takes
     the highest rate whose BLER is at most ``--amc-bler-target`` (10%, as 5G link adaptation). The
     BLERs are simulated once per (MCS, SNR, channel) on the package's own chain
-    (:func:`phy.amc.estimate_bler`: CRC + LDPC + QAM + the shared channel, separate seeds) and
-    cached for the run. A codeword spans several examples (:func:`phy.amc.codeword_layout`, at least
+    (:func:`phy.link.amc.estimate_bler`: CRC + LDPC + QAM + the shared channel, separate seeds) and
+    cached for the run. A codeword spans several examples (:func:`phy.link.amc.codeword_layout`, at least
     1024 coded bits), so the per-example budget is an average; a codeword whose CRC fails erases
     its examples, which get the training mean. Over an OFDM grid an example's uses in the layout are the data
     symbols of the budget's whole slots, and the BLERs and codewords go through the grid (pilots, LS, LMMSE).
@@ -1244,11 +1244,11 @@ class TransformAMCScheme(_FittedScheme):
 
         Flat channels: the AWGN capacity (the ergodic one for i.i.d. Rayleigh). Over an OFDM grid: the
         ``capacity_quantile`` quantile of an example's mutual information over its slots (Gaussian inputs,
-        perfect CSI: :meth:`phy.ofdm.OFDMChannel.rate_bits`) per data symbol -- a codeword above it is lost in
+        perfect CSI: :meth:`phy.ofdm.channel.OFDMChannel.rate_bits`) per data symbol -- a codeword above it is lost in
         roughly 90% of the draws or more (exactly so when a codeword spans one example), which the policies do
         not choose; ``capacity_draws`` draws from a channel reseeded for this purpose."""
-        from phy.capacity import awgn_capacity, channel_rate_bits, rayleigh_ergodic_capacity
-        from phy.montecarlo import point_seed
+        from phy.theory.capacity import awgn_capacity, channel_rate_bits, rayleigh_ergodic_capacity
+        from phy.sim.points import point_seed
 
         grid = _ofdm_grid(channel)
         if grid is not None:
@@ -1262,8 +1262,8 @@ class TransformAMCScheme(_FittedScheme):
         return float(awgn_capacity(snr_db))   # an upper bound for every channel with E|h|^2 = 1
 
     def fitted_plan(self, ctx, snr_db, channel):
-        from phy.amc import MCS_TABLE, codeword_layout, estimate_bler, select_mcs
-        from phy.montecarlo import point_seed
+        from phy.link.amc import MCS_TABLE, codeword_layout, estimate_bler, select_mcs
+        from phy.sim.points import point_seed
 
         grid = _ofdm_grid(channel)
         symbols = _symbol_budget(ctx.budget, grid)   # over a grid: the data symbols of the budget's whole slots
@@ -1308,7 +1308,7 @@ class TransformAMCScheme(_FittedScheme):
                            "span": lay.span})
 
     def transmit(self, ctx, plan, channel, snr_db):
-        from phy.amc import CodewordLink
+        from phy.link.amc import CodewordLink
 
         lay = plan.extra["layout"]
         m, B = ctx.n_test, lay.payload_bits
@@ -1373,7 +1373,7 @@ register_group("semcom.schemes", register_scheme)   # installed plug-ins' scheme
 register_scheme("analog")(AnalogScheme)
 register_scheme("analog-zf")(lambda: AnalogScheme("zf"))
 register_scheme("analog-mmse")(lambda: AnalogScheme("mmse"))
-register_scheme("analog-svd")(lambda: AnalogScheme(precoding="svd"))   # needs CSIT (phy.precoding)
+register_scheme("analog-svd")(lambda: AnalogScheme(precoding="svd"))   # needs CSIT (phy.mimo.precoding)
 register_scheme("opta")(OptaScheme)
 register_scheme("analog-klt")(AnalogKLTScheme)
 register_scheme("transform-ideal")(TransformIdealScheme)
@@ -1404,7 +1404,7 @@ def make_scheme(spec: str) -> Scheme:
         return TransformAMCScheme(s.split("-")[1])
     parts = s.split("-")
     if len(parts) == 3 and parts[0] in ("quant", "ascii"):
-        from phy.modulation import MODULATIONS
+        from phy.mapping.modulation import MODULATIONS
 
         if parts[2] not in MODULATIONS:
             raise ValueError(f"scheme {spec!r}: unknown modulation {parts[2]!r}; expected one of {sorted(MODULATIONS)}")
@@ -1437,7 +1437,7 @@ class CompareConfig:
     max_bits_per_element: int = 8
     ldpc_rate: float = 0.5
     ldpc_iter: int = 20
-    ldpc_decoder: str = "layered"         # phy.codes.LDPC5G decoder: "layered" (fast min-sum) or "bp"
+    ldpc_decoder: str = "layered"         # phy.fec.codes.LDPC5G decoder: "layered" (fast min-sum) or "bp"
     ideal_outage: float = 0.1
     text_max_items: Optional[int] = None
     train_fraction: float = 0.8           # seeded split: fit on train, score the held-out items
@@ -1448,8 +1448,8 @@ class CompareConfig:
     device: str = "cpu"
 
     def validate(self, dim: int) -> "CompareConfig":
-        from phy.channels import canonical_channel_list
-        from phy.equalization import EQUALIZERS
+        from phy.channel.registry import canonical_channel_list
+        from phy.mimo.equalization import EQUALIZERS
 
         if isinstance(self.budget, bool) or (self.budget is not None and (
                 not isinstance(self.budget, numbers.Integral) or self.budget < 1)):
@@ -1483,7 +1483,7 @@ class CompareConfig:
         if isinstance(self.realizations, bool) or not isinstance(self.realizations, numbers.Integral) \
                 or not 1 <= self.realizations <= 10000:
             raise ValueError(f"realizations (--realizations) must be an int in [1, 10000], got {self.realizations!r}")
-        from phy.amc import AMC_POLICIES
+        from phy.link.amc import AMC_POLICIES
 
         if self.amc_policy not in AMC_POLICIES:
             raise ValueError(f"amc_policy (--amc-policy) must be one of {AMC_POLICIES}, got {self.amc_policy!r}")
@@ -1530,7 +1530,7 @@ def _grid_skip(scheme, channel) -> Optional[Plan]:
 
 
 def _ofdm_grid(channel):
-    """The channel if it is a resource grid (:class:`phy.ofdm.OFDMChannel`: a ``ledger``), else ``None``."""
+    """The channel if it is a resource grid (:class:`phy.ofdm.channel.OFDMChannel`: a ``ledger``), else ``None``."""
     return channel if hasattr(channel, "ledger") and hasattr(channel, "send_symbols") else None
 
 
@@ -1580,9 +1580,9 @@ def run_comparison(source, config: CompareConfig, out_dir: Optional[str] = None,
     >>> [(r["scheme"], r["snr_db"]) for r in rows]
     [('analog', 0.0), ('analog', 10.0), ('opta', 0.0), ('opta', 10.0)]
     """
-    from phy.channels import make_channel
-    from phy.montecarlo import point_seed
-    from phy.resultstore import format_value
+    from phy.channel.registry import make_channel
+    from phy.sim.points import point_seed
+    from phy.sim.resultstore import format_value
 
     config.validate(source.dim)
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
@@ -1655,9 +1655,9 @@ def opta_reference(ctx: SchemeContext, channel, ch_name: str, snr_db: float) -> 
     """The Gaussian OPTA NMSE for the training covariance at this channel, SNR and budget
     (``E[D(R)] / E||f||^2``; ``None`` when the covariance is not estimable). Cached per point;
     fading draws (block fading) come from the channel reseeded for this purpose."""
-    from phy.capacity import channel_rate_bits
-    from phy.montecarlo import point_seed
-    from phy.ratedistortion import gaussian_opta_distortion
+    from phy.theory.capacity import channel_rate_bits
+    from phy.sim.points import point_seed
+    from phy.theory.ratedistortion import gaussian_opta_distortion
 
     cache = ctx.__dict__.setdefault("_opta", {})
     key = (ch_name, float(snr_db), ctx.budget)
@@ -1696,7 +1696,7 @@ def _bleu_interval(hyps: Sequence[Sequence[str]], refs: Sequence[str], seed: int
 
 
 def aggregate_metrics(rxs: Sequence[Received], ctx: SchemeContext, source, seed: int) -> Dict[str, Any]:
-    """Metrics over the realisations with 95% intervals (:mod:`phy.intervals`).
+    """Metrics over the realisations with 95% intervals (:mod:`phy.sim.intervals`).
 
     Per example, each statistic is averaged over the realisations first; the intervals are then
     over the examples (so they cover the channel and the choice of items): NMSE by the delta method
@@ -1705,8 +1705,8 @@ def aggregate_metrics(rxs: Sequence[Received], ctx: SchemeContext, source, seed:
     (Clopper-Pearson on all bits when no error was seen), the codeword error rate by
     Clopper-Pearson over codewords, BLEU by a bootstrap over the examples.
     """
-    from phy.intervals import mean_interval, proportion_interval, ratio_interval
-    from phy.intervals import clopper_pearson
+    from phy.sim.intervals import mean_interval, proportion_interval, ratio_interval
+    from phy.sim.intervals import clopper_pearson
 
     idx = rxs[0].index
     per = [example_metrics(ctx.features[idx], rx.features, ctx.features, idx) for rx in rxs]
@@ -1841,7 +1841,7 @@ def _file_label(spec: str) -> str:
     defaults (``rayleigh``), else the spec with every other character turned into ``_``."""
     import re
 
-    from phy.channels import canonical_channel_spec
+    from phy.channel.registry import canonical_channel_spec
 
     name = spec.split("(", 1)[0]
     try:
@@ -1983,7 +1983,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args) -> CompareConfig:
     names = [s.strip() for s in str(args.schemes).split(",") if s.strip()]
-    from phy.channel_spec import split_channel_list
+    from phy.channel.spec import split_channel_list
 
     channels = split_channel_list(str(args.channel))
     snrs = args.snr_db if args.snr_db is not None else [-20.0, -15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0]

@@ -13,7 +13,7 @@
 
 The seen/unseen split is a seeded class split (``--unseen-fraction 0.2``: 800/200 on ImageNet).
 The bandwidth ratio is ``L / (C*H*W)`` with ``L`` complex channel uses and the CLIP input image size
-(``3 x 336 x 336`` for ViT-L-14-336), via :func:`phy.conventions.bandwidth_compression_ratio`.
+(``3 x 336 x 336`` for ViT-L-14-336), via :func:`phy.utils.conventions.bandwidth_compression_ratio`.
 
 Example
 -------
@@ -325,7 +325,7 @@ def _train_djscc(args) -> int:
     from baselines.djscc import ImageJSCCCodec, train_resumable
     from baselines.djscc_ft import DJSCCFT
     from experiments.commands.semclip_eval import _split_preprocess, djscc_num_down
-    from phy.channels import make_channel
+    from phy.channel.registry import make_channel
     from semantic.clip_tokens import load_open_clip, model_image_shape
     from semantic.datasets import make_dataset, split_classes
 
@@ -392,8 +392,8 @@ def _train_djscc(args) -> int:
 
 def _eval(args) -> int:
     from experiments.core.results import RunManifest, open_table
-    from phy.channels import make_channel
-    from phy.conventions import bandwidth_compression_ratio
+    from phy.channel.registry import make_channel
+    from phy.utils.conventions import bandwidth_compression_ratio
     from semantic.clip_tokens import load_open_clip
     from semantic.jscc import JSCCCodec
     from semantic.semclip import SemCLIP, SemCLIPConfig, evaluate_zeroshot
@@ -438,7 +438,7 @@ def _eval(args) -> int:
            ["zeroshot.csv"], f"zeroshot.{name}.settings.json",
            started=any(r["system"] == name for r in table.rows()))
     done = table.finished_keys()
-    from phy.resultstore import format_value
+    from phy.sim.resultstore import format_value
 
     with RunManifest(out, args=args, seed=args.seed, command="semcom semclip eval",
                      extra={"n_images": len(fs), "n_classes": len(fs.class_names),

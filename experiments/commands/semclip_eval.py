@@ -16,7 +16,7 @@ figures into ``--out`` and resumable (a finished row is never recomputed):
    for ``--channel-uses 48,96,192,384``: ``accuracy_vs_bandwidth.csv`` (same columns) and
    ``fig4_top1_vs_bandwidth.png``. The ratio of every point is computed from the channel uses the
    system actually spent, ``L / (C*H*W)`` with the CLIP input shape
-   (:func:`phy.conventions.bandwidth_compression_ratio`). CLIP-FT has one point (its ``L = N/2``).
+   (:func:`phy.utils.conventions.bandwidth_compression_ratio`). CLIP-FT has one point (its ``L = N/2``).
 3. ``cross`` -- the cross-dataset table (the paper's table II): ``--datasets NAME=PATH,...`` (NAME a
    layout of :data:`semantic.datasets.DATASETS`, e.g. ``oxford_pets``, ``food101``, ``caltech101``;
    any other name reads an ImageNet-style folder). Every class of such a data set is unseen. A data
@@ -454,7 +454,7 @@ class Context:
         return self.encoder(self.normalize(images.clamp(0, 1).to(self.device))).float()
 
     def channel(self, offset: int = 0):
-        from phy.channels import make_channel
+        from phy.channel.registry import make_channel
 
         return make_channel(self.args.channel, seed=self.args.seed + offset)
 
@@ -879,7 +879,7 @@ def _table(path: Path, keys=KEYS, values=VALUES):
 def _sweep(ctx: Context, table, points, es: EvalSet, extra_keys: Optional[dict] = None) -> int:
     """Evaluate every (system, snr, L) of ``points`` whose row is not in ``table``; returns rows added."""
     from experiments.core.results import format_value
-    from phy.conventions import bandwidth_compression_ratio
+    from phy.utils.conventions import bandwidth_compression_ratio
 
     done = table.finished_keys()
     added = 0

@@ -53,8 +53,8 @@ def transmit_per_item(system, vlf, snr_db: float, seeds: Sequence[int]):
     Any object with VLF-MSC's ``transmit(vlf, snr_db=, seed=)`` works; here an analog link over AWGN:
 
     >>> import torch
-    >>> from phy.channels import AWGN
-    >>> from phy.links import AnalogLink
+    >>> from phy.channel.flat import AWGN
+    >>> from phy.link.analog import AnalogLink
     >>> class System:
     ...     link = AnalogLink(AWGN(seed=0))
     ...     def transmit(self, vlf, snr_db, seed):
@@ -298,7 +298,7 @@ def main(args: argparse.Namespace) -> int:
     from experiments.core.results import RunManifest, open_table
     from semantic.images import ImageCaptionDataset, collate_images, file_sha1
     from semantic.checkpoints import CheckpointNotFoundError
-    from phy.montecarlo import point_seed
+    from phy.sim.points import point_seed
     from semantic.vlf_msc import VLFMSC
 
     try:

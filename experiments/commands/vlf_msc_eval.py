@@ -234,7 +234,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # Tables, figures, grids (work from the CSVs alone)
 # ------------------------------------------------------------------------------------------------
 def metrics_table(out: Path):
-    """The resumable ``out/metrics.csv`` (:class:`phy.resultstore.ResumableCSV`, columns :data:`METRIC_COLUMNS`),
+    """The resumable ``out/metrics.csv`` (:class:`phy.sim.resultstore.ResumableCSV`, columns :data:`METRIC_COLUMNS`),
     one row per (system, channel, SNR).
 
     Examples
@@ -695,8 +695,8 @@ def _run(args, ds, snrs, systems, todo, batches, out: Path, table, items, done_i
 
     from experiments.core.results import format_value, open_table
     from experiments.commands.vlf_msc import snr_dirname
-    from phy.channels import make_channel
-    from phy.montecarlo import point_seed
+    from phy.channel.registry import make_channel
+    from phy.sim.points import point_seed
     from semantic.checkpoints import resolve_device
     from semantic.images import collate_images, file_sha1
     from semantic.vlf_msc import VLFMSC
@@ -779,7 +779,7 @@ def _run(args, ds, snrs, systems, todo, batches, out: Path, table, items, done_i
                 "repetition": r, "target_channel_uses": target,
                 "max_channel_uses": max(ascii_tx.channel_uses(base_caps), default=0),
                 "method": "every Hamming codeword sent r times, the r LLRs of each code bit summed before decoding "
-                          "(phy.codes.Repetition)"}
+                          "(phy.fec.codes.Repetition)"}
     if "deepsc" in need:
         from baselines.deepsc import DeepSC, vocabulary_coverage
         from semantic.checkpoints import resolve_checkpoint

@@ -126,7 +126,7 @@ def parse_device(name: str, option: str = "--device"):
     ...
     ValueError: ...
     """
-    from phy.conventions import check_device
+    from phy.utils.conventions import check_device
 
     return check_device(name, option)
 

@@ -3,17 +3,17 @@
 A *point task* is ``(key, fn, args)``: ``fn(*args)`` computes one result (e.g. one (scheme, channel,
 SNR) point of a sweep) and returns it; ``key`` names it. Tasks must be independent and
 deterministic given their arguments (the Monte Carlo engine seeds every point from
-``(seed, scheme, channel, snr_type, snr_db)``, :func:`phy.montecarlo.point_seed`), so the order and
+``(seed, scheme, channel, snr_type, snr_db)``, :func:`phy.sim.points.point_seed`), so the order and
 the process in which they run do not change the results. For Ray, ``fn`` and ``args`` must be
 picklable (use module-level functions of the package, which workers import by name) and small:
 pass configuration dicts and rebuild links, channels and models *inside* the task (cached per
 worker process, e.g. with ``functools.lru_cache``, since every point reseeds them).
 
 Results are written by the driver, one row per finished point, through the experiment's
-:class:`phy.resultstore.ResumableCSV` (write + flush + fsync per row). Finished keys are skipped
+:class:`phy.sim.resultstore.ResumableCSV` (write + flush + fsync per row). Finished keys are skipped
 before submission, so an interrupted run resumed with either executor gives the same CSV rows
 as an uninterrupted local run. When all points are done the driver puts the rows in task order
-(:meth:`~phy.resultstore.ResumableCSV.reorder`, one atomic rewrite), so the final file is the
+(:meth:`~phy.sim.resultstore.ResumableCSV.reorder`, one atomic rewrite), so the final file is the
 sequential run's, line for line.
 
 * :func:`make_executor` (``"local"`` or ``"ray"``; ``num_cpus`` for a local Ray instance,
@@ -416,7 +416,7 @@ def run_points(executor: Executor, tasks: Iterable[Task], table=None,
     executor : Executor
     tasks : iterable of ``(key, fn, args)``
         ``key`` must be the row's key as the table writes it (a tuple of values of
-        ``table.key_columns``, formatted with :func:`phy.resultstore.format_value` when compared);
+        ``table.key_columns``, formatted with :func:`phy.sim.resultstore.format_value` when compared);
         ``fn(*args)`` returns one row (a mapping with the table's columns) or a list of rows.
     table : ResumableCSV, optional
         Rows are appended (flushed, fsynced) by the driver as tasks finish.
@@ -442,7 +442,7 @@ def run_points(executor: Executor, tasks: Iterable[Task], table=None,
     >>> run_points(LocalExecutor(), tasks, table)      # a rerun: both rows are in the table already
     {}
     """
-    from phy.resultstore import format_value
+    from phy.sim.resultstore import format_value
 
     done = set()
     if table is not None:

@@ -103,7 +103,7 @@ def error_rate_figure(rows: Iterable[Union[Mapping[str, Any], Any]], *, metric: 
 
     Parameters
     ----------
-    rows : iterable of mappings (CSV rows) or ``phy.montecarlo.PointResult``
+    rows : iterable of mappings (CSV rows) or ``phy.sim.points.PointResult``
         Needs ``scheme, channel, snr_db, snr_type, <metric>, <metric>_ci_low, <metric>_ci_high``.
     metric : ``"ber"`` or ``"bler"``
     snr_type : ``"ebno"`` or ``"esno"``, optional

@@ -6,17 +6,17 @@ Two ways in, both read by every ``semcom`` command before it parses its options:
   class or factory that is registered under the entry point's name::
 
       [project.entry-points."semcom.channels"]     # or setup.cfg [options.entry_points]
-      rotated = "mypkg.channels:RotatedAWGN"         # a phy.channels.Channel subclass
+      rotated = "mypkg.channels:RotatedAWGN"         # a phy.channel.base.Channel subclass
       [project.entry-points."semcom.schemes"]
       ridge = "mypkg.schemes:RidgeScheme"            # an experiments.commands.compare.Scheme (or a factory)
       [project.entry-points."semcom.codes"]
-      rep3 = "mypkg.codes:Repetition3"               # a phy.codes.Code subclass
+      rep3 = "mypkg.codes:Repetition3"               # a phy.fec.codes.Code subclass
       [project.entry-points."semcom.sources"]
       mine = "mypkg.sources:load_mine"               # a factory returning a FeatureSource
 
 * ``--plugin MODULE_OR_FILE`` (repeatable, on any command): a module name or a ``.py`` file that
-  registers what it defines when imported (``phy.channels.register_channel``,
-  ``experiments.commands.compare.register_scheme``, ``phy.codes.register_code``,
+  registers what it defines when imported (``phy.channel.registry.register_channel``,
+  ``experiments.commands.compare.register_scheme``, ``phy.fec.codes.register_code``,
   ``experiments.core.sources.register_source``).
 
 Then ``semcom compare --channel rotated --schemes ridge,analog ...`` and ``semcom ber --channel
@@ -44,8 +44,8 @@ __all__ = ["GROUPS", "register_group", "load_plugin", "load_entry_points", "pop_
 #: imported (``semcom.schemes``: :func:`experiments.commands.compare.register_scheme`), so this module
 #: knows no command.
 GROUPS: Dict[str, Union[Tuple[str, str], Callable]] = {
-    "semcom.channels": ("phy.channels", "register_channel"),
-    "semcom.codes": ("phy.codes", "register_code"),
+    "semcom.channels": ("phy.channel", "register_channel"),
+    "semcom.codes": ("phy.fec.codes", "register_code"),
     "semcom.sources": ("experiments.core.sources", "register_source"),
 }
 
@@ -105,10 +105,10 @@ def load_plugin(spec: str):
     A plug-in file that registers a channel (the way ``semcom --plugin my_channel.py ...`` loads it):
 
     >>> import os, tempfile
-    >>> from phy.channels import CHANNELS
+    >>> from phy.channel.registry import CHANNELS
     >>> path = os.path.join(tempfile.mkdtemp(), "my_channel.py")
     >>> with open(path, "w") as f:
-    ...     _ = f.write("from phy.channels import AWGN, register_channel" + chr(10)
+    ...     _ = f.write("from phy.channel import AWGN, register_channel" + chr(10)
     ...                 + "register_channel('doc-plugin-awgn')(type('DocAWGN', (AWGN,), {}))" + chr(10))
     >>> module = load_plugin(path)
     >>> "doc-plugin-awgn" in CHANNELS
@@ -175,8 +175,8 @@ def load_all(plugins: Sequence[str]) -> List[str]:
 
     Examples
     --------
-    >>> load_all(["phy.channels"])[-1]            # entry points first, then each --plugin
-    '--plugin:phy.channels'
+    >>> load_all(["phy.channel"])[-1]            # entry points first, then each --plugin
+    '--plugin:phy.channel'
     """
     done = load_entry_points()
     for spec in plugins:

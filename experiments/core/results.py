@@ -1,6 +1,6 @@
 """Result files shared by every experiment: resumable CSV tables and ``manifest.json``.
 
-* :class:`ResumableCSV` (re-exported from :mod:`phy.montecarlo`, the one implementation) is an
+* :class:`ResumableCSV` (from :mod:`phy.sim.resultstore`, the one implementation) is an
   append-only table with key columns and value columns: each row is written, flushed and
   ``fsync``-ed; the header is written atomically; :meth:`ResumableCSV.finished_keys` tells a
   rerun what to skip. :func:`open_table` is the convenience constructor for experiments.
@@ -40,7 +40,7 @@ import time
 from importlib import metadata
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
-from phy.resultstore import ResumableCSV, format_value
+from phy.sim.resultstore import ResumableCSV, format_value
 
 __all__ = [
     "ResumableCSV",

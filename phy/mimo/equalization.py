@@ -1,0 +1,240 @@
+"""Receiver-side equalisation of ``y = h x + n`` with perfect or estimated CSI.
+
+Equalisers
+    ``"zf"``
+        zero forcing, ``x_hat = y / h_est``; effective noise ``N0 / |h_est|^2``.
+        For a single-antenna link this is also the *unbiased* MMSE estimate, which is what
+        a soft demapper needs.
+    ``"mmse"``
+        linear MMSE for a prior of energy ``P``: ``x_hat = P conj(h) y / (P |h|^2 + N0)``
+        (biased, minimum mean-square error, what an analog feature receiver wants);
+        returned error variance ``P N0 / (P |h|^2 + N0)``.
+
+CSI (``csi=``)
+    ``"perfect"`` (default)
+        the receiver knows ``h``.
+    ``"ls"``
+        least-squares estimate from ``num_pilots`` unit-energy pilots per coefficient sent
+        over the same channel: ``h_est = h + e``, ``e ~ CN(0, N0 / num_pilots)``. On block
+        fading (``block_length = L``) there is one coefficient per coherence block, so one
+        estimate per block from that block's pilots (constant over the block's ``L`` symbols),
+        and the pilots are channel uses: :meth:`Equalizer.pilot_uses` =
+        ``num_pilots * n / L`` per example (``num_pilots`` per symbol for per-symbol fading),
+        which the links add to their ledger (``channel_uses``, ``info["pilot_uses"]``).
+    ``"noisy"``
+        ``h_est = h + e``, ``e ~ CN(0, 10**(-pilot_snr_db/10))`` for a given pilot SNR (a
+        genie-style error model: no pilots are counted).
+
+    Estimation errors are drawn from the channel's random stream, one per channel coefficient (per
+    coherence block for block fading).
+
+Example
+-------
+>>> import torch
+>>> from phy.channel.flat import Rayleigh
+>>> out = Rayleigh(seed=0)(torch.ones(1, 4, dtype=torch.complex64), no=1e-6)
+>>> x_hat, no_eff = Equalizer("zf")(out)
+>>> torch.allclose(x_hat, torch.ones(1, 4, dtype=torch.complex64), atol=1e-2)
+True
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Optional, Tuple
+
+import torch
+from torch import nn
+
+from phy.channel.base import ChannelOutput, complex_normal
+from phy.utils.conventions import check_no, db_to_lin
+from phy.mimo.zf_mmse import EQUALIZERS, equalize
+
+__all__ = ["Equalizer", "equalize", "estimate_csi", "combine_repetitions", "EQUALIZERS", "CSI_MODES"]
+
+#: The receiver's channel knowledge of :class:`Equalizer` (``csi=``): perfect, least-squares pilots, or a noisy estimate.
+CSI_MODES = ("perfect", "ls", "noisy")
+
+
+def estimate_csi(h: Optional[torch.Tensor], no: torch.Tensor, mode: str, generator: torch.Generator,
+                 num_pilots: int = 1, pilot_snr_db: Optional[float] = None, block_length: int = 1
+                 ) -> Optional[torch.Tensor]:
+    """The receiver's estimate of ``h`` ``[..., n]`` (see the module docstring for the modes).
+
+    ``block_length = L > 1``: ``h`` is constant over blocks of ``L`` symbols and the estimation
+    error is drawn once per block (``no`` must then be per example, ``[..., 1]`` or a scalar).
+
+    Examples
+    --------
+    >>> h = torch.ones(1, 4, dtype=torch.complex64)
+    >>> g = torch.Generator().manual_seed(0)
+    >>> torch.equal(estimate_csi(h, torch.tensor([[0.1]]), "perfect", g), h)
+    True
+    >>> h_ls = estimate_csi(h, torch.tensor([[0.1]]), "ls", g, num_pilots=4)
+    >>> h_ls.shape, bool((h_ls != h).all())      # LS estimate: h plus CN(0, N0 / num_pilots)
+    (torch.Size([1, 4]), True)
+    """
+    if mode not in CSI_MODES:
+        raise ValueError(f"csi must be one of {CSI_MODES}, got {mode!r}")
+    if isinstance(block_length, bool) or not isinstance(block_length, numbers.Integral) or block_length < 1:
+        raise ValueError(f"block_length must be a positive int, got {block_length!r}")
+    if h is None or mode == "perfect":
+        return h
+    if mode == "ls":
+        var = no / num_pilots
+    else:
+        var = torch.as_tensor(1.0 / db_to_lin(float(pilot_snr_db)), dtype=no.dtype, device=h.device)
+    std = torch.sqrt(var).to(h.device)
+    L = int(block_length)
+    if L == 1:
+        return h + complex_normal(h.shape, generator, dtype=h.dtype, device=h.device) * std
+    n = h.shape[-1]
+    if n % L:
+        raise ValueError(f"block_length={L} must divide the number of channel uses n={n}")
+    if std.dim() and std.shape[-1] != 1:
+        raise ValueError(f"per-block CSI estimation needs one N0 per example ([..., 1]), got no of shape "
+                         f"{tuple(std.shape)}")
+    e = complex_normal((*h.shape[:-1], n // L), generator, dtype=h.dtype, device=h.device) * std
+    return h + e.unsqueeze(-1).expand(*e.shape, L).reshape(h.shape)
+
+
+def _block_length(channel) -> int:
+    """Coherence length of ``channel`` in symbols (``block_length`` of flat block fading, else 1)."""
+    L = getattr(channel, "block_length", 1)
+    return int(L) if isinstance(L, numbers.Integral) and not isinstance(L, bool) and L > 1 else 1
+
+
+def combine_repetitions(out: ChannelOutput, r: int) -> ChannelOutput:
+    """Maximum-ratio combining of ``r`` received copies of the same symbols (perfect CSI).
+
+    ``out`` holds ``[..., r * n]`` received symbols: copy ``i`` of symbol ``j`` at position ``i * n + j``
+    (the block ``x`` sent ``r`` times). Returns one equivalent observation per symbol,
+    ``y' = sum_i conj(h_i) y_i / g`` with the real gain ``g = sqrt(sum_i |h_i|^2)``: ``y' = g x + n'``,
+    ``n' ~ CN(0, N0)``, so that any equaliser applied to ``(y', h' = g)`` sees ``r`` times the SNR on AWGN
+    (``sum |h_i|^2`` times on fading). ZF on the result leaves a noise variance ``N0 / sum |h_i|^2``.
+
+    Parameters
+    ----------
+    out : ChannelOutput
+        ``y`` ``[..., r * n]``; ``h`` ``None`` (AWGN) or of ``y``'s shape; ``no`` broadcastable to ``y``
+        and the same on every copy (one N0 per example).
+    r : int
+        Copies (``r = 1`` returns ``out`` unchanged).
+
+    Example
+    -------
+    >>> import torch
+    >>> x = torch.ones(1, 4, dtype=torch.complex64)
+    >>> y = x.repeat(1, 3)                                  # 3 noiseless copies over AWGN
+    >>> c = combine_repetitions(ChannelOutput(y, None, torch.tensor([[0.1]])), 3)
+    >>> torch.allclose(c.y / c.h, x), c.y.shape
+    (True, torch.Size([1, 4]))
+    """
+    if isinstance(r, bool) or not isinstance(r, numbers.Integral) or r < 1:
+        raise ValueError(f"r (copies) must be a positive int, got {r!r}")
+    if r == 1:
+        return out
+    y = out.y
+    if y.shape[-1] % r:
+        raise ValueError(f"the received block has {y.shape[-1]} symbols, not a multiple of r={r} copies")
+    n = y.shape[-1] // r
+    ys = y.reshape(*y.shape[:-1], r, n)
+    no = out.no
+    if isinstance(no, torch.Tensor) and no.dim() and no.shape[-1] == y.shape[-1]:  # N0 per symbol: copy 0's
+        no = no.reshape(*no.shape[:-1], r, n)[..., 0, :]
+    elif isinstance(no, torch.Tensor) and no.dim() and no.shape[-1] != 1:
+        raise ValueError(f"combine_repetitions needs N0 per example or per received symbol, got shape "
+                         f"{tuple(no.shape)} for y of shape {tuple(y.shape)}")
+    if out.h is None:
+        gain = torch.full_like(ys[..., 0, :].real, math.sqrt(r))
+        y_c = ys.sum(-2) / math.sqrt(r)
+    else:
+        if out.h.shape != y.shape:
+            raise ValueError(f"combine_repetitions needs one channel coefficient per received symbol (h of shape "
+                             f"{tuple(y.shape)}), got {tuple(out.h.shape)}")
+        hs = out.h.reshape(*y.shape[:-1], r, n)
+        gain = (hs.real.square() + hs.imag.square()).sum(-2).sqrt()
+        y_c = (hs.conj() * ys).sum(-2) / gain.clamp_min(torch.finfo(gain.dtype).tiny)
+    return ChannelOutput(y_c, gain.to(y.dtype), no)
+
+
+class Equalizer(nn.Module):
+    """CSI estimation followed by ZF or MMSE equalisation (see the module docstring).
+
+    Calling it on a :class:`ChannelOutput` (``y``, ``h`` ``[..., n]`` complex) returns ``(x_hat, no_eff)``, both
+    ``[..., n]`` (``no_eff`` real: the noise variance left on each equalised symbol).
+
+    Parameters
+    ----------
+    method : ``"zf"`` (default) or ``"mmse"``
+    csi : ``"perfect"`` (default), ``"ls"`` or ``"noisy"``
+    num_pilots : int
+        Pilots per coefficient for ``csi="ls"``.
+    pilot_snr_db : float
+        Pilot SNR for ``csi="noisy"``.
+    power : float
+        Prior symbol energy for MMSE.
+
+    Examples
+    --------
+    >>> from phy.channel.flat import Rayleigh
+    >>> ch = Rayleigh(seed=0)
+    >>> out = ch(torch.ones(2, 4, dtype=torch.complex64), no=0.0)
+    >>> x_hat, no_eff = Equalizer("zf")(out)
+    >>> torch.allclose(x_hat, torch.ones(2, 4, dtype=torch.complex64)), no_eff.shape   # noiseless: exact
+    (True, torch.Size([2, 4]))
+    """
+
+    def __init__(self, method: str = "zf", csi: str = "perfect", num_pilots: int = 1,
+                 pilot_snr_db: Optional[float] = None, power: float = 1.0):
+        super().__init__()
+        if method not in EQUALIZERS:
+            raise ValueError(f"equalizer must be one of {EQUALIZERS}, got {method!r}")
+        if csi not in CSI_MODES:
+            raise ValueError(f"csi must be one of {CSI_MODES}, got {csi!r}")
+        if isinstance(num_pilots, bool) or not isinstance(num_pilots, numbers.Integral) or num_pilots < 1:
+            raise ValueError(f"num_pilots must be a positive int, got {num_pilots!r}")
+        if csi == "noisy" and (pilot_snr_db is None or not isinstance(pilot_snr_db, numbers.Real)):
+            raise ValueError(f"csi='noisy' needs pilot_snr_db as a number, got {pilot_snr_db!r}")
+        if isinstance(power, bool) or not isinstance(power, numbers.Real) or not 0 < power < float("inf"):
+            raise ValueError(f"power (prior symbol energy P) must be a positive finite number, got {power!r}")
+        self.method, self.csi, self.num_pilots, self.pilot_snr_db, self.power = (
+            method, csi, int(num_pilots), pilot_snr_db, float(power))
+
+    def pilot_uses(self, n: int, channel=None) -> int:
+        """Pilot channel uses per example that :meth:`transmit` charges for ``n`` data symbols over
+        ``channel``: ``num_pilots`` per coefficient with ``csi="ls"`` (one coefficient per coherence block
+        of ``channel.block_length`` symbols, else one per symbol; times ``num_tx`` orthogonal pilots on a MIMO
+        channel, :mod:`phy.mimo.csi`), 0 otherwise and for a channel without fading (AWGN: nothing to
+        estimate)."""
+        if self.csi != "ls" or channel is None or getattr(channel, "name", "") == "awgn":
+            return 0
+        streams = int(getattr(channel, "num_tx", 1)) if getattr(channel, "is_mimo", False) else 1
+        return self.num_pilots * streams * math.ceil(n / _block_length(channel))
+
+    def forward(self, out: ChannelOutput, generator: Optional[torch.Generator] = None, block_length: int = 1
+                ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Equalise a :class:`ChannelOutput`; ``generator`` (the channel's) draws CSI errors, one per
+        coherence block of ``block_length`` symbols."""
+        h = out.h
+        if self.csi != "perfect" and h is not None:
+            if generator is None:
+                raise ValueError("an estimated CSI needs the channel's generator (generator=None given)")
+            h = estimate_csi(h, out.no, self.csi, generator, self.num_pilots, self.pilot_snr_db, block_length)
+        return equalize(out.y, h, out.no, self.method, self.power)
+
+    def transmit(self, channel, x: torch.Tensor, no) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Send ``x`` ``[..., n]`` through ``channel`` and equalise: ``(x_hat, no_eff, no)``.
+
+        With perfect CSI this is ``channel.forward_equalized`` (one fused pass where the channel
+        has one, see :meth:`phy.channel.base.Channel.forward_equalized`); otherwise the channel, the CSI
+        estimate (errors drawn from the channel's generator) and :meth:`forward`.
+        """
+        if self.csi == "perfect" and hasattr(channel, "forward_equalized"):
+            return channel.forward_equalized(x, no, self.method, self.power)
+        out = channel(x, no)
+        x_hat, no_eff = self(out, channel.generator(x.device), _block_length(channel))
+        return x_hat, no_eff, out.no
+
+    def extra_repr(self) -> str:
+        return f"method={self.method!r}, csi={self.csi!r}"

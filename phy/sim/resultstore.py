@@ -1,0 +1,264 @@
+"""The resumable result store: one CSV row per finished point, safe against interruption.
+
+* :func:`format_value`: the canonical text of a CSV cell (floats as their shortest round-trip
+  ``repr``), used for the cells *and* for matching keys, so a resumed run finds its rows.
+* :class:`ResumableCSV`: append-only rows (write + flush + fsync per row, header written
+  atomically), the finished keys skipped on the next run, a torn last row cut whole, duplicate keys
+  and foreign headers refused. Every study writes through it (:mod:`phy.sim.montecarlo`,
+  :mod:`experiments.core.results`).
+
+Example
+-------
+>>> format_value(0.1), format_value(None), format_value(True)
+('0.1', '', 'true')
+"""
+from __future__ import annotations
+
+import csv
+import io
+import numbers
+import os
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
+
+import torch
+
+__all__ = ["format_value", "ResumableCSV"]
+
+
+def format_value(value: Any) -> str:
+    """Canonical text of a CSV cell: shortest round-trip ``repr`` for floats (``nan``, ``inf``),
+    ``str`` for ints and strings, ``""`` for ``None``. Used for cells *and* for key matching.
+
+    Examples
+    --------
+    >>> format_value(0.1), format_value(float("nan")), format_value(3), format_value(None)
+    ('0.1', 'nan', '3', '')
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        return repr(float(value))
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return format_value(value.item())
+    return str(value)
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path or ".", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class ResumableCSV:
+    """Append-only CSV of result rows, resumable after an interruption.
+
+    * The header is written atomically (temporary file + ``fsync`` + ``os.replace``).
+    * Each :meth:`append` writes one full line, flushes and calls ``fsync``, so a crash loses at most
+      the row being written; a torn last record (no newline outside a quoted field after it) is
+      cut off whole when the file is opened again.
+    * A file with two rows of one key, or rows with missing or extra cells, is refused (``ValueError``);
+      :meth:`append` writes a key once.
+    * :meth:`finished_keys` gives the key tuples already present (cells compared as
+      :func:`format_value` text), so a rerun can skip them.
+    * Opening an existing file whose header differs from ``columns`` raises ``ValueError``
+      (never silently mixes layouts).
+
+    Parameters
+    ----------
+    path : str or PathLike
+    columns : sequence of str
+        All columns, in file order.
+    key_columns : sequence of str
+        The subset of ``columns`` that identifies a row (e.g. scheme, channel, snr).
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> t = ResumableCSV(os.path.join(d, "r.csv"), ["snr", "ber"], ["snr"])
+    >>> t.append({"snr": 0.0, "ber": 0.1})
+    >>> ResumableCSV(os.path.join(d, "r.csv"), ["snr", "ber"], ["snr"]).finished_keys()
+    {('0.0',)}
+    """
+
+    def __init__(self, path: Union[str, os.PathLike], columns: Sequence[str], key_columns: Sequence[str]):
+        columns = tuple(columns)
+        key_columns = tuple(key_columns)
+        if not columns or len(set(columns)) != len(columns):
+            raise ValueError(f"columns must be non-empty and unique, got {columns}")
+        missing = [c for c in key_columns if c not in columns]
+        if missing or not key_columns:
+            raise ValueError(f"key_columns must be a non-empty subset of columns {columns}, got {key_columns}")
+        self.path = os.fspath(path)
+        self.columns = columns
+        self.key_columns = key_columns
+        self._rows: List[Dict[str, str]] = []
+        self._keys: Set[Tuple[str, ...]] = set()
+        self._open()
+
+    # -- opening -------------------------------------------------------------------------
+    def _open(self) -> None:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        if os.path.exists(self.path) and os.path.getsize(self.path) > 0:
+            self._repair_torn_tail()
+            with open(self.path, "r", newline="", encoding="utf-8") as fh:
+                reader = csv.reader(fh)
+                header = next(reader, None)
+                if header is None:
+                    rows = []
+                else:
+                    if tuple(header) != self.columns:
+                        raise ValueError(
+                            f"{self.path} has columns {header}, expected {list(self.columns)}; "
+                            "write to a new file or delete the old one"
+                        )
+                    raw = [r for r in reader if r]
+                    bad = [r for r in raw if len(r) != len(self.columns)]
+                    if bad:
+                        raise ValueError(f"{self.path} has {len(bad)} malformed row(s) (not {len(self.columns)} "
+                                         f"cells), e.g. {bad[0]}; repair or delete the file")
+                    rows = [dict(zip(header, r)) for r in raw]
+            if header is not None:
+                seen: Set[Tuple[str, ...]] = set()
+                for r in rows:
+                    key = self.key_of(r)
+                    if key in seen:
+                        raise ValueError(f"{self.path} holds two rows with the key {dict(zip(self.key_columns, key))}; "
+                                         "it is not a file this code wrote: repair or delete it")
+                    seen.add(key)
+                self._rows, self._keys = rows, seen
+                return
+        # new (or empty) file: atomic header
+        tmp = f"{self.path}.tmp.{os.getpid()}"
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            fh.write(self._line(self.columns))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        _fsync_dir(directory)
+        self._rows, self._keys = [], set()
+
+    def _repair_torn_tail(self) -> None:
+        """Cut a torn last record: after the last newline that lies outside a quoted field (a cell may
+        hold a newline, e.g. a caption), so a record torn inside such a cell goes whole."""
+        with open(self.path, "rb+") as fh:
+            data = fh.read()
+            cut, quotes, pos = 0, 0, 0
+            for line in data.split(b"\n")[:-1]:  # every piece that a newline ends
+                quotes += line.count(b'"')
+                pos += len(line) + 1
+                if quotes % 2 == 0:  # this newline is outside quotes: a record ends here
+                    cut = pos
+            if cut == len(data):
+                return
+            fh.truncate(cut)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    @staticmethod
+    def _line(cells: Iterable[str]) -> str:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerow(list(cells))
+        return buf.getvalue()
+
+    # -- reading -------------------------------------------------------------------------
+    def rows(self) -> List[Dict[str, str]]:
+        """All rows so far, as dicts of strings (file order)."""
+        return [dict(r) for r in self._rows]
+
+    def key_of(self, row: Mapping[str, Any]) -> Tuple[str, ...]:
+        """The canonical key tuple of a row (values or already formatted strings)."""
+        try:
+            return tuple(format_value(row[c]) for c in self.key_columns)
+        except KeyError as exc:
+            raise ValueError(f"row lacks key column {exc.args[0]!r}; key columns are {self.key_columns}") from None
+
+    def finished_keys(self) -> Set[Tuple[str, ...]]:
+        return set(self._keys)
+
+    def get(self, key: Sequence[Any]) -> Optional[Dict[str, str]]:
+        """The row with ``key`` (values are formatted with :func:`format_value`), or ``None``."""
+        k = tuple(format_value(v) for v in key)
+        for r in self._rows:
+            if self.key_of(r) == k:
+                return dict(r)
+        return None
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    # -- writing -------------------------------------------------------------------------
+    def _rewrite(self, rows: List[Dict[str, str]]) -> None:
+        """Replace the file by ``rows`` atomically (temporary file, fsync, rename)."""
+        tmp = f"{self.path}.tmp.{os.getpid()}"
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            fh.write(self._line(self.columns))
+            for r in rows:
+                fh.write(self._line(r[c] for c in self.columns))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+        self._rows, self._keys = rows, {self.key_of(r) for r in rows}
+
+    def discard(self, key: Sequence[Any]) -> bool:
+        """Remove the row with ``key`` (atomic rewrite: temp file, fsync, rename); ``False`` if absent.
+
+        Used to recompute a row that no longer holds (a point skipped by early stop, resumed with
+        early stop off); every other row is kept byte for byte."""
+        k = tuple(format_value(v) for v in key)
+        keep = [r for r in self._rows if self.key_of(r) != k]
+        if len(keep) == len(self._rows):
+            return False
+        self._rewrite(keep)
+        return True
+
+    def reorder(self, keys: Iterable[Sequence[Any]]) -> bool:
+        """Put the rows in the order of ``keys`` (key tuples; values are formatted with
+        :func:`format_value`); rows whose key is not listed follow, in file order. Rows are kept byte
+        for byte; the rewrite is atomic and happens only when the order changes. Returns whether the
+        file was rewritten.
+
+        A parallel run appends rows as points finish (each row durable at once) and calls this at the
+        end, so its file equals the one a sequential run writes in ``keys`` order."""
+        rank: Dict[Tuple[str, ...], int] = {}
+        for key in keys:
+            rank.setdefault(tuple(format_value(v) for v in key), len(rank))
+        last = len(rank)
+        ordered = sorted(self._rows, key=lambda r: rank.get(self.key_of(r), last))  # stable: unlisted keep order
+        if all(a is b for a, b in zip(ordered, self._rows)):
+            return False
+        self._rewrite(ordered)
+        return True
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        """Append one row (a mapping with exactly :attr:`columns` and a key not yet in the file), flush
+        and fsync."""
+        extra = set(row) - set(self.columns)
+        missing = [c for c in self.columns if c not in row]
+        if extra or missing:
+            raise ValueError(f"row must have exactly the columns {list(self.columns)}; "
+                             f"missing {missing}, unexpected {sorted(extra)}")
+        key = self.key_of(row)
+        if key in self._keys:
+            raise ValueError(f"{self.path} already holds a row with the key {dict(zip(self.key_columns, key))}; "
+                             "a key is written once (discard() it first to replace it)")
+        cells = [format_value(row[c]) for c in self.columns]
+        with open(self.path, "a", newline="", encoding="utf-8") as fh:
+            fh.write(self._line(cells))
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._rows.append(dict(zip(self.columns, cells)))
+        self._keys.add(key)
