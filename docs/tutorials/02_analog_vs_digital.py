@@ -18,7 +18,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from experiments.commands.compare import CompareConfig, run_comparison
+from experiments.comparison import CompareConfig, run_comparison
 from experiments.core.plots import merged_metric_figure, save_figure
 from experiments.core.sources import load_source
 

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import torch
 
-from experiments.commands.compare import CompareConfig, Plan, Received, Scheme, register_scheme, run_comparison
+from experiments.comparison import CompareConfig, run_comparison
 from experiments.core.plots import merged_metric_figure, save_figure
 from experiments.core.sources import FeatureSource
+from experiments.schemes import Plan, Received, Scheme, register_scheme
 from phy.link.analog import AnalogLink
 
 SEED = 0
@@ -34,7 +35,7 @@ STEPS = 100 if QUICK else 300      # Adam steps on mini-batches of 256 training 
 # The scheme
 # ----------
 #
-# A scheme implements the public :class:`~experiments.commands.compare.Scheme` protocol:
+# A scheme implements the public :class:`~experiments.schemes.Scheme` protocol:
 #
 # * ``plan(ctx, snr_db, channel)`` says how it fits ``ctx.budget`` complex channel uses per example, and is
 #   where it may fit or train -- on ``ctx.train`` only. The comparison reseeds the shared channel after the
