@@ -361,7 +361,7 @@ class LDPC5GFastDecoder(nn.Module):
         OMS offset ``>= 0`` in LLR units (default 0.4: best of 0.3..0.6 and of NMS 0.7..0.8 for
         the (512,1024) and (400,600) codes with 16-QAM/AWGN, 4000-6000 blocks per point, measured
         before early termination; with early termination a later, larger run (155k paired blocks per
-        point, README's issue-18 section) found 0.5 ahead by 0.076 dB at BLER 1e-3 -- kept at 0.4 so
+        point, the documentation's performance page) found 0.5 ahead by 0.076 dB at BLER 1e-3 -- kept at 0.4 so
         that existing CSVs stay valid; Sionna's ``offset-minsum`` uses 0.5).
     hard_out : bool
         Return hard-decided bits (float 0/1) instead of posterior logits ``log p(1)/p(0)``.

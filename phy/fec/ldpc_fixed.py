@@ -67,7 +67,7 @@ PRECISIONS = ("float32", "int16", "int8")
 #: messages to +-128 LLR. int8: 2 quanta per unit (the default OMS offset 0.4 becomes 1 quantum = 0.5),
 #: channel to +-31.5 LLR, messages to +-20 LLR, posteriors to +-63.5 LLR. ``qmsg`` stays well below
 #: the posterior range ``qmax`` (see :class:`~phy.fec.ldpc_fast.LDPC5GFastDecoder`). Measured on the (512, 1024)
-#: code with 16-QAM (README's issue-18 section): the int8 BLER is at or below float32's from 1e-3 down to
+#: code with 16-QAM (the documentation's performance page): the int8 BLER is at or below float32's from 1e-3 down to
 #: 3e-6; the earlier int8 default (4 quanta per unit, messages to +-10 LLR) was 0.05 dB better at 1e-3
 #: but about 0.2 dB worse at 1e-5 (an error floor from the saturated messages).
 FIXED_DEFAULTS: Dict[str, Dict[str, float]] = {

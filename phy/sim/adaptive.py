@@ -73,7 +73,7 @@ _FINAL_FIT = 3
 _REFINE_SLACK = 1.5
 # (chosen by replaying the grid 300 times on measured LDPC curves with the scatter of 100-error points,
 # benchmarks/bench_grid_replay.py: 1.8e7-2.0e7 codewords on average to reach BLER 1e-5 on three curves of
-# the int8 decoder, against 2.3e7-8.5e7 for the previous rule; README's issue-18 section)
+# the int8 decoder, against 2.3e7-8.5e7 for the previous rule; the documentation's performance page)
 
 
 def _fit_step(pts: Sequence[Tuple[float, float]], target: float) -> Optional[float]:
