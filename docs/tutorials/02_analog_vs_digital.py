@@ -26,7 +26,7 @@ SEED = 0
 QUICK = os.environ.get("SEMCOM_TUTORIAL_QUICK") == "1"
 OUT = Path(os.environ.get("SEMCOM_TUTORIAL_OUT") or tempfile.mkdtemp(prefix="semcom-tutorial-"))
 
-source = load_source("pydoc-minilm", max_items=400 if QUICK else 800)   # 384-d features of real sentences
+source = load_source("pydoc-minilm", max_items=600 if QUICK else 800)   # 384-d features of real sentences
 config = CompareConfig(schemes=["opta", "analog-mmse", "analog-klt", "transform-ideal", "transform-ldpc5g-amc"],
                        channels=["awgn"], snr_db=[0.0, 10.0] if QUICK else [0.0, 5.0, 10.0, 15.0],
                        realizations=2, seed=SEED)

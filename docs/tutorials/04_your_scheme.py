@@ -47,8 +47,8 @@ STEPS = 100 if QUICK else 300      # Adam steps on mini-batches of 256 training 
 # does the same for the command line).
 
 
-@register_scheme("tiny-autoencoder")
-class TinyAutoencoder(Scheme):
+@register_scheme("learned-autoencoder")
+class LearnedAutoencoder(Scheme):
     kind = "learned"
     snr_dependent_plan = True      # trained for each SNR (and channel) of the comparison
 
@@ -101,7 +101,7 @@ eigenvalues = 0.8 ** torch.arange(64.0)
 features = (torch.randn(2000, 64, generator=g) * eigenvalues.sqrt()) @ basis.T
 source = FeatureSource("rotated-gaussian", features)
 
-config = CompareConfig(schemes=["opta", "analog-mmse", "analog-klt", "tiny-autoencoder"],
+config = CompareConfig(schemes=["opta", "analog-mmse", "analog-klt", "learned-autoencoder"],
                        channels=["awgn", "rayleigh"], snr_db=[0.0, 10.0, 20.0], budget=16,
                        realizations=2, seed=SEED)
 rows = run_comparison(source, config, progress=False, log=lambda message: None)
@@ -114,7 +114,7 @@ for r in rows:
 # (every point, with non-overlapping intervals), and it stays above the OPTA.
 
 for r in rows:
-    if r["scheme"] == "tiny-autoencoder":
+    if r["scheme"] == "learned-autoencoder":
         plain = next(q for q in rows if q["scheme"] == "analog-mmse" and q["channel"] == r["channel"]
                      and q["snr_db"] == r["snr_db"])
         assert r["channel_uses"] == 16 and r["nmse_ci_hi"] < plain["nmse_ci_lo"], (r, plain)
