@@ -301,7 +301,7 @@ def _unseen_images(data):
 
 
 def _refused(argv, capsys):
-    """The CLI's answer to bad input (issue 20): exit status 2 and one line ``semcom semclip-eval: error: ...``."""
+    """The CLI's answer to bad input: exit status 2 and one line ``semcom semclip-eval: error: ...``."""
     capsys.readouterr()
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -483,7 +483,7 @@ def _train_djscc_argv(clip, data, out, model, L, *extra):
 
 
 def test_train_djscc_uses_every_seen_image_resumes_exactly_and_feeds_semclip_eval(setup, tmp_path, monkeypatch):
-    """Issue 16.10: the standalone DJSCC trainers stream every seen-class image from disk (no 2000-image cap),
+    """The standalone DJSCC trainers stream every seen-class image from disk (no 2000-image cap),
     resume bit for bit, and semclip-eval loads their models instead of training its own."""
     from safetensors.torch import load_file
 
@@ -563,7 +563,7 @@ def test_upper_bound_beats_every_system(setup, tmp_path):
 
 
 def test_resume_refuses_another_value_of_each_paper_option(setup, tmp_path, capsys):
-    """Issue 16's options that define SemCLIP's rows and models are recorded settings of issue 20's resume guard:
+    """The options that define SemCLIP's rows and models are recorded settings of the resume guard:
     after a run, a rerun into the same folder with another value of any of them is refused (exit 2, one line
     naming the setting and both values) and adds no row; the same options resume with nothing new."""
     clip, data = setup
