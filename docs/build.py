@@ -67,6 +67,11 @@ def main(argv=None) -> int:
         parser.error(f"OUT must be outside {DOCS} (the sources are never written to), got {out}")
     src = out / "src"
     stage(DOCS, src)
+    # sphinx-gallery reruns a tutorial only when its source changed: outputs of the other mode must go
+    mode, marker = ("quick" if args.quick else "shipped"), out / "tutorial-mode"
+    if marker.is_file() and marker.read_text() != mode:
+        shutil.rmtree(src / "tutorials", ignore_errors=True)
+    marker.write_text(mode)
     env = dict(os.environ, SEMCOM_DOCS_ROOT=str(ROOT),
                PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     if args.quick:
