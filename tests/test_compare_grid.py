@@ -46,11 +46,11 @@ def test_transform_amc_over_the_grid(monkeypatch):
 
 def test_codeword_link_over_the_grid_is_charged_its_slots():
     """A layout's uses are data symbols on a grid: a codeword of span x 36 symbols fills span slots of 48 REs."""
-    from phy.link.amc import MCS_TABLE, CodewordLink, codeword_layout
+    from phy.link.amc import CodewordLink, codeword_layout, mcs_by_index
     from phy.channel.registry import make_channel
 
     ch = make_channel("ofdm(model=awgn,fft_size=12,num_ofdm_symbols=4,pilot_symbols=1)", seed=0)
-    lay = codeword_layout(MCS_TABLE[0], uses_per_example=36)
+    lay = codeword_layout(mcs_by_index(2), uses_per_example=36)
     link = CodewordLink(ch, lay, decoder="bp")
     assert link.uses_per_codeword == ch.ledger(lay.span * 36).channel_uses == lay.span * 48
     payload = torch.randint(0, 2, (3, lay.span * lay.payload_bits), generator=torch.Generator().manual_seed(1)).float()

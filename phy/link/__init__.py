@@ -13,7 +13,7 @@ from .analog import AnalogLink
 from .digital import DigitalLink, BSCEquivalentLink
 from .ideal import IdealCodeLink
 from .amc import (
-    MCS, MCS_TABLE, CodewordLayout, codeword_layout, CodewordLink, estimate_bler, BlerEstimate, McsChoice,
+    MCS, MCS_TABLE, mcs_by_index, CodewordLayout, codeword_layout, CodewordLink, estimate_bler, BlerEstimate, McsChoice,
     select_mcs, AMC_POLICIES,
 )
 
@@ -30,6 +30,7 @@ __all__ = [
     "IdealCodeLink",
     "MCS",
     "MCS_TABLE",
+    "mcs_by_index",
     "CodewordLayout",
     "codeword_layout",
     "CodewordLink",
