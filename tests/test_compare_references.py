@@ -155,10 +155,11 @@ def test_degenerate_inputs_give_a_status_never_a_nan():
     rows = compare_rows(src, schemes=["transform-ldpc5g-amc"], snr_db=[-30.0], budget=1, realizations=1)
     amc = rows[("transform-ldpc5g-amc", "awgn", -30.0)]
     assert amc["status"] == "nothing delivered" and amc["outage_rate"] == 1.0 and amc["channel_uses"] == 1
-    # a budget no 5G LDPC codeword can hold per example: skipped with the reason, no channel use spent
-    rows = compare_rows(src, schemes=["transform-ldpc5g-amc"], snr_db=[10.0], budget=15000, realizations=1)
+    # a budget no 5G LDPC codeword can hold per example (the lowest rates need base graph 2, k <= 3840: at most
+    # 16384 QPSK uses at 120/1024): skipped with the reason, no channel use spent
+    rows = compare_rows(src, schemes=["transform-ldpc5g-amc"], snr_db=[10.0], budget=17000, realizations=1)
     amc = rows[("transform-ldpc5g-amc", "awgn", 10.0)]
-    assert amc["status"].startswith("skipped: no MCS fits a budget of 15000 uses") and amc["channel_uses"] == 0
+    assert amc["status"].startswith("skipped: no MCS fits a budget of 17000 uses") and amc["channel_uses"] == 0
     assert "more than one 5G LDPC codeword" in amc["note"] and amc["nmse"] is None
 
 
