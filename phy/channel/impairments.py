@@ -19,7 +19,9 @@ antennas** (one local oscillator): ``theta`` has shape ``[..., 1, n]`` for ``y [
 Rotating ``y = h x + n`` by ``theta`` rotates the noise too, which leaves ``CN(0, N0)`` unchanged
 (circular symmetry), so ``E|y'|^2 = E|y|^2 = Es + N0`` and the SNR convention is untouched. The
 impairment is unknown to the receiver: ``ChannelOutput.h`` (the perfect CSI) does **not** include
-``exp(j theta)``, and estimated CSI (``csi="ls"``) is drawn around that ``h``. Along the last
+``exp(j theta)``. Estimated CSI (``csi="ls"``) comes from pilots that pass the same oscillator: the links send
+them in the data's frame (:func:`phy.mimo.csi.send_and_estimate`: the pilot uses of each coherence block before
+its data uses, all on the phase walk), so the estimate absorbs a common phase and follows a drift block by block. Along the last
 dimension the phase evolves channel use by channel use, which is the time axis of the flat
 channels (AWGN, Rayleigh, Rician). A channel whose last dimension is not time applies the impairment
 itself (class attribute ``applies_impairment = True``; the forward hook then leaves it alone): the OFDM grid

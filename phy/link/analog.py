@@ -21,7 +21,7 @@ from phy.channel.base import Channel
 from phy.utils.conventions import (check_finite, check_real, normalize_power, normalize_power_batchwide)
 from phy.mimo.equalization import Equalizer
 from phy.mimo.detection import mimo_equalize
-from phy.mimo.csi import receiver_csi
+from phy.mimo.csi import send_and_estimate
 from phy.mimo.precoding import svd_transmit
 from phy.link.base import Link, LinkOutput, _check_ofdm, complex_to_real, noise_power, real_to_complex
 
@@ -188,9 +188,9 @@ class AnalogLink(Link):
         sp = torch.nn.functional.pad(s, (0, pad)) if pad else s
         scale = 1.0 / math.sqrt(nt)
         x = sp.reshape(*batch, -1, nt).transpose(-1, -2) * scale   # [*batch, num_tx, uses]
-        out = self.channel(x, no_t.unsqueeze(-1))
-        h = receiver_csi(self.channel, out, self.equalizer)        # csi="ls": phy.mimo.csi
-        s_hat, var = mimo_equalize(out.y, h * scale, out.no, self.equalizer.method, self.power)
+        # csi="ls": pilots in the frame, LMMSE estimate and its error counted as noise (phy.mimo.csi)
+        out, h, no_rx = send_and_estimate(self.channel, x, no_t.unsqueeze(-1), self.equalizer, self.power)
+        s_hat, var = mimo_equalize(out.y, h * scale, no_rx, self.equalizer.method, self.power)
         s_hat = s_hat.transpose(-1, -2).reshape(*batch, -1)[..., :m]
         var = var.transpose(-1, -2).reshape(*batch, -1)[..., :m]
         return s_hat, var, out.no, x
