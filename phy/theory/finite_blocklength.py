@@ -30,12 +30,18 @@ channel use (the package's convention), ``n`` counts complex channel uses, rates
   approximation as it is usually drawn for coded modulation); a constellation's rate is capped at
   ``log2 M`` bits per use.
 
-Only AWGN is covered: fading channels (the dispersion depends on the fading dynamics, Polyanskiy & Verdu,
-ISIT 2011) are not implemented here.
+Fading (``fading="rayleigh"``, Gaussian input only): i.i.d. Rayleigh fading from one channel use to the next,
+``y = h x + z`` with ``h ~ CN(0, 1)`` known at the receiver (the package's ``rayleigh`` channel with
+``block_length=1``). Polyanskiy & Verdu ("Scalar coherent fading channel: dispersion analysis", ISIT 2011):
+``C = E[log2(1 + snr |h|^2)]`` (the ergodic capacity) and
+``V = Var[log2(1 + snr |h|^2)] + (log2 e)^2 (1 - E^2[1 / (1 + snr |h|^2)])``, the expectations over
+``|h|^2 ~ Exp(1)`` by adaptive quadrature (``scipy.integrate.quad``). Without fading the first term vanishes
+and the second is the AWGN dispersion. A fade held over several uses (block fading) has a larger
+dispersion that grows with the coherence time; it is not covered.
 
 Functions
 ---------
-* :func:`capacity_dispersion`: ``(C, V)`` per complex use for an input.
+* :func:`capacity_dispersion`: ``(C, V)`` per complex use for an input (and i.i.d. Rayleigh fading).
 * :func:`normal_approx_bits`, :func:`normal_approx_rate`: ``log2 M*(n, eps)`` and ``log2 M* / n``.
 * :func:`normal_approx_bler`: ``eps(k, n)``.
 * :func:`fbl_separation`: the expected distortion of ideal separation at a finite block length: a
@@ -62,11 +68,14 @@ from typing import NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
-__all__ = ["FBL_INPUTS", "CapacityDispersion", "capacity_dispersion", "normal_approx_bits", "normal_approx_rate",
+__all__ = ["FBL_INPUTS", "FBL_FADING", "CapacityDispersion", "capacity_dispersion", "normal_approx_bits", "normal_approx_rate",
            "normal_approx_bler", "FBLSeparation", "fbl_separation"]
 
 #: The channel inputs of the normal approximation: Gaussian, or uniform on a square Gray QAM (unit energy).
 FBL_INPUTS = ("gaussian", "qpsk", "16qam", "64qam", "256qam")
+
+#: The fading models of the normal approximation: none (AWGN) or i.i.d. Rayleigh with receiver CSI.
+FBL_FADING = ("none", "rayleigh")
 
 _LOG2E = 1.0 / math.log(2.0)
 _QAM_BITS = {"qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}
@@ -154,7 +163,31 @@ def _pam_cd(m: int, snr: float):
     return max(math.log2(m) - mean_u, 0.0), max(var, 0.0)
 
 
-def capacity_dispersion(snr_db, inputs: str = "gaussian") -> CapacityDispersion:
+@functools.lru_cache(maxsize=4096)
+def _rayleigh_cd(snr: float):
+    """``(C, V)`` of i.i.d. Rayleigh fading with receiver CSI and Gaussian input (Polyanskiy & Verdu 2011)."""
+    if snr == 0.0:
+        return 0.0, 0.0
+    from scipy.integrate import quad
+
+    def expect(f):
+        return quad(lambda g: math.exp(-g) * f(g), 0.0, math.inf, limit=400, epsabs=0.0, epsrel=1e-11)[0]
+
+    c = expect(lambda g: math.log2(1.0 + snr * g))
+    var = expect(lambda g: (math.log2(1.0 + snr * g) - c) ** 2)
+    shrink = expect(lambda g: 1.0 / (1.0 + snr * g))
+    return c, var + _LOG2E ** 2 * (1.0 - shrink ** 2)
+
+
+def _fading(fading: str, inputs: str) -> str:
+    if not isinstance(fading, str) or fading not in FBL_FADING:
+        raise ValueError(f"fading must be one of {list(FBL_FADING)}, got {fading!r}")
+    if fading != "none" and inputs != "gaussian":
+        raise ValueError(f"fading={fading!r} is implemented for Gaussian input only, got inputs={inputs!r}")
+    return fading
+
+
+def capacity_dispersion(snr_db, inputs: str = "gaussian", fading: str = "none") -> CapacityDispersion:
     """Capacity and dispersion of the complex AWGN channel at Es/N0 ``snr_db`` with the given input.
 
     Parameters
@@ -164,6 +197,9 @@ def capacity_dispersion(snr_db, inputs: str = "gaussian") -> CapacityDispersion:
     inputs : str
         One of :data:`FBL_INPUTS`: ``"gaussian"`` (closed form) or a square QAM with uniform input
         (numerical integration, see the module docstring).
+    fading : str
+        One of :data:`FBL_FADING`: ``"none"`` (AWGN, default) or ``"rayleigh"`` (i.i.d. Rayleigh fading
+        with receiver CSI; Gaussian input only).
 
     Returns
     -------
@@ -178,11 +214,21 @@ def capacity_dispersion(snr_db, inputs: str = "gaussian") -> CapacityDispersion:
     >>> c, v = capacity_dispersion(0.0, "qpsk")          # two BPSKs at 0 dB per real dimension
     >>> round(float(c), 4), round(float(v), 4)
     (0.9719, 1.3194)
+    >>> c, v = capacity_dispersion(10.0, fading="rayleigh")  # ergodic capacity; dispersion above the AWGN 2.06
+    >>> round(float(c), 4), round(float(v), 4)
+    (2.9065, 3.7261)
     """
     key = _inputs(inputs)
+    fade = _fading(fading, key)
     snr_arr = _real_array(snr_db, "snr_db")
     snr = 10.0 ** (snr_arr / 10.0)
-    if key == "gaussian":
+    if fade == "rayleigh":
+        flat = snr.reshape(-1)
+        if np.isinf(flat).any():
+            raise ValueError(f"snr_db must be finite for fading={fade!r}, got {snr_db!r}")
+        pairs = np.array([_rayleigh_cd(float(x)) for x in flat]).reshape(flat.shape + (2,))
+        c, v = pairs[..., 0].reshape(snr.shape), pairs[..., 1].reshape(snr.shape)
+    elif key == "gaussian":
         c = np.log2(1.0 + snr)
         v = _LOG2E ** 2 * snr * (snr + 2.0) / (snr + 1.0) ** 2
         v = np.where(np.isinf(snr), _LOG2E ** 2, v)
@@ -204,7 +250,7 @@ def _check_uses(n) -> np.ndarray:
     return arr
 
 
-def normal_approx_bits(n, epsilon, snr_db, inputs: str = "gaussian"):
+def normal_approx_bits(n, epsilon, snr_db, inputs: str = "gaussian", fading: str = "none"):
     """``log2 M*(n, eps) ~= n C - sqrt(n V) Q^-1(eps) + 1/2 log2 n`` information bits in ``n`` complex uses.
 
     Parameters
@@ -217,6 +263,8 @@ def normal_approx_bits(n, epsilon, snr_db, inputs: str = "gaussian"):
         Es/N0 per complex use, dB.
     inputs : str
         One of :data:`FBL_INPUTS`.
+    fading : str
+        One of :data:`FBL_FADING` (see :func:`capacity_dispersion`).
 
     Returns
     -------
@@ -235,13 +283,13 @@ def normal_approx_bits(n, epsilon, snr_db, inputs: str = "gaussian"):
         raise ValueError(f"epsilon must be a probability in (0, 1), got {epsilon!r}")
     from scipy.stats import norm
 
-    c, v = capacity_dispersion(snr_db, key)
+    c, v = capacity_dispersion(snr_db, key, fading)
     bits = n_arr * c - np.sqrt(n_arr * v) * norm.isf(eps) + 0.5 * np.log2(n_arr)
     cap = n_arr * _QAM_BITS[key] if key in _QAM_BITS else np.inf
     return _scalar_out(np.clip(bits, 0.0, cap), n_arr, eps, _real_array(snr_db, "snr_db"))
 
 
-def normal_approx_rate(n, epsilon, snr_db, inputs: str = "gaussian"):
+def normal_approx_rate(n, epsilon, snr_db, inputs: str = "gaussian", fading: str = "none"):
     """The normal approximation of the maximal coding rate, ``log2 M*(n, eps) / n`` bits per complex use
     (see :func:`normal_approx_bits` for the parameters).
 
@@ -252,12 +300,12 @@ def normal_approx_rate(n, epsilon, snr_db, inputs: str = "gaussian"):
     array([0.647, 0.883, 0.962])
     """
     n_arr = _check_uses(n)
-    bits = normal_approx_bits(n, epsilon, snr_db, inputs)
+    bits = normal_approx_bits(n, epsilon, snr_db, inputs, fading)
     return _scalar_out(np.asarray(bits) / n_arr, n_arr, _real_array(epsilon, "epsilon"),
                        _real_array(snr_db, "snr_db"))
 
 
-def normal_approx_bler(k, n, snr_db, inputs: str = "gaussian"):
+def normal_approx_bler(k, n, snr_db, inputs: str = "gaussian", fading: str = "none"):
     """Block error probability of the best code of ``k`` information bits over ``n`` complex uses,
     ``eps ~= Q((n C - k + 1/2 log2 n) / sqrt(n V))``.
 
@@ -271,6 +319,8 @@ def normal_approx_bler(k, n, snr_db, inputs: str = "gaussian"):
         Es/N0 per complex use, dB.
     inputs : str
         One of :data:`FBL_INPUTS`.
+    fading : str
+        One of :data:`FBL_FADING` (see :func:`capacity_dispersion`).
 
     Returns
     -------
@@ -289,7 +339,7 @@ def normal_approx_bler(k, n, snr_db, inputs: str = "gaussian"):
     n_arr = _check_uses(n)
     from scipy.stats import norm
 
-    c, v = capacity_dispersion(snr_db, key)
+    c, v = capacity_dispersion(snr_db, key, fading)
     margin = n_arr * np.asarray(c) - k_arr + 0.5 * np.log2(n_arr)
     sd = np.sqrt(n_arr * np.asarray(v))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -317,8 +367,10 @@ class FBLSeparation:
 
 
 def fbl_separation(eigenvalues: Sequence[float], uses: int, snr_db: float, *, examples_per_codeword: int = 1,
-                   erased_distortion: Optional[float] = None, inputs: str = "gaussian") -> FBLSeparation:
-    """Expected distortion of ideal separation at a finite block length over complex AWGN.
+                   erased_distortion: Optional[float] = None, inputs: str = "gaussian",
+                   fading: str = "none") -> FBLSeparation:
+    """Expected distortion of ideal separation at a finite block length over complex AWGN (or i.i.d. Rayleigh
+    fading, ``fading="rayleigh"``).
 
     ``examples_per_codeword`` examples (the codeword's span) share one codeword of ``B`` information bits over
     ``examples_per_codeword * uses`` channel uses, lost with the normal approximation's probability
@@ -342,6 +394,8 @@ def fbl_separation(eigenvalues: Sequence[float], uses: int, snr_db: float, *, ex
         Distortion of an example whose codeword is lost (default ``sum(eigenvalues)``).
     inputs : str
         Channel input of the normal approximation (:data:`FBL_INPUTS`; default Gaussian).
+    fading : str
+        One of :data:`FBL_FADING` (see :func:`capacity_dispersion`).
 
     Returns
     -------
@@ -373,11 +427,11 @@ def fbl_separation(eigenvalues: Sequence[float], uses: int, snr_db: float, *, ex
     key = _inputs(inputs)
     span = int(examples_per_codeword)
     n = span * int(uses)
-    c, v = capacity_dispersion(float(snr_db), key)
+    c, v = capacity_dispersion(float(snr_db), key, _fading(fading, key))
     # beyond n C + 1/2 log2 n + 12 sqrt(n V) bits the codeword is lost with probability > 1 - 1e-30
     top = int(math.ceil(n * c + 0.5 * math.log2(n) + 12.0 * math.sqrt(n * v) + 1.0))
     payload = np.arange(0, max(top, 1) + 1)
-    eps = np.asarray(normal_approx_bler(payload, n, float(snr_db), key), dtype=np.float64)
+    eps = np.asarray(normal_approx_bler(payload, n, float(snr_db), key, fading), dtype=np.float64)
     eps[0] = 0.0                                             # nothing to send, nothing lost
     dist = reverse_water_filling(lam, payload / span).distortion
     expected = (1.0 - eps) * dist + eps * float(erased_distortion)
