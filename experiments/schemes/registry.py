@@ -12,7 +12,7 @@ from experiments.schemes.analog import AnalogKLTScheme, AnalogScheme
 from experiments.schemes.ideal import IdealQuantizedScheme
 from experiments.schemes.protocol import Scheme
 from experiments.schemes.quantized import QuantizedDigitalScheme
-from experiments.schemes.references import OptaScheme
+from experiments.schemes.references import FBLSeparationScheme, OptaScheme
 from experiments.schemes.text import TextScheme
 from experiments.schemes.transform import TransformAMCScheme, TransformIdealScheme
 
@@ -58,6 +58,7 @@ register_scheme("analog-zf")(lambda: AnalogScheme("zf"))
 register_scheme("analog-mmse")(lambda: AnalogScheme("mmse"))
 register_scheme("analog-svd")(lambda: AnalogScheme(precoding="svd"))   # needs CSIT (phy.mimo.precoding)
 register_scheme("opta")(OptaScheme)
+register_scheme("fbl-separation")(FBLSeparationScheme)
 register_scheme("analog-klt")(AnalogKLTScheme)
 register_scheme("transform-ideal")(TransformIdealScheme)
 register_scheme("quant-ideal")(IdealQuantizedScheme)

@@ -18,7 +18,7 @@ import csv
 import io
 import numbers
 import os
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import torch
 
@@ -72,7 +72,10 @@ class ResumableCSV:
     * :meth:`finished_keys` gives the key tuples already present (cells compared as
       :func:`format_value` text), so a rerun can skip them.
     * Opening an existing file whose header differs from ``columns`` raises ``ValueError``
-      (never silently mixes layouts).
+      (never silently mixes layouts), with one exception: *derived* columns (``derived``), which are
+      computed from the other cells of a row. :meth:`append` fills a derived cell the row does not
+      bring, and a file written before the derived columns existed (its header is ``columns``
+      without them, in order) is rewritten once, atomically, with them computed for every stored row.
 
     Parameters
     ----------
@@ -81,6 +84,9 @@ class ResumableCSV:
         All columns, in file order.
     key_columns : sequence of str
         The subset of ``columns`` that identifies a row (e.g. scheme, channel, snr).
+    derived : mapping column -> callable, optional
+        Columns of ``columns`` (not keys) whose value is ``fn(row)``, ``row`` a mapping of the other
+        cells (strings when read from the file, values when appended); ``None`` is an empty cell.
 
     Example
     -------
@@ -90,9 +96,18 @@ class ResumableCSV:
     >>> t.append({"snr": 0.0, "ber": 0.1})
     >>> ResumableCSV(os.path.join(d, "r.csv"), ["snr", "ber"], ["snr"]).finished_keys()
     {('0.0',)}
+
+    A derived column, and a file from before it existed:
+
+    >>> t = ResumableCSV(os.path.join(d, "r.csv"), ["snr", "ber", "half"], ["snr"],
+    ...                  derived={"half": lambda r: float(r["ber"]) / 2})
+    >>> t.append({"snr": 1.0, "ber": 0.2})
+    >>> [(r["snr"], r["half"]) for r in t.rows()]
+    [('0.0', '0.05'), ('1.0', '0.1')]
     """
 
-    def __init__(self, path: Union[str, os.PathLike], columns: Sequence[str], key_columns: Sequence[str]):
+    def __init__(self, path: Union[str, os.PathLike], columns: Sequence[str], key_columns: Sequence[str],
+                 derived: Optional[Mapping[str, Callable[[Mapping[str, Any]], Any]]] = None):
         columns = tuple(columns)
         key_columns = tuple(key_columns)
         if not columns or len(set(columns)) != len(columns):
@@ -100,9 +115,14 @@ class ResumableCSV:
         missing = [c for c in key_columns if c not in columns]
         if missing or not key_columns:
             raise ValueError(f"key_columns must be a non-empty subset of columns {columns}, got {key_columns}")
+        derived = dict(derived or {})
+        bad = [c for c in derived if c not in columns or c in key_columns or not callable(derived[c])]
+        if bad:
+            raise ValueError(f"derived must map value columns of {columns} to callables, got {bad}")
         self.path = os.fspath(path)
         self.columns = columns
         self.key_columns = key_columns
+        self.derived = derived
         self._rows: List[Dict[str, str]] = []
         self._keys: Set[Tuple[str, ...]] = set()
         self._open()
@@ -119,15 +139,17 @@ class ResumableCSV:
                 if header is None:
                     rows = []
                 else:
-                    if tuple(header) != self.columns:
+                    upgrade = bool(self.derived) and tuple(header) == tuple(
+                        c for c in self.columns if c not in self.derived)
+                    if tuple(header) != self.columns and not upgrade:
                         raise ValueError(
                             f"{self.path} has columns {header}, expected {list(self.columns)}; "
                             "write to a new file or delete the old one"
                         )
                     raw = [r for r in reader if r]
-                    bad = [r for r in raw if len(r) != len(self.columns)]
+                    bad = [r for r in raw if len(r) != len(header)]
                     if bad:
-                        raise ValueError(f"{self.path} has {len(bad)} malformed row(s) (not {len(self.columns)} "
+                        raise ValueError(f"{self.path} has {len(bad)} malformed row(s) (not {len(header)} "
                                          f"cells), e.g. {bad[0]}; repair or delete the file")
                     rows = [dict(zip(header, r)) for r in raw]
             if header is not None:
@@ -139,6 +161,8 @@ class ResumableCSV:
                                          "it is not a file this code wrote: repair or delete it")
                     seen.add(key)
                 self._rows, self._keys = rows, seen
+                if tuple(header) != self.columns:   # written before the derived columns existed
+                    self._rewrite([self._with_derived(r, as_text=True) for r in rows])
                 return
         # new (or empty) file: atomic header
         tmp = f"{self.path}.tmp.{os.getpid()}"
@@ -200,6 +224,15 @@ class ResumableCSV:
         return len(self._rows)
 
     # -- writing -------------------------------------------------------------------------
+    def _with_derived(self, row: Mapping[str, Any], as_text: bool = False) -> Dict[str, Any]:
+        """``row`` with the derived cells it lacks computed (as :func:`format_value` text if ``as_text``)."""
+        out = dict(row)
+        for column, fn in self.derived.items():
+            if column not in out:
+                value = fn(row)
+                out[column] = format_value(value) if as_text else value
+        return out
+
     def _rewrite(self, rows: List[Dict[str, str]]) -> None:
         """Replace the file by ``rows`` atomically (temporary file, fsync, rename)."""
         tmp = f"{self.path}.tmp.{os.getpid()}"
@@ -245,7 +278,8 @@ class ResumableCSV:
 
     def append(self, row: Mapping[str, Any]) -> None:
         """Append one row (a mapping with exactly :attr:`columns` and a key not yet in the file), flush
-        and fsync."""
+        and fsync. A derived column the row lacks is computed from it."""
+        row = self._with_derived(row)
         extra = set(row) - set(self.columns)
         missing = [c for c in self.columns if c not in row]
         if extra or missing:
