@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Tuple
 from phy import __version__
 
 __all__ = ["SUBCOMMANDS", "USER_ERRORS", "build_parser", "main", "error_line", "check_out_dir",
-           "progress_bars_off", "join_negative_values", "config_argv", "expand_config"]
+           "results_folder_lock", "progress_bars_off", "join_negative_values", "config_argv", "expand_config"]
 
 # what bad input raises on its way through a command (a bad value, a missing / unreadable / unwritable
 # file or folder, a refused resume): reported as one line and exit status 2, not a traceback.
@@ -269,6 +269,62 @@ def _check_common_options(args: argparse.Namespace) -> None:
         check_ray_address(args.address)
 
 
+def _top_missing(path: str) -> Optional[str]:
+    """The outermost folder of ``path`` (itself included) that does not exist yet, or ``None``."""
+    top = None
+    while path and not os.path.exists(path):
+        top, parent = path, os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return top
+
+
+@contextlib.contextmanager
+def results_folder_lock(args: argparse.Namespace):
+    """Hold the writer lock of the command's ``--out`` folder inside the block
+    (:func:`phy.sim.resultstore.folder_lock`: a second run into the same folder stops at once with exit
+    status 2, naming the holder's PID). Folders the lock created and nothing filled are removed again, so a
+    refused run leaves no folder behind. Nothing is locked for a command without an output folder, an
+    ``--out`` that names a file (``plot``) or a secondary rank of a ``torchrun`` group (rank 0 writes).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> out = os.path.join(tempfile.mkdtemp(), "run")
+    >>> with results_folder_lock(argparse.Namespace(out=out)):
+    ...     os.path.isdir(out)
+    True
+    >>> os.path.exists(out)                 # nothing was written: the folder is gone again
+    False
+    """
+    out = getattr(args, "out", None)
+    world = os.environ.get("WORLD_SIZE", "1")
+    secondary = world.isdigit() and int(world) > 1 and os.environ.get("RANK", "0") not in ("", "0")
+    if not isinstance(out, (str, os.PathLike)) or not os.fspath(out) or getattr(args, "_out_is_file", False) \
+            or secondary:
+        yield
+        return
+    from phy.sim.resultstore import folder_lock
+
+    path = os.path.abspath(os.fspath(out))
+    created = _top_missing(path)
+    try:
+        with folder_lock(path):
+            yield
+    finally:
+        if created is not None:  # remove what the lock made, innermost first, where nothing was written
+            cur = path
+            while True:
+                try:
+                    os.rmdir(cur)
+                except OSError:
+                    break
+                if cur == created:
+                    break
+                cur = os.path.dirname(cur)
+
+
 @contextlib.contextmanager
 def progress_bars_off(off: bool = True):
     """Within the block, no Hugging Face progress bars (transformers' "Loading weights", hub downloads):
@@ -374,7 +430,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                                  else []))
     try:
         _check_common_options(args)
-        with progress_bars_off(quiet):
+        with results_folder_lock(args), progress_bars_off(quiet):
             return int(args._main(args) or 0)
     except ModuleNotFoundError as exc:  # an optional package (an extra) that is not installed
         from experiments.core.extras import MissingExtraError, missing_extra_message

@@ -6,6 +6,8 @@
   atomically), the finished keys skipped on the next run, a torn last row cut whole, duplicate keys
   and foreign headers refused. Every study writes through it (:mod:`phy.sim.montecarlo`,
   :mod:`experiments.core.results`).
+* :func:`folder_lock`: one writer per results folder (an advisory ``fcntl.flock`` on ``.semcom.lock`` in
+  the folder, released on exit and by the kernel when the holder dies, so a stale lock never blocks).
 
 Example
 -------
@@ -14,15 +16,17 @@ Example
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import numbers
 import os
+import threading
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import torch
 
-__all__ = ["format_value", "ResumableCSV"]
+__all__ = ["format_value", "ResumableCSV", "folder_lock", "FolderBusyError", "LOCK_NAME"]
 
 
 def format_value(value: Any) -> str:
@@ -262,3 +266,114 @@ class ResumableCSV:
             os.fsync(fh.fileno())
         self._rows.append(dict(zip(self.columns, cells)))
         self._keys.add(key)
+
+
+# --------------------------------------------------------------------------------------------
+# One writer per results folder
+# --------------------------------------------------------------------------------------------
+#: The lock file a writer holds (``fcntl.flock``) in the folder it writes; removed when it is released.
+LOCK_NAME = ".semcom.lock"
+_held: Dict[str, List[Any]] = {}  # real path -> [fd, count]: this process's locks (re-entrant)
+_held_guard = threading.Lock()
+
+
+class FolderBusyError(ValueError):
+    """Another live process holds the folder's lock: a second writer would mix its rows with the first's.
+
+    Examples
+    --------
+    >>> issubclass(FolderBusyError, ValueError)
+    True
+    """
+
+
+def _holder_pid(path: str) -> str:
+    for _ in range(20):  # the holder writes its PID right after taking the lock
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                text = fh.read(64).strip()
+        except OSError:
+            text = ""
+        if text:
+            return text.split()[0]
+        import time
+
+        time.sleep(0.01)
+    return "unknown"
+
+
+def _acquire(folder: str) -> int:
+    import fcntl
+
+    path = os.path.join(folder, LOCK_NAME)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise FolderBusyError(
+                f"{folder} is being written by another run (PID {_holder_pid(path)}, lock {path}); one writer per "
+                "results folder: wait for it to finish, stop it, or use another --out") from None
+        try:  # the lock of a file a finishing holder just removed guards nothing: take the new file's
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:
+            os.close(fd)
+            continue
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        return fd
+
+
+def _release(folder: str, fd: int) -> None:
+    try:  # removed while still held, so no other process can lock the old file after this one
+        os.unlink(os.path.join(folder, LOCK_NAME))
+    except OSError:
+        pass
+    os.close(fd)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Union[str, os.PathLike]):
+    """Hold ``folder``'s writer lock inside the block (the folder is created if needed).
+
+    An advisory ``fcntl.flock`` on ``folder/.semcom.lock``, which holds the holder's PID. A second process
+    gets :class:`FolderBusyError` (a ``ValueError``) at once, naming that PID; the lock is released (and its
+    file removed) when the block ends, and by the kernel when the holder dies, so the lock of a killed run
+    never blocks the next one. Re-entrant within a process (a command that runs another into the same
+    folder). Where ``fcntl`` is missing (Windows) the block runs without a lock.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> with folder_lock(d):
+    ...     with folder_lock(d):                    # the same process again: fine
+    ...         os.path.exists(os.path.join(d, LOCK_NAME))
+    True
+    >>> os.listdir(d)                               # released: nothing left behind
+    []
+    """
+    try:
+        import fcntl  # noqa: F401
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    folder = os.fspath(folder)
+    os.makedirs(folder, exist_ok=True)
+    key = os.path.realpath(folder)
+    with _held_guard:
+        entry = _held.get(key)
+        if entry is None:
+            entry = _held[key] = [_acquire(folder), 0]
+        entry[1] += 1
+    try:
+        yield
+    finally:
+        with _held_guard:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _held[key]
+                _release(folder, entry[0])
