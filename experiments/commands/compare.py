@@ -154,7 +154,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 
 from experiments.core.args import parse_device, positive_int_arg, snr_list_arg
-from experiments.core.plugins import register_group
+from experiments.core.plugins import check_new_name, register_group
 
 __all__ = [
     "KEY_COLUMNS", "VALUE_COLUMNS", "COLUMNS", "SNR_AXIS_LABEL", "DEFAULT_SCHEMES", "METRIC_INTERVALS",
@@ -1341,11 +1341,12 @@ class TransformAMCScheme(_FittedScheme):
 SCHEMES: Dict[str, Callable[[], Scheme]] = {}
 
 
-def register_scheme(name: str):
+def register_scheme(name: str, override: bool = False):
     """Decorator (or call ``register_scheme(name)(factory)``): make ``make_scheme(name)`` (and so
     ``--schemes name``) build ``factory()`` -- a :class:`Scheme` subclass or any callable returning a
     Scheme. Code outside the package registers its own schemes this way, from a ``--plugin`` module
-    or the ``semcom.schemes`` entry-point group (:mod:`experiments.core.plugins`).
+    or the ``semcom.schemes`` entry-point group (:mod:`experiments.core.plugins`). A name already registered
+    to another factory (a built-in such as ``analog``) is refused (``ValueError``) unless ``override``.
 
     Example
     -------
@@ -1363,6 +1364,7 @@ def register_scheme(name: str):
     def deco(factory):
         if not callable(factory):
             raise TypeError(f"scheme {name!r}: the factory must be callable, got {type(factory).__name__}")
+        check_new_name(SCHEMES, name, factory, "scheme", override)
         SCHEMES[name] = factory
         return factory
 
@@ -1615,15 +1617,16 @@ def run_comparison(source, config: CompareConfig, out_dir: Optional[str] = None,
                 if tuple(format_value(v) for v in key) in done:
                     rows.append(table.get(key))
                     continue
-                if not ok:
+                skip = None
+                if not ok:  # a row says so (status "skipped: ..."), like every other point that does not run
                     if progress:
                         log(f"[compare {count}/{total}] {ch_name} {scheme.name}: skipped ({why})")
-                    continue
+                    skip = Plan(0, False, note=f"skipped: {why}", status=f"skipped: {why}")
                 opta = opta_reference(ctx, channel, ch_name, float(snr))
                 seed = point_seed(config.seed, scheme.name, ch_name, float(snr))
                 channel.reset(seed)
                 if scheme.snr_dependent_plan or static_plan is None:
-                    plan = (_grid_skip(scheme, channel) or _mimo_skip(scheme, channel)
+                    plan = (skip or _grid_skip(scheme, channel) or _mimo_skip(scheme, channel)
                             or scheme.plan(ctx, float(snr), channel))
                     if not scheme.snr_dependent_plan:
                         static_plan = plan
@@ -1979,6 +1982,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from experiments.core.executors import add_executor_arguments
 
     add_executor_arguments(parser)  # --executor local|ray, --num-cpus, --address
+
+
+#: Options of ``semcom compare`` that are not settings of :meth:`CompareConfig.settings` under their own name:
+#: the rows' keys, options recorded through another setting, and those that change no number (with the
+#: reason). With the settings every option of the parser is one or the other (tests/test_reliability.py).
+HARMLESS_OPTIONS = {
+    "channel": "a key column (the canonical spec)", "snr_db": "a key column", "schemes": "a key column (scheme)",
+    "key": "recorded through source_feature_hash (the tensor it selects)", "max_items": "recorded as source_n_items",
+    "items": "read by text schemes only, which need a source with its own encoder (a registered source, whose "
+             "items its name and feature hash fix); a feature file's items are never sent",
+    "cache_dir": "a cache of the same features (source_feature_hash)", "progress": "display only",
+    "out": "the folder itself", "executor": "the ray executor writes the local run's rows (run_compare_points)",
+    "num_cpus": "as --executor", "address": "as --executor",
+    "plugin": "recorded as 'plugins' by experiments.core.results.claim_result_settings",
+}
 
 
 def config_from_args(args) -> CompareConfig:

@@ -26,7 +26,10 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, 
 
 import torch
 
-__all__ = ["format_value", "ResumableCSV", "folder_lock", "FolderBusyError", "LOCK_NAME"]
+#: The largest CSV cell read [characters] (Python's csv default field limit).
+MAX_CELL = csv.field_size_limit()
+
+__all__ = ["format_value", "ResumableCSV", "MAX_CELL", "folder_lock", "FolderBusyError", "LOCK_NAME"]
 
 
 def format_value(value: Any) -> str:
@@ -49,6 +52,43 @@ def format_value(value: Any) -> str:
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         return format_value(value.item())
     return str(value)
+
+
+def _key_cell(text: str) -> str:
+    """How a key cell is compared: a number by its value (``0``, ``0.0`` and ``0e0`` are one key, as a
+    spreadsheet may rewrite them), any other text as it is."""
+    t = text.strip()
+    if not t or not (t[0].isdigit() or t[0] in "+-." or t[:3].lower() in ("nan", "inf")):
+        return text
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        d = Decimal(t)
+    except (InvalidOperation, ValueError):
+        return text
+    if d.is_nan():
+        return "#nan"
+    if d.is_infinite():
+        return "#-inf" if d < 0 else "#inf"
+    return "#0" if d == 0 else "#" + str(d.normalize())
+
+
+def _norm_key(key: Sequence[str]) -> Tuple[str, ...]:
+    return tuple(_key_cell(str(c)) for c in key)
+
+
+class _KeySet(set):
+    """The finished key tuples (as written in the file); ``in`` compares numbers by value."""
+
+    def __init__(self, keys=()):
+        super().__init__(keys)
+        self._norm = {_norm_key(k) for k in self}
+
+    def __contains__(self, key) -> bool:
+        return isinstance(key, tuple) and _norm_key(key) in self._norm
+
+    def __repr__(self) -> str:
+        return repr(set(self))
 
 
 def _fsync_dir(path: str) -> None:
@@ -74,7 +114,9 @@ class ResumableCSV:
     * A file with two rows of one key, or rows with missing or extra cells, is refused (``ValueError``);
       :meth:`append` writes a key once.
     * :meth:`finished_keys` gives the key tuples already present (cells compared as
-      :func:`format_value` text), so a rerun can skip them.
+      :func:`format_value` text, numbers by value: ``0`` and ``0.0`` are one key), so a rerun can skip them.
+    * A cell larger than :data:`MAX_CELL` characters, or bytes that are not UTF-8, make the file refused
+      (``ValueError``), not a traceback.
     * Opening an existing file whose header differs from ``columns`` raises ``ValueError``
       (never silently mixes layouts).
 
@@ -119,7 +161,12 @@ class ResumableCSV:
             self._repair_torn_tail()
             with open(self.path, "r", newline="", encoding="utf-8") as fh:
                 reader = csv.reader(fh)
-                header = next(reader, None)
+                try:
+                    header = next(reader, None)
+                    raw = [r for r in reader if r] if header is not None else []
+                except (csv.Error, UnicodeDecodeError) as exc:
+                    raise ValueError(f"{self.path} is not a readable result table ({' '.join(str(exc).split())}; "
+                                     f"a cell may hold at most {MAX_CELL} characters); repair or delete it") from None
                 if header is None:
                     rows = []
                 else:
@@ -128,7 +175,6 @@ class ResumableCSV:
                             f"{self.path} has columns {header}, expected {list(self.columns)}; "
                             "write to a new file or delete the old one"
                         )
-                    raw = [r for r in reader if r]
                     bad = [r for r in raw if len(r) != len(self.columns)]
                     if bad:
                         raise ValueError(f"{self.path} has {len(bad)} malformed row(s) (not {len(self.columns)} "
@@ -137,10 +183,10 @@ class ResumableCSV:
             if header is not None:
                 seen: Set[Tuple[str, ...]] = set()
                 for r in rows:
-                    key = self.key_of(r)
+                    key = _norm_key(self.key_of(r))
                     if key in seen:
-                        raise ValueError(f"{self.path} holds two rows with the key {dict(zip(self.key_columns, key))}; "
-                                         "it is not a file this code wrote: repair or delete it")
+                        raise ValueError(f"{self.path} holds two rows with the key {dict(zip(self.key_columns, self.key_of(r)))}"
+                                         "; it is not a file this code wrote: repair or delete it")
                     seen.add(key)
                 self._rows, self._keys = rows, seen
                 return
@@ -190,13 +236,15 @@ class ResumableCSV:
             raise ValueError(f"row lacks key column {exc.args[0]!r}; key columns are {self.key_columns}") from None
 
     def finished_keys(self) -> Set[Tuple[str, ...]]:
-        return set(self._keys)
+        """The key tuples of the rows (the file's text); ``key in finished_keys()`` compares numbers by value."""
+        return _KeySet(self.key_of(r) for r in self._rows)
 
     def get(self, key: Sequence[Any]) -> Optional[Dict[str, str]]:
-        """The row with ``key`` (values are formatted with :func:`format_value`), or ``None``."""
-        k = tuple(format_value(v) for v in key)
+        """The row with ``key`` (values are formatted with :func:`format_value`; numbers compared by value),
+        or ``None``."""
+        k = _norm_key(format_value(v) for v in key)
         for r in self._rows:
-            if self.key_of(r) == k:
+            if _norm_key(self.key_of(r)) == k:
                 return dict(r)
         return None
 
@@ -215,15 +263,15 @@ class ResumableCSV:
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
         _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
-        self._rows, self._keys = rows, {self.key_of(r) for r in rows}
+        self._rows, self._keys = rows, {_norm_key(self.key_of(r)) for r in rows}
 
     def discard(self, key: Sequence[Any]) -> bool:
         """Remove the row with ``key`` (atomic rewrite: temp file, fsync, rename); ``False`` if absent.
 
         Used to recompute a row that no longer holds (a point skipped by early stop, resumed with
         early stop off); every other row is kept byte for byte."""
-        k = tuple(format_value(v) for v in key)
-        keep = [r for r in self._rows if self.key_of(r) != k]
+        k = _norm_key(format_value(v) for v in key)
+        keep = [r for r in self._rows if _norm_key(self.key_of(r)) != k]
         if len(keep) == len(self._rows):
             return False
         self._rewrite(keep)
@@ -239,9 +287,9 @@ class ResumableCSV:
         end, so its file equals the one a sequential run writes in ``keys`` order."""
         rank: Dict[Tuple[str, ...], int] = {}
         for key in keys:
-            rank.setdefault(tuple(format_value(v) for v in key), len(rank))
+            rank.setdefault(_norm_key(format_value(v) for v in key), len(rank))
         last = len(rank)
-        ordered = sorted(self._rows, key=lambda r: rank.get(self.key_of(r), last))  # stable: unlisted keep order
+        ordered = sorted(self._rows, key=lambda r: rank.get(_norm_key(self.key_of(r)), last))  # stable: unlisted keep order
         if all(a is b for a, b in zip(ordered, self._rows)):
             return False
         self._rewrite(ordered)
@@ -256,7 +304,7 @@ class ResumableCSV:
             raise ValueError(f"row must have exactly the columns {list(self.columns)}; "
                              f"missing {missing}, unexpected {sorted(extra)}")
         key = self.key_of(row)
-        if key in self._keys:
+        if _norm_key(key) in self._keys:
             raise ValueError(f"{self.path} already holds a row with the key {dict(zip(self.key_columns, key))}; "
                              "a key is written once (discard() it first to replace it)")
         cells = [format_value(row[c]) for c in self.columns]
@@ -265,7 +313,7 @@ class ResumableCSV:
             fh.flush()
             os.fsync(fh.fileno())
         self._rows.append(dict(zip(self.columns, cells)))
-        self._keys.add(key)
+        self._keys.add(_norm_key(key))
 
 
 # --------------------------------------------------------------------------------------------
