@@ -80,6 +80,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from experiments.core.args import snr_pair_arg
+
 __all__ = ["SYSTEMS", "SYSTEM_LABELS", "COLUMNS", "add_arguments", "main", "parse_int_list", "parse_datasets",
            "chance_metrics", "run"]
 
@@ -219,7 +221,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--tapl-steps", type=int, default=None,
                    help="steps of TAPL trained in the run (default: --train-steps; the paper: 5000 vs JSCC 20000)")
     p.add_argument("--train-batch-size", type=int, default=64)
-    p.add_argument("--snr-train-range", default="-10,10", help="training SNR range 'low,high' [dB]")
+    p.add_argument("--snr-train-range", default="-10,10", type=snr_pair_arg, help="training SNR range 'low,high' [dB]")
     p.add_argument("--temperature", type=float, default=0.07,
                    help="temperature of the JSCC's contrastive loss (eq. 4) in in-run training (default 0.07; the "
                         "paper's eq. 4 has none: 1)")
