@@ -163,7 +163,7 @@ def test_ber_cli_csv_keys_are_canonical_specs_and_never_shared(tmp_path, capsys)
 
 
 def test_compare_config_canonicalises_channel_specs():
-    from experiments.commands.compare import CompareConfig
+    from experiments.comparison import CompareConfig
 
     cfg = CompareConfig(schemes=["analog-zf"], channels=["awgn", "rician(k_db=10", "block_length=4)"]).validate(16)
     assert cfg.channels == ["awgn", canonical_channel_spec("rician(k_db=10,block_length=4)")]

@@ -6,9 +6,10 @@ import pytest
 import torch
 
 import semantic  # noqa: F401  (CPU shim first)
-from experiments.commands.compare import (COLUMNS, CompareConfig, SchemeContext, execute, feature_metrics, make_scheme,
-                                 run_comparison, split_indices)
+from experiments.commands.compare import execute
+from experiments.comparison import COLUMNS, CompareConfig, feature_metrics, run_comparison
 from experiments.core.sources import load_source
+from experiments.schemes import SchemeContext, make_scheme, split_indices
 from phy.channel.registry import canonical_channel_spec, make_channel
 
 RAY = canonical_channel_spec("rayleigh")  # the CSV key of the bare name: every parameter, defaults filled in

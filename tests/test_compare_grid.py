@@ -9,8 +9,9 @@ import torch
 
 import semantic  # noqa: F401  (CPU shim first)
 from compare_sources import compare_rows, gaussian_source
-from experiments.commands.compare import CompareConfig, TransformAMCScheme, run_comparison
+from experiments.comparison import CompareConfig, run_comparison
 from experiments.core.sources import FeatureSource
+from experiments.schemes import TransformAMCScheme
 from phy.channel.registry import canonical_channel_spec
 from phy.sim.intervals import clopper_pearson
 

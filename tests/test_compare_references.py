@@ -8,9 +8,9 @@ import torch
 
 import semantic  # noqa: F401  (CPU shim first)
 from compare_sources import compare_rows, gaussian_source
-from experiments.commands.compare import (CompareConfig, SchemeContext, make_scheme, opta_reference, run_comparison,
-                                 split_indices)
+from experiments.comparison import CompareConfig, run_comparison
 from experiments.core.sources import FeatureSource
+from experiments.schemes import SchemeContext, make_scheme, opta_reference, split_indices
 from phy.channel.flat import Rayleigh
 from phy.theory.ratedistortion import distortion_rate
 

@@ -275,7 +275,7 @@ def test_device_agnostic_dtype_double():
 # commands
 # --------------------------------------------------------------------------------------------------------------
 def test_compare_reports_data_and_pilot_uses_matched():
-    from experiments.commands.compare import CompareConfig, run_comparison
+    from experiments.comparison import CompareConfig, run_comparison
     from experiments.core.sources import load_source
 
     src = load_source("gaussian", n_items=100, dim=64)   # 80 training items: the covariance for the OPTA

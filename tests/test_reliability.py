@@ -81,7 +81,7 @@ def test_replay_argv_refuses_what_would_not_run_a_study(argv, message):
 
 
 def test_a_plugin_cannot_replace_a_builtin_silently():
-    from experiments.commands.compare import SCHEMES, register_scheme
+    from experiments.schemes.registry import SCHEMES, register_scheme
     from experiments.core.sources import SOURCES, register_source
     from phy.channel import AWGN
     from phy.channel.registry import CHANNELS, register_channel

@@ -618,74 +618,20 @@ def run_ber_sweeps(executor, sweeps: Sequence[Tuple[Mapping[str, Any], Sequence[
     interleave while running; at the end the file is put in sweep order, so it equals the
     sequential engine's line for line.
     """
-    from phy.sim.points import STATUS_NO_ERRORS, PointResult
+    from phy.sim.points import PointResult
     from phy.sim.resultstore import format_value
 
     if table is None:
         raise ValueError("run_ber_sweeps needs the result table (a ResumableCSV)")
-    n_sweeps = len(sweeps)
-    snr_lists = [[float(s) for s in snrs] for _, snrs in sweeps]
-    configs = [dict(c) for c, _ in sweeps]
-    stored: List[List[Optional[Dict[str, str]]]] = []
-    for cfg, snrs in zip(configs, snr_lists):
-        if len(set(snrs)) != len(snrs):
-            raise ValueError(f"sweep {cfg['code']}/{cfg['channel']} lists an SNR twice: {snrs}")
-        stored.append([table.get((cfg["code"], cfg["channel"], cfg["snr_type"], s)) for s in snrs])
-
-    rows: List[List[Optional[Dict[str, Any]]]] = [[None] * len(s) for s in snr_lists]
-    computed: Dict[Tuple[int, int], Dict[str, Any]] = {}
-    pointer = [0] * n_sweeps
-    zero_snr: List[Optional[float]] = [None] * n_sweeps
-    rates = dict(rates or {})
-
-    def rate_of(i):
-        key = (configs[i]["code"], configs[i]["channel"])
-        if key not in rates:
-            _, cr, bps = _ber_trial(json.dumps({k: configs[i].get(k) for k in _BUILD_KEYS}, sort_keys=True))
-            rates[key] = (cr, bps)
-        return rates[key]
-
-    def skippable(i, j):
-        z = zero_snr[i]
-        return early_stop and z is not None and snr_lists[i][j] > z and stored[i][j] is None
-
-    def advance(i):
-        """Write every resolvable row of sweep i from its pointer on."""
-        while pointer[i] < len(snr_lists[i]):
-            j = pointer[i]
-            snr = snr_lists[i][j]
-            if stored[i][j] is not None:
-                row = stored[i][j]
-            elif skippable(i, j):
-                executor.cancel((i, j))
-                cr, bps = rate_of(i)
-                row = _skipped_row(configs[i], snr, cr, bps)
-                table.append(row)
-            elif (i, j) in computed:
-                row = computed.pop((i, j))
-                table.append(row)
-            else:
-                return
-            rows[i][j] = row
-            if format_value(row["status"]) == STATUS_NO_ERRORS and (zero_snr[i] is None or snr < zero_snr[i]):
-                zero_snr[i] = snr
-                for jj in range(j + 1, len(snr_lists[i])):
-                    if skippable(i, jj):
-                        executor.cancel((i, jj))
-            pointer[i] += 1
-
-    # round-robin over sweeps, low list positions first, so early points start first
-    order = []
-    for j in range(max((len(s) for s in snr_lists), default=0)):
-        for i in range(n_sweeps):
-            if j < len(snr_lists[i]) and stored[i][j] is None:
-                order.append((i, j))
+    book = _SweepBook([dict(c) for c, _ in sweeps], [[float(s) for s in snrs] for _, snrs in sweeps], table,
+                      executor, early_stop, dict(rates or {}))
+    order = book.task_order()
 
     def tasks():
         for i, j in order:
-            if skippable(i, j):
+            if book.skippable(i, j):
                 continue  # already known to be skipped: never submitted
-            yield (i, j), ber_point, (configs[i], snr_lists[i][j])
+            yield (i, j), ber_point, (book.configs[i], book.snrs[i][j])
 
     bar = None
     if progress:
@@ -693,22 +639,93 @@ def run_ber_sweeps(executor, sweeps: Sequence[Tuple[Mapping[str, Any], Sequence[
 
         bar = tqdm(total=len(order), desc=f"ber ({executor.name})", unit="pt", leave=False)
     try:
-        for i in range(n_sweeps):
-            advance(i)
+        for i in range(len(sweeps)):
+            book.advance(i)
         for (i, j), row in executor.map(tasks()):
-            computed[(i, j)] = row
-            advance(i)
+            book.computed[(i, j)] = row
+            book.advance(i)
             if bar is not None:
                 bar.update(1)
-        for i in range(n_sweeps):
-            advance(i)
+        for i in range(len(sweeps)):
+            book.advance(i)
     finally:
         if bar is not None:
             bar.close()
-    missing = [(configs[i]["code"], configs[i]["channel"], snr_lists[i][j])
-               for i in range(n_sweeps) for j in range(len(snr_lists[i])) if rows[i][j] is None]
-    if missing:  # pragma: no cover - would be a bug in the bookkeeping above
+    rows = book.rows
+    missing = [(book.configs[i]["code"], book.configs[i]["channel"], book.snrs[i][j])
+               for i in range(len(sweeps)) for j in range(len(book.snrs[i])) if rows[i][j] is None]
+    if missing:  # pragma: no cover - would be a bug in the bookkeeping of _SweepBook
         raise RuntimeError(f"points without a result: {missing}")
     # sweep by sweep, as the sequential engine writes them (rows were appended as points finished)
     table.reorder(table.key_of(r) for rs in rows for r in rs)
     return [PointResult.from_row({k: format_value(v) for k, v in r.items()}) for rs in rows for r in rs]
+
+
+class _SweepBook:
+    """The rows of :func:`run_ber_sweeps`: per sweep ``i`` and point ``j``, the stored row, the computed row
+    waiting for the points before it (``computed``), the row written (``rows``), the next point to write
+    (``pointer``) and the lowest SNR that ended without errors (``zero_snr``, for the early stop)."""
+
+    def __init__(self, configs: List[Dict[str, Any]], snrs: List[List[float]], table, executor, early_stop: bool,
+                 rates: Dict[Tuple[str, str], Tuple[float, float]]):
+        self.configs, self.snrs, self.table, self.executor = configs, snrs, table, executor
+        self.early_stop, self.rates = early_stop, rates
+        self.stored: List[List[Optional[Dict[str, str]]]] = []
+        for cfg, s in zip(configs, snrs):
+            if len(set(s)) != len(s):
+                raise ValueError(f"sweep {cfg['code']}/{cfg['channel']} lists an SNR twice: {s}")
+            self.stored.append([table.get((cfg["code"], cfg["channel"], cfg["snr_type"], x)) for x in s])
+        self.rows: List[List[Optional[Dict[str, Any]]]] = [[None] * len(s) for s in snrs]
+        self.computed: Dict[Tuple[int, int], Dict[str, Any]] = {}
+        self.pointer = [0] * len(snrs)
+        self.zero_snr: List[Optional[float]] = [None] * len(snrs)
+
+    def task_order(self) -> List[Tuple[int, int]]:
+        """The points to compute: round-robin over sweeps, low list positions first, so early points start
+        first."""
+        order = []
+        for j in range(max((len(s) for s in self.snrs), default=0)):
+            for i in range(len(self.snrs)):
+                if j < len(self.snrs[i]) and self.stored[i][j] is None:
+                    order.append((i, j))
+        return order
+
+    def rate_of(self, i: int) -> Tuple[float, float]:
+        key = (self.configs[i]["code"], self.configs[i]["channel"])
+        if key not in self.rates:
+            _, cr, bps = _ber_trial(json.dumps({k: self.configs[i].get(k) for k in _BUILD_KEYS}, sort_keys=True))
+            self.rates[key] = (cr, bps)
+        return self.rates[key]
+
+    def skippable(self, i: int, j: int) -> bool:
+        z = self.zero_snr[i]
+        return self.early_stop and z is not None and self.snrs[i][j] > z and self.stored[i][j] is None
+
+    def advance(self, i: int) -> None:
+        """Write every resolvable row of sweep i from its pointer on."""
+        from phy.sim.points import STATUS_NO_ERRORS
+        from phy.sim.resultstore import format_value
+
+        snrs = self.snrs[i]
+        while self.pointer[i] < len(snrs):
+            j = self.pointer[i]
+            snr = snrs[j]
+            if self.stored[i][j] is not None:
+                row = self.stored[i][j]
+            elif self.skippable(i, j):
+                self.executor.cancel((i, j))
+                cr, bps = self.rate_of(i)
+                row = _skipped_row(self.configs[i], snr, cr, bps)
+                self.table.append(row)
+            elif (i, j) in self.computed:
+                row = self.computed.pop((i, j))
+                self.table.append(row)
+            else:
+                return
+            self.rows[i][j] = row
+            if format_value(row["status"]) == STATUS_NO_ERRORS and (self.zero_snr[i] is None or snr < self.zero_snr[i]):
+                self.zero_snr[i] = snr
+                for jj in range(j + 1, len(snrs)):
+                    if self.skippable(i, jj):
+                        self.executor.cancel((i, jj))
+            self.pointer[i] += 1

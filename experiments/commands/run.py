@@ -114,7 +114,7 @@ def ber_argv(settings: Dict[str, Any], out_dir: str, seed: int, device: str, ber
 
 
 def compare_config(settings: Dict[str, Any], seed: int, device: str, text_max_items: Optional[int]):
-    """The :class:`experiments.commands.compare.CompareConfig` of the run's comparison step (``settings``:
+    """The :class:`experiments.comparison.CompareConfig` of the run's comparison step (``settings``:
     :data:`FULL` or :data:`QUICK`; ``text_max_items`` overrides the settings' value when given).
 
     Examples
@@ -123,7 +123,7 @@ def compare_config(settings: Dict[str, Any], seed: int, device: str, text_max_it
     >>> cfg.channels, cfg.snr_db, cfg.text_max_items
     (('awgn', 'rayleigh'), [-10.0, 0.0, 10.0], 8)
     """
-    from experiments.commands.compare import CompareConfig
+    from experiments.comparison import CompareConfig
 
     return CompareConfig(schemes=RUN_SCHEMES, channels=("awgn", "rayleigh"), snr_db=settings["compare_snr_db"],
                          budget=None, matched=True, equalizer="mmse", seed=seed, device=device,

@@ -8,7 +8,7 @@ Two ways in, both read by every ``semcom`` command before it parses its options:
       [project.entry-points."semcom.channels"]     # or setup.cfg [options.entry_points]
       rotated = "mypkg.channels:RotatedAWGN"         # a phy.channel.base.Channel subclass
       [project.entry-points."semcom.schemes"]
-      ridge = "mypkg.schemes:RidgeScheme"            # an experiments.commands.compare.Scheme (or a factory)
+      ridge = "mypkg.schemes:RidgeScheme"            # an experiments.schemes.Scheme (or a factory)
       [project.entry-points."semcom.codes"]
       rep3 = "mypkg.codes:Repetition3"               # a phy.fec.codes.Code subclass
       [project.entry-points."semcom.sources"]
@@ -16,7 +16,7 @@ Two ways in, both read by every ``semcom`` command before it parses its options:
 
 * ``--plugin MODULE_OR_FILE`` (repeatable, on any command): a module name or a ``.py`` file that
   registers what it defines when imported (``phy.channel.registry.register_channel``,
-  ``experiments.commands.compare.register_scheme``, ``phy.fec.codes.register_code``,
+  ``experiments.schemes.register_scheme``, ``phy.fec.codes.register_code``,
   ``experiments.core.sources.register_source``).
 
 Then ``semcom compare --channel rotated --schemes ridge,analog ...`` and ``semcom ber --channel
@@ -42,8 +42,8 @@ __all__ = ["GROUPS", "register_group", "load_plugin", "load_entry_points", "pop_
            "loaded_plugins", "command_plugins", "plugin_key", "check_new_name"]
 
 #: entry-point group -> the registering function of the registry it feeds, as ``(module, name)`` for the
-#: lower layers; a command that owns a registry adds its group with :func:`register_group` when it is
-#: imported (``semcom.schemes``: :func:`experiments.commands.compare.register_scheme`), so this module
+#: lower layers; a registry of the upper layers adds its group with :func:`register_group` when it is
+#: imported (``semcom.schemes``: :func:`experiments.schemes.registry.register_scheme`), so this module
 #: knows no command.
 GROUPS: Dict[str, Union[Tuple[str, str], Callable]] = {
     "semcom.channels": ("phy.channel", "register_channel"),

@@ -351,7 +351,7 @@ class LDPC5G(Code):
         min-sum :class:`phy.fec.ldpc_fast.LDPC5GFastDecoder` on the same Sionna encoder (faster); the
         ``-int16`` / ``-int8`` variants run it in fixed point (:mod:`phy.fec.ldpc_fixed`, CPU with numba
         only). ``"layered"``: the fastest of them on the device, :func:`layered_precision` (int8 on CPU
-        with numba: its BLER is within 0.05 dB of float32, README's issue-18 section; float32 elsewhere).
+        with numba: its BLER is within 0.05 dB of float32, the documentation's performance page; float32 elsewhere).
     decoder_kwargs : dict, optional
         Extra arguments for the layered decoder (``cn_update="nms"``, ``scale``, ``backend`` ...).
 
