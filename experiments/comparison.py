@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 
 from experiments.schemes.analog import AnalogScheme
-from experiments.schemes.protocol import Received, SchemeContext
+from experiments.schemes.protocol import Plan, Received, SchemeContext
 from experiments.schemes.references import fbl_reference, opta_reference
 from experiments.schemes.registry import make_scheme
 from experiments.schemes.resources import _grid_skip, _mimo_skip, _ofdm_grid, _split_uses
@@ -278,16 +278,17 @@ def run_comparison(source, config: CompareConfig, out_dir: Optional[str] = None,
                 if tuple(format_value(v) for v in key) in done:
                     rows.append(table.get(key))
                     continue
-                if not ok:
+                skip = None
+                if not ok:  # a row says so (status "skipped: ..."), like every other point that does not run
                     if progress:
                         log(f"[compare {count}/{total}] {ch_name} {scheme.name}: skipped ({why})")
-                    continue
+                    skip = Plan(0, False, note=f"skipped: {why}", status=f"skipped: {why}")
                 opta = opta_reference(ctx, channel, ch_name, float(snr))
                 fbl = fbl_reference(ctx, channel, ch_name, float(snr))[0]
                 seed = point_seed(config.seed, scheme.name, ch_name, float(snr))
                 channel.reset(seed)
                 if scheme.snr_dependent_plan or static_plan is None:
-                    plan = (_grid_skip(scheme, channel) or _mimo_skip(scheme, channel)
+                    plan = (skip or _grid_skip(scheme, channel) or _mimo_skip(scheme, channel)
                             or scheme.plan(ctx, float(snr), channel))
                     if not scheme.snr_dependent_plan:
                         static_plan = plan

@@ -173,12 +173,15 @@ def test_layered_ldpc_decoder_option_and_namespace_defaults(tmp_path):
 
 @pytest.mark.parametrize("bad, message", [
     (["--channel", "rayleigh(block_length=0)"], "block_length"),
-    (["--snr-db", "nan"], "snr_db"),
+    (["--snr-db", "nan"], "--snr-db"),
     (["--channel", "tdl(fft_size=0)"], "fft_size"),
 ])
 def test_channel_bad_input_exits_2_with_message(bad, message, capsys):
     """``semcom channel``: invalid values give exit status 2 and a one-line error, not a traceback."""
-    rc = main(["channel", "--symbols", "64"] + bad)
+    try:
+        rc = main(["channel", "--symbols", "64"] + bad)
+    except SystemExit as e:  # argparse errors
+        rc = e.code
     err = capsys.readouterr().err
     assert rc == 2
     assert "semcom channel: error:" in err and message in err

@@ -277,7 +277,8 @@ def test_text_scheme_skipped_for_sources_without_text():
     src = load_source("gaussian", n_items=16, dim=8)
     rows = run_comparison(src, CompareConfig(schemes=["analog", "ascii-hamming74-16qam"], snr_db=[0.0]),
                           progress=False)
-    assert [r["scheme"] for r in rows] == ["analog"]
+    assert [r["scheme"] for r in rows] == ["analog", "ascii-hamming74-16qam"]
+    assert rows[1]["status"] == "skipped: source has no sentences + encoder"
 
 
 # --------------------------------------------------------------------------------------------

@@ -36,7 +36,8 @@ tensor dimension: one link call on ``[S, batch, k]`` bits per iteration instead 
 point keeps its own stopping rule and its row is written as soon as it finishes. Memory grows about
 ``S``-fold. The rows are statistically equivalent to, not bit-identical with, ``--snr-batch 1``; a
 point interrupted inside its group is recomputed on resume (see :mod:`phy.sim.montecarlo`). The value
-is not a result setting: a run may be resumed with another ``--snr-batch``. Local executor only.
+is a result setting (it decides the random streams): a run resumes only with the same ``--snr-batch``. Local
+executor only.
 It saves per-call overhead, so it pays off for small batches (or an accelerator); on a CPU with
 large batches it can be slower (``benchmarks/bench_mc_snr_batch.py`` measures both).
 
@@ -96,7 +97,20 @@ CODEWORDS = ("scrambled-zero", "random")
 NA_COLUMN = "bler_normal_approx"
 _RESULT_SETTINGS = ("modulation", "k", "n", "num_iter", "ldpc_decoder", "hamming_decoder", "demapping",
                     "target_errors", "target_block_errors", "max_bits", "batch_size", "seed", "device",
-                    "early_stop", "codeword", "detector")
+                    "early_stop", "codeword", "detector", "snr_batch")
+#: Settings a record written before they were recorded had, as their values then.
+_ADDED_LATER = {"snr_batch": 1}
+#: Options that change no number of ber.csv (with the reason), or that are the rows' keys; with
+#: _RESULT_SETTINGS every option of the parser is one or the other (tests/test_reliability.py checks it).
+HARMLESS_OPTIONS = {
+    "code": "a key column (scheme)", "channel": "a key column (the canonical spec)",
+    "snr_db": "a key column", "snr_type": "a key column",
+    "min_ber": "chooses which SNR points of an auto grid run; each point's numbers depend on its key only",
+    "min_bler": "as --min-ber", "max_decades": "as --min-ber",
+    "executor": "the ray executor writes the local run's rows (run_ber_sweeps)", "num_cpus": "as --executor",
+    "address": "as --executor", "progress": "display only", "out": "the folder itself",
+    "plugin": "recorded as 'plugins' by experiments.core.results.claim_result_settings",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,6 +195,11 @@ def _positive_int(text: str) -> int:
     return positive_int_arg(text, allow_exponent=True)
 
 
+_positive_int.positive_int = True  # experiments.core.args.harden_parser bounds these counts (COUNT_LIMITS)
+#: The largest --max-bits (information bits per SNR point): about a day at 1e8 bits per second.
+MAX_BITS_LIMIT = 1e13
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``semcom ber`` to ``parser`` (``semcom ber --help`` lists them).
 
@@ -248,14 +267,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-block-errors", type=_positive_int, default=None,
                         help="also stop a point after this many block errors (default: off)")
     parser.add_argument("--max-bits", type=_positive_number, default=1e7,
-                        help="information-bit budget per SNR point (default 1e7)")
+                        help="information-bit budget per SNR point (default 1e7; at most 1e13)")
     parser.add_argument("--batch-size", type=_positive_int, default=None,
                         help=f"blocks per batch (default: about {DEFAULT_BATCH_BITS} bits per batch)")
     parser.add_argument("--snr-batch", type=_positive_int, default=1, metavar="S",
                         help="run up to S consecutive SNR points as one batched pass (SNR as a tensor "
                              "dimension; about S times the memory); each point keeps its own stopping "
                              "rule. Statistically equivalent to, not bit-identical with, 1 (default: 1, "
-                             "points one by one; --executor local only)")
+                             "points one by one; --executor local only; a resume needs the same S)")
     parser.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
     parser.add_argument("--device", default="auto", help="torch device: auto (default: cuda if available, else cpu), cpu, cuda, cuda:1 ...")
     parser.add_argument("--no-early-stop", dest="early_stop", action="store_false",
@@ -373,8 +392,8 @@ def _validate(args) -> Dict[str, object]:
         raise ValueError("--min-ber/--min-bler apply to --snr-db auto[:START:STOP[:STEP]] only")
     if args.codeword not in CODEWORDS:
         raise ValueError(f"--codeword must be one of {CODEWORDS}, got {args.codeword!r}")
-    if not (args.max_bits > 0 and math.isfinite(args.max_bits)):
-        raise ValueError(f"--max-bits must be a positive number, got {args.max_bits}")
+    if not (0 < args.max_bits <= MAX_BITS_LIMIT):
+        raise ValueError(f"--max-bits must be a positive number of at most {MAX_BITS_LIMIT:g}, got {args.max_bits}")
     batch = args.batch_size or max(1, min(4096, -(-DEFAULT_BATCH_BITS // args.k)))
     return {"modulation": mod, "codes": codes, "channels": channels, "snrs": snrs, "batch_size": batch,
             "bits_per_symbol": bits_per_symbol(mod)}
@@ -422,7 +441,7 @@ def main(args) -> int:
         if isinstance(cfg["snrs"], AutoGrid) and (args.executor != "local" or args.snr_batch > 1):
             raise ValueError("--snr-db auto needs --executor local and --snr-batch 1 (each point of the "
                              "adaptive grid depends on the ones before it)")
-        from experiments.core.results import check_result_settings
+        from experiments.core.results import claim_result_settings
         from phy.channel.registry import make_channel
         from phy.sim.points import BER_COLUMNS, BER_KEY_COLUMNS
         from phy.sim.resultstore import ResumableCSV
@@ -431,8 +450,6 @@ def main(args) -> int:
         args.device = str(device)   # "auto" resolved: the device used is what is recorded
         settings = {key: (cfg[key] if key in cfg else getattr(args, key)) for key in _RESULT_SETTINGS}
         settings["device"] = str(device)
-        os.makedirs(args.out, exist_ok=True)
-        check_result_settings(args.out, settings, "ber.csv")
         # one channel object per channel name, shared by every scheme (reseeded per point)
         channels = {name: make_channel(name, seed=args.seed) for name in cfg["channels"]}
         trials = {}
@@ -443,6 +460,15 @@ def main(args) -> int:
                                                    device=str(device), ldpc_decoder=args.ldpc_decoder,
                                                    hamming_decoder=args.hamming_decoder, codeword=args.codeword,
                                                    detector=args.detector)
+        from phy.utils.memory import check_memory
+
+        coded = max(args.k / cr for _, cr, _ in trials.values())  # channel bits per block (padding included)
+        check_memory(cfg["batch_size"] * args.snr_batch * (args.k + coded) * 32,
+                     f"one batch of {cfg['batch_size']} blocks x {args.snr_batch} SNR point(s) of {args.k} bits",
+                     hint="use a smaller --batch-size, --snr-batch or --k")
+        # built and checked before anything is written: a refused run leaves nothing behind
+        os.makedirs(args.out, exist_ok=True)
+        claim_result_settings(args.out, settings, ["ber.csv"], added_later=_ADDED_LATER)
         # channel uses per block: k / (coderate * bits per use)
         references = {key: normal_approx_reference(key[0], key[1], cfg["modulation"], args.k, args.k / (cr * bps))
                       for key, (_, cr, bps) in trials.items()}

@@ -342,6 +342,21 @@ def _probability(text: str) -> float:
     return v
 
 
+#: Options of ``semcom compare`` that are not settings of :meth:`CompareConfig.settings` under their own name:
+#: the rows' keys, options recorded through another setting, and those that change no number (with the
+#: reason). With the settings every option of the parser is one or the other (tests/test_reliability.py).
+HARMLESS_OPTIONS = {
+    "channel": "a key column (the canonical spec)", "snr_db": "a key column", "schemes": "a key column (scheme)",
+    "key": "recorded through source_feature_hash (the tensor it selects)", "max_items": "recorded as source_n_items",
+    "items": "read by text schemes only, which need a source with its own encoder (a registered source, whose "
+             "items its name and feature hash fix); a feature file's items are never sent",
+    "cache_dir": "a cache of the same features (source_feature_hash)", "progress": "display only",
+    "out": "the folder itself", "executor": "the ray executor writes the local run's rows (run_compare_points)",
+    "num_cpus": "as --executor", "address": "as --executor",
+    "plugin": "recorded as 'plugins' by experiments.core.results.claim_result_settings",
+}
+
+
 def config_from_args(args) -> CompareConfig:
     names = [s.strip() for s in str(args.schemes).split(",") if s.strip()]
     from phy.channel.spec import split_channel_list

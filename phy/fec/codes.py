@@ -568,9 +568,10 @@ class Repetition(Code):
 CODES: Dict[str, Type[Code]] = {"none": Uncoded, "hamming74": Hamming74, "ldpc5g": LDPC5G}
 
 
-def register_code(name: str):
+def register_code(name: str, override: bool = False):
     """Class decorator: make ``make_code(name, ...)`` (and ``semcom ber --code name``) build this
-    :class:`Code` subclass; what a plug-in uses (:mod:`experiments.core.plugins`).
+    :class:`Code` subclass; what a plug-in uses (:mod:`experiments.core.plugins`). A name already registered
+    to another class (a built-in such as ``ldpc5g``) is refused (``ValueError``) unless ``override``.
 
     Examples
     --------
@@ -587,6 +588,11 @@ def register_code(name: str):
     def deco(cls):
         if not (isinstance(cls, type) and issubclass(cls, Code)):
             raise TypeError(f"code {name!r}: expected a phy.fec.codes.Code subclass, got {cls!r}")
+        old = CODES.get(name)
+        if old is not None and old is not cls and not override:
+            raise ValueError(f"code {name!r} is already registered ({getattr(old, '__qualname__', old)}); a plug-in "
+                             "may not replace it silently: register it under another name, or pass override=True "
+                             "to replace it on purpose")
         CODES[name] = cls
         return cls
 

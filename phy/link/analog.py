@@ -25,7 +25,10 @@ from phy.mimo.csi import send_and_estimate
 from phy.mimo.precoding import svd_transmit
 from phy.link.base import Link, LinkOutput, _check_ofdm, complex_to_real, noise_power, real_to_complex
 
-__all__ = ["AnalogLink"]
+__all__ = ["AnalogLink", "NOISELESS_NO"]
+
+#: The smallest N0 (relative to the symbol energy) a receiver that inverts in N0 works with: 200 dB Es/N0.
+NOISELESS_NO = 1e-20
 
 
 class AnalogLink(Link):
@@ -155,6 +158,10 @@ class AnalogLink(Link):
             raise ValueError("give exactly one of snr_db (Es/N0 in dB) or no (noise power N0)")
         x, scale, pad = self.encode(features, batch_dims)
         no_t = noise_power(snr_db, no, features.shape[:batch_dims], self.power, x.real.dtype, x.device)
+        if self.ofdm or (self.mimo and self.precoding == "svd"):
+            # receivers that invert in the noise power (the grid's LMMSE, water-filling over eigenmodes):
+            # N0 = 0 (snr_db = inf) is taken as N0 = 1e-20 P (200 dB), noiseless to float precision, not 0/0
+            no_t = no_t.clamp_min(NOISELESS_NO * self.power)
         if self.ofdm:  # the grid's LMMSE (biased, "mmse") or ZF receiver with the spec's CSI; its ledger
             o = self.channel.send_symbols(x, no_t, self.equalizer.method, self.power)
             f_hat = self.decode(o.x_hat, scale, pad, features.shape, features.dtype)

@@ -381,6 +381,11 @@ class BSCEquivalentLink(Link):
         if getattr(self.channel, "is_mimo", False):
             raise ValueError(f"BSCEquivalentLink has single-antenna closed forms only; got a {self.channel.num_rx} x "
                              f"{self.channel.num_tx} MIMO channel (use DigitalLink)")
+        transformed = getattr(self.channel, "output_transformed", None)
+        if callable(transformed) and transformed():
+            raise ValueError(f"BSCEquivalentLink's closed form is the plain {channel_kind} channel's; this channel "
+                             f"also has {getattr(self.channel, 'impairment', None) or 'a forward hook'}, which the "
+                             "closed form cannot include (use DigitalLink)")
         self.channel_kind = channel_kind
         self.modulation = QAM(modulation).modulation
         self.bits_per_symbol = bits_per_symbol(modulation)

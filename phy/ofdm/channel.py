@@ -313,6 +313,18 @@ class OFDMChannel(Channel):
         self.data_res = (T - P) * F          # data REs per slot (each carries num_tx streams)
         self.pilot_res = P * F               # pilot REs per slot
         self._blocks: Dict[Tuple[str, str], Dict[str, object]] = {}
+        self._check_memory(1)
+
+    def _check_memory(self, slots: int) -> None:
+        """Refuse (``InsufficientMemoryError``) a channel of ``slots`` slots that cannot fit: the frequency
+        responses ``num_rx x num_tx x T x F`` per slot, and for TDL/CDL the per-path terms Sionna forms."""
+        from phy.utils.memory import check_memory
+
+        paths = 0 if self.model == "awgn" else 1 if self.model == "rayleigh" else 24
+        per_slot = self.num_rx * self.num_tx * self.num_ofdm_symbols * self.grid_size * 8 * (2 + paths)
+        check_memory(int(slots) * per_slot, f"an OFDM grid of {slots} slot(s) of {self.num_ofdm_symbols} x "
+                     f"{self.grid_size} resource elements over {self.num_rx} x {self.num_tx} antennas ({self.model})",
+                     hint="use fewer antennas, a smaller fft_size / num_ofdm_symbols or smaller batches")
 
     #: the grid rotates time samples itself (phy.ofdm.impairments); the generic forward hook skips it
     applies_impairment = True
@@ -443,6 +455,7 @@ class OFDMChannel(Channel):
     def _channel(self, batch: int, blocks, generator: torch.Generator, dtype, device) -> torch.Tensor:
         """Frequency responses ``H [batch, num_rx, num_tx, T, F]`` (``E|H_ij|^2 = 1``)."""
         T, F = self.num_ofdm_symbols, self.grid_size
+        self._check_memory(batch)
         if "gen" not in blocks:  # awgn
             return torch.ones(batch, self.num_rx, self.num_tx, T, F, dtype=dtype, device=device)
         with _sionna_rng(generator):
