@@ -155,6 +155,25 @@ class SemCLIPConfig:
             raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
         if self.tapl_loss not in TAPL_LOSS_DIRECTIONS:
             raise ValueError(f"tapl_loss must be one of {TAPL_LOSS_DIRECTIONS}, got {self.tapl_loss!r}")
+        from phy.utils.memory import check_memory
+
+        check_memory(self.jscc_training_bytes(), f"training the JSCC (token_dim {self.token_dim}, channel_uses "
+                     f"{self.channel_uses}, hidden_dim {self.hidden_dim}, batch {self.jscc_batch_size})",
+                     hint="use a smaller --channel-uses / --hidden-dim / --batch-size")
+
+    def jscc_training_bytes(self) -> int:
+        """Bytes the JSCC encoder + decoder need in training: weights, gradients and two Adam moments (16 bytes
+        per parameter) and the activations of one batch.
+
+        Examples
+        --------
+        >>> SemCLIPConfig(token_dim=32, channel_uses=16, hidden_dim=64).jscc_training_bytes() < 2 ** 21
+        True
+        """
+        n, m, h, k = self.token_dim, 2 * self.channel_uses, self.hidden_dim, self.num_hidden
+        dense = lambda a, b: a * b + a * h + max(k - 1, 0) * h * h + h * b + k * (h + 1) * max(8, h // 4) * 2  # noqa: E731
+        params = dense(n, m) + dense(m, n)
+        return 16 * params + 4 * self.jscc_batch_size * (2 * (n + m) + 4 * k * h)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -256,8 +275,9 @@ def load_train_state(ck: Path, device, given: Dict[str, object]) -> dict:
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # pickle.UnpicklingError (a non-tensor object), RuntimeError (not a zip)...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"{path} is not a checkpoint this code wrote (refused to unpickle it: {first}); "
+        from semantic.checkpoints import load_refusal
+
+        raise ValueError(f"{path} is not a checkpoint this code wrote ({load_refusal(exc)}); "
                          f"delete {ck} to start over") from None
     saved = state.get("settings") if isinstance(state, dict) else None
     if not isinstance(saved, dict):

@@ -412,6 +412,7 @@ def test_resume_refuses_another_equalizer_reference_or_budget(tiny_image_dir, tm
     base = ["vlf-msc-eval", "--images", str(tiny_image_dir), "--captions", str(tiny_image_dir / "captions.csv"),
             "--systems", "ascii-hamming", "--blip2-checkpoint", str(tmp_path / "no_blip2"), "--device", "cpu",
             "--out", str(out)]
+    out.mkdir()  # a folder of the user's (one the run made and finished nothing in is removed on failure)
     assert main(base) == 2  # the settings are recorded first, then the missing BLIP-2 stops the run
     assert {k: json.loads((out / "settings.json").read_text())[k] for k in ("equalizer", "reference", "budget")} == {
         "equalizer": "mmse", "reference": "blip2", "budget": "paper"}

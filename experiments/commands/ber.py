@@ -10,12 +10,18 @@ Writes, in ``--out``:
 * ``ber.csv``: one row per (scheme, channel, SNR point) with the columns of
   :data:`phy.sim.points.BER_COLUMNS` (``scheme, channel, snr_db, snr_type, esno_db, ebno_db, ber,
   bler, bit_errors, bits, block_errors, blocks``, 95 % Clopper-Pearson bounds ``ber_ci_low ...``,
-  ``seed`` and ``status``). Rows are written as they finish; rerunning the same command resumes and
-  skips finished points (with ``--snr-batch 1`` the CSV is then byte-identical to an uninterrupted
-  run). Points after an error-free point are not simulated and have ``ber = NaN`` with
-  ``status = "skipped: ..."``.
+  ``seed`` and ``status``), then ``bler_normal_approx``: for a coded chain on AWGN, the normal
+  approximation of the best code's block error probability for the run's ``k`` information bits over
+  the chain's complex channel uses per block (``n / bits_per_symbol`` for LDPC) with uniform input on the
+  run's constellation, at the point's Es/N0 (:func:`phy.theory.finite_blocklength.normal_approx_bler`);
+  empty for uncoded chains and other channels. Rows are written as they finish; rerunning the same
+  command resumes and skips finished points (with ``--snr-batch 1`` the CSV is then byte-identical to an
+  uninterrupted run); a ``ber.csv`` written before ``bler_normal_approx`` existed gets the column
+  computed for its rows on resume. Points after an error-free point are not simulated and have
+  ``ber = NaN`` with ``status = "skipped: ..."``.
 * ``ber.png`` (and ``bler.png``): error rate vs SNR, log scale, one curve per scheme (per
-  scheme/channel when several channels), closed-form uncoded BER overlaid for AWGN and Rayleigh.
+  scheme/channel when several channels), closed-form uncoded BER overlaid for AWGN and Rayleigh; the
+  BLER figure draws the normal approximation of each coded chain on AWGN as a dashed reference.
 * ``manifest.json``: arguments, seed, package versions, host, elapsed time.
 
 SNR points: ``--snr-db start:stop:step`` with an **inclusive** stop (``0:12:2`` is 0, 2, ..., 12;
@@ -30,7 +36,8 @@ tensor dimension: one link call on ``[S, batch, k]`` bits per iteration instead 
 point keeps its own stopping rule and its row is written as soon as it finishes. Memory grows about
 ``S``-fold. The rows are statistically equivalent to, not bit-identical with, ``--snr-batch 1``; a
 point interrupted inside its group is recomputed on resume (see :mod:`phy.sim.montecarlo`). The value
-is not a result setting: a run may be resumed with another ``--snr-batch``. Local executor only.
+is a result setting (it decides the random streams): a run resumes only with the same ``--snr-batch``. Local
+executor only.
 It saves per-call overhead, so it pays off for small batches (or an accelerator); on a CPU with
 large batches it can be slower (``benchmarks/bench_mc_snr_batch.py`` measures both).
 
@@ -75,7 +82,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from experiments.core.args import (_float, parse_device, parse_name_list, parse_snr_list,  # noqa: F401 (re-exported)
                               positive_int_arg, snr_list_arg)
 
-__all__ = ["add_arguments", "main", "parse_snr_list", "snr_list_arg", "positive_int_arg", "parse_device", "parse_name_list", "build_trial", "DEFAULT_BATCH_BITS", "AutoGrid", "parse_snr_grid", "CODEWORDS"]
+__all__ = ["add_arguments", "main", "parse_snr_list", "snr_list_arg", "positive_int_arg", "parse_device", "parse_name_list", "build_trial", "DEFAULT_BATCH_BITS", "AutoGrid", "parse_snr_grid", "CODEWORDS", "NA_COLUMN", "normal_approx_reference"]
 
 #: Information bits per batch when ``--batch-size`` is not given.
 DEFAULT_BATCH_BITS = 1 << 16
@@ -86,9 +93,24 @@ FUSED_BATCH_GROWTH = 512
 #: How the coded bits are produced: random information bits through the encoder, or the all-zero
 #: codeword with a random scrambling sequence (phy.sim.trials.ScrambledZeroTrial, no encoder).
 CODEWORDS = ("scrambled-zero", "random")
+#: The column of ``ber.csv`` after :data:`phy.sim.points.BER_COLUMNS`: the normal approximation's BLER.
+NA_COLUMN = "bler_normal_approx"
 _RESULT_SETTINGS = ("modulation", "k", "n", "num_iter", "ldpc_decoder", "hamming_decoder", "demapping",
                     "target_errors", "target_block_errors", "max_bits", "batch_size", "seed", "device",
-                    "early_stop", "codeword", "detector")
+                    "early_stop", "codeword", "detector", "snr_batch")
+#: Settings a record written before they were recorded had, as their values then.
+_ADDED_LATER = {"snr_batch": 1}
+#: Options that change no number of ber.csv (with the reason), or that are the rows' keys; with
+#: _RESULT_SETTINGS every option of the parser is one or the other (tests/test_reliability.py checks it).
+HARMLESS_OPTIONS = {
+    "code": "a key column (scheme)", "channel": "a key column (the canonical spec)",
+    "snr_db": "a key column", "snr_type": "a key column",
+    "min_ber": "chooses which SNR points of an auto grid run; each point's numbers depend on its key only",
+    "min_bler": "as --min-ber", "max_decades": "as --min-ber",
+    "executor": "the ray executor writes the local run's rows (run_ber_sweeps)", "num_cpus": "as --executor",
+    "address": "as --executor", "progress": "display only", "out": "the folder itself",
+    "plugin": "recorded as 'plugins' by experiments.core.results.claim_result_settings",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,6 +195,11 @@ def _positive_int(text: str) -> int:
     return positive_int_arg(text, allow_exponent=True)
 
 
+_positive_int.positive_int = True  # experiments.core.args.harden_parser bounds these counts (COUNT_LIMITS)
+#: The largest --max-bits (information bits per SNR point): about a day at 1e8 bits per second.
+MAX_BITS_LIMIT = 1e13
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``semcom ber`` to ``parser`` (``semcom ber --help`` lists them).
 
@@ -240,14 +267,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-block-errors", type=_positive_int, default=None,
                         help="also stop a point after this many block errors (default: off)")
     parser.add_argument("--max-bits", type=_positive_number, default=1e7,
-                        help="information-bit budget per SNR point (default 1e7)")
+                        help="information-bit budget per SNR point (default 1e7; at most 1e13)")
     parser.add_argument("--batch-size", type=_positive_int, default=None,
                         help=f"blocks per batch (default: about {DEFAULT_BATCH_BITS} bits per batch)")
     parser.add_argument("--snr-batch", type=_positive_int, default=1, metavar="S",
                         help="run up to S consecutive SNR points as one batched pass (SNR as a tensor "
                              "dimension; about S times the memory); each point keeps its own stopping "
                              "rule. Statistically equivalent to, not bit-identical with, 1 (default: 1, "
-                             "points one by one; --executor local only)")
+                             "points one by one; --executor local only; a resume needs the same S)")
     parser.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
     parser.add_argument("--device", default="auto", help="torch device: auto (default: cuda if available, else cpu), cpu, cuda, cuda:1 ...")
     parser.add_argument("--no-early-stop", dest="early_stop", action="store_false",
@@ -316,6 +343,34 @@ def build_trial(code: str, modulation: str, channel, *, k: int, n: int, num_iter
     return trial, k / coded_bits, bps
 
 
+def normal_approx_reference(code: str, channel: str, modulation: str, k: int, uses: float):
+    """The normal-approximation reference of a chain: a function ``esno_db -> BLER`` for a coded chain on a
+    single-antenna AWGN channel, else ``None`` (uncoded, fading, several antennas, OFDM grids).
+
+    The reference is the best code of ``k`` information bits over ``uses`` complex channel uses (the chain's
+    uses per block: ``n / bits_per_symbol`` for LDPC) with uniform input on ``modulation``
+    (:func:`phy.theory.finite_blocklength.normal_approx_bler`).
+
+    Examples
+    --------
+    >>> na = normal_approx_reference("ldpc5g", "awgn", "qpsk", k=512, uses=512)
+    >>> round(na(1.0), 4), normal_approx_reference("none", "awgn", "qpsk", k=512, uses=256)
+    (0.0038, None)
+    """
+    from phy.channel.registry import parse_channel_spec
+    from phy.theory.finite_blocklength import normal_approx_bler
+
+    kind, params = parse_channel_spec(channel)
+    if code == "none" or kind != "awgn" or params.get("num_tx", 1) * params.get("num_rx", 1) != 1:
+        return None
+
+    def bler(esno_db):
+        return normal_approx_bler(k, uses, esno_db, modulation)
+
+    bler.uses = uses
+    return bler
+
+
 def _validate(args) -> Dict[str, object]:
     from phy.channel.registry import canonical_channel_list
     from phy.fec.codes import CODES
@@ -337,8 +392,8 @@ def _validate(args) -> Dict[str, object]:
         raise ValueError("--min-ber/--min-bler apply to --snr-db auto[:START:STOP[:STEP]] only")
     if args.codeword not in CODEWORDS:
         raise ValueError(f"--codeword must be one of {CODEWORDS}, got {args.codeword!r}")
-    if not (args.max_bits > 0 and math.isfinite(args.max_bits)):
-        raise ValueError(f"--max-bits must be a positive number, got {args.max_bits}")
+    if not (0 < args.max_bits <= MAX_BITS_LIMIT):
+        raise ValueError(f"--max-bits must be a positive number of at most {MAX_BITS_LIMIT:g}, got {args.max_bits}")
     batch = args.batch_size or max(1, min(4096, -(-DEFAULT_BATCH_BITS // args.k)))
     return {"modulation": mod, "codes": codes, "channels": channels, "snrs": snrs, "batch_size": batch,
             "bits_per_symbol": bits_per_symbol(mod)}
@@ -386,7 +441,7 @@ def main(args) -> int:
         if isinstance(cfg["snrs"], AutoGrid) and (args.executor != "local" or args.snr_batch > 1):
             raise ValueError("--snr-db auto needs --executor local and --snr-batch 1 (each point of the "
                              "adaptive grid depends on the ones before it)")
-        from experiments.core.results import check_result_settings
+        from experiments.core.results import claim_result_settings
         from phy.channel.registry import make_channel
         from phy.sim.points import BER_COLUMNS, BER_KEY_COLUMNS
         from phy.sim.resultstore import ResumableCSV
@@ -395,8 +450,6 @@ def main(args) -> int:
         args.device = str(device)   # "auto" resolved: the device used is what is recorded
         settings = {key: (cfg[key] if key in cfg else getattr(args, key)) for key in _RESULT_SETTINGS}
         settings["device"] = str(device)
-        os.makedirs(args.out, exist_ok=True)
-        check_result_settings(args.out, settings, "ber.csv")
         # one channel object per channel name, shared by every scheme (reseeded per point)
         channels = {name: make_channel(name, seed=args.seed) for name in cfg["channels"]}
         trials = {}
@@ -407,7 +460,20 @@ def main(args) -> int:
                                                    device=str(device), ldpc_decoder=args.ldpc_decoder,
                                                    hamming_decoder=args.hamming_decoder, codeword=args.codeword,
                                                    detector=args.detector)
-        table = ResumableCSV(os.path.join(args.out, "ber.csv"), BER_COLUMNS, BER_KEY_COLUMNS)
+        from phy.utils.memory import check_memory
+
+        coded = max(args.k / cr for _, cr, _ in trials.values())  # channel bits per block (padding included)
+        check_memory(cfg["batch_size"] * args.snr_batch * (args.k + coded) * 32,
+                     f"one batch of {cfg['batch_size']} blocks x {args.snr_batch} SNR point(s) of {args.k} bits",
+                     hint="use a smaller --batch-size, --snr-batch or --k")
+        # built and checked before anything is written: a refused run leaves nothing behind
+        os.makedirs(args.out, exist_ok=True)
+        claim_result_settings(args.out, settings, ["ber.csv"], added_later=_ADDED_LATER)
+        # channel uses per block: k / (coderate * bits per use)
+        references = {key: normal_approx_reference(key[0], key[1], cfg["modulation"], args.k, args.k / (cr * bps))
+                      for key, (_, cr, bps) in trials.items()}
+        table = ResumableCSV(os.path.join(args.out, "ber.csv"), BER_COLUMNS + (NA_COLUMN,), BER_KEY_COLUMNS,
+                             derived={NA_COLUMN: functools.partial(_na_cell, references, args, cfg, str(device))})
     except ValueError as e:
         print(f"semcom ber: error: {e}", file=sys.stderr)
         return 2
@@ -462,9 +528,28 @@ def main(args) -> int:
         if isinstance(cfg["snrs"], AutoGrid):  # the CSV in (scheme, channel, SNR) order, like a fixed grid
             table.reorder((r.scheme, r.channel, r.snr_type, r.snr_db) for r in results)
         manifest.update(rows_resumed=resumed, rows=len(table), coderates=rates,
-                        plots=_plots(args.out, results, cfg, args.snr_type))
+                        plots=_plots(args.out, results, cfg, args.snr_type,
+                                     {key: (references.get(key), cr, bps) for key, (_, cr, bps) in trials.items()},
+                                     args.k))
     print(f"wrote {os.path.join(args.out, 'ber.csv')} ({len(results)} points), ber.png, manifest.json")
     return 0
+
+
+def _na_cell(references, args, cfg, device: str, row) -> Optional[float]:
+    """The ``bler_normal_approx`` cell of a row (``None``: empty). A row of a chain this run does not
+    simulate (a resumed file with other codes or channels) gets its reference built here."""
+    key = (str(row["scheme"]), str(row["channel"]))
+    if key not in references:
+        from phy.channel.registry import make_channel
+
+        _, cr, bps = build_trial(key[0], cfg["modulation"], make_channel(key[1], seed=0), k=args.k, n=args.n,
+                                 num_iter=args.num_iter, device=device, ldpc_decoder=args.ldpc_decoder,
+                                 hamming_decoder=args.hamming_decoder, detector=args.detector)
+        references[key] = normal_approx_reference(key[0], key[1], cfg["modulation"], args.k, args.k / (cr * bps))
+    esno = float(row["esno_db"])
+    if references[key] is None or not math.isfinite(esno):
+        return None
+    return references[key](esno)
 
 
 def _floor(code: str, min_ber: Optional[float], min_bler: Optional[float]) -> Dict[str, Optional[float]]:
@@ -475,7 +560,7 @@ def _floor(code: str, min_ber: Optional[float], min_bler: Optional[float]) -> Di
     return {"min_ber": min_ber} if min_ber is not None else {"min_bler": min_bler}
 
 
-def _plots(out_dir: str, results, cfg, snr_type: str) -> List[str]:
+def _plots(out_dir: str, results, cfg, snr_type: str, chains=None, k: Optional[int] = None) -> List[str]:
     import numpy as np
 
     from experiments.core.plots import plot_error_rate
@@ -495,8 +580,20 @@ def _plots(out_dir: str, results, cfg, snr_type: str) -> List[str]:
             forms[f"theory: uncoded {cfg['modulation']} {label}"] = (fine, uncoded_ber(esno, cfg["modulation"], kind))
     written = [plot_error_rate(results, os.path.join(out_dir, "ber.png"), metric="ber", snr_type=snr_type,
                                closed_forms=forms, title=f"{cfg['modulation']} BER")]
+    # the normal approximation of each coded chain on AWGN, down to a decade below the lowest BLER measured
+    measured = [r.bler for r in results if r.bler > 0 and math.isfinite(r.bler)]
+    floor = min(measured) / 10 if measured else 1e-6
+    references = {}
+    several = len(cfg["channels"]) > 1
+    for (code, name), (ref, coderate, bps) in (chains or {}).items():
+        if ref is None:
+            continue
+        shift = 10 * math.log10(bps * coderate) if snr_type == "ebno" else 0.0
+        y = np.asarray(ref(fine + shift), dtype=float)
+        label = f"normal approx.: {code}, k={k} in {ref.uses:g} uses" + (f" / {name}" if several else "")
+        references[label] = (fine, np.where(y >= floor, y, np.nan))
     written.append(plot_error_rate(results, os.path.join(out_dir, "bler.png"), metric="bler", snr_type=snr_type,
-                                   title=f"{cfg['modulation']} BLER"))
+                                   closed_forms=references, title=f"{cfg['modulation']} BLER"))
     return [os.path.basename(p) for p in written]
 
 

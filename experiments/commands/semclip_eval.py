@@ -77,6 +77,7 @@ import argparse
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from experiments.core.args import snr_pair_arg
 from experiments.semclip_eval.context import Context, check_noaf_template
 from experiments.semclip_eval.studies import study_bandwidth, study_complexity, study_cross, study_snr
 from experiments.semclip_eval.systems import SYSTEMS
@@ -209,7 +210,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--tapl-steps", type=int, default=None,
                    help="steps of TAPL trained in the run (default: --train-steps; the paper: 5000 vs JSCC 20000)")
     p.add_argument("--train-batch-size", type=int, default=64)
-    p.add_argument("--snr-train-range", default="-10,10", help="training SNR range 'low,high' [dB]")
+    p.add_argument("--snr-train-range", default="-10,10", type=snr_pair_arg, help="training SNR range 'low,high' [dB]")
     p.add_argument("--temperature", type=float, default=0.07,
                    help="temperature of the JSCC's contrastive loss (eq. 4) in in-run training (default 0.07; the "
                         "paper's eq. 4 has none: 1)")

@@ -64,6 +64,7 @@ import argparse
 import base64
 import contextlib
 import json
+import math
 import re
 import shutil
 import sys
@@ -99,6 +100,13 @@ def parse_range(text: str, what: str, cast=float) -> Tuple:
         lo, hi = cast(parts[0]), cast(parts[1])
     except ValueError:
         raise ValueError(f"--{what} must be lo:hi numbers, got {text!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"--{what} must be lo:hi finite numbers, got {text!r}")
+    if "snr" in what:
+        from experiments.core.args import SNR_DB_LIMIT
+
+        if max(abs(lo), abs(hi)) > SNR_DB_LIMIT:
+            raise ValueError(f"--{what} {text!r} lies outside the SNR range [-{SNR_DB_LIMIT:g}, {SNR_DB_LIMIT:g}] dB")
     if lo > hi:
         raise ValueError(f"--{what}: lo must be <= hi, got {text!r}")
     return lo, hi

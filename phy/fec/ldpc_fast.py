@@ -95,6 +95,18 @@ except Exception:  # pragma: no cover - depends on the environment
     _HAVE_NUMBA = False
 
 
+#: The most edge updates (codewords x iterations x edges) one compiled call does: a larger batch is decoded in
+#: slices, so the interpreter runs between them and Ctrl-C / SIGTERM stop a run within seconds whatever the
+#: batch or ``num_iter`` (a signal is handled only when a compiled call returns).
+WORK_PER_CALL = 1 << 30
+_GAMMA64 = 0x9E3779B97F4A7C15
+
+
+def _shift_key(key: int, samples: int) -> int:
+    """The counter key whose sample ``i`` is sample ``samples + i`` of ``key`` (``key + (i + 1) gamma``)."""
+    return (int(key) + int(samples) * _GAMMA64) & ((1 << 64) - 1)
+
+
 def numba_available() -> bool:
     """Whether the compiled CPU backend can be used.
 
@@ -587,7 +599,8 @@ class LDPC5GFastDecoder(nn.Module):
             out = self._scratch[: bsz * nout].reshape(bsz, nout)
             lmax = np.float32(np.inf if self.llr_max is None else self.llr_max)
             if self.precision != "float32":
-                used = self._decode_fixed(src, out, lmax, iters)
+                used = np.concatenate([self._decode_fixed(src[a:b], out[a:b], lmax, iters)
+                                       for a, b in self._slices(bsz, iters)])
                 self._count_iterations(used)
                 x = torch.from_numpy(out)
                 if hard_bytes:
@@ -595,7 +608,8 @@ class LDPC5GFastDecoder(nn.Module):
                     return x.to(llr_ch.dtype).reshape(*lead, x.shape[-1]).to(llr_ch.device)
                 post = x
             else:
-                used = self._decode_float(src, out, lmax, iters, bsz, use_offset)
+                used = np.concatenate([self._decode_float(src[a:b], out[a:b], lmax, iters, b - a, use_offset)
+                                       for a, b in self._slices(bsz, iters)])
                 self._count_iterations(used)
                 post = torch.from_numpy(out)
         else:
@@ -610,6 +624,12 @@ class LDPC5GFastDecoder(nn.Module):
         else:
             x = (-x).to(llr_ch.dtype)
         return x.reshape(*lead, x.shape[-1]).to(llr_ch.device)
+
+    def _slices(self, rows: int, iters: int):
+        """``[(start, stop), ...]`` of ``rows`` codewords, each slice at most :data:`WORK_PER_CALL` edge updates
+        (and at least 64 codewords, one SIMD vector)."""
+        per = max(64, WORK_PER_CALL // max(1, int(iters) * self.num_edges))
+        return [(a, min(rows, a + per)) for a in range(0, rows, per)]
 
     def _codeword_order(self, post: torch.Tensor) -> torch.Tensor:
         """The ``n`` transmitted positions of mother-code values ``[B, num_vns]``, in transmission order."""
@@ -696,14 +716,21 @@ class LDPC5GFastDecoder(nn.Module):
         m = bits_per_symbol(modulation)
         if self.n % m:
             raise ValueError(f"n={self.n} must be a multiple of the {m} bits per symbol of {modulation!r}")
-        chain = chain_args(rows, self.n // m, modulation, no, scrambling_key, noise_key, method)
+        ns = self.n // m
+        chain_args(rows, ns, modulation, no, scrambling_key, noise_key, method)  # checks every argument
         if rows == 0:
             return 0, 0
         lmax = np.float32(np.inf if self.llr_max is None else self.llr_max)
-        used, counts = self._run_fixed(np.zeros((0, 0), np.float32), chain, rows, ldpc_fixed._COUNTS,
-                                       np.zeros((0, 0), np.int8), lmax, self.num_iter)
-        self._count_iterations(used)
-        total = counts.sum(axis=0)
+        no_r = torch.as_tensor(no, dtype=torch.float32).reshape(-1)
+        used_all, total = [], np.zeros(3, dtype=np.int64)
+        for a, b in self._slices(rows, self.num_iter):  # rows a.. b: the same counter samples as one call
+            chain = chain_args(b - a, ns, modulation, no_r if no_r.numel() == 1 else no_r[a:b],
+                               _shift_key(scrambling_key, a * ns), _shift_key(noise_key, a * ns), method)
+            used, counts = self._run_fixed(np.zeros((0, 0), np.float32), chain, b - a, ldpc_fixed._COUNTS,
+                                           np.zeros((0, 0), np.int8), lmax, self.num_iter)
+            used_all.append(used)
+            total += counts.sum(axis=0)
+        self._count_iterations(np.concatenate(used_all))
         return int(total[0]), int(total[1])
 
     def _decode_float(self, src, out, lmax, iters, bsz, use_offset) -> np.ndarray:
