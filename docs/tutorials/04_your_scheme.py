@@ -35,7 +35,7 @@ STEPS = 100 if QUICK else 300      # Adam steps on mini-batches of 256 training 
 # The scheme
 # ----------
 #
-# A scheme implements the public :class:`~experiments.schemes.Scheme` protocol:
+# A scheme implements the public :class:`~experiments.schemes.protocol.Scheme` protocol:
 #
 # * ``plan(ctx, snr_db, channel)`` says how it fits ``ctx.budget`` complex channel uses per example, and is
 #   where it may fit or train -- on ``ctx.train`` only. The comparison reseeds the shared channel after the
