@@ -2,8 +2,8 @@
 
 Each CLI row must end with exit status 2 and one error line that names what was expected and what came
 (no traceback, nothing written where the run was refused); each API row must raise the named exception
-with a message naming the argument. The tables' sizes are recorded in README.md ("Bad-input
-catalogue"); :func:`test_readme_records_the_catalogue_size` keeps the two in step, and
+with a message naming the argument. The tables' sizes are recorded in docs/reliability.md ("Bad-input
+catalogue"); :func:`test_reliability_page_records_the_catalogue_size` keeps the two in step, and
 :func:`test_every_cli_entry_point_is_in_the_catalogue` checks that no subcommand is left out.
 Narrower tables live beside their modules (tests/test_cli_ber.py, test_montecarlo.py, ...).
 """
@@ -481,10 +481,10 @@ def test_cli_refusals_leave_no_output_folder(inputs, capsys):
         assert main(argv) == 2 and not out.exists(), argv
 
 
-def test_readme_records_the_catalogue_size():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    m = re.search(r"bad-input catalogue[^\n]*?(\d+) CLI inputs over (\d+) entry points[^\n]*?(\d+) API inputs", readme,
+def test_reliability_page_records_the_catalogue_size():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "reliability.md").read_text()
+    m = re.search(r"bad-input catalogue[^\n]*?(\d+) CLI inputs over (\d+) entry points[^\n]*?(\d+) API inputs", page,
                   re.IGNORECASE)
-    assert m, "README.md lost its 'Bad-input catalogue' line"
+    assert m, "docs/reliability.md lost its 'Bad-input catalogue' line"
     entry_points = len({" ".join(c[1][:2]) if c[1][0] == "semclip" else c[1][0] for c in CLI_CASES})
     assert (int(m.group(1)), int(m.group(2)), int(m.group(3))) == (len(CLI_CASES), entry_points, len(API_CASES))

@@ -3,7 +3,7 @@
 The lock test compares the locks with setup.cfg as it is now: every top-level requirement of setup.cfg is
 in the lock that covers it (``via semcom (setup.cfg)`` in pip-compile's annotation), with a version that
 satisfies setup.cfg's specifier and constraints.txt's pin, nothing else is marked top-level, every line is
-hashed, and the two locks agree on every package they share. A dependency added to setup.cfg without
+hashed, and the locks agree on every package they share. A dependency added to setup.cfg without
 ``make lock`` fails it.
 """
 from __future__ import annotations
@@ -156,6 +156,7 @@ def _constraints():
 @pytest.mark.parametrize("lock, reqs", [
     ("run.lock", lambda: _install_requires()),
     ("test.lock", lambda: _install_requires() + _extras()["all"]),
+    ("docs.lock", lambda: _install_requires() + _extras()["docs"]),
 ])
 def test_lock_is_current_with_setup_cfg(lock, reqs):
     entries = _lock(lock)
@@ -174,13 +175,16 @@ def test_lock_is_current_with_setup_cfg(lock, reqs):
     assert entries["torch"][0] == "2.13.0+cpu"  # the CPU wheel, never a CUDA build
 
 
-def test_run_lock_agrees_with_test_lock_and_holds_no_optional_package():
-    run, test = _lock("run.lock"), _lock("test.lock")
-    assert {n: v[0] for n, v in run.items()} == {n: test[n][0] for n in run}
-    assert not set(run) & {canonicalize_name(d) for d in HEAVY_OPTIONAL + ("torchvision", "tensorflow-cpu")}
+def test_run_and_docs_locks_agree_with_test_lock_and_hold_no_optional_model_package():
+    test = _lock("test.lock")
+    for name in ("run.lock", "docs.lock"):
+        lock = _lock(name)
+        assert {n: v[0] for n, v in lock.items()} == {n: test[n][0] for n in lock}, name
+        assert not set(lock) & {canonicalize_name(d) for d in HEAVY_OPTIONAL + ("torchvision", "tensorflow-cpu")}
 
 
 def test_makefile_installs_through_the_locks():
     mk = (ROOT / "Makefile").read_text()
     assert "--require-hashes -r $(LOCK_RUN)" in mk and "--require-hashes -r $(LOCK_TEST)" in mk
     assert "LOCK_RUN = requirements/run.lock" in mk and "LOCK_TEST = requirements/test.lock" in mk
+    assert "--require-hashes -r $(LOCK_DOCS)" in mk and "LOCK_DOCS = requirements/docs.lock" in mk

@@ -59,8 +59,8 @@ batch up to 16 times ``--batch-size`` with ``scrambled-zero``.
 
 ``--ldpc-decoder layered`` (the default) is the layered offset-min-sum decoder at the device's fast
 precision (:func:`phy.fec.codes.layered_precision`): int8 fixed point on CPU (:mod:`phy.fec.ldpc_fixed`, 64 codewords
-per SIMD vector; its BLER is at or below the float32 decoder's from 1e-3 down to 3e-6, README's issue-18
-section), float32 on GPU; ``layered-float32``, ``layered-int16`` and ``layered-int8`` pick one. On CPU
+per SIMD vector; its BLER is at or below the float32 decoder's from 1e-3 down to 3e-6, the documentation's
+performance page), float32 on GPU; ``layered-float32``, ``layered-int16`` and ``layered-int8`` pick one. On CPU
 with AWGN the scrambled-zero chain draws labels, noise and exact APP logits in one pass
 (:mod:`phy.fec.scrambled_chain`), and with a fixed-point decoder the logits go straight into the decoder's
 lanes and only the errors are counted (:meth:`phy.sim.trials.ScrambledZeroTrial.count_errors`); such a

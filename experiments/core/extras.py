@@ -29,9 +29,9 @@ EXTRAS: Dict[str, Tuple[str, ...]] = {
     "semclip": ("torchvision", "pillow", "diffusers", "open_clip_torch", "torchmetrics"),
     "tf": ("tensorflow-cpu",),
     "ray": ("ray",),
-    "docs": ("sphinx",),
-    # sphinx: tests/test_api_docs.py builds the API reference
-    "test": ("pytest", "pytest-timeout", "sphinx"),
+    "docs": ("sphinx", "sphinx-gallery", "myst-parser"),
+    # the docs packages: tests/test_docs_site.py builds the documentation site
+    "test": ("pytest", "pytest-timeout", "sphinx", "sphinx-gallery", "myst-parser"),
 }
 EXTRAS["all"] = tuple(dict.fromkeys(d for e in ("vlf-msc", "semclip", "tf", "ray", "docs", "test")
                                     for d in EXTRAS[e]))
