@@ -10,7 +10,8 @@ figures into ``--out`` and resumable (a finished row is never recomputed):
    (PSNR/SSIM/MS-SSIM of the reconstructed image vs the input for the systems that output one,
    DJSCC-IR and BT-IR -- BT-IR's over its delivered images --, NaN otherwise; MS-SSIM needs sides of
    at least 161 px);
-   ``fig3_top1_vs_snr.png`` (one curve per system), ``fig3_retrieval_vs_snr.png``, and
+   ``fig3_top1_vs_snr.png`` (one curve per system), ``fig3_retrieval_vs_snr.png`` (``--format pdf|svg``
+   for vector files), and
    ``table_i.csv`` / ``table_i.md`` (top-1 at ``--table-snrs``).
 2. ``bandwidth`` -- accuracy vs bandwidth ratio at ``--bandwidth-snr`` (0 dB; the paper's fig. 4)
    for ``--channel-uses 48,96,192,384``: ``accuracy_vs_bandwidth.csv`` (same columns) and
@@ -180,6 +181,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--train-data", default=None, help="data set whose seen classes train the models "
                                                       "(default: --data; same class folders required)")
     p.add_argument("--out", required=True, help="output folder (CSVs, figures, models, feature caches)")
+    from experiments.core.figstyle import add_format_argument
+
+    add_format_argument(p)
     p.add_argument("--studies", default=",".join(STUDIES), help=f"comma-separated subset of {list(STUDIES)}")
     p.add_argument("--systems", default=",".join(SYSTEMS), help="systems of the SNR and cross-dataset studies")
     p.add_argument("--bandwidth-systems", default="semclip,clip-ft,djscc-ft,djscc-ir,bt-ir",
@@ -946,6 +950,11 @@ def _fmt(v: str) -> str:
     return "n/a" if math.isnan(f) else f"{100 * f:.2f}"
 
 
+def _fmt_of(ctx) -> str:
+    """The figures' file format (``--format``; png when the arguments predate it)."""
+    return getattr(ctx.args, "format", None) or "png"
+
+
 def study_snr(ctx: Context, systems: Sequence[str], snrs: Sequence[float], table_snrs: Sequence[float]) -> int:
     """Accuracy vs SNR (fig. 3, table I)."""
     from experiments.core.plots import plot_metric_vs_snr
@@ -964,12 +973,12 @@ def study_snr(ctx: Context, systems: Sequence[str], snrs: Sequence[float], table
               f"({', '.join(snr_tag(t) for t in table_snrs)} dB), evaluated there only", flush=True)
     added = _sweep(ctx, table, points, es)
     rows = [r for r in _rows(out / "accuracy_vs_snr.csv") if r["channel"] == ctx.args.channel]
-    plot_metric_vs_snr(_series(rows, "snr_db", "top1", systems), out / "fig3_top1_vs_snr.png",
+    plot_metric_vs_snr(_series(rows, "snr_db", "top1", systems), out / f"fig3_top1_vs_snr.{_fmt_of(ctx)}",
                        ylabel="zero-shot top-1 accuracy (unseen classes)",
                        title=f"accuracy vs SNR ({ctx.args.channel})")
     rs = _series(rows, "snr_db", "retrieval_top1", [s for s in systems if s != "djscc-ft"])
     if rs:
-        plot_metric_vs_snr(rs, out / "fig3_retrieval_vs_snr.png", ylabel="text-to-image retrieval top-1",
+        plot_metric_vs_snr(rs, out / f"fig3_retrieval_vs_snr.{_fmt_of(ctx)}", ylabel="text-to-image retrieval top-1",
                            title=f"retrieval vs SNR ({ctx.args.channel})")
     # table I: top-1 / top-5 at the selected SNRs (those that were run)
     have = sorted({float(r["snr_db"]) for r in rows})
@@ -1037,7 +1046,7 @@ def study_bandwidth(ctx: Context, systems: Sequence[str], Ls: Sequence[int], snr
     added = _sweep(ctx, table, points, ctx.eval_set())
     rows = [r for r in _rows(out / "accuracy_vs_bandwidth.csv")
             if r["channel"] == ctx.args.channel and float(r["snr_db"]) == float(snr)]
-    plot_metric_vs_snr(_series(rows, "bandwidth_ratio", "top1", systems), out / "fig4_top1_vs_bandwidth.png",
+    plot_metric_vs_snr(_series(rows, "bandwidth_ratio", "top1", systems), out / f"fig4_top1_vs_bandwidth.{_fmt_of(ctx)}",
                        xlabel="bandwidth ratio L / (C H W)", ylabel="zero-shot top-1 accuracy (unseen classes)",
                        title=f"accuracy vs bandwidth ratio at {snr:g} dB ({ctx.args.channel})")
     return added
