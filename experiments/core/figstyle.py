@@ -50,7 +50,7 @@ __all__ = ["PALETTE", "MARKERS", "SCHEME_STYLES", "REFERENCE_COLORS", "FORMATS",
 #: The palette curves are drawn from: tab10 without its grey (kept for references), then four darker
 #: companions for figures with more schemes.
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
-           "#393b79", "#637939", "#843c39", "#7b4173")
+           "#393b79", "#637939", "#843c39", "#7b4173", "#8c6d31")
 #: Markers of the schemes outside :data:`SCHEME_STYLES` (in the order they are handed out).
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p", "d")
 #: Colours of reference curves (closed forms, the analytic OPTA, chance): black, then greys.
@@ -72,12 +72,12 @@ SCHEME_STYLES: Dict[str, Tuple[str, str]] = {
     "quant-ideal": ("#bcbd22", "<"),
     "quant-ldpc5g-16qam": ("#ff7f0e", ">"),
     "quant-hamming74-16qam": ("#e377c2", "P"),
-    "quant-none-16qam": ("#843c39", "X"),
+    "quant-none-16qam": ("#8c6d31", "X"),
     "ascii-hamming74-16qam": ("#17becf", "p"),
-    # semcom ber (codes)
-    "none": ("#1f77b4", "o"),
-    "hamming74": ("#ff7f0e", "s"),
-    "ldpc5g": ("#2ca02c", "^"),
+    # semcom ber (codes): colours of their own, so a BER run merged with a comparison keeps every colour
+    "none": ("#7b4173", "o"),
+    "hamming74": ("#637939", "s"),
+    "ldpc5g": ("#843c39", "^"),
 }
 #: Family colours of scheme names outside :data:`SCHEME_STYLES` (first matching prefix).
 _FAMILIES = (("quant-", "#ff7f0e"), ("ascii-", "#17becf"), ("transform-", "#d62728"), ("analog", "#1f77b4"))
