@@ -321,7 +321,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="master seed: the train/test split and every point's channel draws (default 0)")
     parser.add_argument("--device", default=d.device,
                         help="torch device: auto (default: cuda if available, else cpu), cpu, cuda, cuda:1 ...")
-    parser.add_argument("--cache-dir", default=None, help="MiniLM feature cache (default ~/.cache/semcom)")
+    parser.add_argument("--cache-dir", default=None, help="MiniLM cache folder: the corpus's features and the text scheme's re-encoded sentences, each "
+                             "call kept by its exact texts, so a seeded run made again encodes nothing and writes "
+                             "the same numbers (default $SEMCOM_CACHE or ~/.cache/semcom)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no per-point progress lines")
     parser.add_argument("--out", required=True, help="output directory (created; reruns resume)")

@@ -82,7 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="held-out sentences sent through the ASCII text scheme (default 64; 8 with --quick)")
     parser.add_argument("--skip-ber", action="store_true", help="skip step 1 (BER curves)")
     parser.add_argument("--skip-compare", action="store_true", help="skip step 2 (matched-bandwidth comparison)")
-    parser.add_argument("--cache-dir", default=None, help="MiniLM feature cache (default ~/.cache/semcom)")
+    parser.add_argument("--cache-dir", default=None, help="MiniLM cache folder: the corpus's features and the text scheme's re-encoded sentences, each "
+                             "call kept by its exact texts, so a seeded run made again encodes nothing and writes "
+                             "the same numbers (default $SEMCOM_CACHE or ~/.cache/semcom)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no per-point progress lines")
     from experiments.core.figstyle import add_format_argument
 
