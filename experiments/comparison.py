@@ -17,8 +17,8 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 
 from experiments.schemes.analog import AnalogScheme
-from experiments.schemes.protocol import Received, SchemeContext
-from experiments.schemes.references import opta_reference
+from experiments.schemes.protocol import Plan, Received, SchemeContext
+from experiments.schemes.references import fbl_reference, opta_reference
 from experiments.schemes.registry import make_scheme
 from experiments.schemes.resources import _grid_skip, _mimo_skip, _ofdm_grid, _split_uses
 
@@ -41,7 +41,7 @@ VALUE_COLUMNS = [
     "fits", "bits_per_element",
     "dims_sent", "truncated_dims", "chars_sent", "modulation", "code", "coderate", "info_bits", "quant_lo",
     "quant_hi", "mcs", "mcs_bler_est", "codeword_span", "n_train", "n_examples", "n_items", "realizations",
-    "chance", "nmse", "opta_nmse", "gap_db", "cosine", "retrieval_top1", "semantic_similarity", "bleu", "ber",
+    "chance", "nmse", "opta_nmse", "gap_db", "fbl_nmse", "gap_fbl_db", "cosine", "retrieval_top1", "semantic_similarity", "bleu", "ber",
     "outage_rate", "codeword_error_rate",
 ] + [c for pair in METRIC_INTERVALS.values() for c in pair] + ["seed", "note"]
 #: Every column of ``compare.csv``.
@@ -50,7 +50,7 @@ COLUMNS = KEY_COLUMNS + VALUE_COLUMNS
 #: (:attr:`phy.fec.codes.LDPC5G.DECODERS`).
 LDPC_DECODERS = ("layered", "layered-float32", "layered-int16", "layered-int8", "bp")
 #: The schemes of ``semcom compare`` by default.
-DEFAULT_SCHEMES = ("opta", "analog", "analog-klt", "transform-ideal", "transform-ldpc5g-amc", "quant-ideal",
+DEFAULT_SCHEMES = ("opta", "fbl-separation", "analog", "analog-klt", "transform-ideal", "transform-ldpc5g-amc", "quant-ideal",
                    "quant-ldpc5g-16qam", "ascii-hamming74-16qam")
 
 
@@ -144,7 +144,7 @@ class CompareConfig:
     ldpc_rate: float = 0.5
     ldpc_iter: int = 20
     ldpc_decoder: str = "layered"         # phy.fec.codes.LDPC5G decoder (LDPC_DECODERS): layered offset min-sum, or "bp"
-    ideal_outage: float = 0.1
+    ideal_outage: Optional[float] = None  # ideal code: None designs the payload (least expected distortion)
     text_max_items: Optional[int] = None
     train_fraction: float = 0.8           # seeded split: fit on train, score the held-out items
     realizations: int = 4                 # independent channel realisations averaged per point
@@ -182,8 +182,10 @@ class CompareConfig:
             from experiments.core.args import parse_device
 
             self.device = str(parse_device("auto"))
-        if not 0 < self.ideal_outage < 1:
-            raise ValueError(f"ideal_outage must be in (0, 1), got {self.ideal_outage!r}")
+        if self.ideal_outage is not None and (isinstance(self.ideal_outage, bool) or not isinstance(
+                self.ideal_outage, numbers.Real) or not 0 < self.ideal_outage < 1):
+            raise ValueError(f"ideal_outage (--ideal-outage) must be None (the payload is designed) or a probability "
+                             f"in (0, 1), got {self.ideal_outage!r}")
         if self.text_max_items is not None and (not isinstance(self.text_max_items, numbers.Integral)
                                                 or self.text_max_items < 1):
             raise ValueError(f"text_max_items must be a positive int or None, got {self.text_max_items!r}")
@@ -285,15 +287,17 @@ def run_comparison(source, config: CompareConfig, out_dir: Optional[str] = None,
                 if tuple(format_value(v) for v in key) in done:
                     rows.append(table.get(key))
                     continue
-                if not ok:
+                skip = None
+                if not ok:  # a row says so (status "skipped: ..."), like every other point that does not run
                     if progress:
                         log(f"[compare {count}/{total}] {ch_name} {scheme.name}: skipped ({why})")
-                    continue
+                    skip = Plan(0, False, note=f"skipped: {why}", status=f"skipped: {why}")
                 opta = opta_reference(ctx, channel, ch_name, float(snr))
+                fbl = fbl_reference(ctx, channel, ch_name, float(snr))[0]
                 seed = point_seed(config.seed, scheme.name, ch_name, float(snr))
                 channel.reset(seed)
                 if scheme.snr_dependent_plan or static_plan is None:
-                    plan = (_grid_skip(scheme, channel) or _mimo_skip(scheme, channel)
+                    plan = (skip or _grid_skip(scheme, channel) or _mimo_skip(scheme, channel)
                             or scheme.plan(ctx, float(snr), channel))
                     if not scheme.snr_dependent_plan:
                         static_plan = plan
@@ -309,7 +313,8 @@ def run_comparison(source, config: CompareConfig, out_dir: Optional[str] = None,
                     met = aggregate_metrics(rxs, ctx, source, seed)
                     if plan.status == "ok" and met.get("outage_rate") == 1.0:
                         plan = dataclasses.replace(plan, status="nothing delivered")
-                row = _row(scheme, plan, rxs, met, ctx, config, ch_name, float(snr), opta)
+                row = _row(scheme, plan, rxs, met, ctx, config, ch_name, float(snr), opta,
+                           None if fbl is None else fbl[1])
                 if table is not None:
                     table.append(row)
                 rows.append(row)
@@ -400,7 +405,7 @@ def aggregate_metrics(rxs: Sequence[Received], ctx: SchemeContext, source, seed:
     return met
 
 
-def _row(scheme, plan, rxs, met, ctx, config, ch_name, snr, opta) -> Dict[str, Any]:
+def _row(scheme, plan, rxs, met, ctx, config, ch_name, snr, opta, fbl=None) -> Dict[str, Any]:
     q = None
     if plan.bits_per_element and plan.dims_sent and scheme.kind in ("digital", "ideal"):
         q = ctx.quantizer(plan.bits_per_element, plan.dims_sent)
@@ -410,6 +415,9 @@ def _row(scheme, plan, rxs, met, ctx, config, ch_name, snr, opta) -> Dict[str, A
     gap = None
     if nmse is not None and opta is not None and opta > 0 and nmse > 0:
         gap = 10.0 * math.log10(nmse / opta)
+    gap_fbl = None
+    if nmse is not None and fbl is not None and fbl > 0 and nmse > 0:
+        gap_fbl = 10.0 * math.log10(nmse / fbl)
     row = {
         "scheme": scheme.name, "channel": ch_name, "snr_db": snr, "status": plan.status,
         "equalizer": (scheme.equalizer(ctx) if isinstance(scheme, AnalogScheme)
@@ -429,7 +437,7 @@ def _row(scheme, plan, rxs, met, ctx, config, ch_name, snr, opta) -> Dict[str, A
         "codeword_span": plan.extra.get("span"), "n_train": int(ctx.train_index.numel()),
         "n_examples": int(rxs[0].index.numel()) if rxs else 0, "n_items": ctx.features.shape[0],
         "realizations": len(rxs), "chance": _chance(ctx.features.shape[0]),
-        "nmse": nmse, "opta_nmse": opta, "gap_db": gap, "cosine": met.get("cosine"),
+        "nmse": nmse, "opta_nmse": opta, "gap_db": gap, "fbl_nmse": fbl, "gap_fbl_db": gap_fbl, "cosine": met.get("cosine"),
         "retrieval_top1": met.get("retrieval_top1"), "semantic_similarity": met.get("cosine") if text else None,
         "bleu": met.get("bleu"), "ber": met.get("ber"), "outage_rate": met.get("outage_rate"),
         "codeword_error_rate": met.get("codeword_error_rate"), "seed": config.seed, "note": plan.note,

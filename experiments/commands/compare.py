@@ -1,5 +1,5 @@
 """``semcom compare``: analog semantic transmission vs digital separation at matched channel uses,
-each drawn beside the Gaussian OPTA.
+each drawn beside the Gaussian OPTA and beside ideal separation at the block length actually used.
 
 Every scheme sends the same real feature vectors ``f [N, d]`` of a source (default: the embedded
 ``pydoc-minilm`` sentences, ``d = 384``) over **one shared channel object** per channel kind, and
@@ -21,6 +21,17 @@ Schemes (``--schemes``, comma list; :mod:`experiments.schemes`)
     optimal forward test channel per KLT component. A reference, not a bound, for non-Gaussian
     features. Every row also carries the analytic ``opta_nmse`` and ``gap_db = 10 log10(nmse /
     opta_nmse)``.
+``fbl-separation``
+    **Ideal separation at the finite block length** (:class:`~experiments.schemes.references.FBLSeparationScheme`):
+    the minimum over the payload ``B`` per example of ``(1 - eps(B)) D(B) + eps(B) D_erased``, with ``eps`` the
+    normal approximation (Polyanskiy-Poor-Verdu, Gaussian input; :mod:`phy.theory.finite_blocklength`) of the
+    error probability of a codeword of the digital schemes' span (below) carrying its examples' bits, ``D(B)``
+    reverse water-filling on the training covariance and ``D_erased`` the training variance. AWGN and i.i.d.
+    (per-symbol) Rayleigh fading with receiver CSI; on other channels the row is ``skipped`` and says why. Every
+    row carries the analytic ``fbl_nmse`` and ``gap_fbl_db = 10 log10(nmse / fbl_nmse)`` (empty where not
+    covered). Codes that are actually built (LDPC) sit above it; analog (joint) schemes may sit below it, which
+    is the short-block advantage of joint source-channel coding, not an error; so may the ideal-code schemes,
+    whose genie code pays no finite-length penalty.
 ``analog-klt``
     The optimal *linear* analog scheme (:class:`~experiments.schemes.analog.AnalogKLTScheme`): KLT, the strongest ``2U``
     components, MSE-optimal power allocation, LMMSE receiver.
@@ -31,7 +42,10 @@ Schemes (``--schemes``, comma list; :mod:`experiments.schemes`)
     modulation and coding (``transform-ldpc5g-amc``: the MCS of 3GPP TS 38.214 Table 5.1.3.1-2
     that minimises the expected distortion given simulated BLERs, or ``--amc-policy bler-target``;
     failed codewords are erased and replaced by the training mean). ``mcs``, ``mcs_bler_est``,
-    ``codeword_span`` and the realised ``codeword_error_rate`` are reported.
+    ``codeword_span`` and the realised ``codeword_error_rate`` are reported. **Codeword span**, one rule for
+    the ideal code and every MCS: a codeword spans the fewest whole examples whose channel uses (data symbols
+    on a grid) reach 512, the uses of a 1024-bit QPSK codeword (``ceil(512 / U)`` examples; the LDPC scheme uses
+    fewer only where one 5G codeword cannot hold them).
 ``analog`` (``analog-zf``, ``analog-mmse``)
     :class:`phy.link.analog.AnalogLink`: pairs of reals -> one complex symbol, per-example power
     normalisation, ZF or MMSE equalisation. ``ceil(d/2)`` uses. ``analog`` takes ``--equalizer``.
@@ -49,12 +63,13 @@ Schemes (``--schemes``, comma list; :mod:`experiments.schemes`)
     coordinates that do not fit are dropped in coordinate order.
 ``quant-ideal``
     The same quantiser with an ideal capacity-achieving code (:class:`phy.link.ideal.IdealCodeLink`,
-    ``capacity="instantaneous"``): a payload of ``B`` bits in ``U`` uses is received error-free iff
-    ``B <= sum_i log2(1 + |h_i|^2 snr)`` over the realised channel, else the example is in outage
-    and the receiver gets nothing. Without transmitter CSI the payload is designed for an outage
-    probability ``--ideal-outage`` (default 0.1): ``B`` = the ``--ideal-outage`` quantile of the
-    mutual information of ``U`` uses, estimated from 2000 design draws of the same channel (AWGN:
-    exactly ``floor(U log2(1 + snr))``).
+    ``capacity="instantaneous"``): a codeword of ``s`` examples (the span rule above) carrying ``s B`` bits in
+    ``s U`` uses is received error-free iff ``s B <= sum_i log2(1 + |h_i|^2 snr)`` over its realised channel,
+    else its examples are in outage and the receiver gets nothing. Without transmitter CSI the payload ``B`` is
+    **designed** per SNR and channel like the AMC's MCS: it minimises ``(1 - P_out(B)) D(B) + P_out(B)
+    D_erased`` on the training split, ``P_out`` from 20000 design draws of a codeword's mutual information
+    (:func:`phy.link.ideal.design_payload`; AWGN: exactly ``floor(U log2(1 + snr))``). ``--ideal-outage p``
+    overrides the design with a fixed outage target (``B`` = the ``p`` quantile of the draws).
 ``ascii-<code>-<mod>`` (text sources only; default ``ascii-hamming74-16qam``)
     The raw sentence as 7-bit ASCII (:class:`phy.source.text_codec.TextCodec`) through a DigitalLink; the
     received text is re-encoded by the source's encoder (MiniLM) for the feature metrics and the
@@ -106,9 +121,10 @@ REs paid for and carrying nothing). Over a single-antenna grid every scheme but 
   estimation, LMMSE), so the MCS is chosen for the estimated-CSI channel; a codeword spanning ``s`` examples
   occupies ``s`` examples' slots. MCS above the 90% quantile of an example's slot mutual information per data
   symbol are not simulated.
-* ``quant-ideal`` / ``transform-ideal``: the payload is the ``--ideal-outage`` quantile of an example's slot
-  mutual information (the ``opta`` rate, 2000 design draws); an example is delivered iff the payload fits the
-  mutual information of its own slots' draw (perfect CSI: the ideal code is a genie), else it is in outage.
+* ``quant-ideal`` / ``transform-ideal``: the mutual information of a codeword is that of its examples' slots
+  (the ``opta`` rate; the design sums 2000 draws of an example's slots in random groups of the span); a codeword
+  is delivered iff its payload fits the mutual information of its examples' own slot draws (perfect CSI: the
+  ideal code is a genie), else its examples are in outage.
 
 ``analog-svd`` (needs CSIT) and plug-ins are reported as ``skipped: ...`` over a grid, and on a multi-antenna
 grid so are the single-antenna schemes (``analog-klt``, ``*-ideal``, ``transform-*``).
@@ -239,6 +255,10 @@ def plot_comparison(rows: Sequence[Dict[str, Any]], out_dir: str, prefix: str = 
                 if any(not math.isnan(v) for v in opta.values()):
                     refs.append("Gaussian OPTA (analytic, training covariance)")
                     series[refs[-1]] = (snrs, [opta[s] for s in snrs])
+                fbl = {_num(r["snr_db"]): _num(r.get("fbl_nmse")) for r in rs}
+                if any(not math.isnan(v) for v in fbl.values()):
+                    refs.append("separation at this block length (normal approx., analytic)")
+                    series[refs[-1]] = (snrs, [fbl[s] for s in snrs])
             title = channel_short_name(ch) + (f", {budget} complex uses/example" if budget else ", unmatched")
             path = figure_path(out_dir, f"{prefix}{name}_{_file_label(ch)}", fmt)
             paths.append(plot_metric_vs_snr(series, path, xlabel=SNR_AXIS_LABEL, ylabel=ylabel, title=title,
@@ -302,8 +322,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "layered-int8 pick its precision; bp: Sionna's flooding sum-product decoder")
     parser.add_argument("--ldpc-iter", type=positive_int_arg, default=d.ldpc_iter,
                         help="LDPC decoder iterations (default 20)")
-    parser.add_argument("--ideal-outage", type=float, default=d.ideal_outage,
-                        help="design outage probability of the ideal code on fading channels (default 0.1)")
+    parser.add_argument("--ideal-outage", type=_probability, default=d.ideal_outage,
+                        help="fix the ideal code's outage target on fading channels (the payload is that quantile "
+                             "of the channel's mutual information); default: the payload is designed for the least "
+                             "expected distortion on the training split")
     parser.add_argument("--train-fraction", type=float, default=d.train_fraction,
                         help="share of the items (seeded split) on which every scheme is fitted (KLT, quantiser "
                              "ranges, codebooks, the fallback mean); the rest are sent and scored (default 0.8)")
@@ -333,6 +355,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from experiments.core.executors import add_executor_arguments
 
     add_executor_arguments(parser)  # --executor local|ray, --num-cpus, --address
+
+
+def _probability(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability such as 0.01, got {text!r}") from None
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"must be a probability in (0, 1), got {text!r}")
+    return v
+
+
+#: Options of ``semcom compare`` that are not settings of :meth:`CompareConfig.settings` under their own name:
+#: the rows' keys, options recorded through another setting, and those that change no number (with the
+#: reason). With the settings every option of the parser is one or the other (tests/test_reliability.py).
+HARMLESS_OPTIONS = {
+    "channel": "a key column (the canonical spec)", "snr_db": "a key column", "schemes": "a key column (scheme)",
+    "key": "recorded through source_feature_hash (the tensor it selects)", "max_items": "recorded as source_n_items",
+    "items": "read by text schemes only, which need a source with its own encoder (a registered source, whose "
+             "items its name and feature hash fix); a feature file's items are never sent",
+    "cache_dir": "a cache of the same features (source_feature_hash)", "progress": "display only",
+    "out": "the folder itself", "executor": "the ray executor writes the local run's rows (run_compare_points)",
+    "num_cpus": "as --executor", "address": "as --executor",
+    "plugin": "recorded as 'plugins' by experiments.core.results.claim_result_settings",
+    "format": "the figures' file format",
+}
 
 
 def config_from_args(args) -> CompareConfig:

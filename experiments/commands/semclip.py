@@ -324,7 +324,7 @@ def _train_djscc(args) -> int:
 
     from baselines.djscc import ImageJSCCCodec, train_resumable
     from baselines.djscc_ft import DJSCCFT
-    from experiments.commands.semclip_eval import _split_preprocess, djscc_num_down
+    from experiments.semclip_eval.context import _split_preprocess, djscc_num_down
     from phy.channel.registry import make_channel
     from semantic.clip_tokens import load_open_clip, model_image_shape
     from semantic.datasets import make_dataset, split_classes

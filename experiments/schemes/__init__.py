@@ -13,7 +13,9 @@ channel uses within a budget, send the held-out features through the shared chan
                 :class:`TransformAMCScheme`)
 ``text``        ``ascii-<code>-<mod>``: the raw sentence as 7-bit ASCII, re-encoded at the receiver
                 (:class:`TextScheme`)
-``references``  ``opta``: the Gaussian OPTA as a scheme (:class:`OptaScheme`) and per row (:func:`opta_reference`)
+``references``  ``opta``: the Gaussian OPTA as a scheme (:class:`OptaScheme`) and per row (:func:`opta_reference`);
+                ``fbl-separation``: ideal separation at the finite block length (:class:`FBLSeparationScheme`,
+                :func:`fbl_reference`)
 ``registry``    :data:`SCHEMES`, :func:`register_scheme`, :func:`make_scheme`; plug-ins register through
                 ``--plugin`` or the ``semcom.schemes`` entry-point group
 ``resources``   how symbols occupy the channel: OFDM slots, MIMO streams, data / pilot uses (not API)
@@ -27,7 +29,7 @@ from .quantized import QuantizedDigitalScheme
 from .ideal import IdealQuantizedScheme
 from .transform import TransformAMCScheme, TransformIdealScheme
 from .text import TextScheme
-from .references import OptaScheme, opta_reference
+from .references import FBLSeparationScheme, OptaScheme, fbl_reference, opta_reference
 from .registry import SCHEMES, make_scheme, register_scheme
 
 __all__ = [
@@ -46,6 +48,8 @@ __all__ = [
     "TextScheme",
     "OptaScheme",
     "opta_reference",
+    "FBLSeparationScheme",
+    "fbl_reference",
     "SCHEMES",
     "register_scheme",
     "make_scheme",

@@ -180,7 +180,8 @@ class SchemeContext:
     ``train_index`` / ``test_index`` (their rows), ``fallback`` ``[d]`` (training mean: the estimate
     without data), ``dim``, ``n_test``, ``budget`` (complex channel uses per example), ``matched``,
     ``device``, ``source`` (items and encoder for text schemes), ``channel`` / ``channel_name`` (the
-    shared channel of the current channel kind), ``seed``, and the fitted helpers ``klt``
+    shared channel of the current channel kind), ``seed``, ``ideal_outage`` (``None``: the ideal code's payload
+    is designed for the least expected distortion; a probability: a fixed outage target), and the fitted helpers ``klt``
     (:class:`phy.source.transform.KLT` of ``train``), ``coder(bits)`` and ``quantizer(bits, dims)``.
 
     Examples
@@ -193,7 +194,7 @@ class SchemeContext:
     """
 
     def __init__(self, source, budget: int, matched: bool, equalizer: str, device, bits: Optional[int],
-                 max_bits: int, ldpc_rate: float, ideal_outage: float, text_max_items: Optional[int],
+                 max_bits: int, ldpc_rate: float, ideal_outage: Optional[float], text_max_items: Optional[int],
                  ldpc_iter: int = 20, ldpc_decoder: str = "layered", train_fraction: float = 0.8,
                  split_seed: int = 0, amc_policy: str = "distortion", amc_bler_target: float = 0.1,
                  seed: int = 0):

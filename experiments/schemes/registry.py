@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Callable, Dict
 
-from experiments.core.plugins import register_group
+from experiments.core.plugins import check_new_name, register_group
 from experiments.schemes.analog import AnalogKLTScheme, AnalogScheme
 from experiments.schemes.ideal import IdealQuantizedScheme
 from experiments.schemes.protocol import Scheme
 from experiments.schemes.quantized import QuantizedDigitalScheme
-from experiments.schemes.references import OptaScheme
+from experiments.schemes.references import FBLSeparationScheme, OptaScheme
 from experiments.schemes.text import TextScheme
 from experiments.schemes.transform import TransformAMCScheme, TransformIdealScheme
 
@@ -24,11 +24,12 @@ __all__ = ["SCHEMES", "register_scheme", "make_scheme"]
 SCHEMES: Dict[str, Callable[[], Scheme]] = {}
 
 
-def register_scheme(name: str):
+def register_scheme(name: str, override: bool = False):
     """Decorator (or call ``register_scheme(name)(factory)``): make ``make_scheme(name)`` (and so
     ``--schemes name``) build ``factory()`` -- a :class:`Scheme` subclass or any callable returning a
     Scheme. Code outside the package registers its own schemes this way, from a ``--plugin`` module
-    or the ``semcom.schemes`` entry-point group (:mod:`experiments.core.plugins`).
+    or the ``semcom.schemes`` entry-point group (:mod:`experiments.core.plugins`). A name already registered
+    to another factory (a built-in such as ``analog``) is refused (``ValueError``) unless ``override``.
 
     Example
     -------
@@ -46,6 +47,7 @@ def register_scheme(name: str):
     def deco(factory):
         if not callable(factory):
             raise TypeError(f"scheme {name!r}: the factory must be callable, got {type(factory).__name__}")
+        check_new_name(SCHEMES, name, factory, "scheme", override)
         SCHEMES[name] = factory
         return factory
 
@@ -58,6 +60,7 @@ register_scheme("analog-zf")(lambda: AnalogScheme("zf"))
 register_scheme("analog-mmse")(lambda: AnalogScheme("mmse"))
 register_scheme("analog-svd")(lambda: AnalogScheme(precoding="svd"))   # needs CSIT (phy.mimo.precoding)
 register_scheme("opta")(OptaScheme)
+register_scheme("fbl-separation")(FBLSeparationScheme)
 register_scheme("analog-klt")(AnalogKLTScheme)
 register_scheme("transform-ideal")(TransformIdealScheme)
 register_scheme("quant-ideal")(IdealQuantizedScheme)

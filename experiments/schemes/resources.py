@@ -1,10 +1,11 @@
 """How a scheme's symbols occupy the channel, shared by the scheme families and the comparison: whether the
 channel is an OFDM resource grid and how many data symbols a budget of its whole slots carries, the streams a
-multi-antenna channel takes per use, the data / pilot split of the uses, and the skipped plans of schemes that
-do not run on a grid or a MIMO channel. Nothing here is public API.
+multi-antenna channel takes per use, the data / pilot split of the uses, how many examples one codeword spans,
+and the skipped plans of schemes that do not run on a grid or a MIMO channel. Nothing here is public API.
 """
 from __future__ import annotations
 
+import math
 from typing import Optional, Tuple
 
 from experiments.schemes.protocol import Plan
@@ -24,6 +25,16 @@ def _symbol_budget(budget: int, grid) -> int:
         return budget
     per_slot = grid.ledger(1)
     return (budget // per_slot.channel_uses) * grid.symbols_per_slot
+
+
+#: A codeword spans the fewest whole examples whose channel uses (data symbols on a grid) reach this many: the
+#: uses of a 1024-bit QPSK codeword. One rule for the ideal code and for every MCS of the 5G LDPC scheme.
+_MIN_CODEWORD_USES = 512
+
+
+def _codeword_span(uses_per_example: int) -> int:
+    """Examples per codeword: ``ceil(_MIN_CODEWORD_USES / uses_per_example)`` (at least 1)."""
+    return max(1, math.ceil(_MIN_CODEWORD_USES / max(1, int(uses_per_example))))
 
 
 def _streams(channel, precoding: Optional[str] = None) -> int:

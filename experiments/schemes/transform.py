@@ -9,7 +9,7 @@ import torch
 
 from experiments.schemes.ideal import IdealQuantizedScheme, _ideal_delivery, _ideal_uses
 from experiments.schemes.protocol import Plan, Received, _FittedScheme
-from experiments.schemes.resources import _ofdm_grid, _symbol_budget
+from experiments.schemes.resources import _MIN_CODEWORD_USES, _codeword_span, _ofdm_grid, _symbol_budget
 
 __all__ = ["TransformIdealScheme", "TransformAMCScheme"]
 
@@ -17,9 +17,13 @@ __all__ = ["TransformIdealScheme", "TransformAMCScheme"]
 class TransformIdealScheme(_FittedScheme, IdealQuantizedScheme):
     """Transform coding (:class:`phy.source.transform.TransformCoder`: KLT, integer bit allocation,
     Lloyd-Max quantisers, all fitted on the training split) delivered by the ideal code of
-    ``quant-ideal``: the payload is the design capacity of the budget (AWGN: ``floor(U log2(1 +
-    snr))``; fading: the ``--ideal-outage`` quantile), an example in outage gets the training mean. Over an OFDM
-    grid: the quantile of an example's slot mutual information, outage per example from its own slots' draw.
+    ``quant-ideal``. A codeword spans ``ceil(512 / U)`` examples (the rule of the LDPC scheme) and is delivered iff
+    its payload fits the mutual information of its realised uses, else its examples get the training mean. The
+    payload ``B`` per example minimises the expected distortion ``(1 - P_out(B)) D(B) + P_out(B) D_erased`` over
+    the channel's fading (:func:`phy.link.ideal.design_payload`; ``D(B)`` the coder's MSE on the training split,
+    as the AMC's MCS choice uses it): AWGN gives ``floor(U log2(1 + snr))``, a fading channel trades payload
+    against outage; ``--ideal-outage`` fixes the outage target instead. Over an OFDM grid the mutual information
+    is that of the examples' slots (:meth:`~experiments.schemes.ideal.IdealQuantizedScheme.codeword_mutual_information`).
 
     Examples
     --------
@@ -40,12 +44,15 @@ class TransformIdealScheme(_FittedScheme, IdealQuantizedScheme):
         uses, why = _ideal_uses(ctx, channel)
         if why:
             return Plan(0, False, dims_sent=0, note=why, status=f"skipped: {why}")
-        cap = self.design_capacity(ctx, snr_db, channel, uses)
-        coder = ctx.coder(max(cap, 0))
-        note = f"design payload <= {cap} bits (outage target {ctx.ideal_outage}); Lloyd-Max per component"
+        span = _codeword_span(_symbol_budget(ctx.budget, _ofdm_grid(channel)))
+        design = self.design(ctx, snr_db, channel, uses, span, ctx.train_distortion, ctx.train_distortion(0))
+        coder = ctx.coder(design.payload_bits)
+        note = self.design_note(ctx, design, span, uses) + "; Lloyd-Max per component"
         if coder.used_bits == 0:
-            return Plan(uses, False, dims_sent=0, info_bits=0, note=note, status="nothing delivered")
-        return Plan(uses, True, dims_sent=coder.components, info_bits=coder.used_bits, note=note)
+            return Plan(uses, False, dims_sent=0, info_bits=0, note=note, status="nothing delivered",
+                        extra={"span": span})
+        return Plan(uses, True, dims_sent=coder.components, info_bits=coder.used_bits, note=note,
+                    extra={"span": span})
 
     def transmit(self, ctx, plan, channel, snr_db):
         m = ctx.n_test
@@ -54,7 +61,7 @@ class TransformIdealScheme(_FittedScheme, IdealQuantizedScheme):
                             outage=torch.ones(m, dtype=torch.bool))
         coder = ctx.coder(plan.info_bits)
         bits = coder.encode(ctx.test).to(ctx.device)
-        x_hat, outage = _ideal_delivery(channel, plan.channel_uses, float(snr_db), bits)
+        x_hat, outage = _ideal_delivery(channel, plan.channel_uses, float(snr_db), bits, plan.extra.get("span", 1))
         outage = outage.cpu()
         f_hat = coder.decode(x_hat.cpu(), ctx.features.dtype).to(ctx.device)
         f_hat[outage.to(f_hat.device)] = ctx.fallback
@@ -74,8 +81,10 @@ class TransformAMCScheme(_FittedScheme):
     the highest rate whose BLER is at most ``--amc-bler-target`` (10%, as 5G link adaptation). The
     BLERs are simulated once per (MCS, SNR, channel) on the package's own chain
     (:func:`phy.link.amc.estimate_bler`: CRC + LDPC + QAM + the shared channel, separate seeds) and
-    cached for the run. A codeword spans several examples (:func:`phy.link.amc.codeword_layout`, at least
-    1024 coded bits), so the per-example budget is an average; a codeword whose CRC fails erases
+    cached for the run. A codeword spans the fewest whole examples whose uses reach 512 (those of a 1024-bit QPSK
+    codeword; the rule of the ideal code, for every MCS; :func:`phy.link.amc.codeword_layout` with
+    ``min_codeword_bits = 512 x bits per symbol``, fewer examples where one 5G LDPC codeword cannot hold them),
+    so the per-example budget is an average; a codeword whose CRC fails erases
     its examples, which get the training mean. Over an OFDM grid an example's uses in the layout are the data
     symbols of the budget's whole slots, and the BLERs and codewords go through the grid (pilots, LS, LMMSE).
 
@@ -138,7 +147,8 @@ class TransformAMCScheme(_FittedScheme):
         layouts, refused = [], []
         for mcs in MCS_TABLE:
             try:
-                layouts.append(codeword_layout(mcs, symbols))
+                layouts.append(codeword_layout(mcs, symbols,
+                                               min_codeword_bits=_MIN_CODEWORD_USES * mcs.bits_per_symbol))
             except ValueError as e:
                 refused.append(str(e))
         if not layouts:

@@ -29,35 +29,6 @@ def _rate_of(res: PointResult, metric: str) -> float:
     return float(getattr(res, metric))
 
 
-#: Appended to the ``status`` of a point that ended the march above the floor but with the floor inside its 95 %
-#: confidence interval (accepted as reaching the floor: another point would cost as much again).
-AT_FLOOR = "at the floor within its 95% CI"
-
-
-def _reaches_floor(res: PointResult, metric: str, floor: Optional[float]) -> bool:
-    """The point is below the floor, or its 95 % confidence interval reaches below it."""
-    if floor is None:
-        return False
-    rate = _rate_of(res, metric)
-    lo, hi = float(getattr(res, f"{metric}_ci_low")), float(getattr(res, f"{metric}_ci_high"))
-    if rate < floor:
-        return True
-    return lo <= rate <= hi and lo < floor   # an interval that holds its estimate (not a row without one)
-
-
-def _mark_at_floor(res: PointResult, table) -> None:
-    """Say in the point's ``status`` (and its CSV row) that it was accepted as at the floor."""
-    if res.status.endswith(AT_FLOOR):
-        return
-    res.status = f"{res.status}; {AT_FLOOR}"
-    if table is not None:
-        key = (res.scheme, res.channel, res.snr_type, res.snr_db)
-        row = table.get(key)
-        if row is not None and not str(row.get("status", "")).endswith(AT_FLOOR):
-            table.discard(key)
-            table.append(dict(row, status=res.status))
-
-
 def _predict_step(pts: Sequence[Tuple[float, float]], target: float) -> Optional[float]:
     """SNR step from the last of ``pts`` (``(snr, rate)``, ascending) to where ``log10(rate)``
     reaches ``target``: the parabola through the last three points when it bends down (a
@@ -103,7 +74,36 @@ _REFINE_SLACK = 1.5
 # (chosen by replaying the grid 300 times on measured LDPC curves with the scatter of 100-error points,
 # benchmarks/bench_grid_replay.py: 1.6e7-1.8e7 codewords on average to reach BLER 1e-5 on four curves of the
 # int8 decoder, 90th percentile 2.0e7-2.5e7, with a point accepted at the floor when its 95 % interval reaches
-# below it; aiming the final step lower by its prediction's Monte Carlo spread instead cost more than it saved)
+# below it; aiming the final step lower by its prediction's Monte Carlo spread instead cost more than it saved;
+# the documentation's performance page)
+#: Appended to the ``status`` of a point that ended the march above the floor but with the floor inside its 95 %
+#: confidence interval (accepted as reaching the floor: another point would cost as much again).
+AT_FLOOR = "at the floor within its 95% CI"
+
+
+def _reaches_floor(res: PointResult, metric: str, floor: Optional[float]) -> bool:
+    """The point is below the floor, or its 95 % confidence interval (one that holds its estimate) reaches
+    below it."""
+    if floor is None:
+        return False
+    rate = _rate_of(res, metric)
+    lo, hi = float(getattr(res, f"{metric}_ci_low")), float(getattr(res, f"{metric}_ci_high"))
+    if rate < floor:
+        return True
+    return lo <= rate <= hi and lo < floor   # an interval that holds its estimate (not a row without one)
+
+
+def _mark_at_floor(res: PointResult, table) -> None:
+    """Say in the point's ``status`` (and its CSV row) that it was accepted as at the floor."""
+    if res.status.endswith(AT_FLOOR):
+        return
+    res.status = f"{res.status}; {AT_FLOOR}"
+    if table is not None:
+        key = (res.scheme, res.channel, res.snr_type, res.snr_db)
+        row = table.get(key)
+        if row is not None and not str(row.get("status", "")).endswith(AT_FLOOR):
+            table.discard(key)
+            table.append(dict(row, status=res.status))
 
 
 def _fit_step(pts: Sequence[Tuple[float, float]], target: float) -> Optional[float]:
@@ -150,11 +150,10 @@ def simulate_ber_adaptive(
        as the final one and need another). Where two noisy points close together look flat (no fall
        predicted), the least-squares line through the last three falling points sets the step, not a
        blind ``coarse_step`` (which could land decades below the floor, at ~1/rate the cost). The
-       march ends at the first point **below the floor** (the Sionna-style
-       stop: no higher SNR is simulated), at a point whose 95 % confidence interval reaches below the
-       floor (accepted as at the floor: its ``status`` ends in ``"; at the floor within its 95% CI"``,
-       in the CSV too; one more point would cost about as much again), at a point without errors,
-       or at ``stop``.
+       march ends at the first point **below the floor** (the Sionna-style stop: no higher SNR is
+       simulated), at a point whose 95 % confidence interval reaches below the floor (accepted as at
+       the floor: its ``status`` ends in ``"; at the floor within its 95% CI"``, in the CSV too; one
+       more point would cost about as much again), at a point without errors, or at ``stop``.
     2. **Refine**: while two neighbouring points differ by more than ``max_decades`` decades
        (``1.5 * max_decades`` for the step across the floor, whose midpoint would cost as much as
        the final point) and lie more than ``2 * min_step`` apart, the lower one not below the
@@ -219,72 +218,98 @@ def simulate_ber_adaptive(
     if min_step > coarse_step:
         raise ValueError(f"min_step={min_step} must be <= coarse_step={coarse_step}")
     _check_pos_int(max_points, "max_points")
-    metric = "bler" if min_bler is not None else "ber"
     table = None
     if csv_file is not None:
         table = csv_file if isinstance(csv_file, ResumableCSV) else \
             ResumableCSV(csv_file, BER_COLUMNS, BER_KEY_COLUMNS)
+    grid = _Grid(trial, snr_type, table, kwargs, "bler" if min_bler is not None else "ber", floor)
+    _march(grid, start, stop, coarse_step, max_decades, min_step, max_points)
+    _refine(grid, max_decades, min_step, max_points)
+    return [grid.done[s] for s in sorted(grid.done)]
 
-    done: Dict[float, PointResult] = {}
-    show = _use_progress(kwargs.pop("progress", None))  # one line per point instead of a bar per point
-    label = f"{kwargs.get('scheme', 'scheme')}/{kwargs.get('channel', 'channel')}"
 
-    def run(snr: float) -> PointResult:
+class _Grid:
+    """The points of :func:`simulate_ber_adaptive` simulated so far (``done``, by SNR rounded to 0.001 dB), the
+    steering rate (``metric``) and the floor."""
+
+    def __init__(self, trial, snr_type: str, table: Optional[ResumableCSV], kwargs: Dict[str, Any], metric: str,
+                 floor: Optional[float]):
+        self.trial, self.snr_type, self.table, self.metric, self.floor = trial, snr_type, table, metric, floor
+        self.done: Dict[float, PointResult] = {}
+        self.show = _use_progress(kwargs.pop("progress", None))  # one line per point instead of a bar per point
+        self.label = f"{kwargs.get('scheme', 'scheme')}/{kwargs.get('channel', 'channel')}"
+        self.kwargs = kwargs
+
+    def run(self, snr: float) -> PointResult:
+        """The point at ``snr`` (rounded to 0.001 dB), simulated unless already done."""
         snr = round(snr, 3) + 0.0
-        if snr not in done:
-            done[snr] = res = simulate_ber(trial, [snr], snr_type=snr_type, csv_file=table, early_stop=False,
-                                           progress=False, **kwargs)[0]
-            if show:
-                print(f"{label} {snr:g} dB: BER {res.ber:.3g}, BLER {res.bler:.3g} ({res.block_errors} block "
+        if snr not in self.done:
+            self.done[snr] = res = simulate_ber(self.trial, [snr], snr_type=self.snr_type, csv_file=self.table,
+                                                early_stop=False, progress=False, **self.kwargs)[0]
+            if self.show:
+                print(f"{self.label} {snr:g} dB: BER {res.ber:.3g}, BLER {res.bler:.3g} ({res.block_errors} block "
                       f"errors in {res.blocks}; {res.status})", file=sys.stderr, flush=True)
-        return done[snr]
+        return self.done[snr]
 
-    def below_floor(v: float) -> bool:
-        return floor is not None and v < floor
+    def below_floor(self, v: float) -> bool:
+        return self.floor is not None and v < self.floor
 
-    # 1. march up
+
+def _march(grid: _Grid, start: float, stop: float, coarse_step: float, max_decades: float, min_step: float,
+           max_points: int) -> None:
+    """1. March up from ``start`` to the first point below the floor, without errors, or at ``stop``."""
+    metric, floor = grid.metric, grid.floor
     snr = start
-    while len(done) < max_points:
-        res = run(snr)
+    while len(grid.done) < max_points:
+        res = grid.run(snr)
         v = _rate_of(res, metric)
-        if not v > 0 or below_floor(v) or snr >= stop:
+        if not v > 0 or grid.below_floor(v) or snr >= stop:
             break
         if _reaches_floor(res, metric, floor):   # the floor inside its interval: as good as below it
-            _mark_at_floor(res, table)
+            _mark_at_floor(res, grid.table)
             break
-        known = [(s, _rate_of(r, metric)) for s, r in sorted(done.items()) if _rate_of(r, metric) > 0]
+        known = [(s, _rate_of(r, metric)) for s, r in sorted(grid.done.items()) if _rate_of(r, metric) > 0]
         falling = sum(1 for _, x in known if x < 0.5)
         if v >= 0.5 or len(known) < 2:
             step = coarse_step
         else:
-            lv = math.log10(v)
-            want = max_decades
-            final = floor is not None and lv - math.log10(_FINAL_AIM * floor) <= _FINAL_REACH * max_decades
-            aim = lv - want
-            if final:  # the jump across the floor, on the least-squares line through the last (up to) three
-                # points of the falling part (a saturated point would flatten the line)
-                aim = math.log10(_FINAL_AIM * floor)
-                fall = [p for p in known if p[1] < 0.5][-_FINAL_FIT:]
-                step = _fit_step(fall, aim) if len(fall) >= 2 else _predict_step(known[-3:], aim)
-            else:
-                if floor is not None:  # land no lower than the furthest point the final jump starts from
-                    want = min(want, lv - (math.log10(_FINAL_AIM * floor) + _PRE * max_decades))
-                aim = lv - want
-                # saturated points take part: their flat log-rate bends the parabola down, which keeps
-                # the first step into a waterfall short (a point far below the floor costs ~1/rate)
-                step = _predict_step(known[-3:], aim)
-            if step is None and falling >= 3:  # two noisy points close together look flat: the line through the
-                # last three falling points instead of a blind coarse step (which can land decades too low)
-                fit = _fit_step([p for p in known if p[1] < 0.5][-_FINAL_FIT:], aim)
-                step = fit if fit is not None and fit > 0 else None
+            step = _march_step(known, v, floor, max_decades)
             cap = coarse_step if falling >= 2 else coarse_step / 2
             step = min(max(step, min_step), cap) if step is not None else cap
         snr = min(round(snr + step, 3), stop)
 
-    # 2. refine where neighbours differ by more than max_decades
-    while len(done) < max_points:
-        pts = [(s, _rate_of(r, metric)) for s, r in sorted(done.items())]
-        at_floor = {s for s, r in done.items() if _reaches_floor(r, metric, floor)}
+
+def _march_step(known: Sequence[Tuple[float, float]], v: float, floor: Optional[float],
+                max_decades: float) -> Optional[float]:
+    """The predicted step from the last point (rate ``v`` below saturation) of ``known`` (``(snr, rate)`` of the
+    points with errors, ascending); ``None`` when the curve does not fall."""
+    lv = math.log10(v)
+    fall = [p for p in known if p[1] < 0.5][-_FINAL_FIT:]
+    final = floor is not None and lv - math.log10(_FINAL_AIM * floor) <= _FINAL_REACH * max_decades
+    if final:  # the jump across the floor, on the least-squares line through the last (up to) three
+        # points of the falling part (a saturated point would flatten the line)
+        aim = math.log10(_FINAL_AIM * floor)
+        step = _fit_step(fall, aim) if len(fall) >= 2 else _predict_step(known[-3:], aim)
+    else:
+        want = max_decades
+        if floor is not None:  # land no lower than the furthest point the final jump starts from
+            want = min(want, lv - (math.log10(_FINAL_AIM * floor) + _PRE * max_decades))
+        aim = lv - want
+        # saturated points take part: their flat log-rate bends the parabola down, which keeps
+        # the first step into a waterfall short (a point far below the floor costs ~1/rate)
+        step = _predict_step(known[-3:], aim)
+    if step is None and len(fall) >= 3:  # two noisy points close together look flat: the line through the last
+        # three falling points instead of a blind coarse step (which can land decades below the floor)
+        fit = _fit_step(fall, aim)
+        step = fit if fit is not None and fit > 0 else None
+    return step
+
+
+def _refine(grid: _Grid, max_decades: float, min_step: float, max_points: int) -> None:
+    """2. Refine where neighbours differ by more than ``max_decades`` (lowest SNR first)."""
+    while len(grid.done) < max_points:
+        pts = [(s, _rate_of(r, grid.metric)) for s, r in sorted(grid.done.items())]
+        at_floor = {s for s, r in grid.done.items() if _reaches_floor(r, grid.metric, grid.floor)}
         gap = None
         for (s0, v0), (s1, v1) in zip(pts, pts[1:]):
             slack = _REFINE_SLACK if s1 in at_floor else 1.0
@@ -294,8 +319,7 @@ def simulate_ber_adaptive(
                 break
         if gap is None:
             break
-        run(gap)
-    return [done[s] for s in sorted(done)]
+        grid.run(gap)
 
 
 def curve_resolution(results: Sequence[PointResult], floor: float, metric: str = "bler",
