@@ -10,7 +10,8 @@ figures into ``--out`` and resumable (a finished row is never recomputed):
    (PSNR/SSIM/MS-SSIM of the reconstructed image vs the input for the systems that output one,
    DJSCC-IR and BT-IR -- BT-IR's over its delivered images --, NaN otherwise; MS-SSIM needs sides of
    at least 161 px);
-   ``fig3_top1_vs_snr.png`` (one curve per system), ``fig3_retrieval_vs_snr.png``, and
+   ``fig3_top1_vs_snr.png`` (one curve per system), ``fig3_retrieval_vs_snr.png`` (``--format pdf|svg``
+   for vector files), and
    ``table_i.csv`` / ``table_i.md`` (top-1 at ``--table-snrs``).
 2. ``bandwidth`` -- accuracy vs bandwidth ratio at ``--bandwidth-snr`` (0 dB; the paper's fig. 4)
    for ``--channel-uses 48,96,192,384``: ``accuracy_vs_bandwidth.csv`` (same columns) and
@@ -171,6 +172,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--train-data", default=None, help="data set whose seen classes train the models "
                                                       "(default: --data; same class folders required)")
     p.add_argument("--out", required=True, help="output folder (CSVs, figures, models, feature caches)")
+    from experiments.core.figstyle import add_format_argument
+
+    add_format_argument(p)
     p.add_argument("--studies", default=",".join(STUDIES), help=f"comma-separated subset of {list(STUDIES)}")
     p.add_argument("--systems", default=",".join(SYSTEMS), help="systems of the SNR and cross-dataset studies")
     p.add_argument("--bandwidth-systems", default="semclip,clip-ft,djscc-ft,djscc-ir,bt-ir",
