@@ -1,4 +1,4 @@
-"""Channel specs (issue 17, part 1): the grammar, the canonical key, the measured statistics of parsed
+"""Channel specs: the grammar, the canonical key, the measured statistics of parsed
 specs, the messages for bad specs, and the spec as the CSV key of ``semcom ber`` / ``semcom compare``."""
 import csv
 import math

@@ -225,7 +225,7 @@ def test_snr_batch_documented_in_help(capsys):
 
 @pytest.mark.slow
 def test_auto_grid_resolves_ldpc_curve_and_resumes(tmp_path):
-    """The goal command of issue 18 on a cheaper configuration (k=64, n=128, floor BLER 1e-3 with
+    """The BLER-curve goal command (docs: performance) on a cheaper configuration (k=64, n=128, floor BLER 1e-3 with
     30 block errors): the curve is resolved (points between BLER 0.2 and the floor, no step above
     1.5 x max-decades, the point at or below the floor with the target count), and the
     rerun simulates nothing and leaves the file as it was."""

@@ -1,4 +1,4 @@
-"""The fair comparison (issue 15): Gaussian OPTA, optimal linear analog, transform coding with AMC,
+"""The fair comparison: Gaussian OPTA, optimal linear analog, transform coding with AMC,
 held-out fitting, confidence intervals -- checked against closed forms and independent computations."""
 import math
 

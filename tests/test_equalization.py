@@ -150,7 +150,7 @@ def test_equalizer_rejects_bad_power(bad):
 
 
 # --------------------------------------------------------------------------------------------
-# csi="ls" on block fading: one estimate per coherence block, pilots counted (issue 17)
+# csi="ls" on block fading: one estimate per coherence block, pilots counted
 # --------------------------------------------------------------------------------------------
 def test_ls_estimate_is_drawn_once_per_coherence_block(monkeypatch):
     """Through the path the links use (``Equalizer.transmit``): the estimate is constant inside each

@@ -1,4 +1,4 @@
-"""MIMO flat fading and the digital MIMO link (issue 17, part 2), against closed forms.
+"""MIMO flat fading and the digital MIMO link, against closed forms.
 
 Monte Carlo intervals: channel uses are i.i.d. (per-use fading), so the bit errors of one channel use
 (``Z`` in ``0..2 num_tx``) are the i.i.d. unit; the BER estimate ``mean(Z) / (2 num_tx)`` gets a CLT

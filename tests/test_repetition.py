@@ -1,4 +1,4 @@
-"""Repetition with soft combining (issue 16.5, ``--budget matched``): the digital ``phy.fec.codes.Repetition`` code and
+"""Repetition with soft combining (``--budget matched``): the digital ``phy.fec.codes.Repetition`` code and
 the analog ``phy.mimo.equalization.combine_repetitions`` (DeepSC's ``repeat``), checked against closed forms."""
 import math
 

@@ -93,7 +93,7 @@ def test_semclip_configs_hold_the_papers_training_settings():
 def test_configs_sharing_a_folder_agree_on_its_defining_settings():
     """Steps of several configs that write into one folder (the shared OUT/semclip-eval, the DJSCC trainers, the
     image decoder) must give that folder the same recorded settings, or the resume guard refuses the second
-    config (issue 20): train steps are the same command line; semclip-eval steps may differ only in what runs
+    config: train steps are the same command line; semclip-eval steps may differ only in what runs
     (studies, systems, SNRs, L values, --extra-channel-uses...), never in an option that defines rows or models."""
     import argparse
     from collections import defaultdict

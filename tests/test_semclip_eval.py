@@ -301,7 +301,7 @@ def _unseen_images(data):
 
 
 def _refused(argv, capsys):
-    """The CLI's answer to bad input (issue 20): exit status 2 and one line ``semcom semclip-eval: error: ...``."""
+    """The CLI's answer to bad input: exit status 2 and one line ``semcom semclip-eval: error: ...``."""
     capsys.readouterr()
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -563,7 +563,7 @@ def test_upper_bound_beats_every_system(setup, tmp_path):
 
 
 def test_resume_refuses_another_value_of_each_paper_option(setup, tmp_path, capsys):
-    """Issue 16's options that define SemCLIP's rows and models are recorded settings of issue 20's resume guard:
+    """The options that define SemCLIP's rows and models are recorded settings of the resume guard:
     after a run, a rerun into the same folder with another value of any of them is refused (exit 2, one line
     naming the setting and both values) and adds no row; the same options resume with nothing new."""
     clip, data = setup

@@ -404,7 +404,7 @@ def test_matched_repetition_is_the_largest_r_that_fits(tiny_blip2_dir, tiny_sd_d
 
 def test_resume_refuses_another_equalizer_reference_or_budget(tiny_image_dir, tmp_path, capsys):
     """Issue 16's --equalizer, --reference and --budget define every row of metrics.csv: once the folder holds a
-    row, another value of any of them is refused by issue 20's guard (exit 2, the setting named), before any
+    row, another value of any of them is refused by the settings guard (exit 2, the setting named), before any
     model is loaded; the recorded values pass the guard."""
     from experiments.cli import main
 
