@@ -1,4 +1,4 @@
-"""Issue 18's benchmark: decoder, full chain and a whole BLER curve, new engine vs the previous one and Sionna.
+"""The LDPC benchmark: decoder, full chain and a whole BLER curve, new engine vs the previous one and Sionna.
 
 One process, one run; compared variants alternate repeat by repeat (machine load hits all alike) and
 every table prints ratios. Code: 5G LDPC (k=512, n=1024), 20 iterations, Gray 16-QAM, AWGN.

@@ -483,7 +483,7 @@ def _train_djscc_argv(clip, data, out, model, L, *extra):
 
 
 def test_train_djscc_uses_every_seen_image_resumes_exactly_and_feeds_semclip_eval(setup, tmp_path, monkeypatch):
-    """Issue 16.10: the standalone DJSCC trainers stream every seen-class image from disk (no 2000-image cap),
+    """the standalone DJSCC trainers stream every seen-class image from disk (no 2000-image cap),
     resume bit for bit, and semclip-eval loads their models instead of training its own."""
     from safetensors.torch import load_file
 
