@@ -59,8 +59,10 @@ Metrics
   (torchmetrics, :func:`semantic.metrics.image_quality`; MS-SSIM needs sides of >= 161 px and is left
   empty below, the manifest says so).
 * Equaliser: VLF-MSC's analog VLF uses ``--equalizer`` (default ``mmse``: ZF's received-VLF NMSE on
-  per-symbol Rayleigh is 16 at 0 dB), DeepSC ``--deepsc-equalizer`` (default ``mmse``), the digital
-  baselines ZF (what their demapper needs); ``metrics.csv`` records each row's in ``equalizer``.
+  per-symbol Rayleigh is 16 at 0 dB; ``identity``, AWGN only, hands the decoders ``y`` as received: the
+  paper's AWGN receiver, where MMSE would scale it by ``1 / (1 + N0)``), DeepSC ``--deepsc-equalizer``
+  (default ``mmse``), the digital baselines ZF (what their demapper needs); ``metrics.csv`` records each
+  row's in ``equalizer``.
 
 Outputs (``--out``)
 -------------------
@@ -153,9 +155,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("channel")
     g.add_argument("--channel", default="awgn", choices=("awgn", "rayleigh"),
                    help="channel model shared by all systems (default awgn; Rayleigh: per-symbol)")
-    g.add_argument("--equalizer", default="mmse", choices=("mmse", "zf"),
-                   help="equaliser of VLF-MSC's analog VLF (default mmse, as DeepSC's --deepsc-equalizer; the digital "
-                        "baselines always use ZF, the unbiased estimate their demapper needs)")
+    g.add_argument("--equalizer", default="mmse", choices=("mmse", "zf", "identity"),
+                   help="receiver of VLF-MSC's analog VLF (default mmse, as DeepSC's --deepsc-equalizer; identity: no "
+                        "equaliser, the paper's AWGN receiver, AWGN only; the digital baselines always use ZF, the "
+                        "unbiased estimate their demapper needs)")
     g.add_argument("--snr-db", default="-5:10:2.5",
                    help="Es/N0 per complex channel use in dB: start:stop:step (inclusive) or a comma list "
                         "(default -5:10:2.5); write negative starts as --snr-db=-5:10:2.5")
@@ -180,7 +183,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--num-beams", type=positive_int_arg, default=1)
     g = parser.add_argument_group("baselines")
     g.add_argument("--deepsc-checkpoint", default=None, help="trained DeepSC folder (save_pretrained layout)")
-    g.add_argument("--deepsc-equalizer", default="mmse", choices=("mmse", "zf"))
+    g.add_argument("--deepsc-equalizer", default="mmse", choices=("mmse", "zf", "identity"),
+                   help="DeepSC's receiver (default mmse; identity: no equaliser, AWGN only)")
     g.add_argument("--deepsc-min-coverage", type=float, default=0.9,
                    help="refuse a DeepSC checkpoint whose vocabulary covers less than this share of the baselines' "
                         "caption tokens (default 0.9; words outside it become <unk>); 0 disables the check")
@@ -699,7 +703,7 @@ def _run(args, ds, snrs, systems, todo, batches, out: Path, table, items, done_i
     from phy.sim.points import point_seed
     from semantic.checkpoints import resolve_device
     from semantic.images import collate_images, file_sha1
-    from semantic.vlf_msc import VLFMSC
+    from semantic.vlf_msc import VLFMSC, link_equalizer
 
     channel = make_channel(args.channel, seed=args.seed)  # ONE channel object for every system
     device = resolve_device(args.device)
@@ -784,6 +788,7 @@ def _run(args, ds, snrs, systems, todo, batches, out: Path, table, items, done_i
         from baselines.deepsc import DeepSC, vocabulary_coverage
         from semantic.checkpoints import resolve_checkpoint
 
+        link_equalizer(args.deepsc_equalizer, channel)  # an identity receiver on fading: refused before loading
         path = resolve_checkpoint(args.deepsc_checkpoint, what="DeepSC", required_files=("config.json",),
                                   option="--deepsc-checkpoint")
         deepsc = DeepSC.from_pretrained(str(path)).to(device).eval()
@@ -793,7 +798,8 @@ def _run(args, ds, snrs, systems, todo, batches, out: Path, table, items, done_i
             raise EvalRefused(
                 f"the DeepSC checkpoint {str(path)!r} covers {100 * share:.1f} % of the baselines' caption tokens "
                 f"(< --deepsc-min-coverage {100 * args.deepsc_min_coverage:g} %): the other words would be sent as "
-                "<unk>. Train DeepSC on captions (README: 'DeepSC on captions'), or lower --deepsc-min-coverage")
+                "<unk>. Train DeepSC on the BLIP-2 captions of the training images (`semcom blip2-captions`, then "
+                "`semcom train-deepsc`; `semcom reproduce vlf-msc-fig3` does both), or lower --deepsc-min-coverage")
         r = 1
         if args.budget == "matched":
             sent_all = [_deepsc_sentence(c, deepsc.max_words) for c in base_caps]
@@ -872,7 +878,7 @@ def _run(args, ds, snrs, systems, todo, batches, out: Path, table, items, done_i
                     truncated += len(tokenize(preprocess_sentence(base_caps[i]))) > deepsc.max_words  # counted
                     sent.append(_deepsc_sentence(base_caps[i], deepsc.max_words))
                 channel.reset(cseed)
-                rx = deepsc.transmit(sent, channel, float(snr), equalizer=args.deepsc_equalizer,
+                rx = deepsc.transmit(sent, channel, float(snr), equalizer=link_equalizer(args.deepsc_equalizer, channel),
                                      repeat=repetition["deepsc"])
                 u = deepsc.channel_uses(sent, repeat=repetition["deepsc"])
                 for k, i in enumerate(idx):
@@ -914,6 +920,10 @@ def _run(args, ds, snrs, systems, todo, batches, out: Path, table, items, done_i
         if s in ledger or s == "vlf-msc":
             continue
         ledger[s] = {"mean_channel_uses": sum(uses) / len(uses), "min": min(uses), "max": max(uses)}
+    if args.text_projection:  # what W_proj was trained towards, beside the reference scored against
+        from experiments.commands.train_text_projection import projection_reference
+
+        extra["text_projection_reference"] = projection_reference(args.text_projection)
     extra.update(ledger=ledger, metric_models=scorers.details(), deepsc_truncated_captions=truncated,
                  baseline_caption=args.baseline_caption, reference=args.reference,
                  equalizers={s: _equalizer_of(s, args) for s in systems})
