@@ -26,8 +26,11 @@ figures into ``--out`` and resumable (a finished row is never recomputed):
    module for ``--complexity-images`` images on the current device (``complexity.csv`` / ``.md``).
 
 Systems (``--systems``)
-    ``upper-bound`` (the ideal link: the clean CLIP token through TAPL as trained; no channel, so
-    ``channel_uses`` 0 and the same value at every SNR: fig. 3's upper-bound line, table II's row),
+    ``upper-bound`` (the paper's "direct task performance based on the original CLIP vectors without
+    transmission errors": the clean CLIP token with CLIP's own zero-shot classifier, plain ``"a photo of a
+    {class}."`` prompts; no channel, so ``channel_uses`` 0 and the same value at every SNR: fig. 3's
+    upper-bound line, table II's row), ``upper-bound-tapl`` (the clean token through the TAPL trained for the
+    channel: TAPL's own ceiling),
     ``semclip`` (JSCC + TAPL), ``semclip-notapl`` (same JSCC, plain ``"a photo of a {class}."``
     prompts), ``semclip-noaf`` (JSCC trained with ``use_af=False``, plain prompts; table I's "w/o
     TAPL and AF": by default, ``--ablation-per-snr``, one such JSCC trained at each evaluated SNR, as
@@ -36,20 +39,23 @@ Systems (``--systems``)
     (the token sent analog, ``L = N/2``: :class:`baselines.clip_ft.CLIPFT`), ``djscc-ft``
     (:class:`baselines.djscc_ft.DJSCCFT`, a head over the *seen* classes only: it cannot name an
     unseen class, and has no text encoder, so its retrieval is not defined: NaN),
-    ``djscc-ir`` (:class:`baselines.djscc.ImageJSCCCodec`, then CLIP on the reconstruction) and
-    ``bt-ir`` (:class:`baselines.bt_ir.BTIR`: JPEG/WebP/cheng2020-attn fitted into the capacity
-    budget of ``L`` uses; an image that does not fit is not delivered and its task falls to chance:
+    ``djscc-ir`` (the transformer DeepJSCC :class:`baselines.djscc_vit.ViTJSCCCodec`, ``--djscc-ir-arch vit``,
+    or the convolutional ADJSCC :class:`baselines.djscc.ImageJSCCCodec`, ``adjscc``; then CLIP on the
+    reconstruction) and ``bt-ir`` (:class:`baselines.bt_ir.BTIR`: the learned hyperprior/GMM codec of
+    :mod:`baselines.learned_codec` (``--btir-codec learned``, default), JPEG, WebP or CompressAI's
+    cheng2020-attn, fitted into the capacity budget of ``L`` uses; an image that does not fit is not delivered and its task falls to chance:
     its classification is a uniform guess (expected accuracy ``k/G``) and it ranks below every
     delivered image in retrieval -- the note column says how many).
 
 Models
     Each trained model is loaded from a checkpoint (``--semclip-jscc``, ``--semclip-noaf-jscc``,
-    ``--tapl``, ``--djscc-ir``, ``--djscc-ft``; a path may contain ``{L}``, replaced by the channel
+    ``--tapl``, ``--djscc-ir``, ``--djscc-ft``, ``--btir-model``; a path may contain ``{L}``, replaced by the channel
     uses; ``--semclip-noaf-jscc`` must contain ``{snr}`` with ``--ablation-per-snr``, replaced by the
     SNR as ``-5``, ``2.5``) or, when not given, trained in the run with the small budget ``--train-steps`` (default
     500 steps each, batch ``--train-batch-size``) on the seen classes and kept under
     ``<out>/models/`` (``semclip-jscc-L{L}``, ``semclip-noaf-jscc-L{L}[-snr{snr}]``, ``semclip-tapl-L{L}``,
-    ``djscc-ir-L{L}``, ``djscc-ft-L{L}``; ``-rayleigh`` before ``-L`` on that channel) so that a rerun
+    ``djscc-ir-vit-L{L}``, ``djscc-ft-L{L}``, ``btir-codec``; ``-rayleigh`` before ``-L`` on that channel) so that a
+    rerun
     reuses it. These quick budgets are far from the paper's
     (JSCC 20k steps, TAPL 5k): for the paper's numbers train with ``semcom semclip train-jscc /
     train-tapl`` and pass the folders. The real CLIP is open_clip ViT-L-14-336 (``--clip-model``,
@@ -84,9 +90,10 @@ __all__ = ["SYSTEMS", "SYSTEM_LABELS", "COLUMNS", "add_arguments", "main", "pars
            "chance_metrics", "run"]
 
 #: The systems ``--systems`` may name (the upper bound, SemCLIP and its ablations, the baselines).
-SYSTEMS = ("upper-bound", "semclip", "semclip-notapl", "semclip-noaf", "clip-ft", "djscc-ft", "djscc-ir", "bt-ir")
+SYSTEMS = ("upper-bound", "upper-bound-tapl", "semclip", "semclip-notapl", "semclip-noaf", "clip-ft", "djscc-ft",
+           "djscc-ir", "bt-ir")
 #: The legend label of each system.
-SYSTEM_LABELS = {"upper-bound": "Upper bound", "semclip": "SemCLIP", "semclip-notapl": "SemCLIP w/o TAPL",
+SYSTEM_LABELS = {"upper-bound": "Upper bound", "upper-bound-tapl": "Upper bound (TAPL)", "semclip": "SemCLIP", "semclip-notapl": "SemCLIP w/o TAPL",
                  "semclip-noaf": "SemCLIP w/o TAPL & AF",
                  "clip-ft": "CLIP-FT", "djscc-ft": "DJSCC-FT", "djscc-ir": "DJSCC-IR", "bt-ir": "BT-IR"}
 KEYS = ["system", "channel", "snr_db", "channel_uses"]
@@ -214,7 +221,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--tapl", default=None, help="TAPL folder (may contain {L})")
     p.add_argument("--djscc-ir", default=None, help="DJSCC-IR codec folder (may contain {L})")
     p.add_argument("--djscc-ft", default=None, help="DJSCC-FT model folder (may contain {L})")
-    p.add_argument("--btir-codec", default="jpeg", choices=["jpeg", "webp", "cheng2020-attn"])
+    p.add_argument("--btir-codec", default="learned", choices=["learned", "jpeg", "webp", "cheng2020-attn"],
+                   help="BT-IR's source codec: learned (default; the hyperprior/GMM codec of baselines.learned_codec, "
+                        "after the paper's [21]), jpeg, webp, or cheng2020-attn (CompressAI's pretrained model)")
+    p.add_argument("--btir-model", default=None, help="learned BT-IR codec folder (`semcom semclip train-codec`; "
+                                                      "default: trained in the run)")
     p.add_argument("--train-steps", type=int, default=500, help="steps of every model trained in the run")
     p.add_argument("--tapl-steps", type=int, default=None,
                    help="steps of TAPL trained in the run (default: --train-steps; the paper: 5000 vs JSCC 20000)")
@@ -230,7 +241,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--linear-skip", action=argparse.BooleanOptionalAction, default=True,
                    help="linear input-to-output shortcut in SemCLIP's JSCC encoder and decoder (default on; the "
                         "paper's JSCC has none: --no-linear-skip --hidden-dim 512 gives its ~1.3M per side)")
-    p.add_argument("--djscc-hidden", type=int, default=64, help="conv width of DJSCC-IR / DJSCC-FT")
+    p.add_argument("--djscc-hidden", type=int, default=64, help="conv width of DJSCC-IR (adjscc) / DJSCC-FT; token "
+                                                                  "width of DJSCC-IR (vit) trained in the run")
+    p.add_argument("--djscc-ir-arch", default="vit", choices=["vit", "adjscc"],
+                   help="DJSCC-IR trained in the run: vit (default; the transformer DeepJSCC the paper cites, 2 blocks "
+                        "per side) or adjscc (the convolutional ADJSCC); a --djscc-ir folder is loaded as it was saved")
     p.add_argument("--djscc-bottleneck", default="auto", choices=["auto", "dense", "conv"],
                    help="DJSCC-IR's bottleneck: dense (a Linear to 2L reals), conv (ADJSCC's fully convolutional one; "
                         "needs 2L divisible by the feature map's positions) or auto (default: dense unless its "
@@ -584,6 +599,10 @@ class Context:
         from baselines.djscc import conv_bottleneck_fits
 
         a = self.args
+        if a.djscc_ir:  # a trained folder: its own architecture decides (loading it checks L)
+            return "given", ""
+        if a.djscc_ir_arch == "vit":  # the ViT codec carries any L (puncturing)
+            return "vit", ""
         H, nd = self.image_shape[1], self._num_down()
         dense = 16 * (H // 2 ** nd) ** 2 * 2 * L  # latent_channels * s^2 * 2L weights of the dense layer
         fits = conv_bottleneck_fits(H, nd, L)
@@ -601,26 +620,32 @@ class Context:
         import torch
 
         from baselines.djscc import ImageJSCCCodec, train_image_jscc
+        from baselines.djscc_vit import ViTJSCCCodec, load_image_jscc
 
         key = ("djscc-ir", L)
         if key in self._cache:
             return self._cache[key]
+        given = self._given(self.args.djscc_ir, L)
         bottleneck, why = self.djscc_ir_bottleneck(L)
         if bottleneck is None:
             raise ValueError(why)
-        given = self._given(self.args.djscc_ir, L)
-        conv = "-conv" if bottleneck == "conv" else ""
-        folder = given if given is not None else self.out / "models" / f"djscc-ir{self._tag}{conv}-L{L}"
+        kind = {"conv": "-conv", "vit": "-vit"}.get(bottleneck, "")
+        folder = given if given is not None else self.out / "models" / f"djscc-ir{kind}{self._tag}-L{L}"
         if given is not None or (folder / "train_history.json").is_file():
-            codec = ImageJSCCCodec.from_pretrained(folder, equalizer=self.args.equalizer)
+            codec = load_image_jscc(folder, equalizer=self.args.equalizer)
             if codec.channel_uses != L:
                 raise ValueError(f"--djscc-ir {folder} has L={codec.channel_uses}, expected {L} (use {{L}})")
         else:
             with torch.random.fork_rng(devices=[]):  # seeded init (--seed), global stream untouched
                 torch.manual_seed(self.args.seed)
-                codec = ImageJSCCCodec.build(image_size=self.image_shape[1], channel_uses=L,
-                                             hidden=self.args.djscc_hidden, num_down=self._num_down(),
-                                             equalizer=self.args.equalizer, bottleneck=bottleneck)
+                if bottleneck == "vit":
+                    dim = 4 * max(4, -(-self.args.djscc_hidden // 4))
+                    codec = ViTJSCCCodec.build(image_size=self.image_shape[1], channel_uses=L, dim=dim, depth=2,
+                                               heads=4, equalizer=self.args.equalizer)
+                else:
+                    codec = ImageJSCCCodec.build(image_size=self.image_shape[1], channel_uses=L,
+                                                 hidden=self.args.djscc_hidden, num_down=self._num_down(),
+                                                 equalizer=self.args.equalizer, bottleneck=bottleneck)
             if not train:
                 return codec
             imgs, _ = self.train_images()
@@ -667,18 +692,59 @@ class Context:
         self._cache[key] = model
         return model
 
-    def btir(self, L: int):
-        from baselines.bt_ir import BTIR, CompressAICodec, PillowCodec
+    def btir_codec(self):
+        """BT-IR's source codec (``--btir-codec``); the learned one loaded from ``--btir-model`` or trained in the
+        run into ``<out>/models/btir-codec`` (``--train-steps`` per quality level)."""
+        import torch
 
-        codec = (CompressAICodec(device=self.device) if self.args.btir_codec == "cheng2020-attn"
-                 else PillowCodec(self.args.btir_codec))
+        from baselines.bt_ir import CompressAICodec, PillowCodec
+        from baselines.learned_codec import LAMBDAS, GMMHyperpriorCodec, LearnedCodec, rd_loss
+
+        if "btir-codec" in self._cache:
+            return self._cache["btir-codec"]
+        name = self.args.btir_codec
+        if name == "cheng2020-attn":
+            codec = CompressAICodec(device=self.device)
+        elif name != "learned":
+            codec = PillowCodec(name)
+        else:
+            folder = Path(self.args.btir_model) if self.args.btir_model else self.out / "models" / "btir-codec"
+            if self.args.btir_model or (folder / "codec.json").is_file():
+                codec = LearnedCodec.from_pretrained(folder, device=self.device)
+            else:
+                imgs, _ = self.train_images()
+                models = {}
+                for q, lmbda in enumerate(LAMBDAS, 1):
+                    with torch.random.fork_rng(devices=[]):
+                        torch.manual_seed(self.args.seed + q)
+                        m = GMMHyperpriorCodec(channels=max(8, self.args.djscc_hidden), lmbda=lmbda).to(self.device)
+                    opt = torch.optim.Adam(m.parameters(), lr=1e-4)
+                    g = torch.Generator().manual_seed(self.args.seed + q)
+                    with torch.enable_grad():
+                        for _ in range(self.args.train_steps):
+                            x = imgs[torch.randint(0, imgs.shape[0], (min(16, imgs.shape[0]),), generator=g)]
+                            x = x.to(self.device)
+                            loss = rd_loss(m(x), x, lmbda)
+                            opt.zero_grad(set_to_none=True)
+                            loss.backward()
+                            opt.step()
+                    models[q] = m.eval()
+                codec = LearnedCodec(models, device=self.device)
+                codec.save_pretrained(folder)
+        self._cache["btir-codec"] = codec
+        return codec
+
+    def btir(self, L: int):
+        from baselines.bt_ir import BTIR
+
+        codec = self.btir_codec()
         capacity = "awgn" if self.args.channel == "awgn" else "rayleigh_ergodic"
         return BTIR(codec, channel_uses=L, capacity=capacity)
 
     def system_channel_uses(self, system: str, L: int) -> int:
         """The channel uses ``system`` spends per image when asked for ``L`` (CLIP-FT: always ``N/2``;
-        the upper bound: none, it has no channel)."""
-        if system == "upper-bound":
+        the upper bounds: none, they have no channel)."""
+        if system in ("upper-bound", "upper-bound-tapl"):
             return 0
         return math.ceil(self.token_dim / 2) if system == "clip-ft" else int(L)
 
@@ -713,7 +779,11 @@ def evaluate_point(ctx: Context, system: str, es: EvalSet, snr_db: float, L: int
     dev, bs = ctx.device, ctx.args.batch_size
     note = ""
     with torch.no_grad():
-        if system == "upper-bound":  # the ideal link: the clean CLIP token through TAPL as trained (fig. 3, table II)
+        if system == "upper-bound":  # the paper's: clean CLIP tokens, CLIP's own zero-shot prompts (fig. 3, table II)
+            logits = ctx.plain_logits(es.features, es.class_names)
+            return dict(channel_uses=0, note="ideal link: clean CLIP token, CLIP's zero-shot prompts; no channel",
+                        **_metrics_from_logits(logits, es.labels))
+        if system == "upper-bound-tapl":  # the clean CLIP token through the TAPL trained for the channel
             perf = ctx.performer(L)
             logits = torch.cat([perf(es.features[i:i + bs].to(dev), es.class_names).float().cpu()
                                 for i in range(0, len(es), bs)])
@@ -1195,7 +1265,10 @@ def study_complexity(ctx: Context, n_images: int) -> int:
 _NOT_SETTINGS = ("command", "out", "studies", "systems", "bandwidth_systems", "snr_db", "table_snrs",
                  "snr_channel_uses", "channel_uses", "extra_channel_uses", "bandwidth_snr", "datasets", "cross_snrs",
                  "complexity_images", "channel", "device", "no_progress")
-_PATH_SETTINGS = ("data", "train_data", "semclip_jscc", "semclip_noaf_jscc", "tapl", "djscc_ir", "djscc_ft")
+_PATH_SETTINGS = ("data", "train_data", "semclip_jscc", "semclip_noaf_jscc", "tapl", "djscc_ir", "djscc_ft",
+                  "btir_model")
+# settings added later: the value a folder written before them was run with
+_SETTINGS_BEFORE = {"djscc_ir_arch": "adjscc", "btir_model": None}
 RESULT_FILES = ("accuracy_vs_snr.csv", "accuracy_vs_bandwidth.csv", "cross_dataset.csv", "complexity.csv", "models")
 
 
@@ -1241,7 +1314,7 @@ def run(args: argparse.Namespace) -> Dict[str, int]:
 
     claim_result_settings(out, settings_of(args, [k for k in vars(args) if not k.startswith("_") and k not in
                                                   _NOT_SETTINGS], paths=_PATH_SETTINGS), RESULT_FILES,
-                          record="semclip-eval.settings.json")
+                          record="semclip-eval.settings.json", added_later=_SETTINGS_BEFORE)
     ctx = Context(args)
     added: Dict[str, int] = {}
     with RunManifest(out, args=args, seed=args.seed, command="semcom semclip-eval",
