@@ -1,9 +1,10 @@
 """``semcom reproduce``: each figure and table of the VLF-MSC and SemCLIP papers as one command.
 
-A result is a JSON file in ``experiments/configs/`` (one per figure or table): the complete settings of
-the paper for that result (SNRs, L values, systems, seeds, training budgets), the datasets it reads
-(paths relative to ``--data``), the checkpoints it loads, and the ``semcom`` commands that produce it,
-in order (training where the paper trains, then the evaluation that writes the CSVs and the figure).
+A result is a JSON file in ``experiments/configs/`` (one per figure or table): every setting of that result
+(SNRs, L values, systems, seeds, training budgets: the paper's where it states them, the package's choices
+otherwise, which its notes name with their reasons), the datasets it reads (paths relative to ``--data``), the
+checkpoints it loads, and the ``semcom`` commands that produce it, in order (training, then the evaluation that
+writes the CSVs and the figure).
 
 Example
 -------
