@@ -55,7 +55,7 @@ from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 __all__ = ["LAMBDAS", "GDN", "AttentionBlock", "GMMHyperpriorCodec", "LearnedPayload", "LearnedCodec",
-           "rd_loss", "STREAM_OVERHEAD_BITS"]
+           "rd_loss", "train_levels", "STREAM_OVERHEAD_BITS"]
 
 #: The rate-distortion weights of the quality levels, low to high (CompressAI's ``cheng2020-attn`` MSE models 1-6).
 LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)
@@ -276,6 +276,43 @@ def rd_loss(out: Dict[str, object], x: torch.Tensor, lmbda: float) -> torch.Tens
     pixels = x.shape[0] * x.shape[-1] * x.shape[-2]
     bpp = sum(-torch.log2(v).sum() for v in out["likelihoods"].values()) / pixels
     return bpp + float(lmbda) * 255.0 ** 2 * F.mse_loss(out["x_hat"], x)
+
+
+def train_levels(images: torch.Tensor, lambdas: Sequence[float] = LAMBDAS, steps: int = 500, batch_size: int = 16,
+                 lr: float = 1e-4, channels: int = 128, mixtures: int = 3, seed: int = 0,
+                 device="cpu") -> "LearnedCodec":
+    """One :class:`GMMHyperpriorCodec` per ``lambdas`` value (quality 1, 2, ... low to high), each trained with
+    Adam on :func:`rd_loss` for ``steps`` batches of ``images`` ``[n, 3, H, W]`` in ``[0, 1]`` held in memory
+    (``semcom semclip train-codec`` streams a data set from disk instead, resumably).
+
+    Examples
+    --------
+    >>> codec = train_levels(torch.rand(4, 3, 32, 32), lambdas=(0.001, 0.01), steps=2, batch_size=2, channels=4,
+    ...                      mixtures=1)
+    >>> codec.qualities
+    (2, 1)
+    """
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be [n, 3, H, W], got {tuple(images.shape)}")
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    models = {}
+    for q, lmbda in enumerate(lambdas, 1):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed + q)
+            model = GMMHyperpriorCodec(channels=channels, mixtures=mixtures, lmbda=lmbda).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        gen = torch.Generator().manual_seed(seed + q)
+        model.train()
+        for _ in range(int(steps)):
+            x = images[torch.randint(0, images.shape[0], (min(batch_size, images.shape[0]),), generator=gen)]
+            x = x.to(device)
+            loss = rd_loss(model(x), x, lmbda)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        models[q] = model.eval()
+    return LearnedCodec(models, device=device)
 
 
 class LearnedCodec:

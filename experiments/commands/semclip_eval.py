@@ -698,7 +698,7 @@ class Context:
         import torch
 
         from baselines.bt_ir import CompressAICodec, PillowCodec
-        from baselines.learned_codec import LAMBDAS, GMMHyperpriorCodec, LearnedCodec, rd_loss
+        from baselines.learned_codec import LearnedCodec, train_levels
 
         if "btir-codec" in self._cache:
             return self._cache["btir-codec"]
@@ -712,24 +712,10 @@ class Context:
             if self.args.btir_model or (folder / "codec.json").is_file():
                 codec = LearnedCodec.from_pretrained(folder, device=self.device)
             else:
-                imgs, _ = self.train_images()
-                models = {}
-                for q, lmbda in enumerate(LAMBDAS, 1):
-                    with torch.random.fork_rng(devices=[]):
-                        torch.manual_seed(self.args.seed + q)
-                        m = GMMHyperpriorCodec(channels=max(8, self.args.djscc_hidden), lmbda=lmbda).to(self.device)
-                    opt = torch.optim.Adam(m.parameters(), lr=1e-4)
-                    g = torch.Generator().manual_seed(self.args.seed + q)
-                    with torch.enable_grad():
-                        for _ in range(self.args.train_steps):
-                            x = imgs[torch.randint(0, imgs.shape[0], (min(16, imgs.shape[0]),), generator=g)]
-                            x = x.to(self.device)
-                            loss = rd_loss(m(x), x, lmbda)
-                            opt.zero_grad(set_to_none=True)
-                            loss.backward()
-                            opt.step()
-                    models[q] = m.eval()
-                codec = LearnedCodec(models, device=self.device)
+                with torch.enable_grad():
+                    codec = train_levels(self.train_images()[0], steps=self.args.train_steps,
+                                         channels=max(8, self.args.djscc_hidden), seed=self.args.seed,
+                                         device=self.device)
                 codec.save_pretrained(folder)
         self._cache["btir-codec"] = codec
         return codec
