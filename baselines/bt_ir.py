@@ -197,8 +197,9 @@ class CompressAICodec:
             try:
                 state = torch.load(str(path), map_location="cpu", weights_only=True)
             except Exception as exc:  # pickle.UnpicklingError (foreign objects), RuntimeError (not a zip)...
-                raise ValueError(f"{path}: not a cheng2020-attn weights file (refused to unpickle it: "
-                                 f"{' '.join(str(exc).split())[:200]}); delete it") from None
+                from semantic.checkpoints import load_refusal
+
+                raise ValueError(f"{path}: not a cheng2020-attn weights file ({load_refusal(exc)}); delete it") from None
             if isinstance(state, dict) and "state_dict" in state:
                 state = state["state_dict"]
             net = model_architectures[self.ARCH].from_state_dict(load_pretrained(state))

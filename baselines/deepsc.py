@@ -651,7 +651,9 @@ def train(model: DeepSC, corpus: Union[None, PathLike, Sequence[str]], channel: 
     state_file = ckpt / "trainer_state.pt" if ckpt else None
     start = 0
     if state_file is not None and state_file.is_file():
-        st = torch.load(str(state_file), map_location="cpu", weights_only=True)
+        from semantic.checkpoints import safe_torch_load
+
+        st = safe_torch_load(state_file, what="DeepSC trainer state")
         if st["vocab"] != model.vocab:
             raise ValueError(f"checkpoint {str(state_file)!r} was trained with a different vocabulary")
         model.load_state_dict(st["model"])

@@ -153,7 +153,7 @@ def build_chains(k, n, num_iter, prev, threads_note=""):
     return chains, sionna_decs
 
 
-def main(argv=None) -> int:
+def _parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--snr-db", type=float, default=7.5, help="Es/N0 of tables 1-2 (default 7.5: BLER ~1e-3)")
@@ -177,18 +177,16 @@ def main(argv=None) -> int:
     ap.add_argument("--blocks-600", type=int, default=4000)
     ap.add_argument("--skip-tables", action="store_true", help="skip tables 1-2 (decoder, chain)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench_ber_curve.json"))
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def main(argv=None) -> int:
+    args = _parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     from sionna.phy import config as sconfig
 
     sconfig.seed = 0
-    from sionna.phy.fec.ldpc import LDPC5GEncoder
-
-    from phy.fec.ldpc_fast import LDPC5GFastDecoder
-    from phy.mapping.modulation import QAM
-
     k, n, it = 512, 1024, 20
     prev = previous_engine(args.previous)
     result = {"benchmark": "bench_ber_curve", "k": k, "n": n, "num_iter": it, "threads": args.threads,
@@ -197,13 +195,25 @@ def main(argv=None) -> int:
     print(f"LDPC5G({k},{n}) 16-QAM AWGN, {it} iterations, {args.threads} threads, Es/N0 {args.snr_db} dB, "
           f"load average at start {os.getloadavg()}")
 
-    # 1. decoder alone --------------------------------------------------------------------------
-    if args.skip_tables and not args.curve:
-        if args.bler_loss:
-            _bler_loss(args, result)
-        if args.floor:
-            _floor(args, result)
-        return _check_600(args, result)
+    if not (args.skip_tables and not args.curve):
+        chains = _decoder_table(args, result, prev, k, n, it)
+        _chain_table(args, result, chains, k)
+        if args.curve:
+            _curve_table(args, result, chains)
+    if args.bler_loss:
+        _bler_loss(args, result)
+    if args.floor:
+        _floor(args, result)
+    return _check_600(args, result)
+
+
+def _decoder_table(args, result, prev, k, n, it):
+    """1. the decoders alone on the same channel logits (and on one thread); returns the chains of table 2."""
+    from sionna.phy.fec.ldpc import LDPC5GEncoder
+
+    from phy.fec.ldpc_fast import LDPC5GFastDecoder
+    from phy.mapping.modulation import QAM
+
     enc = LDPC5GEncoder(k, n)
     qam = QAM("16qam")
     B = args.batch
@@ -256,8 +266,12 @@ def main(argv=None) -> int:
               f"updates/s per core ({one['median'] / ones['new, 20 iterations']['median']:.2f}x float32); "
               f"{args.threads} threads scale {scalings[name]:.2f}x")
     result.update(decoder_only=dec_rows, decoder_one_thread=ones, thread_scaling=scalings, edges=edges)
+    return chains
 
-    # 2. full chain ------------------------------------------------------------------------------
+
+def _chain_table(args, result, chains, k) -> None:
+    """2. the full chains, information bits/s at the same Es/N0."""
+    B = args.batch
     times = interleaved({name: (lambda c=c: c(B, args.snr_db)) for name, c in chains.items()}, args.repeats)
     chain_rows = {name: stats(t, B * k) for name, t in times.items()}
     table("2. full chain (info bits/s)", chain_rows, ["chain sionna flooding boxplus-phi",
@@ -265,57 +279,53 @@ def main(argv=None) -> int:
           "bit/s")
     result["chain"] = chain_rows
 
-    # 3. the curve -------------------------------------------------------------------------------
-    if args.curve:
-        from phy.sim.adaptive import curve_resolution
-        from phy.sim.points import PointResult
 
-        out = args.curve_dir or tempfile.mkdtemp(prefix="bench_ber_curve_")
-        goal = [args.goal_decoder if a == "DECODER" else a for a in GOAL]
-        cmd = [sys.executable, "-m", "experiments.cli"] + goal + ["--out", out]
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        load0 = os.getloadavg()
-        t0, c0 = time.perf_counter(), os.times()
-        subprocess.run(cmd, check=True, env=env, cwd=str(ROOT))
-        wall = time.perf_counter() - t0
-        c1 = os.times()
-        cpu = (c1.children_user - c0.children_user) + (c1.children_system - c0.children_system)
-        import csv
+def _curve_table(args, result, chains) -> None:
+    """3. the goal command as a fresh process, its resolution, and the other chains' estimated time."""
+    import csv
 
-        with open(os.path.join(out, "ber.csv"), newline="") as fh:
-            res = [PointResult.from_row(r) for r in csv.DictReader(fh)]
-        cr = curve_resolution(res, 1e-5, metric="bler", top=0.2)
-        ok = (cr["points_between"] >= 6 and cr["max_step_decades"] <= 1.5 and cr["floor_errors"] is not None
-              and cr["floor_errors"] >= 100)
-        print(f"\n3. goal curve: wall {wall:.1f} s, CPU {cpu:.1f} s (load average {load0} -> {os.getloadavg()}); "
-              f"{len(res)} points, {sum(r.blocks for r in res):.3g} codewords; points between BLER 0.2 and 1e-5: "
-              f"{cr['points_between']}, largest step {cr['max_step_decades']:.2f} decades, floor point "
-              f"{cr['floor_snr_db']} dB with {cr['floor_errors']} block errors -> criteria "
-              f"{'met' if ok else 'NOT met'}")
-        # estimated time of the other chains on the same points: blocks / measured throughput
-        est = {name: 0.0 for name in chains}
-        main_chain = {"layered": "chain new int8, one pass", "layered-int8": "chain new int8, one pass",
-                      "layered-int16": "chain new int16, one pass"}.get(args.goal_decoder, "chain new (scrambled zero)")
-        per_point = []
-        for r in ([] if args.skip_estimates else res):
-            times = interleaved({name: (lambda c=c, s=r.snr_db: c(B, s)) for name, c in chains.items()}, 1)
-            rates = {name: B / t[0] for name, t in times.items()}  # codewords/s at this point
-            for name in chains:
-                est[name] += r.blocks / rates[name]
-            per_point.append({"snr_db": r.snr_db, "bler": r.bler, "blocks": r.blocks, "codewords_per_s": rates})
-        for name, s in (est.items() if not args.skip_estimates else ()):
-            print(f"   {name:34s} estimated {s:10.1f} s for the same points ({s / est[main_chain]:.1f}x"
-                  f" the estimate of the chain that ran)")
-        result["curve"] = {"command": "semcom " + " ".join(goal), "wall_s": wall, "cpu_s": cpu,
-                           "loadavg_before": list(load0), "loadavg_after": list(os.getloadavg()),
-                           "resolution": {k2: v for k2, v in cr.items() if k2 != "rates"}, "rates": cr["rates"],
-                           "criteria_met": ok, "estimated_s_same_points": est, "per_point": per_point}
+    from phy.sim.adaptive import curve_resolution
+    from phy.sim.points import PointResult
 
-    if args.bler_loss:
-        _bler_loss(args, result)
-    if args.floor:
-        _floor(args, result)
-    return _check_600(args, result)
+    B = args.batch
+    out = args.curve_dir or tempfile.mkdtemp(prefix="bench_ber_curve_")
+    goal = [args.goal_decoder if a == "DECODER" else a for a in GOAL]
+    cmd = [sys.executable, "-m", "experiments.cli"] + goal + ["--out", out]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    load0 = os.getloadavg()
+    t0, c0 = time.perf_counter(), os.times()
+    subprocess.run(cmd, check=True, env=env, cwd=str(ROOT))
+    wall = time.perf_counter() - t0
+    c1 = os.times()
+    cpu = (c1.children_user - c0.children_user) + (c1.children_system - c0.children_system)
+    with open(os.path.join(out, "ber.csv"), newline="") as fh:
+        res = [PointResult.from_row(r) for r in csv.DictReader(fh)]
+    cr = curve_resolution(res, 1e-5, metric="bler", top=0.2)
+    ok = (cr["points_between"] >= 6 and cr["max_step_decades"] <= 1.5 and cr["floor_errors"] is not None
+          and cr["floor_errors"] >= 100)
+    print(f"\n3. goal curve: wall {wall:.1f} s, CPU {cpu:.1f} s (load average {load0} -> {os.getloadavg()}); "
+          f"{len(res)} points, {sum(r.blocks for r in res):.3g} codewords; points between BLER 0.2 and 1e-5: "
+          f"{cr['points_between']}, largest step {cr['max_step_decades']:.2f} decades, floor point "
+          f"{cr['floor_snr_db']} dB with {cr['floor_errors']} block errors -> criteria "
+          f"{'met' if ok else 'NOT met'}")
+    # estimated time of the other chains on the same points: blocks / measured throughput
+    est = {name: 0.0 for name in chains}
+    main_chain = {"layered": "chain new int8, one pass", "layered-int8": "chain new int8, one pass",
+                  "layered-int16": "chain new int16, one pass"}.get(args.goal_decoder, "chain new (scrambled zero)")
+    per_point = []
+    for r in ([] if args.skip_estimates else res):
+        times = interleaved({name: (lambda c=c, s=r.snr_db: c(B, s)) for name, c in chains.items()}, 1)
+        rates = {name: B / t[0] for name, t in times.items()}  # codewords/s at this point
+        for name in chains:
+            est[name] += r.blocks / rates[name]
+        per_point.append({"snr_db": r.snr_db, "bler": r.bler, "blocks": r.blocks, "codewords_per_s": rates})
+    for name, s in (est.items() if not args.skip_estimates else ()):
+        print(f"   {name:34s} estimated {s:10.1f} s for the same points ({s / est[main_chain]:.1f}x"
+              f" the estimate of the chain that ran)")
+    result["curve"] = {"command": "semcom " + " ".join(goal), "wall_s": wall, "cpu_s": cpu,
+                       "loadavg_before": list(load0), "loadavg_after": list(os.getloadavg()),
+                       "resolution": {k2: v for k2, v in cr.items() if k2 != "rates"}, "rates": cr["rates"],
+                       "criteria_met": ok, "estimated_s_same_points": est, "per_point": per_point}
 
 
 def _bler_loss(args, result) -> None:

@@ -1,6 +1,6 @@
 """How far every scheme of ``semcom compare`` is from the Gaussian OPTA (issue 15's targets).
 
-Three sources, every scheme through :func:`experiments.commands.compare.run_comparison` (held-out items,
+Three sources, every scheme through :func:`experiments.comparison.run_comparison` (held-out items,
 ``--realizations`` channel realisations, 95% intervals):
 
 1. ``iid``: i.i.d. N(0, 1), d = 64, 32 complex uses (bandwidth ratio 1), AWGN. Goblick: the OPTA and
@@ -28,7 +28,7 @@ import semantic  # noqa: E402,F401  (CPU shim first)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from experiments.commands.compare import CompareConfig, run_comparison  # noqa: E402
+from experiments.comparison import CompareConfig, run_comparison  # noqa: E402
 from experiments.core.results import write_benchmark  # noqa: E402
 from experiments.core.sources import FeatureSource, load_source  # noqa: E402
 from phy.theory.ratedistortion import distortion_rate  # noqa: E402

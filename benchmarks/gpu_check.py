@@ -73,22 +73,30 @@ def main(argv=None) -> int:
         print("no CUDA device: nothing checked")
         return 2
     torch.manual_seed(0)
-    from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
+    import sionna.phy  # noqa: F401  (its first import reseeds torch's global generator: done before the checks draw)
 
     from experiments.core.results import write_benchmark
-    from phy.channel.flat import AWGN, Rayleigh
-    from phy.fec.codes import LDPC5G, make_code
-    from phy.mimo.equalization import Equalizer
-    from phy.fec.ldpc_fast import LDPC5GFastDecoder
-    from phy.link.digital import DigitalLink
-    from phy.mapping.modulation import QAM, sionna_device, uncoded_ber
-    from phy.sim.montecarlo import simulate_ber
-    from phy.sim.trials import ScrambledZeroTrial
 
     result = {"benchmark": "gpu_check", "device": str(dev),
               "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else None}
+    k, nn = 512, 1024
+    _check_channel(dev)
+    enc_dev = _check_decoder(dev, k, nn)
+    _check_chain(dev, k, nn)
+    if dev.type == "cuda":  # 4. host synchronisations on the hot path
+        result["host_syncs"] = sync_checks(dev, k, nn, check)
+    _throughput(args, dev, enc_dev, k, nn, result)
+    result["failed_checks"] = FAILS
+    write_benchmark(args.out, result)
+    return 1 if FAILS else 0
 
-    # 1. channel ------------------------------------------------------------------------------
+
+def _check_channel(dev) -> None:
+    """1. the noise power of AWGN and of Rayleigh + ZF on the device."""
+    from phy.channel.flat import AWGN, Rayleigh
+    from phy.mapping.modulation import QAM
+    from phy.mimo.equalization import Equalizer
+
     n, no = 1 << 20, 0.1
     x = QAM("16qam").modulate(torch.randint(0, 2, (4, n), device=dev).float())
     y = AWGN(seed=1)(x, no).y
@@ -99,8 +107,15 @@ def main(argv=None) -> int:
     check("channel: Rayleigh + ZF, |x_hat - x|^2 |h|^2 / N0", abs(float(z.mean()) - 1) < 4 / math.sqrt(z.numel()),
           f"{float(z.mean()):.4f} vs 1")
 
-    # 2. decoder ------------------------------------------------------------------------------
-    k, nn = 512, 1024
+
+def _check_decoder(dev, k, nn):
+    """2. the decoder's torch backend on the device against the CPU (numba) kernel; returns the encoder on the
+    device."""
+    from sionna.phy.fec.ldpc import LDPC5GEncoder
+
+    from phy.fec.ldpc_fast import LDPC5GFastDecoder
+    from phy.mapping.modulation import QAM, sionna_device
+
     enc_cpu = LDPC5GEncoder(k, nn)
     enc_dev = LDPC5GEncoder(k, nn, device=sionna_device(dev))
     qam = QAM("16qam")
@@ -121,31 +136,53 @@ def main(argv=None) -> int:
     check("decoder: early stop (per batch on the device) no worse than 20 iterations",
           extra <= 3 * math.sqrt(max(1, int(fixed.sum()))), f"BLER fixed {float(fixed.float().mean()):.4f}, "
           f"early stop device {float(es_dev.float().mean()):.4f}, CPU per codeword {float(es_cpu.float().mean()):.4f}")
+    return enc_dev
 
-    # 3. chain --------------------------------------------------------------------------------
+
+def _ldpc_trial(device, k, nn):
+    """The early-stopping LDPC(nn, k) 16-QAM AWGN scrambled-zero trial on ``device``."""
+    from phy.channel.flat import AWGN
+    from phy.fec.codes import LDPC5G
+    from phy.link.digital import DigitalLink
+    from phy.sim.trials import ScrambledZeroTrial
+
+    code = LDPC5G(k, nn, decoder="layered", decoder_kwargs={"early_stop": True})
+    return ScrambledZeroTrial(DigitalLink(AWGN(seed=4), code=code, modulation="16qam"), k=k, device=device)
+
+
+def _check_chain(dev, k, nn) -> None:
+    """3. the scrambled-zero chain on the device: uncoded BER vs the closed form, LDPC BLER vs the CPU."""
+    from phy.channel.flat import AWGN
+    from phy.fec.codes import make_code
+    from phy.link.digital import DigitalLink
+    from phy.mapping.modulation import uncoded_ber
+    from phy.sim.montecarlo import simulate_ber
+    from phy.sim.trials import ScrambledZeroTrial
+
     t = ScrambledZeroTrial(DigitalLink(AWGN(seed=3), code=make_code("none", k=512), modulation="16qam"), k=512,
                            device=dev)
     r = simulate_ber(t, [8.0], batch_size=1024, target_errors=None, max_bits=2e6, progress=False)[0]
     pth = float(uncoded_ber(8.0, "16qam", "awgn"))
     check("chain: uncoded 16-QAM BER == closed form", abs(r.ber - pth) < 4 * math.sqrt(4 * pth / r.bits),
           f"{r.ber:.5f} vs {pth:.5f}")
-
-    def ldpc_trial(device):
-        code = LDPC5G(k, nn, decoder="layered", decoder_kwargs={"early_stop": True})
-        return ScrambledZeroTrial(DigitalLink(AWGN(seed=4), code=code, modulation="16qam"), k=k, device=device)
-
     kw = dict(batch_size=1024, target_errors=None, max_bits=k * 8192, progress=False)
-    rd = simulate_ber(ldpc_trial(dev), [6.5], **kw)[0]
-    rc = simulate_ber(ldpc_trial("cpu"), [6.5], **kw)[0]
+    rd = simulate_ber(_ldpc_trial(dev, k, nn), [6.5], **kw)[0]
+    rc = simulate_ber(_ldpc_trial("cpu", k, nn), [6.5], **kw)[0]
     pp = (rd.block_errors + rc.block_errors) / (rd.blocks + rc.blocks)
     z = (rd.bler - rc.bler) / math.sqrt(max(pp * (1 - pp), 1e-12) * 2 / rd.blocks)
     check("chain: LDPC BLER on the device == CPU (4 sigma)", abs(z) < 4, f"{rd.bler:.4f} vs {rc.bler:.4f}")
 
-    # 4. host synchronisations on the hot path -----------------------------------------------------
-    if dev.type == "cuda":
-        result["host_syncs"] = sync_checks(dev, k, nn, check)
 
-    # throughput ----------------------------------------------------------------------------------
+def _throughput(args, dev, enc_dev, k, nn, result) -> None:
+    """Decoder alone and full chain, information bits/s at Es/N0 7.5 dB, against Sionna on the same device."""
+    from sionna.phy.channel import AWGN as SAWGN
+    from sionna.phy.fec.ldpc import LDPC5GDecoder
+    from sionna.phy.mapping import BinarySource, Demapper, Mapper
+
+    from phy.fec.ldpc_fast import LDPC5GFastDecoder
+    from phy.mapping.modulation import QAM, sionna_device
+
+    qam = QAM("16qam")
     Bt = args.batch
     ut = torch.randint(0, 2, (Bt, k), device=dev).float()
     xt = qam.modulate(enc_dev(ut))
@@ -164,14 +201,11 @@ def main(argv=None) -> int:
         print(f"  {nm:34s} {v:12.4g}  ({v / rates['sionna flooding boxplus-phi']:.2f}x sionna flooding)")
     result["decoder_info_bits_per_s"] = rates
 
-    from sionna.phy.channel import AWGN as SAWGN
-    from sionna.phy.mapping import BinarySource, Demapper, Mapper
-
     sd = sionna_device(dev)
     src, mapper, demapper, sch = (BinarySource(device=sd), Mapper("qam", 4, device=sd),
                                   Demapper("app", "qam", 4, device=sd), SAWGN(device=sd))
     sdec = decs["sionna flooding boxplus-phi"]
-    new = ldpc_trial(dev)
+    new = _ldpc_trial(dev, k, nn)
     new.reset(0)
     chains = {"new chain (scrambled zero)": lambda: new(Bt, 7.5),
               "sionna chain (flooding)": lambda: sdec(demapper(sch(mapper(enc_dev(src([Bt, k]))), not_), not_))}
@@ -181,9 +215,6 @@ def main(argv=None) -> int:
     for nm, v in crates.items():
         print(f"  {nm:34s} {v:12.4g}  ({v / crates['sionna chain (flooding)']:.2f}x sionna)")
     result["chain_info_bits_per_s"] = crates
-    result["failed_checks"] = FAILS
-    write_benchmark(args.out, result)
-    return 1 if FAILS else 0
 
 
 def sync_checks(dev, k, n, check):

@@ -17,16 +17,20 @@ import os
 import sys
 from typing import Dict, List, Optional, Tuple
 
+from experiments.core.args import harden_parser
 from phy import __version__
 
 __all__ = ["SUBCOMMANDS", "USER_ERRORS", "build_parser", "main", "error_line", "check_out_dir",
-           "progress_bars_off", "join_negative_values", "config_argv", "expand_config"]
+           "results_folder_lock", "sigterm_interrupts", "progress_bars_off", "join_negative_values", "config_argv", "expand_config"]
 
 # what bad input raises on its way through a command (a bad value, a missing / unreadable / unwritable
 # file or folder, a refused resume): reported as one line and exit status 2, not a traceback.
 # SEMCOM_TRACEBACK=1 re-raises them (for debugging).
 #: Exceptions reported as one error line with exit status 2 (bad values, missing or unwritable files, refused resumes).
 USER_ERRORS = (ValueError, OSError)
+
+#: The largest ``--config`` file read (bytes): a file of options is a few hundred bytes.
+MAX_CONFIG_BYTES = 1 << 20
 
 # name -> (module, one-line help). Modules are imported when the parser is built.
 #: The ``semcom`` sub-commands: name -> (module, one-line help); modules are imported when the parser is built.
@@ -53,6 +57,14 @@ _PLUGIN_HELP = ("import a module or a .py file that registers channels, schemes,
                 "(repeatable; installed semcom.* entry points load by themselves); see experiments.core.plugins")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the package's error format: one line ``semcom CMD: error: ...`` (the usage is in ``--help``),
+    exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {' '.join(str(message).split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``semcom`` argument parser: global options (``--version``, ``--plugin``) and one sub-command per
     entry of :data:`SUBCOMMANDS`, each with its module's ``add_arguments``.
@@ -64,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     >>> args.command, args.snr_db
     ('channel', 3.0)
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="semcom",
         description="Semantic communication research kit: one channel core for analog semantic and "
                     "digital separation links. SNR is Es/N0 per complex channel use.",
@@ -81,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         p = sub.add_parser(name, help=help_text, description=help_text)
         mod.add_arguments(p)
+        harden_parser(p, name)  # checked integer / number types, count bounds (experiments.core.args)
         p.add_argument("--plugin", action="append", metavar="MODULE_OR_FILE", help=_PLUGIN_HELP)
         if name != "rerun":
             p.add_argument("--config", dest="_config", metavar="FILE.toml", default=None,
@@ -115,8 +128,10 @@ def config_argv(parser: argparse.ArgumentParser, path: str) -> List[str]:
     Keys are the command's option names without the dashes (``snr-db``; ``snr_db`` works too). A value is
     written as on the command line: a string or number as it is, a list as its elements (options that take
     several values) or joined by commas (``snr-db = [0, 5, 10]`` -> ``--snr-db=0,5,10``), a boolean
-    switches a flag on (``true``) or, for ``--x/--no-x`` flags, off. Unknown keys and positional arguments
-    are refused, naming them (``ValueError``).
+    switches a flag on (``true``) or, for ``--x/--no-x`` flags, off. Unknown keys (``plugin`` too: code is
+    loaded only from the command line), positional arguments, a list for an option that names a file or
+    folder, nested values, a file that is not a regular file, larger than :data:`MAX_CONFIG_BYTES`, not UTF-8
+    or nested too deeply are refused, naming them (``ValueError``).
 
     Examples
     --------
@@ -135,30 +150,53 @@ def config_argv(parser: argparse.ArgumentParser, path: str) -> List[str]:
         except ImportError:
             raise ValueError("--config needs Python 3.11+ (tomllib) or, on Python 3.10, the tomli package "
                              "(pip install tomli)") from None
+    full = os.path.expanduser(path)
+    if not os.path.exists(full):
+        raise ValueError(f"--config {path!r} does not exist; expected a TOML file")
+    if not os.path.isfile(full):
+        raise ValueError(f"--config {path!r} is not a regular file (a folder or a device); expected a TOML file")
     try:
-        with open(os.path.expanduser(path), "rb") as fh:
-            table = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ValueError(f"--config {path!r} does not exist; expected a TOML file") from None
+        with open(full, "rb") as fh:
+            data = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"--config {path!r} cannot be read ({exc.strerror or exc}); expected a TOML file") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ValueError(f"--config {path!r} is larger than {MAX_CONFIG_BYTES >> 10} KiB; expected a TOML file of options")
+    try:
+        table = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"--config {path!r} is not UTF-8 text; expected a TOML file") from None
+    except RecursionError:
+        raise ValueError(f"--config {path!r} nests too deeply; expected a flat TOML file of options") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"--config {path!r} is not valid TOML: {exc}") from None
+    refused = ("config", "help", "version", "plugin")
     by_name: Dict[str, Tuple[argparse.Action, str]] = {}
     for action in parser._actions:
         for opt in action.option_strings:
             if opt.startswith("--"):
                 by_name.setdefault(opt[2:], (action, opt))
                 by_name.setdefault(opt[2:].replace("-", "_"), (action, opt))
-    unknown = [k for k in table if k not in by_name or k in ("config", "help", "version")]
+    unknown = [k for k in table if k not in by_name or by_name[k][1][2:] in refused]
     if unknown:
         known = sorted({o[2:] for a in parser._actions for o in a.option_strings
-                        if o.startswith("--") and o not in ("--help", "--config")})
+                        if o.startswith("--") and o[2:] not in refused})
+        why = " (plug-ins load only from the command line: --plugin)" if any(
+            k in by_name and by_name[k][1] == "--plugin" for k in unknown) else ""
         raise ValueError(f"--config {path!r}: unknown option(s) {', '.join(map(repr, unknown))} for "
-                         f"'{parser.prog}'; its options: {', '.join(known)}")
+                         f"'{parser.prog}'{why}; its options: {', '.join(known)}")
     words: List[str] = []
     for key, value in table.items():
         action, opt = by_name[key]
         if isinstance(value, dict):
             raise ValueError(f"--config {path!r}: {key!r} is a table; expected a value")
+        if isinstance(value, list) and any(isinstance(v, (list, dict)) for v in value):
+            raise ValueError(f"--config {path!r}: {key!r} holds nested lists or tables; expected a value or a list "
+                             "of values")
+        if isinstance(value, list) and _names_a_path(action) and not (
+                action.nargs in ("+", "*") or isinstance(action.nargs, int) or isinstance(action, argparse._AppendAction)):
+            raise ValueError(f"--config {path!r}: {key!r} names one file or folder; expected a string, got a list "
+                             f"{value!r}")
         if action.nargs == 0:  # a flag
             if not isinstance(value, bool):
                 raise ValueError(f"--config {path!r}: {key!r} is a flag; expected true or false, got {value!r}")
@@ -183,6 +221,13 @@ def config_argv(parser: argparse.ArgumentParser, path: str) -> List[str]:
     return words
 
 
+def _names_a_path(action: argparse.Action) -> bool:
+    """Whether the option's value is a file or folder (``--out``, ``--data``, a checkpoint, a cache, ...)."""
+    text = " ".join(str(x) for x in (action.dest, action.metavar or "", action.help or "")).lower()
+    return action.dest == "out" or any(w in text for w in ("file", "folder", "directory", "dir", "path",
+                                                            "checkpoint", "cache"))
+
+
 def expand_config(parser: argparse.ArgumentParser, argv: List[str]) -> List[str]:
     """``argv`` with ``--config FILE`` replaced by the file's options, placed before the command line's own
     options so that those override them (the last occurrence of an option wins).
@@ -202,14 +247,19 @@ def expand_config(parser: argparse.ArgumentParser, argv: List[str]) -> List[str]
     rest, path, i = [], None, depth
     while i < len(argv):
         a = argv[i]
+        given = None
         if a == "--config" and i + 1 < len(argv):
-            path, i = argv[i + 1], i + 2
+            given, i = argv[i + 1], i + 2
+        elif a.startswith("--config="):
+            given, i = a.split("=", 1)[1], i + 1
+        else:
+            rest.append(a)
+            i += 1
             continue
-        if a.startswith("--config="):
-            path, i = a.split("=", 1)[1], i + 1
-            continue
-        rest.append(a)
-        i += 1
+        if path is not None:
+            raise ValueError(f"--config given twice ({path!r} and {given!r}); give one file (a later file would "
+                             "silently replace the first)")
+        path = given
     if path is None:
         return list(argv)
     return list(argv[:depth]) + config_argv(inner, path) + rest
@@ -269,6 +319,122 @@ def _check_common_options(args: argparse.Namespace) -> None:
         from experiments.core.executors import check_ray_address
 
         check_ray_address(args.address)
+
+
+def _top_missing(path: str) -> Optional[str]:
+    """The outermost folder of ``path`` (itself included) that does not exist yet, or ``None``."""
+    top = None
+    while path and not os.path.exists(path):
+        top, parent = path, os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return top
+
+
+def _unfinished(path: str) -> bool:
+    """Whether the folder ``path`` holds no finished work: only manifests, settings records, result CSVs
+    without a row and folders of the same (what a run refused before its first result writes)."""
+    from experiments.core.results import _holds_results
+
+    for entry in os.scandir(path):
+        if entry.is_symlink():
+            return False
+        if entry.is_dir():
+            if not _unfinished(entry.path):
+                return False
+        elif not (entry.name == "manifest.json" or entry.name.endswith("settings.json")
+                  or (entry.name.endswith(".csv") and not _holds_results(entry.path))):
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def results_folder_lock(args: argparse.Namespace):
+    """Hold the writer lock of the command's ``--out`` folder inside the block
+    (:func:`phy.sim.resultstore.folder_lock`: a second run into the same folder stops at once with exit
+    status 2, naming the holder's PID). The block gets a dict; setting ``"ok"`` in it keeps what the command
+    wrote. A folder the lock created is removed again when nothing was written to it, or when the command
+    failed (``"ok"`` not set) before finishing any result (:func:`_unfinished`), so a refused run leaves no
+    folder behind. Nothing is locked for a command without an output folder, an ``--out`` that names a file
+    (``plot``) or a secondary rank of a ``torchrun`` group (rank 0 writes).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> out = os.path.join(tempfile.mkdtemp(), "run")
+    >>> with results_folder_lock(argparse.Namespace(out=out)) as status:
+    ...     os.path.isdir(out)
+    True
+    >>> os.path.exists(out)                 # nothing was written: the folder is gone again
+    False
+    """
+    out = getattr(args, "out", None)
+    world = os.environ.get("WORLD_SIZE", "1")
+    secondary = world.isdigit() and int(world) > 1 and os.environ.get("RANK", "0") not in ("", "0")
+    status = {"ok": False}
+    if not isinstance(out, (str, os.PathLike)) or not os.fspath(out) or getattr(args, "_out_is_file", False) \
+            or secondary:
+        yield status
+        return
+    from phy.sim.resultstore import folder_lock
+
+    path = os.path.abspath(os.fspath(out))
+    created = _top_missing(path)
+    try:
+        with folder_lock(path):
+            yield status
+    except KeyboardInterrupt:  # interrupted, not refused: the folder (its manifest says so) is kept
+        status["ok"] = True
+        raise
+    finally:
+        if created is not None and not status["ok"] and os.path.isdir(path) and _unfinished(path):
+            import shutil
+
+            shutil.rmtree(path, ignore_errors=True)  # a failed run that finished nothing: no partial folder
+        if created is not None:  # remove what the lock made, innermost first, where nothing was written
+            cur = path
+            while True:
+                try:
+                    os.rmdir(cur)
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    break
+                if cur == created:
+                    break
+                cur = os.path.dirname(cur)
+
+
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """Within the block, SIGTERM raises ``KeyboardInterrupt`` in the main thread, as Ctrl-C does: a run stops at
+    the next return to the interpreter (compiled loops work in bounded slices), writes its manifest as
+    ``interrupted`` and releases its folder, whose finished rows a rerun resumes. The previous handler is
+    restored on exit; outside the main thread nothing changes.
+
+    Examples
+    --------
+    >>> import signal
+    >>> with sigterm_interrupts():
+    ...     signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    True
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    old = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 @contextlib.contextmanager
@@ -344,7 +510,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     Examples
     --------
-    >>> main(["channel", "--snr-db", "-400"])       # refused: reported on stderr, status 2
+    >>> main(["channel", "--channel", "rayleigh(block_length=0)"])   # refused: reported on stderr, status 2
     2
     """
     from experiments.core.plugins import load_all, pop_plugin_args
@@ -365,19 +531,32 @@ def main(argv: Optional[List[str]] = None) -> int:
         inner, depth = _innermost(parser, argv)
         print(error_line(" ".join(["semcom"] + argv[:depth]), exc), file=sys.stderr)
         return 2
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # a refused option: one line and SystemExit(2)
     if not getattr(args, "_main", None):
         parser.print_help()
         return 0
     # the command line, config expanded and plug-ins kept: manifest.json's ``semcom_argv`` (``semcom rerun``)
     args._argv = argv + [f"--plugin={p}" for p in plugins]
+    args._plugins = list(plugins)  # what this command line loaded (``semcom rerun`` loads nothing else)
     quiet = bool(getattr(args, "no_progress", False)) or getattr(args, "progress", None) is False
     prog = " ".join(["semcom", args.command] + ([args.action] if isinstance(getattr(args, "action", None), str)
                                                  else []))
     try:
         _check_common_options(args)
-        with progress_bars_off(quiet):
-            return int(args._main(args) or 0)
+        from experiments.core.plugins import command_plugins
+
+        with sigterm_interrupts(), command_plugins(plugins), results_folder_lock(args) as folder, \
+                progress_bars_off(quiet):
+            rc = int(args._main(args) or 0)
+            folder["ok"] = rc == 0
+            return rc
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the finished rows stay; the same command resumes
+        if os.environ.get("SEMCOM_TRACEBACK"):
+            raise
+        term = str(exc) == "SIGTERM"
+        print(f"{prog}: interrupted ({'SIGTERM' if term else 'Ctrl-C'}); the results written so far are kept and "
+              "the same command resumes them", file=sys.stderr)
+        return 143 if term else 130
     except ModuleNotFoundError as exc:  # an optional package (an extra) that is not installed
         from experiments.core.extras import MissingExtraError, missing_extra_message
 

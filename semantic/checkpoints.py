@@ -44,10 +44,56 @@ __all__ = [
     "missing_checkpoint_message",
     "resolve_device",
     "resolve_dtype",
+    "load_refusal",
+    "safe_torch_load",
 ]
 
 PathLike = Union[str, os.PathLike]
 _TRUE = {"1", "true", "yes", "on"}
+
+
+def load_refusal(exc: BaseException) -> str:
+    """Why ``torch.load(..., weights_only=True)`` refused a file, in words that do not pass on torch's advice
+    to load it unsafely: a pickle of other objects is named as such, other errors by their first line.
+
+    Examples
+    --------
+    >>> import pickle
+    >>> load_refusal(pickle.UnpicklingError("Weights only load failed. ... weights_only=False ..."))
+    'refused to unpickle it: it holds pickled Python objects besides tensors and plain containers (unpickling them could run code)'
+    >>> load_refusal(RuntimeError("PytorchStreamReader failed reading zip archive"))
+    'RuntimeError: PytorchStreamReader failed reading zip archive'
+    """
+    import pickle
+
+    text = " ".join(str(exc).split())
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text or "Weights only load failed" in text:
+        return ("refused to unpickle it: it holds pickled Python objects besides tensors and plain containers "
+                "(unpickling them could run code)")
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+def safe_torch_load(path: PathLike, map_location="cpu", what: str = "file"):
+    """``torch.load(path, weights_only=True)``; any failure is a ``ValueError`` naming ``path`` and
+    :func:`load_refusal`'s reason (never an advice to unpickle).
+
+    Examples
+    --------
+    >>> import pickle, tempfile, torch
+    >>> path = Path(tempfile.mkdtemp()) / "evil.pt"
+    >>> with open(path, "wb") as fh:
+    ...     pickle.dump(object(), fh)
+    >>> safe_torch_load(path, what="checkpoint")
+    Traceback (most recent call last):
+    ...
+    ValueError: ...evil.pt: not a checkpoint this code can read (...)
+    """
+    import torch
+
+    try:
+        return torch.load(str(path), map_location=map_location, weights_only=True)
+    except Exception as exc:  # pickle.UnpicklingError, RuntimeError (not a zip), EOFError (torn), ...
+        raise ValueError(f"{path}: not a {what} this code can read ({load_refusal(exc)})") from None
 
 
 class CheckpointNotFoundError(FileNotFoundError):

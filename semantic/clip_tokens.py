@@ -453,7 +453,8 @@ def extract_features(encoder: Callable[[torch.Tensor], torch.Tensor], dataset, c
 
 
 def load_features(cache_dir: Union[str, Path]) -> FeatureSet:
-    """Load a complete feature cache written by :func:`extract_features`.
+    """Load a complete feature cache written by :func:`extract_features`. Every token is checked once: a
+    NaN or inf anywhere refuses the cache (``ValueError``), whichever rows a training run would sample.
 
     Examples
     --------
@@ -490,4 +491,11 @@ def load_features(cache_dir: Union[str, Path]) -> FeatureSet:
     except Exception as exc:  # a missing / torn shard (SafetensorError, FileNotFoundError), a missing key
         raise ValueError(f"the feature cache at {str(cache)!r} has an unreadable shard ({type(exc).__name__}: "
                          f"{' '.join(str(exc).split())[:200]}); delete the folder and rerun the extraction") from None
+    if feats.is_floating_point():  # every token, once, here: a batch that never samples a bad row hides it
+        bad = (~torch.isfinite(feats)).reshape(len(feats), -1).any(1)
+        if bad.any():
+            rows = bad.nonzero().flatten()
+            raise ValueError(f"the feature cache at {str(cache)!r} holds {len(rows)} token(s) with NaN or inf values "
+                             f"(rows {rows[:5].tolist()}{'...' if len(rows) > 5 else ''}); delete the folder and "
+                             "rerun the extraction")
     return FeatureSet(feats, labels, list(meta["class_names"]), list(meta.get("paths", [])), meta)

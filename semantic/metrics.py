@@ -492,7 +492,9 @@ class LPIPS:
 
     @staticmethod
     def _load_backbone(net, path: Path) -> None:
-        sd = torch.load(str(path), map_location="cpu", weights_only=True)
+        from semantic.checkpoints import safe_torch_load
+
+        sd = safe_torch_load(path, what="AlexNet state dict")
         feats = {k[len("features."):]: v for k, v in sd.items() if k.startswith("features.")}
         if not feats:
             raise ValueError(f"{str(path)!r} is not an AlexNet state dict (no 'features.*' keys)")

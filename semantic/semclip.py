@@ -155,6 +155,25 @@ class SemCLIPConfig:
             raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
         if self.tapl_loss not in TAPL_LOSS_DIRECTIONS:
             raise ValueError(f"tapl_loss must be one of {TAPL_LOSS_DIRECTIONS}, got {self.tapl_loss!r}")
+        from phy.utils.memory import check_memory
+
+        check_memory(self.jscc_training_bytes(), f"training the JSCC (token_dim {self.token_dim}, channel_uses "
+                     f"{self.channel_uses}, hidden_dim {self.hidden_dim}, batch {self.jscc_batch_size})",
+                     hint="use a smaller --channel-uses / --hidden-dim / --batch-size")
+
+    def jscc_training_bytes(self) -> int:
+        """Bytes the JSCC encoder + decoder need in training: weights, gradients and two Adam moments (16 bytes
+        per parameter) and the activations of one batch.
+
+        Examples
+        --------
+        >>> SemCLIPConfig(token_dim=32, channel_uses=16, hidden_dim=64).jscc_training_bytes() < 2 ** 21
+        True
+        """
+        n, m, h, k = self.token_dim, 2 * self.channel_uses, self.hidden_dim, self.num_hidden
+        dense = lambda a, b: a * b + a * h + max(k - 1, 0) * h * h + h * b + k * (h + 1) * max(8, h // 4) * 2  # noqa: E731
+        params = dense(n, m) + dense(m, n)
+        return 16 * params + 4 * self.jscc_batch_size * (2 * (n + m) + 4 * k * h)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -256,8 +275,9 @@ def load_train_state(ck: Path, device, given: Dict[str, object]) -> dict:
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # pickle.UnpicklingError (a non-tensor object), RuntimeError (not a zip)...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"{path} is not a checkpoint this code wrote (refused to unpickle it: {first}); "
+        from semantic.checkpoints import load_refusal
+
+        raise ValueError(f"{path} is not a checkpoint this code wrote ({load_refusal(exc)}); "
                          f"delete {ck} to start over") from None
     saved = state.get("settings") if isinstance(state, dict) else None
     if not isinstance(saved, dict):
@@ -408,24 +428,7 @@ def train_jscc(features: torch.Tensor, cfg: SemCLIPConfig, out_dir: Optional[Uni
     >>> len(losses), codec.encoder.config.channel_uses
     (3, 8)
     """
-    if not isinstance(features, torch.Tensor) or features.dim() != 2 or features.shape[1] != cfg.token_dim:
-        raise ValueError(f"features must be a [n, {cfg.token_dim}] tensor (cfg.token_dim), got "
-                         f"{tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__}")
-    if features.shape[0] < 2:
-        raise ValueError("the contrastive loss needs at least 2 examples")
-    if dist_info is not None and not isinstance(dist_info, DistInfo):
-        raise TypeError(f"dist_info must be a semantic.distributed.DistInfo or None, got {type(dist_info).__name__}")
-    info = dist_info if dist_info is not None else DistInfo()
-    world = info.world_size if info.distributed else 1
-    if device is None:
-        device = info.device if dist_info is not None else "cpu"
-    device = torch.device(device)
-    if info.distributed and device != info.device:
-        raise ValueError(f"device must be this rank's device {info.device} (dist_info.device), got {device}")
-    B = min(cfg.jscc_batch_size, features.shape[0])
-    if B % world:
-        raise ValueError(f"the global batch (min(jscc_batch_size, n) = {B}) must be a multiple of the world size "
-                         f"{world}: every rank takes an equal share")
+    info, world, device, B = _jscc_setup(features, cfg, device, dist_info)
     steps = cfg.jscc_steps if steps is None else int(steps)
     if codec is None:
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the global stream
@@ -439,23 +442,10 @@ def train_jscc(features: torch.Tensor, cfg: SemCLIPConfig, out_dir: Optional[Uni
         opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, max(steps, 1)) / max(steps, 1))) * 0.95 + 0.05)
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    start, history = 0, []
+    state = {"optimizer": opt, "scheduler": sched, "scaler": scaler}
     settings = {**stage_settings(cfg, "jscc"), "steps": steps, "channel": _describe(ch)}
     out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        ck = _find_checkpoint(out)
-        if ck is not None:
-            state = load_train_state(ck, device, settings)
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-            codec.load_state_dict(JSCCCodec.from_pretrained(ck).state_dict())
-            scaler.load_state_dict(state["scaler"])
-            start, history = int(state["step"]), list(state["history"])
-            ch.generator(device).set_state(state["channel_rng"].cpu())
-        barrier(info)  # every rank has read the checkpoint before rank 0 writes a new one
-        if info.is_main:
-            out.mkdir(parents=True, exist_ok=True)
-            cfg.save(out / "semclip_config.json")
+    start, history = _jscc_resume(out, codec, state, ch, device, settings, cfg, info)
     feats = features.float().to(device)
     n = feats.shape[0]
     rows = rank_slice(B, info) if world > 1 else slice(0, B)  # this rank's share of the global batch
@@ -483,12 +473,7 @@ def train_jscc(features: torch.Tensor, cfg: SemCLIPConfig, out_dir: Optional[Uni
         bar.set_postfix(loss=f"{history[-1]:.3f}")
         last = step + 1 == steps or (stop_at is not None and step + 1 >= stop_at)
         if out is not None and ((step + 1) % cfg.checkpoint_every == 0 or last):
-            if info.is_main:
-                _save_checkpoint(out, codec.save_pretrained,
-                                 {"step": step + 1, "history": history, "optimizer": opt.state_dict(),
-                                  "scheduler": sched.state_dict(), "scaler": scaler.state_dict(),
-                                  "channel_rng": ch.generator(device).get_state(), "settings": settings})
-            barrier(info)
+            _jscc_checkpoint(out, codec, step + 1, history, state, ch, device, settings, info)
         if last:
             break
     bar.close()
@@ -498,6 +483,64 @@ def train_jscc(features: torch.Tensor, cfg: SemCLIPConfig, out_dir: Optional[Uni
             (out / "train_history.json").write_text(json.dumps(history))
         barrier(info)
     return unwrap(model).eval(), history
+
+
+def _jscc_setup(features: torch.Tensor, cfg: SemCLIPConfig, device, dist_info: Optional[DistInfo]):
+    """Check the inputs of :func:`train_jscc`; ``(dist info, world size, device, global batch B)``."""
+    if not isinstance(features, torch.Tensor) or features.dim() != 2 or features.shape[1] != cfg.token_dim:
+        raise ValueError(f"features must be a [n, {cfg.token_dim}] tensor (cfg.token_dim), got "
+                         f"{tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__}")
+    if features.shape[0] < 2:
+        raise ValueError("the contrastive loss needs at least 2 examples")
+    if dist_info is not None and not isinstance(dist_info, DistInfo):
+        raise TypeError(f"dist_info must be a semantic.distributed.DistInfo or None, got {type(dist_info).__name__}")
+    info = dist_info if dist_info is not None else DistInfo()
+    world = info.world_size if info.distributed else 1
+    if device is None:
+        device = info.device if dist_info is not None else "cpu"
+    device = torch.device(device)
+    if info.distributed and device != info.device:
+        raise ValueError(f"device must be this rank's device {info.device} (dist_info.device), got {device}")
+    B = min(cfg.jscc_batch_size, features.shape[0])
+    if B % world:
+        raise ValueError(f"the global batch (min(jscc_batch_size, n) = {B}) must be a multiple of the world size "
+                         f"{world}: every rank takes an equal share")
+    return info, world, device, B
+
+
+def _jscc_resume(out: Optional[Path], codec: JSCCCodec, state: Dict[str, object], ch: Channel, device,
+                 settings: Dict[str, object], cfg: SemCLIPConfig, info: DistInfo) -> Tuple[int, List[float]]:
+    """Load the newest checkpoint under ``out`` into the codec, the optimiser, scheduler and scaler of
+    ``state`` and the channel stream; ``(step, loss history)`` to go on from (``(0, [])`` for a fresh run).
+    Rank 0 then records the config."""
+    start, history = 0, []
+    if out is None:
+        return start, history
+    ck = _find_checkpoint(out)
+    if ck is not None:
+        saved = load_train_state(ck, device, settings)
+        state["optimizer"].load_state_dict(saved["optimizer"])
+        state["scheduler"].load_state_dict(saved["scheduler"])
+        codec.load_state_dict(JSCCCodec.from_pretrained(ck).state_dict())
+        state["scaler"].load_state_dict(saved["scaler"])
+        start, history = int(saved["step"]), list(saved["history"])
+        ch.generator(device).set_state(saved["channel_rng"].cpu())
+    barrier(info)  # every rank has read the checkpoint before rank 0 writes a new one
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        cfg.save(out / "semclip_config.json")
+    return start, history
+
+
+def _jscc_checkpoint(out: Path, codec: JSCCCodec, step: int, history: List[float], state: Dict[str, object],
+                     ch: Channel, device, settings: Dict[str, object], info: DistInfo) -> None:
+    """Rank 0 writes the checkpoint after ``step`` steps; every rank waits for it."""
+    if info.is_main:
+        _save_checkpoint(out, codec.save_pretrained,
+                         {"step": step, "history": history, "optimizer": state["optimizer"].state_dict(),
+                          "scheduler": state["scheduler"].state_dict(), "scaler": state["scaler"].state_dict(),
+                          "channel_rng": ch.generator(device).get_state(), "settings": settings})
+    barrier(info)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 ``run_comparison``'s rows keyed by (scheme, channel, snr_db)."""
 import torch
 
-from experiments.commands.compare import CompareConfig, run_comparison
+from experiments.comparison import CompareConfig, run_comparison
 from experiments.core.sources import FeatureSource
 
 

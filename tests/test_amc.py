@@ -4,42 +4,62 @@ import math
 import pytest
 import torch
 
-from phy.link.amc import (MCS_TABLE, CodewordLink, codeword_layout, estimate_bler, select_mcs)
+from phy.link.amc import (MCS_TABLE, CodewordLink, codeword_layout, estimate_bler, mcs_by_index, select_mcs)
 from phy.theory.capacity import awgn_capacity
 from phy.channel.registry import make_channel
-from phy.fec.codes import LDPC5G_MAX_K
+from phy.fec.codes import LDPC5G_BG2_MAX_K, LDPC5G_MAX_K
 from phy.sim.intervals import clopper_pearson
 
 
-def test_table_is_3gpp_256qam_table_from_index_2():
-    assert [m.index for m in MCS_TABLE] == list(range(2, 28))
+def test_table_is_3gpp_256qam_table_and_the_repetitions_of_mcs_0():
+    assert [m.index for m in MCS_TABLE] == list(range(-3, 28))
     # spectral efficiencies of TS 38.214 Table 5.1.3.1-2 (4 decimals in the standard)
-    se = {2: 0.6016, 5: 1.4766, 11: 2.7305, 20: 5.3320, 27: 7.4063}
+    se = {0: 0.2344, 1: 0.3770, 2: 0.6016, 5: 1.4766, 11: 2.7305, 20: 5.3320, 27: 7.4063}
     for m in MCS_TABLE:
         if m.index in se:
             assert m.spectral_efficiency == pytest.approx(se[m.index], abs=1e-4)
+        assert m.repetition == (2 ** -m.index if m.index < 0 else 1)
+        if m.index < 0:   # MCS 0's rate over 2, 4, 8 times the resources
+            assert m.spectral_efficiency * m.repetition == pytest.approx(se[0], abs=1e-4)
     assert all(a.spectral_efficiency < b.spectral_efficiency for a, b in zip(MCS_TABLE, MCS_TABLE[1:]))
+    assert mcs_by_index(27) is MCS_TABLE[-1]
+    for bad in (28, -4, True, "2"):
+        with pytest.raises(ValueError, match="index must be an MCS index"):
+            mcs_by_index(bad)
 
 
 @pytest.mark.parametrize("uses", [16, 100, 192, 1000])
 def test_layout_invariants(uses):
     for m in MCS_TABLE:
+        r = m.repetition
+        base_rate = m.rate * r
+        max_k = LDPC5G_BG2_MAX_K if base_rate <= 0.25 else LDPC5G_MAX_K
+        per = uses * m.bits_per_symbol
         try:
             lay = codeword_layout(m, uses)
         except ValueError as e:
+            if "payload" in str(e):     # a low rate on a small budget: the CRC leaves < 1 bit per example
+                s0 = math.ceil(1024 / per)
+                assert math.floor(s0 * per * base_rate + 1e-9) - 16 < s0 * r
+                continue
             assert "codeword" in str(e)
-            assert math.floor(uses * m.bits_per_symbol * m.rate) > LDPC5G_MAX_K
+            assert math.floor(uses * m.bits_per_symbol * base_rate) > max_k
             continue
         assert lay.n == lay.span * uses * m.bits_per_symbol
-        assert lay.k == math.floor(lay.n * m.rate + 1e-9) <= LDPC5G_MAX_K
+        assert lay.k == math.floor(lay.n / r * base_rate + 1e-9) <= max_k
+        assert lay.span % r == 0 and lay.n * m.rate <= lay.k + 1e-9 * lay.n + r
         assert lay.crc_bits == (24 if lay.k > 3824 else 16)
         assert lay.span * lay.payload_bits + lay.crc_bits + lay.filler_bits == lay.k
         assert 0 <= lay.filler_bits < lay.span
-        assert lay.n >= 1024 or lay.span == 1 or (lay.span + 1) * uses * m.bits_per_symbol * m.rate > LDPC5G_MAX_K
+        s0 = lay.span // r
+        assert lay.n >= 1024 * r or s0 == 1 or (s0 + 1) * per * base_rate > max_k
+        if r > 1:                       # MCS 0's codeword over r times the examples
+            base = codeword_layout(mcs_by_index(0), uses)
+            assert (lay.k, lay.span, lay.n) == (base.k, r * base.span, r * base.n)
 
 
 def test_crc_erases_failed_codewords_and_delivers_the_rest_exactly():
-    lay = codeword_layout(MCS_TABLE[3], 64)          # 16-QAM
+    lay = codeword_layout(mcs_by_index(5), 64)       # 16-QAM
     ch = make_channel("awgn", seed=3)
     link = CodewordLink(ch, lay)
     g = torch.Generator().manual_seed(0)
@@ -56,7 +76,7 @@ def test_crc_erases_failed_codewords_and_delivers_the_rest_exactly():
 
 
 def test_bler_estimate_is_reproducible_agrees_with_independent_runs_and_respects_capacity():
-    lay = codeword_layout(MCS_TABLE[1], 100)          # QPSK 449/1024
+    lay = codeword_layout(mcs_by_index(3), 100)      # QPSK 449/1024
     ch = make_channel("awgn", seed=0)
     shannon = 10 * math.log10(2 ** lay.mcs.spectral_efficiency - 1)
     assert estimate_bler(ch, lay, shannon - 1.0, seed=1).bler == 1.0      # below capacity: every codeword lost
@@ -78,7 +98,7 @@ def test_bler_estimate_is_reproducible_agrees_with_independent_runs_and_respects
 
 
 def _layouts(uses=100):
-    return [codeword_layout(m, uses) for m in MCS_TABLE]
+    return [codeword_layout(m, uses) for m in MCS_TABLE if m.index >= 0]
 
 
 def test_select_mcs_lazy_search_equals_brute_force():
@@ -108,9 +128,9 @@ def test_select_mcs_bad_input():
     with pytest.raises(ValueError, match="bler_target"):
         select_mcs(_layouts(), lambda l: 0.0, lambda b: 0.0, 1.0, 3.0, policy="bler-target", bler_target=1.5)
     with pytest.raises(ValueError, match="uses_per_example"):
-        codeword_layout(MCS_TABLE[0], 0)
+        codeword_layout(mcs_by_index(2), 0)
     with pytest.raises(ValueError, match="more than one 5G LDPC codeword"):
         codeword_layout(MCS_TABLE[-1], 12288)
     with pytest.raises(ValueError, match="payload"):
-        link = CodewordLink(make_channel("awgn", seed=0), codeword_layout(MCS_TABLE[0], 64))
+        link = CodewordLink(make_channel("awgn", seed=0), codeword_layout(mcs_by_index(2), 64))
         link(torch.zeros(2, 3), 0.0)

@@ -47,6 +47,7 @@ def inputs(tmp_path_factory, tiny_image_dir):  # noqa: F811
     (root / "tornfeatures" / "manifest.json").write_text('{"complete": true, "shards": ["s0.safetensors"], '
                                                         '"class_names": ["a"]}')
     (root / "tornfeatures" / "s0.safetensors").write_bytes(b"\x10\x00")
+    _hostile_inputs(root)
     with socket.socket() as s:  # an unused loopback port: nothing listens there
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -55,6 +56,49 @@ def inputs(tmp_path_factory, tiny_image_dir):  # noqa: F811
             "broken_images": str(broken), "images": str(tiny_image_dir),
             "captions": str(Path(tiny_image_dir) / "captions.csv"), "minilm_cache": str(cache),
             "address": f"127.0.0.1:{port}", "out": str(root / "out"), "missing": str(root / "missing")}
+
+
+def _hostile_inputs(root: Path) -> None:
+    """Files of the hostile rows: configs, manifests, CSVs, feature files and caches that try to break in."""
+    import json
+    import pickle
+
+    from safetensors.torch import save_file
+
+    (root / "list_out.toml").write_text('out = ["/a", "/b"]\n')
+    (root / "plugin_key.toml").write_text('plugin = "evil.py"\n')
+    (root / "deep.toml").write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    (root / "one.toml").write_text('code = "none"\n')
+    argv = ["ber", "--code", "none", "--out", str(root / "old")]
+    for name, manifest in (("list", [argv]), ("string", "ber"), ("null", None),
+                           ("cwd", {"semcom_argv": argv, "cwd": 5}),
+                           ("plugin", {"semcom_argv": argv + ["--plugin=" + str(root / "evil.py")]}),
+                           ("version", {"semcom_argv": ["--version"]}),
+                           ("leading_plugin", {"semcom_argv": ["--plugin=evil.py", "rerun", "x", "--out", "y"]}),
+                           ("help", {"semcom_argv": argv + ["--he"]})):
+        (root / f"manifest_{name}.json").write_text(json.dumps(manifest))
+    (root / "manifest_deep.json").write_text("[" * 100000 + "]" * 100000)
+    (root / "evil.py").write_text(f"open({str(root / 'evil_ran')!r}, 'w').close()\n")
+    plots = {"bigcell": "scheme,channel,snr_db,ber\na,awgn,0," + "1" * 200000 + "\n",
+             "extracells": "scheme,channel,snr_db,ber\na,awgn,0,0.1,9,9\n",
+             "nanonly": "scheme,channel,snr_db,ber\na,awgn,0,nan\na,awgn,5,nan\n"}
+    for name, text in plots.items():
+        (root / f"plot_{name}").mkdir()
+        (root / f"plot_{name}" / "ber.csv").write_text(text)
+    np.save(root / "feats.npy", np.random.default_rng(0).standard_normal((16, 8)).astype(np.float32))
+    with open(root / "pickled.pt", "wb") as fh:
+        pickle.dump({"features": object()}, fh)
+    cache = root / "nanfeatures"  # a complete feature cache with one NaN token no batch may happen to draw
+    cache.mkdir()
+    feats = torch.randn(40, 16)
+    feats[37, 3] = float("nan")
+    save_file({"features": feats, "labels": torch.arange(40) % 4}, str(cache / "s0.safetensors"))
+    (cache / "manifest.json").write_text(json.dumps({"complete": True, "shards": ["s0.safetensors"],
+                                                    "class_names": ["a", "b", "c", "d"]}))
+    good = root / "goodfeatures"
+    good.mkdir()
+    save_file({"features": torch.randn(40, 16), "labels": torch.arange(40) % 4}, str(good / "s0.safetensors"))
+    (good / "manifest.json").write_text((cache / "manifest.json").read_text())
 
 
 # (id, argv with {placeholders}, text the error line must contain); "{blip2}" is the tiny BLIP-2 folder
@@ -146,6 +190,81 @@ CLI_CASES = [
     ("reproduce-dataset-missing", ["reproduce", "semclip-table1", "--data", "{missing}", "--out", "{out}"],
      "dataset 'imagenet-val' (ImageNet-1k validation set"),
 ]
+# numbers: overflow, non-integers, non-finite values, counts beyond what finishes, SNRs beyond any physics
+CLI_CASES += [
+    ("ber-k-overflow", ["ber", "--k", "1e400", "--out", "{out}"], "expected an integer from 1 to 1048576"),
+    ("ber-target-errors-fraction", ["ber", "--target-errors", "2.5e0", "--out", "{out}"],
+     "expected an integer, got '2.5e0'"),
+    ("ber-batch-size-fraction", ["ber", "--batch-size", "1.9e0", "--out", "{out}"], "expected an integer"),
+    ("ber-num-iter-unending", ["ber", "--code", "ldpc5g", "--num-iter", "100000000", "--out", "{out}"],
+     "from 1 to 1000"),
+    ("ber-max-bits-unending", ["ber", "--max-bits", "1e300", "--out", "{out}"], "at most 1e+13"),
+    ("ber-snr-overflow", ["ber", "--snr-db=-1e308:1e308:1e308", "--out", "{out}"], "outside the SNR range"),
+    ("ber-device-meta", ["ber", "--device", "meta", "--out", "{out}"], "not a device that computes"),
+    ("ber-ml-candidates", ["ber", "--detector", "ml", "--modulation", "256qam", "--code", "none", "--channel",
+                           "rayleigh(num_tx=16,num_rx=16)", "--out", "{out}"], "256^16 candidate vectors"),
+    ("ber-phase-offset-huge", ["ber", "--channel", "awgn(phase_offset=1e300)", "--out", "{out}"], "phase_offset"),
+    ("ber-symbol-rate-tiny", ["ber", "--channel", "awgn(cfo=100,symbol_rate=1e-300)", "--out", "{out}"],
+     "symbol_rate"),
+    ("channel-snr-inf", ["channel", "--snr-db", "inf"], "expected a finite number >= -200 and <= 200"),
+    ("channel-snr-huge", ["channel", "--snr-db", "1e308"], "expected a finite number >= -200 and <= 200"),
+    ("channel-tolerance-nan", ["channel", "--tolerance-db", "nan"], "expected a finite number >= 0"),
+    ("channel-tolerance-negative", ["channel", "--tolerance-db", "-1"], "expected a finite number >= 0"),
+    ("channel-block-length-huge", ["channel", "--channel", "rayleigh(block_length=1e308)"], "block_length"),
+    ("channel-delay-spread-huge", ["channel", "--channel", "tdl(delay_spread=1e300)"], "delay_spread"),
+    ("channel-speed-huge", ["channel", "--channel", "tdl(speed=1e300)"], "speed"),
+    ("channel-fft-size-huge", ["channel", "--channel", "tdl(fft_size=100000000)"], "fft_size"),
+    ("channel-cdl-grid-memory", ["channel", "--channel",
+                                 "ofdm(model=cdl-C,num_tx=16,num_rx=16,fft_size=4096,num_ofdm_symbols=128)"],
+     "needs about"),
+    ("semclip-train-jscc-channel-uses-huge", ["semclip", "train-jscc", "--features", "{root}/goodfeatures",
+                                              "--channel-uses", "1000000000", "--out", "{out}"], "from 0 to 1048576"),
+    ("semclip-train-jscc-model-memory", ["semclip", "train-jscc", "--features", "{root}/goodfeatures",
+                                         "--hidden-dim", "65536", "--out", "{out}"], "needs about"),
+    ("semclip-train-jscc-nan-token", ["semclip", "train-jscc", "--features", "{root}/nanfeatures", "--out", "{out}"],
+     "1 token(s) with NaN or inf values (rows [37])"),
+    ("vlf-msc-eval-steps-fraction", ["vlf-msc-eval", "--images", "{images}", "--steps", "2.5", "--out", "{out}"],
+     "expected an integer"),
+]
+# files: configs, manifests, CSVs and feature files that try to break in
+CLI_CASES += [
+    ("compare-config-folder", ["compare", "--config", "{root}", "--out", "{out}"], "is not a regular file"),
+    ("compare-config-proc-mem", ["compare", "--config", "/proc/self/mem", "--out", "{out}"], "cannot be read"),
+    ("compare-config-deep", ["compare", "--config", "{root}/deep.toml", "--out", "{out}"], "nests too deeply"),
+    ("ber-config-list-out", ["ber", "--config", "{root}/list_out.toml"], "'out' names one file or folder"),
+    ("ber-config-plugin-key", ["ber", "--config", "{root}/plugin_key.toml", "--out", "{out}"],
+     "unknown option(s) 'plugin'"),
+    ("ber-config-twice", ["ber", "--config", "{root}/one.toml", "--config", "{root}/one.toml", "--out", "{out}"],
+     "--config given twice"),
+    ("rerun-manifest-list", ["rerun", "{root}/manifest_list.json", "--out", "{out}"], "is a JSON list"),
+    ("rerun-manifest-string", ["rerun", "{root}/manifest_string.json", "--out", "{out}"], "is a JSON string"),
+    ("rerun-manifest-null", ["rerun", "{root}/manifest_null.json", "--out", "{out}"], "is a JSON null"),
+    ("rerun-manifest-cwd-number", ["rerun", "{root}/manifest_cwd.json", "--out", "{out}"],
+     "'cwd' must be a string"),
+    ("rerun-manifest-deep", ["rerun", "{root}/manifest_deep.json", "--out", "{out}"], "nests too deeply"),
+    ("rerun-manifest-plugin", ["rerun", "{root}/manifest_plugin.json", "--out", "{out}"],
+     "a replay runs no code a manifest names"),
+    ("rerun-manifest-version", ["rerun", "{root}/manifest_version.json", "--out", "{out}"], "not a study command"),
+    ("rerun-manifest-leading-plugin", ["rerun", "{root}/manifest_leading_plugin.json", "--out", "{out}"],
+     "starts with a rerun"),
+    ("rerun-manifest-help", ["rerun", "{root}/manifest_help.json", "--out", "{out}"], "does not run"),
+    ("rerun-manifest-proc-mem", ["rerun", "/proc/self/mem", "--out", "{out}"], "cannot be read"),
+    ("plot-cell-too-large", ["plot", "{root}/plot_bigcell", "--metric", "ber", "--out", "{out}.png"],
+     "not a readable result table"),
+    ("plot-extra-cells-unknown-metric", ["plot", "{root}/plot_extracells", "--metric", "nope", "--out", "{out}.png"],
+     "more cells than the header"),
+    ("plot-nothing-to-draw", ["plot", "{root}/plot_nanonly", "--metric", "ber", "--out", "{out}.png"],
+     "no finite 'ber' value to draw"),
+    ("compare-key-with-npy", ["compare", "--source", "{root}/feats.npy", "--key", "x", "--out", "{out}"],
+     "a .npy file holds one array"),
+    ("compare-pickled-pt", ["compare", "--source", "{root}/pickled.pt", "--out", "{out}"],
+     "unpickling them could run code"),
+]
+
+
+#: rows whose bad input shows only while the run reads its data: the run has started, and its folder holds a
+#: manifest marked "failed" (and the rows finished before), which a rerun resumes
+FOUND_WHILE_RUNNING = {"vlf-msc-corrupt-image"}
 
 
 @pytest.mark.parametrize("case", CLI_CASES, ids=[c[0] for c in CLI_CASES])
@@ -155,6 +274,7 @@ def test_cli_bad_input_exits_2_with_one_line(case, inputs, tiny_blip2_dir, capsy
         pytest.skip("checks the error of a machine without CUDA")
     monkeypatch.setenv("HF_HOME", str(Path(inputs["root"]) / "empty_hf"))  # offline, nothing cached
     monkeypatch.delenv("SEMCOM_ALLOW_DOWNLOAD", raising=False)
+    monkeypatch.setenv("SEMCOM_MEMORY_LIMIT", "8e9")  # the memory rows refuse on any machine
     values = dict(inputs, blip2=str(tiny_blip2_dir), out=str(Path(inputs["out"]) / name))
     argv = [a.format(**values) for a in argv]
     try:
@@ -166,6 +286,10 @@ def test_cli_bad_input_exits_2_with_one_line(case, inputs, tiny_blip2_dir, capsy
     assert rc == 2, err
     assert "Traceback" not in err and len(lines) == 1, err
     assert expected.format(**values) in lines[0], err
+    assert "weights_only=False" not in err     # never advise an unsafe load
+    if name not in FOUND_WHILE_RUNNING:
+        assert not Path(values["out"]).exists(), f"a refused run left {values['out']}"   # nothing written
+    assert not (Path(inputs["root"]) / "evil_ran").exists()     # no code named by a file ran
 
 
 def _run_ber_trial(shape):
@@ -250,6 +374,75 @@ API_CASES += [
      "CUDA is not available"),
     ("LinkTrial-cuda-absent", lambda t: __import__("phy.sim").sim.LinkTrial(
         lambda b, snr_db: b, k=4, device="cuda"), ValueError, "CUDA is not available"),
+]
+
+
+
+
+def _over_builtin():
+    from phy.channel import AWGN
+    from phy.channel.registry import register_channel
+
+    register_channel("awgn")(type("PluginAWGN", (AWGN,), {}))
+
+
+def _big_grid(t):
+    import os
+
+    os.environ["SEMCOM_MEMORY_LIMIT"] = "8e9"
+    try:
+        from phy.ofdm.channel import OFDMChannel
+
+        OFDMChannel(model="cdl-C", num_tx=16, num_rx=16, fft_size=4096, num_ofdm_symbols=128)
+    finally:
+        del os.environ["SEMCOM_MEMORY_LIMIT"]
+
+
+def _pickled(t):
+    import pickle
+
+    from semantic.checkpoints import safe_torch_load
+
+    with open(f"{t}/p.pt", "wb") as fh:
+        pickle.dump(object(), fh)
+    safe_torch_load(f"{t}/p.pt", what="checkpoint")
+
+
+def _negative_blocks():
+    from phy.sim.points import BER_COLUMNS, PointResult
+
+    row = dict.fromkeys(BER_COLUMNS, "0")
+    row.update(scheme="none", channel="awgn", snr_type="esno", status="ok", blocks="-5", block_errors="0")
+    PointResult.from_row(row)
+
+
+API_CASES += [
+    ("PhaseImpairment-huge-phase", lambda t: __import__("phy.channel.impairments").channel.impairments
+     .PhaseImpairment(phase_offset=1e300), ValueError, "phase_offset"),
+    ("PhaseImpairment-cfo-beyond-nyquist", lambda t: __import__("phy.channel.impairments").channel.impairments
+     .PhaseImpairment(cfo=1e6, symbol_rate=1e6), ValueError, "half the symbol_rate"),
+    ("Rayleigh-huge-block", lambda t: __import__("phy.channel").channel.Rayleigh(block_length=10 ** 12), ValueError,
+     "block_length"),
+    ("SionnaTDL-huge-delay-spread", lambda t: _tdl(delay_spread=1e300), ValueError, "delay_spread"),
+    ("SionnaTDL-huge-fft", lambda t: _tdl(fft_size=10 ** 8), ValueError, "fft_size"),
+    ("check_device-meta", lambda t: __import__("phy.utils.conventions").utils.conventions.check_device("meta"),
+     ValueError, "not a device that computes"),
+    ("MIMODetector-ml-candidates", lambda t: __import__("phy.mimo.detection").mimo.detection.MIMODetector(
+        "ml", "256qam", 16), ValueError, "256^16 candidate vectors"),
+    ("OFDMChannel-grid-memory", _big_grid, ValueError, "needs about"),
+    ("SemCLIPConfig-model-memory", lambda t: __import__("semantic.semclip").semclip.SemCLIPConfig(
+        hidden_dim=10 ** 7), ValueError, "needs about"),
+    ("register_channel-over-builtin", lambda t: _over_builtin(), ValueError, "'awgn' is already registered"),
+    ("BSCEquivalentLink-impaired", lambda t: __import__("phy.link.digital").link.digital.BSCEquivalentLink(
+        "qpsk", channel=__import__("phy.channel").channel.make_channel("awgn(phase_offset=0.5)")), ValueError,
+     "closed form"),
+    ("ResumableCSV-cell-too-large", lambda t: _csv_with(t, "k,v\n1," + "9" * 200000 + "\n"), ValueError,
+     "not a readable result table"),
+    ("PointResult-negative-blocks", lambda t: _negative_blocks(), ValueError, "blocks=-5: a count is >= 0"),
+    ("safe_torch_load-pickle", _pickled, ValueError, "unpickling them could run code"),
+    ("load_source-npy-key", lambda t: (np.save(f"{t}/f.npy", np.ones((4, 2))), __import__("experiments.core.sources")
+                                       .core.sources.load_source(f"{t}/f.npy", key="x")), ValueError,
+     "a .npy file holds one array"),
 ]
 
 

@@ -279,3 +279,28 @@ def test_subclass_fading_may_return_none_on_the_kernel_path():
     assert out.h is None and torch.allclose(out.y, x, atol=1e-3)
     out = Sometimes(seed=0)(torch.randn(2, 6, dtype=torch.complex64), 0.1)
     assert out.h is not None and out.h.shape == (2, 6)
+
+
+_CACHE_PROBE = """
+import hashlib, torch
+from phy.channel import kernels as ck
+torch.manual_seed(0)
+x = torch.randn(16, 3000, dtype=torch.complex64)
+no = torch.full((16, 1), 0.3)
+parts = [ck.flat_fading_equalized(x, no, 5, method=m)[:2] for m in ("mmse", "zf")]
+parts += [ck.flat_fading(x, no, 5)[:2], ck.awgn(x, no, 5)[:1]]
+print(hashlib.sha1(b"".join(t.numpy().tobytes() for p in parts for t in p)).hexdigest())
+"""
+
+
+@pytest.mark.slow
+def test_kernels_give_the_same_bits_when_compiled_and_when_loaded_from_cache(tmp_path):
+    """The first process compiles the kernels into an empty cache, the second loads them: same bits."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    digests = [subprocess.run([sys.executable, "-c", _CACHE_PROBE], env=env, capture_output=True, text=True,
+                              check=True).stdout.strip() for _ in range(2)]
+    assert len(digests[0]) == 40 and digests[0] == digests[1]

@@ -126,7 +126,8 @@ def test_parse_snr_list():
     (["--code", ""], "code"),
     (["--channel", "awgn,foo"], "foo"),
     (["--code", "ldpc5g", "--k", "256", "--n", "128"], "k"),
-    (["--code", "ldpc5g", "--k", "64", "--n", "1000"], "5G"),
+    (["--code", "ldpc5g", "--k", "64", "--n", "65"], "5G"),
+    (["--code", "ldpc5g", "--k", "5000", "--n", "30000"], "5G"),
     (["--code", "ldpc5g", "--k", "8", "--n", "16"], "5G"),
     (["--code", "hamming74", "--k", "30", "--n", "64"], "multiple of 4"),
     (["--snr-db", ","], "snr-db"),
@@ -172,12 +173,15 @@ def test_layered_ldpc_decoder_option_and_namespace_defaults(tmp_path):
 
 @pytest.mark.parametrize("bad, message", [
     (["--channel", "rayleigh(block_length=0)"], "block_length"),
-    (["--snr-db", "nan"], "snr_db"),
+    (["--snr-db", "nan"], "--snr-db"),
     (["--channel", "tdl(fft_size=0)"], "fft_size"),
 ])
 def test_channel_bad_input_exits_2_with_message(bad, message, capsys):
     """``semcom channel``: invalid values give exit status 2 and a one-line error, not a traceback."""
-    rc = main(["channel", "--symbols", "64"] + bad)
+    try:
+        rc = main(["channel", "--symbols", "64"] + bad)
+    except SystemExit as e:  # argparse errors
+        rc = e.code
     err = capsys.readouterr().err
     assert rc == 2
     assert "semcom channel: error:" in err and message in err
@@ -285,3 +289,43 @@ def test_random_and_scrambled_codewords_agree_on_uncoded_ber(tmp_path):
     sigma = math.sqrt(4 * p * (1 - p) / 3e5)  # whole-symbol variance (4 bits share the noise)
     for v in bers.values():
         assert abs(v - p) < 4 * sigma, (bers, p)
+
+
+def test_normal_approximation_column_matches_an_independent_computation(full_run):
+    """``bler_normal_approx``: for the coded chains on AWGN, Q((n C - k + 1/2 log2 n) / sqrt(n V)) with C and V
+    of uniform 16-QAM from a 2-D quadrature over the constellation points (within 2%), n = coded bits / 4;
+    empty for the uncoded chain and for Rayleigh."""
+    from scipy.stats import norm
+
+    from test_finite_blocklength import _gh_capacity_dispersion
+
+    uses = {"hamming74": 16 * 7 / 4, "ldpc5g": 128 / 4}
+    checked = 0
+    for r in _rows(full_run / "ber.csv"):
+        if r["scheme"] == "none" or r["channel"] != "awgn":
+            assert r["bler_normal_approx"] == ""
+            continue
+        n = uses[r["scheme"]]
+        c, v = _gh_capacity_dispersion("16qam", float(r["esno_db"]))
+        ref = norm.sf((n * c - 64 + 0.5 * math.log2(n)) / math.sqrt(n * v))
+        if ref > 1e-9:
+            assert float(r["bler_normal_approx"]) == pytest.approx(ref, rel=0.02)
+            checked += 1
+        # the best code of that size is at least as good as the simulated chain (within its interval)
+        if r["status"] != "skipped: no errors at previous point":
+            assert float(r["bler_normal_approx"]) <= float(r["bler_ci_high"])
+    assert checked >= 4
+
+
+def test_a_csv_from_before_the_normal_approximation_resumes(full_run, tmp_path):
+    """A ``ber.csv`` without ``bler_normal_approx`` (an older run) gets the column computed for its rows and
+    resumes to the file an uninterrupted run writes."""
+    ref = (full_run / "ber.csv").read_text()
+    rows = list(csv.reader(ref.splitlines()))
+    assert rows[0][-1] == "bler_normal_approx"
+    with open(tmp_path / "ber.csv", "w", newline="") as fh:      # header + 9 rows, without the column
+        csv.writer(fh, lineterminator="\n").writerows(r[:-1] for r in rows[:10])
+    (tmp_path / "ber.settings.json").write_text((full_run / "ber.settings.json").read_text())
+    assert main(ARGS + ["--out", str(tmp_path)]) == 0
+    assert (tmp_path / "ber.csv").read_text() == ref
+    assert json.load(open(tmp_path / "manifest.json"))["rows_resumed"] == 9

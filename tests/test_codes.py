@@ -161,8 +161,9 @@ def test_registry_and_bad_input():
         LDPC5G(300, 200)
     with pytest.raises(ValueError, match="rate"):
         LDPC5G(100, 101)          # rate > 0.95
+    assert LDPC5G(100, 1000).buffer_length < 1000   # rate < 1/5: the circular buffer repeats (test_rate_matching)
     with pytest.raises(ValueError, match="rate"):
-        LDPC5G(100, 1000)         # rate < 1/5
+        LDPC5G(4000, 24000)       # rate < 1/5 with k beyond base graph 2
     with pytest.raises(ValueError, match="12 <= k <= 8448"):
         LDPC5G(8, 16)
     with pytest.raises(ValueError, match="n=200000"):

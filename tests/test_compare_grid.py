@@ -9,8 +9,9 @@ import torch
 
 import semantic  # noqa: F401  (CPU shim first)
 from compare_sources import compare_rows, gaussian_source
-from experiments.commands.compare import CompareConfig, TransformAMCScheme, run_comparison
+from experiments.comparison import CompareConfig, run_comparison
 from experiments.core.sources import FeatureSource
+from experiments.schemes import TransformAMCScheme
 from phy.channel.registry import canonical_channel_spec
 from phy.sim.intervals import clopper_pearson
 
@@ -46,11 +47,11 @@ def test_transform_amc_over_the_grid(monkeypatch):
 
 def test_codeword_link_over_the_grid_is_charged_its_slots():
     """A layout's uses are data symbols on a grid: a codeword of span x 36 symbols fills span slots of 48 REs."""
-    from phy.link.amc import MCS_TABLE, CodewordLink, codeword_layout
+    from phy.link.amc import CodewordLink, codeword_layout, mcs_by_index
     from phy.channel.registry import make_channel
 
     ch = make_channel("ofdm(model=awgn,fft_size=12,num_ofdm_symbols=4,pilot_symbols=1)", seed=0)
-    lay = codeword_layout(MCS_TABLE[0], uses_per_example=36)
+    lay = codeword_layout(mcs_by_index(2), uses_per_example=36)
     link = CodewordLink(ch, lay, decoder="bp")
     assert link.uses_per_codeword == ch.ledger(lay.span * 36).channel_uses == lay.span * 48
     payload = torch.randint(0, 2, (3, lay.span * lay.payload_bits), generator=torch.Generator().manual_seed(1)).float()
@@ -84,15 +85,17 @@ def test_analog_klt_over_the_grid():
 
 
 def test_ideal_code_schemes_over_the_grid():
-    """transform-ideal and quant-ideal over the grid: the payload is the --ideal-outage quantile of an example's
-    slot mutual information (genie AWGN grid: exactly floor(48 log2(1 + snr)), never in outage), the realised
+    """transform-ideal and quant-ideal over the grid with --ideal-outage 0.1: the payload is that quantile of a
+    codeword's mutual information over its examples' slots (a codeword spans ceil(512 / 36) = 15 examples of 36
+    data symbols; genie AWGN grid without pilots: 11 examples of 48, exactly floor(48 log2(1 + snr)) bits per
+    example, never in outage), the realised
     outage rate is near the target, and nothing beats the OPTA of the same row."""
     src = gaussian_source(600, 0.85 ** np.arange(32))
     spec = canonical_channel_spec(TINY)
     genie = canonical_channel_spec("ofdm(model=awgn,fft_size=12,num_ofdm_symbols=4,pilot_symbols=0,csi=perfect)")
     snrs = [0.0, 10.0]
     rows = compare_rows(src, schemes=["transform-ideal", "quant-ideal", "analog", "analog-svd"], channels=[spec, genie],
-                 snr_db=snrs, realizations=2)
+                 snr_db=snrs, realizations=2, ideal_outage=0.1)
     svd = rows[("analog-svd", spec, 0.0)]        # what still does not run over a grid says why
     assert svd["status"].startswith("skipped: analog-svd is not implemented over an OFDM grid") and "CSIT" in svd["status"]
     assert svd["nmse"] is None and svd["channel_uses"] == 0
@@ -103,9 +106,9 @@ def test_ideal_code_schemes_over_the_grid():
             assert r["status"] == "ok" and g["status"] == "ok", (r["note"], g["note"])
             assert (r["channel_uses"], r["data_uses"], r["pilot_uses"]) == (a["channel_uses"], 36, 12) == (48, 36, 12)
             assert (g["channel_uses"], g["data_uses"], g["pilot_uses"]) == (48, 48, 0)
-            assert f"payload <= {math.floor(48 * math.log2(1 + 10 ** (s / 10)))} bits" in g["note"]
-            assert g["outage_rate"] == 0.0
-            n = r["n_examples"] * r["realizations"]
+            assert f"payload {math.floor(48 * math.log2(1 + 10 ** (s / 10)))} bits per example" in g["note"]
+            assert g["outage_rate"] == 0.0 and (r["codeword_span"], g["codeword_span"]) == (15, 11)
+            n = r["n_examples"] * r["realizations"] // 15               # codewords
             lo, hi = clopper_pearson(round(r["outage_rate"] * n), n, confidence=0.999)
             assert lo <= 0.1 <= hi + 0.05            # the design quantile comes from 2000 draws of the slots
             for row in (r, g):                       # never below the OPTA beyond Monte Carlo error

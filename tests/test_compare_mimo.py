@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import semantic  # noqa: F401  (CPU shim first)
-from experiments.commands.compare import CompareConfig, SchemeContext, opta_reference, run_comparison
+from experiments.comparison import CompareConfig, run_comparison
 from experiments.core.sources import FeatureSource
+from experiments.schemes import SchemeContext, opta_reference
 from phy.channel.registry import make_channel
 from phy.theory.mimo_capacity import mimo_ergodic_capacity
 from phy.theory.ratedistortion import distortion_rate

@@ -155,11 +155,11 @@ def test_equalizer_rejects_bad_power(bad):
 def test_ls_estimate_is_drawn_once_per_coherence_block(monkeypatch):
     """Through the path the links use (``Equalizer.transmit``): the estimate is constant inside each
     coherence block and its error variance is N0 / num_pilots (over the independent blocks)."""
-    import phy.mimo.equalization as eqmod
+    import phy.mimo.csi as csimod
 
     seen = []
-    real = eqmod.estimate_csi
-    monkeypatch.setattr(eqmod, "estimate_csi", lambda h, *a, **k: seen.append((h, real(h, *a, **k))) or seen[-1][1])
+    real = csimod.estimate_csi
+    monkeypatch.setattr(csimod, "estimate_csi", lambda h, *a, **k: seen.append((h, real(h, *a, **k))) or seen[-1][1])
     L, blocks, no = 16, 2000, 0.3
     x = torch.ones(4, L * blocks, dtype=torch.complex64)
     for pilots in (1, 4):

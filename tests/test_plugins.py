@@ -32,7 +32,7 @@ class RotatedAWGN(Channel):
 
 SCHEMES_SRC = '''
 import torch
-from experiments.commands.compare import Plan, Received, Scheme
+from experiments.schemes import Plan, Received, Scheme
 from phy.link.analog import AnalogLink
 
 
@@ -150,10 +150,10 @@ def test_entry_point_code_and_channel_in_ber(plugin_path, tmp_path):
 
 def test_plugin_file_option_and_bad_plugins(tmp_path, capsys):
     from experiments.cli import main
-    from experiments.commands.compare import SCHEMES
+    from experiments.schemes import SCHEMES
 
     f = tmp_path / "extra.py"
-    f.write_text(SCHEMES_SRC + "\nfrom experiments.commands.compare import register_scheme\n"
+    f.write_text(SCHEMES_SRC + "\nfrom experiments.schemes import register_scheme\n"
                  "register_scheme('ridge-file')(RidgeScheme)\n")
     try:
         rc = main(["compare", "--plugin", str(f), "--source", "gaussian", "--schemes", "ridge-file",
@@ -174,7 +174,7 @@ def test_plugin_file_option_and_bad_plugins(tmp_path, capsys):
 
 
 def test_registries_refuse_bad_entries():
-    from experiments.commands.compare import make_scheme, register_scheme
+    from experiments.schemes import make_scheme, register_scheme
     from phy.fec.codes import register_code
 
     with pytest.raises(ValueError, match="lower-case"):
@@ -183,11 +183,11 @@ def test_registries_refuse_bad_entries():
         register_scheme("x-not-callable")(42)
     with pytest.raises(TypeError, match="Code subclass"):
         register_code("x-not-a-code")(dict)
-    from experiments.commands.compare import SCHEMES
+    from experiments.schemes import SCHEMES
 
     SCHEMES["x-returns-int"] = lambda: 3
     try:
-        with pytest.raises(TypeError, match="not a experiments.commands.compare.Scheme"):
+        with pytest.raises(TypeError, match="not a experiments.schemes.Scheme"):
             make_scheme("x-returns-int")
     finally:
         del SCHEMES["x-returns-int"]

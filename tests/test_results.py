@@ -50,6 +50,28 @@ def test_table_rejects_other_layout_and_bad_rows(tmp_path):
     assert p.read_text() == "k,v\n"  # failed appends wrote nothing
 
 
+def test_derived_columns_are_filled_and_an_older_file_is_upgraded(tmp_path):
+    """A derived column is computed on append when the row lacks it; a file from before it existed (its
+    header is the other columns, in order) is rewritten once with the column computed per row; any other
+    layout is still refused."""
+    p = tmp_path / "t.csv"
+    old = ResumableCSV(p, ["k", "v"], ["k"])
+    old.append({"k": 1, "v": 2.0})
+    old.append({"k": 2, "v": 3.0})
+    twice = {"w": lambda r: None if float(r["v"]) > 2.5 else 2 * float(r["v"])}
+    t = ResumableCSV(p, ["k", "v", "w"], ["k"], derived=twice)
+    assert p.read_text() == "k,v,w\n1,2.0,4.0\n2,3.0,\n"
+    t.append({"k": 3, "v": 0.5})
+    t.append({"k": 4, "v": 1.0, "w": 7})                    # a cell the row brings is kept
+    assert p.read_text().splitlines()[-2:] == ["3,0.5,1.0", "4,1.0,7"]
+    assert len(ResumableCSV(p, ["k", "v", "w"], ["k"], derived=twice)) == 4
+    with pytest.raises(ValueError, match="columns"):
+        ResumableCSV(p, ["k", "v", "w", "x"], ["k"], derived={"w": twice["w"]})
+    for bad in ({"k": len}, {"z": len}, {"w": 3}):
+        with pytest.raises(ValueError, match="derived"):
+            ResumableCSV(tmp_path / "u.csv", ["k", "v", "w"], ["k"], derived=bad)
+
+
 def test_torn_last_row_is_cut_and_every_append_is_fsynced(tmp_path, monkeypatch):
     p = tmp_path / "t.csv"
     t = R.open_table(p, ["k"], ["v"])

@@ -9,6 +9,9 @@ import pytest
 import torch
 
 import experiments.commands.semclip_eval as se
+from experiments.semclip_eval import studies
+from experiments.semclip_eval.context import Context, EvalSet
+from experiments.semclip_eval.systems import SYSTEM_LABELS, SYSTEMS, chance_metrics, evaluate_point
 from experiments.cli import main
 from test_tapl import save_tiny_clip
 from tiny_models import write_digit_folder
@@ -45,7 +48,7 @@ class SymbolCounter:
     def __init__(self, monkeypatch):
         self.points = []  # (data set, system, snr, claimed channel uses, symbol widths carried)
         self._widths = None
-        orig_channel, orig_eval = se.Context.channel, se.evaluate_point
+        orig_channel, orig_eval = Context.channel, evaluate_point
 
         def channel(ctx, offset=0):
             ch = orig_channel(ctx, offset)
@@ -75,8 +78,8 @@ class SymbolCounter:
             self._widths = None
             return r
 
-        monkeypatch.setattr(se.Context, "channel", channel)
-        monkeypatch.setattr(se, "evaluate_point", evaluate)
+        monkeypatch.setattr(Context, "channel", channel)
+        monkeypatch.setattr(studies, "evaluate_point", evaluate)
 
 
 def test_parsers_and_chance():
@@ -86,7 +89,7 @@ def test_parsers_and_chance():
     with pytest.raises(ValueError, match="NAME=PATH"):
         se.parse_datasets("pets")
     assert se.parse_datasets("a=/x, b=/y") == [("a", "/x"), ("b", "/y")]
-    c = se.chance_metrics(torch.tensor([0, 0, 0, 1]), 2)
+    c = chance_metrics(torch.tensor([0, 0, 0, 1]), 2)
     assert c["top1"] == 0.5 and c["top5"] == 1.0 and c["retrieval_top1"] == pytest.approx((0.75 + 0.25) / 2)
 
 
@@ -97,13 +100,24 @@ def test_every_study_end_to_end_budgets_and_resume(setup, tmp_path, monkeypatch)
     missing = tmp_path / "no_such_dataset"
     assert main(_args(clip, data, out, "--datasets", f"oxford_pets={missing},digits={data}",
                       "--cross-snrs", "0")) == 0
+    by = _check_snr_rows_and_budgets(out, counter)
+    _check_figures_and_table_i(out, by)
+    _check_bandwidth_rows(out)
+    _check_cross_dataset_rows(out)
+    _check_complexity_rows(out)
+    _check_rerun_recomputes_nothing(clip, data, out, missing, monkeypatch)
+    _check_other_settings_are_refused(clip, data, out, monkeypatch)
+    _check_checkpoints_passed_back_in(clip, data, out, tmp_path, by, monkeypatch)
 
-    # ---- accuracy vs SNR: every (system, SNR) row, with the budget each system actually spends
+
+def _check_snr_rows_and_budgets(out, counter):
+    """Accuracy vs SNR: every (system, SNR) row, with the budget each system actually spends; the rows by
+    (system, SNR)."""
     rows = _read(out / "accuracy_vs_snr.csv")
     assert list(rows[0]) == ["system", "channel", "snr_db", "channel_uses", "bandwidth_ratio", "top1", "top5",
                              "retrieval_top1", "psnr", "ssim", "ms_ssim", "note"]
     assert sorted((r["system"], float(r["snr_db"])) for r in rows) == sorted(
-        (s, snr) for s in se.SYSTEMS for snr in (-5.0, 5.0))
+        (s, snr) for s in SYSTEMS for snr in (-5.0, 5.0))
     N = 32  # tiny CLIP token
     for r in rows:
         L = {"clip-ft": N // 2, "upper-bound": 0, "upper-bound-tapl": 0}.get(r["system"], L_SNR)
@@ -139,15 +153,21 @@ def test_every_study_end_to_end_budgets_and_resume(setup, tmp_path, monkeypatch)
         claimed = [u for n, s, snr, u, _ in counter.points
                    if n == "unseen" and s == r["system"] and snr == float(r["snr_db"]) and u == int(r["channel_uses"])]
         assert claimed, r
+    return by
 
-    # ---- figures and table I
+
+def _check_figures_and_table_i(out, by):
     for name in ("fig3_top1_vs_snr.png", "fig3_retrieval_vs_snr.png", "fig4_top1_vs_bandwidth.png"):
         assert (out / name).stat().st_size > 1000
     t1 = _read(out / "table_i.csv")
-    assert [r["system"] for r in t1] == [se.SYSTEM_LABELS[s] for s in se.SYSTEMS]
+    assert [r["system"] for r in t1] == [SYSTEM_LABELS[s] for s in SYSTEMS]
     assert float(t1[0]["top1@5dB"]) == pytest.approx(100 * float(by["semclip", 5.0]["top1"]), abs=0.01)
 
-    # ---- accuracy vs bandwidth: one row per (system, L), ratio from the actual channel uses
+
+def _check_bandwidth_rows(out):
+    """Accuracy vs bandwidth: one row per (system, L), ratio from the actual channel uses."""
+    bw = _read(out / "accuracy_vs_bandwidth.csv")
+    N = 32  # tiny CLIP token
     keys = sorted((r["system"], int(r["channel_uses"])) for r in bw)
     expect = sorted([(s, L) for s in ("semclip", "djscc-ft", "djscc-ir", "bt-ir") for L in LS] + [("clip-ft", N // 2)])
     assert keys == expect
@@ -155,14 +175,18 @@ def test_every_study_end_to_end_budgets_and_resume(setup, tmp_path, monkeypatch)
         assert float(r["snr_db"]) == 0.0
         assert float(r["bandwidth_ratio"]) == pytest.approx(int(r["channel_uses"]) / (3 * 32 * 32))
 
-    # ---- cross-dataset: the absent set is noted, the present one evaluated on all its classes
+
+def _check_cross_dataset_rows(out):
+    """Cross-dataset: the absent set is noted, the present one evaluated on all its classes."""
     cross = _read(out / "cross_dataset.csv")
     absent = [r for r in cross if r["dataset"] == "oxford_pets"]
     assert len(absent) == 1 and "not found" in absent[0]["note"]
-    assert sorted(r["system"] for r in cross if r["dataset"] == "digits") == sorted(se.SYSTEMS)
+    assert sorted(r["system"] for r in cross if r["dataset"] == "digits") == sorted(SYSTEMS)
     assert (out / "table_ii.md").is_file()
 
-    # ---- complexity: every module, positive parameter counts where the module has weights
+
+def _check_complexity_rows(out):
+    """Complexity: every module, positive parameter counts where the module has weights."""
     comp = _read(out / "complexity.csv")
     modules = [r["module"] for r in comp]
     for m in ("CLIP image encoder", "SemCLIP JSCC encoder", "SemCLIP JSCC decoder", "TAPL meta-net + context",
@@ -176,10 +200,12 @@ def test_every_study_end_to_end_budgets_and_resume(setup, tmp_path, monkeypatch)
     assert int(comp_by["CLIP image encoder"]["params"]) == sum(p.numel() for p in tiny.visual.parameters())
     assert all(float(r["time_s"]) > 0 and int(r["images"]) == 6 for r in comp)
 
-    # ---- a rerun recomputes nothing: no evaluation, no training, identical files
+
+def _check_rerun_recomputes_nothing(clip, data, out, missing, monkeypatch):
+    """A rerun recomputes nothing: no evaluation, no training, identical files."""
     snapshot = {p.name: p.read_bytes() for p in out.glob("*.csv")}
     calls = []
-    monkeypatch.setattr(se, "evaluate_point", lambda *a, **k: calls.append(a) or {})
+    monkeypatch.setattr(studies, "evaluate_point", lambda *a, **k: calls.append(a) or {})
     import semantic.semclip as ss
 
     monkeypatch.setattr(ss, "train_jscc", lambda *a, **k: pytest.fail("retrained"))
@@ -190,7 +216,12 @@ def test_every_study_end_to_end_budgets_and_resume(setup, tmp_path, monkeypatch)
     for name, content in snapshot.items():
         if name != "complexity.csv":
             assert (out / name).read_bytes() == content, name
-    # ---- a rerun under another setting that defines the rows or the trained models is refused (exit 2)
+
+
+def _check_other_settings_are_refused(clip, data, out, monkeypatch):
+    """A rerun under another setting that defines the rows or the trained models is refused (exit 2)."""
+    import semantic.semclip as ss
+
     monkeypatch.undo()
     before = {name: (out / name).read_bytes() for name in ("accuracy_vs_snr.csv", "semclip-eval.settings.json")}
     for opt, value in (("--seed", "1"), ("--train-steps", "3"), ("--equalizer", "zf")):
@@ -199,7 +230,11 @@ def test_every_study_end_to_end_budgets_and_resume(setup, tmp_path, monkeypatch)
     monkeypatch.setattr(ss, "train_jscc", lambda *a, **k: pytest.fail("retrained"))
     monkeypatch.setattr(ss, "train_tapl", lambda *a, **k: pytest.fail("retrained"))
 
-    # ---- trained checkpoints passed back in ({L} template) are loaded, not retrained, and give the same rows
+
+def _check_checkpoints_passed_back_in(clip, data, out, tmp_path, by, monkeypatch):
+    """Trained checkpoints passed back in ({L} template) are loaded, not retrained, and give the same rows."""
+    import semantic.semclip as ss
+
     monkeypatch.undo()
     monkeypatch.setattr(ss, "train_jscc", lambda *a, **k: pytest.fail("retrained"))
     monkeypatch.setattr(ss, "train_tapl", lambda *a, **k: pytest.fail("retrained"))
@@ -363,16 +398,14 @@ def test_untrained_image_baselines_are_seeded(setup, tmp_path):
     """DJSCC-IR / DJSCC-FT start from weights fixed by --seed, whatever the global RNG state."""
     import argparse
 
-    from experiments.commands import semclip_eval as SE
-
     clip, data = setup
     parser = argparse.ArgumentParser()
-    SE.add_arguments(parser)
+    se.add_arguments(parser)
     args = parser.parse_args(_args(clip, data, tmp_path / "seeded")[1:])
     states = []
     for junk in (1, 2):
         torch.manual_seed(junk)
-        ctx = SE.Context(args)
+        ctx = Context(args)
         states.append([m.state_dict() for m in (ctx.djscc_ir(L_SNR, train=False), ctx.djscc_ft(L_SNR, train=False))])
     for a, b in zip(*states):
         assert a.keys() == b.keys()
@@ -384,20 +417,18 @@ def test_paper_loss_and_size_options_reach_in_run_training(setup, tmp_path):
     """--temperature, --tapl-loss, --hidden-dim/--no-linear-skip and the per-SNR range reach the training config."""
     import argparse
 
-    from experiments.commands import semclip_eval as SE
-
     clip, data = setup
     parser = argparse.ArgumentParser()
-    SE.add_arguments(parser)
+    se.add_arguments(parser)
     args = parser.parse_args(_args(clip, data, tmp_path / "cfg", "--temperature", "1", "--tapl-loss", "both",
                                    "--no-linear-skip", "--train-batch-size", "12", "--tapl-steps", "3")[1:])
-    ctx = SE.Context(args)
+    ctx = Context(args)
     cfg = ctx._semclip_config(8, use_af=False, train_snr=-2.5)
     assert (cfg.temperature, cfg.tapl_loss, cfg.linear_skip, cfg.hidden_dim) == (1.0, "both", False, 16)
     assert cfg.snr_train_range == (-2.5, -2.5) and cfg.jscc_batch_size == 12 and not cfg.use_af
     assert (cfg.jscc_steps, cfg.tapl_steps) == (2, 3)
     assert ctx._semclip_config(8, use_af=True).snr_train_range == (-10.0, 10.0)
-    default = SE.Context(parser.parse_args(_args(clip, data, tmp_path / "cfg2")[1:]))._semclip_config(8, True)
+    default = Context(parser.parse_args(_args(clip, data, tmp_path / "cfg2")[1:]))._semclip_config(8, True)
     assert (default.temperature, default.tapl_loss, default.linear_skip) == (0.07, "i2t", True)
 
 
@@ -406,14 +437,12 @@ def test_image_systems_report_psnr_ssim_of_their_reconstructions(setup, tmp_path
     systems that output no image leave them NaN; MS-SSIM needs >= 161 px (32-px images here: NaN, noted)."""
     import argparse
 
-    from experiments.commands import semclip_eval as SE
-
     clip, data = setup
     parser = argparse.ArgumentParser()
-    SE.add_arguments(parser)
-    ctx = SE.Context(parser.parse_args(_args(clip, data, tmp_path / "q")[1:]))
+    se.add_arguments(parser)
+    ctx = Context(parser.parse_args(_args(clip, data, tmp_path / "q")[1:]))
     es = ctx.eval_set()
-    r = SE.evaluate_point(ctx, "djscc-ir", es, 5.0, L_SNR)
+    r = evaluate_point(ctx, "djscc-ir", es, 5.0, L_SNR)
     codec, ch, psnr = ctx.djscc_ir(L_SNR), ctx.channel(), []
     with torch.no_grad():
         for imgs, _, _ in es.image_batches(ctx.args.batch_size):
@@ -421,7 +450,7 @@ def test_image_systems_report_psnr_ssim_of_their_reconstructions(setup, tmp_path
             psnr += (10 * torch.log10(1 / ((x - imgs) ** 2).mean(dim=(1, 2, 3)))).tolist()
     assert r["psnr"] == pytest.approx(sum(psnr) / len(psnr), rel=1e-5)
     assert 0 < r["ssim"] < 1 and math.isnan(r["ms_ssim"]) and "MS-SSIM not computed" in r["note"]
-    clean = SE.evaluate_point(ctx, "clip-ft", es, 5.0, L_SNR)
+    clean = evaluate_point(ctx, "clip-ft", es, 5.0, L_SNR)
     assert "psnr" not in clean
     out = tmp_path / "bt"
     assert main(_args(clip, data, out, "--studies", "bandwidth", "--bandwidth-systems", "bt-ir,clip-ft",
@@ -526,23 +555,21 @@ def test_upper_bound_beats_every_system(setup, tmp_path):
     the channel scores less at -20 dB (the image systems see the real images: no better than CLIP on them)."""
     import argparse
 
-    from experiments.commands import semclip_eval as SE
-
     clip, data = setup
     parser = argparse.ArgumentParser()
-    SE.add_arguments(parser)
-    ctx = SE.Context(parser.parse_args(_args(clip, data, tmp_path / "ub", "--unseen-fraction", "0.5")[1:]))
+    se.add_arguments(parser)
+    ctx = Context(parser.parse_args(_args(clip, data, tmp_path / "ub", "--unseen-fraction", "0.5")[1:]))
     es = ctx.eval_set()
     g = torch.Generator().manual_seed(0)
     w = ctx.zeroshot_weights(es.class_names).float().cpu()
     tokens = w[es.labels] + 0.01 * torch.randn(len(es), w.shape[1], generator=g)
-    es = SE.EvalSet(es.name, tokens, es.labels, es.class_names, es.dataset, es.indices, es.global_labels)
+    es = EvalSet(es.name, tokens, es.labels, es.class_names, es.dataset, es.indices, es.global_labels)
     G = len(es.class_names)
     assert G == 5
-    ub = SE.evaluate_point(ctx, "upper-bound", es, -20.0, L_SNR)
+    ub = evaluate_point(ctx, "upper-bound", es, -20.0, L_SNR)
     assert ub["top1"] == 1.0 and ub["channel_uses"] == 0
-    for system in SE.SYSTEMS[2:]:  # every system with a channel
-        r = SE.evaluate_point(ctx, system, es, -20.0, L_SNR)
+    for system in SYSTEMS[2:]:  # every system with a channel
+        r = evaluate_point(ctx, system, es, -20.0, L_SNR)
         assert r["top1"] < ub["top1"], system
 
 

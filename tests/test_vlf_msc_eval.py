@@ -10,7 +10,8 @@ import semantic  # noqa: F401
 from tiny_models import (TINY_IMAGE_SIZE, TINY_NUM_QUERIES, TINY_VLF_DIM, tiny_blip2_dir,  # noqa: F401
                          tiny_image_dir, tiny_sd_dir)
 
-from experiments.commands.vlf_msc_eval import METRIC_COLUMNS, SYSTEMS
+from experiments.vlf_msc_eval.outputs import METRIC_COLUMNS
+from experiments.vlf_msc_eval.systems import SYSTEMS
 
 SIZE = TINY_IMAGE_SIZE  # 32 px (LPIPS' AlexNet needs >= ~32 px)
 CLIP_CFG = dict(embed_dim=16, vision_cfg=dict(image_size=32, layers=1, width=32, patch_size=16, head_width=16),
@@ -302,7 +303,7 @@ def test_budget_matched_gives_img2img_the_finest_latent_that_fits(tiny_blip2_dir
     fits (the tiny 32-px system: 128 uses vs a 1024-value latent) the run is refused, one line, exit 2."""
     from baselines.img2img_sc import Img2ImgSC, Img2ImgSCConfig, load_sd_components
     from experiments.cli import main
-    from experiments.commands.vlf_msc_eval import matched_latent_bits
+    from experiments.vlf_msc_eval.budget import matched_latent_bits
 
     parts = load_sd_components(str(tiny_sd_dir), device="cpu")
     caps = ["a photo of thing 3 on a table", "a cat"]
@@ -382,7 +383,7 @@ def test_matched_repetition_is_the_largest_r_that_fits(tiny_blip2_dir, tiny_sd_d
     """The repetition factor of --budget matched against a brute-force search; an ASCII caption whose single copy
     exceeds VLF-MSC's 128 uses (45 characters: ceil(7 * ceil(315 / 4) / 4) = 139) is refused, one line, exit 2."""
     from experiments.cli import main
-    from experiments.commands.vlf_msc_eval import matched_repetition
+    from experiments.vlf_msc_eval.budget import matched_repetition
 
     for unit, target in ((357, 12288 * 4), (16, 128), (90, 128), (7, 13), (129, 128)):
         uses = lambda r: math.ceil(r * unit / 4)  # noqa: E731
@@ -411,6 +412,7 @@ def test_resume_refuses_another_equalizer_reference_or_budget(tiny_image_dir, tm
     base = ["vlf-msc-eval", "--images", str(tiny_image_dir), "--captions", str(tiny_image_dir / "captions.csv"),
             "--systems", "ascii-hamming", "--blip2-checkpoint", str(tmp_path / "no_blip2"), "--device", "cpu",
             "--out", str(out)]
+    out.mkdir()  # a folder of the user's (one the run made and finished nothing in is removed on failure)
     assert main(base) == 2  # the settings are recorded first, then the missing BLIP-2 stops the run
     assert {k: json.loads((out / "settings.json").read_text())[k] for k in ("equalizer", "reference", "budget")} == {
         "equalizer": "mmse", "reference": "blip2", "budget": "paper"}

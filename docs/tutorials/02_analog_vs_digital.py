@@ -11,7 +11,8 @@
 # %%
 import os
 
-from experiments.commands.compare import CompareConfig, plot_comparison, run_comparison
+from experiments.commands.compare import plot_comparison
+from experiments.comparison import CompareConfig, run_comparison
 from experiments.core.sources import load_source
 
 out = os.environ.get("SEMCOM_TUTORIAL_OUT", "tutorial-out")

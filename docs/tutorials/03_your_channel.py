@@ -16,7 +16,7 @@ import os
 
 import torch
 
-from experiments.commands.compare import CompareConfig, run_comparison
+from experiments.comparison import CompareConfig, run_comparison
 from experiments.core.sources import load_source
 from phy.channel.base import Channel
 from phy.channel.registry import make_channel, register_channel

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Tutorial 4: your own learned encoder/decoder against the built-in schemes
 #
-# A scheme implements the public protocol of `experiments.commands.compare.Scheme`: `plan` says how it fits the
+# A scheme implements the public protocol of `experiments.schemes.Scheme`: `plan` says how it fits the
 # budget of complex channel uses per example (and is where it may train, on `ctx.train` only), and
 # `transmit` sends the held-out features `ctx.test` through the one shared channel and returns the
 # reconstructions. The comparison then checks its channel uses against the budget, averages the channel
@@ -17,8 +17,9 @@ import os
 
 import torch
 
-from experiments.commands.compare import CompareConfig, Plan, Received, Scheme, register_scheme, run_comparison
+from experiments.comparison import CompareConfig, run_comparison
 from experiments.core.sources import FeatureSource
+from experiments.schemes import Plan, Received, Scheme, register_scheme
 from phy.link.analog import AnalogLink
 
 quick = os.environ.get("SEMCOM_TUTORIAL_QUICK") == "1"

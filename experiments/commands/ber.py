@@ -10,12 +10,18 @@ Writes, in ``--out``:
 * ``ber.csv``: one row per (scheme, channel, SNR point) with the columns of
   :data:`phy.sim.points.BER_COLUMNS` (``scheme, channel, snr_db, snr_type, esno_db, ebno_db, ber,
   bler, bit_errors, bits, block_errors, blocks``, 95 % Clopper-Pearson bounds ``ber_ci_low ...``,
-  ``seed`` and ``status``). Rows are written as they finish; rerunning the same command resumes and
-  skips finished points (with ``--snr-batch 1`` the CSV is then byte-identical to an uninterrupted
-  run). Points after an error-free point are not simulated and have ``ber = NaN`` with
-  ``status = "skipped: ..."``.
+  ``seed`` and ``status``), then ``bler_normal_approx``: for a coded chain on AWGN, the normal
+  approximation of the best code's block error probability for the run's ``k`` information bits over
+  the chain's complex channel uses per block (``n / bits_per_symbol`` for LDPC) with uniform input on the
+  run's constellation, at the point's Es/N0 (:func:`phy.theory.finite_blocklength.normal_approx_bler`);
+  empty for uncoded chains and other channels. Rows are written as they finish; rerunning the same
+  command resumes and skips finished points (with ``--snr-batch 1`` the CSV is then byte-identical to an
+  uninterrupted run); a ``ber.csv`` written before ``bler_normal_approx`` existed gets the column
+  computed for its rows on resume. Points after an error-free point are not simulated and have
+  ``ber = NaN`` with ``status = "skipped: ..."``.
 * ``ber.png`` (and ``bler.png``): error rate vs SNR, log scale, one curve per scheme (per
-  scheme/channel when several channels), closed-form uncoded BER overlaid for AWGN and Rayleigh.
+  scheme/channel when several channels), closed-form uncoded BER overlaid for AWGN and Rayleigh; the
+  BLER figure draws the normal approximation of each coded chain on AWGN as a dashed reference.
 * ``manifest.json``: arguments, seed, package versions, host, elapsed time.
 
 SNR points: ``--snr-db start:stop:step`` with an **inclusive** stop (``0:12:2`` is 0, 2, ..., 12;
@@ -30,7 +36,8 @@ tensor dimension: one link call on ``[S, batch, k]`` bits per iteration instead 
 point keeps its own stopping rule and its row is written as soon as it finishes. Memory grows about
 ``S``-fold. The rows are statistically equivalent to, not bit-identical with, ``--snr-batch 1``; a
 point interrupted inside its group is recomputed on resume (see :mod:`phy.sim.montecarlo`). The value
-is not a result setting: a run may be resumed with another ``--snr-batch``. Local executor only.
+is a result setting (it decides the random streams): a run resumes only with the same ``--snr-batch``. Local
+executor only.
 It saves per-call overhead, so it pays off for small batches (or an accelerator); on a CPU with
 large batches it can be slower (``benchmarks/bench_mc_snr_batch.py`` measures both).
 
@@ -75,7 +82,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from experiments.core.args import (_float, parse_device, parse_name_list, parse_snr_list,  # noqa: F401 (re-exported)
                               positive_int_arg, snr_list_arg)
 
-__all__ = ["add_arguments", "main", "parse_snr_list", "snr_list_arg", "positive_int_arg", "parse_device", "parse_name_list", "build_trial", "DEFAULT_BATCH_BITS", "AutoGrid", "parse_snr_grid", "CODEWORDS"]
+__all__ = ["add_arguments", "main", "parse_snr_list", "snr_list_arg", "positive_int_arg", "parse_device", "parse_name_list", "build_trial", "DEFAULT_BATCH_BITS", "AutoGrid", "parse_snr_grid", "CODEWORDS", "NA_COLUMN", "normal_approx_reference"]
 
 #: Information bits per batch when ``--batch-size`` is not given.
 DEFAULT_BATCH_BITS = 1 << 16
@@ -86,9 +93,24 @@ FUSED_BATCH_GROWTH = 512
 #: How the coded bits are produced: random information bits through the encoder, or the all-zero
 #: codeword with a random scrambling sequence (phy.sim.trials.ScrambledZeroTrial, no encoder).
 CODEWORDS = ("scrambled-zero", "random")
+#: The column of ``ber.csv`` after :data:`phy.sim.points.BER_COLUMNS`: the normal approximation's BLER.
+NA_COLUMN = "bler_normal_approx"
 _RESULT_SETTINGS = ("modulation", "k", "n", "num_iter", "ldpc_decoder", "hamming_decoder", "demapping",
                     "target_errors", "target_block_errors", "max_bits", "batch_size", "seed", "device",
-                    "early_stop", "codeword", "detector")
+                    "early_stop", "codeword", "detector", "snr_batch")
+#: Settings a record written before they were recorded had, as their values then.
+_ADDED_LATER = {"snr_batch": 1}
+#: Options that change no number of ber.csv (with the reason), or that are the rows' keys; with
+#: _RESULT_SETTINGS every option of the parser is one or the other (tests/test_reliability.py checks it).
+HARMLESS_OPTIONS = {
+    "code": "a key column (scheme)", "channel": "a key column (the canonical spec)",
+    "snr_db": "a key column", "snr_type": "a key column",
+    "min_ber": "chooses which SNR points of an auto grid run; each point's numbers depend on its key only",
+    "min_bler": "as --min-ber", "max_decades": "as --min-ber",
+    "executor": "the ray executor writes the local run's rows (run_ber_sweeps)", "num_cpus": "as --executor",
+    "address": "as --executor", "progress": "display only", "out": "the folder itself",
+    "plugin": "recorded as 'plugins' by experiments.core.results.claim_result_settings",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,6 +195,11 @@ def _positive_int(text: str) -> int:
     return positive_int_arg(text, allow_exponent=True)
 
 
+_positive_int.positive_int = True  # experiments.core.args.harden_parser bounds these counts (COUNT_LIMITS)
+#: The largest --max-bits (information bits per SNR point): about a day at 1e8 bits per second.
+MAX_BITS_LIMIT = 1e13
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``semcom ber`` to ``parser`` (``semcom ber --help`` lists them).
 
@@ -240,14 +267,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target-block-errors", type=_positive_int, default=None,
                         help="also stop a point after this many block errors (default: off)")
     parser.add_argument("--max-bits", type=_positive_number, default=1e7,
-                        help="information-bit budget per SNR point (default 1e7)")
+                        help="information-bit budget per SNR point (default 1e7; at most 1e13)")
     parser.add_argument("--batch-size", type=_positive_int, default=None,
                         help=f"blocks per batch (default: about {DEFAULT_BATCH_BITS} bits per batch)")
     parser.add_argument("--snr-batch", type=_positive_int, default=1, metavar="S",
                         help="run up to S consecutive SNR points as one batched pass (SNR as a tensor "
                              "dimension; about S times the memory); each point keeps its own stopping "
                              "rule. Statistically equivalent to, not bit-identical with, 1 (default: 1, "
-                             "points one by one; --executor local only)")
+                             "points one by one; --executor local only; a resume needs the same S)")
     parser.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
     parser.add_argument("--device", default="auto", help="torch device: auto (default: cuda if available, else cpu), cpu, cuda, cuda:1 ...")
     parser.add_argument("--no-early-stop", dest="early_stop", action="store_false",
@@ -316,6 +343,34 @@ def build_trial(code: str, modulation: str, channel, *, k: int, n: int, num_iter
     return trial, k / coded_bits, bps
 
 
+def normal_approx_reference(code: str, channel: str, modulation: str, k: int, uses: float):
+    """The normal-approximation reference of a chain: a function ``esno_db -> BLER`` for a coded chain on a
+    single-antenna AWGN channel, else ``None`` (uncoded, fading, several antennas, OFDM grids).
+
+    The reference is the best code of ``k`` information bits over ``uses`` complex channel uses (the chain's
+    uses per block: ``n / bits_per_symbol`` for LDPC) with uniform input on ``modulation``
+    (:func:`phy.theory.finite_blocklength.normal_approx_bler`).
+
+    Examples
+    --------
+    >>> na = normal_approx_reference("ldpc5g", "awgn", "qpsk", k=512, uses=512)
+    >>> round(na(1.0), 4), normal_approx_reference("none", "awgn", "qpsk", k=512, uses=256)
+    (0.0038, None)
+    """
+    from phy.channel.registry import parse_channel_spec
+    from phy.theory.finite_blocklength import normal_approx_bler
+
+    kind, params = parse_channel_spec(channel)
+    if code == "none" or kind != "awgn" or params.get("num_tx", 1) * params.get("num_rx", 1) != 1:
+        return None
+
+    def bler(esno_db):
+        return normal_approx_bler(k, uses, esno_db, modulation)
+
+    bler.uses = uses
+    return bler
+
+
 def _validate(args) -> Dict[str, object]:
     from phy.channel.registry import canonical_channel_list
     from phy.fec.codes import CODES
@@ -337,8 +392,8 @@ def _validate(args) -> Dict[str, object]:
         raise ValueError("--min-ber/--min-bler apply to --snr-db auto[:START:STOP[:STEP]] only")
     if args.codeword not in CODEWORDS:
         raise ValueError(f"--codeword must be one of {CODEWORDS}, got {args.codeword!r}")
-    if not (args.max_bits > 0 and math.isfinite(args.max_bits)):
-        raise ValueError(f"--max-bits must be a positive number, got {args.max_bits}")
+    if not (0 < args.max_bits <= MAX_BITS_LIMIT):
+        raise ValueError(f"--max-bits must be a positive number of at most {MAX_BITS_LIMIT:g}, got {args.max_bits}")
     batch = args.batch_size or max(1, min(4096, -(-DEFAULT_BATCH_BITS // args.k)))
     return {"modulation": mod, "codes": codes, "channels": channels, "snrs": snrs, "batch_size": batch,
             "bits_per_symbol": bits_per_symbol(mod)}
@@ -386,7 +441,7 @@ def main(args) -> int:
         if isinstance(cfg["snrs"], AutoGrid) and (args.executor != "local" or args.snr_batch > 1):
             raise ValueError("--snr-db auto needs --executor local and --snr-batch 1 (each point of the "
                              "adaptive grid depends on the ones before it)")
-        from experiments.core.results import check_result_settings
+        from experiments.core.results import claim_result_settings
         from phy.channel.registry import make_channel
         from phy.sim.points import BER_COLUMNS, BER_KEY_COLUMNS
         from phy.sim.resultstore import ResumableCSV
@@ -395,8 +450,6 @@ def main(args) -> int:
         args.device = str(device)   # "auto" resolved: the device used is what is recorded
         settings = {key: (cfg[key] if key in cfg else getattr(args, key)) for key in _RESULT_SETTINGS}
         settings["device"] = str(device)
-        os.makedirs(args.out, exist_ok=True)
-        check_result_settings(args.out, settings, "ber.csv")
         # one channel object per channel name, shared by every scheme (reseeded per point)
         channels = {name: make_channel(name, seed=args.seed) for name in cfg["channels"]}
         trials = {}
@@ -407,7 +460,20 @@ def main(args) -> int:
                                                    device=str(device), ldpc_decoder=args.ldpc_decoder,
                                                    hamming_decoder=args.hamming_decoder, codeword=args.codeword,
                                                    detector=args.detector)
-        table = ResumableCSV(os.path.join(args.out, "ber.csv"), BER_COLUMNS, BER_KEY_COLUMNS)
+        from phy.utils.memory import check_memory
+
+        coded = max(args.k / cr for _, cr, _ in trials.values())  # channel bits per block (padding included)
+        check_memory(cfg["batch_size"] * args.snr_batch * (args.k + coded) * 32,
+                     f"one batch of {cfg['batch_size']} blocks x {args.snr_batch} SNR point(s) of {args.k} bits",
+                     hint="use a smaller --batch-size, --snr-batch or --k")
+        # built and checked before anything is written: a refused run leaves nothing behind
+        os.makedirs(args.out, exist_ok=True)
+        claim_result_settings(args.out, settings, ["ber.csv"], added_later=_ADDED_LATER)
+        # channel uses per block: k / (coderate * bits per use)
+        references = {key: normal_approx_reference(key[0], key[1], cfg["modulation"], args.k, args.k / (cr * bps))
+                      for key, (_, cr, bps) in trials.items()}
+        table = ResumableCSV(os.path.join(args.out, "ber.csv"), BER_COLUMNS + (NA_COLUMN,), BER_KEY_COLUMNS,
+                             derived={NA_COLUMN: functools.partial(_na_cell, references, args, cfg, str(device))})
     except ValueError as e:
         print(f"semcom ber: error: {e}", file=sys.stderr)
         return 2
@@ -462,9 +528,28 @@ def main(args) -> int:
         if isinstance(cfg["snrs"], AutoGrid):  # the CSV in (scheme, channel, SNR) order, like a fixed grid
             table.reorder((r.scheme, r.channel, r.snr_type, r.snr_db) for r in results)
         manifest.update(rows_resumed=resumed, rows=len(table), coderates=rates,
-                        plots=_plots(args.out, results, cfg, args.snr_type))
+                        plots=_plots(args.out, results, cfg, args.snr_type,
+                                     {key: (references.get(key), cr, bps) for key, (_, cr, bps) in trials.items()},
+                                     args.k))
     print(f"wrote {os.path.join(args.out, 'ber.csv')} ({len(results)} points), ber.png, manifest.json")
     return 0
+
+
+def _na_cell(references, args, cfg, device: str, row) -> Optional[float]:
+    """The ``bler_normal_approx`` cell of a row (``None``: empty). A row of a chain this run does not
+    simulate (a resumed file with other codes or channels) gets its reference built here."""
+    key = (str(row["scheme"]), str(row["channel"]))
+    if key not in references:
+        from phy.channel.registry import make_channel
+
+        _, cr, bps = build_trial(key[0], cfg["modulation"], make_channel(key[1], seed=0), k=args.k, n=args.n,
+                                 num_iter=args.num_iter, device=device, ldpc_decoder=args.ldpc_decoder,
+                                 hamming_decoder=args.hamming_decoder, detector=args.detector)
+        references[key] = normal_approx_reference(key[0], key[1], cfg["modulation"], args.k, args.k / (cr * bps))
+    esno = float(row["esno_db"])
+    if references[key] is None or not math.isfinite(esno):
+        return None
+    return references[key](esno)
 
 
 def _floor(code: str, min_ber: Optional[float], min_bler: Optional[float]) -> Dict[str, Optional[float]]:
@@ -475,7 +560,7 @@ def _floor(code: str, min_ber: Optional[float], min_bler: Optional[float]) -> Di
     return {"min_ber": min_ber} if min_ber is not None else {"min_bler": min_bler}
 
 
-def _plots(out_dir: str, results, cfg, snr_type: str) -> List[str]:
+def _plots(out_dir: str, results, cfg, snr_type: str, chains=None, k: Optional[int] = None) -> List[str]:
     import numpy as np
 
     from experiments.core.plots import plot_error_rate
@@ -495,8 +580,20 @@ def _plots(out_dir: str, results, cfg, snr_type: str) -> List[str]:
             forms[f"theory: uncoded {cfg['modulation']} {label}"] = (fine, uncoded_ber(esno, cfg["modulation"], kind))
     written = [plot_error_rate(results, os.path.join(out_dir, "ber.png"), metric="ber", snr_type=snr_type,
                                closed_forms=forms, title=f"{cfg['modulation']} BER")]
+    # the normal approximation of each coded chain on AWGN, down to a decade below the lowest BLER measured
+    measured = [r.bler for r in results if r.bler > 0 and math.isfinite(r.bler)]
+    floor = min(measured) / 10 if measured else 1e-6
+    references = {}
+    several = len(cfg["channels"]) > 1
+    for (code, name), (ref, coderate, bps) in (chains or {}).items():
+        if ref is None:
+            continue
+        shift = 10 * math.log10(bps * coderate) if snr_type == "ebno" else 0.0
+        y = np.asarray(ref(fine + shift), dtype=float)
+        label = f"normal approx.: {code}, k={k} in {ref.uses:g} uses" + (f" / {name}" if several else "")
+        references[label] = (fine, np.where(y >= floor, y, np.nan))
     written.append(plot_error_rate(results, os.path.join(out_dir, "bler.png"), metric="bler", snr_type=snr_type,
-                                   title=f"{cfg['modulation']} BLER"))
+                                   closed_forms=references, title=f"{cfg['modulation']} BLER"))
     return [os.path.basename(p) for p in written]
 
 
@@ -592,74 +689,20 @@ def run_ber_sweeps(executor, sweeps: Sequence[Tuple[Mapping[str, Any], Sequence[
     interleave while running; at the end the file is put in sweep order, so it equals the
     sequential engine's line for line.
     """
-    from phy.sim.points import STATUS_NO_ERRORS, PointResult
+    from phy.sim.points import PointResult
     from phy.sim.resultstore import format_value
 
     if table is None:
         raise ValueError("run_ber_sweeps needs the result table (a ResumableCSV)")
-    n_sweeps = len(sweeps)
-    snr_lists = [[float(s) for s in snrs] for _, snrs in sweeps]
-    configs = [dict(c) for c, _ in sweeps]
-    stored: List[List[Optional[Dict[str, str]]]] = []
-    for cfg, snrs in zip(configs, snr_lists):
-        if len(set(snrs)) != len(snrs):
-            raise ValueError(f"sweep {cfg['code']}/{cfg['channel']} lists an SNR twice: {snrs}")
-        stored.append([table.get((cfg["code"], cfg["channel"], cfg["snr_type"], s)) for s in snrs])
-
-    rows: List[List[Optional[Dict[str, Any]]]] = [[None] * len(s) for s in snr_lists]
-    computed: Dict[Tuple[int, int], Dict[str, Any]] = {}
-    pointer = [0] * n_sweeps
-    zero_snr: List[Optional[float]] = [None] * n_sweeps
-    rates = dict(rates or {})
-
-    def rate_of(i):
-        key = (configs[i]["code"], configs[i]["channel"])
-        if key not in rates:
-            _, cr, bps = _ber_trial(json.dumps({k: configs[i].get(k) for k in _BUILD_KEYS}, sort_keys=True))
-            rates[key] = (cr, bps)
-        return rates[key]
-
-    def skippable(i, j):
-        z = zero_snr[i]
-        return early_stop and z is not None and snr_lists[i][j] > z and stored[i][j] is None
-
-    def advance(i):
-        """Write every resolvable row of sweep i from its pointer on."""
-        while pointer[i] < len(snr_lists[i]):
-            j = pointer[i]
-            snr = snr_lists[i][j]
-            if stored[i][j] is not None:
-                row = stored[i][j]
-            elif skippable(i, j):
-                executor.cancel((i, j))
-                cr, bps = rate_of(i)
-                row = _skipped_row(configs[i], snr, cr, bps)
-                table.append(row)
-            elif (i, j) in computed:
-                row = computed.pop((i, j))
-                table.append(row)
-            else:
-                return
-            rows[i][j] = row
-            if format_value(row["status"]) == STATUS_NO_ERRORS and (zero_snr[i] is None or snr < zero_snr[i]):
-                zero_snr[i] = snr
-                for jj in range(j + 1, len(snr_lists[i])):
-                    if skippable(i, jj):
-                        executor.cancel((i, jj))
-            pointer[i] += 1
-
-    # round-robin over sweeps, low list positions first, so early points start first
-    order = []
-    for j in range(max((len(s) for s in snr_lists), default=0)):
-        for i in range(n_sweeps):
-            if j < len(snr_lists[i]) and stored[i][j] is None:
-                order.append((i, j))
+    book = _SweepBook([dict(c) for c, _ in sweeps], [[float(s) for s in snrs] for _, snrs in sweeps], table,
+                      executor, early_stop, dict(rates or {}))
+    order = book.task_order()
 
     def tasks():
         for i, j in order:
-            if skippable(i, j):
+            if book.skippable(i, j):
                 continue  # already known to be skipped: never submitted
-            yield (i, j), ber_point, (configs[i], snr_lists[i][j])
+            yield (i, j), ber_point, (book.configs[i], book.snrs[i][j])
 
     bar = None
     if progress:
@@ -667,22 +710,93 @@ def run_ber_sweeps(executor, sweeps: Sequence[Tuple[Mapping[str, Any], Sequence[
 
         bar = tqdm(total=len(order), desc=f"ber ({executor.name})", unit="pt", leave=False)
     try:
-        for i in range(n_sweeps):
-            advance(i)
+        for i in range(len(sweeps)):
+            book.advance(i)
         for (i, j), row in executor.map(tasks()):
-            computed[(i, j)] = row
-            advance(i)
+            book.computed[(i, j)] = row
+            book.advance(i)
             if bar is not None:
                 bar.update(1)
-        for i in range(n_sweeps):
-            advance(i)
+        for i in range(len(sweeps)):
+            book.advance(i)
     finally:
         if bar is not None:
             bar.close()
-    missing = [(configs[i]["code"], configs[i]["channel"], snr_lists[i][j])
-               for i in range(n_sweeps) for j in range(len(snr_lists[i])) if rows[i][j] is None]
-    if missing:  # pragma: no cover - would be a bug in the bookkeeping above
+    rows = book.rows
+    missing = [(book.configs[i]["code"], book.configs[i]["channel"], book.snrs[i][j])
+               for i in range(len(sweeps)) for j in range(len(book.snrs[i])) if rows[i][j] is None]
+    if missing:  # pragma: no cover - would be a bug in the bookkeeping of _SweepBook
         raise RuntimeError(f"points without a result: {missing}")
     # sweep by sweep, as the sequential engine writes them (rows were appended as points finished)
     table.reorder(table.key_of(r) for rs in rows for r in rs)
     return [PointResult.from_row({k: format_value(v) for k, v in r.items()}) for rs in rows for r in rs]
+
+
+class _SweepBook:
+    """The rows of :func:`run_ber_sweeps`: per sweep ``i`` and point ``j``, the stored row, the computed row
+    waiting for the points before it (``computed``), the row written (``rows``), the next point to write
+    (``pointer``) and the lowest SNR that ended without errors (``zero_snr``, for the early stop)."""
+
+    def __init__(self, configs: List[Dict[str, Any]], snrs: List[List[float]], table, executor, early_stop: bool,
+                 rates: Dict[Tuple[str, str], Tuple[float, float]]):
+        self.configs, self.snrs, self.table, self.executor = configs, snrs, table, executor
+        self.early_stop, self.rates = early_stop, rates
+        self.stored: List[List[Optional[Dict[str, str]]]] = []
+        for cfg, s in zip(configs, snrs):
+            if len(set(s)) != len(s):
+                raise ValueError(f"sweep {cfg['code']}/{cfg['channel']} lists an SNR twice: {s}")
+            self.stored.append([table.get((cfg["code"], cfg["channel"], cfg["snr_type"], x)) for x in s])
+        self.rows: List[List[Optional[Dict[str, Any]]]] = [[None] * len(s) for s in snrs]
+        self.computed: Dict[Tuple[int, int], Dict[str, Any]] = {}
+        self.pointer = [0] * len(snrs)
+        self.zero_snr: List[Optional[float]] = [None] * len(snrs)
+
+    def task_order(self) -> List[Tuple[int, int]]:
+        """The points to compute: round-robin over sweeps, low list positions first, so early points start
+        first."""
+        order = []
+        for j in range(max((len(s) for s in self.snrs), default=0)):
+            for i in range(len(self.snrs)):
+                if j < len(self.snrs[i]) and self.stored[i][j] is None:
+                    order.append((i, j))
+        return order
+
+    def rate_of(self, i: int) -> Tuple[float, float]:
+        key = (self.configs[i]["code"], self.configs[i]["channel"])
+        if key not in self.rates:
+            _, cr, bps = _ber_trial(json.dumps({k: self.configs[i].get(k) for k in _BUILD_KEYS}, sort_keys=True))
+            self.rates[key] = (cr, bps)
+        return self.rates[key]
+
+    def skippable(self, i: int, j: int) -> bool:
+        z = self.zero_snr[i]
+        return self.early_stop and z is not None and self.snrs[i][j] > z and self.stored[i][j] is None
+
+    def advance(self, i: int) -> None:
+        """Write every resolvable row of sweep i from its pointer on."""
+        from phy.sim.points import STATUS_NO_ERRORS
+        from phy.sim.resultstore import format_value
+
+        snrs = self.snrs[i]
+        while self.pointer[i] < len(snrs):
+            j = self.pointer[i]
+            snr = snrs[j]
+            if self.stored[i][j] is not None:
+                row = self.stored[i][j]
+            elif self.skippable(i, j):
+                self.executor.cancel((i, j))
+                cr, bps = self.rate_of(i)
+                row = _skipped_row(self.configs[i], snr, cr, bps)
+                self.table.append(row)
+            elif (i, j) in self.computed:
+                row = self.computed.pop((i, j))
+                self.table.append(row)
+            else:
+                return
+            self.rows[i][j] = row
+            if format_value(row["status"]) == STATUS_NO_ERRORS and (self.zero_snr[i] is None or snr < self.zero_snr[i]):
+                self.zero_snr[i] = snr
+                for jj in range(j + 1, len(snrs)):
+                    if self.skippable(i, jj):
+                        self.executor.cancel((i, jj))
+            self.pointer[i] += 1

@@ -25,6 +25,8 @@ import math
 __all__ = ["add_arguments", "main", "measure", "measure_impairment"]
 
 _CHUNK = 1 << 20  # symbols per pass (bounded memory for any --symbols)
+#: The largest --symbols (a few minutes at most).
+MAX_SYMBOLS = 10 ** 9
 
 
 def _count(text: str) -> int:
@@ -32,9 +34,15 @@ def _count(text: str) -> int:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"--symbols must be a number such as 1e6, got {text!r}") from None
-    if not math.isfinite(value) or value < 1 or value != int(value):
-        raise argparse.ArgumentTypeError(f"--symbols must be a positive integer, got {text!r}")
+    if not math.isfinite(value) or value < 1 or value != int(value) or value > MAX_SYMBOLS:
+        raise argparse.ArgumentTypeError(f"--symbols must be an integer from 1 to {MAX_SYMBOLS:.0e}, got {text!r}")
     return int(value)
+
+
+def _tolerance(text: str) -> float:
+    from experiments.core.args import float_arg
+
+    return float_arg(0.0)(text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,10 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "tdl(model=C,delay_spread=100e-9,speed=30), rayleigh(num_tx=2,num_rx=2) (default awgn)")
     parser.add_argument("--snr-db", type=float, default=10.0, help="Es/N0 per complex channel use [dB]")
     parser.add_argument("--symbols", type=_count, default=1_000_000,
-                        help="number of QPSK symbols (channel uses x transmit antennas, e.g. 1e6)")
+                        help="number of QPSK symbols (channel uses x transmit antennas, e.g. 1e6; at most 1e9)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the channel and of the symbols")
     parser.add_argument("--device", default="auto", help="torch device: auto (default: cuda if available, else cpu), cpu, cuda, cuda:1 ...")
-    parser.add_argument("--tolerance-db", type=float, default=None,
+    parser.add_argument("--tolerance-db", type=_tolerance, default=None,
                         help="exit with status 1 if the measured Es/N0 is further than this from --snr-db")
 
 
@@ -117,6 +125,12 @@ def measure(channel, snr_db: float, symbols: int, seed: int = 0, device="cpu", r
     L = int(getattr(channel, "block_length", 1))
     rows_total = math.ceil(symbols / (row * nt))
     rows_per_pass = max(1, _CHUNK // (row * nt))
+    from phy.utils.memory import check_memory
+
+    # x, y, h x, y - h x and h per pass (complex64, the statistics in complex128)
+    per_pass = min(rows_per_pass, rows_total) * row * (nt * 8 + nr * 40 + nr * nt * 24)
+    check_memory(per_pass, f"measuring {symbols} symbols in passes of {min(rows_per_pass, rows_total)} example(s) of "
+                 f"{row} channel uses over {nr} x {nt} antennas", hint="use a smaller grid or fewer antennas")
     s_sig = s_err = s_h2 = s_re = s_im = 0.0
     s_h = 0j
     s_crx = s_ctx = 0j
@@ -262,8 +276,12 @@ def main(args: argparse.Namespace) -> int:
     print(f"symbols sent: {stats['symbols']} (unit-energy QPSK, Es = 1 per channel use"
           + (f", Es/{nt} per transmit antenna)" if nt > 1 else ")"))
     print(f"target Es/N0: {args.snr_db:.4f} dB -> N0 = {no:.6g} (N0/2 = {no / 2:.6g} per real dimension)")
-    print(f"measured Es/N0: {stats['esno_db']:.4f} dB (error {stats['esno_db'] - args.snr_db:+.4f} dB)"
-          + (" per receive antenna" if params.get("num_rx", 1) > 1 else ""))
+    if not math.isfinite(stats["esno_db"]):  # the noise vanished in the float32 rounding of h x + n
+        print(f"measured Es/N0: not measurable (the noise at {args.snr_db:g} dB is below the float32 resolution "
+              "of the received symbols; measure at a lower --snr-db)")
+    else:
+        print(f"measured Es/N0: {stats['esno_db']:.4f} dB (error {stats['esno_db'] - args.snr_db:+.4f} dB)"
+              + (" per receive antenna" if params.get("num_rx", 1) > 1 else ""))
     print(f"measured E|h|^2: {stats['h_power']:.5f} (convention 1)")
     if name == "rician":
         k = 10 ** (params["k_db"] / 10)

@@ -173,7 +173,10 @@ def main(args: argparse.Namespace) -> int:
         fig, labels = merged_metric_figure(tables, args.metric, filters=filters, snr_type=args.snr_type,
                                            logy=args.logy, title=args.title)
         if not labels:
-            raise ValueError(f"no row is left after --filter {' '.join(args.filters)}")
+            if args.filters:
+                raise ValueError(f"no row is left after --filter {' '.join(args.filters)}")
+            raise ValueError(f"no finite {args.metric!r} value to draw in {', '.join(args.runs)}"
+                             + (" (a log axis leaves out values <= 0; try --no-logy)" if args.logy is not False else ""))
         save_figure(fig, args.out)
     print(f"semcom plot: wrote {args.out} ({len(labels)} curves from {len(tables)} tables)")
     return 0

@@ -13,8 +13,8 @@
    15 dB Es/N0 per complex channel use in 2.5 dB steps, every scheme fitted into the analog scheme's 192 complex
    channel uses per example: analog (ZF and MMSE), quantised features + Hamming(7,4)/LDPC5G +
    QPSK/16-QAM, quantised features + an ideal capacity-achieving code, and the raw text as ASCII
-   + Hamming(7,4) + 16-QAM (first ``--text-max-items`` sentences; re-encoded by MiniLM) ->
-   ``<out>/compare/``.
+   + Hamming(7,4) + 16-QAM (first ``--text-max-items`` sentences; re-encoded by MiniLM), beside the Gaussian
+   OPTA and ideal separation at this block length (``fbl-separation``) -> ``<out>/compare/``.
 
 Everything is written as it finishes (resumable CSVs: rerunning the same command skips finished
 points), with one PNG per figure and a ``manifest.json`` per step plus ``<out>/manifest.json``
@@ -54,7 +54,7 @@ QUICK: Dict[str, Any] = {
     "compare_snr_db": [-10.0, 0.0, 10.0], "max_items": 500, "text_max_items": 8,
     "compare_realizations": 2,
 }
-RUN_SCHEMES = ("opta", "analog-zf", "analog-mmse", "analog-klt", "transform-ideal", "transform-ldpc5g-amc",
+RUN_SCHEMES = ("opta", "fbl-separation", "analog-zf", "analog-mmse", "analog-klt", "transform-ideal", "transform-ldpc5g-amc",
                "quant-hamming74-16qam", "quant-ldpc5g-16qam", "quant-ideal", "ascii-hamming74-16qam")
 
 
@@ -114,7 +114,7 @@ def ber_argv(settings: Dict[str, Any], out_dir: str, seed: int, device: str, ber
 
 
 def compare_config(settings: Dict[str, Any], seed: int, device: str, text_max_items: Optional[int]):
-    """The :class:`experiments.commands.compare.CompareConfig` of the run's comparison step (``settings``:
+    """The :class:`experiments.comparison.CompareConfig` of the run's comparison step (``settings``:
     :data:`FULL` or :data:`QUICK`; ``text_max_items`` overrides the settings' value when given).
 
     Examples
@@ -123,7 +123,7 @@ def compare_config(settings: Dict[str, Any], seed: int, device: str, text_max_it
     >>> cfg.channels, cfg.snr_db, cfg.text_max_items
     (('awgn', 'rayleigh'), [-10.0, 0.0, 10.0], 8)
     """
-    from experiments.commands.compare import CompareConfig
+    from experiments.comparison import CompareConfig
 
     return CompareConfig(schemes=RUN_SCHEMES, channels=("awgn", "rayleigh"), snr_db=settings["compare_snr_db"],
                          budget=None, matched=True, equalizer="mmse", seed=seed, device=device,
@@ -133,7 +133,8 @@ def compare_config(settings: Dict[str, Any], seed: int, device: str, text_max_it
 
 def _summary(rows, snrs=(-15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0)) -> str:
     """Text tables per channel: top-1 retrieval, and each scheme's NMSE gap to the Gaussian OPTA
-    (``10 log10(NMSE / NMSE_OPTA)`` dB, the OPTA computed from the training covariance)."""
+    (``10 log10(NMSE / NMSE_OPTA)`` dB, the OPTA computed from the training covariance) and to ideal separation at
+    the block length used (``gap_fbl_db``, ``fbl-separation``)."""
     lines = []
     by = {}
     for r in rows:
@@ -147,7 +148,8 @@ def _summary(rows, snrs=(-15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0)) -> str:
     for ch in sorted({k[0] for k in by}):
         schemes = list(dict.fromkeys(k[1] for k in by if k[0] == ch))
         for title, col, fmt in (("top-1 retrieval", "retrieval_top1", "{:7.3f}"),
-                                ("NMSE gap to the Gaussian OPTA [dB]", "gap_db", "{:7.2f}")):
+                                ("NMSE gap to the Gaussian OPTA [dB]", "gap_db", "{:7.2f}"),
+                                ("NMSE gap to separation at this block length [dB]", "gap_fbl_db", "{:7.2f}")):
             lines.append(f"{title}, {ch} (Es/N0 per complex channel use [dB]; uses per example)")
             lines.append(f"{'scheme':24s} {'uses':>5s} " + " ".join(f"{s:>7.1f}" for s in snrs))
             for sch in schemes:

@@ -360,7 +360,7 @@ def _seen_images(args):
     read from disk per batch)."""
     import torch
 
-    from experiments.commands.semclip_eval import _split_preprocess
+    from experiments.semclip_eval.context import _split_preprocess
     from semantic.clip_tokens import load_open_clip, model_image_shape
     from semantic.datasets import make_dataset, split_classes
 
@@ -402,7 +402,7 @@ def _train_djscc(args) -> int:
     from baselines.djscc import ImageJSCCCodec, train_resumable
     from baselines.djscc_ft import DJSCCFT
     from baselines.djscc_vit import ViTJSCCCodec
-    from experiments.commands.semclip_eval import djscc_num_down
+    from experiments.semclip_eval.context import djscc_num_down
     from phy.channel.registry import make_channel
 
     for name in ("channel_uses", "steps", "batch_size", "checkpoint_every", "hidden", "vit_dim", "vit_depth",

@@ -64,9 +64,11 @@ import argparse
 import base64
 import contextlib
 import json
+import math
 import re
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -98,6 +100,13 @@ def parse_range(text: str, what: str, cast=float) -> Tuple:
         lo, hi = cast(parts[0]), cast(parts[1])
     except ValueError:
         raise ValueError(f"--{what} must be lo:hi numbers, got {text!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"--{what} must be lo:hi finite numbers, got {text!r}")
+    if "snr" in what:
+        from experiments.core.args import SNR_DB_LIMIT
+
+        if max(abs(lo), abs(hi)) > SNR_DB_LIMIT:
+            raise ValueError(f"--{what} {text!r} lies outside the SNR range [-{SNR_DB_LIMIT:g}, {SNR_DB_LIMIT:g}] dB")
     if lo > hi:
         raise ValueError(f"--{what}: lo must be <= hi, got {text!r}")
     return lo, hi
@@ -268,15 +277,13 @@ def run_training_loop(trainer, system, ds, args, info, out: Path, seed: int, ste
     from torch.utils.data.distributed import DistributedSampler
 
     from experiments.core.results import RunManifest, open_table
-    from semantic.distributed import all_reduce_mean, barrier, distributed_sampler
+    from semantic.distributed import all_reduce_mean, distributed_sampler
     from semantic.images import collate_images, file_sha1
 
     main_rank = info.is_main
     say = print if main_rank else (lambda *a, **k: None)
     log = open_table(out / "train_log.csv", ["step"], ["loss"]) if main_rank else None
     logged = {int(k[0]) for k in log.finished_keys()} if log is not None else set()
-    gen = torch.Generator().manual_seed(seed)
-    channel, ch_dev = system.link.channel, torch.device(system.encoder.device)
     # the epoch's order depends on (args.seed, epoch) only, so a resume can rebuild it
     sampler = distributed_sampler(ds, info, shuffle=True, seed=args.seed)
     if sampler is None:
@@ -285,43 +292,10 @@ def run_training_loop(trainer, system, ds, args, info, out: Path, seed: int, ste
     if per_rank == 0:
         raise ValueError("the training set is empty")
     drop_last = per_rank > args.batch_size
-    per_epoch = per_rank // args.batch_size if drop_last else 1  # micro-batches per epoch and rank
-    epoch, done = 0, 0  # position: micro-batches of ``epoch`` already taken
-
-    saved = trainer.extra_state.get("loop")
-    if saved is not None and len(saved.get("rng", ())) == info.world_size:
-        epoch, done = int(saved["epoch"]), int(saved["batch"])
-        mine = saved["rng"][info.rank]
-        gen.set_state(_rng_state(mine["step"]))
-        trainer.generator.set_state(_rng_state(mine["trainer"]))
-        if torch.device(mine["channel_device"]).type == ch_dev.type:
-            channel.generator(ch_dev).set_state(_rng_state(mine["channel"]))
-        else:
-            channel.reset(seed + trainer.global_step)
-            say(f"note: the checkpoint's channel stream is for {mine['channel_device']}, not {ch_dev}: it restarts "
-                f"from seed {seed + trainer.global_step}")
-    elif trainer.global_step > 0:  # a checkpoint without the record (older version)
-        gen.manual_seed(seed + trainer.global_step)
-        channel.reset(seed + trainer.global_step)
-        epoch = trainer.global_step
-        say("note: the checkpoint has no data position / random-stream record: the epoch order and the random "
-            f"streams restart from seed + {trainer.global_step}")
-
-    def save() -> Optional[Path]:
-        mine = {"step": _rng_text(gen), "trainer": _rng_text(trainer.generator),
-                "channel": _rng_text(channel.generator(ch_dev)), "channel_device": str(ch_dev)}
-        states = _gather(mine, info)  # every rank takes part
-        path = None
-        if main_rank:
-            at = (epoch + 1, 0) if done >= per_epoch else (epoch, done)
-            trainer.extra_state["loop"] = {"epoch": at[0], "batch": at[1], "batch_size": args.batch_size,
-                                           "world_size": info.world_size, "rng": states}
-            path = trainer.save(out / f"checkpoint-{trainer.global_step:07d}")
-            ckpts = sorted(p for p in out.glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name))
-            for old in ckpts[:-max(1, args.keep)]:
-                shutil.rmtree(old, ignore_errors=True)
-        barrier(info)
-        return path
+    pos = _LoopPosition(torch.Generator().manual_seed(seed), system.link.channel,
+                        torch.device(system.encoder.device),
+                        per_epoch=per_rank // args.batch_size if drop_last else 1)
+    pos.restore(trainer, info, seed, say)
 
     if trainer.global_step >= args.steps:
         say(f"already at step {trainer.global_step} >= --steps {args.steps}: nothing to train")
@@ -330,18 +304,18 @@ def run_training_loop(trainer, system, ds, args, info, out: Path, seed: int, ste
     with manifest_cm as manifest:
         losses: List[float] = []
         while trainer.global_step < args.steps:
-            if done >= per_epoch:
-                epoch, done = epoch + 1, 0
-            sampler.set_epoch(epoch)
-            order = list(sampler)[done * args.batch_size:]
+            if pos.done >= pos.per_epoch:
+                pos.epoch, pos.done = pos.epoch + 1, 0
+            sampler.set_epoch(pos.epoch)
+            order = list(sampler)[pos.done * args.batch_size:]
             # a generator of its own: the loader's base-seed draw leaves the global stream alone
             loader = DataLoader(ds, batch_size=args.batch_size, sampler=order, collate_fn=collate_images,
                                 drop_last=drop_last, generator=torch.Generator())
             for batch in loader:
                 vlf = system.encode(batch["image"], keys=[file_sha1(p) for p in batch["path"]])
                 before = trainer.global_step
-                losses.append(step(batch, vlf, gen))
-                done += 1
+                losses.append(step(batch, vlf, pos.gen))
+                pos.done += 1
                 if trainer.global_step > before:
                     loss = float(all_reduce_mean(sum(losses) / len(losses), info))  # mean over ranks
                     losses = []
@@ -351,15 +325,73 @@ def run_training_loop(trainer, system, ds, args, info, out: Path, seed: int, ste
                     if trainer.global_step % 10 == 0:
                         say(f"step {trainer.global_step}: loss {loss:.4f}")
                     if trainer.global_step % args.save_every == 0:
-                        save()
+                        pos.save(trainer, out, args, info)
                 if trainer.global_step >= args.steps:
                     break
             else:
-                done = per_epoch
-        final = save()
+                pos.done = pos.per_epoch
+        final = pos.save(trainer, out, args, info)
         if manifest is not None:
             manifest.update(final_checkpoint=str(final), steps=trainer.global_step)
     return final
+
+
+@dataclass
+class _LoopPosition:
+    """What a checkpoint of :func:`run_training_loop` records besides the model: the data position
+    (``done`` micro-batches of ``epoch`` taken, ``per_epoch`` per epoch and rank) and the random streams
+    (``gen``, this rank's per-step generator; the trainer's; ``channel``'s stream on ``ch_dev``)."""
+
+    gen: Any
+    channel: Any
+    ch_dev: Any
+    per_epoch: int
+    epoch: int = 0
+    done: int = 0
+
+    def restore(self, trainer, info, seed: int, say) -> None:
+        """Continue from ``trainer.extra_state["loop"]`` (the position and this rank's streams); without that
+        record (an older checkpoint) the order and the streams restart from ``seed + global_step``."""
+        import torch
+
+        saved = trainer.extra_state.get("loop")
+        if saved is not None and len(saved.get("rng", ())) == info.world_size:
+            self.epoch, self.done = int(saved["epoch"]), int(saved["batch"])
+            mine = saved["rng"][info.rank]
+            self.gen.set_state(_rng_state(mine["step"]))
+            trainer.generator.set_state(_rng_state(mine["trainer"]))
+            if torch.device(mine["channel_device"]).type == self.ch_dev.type:
+                self.channel.generator(self.ch_dev).set_state(_rng_state(mine["channel"]))
+            else:
+                self.channel.reset(seed + trainer.global_step)
+                say(f"note: the checkpoint's channel stream is for {mine['channel_device']}, not {self.ch_dev}: it "
+                    f"restarts from seed {seed + trainer.global_step}")
+        elif trainer.global_step > 0:  # a checkpoint without the record (older version)
+            self.gen.manual_seed(seed + trainer.global_step)
+            self.channel.reset(seed + trainer.global_step)
+            self.epoch = trainer.global_step
+            say("note: the checkpoint has no data position / random-stream record: the epoch order and the random "
+                f"streams restart from seed + {trainer.global_step}")
+
+    def save(self, trainer, out: Path, args, info) -> Optional[Path]:
+        """Checkpoint ``out/checkpoint-<step>`` with every rank's streams (rank 0 writes it and keeps the newest
+        ``args.keep``; every rank waits); its folder on rank 0, ``None`` on the others."""
+        from semantic.distributed import barrier
+
+        mine = {"step": _rng_text(self.gen), "trainer": _rng_text(trainer.generator),
+                "channel": _rng_text(self.channel.generator(self.ch_dev)), "channel_device": str(self.ch_dev)}
+        states = _gather(mine, info)  # every rank takes part
+        path = None
+        if info.is_main:
+            at = (self.epoch + 1, 0) if self.done >= self.per_epoch else (self.epoch, self.done)
+            trainer.extra_state["loop"] = {"epoch": at[0], "batch": at[1], "batch_size": args.batch_size,
+                                           "world_size": info.world_size, "rng": states}
+            path = trainer.save(out / f"checkpoint-{trainer.global_step:07d}")
+            ckpts = sorted(p for p in out.glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name))
+            for old in ckpts[:-max(1, args.keep)]:
+                shutil.rmtree(old, ignore_errors=True)
+        barrier(info)
+        return path
 
 
 def add_channel_and_output_arguments(parser: argparse.ArgumentParser, training: argparse._ArgumentGroup) -> None:

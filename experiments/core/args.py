@@ -1,7 +1,13 @@
-"""Argument types shared by the ``semcom`` commands: SNR lists, name lists, devices, positive ints.
+"""Argument types shared by the ``semcom`` commands: SNR lists, name lists, devices, integers, numbers.
 
 Every command parses these the same way (``--snr-db start:stop:step`` with an inclusive stop, comma
 lists, ``--device`` checked against the machine), and no study module owns them.
+
+Numbers: an integer option takes an integer, also written ``1e6`` when that is one exactly (``2.5e0`` is
+refused, never truncated); every count option has an upper bound that a run can reach
+(:data:`COUNT_LIMITS`, said in its help); a number option takes a finite number (no ``nan``/``inf``); an SNR
+lies within :data:`SNR_DB_LIMIT` dB. :func:`harden_parser` puts these types on every ``int``/``float``
+option of a parser, so a command cannot forget them.
 
 Example
 -------
@@ -14,17 +20,240 @@ import argparse
 import math
 from typing import Dict, List, Optional, Sequence
 
-__all__ = ["parse_snr_list", "snr_list_arg", "parse_name_list", "parse_device", "positive_int_arg"]
+__all__ = ["parse_snr_list", "snr_list_arg", "parse_name_list", "parse_device", "positive_int_arg", "parse_int",
+           "int_arg", "float_arg", "snr_db_arg", "snr_pair_arg", "harden_parser", "COUNT_LIMITS", "SNR_DB_LIMIT", "INT_LIMIT"]
+
+#: Every SNR a command takes lies in [-SNR_DB_LIMIT, SNR_DB_LIMIT] dB (N0 from 1e-20 to 1e20 times Es).
+SNR_DB_LIMIT = 200.0
+#: Integers that are not counts (seeds) lie in the int64 range.
+INT_LIMIT = 2 ** 63 - 1
+#: The largest value of each count option (``--name`` or ``command --name``), one a run can finish; an
+#: integer option not listed here has :data:`DEFAULT_COUNT_LIMIT`.
+COUNT_LIMITS: Dict[str, int] = {
+    "--k": 1 << 20, "--n": 1 << 20, "--num-iter": 1000, "--ldpc-iter": 1000, "--target-errors": 10 ** 9,
+    "--target-block-errors": 10 ** 9, "--batch-size": 1 << 20, "--snr-batch": 64, "--num-cpus": 4096,
+    "--symbols": 10 ** 9, "--max-items": 10 ** 8, "--text-max-items": 10 ** 8, "--budget": 1 << 24,
+    "--bits": 24, "--max-bits-per-element": 24, "--realizations": 10000, "--limit": 10 ** 8,
+    "--max-images": 10 ** 8, "--train-images": 10 ** 8, "--complexity-images": 10 ** 6, "--input-size": 4096,
+    "--image-size": 4096, "--steps": 10 ** 7, "vlf-msc --steps": 1000, "vlf-msc-eval --steps": 1000,
+    "--img2img-steps": 1000, "--max-new-tokens": 4096, "--num-beams": 64, "--grid-rows": 1000,
+    "--save-every": 10 ** 9, "--keep": 10 ** 6, "--checkpoint-every": 10 ** 9, "--grad-accum": 1 << 16,
+    "--channel-uses": 1 << 20, "--snr-channel-uses": 1 << 20, "--hidden-dim": 1 << 16, "--hidden": 1 << 16,
+    "--jscc-hidden": 1 << 16, "--djscc-hidden": 1 << 16, "--n-ctx": 64, "--classes-per-step": 10 ** 6,
+    "--tapl-classes-per-step": 10 ** 6, "--shard-size": 10 ** 7, "--num-workers": 256, "--train-steps": 10 ** 7,
+    "--tapl-steps": 10 ** 7, "--train-batch-size": 1 << 20, "--img2img-bits": 24, "--bertscore-layers": 1000,
+}
+#: The bound of an integer option missing from :data:`COUNT_LIMITS`.
+DEFAULT_COUNT_LIMIT = 10 ** 9
+#: Integer options that are not counts (any value of the int64 range).
+_NOT_COUNTS = ("--seed", "--split-seed")
 
 
 def _float(text: str, what: str) -> float:
     try:
         v = float(text)
-    except ValueError:
+    except (ValueError, TypeError):
         raise ValueError(f"{what}: {text!r} is not a number") from None
     if not math.isfinite(v):
         raise ValueError(f"{what}: {text!r} must be finite")
     return v
+
+
+def _snr(text: str, what: str) -> float:
+    v = _float(text, what)
+    if abs(v) > SNR_DB_LIMIT:
+        raise ValueError(f"{what}: {text!r} dB is outside the SNR range [-{SNR_DB_LIMIT:g}, {SNR_DB_LIMIT:g}] dB")
+    return v
+
+
+def parse_int(text, what: str = "value", low: Optional[int] = None, high: Optional[int] = None) -> int:
+    """An integer from ``text``: ``12``, ``-3``, or ``1e6`` / ``2.0e3`` when exactly an integer; ``ValueError``
+    for anything else (``2.5e0``, ``nan``, ``1e400``), or outside ``[low, high]``.
+
+    Examples
+    --------
+    >>> parse_int("12"), parse_int("1e6"), parse_int("-4")
+    (12, 1000000, -4)
+    >>> parse_int("2.5e0", "--target-errors")
+    Traceback (most recent call last):
+    ...
+    ValueError: --target-errors: expected an integer, got '2.5e0'
+    >>> parse_int("1e400", "--k", 1, 1 << 20)
+    Traceback (most recent call last):
+    ...
+    ValueError: --k: expected an integer from 1 to 1048576, got '1e400'
+    """
+    t = str(text).strip()
+    rng = (f" from {low} to {high}" if low is not None and high is not None else
+           f" >= {low}" if low is not None else f" <= {high}" if high is not None else "")
+    try:
+        v = int(t, 10)
+    except ValueError:
+        try:
+            f = float(t)
+        except ValueError:
+            raise ValueError(f"{what}: expected an integer{rng}, got {text!r}") from None
+        if not math.isfinite(f) or abs(f) > 2.0 ** 63:
+            raise ValueError(f"{what}: expected an integer{rng}, got {text!r}") from None
+        if f != int(f):
+            raise ValueError(f"{what}: expected an integer, got {text!r}") from None
+        from decimal import Decimal, InvalidOperation
+
+        try:  # exact: 1e6 -> 1000000, 1.0000000000000001e3 (not an integer) refused
+            d = Decimal(t)
+        except InvalidOperation:
+            raise ValueError(f"{what}: expected an integer{rng}, got {text!r}") from None
+        if d != d.to_integral_value():
+            raise ValueError(f"{what}: expected an integer, got {text!r}")
+        v = int(d)
+    if abs(v) > INT_LIMIT or (low is not None and v < low) or (high is not None and v > high):
+        raise ValueError(f"{what}: expected an integer{rng}, got {text!r}")
+    return v
+
+
+def int_arg(low: Optional[int] = 1, high: Optional[int] = None, what: str = "value"):
+    """argparse ``type=`` for an integer in ``[low, high]`` (:func:`parse_int`; errors as argparse errors).
+
+    Examples
+    --------
+    >>> int_arg(1, 64)("8")
+    8
+    >>> int_arg(1, 64)("65")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected an integer from 1 to 64, got '65'
+    """
+    def convert(text):
+        try:
+            return parse_int(text, what, low, high)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e).split(": ", 1)[1] if what == "value" else str(e)) from None
+
+    convert.__name__ = "integer"
+    convert.bounds = (low, high)
+    return convert
+
+
+def float_arg(low: Optional[float] = None, high: Optional[float] = None, *, low_open: bool = False,
+              what: str = "value"):
+    """argparse ``type=`` for a finite number in ``[low, high]`` (``low_open``: ``> low``); ``nan`` and ``inf``
+    are refused.
+
+    Examples
+    --------
+    >>> float_arg(0.0)("1.5")
+    1.5
+    >>> float_arg(0.0)("nan")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected a finite number >= 0, got 'nan'
+    """
+    rng = " and ".join(x for x in ((f"{'>' if low_open else '>='} {low:g}" if low is not None else ""),
+                                    (f"<= {high:g}" if high is not None else "")) if x)
+
+    def convert(text):
+        try:
+            v = float(text)
+        except (ValueError, TypeError):
+            v = math.nan
+        if not math.isfinite(v) or (low is not None and (v < low or (low_open and v == low))) or \
+                (high is not None and v > high):
+            raise argparse.ArgumentTypeError(f"expected a finite number{' ' + rng if rng else ''}, got {text!r}")
+        return v
+
+    convert.__name__ = "number"
+    convert.bounds = (low, high)
+    return convert
+
+
+_snr_db = float_arg(-SNR_DB_LIMIT, SNR_DB_LIMIT)
+
+
+def snr_db_arg(text: str) -> float:
+    """argparse ``type=`` for one SNR in dB: finite, within :data:`SNR_DB_LIMIT`.
+
+    Examples
+    --------
+    >>> snr_db_arg("-5.5")
+    -5.5
+    >>> snr_db_arg("inf")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected a finite number >= -200 and <= 200, got 'inf'
+    """
+    return _snr_db(text)
+
+
+snr_db_arg.__name__ = "number"
+snr_db_arg.bounds = (-SNR_DB_LIMIT, SNR_DB_LIMIT)
+
+
+def snr_pair_arg(text: str) -> str:
+    """argparse ``type=`` for an SNR range ``"low,high"`` [dB]: both finite, within :data:`SNR_DB_LIMIT`,
+    ``low <= high``; returns the text unchanged.
+
+    Examples
+    --------
+    >>> snr_pair_arg("-10,10")
+    '-10,10'
+    >>> snr_pair_arg("0,inf")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected 'low,high' SNRs [dB] within [-200, 200] with low <= high, got '0,inf'
+    """
+    parts = str(text).split(",")
+    try:
+        lo, hi = (_snr(p, "snr") for p in parts) if len(parts) == 2 else (None, None)
+    except ValueError:
+        lo = hi = None
+    if lo is None or lo > hi:
+        raise argparse.ArgumentTypeError(f"expected 'low,high' SNRs [dB] within [-{SNR_DB_LIMIT:g}, {SNR_DB_LIMIT:g}] "
+                                         f"with low <= high, got {text!r}")
+    return text
+
+
+def _is_snr_option(action: argparse.Action) -> bool:
+    return any("snr" in o for o in action.option_strings)
+
+
+def harden_parser(parser: argparse.ArgumentParser, command: str = "") -> None:
+    """Give every ``type=int`` / ``type=float`` option of ``parser`` (and of its sub-parsers) the checked types:
+    an integer option refuses non-integers and values beyond its bound (:data:`COUNT_LIMITS`, or the int64 range
+    for seeds), a number option refuses ``nan``/``inf`` (an SNR option also values beyond :data:`SNR_DB_LIMIT`);
+    a count option's help says its bound. Options with their own type are left as they are (they check
+    themselves), apart from the bound of integer types made by :func:`positive_int_arg`.
+
+    Examples
+    --------
+    >>> p = argparse.ArgumentParser(prog="demo")
+    >>> _ = p.add_argument("--steps", type=int, default=10, help="training steps")
+    >>> harden_parser(p)
+    >>> p.parse_args(["--steps", "1e3"]).steps
+    1000
+    >>> [a.help for a in p._actions if a.dest == "steps"]
+    ['training steps (at most 10000000)']
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                harden_parser(sub, f"{command} {name}".strip())
+            continue
+        if not action.option_strings:
+            continue
+        opt = next((o for o in action.option_strings if o.startswith("--")), action.option_strings[0])
+        kind = action.type
+        if kind is int or getattr(kind, "positive_int", False):
+            if opt in _NOT_COUNTS:
+                action.type = int_arg(-INT_LIMIT, INT_LIMIT)
+                continue
+            high = COUNT_LIMITS.get(f"{command} {opt}", COUNT_LIMITS.get(opt, DEFAULT_COUNT_LIMIT))
+            low = 1 if getattr(kind, "positive_int", False) else 0
+            action.type = int_arg(low, high)
+            if action.help is not argparse.SUPPRESS:
+                action.help = (action.help or "").rstrip() + f" (at most {high})"
+                action.help = action.help.lstrip()
+        elif kind is float:
+            action.type = snr_db_arg if _is_snr_option(action) else float_arg()
 
 
 def parse_snr_list(text: str) -> List[float]:
@@ -48,19 +277,20 @@ def parse_snr_list(text: str) -> List[float]:
             parts = item.split(":")
             if len(parts) not in (2, 3):
                 raise ValueError(f"--snr-db range {item!r} must be start:stop or start:stop:step")
-            start = _float(parts[0], "--snr-db start")
-            stop = _float(parts[1], "--snr-db stop")
+            start = _snr(parts[0], "--snr-db start")
+            stop = _snr(parts[1], "--snr-db stop")
             step = _float(parts[2], "--snr-db step") if len(parts) == 3 else 1.0
             if step == 0:
                 raise ValueError(f"--snr-db range {item!r} has step 0")
             if (stop - start) * step < 0:
                 raise ValueError(f"--snr-db range {item!r}: step {step} never reaches stop {stop} from {start}")
-            count = int(math.floor((stop - start) / step + 1e-9)) + 1
+            ratio = (stop - start) / step
+            count = int(math.floor(ratio + 1e-9)) + 1 if math.isfinite(ratio) and ratio < 1e7 else 10 ** 7
             if count > 10_000:
                 raise ValueError(f"--snr-db range {item!r} has {count} points; at most 10000")
             out.extend(round(start + i * step, 10) + 0.0 for i in range(count))
         else:
-            out.append(_float(item, "--snr-db value") + 0.0)
+            out.append(_snr(item, "--snr-db value") + 0.0)
     if not out:
         raise ValueError(f"--snr-db gave no SNR points: {text!r}")
     dup = sorted({v for v in out if out.count(v) > 1})
@@ -144,9 +374,12 @@ def positive_int_arg(text: str, allow_exponent: bool = False) -> int:
     argparse.ArgumentTypeError: ...
     """
     try:
-        v = int(float(text)) if allow_exponent and text.strip().lower().count("e") else int(text)
+        v = parse_int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if v <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
     return v
+
+
+positive_int_arg.positive_int = True  # harden_parser bounds the options that use it

@@ -21,7 +21,7 @@ sequential run's, line for line.
 * :func:`run_points`: generic "skip finished keys, run the rest, append each returned row".
 * The studies build their tasks on top of these and nothing here knows a study:
   :func:`experiments.commands.ber.run_ber_sweeps` (``semcom ber``, one task per (scheme, channel, SNR) point,
-  the engine's early stop reproduced exactly), :func:`experiments.commands.compare.run_compare_points`
+  the engine's early stop reproduced exactly), :func:`experiments.comparison.run_compare_points`
   (``semcom compare``), :func:`experiments.commands.clip_extraction.extract_features_parallel` (one task per
   CLIP feature shard).
 

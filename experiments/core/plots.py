@@ -287,11 +287,13 @@ def metric_figure(series: Mapping[str, Tuple[Sequence[float], Sequence[float]]],
 # merged figures across runs (`semcom plot`)
 # ------------------------------------------------------------------------------------------------
 #: metrics drawn on a log y axis by default (error rates and distortions)
-LOG_METRICS = frozenset({"ber", "bler", "nmse", "opta_nmse", "outage_rate", "codeword_error_rate", "mcs_bler_est",
+LOG_METRICS = frozenset({"ber", "bler", "bler_normal_approx", "nmse", "opta_nmse", "fbl_nmse", "outage_rate", "codeword_error_rate", "mcs_bler_est",
                          "ser", "wer", "lpips"})
 #: Axis labels of the metrics of the result CSVs (the column name is used for any other).
 METRIC_LABELS = {
     "ber": "BER", "bler": "BLER", "nmse": "NMSE", "opta_nmse": "Gaussian OPTA NMSE", "gap_db": "gap to the OPTA [dB]",
+    "fbl_nmse": "NMSE of separation at this block length", "gap_fbl_db": "gap to separation at this block length [dB]",
+    "bler_normal_approx": "BLER, normal approximation",
     "cosine": "cosine similarity", "retrieval_top1": "top-1 retrieval accuracy",
     "retrieval_top5": "top-5 retrieval accuracy", "top1": "top-1 accuracy", "top5": "top-5 accuracy",
     "semantic_similarity": "semantic similarity", "bleu": "BLEU", "bleu1": "BLEU-1", "bleu4": "BLEU-4",

@@ -93,7 +93,9 @@ def open_table(path: Union[str, os.PathLike], keys: Sequence[str], values: Seque
 
 
 def read_rows(path: Union[str, os.PathLike]) -> List[Dict[str, str]]:
-    """All rows of a result CSV as dicts of strings (no layout check; empty list if missing).
+    """All rows of a result CSV as dicts of strings (empty list if missing). A row with more or fewer cells
+    than the header, a cell over the csv module's field limit or bytes that are not UTF-8 raise
+    ``ValueError`` naming the file.
 
     Examples
     --------
@@ -110,8 +112,17 @@ def read_rows(path: Union[str, os.PathLike]) -> List[Dict[str, str]]:
     path = os.fspath(path)
     if not os.path.exists(path):
         return []
-    with open(path, "r", newline="", encoding="utf-8") as fh:
-        return [row for row in csv.DictReader(fh)]
+    try:
+        with open(path, "r", newline="", encoding="utf-8") as fh:
+            rows = [row for row in csv.DictReader(fh)]
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not a readable result table ({' '.join(str(exc).split())}; a cell may hold at "
+                         f"most {csv.field_size_limit()} characters)") from None
+    for i, row in enumerate(rows, start=2):
+        if None in row or None in row.values():
+            raise ValueError(f"{path}: line {i} has {'more' if None in row else 'fewer'} cells than the header "
+                             "(a malformed table); repair it or leave it out")
+    return rows
 
 
 def package_versions(packages: Iterable[str] = DEFAULT_PACKAGES) -> Dict[str, Optional[str]]:
@@ -373,6 +384,9 @@ def claim_result_settings(out_dir: Union[str, os.PathLike], settings: Mapping[st
       (:func:`compare_settings`); a missing, truncated or non-dict record is refused, never taken
       as "anything goes".
 
+    The ``--plugin`` modules and files loaded in the process (:func:`experiments.core.plugins.loaded_plugins`)
+    are recorded with the settings (``plugins``; a record without the key had none).
+
     Returns the record's path. Raises :class:`SettingsMismatchError` (a ``ValueError``) naming each
     differing setting, or the missing record.
 
@@ -392,6 +406,11 @@ def claim_result_settings(out_dir: Union[str, os.PathLike], settings: Mapping[st
     results = [results] if isinstance(results, str) else list(results)
     if not results:
         raise ValueError("results must name at least one result file or folder")
+    from experiments.core.plugins import loaded_plugins
+
+    # the --plugin code that ran is part of every result (another plug-in may register the same names)
+    settings = {**dict(settings), "plugins": dict(settings).get("plugins", loaded_plugins())}
+    added_later = {"plugins": [], **dict(added_later or {})}
     record = record or os.path.splitext(os.path.basename(results[0].rstrip("/")))[0] + ".settings.json"
     path = os.path.join(out_dir, record)
     if started is None:

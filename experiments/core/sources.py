@@ -148,8 +148,10 @@ def _check_max_items(max_items):
 SOURCES: Dict[str, Callable[..., FeatureSource]] = {}
 
 
-def register_source(name: str):
-    """Decorator: ``@register_source("name")`` on ``builder(max_items=None, **kw) -> FeatureSource``.
+def register_source(name: str, override: bool = False):
+    """Decorator: ``@register_source("name")`` on ``builder(max_items=None, **kw) -> FeatureSource``. A name
+    already registered to another builder (a built-in such as ``gaussian``) is refused (``ValueError``) unless
+    ``override``.
 
     Examples
     --------
@@ -164,6 +166,9 @@ def register_source(name: str):
         raise ValueError(f"source name must be a non-empty str, got {name!r}")
 
     def deco(fn):
+        from experiments.core.plugins import check_new_name
+
+        check_new_name(SOURCES, name, fn, "source", override)
         SOURCES[name] = fn
         return fn
 
@@ -300,6 +305,9 @@ def load_feature_file(path: Union[str, os.PathLike], key: Optional[str] = None,
     if not p.is_file():
         raise FileNotFoundError(f"feature file {str(p)!r} does not exist")
     items = None
+    if suffix == ".npy" and key is not None:
+        raise ValueError(f"{p}: --key {key!r} names a tensor inside a .pt/.safetensors file; a .npy file holds one "
+                         "array (give no --key)")
     if suffix == ".npy":
         import numpy as np
 
@@ -326,8 +334,10 @@ def load_feature_file(path: Union[str, os.PathLike], key: Optional[str] = None,
         try:
             obj = torch.load(str(p), map_location="cpu", weights_only=True)
         except Exception as e:  # pickle.UnpicklingError, RuntimeError (not a zip), ...
+            from semantic.checkpoints import load_refusal
+
             raise ValueError(f"{p}: cannot read the {suffix} file with torch.load(weights_only=True) "
-                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+                             f"({load_refusal(e)})") from None
         if isinstance(obj, dict):
             raw = _pick(obj, str(p), key)
             items = obj.get("items", obj.get("sentences"))

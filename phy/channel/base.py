@@ -174,6 +174,29 @@ class Channel(nn.Module):
             self._generators[key] = gen
         return gen
 
+    def output_transformed(self) -> bool:
+        """Whether calling the channel returns something other than what :meth:`forward` computes: an active
+        impairment (:mod:`phy.channel.impairments`), a forward hook or pre-hook of this module, or a global
+        module hook. A fast path that reproduces the channel from its noise and fading alone (the compiled
+        kernels of :meth:`forward_equalized`, the fused chains of :mod:`phy.fec.scrambled_chain`, a closed
+        form) is taken only when this is ``False``: a fast path implements the whole channel or is not taken.
+
+        Examples
+        --------
+        >>> from phy.channel.registry import make_channel
+        >>> make_channel("awgn").output_transformed(), make_channel("awgn(phase_offset=0.5)").output_transformed()
+        (False, True)
+        """
+        imp = getattr(self, "impairment", None)
+        if imp is not None and getattr(imp, "active", True):
+            return True
+        if self._forward_hooks or self._forward_pre_hooks:
+            return True
+        from torch.nn.modules import module as _module
+
+        return bool(getattr(_module, "_global_forward_hooks", None) or
+                    getattr(_module, "_global_forward_pre_hooks", None))
+
     # -- physics -------------------------------------------------------------------------
     def fading(self, x: torch.Tensor, generator: torch.Generator) -> Optional[torch.Tensor]:
         """Channel coefficients ``h`` for symbols ``x`` (``[..., n]``); ``None`` means ``h = 1``."""
@@ -304,7 +327,8 @@ class Channel(nn.Module):
             raise ValueError(f"equalizer must be one of {EQUALIZERS}, got {method!r}")
         check_complex(x, "x")
         spec = self.kernel_fading()
-        if isinstance(spec, tuple) and self.impairment is None and not (torch.is_grad_enabled() and x.requires_grad):
+        if isinstance(spec, tuple) and not self.output_transformed() and not (
+                torch.is_grad_enabled() and x.requires_grad):
             no_t = self._check_inputs(x, no, finite=False)
             rows = self._kernel_rows(x, no_t)
             if rows is not None:

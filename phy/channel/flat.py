@@ -20,7 +20,7 @@ from typing import Optional
 
 import torch
 
-from phy.channel.spec import Param
+from phy.channel.spec import TWO_PI, Param
 from phy.utils.conventions import check_complex, check_finite, check_no, check_no_type
 from phy.channel.base import Channel, ChannelOutput, _REAL, _broadcasts_to, complex_normal
 
@@ -61,8 +61,10 @@ def _sqrtm_psd(r: torch.Tensor) -> torch.Tensor:
 
 
 _ANTENNAS = dict(low=1, high=64)
+#: The longest coherence block [channel uses].
+MAX_BLOCK_LENGTH = 1 << 20
 _FLAT_PARAMS = (
-    Param("block_length", int, 1, low=1),
+    Param("block_length", int, 1, low=1, high=MAX_BLOCK_LENGTH),
     Param("num_tx", int, 1, **_ANTENNAS),
     Param("num_rx", int, 1, **_ANTENNAS),
     Param("corr_tx", float, 0.0, low=0.0, high=1.0, high_open=True),
@@ -125,10 +127,12 @@ class FlatFading(Channel):
         if isinstance(k_factor, bool) or not isinstance(k_factor, numbers.Real) or not k_factor >= 0 \
                 or not math.isfinite(k_factor):
             raise ValueError(f"k_factor must be a finite number >= 0, got {k_factor!r}")
-        if isinstance(block_length, bool) or not isinstance(block_length, numbers.Integral) or block_length < 1:
-            raise ValueError(f"block_length must be a positive int, got {block_length!r}")
-        if isinstance(los_phase, bool) or not isinstance(los_phase, numbers.Real) or not math.isfinite(los_phase):
-            raise ValueError(f"los_phase must be a finite number (radians), got {los_phase!r}")
+        if isinstance(block_length, bool) or not isinstance(block_length, numbers.Integral) or \
+                not 1 <= block_length <= MAX_BLOCK_LENGTH:
+            raise ValueError(f"block_length must be an int in [1, {MAX_BLOCK_LENGTH}], got {block_length!r}")
+        if isinstance(los_phase, bool) or not isinstance(los_phase, numbers.Real) or not math.isfinite(los_phase) \
+                or abs(los_phase) > TWO_PI:
+            raise ValueError(f"los_phase must be a finite number in [-2 pi, 2 pi] (radians), got {los_phase!r}")
         _check_antennas(num_tx, num_rx, corr_tx, corr_rx)
         self.k_factor = float(k_factor)
         self.block_length = int(block_length)
@@ -265,7 +269,7 @@ class Rician(FlatFading):
     name = "rician"
     spec_params = _FLAT_PARAMS + (
         Param("k_db", float, 10.0 * math.log10(_RICIAN_DEFAULT_K), low=-100.0, high=100.0, unit="dB"),
-        Param("los_phase", float, 0.0, unit="rad"),
+        Param("los_phase", float, 0.0, low=-TWO_PI, high=TWO_PI, unit="rad"),
     )
 
     def __init__(self, k_factor: Optional[float] = None, block_length: int = 1, los_phase: float = 0.0,

@@ -19,7 +19,9 @@ antennas** (one local oscillator): ``theta`` has shape ``[..., 1, n]`` for ``y [
 Rotating ``y = h x + n`` by ``theta`` rotates the noise too, which leaves ``CN(0, N0)`` unchanged
 (circular symmetry), so ``E|y'|^2 = E|y|^2 = Es + N0`` and the SNR convention is untouched. The
 impairment is unknown to the receiver: ``ChannelOutput.h`` (the perfect CSI) does **not** include
-``exp(j theta)``, and estimated CSI (``csi="ls"``) is drawn around that ``h``. Along the last
+``exp(j theta)``. Estimated CSI (``csi="ls"``) comes from pilots that pass the same oscillator: the links send
+them in the data's frame (:func:`phy.mimo.csi.send_and_estimate`: the pilot uses of each coherence block before
+its data uses, all on the phase walk), so the estimate absorbs a common phase and follows a drift block by block. Along the last
 dimension the phase evolves channel use by channel use, which is the time axis of the flat
 channels (AWGN, Rayleigh, Rician). A channel whose last dimension is not time applies the impairment
 itself (class attribute ``applies_impairment = True``; the forward hook then leaves it alone): the OFDM grid
@@ -55,19 +57,21 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import torch
 
-from phy.channel.spec import Param
+from phy.channel.spec import TWO_PI, Param
 
 __all__ = ["PhaseImpairment", "IMPAIRMENT_PARAMS", "IMPAIRMENT_KEYS", "wiener_increment_variance",
            "phase_trajectory", "apply_phase", "attach_impairment", "split_impairment_kwargs", "resolve_symbol_rate"]
 
 #: spec keys every channel accepts (SI units)
 IMPAIRMENT_PARAMS: Tuple[Param, ...] = (
-    Param("phase_noise_linewidth", float, 0.0, low=0.0, unit="Hz"),
-    Param("cfo", float, 0.0, unit="Hz"),
-    Param("symbol_rate", float, 0.0, low=0.0, unit="Hz"),
-    Param("phase_offset", float, 0.0, unit="rad"),
+    Param("phase_noise_linewidth", float, 0.0, low=0.0, high=1e12, unit="Hz"),
+    Param("cfo", float, 0.0, low=-1e12, high=1e12, unit="Hz"),
+    Param("symbol_rate", float, 0.0, low=0.0, high=1e12, unit="Hz"),
+    Param("phase_offset", float, 0.0, low=-TWO_PI, high=TWO_PI, unit="rad"),
     Param("random_phase", int, 0, low=0, high=1),
 )
+#: The smallest non-zero symbol_rate [Hz].
+MIN_SYMBOL_RATE = 1.0
 #: the names of :data:`IMPAIRMENT_PARAMS` (what :func:`split_impairment_kwargs` takes out of a spec)
 IMPAIRMENT_KEYS = tuple(p.name for p in IMPAIRMENT_PARAMS)
 
@@ -131,6 +135,15 @@ class PhaseImpairment:
             raise ValueError(f"symbol_rate [Hz] must be > 0 to turn phase_noise_linewidth="
                              f"{self.phase_noise_linewidth!r} Hz / cfo={self.cfo!r} Hz into radians per channel "
                              f"use, got symbol_rate={self.symbol_rate!r}")
+        if 0 < self.symbol_rate < MIN_SYMBOL_RATE:
+            raise ValueError(f"symbol_rate must be 0 (unset) or at least {MIN_SYMBOL_RATE:g} Hz, got {self.symbol_rate!r}")
+        if self.symbol_rate and abs(self.cfo) > 0.5 * self.symbol_rate:
+            raise ValueError(f"cfo={self.cfo!r} Hz exceeds half the symbol_rate={self.symbol_rate!r} Hz (more than "
+                             "pi per channel use: it aliases); give |cfo| <= symbol_rate / 2")
+        if self.symbol_rate and self.phase_noise_linewidth > self.symbol_rate:
+            raise ValueError(f"phase_noise_linewidth={self.phase_noise_linewidth!r} Hz exceeds the symbol_rate="
+                             f"{self.symbol_rate!r} Hz (the phase would be uniform within a channel use); give at "
+                             "most symbol_rate")
 
     @property
     def active(self) -> bool:

@@ -31,8 +31,9 @@ __all__ = ["CHANNELS", "register_channel", "make_channel", "parse_channel_spec",
 CHANNELS: Dict[str, Type[Channel]] = {}
 
 
-def register_channel(name: str):
-    """Class decorator: make ``make_channel(name, ...)`` build this class.
+def register_channel(name: str, override: bool = False):
+    """Class decorator: make ``make_channel(name, ...)`` build this class. A name already registered to another
+    class (a built-in such as ``awgn``, or another plug-in's) is refused (``ValueError``) unless ``override``.
 
     Examples
     --------
@@ -45,6 +46,11 @@ def register_channel(name: str):
     """
 
     def deco(cls):
+        old = CHANNELS.get(name)
+        if old is not None and old is not cls and not override:
+            raise ValueError(f"channel {name!r} is already registered ({getattr(old, '__qualname__', old)}); a plug-in "
+                             "may not replace it silently: register it under another name, or pass override=True "
+                             "to replace it on purpose")
         CHANNELS[name] = cls
         return cls
 

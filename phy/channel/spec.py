@@ -30,7 +30,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-__all__ = ["Param", "parse_spec", "split_channel_list", "check_spec_kwargs", "format_spec", "format_value"]
+__all__ = ["Param", "parse_spec", "split_channel_list", "check_spec_kwargs", "check_values", "format_spec",
+           "format_value", "TWO_PI"]
+
+#: The bound of every angle a spec takes [rad] (any angle is one of [-2 pi, 2 pi]).
+TWO_PI = 2.0 * math.pi
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
@@ -237,6 +241,32 @@ def check_spec_kwargs(name: str, kwargs: Mapping[str, Any], params: Sequence[Par
         else:
             out[p.name] = p.default
     return out
+
+
+def check_values(params: Sequence[Param], where: str, **values: Any) -> None:
+    """Check constructor arguments against the spec parameters of the same names (their types and physical
+    ranges), so a channel built in Python takes exactly what its spec takes; ``ValueError`` naming the
+    argument and its range. Arguments without a parameter of that name are not checked.
+
+    Examples
+    --------
+    >>> check_values([Param("block_length", int, 1, low=1, high=1 << 20)], "Rayleigh", block_length=64)
+    >>> check_values([Param("block_length", int, 1, low=1, high=1 << 20)], "Rayleigh", block_length=1e308)
+    Traceback (most recent call last):
+    ...
+    ValueError: Rayleigh: bad value 1e+308 for block_length (int >= 1 and <= 1048576, default 1)
+    """
+    by_name = {p.name: p for p in params}
+    for name, value in values.items():
+        p = by_name.get(name)
+        if p is None:
+            continue
+        if p.kind is int and isinstance(value, float):
+            raise ValueError(f"{where}: bad value {value!r} for {p.describe()}")
+        try:
+            p.convert(value)
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
 
 
 def format_spec(name: str, kwargs: Mapping[str, Any]) -> str:

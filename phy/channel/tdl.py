@@ -12,7 +12,7 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from phy.channel.spec import Param
+from phy.channel.spec import Param, check_values
 from phy.channel.base import Channel, _sionna_rng
 
 __all__ = ["SionnaTDL"]
@@ -60,11 +60,11 @@ class SionnaTDL(Channel):
     name = "tdl"
     spec_params = (
         Param("model", str, "A", choices=TDL_MODELS),
-        Param("delay_spread", float, 300e-9, low=0.0, low_open=True, unit="s"),
-        Param("carrier_frequency", float, 3.5e9, low=0.0, low_open=True, unit="Hz"),
-        Param("fft_size", int, 64, low=1),
-        Param("subcarrier_spacing", float, 30e3, low=0.0, low_open=True, unit="Hz"),
-        Param("speed", float, 0.0, low=0.0, unit="m/s"),
+        Param("delay_spread", float, 300e-9, low=0.0, low_open=True, high=1e-3, unit="s"),
+        Param("carrier_frequency", float, 3.5e9, low=0.0, low_open=True, high=100e9, unit="Hz"),
+        Param("fft_size", int, 64, low=1, high=4096),
+        Param("subcarrier_spacing", float, 30e3, low=0.0, low_open=True, high=10e6, unit="Hz"),
+        Param("speed", float, 0.0, low=0.0, high=1000.0, unit="m/s"),
     )
 
     def __init__(self, model: str = "A", delay_spread: float = 300e-9, carrier_frequency: float = 3.5e9,
@@ -86,6 +86,9 @@ class SionnaTDL(Channel):
                   and (value > 0 if low == "> 0" else value >= 0))
             if not ok:
                 raise ValueError(f"{name} must be a finite number {low}, got {value!r}")
+        # the physical ranges of the spec (a channel built in Python takes what its spec takes)
+        check_values(SionnaTDL.spec_params, "SionnaTDL", delay_spread=delay_spread, fft_size=fft_size,
+                     carrier_frequency=carrier_frequency, subcarrier_spacing=subcarrier_spacing, speed=max_speed)
         self.model = model
         self.delay_spread = float(delay_spread)
         self.carrier_frequency = float(carrier_frequency)

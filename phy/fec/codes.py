@@ -20,7 +20,8 @@ Codes
   table, corrects every single error; ``decoder="ml"``: exact soft maximum likelihood over the 16
   codewords (maximises ``sum_i c_i LLR_i``).
 * :class:`LDPC5G` (``"ldpc5g"``): Sionna's ``LDPC5GEncoder`` / ``LDPC5GDecoder`` (belief
-  propagation, ``num_iter`` iterations, rate matching to any ``n`` allowed by 38.212).
+  propagation, ``num_iter`` iterations, rate matching to any ``n`` allowed by 38.212, rates below the
+  1/5 mother rate included: the circular buffer is read on, and repeated, as TS 38.212 5.4.2.1 does).
 
 Example
 -------
@@ -46,14 +47,17 @@ from torch import nn
 from phy.mapping.modulation import sionna_device
 
 __all__ = ["Code", "layered_precision", "Uncoded", "Hamming74", "LDPC5G", "Repetition", "CODES", "register_code", "make_code",
-           "hard_decisions",
-           "LDPC5G_MAX_K", "LDPC5G_MAX_N"]
+           "hard_decisions", "circular_buffer_length",
+           "LDPC5G_MAX_K", "LDPC5G_MAX_N", "LDPC5G_BG2_MAX_K"]
 
 #: Largest information length ``k`` of the 5G LDPC code (base graph 1).
 LDPC5G_MAX_K = 8448
 LDPC5G_MIN_K = 12
 #: Largest codeword length ``n`` of the 5G LDPC code (``316 Z`` with the largest lifting size 384).
 LDPC5G_MAX_N = 316 * 384
+#: Largest information length ``k`` of base graph 2, the graph of every rate at or below 1/4 (TS 38.212 5.2.2).
+LDPC5G_BG2_MAX_K = 3840
+#: The mother rate of base graph 2: below it the rate matching reads on around the circular buffer.
 LDPC5G_MIN_RATE = 1 / 5
 LDPC5G_MAX_RATE = 0.95
 
@@ -304,13 +308,50 @@ def _check_ldpc_params(k, n, num_iter):
     if n > LDPC5G_MAX_N:
         raise ValueError(f"n={n} is not a valid 5G NR LDPC codeword length: expected n <= {LDPC5G_MAX_N}")
     rate = k / n
-    if not LDPC5G_MIN_RATE <= rate <= LDPC5G_MAX_RATE:
-        raise ValueError(f"k={k}, n={n} give rate {rate:.4f}, outside the 5G NR LDPC range "
-                         f"[{LDPC5G_MIN_RATE}, {LDPC5G_MAX_RATE}] (n must be between "
-                         f"{int(np.ceil(k / LDPC5G_MAX_RATE))} and {int(k / LDPC5G_MIN_RATE)} for k={k})")
+    if rate > LDPC5G_MAX_RATE:
+        raise ValueError(f"k={k}, n={n} give rate {rate:.4f}, above the 5G NR LDPC maximum {LDPC5G_MAX_RATE} "
+                         f"(n must be at least {int(np.ceil(k / LDPC5G_MAX_RATE))} for k={k})")
+    if rate < LDPC5G_MIN_RATE and k > LDPC5G_BG2_MAX_K:
+        raise ValueError(f"k={k}, n={n} give rate {rate:.4f} < 1/5, which needs base graph 2 (k <= "
+                         f"{LDPC5G_BG2_MAX_K}); larger blocks are segmented into several codewords in 5G, not here "
+                         f"(n <= {5 * k} for k={k})")
     if isinstance(num_iter, bool) or not isinstance(num_iter, numbers.Integral) or num_iter < 1:
         raise ValueError(f"num_iter must be a positive int, got {num_iter!r}")
     return k, n, int(num_iter)
+
+
+def _sionna_encoder(k: int, n: int, precision: str, device: str):
+    """Sionna's ``LDPC5GEncoder`` for ``k`` information bits and ``min(n, circular buffer)`` output bits.
+
+    Sionna refuses rates below 1/5 (it has no repetition); for ``5 k < n`` the encoder is built at
+    ``n = 5 k`` (base graph 2, the lifting size and filler bits depend on ``k`` only) and then reads on
+    around the circular buffer to ``min(n, n_cb_comp)`` bits: its output is then the buffer's first
+    ``min(n, n_cb_comp)`` bits, filler bits skipped, exactly as for smaller ``n``. The decoders read the
+    same ``n`` from it (fewer punctured parity bits)."""
+    from sionna.phy.fec.ldpc import LDPC5GEncoder
+
+    if n <= 5 * k:
+        return LDPC5GEncoder(k, n, precision=precision, device=device)
+    enc = LDPC5GEncoder(k, 5 * k, precision=precision, device=device)
+    n_out = min(int(n), int(enc.n_cb_comp))
+    enc._n, enc._coderate = n_out, k / n_out   # Sionna's own fields: the buffer read to n_out bits
+    return enc
+
+
+def circular_buffer_length(k: int) -> int:
+    """Distinct code bits of the rate-1/5-and-below 5G LDPC code for ``k`` information bits: the
+    circular buffer of base graph 2 without its filler bits, ``N_cb - (10 Z - k) = 40 Z + k``
+    (TS 38.212 5.4.2.1, no limited-buffer rate matching). Rate matching to ``E`` bits reads the buffer
+    from position 0; beyond this length it wraps around and repeats.
+
+    Examples
+    --------
+    >>> circular_buffer_length(135)      # Z = 24: 40 * 24 + 135
+    1095
+    """
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not LDPC5G_MIN_K <= k <= LDPC5G_BG2_MAX_K:
+        raise ValueError(f"k must be an int in [{LDPC5G_MIN_K}, {LDPC5G_BG2_MAX_K}] (base graph 2), got {k!r}")
+    return int(_sionna_encoder(int(k), 5 * int(k), "single", "cpu").n_cb_comp)
 
 
 def layered_precision(device, decoder_kwargs: Optional[dict] = None) -> str:
@@ -341,7 +382,11 @@ class LDPC5G(Code):
     k : int
         Information bits, ``12 <= k <= 8448``.
     n : int
-        Codeword length after rate matching, ``k/0.95 <= n <= 5k`` and ``n <= 121344``.
+        Codeword length after rate matching, ``k/0.95 <= n <= 121344``. Above ``5 k`` (rates below the
+        1/5 mother rate, base graph 2, ``k <= 3840``) the rate matching reads on around the circular
+        buffer (:func:`circular_buffer_length` distinct bits) and, once it is exhausted, repeats it
+        cyclically, as TS 38.212 5.4.2.1 does for ``E > N_cb``; the decoder sums the LLRs of the copies of
+        each buffer bit (the exact LLR of independent observations) before decoding.
     num_iter : int
         Belief-propagation iterations (default 20).
     cn_update : str
@@ -351,7 +396,7 @@ class LDPC5G(Code):
         min-sum :class:`phy.fec.ldpc_fast.LDPC5GFastDecoder` on the same Sionna encoder (faster); the
         ``-int16`` / ``-int8`` variants run it in fixed point (:mod:`phy.fec.ldpc_fixed`, CPU with numba
         only). ``"layered"``: the fastest of them on the device, :func:`layered_precision` (int8 on CPU
-        with numba: its BLER is within 0.05 dB of float32, README's issue-18 section; float32 elsewhere).
+        with numba: its BLER is within 0.05 dB of float32, the documentation's performance page; float32 elsewhere).
     decoder_kwargs : dict, optional
         Extra arguments for the layered decoder (``cn_update="nms"``, ``scale``, ``backend`` ...).
 
@@ -361,6 +406,12 @@ class LDPC5G(Code):
     >>> code = LDPC5G(64, 128)
     >>> u = torch.randint(0, 2, (3, 64)).float()
     >>> bool((code.decode(20.0 * (2 * code.encode(u) - 1)) == u).all())
+    True
+    >>> low = LDPC5G(135, 2304)                         # rate 0.059: the buffer of 1095 bits read 2.1 times
+    >>> low.buffer_length, round(low.repetitions, 3)
+    (1095, 2.104)
+    >>> c = low.encode(u[:, :1].repeat(1, 135))
+    >>> bool(torch.equal(c[:, 1095:2190], c[:, :1095]))    # cyclic repetition of the circular buffer
     True
     """
 
@@ -388,15 +439,23 @@ class LDPC5G(Code):
         self.decoder = decoder
         self.decoder_kwargs = dict(decoder_kwargs or {})
         self._blocks: Dict[Tuple[str, str], tuple] = {}
-        self._get("cpu", torch.float32)  # fail early (Sionna's own checks) at construction
+        enc, _ = self._get("cpu", torch.float32)  # fail early (Sionna's own checks) at construction
+        #: distinct code bits sent (``min(n, circular buffer)``); ``n`` beyond it repeats them cyclically
+        self.buffer_length = int(enc.n)
+        self._repeat = None if self.buffer_length == self.n else torch.arange(self.n) % self.buffer_length
+
+    @property
+    def repetitions(self) -> float:
+        """How many times the rate matching reads the circular buffer: ``n / buffer_length`` (1 without repetition)."""
+        return self.n / self.buffer_length
 
     def _get(self, device, dtype):
-        from sionna.phy.fec.ldpc import LDPC5GDecoder, LDPC5GEncoder
+        from sionna.phy.fec.ldpc import LDPC5GDecoder
 
         key = (sionna_device(device), "double" if dtype == torch.float64 else "single")
         if key not in self._blocks:
             try:
-                enc = LDPC5GEncoder(self.k, self.n, precision=key[1], device=key[0])
+                enc = _sionna_encoder(self.k, self.n, precision=key[1], device=key[0])
             except (AssertionError, ValueError) as e:
                 raise ValueError(f"invalid 5G NR LDPC parameters k={self.k}, n={self.n}: {e}") from e
             if self.decoder.startswith("layered"):
@@ -414,7 +473,10 @@ class LDPC5G(Code):
 
     def _encode(self, bits):
         enc, _ = self._get(bits.device, bits.dtype)
-        return enc(bits)
+        c = enc(bits)
+        if self._repeat is not None:   # E > N: the circular buffer read on cyclically
+            c = c[:, self._repeat.to(c.device)]
+        return c
 
     def scrambled_awgn_errors(self, rows: int, modulation: str, no, scrambling_key: int, noise_key: int,
                               method: str = "app") -> Optional[Tuple[int, int]]:
@@ -433,7 +495,7 @@ class LDPC5G(Code):
         """
         from phy.mapping.constellations import bits_per_symbol
 
-        if not self.decoder.startswith("layered") or self.n % bits_per_symbol(modulation):
+        if not self.decoder.startswith("layered") or self.n % bits_per_symbol(modulation) or self._repeat is not None:
             return None
         _, dec = self._get(torch.device("cpu"), torch.float32)
         if dec.precision == "float32":
@@ -442,10 +504,13 @@ class LDPC5G(Code):
 
     def _decode(self, llr):
         _, dec = self._get(llr.device, llr.dtype)
+        if self._repeat is not None:   # soft combining: the LLRs of a buffer bit's copies add
+            llr = llr.new_zeros(llr.shape[0], self.buffer_length).index_add_(1, self._repeat.to(llr.device), llr)
         return dec(llr)
 
     def extra_repr(self) -> str:
-        return f"k={self.k}, n={self.n}, num_iter={self.num_iter}, decoder={self.decoder!r}"
+        rep = f", buffer_length={self.buffer_length}" if self._repeat is not None else ""
+        return f"k={self.k}, n={self.n}{rep}, num_iter={self.num_iter}, decoder={self.decoder!r}"
 
 
 class Repetition(Code):
@@ -503,9 +568,10 @@ class Repetition(Code):
 CODES: Dict[str, Type[Code]] = {"none": Uncoded, "hamming74": Hamming74, "ldpc5g": LDPC5G}
 
 
-def register_code(name: str):
+def register_code(name: str, override: bool = False):
     """Class decorator: make ``make_code(name, ...)`` (and ``semcom ber --code name``) build this
-    :class:`Code` subclass; what a plug-in uses (:mod:`experiments.core.plugins`).
+    :class:`Code` subclass; what a plug-in uses (:mod:`experiments.core.plugins`). A name already registered
+    to another class (a built-in such as ``ldpc5g``) is refused (``ValueError``) unless ``override``.
 
     Examples
     --------
@@ -522,6 +588,11 @@ def register_code(name: str):
     def deco(cls):
         if not (isinstance(cls, type) and issubclass(cls, Code)):
             raise TypeError(f"code {name!r}: expected a phy.fec.codes.Code subclass, got {cls!r}")
+        old = CODES.get(name)
+        if old is not None and old is not cls and not override:
+            raise ValueError(f"code {name!r} is already registered ({getattr(old, '__qualname__', old)}); a plug-in "
+                             "may not replace it silently: register it under another name, or pass override=True "
+                             "to replace it on purpose")
         CODES[name] = cls
         return cls
 

@@ -95,6 +95,18 @@ except Exception:  # pragma: no cover - depends on the environment
     _HAVE_NUMBA = False
 
 
+#: The most edge updates (codewords x iterations x edges) one compiled call does: a larger batch is decoded in
+#: slices, so the interpreter runs between them and Ctrl-C / SIGTERM stop a run within seconds whatever the
+#: batch or ``num_iter`` (a signal is handled only when a compiled call returns).
+WORK_PER_CALL = 1 << 30
+_GAMMA64 = 0x9E3779B97F4A7C15
+
+
+def _shift_key(key: int, samples: int) -> int:
+    """The counter key whose sample ``i`` is sample ``samples + i`` of ``key`` (``key + (i + 1) gamma``)."""
+    return (int(key) + int(samples) * _GAMMA64) & ((1 << 64) - 1)
+
+
 def numba_available() -> bool:
     """Whether the compiled CPU backend can be used.
 
@@ -139,6 +151,151 @@ if _HAVE_NUMBA:
             else:
                 lv[v, w] = np.float32(_FILLER_LLR)
 
+    @njit(cache=True, fastmath=False, nogil=True, inline="always")
+    def _check_rows(lv, rm, tm, keep, m1, m2, im, sg, var_idx, layer_off, layer_deg, z, use_offset, scale, offset,
+                    width):  # pragma: no cover - compiled
+        """One layered min-sum iteration of every lane: per check row, the variable-to-check messages (the stale
+        check messages of a codeword's first iteration weighted by ``keep = 0``), min1 / min2 / index of min1 /
+        sign (offset or scaled), then the new check messages into ``rm`` and ``lv``."""
+        # Every per-lane quantity is read into a local before it is combined and written back
+        # unconditionally: written as `m2[w] = m1[w] if lt else ...` LLVM emits masked stores and
+        # gathers and the loop runs 1.2-1.7x slower (same arithmetic, bit-identical output).
+        for lay in range(layer_deg.shape[0]):
+            d = layer_deg[lay]
+            e0 = layer_off[lay]
+            for i in range(z):
+                for w in range(width):
+                    m1[w] = np.float32(np.inf)
+                    m2[w] = np.float32(np.inf)
+                    im[w] = np.float32(-1.0)
+                    sg[w] = np.float32(1.0)
+                for j in range(d):
+                    e = e0 + j * z + i
+                    v = var_idx[e]
+                    fj = np.float32(j)
+                    for w in range(width):
+                        t = lv[v, w] - rm[e, w] * keep[w]
+                        tm[j, w] = t
+                        a = abs(t)
+                        a1 = m1[w]
+                        a2 = m2[w]
+                        i1 = im[w]
+                        s0 = sg[w]
+                        lt = a < a1
+                        m2[w] = a1 if lt else min(a2, a)
+                        im[w] = fj if lt else i1
+                        m1[w] = a if lt else a1
+                        sg[w] = -s0 if t < 0 else s0
+                for w in range(width):
+                    a1 = m1[w]
+                    a2 = m2[w]
+                    if use_offset:
+                        m1[w] = max(a1 - offset, np.float32(0.0))
+                        m2[w] = max(a2 - offset, np.float32(0.0))
+                    else:
+                        m1[w] = a1 * scale
+                        m2[w] = a2 * scale
+                for j in range(d):
+                    e = e0 + j * z + i
+                    v = var_idx[e]
+                    fj = np.float32(j)
+                    for w in range(width):
+                        t = tm[j, w]
+                        a1 = m1[w]
+                        a2 = m2[w]
+                        i1 = im[w]
+                        s0 = sg[w]
+                        mag = a2 if i1 == fj else a1
+                        r = (-s0 if t < 0 else s0) * mag
+                        rm[e, w] = r
+                        lv[v, w] = t + r
+
+    @njit(cache=True, fastmath=False, nogil=True, inline="always")
+    def _syndrome(lv, bad, par, var_idx, layer_off, layer_deg, z, width):  # pragma: no cover - compiled
+        """``bad[w]`` <- 1 where lane ``w``'s hard decisions (bit 1 where LLR <= 0) violate a check (lanes
+        already at 1 stay); the scan ends once every lane has an unsatisfied check."""
+        for lay in range(layer_deg.shape[0]):
+            d = layer_deg[lay]
+            e0 = layer_off[lay]
+            for i in range(z):
+                for w in range(width):
+                    par[w] = np.float32(0.0)
+                for j in range(d):
+                    v = var_idx[e0 + j * z + i]
+                    for w in range(width):
+                        p0 = par[w]
+                        par[w] = np.float32(1.0) - p0 if lv[v, w] <= 0 else p0
+                for w in range(width):
+                    bad[w] = max(bad[w], par[w])
+            least = np.float32(1.0)
+            for w in range(width):
+                least = min(least, bad[w])
+            if least > 0:
+                break
+
+    @njit(cache=True, fastmath=False, nogil=True, inline="always")
+    def _retire(lv, llr, out, iters, frame, cnt, keep, bad, vmap, llr_max, num_iter, early_stop, nxt, f1, live,
+                width):  # pragma: no cover - compiled
+        """Write out every lane whose codeword is finished (``num_iter`` iterations, or a zero syndrome with
+        ``early_stop``) and load the stream's next codeword into it (else it goes idle); ``(nxt, live)``."""
+        for w in range(width):
+            f = frame[w]
+            if f >= 0 and (cnt[w] >= num_iter or (early_stop and bad[w] == 0)):
+                for v in range(out.shape[1]):
+                    out[f, v] = lv[v, w]
+                iters[f] = cnt[w]
+                if nxt < f1:
+                    _load(lv, w, llr, nxt, vmap, llr_max)
+                    frame[w] = nxt
+                    nxt += 1
+                    cnt[w] = 0
+                    keep[w] = np.float32(0.0)
+                else:
+                    frame[w] = -1
+                    live -= 1
+        return nxt, live
+
+    @njit(cache=True, fastmath=False, nogil=True)
+    def _stream(llr, vmap, llr_max, var_idx, layer_off, layer_deg, z, max_deg, num_iter, use_offset, scale, offset,
+                width, early_stop, out, iters, f0, f1):  # pragma: no cover - compiled
+        """Decode the frames ``[f0, f1)`` through ``width`` SIMD lanes (one stream, one thread)."""
+        nv = vmap.shape[0]
+        ne = var_idx.shape[0]
+        lv = np.empty((nv, width), dtype=np.float32)      # posterior LLRs, batch innermost
+        rm = np.zeros((ne, width), dtype=np.float32)      # check-to-variable messages
+        tm = np.empty((max_deg, width), dtype=np.float32)  # variable-to-check of one row
+        m1 = np.empty(width, dtype=np.float32)
+        m2 = np.empty(width, dtype=np.float32)
+        im = np.empty(width, dtype=np.float32)
+        sg = np.empty(width, dtype=np.float32)
+        par = np.empty(width, dtype=np.float32)
+        bad = np.empty(width, dtype=np.float32)
+        keep = np.zeros(width, dtype=np.float32)
+        cnt = np.zeros(width, dtype=np.int64)
+        frame = np.full(width, -1, dtype=np.int64)
+        nxt = f0
+        live = 0
+        for w in range(width):
+            if nxt < f1:
+                _load(lv, w, llr, nxt, vmap, llr_max)
+                frame[w] = nxt
+                nxt += 1
+                live += 1
+            else:  # an idle lane holds the all-zero codeword
+                for v in range(nv):
+                    lv[v, w] = np.float32(_FILLER_LLR)
+        while live > 0:
+            _check_rows(lv, rm, tm, keep, m1, m2, im, sg, var_idx, layer_off, layer_deg, z, use_offset, scale, offset,
+                        width)
+            for w in range(width):
+                cnt[w] += 1
+                keep[w] = np.float32(1.0)
+                bad[w] = np.float32(0.0) if frame[w] >= 0 else np.float32(1.0)
+            if early_stop:
+                _syndrome(lv, bad, par, var_idx, layer_off, layer_deg, z, width)
+            nxt, live = _retire(lv, llr, out, iters, frame, cnt, keep, bad, vmap, llr_max, num_iter, early_stop, nxt,
+                                f1, live, width)
+
     @njit(parallel=True, cache=True, fastmath=False, nogil=True)
     def _kernel(llr, vmap, llr_max, var_idx, layer_off, layer_deg, z, max_deg, num_iter, use_offset, scale,
                 offset, width, nstreams, early_stop, out, iters):  # pragma: no cover - compiled; run by the tests
@@ -147,133 +304,17 @@ if _HAVE_NUMBA:
         # early_stop) writes it out and takes the stream's next codeword at the next iteration, so
         # early termination is per codeword and the lanes stay busy. In a codeword's first
         # iteration its lane's stale check messages are multiplied by keep = 0.
-        # Every per-lane quantity is read into a local before it is combined and written back
-        # unconditionally: written as `m2[w] = m1[w] if lt else ...` LLVM emits masked stores and
-        # gathers and the loop runs 1.2-1.7x slower (same arithmetic, bit-identical output).
         # llr: channel logits [B, n]; variable v of the kept mother code reads llr[f, vmap[v]]
         # (clipped to +-llr_max, sign flipped to an internal LLR), or is punctured (vmap -1: 0) or
         # a filler bit (vmap -2: known zero). out [B, nout] receives the first nout posteriors.
+        # The stream is a function of its own, so numba's parfor pass has nothing to hoist out of the
+        # loop (each stream owns its buffers).
         bsz = llr.shape[0]
-        nv = vmap.shape[0]
-        nout = out.shape[1]
-        ne = var_idx.shape[0]
-        nl = layer_deg.shape[0]
         for stream in prange(nstreams):
             f0 = stream * bsz // nstreams
             f1 = (stream + 1) * bsz // nstreams
-            lv = np.empty((nv, width), dtype=np.float32)      # posterior LLRs, batch innermost
-            rm = np.zeros((ne, width), dtype=np.float32)      # check-to-variable messages
-            tm = np.empty((max_deg, width), dtype=np.float32)  # variable-to-check of one row
-            m1 = np.empty(width, dtype=np.float32)
-            m2 = np.empty(width, dtype=np.float32)
-            im = np.empty(width, dtype=np.float32)
-            sg = np.empty(width, dtype=np.float32)
-            par = np.empty(width, dtype=np.float32)
-            bad = np.empty(width, dtype=np.float32)
-            keep = np.zeros(width, dtype=np.float32)
-            cnt = np.zeros(width, dtype=np.int64)
-            frame = np.full(width, -1, dtype=np.int64)
-            nxt = f0
-            live = 0
-            for w in range(width):
-                if nxt < f1:
-                    _load(lv, w, llr, nxt, vmap, llr_max)
-                    frame[w] = nxt
-                    nxt += 1
-                    live += 1
-                else:  # an idle lane holds the all-zero codeword
-                    for v in range(nv):
-                        lv[v, w] = np.float32(_FILLER_LLR)
-            while live > 0:
-                for lay in range(nl):
-                    d = layer_deg[lay]
-                    e0 = layer_off[lay]
-                    for i in range(z):
-                        for w in range(width):
-                            m1[w] = np.float32(np.inf)
-                            m2[w] = np.float32(np.inf)
-                            im[w] = np.float32(-1.0)
-                            sg[w] = np.float32(1.0)
-                        for j in range(d):
-                            e = e0 + j * z + i
-                            v = var_idx[e]
-                            fj = np.float32(j)
-                            for w in range(width):
-                                t = lv[v, w] - rm[e, w] * keep[w]
-                                tm[j, w] = t
-                                a = abs(t)
-                                a1 = m1[w]
-                                a2 = m2[w]
-                                i1 = im[w]
-                                s0 = sg[w]
-                                lt = a < a1
-                                m2[w] = a1 if lt else min(a2, a)
-                                im[w] = fj if lt else i1
-                                m1[w] = a if lt else a1
-                                sg[w] = -s0 if t < 0 else s0
-                        for w in range(width):
-                            a1 = m1[w]
-                            a2 = m2[w]
-                            if use_offset:
-                                m1[w] = max(a1 - offset, np.float32(0.0))
-                                m2[w] = max(a2 - offset, np.float32(0.0))
-                            else:
-                                m1[w] = a1 * scale
-                                m2[w] = a2 * scale
-                        for j in range(d):
-                            e = e0 + j * z + i
-                            v = var_idx[e]
-                            fj = np.float32(j)
-                            for w in range(width):
-                                t = tm[j, w]
-                                a1 = m1[w]
-                                a2 = m2[w]
-                                i1 = im[w]
-                                s0 = sg[w]
-                                mag = a2 if i1 == fj else a1
-                                r = (-s0 if t < 0 else s0) * mag
-                                rm[e, w] = r
-                                lv[v, w] = t + r
-                for w in range(width):
-                    cnt[w] += 1
-                    keep[w] = np.float32(1.0)
-                    bad[w] = np.float32(0.0) if frame[w] >= 0 else np.float32(1.0)
-                if early_stop:
-                    # syndrome of the hard decisions (bit 1 where LLR <= 0) of every lane; the scan
-                    # ends once every lane has an unsatisfied check
-                    for lay in range(nl):
-                        d = layer_deg[lay]
-                        e0 = layer_off[lay]
-                        for i in range(z):
-                            for w in range(width):
-                                par[w] = np.float32(0.0)
-                            for j in range(d):
-                                v = var_idx[e0 + j * z + i]
-                                for w in range(width):
-                                    p0 = par[w]
-                                    par[w] = np.float32(1.0) - p0 if lv[v, w] <= 0 else p0
-                            for w in range(width):
-                                bad[w] = max(bad[w], par[w])
-                        least = np.float32(1.0)
-                        for w in range(width):
-                            least = min(least, bad[w])
-                        if least > 0:
-                            break
-                for w in range(width):
-                    f = frame[w]
-                    if f >= 0 and (cnt[w] >= num_iter or (early_stop and bad[w] == 0)):
-                        for v in range(nout):
-                            out[f, v] = lv[v, w]
-                        iters[f] = cnt[w]
-                        if nxt < f1:
-                            _load(lv, w, llr, nxt, vmap, llr_max)
-                            frame[w] = nxt
-                            nxt += 1
-                            cnt[w] = 0
-                            keep[w] = np.float32(0.0)
-                        else:
-                            frame[w] = -1
-                            live -= 1
+            _stream(llr, vmap, llr_max, var_idx, layer_off, layer_deg, z, max_deg, num_iter, use_offset, scale, offset,
+                    width, early_stop, out, iters, f0, f1)
 
 
 # ------------------------------------------------------------------------------------------
@@ -332,7 +373,7 @@ class LDPC5GFastDecoder(nn.Module):
         OMS offset ``>= 0`` in LLR units (default 0.4: best of 0.3..0.6 and of NMS 0.7..0.8 for
         the (512,1024) and (400,600) codes with 16-QAM/AWGN, 4000-6000 blocks per point, measured
         before early termination; with early termination a later, larger run (155k paired blocks per
-        point, README's issue-18 section) found 0.5 ahead by 0.076 dB at BLER 1e-3 -- kept at 0.4 so
+        point, the documentation's performance page) found 0.5 ahead by 0.076 dB at BLER 1e-3 -- kept at 0.4 so
         that existing CSVs stay valid; Sionna's ``offset-minsum`` uses 0.5).
     hard_out : bool
         Return hard-decided bits (float 0/1) instead of posterior logits ``log p(1)/p(0)``.
@@ -558,7 +599,8 @@ class LDPC5GFastDecoder(nn.Module):
             out = self._scratch[: bsz * nout].reshape(bsz, nout)
             lmax = np.float32(np.inf if self.llr_max is None else self.llr_max)
             if self.precision != "float32":
-                used = self._decode_fixed(src, out, lmax, iters)
+                used = np.concatenate([self._decode_fixed(src[a:b], out[a:b], lmax, iters)
+                                       for a, b in self._slices(bsz, iters)])
                 self._count_iterations(used)
                 x = torch.from_numpy(out)
                 if hard_bytes:
@@ -566,7 +608,8 @@ class LDPC5GFastDecoder(nn.Module):
                     return x.to(llr_ch.dtype).reshape(*lead, x.shape[-1]).to(llr_ch.device)
                 post = x
             else:
-                used = self._decode_float(src, out, lmax, iters, bsz, use_offset)
+                used = np.concatenate([self._decode_float(src[a:b], out[a:b], lmax, iters, b - a, use_offset)
+                                       for a, b in self._slices(bsz, iters)])
                 self._count_iterations(used)
                 post = torch.from_numpy(out)
         else:
@@ -581,6 +624,12 @@ class LDPC5GFastDecoder(nn.Module):
         else:
             x = (-x).to(llr_ch.dtype)
         return x.reshape(*lead, x.shape[-1]).to(llr_ch.device)
+
+    def _slices(self, rows: int, iters: int):
+        """``[(start, stop), ...]`` of ``rows`` codewords, each slice at most :data:`WORK_PER_CALL` edge updates
+        (and at least 64 codewords, one SIMD vector)."""
+        per = max(64, WORK_PER_CALL // max(1, int(iters) * self.num_edges))
+        return [(a, min(rows, a + per)) for a in range(0, rows, per)]
 
     def _codeword_order(self, post: torch.Tensor) -> torch.Tensor:
         """The ``n`` transmitted positions of mother-code values ``[B, num_vns]``, in transmission order."""
@@ -667,14 +716,21 @@ class LDPC5GFastDecoder(nn.Module):
         m = bits_per_symbol(modulation)
         if self.n % m:
             raise ValueError(f"n={self.n} must be a multiple of the {m} bits per symbol of {modulation!r}")
-        chain = chain_args(rows, self.n // m, modulation, no, scrambling_key, noise_key, method)
+        ns = self.n // m
+        chain_args(rows, ns, modulation, no, scrambling_key, noise_key, method)  # checks every argument
         if rows == 0:
             return 0, 0
         lmax = np.float32(np.inf if self.llr_max is None else self.llr_max)
-        used, counts = self._run_fixed(np.zeros((0, 0), np.float32), chain, rows, ldpc_fixed._COUNTS,
-                                       np.zeros((0, 0), np.int8), lmax, self.num_iter)
-        self._count_iterations(used)
-        total = counts.sum(axis=0)
+        no_r = torch.as_tensor(no, dtype=torch.float32).reshape(-1)
+        used_all, total = [], np.zeros(3, dtype=np.int64)
+        for a, b in self._slices(rows, self.num_iter):  # rows a.. b: the same counter samples as one call
+            chain = chain_args(b - a, ns, modulation, no_r if no_r.numel() == 1 else no_r[a:b],
+                               _shift_key(scrambling_key, a * ns), _shift_key(noise_key, a * ns), method)
+            used, counts = self._run_fixed(np.zeros((0, 0), np.float32), chain, b - a, ldpc_fixed._COUNTS,
+                                           np.zeros((0, 0), np.int8), lmax, self.num_iter)
+            used_all.append(used)
+            total += counts.sum(axis=0)
+        self._count_iterations(np.concatenate(used_all))
         return int(total[0]), int(total[1])
 
     def _decode_float(self, src, out, lmax, iters, bsz, use_offset) -> np.ndarray:

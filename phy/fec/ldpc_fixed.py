@@ -67,7 +67,7 @@ PRECISIONS = ("float32", "int16", "int8")
 #: messages to +-128 LLR. int8: 2 quanta per unit (the default OMS offset 0.4 becomes 1 quantum = 0.5),
 #: channel to +-31.5 LLR, messages to +-20 LLR, posteriors to +-63.5 LLR. ``qmsg`` stays well below
 #: the posterior range ``qmax`` (see :class:`~phy.fec.ldpc_fast.LDPC5GFastDecoder`). Measured on the (512, 1024)
-#: code with 16-QAM (README's issue-18 section): the int8 BLER is at or below float32's from 1e-3 down to
+#: code with 16-QAM (the documentation's performance page): the int8 BLER is at or below float32's from 1e-3 down to
 #: 3e-6; the earlier int8 default (4 quanta per unit, messages to +-10 LLR) was 0.05 dB better at 1e-3
 #: but about 0.2 dB worse at 1e-5 (an error floor from the saturated messages).
 FIXED_DEFAULTS: Dict[str, Dict[str, float]] = {
@@ -166,6 +166,147 @@ if sl.available():
             for u in range(isz):
                 s64[8 * c + r, g + u] = q64[isz * c + u]
 
+    @njit(inline="always", **_FM)
+    def _refill(dlane, nd, nxt, f1, live, fresh, frame, llr, chain, from_chain, row, tables, y, met, l1, l0, inv,
+                word, qrow, qidle, stage, npad, lmax, qscale, qclip, lv, src, cm1, cm2, vzero):  # pragma: no cover
+        """Refill the finished lanes ``dlane[:nd]`` with the stream's next codewords (from ``chain`` or ``llr``) or,
+        when none is left, idle all-zero words; load them into ``lv`` and clear their check messages.
+        Returns ``(nxt, live, fresh)``."""
+        for q in range(nd):
+            w = dlane[q]
+            fresh |= np.uint64(1) << np.uint64(w)
+            if nxt < f1:
+                if from_chain:
+                    _chain_one(row, nxt, chain, tables, y, met, l1, l0, inv, word)
+                    _quantise(qrow, row, lmax, qscale, qclip)
+                else:
+                    _quantise(qrow, llr[nxt], lmax, qscale, qclip)
+                _place(stage, w, qrow)
+                frame[w] = nxt
+                nxt += 1
+                live += 1
+            else:  # no codeword left: the lane idles on a confident all-zero word
+                _place(stage, w, qidle)
+                frame[w] = -1
+        # block-major -> [position, lane]; then one pass over the rows (each row of lv is one cache
+        # line) serves every refilled lane
+        sl.transpose_blocks(stage, npad // 8)
+        rm = sl.bitsm(fresh)
+        for v in range(src.shape[0]):
+            sl.vstore(lv, v, sl.vsel(rm, sl.vload(stage, src[v]), sl.vload(lv, v)))
+        for r in range(cm1.shape[0]):   # no old check messages in the refilled lanes
+            sl.vstore(cm1, r, sl.vsel(rm, vzero, sl.vload(cm1, r)))
+            sl.vstore(cm2, r, sl.vsel(rm, vzero, sl.vload(cm2, r)))
+        return nxt, live, fresh
+
+    @njit(inline="always", **_FM)
+    def _iterate(lv, cm1, cm2, cix, tm, csg, var_idx, layer_off, layer_deg, z, proto_v, vqm, vnqm, voff, vzero,
+                 vrm):  # pragma: no cover - compiled
+        """One layered offset-min-sum iteration of every lane: per check row, the variable-to-check messages,
+        the row's min1 / min2 / index of min1 / sign parity, then the new check messages into ``lv``."""
+        for lay in range(layer_deg.shape[0]):
+            d = layer_deg[lay]
+            e0 = layer_off[lay]
+            for i in range(z):
+                r = lay * z + i
+                om1 = sl.vload(cm1, r)
+                om2 = sl.vload(cm2, r)
+                oix = sl.vload(cix, r)
+                m1 = vqm
+                m2 = vqm
+                ix = vzero
+                par = vzero          # its sign bit: the parity of the signs of the row's messages
+                for j in range(d):   # (a refilled lane's min1 = min2 = 0: its old messages are 0)
+                    e = e0 + j * z + i
+                    vj = sl.vsplat(proto_v, j)
+                    old = sl.vsel(sl.veq(oix, vj), om2, om1)
+                    old = sl.vsel(sl.bitsm(csg[e]), sl.vneg(old), old)
+                    t = sl.vmax(sl.vsubs(sl.vload(lv, var_idx[e]), old), vnqm)
+                    sl.vstore(tm, j, t)
+                    a = sl.vabs(t)
+                    ix = sl.vsel(sl.vlt(a, m1), vj, ix)
+                    m2 = sl.vmin(m2, sl.vmax(m1, a))   # (mask-free: the second smallest of m1, m2, a)
+                    m1 = sl.vmin(m1, a)
+                    par = sl.vxor(par, t)
+                m1 = sl.vmin(sl.vmax(sl.vsubs(m1, voff), vzero), vrm)
+                m2 = sl.vmin(sl.vmax(sl.vsubs(m2, voff), vzero), vrm)
+                sl.vstore(cm1, r, m1)
+                sl.vstore(cm2, r, m2)
+                sl.vstore(cix, r, ix)
+                for j in range(d):
+                    e = e0 + j * z + i
+                    t = sl.vload(tm, j)
+                    neg = sl.vltz(sl.vxor(par, t))   # sign of the new message
+                    csg[e] = sl.mbits(neg)
+                    mag = sl.vsel(sl.veq(ix, sl.vsplat(proto_v, j)), m2, m1)
+                    rr = sl.vsel(neg, sl.vneg(mag), mag)
+                    sl.vstore(lv, var_idx[e], sl.vmax(sl.vadds(t, rr), vnqm))
+
+    @njit(inline="always", **_FM)
+    def _unsatisfied(lv, frame, var_idx, layer_off, layer_deg, z, early_stop):  # pragma: no cover - compiled
+        """Lanes with an unsatisfied check, one bit per lane (idle lanes count as unsatisfied; without
+        ``early_stop`` only they are flagged). The scan ends once every lane has one."""
+        full = np.uint64(0xFFFFFFFFFFFFFFFF)
+        badbits = np.uint64(0)
+        for w in range(sl.LANES):
+            if frame[w] < 0:
+                badbits |= np.uint64(1) << np.uint64(w)
+        if early_stop:
+            bad = sl.bitsm(badbits)
+            for lay in range(layer_deg.shape[0]):
+                d = layer_deg[lay]
+                e0 = layer_off[lay]
+                for i in range(z):
+                    p = sl.mnone()
+                    for j in range(d):
+                        p = sl.mxor(p, sl.vle0(sl.vload(lv, var_idx[e0 + j * z + i])))
+                    bad = sl.mor(bad, p)
+                if sl.mbits(bad) == full:
+                    break
+            badbits = sl.mbits(bad)
+        return badbits
+
+    @njit(inline="always", **_FM)
+    def _retire(frame, cnt, badbits, num_iter, early_stop, dlane, dframe, iters, f0, live):  # pragma: no cover
+        """Collect the lanes whose codeword is done (``num_iter`` iterations, or a zero syndrome with
+        ``early_stop``) into ``dlane``/``dframe`` and record its iterations; returns ``(nd, live)``."""
+        nd = 0
+        for w in range(sl.LANES):
+            f = frame[w]
+            ok = ((badbits >> np.uint64(w)) & np.uint64(1)) == 0
+            if f >= 0 and (cnt[w] >= num_iter or (early_stop and ok)):
+                dlane[nd] = w
+                dframe[nd] = f
+                iters[f - f0] = cnt[w]
+                cnt[w] = 0
+                live -= 1
+                nd += 1
+        return nd, live
+
+    @njit(inline="always", **_FM)
+    def _write_out(mode, lv, nout, nd, dlane, dframe, f0, iters, ecnt, zero16, one16, counts, out,
+                   inv_scale):  # pragma: no cover - compiled
+        """The finished lanes' results (bit 1 where the posterior is <= 0: Sionna's rule): error counts,
+        0/1 decisions or float32 posteriors of the first ``nout`` variables."""
+        if mode == _COUNTS:  # decided 1s of the first nout variables, all lanes at once
+            acc = zero16
+            for v in range(nout):
+                acc = sl.vadds(acc, sl.vsel(sl.vle0(sl.vload(lv, v)), one16, zero16))
+            sl.vstore(ecnt, 0, acc)
+            for q in range(nd):
+                e = np.int64(ecnt[0, dlane[q]])
+                counts[0] += e
+                counts[1] += 1 if e > 0 else 0
+                counts[2] += iters[dframe[q] - f0]
+        elif mode == _HARD:
+            for v in range(nout):
+                for q in range(nd):
+                    out[dframe[q], v] = 1 if lv[v, dlane[q]] <= 0 else 0
+        else:
+            for v in range(nout):
+                for q in range(nd):
+                    out[dframe[q], v] = np.float32(lv[v, dlane[q]]) * inv_scale
+
     @njit(**_FM)
     def _stream(llr, chain, f0, f1, vmap, lmax, qscale, qclip, qm, rmax, offq, var_idx, layer_off, layer_deg, z,
                 max_deg, num_iter, early_stop, mode, out, nout, iters, counts, proto):  # pragma: no cover - compiled
@@ -223,7 +364,6 @@ if sl.available():
         e16 = sl.vload(ecnt, 0)
         zero16 = sl.vsplat(e16, 0)
         one16 = sl.vsplat(e16, 1)
-        full = np.uint64(0xFFFFFFFFFFFFFFFF)
         nxt = f0
         live = 0
         fresh = np.uint64(0)  # lanes in their codeword's first iteration (old messages 0)
@@ -233,122 +373,20 @@ if sl.available():
             nd += 1
         while True:
             if nd:
-                # refill the finished lanes: the stream's next codewords, or idle all-zero words
-                for q in range(nd):
-                    w = dlane[q]
-                    fresh |= np.uint64(1) << np.uint64(w)
-                    if nxt < f1:
-                        if from_chain:
-                            _chain_one(row, nxt, chain, tables, y, met, l1, l0, inv, word)
-                            _quantise(qrow, row, lmax, qscale, qclip)
-                        else:
-                            _quantise(qrow, llr[nxt], lmax, qscale, qclip)
-                        _place(stage, w, qrow)
-                        frame[w] = nxt
-                        nxt += 1
-                        live += 1
-                    else:  # no codeword left: the lane idles on a confident all-zero word
-                        _place(stage, w, qidle)
-                        frame[w] = -1
-                # block-major -> [position, lane]; then one pass over the rows (each row of lv is one cache
-                # line) serves every refilled lane
-                sl.transpose_blocks(stage, npad // 8)
-                rm = sl.bitsm(fresh)
-                for v in range(nv):
-                    sl.vstore(lv, v, sl.vsel(rm, sl.vload(stage, src[v]), sl.vload(lv, v)))
-                for r in range(nrows):   # no old check messages in the refilled lanes
-                    sl.vstore(cm1, r, sl.vsel(rm, vzero, sl.vload(cm1, r)))
-                    sl.vstore(cm2, r, sl.vsel(rm, vzero, sl.vload(cm2, r)))
+                nxt, live, fresh = _refill(dlane, nd, nxt, f1, live, fresh, frame, llr, chain, from_chain, row,
+                                           tables, y, met, l1, l0, inv, word, qrow, qidle, stage, npad, lmax,
+                                           qscale, qclip, lv, src, cm1, cm2, vzero)
             if live == 0:
                 break
-            for lay in range(nl):
-                d = layer_deg[lay]
-                e0 = layer_off[lay]
-                for i in range(z):
-                    r = lay * z + i
-                    om1 = sl.vload(cm1, r)
-                    om2 = sl.vload(cm2, r)
-                    oix = sl.vload(cix, r)
-                    m1 = vqm
-                    m2 = vqm
-                    ix = vzero
-                    par = vzero          # its sign bit: the parity of the signs of the row's messages
-                    for j in range(d):   # (a refilled lane's min1 = min2 = 0: its old messages are 0)
-                        e = e0 + j * z + i
-                        vj = sl.vsplat(proto_v, j)
-                        old = sl.vsel(sl.veq(oix, vj), om2, om1)
-                        old = sl.vsel(sl.bitsm(csg[e]), sl.vneg(old), old)
-                        t = sl.vmax(sl.vsubs(sl.vload(lv, var_idx[e]), old), vnqm)
-                        sl.vstore(tm, j, t)
-                        a = sl.vabs(t)
-                        ix = sl.vsel(sl.vlt(a, m1), vj, ix)
-                        m2 = sl.vmin(m2, sl.vmax(m1, a))   # (mask-free: the second smallest of m1, m2, a)
-                        m1 = sl.vmin(m1, a)
-                        par = sl.vxor(par, t)
-                    m1 = sl.vmin(sl.vmax(sl.vsubs(m1, voff), vzero), vrm)
-                    m2 = sl.vmin(sl.vmax(sl.vsubs(m2, voff), vzero), vrm)
-                    sl.vstore(cm1, r, m1)
-                    sl.vstore(cm2, r, m2)
-                    sl.vstore(cix, r, ix)
-                    for j in range(d):
-                        e = e0 + j * z + i
-                        t = sl.vload(tm, j)
-                        neg = sl.vltz(sl.vxor(par, t))   # sign of the new message
-                        csg[e] = sl.mbits(neg)
-                        mag = sl.vsel(sl.veq(ix, sl.vsplat(proto_v, j)), m2, m1)
-                        rr = sl.vsel(neg, sl.vneg(mag), mag)
-                        sl.vstore(lv, var_idx[e], sl.vmax(sl.vadds(t, rr), vnqm))
+            _iterate(lv, cm1, cm2, cix, tm, csg, var_idx, layer_off, layer_deg, z, proto_v, vqm, vnqm, voff, vzero,
+                     vrm)
             for w in range(width):
                 cnt[w] += 1
             fresh = np.uint64(0)
-            # lanes with an unsatisfied check (idle lanes count as unsatisfied)
-            badbits = np.uint64(0)
-            for w in range(width):
-                if frame[w] < 0:
-                    badbits |= np.uint64(1) << np.uint64(w)
-            if early_stop:
-                bad = sl.bitsm(badbits)
-                for lay in range(nl):
-                    d = layer_deg[lay]
-                    e0 = layer_off[lay]
-                    for i in range(z):
-                        p = sl.mnone()
-                        for j in range(d):
-                            p = sl.mxor(p, sl.vle0(sl.vload(lv, var_idx[e0 + j * z + i])))
-                        bad = sl.mor(bad, p)
-                    if sl.mbits(bad) == full:
-                        break
-                badbits = sl.mbits(bad)
-            nd = 0
-            for w in range(width):
-                f = frame[w]
-                ok = ((badbits >> np.uint64(w)) & np.uint64(1)) == 0
-                if f >= 0 and (cnt[w] >= num_iter or (early_stop and ok)):
-                    dlane[nd] = w
-                    dframe[nd] = f
-                    iters[f - f0] = cnt[w]
-                    cnt[w] = 0
-                    live -= 1
-                    nd += 1
-            if nd:  # the finished lanes' results (bit 1 where the posterior is <= 0: Sionna's rule)
-                if mode == _COUNTS:  # decided 1s of the first nout variables, all lanes at once
-                    acc = zero16
-                    for v in range(nout):
-                        acc = sl.vadds(acc, sl.vsel(sl.vle0(sl.vload(lv, v)), one16, zero16))
-                    sl.vstore(ecnt, 0, acc)
-                    for q in range(nd):
-                        e = np.int64(ecnt[0, dlane[q]])
-                        counts[0] += e
-                        counts[1] += 1 if e > 0 else 0
-                        counts[2] += iters[dframe[q] - f0]
-                elif mode == _HARD:
-                    for v in range(nout):
-                        for q in range(nd):
-                            out[dframe[q], v] = 1 if lv[v, dlane[q]] <= 0 else 0
-                else:
-                    for v in range(nout):
-                        for q in range(nd):
-                            out[dframe[q], v] = np.float32(lv[v, dlane[q]]) * inv_scale
+            badbits = _unsatisfied(lv, frame, var_idx, layer_off, layer_deg, z, early_stop)
+            nd, live = _retire(frame, cnt, badbits, num_iter, early_stop, dlane, dframe, iters, f0, live)
+            if nd:
+                _write_out(mode, lv, nout, nd, dlane, dframe, f0, iters, ecnt, zero16, one16, counts, out, inv_scale)
 
     @njit(parallel=True, cache=True, nogil=True)
     def _kernel(llr, chain, bsz, vmap, lmax, qscale, qclip, qm, rmax, offq, var_idx, layer_off, layer_deg, z,

@@ -1,14 +1,19 @@
 """Adaptive modulation and coding: the 5G NR MCS table, CRC-protected LDPC codewords, BLER by simulation.
 
-* :data:`MCS_TABLE`: 3GPP TS 38.214 Table 5.1.3.1-2 (the 256-QAM PDSCH MCS table), indices 2..27.
-  Indices 0 and 1 (code rates 120/1024 and 193/1024) are below the 1/5 mother rate of the 5G LDPC
-  encoder used here (no repetition), so they are left out.
+* :data:`MCS_TABLE`: 3GPP TS 38.214 Table 5.1.3.1-2 (the 256-QAM PDSCH MCS table), indices 0..27, and
+  below it three lower rates, indices -1, -2, -3: MCS 0's codeword sent over 2, 4 and 8 times the
+  resources (:attr:`MCS.repetition`, as 5G's slot aggregation repeats a transport block). MCS 0 and 1
+  (code rates 120/1024 and 193/1024) are below the 1/5 mother rate of the LDPC code: their rate matching
+  reads on around the circular buffer and repeats it (TS 38.212 5.4.2.1, :class:`phy.fec.codes.LDPC5G`),
+  and so does every lower rate; the receiver sums the LLRs of a buffer bit's copies. :func:`mcs_by_index`
+  looks an entry up.
 * :func:`codeword_layout`: how the payload of several examples shares one codeword. An example
   owns ``U`` complex channel uses; one LDPC codeword spans ``s`` examples (``n = s U Q_m`` coded bits,
   ``k = floor(n R)`` bits including a CRC: CRC16 up to 3824 bits, CRC24A above, as 5G does), chosen
   so that ``n`` is at least ``min_codeword_bits`` and ``k`` at most 8448. Each example gets
   ``B = floor((k - crc) / s)`` payload bits; the per-example channel uses are then an average over
-  the ``s`` examples of a codeword.
+  the ``s`` examples of a codeword. An entry with ``repetition = r`` takes the layout of its base rate
+  (``r`` times its code rate) and spreads the same ``k`` bits over ``r`` times the examples and code bits.
 * :class:`CodewordLink`: payload -> CRC (Sionna's ``CRCEncoder``) -> 5G LDPC -> Gray QAM -> the shared
   channel -> ZF + APP demapping -> LDPC decoding -> CRC check. A codeword whose CRC fails is
   *erased* (the receiver knows it), never delivered as garbage bits.
@@ -24,9 +29,12 @@
 
 Example
 -------
->>> lay = codeword_layout(MCS_TABLE[0], uses_per_example=192)
+>>> lay = codeword_layout(mcs_by_index(2), uses_per_example=192)
 >>> lay.modulation, lay.span, lay.n, lay.k, lay.crc, lay.payload_bits
 ('qpsk', 3, 1152, 346, 'CRC16', 110)
+>>> low = codeword_layout(mcs_by_index(-1), uses_per_example=192)      # MCS 0 over twice the examples
+>>> low.span, low.n, low.k, low.payload_bits
+(6, 2304, 135, 19)
 """
 from __future__ import annotations
 
@@ -37,7 +45,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-__all__ = ["MCS", "MCS_TABLE", "CodewordLayout", "codeword_layout", "CodewordLink", "estimate_bler",
+__all__ = ["MCS", "MCS_TABLE", "mcs_by_index", "CodewordLayout", "codeword_layout", "CodewordLink", "estimate_bler",
            "BlerEstimate", "McsChoice", "select_mcs", "AMC_POLICIES"]
 
 #: The link-adaptation policies of :func:`select_mcs`: minimum expected distortion, or the highest MCS meeting a BLER target.
@@ -48,16 +56,24 @@ AMC_POLICIES = ("distortion", "bler-target")
 class MCS:
     """One MCS entry: index in the 3GPP table, bits per QAM symbol, target code rate.
 
+    ``rate_x1024`` is the effective code rate (information bits per code bit, times 1024). ``repetition``
+    (default 1) marks the entries below the table: the codeword of the rate ``repetition * rate_x1024 /
+    1024`` sent over ``repetition`` times the resources (indices -1, -2, -3: MCS 0 twice, 4 and 8 times).
+
     Examples
     --------
-    >>> mcs = MCS_TABLE[0]
+    >>> mcs = mcs_by_index(2)
     >>> mcs.index, mcs.modulation, round(mcs.rate, 4), round(mcs.spectral_efficiency, 4)
     (2, 'qpsk', 0.3008, 0.6016)
+    >>> low = mcs_by_index(-2)
+    >>> low.repetition, low.rate_x1024, round(low.spectral_efficiency, 4)
+    (4, 30.0, 0.0586)
     """
 
     index: int
     bits_per_symbol: int
     rate_x1024: float
+    repetition: int = 1
 
     @property
     def rate(self) -> float:
@@ -72,9 +88,12 @@ class MCS:
         return self.bits_per_symbol * self.rate
 
 
-# 3GPP TS 38.214 V17, Table 5.1.3.1-2 (MCS index, Qm, target code rate R x 1024), indices 2..27
-#: The 5G NR MCS entries 2..27 (:class:`MCS`), lowest spectral efficiency first.
-MCS_TABLE: Tuple[MCS, ...] = tuple(MCS(i, q, r) for i, q, r in (
+# 3GPP TS 38.214 V17, Table 5.1.3.1-2 (MCS index, Qm, target code rate R x 1024), indices 0..27, preceded by
+# MCS 0 repeated over 2, 4 and 8 times the resources (the aggregation factors of 5G's slot aggregation)
+#: The 5G NR MCS entries 0..27 and the repetitions of MCS 0, indices -3..-1 (:class:`MCS`), lowest
+#: spectral efficiency first.
+MCS_TABLE: Tuple[MCS, ...] = tuple(MCS(-j, 2, 120 / 2 ** j, 2 ** j) for j in (3, 2, 1)) + tuple(MCS(i, q, r) for i, q, r in (
+    (0, 2, 120), (1, 2, 193),
     (2, 2, 308), (3, 2, 449), (4, 2, 602),
     (5, 4, 378), (6, 4, 434), (7, 4, 490), (8, 4, 553), (9, 4, 616), (10, 4, 658),
     (11, 6, 466), (12, 6, 517), (13, 6, 567), (14, 6, 616), (15, 6, 666), (16, 6, 719), (17, 6, 772),
@@ -84,13 +103,28 @@ MCS_TABLE: Tuple[MCS, ...] = tuple(MCS(i, q, r) for i, q, r in (
 ))
 
 
+def mcs_by_index(index: int) -> MCS:
+    """The :data:`MCS_TABLE` entry of MCS ``index`` (-3..27).
+
+    Examples
+    --------
+    >>> mcs_by_index(0)
+    MCS(index=0, bits_per_symbol=2, rate_x1024=120, repetition=1)
+    """
+    for m in MCS_TABLE:
+        if m.index == index and not isinstance(index, bool):
+            return m
+    raise ValueError(f"index must be an MCS index of MCS_TABLE ({MCS_TABLE[0].index}..{MCS_TABLE[-1].index}), "
+                     f"got {index!r}")
+
+
 @dataclass(frozen=True)
 class CodewordLayout:
     """One codeword carries the payload of ``span`` examples (see the module docstring).
 
     Examples
     --------
-    >>> lay = codeword_layout(MCS_TABLE[0], uses_per_example=192)
+    >>> lay = codeword_layout(mcs_by_index(2), uses_per_example=192)
     >>> lay.n, lay.k, lay.span * lay.payload_bits + lay.crc_bits + lay.filler_bits == lay.k
     (1152, 346, True)
     """
@@ -122,36 +156,47 @@ def codeword_layout(mcs: MCS, uses_per_example: int, min_codeword_bits: int = 10
     """The codeword layout of ``mcs`` for ``uses_per_example`` complex uses per example.
 
     Raises ``ValueError`` (naming the numbers) when even one example's uses exceed one codeword
-    (``k > 8448``) or the codeword carries no payload bit.
+    (``k > 8448``, or ``k > 3840`` for rates at or below 1/4: base graph 2) or the codeword carries no
+    payload bit. An entry with ``repetition = r`` (below MCS 0) gets its base rate's layout with ``r``
+    times the span and code bits and the same ``k``.
 
     Examples
     --------
     >>> lay = codeword_layout(MCS_TABLE[-1], uses_per_example=64)
     >>> lay.modulation, lay.span, lay.n, lay.crc, lay.payload_bits
     ('256qam', 2, 1024, 'CRC16', 466)
+    >>> lay = codeword_layout(mcs_by_index(0), uses_per_example=192)     # rate 120/1024: the buffer repeats
+    >>> lay.span, lay.n, lay.k, lay.payload_bits
+    (3, 1152, 135, 39)
     """
-    from phy.fec.codes import LDPC5G_MAX_K, LDPC5G_MAX_N, LDPC5G_MIN_K
+    from phy.fec.codes import LDPC5G_BG2_MAX_K, LDPC5G_MAX_K, LDPC5G_MAX_N, LDPC5G_MIN_K
 
     if not isinstance(mcs, MCS):
         raise TypeError(f"mcs must be a phy.link.amc.MCS, got {type(mcs).__name__}")
     for v, nm in ((uses_per_example, "uses_per_example"), (min_codeword_bits, "min_codeword_bits")):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
             raise ValueError(f"{nm} must be a positive int, got {v!r}")
+    r = mcs.repetition
+    if isinstance(r, bool) or not isinstance(r, numbers.Integral) or r < 1:
+        raise ValueError(f"mcs.repetition must be a positive int, got {r!r}")
+    rate = mcs.rate * r                       # the code rate of the codeword that is repeated
+    max_k = LDPC5G_BG2_MAX_K if rate <= 0.25 else LDPC5G_MAX_K   # base graph 2 below 1/4 (TS 38.212 5.2.2)
     per = uses_per_example * mcs.bits_per_symbol
     span = max(1, math.ceil(min_codeword_bits / per))
-    while span > 1 and (math.floor(span * per * mcs.rate) > LDPC5G_MAX_K or span * per > LDPC5G_MAX_N):
+    while span > 1 and (math.floor(span * per * rate) > max_k or span * per * r > LDPC5G_MAX_N):
         span -= 1
     n = span * per
-    k = int(math.floor(n * mcs.rate + 1e-9))
-    if k > LDPC5G_MAX_K or n > LDPC5G_MAX_N:
+    k = int(math.floor(n * rate + 1e-9))
+    if k > max_k or n * r > LDPC5G_MAX_N:
         raise ValueError(f"MCS {mcs.index}: {uses_per_example} channel uses per example give k={k} information "
-                         f"bits (n={n}), more than one 5G LDPC codeword (k <= {LDPC5G_MAX_K}); examples split "
+                         f"bits (n={n * r}), more than one 5G LDPC codeword (k <= {max_k}); examples split "
                          f"over several codewords are not supported: lower the budget")
     crc, crc_bits = ("CRC24A", 24) if k > 3824 else ("CRC16", 16)
+    span, n = span * r, n * r
     payload = (k - crc_bits) // span
     if k < LDPC5G_MIN_K or payload < 1:
         raise ValueError(f"MCS {mcs.index}: {uses_per_example} channel uses per example carry no payload bit "
-                         f"(k={k} with a {crc_bits}-bit CRC)")
+                         f"(k={k} with a {crc_bits}-bit CRC over {span} examples)")
     return CodewordLayout(mcs, int(uses_per_example), span, n, k, crc, crc_bits, payload)
 
 
@@ -168,7 +213,7 @@ class CodewordLink:
     Examples
     --------
     >>> from phy.channel.flat import AWGN
-    >>> lay = codeword_layout(MCS_TABLE[0], uses_per_example=192)
+    >>> lay = codeword_layout(mcs_by_index(2), uses_per_example=192)
     >>> link = CodewordLink(AWGN(seed=0), lay)
     >>> payload = torch.randint(0, 2, (2, lay.span * lay.payload_bits)).float()
     >>> payload_hat, crc_ok = link(payload, snr_db=10.0)
@@ -249,7 +294,7 @@ def estimate_bler(channel, layout: CodewordLayout, snr_db: float, seed: int, *, 
     Examples
     --------
     >>> from phy.channel.flat import AWGN
-    >>> lay = codeword_layout(MCS_TABLE[0], uses_per_example=192)
+    >>> lay = codeword_layout(mcs_by_index(2), uses_per_example=192)
     >>> est = estimate_bler(AWGN(), lay, snr_db=10.0, seed=0, max_codewords=64)
     >>> est.errors, est.trials
     (0, 64)
@@ -276,7 +321,7 @@ class McsChoice:
 
     Examples
     --------
-    >>> lays = [codeword_layout(m, uses_per_example=192) for m in MCS_TABLE[:3]]
+    >>> lays = [codeword_layout(mcs_by_index(i), uses_per_example=192) for i in (2, 3, 4)]
     >>> choice = select_mcs(lays, bler_of=lambda l: 0.0, distortion_of=lambda b: 1.0 / (1 + b),
     ...                     erased_distortion=1.0, capacity_bound=10.0)
     >>> choice.layout.mcs.index, choice.bler, sorted(choice.evaluated)
@@ -306,7 +351,7 @@ def select_mcs(layouts: Sequence[CodewordLayout], bler_of: Callable[[CodewordLay
 
     Examples
     --------
-    >>> lays = [codeword_layout(m, uses_per_example=192) for m in MCS_TABLE[:6]]
+    >>> lays = [codeword_layout(mcs_by_index(i), uses_per_example=192) for i in range(2, 8)]
     >>> bler = {2: 0.0, 3: 0.0, 4: 0.01, 5: 0.5, 6: 0.9, 7: 1.0}
     >>> choice = select_mcs(lays, bler_of=lambda l: bler[l.mcs.index], distortion_of=lambda b: 2.0 ** (-b / 100),
     ...                     erased_distortion=1.0, capacity_bound=1.5)

@@ -21,11 +21,14 @@ from phy.channel.base import Channel
 from phy.utils.conventions import (check_finite, check_real, normalize_power, normalize_power_batchwide)
 from phy.mimo.equalization import Equalizer
 from phy.mimo.detection import mimo_equalize
-from phy.mimo.csi import receiver_csi
+from phy.mimo.csi import send_and_estimate
 from phy.mimo.precoding import svd_transmit
 from phy.link.base import Link, LinkOutput, _check_ofdm, complex_to_real, noise_power, real_to_complex
 
-__all__ = ["AnalogLink"]
+__all__ = ["AnalogLink", "NOISELESS_NO"]
+
+#: The smallest N0 (relative to the symbol energy) a receiver that inverts in N0 works with: 200 dB Es/N0.
+NOISELESS_NO = 1e-20
 
 
 class AnalogLink(Link):
@@ -155,6 +158,10 @@ class AnalogLink(Link):
             raise ValueError("give exactly one of snr_db (Es/N0 in dB) or no (noise power N0)")
         x, scale, pad = self.encode(features, batch_dims)
         no_t = noise_power(snr_db, no, features.shape[:batch_dims], self.power, x.real.dtype, x.device)
+        if self.ofdm or (self.mimo and self.precoding == "svd"):
+            # receivers that invert in the noise power (the grid's LMMSE, water-filling over eigenmodes):
+            # N0 = 0 (snr_db = inf) is taken as N0 = 1e-20 P (200 dB), noiseless to float precision, not 0/0
+            no_t = no_t.clamp_min(NOISELESS_NO * self.power)
         if self.ofdm:  # the grid's LMMSE (biased, "mmse") or ZF receiver with the spec's CSI; its ledger
             o = self.channel.send_symbols(x, no_t, self.equalizer.method, self.power)
             f_hat = self.decode(o.x_hat, scale, pad, features.shape, features.dtype)
@@ -188,9 +195,9 @@ class AnalogLink(Link):
         sp = torch.nn.functional.pad(s, (0, pad)) if pad else s
         scale = 1.0 / math.sqrt(nt)
         x = sp.reshape(*batch, -1, nt).transpose(-1, -2) * scale   # [*batch, num_tx, uses]
-        out = self.channel(x, no_t.unsqueeze(-1))
-        h = receiver_csi(self.channel, out, self.equalizer)        # csi="ls": phy.mimo.csi
-        s_hat, var = mimo_equalize(out.y, h * scale, out.no, self.equalizer.method, self.power)
+        # csi="ls": pilots in the frame, LMMSE estimate and its error counted as noise (phy.mimo.csi)
+        out, h, no_rx = send_and_estimate(self.channel, x, no_t.unsqueeze(-1), self.equalizer, self.power)
+        s_hat, var = mimo_equalize(out.y, h * scale, no_rx, self.equalizer.method, self.power)
         s_hat = s_hat.transpose(-1, -2).reshape(*batch, -1)[..., :m]
         var = var.transpose(-1, -2).reshape(*batch, -1)[..., :m]
         return s_hat, var, out.no, x

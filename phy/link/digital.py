@@ -18,7 +18,7 @@ from phy.utils.conventions import (check_snr,
 from phy.fec.codes import Code, make_code
 from phy.mimo.equalization import Equalizer
 from phy.mimo.detection import DETECTORS, MIMODetector, mrc
-from phy.mimo.csi import receiver_csi
+from phy.mimo.csi import send_and_estimate
 from phy.mapping.modulation import QAM, bits_per_symbol, uncoded_ber
 from phy.link.analog import AnalogLink
 from phy.link.base import Link, LinkOutput, _check_ofdm, noise_power
@@ -87,9 +87,11 @@ class DigitalLink(Link):
         estimate would distort the QAM demapping, so it is not offered).
     demapping : ``"app"`` (exact LLRs) or ``"maxlog"``
         ``"maxlog"`` hard decisions equal nearest-point decisions exactly.
-    csi : ``"perfect"``, ``"ls"`` or ``"noisy"`` (see :mod:`phy.mimo.equalization`; mismatched
-        demapping with ``N0/|h_est|^2``; ``"ls"``: one estimate per coherence block from
-        ``num_pilots`` pilots, which are counted in ``channel_uses``).
+    csi : ``"perfect"``, ``"ls"`` or ``"noisy"`` (see :mod:`phy.mimo.equalization`). ``"ls"``: one
+        estimate per coherence block from ``num_pilots`` pilots, which are counted in ``channel_uses`` and
+        pass the channel's oscillator impairment with the data; ZF and the demapper use the LMMSE estimate
+        and the noise ``N0 + sigma_e^2`` (matched to the estimation error, :mod:`phy.mimo.csi`).
+        ``"noisy"``: ``h + e``, mismatched demapping with ``N0/|h_est|^2``.
     symbol_multiple : int, optional
         Pad the symbols of each example to a multiple of this. Default: the channel's
         ``block_length`` (:class:`~phy.channel.flat.FlatFading`) or ``fft_size``
@@ -326,13 +328,13 @@ class DigitalLink(Link):
         batch = s.shape[:-1]
         scale = 1.0 / math.sqrt(nt)
         x = s.reshape(*batch, -1, nt).transpose(-1, -2) * scale  # [*batch, num_tx, uses]
-        out = self.channel(x, no_t.unsqueeze(-1))                # no [*batch, 1, 1] per receive antenna
-        h = receiver_csi(self.channel, out, self.equalizer)       # csi="ls": phy.mimo.csi
+        # no [*batch, 1, 1] per receive antenna; csi="ls": pilots in the frame, LMMSE estimate (phy.mimo.csi)
+        out, h, no_rx = send_and_estimate(self.channel, x, no_t.unsqueeze(-1), self.equalizer)
         h = h * scale if nt > 1 else h                            # the channel the unit-energy symbols see
         if nt == 1:
-            x_eq, no_eff = mrc(out.y, h, out.no)
+            x_eq, no_eff = mrc(out.y, h, no_rx)
             return self.qam.demodulate(x_eq, no_eff), no_eff, out.no
-        llr = self.mimo_detector(out.y, h, out.no)                # [*batch, uses, num_tx * m]
+        llr = self.mimo_detector(out.y, h, no_rx)                 # [*batch, uses, num_tx * m]
         return llr.reshape(*batch, -1), None, out.no
 
     def extra_repr(self) -> str:
@@ -379,6 +381,11 @@ class BSCEquivalentLink(Link):
         if getattr(self.channel, "is_mimo", False):
             raise ValueError(f"BSCEquivalentLink has single-antenna closed forms only; got a {self.channel.num_rx} x "
                              f"{self.channel.num_tx} MIMO channel (use DigitalLink)")
+        transformed = getattr(self.channel, "output_transformed", None)
+        if callable(transformed) and transformed():
+            raise ValueError(f"BSCEquivalentLink's closed form is the plain {channel_kind} channel's; this channel "
+                             f"also has {getattr(self.channel, 'impairment', None) or 'a forward hook'}, which the "
+                             "closed form cannot include (use DigitalLink)")
         self.channel_kind = channel_kind
         self.modulation = QAM(modulation).modulation
         self.bits_per_symbol = bits_per_symbol(modulation)

@@ -1,10 +1,19 @@
 """The capacity-achieving digital link: a payload is delivered error-free when it fits the channel's
-capacity over its channel uses, and is lost (outage) otherwise.
+capacity over its channel uses, and is lost (outage) otherwise; and the choice of its payload.
+
+* :class:`IdealCodeLink`: the link.
+* :func:`design_payload`: the payload per example that minimises the expected distortion
+  ``(1 - P_out(B)) D(B) + P_out(B) D_erased`` over draws of the channel's mutual information, the way
+  :func:`phy.link.amc.select_mcs` chooses an MCS; a fixed outage target is the override.
 """
 from __future__ import annotations
 
-from typing import Union
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Sequence, Union
 
+import numpy as np
 import torch
 
 from phy.channel.base import Channel
@@ -12,7 +21,7 @@ from phy.theory.capacity import CAPACITY_MODES, IdealCode, instantaneous_capacit
 from phy.link.base import Link, LinkOutput, noise_power
 from phy.link.digital import _check_bits
 
-__all__ = ["IdealCodeLink"]
+__all__ = ["IdealCodeLink", "PayloadDesign", "design_payload"]
 
 
 class IdealCodeLink(Link):
@@ -89,3 +98,108 @@ class IdealCodeLink(Link):
 
     def extra_repr(self) -> str:
         return f"n={self.ideal.n}, capacity={self.ideal.capacity!r}, outage_fill={self.outage_fill!r}"
+
+
+@dataclass
+class PayloadDesign:
+    """Result of :func:`design_payload`: ``payload_bits`` per example, the estimated probability
+    ``outage`` that a codeword does not fit its channel, the ``expected_distortion``
+    ``(1 - outage) D(payload_bits) + outage D_erased``, and ``evaluated``: payload -> (outage, expected
+    distortion) of every candidate tried.
+
+    Examples
+    --------
+    >>> d = design_payload([10.0, 12.0, 14.0, 16.0], lambda b: 2.0 ** -b, erased_distortion=1.0)
+    >>> d.payload_bits, d.outage
+    (10, 0.0)
+    """
+
+    payload_bits: int
+    outage: float
+    expected_distortion: float
+    evaluated: Dict[int, tuple]
+
+
+def design_payload(mi_bits: Sequence[float], distortion_of: Callable[[int], float], erased_distortion: float, *,
+                   span: int = 1, outage: Optional[float] = None, levels: int = 60) -> PayloadDesign:
+    """The ideal code's payload per example, chosen to minimise the expected distortion over the channel.
+
+    A codeword carries ``span`` examples of ``B`` bits each and is delivered iff ``span * B`` fits the
+    mutual information of its channel uses; ``mi_bits`` are draws of that mutual information (bits per
+    codeword, e.g. ``sum_i log2(1 + |h_i|^2 snr)`` over the codeword's uses; one value for AWGN). With
+    ``P_out(B)`` the fraction of draws below ``span * B``, the payload minimises
+    ``(1 - P_out(B)) D(B) + P_out(B) erased_distortion``, ``D = distortion_of`` (e.g. the source coder's
+    distortion on the training split). For a non-increasing ``D`` the minimum lies at a payload
+    ``floor(mi_(j) / span)`` just below a draw (larger payloads with the same ``P_out`` only lower ``D``);
+    the candidates are those at ``levels`` outage levels spaced logarithmically from ``1 / len(mi_bits)``
+    to 1/2, and the outage is resolved down to about ``1 / len(mi_bits)``.
+
+    ``outage`` (a probability) overrides the design: ``B = floor(q / span)`` with ``q`` the ``outage``
+    quantile of the draws, a fixed outage target.
+
+    Parameters
+    ----------
+    mi_bits : array ``[draws]``
+        Mutual information of one codeword's channel uses, bits, one value per channel draw.
+    distortion_of : callable ``int -> float``
+        Distortion of an example delivered with ``B`` bits.
+    erased_distortion : float
+        Distortion of an example whose codeword is lost.
+    span : int
+        Examples per codeword (default 1).
+    outage : float, optional
+        Fixed outage target instead of the design.
+    levels : int
+        Outage levels whose payloads are tried (default 60).
+
+    Returns
+    -------
+    :class:`PayloadDesign`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mi = np.random.default_rng(0).normal(560.0, 18.0, 20000)     # an example's bits over i.i.d. fading
+    >>> d = design_payload(mi, lambda b: 2.0 ** (-b / 50), erased_distortion=1.0)
+    >>> d.payload_bits < 560 - 2 * 18, d.outage < 0.02                # far below the mean: outage is costly
+    (True, True)
+    >>> design_payload(mi, lambda b: 2.0 ** (-b / 50), 1.0, outage=0.1).payload_bits   # a fixed 10% target
+    537
+    """
+    mi = np.sort(np.asarray(mi_bits, dtype=np.float64).reshape(-1))
+    if mi.size == 0 or not np.isfinite(mi).all():
+        raise ValueError(f"mi_bits must be a non-empty array of finite values, got {mi_bits!r}")
+    if isinstance(span, bool) or not isinstance(span, numbers.Integral) or span < 1:
+        raise ValueError(f"span must be a positive int, got {span!r}")
+    if isinstance(levels, bool) or not isinstance(levels, numbers.Integral) or levels < 1:
+        raise ValueError(f"levels must be a positive int, got {levels!r}")
+    if isinstance(erased_distortion, bool) or not isinstance(erased_distortion, numbers.Real) or \
+            not math.isfinite(erased_distortion):
+        raise ValueError(f"erased_distortion must be a finite number, got {erased_distortion!r}")
+    if not callable(distortion_of):
+        raise TypeError(f"distortion_of must be callable, got {type(distortion_of).__name__}")
+
+    def p_out(b: int) -> float:
+        return float(np.searchsorted(mi, span * b - 1e-9, side="left")) / mi.size   # draws below span * b
+
+    evaluated: Dict[int, tuple] = {}
+
+    def evaluate(b: int) -> float:
+        if b not in evaluated:
+            p = p_out(b) if b > 0 else 0.0
+            evaluated[b] = (p, (1.0 - p) * float(distortion_of(b)) + p * float(erased_distortion))
+        return evaluated[b][1]
+
+    if outage is not None:
+        if isinstance(outage, bool) or not isinstance(outage, numbers.Real) or not 0 < outage < 1:
+            raise ValueError(f"outage must be a probability in (0, 1), got {outage!r}")
+        b = max(0, int(math.floor(float(np.quantile(mi, outage)) / span + 1e-9)))
+        evaluate(b)
+        return PayloadDesign(b, evaluated[b][0], evaluated[b][1], evaluated)
+    top = mi.size - 1
+    index = {0} | {min(top, int(round(q * mi.size))) for q in np.geomspace(1.0 / mi.size, 0.5, int(levels))}
+    for j in sorted(index):
+        evaluate(max(0, int(math.floor(mi[j] / span + 1e-9))))
+    evaluate(0)
+    best = min(evaluated, key=lambda b: (evaluated[b][1], -b))
+    return PayloadDesign(best, evaluated[best][0], evaluated[best][1], evaluated)

@@ -156,6 +156,18 @@ class MIMODetector(nn.Module):
         self.qam = QAM(modulation, demapping=demapping)
         self.detector, self.num_streams, self.kbest_k = detector, int(num_streams), int(kbest_k)
         self._blocks: Dict[Tuple[str, str], nn.Module] = {}
+        if detector == "ml":  # every one of M^K candidate vectors is tabulated (and scored per channel use)
+            from phy.utils.memory import check_memory
+
+            check_memory(self._ml_bytes(1), f"the ML detector's table of {(2 ** self.qam.bits_per_symbol)}^{self.num_streams} "
+                         f"candidate vectors ({self.qam.modulation}, {self.num_streams} streams)",
+                         hint="use --detector kbest or lmmse, fewer transmit antennas or a smaller constellation")
+
+    def _ml_bytes(self, uses: int) -> int:
+        """Bytes the ML detector needs for ``uses`` channel uses: its candidate table (vectors and bit labels)
+        and the distance of every candidate at every use."""
+        cand = (2 ** self.qam.bits_per_symbol) ** self.num_streams
+        return cand * self.num_streams * (8 + self.qam.bits_per_symbol) + cand * int(uses) * 16
 
     def _get(self, device, dtype):
         key = (sionna_device(device), _precision(dtype))
@@ -185,6 +197,13 @@ class MIMODetector(nn.Module):
         no_t = no_t.expand(torch.broadcast_shapes(no_t.shape, y.shape))[..., 0, :]  # [..., n]
         # a zero N0 (noiseless) would make the whitening of kbest/ml singular
         no_t = no_t.clamp_min(1e-12)
+        if self.detector == "ml":
+            from phy.utils.memory import check_memory
+
+            uses = y.numel() // max(M, 1)
+            check_memory(self._ml_bytes(uses), f"ML detection of {uses} channel uses over "
+                         f"{(2 ** self.qam.bits_per_symbol)}^{self.num_streams} candidates", hint="use smaller batches, "
+                         "--detector kbest or lmmse")
         yt = y.movedim(-1, -2)                       # [..., n, M]
         ht = h.movedim(-1, -3)                       # [..., n, M, K]
         eye = torch.eye(M, dtype=y.dtype, device=y.device)

@@ -21,6 +21,10 @@ CSI (``csi=``)
         and the pilots are channel uses: :meth:`Equalizer.pilot_uses` =
         ``num_pilots * n / L`` per example (``num_pilots`` per symbol for per-symbol fading),
         which the links add to their ledger (``channel_uses``, ``info["pilot_uses"]``).
+        The receiver is matched to the estimate (:mod:`phy.mimo.csi`): it equalises with the LMMSE
+        estimate ``E[h | h_ls]`` and counts the error it leaves as noise, ``N0 + sigma_e^2 P``; through
+        :meth:`Equalizer.transmit` the pilots share the data's frame and receiver oscillator (phase
+        offset, CFO, phase noise: :func:`phy.mimo.csi.send_and_estimate`).
     ``"noisy"``
         ``h_est = h + e``, ``e ~ CN(0, 10**(-pilot_snr_db/10))`` for a given pilot SNR (a
         genie-style error model: no pilots are counted).
@@ -212,28 +216,39 @@ class Equalizer(nn.Module):
         streams = int(getattr(channel, "num_tx", 1)) if getattr(channel, "is_mimo", False) else 1
         return self.num_pilots * streams * math.ceil(n / _block_length(channel))
 
-    def forward(self, out: ChannelOutput, generator: Optional[torch.Generator] = None, block_length: int = 1
-                ) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, out: ChannelOutput, generator: Optional[torch.Generator] = None, block_length: int = 1,
+                prior: Tuple[complex, float] = (0j, 1.0)) -> Tuple[torch.Tensor, torch.Tensor]:
         """Equalise a :class:`ChannelOutput`; ``generator`` (the channel's) draws CSI errors, one per
-        coherence block of ``block_length`` symbols."""
-        h = out.h
+        coherence block of ``block_length`` symbols. With ``csi="ls"`` the receiver uses the LMMSE
+        estimate for the prior ``(mean, variance)`` of ``h`` and the noise ``N0 + sigma_e^2 P``
+        (:func:`phy.mimo.csi.lmmse_from_ls`); the estimate is drawn around ``out.h`` (the pilots' frame and
+        oscillator are :meth:`transmit`'s)."""
+        h, no = out.h, out.no
         if self.csi != "perfect" and h is not None:
             if generator is None:
                 raise ValueError("an estimated CSI needs the channel's generator (generator=None given)")
-            h = estimate_csi(h, out.no, self.csi, generator, self.num_pilots, self.pilot_snr_db, block_length)
-        return equalize(out.y, h, out.no, self.method, self.power)
+            h = estimate_csi(h, no, self.csi, generator, self.num_pilots, self.pilot_snr_db, block_length)
+            if self.csi == "ls":
+                from phy.mimo.csi import lmmse_from_ls
+
+                h, err = lmmse_from_ls(h, no / self.num_pilots, *prior)
+                no = no + err * self.power
+        return equalize(out.y, h, no, self.method, self.power)
 
     def transmit(self, channel, x: torch.Tensor, no) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Send ``x`` ``[..., n]`` through ``channel`` and equalise: ``(x_hat, no_eff, no)``.
 
         With perfect CSI this is ``channel.forward_equalized`` (one fused pass where the channel
-        has one, see :meth:`phy.channel.base.Channel.forward_equalized`); otherwise the channel, the CSI
-        estimate (errors drawn from the channel's generator) and :meth:`forward`.
+        has one, see :meth:`phy.channel.base.Channel.forward_equalized`); otherwise the channel with the
+        pilots in the frame, the receiver's estimate (errors drawn from the channel's generator;
+        :func:`phy.mimo.csi.send_and_estimate`) and :func:`equalize` with it.
         """
         if self.csi == "perfect" and hasattr(channel, "forward_equalized"):
             return channel.forward_equalized(x, no, self.method, self.power)
-        out = channel(x, no)
-        x_hat, no_eff = self(out, channel.generator(x.device), _block_length(channel))
+        from phy.mimo.csi import send_and_estimate
+
+        out, h_hat, no_rx = send_and_estimate(channel, x, no, self, self.power)
+        x_hat, no_eff = equalize(out.y, h_hat, no_rx, self.method, self.power)
         return x_hat, no_eff, out.no
 
     def extra_repr(self) -> str:

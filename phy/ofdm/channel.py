@@ -3,12 +3,26 @@
 :class:`OFDMChannel` (spec ``ofdm(...)``) is a :class:`~phy.channel.base.Channel` whose symbols travel on a
 5G-style resource grid (Sionna's ``ResourceGrid`` with a ``KroneckerPilotPattern``), through a 3GPP TDL or
 CDL channel with antenna arrays (``tr38901.TDL`` / ``tr38901.CDL`` with ``AntennaArray``), a flat Rayleigh
-block-fading channel or AWGN, and back through Sionna's ``LSChannelEstimator`` (nearest-neighbour or linear
-interpolation) or the perfect CSI, and its ``LMMSEEqualizer`` / ``ZFEqualizer``::
+block-fading channel or AWGN, and back through Sionna's ``LMMSEChannelEstimator`` (the default) or
+``LSChannelEstimator`` (nearest-neighbour or linear interpolation) or the perfect CSI, and its ``LMMSEEqualizer``
+/ ``ZFEqualizer``::
 
     symbols s [*batch, m] (Es = 1) --pad to whole slots--> ResourceGridMapper (data REs + pilots)
       --> x / sqrt(num_tx) per antenna --> channel H[t, f] (GenerateOFDMChannel) + CN(0, N0) per rx antenna
-      --> LSChannelEstimator (or perfect H) --> LMMSE / ZF equaliser --> s_hat [*batch, m], no_eff [*batch, m]
+      --> LMMSE or LS channel estimator (or perfect H) --> LMMSE / ZF equaliser --> s_hat [*batch, m], no_eff [*batch, m]
+
+Channel estimation (``csi=ls``: estimated from the pilots; :mod:`phy.ofdm.estimation`)
+-----------------------------------------------------------------------------------------
+* ``estimator=lmmse`` (default): Sionna's LMMSE estimator, frequency then time, with the model's covariances
+  (:func:`phy.ofdm.estimation.grid_covariances`), and its own error variance per resource element. The default,
+  because a competent receiver smooths its pilots with what it knows of the channel: on a flat grid it
+  averages all of a slot's pilots (QPSK over ``ofdm(model=awgn)`` is then within a fraction of a dB of perfect
+  CSI, where per-RE LS loses about 3 dB).
+* ``estimator=ls``: LS at the pilots interpolated by ``interpolation`` (``nn`` or ``lin``); the error variance
+  of every resource element is computed from the interpolation weights, ``sum_p |W[r, p]|^2 N0 / |x_p|^2``
+  (below N0 between two pilots, up to 1.9 dB above it where the interpolation extrapolates).
+
+The equalisers take the estimate's error variance as extra noise (``no_eff``).
 
 Conventions
 -----------
@@ -45,13 +59,14 @@ Conventions
   random stream after the channel and the noise. The noise stays ``CN(0, N0)`` per RE (a unitary transform
   of rotated white noise) and ``E|y|^2 = Es + N0`` holds. Applied by :meth:`OFDMChannel.forward` and, before
   channel estimation, by :meth:`OFDMChannel.send_symbols`; unknown to the receiver: ``h`` (``csi=perfect``)
-  excludes it, while the LS estimates (``csi=ls``) see the common phase error at the pilot symbols and
-  interpolate it (``interpolation=lin``: linearly between them), tracking part of it; the ICI remains.
+  excludes it, while the estimates (``csi=ls``) see the common phase error at the pilot symbols: the LMMSE
+  estimator's time covariance includes the oscillator's statistics (not its realisation), LS interpolates it
+  (``interpolation=lin``: linearly between them), each tracking part of it; the ICI remains.
 
 Spec
 ----
 ``ofdm(model=tdl-C,delay_spread=100e-9,speed=30,num_tx=2,num_rx=2,fft_size=72,num_ofdm_symbols=14,
-subcarrier_spacing=30e3,pilot_symbols=2,csi=ls,interpolation=lin,cyclic_prefix=0)``; ``model`` is one of
+subcarrier_spacing=30e3,pilot_symbols=2,csi=ls,estimator=lmmse,interpolation=lin,cyclic_prefix=0)``; ``model`` is one of
 :data:`OFDM_MODELS` (``tdl-A``..``tdl-E``, ``cdl-A``..``cdl-E`` (uplink: ``num_tx`` antennas at the terminal,
 ``num_rx`` at the base station, single-polarised omni ULAs at half-wavelength spacing), ``rayleigh`` (i.i.d.
 ``CN(0, 1)`` per antenna pair, constant over a slot) or ``awgn`` (``H = 1``, one transmit antenna));
@@ -82,6 +97,8 @@ from phy.channel.registry import register_channel
 from phy.utils.conventions import check_complex, check_finite, check_no, check_no_type
 from phy.channel.impairments import PhaseImpairment, resolve_symbol_rate
 from phy.ofdm.impairments import grid_sample_rate, impair_grid
+from phy.ofdm.estimation import (OFDM_ESTIMATORS, GridLMMSE, grid_covariances, interpolation_weights,
+                                 ls_grid_error_variance)
 
 __all__ = ["OFDM_MODELS", "OFDM_EQUALIZERS", "pilot_symbol_indices", "OFDMLedger", "OFDMOutput", "OFDMChannel"]
 
@@ -216,9 +233,12 @@ class OFDMChannel(Channel):
     pilot_symbols : int
         Pilot OFDM symbols per slot (:func:`pilot_symbol_indices`); 0 only with ``csi="perfect"``.
     csi : ``"ls"`` or ``"perfect"``
-        Sionna's ``LSChannelEstimator`` or the true channel (pilots still sent and charged).
+        Estimated from the pilots (``estimator``) or the true channel (pilots still sent and charged).
+    estimator : ``"lmmse"`` (default) or ``"ls"``
+        With ``csi="ls"``: Sionna's LMMSE estimator with the model's covariances, or per-RE LS with
+        ``interpolation`` (see the module docstring).
     interpolation : ``"nn"`` or ``"lin"``
-        Interpolation of the LS estimates over the grid.
+        Interpolation of the LS estimates over the grid (``estimator="ls"``).
     cyclic_prefix : int
         Cyclic-prefix length in samples per OFDM symbol; only counted in the ledger (``cp_uses``).
     seed, device, backend :
@@ -249,6 +269,7 @@ class OFDMChannel(Channel):
         Param("subcarrier_spacing", float, 30e3, low=0.0, low_open=True, high=10e6, unit="Hz"),
         Param("pilot_symbols", int, 2, low=0, high=128),
         Param("csi", str, "ls", choices=("ls", "perfect")),
+        Param("estimator", str, "lmmse", choices=OFDM_ESTIMATORS),
         Param("interpolation", str, "lin", choices=("nn", "lin")),
         Param("cyclic_prefix", int, 0, low=0, high=4096),
     )
@@ -257,12 +278,12 @@ class OFDMChannel(Channel):
                  speed: float = 0.0, num_tx: int = 1, num_rx: int = 1, fft_size: int = 72,
                  num_ofdm_symbols: int = 14, subcarrier_spacing: float = 30e3, pilot_symbols: int = 2,
                  csi: str = "ls", interpolation: str = "lin", cyclic_prefix: int = 0, seed: Optional[int] = None,
-                 device=None, backend: str = "auto"):
+                 device=None, backend: str = "auto", estimator: str = "lmmse"):
         super().__init__(seed=seed, device=device, backend=backend)
         given = dict(model=model, delay_spread=delay_spread, carrier_frequency=carrier_frequency, speed=speed,
                      num_tx=num_tx, num_rx=num_rx, fft_size=fft_size, num_ofdm_symbols=num_ofdm_symbols,
                      subcarrier_spacing=subcarrier_spacing, pilot_symbols=pilot_symbols, csi=csi,
-                     interpolation=interpolation, cyclic_prefix=cyclic_prefix)
+                     estimator=estimator, interpolation=interpolation, cyclic_prefix=cyclic_prefix)
         params = {}
         for p in self.spec_params:
             if p.kind is str and not isinstance(given[p.name], str):
@@ -274,6 +295,7 @@ class OFDMChannel(Channel):
         self.model = params["model"]
         self.num_tx, self.num_rx = params["num_tx"], params["num_rx"]
         self.csi, self.interpolation = params["csi"], params["interpolation"]
+        self.estimator = params["estimator"]
         T, F, P = params["num_ofdm_symbols"], params["fft_size"], params["pilot_symbols"]
         if P >= T:
             raise ValueError(f"pilot_symbols={P} must be smaller than num_ofdm_symbols={T} (data need a symbol)")
@@ -291,6 +313,18 @@ class OFDMChannel(Channel):
         self.data_res = (T - P) * F          # data REs per slot (each carries num_tx streams)
         self.pilot_res = P * F               # pilot REs per slot
         self._blocks: Dict[Tuple[str, str], Dict[str, object]] = {}
+        self._check_memory(1)
+
+    def _check_memory(self, slots: int) -> None:
+        """Refuse (``InsufficientMemoryError``) a channel of ``slots`` slots that cannot fit: the frequency
+        responses ``num_rx x num_tx x T x F`` per slot, and for TDL/CDL the per-path terms Sionna forms."""
+        from phy.utils.memory import check_memory
+
+        paths = 0 if self.model == "awgn" else 1 if self.model == "rayleigh" else 24
+        per_slot = self.num_rx * self.num_tx * self.num_ofdm_symbols * self.grid_size * 8 * (2 + paths)
+        check_memory(int(slots) * per_slot, f"an OFDM grid of {slots} slot(s) of {self.num_ofdm_symbols} x "
+                     f"{self.grid_size} resource elements over {self.num_rx} x {self.num_tx} antennas ({self.model})",
+                     hint="use fewer antennas, a smaller fft_size / num_ofdm_symbols or smaller batches")
 
     #: the grid rotates time samples itself (phy.ofdm.impairments); the generic forward hook skips it
     applies_impairment = True
@@ -321,6 +355,9 @@ class OFDMChannel(Channel):
                                                  "random_phase")}
             value = PhaseImpairment(**resolve_symbol_rate(kw, self.impairment_symbol_rate))
         self.__dict__["_impairment"] = value
+        blocks = self.__dict__.get("_blocks")
+        if blocks:   # the LMMSE estimator's time covariance holds the oscillator's statistics: rebuild it
+            blocks.clear()
 
     def _impair(self, y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """``y [*examples, num_rx, S, F]`` (each example's OFDM symbols in time order) through the impairment."""
@@ -379,9 +416,6 @@ class OFDMChannel(Channel):
         blocks: Dict[str, object] = {"rg": rg, "mapper": ResourceGridMapper(rg, precision=precision, device=dev),
                                      "lmmse": LMMSEEqualizer(rg, sm, precision=precision, device=dev),
                                      "zf": ZFEqualizer(rg, sm, precision=precision, device=dev)}
-        if self.csi == "ls":
-            blocks["ls"] = LSChannelEstimator(rg, interpolation_type=self.interpolation, precision=precision,
-                                              device=dev)
         model = None
         kind, _, profile = self.model.partition("-")
         if kind == "rayleigh":
@@ -406,11 +440,22 @@ class OFDMChannel(Channel):
             blocks["gen"] = GenerateOFDMChannel(model, rg, normalize_channel=False, precision=precision,
                                                 device=dev)
         self._blocks[key] = blocks
+        if self.csi == "ls" and self.estimator == "ls":
+            blocks["ls"] = LSChannelEstimator(rg, interpolation_type=self.interpolation, precision=precision,
+                                              device=dev)
+            blocks["ls_weights"] = interpolation_weights(blocks["ls"]._interpol, rg.pilot_pattern.pilots.to(dev))
+        elif self.csi == "ls":
+            cov_t, cov_f = grid_covariances(self, device, precision)
+            cdt = torch.complex128 if precision == "double" else torch.complex64
+            zero = torch.zeros(1, 1, nt, self.data_res, dtype=cdt, device=dev)
+            pilot_grid = blocks["mapper"](zero)[0, 0]                         # [nt, T, F]: the pilots alone
+            blocks["lmmse_est"] = GridLMMSE(pilot_grid, cov_t, cov_f, power=1.0 / nt)
         return blocks
 
     def _channel(self, batch: int, blocks, generator: torch.Generator, dtype, device) -> torch.Tensor:
         """Frequency responses ``H [batch, num_rx, num_tx, T, F]`` (``E|H_ij|^2 = 1``)."""
         T, F = self.num_ofdm_symbols, self.grid_size
+        self._check_memory(batch)
         if "gen" not in blocks:  # awgn
             return torch.ones(batch, self.num_rx, self.num_tx, T, F, dtype=dtype, device=device)
         with _sionna_rng(generator):
@@ -553,8 +598,13 @@ class OFDMChannel(Channel):
             y = self._impair(ye, gen).reshape(b0, nr, K, T, F).transpose(1, 2).reshape(B, nr, T, F)
         y = y.unsqueeze(1)                                               # [B, 1(rx), nr, T, F]
         h7 = h[:, None, :, None]                                         # [B, 1, nr, 1, nt, T, F]
-        if self.csi == "ls":
-            h_hat, err_var = blocks["ls"](y, no_e)
+        if self.csi == "ls" and self.estimator == "ls":   # LS, interpolated; error variance from the weights
+            h_hat, _ = blocks["ls"](y, no_e)
+            pilots = blocks["rg"].pilot_pattern.pilots.to(s.device)
+            err_var = ls_grid_error_variance(blocks["ls_weights"], pilots, no_e).expand(h_hat.shape).to(rdt)
+        elif self.csi == "ls":                               # joint time-frequency LMMSE of the stream channels
+            h_hat, err_var = blocks["lmmse_est"](y[:, 0], no_e)           # [B, nr, nt, T, F], [B, 1, nt, T, F]
+            h_hat, err_var = h_hat[:, None, :, None], err_var[:, None, :, None].expand(h_hat[:, None, :, None].shape)
         else:
             h_hat, err_var = h7, torch.zeros((), dtype=rdt, device=s.device)
         eq = blocks["zf" if equalizer == "zf" else "lmmse"]

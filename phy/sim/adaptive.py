@@ -73,7 +73,7 @@ _FINAL_FIT = 3
 _REFINE_SLACK = 1.5
 # (chosen by replaying the grid 300 times on measured LDPC curves with the scatter of 100-error points,
 # benchmarks/bench_grid_replay.py: 1.8e7-2.0e7 codewords on average to reach BLER 1e-5 on three curves of
-# the int8 decoder, against 2.3e7-8.5e7 for the previous rule; README's issue-18 section)
+# the int8 decoder, against 2.3e7-8.5e7 for the previous rule; the documentation's performance page)
 
 
 def _fit_step(pts: Sequence[Tuple[float, float]], target: float) -> Optional[float]:
@@ -183,72 +183,96 @@ def simulate_ber_adaptive(
     if min_step > coarse_step:
         raise ValueError(f"min_step={min_step} must be <= coarse_step={coarse_step}")
     _check_pos_int(max_points, "max_points")
-    metric = "bler" if min_bler is not None else "ber"
     table = None
     if csv_file is not None:
         table = csv_file if isinstance(csv_file, ResumableCSV) else \
             ResumableCSV(csv_file, BER_COLUMNS, BER_KEY_COLUMNS)
+    grid = _Grid(trial, snr_type, table, kwargs, "bler" if min_bler is not None else "ber", floor)
+    _march(grid, start, stop, coarse_step, max_decades, min_step, max_points)
+    _refine(grid, max_decades, min_step, max_points)
+    return [grid.done[s] for s in sorted(grid.done)]
 
-    done: Dict[float, PointResult] = {}
-    show = _use_progress(kwargs.pop("progress", None))  # one line per point instead of a bar per point
-    label = f"{kwargs.get('scheme', 'scheme')}/{kwargs.get('channel', 'channel')}"
 
-    def run(snr: float) -> PointResult:
+class _Grid:
+    """The points of :func:`simulate_ber_adaptive` simulated so far (``done``, by SNR rounded to 0.001 dB), the
+    steering rate (``metric``) and the floor."""
+
+    def __init__(self, trial, snr_type: str, table: Optional[ResumableCSV], kwargs: Dict[str, Any], metric: str,
+                 floor: Optional[float]):
+        self.trial, self.snr_type, self.table, self.metric, self.floor = trial, snr_type, table, metric, floor
+        self.done: Dict[float, PointResult] = {}
+        self.show = _use_progress(kwargs.pop("progress", None))  # one line per point instead of a bar per point
+        self.label = f"{kwargs.get('scheme', 'scheme')}/{kwargs.get('channel', 'channel')}"
+        self.kwargs = kwargs
+
+    def run(self, snr: float) -> PointResult:
+        """The point at ``snr`` (rounded to 0.001 dB), simulated unless already done."""
         snr = round(snr, 3) + 0.0
-        if snr not in done:
-            done[snr] = res = simulate_ber(trial, [snr], snr_type=snr_type, csv_file=table, early_stop=False,
-                                           progress=False, **kwargs)[0]
-            if show:
-                print(f"{label} {snr:g} dB: BER {res.ber:.3g}, BLER {res.bler:.3g} ({res.block_errors} block "
+        if snr not in self.done:
+            self.done[snr] = res = simulate_ber(self.trial, [snr], snr_type=self.snr_type, csv_file=self.table,
+                                                early_stop=False, progress=False, **self.kwargs)[0]
+            if self.show:
+                print(f"{self.label} {snr:g} dB: BER {res.ber:.3g}, BLER {res.bler:.3g} ({res.block_errors} block "
                       f"errors in {res.blocks}; {res.status})", file=sys.stderr, flush=True)
-        return done[snr]
+        return self.done[snr]
 
-    def below_floor(v: float) -> bool:
-        return floor is not None and v < floor
+    def below_floor(self, v: float) -> bool:
+        return self.floor is not None and v < self.floor
 
-    # 1. march up
+
+def _march(grid: _Grid, start: float, stop: float, coarse_step: float, max_decades: float, min_step: float,
+           max_points: int) -> None:
+    """1. March up from ``start`` to the first point below the floor, without errors, or at ``stop``."""
+    metric, floor = grid.metric, grid.floor
     snr = start
-    while len(done) < max_points:
-        v = _rate_of(run(snr), metric)
-        if not v > 0 or below_floor(v) or snr >= stop:
+    while len(grid.done) < max_points:
+        v = _rate_of(grid.run(snr), metric)
+        if not v > 0 or grid.below_floor(v) or snr >= stop:
             break
-        known = [(s, _rate_of(r, metric)) for s, r in sorted(done.items()) if _rate_of(r, metric) > 0]
+        known = [(s, _rate_of(r, metric)) for s, r in sorted(grid.done.items()) if _rate_of(r, metric) > 0]
         falling = sum(1 for _, x in known if x < 0.5)
         if v >= 0.5 or len(known) < 2:
             step = coarse_step
         else:
-            lv = math.log10(v)
-            final = floor is not None and lv - math.log10(_FINAL_AIM * floor) <= _FINAL_REACH * max_decades
-            if final:  # the jump across the floor, on the least-squares line through the last (up to) three
-                # points of the falling part (a saturated point would flatten the line)
-                fall = [p for p in known if p[1] < 0.5][-_FINAL_FIT:]
-                step = _fit_step(fall, math.log10(_FINAL_AIM * floor)) if len(fall) >= 2 else \
-                    _predict_step(known[-3:], math.log10(_FINAL_AIM * floor))
-            else:
-                want = max_decades
-                if floor is not None:  # land no lower than the furthest point the final jump starts from
-                    want = min(want, lv - (math.log10(_FINAL_AIM * floor) + _PRE * max_decades))
-                # saturated points take part: their flat log-rate bends the parabola down, which keeps
-                # the first step into a waterfall short (a point far below the floor costs ~1/rate)
-                step = _predict_step(known[-3:], lv - want)
+            step = _march_step(known, v, floor, max_decades)
             cap = coarse_step if falling >= 2 else coarse_step / 2
             step = min(max(step, min_step), cap) if step is not None else cap
         snr = min(round(snr + step, 3), stop)
 
-    # 2. refine where neighbours differ by more than max_decades
-    while len(done) < max_points:
-        pts = [(s, _rate_of(r, metric)) for s, r in sorted(done.items())]
+
+def _march_step(known: Sequence[Tuple[float, float]], v: float, floor: Optional[float],
+                max_decades: float) -> Optional[float]:
+    """The predicted step from the last point (rate ``v`` below saturation) of ``known`` (``(snr, rate)`` of the
+    points with errors, ascending); ``None`` when the curve does not fall."""
+    lv = math.log10(v)
+    final = floor is not None and lv - math.log10(_FINAL_AIM * floor) <= _FINAL_REACH * max_decades
+    if final:  # the jump across the floor, on the least-squares line through the last (up to) three
+        # points of the falling part (a saturated point would flatten the line)
+        fall = [p for p in known if p[1] < 0.5][-_FINAL_FIT:]
+        return _fit_step(fall, math.log10(_FINAL_AIM * floor)) if len(fall) >= 2 else \
+            _predict_step(known[-3:], math.log10(_FINAL_AIM * floor))
+    want = max_decades
+    if floor is not None:  # land no lower than the furthest point the final jump starts from
+        want = min(want, lv - (math.log10(_FINAL_AIM * floor) + _PRE * max_decades))
+    # saturated points take part: their flat log-rate bends the parabola down, which keeps
+    # the first step into a waterfall short (a point far below the floor costs ~1/rate)
+    return _predict_step(known[-3:], lv - want)
+
+
+def _refine(grid: _Grid, max_decades: float, min_step: float, max_points: int) -> None:
+    """2. Refine where neighbours differ by more than ``max_decades`` (lowest SNR first)."""
+    while len(grid.done) < max_points:
+        pts = [(s, _rate_of(r, grid.metric)) for s, r in sorted(grid.done.items())]
         gap = None
         for (s0, v0), (s1, v1) in zip(pts, pts[1:]):
-            slack = _REFINE_SLACK if below_floor(v1) else 1.0
-            if (v0 > 0 and v1 > 0 and not below_floor(v0) and math.log10(v0 / v1) > slack * max_decades
+            slack = _REFINE_SLACK if grid.below_floor(v1) else 1.0
+            if (v0 > 0 and v1 > 0 and not grid.below_floor(v0) and math.log10(v0 / v1) > slack * max_decades
                     and s1 - s0 > 2 * min_step):
                 gap = (s0 + s1) / 2
                 break
         if gap is None:
             break
-        run(gap)
-    return [done[s] for s in sorted(done)]
+        grid.run(gap)
 
 
 def curve_resolution(results: Sequence[PointResult], floor: float, metric: str = "bler",

@@ -91,7 +91,8 @@ import math
 import numbers
 import os
 import sys
-from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence, Union)
+from dataclasses import dataclass, field
+from typing import (Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union)
 
 import torch
 
@@ -196,6 +197,36 @@ def simulate_ber(
     >>> [(p.snr_db, p.ber) for p in simulate_ber(trial, [0.0, 2.0], batch_size=10, max_bits=40)]
     [(0.0, 1.0), (2.0, 0.0)]
     """
+    k, snr_list, max_bits = _checked_inputs(trial, snr_dbs, snr_type, batch_size, target_errors,
+                                            target_block_errors, max_bits, seed, scheme, channel, snr_batch,
+                                            max_batch_size)
+    coderate, bps = _resolve_rate(trial, coderate, bits_per_symbol)
+    have_rate = coderate is not None and bps is not None
+    if snr_type == "ebno" and not have_rate:
+        raise ValueError("snr_type='ebno' needs coderate and bits_per_symbol (arguments or trial attributes)")
+
+    table = None
+    if csv_file is not None:
+        table = csv_file if isinstance(csv_file, ResumableCSV) else \
+            ResumableCSV(csv_file, BER_COLUMNS, BER_KEY_COLUMNS)
+    sweep = _Sweep(scheme, channel, snr_type, snr_list, table, early_stop, callback)
+    sweep.plan(seed, coderate, bps)
+    if _use_progress(progress):
+        from tqdm.auto import tqdm
+
+        sweep.bar = tqdm(total=len(snr_list), desc=f"{scheme}/{channel}", unit="pt", leave=False)
+    stop = dict(target_errors=target_errors, target_block_errors=target_block_errors, max_bits=max_bits)
+    try:
+        _run_sweep(sweep, trial, k, seed, batch_size, max_batch_size, snr_batch, stop)
+    finally:
+        if sweep.bar is not None:
+            sweep.bar.close()
+    return sweep.results
+
+
+def _checked_inputs(trial, snr_dbs, snr_type, batch_size, target_errors, target_block_errors, max_bits, seed,
+                    scheme, channel, snr_batch, max_batch_size) -> Tuple[int, List[float], int]:
+    """Validate the arguments of :func:`simulate_ber`; ``(trial.k, SNR points as floats, max_bits as int)``."""
     if not callable(trial):
         raise TypeError(f"trial must be callable (a BitTrial), got {type(trial).__name__}")
     k = getattr(trial, "k", None)
@@ -234,109 +265,119 @@ def simulate_ber(
         raise ValueError(f"snr_batch={snr_batch} needs a trial with a batched(batch_size, esno_dbs) method "
                          f"(LinkTrial has one; FunctionTrial takes batched_fn=...), got "
                          f"{type(trial).__name__} without it; use snr_batch=1")
+    return k, snr_list, max_bits
 
-    coderate, bps = _resolve_rate(trial, coderate, bits_per_symbol)
-    have_rate = coderate is not None and bps is not None
-    if snr_type == "ebno" and not have_rate:
-        raise ValueError("snr_type='ebno' needs coderate and bits_per_symbol (arguments or trial attributes)")
 
-    table = None
-    if csv_file is not None:
-        table = csv_file if isinstance(csv_file, ResumableCSV) else \
-            ResumableCSV(csv_file, BER_COLUMNS, BER_KEY_COLUMNS)
+@dataclass
+class _Sweep:
+    """The points of one :func:`simulate_ber` call: their labels, Es/N0, Eb/N0, point seeds and stored rows
+    (:meth:`plan`), and the results so far (``results[i]``, ``None`` until point ``i`` is finished)."""
 
-    # per point: Es/N0, Eb/N0, point seed and the stored row (checked before anything runs)
-    n = len(snr_list)
-    esnos, ebnos, pseeds, stored = [], [], [], []
-    for snr in snr_list:
-        if snr_type == "esno":
-            esnos.append(snr)
-            ebnos.append(esno_db_to_ebno_db(snr, bps, coderate) if have_rate else math.nan)
-        else:
-            ebnos.append(snr)
-            esnos.append(ebno_db_to_esno_db(snr, bps, coderate))
-        pseed = point_seed(seed, scheme, channel, snr_type, snr)
-        pseeds.append(pseed)
-        key = (scheme, channel, snr_type, snr)
-        row = table.get(key) if table is not None else None
-        try:
-            res = PointResult.from_row(row) if row is not None else None
-        except ValueError as exc:
-            raise ValueError(f"{table.path}: the row {key} is unreadable ({exc}); repair or delete the file") from None
-        if res is not None and res.status == STATUS_SKIPPED and not early_stop and res.seed == pseed:
-            table.discard(key)  # skipped by an early-stopping run: with early stop off it is simulated now
-            res = None
-        if res is not None and res.seed != pseed:  # same key, other master seed: never return another run's row
-            raise ValueError(
-                f"{table.path} already holds {key} with point seed {res.seed}, but seed={seed} gives "
-                f"{pseed}; resume with the seed that wrote the file, or write to a new file")
-        stored.append(res)
+    scheme: str
+    channel: str
+    snr_type: str
+    snrs: List[float]
+    table: Optional[ResumableCSV]
+    early_stop: bool
+    callback: Optional[Callable[[PointResult], None]]
+    bar: Any = None
+    esnos: List[float] = field(default_factory=list)
+    ebnos: List[float] = field(default_factory=list)
+    seeds: List[int] = field(default_factory=list)
+    stored: List[Optional[PointResult]] = field(default_factory=list)
+    results: List[Optional[PointResult]] = field(default_factory=list)
 
-    use_bar = _use_progress(progress)
-    bar = None
-    if use_bar:
-        from tqdm.auto import tqdm
+    def plan(self, seed: int, coderate: Optional[float], bps: Optional[float]) -> None:
+        """Per point: Es/N0, Eb/N0 (NaN without a rate), point seed and the stored row, checked before
+        anything runs."""
+        have_rate = coderate is not None and bps is not None
+        table = self.table
+        for snr in self.snrs:
+            if self.snr_type == "esno":
+                self.esnos.append(snr)
+                self.ebnos.append(esno_db_to_ebno_db(snr, bps, coderate) if have_rate else math.nan)
+            else:
+                self.ebnos.append(snr)
+                self.esnos.append(ebno_db_to_esno_db(snr, bps, coderate))
+            pseed = point_seed(seed, self.scheme, self.channel, self.snr_type, snr)
+            self.seeds.append(pseed)
+            key = (self.scheme, self.channel, self.snr_type, snr)
+            row = table.get(key) if table is not None else None
+            try:
+                res = PointResult.from_row(row) if row is not None else None
+            except ValueError as exc:
+                raise ValueError(f"{table.path}: the row {key} is unreadable ({exc}); repair or delete the "
+                                 "file") from None
+            if res is not None and res.status == STATUS_SKIPPED and not self.early_stop and res.seed == pseed:
+                table.discard(key)  # skipped by an early-stopping run: with early stop off it is simulated now
+                res = None
+            if res is not None and res.seed != pseed:  # same key, other master seed: never return another run's row
+                raise ValueError(
+                    f"{table.path} already holds {key} with point seed {res.seed}, but seed={seed} gives "
+                    f"{pseed}; resume with the seed that wrote the file, or write to a new file")
+            self.stored.append(res)
+        self.results = [None] * len(self.snrs)
 
-        bar = tqdm(total=n, desc=f"{scheme}/{channel}", unit="pt", leave=False)
-
-    results: List[Optional[PointResult]] = [None] * n
-
-    def is_skipped(i: int) -> bool:
+    def is_skipped(self, i: int) -> bool:
         """The sequential early-stop rule: an earlier point with a lower SNR ended error-free."""
-        return early_stop and any(results[q] is not None and results[q].status == STATUS_NO_ERRORS
-                                  and snr_list[q] < snr_list[i] for q in range(i))
+        return self.early_stop and any(self.results[q] is not None and self.results[q].status == STATUS_NO_ERRORS
+                                       and self.snrs[q] < self.snrs[i] for q in range(i))
 
-    def labelled(i: int, res: PointResult) -> PointResult:
-        res.scheme, res.channel, res.snr_db, res.snr_type = scheme, channel, snr_list[i], snr_type
-        res.esno_db, res.ebno_db = esnos[i], ebnos[i]
+    def labelled(self, i: int, res: PointResult) -> PointResult:
+        res.scheme, res.channel, res.snr_db, res.snr_type = self.scheme, self.channel, self.snrs[i], self.snr_type
+        res.esno_db, res.ebno_db = self.esnos[i], self.ebnos[i]
         return res
 
-    def skipped_row(i: int) -> PointResult:
-        return PointResult(scheme, channel, snr_list[i], snr_type, esnos[i], ebnos[i], math.nan, math.nan, 0, 0,
-                           0, 0, math.nan, math.nan, math.nan, math.nan, pseeds[i], STATUS_SKIPPED)
+    def skipped_row(self, i: int) -> PointResult:
+        return PointResult(self.scheme, self.channel, self.snrs[i], self.snr_type, self.esnos[i], self.ebnos[i],
+                           math.nan, math.nan, 0, 0, 0, 0, math.nan, math.nan, math.nan, math.nan, self.seeds[i],
+                           STATUS_SKIPPED)
 
-    def finish(i: int, res: PointResult, write: bool) -> None:
-        if write and table is not None:
-            table.append(res.to_row())
-        results[i] = res
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix_str(f"{snr_list[i]:g} dB: BER {res.ber:.3g} ({res.status})")
-        if callback is not None:
-            callback(res)
+    def finish(self, i: int, res: PointResult, write: bool) -> None:
+        if write and self.table is not None:
+            self.table.append(res.to_row())
+        self.results[i] = res
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(f"{self.snrs[i]:g} dB: BER {res.ber:.3g} ({res.status})")
+        if self.callback is not None:
+            self.callback(res)
 
-    def resolve_known(i: int) -> bool:
+    def resolve_known(self, i: int) -> bool:
         """Finish point ``i`` if it is stored or skipped; ``False`` if it must be simulated."""
-        if stored[i] is not None:
-            finish(i, stored[i], write=False)
-        elif is_skipped(i):
-            finish(i, skipped_row(i), write=True)
+        if self.stored[i] is not None:
+            self.finish(i, self.stored[i], write=False)
+        elif self.is_skipped(i):
+            self.finish(i, self.skipped_row(i), write=True)
         else:
             return False
         return True
 
-    stop = dict(target_errors=target_errors, target_block_errors=target_block_errors, max_bits=max_bits)
-    try:
-        i = 0
-        while i < n:
-            group: List[int] = []
-            while i < n and len(group) < snr_batch:
-                if not resolve_known(i):
-                    group.append(i)
-                i += 1
-            if len(group) == 1:  # one point: exactly the sequential run
-                j = group[0]
-                finish(j, labelled(j, _run_point(trial, k, esnos[j], batch_size, target_errors,
-                                                 target_block_errors, max_bits, pseeds[j], bar,
-                                                 max_batch_size or batch_size)), write=True)
-            elif group:
-                gseed = point_seed(seed, scheme, channel, snr_type, "snr_group", *[snr_list[j] for j in group])
-                _run_group(trial, k, group, esnos, pseeds, gseed, batch_size, stop, is_skipped,
-                           lambda j, res: finish(j, labelled(j, res) if res is not None else skipped_row(j), True))
-    finally:
-        if bar is not None:
-            bar.close()
-    return results
+
+def _run_sweep(sweep: _Sweep, trial, k: int, seed: int, batch_size: int, max_batch_size: Optional[int],
+               snr_batch: int, stop: Dict[str, Any]) -> None:
+    """Simulate the points of ``sweep`` that are neither stored nor skipped, in groups of up to ``snr_batch``
+    consecutive points (a group of one runs exactly as the sequential engine)."""
+    n = len(sweep.snrs)
+    i = 0
+    while i < n:
+        group: List[int] = []
+        while i < n and len(group) < snr_batch:
+            if not sweep.resolve_known(i):
+                group.append(i)
+            i += 1
+        if len(group) == 1:  # one point: exactly the sequential run
+            j = group[0]
+            sweep.finish(j, sweep.labelled(j, _run_point(trial, k, sweep.esnos[j], batch_size, stop["target_errors"],
+                                                         stop["target_block_errors"], stop["max_bits"],
+                                                         sweep.seeds[j], sweep.bar, max_batch_size or batch_size)),
+                         write=True)
+        elif group:
+            gseed = point_seed(seed, sweep.scheme, sweep.channel, sweep.snr_type, "snr_group",
+                               *[sweep.snrs[j] for j in group])
+            _run_group(trial, k, group, sweep.esnos, sweep.seeds, gseed, batch_size, stop, sweep.is_skipped,
+                       lambda j, res: sweep.finish(j, sweep.labelled(j, res) if res is not None
+                                                   else sweep.skipped_row(j), True))
 
 
 def _run_point(trial, k, esno, batch_size, target_errors, target_block_errors, max_bits, pseed, bar,

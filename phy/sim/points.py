@@ -128,6 +128,13 @@ class PointResult:
             except (TypeError, ValueError):
                 raise ValueError(f"CSV cell {f.name!r} must be {'an int' if f.type in ('int', int) else 'a number'}, "
                                  f"got {v!r}") from None
+        for name in ("bit_errors", "bits", "block_errors", "blocks"):  # counts: what a run can have written
+            if kw[name] < 0:
+                raise ValueError(f"CSV cell {name}={kw[name]}: a count is >= 0; the row was not written by a run "
+                                 "(repair or delete it)")
+        for name in ("ber", "bler", "ber_ci_low", "ber_ci_high", "bler_ci_low", "bler_ci_high"):
+            if not (math.isnan(kw[name]) or 0.0 <= kw[name] <= 1.0):
+                raise ValueError(f"CSV cell {name}={kw[name]!r}: an error rate lies in [0, 1] (or is empty/nan)")
         return cls(**kw)
 
     @property

@@ -278,13 +278,15 @@ class ScrambledZeroTrial:
 
     def _fused(self) -> bool:
         """Whether :func:`phy.fec.scrambled_chain.scrambled_awgn_logits` computes this link's logits: CPU, the
-        compiled kernels, a channel with the base class's noise path and no fading (AWGN), and a
-        perfect-CSI zero-forcing equaliser (the identity without fading)."""
+        compiled kernels, a channel with the base class's noise path, no fading (AWGN) and nothing that
+        transforms its output (no impairment, no hook: :meth:`phy.channel.base.Channel.output_transformed`),
+        and a perfect-CSI zero-forcing equaliser (the identity without fading)."""
         from phy.fec import scrambled_chain
         from phy.channel.base import Channel
 
         ch, eq = self.link.channel, self.link.equalizer
         return (self.device.type == "cpu" and scrambled_chain.available() and isinstance(ch, Channel)
+                and not ch.output_transformed()  # an impairment or a hook: the chain would drop it
                 and type(ch).forward is Channel.forward and type(ch).forward_equalized is Channel.forward_equalized
                 and ch.backend != "torch" and ch.kernel_fading() is None
                 and getattr(eq, "method", None) == "zf" and getattr(eq, "csi", None) == "perfect")
@@ -349,7 +351,7 @@ class ScrambledZeroTrial:
         layered decoder)."""
         if self._fused_counts is None:
             self._fused_counts = self._counts_fused()
-        return self._fused_counts
+        return self._fused_counts and self._fused()  # the channel is checked on every call (hooks may come later)
 
     def _counts_fused(self) -> bool:
         code = self.link.code

@@ -1,6 +1,6 @@
 """Rate-distortion of Gaussian sources and the optimal linear analog transceiver (pure functions).
 
-The references that every scheme of :mod:`experiments.commands.compare` is drawn beside, and the bit
+The references that every scheme of :mod:`experiments.schemes` is drawn beside, and the bit
 allocation of transform coding (:mod:`phy.source.transform`), come from these formulas. Eigenvalues are
 those of the source covariance (one real Gaussian component each), rates are in bits per source
 vector, distortions are sums of squared errors per vector (divide by ``E||x||^2`` for an NMSE).

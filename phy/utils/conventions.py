@@ -176,6 +176,10 @@ def check_device(device, name: str = "device") -> torch.device:
             raise ValueError(f"{name} {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError(f"{name} {str(device)!r}: MPS is not available on this machine; use 'cpu'")
+    elif dev.type == "xpu" and not (getattr(torch, "xpu", None) and torch.xpu.is_available()):
+        raise ValueError(f"{name} {str(device)!r}: XPU is not available on this machine; use 'cpu'")
+    elif dev.type not in ("cpu", "cuda", "mps", "xpu"):  # meta, ...: no data, nothing can be computed there
+        raise ValueError(f"{name} {str(device)!r}: not a device that computes (expected cpu, cuda, cuda:N or mps)")
     return dev
 
 
