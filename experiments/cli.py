@@ -43,6 +43,8 @@ SUBCOMMANDS = {
     "vlf-msc": ("experiments.commands.vlf_msc", "VLF-MSC: captions and images per SNR"),
     "train-image-decoder": ("experiments.commands.train_image_decoder", "VLF-MSC: train the VLF -> SD image decoder"),
     "train-text-projection": ("experiments.commands.train_text_projection", "VLF-MSC: fine-tune the text soft prompt W_proj"),
+    "blip2-captions": ("experiments.commands.blip2_captions", "VLF-MSC: the clean-channel BLIP-2 caption of each image"),
+    "train-deepsc": ("experiments.commands.train_deepsc", "VLF-MSC's text baseline: DeepSC trained on a caption corpus"),
     "vlf-msc-eval": ("experiments.commands.vlf_msc_eval", "VLF-MSC vs its baselines, metrics vs SNR"),
     "semclip": ("experiments.commands.semclip", "SemCLIP: extract | train-jscc | train-tapl | eval"),
     "semclip-eval": ("experiments.commands.semclip_eval", "SemCLIP vs its baselines (accuracy vs SNR/bandwidth)"),
