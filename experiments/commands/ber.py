@@ -85,8 +85,8 @@ import os
 import sys
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from experiments.core.args import (_float, parse_device, parse_name_list, parse_snr_list,  # noqa: F401 (re-exported)
-                              positive_int_arg, snr_list_arg)
+from experiments.core.args import (AutoGrid, parse_device, parse_name_list, parse_snr_grid,  # noqa: F401
+                                   parse_snr_list, positive_int_arg, snr_grid_arg, snr_list_arg)
 
 __all__ = ["add_arguments", "main", "parse_snr_list", "snr_list_arg", "positive_int_arg", "parse_device", "parse_name_list", "build_trial", "DEFAULT_BATCH_BITS", "AutoGrid", "parse_snr_grid", "CODEWORDS", "NA_COLUMN", "normal_approx_reference",
            "SETTING_COLUMNS", "chain_settings"]
@@ -124,63 +124,8 @@ HARMLESS_OPTIONS = {
 
 
 # --------------------------------------------------------------------------------------------
-# Argument parsing helpers (the shared ones live in experiments.core.args)
+# Argument parsing helpers (the shared ones, the SNR grid included, live in experiments.core.args)
 # --------------------------------------------------------------------------------------------
-class AutoGrid:
-    """``--snr-db auto[:START:STOP[:STEP]]``: the adaptive grid of
-    :func:`phy.sim.adaptive.simulate_ber_adaptive` from ``start`` to ``stop`` dB (coarse step ``step``).
-
-    Examples
-    --------
-    >>> grid = parse_snr_grid("auto:-2:12:0.5")
-    >>> isinstance(grid, AutoGrid), grid.start, grid.stop, grid.step
-    (True, -2.0, 12.0, 0.5)
-    """
-
-    DEFAULT = (0.0, 40.0, 1.0)
-
-    def __init__(self, start: float, stop: float, step: float):
-        self.start, self.stop, self.step = float(start), float(stop), float(step)
-
-    def __repr__(self) -> str:
-        return f"auto:{self.start:g}:{self.stop:g}:{self.step:g}"
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, AutoGrid) and repr(self) == repr(other)
-
-
-def parse_snr_grid(text: str):
-    """``auto``, ``auto:START:STOP`` or ``auto:START:STOP:STEP`` -> :class:`AutoGrid`; anything else
-    -> :func:`parse_snr_list`.
-
-    Examples
-    --------
-    >>> parse_snr_grid("auto"), parse_snr_grid("auto:-2:12:0.5"), parse_snr_grid("0:4:2")
-    (auto:0:40:1, auto:-2:12:0.5, [0.0, 2.0, 4.0])
-    """
-    if isinstance(text, str) and text.strip().lower().startswith("auto"):
-        parts = text.strip().split(":")
-        if parts[0].lower() != "auto" or len(parts) not in (1, 3, 4):
-            raise ValueError(f"--snr-db {text!r}: expected auto, auto:START:STOP or auto:START:STOP:STEP")
-        vals = list(AutoGrid.DEFAULT)
-        for i, part in enumerate(parts[1:]):
-            vals[i] = _float(part, ("--snr-db auto start", "--snr-db auto stop", "--snr-db auto step")[i])
-        if not vals[0] < vals[1]:
-            raise ValueError(f"--snr-db {text!r}: START must be below STOP")
-        if not vals[2] > 0:
-            raise ValueError(f"--snr-db {text!r}: STEP must be > 0")
-        return AutoGrid(*vals)
-    return parse_snr_list(text)
-
-
-def snr_grid_arg(text: str):
-    """argparse ``type=`` for :func:`parse_snr_grid`."""
-    try:
-        return parse_snr_grid(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
 def _rate_arg(text: str) -> float:
     try:
         v = float(text)
@@ -444,63 +389,13 @@ def main(args) -> int:
     args = _with_defaults(args)
     try:
         cfg = _validate(args)
-        if isinstance(args.snr_batch, bool) or not isinstance(args.snr_batch, int) or args.snr_batch < 1:
-            raise ValueError(f"--snr-batch must be a positive integer, got {args.snr_batch!r}")
-        if args.executor != "local" and args.snr_batch > 1:
-            raise ValueError(f"--snr-batch {args.snr_batch} applies to --executor local only (the ray "
-                             "executor runs one task per SNR point)")
-        if args.num_cpus is not None and args.num_cpus < 1:
-            raise ValueError(f"--num-cpus must be a positive integer, got {args.num_cpus}")
-        if args.executor == "local" and (args.address is not None or args.num_cpus is not None):
-            raise ValueError("--num-cpus and --address apply to --executor ray only")
-        if isinstance(cfg["snrs"], AutoGrid) and (args.executor != "local" or args.snr_batch > 1):
-            raise ValueError("--snr-db auto needs --executor local and --snr-batch 1 (each point of the "
-                             "adaptive grid depends on the ones before it)")
-        from experiments.core.results import claim_result_settings
-        from phy.channel.registry import make_channel
-        from phy.sim.points import BER_COLUMNS, BER_KEY_COLUMNS
-        from phy.sim.resultstore import ResumableCSV
-
-        device = parse_device(args.device)
-        args.device = str(device)   # "auto" resolved: the device used is what is recorded
-        # the record keeps the name ``num_iter`` for the LDPC iterations (records of older runs resume)
-        settings = {key: (cfg[key] if key in cfg else getattr(args, "ldpc_iter" if key == "num_iter" else key))
-                    for key in _RESULT_SETTINGS}
-        settings["device"] = str(device)
-        # one channel object per channel name, shared by every scheme (reseeded per point)
-        channels = {name: make_channel(name, seed=args.seed) for name in cfg["channels"]}
-        trials = {}
-        for code in cfg["codes"]:
-            for name, ch in channels.items():
-                trials[(code, name)] = build_trial(code, cfg["modulation"], ch, k=args.k, n=args.n,
-                                                   ldpc_iter=args.ldpc_iter, demapping=args.demapping,
-                                                   device=str(device), ldpc_decoder=args.ldpc_decoder,
-                                                   hamming_decoder=args.hamming_decoder, codeword=args.codeword,
-                                                   detector=args.detector)
-        from phy.utils.memory import check_memory
-
-        coded = max(args.k / cr for _, cr, _ in trials.values())  # channel bits per block (padding included)
-        check_memory(cfg["batch_size"] * args.snr_batch * (args.k + coded) * 32,
-                     f"one batch of {cfg['batch_size']} blocks x {args.snr_batch} SNR point(s) of {args.k} bits",
-                     hint="use a smaller --batch-size, --snr-batch or --k")
-        # built and checked before anything is written: a refused run leaves nothing behind
-        os.makedirs(args.out, exist_ok=True)
-        claim_result_settings(args.out, settings, ["ber.csv"], added_later=_ADDED_LATER)
-        # channel uses per block: k / (coderate * bits per use)
-        references = {key: normal_approx_reference(key[0], key[1], cfg["modulation"], args.k, args.k / (cr * bps))
-                      for key, (_, cr, bps) in trials.items()}
-        settings_of = functools.partial(_settings_of, {key: cr for key, (_, cr, _) in trials.items()}, args, cfg)
-        derived = {NA_COLUMN: functools.partial(_na_cell, references, args, cfg, str(device))}
-        derived.update({c: functools.partial(_setting_cell, settings_of, c) for c in SETTING_COLUMNS})
-        table = ResumableCSV(os.path.join(args.out, "ber.csv"), BER_COLUMNS + (NA_COLUMN,) + SETTING_COLUMNS,
-                             BER_KEY_COLUMNS, derived=derived)
+        _check_run_options(args, cfg)
+        device, settings, trials, references, table = _prepare_run(args, cfg)
     except ValueError as e:
         print(f"semcom ber: error: {e}", file=sys.stderr)
         return 2
 
     from experiments.core.results import RunManifest
-    from phy.sim.adaptive import simulate_ber_adaptive
-    from phy.sim.montecarlo import simulate_ber
     from phy.sim.resultstore import format_value
 
     resumed = len(table)
@@ -529,23 +424,8 @@ def main(args) -> int:
                                          progress=args.progress)
                 manifest.update(executor=executor.describe())
             rates = {code: cr for (code, _), (_, cr, _) in trials.items()}
-        for (code, name), (trial, coderate, bps) in (trials.items() if args.executor == "local" else ()):
-            rates[code] = coderate
-            # one compiled pass per batch (no logits in memory): batches may grow further, which keeps the
-            # lanes of the decoder's last codewords of a call from idling
-            grow = cfg["batch_size"] * FUSED_BATCH_GROWTH if getattr(trial, "counts_in_one_pass", False) else growth
-            common = dict(snr_type=args.snr_type, coderate=coderate, bits_per_symbol=bps,
-                          batch_size=cfg["batch_size"], max_batch_size=grow, target_errors=args.target_errors,
-                          target_block_errors=args.target_block_errors, max_bits=args.max_bits, seed=args.seed,
-                          scheme=code, channel=name, csv_file=table, progress=args.progress)
-            if isinstance(cfg["snrs"], AutoGrid):
-                grid = cfg["snrs"]
-                results += simulate_ber_adaptive(trial, grid.start, grid.stop, coarse_step=grid.step,
-                                                 max_decades=args.max_decades,
-                                                 **_floor(code, args.min_ber, args.min_bler), **common)
-            else:
-                results += simulate_ber(trial, cfg["snrs"], early_stop=args.early_stop, snr_batch=args.snr_batch,
-                                        **common)
+        if args.executor == "local":
+            results, rates = _run_local(args, cfg, trials, table)
         if isinstance(cfg["snrs"], AutoGrid):  # the CSV in (scheme, channel, SNR) order, like a fixed grid
             table.reorder((r.scheme, r.channel, r.snr_type, r.snr_db) for r in results)
         wanted = {(r.scheme, r.channel, r.snr_type, format_value(r.snr_db)) for r in results}
@@ -555,6 +435,93 @@ def main(args) -> int:
         manifest.update(rows_resumed=resumed, rows=len(table), coderates=rates, plots=plots)
     print(f"wrote {os.path.join(args.out, 'ber.csv')} ({len(results)} points), {', '.join(plots)}, manifest.json")
     return 0
+
+
+def _check_run_options(args, cfg) -> None:
+    """Refuse option combinations the run cannot honour (``ValueError``, one line)."""
+    if isinstance(args.snr_batch, bool) or not isinstance(args.snr_batch, int) or args.snr_batch < 1:
+        raise ValueError(f"--snr-batch must be a positive integer, got {args.snr_batch!r}")
+    if args.executor != "local" and args.snr_batch > 1:
+        raise ValueError(f"--snr-batch {args.snr_batch} applies to --executor local only (the ray "
+                         "executor runs one task per SNR point)")
+    if args.num_cpus is not None and args.num_cpus < 1:
+        raise ValueError(f"--num-cpus must be a positive integer, got {args.num_cpus}")
+    if args.executor == "local" and (args.address is not None or args.num_cpus is not None):
+        raise ValueError("--num-cpus and --address apply to --executor ray only")
+    if isinstance(cfg["snrs"], AutoGrid) and (args.executor != "local" or args.snr_batch > 1):
+        raise ValueError("--snr-db auto needs --executor local and --snr-batch 1 (each point of the "
+                         "adaptive grid depends on the ones before it)")
+
+
+def _prepare_run(args, cfg):
+    """The device, settings record, trials, normal-approximation references and result table of a run,
+    built and checked before anything is written (a refused run leaves nothing behind)."""
+    from experiments.core.results import claim_result_settings
+    from phy.channel.registry import make_channel
+    from phy.sim.points import BER_COLUMNS, BER_KEY_COLUMNS
+    from phy.sim.resultstore import ResumableCSV
+
+    device = parse_device(args.device)
+    args.device = str(device)   # "auto" resolved: the device used is what is recorded
+    # the record keeps the name ``num_iter`` for the LDPC iterations (records of older runs resume)
+    settings = {key: (cfg[key] if key in cfg else getattr(args, "ldpc_iter" if key == "num_iter" else key))
+                for key in _RESULT_SETTINGS}
+    settings["device"] = str(device)
+    # one channel object per channel name, shared by every scheme (reseeded per point)
+    channels = {name: make_channel(name, seed=args.seed) for name in cfg["channels"]}
+    trials = {}
+    for code in cfg["codes"]:
+        for name, ch in channels.items():
+            trials[(code, name)] = build_trial(code, cfg["modulation"], ch, k=args.k, n=args.n,
+                                               ldpc_iter=args.ldpc_iter, demapping=args.demapping,
+                                               device=str(device), ldpc_decoder=args.ldpc_decoder,
+                                               hamming_decoder=args.hamming_decoder, codeword=args.codeword,
+                                               detector=args.detector)
+    from phy.utils.memory import check_memory
+
+    coded = max(args.k / cr for _, cr, _ in trials.values())  # channel bits per block (padding included)
+    check_memory(cfg["batch_size"] * args.snr_batch * (args.k + coded) * 32,
+                 f"one batch of {cfg['batch_size']} blocks x {args.snr_batch} SNR point(s) of {args.k} bits",
+                 hint="use a smaller --batch-size, --snr-batch or --k")
+    # built and checked before anything is written: a refused run leaves nothing behind
+    os.makedirs(args.out, exist_ok=True)
+    claim_result_settings(args.out, settings, ["ber.csv"], added_later=_ADDED_LATER)
+    # channel uses per block: k / (coderate * bits per use)
+    references = {key: normal_approx_reference(key[0], key[1], cfg["modulation"], args.k, args.k / (cr * bps))
+                  for key, (_, cr, bps) in trials.items()}
+    settings_of = functools.partial(_settings_of, {key: cr for key, (_, cr, _) in trials.items()}, args, cfg)
+    derived = {NA_COLUMN: functools.partial(_na_cell, references, args, cfg, str(device))}
+    derived.update({c: functools.partial(_setting_cell, settings_of, c) for c in SETTING_COLUMNS})
+    table = ResumableCSV(os.path.join(args.out, "ber.csv"), BER_COLUMNS + (NA_COLUMN,) + SETTING_COLUMNS,
+                         BER_KEY_COLUMNS, derived=derived)
+    return device, settings, trials, references, table
+
+
+def _run_local(args, cfg, trials, table):
+    """Every (code, channel) curve in this process; returns the results and the code rates."""
+    from phy.sim.adaptive import simulate_ber_adaptive
+    from phy.sim.montecarlo import simulate_ber
+
+    results, rates = [], {}
+    growth = cfg["batch_size"] * (BATCH_GROWTH if args.codeword == "scrambled-zero" else 1)
+    for (code, name), (trial, coderate, bps) in trials.items():
+        rates[code] = coderate
+        # one compiled pass per batch (no logits in memory): batches may grow further, which keeps the
+        # lanes of the decoder's last codewords of a call from idling
+        grow = cfg["batch_size"] * FUSED_BATCH_GROWTH if getattr(trial, "counts_in_one_pass", False) else growth
+        common = dict(snr_type=args.snr_type, coderate=coderate, bits_per_symbol=bps,
+                      batch_size=cfg["batch_size"], max_batch_size=grow, target_errors=args.target_errors,
+                      target_block_errors=args.target_block_errors, max_bits=args.max_bits, seed=args.seed,
+                      scheme=code, channel=name, csv_file=table, progress=args.progress)
+        if isinstance(cfg["snrs"], AutoGrid):
+            grid = cfg["snrs"]
+            results += simulate_ber_adaptive(trial, grid.start, grid.stop, coarse_step=grid.step,
+                                             max_decades=args.max_decades,
+                                             **_floor(code, args.min_ber, args.min_bler), **common)
+        else:
+            results += simulate_ber(trial, cfg["snrs"], early_stop=args.early_stop, snr_batch=args.snr_batch,
+                                    **common)
+    return results, rates
 
 
 def _na_cell(references, args, cfg, device: str, row) -> Optional[float]:

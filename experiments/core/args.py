@@ -22,7 +22,7 @@ from typing import Dict, List, Optional, Sequence
 
 __all__ = ["parse_snr_list", "snr_list_arg", "parse_name_list", "parse_device", "positive_int_arg", "parse_int",
            "int_arg", "float_arg", "snr_db_arg", "snr_pair_arg", "harden_parser", "COUNT_LIMITS", "SNR_DB_LIMIT", "INT_LIMIT",
-           "OPTION_HELP", "complete_help"]
+           "OPTION_HELP", "complete_help", "AutoGrid", "parse_snr_grid", "snr_grid_arg"]
 
 #: Every SNR a command takes lies in [-SNR_DB_LIMIT, SNR_DB_LIMIT] dB (N0 from 1e-20 to 1e20 times Es).
 SNR_DB_LIMIT = 200.0
@@ -478,3 +478,58 @@ def complete_help(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 positive_int_arg.positive_int = True  # harden_parser bounds the options that use it
+
+
+class AutoGrid:
+    """``--snr-db auto[:START:STOP[:STEP]]``: the adaptive grid of
+    :func:`phy.sim.adaptive.simulate_ber_adaptive` from ``start`` to ``stop`` dB (coarse step ``step``).
+
+    Examples
+    --------
+    >>> grid = parse_snr_grid("auto:-2:12:0.5")
+    >>> isinstance(grid, AutoGrid), grid.start, grid.stop, grid.step
+    (True, -2.0, 12.0, 0.5)
+    """
+
+    DEFAULT = (0.0, 40.0, 1.0)
+
+    def __init__(self, start: float, stop: float, step: float):
+        self.start, self.stop, self.step = float(start), float(stop), float(step)
+
+    def __repr__(self) -> str:
+        return f"auto:{self.start:g}:{self.stop:g}:{self.step:g}"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, AutoGrid) and repr(self) == repr(other)
+
+
+def parse_snr_grid(text: str):
+    """``auto``, ``auto:START:STOP`` or ``auto:START:STOP:STEP`` -> :class:`AutoGrid`; anything else
+    -> :func:`parse_snr_list`.
+
+    Examples
+    --------
+    >>> parse_snr_grid("auto"), parse_snr_grid("auto:-2:12:0.5"), parse_snr_grid("0:4:2")
+    (auto:0:40:1, auto:-2:12:0.5, [0.0, 2.0, 4.0])
+    """
+    if isinstance(text, str) and text.strip().lower().startswith("auto"):
+        parts = text.strip().split(":")
+        if parts[0].lower() != "auto" or len(parts) not in (1, 3, 4):
+            raise ValueError(f"--snr-db {text!r}: expected auto, auto:START:STOP or auto:START:STOP:STEP")
+        vals = list(AutoGrid.DEFAULT)
+        for i, part in enumerate(parts[1:]):
+            vals[i] = _float(part, ("--snr-db auto start", "--snr-db auto stop", "--snr-db auto step")[i])
+        if not vals[0] < vals[1]:
+            raise ValueError(f"--snr-db {text!r}: START must be below STOP")
+        if not vals[2] > 0:
+            raise ValueError(f"--snr-db {text!r}: STEP must be > 0")
+        return AutoGrid(*vals)
+    return parse_snr_list(text)
+
+
+def snr_grid_arg(text: str):
+    """argparse ``type=`` for :func:`parse_snr_grid`."""
+    try:
+        return parse_snr_grid(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None

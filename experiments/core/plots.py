@@ -508,10 +508,46 @@ def merged_metric_figure(tables: Sequence[Tuple[str, Sequence[Mapping[str, Any]]
     >>> sorted(labels), fig.axes[0].get_yscale()
     (['uncoded 16-QAM', 'uncoded QPSK'], 'log')
     """
-    from experiments.core.figstyle import (assign_styles, channel_short_name, data_limits, modulation_label,
-                                           place_legend, reference_style, scheme_label)
+    from experiments.core.figstyle import assign_styles, place_legend, reference_style
 
     filters = {k: list(v) for k, v in (filters or {}).items()}
+    used = _tables_with(tables, metric, filters)
+    types = {r.get("snr_type") or "esno" for _, rows in used for r in rows}
+    if snr_type is None:
+        snr_type = types.pop() if len(types) == 1 else "esno"
+    snr_axis_label(snr_type)  # validates
+    if logy is None:
+        logy = metric in LOG_METRICS
+    curves = _merged_curves(used, metric, filters, snr_type, logy)
+    channels = sorted({c for _, c, _, _ in curves})
+    label_of = _curve_labeller(curves, channels)
+    styles = assign_styles([(k[0], k[2]) for k in sorted(curves)], scheme_of=lambda k: k[0])
+    base = {k: label_of(k[0], k[1], k[2]) for k in curves}
+
+    fig = _figure(figsize)
+    fig.set_dpi(dpi)
+    ax = fig.add_subplot(1, 1, 1)
+    labels, any_zero, lim = _draw_curves(ax, curves, base, styles, logy)
+    for j, (ref, (xs, ys)) in enumerate(_references(metric, used, filters, snr_type, len(channels) > 1).items()):
+        good = np.isfinite(ys) & ((ys > 0) if logy else True)
+        if good.any():
+            ax.plot(xs[good], ys[good], label=ref, **reference_style(j))
+    if logy:
+        ax.set_yscale("log")
+    if lim is not None and lim[1] > lim[0]:
+        ax.set_ylim(*lim)
+    ax.set_xlabel(snr_axis_label(snr_type))
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.grid(True, which="both", alpha=0.3)
+    if title:
+        ax.set_title(title)
+    place_legend(ax, title="\u25bd: no errors (95% upper bound)" if any_zero else None,
+                 fontsize="small" if len(labels) <= 8 else "x-small")
+    return fig, labels
+
+
+def _tables_with(tables, metric: str, filters) -> List[Tuple[str, List[Mapping[str, Any]]]]:
+    """The ``(label, rows)`` of the tables that have ``metric``; checks that every filter names a column."""
     used = [(label, list(rows)) for label, rows in tables if rows and metric in rows[0]]
     if not used:
         available = sorted({c for _, rows in tables for c in (rows[0] if rows else {})})
@@ -521,13 +557,12 @@ def merged_metric_figure(tables: Sequence[Tuple[str, Sequence[Mapping[str, Any]]
     if unknown:
         raise ValueError(f"--filter names column(s) {unknown} that no table with {metric!r} has; "
                          f"columns: {sorted(columns)}")
-    types = {r.get("snr_type") or "esno" for _, rows in used for r in rows}
-    if snr_type is None:
-        snr_type = types.pop() if len(types) == 1 else "esno"
-    snr_axis_label(snr_type)  # validates
-    if logy is None:
-        logy = metric in LOG_METRICS
+    return used
 
+
+def _merged_curves(used, metric: str, filters, snr_type: str, logy: bool):
+    """``{(scheme, channel, settings, table): [(x, y, ci_lo, ci_hi), ...]}`` of the rows that pass ``filters``,
+    without the curves that have nothing drawable."""
     groups: Dict[Tuple[str, str, str], List[Mapping[str, Any]]] = {}
     for label, rows in used:
         scheme_col = next((c for c in SCHEME_COLUMNS if c in rows[0]), None)
@@ -552,8 +587,13 @@ def merged_metric_figure(tables: Sequence[Tuple[str, Sequence[Mapping[str, Any]]
         ok = np.isfinite(y) & ((y > 0) if logy else True)
         return ok.any() or (logy and (np.isfinite(y) & (y == 0) & np.isfinite(hi)).any())
 
-    curves = {k: v for k, v in curves.items() if drawable(v)}
-    channels = sorted({c for _, c, _, _ in curves})
+    return {k: v for k, v in curves.items() if drawable(v)}
+
+
+def _curve_labeller(curves, channels):
+    """The legend label of a curve: the scheme's label plus the settings that differ between its curves."""
+    from experiments.core.figstyle import channel_short_name, modulation_label, scheme_label
+
     # the settings that differ between the curves of one scheme go into its labels
     differing: Dict[str, List[str]] = {}
     for scheme in {k[0] for k in curves}:
@@ -578,15 +618,18 @@ def merged_metric_figure(tables: Sequence[Tuple[str, Sequence[Mapping[str, Any]]
             text += f" / {channel_short_name(chan, 24)}"
         return text
 
-    styles = assign_styles([(k[0], k[2]) for k in sorted(curves)], scheme_of=lambda k: k[0])
-    base = {k: label_of(k[0], k[1], k[2]) for k in curves}
+    return label_of
+
+
+def _draw_curves(ax, curves, base, styles, logy: bool):
+    """Draw every curve (error bars, open triangles for error-free points, a note for an off-scale one);
+    returns the labels drawn, whether an error-free point was drawn and the y range of the data."""
+    from experiments.core.figstyle import data_limits
+
     count: Dict[str, int] = {}
     for k in curves:
         count[base[k]] = count.get(base[k], 0) + 1
 
-    fig = _figure(figsize)
-    fig.set_dpi(dpi)
-    ax = fig.add_subplot(1, 1, 1)
     drawn_as: Dict[str, int] = {}
     prepared = []
     for key in sorted(curves):
@@ -625,22 +668,7 @@ def merged_metric_figure(tables: Sequence[Tuple[str, Sequence[Mapping[str, Any]]
             ax.plot(x[zero], hi[zero], "v", color=style["color"], markerfacecolor="none",
                     label=None if ok.any() else shown)
         labels.append(label)
-    for j, (ref, (xs, ys)) in enumerate(_references(metric, used, filters, snr_type, len(channels) > 1).items()):
-        good = np.isfinite(ys) & ((ys > 0) if logy else True)
-        if good.any():
-            ax.plot(xs[good], ys[good], label=ref, **reference_style(j))
-    if logy:
-        ax.set_yscale("log")
-    if lim is not None and lim[1] > lim[0]:
-        ax.set_ylim(*lim)
-    ax.set_xlabel(snr_axis_label(snr_type))
-    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-    ax.grid(True, which="both", alpha=0.3)
-    if title:
-        ax.set_title(title)
-    place_legend(ax, title="\u25bd: no errors (95% upper bound)" if any_zero else None,
-                 fontsize="small" if len(labels) <= 8 else "x-small")
-    return fig, labels
+    return labels, any_zero, lim
 
 
 def scheme_style(scheme: str) -> Dict[str, str]:
