@@ -45,7 +45,8 @@ Schemes (``--schemes``, comma list; :mod:`experiments.schemes`)
     ``codeword_span`` and the realised ``codeword_error_rate`` are reported. **Codeword span**, one rule for
     the ideal code and every MCS: a codeword spans the fewest whole examples whose channel uses (data symbols
     on a grid) reach 512, the uses of a 1024-bit QPSK codeword (``ceil(512 / U)`` examples; the LDPC scheme uses
-    fewer only where one 5G codeword cannot hold them).
+    fewer only where one 5G codeword cannot hold them, and an MCS below 0 repeats its codeword ``r`` times over
+    ``r`` times as many examples).
 ``analog`` (``analog-zf``, ``analog-mmse``)
     :class:`phy.link.analog.AnalogLink`: pairs of reals -> one complex symbol, per-example power
     normalisation, ZF or MMSE equalisation. ``ceil(d/2)`` uses. ``analog`` takes ``--equalizer``.
