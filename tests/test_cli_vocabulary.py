@@ -97,3 +97,11 @@ def test_one_spelling_of_tdl_profiles_in_every_spec():
     assert "tdl-C" in canonical_channel_spec("ofdm(model=tdl-C)")
     with pytest.raises(ValueError, match="tdl-A"):    # the message lists the shared spelling
         canonical_channel_spec("tdl(model=tdl-Z)")
+
+
+def test_comma_list_options_name_their_choices():
+    from experiments.commands.semclip_eval import SYSTEMS
+
+    for opt in ("--systems", "--bandwidth-systems"):
+        a = next(a for a in PARSERS["semcom semclip-eval"]._actions if opt in a.option_strings)
+        assert all(s in a.help for s in SYSTEMS), (opt, a.help)

@@ -78,7 +78,10 @@ def test_every_command_takes_a_config(tmp_path):
     for words in commands:
         inner, depth = _innermost(parser, words)
         assert depth == len(words) and "--config" in (_subparsers(parser)[words[0]].format_help())
-        action = _value_options(inner)[0]
+        from experiments.cli import CONFIG_NAME_OR_PATH_OPTIONS, CONFIG_PATH_OPTIONS
+
+        paths = CONFIG_PATH_OPTIONS | CONFIG_NAME_OR_PATH_OPTIONS   # those are read from the file's folder
+        action = next(a for a in _value_options(inner) if a.option_strings[0][2:] not in paths)
         opt = action.option_strings[0]
         cfg = tmp_path / f"{'-'.join(words)}.toml"
         cfg.write_text(f'{opt[2:]} = "v1"\n')

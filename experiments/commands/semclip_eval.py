@@ -181,9 +181,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     add_format_argument(p)
     p.add_argument("--studies", default=",".join(STUDIES), help=f"comma-separated subset of {list(STUDIES)}")
-    p.add_argument("--systems", default=",".join(SYSTEMS), help="systems of the SNR and cross-dataset studies")
+    p.add_argument("--systems", default=",".join(SYSTEMS),
+                   help=f"comma list of the systems of the SNR and cross-dataset studies, from {', '.join(SYSTEMS)} "
+                        "(default: all)")
     p.add_argument("--bandwidth-systems", default="semclip,clip-ft,djscc-ft,djscc-ir,bt-ir",
-                   help="systems of the bandwidth study")
+                   help=f"comma list of the systems of the bandwidth study, from {', '.join(SYSTEMS)} "
+                        "(default: semclip,clip-ft,djscc-ft,djscc-ir,bt-ir)")
     p.add_argument("--snr-db", default="-10:10:2.5",
                    help="SNR points [dB], e.g. --snr-db=-10:10:2.5 or --snr-db=0,5 (use = before a leading minus)")
     p.add_argument("--table-snrs", default="-10,0,10", help="SNRs of table I (those that were run)")

@@ -72,7 +72,7 @@ SCHEME_STYLES: Dict[str, Tuple[str, str]] = {
     "quant-ideal": ("#bcbd22", "<"),
     "quant-ldpc5g-16qam": ("#ff7f0e", ">"),
     "quant-hamming74-16qam": ("#e377c2", "P"),
-    "quant-none-16qam": ("#8c6d31", "X"),
+    "fbl-separation": ("#8c6d31", "d"),
     "ascii-hamming74-16qam": ("#17becf", "p"),
     # semcom ber (codes): colours of their own, so a BER run merged with a comparison keeps every colour
     "none": ("#7b4173", "o"),
@@ -88,6 +88,7 @@ _CODES = {"none": "uncoded", "hamming74": "Hamming(7,4)", "ldpc5g": "LDPC", "ide
 #: Labels of the compare schemes (the settings of a row complete the digital ones).
 _LABELS = {
     "opta": "Gaussian OPTA (test-channel samples)",
+    "fbl-separation": "separation at this block length (normal approx.)",
     "analog": "analog",
     "analog-mmse": "analog, MMSE",
     "analog-zf": "analog, ZF",
