@@ -1,4 +1,4 @@
-"""The LDPC benchmark: decoder, full chain and a whole BLER curve, new engine vs the previous one and Sionna.
+"""The LDPC benchmark: decoder, full chain and a whole BLER curve, against a reference engine and Sionna.
 
 One process, one run; compared variants alternate repeat by repeat (machine load hits all alike) and
 every table prints ratios. Code: 5G LDPC (k=512, n=1024), 20 iterations, Gray 16-QAM, AWGN.
@@ -14,7 +14,7 @@ every table prints ratios. Code: 5G LDPC (k=512, n=1024), 20 iterations, Gray 16
    engine (``DigitalLink`` with the previous fast decoder: Sionna encoder, mapper and demapper); the
    new chain (:class:`phy.sim.trials.ScrambledZeroTrial`: scrambled all-zero codeword, compiled
    map/channel/APP demap, early-terminating decoder).
-3. **the curve** (``--curve``): the BLER-curve goal command run as a fresh ``semcom ber`` process
+3. **the curve** (``--curve``): the curve command of the performance page run as a fresh ``semcom ber`` process
    (wall and CPU time, load average), its resolution checked with
    :func:`phy.sim.adaptive.curve_resolution`; the time the previous engine and Sionna's chains would
    need for the same points is *estimated* as the sum over the curve's points of (blocks simulated)
@@ -65,7 +65,7 @@ GOAL = ["ber", "--modulation", "16qam", "--code", "ldpc5g", "--k", "512", "--n",
 
 
 def previous_engine(commit: str):
-    """``phy/ldpc_fast.py`` as of ``commit`` (the engine before the layered rewrite), imported from git."""
+    """``phy/ldpc_fast.py`` as of ``commit`` (the reference engine), imported from git."""
     src = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:phy/ldpc_fast.py"], check=True,
                          capture_output=True, text=True).stdout
     src = src.replace("from .threads import", "from phy.utils.threads import")

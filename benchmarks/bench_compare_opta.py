@@ -1,4 +1,4 @@
-"""How far every scheme of ``semcom compare`` is from the Gaussian OPTA (the comparison's targets).
+"""How far every scheme of ``semcom compare`` is from the Gaussian OPTA (with the targets the tests hold).
 
 Three sources, every scheme through :func:`experiments.comparison.run_comparison` (held-out items,
 ``--realizations`` channel realisations, 95% intervals):

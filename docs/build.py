@@ -60,18 +60,23 @@ def main(argv=None) -> int:
                         help="output folder (default: build/docs); the site goes to OUT/html")
     parser.add_argument("--quick", action="store_true", help="tutorials with SEMCOM_TUTORIAL_QUICK=1")
     parser.add_argument("--no-tutorials", action="store_true", help="do not execute the tutorials")
-    parser.add_argument("sphinx_args", nargs=argparse.REMAINDER, help="after --: passed to sphinx-build")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []      # after --: passed to sphinx-build
+    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     out = Path(args.out).resolve()
     if out == DOCS or DOCS in out.parents:
         parser.error(f"OUT must be outside {DOCS} (the sources are never written to), got {out}")
     src = out / "src"
     stage(DOCS, src)
+    # sphinx-gallery reruns a tutorial only when its source changed: outputs of the other mode must go
+    mode, marker = ("quick" if args.quick else "shipped"), out / "tutorial-mode"
+    if marker.is_file() and marker.read_text() != mode:
+        shutil.rmtree(src / "tutorials", ignore_errors=True)
+    marker.write_text(mode)
     env = dict(os.environ, SEMCOM_DOCS_ROOT=str(ROOT),
                PYTHONPATH=os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     if args.quick:
         env["SEMCOM_TUTORIAL_QUICK"] = "1"
-    extra = [a for a in args.sphinx_args if a != "--"]
     if args.no_tutorials:
         extra += ["-D", "plot_gallery=0"]
     cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-W", "--keep-going", "-d", str(out / "doctrees"),

@@ -214,7 +214,7 @@ def test_image_jscc_conv_bottleneck_layout_size_and_round_trip(digits, tmp_path)
 
 
 def test_train_resumable_never_unpickles_and_refuses_other_settings(tmp_path):
-    """The DJSCC trainers' resume (train_resumable under the settings guard): ``train_state.pt`` is read
+    """The DJSCC trainers' resume (train_resumable under the resume guard's rules): ``train_state.pt`` is read
     with ``weights_only=True`` (a planted pickle is refused and never runs) and only under the settings it
     records (another lr, or another recorded option, is refused naming it); the same settings resume exactly."""
     from baselines.djscc import train_resumable

@@ -108,7 +108,7 @@ def test_transmit_noise_matches_theory(system, images):
 
 
 def test_default_equalizer_is_mmse_and_keeps_rayleigh_nmse_below_one(system, images):
-    """on per-symbol Rayleigh at 0 dB, the default config's received VLF has NMSE < 1 (ZF's
+    """On per-symbol Rayleigh at 0 dB, the default config's received VLF has NMSE < 1 (ZF's
     is unbounded: E[1/|h|^2] is infinite) and matches MMSE's closed form E[N0 / (|h|^2 + N0)] =
     N0 e^N0 E1(N0) (0.596 at N0 = 1)."""
     from scipy.special import exp1

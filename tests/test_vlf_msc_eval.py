@@ -269,7 +269,7 @@ def test_eval_reference_csv_and_blip2_captions_with_a_finetuned_projection(tiny_
 
 def test_eval_refuses_a_deepsc_vocabulary_that_misses_the_captions(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir,
                                                                    models, tmp_path, capsys):
-    """a DeepSC checkpoint whose vocabulary covers < --deepsc-min-coverage of the caption tokens is
+    """A DeepSC checkpoint whose vocabulary covers < --deepsc-min-coverage of the caption tokens is
     refused (exit 2) with the share named; the share is counted here independently."""
     from experiments.cli import main
 
@@ -333,7 +333,7 @@ def test_budget_matched_gives_img2img_the_finest_latent_that_fits(tiny_blip2_dir
 @pytest.mark.filterwarnings("ignore:VLF-MSC. no trained image decoder")
 def test_budget_matched_fills_the_text_baselines_budget_by_repetition(tiny_blip2_dir, tiny_sd_dir, tiny_image_dir,
                                                                      models, tmp_path):
-    """under --budget matched, ASCII sends each Hamming codeword r times and DeepSC each symbol r times,
+    """Under --budget matched, ASCII sends each Hamming codeword r times and DeepSC each symbol r times,
     r the largest whose longest caption fits VLF-MSC's uses (128 in the tiny system): every row's uses are within
     the target and within one repetition unit of it (closed forms), r is in metrics.csv and the manifest, and the
     ASCII bit errors at 0 dB drop below the paper protocol's."""
@@ -404,7 +404,7 @@ def test_matched_repetition_is_the_largest_r_that_fits(tiny_blip2_dir, tiny_sd_d
 
 def test_resume_refuses_another_equalizer_reference_or_budget(tiny_image_dir, tmp_path, capsys):
     """--equalizer, --reference and --budget define every row of metrics.csv: once the folder holds a
-    row, another value of any of them is refused by the settings guard (exit 2, the setting named), before any
+    row, another value of any of them is refused by the resume guard (exit 2, the setting named), before any
     model is loaded; the recorded values pass the guard."""
     from experiments.cli import main
 

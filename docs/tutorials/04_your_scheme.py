@@ -70,13 +70,18 @@ class LearnedAutoencoder(Scheme):
         dec = torch.nn.Sequential(torch.nn.Linear(2 * budget, 256), torch.nn.GELU(), torch.nn.Linear(256, d))
         link = AnalogLink(channel, equalizer="mmse")          # the shared channel object
         opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=3e-3)
-        for _ in range(STEPS):
-            batch = data[torch.randint(0, len(data), (256,), generator=g)]
-            received = link(enc(batch), snr_db=snr_db).x_hat   # power norm -> fading + noise -> LMMSE
-            loss = (dec(received) - batch).square().mean()
-            opt.zero_grad()
-            loss.backward()                                    # gradients through the link and the channel
-            opt.step()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)        # a model this small trains fastest on one thread (no synchronisation)
+        try:
+            for _ in range(STEPS):
+                batch = data[torch.randint(0, len(data), (256,), generator=g)]
+                received = link(enc(batch), snr_db=snr_db).x_hat   # power norm -> fading + noise -> LMMSE
+                loss = (dec(received) - batch).square().mean()
+                opt.zero_grad()
+                loss.backward()                                    # gradients through the link and the channel
+                opt.step()
+        finally:
+            torch.set_num_threads(threads)
         return enc.eval(), dec.eval()
 
     def transmit(self, ctx, plan, channel, snr_db):

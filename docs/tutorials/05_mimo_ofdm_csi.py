@@ -4,7 +4,8 @@ Tutorial 5: MIMO over OFDM with estimated CSI
 
 An OFDM resource grid with pilots (:class:`~phy.ofdm.channel.OFDMChannel`, spec ``ofdm(...)``) carrying
 uncoded Gray QPSK over flat Rayleigh fading (constant over a slot), received with the true channel
-(``csi=perfect``) or with Sionna's least-squares estimate from the pilots (``csi=ls``):
+(``csi=perfect``) or with Sionna's least-squares estimate from the pilots (``csi=ls,estimator=ls``; the grid's
+default estimator, ``lmmse``, smooths the estimates with the channel's statistics):
 
 * 1 x 2 SIMO with Sionna's OFDM LMMSE equaliser (for one stream its decisions are maximum-ratio combining);
 * 2 x 2 spatial multiplexing with zero forcing.
@@ -14,7 +15,7 @@ per resource element, all transmit antennas together, :math:`N_0` per receive an
 (:doc:`/guide/conventions`). The command-line equivalent of one curve::
 
     semcom ber --modulation qpsk --code none --channel \\
-        "ofdm(model=rayleigh,num_tx=2,num_rx=2,fft_size=4,num_ofdm_symbols=2,pilot_symbols=1,csi=ls,interpolation=nn)" \\
+        "ofdm(model=rayleigh,num_tx=2,num_rx=2,fft_size=4,num_ofdm_symbols=2,pilot_symbols=1,csi=ls,estimator=ls,interpolation=nn)" \\
         --detector zf --snr-type esno --snr-db 0:20:5 --out runs/mimo
 """
 
@@ -38,7 +39,7 @@ QUICK = os.environ.get("SEMCOM_TUTORIAL_QUICK") == "1"
 OUT = Path(os.environ.get("SEMCOM_TUTORIAL_OUT") or tempfile.mkdtemp(prefix="semcom-tutorial-"))
 SLOTS = 1500 if QUICK else 6000          # independent fades per SNR point
 # a small grid: 4 subcarriers x 2 OFDM symbols, the first one pilots -> 4 data REs per slot
-GRID = dict(model="rayleigh", fft_size=4, num_ofdm_symbols=2, pilot_symbols=1, interpolation="nn")
+GRID = dict(model="rayleigh", fft_size=4, num_ofdm_symbols=2, pilot_symbols=1, estimator="ls", interpolation="nn")
 
 # %%
 # The closed form with LS estimates

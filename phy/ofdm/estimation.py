@@ -183,6 +183,8 @@ class GridLMMSE:
     power : float
         ``E|h|^2`` of a coefficient (``R = power R_t (x) R_f``; ``1 / num_tx`` for the stream channels).
 
+    Notes
+    -----
     Calling it on ``y [B, R, T, F]`` (complex, the received grid of ``R`` receive antennas) and ``no [B]`` (N0)
     returns ``h_hat [B, R, S, T, F]`` and ``err_var [B, 1, S, T, F]`` (the same for every receive antenna).
 
