@@ -6,11 +6,15 @@ payload fits the bit budget ``floor(L * C(snr))`` of ``L`` complex channel uses
 encoding exceeds the budget the receiver gets **nothing**: the image is reported as not delivered
 (``delivered=False``) and a task that needs it falls to chance — recorded, never hidden.
 
-Codecs
+Codecs (each has ``encode_to_budget(img, max_bits) -> payload or None``, ``payload_bits(payload)`` and
+``decode_payload(payload) -> img``)
+    :class:`baselines.learned_codec.LearnedCodec` (the default of the paper configs): a learned codec with a
+    hyperprior and Gaussian-mixture likelihoods after Cheng et al. (CVPR 2020), the paper's reference [21],
+    trained by the package; the highest quality level whose payload fits.
     :class:`PillowCodec` (JPEG or WebP through Pillow; always available): the largest quality
     whose file fits the budget (binary search over quality 1..95).
-    :class:`CompressAICodec` (``cheng2020-attn``, as in the paper): used when ``compressai`` and its
-    pretrained weights are available locally; otherwise it fails with a message saying how to
+    :class:`CompressAICodec` (CompressAI's own pretrained ``cheng2020-attn``): used when ``compressai`` and
+    its pretrained weights are available locally; otherwise it fails with a message saying how to
     provide them.
 
 Capacity: ``"awgn"`` uses ``log2(1 + snr)``; on Rayleigh fading use ``"rayleigh_ergodic"`` (the
@@ -116,6 +120,14 @@ class PillowCodec:
                 hi = q - 1
         return best
 
+    def payload_bits(self, payload: Tuple[bytes, int]) -> int:
+        """Bits of an :meth:`encode_to_budget` result (the file's bytes times 8)."""
+        return 8 * len(payload[0])
+
+    def decode_payload(self, payload: Tuple[bytes, int]) -> Image.Image:
+        """The received image of an :meth:`encode_to_budget` result."""
+        return self.decode(payload[0])
+
 
 class CompressAICodec:
     """CompressAI's ``cheng2020-attn`` learned codec (the paper's choice), from local weights only.
@@ -204,8 +216,13 @@ class CompressAICodec:
                 return (enc, q)
         return None
 
+    def payload_bits(self, payload) -> int:
+        """Bits of an :meth:`encode_to_budget` result (every compressed string's bytes times 8)."""
+        return 8 * sum(len(s[0]) for s in payload[0]["strings"])
+
     @torch.no_grad()
     def decode_payload(self, payload) -> Image.Image:
+        """The received image of an :meth:`encode_to_budget` result."""
         enc, q = payload
         out = self._model(q).decompress(enc["strings"], enc["shape"])["x_hat"][0]
         return tensor_to_pil(out)
@@ -249,7 +266,7 @@ class BTIR:
 
     Parameters
     ----------
-    codec : PillowCodec or CompressAICodec
+    codec : LearnedCodec, PillowCodec or CompressAICodec
     channel_uses : int
         ``L`` complex channel uses per image.
     capacity : str
@@ -266,8 +283,9 @@ class BTIR:
     """
 
     def __init__(self, codec, channel_uses: int, capacity: str = "awgn"):
-        if not hasattr(codec, "encode_to_budget"):
-            raise TypeError(f"codec must be a PillowCodec or CompressAICodec, got {type(codec).__name__}")
+        if not all(hasattr(codec, m) for m in ("encode_to_budget", "payload_bits", "decode_payload")):
+            raise TypeError(f"codec must have encode_to_budget, payload_bits and decode_payload (LearnedCodec, "
+                            f"PillowCodec, CompressAICodec), got {type(codec).__name__}")
         self.codec = codec
         self.ideal = IdealCode(channel_uses, capacity=capacity)
 
@@ -295,13 +313,7 @@ class BTIR:
                 out.append(None), delivered.append(False), bits.append(None), quality.append(None)
                 notes.append(f"budget {budget} bits below the smallest {self.codec.name} encoding: nothing delivered")
                 continue
-            if isinstance(self.codec, PillowCodec):
-                data, q = payload
-                rec, nbits = self.codec.decode(data), 8 * len(data)
-            else:
-                rec = self.codec.decode_payload(payload)
-                q = payload[1]
-                nbits = 8 * sum(len(s[0]) for s in payload[0]["strings"])
+            rec, q, nbits = self.codec.decode_payload(payload), payload[1], self.codec.payload_bits(payload)
             out.append(pil_to_tensor(rec)), delivered.append(True), bits.append(nbits), quality.append(q)
         return BTIRResult(images=out, delivered=torch.tensor(delivered, dtype=torch.bool), payload_bits=bits,
                           quality=quality, budget_bits=int(budget), channel_uses=self.channel_uses, notes=notes)

@@ -758,8 +758,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--corpus", default=None,
                     help="Europarl-format text file, or a CSV with a 'caption' column (default: embedded pydoc corpus)")
     ap.add_argument("--vocab-corpus", action="append", default=[],
-                    help="more text/CSV files whose words join the vocabulary (e.g. the evaluation captions), "
-                         "so that vlf-msc-eval's coverage check passes; repeatable")
+                    help="more text/CSV files whose words join the vocabulary; repeatable. Never the evaluation "
+                         "captions: that leaks test words into training (`semcom train-deepsc` builds the "
+                         "vocabulary from the training corpus alone)")
     ap.add_argument("--max-sentences", type=int, default=None)
     ap.add_argument("--channel", default="awgn", help="phy.channel registry name (awgn, rayleigh, ...)")
     ap.add_argument("--snr-low", type=float, default=0.0)

@@ -289,7 +289,8 @@ def train_image_jscc(codec: ImageJSCCCodec, images: torch.Tensor, channel: Chann
 def train_resumable(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor, Optional[torch.Tensor],
                                                         torch.Tensor], torch.Tensor],
                     load_batch: Callable[[torch.Tensor], Tuple[torch.Tensor, Optional[torch.Tensor]]], num_items: int,
-                    channel: Channel, snr_range: Sequence[float], steps: int, out_dir, batch_size: int = 32,
+                    channel: Optional[Channel], snr_range: Optional[Sequence[float]], steps: int, out_dir,
+                    batch_size: int = 32,
                     lr: float = 1e-3, seed: int = 0, device="cpu", checkpoint_every: int = 500,
                     stop_at: Optional[int] = None, settings: Optional[Dict[str, object]] = None
                     ) -> List[Dict[str, float]]:
@@ -308,7 +309,9 @@ def train_resumable(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor
     the run, plus ``steps``, ``batch_size``, ``lr`` and ``seed``; another value raises ``ValueError``
     naming it). When ``steps`` are done the model is saved with
     ``save_pretrained`` in ``out_dir/model`` (config + safetensors) with ``train_history.json``.
-    ``stop_at`` stops after that step (an interruption, for tests).
+    ``stop_at`` stops after that step (an interruption, for tests). A model trained without a channel (a
+    source codec) passes ``channel=None`` and ``snr_range=None``: no SNR is drawn and ``loss_fn`` gets
+    ``snr_db=None``.
 
     Returns
     -------
@@ -355,12 +358,13 @@ def train_resumable(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
-        channel.generator(device).set_state(state["channel_rng"].cpu())
+        if channel is not None:
+            channel.generator(device).set_state(state["channel_rng"].cpu())
         start, history = int(state["step"]), list(state["history"])
     B = min(int(batch_size), int(num_items))
     for step in range(start, int(steps)):
         idx = torch.randint(0, int(num_items), (B,), generator=gen)
-        snr = sample_snr_db(B, snr_range, generator=gen).to(device)
+        snr = sample_snr_db(B, snr_range, generator=gen).to(device) if snr_range is not None else None
         images, labels = load_batch(idx)
         loss = loss_fn(model, images.to(device), labels.to(device) if labels is not None else None, snr)
         opt.zero_grad(set_to_none=True)
@@ -371,7 +375,8 @@ def train_resumable(model: nn.Module, loss_fn: Callable[[nn.Module, torch.Tensor
         if (step + 1) % checkpoint_every == 0 or last:
             tmp = state_file.with_name(f"train_state.{os.getpid()}.tmp")
             torch.save({"step": step + 1, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                        "generator": gen.get_state(), "channel_rng": channel.generator(device).get_state(),
+                        "generator": gen.get_state(),
+                        "channel_rng": channel.generator(device).get_state() if channel is not None else None,
                         "history": history, "settings": given}, tmp)
             os.replace(tmp, state_file)
         if last:

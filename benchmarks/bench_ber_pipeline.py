@@ -37,7 +37,7 @@ def engine_runner(args):
     from phy.channel.flat import AWGN
     from phy.sim.montecarlo import simulate_ber
 
-    trial, coderate, bps = build_trial("ldpc5g", "16qam", AWGN(seed=0), k=K, n=N, num_iter=NUM_ITER,
+    trial, coderate, bps = build_trial("ldpc5g", "16qam", AWGN(seed=0), k=K, n=N, ldpc_iter=NUM_ITER,
                                        demapping="app", device=args.device)
     budget = args.batches * args.batch_size * K
 

@@ -118,7 +118,7 @@ def main(argv=None):
 
     rows = {}
     for name, c in chains.items():
-        trial, _, _ = build_trial(c["code"], "16qam", AWGN(seed=0), k=K, n=N, num_iter=20, demapping="app",
+        trial, _, _ = build_trial(c["code"], "16qam", AWGN(seed=0), k=K, n=N, ldpc_iter=20, demapping="app",
                                   ldpc_decoder=c.get("ldpc_decoder", "bp"))
         for B in [int(b) for b in args.batch_sizes.split(",") if b]:
             rows[f"{name} B={B}"] = compare(trial, B, args.batches, args.repeats, args.threads)

@@ -17,11 +17,12 @@ import os
 import sys
 from typing import Dict, List, Optional, Tuple
 
-from experiments.core.args import harden_parser
+from experiments.core.args import complete_help, harden_parser
 from phy import __version__
 
-__all__ = ["SUBCOMMANDS", "USER_ERRORS", "build_parser", "main", "error_line", "check_out_dir",
-           "results_folder_lock", "sigterm_interrupts", "progress_bars_off", "join_negative_values", "config_argv", "expand_config"]
+__all__ = ["SUBCOMMANDS", "USER_ERRORS", "CONFIG_PATH_OPTIONS", "CONFIG_NAME_OR_PATH_OPTIONS", "build_parser", "main",
+           "error_line", "check_out_dir", "results_folder_lock", "sigterm_interrupts", "progress_bars_off",
+           "join_negative_values", "config_argv", "expand_config"]
 
 # what bad input raises on its way through a command (a bad value, a missing / unreadable / unwritable
 # file or folder, a refused resume): reported as one line and exit status 2, not a traceback.
@@ -42,6 +43,8 @@ SUBCOMMANDS = {
     "vlf-msc": ("experiments.commands.vlf_msc", "VLF-MSC: captions and images per SNR"),
     "train-image-decoder": ("experiments.commands.train_image_decoder", "VLF-MSC: train the VLF -> SD image decoder"),
     "train-text-projection": ("experiments.commands.train_text_projection", "VLF-MSC: fine-tune the text soft prompt W_proj"),
+    "blip2-captions": ("experiments.commands.blip2_captions", "VLF-MSC: the clean-channel BLIP-2 caption of each image"),
+    "train-deepsc": ("experiments.commands.train_deepsc", "VLF-MSC's text baseline: DeepSC trained on a caption corpus"),
     "vlf-msc-eval": ("experiments.commands.vlf_msc_eval", "VLF-MSC vs its baselines, metrics vs SNR"),
     "semclip": ("experiments.commands.semclip", "SemCLIP: extract | train-jscc | train-tapl | eval"),
     "semclip-eval": ("experiments.commands.semclip_eval", "SemCLIP vs its baselines (accuracy vs SNR/bandwidth)"),
@@ -49,6 +52,31 @@ SUBCOMMANDS = {
     "plot": ("experiments.commands.plot_runs", "one figure of a metric vs SNR from the CSVs of several runs"),
     "rerun": ("experiments.commands.rerun", "replay a finished run's command line (from its manifest.json) into a new folder"),
 }
+
+
+#: Options whose value is a file or folder: a relative path in a ``--config`` file is taken from the file's folder.
+CONFIG_PATH_OPTIONS = frozenset({
+    "out", "items", "cache-dir", "images", "captions", "data", "train-data", "data-path", "features", "style",
+    "deepsc-checkpoint", "djscc-ft", "djscc-ir", "image-decoder", "init-decoder", "init-projection", "jscc",
+    "semclip-jscc", "semclip-noaf-jscc", "tapl", "text-projection", "vlf-cache", "lpips-backbone",
+    "clip-model-config"})
+#: Options whose value is a name or a path (a source, a hub id, a tag): taken from the config file's folder
+#: when a file or folder of that name is there, else as written.
+CONFIG_NAME_OR_PATH_OPTIONS = frozenset({
+    "source", "blip2-checkpoint", "checkpoint", "sd-checkpoint", "bertscore-model", "clip-pretrained",
+    "pretrained", "model", "plugin"})
+
+
+def _config_path(base: str, option: str, value: str) -> str:
+    """``value`` of ``option`` from a config file in folder ``base``: relative paths taken from ``base``."""
+    if not isinstance(value, str) or not value or os.path.isabs(os.path.expanduser(value)) or value == "none":
+        return value
+    here = os.path.normpath(os.path.join(base, value))
+    if option in CONFIG_PATH_OPTIONS:
+        return here
+    if option in CONFIG_NAME_OR_PATH_OPTIONS and os.path.exists(here.replace("{L}", "")):
+        return here
+    return value
 
 
 _PLUGIN_HELP = ("import a module or a .py file that registers channels, schemes, codes or sources "
@@ -96,8 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name != "rerun":
             p.add_argument("--config", dest="_config", metavar="FILE.toml", default=None,
                            help="take options from a TOML file (keys: this command's option names, e.g. "
-                                "snr-db = \"0:10:2\"); options on the command line override it")
+                                "snr-db = \"0:10:2\"); options on the command line override it; relative paths "
+                                "in it (out, data, items, ...) are taken from the file's folder")
         p.set_defaults(_main=mod.main)
+        complete_help(p)   # every option's help line names its choices and default
     return parser
 
 
@@ -130,6 +160,9 @@ def config_argv(parser: argparse.ArgumentParser, path: str) -> List[str]:
     loaded only from the command line), positional arguments, a list for an option that names a file or
     folder, nested values, a file that is not a regular file, larger than :data:`MAX_CONFIG_BYTES`, not UTF-8
     or nested too deeply are refused, naming them (``ValueError``).
+    A relative path is taken from the config file's folder, not the working directory: always for the
+    options of :data:`CONFIG_PATH_OPTIONS` (``out``, ``items``, ``data``, ``images``, ...), and for those of
+    :data:`CONFIG_NAME_OR_PATH_OPTIONS` (``source``, checkpoints) when a file or folder of that name is there.
 
     Examples
     --------
@@ -184,8 +217,11 @@ def config_argv(parser: argparse.ArgumentParser, path: str) -> List[str]:
         raise ValueError(f"--config {path!r}: unknown option(s) {', '.join(map(repr, unknown))} for "
                          f"'{parser.prog}'{why}; its options: {', '.join(known)}")
     words: List[str] = []
+    base = os.path.dirname(os.path.abspath(os.path.expanduser(path)))
     for key, value in table.items():
         action, opt = by_name[key]
+        value = [_config_path(base, opt[2:], v) for v in value] if isinstance(value, list) else \
+            _config_path(base, opt[2:], value)
         if isinstance(value, dict):
             raise ValueError(f"--config {path!r}: {key!r} is a table; expected a value")
         if isinstance(value, list) and any(isinstance(v, (list, dict)) for v in value):

@@ -23,7 +23,7 @@ from experiments.schemes.registry import make_scheme
 from experiments.schemes.resources import _grid_skip, _mimo_skip, _ofdm_grid, _split_uses
 
 __all__ = [
-    "KEY_COLUMNS", "VALUE_COLUMNS", "COLUMNS", "SNR_AXIS_LABEL", "DEFAULT_SCHEMES", "METRIC_INTERVALS",
+    "KEY_COLUMNS", "VALUE_COLUMNS", "COLUMNS", "SNR_AXIS_LABEL", "DEFAULT_SCHEMES", "METRIC_INTERVALS", "LDPC_DECODERS",
     "CompareConfig", "feature_metrics", "example_metrics", "run_comparison",
 ]
 
@@ -46,6 +46,9 @@ VALUE_COLUMNS = [
 ] + [c for pair in METRIC_INTERVALS.values() for c in pair] + ["seed", "note"]
 #: Every column of ``compare.csv``.
 COLUMNS = KEY_COLUMNS + VALUE_COLUMNS
+#: The 5G LDPC decoders ``ldpc_decoder`` (``--ldpc-decoder``) may name, as in ``semcom ber``
+#: (:attr:`phy.fec.codes.LDPC5G.DECODERS`).
+LDPC_DECODERS = ("layered", "layered-float32", "layered-int16", "layered-int8", "bp")
 #: The schemes of ``semcom compare`` by default.
 DEFAULT_SCHEMES = ("opta", "fbl-separation", "analog", "analog-klt", "transform-ideal", "transform-ldpc5g-amc", "quant-ideal",
                    "quant-ldpc5g-16qam", "ascii-hamming74-16qam")
@@ -119,7 +122,9 @@ def feature_metrics(f: torch.Tensor, f_hat: torch.Tensor, bank: torch.Tensor,
 
 @dataclass
 class CompareConfig:
-    """Settings of one comparison (recorded in the manifest; a resumed run must match them).
+    """Settings of one comparison (recorded in the manifest; a resumed run must match them). The defaults
+    are those of ``semcom compare`` (its options take them from here); ``device="auto"`` is resolved by
+    :meth:`validate` (CUDA when available, else the CPU).
 
     Examples
     --------
@@ -130,7 +135,7 @@ class CompareConfig:
 
     schemes: Sequence[str] = DEFAULT_SCHEMES
     channels: Sequence[str] = ("awgn",)
-    snr_db: Sequence[float] = (-20.0, -10.0, 0.0, 10.0)
+    snr_db: Sequence[float] = (-20.0, -15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0)
     budget: Optional[int] = None          # complex channel uses per example; None: ceil(d/2)
     matched: bool = True
     equalizer: str = "mmse"
@@ -138,7 +143,7 @@ class CompareConfig:
     max_bits_per_element: int = 8
     ldpc_rate: float = 0.5
     ldpc_iter: int = 20
-    ldpc_decoder: str = "layered"         # phy.fec.codes.LDPC5G decoder: "layered" (fast min-sum) or "bp"
+    ldpc_decoder: str = "layered"         # phy.fec.codes.LDPC5G decoder (LDPC_DECODERS): layered offset min-sum, or "bp"
     ideal_outage: Optional[float] = None  # ideal code: None designs the payload (least expected distortion)
     text_max_items: Optional[int] = None
     train_fraction: float = 0.8           # seeded split: fit on train, score the held-out items
@@ -146,7 +151,7 @@ class CompareConfig:
     amc_policy: str = "distortion"        # transform-*-amc link adaptation: "distortion" or "bler-target"
     amc_bler_target: float = 0.1
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"                  # "auto": CUDA when available, else the CPU
 
     def validate(self, dim: int) -> "CompareConfig":
         from phy.channel.registry import canonical_channel_list
@@ -171,8 +176,12 @@ class CompareConfig:
             raise ValueError(f"max_bits_per_element must be an int in [1, 24], got {self.max_bits_per_element!r}")
         if not 0.2 <= self.ldpc_rate <= 0.95:
             raise ValueError(f"ldpc_rate must be in [0.2, 0.95] (5G NR LDPC), got {self.ldpc_rate!r}")
-        if self.ldpc_decoder not in ("layered", "bp"):
-            raise ValueError(f"ldpc_decoder must be 'layered' or 'bp', got {self.ldpc_decoder!r}")
+        if self.ldpc_decoder not in LDPC_DECODERS:
+            raise ValueError(f"ldpc_decoder must be one of {LDPC_DECODERS}, got {self.ldpc_decoder!r}")
+        if self.device == "auto":
+            from experiments.core.args import parse_device
+
+            self.device = str(parse_device("auto"))
         if self.ideal_outage is not None and (isinstance(self.ideal_outage, bool) or not isinstance(
                 self.ideal_outage, numbers.Real) or not 0 < self.ideal_outage < 1):
             raise ValueError(f"ideal_outage (--ideal-outage) must be None (the payload is designed) or a probability "

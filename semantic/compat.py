@@ -6,7 +6,9 @@ the ``torchvision::nms`` and ``torchvision::qnms`` operators it registers fake k
 defined (pytorch/vision#9085). ``transformers``, ``diffusers``, ``open_clip`` and ``lpips`` all
 import torchvision, so this must run before the first import of any of them.
 
-:func:`ensure_torchvision_ops` is applied by ``import semantic``. It does nothing when torchvision
+:func:`ensure_torchvision_ops` is applied by ``import semantic``, and by the start-up hook the package installs
+(:mod:`semcom_torchvision`: ``semcom-torchvision.pth`` in ``site-packages`` runs it just before the first
+``import torchvision`` of any program in the environment). It does nothing when torchvision
 is already imported, when the operators exist, or when torchvision's own extension loads; only
 otherwise does it define the two operator *schemas* (no kernels: NMS then raises if called, which
 nothing in this package does).
@@ -47,8 +49,8 @@ def ensure_torchvision_ops() -> bool:
     global _LIB
     if _LIB is not None or "torchvision" in sys.modules or _op_exists("nms"):
         return False
-    spec = importlib.util.find_spec("torchvision")
-    if spec is None or spec.origin is None:
+    spec = importlib.util.find_spec("torchvision")   # may run the start-up hook, which calls this function
+    if spec is None or spec.origin is None or _LIB is not None or _op_exists("nms"):
         return False
     libs = glob.glob(os.path.join(os.path.dirname(spec.origin), "_C*.so"))
     if libs:

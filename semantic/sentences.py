@@ -17,6 +17,7 @@ Example
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from pathlib import Path
@@ -24,7 +25,8 @@ from typing import List, Optional, Sequence, Union
 
 import torch
 
-__all__ = ["load_pydoc_corpus", "corpus_hash", "MiniLMEncoder", "minilm_model_dir", "corpus_features"]
+__all__ = ["load_pydoc_corpus", "corpus_hash", "MiniLMEncoder", "minilm_model_dir", "corpus_features", "cache_folder",
+           "encode_cached"]
 
 _SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 
@@ -130,6 +132,60 @@ class MiniLMEncoder:
         return emb.detach().float().cpu()
 
 
+def cache_folder(cache_dir: Optional[Union[str, Path]] = None) -> Path:
+    """The MiniLM cache folder: ``cache_dir``, else ``$SEMCOM_CACHE``, else ``~/.cache/semcom``.
+
+    Examples
+    --------
+    >>> cache_folder("/tmp/x")
+    PosixPath('/tmp/x')
+    """
+    return Path(cache_dir or os.environ.get("SEMCOM_CACHE", Path.home() / ".cache" / "semcom"))
+
+
+def encode_cached(sentences: Sequence[str], encoder: "MiniLMEncoder", cache_dir: Optional[Union[str, Path]] = None
+                  ) -> torch.Tensor:
+    """``encoder.encode(sentences)``, kept on disk keyed by the exact list (``<cache>/texts/``), so the same
+    call -- the received texts of one comparison point, which a seeded run makes again -- is encoded once.
+
+    The key is the whole list, in order: a batched encoder's output depends (~1e-7) on the batch it runs in,
+    so a stored call gives exactly what encoding it again would, and a run with the cache equals one without.
+    Returns ``[len(sentences), 384]`` float32.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> class Fake:
+    ...     calls = 0
+    ...     def encode(self, s):
+    ...         Fake.calls += 1
+    ...         return torch.ones(len(s), 2)
+    >>> d = tempfile.mkdtemp()
+    >>> a, b = encode_cached(["x", "y"], Fake(), d), encode_cached(["x", "y"], Fake(), d)
+    >>> Fake.calls, torch.equal(a, b)
+    (1, True)
+    """
+    from safetensors.torch import load_file, save_file
+
+    sentences = list(sentences)
+    key = hashlib.sha256(json.dumps(sentences, ensure_ascii=False).encode("utf-8")).hexdigest()[:32]
+    folder = cache_folder(cache_dir) / "texts"
+    path = folder / f"minilm-{key}.safetensors"
+    if path.exists():
+        try:
+            feats = load_file(str(path))["features"]
+            if feats.shape[0] == len(sentences):
+                return feats
+        except Exception:   # a torn or foreign file: encode again and replace it
+            pass
+    feats = encoder.encode(sentences).contiguous()
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp.{os.getpid()}")
+    save_file({"features": feats}, str(tmp))
+    os.replace(tmp, path)
+    return feats
+
+
 def corpus_features(sentences: Optional[Sequence[str]] = None, cache_dir: Optional[Union[str, Path]] = None,
                     device: str = "cpu") -> torch.Tensor:
     """MiniLM embeddings of ``sentences`` (default: the pydoc corpus), cached on disk by corpus hash.
@@ -150,7 +206,7 @@ def corpus_features(sentences: Optional[Sequence[str]] = None, cache_dir: Option
     from safetensors.torch import load_file, save_file
 
     sentences = list(sentences) if sentences is not None else load_pydoc_corpus()
-    cache = Path(cache_dir or os.environ.get("SEMCOM_CACHE", Path.home() / ".cache" / "semcom"))
+    cache = cache_folder(cache_dir)
     path = cache / f"minilm-{corpus_hash(sentences)}.safetensors"
     if path.exists():
         try:

@@ -40,7 +40,39 @@ from .image_decoder import DEFAULT_SD, VLFImageDecoder
 from .text_decoder import TEXT_MODES, OPTTextDecoder
 from .vlf import DEFAULT_BLIP2, VLFEncoder, images_to_list, load_blip2
 
-__all__ = ["VLFMSCConfig", "VLFMSCOutput", "VLFMSC", "image_key"]
+__all__ = ["RECEIVERS", "VLFMSCConfig", "VLFMSCOutput", "VLFMSC", "image_key", "link_equalizer"]
+
+#: Receivers of an analog feature: the MMSE and ZF equalisers, or ``"identity"`` (the decoder gets the received
+#: ``y = x + n`` as it is: the VLF-MSC paper's AWGN receiver; AWGN only).
+RECEIVERS = EQUALIZERS + ("identity",)
+
+
+def link_equalizer(receiver: str, channel: Union[Channel, str]) -> str:
+    """The equaliser an analog link runs for ``receiver`` (one of :data:`RECEIVERS`) on ``channel``.
+
+    ``"identity"`` is only defined on AWGN, where it is ZF with ``h = 1`` (the received ``y`` untouched); on a
+    fading channel the decoder would get ``h x + n`` with nothing to undo ``h``, which this package does not
+    model, so it is refused there. MMSE on AWGN is not the identity: it scales ``y`` by ``1 / (1 + N0)``.
+
+    Examples
+    --------
+    >>> link_equalizer("identity", "awgn"), link_equalizer("mmse", "rayleigh")
+    ('zf', 'mmse')
+    >>> link_equalizer("identity", "rayleigh")
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
+    """
+    if receiver not in RECEIVERS:
+        raise ValueError(f"receiver must be one of {RECEIVERS}, got {receiver!r}")
+    if receiver != "identity":
+        return receiver
+    name = channel if isinstance(channel, str) else getattr(channel, "name", type(channel).__name__)
+    if str(name).split("(")[0] != "awgn":
+        raise ValueError(f"the identity receiver (no equaliser) is defined on AWGN only, got channel {name!r}; "
+                         "use mmse (the default with fading) or zf")
+    return "zf"
+
 
 
 @dataclass
@@ -49,8 +81,10 @@ class VLFMSCConfig:
 
     ``equalizer`` defaults to ``"mmse"``: the VLF is an analog feature, and on per-symbol Rayleigh
     fading ZF divides by ``h`` (``E[1/|h|^2]`` is infinite), which measured a received-VLF NMSE of
-    47.7 / 16.1 / 1.27 at -5 / 0 / 10 dB against MMSE's 0.79 / 0.60 / 0.20 (``"zf"`` stays selectable;
-    on AWGN both are the identity).
+    47.7 / 16.1 / 1.27 at -5 / 0 / 10 dB against MMSE's 0.79 / 0.60 / 0.20 (``"zf"`` stays selectable).
+    On AWGN, ZF is the identity while MMSE scales the received VLF by ``1 / (1 + N0)`` (0.24 at -5 dB, 0.5 at
+    0 dB) before decoders trained on clean VLFs; ``"identity"`` (AWGN only, :func:`link_equalizer`) is the
+    paper's AWGN receiver.
 
     Examples
     --------
@@ -69,7 +103,7 @@ class VLFMSCConfig:
     text_projection: Optional[str] = None          # fine-tuned W_proj folder; None = BLIP-2's projection
     text_mode: str = "pooled"                      # "pooled" (paper: one soft prompt) | "blip2" (N tokens)
     channel: str = "awgn"                          # any phy.channel name: awgn | rayleigh | rician | ...
-    equalizer: str = "mmse"                        # "mmse" (default; analog features) | "zf" (see the docstring)
+    equalizer: str = "mmse"                        # "mmse" (default; fading) | "zf" | "identity" (AWGN only)
     channel_seed: int = 0
     device: Optional[str] = None                   # None: CUDA if available
     dtype: str = "auto"                            # auto: float16 on CUDA, float32 on CPU
@@ -91,8 +125,10 @@ class VLFMSCConfig:
             raise ValueError(f"text_mode must be one of {TEXT_MODES}, got {self.text_mode!r}")
         if not (self.decode_text or self.decode_images):
             raise ValueError("at least one of decode_text / decode_images must be True")
-        if self.equalizer not in EQUALIZERS:
-            raise ValueError(f"equalizer must be one of {EQUALIZERS}, got {self.equalizer!r}")
+        if self.equalizer not in RECEIVERS:
+            raise ValueError(f"equalizer must be one of {RECEIVERS}, got {self.equalizer!r}")
+        if self.equalizer == "identity":
+            link_equalizer(self.equalizer, self.channel)  # AWGN only: refused at once otherwise
 
 
 @dataclass
@@ -184,7 +220,7 @@ class VLFMSC(nn.Module):
         self.image_decoder = image_decoder
         if isinstance(channel, str):
             channel = make_channel(channel, seed=self.config.channel_seed)
-        self.link = AnalogLink(channel, equalizer=self.config.equalizer)
+        self.link = AnalogLink(channel, equalizer=link_equalizer(self.config.equalizer, channel))
         self.blip2_projection = blip2_projection
         self._cache: Dict[str, torch.Tensor] = {}
 
@@ -302,7 +338,7 @@ class VLFMSC(nn.Module):
         link = self.link
         if channel is not None:
             ch = make_channel(channel, seed=self.config.channel_seed) if isinstance(channel, str) else channel
-            link = AnalogLink(ch, equalizer=self.config.equalizer)
+            link = AnalogLink(ch, equalizer=link_equalizer(self.config.equalizer, ch))
         if seed is not None:
             link.channel.reset(seed)
         out: LinkOutput = link(vlf.float(), snr_db=snr_db)

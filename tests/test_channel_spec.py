@@ -85,7 +85,7 @@ def test_tdl_spec_unit_power_and_the_speed_sets_the_doppler():
     ("rician(k_db=nan)", ["bad value 'nan' for k_db"]),
     ("rayleigh(corr_rx=1)", ["bad value '1' for corr_rx (number >= 0.0 and < 1.0, default 0.0)"]),
     ("rayleigh(num_tx=65)", ["bad value '65' for num_tx"]),
-    ("tdl(model=Z)", ["bad value 'Z' for model (one of A|B|C|D|E|A30|B100|C300, default A)"]),
+    ("tdl(model=Z)", ["bad value 'Z' for model (one of A|B|C|D|E|A30|B100|C300, also written tdl-A|", ", default A)"]),
     ("tdl(delay_spread=0)", ["delay_spread (number > 0.0 and <= 0.001 [s], default 3e-07)"]),
     ("awgn(num_rx=2)", ["unknown key 'num_rx'", "awgn takes: no parameters"]),
     ("raleigh(block_length=4)", ["unknown channel 'raleigh'", "'rayleigh'"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 import pytest
 
@@ -77,7 +78,10 @@ def test_every_command_takes_a_config(tmp_path):
     for words in commands:
         inner, depth = _innermost(parser, words)
         assert depth == len(words) and "--config" in (_subparsers(parser)[words[0]].format_help())
-        action = _value_options(inner)[0]
+        from experiments.cli import CONFIG_NAME_OR_PATH_OPTIONS, CONFIG_PATH_OPTIONS
+
+        paths = CONFIG_PATH_OPTIONS | CONFIG_NAME_OR_PATH_OPTIONS   # those are read from the file's folder
+        action = next(a for a in _value_options(inner) if a.option_strings[0][2:] not in paths)
         opt = action.option_strings[0]
         cfg = tmp_path / f"{'-'.join(words)}.toml"
         cfg.write_text(f'{opt[2:]} = "v1"\n')
@@ -129,3 +133,57 @@ def test_rerun_replays_the_same_csv(flags_run, tmp_path, capsys):
     assert main(["rerun", str(bare / "manifest.json"), "--out", str(tmp_path / "n")]) == 2
     assert "records no semcom command line" in capsys.readouterr().err
     assert main(["rerun", str(tmp_path / "nothing" / "manifest.json"), "--out", str(tmp_path / "n")]) == 2
+
+
+def _features(folder):
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    np.save(folder / "feats.npy", np.random.default_rng(0).standard_normal((40, 8)).astype("float32"))
+
+
+def test_config_paths_are_relative_to_the_config_file(tmp_path, monkeypatch):
+    study = tmp_path / "study"
+    _features(study / "data")
+    (study / "s.toml").write_text('source = "data/feats.npy"\nout = "runs/a"\nschemes = "analog"\nsnr-db = [0]\n'
+                                  'realizations = 1\nno-progress = true\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["compare", "--config", str(study / "s.toml")]) == 0
+    assert (study / "runs" / "a" / "compare.csv").is_file() and not (elsewhere / "runs").exists()
+    words = config_argv(_subparsers(build_parser())["compare"], str(study / "s.toml"))
+    assert f"--source={study / 'data' / 'feats.npy'}" in words and f"--out={study / 'runs' / 'a'}" in words
+    # a name that is not a file beside the config stays a name
+    (study / "g.toml").write_text('source = "gaussian"\n')
+    assert config_argv(_subparsers(build_parser())["compare"], str(study / "g.toml")) == ["--source=gaussian"]
+
+
+def test_rerun_from_another_folder_uses_the_recorded_working_directory(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    _features(work)
+    monkeypatch.chdir(work)
+    assert main(["compare", "--source", "feats.npy", "--schemes", "analog", "--snr-db", "0", "--realizations", "1",
+                 "--no-progress", "--out", "run"]) == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    monkeypatch.chdir(other)
+    assert main(["rerun", str(work / "run" / "manifest.json"), "--out", "again"]) == 0
+    assert (other / "again" / "compare.csv").read_text() == (work / "run" / "compare.csv").read_text()
+    assert os.getcwd() == str(other)                  # back in the current folder
+    # the recorded folder is gone: the replay says so and reads from the current one (which lacks feats.npy)
+    import shutil
+
+    shutil.copy(work / "run" / "manifest.json", other / "manifest.json")
+    m = json.loads((other / "manifest.json").read_text())
+    m["cwd"] = str(tmp_path / "gone")
+    (other / "manifest.json").write_text(json.dumps(m))
+    assert main(["rerun", str(other / "manifest.json"), "--out", "third"]) == 2
+
+
+def test_help_says_where_relative_paths_are_read():
+    parsers = _subparsers(build_parser())
+    cfg = next(a for a in parsers["compare"]._actions if "--config" in a.option_strings)
+    assert "file's folder" in cfg.help
+    setopt = next(a for a in parsers["rerun"]._actions if "--set" in a.option_strings)
+    assert "recorded working directory" in setopt.help

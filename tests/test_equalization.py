@@ -6,7 +6,8 @@ import torch
 
 from phy.channel.base import ChannelOutput
 from phy.channel.flat import AWGN, Rayleigh, Rician
-from phy.mimo.equalization import Equalizer, equalize, estimate_csi
+from phy.mimo.csi import estimate_csi
+from phy.mimo.equalization import Equalizer, equalize
 
 N = 400_000
 

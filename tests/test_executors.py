@@ -98,7 +98,7 @@ def test_resume_under_ray_skips_finished_points(local_run, tmp_path):
 
 
 def _cfg(code, channel="awgn", snr_type="esno", **kw):
-    cfg = dict(code=code, channel=channel, modulation="qpsk", k=64, n=128, num_iter=10, demapping="app",
+    cfg = dict(code=code, channel=channel, modulation="qpsk", k=64, n=128, ldpc_iter=10, demapping="app",
                device="cpu", ldpc_decoder="bp", hamming_decoder="syndrome", seed=5, snr_type=snr_type,
                batch_size=20, target_errors=40, target_block_errors=None, max_bits=1500)
     cfg.update(kw)

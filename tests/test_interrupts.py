@@ -40,11 +40,12 @@ def test_sigterm_stops_a_long_ldpc_run_and_leaves_a_resumable_folder(tmp_path):
     assert len(lines) == 1 and "interrupted (SIGTERM)" in lines[0], err
     assert json.load(open(out / "manifest.json"))["status"] == "interrupted"
     assert not (out / ".semcom.lock").exists()
-    from experiments.commands.ber import NA_COLUMN
+    from experiments.commands.ber import NA_COLUMN, SETTING_COLUMNS
     from phy.sim.points import BER_COLUMNS, BER_KEY_COLUMNS
     from phy.sim.resultstore import ResumableCSV
 
-    ResumableCSV(out / "ber.csv", BER_COLUMNS + (NA_COLUMN,), BER_KEY_COLUMNS)    # a table the same command resumes
+    # a table the same command resumes
+    ResumableCSV(out / "ber.csv", BER_COLUMNS + (NA_COLUMN,) + SETTING_COLUMNS, BER_KEY_COLUMNS)
 
 
 def test_sliced_decoding_gives_the_same_bits_and_counts(monkeypatch):

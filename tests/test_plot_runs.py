@@ -11,6 +11,8 @@ from experiments.commands.plot_runs import find_tables, parse_filters
 from experiments.core.plots import merged_metric_figure, scheme_style
 from experiments.core.results import read_rows
 
+Q16 = "uniform quantiser + LDPC 16-QAM"   # the label of quant-ldpc5g-16qam
+
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
@@ -46,17 +48,18 @@ def test_merged_ber_figure_lines_axes_and_intervals(runs):
     root, a, b = runs
     fig, labels = merged_metric_figure(_tables(a, b), "ber")
     ax = fig.axes[0]
-    # compare's analog scheme has no BER: not drawn; the digital ones of both commands are
-    assert set(labels) == {"quant-ldpc5g-16qam", "none", "hamming74"}
+    # compare's analog scheme has no BER: not drawn; the digital ones of both commands are, labelled from the
+    # label table and ber.csv's settings columns
+    assert set(labels) == {Q16, "uncoded 16-QAM", "Hamming(7,4) 16-QAM"}
     assert ax.get_yscale() == "log"
     # ber.csv is Eb/N0, compare.csv Es/N0: the merged axis is Es/N0, ber.csv's rows placed by their esno_db
     assert ax.get_xlabel() == "Es/N0 per complex channel use [dB]"
     rows = [r for r in read_rows(b / "ber.csv") if r["scheme"] == "none" and float(r["ber"]) > 0]
-    line = _lines(ax)["none"]
+    line = _lines(ax)["uncoded 16-QAM"]
     np.testing.assert_allclose(line.get_xdata(), sorted(float(r["esno_db"]) for r in rows))
     np.testing.assert_allclose(line.get_ydata(), [float(r["ber"]) for r in sorted(rows, key=lambda r: float(r["esno_db"]))])
     # the 95 % interval of each point is drawn as its error bar (ber.csv: ber_ci_low / ber_ci_high)
-    container = next(c for c in ax.containers if c.get_label() == "none")
+    container = next(c for c in ax.containers if c.get_label() == "uncoded 16-QAM")
     segs = container.lines[2][0].get_segments()
     want = sorted((float(r["ber_ci_low"]), float(r["ber_ci_high"])) for r in rows)
     np.testing.assert_allclose(sorted((s[0][1], s[1][1]) for s in segs), want, rtol=1e-12)
@@ -66,7 +69,7 @@ def test_compare_intervals_and_linear_axis_for_cosine(runs):
     root, a, b = runs
     fig, labels = merged_metric_figure(_tables(a, b), "cosine")   # ber.csv has no cosine: left out
     ax = fig.axes[0]
-    assert set(labels) == {"analog", "quant-ldpc5g-16qam"} and ax.get_yscale() == "linear"
+    assert set(labels) == {"analog", Q16} and ax.get_yscale() == "linear"
     assert ax.get_ylabel() == "cosine similarity"
     rows = sorted((r for r in read_rows(a / "compare.csv") if r["scheme"] == "analog"), key=lambda r: float(r["snr_db"]))
     container = next(c for c in ax.containers if c.get_label() == "analog")
@@ -82,14 +85,14 @@ def test_scheme_style_is_stable_across_figures_and_runs(runs):
     root, a, b = runs
     fig1, _ = merged_metric_figure(_tables(a, b), "ber")
     fig2, labels2 = merged_metric_figure(_tables(a), "ber", filters={"scheme": ["quant-ldpc5g-16qam"]})
-    assert labels2 == ["quant-ldpc5g-16qam"]
-    l1, l2 = _lines(fig1.axes[0])["quant-ldpc5g-16qam"], _lines(fig2.axes[0])["quant-ldpc5g-16qam"]
+    assert labels2 == [Q16]
+    l1, l2 = _lines(fig1.axes[0])[Q16], _lines(fig2.axes[0])[Q16]
     want = scheme_style("quant-ldpc5g-16qam")
     for ln in (l1, l2):
         assert mcolors.to_hex(ln.get_color()) == want["color"] and ln.get_marker() == want["marker"]
     # the same run given twice: one curve per run, the second with open markers, same colour
     fig3, labels3 = merged_metric_figure(_tables(a) + [("copy", read_rows(a / "compare.csv"))], "nmse")
-    assert set(labels3) == {"analog (cmp)", "analog (copy)", "quant-ldpc5g-16qam (cmp)", "quant-ldpc5g-16qam (copy)"}
+    assert set(labels3) == {"analog (cmp)", "analog (copy)", f"{Q16} (cmp)", f"{Q16} (copy)"}
     lines = _lines(fig3.axes[0])
     assert lines["analog (cmp)"].get_color() == lines["analog (copy)"].get_color()
     assert lines["analog (copy)"].get_markerfacecolor() == "none" != lines["analog (cmp)"].get_markerfacecolor()

@@ -232,7 +232,8 @@ def test_compare_text_scheme_on_a_source_without_text_writes_a_skipped_row(tmp_p
     assert len(rows) == 2 and all(r["status"].startswith("skipped:") for r in rows), rows
 
 
-@pytest.mark.parametrize("spec, kw", [("rayleigh(num_tx=2,num_rx=2)", {"precoding": "svd"}), ("ofdm", {})])
+@pytest.mark.parametrize("spec, kw", [("rayleigh(num_tx=2,num_rx=2)", {"precoding": "svd"}),
+                                     ("ofdm(estimator=ls)", {}), ("ofdm(csi=perfect)", {})])
 def test_noiseless_links_give_finite_outputs(spec, kw):
     from phy.channel.registry import make_channel
     from phy.link.analog import AnalogLink
@@ -242,6 +243,19 @@ def test_noiseless_links_give_finite_outputs(spec, kw):
         out = AnalogLink(make_channel(spec, seed=0), **kw)(x, **arg)
         assert torch.isfinite(out.x_hat).all(), arg
         assert torch.allclose(out.x_hat, x, atol=1e-4), arg
+
+
+def test_noiseless_ofdm_lmmse_estimate_stays_finite():
+    """The LMMSE grid estimator at N0 = 0 (its filter 1 / (lambda + N0) floored): finite, and close to the
+    data; not exact (the floor regularises the rank-deficient covariance)."""
+    from phy.channel.registry import make_channel
+    from phy.link.analog import AnalogLink
+
+    x = torch.randn(2, 64)
+    for arg in ({"snr_db": math.inf}, {"no": 0.0}):
+        out = AnalogLink(make_channel("ofdm(estimator=lmmse)", seed=0))(x, **arg)
+        assert torch.isfinite(out.x_hat).all(), arg
+        assert float((out.x_hat - x).pow(2).mean() / x.pow(2).mean()) < 0.05, arg
 
 
 @pytest.mark.parametrize("build, spec", [

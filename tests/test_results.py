@@ -226,13 +226,13 @@ def test_error_rate_figure_curves_axes_and_skipped_points(tmp_path):
     fig = error_rate_figure(rows, closed_forms={"theory": ([0, 1, 2], [0.1, 0.05, 0.01])})
     ax = fig.axes[0]
     assert ax.get_yscale() == "log" and ax.get_xlabel() == "Eb/N0 [dB]" and ax.get_ylabel() == "BER"
-    labels = {t.get_text() for t in ax.get_legend().get_texts()}
-    assert labels == {"theory", "none", "ldpc5g"}
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["uncoded", "LDPC", "theory"]      # label table; data first, references last
     curves = _curves(ax)
-    assert list(curves["none"][0]) == [0.0, 2.0] and list(curves["none"][1]) == [0.1, 0.01]
+    assert list(curves["uncoded"][0]) == [0.0, 2.0] and list(curves["uncoded"][1]) == [0.1, 0.01]
     # ldpc5g: only the 0 dB point on the curve; the zero-error point is not drawn at BER 0 and the
     # skipped (NaN) 4 dB point is not drawn at all
-    assert list(curves["ldpc5g"][0]) == [0.0] and list(curves["ldpc5g"][1]) == [0.05]
+    assert list(curves["LDPC"][0]) == [0.0] and list(curves["LDPC"][1]) == [0.05]
     ys = np.concatenate([np.asarray(l.get_ydata(), dtype=float) for l in ax.get_lines()])
     assert np.all(ys[np.isfinite(ys)] > 0)
     xs = np.concatenate([np.asarray(l.get_xdata(), dtype=float) for l in ax.get_lines()])

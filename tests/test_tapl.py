@@ -4,26 +4,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from semantic.clip_tokens import load_open_clip, save_open_clip_local_dir
+from semantic.clip_tokens import load_open_clip
 from semantic.semclip import SemCLIPConfig, train_tapl
 from semantic.tapl import TAPL, CLIPTextTower, TaskPerformer, tapl_loss, zeroshot_classifier
+from semantic.tiny import TINY_OPEN_CLIP_CFG, save_tiny_open_clip
 
-TINY_CLIP_CFG = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 32, "patch_size": 16, "width": 32, "layers": 1, "head_width": 16},
-    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-}
+TINY_CLIP_CFG = TINY_OPEN_CLIP_CFG
 CLASSES = ["cat", "dog", "golden retriever", "tabby cat", "sports car", "airliner"]
 
 
 def save_tiny_clip(path, seed=0):
     """A random tiny open_clip CLIP saved as a ``local-dir:`` folder (config + safetensors)."""
-    import open_clip
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = open_clip.CLIP(**TINY_CLIP_CFG)
-    return save_open_clip_local_dir(model, TINY_CLIP_CFG, path, {"size": 32})
+    return save_tiny_open_clip(path, seed)
 
 
 @pytest.fixture(scope="module")

@@ -63,3 +63,34 @@ def test_vlf_msc_eval_records_the_dtype_and_refuses_another(tmp_path):
     assert vlf_msc_eval._check_settings(out, _args(vlf_msc_eval, base + ["--dtype", "float16"])) is None
     err = vlf_msc_eval._check_settings(out, _args(vlf_msc_eval, base + ["--dtype", "float32"]))
     assert err is not None and "dtype: 'float16' -> 'float32'" in err
+
+
+def test_identity_receiver_hands_the_decoder_y_on_awgn_and_is_refused_with_fading(tmp_path, capsys):
+    """The VLF-MSC paper's AWGN receiver has no equaliser: --equalizer identity gives the decoder y = x + n as
+    received (MMSE would scale it by 1 / (1 + N0)); on a fading channel it is refused at once."""
+    import torch
+
+    from experiments.cli import main
+    from phy.channel.flat import AWGN
+    from phy.link.analog import AnalogLink
+    from semantic.vlf_msc import VLFMSCConfig, link_equalizer
+
+    x = torch.randn(500, 64)
+    got = {}
+    for receiver in ("identity", "mmse"):
+        link = AnalogLink(AWGN(seed=0), equalizer=link_equalizer(receiver, "awgn"))
+        got[receiver] = link(x, snr_db=0.0).x_hat
+    torch.testing.assert_close(got["mmse"], got["identity"] / 2)  # 1 / (1 + N0) = 1/2 at 0 dB, same noise
+    gain = float((got["identity"] * x).sum() / (x * x).sum())
+    assert abs(gain - 1) < 0.01  # unbiased: the decoder sees x + n
+    assert VLFMSCConfig(equalizer="identity").equalizer == "identity"
+    with pytest.raises(ValueError, match="AWGN only"):
+        VLFMSCConfig(equalizer="identity", channel="rayleigh")
+    with pytest.raises(ValueError, match="AWGN only"):
+        link_equalizer("identity", "rayleigh(block_length=4)")
+    from semantic.tiny import write_caption_images
+
+    images = write_caption_images(tmp_path / "images", n=1)
+    assert main(["vlf-msc", "--images", str(images), "--out", str(tmp_path / "out"), "--channel", "rayleigh",
+                 "--equalizer", "identity"]) == 2
+    assert "AWGN only" in capsys.readouterr().err and not (tmp_path / "out").exists()

@@ -14,22 +14,28 @@ Writes, in ``--out``:
   approximation of the best code's block error probability for the run's ``k`` information bits over
   the chain's complex channel uses per block (``n / bits_per_symbol`` for LDPC) with uniform input on the
   run's constellation, at the point's Es/N0 (:func:`phy.theory.finite_blocklength.normal_approx_bler`);
-  empty for uncoded chains and other channels. Rows are written as they finish; rerunning the same
-  command resumes and skips finished points (with ``--snr-batch 1`` the CSV is then byte-identical to an
-  uninterrupted run); a ``ber.csv`` written before ``bler_normal_approx`` existed gets the column
-  computed for its rows on resume. Points after an error-free point are not simulated and have
-  ``ber = NaN`` with ``status = "skipped: ..."``.
-* ``ber.png`` (and ``bler.png``): error rate vs SNR, log scale, one curve per scheme (per
-  scheme/channel when several channels), closed-form uncoded BER overlaid for AWGN and Rayleigh; the
-  BLER figure draws the normal approximation of each coded chain on AWGN as a dashed reference.
+  empty for uncoded chains and other channels; then the settings that make the curve
+  (:data:`SETTING_COLUMNS`: ``modulation, k, n, coderate, decoder, ldpc_iter, demapping, detector``;
+  ``decoder`` is the LDPC decoder as run, ``layered-int8`` on CPU, or the Hamming decoder; ``ldpc_iter`` is
+  empty for other codes and ``detector`` for single-stream channels), so that ``semcom plot`` tells merged
+  runs apart. Rows are written as they finish; rerunning the same command resumes and skips finished
+  points (with ``--snr-batch 1`` the CSV is then byte-identical to an uninterrupted run); a ``ber.csv``
+  written before ``bler_normal_approx`` or the settings columns existed gets them computed for its rows on
+  resume (the stored rows were made with the run's settings, which ``ber.settings.json`` vouches for).
+  Points after an error-free point are not simulated and have ``ber = NaN`` with ``status = "skipped: ..."``.
+* ``ber.png`` (and ``bler.png``; ``--format pdf|svg`` for vector files): error rate vs SNR, log scale, one
+  curve per scheme (per scheme/channel when several channels) labelled with its code, size, modulation and
+  decoder, closed-form uncoded BER overlaid for AWGN and Rayleigh, and on the BLER figure the normal
+  approximation of each coded chain on AWGN (references: black/grey, dashed, clipped to the measured
+  range), error-free points as open triangles at their 95 % upper bound (:mod:`experiments.core.figstyle`).
 * ``manifest.json``: arguments, seed, package versions, host, elapsed time.
 
 SNR points: ``--snr-db start:stop:step`` with an **inclusive** stop (``0:12:2`` is 0, 2, ..., 12;
-``step`` defaults to 1), or a comma list (``0,3,7.5``), or a mix (``0:4:2,10``). Write negative
-starts with ``=``: ``--snr-db=-4:8:2``. ``--snr-type ebno`` (default) reads them as Eb/N0, converted
+``step`` defaults to 1), or a comma list (``0,3,7.5``), or a mix (``0:4:2,10``); a negative start needs
+no ``=`` (``--snr-db -4:8:2``). ``--snr-type ebno`` reads them as Eb/N0, converted
 per scheme with ``Es/N0 = Eb/N0 + 10 log10(bits_per_symbol * R)``, where ``R = k / (coded bits sent
 per block)`` (the code rate; zero padding to whole QAM symbols, if any, counts as sent);
-``--snr-type esno`` reads them as Es/N0 per complex channel use (the package's SNR convention).
+``--snr-type esno`` (default) reads them as Es/N0 per complex channel use (the package's SNR convention).
 
 ``--snr-batch S`` runs up to ``S`` consecutive SNR points of a sweep as one batched pass (SNR as a
 tensor dimension: one link call on ``[S, batch, k]`` bits per iteration instead of ``S``); every
@@ -79,10 +85,11 @@ import os
 import sys
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from experiments.core.args import (_float, parse_device, parse_name_list, parse_snr_list,  # noqa: F401 (re-exported)
-                              positive_int_arg, snr_list_arg)
+from experiments.core.args import (AutoGrid, parse_device, parse_name_list, parse_snr_grid,  # noqa: F401
+                                   parse_snr_list, positive_int_arg, snr_grid_arg, snr_list_arg)
 
-__all__ = ["add_arguments", "main", "parse_snr_list", "snr_list_arg", "positive_int_arg", "parse_device", "parse_name_list", "build_trial", "DEFAULT_BATCH_BITS", "AutoGrid", "parse_snr_grid", "CODEWORDS", "NA_COLUMN", "normal_approx_reference"]
+__all__ = ["add_arguments", "main", "parse_snr_list", "snr_list_arg", "positive_int_arg", "parse_device", "parse_name_list", "build_trial", "DEFAULT_BATCH_BITS", "AutoGrid", "parse_snr_grid", "CODEWORDS", "NA_COLUMN", "normal_approx_reference",
+           "SETTING_COLUMNS", "chain_settings"]
 
 #: Information bits per batch when ``--batch-size`` is not given.
 DEFAULT_BATCH_BITS = 1 << 16
@@ -95,6 +102,8 @@ FUSED_BATCH_GROWTH = 512
 CODEWORDS = ("scrambled-zero", "random")
 #: The column of ``ber.csv`` after :data:`phy.sim.points.BER_COLUMNS`: the normal approximation's BLER.
 NA_COLUMN = "bler_normal_approx"
+#: The columns of ``ber.csv`` after :data:`phy.sim.points.BER_COLUMNS`: the settings that make a curve.
+SETTING_COLUMNS = ("modulation", "k", "n", "coderate", "decoder", "ldpc_iter", "demapping", "detector")
 _RESULT_SETTINGS = ("modulation", "k", "n", "num_iter", "ldpc_decoder", "hamming_decoder", "demapping",
                     "target_errors", "target_block_errors", "max_bits", "batch_size", "seed", "device",
                     "early_stop", "codeword", "detector", "snr_batch")
@@ -110,67 +119,13 @@ HARMLESS_OPTIONS = {
     "executor": "the ray executor writes the local run's rows (run_ber_sweeps)", "num_cpus": "as --executor",
     "address": "as --executor", "progress": "display only", "out": "the folder itself",
     "plugin": "recorded as 'plugins' by experiments.core.results.claim_result_settings",
+    "ldpc_iter": "recorded as num_iter (the record's name for it)", "format": "the figures' file format",
 }
 
 
 # --------------------------------------------------------------------------------------------
-# Argument parsing helpers (the shared ones live in experiments.core.args)
+# Argument parsing helpers (the shared ones, the SNR grid included, live in experiments.core.args)
 # --------------------------------------------------------------------------------------------
-class AutoGrid:
-    """``--snr-db auto[:START:STOP[:STEP]]``: the adaptive grid of
-    :func:`phy.sim.adaptive.simulate_ber_adaptive` from ``start`` to ``stop`` dB (coarse step ``step``).
-
-    Examples
-    --------
-    >>> grid = parse_snr_grid("auto:-2:12:0.5")
-    >>> isinstance(grid, AutoGrid), grid.start, grid.stop, grid.step
-    (True, -2.0, 12.0, 0.5)
-    """
-
-    DEFAULT = (0.0, 40.0, 1.0)
-
-    def __init__(self, start: float, stop: float, step: float):
-        self.start, self.stop, self.step = float(start), float(stop), float(step)
-
-    def __repr__(self) -> str:
-        return f"auto:{self.start:g}:{self.stop:g}:{self.step:g}"
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, AutoGrid) and repr(self) == repr(other)
-
-
-def parse_snr_grid(text: str):
-    """``auto``, ``auto:START:STOP`` or ``auto:START:STOP:STEP`` -> :class:`AutoGrid`; anything else
-    -> :func:`parse_snr_list`.
-
-    Examples
-    --------
-    >>> parse_snr_grid("auto"), parse_snr_grid("auto:-2:12:0.5"), parse_snr_grid("0:4:2")
-    (auto:0:40:1, auto:-2:12:0.5, [0.0, 2.0, 4.0])
-    """
-    if isinstance(text, str) and text.strip().lower().startswith("auto"):
-        parts = text.strip().split(":")
-        if parts[0].lower() != "auto" or len(parts) not in (1, 3, 4):
-            raise ValueError(f"--snr-db {text!r}: expected auto, auto:START:STOP or auto:START:STOP:STEP")
-        vals = list(AutoGrid.DEFAULT)
-        for i, part in enumerate(parts[1:]):
-            vals[i] = _float(part, ("--snr-db auto start", "--snr-db auto stop", "--snr-db auto step")[i])
-        if not vals[0] < vals[1]:
-            raise ValueError(f"--snr-db {text!r}: START must be below STOP")
-        if not vals[2] > 0:
-            raise ValueError(f"--snr-db {text!r}: STEP must be > 0")
-        return AutoGrid(*vals)
-    return parse_snr_list(text)
-
-
-def snr_grid_arg(text: str):
-    """argparse ``type=`` for :func:`parse_snr_grid`."""
-    try:
-        return parse_snr_grid(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
 def _rate_arg(text: str) -> float:
     try:
         v = float(text)
@@ -219,8 +174,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--k", type=_positive_int, default=512,
                         help="information bits per block, the 5G LDPC k (default 512)")
     parser.add_argument("--n", type=_positive_int, default=1024, help="5G LDPC codeword length n (default 1024)")
-    parser.add_argument("--num-iter", type=_positive_int, default=20,
-                        help="LDPC decoding iterations (default 20)")
+    parser.add_argument("--ldpc-iter", "--num-iter", dest="ldpc_iter", type=_positive_int, default=20,
+                        help="LDPC decoder iterations (default 20); --num-iter is an alias kept for older command "
+                             "lines")
     parser.add_argument("--ldpc-decoder", default="layered",
                         choices=("bp", "layered", "layered-float32", "layered-int16", "layered-int8"),
                         help="layered-float32: the layered offset-min-sum decoder of phy.fec.ldpc_fast; layered-int16 / "
@@ -240,10 +196,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="MIMO detector with soft outputs (Sionna) for channels with num_tx > 1 (default lmmse); "
                              "1 x N_r channels use MRC")
     parser.add_argument("--snr-db", type=snr_grid_arg, default=parse_snr_list("0:12:2"), metavar="SNRS",
-                        help="start:stop:step with INCLUSIVE stop (default 0:12:2), or a comma list; "
-                             "negative start: --snr-db=-4:8:2; or auto[:START:STOP[:STEP]] (default "
-                             "auto:0:40:1): an adaptive grid (coarse pass, then points where the curve "
-                             "falls by more than a decade between neighbours) up to --min-ber/--min-bler")
+                        help="start:stop:step with an inclusive stop, a comma list, or both (-2:4:1,10; a negative "
+                             "start needs no '='); or auto[:START:STOP[:STEP]], an adaptive grid (coarse pass, "
+                             "then points where the curve falls by more than --max-decades between neighbours) "
+                             "up to --min-ber/--min-bler, START:STOP:STEP being 0:40:1 when left out "
+                             "(default 0:12:2)")
     parser.add_argument("--min-ber", type=_rate_arg, default=None,
                         help="with --snr-db auto: no higher SNR point once a point's BER is below this "
                              "(uncoded and hamming74; also ldpc5g when --min-bler is not given)")
@@ -281,8 +238,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="simulate every SNR point even after an error-free point")
     parser.add_argument("--progress", dest="progress", action="store_true", default=None,
                         help="force the progress bar (default: only on a terminal)")
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.add_argument("--out", required=True, help="output directory (created; reruns resume)")
+    from experiments.core.figstyle import add_format_argument
+
+    add_format_argument(parser)
     from experiments.core.executors import add_executor_arguments
 
     add_executor_arguments(parser)  # --executor local|ray, --num-cpus, --address
@@ -291,7 +251,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------------------------
 # The chain
 # --------------------------------------------------------------------------------------------
-def build_trial(code: str, modulation: str, channel, *, k: int, n: int, num_iter: int = 20,
+def build_trial(code: str, modulation: str, channel, *, k: int, n: int, ldpc_iter: int = 20,
                 demapping: str = "app", device: str = "cpu", ldpc_decoder: str = "bp",
                 hamming_decoder: str = "syndrome", codeword: str = "random", detector: str = "lmmse"):
     """A trial for one scheme on the shared ``channel`` object: a :class:`phy.sim.trials.LinkTrial`
@@ -327,7 +287,7 @@ def build_trial(code: str, modulation: str, channel, *, k: int, n: int, num_iter
     bps = bits_per_symbol(modulation)
     if code not in CODES:
         raise ValueError(f"unknown code {code!r}; expected one of {sorted(CODES)}")
-    c = CODES[code].from_options(k=k, n=n, num_iter=num_iter, ldpc_decoder=ldpc_decoder,
+    c = CODES[code].from_options(k=k, n=n, num_iter=ldpc_iter, ldpc_decoder=ldpc_decoder,
                                  hamming_decoder=hamming_decoder)
     link = DigitalLink(channel, code=c, modulation=modulation, demapping=demapping, detector=detector)
     if not c.symmetric or link.streams > 1 or getattr(channel, "num_rx", 1) > 1 or getattr(link, "ofdm", False):
@@ -429,58 +389,14 @@ def main(args) -> int:
     args = _with_defaults(args)
     try:
         cfg = _validate(args)
-        if isinstance(args.snr_batch, bool) or not isinstance(args.snr_batch, int) or args.snr_batch < 1:
-            raise ValueError(f"--snr-batch must be a positive integer, got {args.snr_batch!r}")
-        if args.executor != "local" and args.snr_batch > 1:
-            raise ValueError(f"--snr-batch {args.snr_batch} applies to --executor local only (the ray "
-                             "executor runs one task per SNR point)")
-        if args.num_cpus is not None and args.num_cpus < 1:
-            raise ValueError(f"--num-cpus must be a positive integer, got {args.num_cpus}")
-        if args.executor == "local" and (args.address is not None or args.num_cpus is not None):
-            raise ValueError("--num-cpus and --address apply to --executor ray only")
-        if isinstance(cfg["snrs"], AutoGrid) and (args.executor != "local" or args.snr_batch > 1):
-            raise ValueError("--snr-db auto needs --executor local and --snr-batch 1 (each point of the "
-                             "adaptive grid depends on the ones before it)")
-        from experiments.core.results import claim_result_settings
-        from phy.channel.registry import make_channel
-        from phy.sim.points import BER_COLUMNS, BER_KEY_COLUMNS
-        from phy.sim.resultstore import ResumableCSV
-
-        device = parse_device(args.device)
-        args.device = str(device)   # "auto" resolved: the device used is what is recorded
-        settings = {key: (cfg[key] if key in cfg else getattr(args, key)) for key in _RESULT_SETTINGS}
-        settings["device"] = str(device)
-        # one channel object per channel name, shared by every scheme (reseeded per point)
-        channels = {name: make_channel(name, seed=args.seed) for name in cfg["channels"]}
-        trials = {}
-        for code in cfg["codes"]:
-            for name, ch in channels.items():
-                trials[(code, name)] = build_trial(code, cfg["modulation"], ch, k=args.k, n=args.n,
-                                                   num_iter=args.num_iter, demapping=args.demapping,
-                                                   device=str(device), ldpc_decoder=args.ldpc_decoder,
-                                                   hamming_decoder=args.hamming_decoder, codeword=args.codeword,
-                                                   detector=args.detector)
-        from phy.utils.memory import check_memory
-
-        coded = max(args.k / cr for _, cr, _ in trials.values())  # channel bits per block (padding included)
-        check_memory(cfg["batch_size"] * args.snr_batch * (args.k + coded) * 32,
-                     f"one batch of {cfg['batch_size']} blocks x {args.snr_batch} SNR point(s) of {args.k} bits",
-                     hint="use a smaller --batch-size, --snr-batch or --k")
-        # built and checked before anything is written: a refused run leaves nothing behind
-        os.makedirs(args.out, exist_ok=True)
-        claim_result_settings(args.out, settings, ["ber.csv"], added_later=_ADDED_LATER)
-        # channel uses per block: k / (coderate * bits per use)
-        references = {key: normal_approx_reference(key[0], key[1], cfg["modulation"], args.k, args.k / (cr * bps))
-                      for key, (_, cr, bps) in trials.items()}
-        table = ResumableCSV(os.path.join(args.out, "ber.csv"), BER_COLUMNS + (NA_COLUMN,), BER_KEY_COLUMNS,
-                             derived={NA_COLUMN: functools.partial(_na_cell, references, args, cfg, str(device))})
+        _check_run_options(args, cfg)
+        device, settings, trials, references, table = _prepare_run(args, cfg)
     except ValueError as e:
         print(f"semcom ber: error: {e}", file=sys.stderr)
         return 2
 
     from experiments.core.results import RunManifest
-    from phy.sim.adaptive import simulate_ber_adaptive
-    from phy.sim.montecarlo import simulate_ber
+    from phy.sim.resultstore import format_value
 
     resumed = len(table)
     results = []
@@ -494,7 +410,7 @@ def main(args) -> int:
         if args.executor != "local":  # one task per (scheme, channel, SNR) point; same rows as below
             from experiments.core.executors import executor_from_args
 
-            point_cfg = dict(modulation=cfg["modulation"], k=args.k, n=args.n, num_iter=args.num_iter,
+            point_cfg = dict(modulation=cfg["modulation"], k=args.k, n=args.n, ldpc_iter=args.ldpc_iter,
                              demapping=args.demapping, device=str(device), ldpc_decoder=args.ldpc_decoder,
                              hamming_decoder=args.hamming_decoder, detector=args.detector, seed=args.seed,
                              snr_type=args.snr_type,
@@ -508,31 +424,104 @@ def main(args) -> int:
                                          progress=args.progress)
                 manifest.update(executor=executor.describe())
             rates = {code: cr for (code, _), (_, cr, _) in trials.items()}
-        for (code, name), (trial, coderate, bps) in (trials.items() if args.executor == "local" else ()):
-            rates[code] = coderate
-            # one compiled pass per batch (no logits in memory): batches may grow further, which keeps the
-            # lanes of the decoder's last codewords of a call from idling
-            grow = cfg["batch_size"] * FUSED_BATCH_GROWTH if getattr(trial, "counts_in_one_pass", False) else growth
-            common = dict(snr_type=args.snr_type, coderate=coderate, bits_per_symbol=bps,
-                          batch_size=cfg["batch_size"], max_batch_size=grow, target_errors=args.target_errors,
-                          target_block_errors=args.target_block_errors, max_bits=args.max_bits, seed=args.seed,
-                          scheme=code, channel=name, csv_file=table, progress=args.progress)
-            if isinstance(cfg["snrs"], AutoGrid):
-                grid = cfg["snrs"]
-                results += simulate_ber_adaptive(trial, grid.start, grid.stop, coarse_step=grid.step,
-                                                 max_decades=args.max_decades,
-                                                 **_floor(code, args.min_ber, args.min_bler), **common)
-            else:
-                results += simulate_ber(trial, cfg["snrs"], early_stop=args.early_stop, snr_batch=args.snr_batch,
-                                        **common)
+        if args.executor == "local":
+            results, rates = _run_local(args, cfg, trials, table)
         if isinstance(cfg["snrs"], AutoGrid):  # the CSV in (scheme, channel, SNR) order, like a fixed grid
             table.reorder((r.scheme, r.channel, r.snr_type, r.snr_db) for r in results)
-        manifest.update(rows_resumed=resumed, rows=len(table), coderates=rates,
-                        plots=_plots(args.out, results, cfg, args.snr_type,
-                                     {key: (references.get(key), cr, bps) for key, (_, cr, bps) in trials.items()},
-                                     args.k))
-    print(f"wrote {os.path.join(args.out, 'ber.csv')} ({len(results)} points), ber.png, manifest.json")
+        wanted = {(r.scheme, r.channel, r.snr_type, format_value(r.snr_db)) for r in results}
+        chains = {key: (references.get(key), cr, bps) for key, (_, cr, bps) in trials.items()}
+        plots = _plots(args.out, [r for r in table.rows() if table.key_of(r) in wanted], cfg, args.snr_type,
+                       args.format, chains, args.k)
+        manifest.update(rows_resumed=resumed, rows=len(table), coderates=rates, plots=plots)
+    print(f"wrote {os.path.join(args.out, 'ber.csv')} ({len(results)} points), {', '.join(plots)}, manifest.json")
     return 0
+
+
+def _check_run_options(args, cfg) -> None:
+    """Refuse option combinations the run cannot honour (``ValueError``, one line)."""
+    if isinstance(args.snr_batch, bool) or not isinstance(args.snr_batch, int) or args.snr_batch < 1:
+        raise ValueError(f"--snr-batch must be a positive integer, got {args.snr_batch!r}")
+    if args.executor != "local" and args.snr_batch > 1:
+        raise ValueError(f"--snr-batch {args.snr_batch} applies to --executor local only (the ray "
+                         "executor runs one task per SNR point)")
+    if args.num_cpus is not None and args.num_cpus < 1:
+        raise ValueError(f"--num-cpus must be a positive integer, got {args.num_cpus}")
+    if args.executor == "local" and (args.address is not None or args.num_cpus is not None):
+        raise ValueError("--num-cpus and --address apply to --executor ray only")
+    if isinstance(cfg["snrs"], AutoGrid) and (args.executor != "local" or args.snr_batch > 1):
+        raise ValueError("--snr-db auto needs --executor local and --snr-batch 1 (each point of the "
+                         "adaptive grid depends on the ones before it)")
+
+
+def _prepare_run(args, cfg):
+    """The device, settings record, trials, normal-approximation references and result table of a run,
+    built and checked before anything is written (a refused run leaves nothing behind)."""
+    from experiments.core.results import claim_result_settings
+    from phy.channel.registry import make_channel
+    from phy.sim.points import BER_COLUMNS, BER_KEY_COLUMNS
+    from phy.sim.resultstore import ResumableCSV
+
+    device = parse_device(args.device)
+    args.device = str(device)   # "auto" resolved: the device used is what is recorded
+    # the record keeps the name ``num_iter`` for the LDPC iterations (records of older runs resume)
+    settings = {key: (cfg[key] if key in cfg else getattr(args, "ldpc_iter" if key == "num_iter" else key))
+                for key in _RESULT_SETTINGS}
+    settings["device"] = str(device)
+    # one channel object per channel name, shared by every scheme (reseeded per point)
+    channels = {name: make_channel(name, seed=args.seed) for name in cfg["channels"]}
+    trials = {}
+    for code in cfg["codes"]:
+        for name, ch in channels.items():
+            trials[(code, name)] = build_trial(code, cfg["modulation"], ch, k=args.k, n=args.n,
+                                               ldpc_iter=args.ldpc_iter, demapping=args.demapping,
+                                               device=str(device), ldpc_decoder=args.ldpc_decoder,
+                                               hamming_decoder=args.hamming_decoder, codeword=args.codeword,
+                                               detector=args.detector)
+    from phy.utils.memory import check_memory
+
+    coded = max(args.k / cr for _, cr, _ in trials.values())  # channel bits per block (padding included)
+    check_memory(cfg["batch_size"] * args.snr_batch * (args.k + coded) * 32,
+                 f"one batch of {cfg['batch_size']} blocks x {args.snr_batch} SNR point(s) of {args.k} bits",
+                 hint="use a smaller --batch-size, --snr-batch or --k")
+    # built and checked before anything is written: a refused run leaves nothing behind
+    os.makedirs(args.out, exist_ok=True)
+    claim_result_settings(args.out, settings, ["ber.csv"], added_later=_ADDED_LATER)
+    # channel uses per block: k / (coderate * bits per use)
+    references = {key: normal_approx_reference(key[0], key[1], cfg["modulation"], args.k, args.k / (cr * bps))
+                  for key, (_, cr, bps) in trials.items()}
+    settings_of = functools.partial(_settings_of, {key: cr for key, (_, cr, _) in trials.items()}, args, cfg)
+    derived = {NA_COLUMN: functools.partial(_na_cell, references, args, cfg, str(device))}
+    derived.update({c: functools.partial(_setting_cell, settings_of, c) for c in SETTING_COLUMNS})
+    table = ResumableCSV(os.path.join(args.out, "ber.csv"), BER_COLUMNS + (NA_COLUMN,) + SETTING_COLUMNS,
+                         BER_KEY_COLUMNS, derived=derived)
+    return device, settings, trials, references, table
+
+
+def _run_local(args, cfg, trials, table):
+    """Every (code, channel) curve in this process; returns the results and the code rates."""
+    from phy.sim.adaptive import simulate_ber_adaptive
+    from phy.sim.montecarlo import simulate_ber
+
+    results, rates = [], {}
+    growth = cfg["batch_size"] * (BATCH_GROWTH if args.codeword == "scrambled-zero" else 1)
+    for (code, name), (trial, coderate, bps) in trials.items():
+        rates[code] = coderate
+        # one compiled pass per batch (no logits in memory): batches may grow further, which keeps the
+        # lanes of the decoder's last codewords of a call from idling
+        grow = cfg["batch_size"] * FUSED_BATCH_GROWTH if getattr(trial, "counts_in_one_pass", False) else growth
+        common = dict(snr_type=args.snr_type, coderate=coderate, bits_per_symbol=bps,
+                      batch_size=cfg["batch_size"], max_batch_size=grow, target_errors=args.target_errors,
+                      target_block_errors=args.target_block_errors, max_bits=args.max_bits, seed=args.seed,
+                      scheme=code, channel=name, csv_file=table, progress=args.progress)
+        if isinstance(cfg["snrs"], AutoGrid):
+            grid = cfg["snrs"]
+            results += simulate_ber_adaptive(trial, grid.start, grid.stop, coarse_step=grid.step,
+                                             max_decades=args.max_decades,
+                                             **_floor(code, args.min_ber, args.min_bler), **common)
+        else:
+            results += simulate_ber(trial, cfg["snrs"], early_stop=args.early_stop, snr_batch=args.snr_batch,
+                                    **common)
+    return results, rates
 
 
 def _na_cell(references, args, cfg, device: str, row) -> Optional[float]:
@@ -543,13 +532,68 @@ def _na_cell(references, args, cfg, device: str, row) -> Optional[float]:
         from phy.channel.registry import make_channel
 
         _, cr, bps = build_trial(key[0], cfg["modulation"], make_channel(key[1], seed=0), k=args.k, n=args.n,
-                                 num_iter=args.num_iter, device=device, ldpc_decoder=args.ldpc_decoder,
+                                 ldpc_iter=args.ldpc_iter, device=device, ldpc_decoder=args.ldpc_decoder,
                                  hamming_decoder=args.hamming_decoder, detector=args.detector)
         references[key] = normal_approx_reference(key[0], key[1], cfg["modulation"], args.k, args.k / (cr * bps))
     esno = float(row["esno_db"])
     if references[key] is None or not math.isfinite(esno):
         return None
     return references[key](esno)
+
+def chain_settings(code: str, channel: str, *, modulation: str, k: int, n: int, coderate: float,
+                   ldpc_decoder: str = "layered", ldpc_iter: int = 20, hamming_decoder: str = "syndrome",
+                   demapping: str = "app", detector: str = "lmmse", device: str = "cpu") -> Dict[str, Any]:
+    """The :data:`SETTING_COLUMNS` cells of one chain (code on channel): what makes its curve.
+
+    ``decoder`` is the decoder as run (``layered`` resolved to its precision on ``device``,
+    :func:`phy.fec.codes.layered_precision`; the Hamming decoder for ``hamming74``; empty when uncoded);
+    ``ldpc_iter`` is empty for codes other than ``ldpc5g``; ``detector`` names the MIMO detector of a channel
+    with several transmit antennas, ``mrc`` for one with several receive antennas only, else is empty.
+
+    Examples
+    --------
+    >>> s = chain_settings("ldpc5g", "awgn", modulation="16qam", k=512, n=1024, coderate=0.5)
+    >>> s["decoder"], s["ldpc_iter"], s["detector"]
+    ('layered-int8', 20, '')
+    >>> chain_settings("none", "rayleigh(num_tx=2,num_rx=2)", modulation="qpsk", k=64, n=128, coderate=1.0)["detector"]
+    'lmmse'
+    """
+    from phy.channel.registry import parse_channel_spec
+    from phy.fec.codes import layered_precision
+
+    _, params = parse_channel_spec(channel)
+    if code == "ldpc5g":
+        decoder = f"layered-{layered_precision(device)}" if ldpc_decoder == "layered" else ldpc_decoder
+    elif code == "hamming74":
+        decoder = hamming_decoder
+    else:
+        decoder = ""
+    detector = detector if params.get("num_tx", 1) > 1 else ("mrc" if params.get("num_rx", 1) > 1 else "")
+    return {"modulation": modulation, "k": k, "n": n if code == "ldpc5g" else "", "coderate": coderate,
+            "decoder": decoder, "ldpc_iter": ldpc_iter if code == "ldpc5g" else "", "demapping": demapping,
+            "detector": detector}
+
+
+def _settings_of(coderates, args, cfg, scheme: str, channel: str) -> Dict[str, Any]:
+    """:func:`chain_settings` of a row's chain under this run's settings (a chain the run does not simulate,
+    in a resumed file, gets its code rate from a trial built here)."""
+    key = (scheme, channel)
+    if key not in coderates:
+        from phy.channel.registry import make_channel
+
+        _, coderates[key], _ = build_trial(scheme, cfg["modulation"], make_channel(channel, seed=0), k=args.k,
+                                           n=args.n, ldpc_iter=args.ldpc_iter, ldpc_decoder=args.ldpc_decoder,
+                                           hamming_decoder=args.hamming_decoder, detector=args.detector)
+    return chain_settings(scheme, channel, modulation=cfg["modulation"], k=args.k, n=args.n, coderate=coderates[key],
+                          ldpc_decoder=args.ldpc_decoder, ldpc_iter=args.ldpc_iter,
+                          hamming_decoder=args.hamming_decoder, demapping=args.demapping, detector=args.detector,
+                          device=args.device)
+
+
+
+def _setting_cell(settings_of, column: str, row):
+    """The ``column`` cell (one of :data:`SETTING_COLUMNS`) of a row: its chain's settings."""
+    return settings_of(str(row["scheme"]), str(row["channel"]))[column]
 
 
 def _floor(code: str, min_ber: Optional[float], min_bler: Optional[float]) -> Dict[str, Optional[float]]:
@@ -560,40 +604,45 @@ def _floor(code: str, min_ber: Optional[float], min_bler: Optional[float]) -> Di
     return {"min_ber": min_ber} if min_ber is not None else {"min_bler": min_bler}
 
 
-def _plots(out_dir: str, results, cfg, snr_type: str, chains=None, k: Optional[int] = None) -> List[str]:
+def _plots(out_dir: str, rows, cfg, snr_type: str, fmt: str = "png", chains=None, k: Optional[int] = None
+           ) -> List[str]:
     import numpy as np
 
+    from experiments.core.figstyle import channel_short_name, figure_path, modulation_label
     from experiments.core.plots import plot_error_rate
     from phy.channel.registry import parse_channel_spec
     from phy.mapping.modulation import uncoded_ber
 
-    grid = cfg["snrs"] if not isinstance(cfg["snrs"], AutoGrid) else [r.snr_db for r in results]
-    snrs = np.array(sorted(grid), dtype=float)
+    rows = [r for r in rows if str(r["snr_type"]) == snr_type]
+    snrs = np.array(sorted({float(r["snr_db"]) for r in rows}), dtype=float)
+    if not len(snrs):
+        return []
     fine = np.linspace(snrs.min(), snrs.max(), max(50, 10 * len(snrs))) if len(snrs) > 1 else snrs
     # uncoded: coderate 1, so Es/N0 = Eb/N0 + 10 log10(bits_per_symbol)
     esno = fine + (10 * math.log10(cfg["bits_per_symbol"]) if snr_type == "ebno" else 0.0)
     forms = {}
     siso = {name for name, p in map(parse_channel_spec, cfg["channels"])
-            if p.get("num_tx", 1) * p.get("num_rx", 1) == 1}  # closed forms are single-antenna
+            if p.get("num_tx", 1) * p.get("num_rx", 1) == 1 and p.get("block_length", 1) == 1}
+    mod = modulation_label(cfg["modulation"])
     for kind, label in (("awgn", "AWGN"), ("rayleigh", "Rayleigh")):
         if kind in siso:
-            forms[f"theory: uncoded {cfg['modulation']} {label}"] = (fine, uncoded_ber(esno, cfg["modulation"], kind))
-    written = [plot_error_rate(results, os.path.join(out_dir, "ber.png"), metric="ber", snr_type=snr_type,
-                               closed_forms=forms, title=f"{cfg['modulation']} BER")]
-    # the normal approximation of each coded chain on AWGN, down to a decade below the lowest BLER measured
-    measured = [r.bler for r in results if r.bler > 0 and math.isfinite(r.bler)]
-    floor = min(measured) / 10 if measured else 1e-6
+            forms[f"theory: uncoded {mod} {label}"] = (fine, uncoded_ber(esno, cfg["modulation"], kind))
+    where = ", ".join(channel_short_name(c) for c in cfg["channels"])
+    spec = "; ".join(cfg["channels"])
+    written = [plot_error_rate(rows, figure_path(out_dir, "ber", fmt), metric="ber", snr_type=snr_type,
+                               closed_forms=forms, title=f"BER, {where}", description=f"channels: {spec}")]
+    # the normal approximation of each coded chain on AWGN (drawn within the measured range)
     references = {}
     several = len(cfg["channels"]) > 1
     for (code, name), (ref, coderate, bps) in (chains or {}).items():
         if ref is None:
             continue
         shift = 10 * math.log10(bps * coderate) if snr_type == "ebno" else 0.0
-        y = np.asarray(ref(fine + shift), dtype=float)
-        label = f"normal approx.: {code}, k={k} in {ref.uses:g} uses" + (f" / {name}" if several else "")
-        references[label] = (fine, np.where(y >= floor, y, np.nan))
-    written.append(plot_error_rate(results, os.path.join(out_dir, "bler.png"), metric="bler", snr_type=snr_type,
-                                   closed_forms=references, title=f"{cfg['modulation']} BLER"))
+        label = f"normal approx.: {code}, k={k} in {ref.uses:g} uses" + (f" / {channel_short_name(name, 24)}"
+                                                                         if several else "")
+        references[label] = (fine, np.asarray(ref(fine + shift), dtype=float))
+    written.append(plot_error_rate(rows, figure_path(out_dir, "bler", fmt), metric="bler", snr_type=snr_type,
+                                   closed_forms=references, title=f"BLER, {where}", description=f"channels: {spec}"))
     return [os.path.basename(p) for p in written]
 
 
@@ -607,20 +656,20 @@ def _ber_trial(cfg_json: str):
 
     cfg = json.loads(cfg_json)
     channel = make_channel(cfg["channel"], seed=cfg["seed"])
-    return build_trial(cfg["code"], cfg["modulation"], channel, k=cfg["k"], n=cfg["n"], num_iter=cfg["num_iter"],
+    return build_trial(cfg["code"], cfg["modulation"], channel, k=cfg["k"], n=cfg["n"], ldpc_iter=cfg["ldpc_iter"],
                        demapping=cfg["demapping"], device=cfg["device"], ldpc_decoder=cfg["ldpc_decoder"],
                        hamming_decoder=cfg["hamming_decoder"], codeword=cfg.get("codeword") or "random",
                        detector=cfg.get("detector") or "lmmse")
 
 
-_BUILD_KEYS = ("code", "modulation", "channel", "k", "n", "num_iter", "demapping", "device", "ldpc_decoder",
+_BUILD_KEYS = ("code", "modulation", "channel", "k", "n", "ldpc_iter", "demapping", "device", "ldpc_decoder",
                "hamming_decoder", "detector", "seed")
 
 
 def ber_point(config: Mapping[str, Any], snr_db: float) -> Dict[str, Any]:
     """One BER point in any process: rebuild the scheme from ``config`` and simulate ``snr_db``.
 
-    ``config`` (JSON-able) has the build keys ``code, modulation, channel, k, n, num_iter, demapping,
+    ``config`` (JSON-able) has the build keys ``code, modulation, channel, k, n, ldpc_iter, demapping,
     device, ldpc_decoder, hamming_decoder, seed`` (and optionally ``codeword``, default ``"random"``)
     and the engine keys ``snr_type, batch_size, target_errors, target_block_errors, max_bits`` (and
     optionally ``max_batch_size``) (see :func:`phy.sim.montecarlo.simulate_ber`).

@@ -45,7 +45,8 @@ Schemes (``--schemes``, comma list; :mod:`experiments.schemes`)
     ``codeword_span`` and the realised ``codeword_error_rate`` are reported. **Codeword span**, one rule for
     the ideal code and every MCS: a codeword spans the fewest whole examples whose channel uses (data symbols
     on a grid) reach 512, the uses of a 1024-bit QPSK codeword (``ceil(512 / U)`` examples; the LDPC scheme uses
-    fewer only where one 5G codeword cannot hold them).
+    fewer only where one 5G codeword cannot hold them, and an MCS below 0 repeats its codeword ``r`` times over
+    ``r`` times as many examples).
 ``analog`` (``analog-zf``, ``analog-mmse``)
     :class:`phy.link.analog.AnalogLink`: pairs of reals -> one complex symbol, per-example power
     normalisation, ZF or MMSE equalisation. ``ceil(d/2)`` uses. ``analog`` takes ``--equalizer``.
@@ -58,8 +59,8 @@ Schemes (``--schemes``, comma list; :mod:`experiments.schemes`)
     (``b`` bits per element, natural binary, one range for all coordinates fitted on the training
     split as the percentile range with the smallest quantisation MSE; the range is side
     information) -> :class:`phy.link.digital.DigitalLink` (code + Gray QAM + channel + ZF + APP
-    demapping + decoder; LDPC5G at nominal rate ``--ldpc-rate``, decoded by the layered min-sum
-    decoder by default, ``--ldpc-decoder bp`` for Sionna's flooding BP) -> dequantise; the
+    demapping + decoder; LDPC5G at nominal rate ``--ldpc-rate``, decoded by the layered offset
+    min-sum decoder by default, ``--ldpc-decoder bp`` for Sionna's flooding BP) -> dequantise; the
     coordinates that do not fit are dropped in coordinate order.
 ``quant-ideal``
     The same quantiser with an ideal capacity-achieving code (:class:`phy.link.ideal.IdealCodeLink`,
@@ -148,8 +149,12 @@ dimension: no covariance, so no KLT scheme; no metric is written then).
 
 Outputs (``--out``): ``compare.csv`` (resumable, keyed by ``scheme, channel, snr_db``; each point
 reseeds the shared channel from ``(seed, scheme, channel, snr_db)``, so the same seed gives the
-same CSV, resumed or not), ``retrieval_<channel>.png``, ``cosine_<channel>.png``
-(``bleu_<channel>.png`` with text schemes) and ``manifest.json``.
+same CSV, resumed or not), ``nmse_<channel>.png``, ``retrieval_<channel>.png``, ``cosine_<channel>.png``
+(``bleu_<channel>.png`` with text schemes; ``--format pdf|svg`` for vector figures; ``<channel>`` is the bare
+name for a channel's defaults, else its short name, ``ofdm_tdl-C_cfo=600``, cut to 40 characters and
+ended by a hash of the spec when longer) and
+``manifest.json``. The figures' titles name the channel briefly; its full spec is in the CSV and in the
+figures' metadata.
 
 Example
 -------
@@ -162,10 +167,10 @@ import math
 import os
 import sys
 from dataclasses import asdict
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from experiments.comparison import (DEFAULT_SCHEMES, KEY_COLUMNS, METRIC_INTERVALS, SNR_AXIS_LABEL,
-                                    VALUE_COLUMNS, CompareConfig, run_compare_points, run_comparison)
+from experiments.comparison import (DEFAULT_SCHEMES, KEY_COLUMNS, LDPC_DECODERS, METRIC_INTERVALS,  # noqa: F401
+                                    SNR_AXIS_LABEL, VALUE_COLUMNS, CompareConfig, run_compare_points, run_comparison)
 from experiments.core.args import parse_device, positive_int_arg, snr_list_arg
 
 __all__ = ["plot_comparison", "add_arguments", "main"]
@@ -181,25 +186,26 @@ def _num(v) -> float:
 
 
 def _file_label(spec: str) -> str:
-    """A file-name-safe label of a channel spec: the bare name when the spec is that channel's
-    defaults (``rayleigh``), else the spec with every other character turned into ``_``."""
-    import re
+    """A short, file-name-safe label of a channel spec (:func:`experiments.core.figstyle.channel_file_label`)."""
+    from experiments.core.figstyle import channel_file_label
 
-    from phy.channel.registry import canonical_channel_spec
-
-    name = spec.split("(", 1)[0]
-    try:
-        if canonical_channel_spec(name) == spec:
-            return name
-    except ValueError:
-        pass
-    return re.sub(r"[^A-Za-z0-9.=-]+", "_", spec).strip("_")
+    return channel_file_label(spec)
 
 
-def plot_comparison(rows: Sequence[Dict[str, Any]], out_dir: str, prefix: str = "") -> List[str]:
-    """One PNG per (metric, channel): NMSE (log axis, with the Gaussian OPTA of the training
-    covariance and ideal separation at the finite block length drawn as the references), retrieval, cosine (and BLEU with text schemes) vs SNR, every
-    point with its 95% interval.
+#: metric -> (file name, axis label, log axis)
+_FIGURES = {"nmse": ("nmse", "NMSE of the received feature", True),
+            "retrieval_top1": ("retrieval", "top-1 retrieval accuracy", False),
+            "cosine": ("cosine", "cosine similarity to the sent feature", False),
+            "bleu": ("bleu", "BLEU-4 (sacrebleu corpus, 0-100)", False)}
+
+
+def plot_comparison(rows: Sequence[Dict[str, Any]], out_dir: str, prefix: str = "", fmt: str = "png") -> List[str]:
+    """One figure per (metric, channel): NMSE (log axis, with the analytic Gaussian OPTA of the training
+    covariance as a reference), retrieval (with chance), cosine (and BLEU with text schemes) vs SNR, every
+    point with its 95% interval, in the style of :mod:`experiments.core.figstyle` (a fixed colour and marker
+    per scheme, legend labels from its label table, the channel's short name in the title and its full
+    spec in the file's metadata, y range from the data). Files: ``<metric>_<channel>.<fmt>``
+    (:func:`experiments.core.figstyle.channel_file_label`).
 
     Examples
     --------
@@ -211,6 +217,7 @@ def plot_comparison(rows: Sequence[Dict[str, Any]], out_dir: str, prefix: str = 
     >>> len(paths) > 0 and all(os.path.isfile(p) for p in paths)
     True
     """
+    from experiments.core.figstyle import channel_short_name, figure_path, scheme_label
     from experiments.core.plots import plot_metric_vs_snr
 
     paths = []
@@ -218,19 +225,17 @@ def plot_comparison(rows: Sequence[Dict[str, Any]], out_dir: str, prefix: str = 
     for ch in channels:
         rs = [r for r in rows if str(r["channel"]) == ch]
         budget = next((r["budget"] for r in rs if r.get("budget") not in (None, "")), None)
-        for metric, ylabel, logy in (("nmse", "NMSE of the received feature", True),
-                                     ("retrieval_top1", "top-1 retrieval accuracy", False),
-                                     ("cosine", "cosine similarity to the sent feature", False),
-                                     ("bleu", "BLEU-4 (sacrebleu corpus, 0-100)", False)):
+        for metric, (name, ylabel, logy) in _FIGURES.items():
             lo_col, hi_col = METRIC_INTERVALS[metric]
             series: Dict[str, Tuple[List[float], List[float]]] = {}
             errs: Dict[str, List[List[float]]] = {}
+            schemes: Dict[str, str] = {}
             for r in rs:
                 v = _num(r.get(metric))
                 if math.isnan(v):
                     continue
-                label = str(r["scheme"]) + {"opta": " (Gaussian OPTA, reference)",
-                                            "fbl-separation": " (finite block length, reference)"}.get(r["scheme"], "")
+                label = scheme_label(str(r["scheme"]), r)
+                schemes[label] = str(r["scheme"])
                 xs, ys = series.setdefault(label, ([], []))
                 xs.append(_num(r["snr_db"]))
                 ys.append(v)
@@ -241,22 +246,26 @@ def plot_comparison(rows: Sequence[Dict[str, Any]], out_dir: str, prefix: str = 
             if not series:
                 continue
             snrs = sorted({_num(r["snr_db"]) for r in rs})
+            refs = []
             if metric == "retrieval_top1":
                 chance = _num(rs[0]["chance"])
-                series["chance (1/N)"] = (snrs, [chance] * len(snrs))
+                refs.append(f"chance (1/N = {chance:.2g})")
+                series[refs[-1]] = (snrs, [chance] * len(snrs))
             if metric == "nmse":
                 opta = {_num(r["snr_db"]): _num(r.get("opta_nmse")) for r in rs}
                 if any(not math.isnan(v) for v in opta.values()):
-                    series["Gaussian OPTA, training covariance (analytic)"] = (snrs, [opta[s] for s in snrs])
+                    refs.append("Gaussian OPTA (analytic, training covariance)")
+                    series[refs[-1]] = (snrs, [opta[s] for s in snrs])
                 fbl = {_num(r["snr_db"]): _num(r.get("fbl_nmse")) for r in rs}
                 if any(not math.isnan(v) for v in fbl.values()):
-                    series["separation at this block length (normal approx., analytic)"] = (
-                        snrs, [fbl[s] for s in snrs])
-            title = f"{ch}" + (f", matched budget {budget} complex uses/example" if budget else ", unmatched")
-            name = {"nmse": "nmse", "retrieval_top1": "retrieval", "cosine": "cosine", "bleu": "bleu"}[metric]
-            paths.append(plot_metric_vs_snr(series, os.path.join(out_dir, f"{prefix}{name}_{_file_label(ch)}.png"),
-                                            xlabel=SNR_AXIS_LABEL, ylabel=ylabel, title=title, logy=logy,
-                                            errors=errs))
+                    refs.append("separation at this block length (normal approx., analytic)")
+                    series[refs[-1]] = (snrs, [fbl[s] for s in snrs])
+            title = channel_short_name(ch) + (f", {budget} complex uses/example" if budget else ", unmatched")
+            path = figure_path(out_dir, f"{prefix}{name}_{_file_label(ch)}", fmt)
+            paths.append(plot_metric_vs_snr(series, path, xlabel=SNR_AXIS_LABEL, ylabel=ylabel, title=title,
+                                            logy=logy, errors=errs, references=refs, schemes=schemes,
+                                            description=f"channel {ch}; budget {budget} complex channel uses per "
+                                                        "example; Es/N0 per complex channel use"))
     return paths
 
 
@@ -281,52 +290,69 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", default=None, help="tensor name inside a .pt/.safetensors file (default 'features')")
     parser.add_argument("--items", default=None, help="text file with one item (sentence) per feature row")
     parser.add_argument("--max-items", type=positive_int_arg, default=None, help="use the first N items only")
-    parser.add_argument("--channel", default="awgn", metavar="SPEC[,SPEC...]",
+    d = CompareConfig()   # the Python API's defaults are the command line's
+    parser.add_argument("--channel", default=",".join(d.channels), metavar="SPEC[,SPEC...]",
                         help="comma list of channel specs name(key=value,...), e.g. awgn,rician(k_db=10),"
-                             "rayleigh(block_length=64) (commas inside parentheses do not split; the CSV's channel "
-                             "column holds the canonical spec; default awgn)")
-    parser.add_argument("--equalizer", default="mmse", choices=("zf", "mmse"),
+                             "rayleigh(block_length=64),ofdm(model=tdl-C) (commas inside parentheses do not split; "
+                             "the CSV's channel column holds the canonical spec; default awgn)")
+    parser.add_argument("--equalizer", default=d.equalizer, choices=("zf", "mmse"),
                         help="equaliser of the 'analog' scheme (digital links always use ZF + APP demapping); "
                              "default mmse")
-    parser.add_argument("--snr-db", type=snr_list_arg, default=None, metavar="SNRS",
-                        help="Es/N0 per complex channel use [dB]: start:stop:step (inclusive) or a comma list; "
-                             "default -20:15:5 (write --snr-db=-20:15:5)")
-    parser.add_argument("--budget", type=positive_int_arg, default=None,
+    parser.add_argument("--snr-db", type=snr_list_arg, default=list(d.snr_db), metavar="SNRS",
+                        help="Es/N0 per complex channel use [dB]: start:stop:step (inclusive stop), a comma list, "
+                             "or both; a negative start needs no '=' (default -20:15:5)")
+    parser.add_argument("--budget", type=positive_int_arg, default=d.budget,
                         help="complex channel uses per example (default: the analog scheme's ceil(d/2))")
     parser.add_argument("--no-match", dest="matched", action="store_false",
                         help="send every scheme at its natural size (--bits per element, full text)")
-    parser.add_argument("--schemes", default=",".join(DEFAULT_SCHEMES),
-                        help="comma list (default: %(default)s)")
-    parser.add_argument("--bits", type=positive_int_arg, default=None,
+    parser.add_argument("--schemes", default=",".join(d.schemes),
+                        help="comma list of opta, analog, analog-mmse, analog-zf, analog-svd, analog-klt, "
+                             "transform-ideal, transform-<code>-amc, quant-ideal, quant-<code>-<mod>, "
+                             "ascii-<code>-<mod> or a plug-in's scheme (default: %(default)s)")
+    parser.add_argument("--bits", type=positive_int_arg, default=d.bits,
                         help="fixed quantiser bits per element (default: the most that fit the budget; 4 with "
                              "--no-match)")
-    parser.add_argument("--max-bits-per-element", type=positive_int_arg, default=8)
-    parser.add_argument("--ldpc-rate", type=float, default=0.5, help="nominal 5G LDPC code rate (default 0.5)")
-    parser.add_argument("--ldpc-decoder", default="layered", choices=("layered", "bp"),
-                        help="5G LDPC decoder: layered normalised min-sum (fast, default) or Sionna's flooding BP")
-    parser.add_argument("--ldpc-iter", type=positive_int_arg, default=20, help="LDPC decoder iterations (default 20)")
-    parser.add_argument("--ideal-outage", type=_probability, default=None,
+    parser.add_argument("--max-bits-per-element", type=positive_int_arg, default=d.max_bits_per_element,
+                        help="largest quantiser resolution a matched budget may choose, bits per element "
+                             "(default 8)")
+    parser.add_argument("--ldpc-rate", type=float, default=d.ldpc_rate,
+                        help="nominal 5G LDPC code rate of the quant-ldpc5g-* schemes (default 0.5)")
+    parser.add_argument("--ldpc-decoder", default=d.ldpc_decoder, choices=LDPC_DECODERS,
+                        help="5G LDPC decoder, as in semcom ber: layered (default): the layered offset min-sum "
+                             "decoder, int8 fixed point on CPU and float32 on GPU; layered-float32 / layered-int16 / "
+                             "layered-int8 pick its precision; bp: Sionna's flooding sum-product decoder")
+    parser.add_argument("--ldpc-iter", type=positive_int_arg, default=d.ldpc_iter,
+                        help="LDPC decoder iterations (default 20)")
+    parser.add_argument("--ideal-outage", type=_probability, default=d.ideal_outage,
                         help="fix the ideal code's outage target on fading channels (the payload is that quantile "
                              "of the channel's mutual information); default: the payload is designed for the least "
                              "expected distortion on the training split")
-    parser.add_argument("--train-fraction", type=float, default=0.8,
+    parser.add_argument("--train-fraction", type=float, default=d.train_fraction,
                         help="share of the items (seeded split) on which every scheme is fitted (KLT, quantiser "
                              "ranges, codebooks, the fallback mean); the rest are sent and scored (default 0.8)")
-    parser.add_argument("--realizations", type=positive_int_arg, default=4,
+    parser.add_argument("--realizations", type=positive_int_arg, default=d.realizations,
                         help="independent channel realisations averaged per point (default 4)")
-    parser.add_argument("--amc-policy", default="distortion", choices=("distortion", "bler-target"),
+    parser.add_argument("--amc-policy", default=d.amc_policy, choices=("distortion", "bler-target"),
                         help="MCS choice of transform-*-amc: minimum expected distortion (default) or the highest "
                              "rate whose simulated BLER is at most --amc-bler-target")
-    parser.add_argument("--amc-bler-target", type=float, default=0.1,
+    parser.add_argument("--amc-bler-target", type=float, default=d.amc_bler_target,
                         help="BLER target of --amc-policy bler-target (default 0.1, as 5G link adaptation)")
-    parser.add_argument("--text-max-items", type=positive_int_arg, default=None,
+    parser.add_argument("--text-max-items", type=positive_int_arg, default=d.text_max_items,
                         help="send only the first N sentences through the text scheme (MiniLM re-encoding is "
-                             "the slow part); retrieval is still among all items")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="torch device: auto (default: cuda if available, else cpu), cpu, cuda, cuda:1 ...")
-    parser.add_argument("--cache-dir", default=None, help="MiniLM feature cache (default ~/.cache/semcom)")
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
+                             "the slow part); retrieval is still among all items (default: all)")
+    parser.add_argument("--seed", type=int, default=d.seed,
+                        help="master seed: the train/test split and every point's channel draws (default 0)")
+    parser.add_argument("--device", default=d.device,
+                        help="torch device: auto (default: cuda if available, else cpu), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--cache-dir", default=None, help="MiniLM cache folder: the corpus's features and the text scheme's re-encoded sentences, each "
+                             "call kept by its exact texts, so a seeded run made again encodes nothing and writes "
+                             "the same numbers (default $SEMCOM_CACHE or ~/.cache/semcom)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="no per-point progress lines")
     parser.add_argument("--out", required=True, help="output directory (created; reruns resume)")
+    from experiments.core.figstyle import add_format_argument
+
+    add_format_argument(parser)
     from experiments.core.executors import add_executor_arguments
 
     add_executor_arguments(parser)  # --executor local|ray, --num-cpus, --address
@@ -354,6 +380,7 @@ HARMLESS_OPTIONS = {
     "out": "the folder itself", "executor": "the ray executor writes the local run's rows (run_compare_points)",
     "num_cpus": "as --executor", "address": "as --executor",
     "plugin": "recorded as 'plugins' by experiments.core.results.claim_result_settings",
+    "format": "the figures' file format",
 }
 
 
@@ -362,7 +389,7 @@ def config_from_args(args) -> CompareConfig:
     from phy.channel.spec import split_channel_list
 
     channels = split_channel_list(str(args.channel))
-    snrs = args.snr_db if args.snr_db is not None else [-20.0, -15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0]
+    snrs = args.snr_db if args.snr_db is not None else list(CompareConfig().snr_db)
     return CompareConfig(schemes=names, channels=channels, snr_db=list(snrs), budget=args.budget,
                          matched=args.matched, equalizer=args.equalizer, bits=args.bits,
                          max_bits_per_element=args.max_bits_per_element, ldpc_rate=args.ldpc_rate,
@@ -383,7 +410,8 @@ def check_resume(out_dir: str, settings: Dict[str, Any], csv_name: str = "compar
 
 
 def execute(source, config: CompareConfig, out_dir: str, *, args=None, progress: bool = True,
-            command: str = "semcom compare", csv_name: str = "compare.csv", prefix: str = "") -> Tuple[List[Dict[str, Any]], List[str]]:
+            command: str = "semcom compare", csv_name: str = "compare.csv", prefix: str = "",
+            fmt: Optional[str] = None) -> Tuple[List[Dict[str, Any]], List[str]]:
     """Validate, resume-check, run, write CSV + plots + manifest. Returns (rows, plot paths)."""
     from experiments.core.results import RunManifest, open_table
 
@@ -405,7 +433,8 @@ def execute(source, config: CompareConfig, out_dir: str, *, args=None, progress:
                 man.update(executor=executor.describe())
         else:
             rows = run_comparison(source, config, out_dir, table=table, progress=progress)
-        plots = plot_comparison(table.rows(), out_dir, prefix=prefix)
+        fmt = fmt or getattr(args, "format", None) or "png"
+        plots = plot_comparison(table.rows(), out_dir, prefix=prefix, fmt=fmt)
         man.update(rows_resumed=resumed, rows=len(table), plots=[os.path.basename(p) for p in plots])
     return rows, plots
 

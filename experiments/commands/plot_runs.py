@@ -4,10 +4,16 @@
 every result CSV under the given folders (or the CSV files given) that has ``snr_db``, a ``scheme`` or
 ``system`` column and the metric -- ``ber.csv`` of ``semcom ber``, ``compare.csv`` of ``semcom compare``,
 ``metrics.csv`` of ``vlf-msc-eval``, ``accuracy_vs_snr.csv`` of ``semclip-eval``, ``zeroshot.csv`` of
-``semclip eval``, ... -- and draws them in one figure (:func:`experiments.core.plots.merged_metric_figure`): one
-colour and marker per scheme, derived from its name, so the same scheme looks the same in every figure;
-95 % intervals where the CSV has them; the x axis labelled with the SNR convention; error rates on a log
-axis. ``--style FILE.mplstyle`` applies a matplotlib style file. The per-command PNGs are unchanged.
+``semclip eval``, ... -- and draws them in one figure (:func:`experiments.core.plots.merged_metric_figure`), in
+the style of :mod:`experiments.core.figstyle`: a fixed colour and marker per scheme and no colour twice in the
+figure; legend labels from the label table plus the settings that differ between the merged curves of a scheme
+(``ber.csv``'s ``modulation, k, n, coderate, decoder, ldpc_iter, demapping, detector``; ``compare.csv``'s
+equaliser and budget), so two runs that differ only in modulation give two entries naming them; the references
+of the tables kept, each once (the uncoded closed forms of ``ber.csv``'s modulations, the analytic OPTA,
+chance, the normal approximation), black/grey and dashed; error-free points as open triangles at their 95 %
+upper bound; 95 % intervals where the CSV has them; y range from the data; the x axis labelled with the SNR
+convention; error rates on a log axis; the legend beside the axes. ``--style FILE.mplstyle`` applies a
+matplotlib style file.
 
 Example
 -------

@@ -1,9 +1,10 @@
 """``semcom reproduce``: each figure and table of the VLF-MSC and SemCLIP papers as one command.
 
-A result is a JSON file in ``experiments/configs/`` (one per figure or table): the complete settings of
-the paper for that result (SNRs, L values, systems, seeds, training budgets), the datasets it reads
-(paths relative to ``--data``), the checkpoints it loads, and the ``semcom`` commands that produce it,
-in order (training where the paper trains, then the evaluation that writes the CSVs and the figure).
+A result is a JSON file in ``experiments/configs/`` (one per figure or table): every setting of that result
+(SNRs, L values, systems, seeds, training budgets: the paper's where it states them, the package's choices
+otherwise, which its notes name with their reasons), the datasets it reads (paths relative to ``--data``), the
+checkpoints it loads, and the ``semcom`` commands that produce it, in order (training, then the evaluation that
+writes the CSVs and the figure).
 
 Example
 -------
@@ -19,18 +20,27 @@ Config format
 -------------
 ``{"name", "paper", "result", "data": {KEY: {"path", "what", "how"}}, "models": {KEY: {"kind",
 "value", "what", "how", ...}}, "steps": [{"name", "command", "args": [...]}], "outputs": [...],
-"notes": [...]}``. In ``args``: ``{data:KEY}`` is the dataset's path (``--data ROOT`` joined with its
+"notes": [...], "smoke": {...}}``. In ``args``: ``{data:KEY}`` is the dataset's path (``--data ROOT`` joined with its
 ``path``, or ``--data-path KEY=PATH``), ``{model:KEY}`` the checkpoint (``--model KEY=VALUE``
 overrides it; a ``"trained"`` model is the latest checkpoint of its training step, which is skipped
 when the model is given), ``{step:NAME}`` the output folder of a step, ``{out}`` the output root (other
 braces, such as the ``{L}`` of a ``semclip-eval`` path template, are left to the command). Model kinds: ``hf`` (a hub id
 in the local Hugging Face cache, or a folder), ``open_clip`` (an open_clip name + ``pretrained`` tag
 in the cache, or ``local-dir:PATH``), ``path`` (a file or folder that must exist),
-``lpips-alexnet`` (torchvision's AlexNet weights in the torch hub cache), ``trained``. A model is
+``lpips-alexnet`` (torchvision's AlexNet weights in the torch hub cache), ``trained`` (the latest
+``checkpoint-<step>`` of its training step, or with ``"path"`` that folder of the step's output). A model is
 checked when a step names it, or always with ``"required": true`` (inputs a command finds by itself,
 such as the LPIPS weights); with ``"unless": ["--option", ...]`` it is not checked when a step carries
 one of those options (the command then checks what they name). ``open_clip_weights``: an open_clip
 ``pretrained`` tag (``"arch"`` names the model) or a weights file.
+
+``notes`` say where each setting comes from: the paper, or the package (with the reason). A value a note
+quotes is written ``{STEP:--option}`` and filled in from that step's arguments when the config is loaded
+(:func:`render_notes`), so a note cannot name a value the config does not use.
+
+``smoke`` (``semcom reproduce NAME --smoke``): for each dataset and checkpoint a recipe of
+:mod:`experiments.core.smoke` (generated images, tiny models) and the ``--set`` options that shrink every
+step; the run checks the whole pipeline in about a minute on two cores (its numbers mean nothing).
 
 ``--set [SCOPE:]OPTION[=VALUE]`` changes an option of every step (``SCOPE``: a step name or a
 command): the value replaces the config's, an option no step has is added to the steps whose command
@@ -49,12 +59,13 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 __all__ = ["CONFIG_DIR", "ReproConfig", "list_configs", "load_config", "plan", "check_inputs", "add_arguments",
-           "main"]
+           "main", "render_notes", "step_option"]
 
 #: The folder of the packaged result configs (``experiments/configs/*.json``).
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 MODEL_KINDS = ("hf", "open_clip", "open_clip_weights", "path", "lpips-alexnet", "trained")
 _PLACEHOLDER = re.compile(r"\{(data|model|step):([A-Za-z0-9_.-]+)\}")
+_NOTE_VALUE = re.compile(r"\{([A-Za-z0-9_.-]+):(--[A-Za-z0-9-]+)\}")
 PROG = "semcom reproduce"
 
 
@@ -77,12 +88,13 @@ class ReproConfig:
     models: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     outputs: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
+    smoke: Dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any], source: str = "config") -> "ReproConfig":
         if not isinstance(d, dict):
             raise ValueError(f"{source}: expected a JSON object, got {type(d).__name__}")
-        names = {"name", "paper", "result", "steps", "data", "models", "outputs", "notes"}
+        names = {"name", "paper", "result", "steps", "data", "models", "outputs", "notes", "smoke"}
         unknown = sorted(set(d) - names)
         if unknown:
             raise ValueError(f"{source}: unknown keys {unknown} (expected {sorted(names)})")
@@ -108,9 +120,16 @@ class ReproConfig:
                 raise ValueError(f"{source}: models.{key}.kind must be one of {MODEL_KINDS}, got {m.get('kind')!r}")
             if m["kind"] == "trained" and m.get("step") not in seen:
                 raise ValueError(f"{source}: models.{key} is trained by step {m.get('step')!r}, which is not a step")
+            if "path" in m and (m["kind"] != "trained" or not isinstance(m["path"], str) or not m["path"]):
+                raise ValueError(f"{source}: models.{key}.path (a folder inside its step's output) needs kind "
+                                 f"'trained' and a non-empty string, got {m.get('path')!r}")
         for key, dd in cfg.data.items():
             if "path" not in dd:
                 raise ValueError(f"{source}: data.{key} needs a 'path' (relative to --data)")
+        if cfg.smoke:
+            from experiments.core.smoke import check_smoke_section
+
+            check_smoke_section(cfg.smoke, list(cfg.data), list(cfg.models), source)
         for i, st in enumerate(cfg.steps):
             for a in st["args"]:
                 for kind, key in _PLACEHOLDER.findall(a):
@@ -118,7 +137,52 @@ class ReproConfig:
                     if key not in table:
                         raise ValueError(f"{source}: steps[{i}] uses {{{kind}:{key}}}, which the config does not "
                                          "define")
+        render_notes(cfg, source)  # every quoted value resolves
         return cfg
+
+
+def step_option(cfg: "ReproConfig", step: str, option: str) -> Optional[str]:
+    """The value ``option`` has in the arguments of step ``step`` of ``cfg`` as written in the config (its last
+    occurrence; ``--opt v`` or ``--opt=v``), ``""`` for a flag, ``None`` when the step does not carry it.
+
+    Examples
+    --------
+    >>> cfg = load_config("semclip-table1")
+    >>> step_option(cfg, "semclip-eval", "--tapl-steps"), step_option(cfg, "semclip-eval", "--no-linear-skip")
+    ('5000', '')
+    """
+    st = next((s for s in cfg.steps if s["name"] == step), None)
+    if st is None:
+        raise ValueError(f"{cfg.name}: no step named {step!r} (it has {[s['name'] for s in cfg.steps]})")
+    args, value = st["args"], None
+    for i, a in enumerate(args):
+        if a == option:
+            value = args[i + 1] if i + 1 < len(args) and not args[i + 1].startswith("--") else ""
+        elif a.startswith(option + "="):
+            value = a.split("=", 1)[1]
+    return value
+
+
+def render_notes(cfg: "ReproConfig", source: str = "config") -> List[str]:
+    """``cfg.notes`` with every ``{STEP:--option}`` replaced by that step's value of the option (a
+    ``ValueError`` names a note that quotes a step or option the config does not have, or a flag).
+
+    Examples
+    --------
+    >>> any("5000 steps" in note for note in render_notes(load_config("semclip-table1")))
+    True
+    """
+    def value(m: "re.Match") -> str:
+        try:
+            v = step_option(cfg, m.group(1), m.group(2))
+        except ValueError as exc:
+            raise ValueError(f"{source}: a note quotes {m.group(0)}: {exc}") from None
+        if not v:
+            raise ValueError(f"{source}: a note quotes {m.group(0)}, which step {m.group(1)!r} "
+                             + ("does not carry" if v is None else "carries as a flag (no value)"))
+        return v
+
+    return [_NOTE_VALUE.sub(value, note) for note in cfg.notes]
 
 
 def list_configs(config_dir: Path = CONFIG_DIR) -> List[str]:
@@ -405,6 +469,33 @@ def _pairs(items: Sequence[str], option: str) -> Dict[str, str]:
     return out
 
 
+def _smoke_inputs(cfg: ReproConfig, out: Path, data_paths: Dict[str, str], models: Dict[str, str],
+                  sets: Sequence[str], dry_run: bool) -> Tuple[Dict[str, str], Dict[str, str], List[str]]:
+    """The smoke run's inputs (built in ``OUT/smoke-inputs``; given ``--data-path`` / ``--model`` win) and its
+    ``--set`` list (the config's smoke settings, then the given ones)."""
+    if not cfg.smoke:
+        raise ValueError(f"{cfg.name} has no smoke section: it cannot run with --smoke")
+    if dry_run:  # nothing is built: the plan shows where the inputs would be
+        folder = out / "smoke-inputs"
+        d = {k: str(folder / "data" / k) for k in cfg.smoke.get("data", {})}
+        m = {k: str(folder / "models" / k) for k in cfg.smoke.get("models", {})}
+        s = [t.replace("{smoke}", str(folder)) for t in cfg.smoke.get("set", [])]
+    else:
+        import torch
+
+        from experiments.core.smoke import prepare
+
+        # tiny models gain nothing from threads, and on busy cores spin-waiting threads cost 10-100x
+        torch.set_num_threads(1)
+        try:
+            d, m, s = prepare(cfg.smoke, out / "smoke-inputs")
+        except ModuleNotFoundError as exc:  # an extra not installed: say which, and how
+            from experiments.core.extras import missing_extra_message
+
+            raise ValueError(missing_extra_message(exc.name or "", "reproduce") or str(exc)) from None
+    return {**d, **data_paths}, {**m, **models}, list(s) + list(sets)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``semcom reproduce`` to ``parser`` (``semcom reproduce --help`` lists them).
 
@@ -426,8 +517,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a checkpoint (hub id, folder, file; for a trained model: skip its training step)")
     parser.add_argument("--set", action="append", default=[], metavar="[SCOPE:]OPTION[=VALUE]",
                         help="change an option of the steps (SCOPE: a step name or command)")
-    parser.add_argument("--out", default=None, help="output folder (one subfolder per step)")
+    parser.add_argument("--out", default=None, help="output folder (one subfolder per step; with --smoke default "
+                                                    "results/smoke/NAME)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    parser.add_argument("--smoke", action="store_true",
+                        help="run on tiny models and generated data (built into OUT/smoke-inputs) with every step "
+                             "shrunk by the config's smoke settings: checks the pipeline end to end in about a "
+                             "minute, the numbers mean nothing")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -454,20 +550,26 @@ def main(args: argparse.Namespace) -> int:
     try:
         if not args.name:
             raise ValueError("name a result (semcom reproduce --list) or pass --list")
+        cfg = load_config(args.name)
+        if not args.out and args.smoke:
+            args.out = str(Path("results") / "smoke" / cfg.name)
         if not args.out:
             raise ValueError("--out DIR is required")
-        cfg = load_config(args.name)
-        planned = plan(cfg, args.out, args.data, _pairs(args.data_path, "--data-path"),
-                       _pairs(args.model, "--model"), args.set)
+        data_paths, models, sets = _pairs(args.data_path, "--data-path"), _pairs(args.model, "--model"), args.set
+        if args.smoke:
+            data_paths, models, sets = _smoke_inputs(cfg, Path(args.out), data_paths, models, sets, args.dry_run)
+        planned = plan(cfg, args.out, args.data, data_paths, models, sets)
     except ValueError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    problems = check_inputs(cfg, planned)
+    problems = [] if (args.smoke and args.dry_run) else check_inputs(cfg, planned)  # smoke inputs: not built
     if problems:
         print(f"{PROG}: error: {cfg.name}: {len(problems)} missing input(s), nothing run: " + " | ".join(problems),
               file=sys.stderr)
         return 2
     if args.dry_run:
+        for note in render_notes(cfg):
+            print(f"# note: {note}")
         for st in planned["steps"]:
             line = "skipped (model given)" if st["skipped"] else "semcom " + " ".join(st["argv"])
             print(f"# {st['name']}: {line}")
@@ -477,7 +579,8 @@ def main(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    record = {"name": cfg.name, "paper": cfg.paper, "result": cfg.result, "steps": []}
+    record = {"name": cfg.name, "paper": cfg.paper, "result": cfg.result, "smoke": bool(args.smoke),
+              "notes": render_notes(cfg), "steps": []}
     trained: Dict[str, str] = {}
     for i, st in enumerate(planned["steps"], 1):
         if st["skipped"]:
@@ -487,10 +590,13 @@ def main(args: argparse.Namespace) -> int:
         for a in st["argv"]:
             for kind, key in _PLACEHOLDER.findall(a):  # only trained models are left: their step has run
                 if key not in trained:
-                    ck = latest_checkpoint(_step_out(out, cfg.models[key]["step"]))
+                    m = cfg.models[key]
+                    folder = _step_out(out, m["step"])
+                    ck = ((folder / m["path"]) if (folder / m["path"]).exists() else None) if "path" in m \
+                        else latest_checkpoint(folder)
                     if ck is None:
-                        print(f"{PROG}: error: step {cfg.models[key]['step']!r} left no checkpoint for model "
-                              f"{key!r} in {_step_out(out, cfg.models[key]['step'])}", file=sys.stderr)
+                        print(f"{PROG}: error: step {m['step']!r} left no checkpoint for model {key!r} in "
+                              f"{folder / m.get('path', '')}", file=sys.stderr)
                         return 2
                     trained[key] = str(ck)
                 a = a.replace(f"{{{kind}:{key}}}", trained[key])

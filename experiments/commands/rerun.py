@@ -44,9 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ('runs/ber/manifest.json', 'runs/ber-again')
     """
     parser.add_argument("manifest", metavar="DIR/manifest.json", help="the finished run's manifest (or its folder)")
-    parser.add_argument("--out", required=True, help="the new run folder (must differ from the recorded one)")
+    parser.add_argument("--out", required=True,
+                        help="the new run folder (must differ from the recorded one; relative to the current "
+                             "folder)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="OPTION=VALUE",
-                        help="change one option of the replayed command (repeatable), e.g. --set seed=3")
+                        help="change one option of the replayed command (repeatable), e.g. --set seed=3; the "
+                             "replay runs in the recorded working directory, so relative paths of the recorded "
+                             "command line (and of --set values) are taken from there")
     parser.add_argument("--allow-plugins", action="store_true",
                         help="load the plug-ins (--plugin code) the manifest records, listing them first; without "
                              "it a replay loads only the plug-ins named again with --plugin on this command line")
@@ -198,9 +202,11 @@ def main(args: argparse.Namespace) -> int:
     if manifest.get("status") not in ("finished", None):
         print(f"semcom rerun: note: the recorded run's status is {manifest.get('status')!r}")
     recorded = manifest.get("args", {}).get("out") if isinstance(manifest.get("args"), dict) else None
-    if recorded and os.path.abspath(os.path.expanduser(str(recorded))) == os.path.abspath(os.path.expanduser(args.out)):
+    recorded_at = os.path.join(manifest.get("cwd") or os.getcwd(), os.path.expanduser(str(recorded or "")))
+    if recorded and os.path.abspath(recorded_at) == os.path.abspath(os.path.expanduser(args.out)):
         raise ValueError(f"--out {args.out!r} is the recorded run's own folder; rerun writes into a new one")
-    argv = replay_argv(manifest, args.out, args.overrides)
+    out = os.path.abspath(os.path.expanduser(args.out))   # given here: relative to the current folder
+    argv = replay_argv(manifest, out, args.overrides)
     # plug-ins: those the manifest records run only if named again here (loaded by the CLI already) or allowed
     recorded_plugins, _ = pop_plugin_args(manifest["semcom_argv"])
     named = list(getattr(args, "_plugins", None) or [])
@@ -214,8 +220,16 @@ def main(args: argparse.Namespace) -> int:
     if unnamed:
         print(f"semcom rerun: --allow-plugins: loading the plug-in(s) the manifest records: {', '.join(unnamed)}")
     argv = argv + [f"--plugin={p}" for p in named] + [f"--plugin={plugin_key(p, cwd)}" for p in unnamed]
-    if manifest.get("cwd") and os.path.abspath(manifest["cwd"]) != os.getcwd():
-        print(f"semcom rerun: note: the run was started in {manifest['cwd']}; relative paths in its command line "
-              "are taken from the current folder")
-    print("semcom rerun: semcom " + " ".join(argv))
-    return cli_main(argv)
+    here = os.getcwd()
+    if cwd and not os.path.isdir(cwd):
+        print(f"semcom rerun: note: the recorded working directory {cwd} does not exist; relative paths of the "
+              "command line are taken from the current folder")
+        cwd = None
+    print("semcom rerun: semcom " + " ".join(argv) + (f"  (in {cwd})" if cwd and cwd != here else ""))
+    if not cwd or cwd == here:
+        return cli_main(argv)
+    os.chdir(cwd)   # the recorded command line's relative paths are the recorded folder's
+    try:
+        return cli_main(argv)
+    finally:
+        os.chdir(here)

@@ -82,8 +82,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="held-out sentences sent through the ASCII text scheme (default 64; 8 with --quick)")
     parser.add_argument("--skip-ber", action="store_true", help="skip step 1 (BER curves)")
     parser.add_argument("--skip-compare", action="store_true", help="skip step 2 (matched-bandwidth comparison)")
-    parser.add_argument("--cache-dir", default=None, help="MiniLM feature cache (default ~/.cache/semcom)")
+    parser.add_argument("--cache-dir", default=None, help="MiniLM cache folder: the corpus's features and the text scheme's re-encoded sentences, each "
+                             "call kept by its exact texts, so a seeded run made again encodes nothing and writes "
+                             "the same numbers (default $SEMCOM_CACHE or ~/.cache/semcom)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no per-point progress lines")
+    from experiments.core.figstyle import add_format_argument
+
+    add_format_argument(parser)
 
 
 def ber_argv(settings: Dict[str, Any], out_dir: str, seed: int, device: str, ber_parser) -> List[str]:
@@ -102,7 +107,7 @@ def ber_argv(settings: Dict[str, Any], out_dir: str, seed: int, device: str, ber
             f"--snr-db={settings['ber_snr_db']}", "--snr-type", "ebno",
             "--k", str(settings["ber_k"]), "--n", str(settings["ber_n"]),
             "--target-errors", str(settings["ber_target_errors"]), "--max-bits", str(settings["ber_max_bits"]),
-            "--seed", str(seed), "--device", device, "--out", out_dir]
+            "--seed", str(seed), "--device", device, "--out", out_dir, "--format", settings.get("format", "png")]
     for key, option in (("ber_target_block_errors", "--target-block-errors"), ("ber_min_ber", "--min-ber"),
                         ("ber_min_bler", "--min-bler")):
         if settings.get(key) is not None:
@@ -179,7 +184,7 @@ def main(args) -> int:
     import semantic  # noqa: F401  (CPU shim before any transformers import)
     from experiments.core.sources import load_source
 
-    settings = dict(QUICK if args.quick else FULL)
+    settings = dict(QUICK if args.quick else FULL, format=getattr(args, "format", "png"))
     out = args.out
     log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.progress else (lambda s: None)
     t0 = time.perf_counter()
@@ -237,7 +242,7 @@ def _steps(args, settings, source, out, log, files, steps, t0) -> None:
                 f"({source.n_items} items, d={source.dim})")
             cfg = compare_config(settings, args.seed, args.device, args.text_max_items)
             rows, _ = execute(source, cfg, os.path.join(out, "compare"), args=vars(cfg), progress=args.progress,
-                              command="semcom run (compare step)")
+                              command="semcom run (compare step)", fmt=args.format)
             steps["compare"] = {"elapsed_s": time.perf_counter() - t, "dir": "compare", "rows": len(rows)}
             log(f"[run] step 2/2 done in {steps['compare']['elapsed_s']:.1f} s")
             files += [os.path.join("compare", f) for f in sorted(os.listdir(os.path.join(out, "compare")))]

@@ -1,4 +1,5 @@
-"""``semcom semclip extract|train-jscc|train-tapl|eval``: the SemCLIP pipeline from the command line.
+"""``semcom semclip extract|train-jscc|train-tapl|train-djscc|train-codec|eval``: the SemCLIP pipeline from the
+command line.
 
 1. ``extract``: run the frozen CLIP image encoder once over an image folder and store the tokens
    (safetensors shards + labels + paths); rerunning reuses the cache.
@@ -6,8 +7,12 @@
 3. ``train-tapl``: stage 2, TAPL on the seen classes through the frozen JSCC.
 4. ``train-djscc``: the image baselines DJSCC-IR (``--model ir``, MSE) and DJSCC-FT (``--model ft``, cross
    entropy) on *every* image of the seen classes, loaded per batch from disk, with SemCLIP's step budget
-   and batch size by default; resumable (``OUT/train_state.pt``), the model in ``OUT/model``.
-5. ``eval``: zero-shot classification on the *unseen* classes and text-to-image retrieval per SNR;
+   and batch size by default; resumable (``OUT/train_state.pt``), the model in ``OUT/model``. DJSCC-IR is the
+   transformer DeepJSCC the paper cites (``--arch vit``, :mod:`baselines.djscc_vit`) or the convolutional
+   ADJSCC (``--arch adjscc``).
+5. ``train-codec``: BT-IR's learned image codec (:mod:`baselines.learned_codec`), one model per quality level
+   (``--lambdas``), on every seen-class image at the CLIP input size; resumable, ``OUT/codec.json`` at the end.
+6. ``eval``: zero-shot classification on the *unseen* classes and text-to-image retrieval per SNR;
    writes ``zeroshot.csv`` (``system,channel,snr_db,channel_uses,bandwidth_ratio,top1,top5,retrieval_top1,retrieval_top5``,
    resumable: finished rows are skipped) and ``manifest.json``.
 
@@ -46,6 +51,9 @@ import math
 from pathlib import Path
 
 from experiments.core.args import snr_list_arg
+
+_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)  # baselines.learned_codec.LAMBDAS (not imported here:
+# the parser is built without torch)
 
 __all__ = ["add_arguments", "main"]
 
@@ -145,27 +153,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _split_args(p)
     _common(p)
 
-    p = sub.add_parser("train-djscc", help="DJSCC-IR or DJSCC-FT on every seen-class image (resumable)")
-    p.add_argument("--model", required=True, choices=["ir", "ft"], help="ir: DJSCC-IR image codec (MSE); ft: "
-                                                                        "DJSCC-FT (cross entropy on seen classes)")
-    p.add_argument("--data", required=True, help="image-folder data set (its seen classes train the model)")
-    p.add_argument("--layout", default="imagenet", help="layout of --data (folder, imagenet, ...)")
-    p.add_argument("--out", required=True, help="run folder: train_state.pt while training, the model in OUT/model")
-    p.add_argument("--channel-uses", type=int, required=True, help="L complex channel uses per image")
-    p.add_argument("--steps", type=int, default=20000)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--snr-min", type=float, default=-10.0)
-    p.add_argument("--snr-max", type=float, default=10.0)
-    p.add_argument("--hidden", type=int, default=64, help="convolution width")
-    p.add_argument("--jscc-hidden", type=int, default=1024, help="DJSCC-FT: hidden width of its dense JSCC")
-    p.add_argument("--bottleneck", default="dense", choices=["dense", "conv"], help="DJSCC-IR's bottleneck")
-    p.add_argument("--checkpoint-every", type=int, default=500)
-    p.add_argument("--num-workers", type=int, default=0, help="threads loading each batch's images")
-    _clip_args(p)
-    _channel_args(p)
-    _split_args(p)
-    _common(p, features=False)
+    _add_train_djscc(sub)
+    _add_train_codec(sub)
 
     p = sub.add_parser("eval", help="zero-shot accuracy / retrieval on unseen classes -> zeroshot.csv")
     p.add_argument("--jscc", default=None, help="JSCC folder (omit: ideal link, the CLIP upper bound)")
@@ -181,6 +170,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _channel_args(p)
     _split_args(p)
     _common(p)
+
+
+def _add_train_djscc(sub) -> None:
+    """The ``train-djscc`` action's options (DJSCC-IR / DJSCC-FT on every seen-class image)."""
+    p = sub.add_parser("train-djscc", help="DJSCC-IR or DJSCC-FT on every seen-class image (resumable)")
+    p.add_argument("--model", required=True, choices=["ir", "ft"], help="ir: DJSCC-IR image codec (MSE); ft: "
+                                                                        "DJSCC-FT (cross entropy on seen classes)")
+    p.add_argument("--data", required=True, help="image-folder data set (its seen classes train the model)")
+    p.add_argument("--layout", default="imagenet", help="layout of --data (folder, imagenet, ...)")
+    p.add_argument("--out", required=True, help="run folder: train_state.pt while training, the model in OUT/model")
+    p.add_argument("--channel-uses", type=int, required=True, help="L complex channel uses per image")
+    p.add_argument("--steps", type=int, default=20000)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--snr-min", type=float, default=-10.0)
+    p.add_argument("--snr-max", type=float, default=10.0)
+    p.add_argument("--hidden", type=int, default=64, help="convolution width")
+    p.add_argument("--jscc-hidden", type=int, default=1024, help="DJSCC-FT: hidden width of its dense JSCC")
+    p.add_argument("--arch", default="vit", choices=["vit", "adjscc"],
+                   help="DJSCC-IR's architecture: vit (default; the transformer DeepJSCC the SemCLIP paper cites, "
+                        "baselines.djscc_vit) or adjscc (the convolutional ADJSCC, baselines.djscc)")
+    p.add_argument("--bottleneck", default="dense", choices=["dense", "conv"], help="DJSCC-IR adjscc's bottleneck")
+    p.add_argument("--patch-size", type=int, default=None, help="DJSCC-IR vit: patch side in pixels (default: 16 "
+                                                                 "for inputs of >= 128 px, else 8)")
+    p.add_argument("--vit-dim", type=int, default=256, help="DJSCC-IR vit: token width")
+    p.add_argument("--vit-depth", type=int, default=4, help="DJSCC-IR vit: transformer blocks per side")
+    p.add_argument("--vit-heads", type=int, default=8, help="DJSCC-IR vit: attention heads")
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--num-workers", type=int, default=0, help="threads loading each batch's images")
+    _clip_args(p)
+    _channel_args(p)
+    _split_args(p)
+    _common(p, features=False)
+
+
+def _add_train_codec(sub) -> None:
+    """The ``train-codec`` action's options (BT-IR's learned codec, one model per quality level)."""
+    p = sub.add_parser("train-codec", help="BT-IR's learned image codec, one model per quality level, on every "
+                                           "seen-class image (resumable)")
+    p.add_argument("--data", required=True, help="image-folder data set (its seen classes train the codec)")
+    p.add_argument("--layout", default="imagenet", help="layout of --data (folder, imagenet, ...)")
+    p.add_argument("--out", required=True, help="codec folder: OUT/q<k>/ per quality level, OUT/codec.json at the end")
+    p.add_argument("--lambdas", default=",".join(f"{v:g}" for v in _LAMBDAS),
+                   help="rate-distortion weights of the quality levels, low to high (default: CompressAI's "
+                        "cheng2020-attn MSE points)")
+    p.add_argument("--channels", type=int, default=128, help="width of the transforms and latents")
+    p.add_argument("--mixtures", type=int, default=3, help="Gaussian components per latent element")
+    p.add_argument("--steps", type=int, default=20000, help="steps per quality level")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--checkpoint-every", type=int, default=500)
+    p.add_argument("--num-workers", type=int, default=0, help="threads loading each batch's images")
+    _clip_args(p)
+    _split_args(p)
+    _common(p, features=False)
 
 
 def _claim(args, settings: dict, results, record: str, started=None) -> None:
@@ -313,30 +357,26 @@ def _train_tapl(args) -> int:
 # --num-workers, which leave the weights bit for bit the same)
 _DJSCC_SETTINGS = ("model", "data", "layout", "channel_uses", "steps", "batch_size", "lr", "snr_min", "snr_max",
                    "hidden", "jscc_hidden", "bottleneck", "clip_model", "pretrained", "channel", "equalizer", "seed",
-                   "all_classes", "unseen_fraction", "split_seed")
+                   "all_classes", "unseen_fraction", "split_seed", "arch", "patch_size", "vit_dim", "vit_depth",
+                   "vit_heads")
+_CODEC_SETTINGS = ("data", "layout", "lambdas", "channels", "mixtures", "steps", "batch_size", "lr", "clip_model",
+                   "pretrained", "seed", "all_classes", "unseen_fraction", "split_seed")
 
 
-def _train_djscc(args) -> int:
-    """DJSCC-IR / DJSCC-FT trained on *every* image of the seen classes (loaded per batch from disk) with the
-    same step budget as SemCLIP's JSCC: what ``semclip-eval --djscc-ir/--djscc-ft OUT/model`` loads."""
+def _seen_images(args):
+    """``(items, load_batch, image_shape, seen, num_classes, token_dim)`` of the seen-class images of
+    ``--data`` at the CLIP input size (``load_batch(indices) -> (images [b, 3, H, W], seen-class labels [b])``,
+    read from disk per batch)."""
     import torch
-    import torch.nn.functional as F
 
-    from baselines.djscc import ImageJSCCCodec, train_resumable
-    from baselines.djscc_ft import DJSCCFT
-    from experiments.semclip_eval.context import _split_preprocess, djscc_num_down
-    from phy.channel.registry import make_channel
+    from experiments.semclip_eval.context import _split_preprocess
     from semantic.clip_tokens import load_open_clip, model_image_shape
     from semantic.datasets import make_dataset, split_classes
 
-    for name in ("channel_uses", "steps", "batch_size", "checkpoint_every", "hidden"):
-        v = getattr(args, name)
-        if v < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive int, got {v}")
-    device = _device(args.device)
     clip, preprocess, _ = load_open_clip(args.clip_model, args.pretrained, device="cpu")
     to_tensor, _ = _split_preprocess(preprocess)
-    shape = model_image_shape(clip)
+    shape, token_dim = model_image_shape(clip), int(clip.visual.output_dim)
+    del clip
     ds = make_dataset(args.layout, args.data, transform=to_tensor)
     G = len(ds.class_names)
     seen = list(range(G)) if args.all_classes else split_classes(G, args.unseen_fraction, args.split_seed)[0]
@@ -345,17 +385,6 @@ def _train_djscc(args) -> int:
     if not items:
         raise ValueError(f"--data {args.data}: no image of a seen class (expected class folders of the --layout "
                          f"{args.layout!r} layout)")
-    nd = djscc_num_down(shape[1])
-    with torch.random.fork_rng(devices=[]):  # seeded init, global stream untouched
-        torch.manual_seed(args.seed)
-        if args.model == "ir":
-            model = ImageJSCCCodec.build(image_size=shape[1], channel_uses=args.channel_uses, hidden=args.hidden,
-                                         num_down=nd, equalizer=args.equalizer, bottleneck=args.bottleneck)
-        else:
-            model = DJSCCFT(image_size=shape[1], num_classes=len(seen), class_ids=list(seen),
-                            feature_dim=int(clip.visual.output_dim), channel_uses=args.channel_uses,
-                            hidden=args.hidden, num_down=nd, jscc_hidden=args.jscc_hidden)
-    del clip
     lut = torch.full((G,), -1, dtype=torch.long)
     lut[torch.tensor(seen)] = torch.arange(len(seen))
 
@@ -369,6 +398,45 @@ def _train_djscc(args) -> int:
         else:
             got = [ds[i] for i in pick]
         return torch.stack([g[0] for g in got]), lut[torch.tensor([int(g[1]) for g in got])]
+
+    return items, load_batch, shape, seen, G, token_dim
+
+
+def _train_djscc(args) -> int:
+    """DJSCC-IR / DJSCC-FT trained on *every* image of the seen classes (loaded per batch from disk) with the
+    same step budget as SemCLIP's JSCC: what ``semclip-eval --djscc-ir/--djscc-ft OUT/model`` loads."""
+    import torch
+    import torch.nn.functional as F
+
+    from baselines.djscc import ImageJSCCCodec, train_resumable
+    from baselines.djscc_ft import DJSCCFT
+    from baselines.djscc_vit import ViTJSCCCodec
+    from experiments.semclip_eval.context import djscc_num_down
+    from phy.channel.registry import make_channel
+
+    for name in ("channel_uses", "steps", "batch_size", "checkpoint_every", "hidden", "vit_dim", "vit_depth",
+                 "vit_heads"):
+        v = getattr(args, name)
+        if v < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive int, got {v}")
+    if args.patch_size is not None and args.patch_size < 1:
+        raise ValueError(f"--patch-size must be a positive int, got {args.patch_size}")
+    device = _device(args.device)
+    items, load_batch, shape, seen, G, token_dim = _seen_images(args)
+    nd = djscc_num_down(shape[1])
+    with torch.random.fork_rng(devices=[]):  # seeded init, global stream untouched
+        torch.manual_seed(args.seed)
+        if args.model == "ir" and args.arch == "vit":
+            model = ViTJSCCCodec.build(image_size=shape[1], channel_uses=args.channel_uses,
+                                       patch_size=args.patch_size, dim=args.vit_dim, depth=args.vit_depth,
+                                       heads=args.vit_heads, equalizer=args.equalizer)
+        elif args.model == "ir":
+            model = ImageJSCCCodec.build(image_size=shape[1], channel_uses=args.channel_uses, hidden=args.hidden,
+                                         num_down=nd, equalizer=args.equalizer, bottleneck=args.bottleneck)
+        else:
+            model = DJSCCFT(image_size=shape[1], num_classes=len(seen), class_ids=list(seen),
+                            feature_dim=token_dim, channel_uses=args.channel_uses,
+                            hidden=args.hidden, num_down=nd, jscc_hidden=args.jscc_hidden)
 
     def loss_fn(m, x, y, snr):
         if args.model == "ir":
@@ -385,8 +453,50 @@ def _train_djscc(args) -> int:
                            args.steps, args.out, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                            device=device, checkpoint_every=args.checkpoint_every,
                            settings=settings)
-    print(f"DJSCC-{args.model.upper()} trained on {len(items)} images of {len(seen)} seen classes, L="
+    kind = f"IR ({args.arch})" if args.model == "ir" else "FT"
+    print(f"DJSCC-{kind} trained on {len(items)} images of {len(seen)} seen classes, L="
           f"{args.channel_uses}, {len(hist)} steps, final loss {hist[-1]['loss']:.4f} -> {Path(args.out) / 'model'}")
+    return 0
+
+
+def _train_codec(args) -> int:
+    """BT-IR's learned codec (:mod:`baselines.learned_codec`): one model per ``--lambdas`` value, each trained
+    resumably on every seen-class image at the CLIP input size, in ``OUT/q<k>``; ``OUT/codec.json`` lists them
+    when all are done (what ``semclip-eval --btir-model OUT`` loads)."""
+    import torch
+
+    from baselines.djscc import train_resumable
+    from baselines.learned_codec import GMMHyperpriorCodec, rd_loss
+    from experiments.core.results import settings_of, write_json_atomic
+
+    try:
+        lambdas = [float(v) for v in str(args.lambdas).split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--lambdas must be comma-separated positive numbers, got {args.lambdas!r}") from None
+    if not lambdas or any(not v > 0 for v in lambdas) or lambdas != sorted(set(lambdas)):
+        raise ValueError(f"--lambdas must be distinct positive numbers, low to high, got {args.lambdas!r}")
+    for name in ("channels", "mixtures", "steps", "batch_size", "checkpoint_every"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive int, got {getattr(args, name)}")
+    device = _device(args.device)
+    items, load_batch, shape, seen, _, _ = _seen_images(args)
+    settings = settings_of(args, _CODEC_SETTINGS, paths=("data",))
+    _claim(args, settings, [f"q{k}" for k in range(1, len(lambdas) + 1)] + ["codec.json"],
+           "train-codec.settings.json")
+    out = Path(args.out)
+    for k, lmbda in enumerate(lambdas, 1):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(args.seed + k)
+            model = GMMHyperpriorCodec(channels=args.channels, mixtures=args.mixtures, lmbda=lmbda)
+        hist = train_resumable(model, lambda m, x, y, snr, lmbda=lmbda: rd_loss(m(x), x, lmbda), load_batch,
+                               len(items), None, None, args.steps, out / f"q{k}", batch_size=args.batch_size,
+                               lr=args.lr, seed=args.seed + k, device=device,
+                               checkpoint_every=args.checkpoint_every, settings={**settings, "lmbda": lmbda})
+        print(f"learned codec q{k} (lambda {lmbda:g}) trained on {len(items)} seen-class images of "
+              f"{shape[1]} px, {len(hist)} steps, final loss {hist[-1]['loss']:.4f}", flush=True)
+    write_json_atomic(out / "codec.json", {"qualities": {str(k): f"q{k}/model" for k in range(1, len(lambdas) + 1)},
+                                           "lambdas": lambdas})
+    print(f"BT-IR codec with {len(lambdas)} quality levels -> {out}")
     return 0
 
 
@@ -491,4 +601,4 @@ def main(args: argparse.Namespace) -> int:
     import semantic  # noqa: F401  (torchvision shim before open_clip)
 
     return {"extract": _extract, "train-jscc": _train_jscc, "train-tapl": _train_tapl, "train-djscc": _train_djscc,
-            "eval": _eval}[args.action](args)
+            "train-codec": _train_codec, "eval": _eval}[args.action](args)

@@ -10,7 +10,8 @@ figures into ``--out`` and resumable (a finished row is never recomputed):
    (PSNR/SSIM/MS-SSIM of the reconstructed image vs the input for the systems that output one,
    DJSCC-IR and BT-IR -- BT-IR's over its delivered images --, NaN otherwise; MS-SSIM needs sides of
    at least 161 px);
-   ``fig3_top1_vs_snr.png`` (one curve per system), ``fig3_retrieval_vs_snr.png``, and
+   ``fig3_top1_vs_snr.png`` (one curve per system), ``fig3_retrieval_vs_snr.png`` (``--format pdf|svg``
+   for vector files), and
    ``table_i.csv`` / ``table_i.md`` (top-1 at ``--table-snrs``).
 2. ``bandwidth`` -- accuracy vs bandwidth ratio at ``--bandwidth-snr`` (0 dB; the paper's fig. 4)
    for ``--channel-uses 48,96,192,384``: ``accuracy_vs_bandwidth.csv`` (same columns) and
@@ -26,8 +27,11 @@ figures into ``--out`` and resumable (a finished row is never recomputed):
    module for ``--complexity-images`` images on the current device (``complexity.csv`` / ``.md``).
 
 Systems (``--systems``)
-    ``upper-bound`` (the ideal link: the clean CLIP token through TAPL as trained; no channel, so
-    ``channel_uses`` 0 and the same value at every SNR: fig. 3's upper-bound line, table II's row),
+    ``upper-bound`` (the paper's "direct task performance based on the original CLIP vectors without
+    transmission errors": the clean CLIP token with CLIP's own zero-shot classifier, plain ``"a photo of a
+    {class}."`` prompts; no channel, so ``channel_uses`` 0 and the same value at every SNR: fig. 3's
+    upper-bound line, table II's row), ``upper-bound-tapl`` (the clean token through the TAPL trained for the
+    channel: TAPL's own ceiling),
     ``semclip`` (JSCC + TAPL), ``semclip-notapl`` (same JSCC, plain ``"a photo of a {class}."``
     prompts), ``semclip-noaf`` (JSCC trained with ``use_af=False``, plain prompts; table I's "w/o
     TAPL and AF": by default, ``--ablation-per-snr``, one such JSCC trained at each evaluated SNR, as
@@ -36,21 +40,23 @@ Systems (``--systems``)
     (the token sent analog, ``L = N/2``: :class:`baselines.clip_ft.CLIPFT`), ``djscc-ft``
     (:class:`baselines.djscc_ft.DJSCCFT`, a head over the *seen* classes only: it cannot name an
     unseen class, and has no text encoder, so its retrieval is not defined: NaN),
-    ``djscc-ir`` (:class:`baselines.djscc.ImageJSCCCodec`, then CLIP on the reconstruction) and
-    ``bt-ir`` (:class:`baselines.bt_ir.BTIR`: JPEG/WebP/cheng2020-attn fitted into the capacity
-    budget of ``L`` uses; an image that does not fit is not delivered and its task falls to chance:
-    its classification is a uniform guess (expected accuracy ``k/G``) and it ranks below every
-    delivered image in retrieval -- the note column says how many).
+    ``djscc-ir`` (the transformer DeepJSCC :class:`baselines.djscc_vit.ViTJSCCCodec`, ``--djscc-ir-arch vit``,
+    or the convolutional ADJSCC :class:`baselines.djscc.ImageJSCCCodec`, ``adjscc``; then CLIP on the
+    reconstruction) and ``bt-ir`` (:class:`baselines.bt_ir.BTIR`: the learned hyperprior/GMM codec of
+    :mod:`baselines.learned_codec` (``--btir-codec learned``, default), JPEG, WebP or CompressAI's
+    cheng2020-attn, fitted into the capacity budget of ``L`` uses; an image that does not fit is not
+    delivered and its task falls to chance: its classification is a uniform guess (expected accuracy
+    ``k/G``) and it ranks below every delivered image in retrieval -- the note column says how many).
 
 Models
     Each trained model is loaded from a checkpoint (``--semclip-jscc``, ``--semclip-noaf-jscc``,
-    ``--tapl``, ``--djscc-ir``, ``--djscc-ft``; a path may contain ``{L}``, replaced by the channel
-    uses; ``--semclip-noaf-jscc`` must contain ``{snr}`` with ``--ablation-per-snr``, replaced by the
+    ``--tapl``, ``--djscc-ir``, ``--djscc-ft``, ``--btir-model``; a path may contain ``{L}``, replaced by
+    the channel uses; ``--semclip-noaf-jscc`` must contain ``{snr}`` with ``--ablation-per-snr``, replaced by the
     SNR as ``-5``, ``2.5``) or, when not given, trained in the run with the small budget ``--train-steps`` (default
     500 steps each, batch ``--train-batch-size``) on the seen classes and kept under
     ``<out>/models/`` (``semclip-jscc-L{L}``, ``semclip-noaf-jscc-L{L}[-snr{snr}]``, ``semclip-tapl-L{L}``,
-    ``djscc-ir-L{L}``, ``djscc-ft-L{L}``; ``-rayleigh`` before ``-L`` on that channel) so that a rerun
-    reuses it. These quick budgets are far from the paper's
+    ``djscc-ir-vit-L{L}``, ``djscc-ft-L{L}``, ``btir-codec``; ``-rayleigh`` before ``-L`` on that channel)
+    so that a rerun reuses it. These quick budgets are far from the paper's
     (JSCC 20k steps, TAPL 5k): for the paper's numbers train with ``semcom semclip train-jscc /
     train-tapl`` and pass the folders. The real CLIP is open_clip ViT-L-14-336 (``--clip-model``,
     ``--pretrained``); offline without its weights the loader fails with a message saying how to
@@ -171,10 +177,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--train-data", default=None, help="data set whose seen classes train the models "
                                                       "(default: --data; same class folders required)")
     p.add_argument("--out", required=True, help="output folder (CSVs, figures, models, feature caches)")
+    from experiments.core.figstyle import add_format_argument
+
+    add_format_argument(p)
     p.add_argument("--studies", default=",".join(STUDIES), help=f"comma-separated subset of {list(STUDIES)}")
-    p.add_argument("--systems", default=",".join(SYSTEMS), help="systems of the SNR and cross-dataset studies")
+    p.add_argument("--systems", default=",".join(SYSTEMS),
+                   help=f"comma list of the systems of the SNR and cross-dataset studies, from {', '.join(SYSTEMS)} "
+                        "(default: all)")
     p.add_argument("--bandwidth-systems", default="semclip,clip-ft,djscc-ft,djscc-ir,bt-ir",
-                   help="systems of the bandwidth study")
+                   help=f"comma list of the systems of the bandwidth study, from {', '.join(SYSTEMS)} "
+                        "(default: semclip,clip-ft,djscc-ft,djscc-ir,bt-ir)")
     p.add_argument("--snr-db", default="-10:10:2.5",
                    help="SNR points [dB], e.g. --snr-db=-10:10:2.5 or --snr-db=0,5 (use = before a leading minus)")
     p.add_argument("--table-snrs", default="-10,0,10", help="SNRs of table I (those that were run)")
@@ -205,7 +217,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--tapl", default=None, help="TAPL folder (may contain {L})")
     p.add_argument("--djscc-ir", default=None, help="DJSCC-IR codec folder (may contain {L})")
     p.add_argument("--djscc-ft", default=None, help="DJSCC-FT model folder (may contain {L})")
-    p.add_argument("--btir-codec", default="jpeg", choices=["jpeg", "webp", "cheng2020-attn"])
+    p.add_argument("--btir-codec", default="learned", choices=["learned", "jpeg", "webp", "cheng2020-attn"],
+                   help="BT-IR's source codec: learned (default; the hyperprior/GMM codec of baselines.learned_codec, "
+                        "after the paper's [21]), jpeg, webp, or cheng2020-attn (CompressAI's pretrained model)")
+    p.add_argument("--btir-model", default=None, help="learned BT-IR codec folder (`semcom semclip train-codec`; "
+                                                      "default: trained in the run)")
     p.add_argument("--train-steps", type=int, default=500, help="steps of every model trained in the run")
     p.add_argument("--tapl-steps", type=int, default=None,
                    help="steps of TAPL trained in the run (default: --train-steps; the paper: 5000 vs JSCC 20000)")
@@ -221,7 +237,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--linear-skip", action=argparse.BooleanOptionalAction, default=True,
                    help="linear input-to-output shortcut in SemCLIP's JSCC encoder and decoder (default on; the "
                         "paper's JSCC has none: --no-linear-skip --hidden-dim 512 gives its ~1.3M per side)")
-    p.add_argument("--djscc-hidden", type=int, default=64, help="conv width of DJSCC-IR / DJSCC-FT")
+    p.add_argument("--djscc-hidden", type=int, default=64, help="conv width of DJSCC-IR (adjscc) / DJSCC-FT; token "
+                                                                  "width of DJSCC-IR (vit) trained in the run")
+    p.add_argument("--djscc-ir-arch", default="vit", choices=["vit", "adjscc"],
+                   help="DJSCC-IR trained in the run: vit (default; the transformer DeepJSCC the paper cites, 2 blocks "
+                        "per side) or adjscc (the convolutional ADJSCC); a --djscc-ir folder is loaded as it was saved")
     p.add_argument("--djscc-bottleneck", default="auto", choices=["auto", "dense", "conv"],
                    help="DJSCC-IR's bottleneck: dense (a Linear to 2L reals), conv (ADJSCC's fully convolutional one; "
                         "needs 2L divisible by the feature map's positions) or auto (default: dense unless its "
@@ -263,7 +283,10 @@ def parse_extra_channel_uses(text: Optional[str], allowed: Sequence[str]) -> Dic
 _NOT_SETTINGS = ("command", "out", "studies", "systems", "bandwidth_systems", "snr_db", "table_snrs",
                  "snr_channel_uses", "channel_uses", "extra_channel_uses", "bandwidth_snr", "datasets", "cross_snrs",
                  "complexity_images", "channel", "device", "no_progress")
-_PATH_SETTINGS = ("data", "train_data", "semclip_jscc", "semclip_noaf_jscc", "tapl", "djscc_ir", "djscc_ft")
+_PATH_SETTINGS = ("data", "train_data", "semclip_jscc", "semclip_noaf_jscc", "tapl", "djscc_ir", "djscc_ft",
+                  "btir_model")
+# settings added later: the value a folder written before them was run with
+_SETTINGS_BEFORE = {"djscc_ir_arch": "adjscc", "btir_model": None}
 RESULT_FILES = ("accuracy_vs_snr.csv", "accuracy_vs_bandwidth.csv", "cross_dataset.csv", "complexity.csv", "models")
 
 
@@ -309,7 +332,7 @@ def run(args: argparse.Namespace) -> Dict[str, int]:
 
     claim_result_settings(out, settings_of(args, [k for k in vars(args) if not k.startswith("_") and k not in
                                                   _NOT_SETTINGS], paths=_PATH_SETTINGS), RESULT_FILES,
-                          record="semclip-eval.settings.json")
+                          record="semclip-eval.settings.json", added_later=_SETTINGS_BEFORE)
     ctx = Context(args)
     added: Dict[str, int] = {}
     with RunManifest(out, args=args, seed=args.seed, command="semcom semclip-eval",

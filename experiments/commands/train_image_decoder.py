@@ -408,8 +408,9 @@ def add_channel_and_output_arguments(parser: argparse.ArgumentParser, training: 
     ('runs/decoder', 'rayleigh')
     """
     training.add_argument("--channel", default="awgn", choices=("awgn", "rayleigh", "rician"))
-    training.add_argument("--equalizer", default="mmse", choices=("zf", "mmse"),
-                          help="receiver equaliser of the analog VLF in training (default mmse, as vlf-msc-eval)")
+    training.add_argument("--equalizer", default="mmse", choices=("zf", "mmse", "identity"),
+                          help="receiver of the analog VLF in training (default mmse, as vlf-msc-eval; identity: no "
+                               "equaliser, AWGN only)")
     training.add_argument("--seed", type=int, default=0)
     g = parser.add_argument_group("output")
     g.add_argument("--out", required=True)

@@ -9,9 +9,16 @@ Example
 Recipe: the frozen BLIP-2 transmitter gives the VLF ``[N, d]`` of each image (cached on disk in
 ``--vlf-cache``, default ``OUT/vlf_cache``); each VLF goes through the analog link (``--channel``) at an
 SNR drawn uniformly in ``--train-snr-db lo:hi`` (Es/N0 per complex channel use, one SNR per example;
-``none`` = clean VLFs); the loss is OPT's language-model loss of the reference caption (the CSV's
+``none`` = clean VLFs); the loss is OPT's language-model loss of the target caption (the CSV's
 ``caption`` column) given the soft prompt ``W_proj(received VLF)``. Only ``W_proj`` is trained; it
 starts from BLIP-2's ``language_projection`` (or ``--init-projection DIR``).
+
+The targets should be the text the evaluation scores against: with ``semcom vlf-msc-eval --reference blip2``
+(its default, the paper's "original text") that is the clean-channel BLIP-2 caption of each image, which
+``semcom blip2-captions`` writes for the training images (its ``captions.csv``, with a ``captions.json`` beside
+it saying so). The targets' kind is recorded in every checkpoint (``trainer_state.json``: ``extra.reference``,
+``"blip2"`` for such a CSV, ``"csv"`` for any other) and in the manifest; ``vlf-msc-eval`` records it beside
+its own ``--reference``.
 
 Writes ``OUT/checkpoint-<step>/`` every ``--save-every`` optimizer steps and at the end: ``config.json`` +
 safetensors of ``W_proj`` (so the folder is directly a ``semcom vlf-msc --text-projection`` folder),
@@ -48,13 +55,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from experiments.commands.train_image_decoder import (add_channel_and_output_arguments, check_resume_settings,
                                                       latest_checkpoint, parse_range, run_settings,
                                                       run_training_loop, saved_run_settings)
 
-__all__ = ["add_arguments", "main"]
+__all__ = ["add_arguments", "main", "caption_reference", "projection_reference"]
 
 PROG = "semcom train-text-projection"
 
@@ -135,6 +142,52 @@ def main(args: argparse.Namespace) -> int:
         cleanup(info)
 
 
+def caption_reference(captions_csv) -> str:
+    """What the captions of ``captions_csv`` are: ``"blip2"`` for a ``semcom blip2-captions`` CSV (its
+    ``captions.json`` says so), ``"csv"`` for any other.
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> caption_reference(d / "captions.csv")
+    'csv'
+    >>> _ = (d / "captions.json").write_text(json.dumps({"reference": "blip2"}))
+    >>> caption_reference(d / "captions.csv")
+    'blip2'
+    """
+    import json
+
+    meta = Path(captions_csv).with_name("captions.json")
+    try:
+        ref = json.loads(meta.read_text()).get("reference") if meta.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        ref = None
+    return ref if ref == "blip2" else "csv"
+
+
+def projection_reference(folder) -> Optional[str]:
+    """The targets a ``W_proj`` checkpoint folder was trained towards (``"blip2"`` or ``"csv"``, see
+    :func:`caption_reference`); ``None`` when it does not record them (a folder from elsewhere).
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "trainer_state.json").write_text(json.dumps({"extra": {"reference": "blip2"}}))
+    >>> projection_reference(d), projection_reference(d / "missing")
+    ('blip2', None)
+    """
+    import json
+
+    try:
+        state = json.loads((Path(folder) / "trainer_state.json").read_text())
+        ref = (state.get("extra") or {}).get("reference")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return ref if isinstance(ref, str) else None
+
+
 def _defining_options(args: argparse.Namespace, tcfg) -> Dict[str, Any]:
     """The options of ``train-text-projection`` that define the run (see the module docstring)."""
     return {"--blip2-checkpoint": str(args.blip2_checkpoint), "--text-mode": args.text_mode,
@@ -165,6 +218,7 @@ def _train(args, info, tcfg, out: Path) -> int:
         if missing:
             raise ValueError(f"{len(missing)} image(s) have no caption in {args.captions!r} (first: "
                              f"{missing[0]!r}); W_proj is trained on reference captions")
+        reference = caption_reference(args.captions)
         given = run_settings(args, _defining_options(args, tcfg), info.world_size, len(ds))
         if resume_from is not None:  # before the models load: a refused resume fails fast
             check_resume_settings(resume_from, saved_run_settings(resume_from), given)
@@ -191,11 +245,12 @@ def _train(args, info, tcfg, out: Path) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     trainer.extra_state["run"] = given
+    trainer.extra_state["reference"] = reference
     barrier(info)  # every rank has read the checkpoint before rank 0 writes new ones
     final = run_training_loop(
         trainer, system, ds, args, info, out, seed, lambda batch, vlf, gen: trainer.step(vlf, batch["caption"]),
         PROG, {"ledger": system.ledger((3, args.input_size, args.input_size)), "world_size": info.world_size,
-               "text_mode": args.text_mode})
+               "text_mode": args.text_mode, "reference": reference})
     say(f"saved {final}")
     return 0
 

@@ -120,9 +120,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="channel model (default awgn); Rayleigh is per-symbol, equalised by --equalizer")
     g.add_argument("--snr-db", default="-5:10:2.5",
                    help="Es/N0 points in dB: start:stop:step (inclusive) or a comma list (default -5:10:2.5)")
-    g.add_argument("--equalizer", default="mmse", choices=("zf", "mmse"),
-                   help="receiver equaliser of the analog VLF (default mmse; zf divides by h and blows up deep "
-                        "fades on Rayleigh)")
+    g.add_argument("--equalizer", default="mmse", choices=("zf", "mmse", "identity"),
+                   help="receiver of the analog VLF (default mmse; zf divides by h and blows up deep fades on "
+                        "Rayleigh; identity: no equaliser, the paper's AWGN receiver, AWGN only)")
     g.add_argument("--seed", type=int, default=0, help="channel and diffusion seed (default 0)")
     g = parser.add_argument_group("models")
     g.add_argument("--blip2-checkpoint", "--checkpoint", dest="blip2_checkpoint",

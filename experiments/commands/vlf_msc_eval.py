@@ -59,8 +59,10 @@ Metrics
   (torchmetrics, :func:`semantic.metrics.image_quality`; MS-SSIM needs sides of >= 161 px and is left
   empty below, the manifest says so).
 * Equaliser: VLF-MSC's analog VLF uses ``--equalizer`` (default ``mmse``: ZF's received-VLF NMSE on
-  per-symbol Rayleigh is 16 at 0 dB), DeepSC ``--deepsc-equalizer`` (default ``mmse``), the digital
-  baselines ZF (what their demapper needs); ``metrics.csv`` records each row's in ``equalizer``.
+  per-symbol Rayleigh is 16 at 0 dB; ``identity``, AWGN only, hands the decoders ``y`` as received: the
+  paper's AWGN receiver, where MMSE would scale it by ``1 / (1 + N0)``), DeepSC ``--deepsc-equalizer``
+  (default ``mmse``), the digital baselines ZF (what their demapper needs); ``metrics.csv`` records each
+  row's in ``equalizer``.
 
 Outputs (``--out``)
 -------------------
@@ -132,9 +134,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("channel")
     g.add_argument("--channel", default="awgn", choices=("awgn", "rayleigh"),
                    help="channel model shared by all systems (default awgn; Rayleigh: per-symbol)")
-    g.add_argument("--equalizer", default="mmse", choices=("mmse", "zf"),
-                   help="equaliser of VLF-MSC's analog VLF (default mmse, as DeepSC's --deepsc-equalizer; the digital "
-                        "baselines always use ZF, the unbiased estimate their demapper needs)")
+    g.add_argument("--equalizer", default="mmse", choices=("mmse", "zf", "identity"),
+                   help="receiver of VLF-MSC's analog VLF (default mmse, as DeepSC's --deepsc-equalizer; identity: no "
+                        "equaliser, the paper's AWGN receiver, AWGN only; the digital baselines always use ZF, the "
+                        "unbiased estimate their demapper needs)")
     g.add_argument("--snr-db", default="-5:10:2.5",
                    help="Es/N0 per complex channel use in dB: start:stop:step (inclusive) or a comma list "
                         "(default -5:10:2.5); write negative starts as --snr-db=-5:10:2.5")
@@ -159,7 +162,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--num-beams", type=positive_int_arg, default=1)
     g = parser.add_argument_group("baselines")
     g.add_argument("--deepsc-checkpoint", default=None, help="trained DeepSC folder (save_pretrained layout)")
-    g.add_argument("--deepsc-equalizer", default="mmse", choices=("mmse", "zf"))
+    g.add_argument("--deepsc-equalizer", default="mmse", choices=("mmse", "zf", "identity"),
+                   help="DeepSC's receiver (default mmse; identity: no equaliser, AWGN only)")
     g.add_argument("--deepsc-min-coverage", type=float, default=0.9,
                    help="refuse a DeepSC checkpoint whose vocabulary covers less than this share of the baselines' "
                         "caption tokens (default 0.9; words outside it become <unk>); 0 disables the check")

@@ -21,7 +21,8 @@ import math
 from typing import Dict, List, Optional, Sequence
 
 __all__ = ["parse_snr_list", "snr_list_arg", "parse_name_list", "parse_device", "positive_int_arg", "parse_int",
-           "int_arg", "float_arg", "snr_db_arg", "snr_pair_arg", "harden_parser", "COUNT_LIMITS", "SNR_DB_LIMIT", "INT_LIMIT"]
+           "int_arg", "float_arg", "snr_db_arg", "snr_pair_arg", "harden_parser", "COUNT_LIMITS", "SNR_DB_LIMIT", "INT_LIMIT",
+           "OPTION_HELP", "complete_help", "AutoGrid", "parse_snr_grid", "snr_grid_arg"]
 
 #: Every SNR a command takes lies in [-SNR_DB_LIMIT, SNR_DB_LIMIT] dB (N0 from 1e-20 to 1e20 times Es).
 SNR_DB_LIMIT = 200.0
@@ -382,4 +383,153 @@ def positive_int_arg(text: str, allow_exponent: bool = False) -> int:
     return v
 
 
+# --------------------------------------------------------------------------------------------
+# Help texts: one per concept, and every help line with its choices and default
+# --------------------------------------------------------------------------------------------
+#: The help line of an option that means the same on every command that has it (used where a command's
+#: parser gives none: one concept, one name, one explanation).
+OPTION_HELP: Dict[str, str] = {
+    "--seed": "master seed (every random stream of the run derives from it)",
+    "--split-seed": "seed of the seen/unseen class split",
+    "--out": "output folder (created; reruns resume)",
+    "--no-progress": "no progress bars or per-point progress lines",
+    "--batch-size": "examples per batch",
+    "--train-batch-size": "examples per training batch",
+    "--steps": "training steps",
+    "--lr": "learning rate",
+    "--weight-decay": "AdamW weight decay",
+    "--grad-accum": "batches accumulated per optimiser step",
+    "--projection-lr": "learning rate of the VLF projection",
+    "--checkpoint-every": "training steps between checkpoints",
+    "--save-every": "training steps between checkpoints",
+    "--limit": "use only the first N images",
+    "--channel": "channel of the transmission",
+    "--equalizer": "equaliser of the analog link: MMSE (biased, for features) or ZF",
+    "--deepsc-equalizer": "equaliser of DeepSC's analog link",
+    "--unseen-fraction": "share of the classes held out as unseen (zero-shot evaluation)",
+    "--snr-min": "training SNR range, low end [dB] (Es/N0 per complex channel use)",
+    "--snr-max": "training SNR range, high end [dB] (Es/N0 per complex channel use)",
+    "--hidden-dim": "hidden width of the JSCC MLP",
+    "--n-ctx": "learnable prompt context tokens (TAPL)",
+    "--ctx-init": "text the prompt context is initialised from",
+    "--max-new-tokens": "longest generated caption, in tokens",
+    "--num-beams": "beam width of the caption decoder (1: greedy)",
+    "--blip2-checkpoint": "BLIP-2 checkpoint (hub id or local folder)",
+    "--sd-checkpoint": "Stable Diffusion checkpoint (hub id or local folder)",
+    "--allow-download": "allow downloading missing checkpoints (never when HF_HUB_OFFLINE is set)",
+    "--mixed-precision": "mixed-precision training",
+    "--train-text-encoder": "also train the diffusion model's text encoder",
+    "--dataset": "layout of --data",
+    "--shard-size": "features per safetensors shard",
+    "--num-workers": "data-loader worker processes",
+    "--complexity-images": "images timed per module in the complexity study",
+    "--btir-codec": "image codec of BT-IR",
+    "--tapl-classes-per-step": "classes per TAPL training step (0: all seen classes)",
+    "--max-bits-per-element": "largest quantiser resolution a matched budget may choose, bits per element",
+}
+
+
+def _shown(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def complete_help(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give every option of ``parser`` (and of its sub-parsers) a help line that lists its choices and its
+    default: an option without help takes :data:`OPTION_HELP`'s line for its name, and ``(choices: ...)``
+    / ``(default: ...)`` are appended where the line does not already say them. Flags (no value) and
+    ``None`` defaults show no default. Returns ``parser``.
+
+    Examples
+    --------
+    >>> p = argparse.ArgumentParser()
+    >>> _ = p.add_argument("--seed", type=int, default=0)
+    >>> _ = p.add_argument("--mode", default="a", choices=("a", "b"), help="the mode")
+    >>> _ = complete_help(p)
+    >>> [a.help for a in p._actions[1:]]
+    ['master seed (every random stream of the run derives from it) (default: 0)', 'the mode (choices: a, b; default: a)']
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                complete_help(sub)
+            continue
+        if isinstance(action, argparse._HelpAction) or action.help == argparse.SUPPRESS:
+            continue
+        text = (action.help or "").strip()
+        if not text or text.startswith("("):   # none, or only a bound (harden_parser's "(at most N)")
+            line = next((OPTION_HELP[o] for o in action.option_strings if o in OPTION_HELP), None)
+            if line is None:
+                continue
+            text = f"{line} {text}".strip()
+        adds = []
+        if action.choices is not None and not all(str(c) in text for c in action.choices):
+            adds.append("choices: " + ", ".join(str(c) for c in action.choices))
+        flag = action.nargs == 0
+        default = action.default
+        if (not flag and default is not None and default is not argparse.SUPPRESS and default != []
+                and "default" not in text.lower()):
+            adds.append(f"default: {_shown(default)}")
+        if adds:
+            text = f"{text} ({'; '.join(adds).replace('%', '%%')})"
+        action.help = text
+    return parser
+
+
 positive_int_arg.positive_int = True  # harden_parser bounds the options that use it
+
+
+class AutoGrid:
+    """``--snr-db auto[:START:STOP[:STEP]]``: the adaptive grid of
+    :func:`phy.sim.adaptive.simulate_ber_adaptive` from ``start`` to ``stop`` dB (coarse step ``step``).
+
+    Examples
+    --------
+    >>> grid = parse_snr_grid("auto:-2:12:0.5")
+    >>> isinstance(grid, AutoGrid), grid.start, grid.stop, grid.step
+    (True, -2.0, 12.0, 0.5)
+    """
+
+    DEFAULT = (0.0, 40.0, 1.0)
+
+    def __init__(self, start: float, stop: float, step: float):
+        self.start, self.stop, self.step = float(start), float(stop), float(step)
+
+    def __repr__(self) -> str:
+        return f"auto:{self.start:g}:{self.stop:g}:{self.step:g}"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, AutoGrid) and repr(self) == repr(other)
+
+
+def parse_snr_grid(text: str):
+    """``auto``, ``auto:START:STOP`` or ``auto:START:STOP:STEP`` -> :class:`AutoGrid`; anything else
+    -> :func:`parse_snr_list`.
+
+    Examples
+    --------
+    >>> parse_snr_grid("auto"), parse_snr_grid("auto:-2:12:0.5"), parse_snr_grid("0:4:2")
+    (auto:0:40:1, auto:-2:12:0.5, [0.0, 2.0, 4.0])
+    """
+    if isinstance(text, str) and text.strip().lower().startswith("auto"):
+        parts = text.strip().split(":")
+        if parts[0].lower() != "auto" or len(parts) not in (1, 3, 4):
+            raise ValueError(f"--snr-db {text!r}: expected auto, auto:START:STOP or auto:START:STOP:STEP")
+        vals = list(AutoGrid.DEFAULT)
+        for i, part in enumerate(parts[1:]):
+            vals[i] = _float(part, ("--snr-db auto start", "--snr-db auto stop", "--snr-db auto step")[i])
+        if not vals[0] < vals[1]:
+            raise ValueError(f"--snr-db {text!r}: START must be below STOP")
+        if not vals[2] > 0:
+            raise ValueError(f"--snr-db {text!r}: STEP must be > 0")
+        return AutoGrid(*vals)
+    return parse_snr_list(text)
+
+
+def snr_grid_arg(text: str):
+    """argparse ``type=`` for :func:`parse_snr_grid`."""
+    try:
+        return parse_snr_grid(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None

@@ -51,6 +51,8 @@ COMMAND_EXTRAS: Dict[str, str] = {
     "vlf-msc": "vlf-msc",
     "train-image-decoder": "vlf-msc",
     "train-text-projection": "vlf-msc",
+    "blip2-captions": "vlf-msc",
+    "train-deepsc": "vlf-msc",
     "vlf-msc-eval": "vlf-msc",
     "semclip": "semclip",
     "semclip-eval": "semclip",

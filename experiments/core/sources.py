@@ -176,18 +176,26 @@ def register_source(name: str, override: bool = False):
 
 
 class _LazyMiniLM:
-    """MiniLM encoder loaded on first use (the feature cache usually makes it unnecessary)."""
+    """MiniLM encoder loaded on first use; each call's embeddings are kept in the MiniLM cache folder
+    (:func:`semantic.sentences.encode_cached`: keyed by the call's exact texts, so a seeded run that makes the
+    same calls again -- the text scheme's received sentences -- encodes nothing and gets the same numbers)."""
 
-    def __init__(self, device: str = "cpu"):
+    def __init__(self, device: str = "cpu", cache_dir: Optional[Union[str, Path]] = None):
         self.device = device
+        self.cache_dir = cache_dir
         self._enc = None
 
-    def __call__(self, sentences: Sequence[str]) -> torch.Tensor:
+    def encode(self, sentences: Sequence[str]) -> torch.Tensor:
         if self._enc is None:
             from semantic.sentences import MiniLMEncoder
 
             self._enc = MiniLMEncoder(device=self.device)
         return self._enc.encode(list(sentences))
+
+    def __call__(self, sentences: Sequence[str]) -> torch.Tensor:
+        from semantic.sentences import encode_cached
+
+        return encode_cached(list(sentences), self, self.cache_dir)
 
 
 @register_source("pydoc-minilm")
@@ -199,7 +207,7 @@ def _pydoc_minilm(max_items: Optional[int] = None, cache_dir: Optional[Union[str
 
     sentences = load_pydoc_corpus(max_sentences=max_items)
     feats = corpus_features(sentences, cache_dir=cache_dir, device=device)
-    return FeatureSource("pydoc-minilm", feats, sentences, _LazyMiniLM(device),
+    return FeatureSource("pydoc-minilm", feats, sentences, _LazyMiniLM(device, cache_dir),
                          {"corpus": "pydoc_data.topics", "corpus_hash": corpus_hash(sentences),
                           "encoder": "sentence-transformers/all-MiniLM-L6-v2"})
 

@@ -7,7 +7,7 @@ target). The design and the delivery rule are shared with ``transform-ideal`` (:
 A codeword spans the fewest whole examples whose channel uses (data symbols on an OFDM grid) reach 512, the uses
 of a 1024-bit QPSK codeword: ``ceil(512 / U)`` examples for ``U`` uses each. The same rule sets the span of the
 5G LDPC codewords of ``transform-ldpc5g-amc`` for every MCS, so the ideal code and the practical one code over
-the same number of examples.
+the same number of examples (an MCS below 0 sends its codeword ``r`` times, over ``r`` times as many examples).
 """
 from __future__ import annotations
 

@@ -28,7 +28,8 @@ def _symbol_budget(budget: int, grid) -> int:
 
 
 #: A codeword spans the fewest whole examples whose channel uses (data symbols on a grid) reach this many: the
-#: uses of a 1024-bit QPSK codeword. One rule for the ideal code and for every MCS of the 5G LDPC scheme.
+#: uses of a 1024-bit QPSK codeword. One rule for the ideal code and for every MCS of the 5G LDPC scheme (whose
+#: MCS below 0 repeat that codeword r times, over r times as many examples).
 _MIN_CODEWORD_USES = 512
 
 

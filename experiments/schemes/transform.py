@@ -83,7 +83,8 @@ class TransformAMCScheme(_FittedScheme):
     (:func:`phy.link.amc.estimate_bler`: CRC + LDPC + QAM + the shared channel, separate seeds) and
     cached for the run. A codeword spans the fewest whole examples whose uses reach 512 (those of a 1024-bit QPSK
     codeword; the rule of the ideal code, for every MCS; :func:`phy.link.amc.codeword_layout` with
-    ``min_codeword_bits = 512 x bits per symbol``, fewer examples where one 5G LDPC codeword cannot hold them),
+    ``min_codeword_bits = 512 x bits per symbol``, fewer examples where one 5G LDPC codeword cannot hold them; an
+    MCS below 0 repeats the codeword ``r`` times over ``r`` times as many examples),
     so the per-example budget is an average; a codeword whose CRC fails erases
     its examples, which get the training mean. Over an OFDM grid an example's uses in the layout are the data
     symbols of the budget's whole slots, and the BLERs and codewords go through the grid (pilots, LS, LMMSE).

@@ -331,6 +331,10 @@ class Context:
         from baselines.djscc import conv_bottleneck_fits
 
         a = self.args
+        if a.djscc_ir:  # a trained folder: its own architecture decides (loading it checks L)
+            return "given", ""
+        if a.djscc_ir_arch == "vit":  # the ViT codec carries any L (puncturing)
+            return "vit", ""
         H, nd = self.image_shape[1], self._num_down()
         dense = 16 * (H // 2 ** nd) ** 2 * 2 * L  # latent_channels * s^2 * 2L weights of the dense layer
         fits = conv_bottleneck_fits(H, nd, L)
@@ -347,27 +351,24 @@ class Context:
         """DJSCC-IR image codec with ``L`` channel uses at the CLIP input resolution."""
         import torch
 
-        from baselines.djscc import ImageJSCCCodec, train_image_jscc
+        from baselines.djscc import train_image_jscc
+        from baselines.djscc_vit import load_image_jscc
 
         key = ("djscc-ir", L)
         if key in self._cache:
             return self._cache[key]
+        given = self._given(self.args.djscc_ir, L)
         bottleneck, why = self.djscc_ir_bottleneck(L)
         if bottleneck is None:
             raise ValueError(why)
-        given = self._given(self.args.djscc_ir, L)
-        conv = "-conv" if bottleneck == "conv" else ""
-        folder = given if given is not None else self.out / "models" / f"djscc-ir{self._tag}{conv}-L{L}"
+        kind = {"conv": "-conv", "vit": "-vit"}.get(bottleneck, "")
+        folder = given if given is not None else self.out / "models" / f"djscc-ir{kind}{self._tag}-L{L}"
         if given is not None or (folder / "train_history.json").is_file():
-            codec = ImageJSCCCodec.from_pretrained(folder, equalizer=self.args.equalizer)
+            codec = load_image_jscc(folder, equalizer=self.args.equalizer)
             if codec.channel_uses != L:
                 raise ValueError(f"--djscc-ir {folder} has L={codec.channel_uses}, expected {L} (use {{L}})")
         else:
-            with torch.random.fork_rng(devices=[]):  # seeded init (--seed), global stream untouched
-                torch.manual_seed(self.args.seed)
-                codec = ImageJSCCCodec.build(image_size=self.image_shape[1], channel_uses=L,
-                                             hidden=self.args.djscc_hidden, num_down=self._num_down(),
-                                             equalizer=self.args.equalizer, bottleneck=bottleneck)
+            codec = self._build_djscc_ir(L, bottleneck)
             if not train:
                 return codec
             imgs, _ = self.train_images()
@@ -379,6 +380,23 @@ class Context:
         codec.to(self.device).eval().requires_grad_(False)
         self._cache[key] = codec
         return codec
+
+    def _build_djscc_ir(self, L: int, bottleneck: str):
+        """A fresh DJSCC-IR codec (seeded by ``--seed``): the ViT one (``bottleneck == "vit"``) or ADJSCC."""
+        import torch
+
+        from baselines.djscc import ImageJSCCCodec
+        from baselines.djscc_vit import ViTJSCCCodec
+
+        with torch.random.fork_rng(devices=[]):  # seeded init (--seed), global stream untouched
+            torch.manual_seed(self.args.seed)
+            if bottleneck == "vit":
+                dim = 4 * max(4, -(-self.args.djscc_hidden // 4))
+                return ViTJSCCCodec.build(image_size=self.image_shape[1], channel_uses=L, dim=dim, depth=2,
+                                          heads=4, equalizer=self.args.equalizer)
+            return ImageJSCCCodec.build(image_size=self.image_shape[1], channel_uses=L,
+                                        hidden=self.args.djscc_hidden, num_down=self._num_down(),
+                                        equalizer=self.args.equalizer, bottleneck=bottleneck)
 
     def djscc_ft(self, L: int, train: bool = True):
         """DJSCC-FT with ``L`` channel uses, a head over the seen classes (global ids)."""
@@ -414,18 +432,45 @@ class Context:
         self._cache[key] = model
         return model
 
-    def btir(self, L: int):
-        from baselines.bt_ir import BTIR, CompressAICodec, PillowCodec
+    def btir_codec(self):
+        """BT-IR's source codec (``--btir-codec``); the learned one loaded from ``--btir-model`` or trained in the
+        run into ``<out>/models/btir-codec`` (``--train-steps`` per quality level)."""
+        import torch
 
-        codec = (CompressAICodec(device=self.device) if self.args.btir_codec == "cheng2020-attn"
-                 else PillowCodec(self.args.btir_codec))
+        from baselines.bt_ir import CompressAICodec, PillowCodec
+        from baselines.learned_codec import LearnedCodec, train_levels
+
+        if "btir-codec" in self._cache:
+            return self._cache["btir-codec"]
+        name = self.args.btir_codec
+        if name == "cheng2020-attn":
+            codec = CompressAICodec(device=self.device)
+        elif name != "learned":
+            codec = PillowCodec(name)
+        else:
+            folder = Path(self.args.btir_model) if self.args.btir_model else self.out / "models" / "btir-codec"
+            if self.args.btir_model or (folder / "codec.json").is_file():
+                codec = LearnedCodec.from_pretrained(folder, device=self.device)
+            else:
+                with torch.enable_grad():
+                    codec = train_levels(self.train_images()[0], steps=self.args.train_steps,
+                                         channels=max(8, self.args.djscc_hidden), seed=self.args.seed,
+                                         device=self.device)
+                codec.save_pretrained(folder)
+        self._cache["btir-codec"] = codec
+        return codec
+
+    def btir(self, L: int):
+        from baselines.bt_ir import BTIR
+
+        codec = self.btir_codec()
         capacity = "awgn" if self.args.channel == "awgn" else "rayleigh_ergodic"
         return BTIR(codec, channel_uses=L, capacity=capacity)
 
     def system_channel_uses(self, system: str, L: int) -> int:
         """The channel uses ``system`` spends per image when asked for ``L`` (CLIP-FT: always ``N/2``;
-        the upper bound: none, it has no channel)."""
-        if system == "upper-bound":
+        the upper bounds: none, they have no channel)."""
+        if system in ("upper-bound", "upper-bound-tapl"):
             return 0
         return math.ceil(self.token_dim / 2) if system == "clip-ft" else int(L)
 

@@ -94,6 +94,11 @@ def _fmt(v: str) -> str:
     return "n/a" if math.isnan(f) else f"{100 * f:.2f}"
 
 
+
+def _fmt_of(ctx) -> str:
+    """The figures' file format (``--format``; png when the arguments predate it)."""
+    return getattr(ctx.args, "format", None) or "png"
+
 def study_snr(ctx: Context, systems: Sequence[str], snrs: Sequence[float], table_snrs: Sequence[float]) -> int:
     """Accuracy vs SNR (fig. 3, table I); returns the number of rows added to ``accuracy_vs_snr.csv``.
 
@@ -121,12 +126,12 @@ def study_snr(ctx: Context, systems: Sequence[str], snrs: Sequence[float], table
               f"({', '.join(snr_tag(t) for t in table_snrs)} dB), evaluated there only", flush=True)
     added = _sweep(ctx, table, points, es)
     rows = [r for r in _rows(out / "accuracy_vs_snr.csv") if r["channel"] == ctx.args.channel]
-    plot_metric_vs_snr(_series(rows, "snr_db", "top1", systems), out / "fig3_top1_vs_snr.png",
+    plot_metric_vs_snr(_series(rows, "snr_db", "top1", systems), out / f"fig3_top1_vs_snr.{_fmt_of(ctx)}",
                        ylabel="zero-shot top-1 accuracy (unseen classes)",
                        title=f"accuracy vs SNR ({ctx.args.channel})")
     rs = _series(rows, "snr_db", "retrieval_top1", [s for s in systems if s != "djscc-ft"])
     if rs:
-        plot_metric_vs_snr(rs, out / "fig3_retrieval_vs_snr.png", ylabel="text-to-image retrieval top-1",
+        plot_metric_vs_snr(rs, out / f"fig3_retrieval_vs_snr.{_fmt_of(ctx)}", ylabel="text-to-image retrieval top-1",
                            title=f"retrieval vs SNR ({ctx.args.channel})")
     # table I: top-1 / top-5 at the selected SNRs (those that were run)
     have = sorted({float(r["snr_db"]) for r in rows})
@@ -181,7 +186,7 @@ def study_bandwidth(ctx: Context, systems: Sequence[str], Ls: Sequence[int], snr
     added = _sweep(ctx, table, points, ctx.eval_set())
     rows = [r for r in _rows(out / "accuracy_vs_bandwidth.csv")
             if r["channel"] == ctx.args.channel and float(r["snr_db"]) == float(snr)]
-    plot_metric_vs_snr(_series(rows, "bandwidth_ratio", "top1", systems), out / "fig4_top1_vs_bandwidth.png",
+    plot_metric_vs_snr(_series(rows, "bandwidth_ratio", "top1", systems), out / f"fig4_top1_vs_bandwidth.{_fmt_of(ctx)}",
                        xlabel="bandwidth ratio L / (C H W)", ylabel="zero-shot top-1 accuracy (unseen classes)",
                        title=f"accuracy vs bandwidth ratio at {snr:g} dB ({ctx.args.channel})")
     return added

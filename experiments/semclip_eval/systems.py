@@ -10,9 +10,11 @@ from experiments.semclip_eval.context import Context, EvalSet, snr_tag
 __all__ = ["SYSTEMS", "SYSTEM_LABELS", "IMAGE_QUALITY", "chance_metrics", "evaluate_point"]
 
 #: The systems ``--systems`` may name (the upper bound, SemCLIP and its ablations, the baselines).
-SYSTEMS = ("upper-bound", "semclip", "semclip-notapl", "semclip-noaf", "clip-ft", "djscc-ft", "djscc-ir", "bt-ir")
+SYSTEMS = ("upper-bound", "upper-bound-tapl", "semclip", "semclip-notapl", "semclip-noaf", "clip-ft", "djscc-ft",
+           "djscc-ir", "bt-ir")
 #: The legend label of each system.
-SYSTEM_LABELS = {"upper-bound": "Upper bound", "semclip": "SemCLIP", "semclip-notapl": "SemCLIP w/o TAPL",
+SYSTEM_LABELS = {"upper-bound": "Upper bound", "upper-bound-tapl": "Upper bound (TAPL)", "semclip": "SemCLIP",
+                 "semclip-notapl": "SemCLIP w/o TAPL",
                  "semclip-noaf": "SemCLIP w/o TAPL & AF",
                  "clip-ft": "CLIP-FT", "djscc-ft": "DJSCC-FT", "djscc-ir": "DJSCC-IR", "bt-ir": "BT-IR"}
 #: The image-quality columns (of the systems that output an image).
@@ -71,12 +73,8 @@ def evaluate_point(ctx: Context, system: str, es: EvalSet, snr_db: float, L: int
     dev, bs = ctx.device, ctx.args.batch_size
     note = ""
     with torch.no_grad():
-        if system == "upper-bound":  # the ideal link: the clean CLIP token through TAPL as trained (fig. 3, table II)
-            perf = ctx.performer(L)
-            logits = torch.cat([perf(es.features[i:i + bs].to(dev), es.class_names).float().cpu()
-                                for i in range(0, len(es), bs)])
-            return dict(channel_uses=0, note=f"ideal link: clean CLIP token, TAPL trained through the L={L} JSCC; "
-                                             "no channel", **_metrics_from_logits(logits, es.labels))
+        if system in ("upper-bound", "upper-bound-tapl"):
+            return _upper_bound(ctx, system, es, L)
         if system in ("semclip", "semclip-notapl", "semclip-noaf"):
             per_snr = system == "semclip-noaf" and ctx.args.ablation_per_snr
             codec = ctx.jscc(L, use_af=system != "semclip-noaf", train_snr=snr_db if per_snr else None)
@@ -168,6 +166,23 @@ def evaluate_point(ctx: Context, system: str, es: EvalSet, snr_db: float, L: int
                 m["note"] += f"; {quality.note()}"
             return dict(channel_uses=bt.channel_uses, **quality.means(), **m)
     raise ValueError(f"system must be one of {list(SYSTEMS)}, got {system!r}")
+
+
+def _upper_bound(ctx: Context, system: str, es: EvalSet, L: int) -> Dict[str, object]:
+    """The ideal link, no channel: ``upper-bound`` is the paper's (the clean CLIP token with CLIP's own zero-shot
+    prompts; fig. 3, table II), ``upper-bound-tapl`` the clean token through the TAPL trained for the channel."""
+    import torch
+
+    dev, bs = ctx.device, ctx.args.batch_size
+    if system == "upper-bound":
+        logits = ctx.plain_logits(es.features, es.class_names)
+        return dict(channel_uses=0, note="ideal link: clean CLIP token, CLIP's zero-shot prompts; no channel",
+                    **_metrics_from_logits(logits, es.labels))
+    perf = ctx.performer(L)
+    logits = torch.cat([perf(es.features[i:i + bs].to(dev), es.class_names).float().cpu()
+                        for i in range(0, len(es), bs)])
+    return dict(channel_uses=0, note=f"ideal link: clean CLIP token, TAPL trained through the L={L} JSCC; "
+                                     "no channel", **_metrics_from_logits(logits, es.labels))
 
 
 class _QualityAccumulator:

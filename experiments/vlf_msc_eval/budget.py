@@ -91,7 +91,7 @@ def _build_baselines(args, need: Sequence[str], system, channel, device, base_ca
     if "ascii-hamming" in need:
         _ascii_baseline(bl, args, channel, device, base_caps, target)
     if "deepsc" in need:
-        _deepsc_baseline(bl, args, device, base_caps, target)
+        _deepsc_baseline(bl, args, channel, device, base_caps, target)
     if set(need) & {"img2img-sc", "img2img-sc-bsc"}:
         _img2img_baselines(bl, args, need, system, channel, base_caps, target)
     return bl
@@ -126,11 +126,14 @@ def _ascii_baseline(bl: _Baselines, args, channel, device, base_caps: List[str],
                       "(phy.fec.codes.Repetition)"}
 
 
-def _deepsc_baseline(bl: _Baselines, args, device, base_caps: List[str], target: int) -> None:
+def _deepsc_baseline(bl: _Baselines, args, channel, device, base_caps: List[str], target: int) -> None:
     """DeepSC from ``--deepsc-checkpoint`` (refused below ``--deepsc-min-coverage`` of the captions' tokens),
     every channel symbol sent ``r`` times under ``--budget matched``."""
     from baselines.deepsc import DeepSC, vocabulary_coverage
     from semantic.checkpoints import resolve_checkpoint
+    from semantic.vlf_msc import link_equalizer
+
+    link_equalizer(args.deepsc_equalizer, channel)  # an identity receiver on fading: refused before loading
 
     path = resolve_checkpoint(args.deepsc_checkpoint, what="DeepSC", required_files=("config.json",),
                               option="--deepsc-checkpoint")
@@ -141,7 +144,8 @@ def _deepsc_baseline(bl: _Baselines, args, device, base_caps: List[str], target:
         raise EvalRefused(
             f"the DeepSC checkpoint {str(path)!r} covers {100 * share:.1f} % of the baselines' caption tokens "
             f"(< --deepsc-min-coverage {100 * args.deepsc_min_coverage:g} %): the other words would be sent as "
-            "<unk>. Train DeepSC on captions (README: 'DeepSC on captions'), or lower --deepsc-min-coverage")
+            "<unk>. Train DeepSC on the BLIP-2 captions of the training images (`semcom blip2-captions`, then "
+            "`semcom train-deepsc`; `semcom reproduce vlf-msc-fig3` does both), or lower --deepsc-min-coverage")
     r = 1
     if args.budget == "matched":
         sent_all = [_deepsc_sentence(c, deepsc.max_words) for c in base_caps]

@@ -74,6 +74,10 @@ def evaluate_points(args, ds, snrs: Sequence[float], systems: Sequence[str], tod
             continue
         ledger[s] = {"mean_channel_uses": sum(uses) / len(uses), "min": min(uses), "max": max(uses)}
     extra = bl.extra
+    if args.text_projection:  # what W_proj was trained towards, beside the reference scored against
+        from experiments.commands.train_text_projection import projection_reference
+
+        extra["text_projection_reference"] = projection_reference(args.text_projection)
     extra.update(ledger=ledger, metric_models=scorers.details(), deepsc_truncated_captions=bl.truncated,
                  baseline_caption=args.baseline_caption, reference=args.reference,
                  equalizers={s: _equalizer_of(s, args) for s in systems})
@@ -167,6 +171,7 @@ def _transmit_point(args, s: str, snr: float, enc: _Encoded, system, channel, bl
     """Send every batch through ``s`` at ``snr``; the channel stream of each batch restarts at a seed fixed by
     (system, channel, SNR value, batch) (the batch size is a recorded setting)."""
     from phy.sim.points import point_seed
+    from semantic.vlf_msc import link_equalizer
 
     n = len(enc.paths)
     pt = _Point([None] * n, [""] * n, {}, [0] * n)
@@ -192,7 +197,7 @@ def _transmit_point(args, s: str, snr: float, enc: _Encoded, system, channel, bl
                 bl.truncated += len(tokenize(preprocess_sentence(base_caps[i]))) > deepsc.max_words  # counted
                 sent.append(_deepsc_sentence(base_caps[i], deepsc.max_words))
             channel.reset(cseed)
-            rx = deepsc.transmit(sent, channel, float(snr), equalizer=args.deepsc_equalizer,
+            rx = deepsc.transmit(sent, channel, float(snr), equalizer=link_equalizer(args.deepsc_equalizer, channel),
                                  repeat=bl.repetition["deepsc"])
             u = deepsc.channel_uses(sent, repeat=bl.repetition["deepsc"])
             for k, i in enumerate(idx):

@@ -55,6 +55,9 @@ class Param:
         Allowed values of a ``str`` parameter (matched case-insensitively, stored as listed).
     unit : str
         Shown in messages (``"s"``, ``"Hz"``, ``"m/s"``, ``"dB"``, ``"rad"``).
+    aliases : mapping str -> str, optional
+        Other spellings of ``choices`` (matched case-insensitively), stored as the choice they name: the
+        canonical spec has one spelling.
 
     Examples
     --------
@@ -72,11 +75,14 @@ class Param:
     high_open: bool = False
     choices: Optional[Tuple[str, ...]] = None
     unit: str = ""
+    aliases: Optional[Tuple[Tuple[str, str], ...]] = None
 
     def describe(self) -> str:
         """``name (type range, default d)`` for error messages and help texts."""
         if self.choices is not None:
             what = "one of " + "|".join(self.choices)
+            if self.aliases:
+                what += ", also written " + "|".join(a for a, _ in self.aliases)
         else:
             what = {int: "int", float: "number", str: "text"}[self.kind]
             parts = []
@@ -97,6 +103,9 @@ class Param:
             text = str(value).strip()
             for c in self.choices:
                 if c.lower() == text.lower():
+                    return c
+            for alias, c in self.aliases or ():
+                if alias.lower() == text.lower():
                     return c
             raise bad
         if isinstance(value, bool):

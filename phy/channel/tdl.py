@@ -33,7 +33,8 @@ class SionnaTDL(Channel):
     Parameters
     ----------
     model : str
-        TDL profile ``"A"``..``"E"`` (Sionna names).
+        TDL profile ``"A"``..``"E"`` (Sionna names); ``"tdl-C"`` is accepted too, the spelling of
+        ``ofdm(model=tdl-C)``, so one spelling works in every spec (the canonical spec stores ``C``).
     delay_spread : float
         RMS delay spread [s].
     carrier_frequency : float
@@ -47,7 +48,7 @@ class SionnaTDL(Channel):
         ``[0, max_speed]`` (Sionna's ``min_speed=0``).
     speed : float, optional
         A fixed terminal speed [m/s] (``min_speed = max_speed = speed``); replaces ``max_speed``.
-        This is the spec's key: ``tdl(model=C,delay_spread=100e-9,speed=30)``.
+        This is the spec's key: ``tdl(model=tdl-C,delay_spread=100e-9,speed=30)``.
 
     Examples
     --------
@@ -59,7 +60,8 @@ class SionnaTDL(Channel):
 
     name = "tdl"
     spec_params = (
-        Param("model", str, "A", choices=TDL_MODELS),
+        # tdl-C is also how ofdm(model=tdl-C) spells it: one spelling in every spec, stored as C
+        Param("model", str, "A", choices=TDL_MODELS, aliases=tuple((f"tdl-{m}", m) for m in TDL_MODELS)),
         Param("delay_spread", float, 300e-9, low=0.0, low_open=True, high=1e-3, unit="s"),
         Param("carrier_frequency", float, 3.5e9, low=0.0, low_open=True, high=100e9, unit="Hz"),
         Param("fft_size", int, 64, low=1, high=4096),
@@ -78,6 +80,8 @@ class SionnaTDL(Channel):
             max_speed = speed
         if isinstance(fft_size, bool) or not isinstance(fft_size, numbers.Integral) or fft_size < 1:
             raise ValueError(f"fft_size must be a positive int, got {fft_size!r}")
+        if isinstance(model, str) and model.lower().startswith("tdl-"):
+            model = model[4:].upper()
         if model not in TDL_MODELS:
             raise ValueError(f"model must be one of {TDL_MODELS} (Sionna's TDL profiles), got {model!r}")
         for name, value, low in (("delay_spread", delay_spread, "> 0"), ("carrier_frequency", carrier_frequency, "> 0"),

@@ -9,7 +9,8 @@
 ================  =====================================================================================
 """
 from .detection import DETECTORS, mrc, mimo_equalize, MIMODetector, diversity_bpsk_ber, mrc_qpsk_ber, zf_qpsk_ber
-from .equalization import Equalizer, equalize, estimate_csi, combine_repetitions, EQUALIZERS, CSI_MODES
+from .equalization import Equalizer, equalize, combine_repetitions, EQUALIZERS
+from .csi import estimate_csi, CSI_MODES
 from .csi import (ls_pilot_uses, ls_error_variance, estimate_mimo_csi, receiver_csi, channel_prior, lmmse_from_ls,
                   pilot_matrix, send_and_estimate)
 from .precoding import mmse_power_allocation, eigenmode_mse, svd_eigenmodes, svd_transmit, PRECODINGS

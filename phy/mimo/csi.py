@@ -54,11 +54,58 @@ from typing import Optional, Tuple
 
 import torch
 
-from phy.channel.base import ChannelOutput
-from phy.mimo.equalization import CSI_MODES, estimate_csi
+from phy.channel.base import ChannelOutput, complex_normal
+from phy.utils.conventions import db_to_lin
 
-__all__ = ["ls_pilot_uses", "ls_error_variance", "estimate_mimo_csi", "receiver_csi", "channel_prior", "lmmse_from_ls",
+__all__ = ["estimate_csi", "CSI_MODES", "ls_pilot_uses", "ls_error_variance", "estimate_mimo_csi", "receiver_csi", "channel_prior", "lmmse_from_ls",
            "pilot_matrix", "send_and_estimate"]
+
+#: The receiver's channel knowledge of :class:`phy.mimo.equalization.Equalizer` (``csi=``): perfect, least-squares pilots, or a noisy estimate.
+CSI_MODES = ("perfect", "ls", "noisy")
+
+
+def estimate_csi(h: Optional[torch.Tensor], no: torch.Tensor, mode: str, generator: torch.Generator,
+                 num_pilots: int = 1, pilot_snr_db: Optional[float] = None, block_length: int = 1
+                 ) -> Optional[torch.Tensor]:
+    """The receiver's estimate of ``h`` ``[..., n]`` (see the module docstring for the modes).
+
+    ``block_length = L > 1``: ``h`` is constant over blocks of ``L`` symbols and the estimation
+    error is drawn once per block (``no`` must then be per example, ``[..., 1]`` or a scalar).
+
+    Examples
+    --------
+    >>> h = torch.ones(1, 4, dtype=torch.complex64)
+    >>> g = torch.Generator().manual_seed(0)
+    >>> torch.equal(estimate_csi(h, torch.tensor([[0.1]]), "perfect", g), h)
+    True
+    >>> h_ls = estimate_csi(h, torch.tensor([[0.1]]), "ls", g, num_pilots=4)
+    >>> h_ls.shape, bool((h_ls != h).all())      # LS estimate: h plus CN(0, N0 / num_pilots)
+    (torch.Size([1, 4]), True)
+    """
+    if mode not in CSI_MODES:
+        raise ValueError(f"csi must be one of {CSI_MODES}, got {mode!r}")
+    if isinstance(block_length, bool) or not isinstance(block_length, numbers.Integral) or block_length < 1:
+        raise ValueError(f"block_length must be a positive int, got {block_length!r}")
+    if h is None or mode == "perfect":
+        return h
+    if mode == "ls":
+        var = no / num_pilots
+    else:
+        var = torch.as_tensor(1.0 / db_to_lin(float(pilot_snr_db)), dtype=no.dtype, device=h.device)
+    std = torch.sqrt(var).to(h.device)
+    L = int(block_length)
+    if L == 1:
+        return h + complex_normal(h.shape, generator, dtype=h.dtype, device=h.device) * std
+    n = h.shape[-1]
+    if n % L:
+        raise ValueError(f"block_length={L} must divide the number of channel uses n={n}")
+    if std.dim() and std.shape[-1] != 1:
+        raise ValueError(f"per-block CSI estimation needs one N0 per example ([..., 1]), got no of shape "
+                         f"{tuple(std.shape)}")
+    e = complex_normal((*h.shape[:-1], n // L), generator, dtype=h.dtype, device=h.device) * std
+    return h + e.unsqueeze(-1).expand(*e.shape, L).reshape(h.shape)
+
+
 
 
 def _pos_int(v, name):

@@ -246,6 +246,8 @@ class GridLMMSE:
         h_ls = torch.stack([yp[..., self.pf[s]] for s in range(S)], 2).to(torch.complex128) / self.x.to(
             torch.complex128)                                                   # [B, R, S, Pt, Pf]
         s2 = no.to(torch.float64).reshape(B, 1, 1, 1) / self.x2                 # [B, 1, 1, 1]
+        # noiseless (N0 = 0): a floor far below every eigenvalue that matters keeps 1 / (lam + s2) finite
+        s2 = s2.clamp_min(1e-12 * float(self.lam.max()))
         g = 1.0 / (self.lam[None] + s2)                                         # [B, S, Pt, Pf]
         z = torch.einsum("ip,brspq,sqj->brsij", self.ut.conj().T, h_ls, self.uf.conj())
         h_hat = torch.einsum("ti,brsij,sfj->brstf", self.at, z * g[:, None].to(z.dtype), self.af)

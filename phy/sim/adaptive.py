@@ -72,8 +72,38 @@ _FINAL_FIT = 3
 #: a final step that lands a little past its aim is kept (there a midpoint costs as much as the final point).
 _REFINE_SLACK = 1.5
 # (chosen by replaying the grid 300 times on measured LDPC curves with the scatter of 100-error points,
-# benchmarks/bench_grid_replay.py: 1.8e7-2.0e7 codewords on average to reach BLER 1e-5 on three curves of
-# the int8 decoder, against 2.3e7-8.5e7 for the previous rule; the documentation's performance page)
+# benchmarks/bench_grid_replay.py: 1.6e7-1.8e7 codewords on average to reach BLER 1e-5 on four curves of the
+# int8 decoder, 90th percentile 2.0e7-2.5e7, with a point accepted at the floor when its 95 % interval reaches
+# below it; aiming the final step lower by its prediction's Monte Carlo spread instead cost more than it saved;
+# the documentation's performance page)
+#: Appended to the ``status`` of a point that ended the march above the floor but with the floor inside its 95 %
+#: confidence interval (accepted as reaching the floor: another point would cost as much again).
+AT_FLOOR = "at the floor within its 95% CI"
+
+
+def _reaches_floor(res: PointResult, metric: str, floor: Optional[float]) -> bool:
+    """The point is below the floor, or its 95 % confidence interval (one that holds its estimate) reaches
+    below it."""
+    if floor is None:
+        return False
+    rate = _rate_of(res, metric)
+    lo, hi = float(getattr(res, f"{metric}_ci_low")), float(getattr(res, f"{metric}_ci_high"))
+    if rate < floor:
+        return True
+    return lo <= rate <= hi and lo < floor   # an interval that holds its estimate (not a row without one)
+
+
+def _mark_at_floor(res: PointResult, table) -> None:
+    """Say in the point's ``status`` (and its CSV row) that it was accepted as at the floor."""
+    if res.status.endswith(AT_FLOOR):
+        return
+    res.status = f"{res.status}; {AT_FLOOR}"
+    if table is not None:
+        key = (res.scheme, res.channel, res.snr_type, res.snr_db)
+        row = table.get(key)
+        if row is not None and not str(row.get("status", "")).endswith(AT_FLOOR):
+            table.discard(key)
+            table.append(dict(row, status=res.status))
 
 
 def _fit_step(pts: Sequence[Tuple[float, float]], target: float) -> Optional[float]:
@@ -117,8 +147,13 @@ def simulate_ber_adaptive(
        above ``0.8 x floor``, and from a point within ``1.25 * max_decades`` of ``0.8 x floor`` it
        takes the final step to ``0.8 x floor``, on the least-squares line through the last (up to
        three) points below 0.5 (a point that lands just above the floor would cost almost as much
-       as the final one and need another). The march ends at the first point **below the floor** (the Sionna-style
-       stop: no higher SNR is simulated), at a point without errors, or at ``stop``.
+       as the final one and need another). Where two noisy points close together look flat (no fall
+       predicted), the least-squares line through the last three falling points sets the step, not a
+       blind ``coarse_step`` (which could land decades below the floor, at ~1/rate the cost). The
+       march ends at the first point **below the floor** (the Sionna-style stop: no higher SNR is
+       simulated), at a point whose 95 % confidence interval reaches below the floor (accepted as at
+       the floor: its ``status`` ends in ``"; at the floor within its 95% CI"``, in the CSV too; one
+       more point would cost about as much again), at a point without errors, or at ``stop``.
     2. **Refine**: while two neighbouring points differ by more than ``max_decades`` decades
        (``1.5 * max_decades`` for the step across the floor, whose midpoint would cost as much as
        the final point) and lie more than ``2 * min_step`` apart, the lower one not below the
@@ -226,8 +261,12 @@ def _march(grid: _Grid, start: float, stop: float, coarse_step: float, max_decad
     metric, floor = grid.metric, grid.floor
     snr = start
     while len(grid.done) < max_points:
-        v = _rate_of(grid.run(snr), metric)
+        res = grid.run(snr)
+        v = _rate_of(res, metric)
         if not v > 0 or grid.below_floor(v) or snr >= stop:
+            break
+        if _reaches_floor(res, metric, floor):   # the floor inside its interval: as good as below it
+            _mark_at_floor(res, grid.table)
             break
         known = [(s, _rate_of(r, metric)) for s, r in sorted(grid.done.items()) if _rate_of(r, metric) > 0]
         falling = sum(1 for _, x in known if x < 0.5)
@@ -245,28 +284,36 @@ def _march_step(known: Sequence[Tuple[float, float]], v: float, floor: Optional[
     """The predicted step from the last point (rate ``v`` below saturation) of ``known`` (``(snr, rate)`` of the
     points with errors, ascending); ``None`` when the curve does not fall."""
     lv = math.log10(v)
+    fall = [p for p in known if p[1] < 0.5][-_FINAL_FIT:]
     final = floor is not None and lv - math.log10(_FINAL_AIM * floor) <= _FINAL_REACH * max_decades
     if final:  # the jump across the floor, on the least-squares line through the last (up to) three
         # points of the falling part (a saturated point would flatten the line)
-        fall = [p for p in known if p[1] < 0.5][-_FINAL_FIT:]
-        return _fit_step(fall, math.log10(_FINAL_AIM * floor)) if len(fall) >= 2 else \
-            _predict_step(known[-3:], math.log10(_FINAL_AIM * floor))
-    want = max_decades
-    if floor is not None:  # land no lower than the furthest point the final jump starts from
-        want = min(want, lv - (math.log10(_FINAL_AIM * floor) + _PRE * max_decades))
-    # saturated points take part: their flat log-rate bends the parabola down, which keeps
-    # the first step into a waterfall short (a point far below the floor costs ~1/rate)
-    return _predict_step(known[-3:], lv - want)
+        aim = math.log10(_FINAL_AIM * floor)
+        step = _fit_step(fall, aim) if len(fall) >= 2 else _predict_step(known[-3:], aim)
+    else:
+        want = max_decades
+        if floor is not None:  # land no lower than the furthest point the final jump starts from
+            want = min(want, lv - (math.log10(_FINAL_AIM * floor) + _PRE * max_decades))
+        aim = lv - want
+        # saturated points take part: their flat log-rate bends the parabola down, which keeps
+        # the first step into a waterfall short (a point far below the floor costs ~1/rate)
+        step = _predict_step(known[-3:], aim)
+    if step is None and len(fall) >= 3:  # two noisy points close together look flat: the line through the last
+        # three falling points instead of a blind coarse step (which can land decades below the floor)
+        fit = _fit_step(fall, aim)
+        step = fit if fit is not None and fit > 0 else None
+    return step
 
 
 def _refine(grid: _Grid, max_decades: float, min_step: float, max_points: int) -> None:
     """2. Refine where neighbours differ by more than ``max_decades`` (lowest SNR first)."""
     while len(grid.done) < max_points:
         pts = [(s, _rate_of(r, grid.metric)) for s, r in sorted(grid.done.items())]
+        at_floor = {s for s, r in grid.done.items() if _reaches_floor(r, grid.metric, grid.floor)}
         gap = None
         for (s0, v0), (s1, v1) in zip(pts, pts[1:]):
-            slack = _REFINE_SLACK if grid.below_floor(v1) else 1.0
-            if (v0 > 0 and v1 > 0 and not grid.below_floor(v0) and math.log10(v0 / v1) > slack * max_decades
+            slack = _REFINE_SLACK if s1 in at_floor else 1.0
+            if (v0 > 0 and v1 > 0 and s0 not in at_floor and math.log10(v0 / v1) > slack * max_decades
                     and s1 - s0 > 2 * min_step):
                 gap = (s0 + s1) / 2
                 break

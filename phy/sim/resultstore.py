@@ -120,7 +120,7 @@ class ResumableCSV:
     * Opening an existing file whose header differs from ``columns`` raises ``ValueError``
       (never silently mixes layouts), with one exception: *derived* columns (``derived``), which are
       computed from the other cells of a row. :meth:`append` fills a derived cell the row does not
-      bring, and a file written before the derived columns existed (its header is ``columns``
+      bring, and a file written before (some of) the derived columns existed (its header is ``columns``
       without them, in order) is rewritten once, atomically, with them computed for every stored row.
 
     Parameters
@@ -190,8 +190,10 @@ class ResumableCSV:
                 if header is None:
                     rows = []
                 else:
-                    upgrade = bool(self.derived) and tuple(header) == tuple(
-                        c for c in self.columns if c not in self.derived)
+                    # written before some derived columns existed: the others, in order
+                    missing = [c for c in self.columns if c not in header]
+                    upgrade = bool(missing) and set(missing) <= set(self.derived) and tuple(header) == tuple(
+                        c for c in self.columns if c not in missing)
                     if tuple(header) != self.columns and not upgrade:
                         raise ValueError(
                             f"{self.path} has columns {header}, expected {list(self.columns)}; "
