@@ -7,13 +7,14 @@ encoding exceeds the budget the receiver gets **nothing**: the image is reported
 (``delivered=False``) and a task that needs it falls to chance — recorded, never hidden.
 
 Codecs (each has ``encode_to_budget(img, max_bits) -> payload or None``, ``payload_bits(payload)`` and
-``decode_payload(payload) -> img``)
-    :class:`baselines.learned_codec.LearnedCodec` (the default of the paper configs): a learned codec with a
+``decode_payload(payload) -> img``):
+
+:class:`baselines.learned_codec.LearnedCodec` (the default of the paper configs): a learned codec with a
     hyperprior and Gaussian-mixture likelihoods after Cheng et al. (CVPR 2020), the paper's reference [21],
     trained by the package; the highest quality level whose payload fits.
-    :class:`PillowCodec` (JPEG or WebP through Pillow; always available): the largest quality
+:class:`PillowCodec` (JPEG or WebP through Pillow; always available): the largest quality
     whose file fits the budget (binary search over quality 1..95).
-    :class:`CompressAICodec` (CompressAI's own pretrained ``cheng2020-attn``): used when ``compressai`` and
+:class:`CompressAICodec` (CompressAI's own pretrained ``cheng2020-attn``): used when ``compressai`` and
     its pretrained weights are available locally; otherwise it fails with a message saying how to
     provide them.
 

@@ -151,6 +151,8 @@ class GMMHyperpriorCodec(ModelMixin, ConfigMixin):
     lmbda : float
         The rate-distortion weight it is trained for (recorded in its config).
 
+    Notes
+    -----
     ``forward(x [B, 3, H, W] in [0, 1])`` returns ``{"x_hat", "likelihoods": {"y", "z"}}`` (training: noisy
     latents); ``compress`` / ``decompress`` are the deployment pair (rounded latents, :class:`LearnedPayload`).
 
