@@ -322,9 +322,19 @@ def test_a_csv_from_before_the_normal_approximation_resumes(full_run, tmp_path):
     resumes to the file an uninterrupted run writes."""
     ref = (full_run / "ber.csv").read_text()
     rows = list(csv.reader(ref.splitlines()))
-    assert rows[0][-1] == "bler_normal_approx"
+    na = rows[0].index("bler_normal_approx")
+    settings = [rows[0].index(c) for c in ("modulation", "k", "n", "coderate", "decoder", "ldpc_iter", "demapping",
+                                           "detector")]
+    for drop in ({na}, {na, *settings}):   # without the column; and as written before the settings columns too
+        with open(tmp_path / "ber.csv", "w", newline="") as fh:      # header + 9 rows, without the column(s)
+            csv.writer(fh, lineterminator="\n").writerows([c for i, c in enumerate(r) if i not in drop]
+                                                          for r in rows[:10])
+        (tmp_path / "ber.settings.json").write_text((full_run / "ber.settings.json").read_text())
+        assert main(ARGS + ["--out", str(tmp_path)]) == 0
+        assert (tmp_path / "ber.csv").read_text() == ref
+        assert json.load(open(tmp_path / "manifest.json"))["rows_resumed"] == 9
     with open(tmp_path / "ber.csv", "w", newline="") as fh:      # header + 9 rows, without the column
-        csv.writer(fh, lineterminator="\n").writerows(r[:-1] for r in rows[:10])
+        csv.writer(fh, lineterminator="\n").writerows([c for i, c in enumerate(r) if i != na] for r in rows[:10])
     (tmp_path / "ber.settings.json").write_text((full_run / "ber.settings.json").read_text())
     assert main(ARGS + ["--out", str(tmp_path)]) == 0
     assert (tmp_path / "ber.csv").read_text() == ref
