@@ -340,8 +340,10 @@ class BERTScore:
         self.num_layers = int(num_layers)
         self.device = str(torch.device(device))
         self.idf = bool(idf)
+        # nthreads=0: the IDF counts in this process; bert-score's default forks a multiprocessing pool, which can
+        # deadlock a process that already runs threads (torch, numba, a data loader)
         self._scorer = bert_score.BERTScorer(model_type=load_from, num_layers=self.num_layers, device=self.device,
-                                             batch_size=self.batch_size, idf=self.idf)
+                                             batch_size=self.batch_size, idf=self.idf, nthreads=0)
         self.details = {"model": model_type, "num_layers": self.num_layers, "source": source, "idf": self.idf,
                          "standard": model_type == DEFAULT_BERTSCORE_MODEL and self.num_layers == DEFAULT_BERTSCORE_LAYER}
 

@@ -107,12 +107,27 @@ def test_bertscore_idf_weights_are_used():
     refs = ["the cat is on the mat .", "a dog is running in a park .", "the blue car is parked ."]
     ours = M.BERTScore(minilm_model_dir(), num_layers=6, batch_size=8, idf=True)(cands, refs)["f1"]
     ref_scorer = bert_score.BERTScorer(model_type=str(minilm_model_dir()), num_layers=6, batch_size=8,
-                                       idf=True, idf_sents=refs)
+                                       idf=True, idf_sents=refs, nthreads=0)
     _, _, f_idf = ref_scorer.score(cands, refs)
     plain = M.BERTScore(minilm_model_dir(), num_layers=6, batch_size=8)(cands, refs)["f1"]
     assert ours.details["idf"] is True
     assert ours.values == pytest.approx(f_idf.tolist(), abs=1e-5)
     assert max(abs(a - b) for a, b in zip(ours.values, plain.values)) > 1e-4
+
+
+def test_bertscore_idf_forks_no_process(monkeypatch):
+    """The IDF weights are counted in this process: bert-score's default forks a multiprocessing pool, which
+    deadlocked the test suite (a forked worker waiting on a lock held by a thread that does not exist in it)."""
+    import bert_score.utils
+
+    def no_pool(*a, **k):
+        raise AssertionError("bert-score started a multiprocessing pool")
+
+    monkeypatch.setattr(bert_score.utils, "Pool", no_pool)
+    cands = ["a cat sits on the mat .", "the dog runs in the park .", "a red car ."]
+    refs = ["the cat is on the mat .", "a dog is running in a park .", "the blue car is parked ."]
+    r = M.BERTScore(minilm_model_dir(), num_layers=6, batch_size=8, idf=True)(cands, refs)
+    assert all(0.3 < f < 1.0 for f in r["f1"].values)
 
 
 def test_bertscore_local_dir_needs_num_layers():
