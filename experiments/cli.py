@@ -33,7 +33,6 @@ USER_ERRORS = (ValueError, OSError)
 #: The largest ``--config`` file read (bytes): a file of options is a few hundred bytes.
 MAX_CONFIG_BYTES = 1 << 20
 
-# name -> (module, one-line help). Modules are imported when the parser is built.
 #: The ``semcom`` sub-commands: name -> (module, one-line help); modules are imported when the parser is built.
 SUBCOMMANDS = {
     "channel": ("experiments.commands.channel_check", "measure a channel's SNR and fading statistics"),
@@ -46,7 +45,7 @@ SUBCOMMANDS = {
     "blip2-captions": ("experiments.commands.blip2_captions", "VLF-MSC: the clean-channel BLIP-2 caption of each image"),
     "train-deepsc": ("experiments.commands.train_deepsc", "VLF-MSC's text baseline: DeepSC trained on a caption corpus"),
     "vlf-msc-eval": ("experiments.commands.vlf_msc_eval", "VLF-MSC vs its baselines, metrics vs SNR"),
-    "semclip": ("experiments.commands.semclip", "SemCLIP: extract | train-jscc | train-tapl | eval"),
+    "semclip": ("experiments.commands.semclip", "SemCLIP: extract | train-jscc | train-tapl | train-djscc | train-codec | eval"),
     "semclip-eval": ("experiments.commands.semclip_eval", "SemCLIP vs its baselines (accuracy vs SNR/bandwidth)"),
     "reproduce": ("experiments.commands.reproduce", "one figure or table of the VLF-MSC / SemCLIP papers, end to end"),
     "plot": ("experiments.commands.plot_runs", "one figure of a metric vs SNR from the CSVs of several runs"),

@@ -64,7 +64,7 @@ def test_command_table_lists_every_command_once():
     names = sorted(cli.build_parser()._subparsers._group_actions[0].choices)
     table = _section("Commands")
     rows = [line for line in table.splitlines() if line.startswith("| `semcom ")]
-    listed = [n for row in rows for n in re.findall(r"`(?:semcom )?([a-z][a-z-]*)`", row.split("|")[1])]
+    listed = [n for row in rows for n in re.findall(r"`(?:semcom )?([a-z][a-z0-9-]*)`", row.split("|")[1])]
     assert sorted(listed) == names, (sorted(listed), names)
 
 

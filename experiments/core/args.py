@@ -528,7 +528,13 @@ def parse_snr_grid(text: str):
 
 
 def snr_grid_arg(text: str):
-    """argparse ``type=`` for :func:`parse_snr_grid`."""
+    """argparse ``type=`` for :func:`parse_snr_grid`: the same grid, or ``ArgumentTypeError`` with its message.
+
+    Examples
+    --------
+    >>> snr_grid_arg("-2:4:2")
+    [-2.0, 0.0, 2.0, 4.0]
+    """
     try:
         return parse_snr_grid(text)
     except ValueError as e:
