@@ -109,6 +109,9 @@ def test_outlier_scheme_leaves_the_axis_with_a_note(monkeypatch, tmp_path):
     assert hi < 10 * max(others) and lo > min(others) / 10      # the range of the data, not of the outlier
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert any(t.startswith("analog, ZF (off scale, up to") for t in labels)
+    bars = {c.get_label(): c.has_yerr for c in ax.containers}   # the outlier's intervals are not drawn across
+    assert bars == {**{k: True for k in bars if "off scale" not in k},  # the axis; the others keep theirs
+                    **{k: False for k in bars if "off scale" in k}} and len(bars) == 4
 
 
 def test_data_limits_clip_references():

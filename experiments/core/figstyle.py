@@ -72,7 +72,7 @@ SCHEME_STYLES: Dict[str, Tuple[str, str]] = {
     "quant-ideal": ("#bcbd22", "<"),
     "quant-ldpc5g-16qam": ("#ff7f0e", ">"),
     "quant-hamming74-16qam": ("#e377c2", "P"),
-    "fbl-separation": ("#8c6d31", "d"),
+    "fbl-separation": ("#a6761d", "d"),  # ochre: far from opta's brown
     "ascii-hamming74-16qam": ("#17becf", "p"),
     # semcom ber (codes): colours of their own, so a BER run merged with a comparison keeps every colour
     "none": ("#7b4173", "o"),

@@ -313,6 +313,8 @@ def metric_figure(series: Mapping[str, Tuple[Sequence[float], Sequence[float]]],
     for label in data_labels:
         x, y, err = cleaned[label]
         shown = _off_scale(label, outliers[label]) if label in outliers else label
+        if label in outliers:  # off scale: its intervals would only draw lines across the axis
+            err = None
         ax.errorbar(x, y, yerr=err, marker=styles[label]["marker"], color=styles[label]["color"], markersize=4,
                     capsize=2, linewidth=1.2, label=shown)
     for j, label in enumerate(refs):
@@ -658,7 +660,7 @@ def _draw_curves(ax, curves, base, styles, logy: bool):
         face = style["color"] if nth == 0 else "none"
         if ok.any():
             yerr = None
-            if np.isfinite(lo[ok]).any() or np.isfinite(hi[ok]).any():
+            if label not in outliers and (np.isfinite(lo[ok]).any() or np.isfinite(hi[ok]).any()):
                 yerr = np.nan_to_num(np.vstack([y[ok] - lo[ok], hi[ok] - y[ok]]), nan=0.0).clip(min=0.0)
             ax.errorbar(x[ok], y[ok], yerr=yerr, color=style["color"], marker=style["marker"],
                         linestyle=linestyle, capsize=2,  # sizes: rcParams / --style
