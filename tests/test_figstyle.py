@@ -214,3 +214,19 @@ def test_every_figure_format(tmp_path):
     assert math.isfinite(float(read_rows(out / "ber.csv")[0]["coderate"]))
     with pytest.raises(SystemExit):
         main(["ber", "--format", "jpg", "--out", str(tmp_path / "x")])
+
+
+def test_legend_inside_the_canvas_however_the_figure_is_saved(tmp_path):
+    """A plain ``fig.savefig`` (what a user or the documentation gallery calls, without a tight box) keeps the
+    legend that sits right of the axes inside the canvas, and the axes keep a usable width."""
+    import io
+
+    long = {f"a long scheme label number {i} / rayleigh(block_length=1,num_rx=1)": ([0, 10], [1.0, 0.1 / (i + 1)])
+            for i in range(6)}
+    fig = plots.metric_figure(long, logy=True)
+    width0 = 6.4
+    fig.savefig(io.BytesIO(), format="png")                     # draws with the figure's own layout
+    renderer = fig.canvas.get_renderer()
+    legend = fig.axes[0].get_legend().get_window_extent(renderer)
+    assert legend.x1 <= fig.bbox.x1 + 1 and legend.x0 >= fig.axes[0].get_window_extent(renderer).x1
+    assert fig.axes[0].get_window_extent(renderer).width / fig.dpi > 0.6 * width0

@@ -415,7 +415,9 @@ def data_limits(curves: Mapping[Any, Sequence[float]], log: bool, *, outlier_dec
 
 
 def place_legend(ax, *, title: Optional[str] = None, fontsize: str = "small"):
-    """The legend beside the axes, right of the data (saved with :func:`save`'s tight box, never clipped).
+    """The legend beside the axes, right of the data; the figure grows by the legend's width and lays itself
+    out (matplotlib's constrained layout), so the legend is inside the canvas however the figure is saved
+    (:func:`save`, a plain ``fig.savefig``, a documentation gallery) and the axes keep their size.
 
     Examples
     --------
@@ -437,8 +439,14 @@ def place_legend(ax, *, title: Optional[str] = None, fontsize: str = "small"):
 
     pairs = sorted(zip(handles, labels), key=lambda hl: rank(hl[0]))
     handles, labels = [h for h, _ in pairs], [lab for _, lab in pairs]
-    return ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
-                     fontsize=fontsize, title=title, title_fontsize="x-small", frameon=False)
+    legend = ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+                       fontsize=fontsize, title=title, title_fontsize="x-small", frameon=False)
+    fig = ax.figure
+    if len(fig.axes) == 1 and fig.get_layout_engine() is None:
+        width = legend.get_window_extent(fig.canvas.get_renderer()).width / fig.dpi
+        fig.set_figwidth(fig.get_figwidth() + width + 0.1)
+        fig.set_layout_engine("constrained")
+    return legend
 
 
 def save(fig, path, *, title: Optional[str] = None, description: Optional[str] = None) -> str:
