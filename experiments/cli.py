@@ -17,7 +17,7 @@ import os
 import sys
 from typing import Dict, List, Optional, Tuple
 
-from experiments.core.args import complete_help, harden_parser
+from experiments.core.args import complete_help, harden_parser, read_user_file
 from phy import __version__
 
 __all__ = ["SUBCOMMANDS", "USER_ERRORS", "CONFIG_PATH_OPTIONS", "CONFIG_NAME_OR_PATH_OPTIONS", "build_parser", "main",
@@ -180,22 +180,10 @@ def config_argv(parser: argparse.ArgumentParser, path: str) -> List[str]:
         except ImportError:
             raise ValueError("--config needs Python 3.11+ (tomllib) or, on Python 3.10, the tomli package "
                              "(pip install tomli)") from None
-    full = os.path.expanduser(path)
-    if not os.path.exists(full):
-        raise ValueError(f"--config {path!r} does not exist; expected a TOML file")
-    if not os.path.isfile(full):
-        raise ValueError(f"--config {path!r} is not a regular file (a folder or a device); expected a TOML file")
+    text = read_user_file(os.path.expanduser(path), name=f"--config {path!r}", expected="a TOML file of options",
+                          limit=MAX_CONFIG_BYTES)
     try:
-        with open(full, "rb") as fh:
-            data = fh.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise ValueError(f"--config {path!r} cannot be read ({exc.strerror or exc}); expected a TOML file") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ValueError(f"--config {path!r} is larger than {MAX_CONFIG_BYTES >> 10} KiB; expected a TOML file of options")
-    try:
-        table = tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ValueError(f"--config {path!r} is not UTF-8 text; expected a TOML file") from None
+        table = tomllib.loads(text)
     except RecursionError:
         raise ValueError(f"--config {path!r} nests too deeply; expected a flat TOML file of options") from None
     except tomllib.TOMLDecodeError as exc:

@@ -85,8 +85,8 @@ import os
 import sys
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from experiments.core.args import (AutoGrid, parse_device, parse_name_list, parse_snr_grid,  # noqa: F401
-                                   parse_snr_list, positive_int_arg, snr_grid_arg, snr_list_arg)
+from experiments.core.args import (AutoGrid, open_unit_arg, parse_device, parse_name_list,  # noqa: F401
+                                   parse_snr_grid, parse_snr_list, positive_int_arg, snr_grid_arg, snr_list_arg)
 
 __all__ = ["add_arguments", "main", "parse_snr_list", "snr_list_arg", "positive_int_arg", "parse_device", "parse_name_list", "build_trial", "DEFAULT_BATCH_BITS", "AutoGrid", "parse_snr_grid", "CODEWORDS", "NA_COLUMN", "normal_approx_reference",
            "SETTING_COLUMNS", "chain_settings"]
@@ -126,14 +126,7 @@ HARMLESS_OPTIONS = {
 # --------------------------------------------------------------------------------------------
 # Argument parsing helpers (the shared ones, the SNR grid included, live in experiments.core.args)
 # --------------------------------------------------------------------------------------------
-def _rate_arg(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an error rate such as 1e-5, got {text!r}") from None
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError(f"must be an error rate in (0, 1), got {text!r}")
-    return v
+_rate_arg = open_unit_arg("an error rate", "1e-5")
 
 
 def _positive_number(text: str) -> float:

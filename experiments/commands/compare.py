@@ -171,7 +171,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from experiments.comparison import (DEFAULT_SCHEMES, KEY_COLUMNS, LDPC_DECODERS, METRIC_INTERVALS,  # noqa: F401
                                     SNR_AXIS_LABEL, VALUE_COLUMNS, CompareConfig, run_compare_points, run_comparison)
-from experiments.core.args import parse_device, positive_int_arg, snr_list_arg
+from experiments.core.args import open_unit_arg, parse_device, positive_int_arg, snr_list_arg
 
 __all__ = ["plot_comparison", "add_arguments", "main"]
 
@@ -358,15 +358,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_executor_arguments(parser)  # --executor local|ray, --num-cpus, --address
 
 
-def _probability(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability such as 0.01, got {text!r}") from None
-    if not 0 < v < 1:
-        raise argparse.ArgumentTypeError(f"must be a probability in (0, 1), got {text!r}")
-    return v
-
+_probability = open_unit_arg("a probability", "0.01")
 
 #: Options of ``semcom compare`` that are not settings of :meth:`CompareConfig.settings` under their own name:
 #: the rows' keys, options recorded through another setting, and those that change no number (with the

@@ -23,6 +23,8 @@ import json
 import os
 from typing import Any, Dict, List, Sequence
 
+from experiments.core.args import read_user_file
+
 #: The largest manifest read (bytes): a run's manifest is a few kilobytes.
 MAX_MANIFEST_BYTES = 16 << 20
 #: Options a replay may not carry or change (they load code, read other files or stop the command).
@@ -146,21 +148,10 @@ def read_manifest(path: str, shown: str = None) -> Dict[str, Any]:
     shown = shown or path
     if os.path.isdir(path):
         path = os.path.join(path, "manifest.json")
-    if not os.path.exists(path):
-        raise ValueError(f"manifest {shown!r} does not exist; expected a run's manifest.json")
-    if not os.path.isfile(path):
-        raise ValueError(f"manifest {shown!r} is not a regular file; expected a run's manifest.json")
+    text = read_user_file(path, name=f"manifest {shown!r}", expected="a run's manifest.json",
+                          limit=MAX_MANIFEST_BYTES)
     try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_MANIFEST_BYTES + 1)
-    except OSError as exc:
-        raise ValueError(f"manifest {shown!r} cannot be read ({exc.strerror or exc})") from None
-    if len(data) > MAX_MANIFEST_BYTES:
-        raise ValueError(f"manifest {shown!r} is larger than {MAX_MANIFEST_BYTES >> 20} MiB; not a run's manifest")
-    try:
-        manifest = json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ValueError(f"manifest {shown!r} is not UTF-8 text") from None
+        manifest = json.loads(text)
     except RecursionError:
         raise ValueError(f"manifest {shown!r} nests too deeply; not a run's manifest") from None
     except json.JSONDecodeError as exc:

@@ -1,4 +1,5 @@
-"""Argument types shared by the ``semcom`` commands: SNR lists, name lists, devices, integers, numbers.
+"""Argument types shared by the ``semcom`` commands: SNR lists, name lists, devices, integers, numbers, and
+the bounded read of a file a user names.
 
 Every command parses these the same way (``--snr-db start:stop:step`` with an inclusive stop, comma
 lists, ``--device`` checked against the machine), and no study module owns them.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from typing import Dict, List, Optional, Sequence
 
 __all__ = ["parse_snr_list", "snr_list_arg", "parse_name_list", "parse_device", "positive_int_arg", "parse_int",
@@ -58,6 +60,70 @@ def _float(text: str, what: str) -> float:
     if not math.isfinite(v):
         raise ValueError(f"{what}: {text!r} must be finite")
     return v
+
+
+def open_unit_arg(what: str, example: str):
+    """argparse ``type=`` for a number strictly between 0 and 1 (a probability, an error rate), named ``what``
+    in its messages with ``example`` as an example.
+
+    Examples
+    --------
+    >>> rate = open_unit_arg("an error rate", "1e-5")
+    >>> rate("1e-5")
+    1e-05
+    >>> rate("1")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be an error rate in (0, 1), got '1'
+    """
+    def convert(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} such as {example}, got {text!r}") from None
+        if not 0 < v < 1:
+            raise argparse.ArgumentTypeError(f"must be {what} in (0, 1), got {text!r}")
+        return v
+
+    convert.__name__ = "number"
+    return convert
+
+
+def read_user_file(path: str, *, name: str, expected: str, limit: int) -> str:
+    """The UTF-8 text of a small file a user names (a config, a manifest), read at most ``limit`` bytes.
+
+    Every refusal is a ``ValueError`` that starts with ``name`` (e.g. ``--config 'run.toml'``) and ends with
+    ``expected``: a missing path, a folder or device, an unreadable file, one larger than ``limit`` (nothing
+    past ``limit + 1`` bytes is read, so ``/dev/zero`` cannot hang it), text that is not UTF-8.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> p = os.path.join(tempfile.mkdtemp(), "a.toml")
+    >>> _ = open(p, "w").write("seed = 1")
+    >>> read_user_file(p, name="--config", expected="a TOML file", limit=1 << 10)
+    'seed = 1'
+    >>> read_user_file(os.path.dirname(p), name="--config", expected="a TOML file", limit=1 << 10)
+    Traceback (most recent call last):
+    ...
+    ValueError: --config is not a regular file (a folder or a device); expected a TOML file
+    """
+    if not os.path.exists(path):
+        raise ValueError(f"{name} does not exist; expected {expected}")
+    if not os.path.isfile(path):
+        raise ValueError(f"{name} is not a regular file (a folder or a device); expected {expected}")
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise ValueError(f"{name} cannot be read ({exc.strerror or exc}); expected {expected}") from None
+    if len(data) > limit:
+        size = f"{limit >> 20} MiB" if limit % (1 << 20) == 0 else f"{limit >> 10} KiB"
+        raise ValueError(f"{name} is larger than {size}; expected {expected}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{name} is not UTF-8 text; expected {expected}") from None
 
 
 def _snr(text: str, what: str) -> float:
