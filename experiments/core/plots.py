@@ -641,20 +641,16 @@ def _draw_curves(ax, curves, base, styles, logy: bool):
         label = base[key] + (f" ({table})" if count[base[key]] > 1 else "")
         nth = drawn_as.get(base[key], 0)
         drawn_as[base[key]] = nth + 1
-        prepared.append((key, label, nth, x, y, lo, hi))
-    values = {}
-    for key, label, nth, x, y, lo, hi in prepared:
-        ok = np.isfinite(x) & np.isfinite(y) & ((y > 0) if logy else True)
-        zero = logy & np.isfinite(x) & np.isfinite(y) & (y == 0) & np.isfinite(hi)
-        values[label] = np.concatenate([y[ok], hi[zero]])
+        ok = np.isfinite(x) & np.isfinite(y) & ((y > 0) if logy else True)    # points drawn
+        zero = logy & np.isfinite(x) & np.isfinite(y) & (y == 0) & np.isfinite(hi)  # no errors: the upper bound
+        prepared.append((key, label, nth, x, y, lo, hi, ok, zero))
+    values = {label: np.concatenate([y[ok], hi[zero]]) for _, label, _, _, y, _, hi, ok, zero in prepared}
     lim, outliers = data_limits(values, log=bool(logy))
     labels: List[str] = []
     any_zero = False
-    for key, label, nth, x, y, lo, hi in prepared:
+    for key, label, nth, x, y, lo, hi, ok, zero in prepared:
         scheme, chan, desc, table = key
         style = styles[(scheme, desc)]
-        ok = np.isfinite(x) & np.isfinite(y) & ((y > 0) if logy else True)
-        zero = logy & np.isfinite(x) & np.isfinite(y) & (y == 0) & np.isfinite(hi)
         shown = _off_scale(label, outliers[label]) if label in outliers else label
         linestyle = CHANNEL_LINESTYLES.get(chan.split("(", 1)[0].lower(), ":")
         face = style["color"] if nth == 0 else "none"
